@@ -1,0 +1,1 @@
+"""Corral's command-line interface (Typer + Rich)."""

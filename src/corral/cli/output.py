@@ -1,0 +1,87 @@
+"""Render a listing as a Rich table, JSON or CSV: every listing takes ``--output``."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+OutputOption = typer.Option(
+    OutputFormat.table, "--output", "-o", help="table, json or csv", case_sensitive=False
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _cell(value: Any) -> str:
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, default=_plain, indent=2, ensure_ascii=False)
+
+
+def emit(
+    rows: Sequence[Mapping[str, Any]],
+    output: OutputFormat,
+    columns: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+    console: Console | None = None,
+) -> None:
+    """Print ``rows`` in the chosen format. JSON keeps every key; table and CSV show ``columns``."""
+    console = console or Console()
+    cols = list(columns) if columns else (list(rows[0].keys()) if rows else [])
+    if output is OutputFormat.json:
+        typer.echo(to_json([dict(r) for r in rows]))
+    elif output is OutputFormat.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(cols)
+        for r in rows:
+            writer.writerow([_cell(r.get(c)) for c in cols])
+        typer.echo(buf.getvalue(), nl=False)
+    else:
+        table = Table(title=title, show_lines=False)
+        for c in cols:
+            table.add_column(c)
+        for r in rows:
+            table.add_row(*(_cell(r.get(c)) for c in cols))
+        console.print(table)
+
+
+def emit_object(obj: Mapping[str, Any], output: OutputFormat, *, title: str | None = None) -> None:
+    """Print one object: JSON as an object, table/CSV as key/value rows."""
+    if output is OutputFormat.json:
+        typer.echo(to_json(dict(obj)))
+        return
+    rows = [{"field": k, "value": _cell(v)} for k, v in obj.items()]
+    emit(rows, output, ["field", "value"], title=title)
