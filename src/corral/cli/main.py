@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "corral.cli.ha",
     "corral.cli.sim",
     "corral.cli.metrics",
+    "corral.cli.sprawl",
 )
 
 
