@@ -1,0 +1,191 @@
+"""The inventory's plain data: facts observed on a hypervisor, and Corral's own metadata.
+
+These are frozen dataclasses with no behaviour beyond derived values, so the
+engines, the sync diff and the tests can build and compare them freely.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+class VMState(str, enum.Enum):
+    running = "running"
+    paused = "paused"
+    shutoff = "shutoff"
+    crashed = "crashed"
+    suspended = "suspended"  # managed save / pmsuspended
+    other = "other"
+
+
+class HostStatus(str, enum.Enum):
+    ok = "ok"
+    unreachable = "unreachable"
+    never_synced = "never-synced"
+
+
+class EventKind(str, enum.Enum):
+    created = "created"
+    deleted = "deleted"
+    started = "started"
+    stopped = "stopped"
+    paused = "paused"
+    resumed = "resumed"
+    resized = "resized"
+    snapshot_taken = "snapshot-taken"
+    snapshot_removed = "snapshot-removed"
+    migrated = "migrated"
+    reappeared = "reappeared"
+    metadata_changed = "metadata-changed"
+    reconfigured = "reconfigured"
+    host_unreachable = "host-unreachable"
+    host_reachable = "host-reachable"
+
+
+class ProtectionTier(str, enum.Enum):
+    replicated = "replicated"
+    restart = "restart"
+    backup_only = "backup-only"
+    none = "none"
+
+
+class Environment(str, enum.Enum):
+    prod = "prod"
+    test = "test"
+    dev = "dev"
+    staging = "staging"
+    lab = "lab"
+
+
+@dataclass(frozen=True, slots=True)
+class Disk:
+    target: str
+    device: str  # disk | cdrom | floppy | lun
+    path: str | None
+    format: str | None = None
+    bus: str | None = None
+    capacity_bytes: int | None = None
+    allocation_bytes: int | None = None
+    backing_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Nic:
+    mac: str
+    type: str  # network | bridge | ethernet | user | direct
+    source: str | None  # network or bridge name
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    name: str
+    created_at: datetime
+    state: str | None = None
+    parent: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerMeta:
+    """Corral's ownership metadata, kept in the store and in the domain's <metadata>."""
+
+    owner: str | None = None
+    department: str | None = None
+    purpose: str | None = None
+    project: str | None = None
+    environment: str | None = None
+    expires_on: date | None = None
+    protection_tier: str | None = None
+    created_by: str | None = None
+    created_on: date | None = None
+    tags: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return self == OwnerMeta()
+
+
+@dataclass(frozen=True, slots=True)
+class VMFacts:
+    """One domain as a hypervisor reports it, at one moment."""
+
+    uuid: str
+    name: str
+    state: VMState
+    vcpus: int
+    memory_max_mib: int
+    memory_mib: int
+    cpu_model: str | None = None
+    os_type: str | None = None
+    arch: str | None = None
+    autostart: bool = False
+    persistent: bool = True
+    is_template: bool = False
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    snapshots: tuple[Snapshot, ...] = ()
+    meta: OwnerMeta = field(default_factory=OwnerMeta)
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    hostname: str
+    cpu_model: str
+    cpu_vendor: str | None
+    cpu_features: tuple[str, ...]
+    sockets: int
+    cores_per_socket: int
+    threads_per_core: int
+    cpus: int
+    mhz: int
+    memory_mib: int
+    arch: str
+    hypervisor_type: str
+    hypervisor_version: str
+    libvirt_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeFacts:
+    name: str
+    path: str
+    capacity_bytes: int
+    allocation_bytes: int
+    format: str | None = None
+    backing_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFacts:
+    name: str
+    uuid: str
+    type: str
+    path: str | None
+    active: bool
+    capacity_bytes: int
+    allocation_bytes: int
+    available_bytes: int
+    volumes: tuple[VolumeFacts, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkFacts:
+    name: str
+    uuid: str
+    active: bool
+    bridge: str | None
+    forward_mode: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostInventory:
+    """Everything read from one host in one pass."""
+
+    host: HostFacts
+    vms: tuple[VMFacts, ...]
+    pools: tuple[PoolFacts, ...]
+    networks: tuple[NetworkFacts, ...]
+    unchanged: tuple[str, ...] = ()  # UUIDs whose fingerprint matched what Corral holds

@@ -1,0 +1,1 @@
+"""The hypervisor adapter: one narrow interface, a libvirt implementation behind it."""

@@ -1,0 +1,211 @@
+"""Read domain XML into VMFacts, and build Corral's <metadata> element.
+
+Every field is read by an XPath; nothing is ever assembled from strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from lxml import etree
+
+from corral.domain.model import Disk, Nic, OwnerMeta, Snapshot, VMFacts, VMState
+from corral.errors import ValidationError
+from corral.hypervisor.xmlsafe import parse
+
+#: Corral's XML namespace inside a domain's <metadata>.
+METADATA_NS = "urn:corral:vm:1"
+METADATA_PREFIX = "corral"
+METADATA_ROOT = "vm"
+
+_UNITS = {
+    "b": 1, "bytes": 1,
+    "k": 1024, "kib": 1024, "kb": 1000,
+    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
+    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
+    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
+}  # fmt: skip
+
+# Text fields of the metadata element, in the order they are written.
+_META_TEXT_FIELDS = (
+    "owner",
+    "department",
+    "purpose",
+    "project",
+    "environment",
+    "protection_tier",
+    "created_by",
+)
+
+
+def _bytes(el: etree._Element | None, default_unit: str = "kib") -> int | None:
+    if el is None or el.text is None:
+        return None
+    unit = (el.get("unit") or default_unit).lower()
+    try:
+        return int(el.text.strip()) * _UNITS[unit]
+    except (ValueError, KeyError):
+        return None
+
+
+def _first(root: etree._Element, path: str) -> etree._Element | None:
+    found = root.find(path)
+    return found
+
+
+def _text(root: etree._Element, path: str) -> str | None:
+    el = root.find(path)
+    if el is None or el.text is None:
+        return None
+    return el.text.strip() or None
+
+
+def parse_disks(root: etree._Element) -> tuple[Disk, ...]:
+    disks = []
+    for d in root.iterfind("devices/disk"):
+        src = d.find("source")
+        path = None
+        if src is not None:
+            path = src.get("file") or src.get("dev") or src.get("volume") or src.get("name")
+        backing = d.find("backingStore/source")
+        disks.append(
+            Disk(
+                target=(d.find("target").get("dev", "") if d.find("target") is not None else ""),
+                device=d.get("device", "disk"),
+                path=path,
+                format=(d.find("driver").get("type") if d.find("driver") is not None else None),
+                bus=(d.find("target").get("bus") if d.find("target") is not None else None),
+                backing_path=(backing.get("file") if backing is not None else None),
+            )
+        )
+    return tuple(disks)
+
+
+def parse_nics(root: etree._Element) -> tuple[Nic, ...]:
+    nics = []
+    for n in root.iterfind("devices/interface"):
+        mac = n.find("mac")
+        src = n.find("source")
+        model = n.find("model")
+        nics.append(
+            Nic(
+                mac=(mac.get("address", "") if mac is not None else "").lower(),
+                type=n.get("type", "unknown"),
+                source=(
+                    (src.get("network") or src.get("bridge") or src.get("dev"))
+                    if src is not None
+                    else None
+                ),
+                model=model.get("type") if model is not None else None,
+            )
+        )
+    return tuple(nics)
+
+
+def parse_metadata(root: etree._Element) -> tuple[OwnerMeta, bool]:
+    """Corral's metadata in a domain (or the bare element); returns (meta, is_template)."""
+    el = root if root.tag == f"{{{METADATA_NS}}}{METADATA_ROOT}" else None
+    if el is None:
+        el = root.find(f"metadata/{{{METADATA_NS}}}{METADATA_ROOT}")
+    if el is None:
+        return OwnerMeta(), False
+    values: dict[str, str] = {}
+    tags: list[str] = []
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue
+        local = etree.QName(child).localname
+        if local == "tags":
+            tags.extend((t.text or "").strip() for t in child if (t.text or "").strip())
+        elif child.text and child.text.strip():
+            values[local.replace("-", "_")] = child.text.strip()
+    meta = OwnerMeta(
+        **{k: values.get(k) for k in _META_TEXT_FIELDS},
+        expires_on=_date(values.get("expires_on")),
+        created_on=_date(values.get("created_on")),
+        tags=tuple(sorted(set(tags))),
+    )
+    return meta, values.get("template", "").lower() in ("1", "true", "yes")
+
+
+def _date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def build_metadata(meta: OwnerMeta, *, is_template: bool = False) -> str:
+    """The <vm> element Corral writes with virDomainSetMetadata (namespace added by libvirt)."""
+    root = etree.Element(METADATA_ROOT)
+    for name in _META_TEXT_FIELDS:
+        value = getattr(meta, name)
+        if value:
+            etree.SubElement(root, name.replace("_", "-")).text = str(value)
+    for name in ("expires_on", "created_on"):
+        value = getattr(meta, name)
+        if value:
+            etree.SubElement(root, name.replace("_", "-")).text = value.isoformat()
+    if is_template:
+        etree.SubElement(root, "template").text = "true"
+    if meta.tags:
+        tags = etree.SubElement(root, "tags")
+        for tag in meta.tags:
+            etree.SubElement(tags, "tag").text = tag
+    return etree.tostring(root, encoding="unicode")
+
+
+def parse_snapshot(xml: str) -> Snapshot:
+    root = parse(xml, "snapshot XML")
+    created = int(_text(root, "creationTime") or 0)
+    return Snapshot(
+        name=_text(root, "name") or "",
+        created_at=datetime.fromtimestamp(created, tz=UTC),
+        state=_text(root, "state"),
+        parent=_text(root, "parent/name"),
+        description=_text(root, "description"),
+    )
+
+
+def parse_domain(
+    xml: str,
+    *,
+    state: VMState,
+    autostart: bool = False,
+    persistent: bool = True,
+    snapshots: tuple[Snapshot, ...] = (),
+) -> VMFacts:
+    """VMFacts from a domain's XML description and the live values libvirt gives beside it."""
+    root = parse(xml, "domain XML")
+    if root.tag != "domain":
+        raise ValidationError(f"expected a <domain> element, found <{root.tag}>.")
+    uuid = _text(root, "uuid")
+    name = _text(root, "name")
+    if not uuid or not name:
+        raise ValidationError("domain XML has no name or UUID.")
+    vcpu_el = root.find("vcpu")
+    vcpus = int(vcpu_el.get("current") or vcpu_el.text or 1) if vcpu_el is not None else 1
+    mem_max = _bytes(root.find("memory")) or 0
+    mem_cur = _bytes(root.find("currentMemory")) or mem_max
+    meta, is_template = parse_metadata(root)
+    os_type_el = root.find("os/type")
+    return VMFacts(
+        uuid=uuid.lower(),
+        name=name,
+        state=state,
+        vcpus=vcpus,
+        memory_max_mib=mem_max // 1024**2,
+        memory_mib=mem_cur // 1024**2,
+        cpu_model=_text(root, "cpu/model") or (root.find("cpu").get("mode") if root.find("cpu") is not None else None),
+        os_type=os_type_el.text if os_type_el is not None else None,
+        arch=os_type_el.get("arch") if os_type_el is not None else None,
+        autostart=autostart,
+        persistent=persistent,
+        is_template=is_template,
+        disks=parse_disks(root),
+        nics=parse_nics(root),
+        snapshots=snapshots,
+        meta=meta,
+    )

@@ -1,0 +1,436 @@
+"""The Hypervisor interface over libvirt-python.
+
+The same code serves libvirt's test driver (node files: Corral's embedded
+default) and real libvirtd hosts. The test driver keeps state per connection
+and never writes it back, so for ``test:///path`` hosts the writes Corral makes
+(metadata, power state, snapshots) are also written into the node file — a
+test-driver host then behaves like a real one across runs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import libvirt
+from lxml import etree
+
+from corral.domain.model import (
+    HostFacts,
+    HostInventory,
+    NetworkFacts,
+    OwnerMeta,
+    PoolFacts,
+    VMFacts,
+    VMState,
+    VolumeFacts,
+)
+from corral.errors import (
+    HostUnreachableError,
+    HypervisorError,
+    NodeFileError,
+    NotFoundError,
+    ValidationError,
+)
+from corral.hypervisor import domxml
+from corral.hypervisor.uri import is_test_file_uri, redact, test_file_path, validate_uri
+from corral.hypervisor.xmlsafe import parse, to_string
+
+log = logging.getLogger(__name__)
+
+TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
+
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: VMState.other,
+    libvirt.VIR_DOMAIN_RUNNING: VMState.running,
+    libvirt.VIR_DOMAIN_BLOCKED: VMState.running,
+    libvirt.VIR_DOMAIN_PAUSED: VMState.paused,
+    libvirt.VIR_DOMAIN_SHUTDOWN: VMState.running,
+    libvirt.VIR_DOMAIN_SHUTOFF: VMState.shutoff,
+    libvirt.VIR_DOMAIN_CRASHED: VMState.crashed,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: VMState.suspended,
+}
+
+_quiet_once = threading.Lock()
+_quiet_done = False
+
+
+def _quiet_libvirt() -> None:
+    """libvirt prints every error to stderr by default; Corral reports them itself."""
+    global _quiet_done
+    with _quiet_once:
+        if not _quiet_done:
+            libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+            _quiet_done = True
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
+
+
+def _check_node_file(uri: str) -> None:
+    path = Path(test_file_path(uri))
+    if not path.is_file():
+        raise NodeFileError(f"node file {path} does not exist.")
+    try:
+        root = parse(path.read_bytes(), f"node file {path}")
+    except ValidationError as exc:
+        raise NodeFileError(exc.message) from None
+    if root.tag != "node":
+        raise NodeFileError(f"node file {path} must have <node> as its root element.")
+
+
+def connect(uri: str, credentials: Credentials | None = None, timeout: float = 15.0) -> LibvirtHypervisor:
+    """Open a connection, or raise one clear error saying why not."""
+    _quiet_libvirt()
+    uri = validate_uri(uri)
+    if is_test_file_uri(uri):
+        _check_node_file(uri)
+
+    def _open() -> libvirt.virConnect:
+        if credentials and (credentials.username or credentials.password):
+            return libvirt.openAuth(uri, _auth(credentials), 0)
+        return libvirt.open(uri)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        conn = pool.submit(_open).result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise HostUnreachableError(f"host {redact(uri)} did not answer within {timeout:.0f} s.") from None
+    except libvirt.libvirtError as exc:
+        raise _open_error(uri, exc) from None
+    finally:
+        pool.shutdown(wait=False)
+    return LibvirtHypervisor(uri, conn)
+
+
+def _auth(creds: Credentials) -> list[Any]:
+    def callback(cred_list: list[list[Any]], _data: object) -> int:
+        for cred in cred_list:
+            if cred[0] == libvirt.VIR_CRED_AUTHNAME:
+                cred[4] = creds.username or ""
+            elif cred[0] == libvirt.VIR_CRED_PASSPHRASE:
+                cred[4] = creds.password or ""
+        return 0
+
+    return [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE], callback, None]
+
+
+def _open_error(uri: str, exc: libvirt.libvirtError) -> HypervisorError:
+    msg = (exc.get_error_message() or str(exc)).strip().rstrip(".")
+    if is_test_file_uri(uri):
+        return NodeFileError(f"libvirt could not load node file {test_file_path(uri)}: {msg}.")
+    return HostUnreachableError(f"could not connect to {redact(uri)}: {msg}.")
+
+
+class LibvirtHypervisor:
+    """A long-lived libvirt connection to one host."""
+
+    def __init__(self, uri: str, conn: libvirt.virConnect) -> None:
+        self.uri = uri
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._node_file = Path(test_file_path(uri)) if is_test_file_uri(uri) else None
+
+    # -- reading --------------------------------------------------------------
+    def read_inventory(self, known: Mapping[str, str] | None = None) -> HostInventory:
+        known = known or {}
+        with self._lock:
+            try:
+                host = self._host_facts()
+                pools = self._pools()
+                vms: list[VMFacts] = []
+                unchanged: list[str] = []
+                for dom in self._conn.listAllDomains(0):
+                    got = self._observe(dom, known, pools)
+                    if isinstance(got, str):
+                        unchanged.append(got)
+                    elif got is not None:
+                        vms.append(got)
+                networks = self._networks()
+            except libvirt.libvirtError as exc:
+                raise self._error("read the inventory", exc) from None
+        return HostInventory(host, tuple(vms), pools, networks, tuple(unchanged))
+
+    def read_vm(self, uuid: str) -> VMFacts | None:
+        with self._lock:
+            dom = self._lookup(uuid, missing_ok=True)
+            if dom is None:
+                return None
+            got = self._observe(dom, {}, self._pools())
+            return got if isinstance(got, VMFacts) else None
+
+    def _observe(
+        self, dom: libvirt.virDomain, known: Mapping[str, str], pools: tuple[PoolFacts, ...]
+    ) -> VMFacts | str | None:
+        """VMFacts for a domain, or its UUID when its fingerprint is unchanged."""
+        try:
+            uuid = dom.UUIDString().lower()
+            xml = dom.XMLDesc(0)
+            state = _STATES.get(dom.state()[0], VMState.other)
+            autostart = bool(dom.autostart())
+            persistent = bool(dom.isPersistent())
+            snap_names = sorted(dom.snapshotListNames(0))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None  # vanished between listing and reading
+            raise
+        digest = hashlib.blake2b(digest_size=16)
+        for part in (xml, state.value, str(autostart), str(persistent), *snap_names):
+            digest.update(part.encode())
+            digest.update(b"\0")
+        fingerprint = digest.hexdigest()
+        if known.get(uuid) == fingerprint:
+            return uuid
+        snapshots = tuple(
+            sorted(
+                (domxml.parse_snapshot(s.getXMLDesc(0)) for s in dom.listAllSnapshots(0)),
+                key=lambda s: (s.created_at, s.name),
+            )
+        )
+        facts = domxml.parse_domain(
+            xml, state=state, autostart=autostart, persistent=persistent, snapshots=snapshots
+        )
+        return replace(facts, disks=_sized_disks(facts, pools), fingerprint=fingerprint)
+
+    def _host_facts(self) -> HostFacts:
+        info = self._conn.getInfo()
+        caps = parse(self._conn.getCapabilities(), "capabilities XML")
+        cpu = caps.find("host/cpu")
+        topo = cpu.find("topology") if cpu is not None else None
+        model = info[0]
+        vendor = None
+        features: list[str] = []
+        if cpu is not None:
+            model = (cpu.findtext("model") or model).strip()
+            vendor = cpu.findtext("vendor")
+            features = sorted(f.get("name", "") for f in cpu.iterfind("feature") if f.get("name"))
+            if not features and cpu.find("features") is not None:
+                features = sorted(c.tag for c in cpu.find("features") if isinstance(c.tag, str))
+        sockets = int(topo.get("sockets")) if topo is not None else int(info[4]) * int(info[5])
+        cores = int(topo.get("cores")) if topo is not None else int(info[6])
+        threads = int(topo.get("threads")) if topo is not None else int(info[7])
+        memory_mib = int(info[1])
+        try:
+            total_kib = self._conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)["total"]
+            memory_mib = max(memory_mib, int(total_kib) // 1024)
+        except (libvirt.libvirtError, KeyError):
+            pass
+        return HostFacts(
+            hostname=self._conn.getHostname(),
+            cpu_model=model,
+            cpu_vendor=vendor,
+            cpu_features=tuple(features),
+            sockets=sockets,
+            cores_per_socket=cores,
+            threads_per_core=threads,
+            cpus=int(info[2]),
+            mhz=int(info[3]),
+            memory_mib=memory_mib,
+            arch=(cpu.findtext("arch") if cpu is not None else None) or "unknown",
+            hypervisor_type=self._conn.getType(),
+            hypervisor_version=_version(self._conn.getVersion()),
+            libvirt_version=_version(self._conn.getLibVersion()),
+        )
+
+    def _pools(self) -> tuple[PoolFacts, ...]:
+        pools = []
+        for pool in self._conn.listAllStoragePools(0):
+            root = parse(pool.XMLDesc(0), "storage pool XML")
+            state, capacity, allocation, available = pool.info()
+            volumes = []
+            if pool.isActive():
+                for vol in pool.listAllVolumes(0):
+                    vroot = parse(vol.XMLDesc(0), "storage volume XML")
+                    _, vcap, valloc = vol.info()
+                    volumes.append(
+                        VolumeFacts(
+                            name=vol.name(),
+                            path=vol.path(),
+                            capacity_bytes=int(vcap),
+                            allocation_bytes=int(valloc),
+                            format=(vroot.find("target/format").get("type") if vroot.find("target/format") is not None else None),
+                            backing_path=vroot.findtext("backingStore/path"),
+                        )
+                    )
+            pools.append(
+                PoolFacts(
+                    name=pool.name(),
+                    uuid=pool.UUIDString(),
+                    type=root.get("type", "unknown"),
+                    path=root.findtext("target/path"),
+                    active=bool(pool.isActive()),
+                    capacity_bytes=int(capacity),
+                    allocation_bytes=int(allocation),
+                    available_bytes=int(available),
+                    volumes=tuple(volumes),
+                )
+            )
+        return tuple(pools)
+
+    def _networks(self) -> tuple[NetworkFacts, ...]:
+        nets = []
+        for net in self._conn.listAllNetworks(0):
+            root = parse(net.XMLDesc(0), "network XML")
+            fwd = root.find("forward")
+            bridge = root.find("bridge")
+            nets.append(
+                NetworkFacts(
+                    name=net.name(),
+                    uuid=net.UUIDString(),
+                    active=bool(net.isActive()),
+                    bridge=bridge.get("name") if bridge is not None else None,
+                    forward_mode=fwd.get("mode", "nat") if fwd is not None else None,
+                )
+            )
+        return tuple(nets)
+
+    # -- writing --------------------------------------------------------------
+    def set_metadata(self, uuid: str, meta: OwnerMeta, *, is_template: bool = False) -> None:
+        element = domxml.build_metadata(meta, is_template=is_template)
+        with self._lock:
+            dom = self._lookup(uuid)
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            if dom.isActive():
+                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+            if not dom.isPersistent():
+                flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+            try:
+                dom.setMetadata(
+                    libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                    element,
+                    domxml.METADATA_PREFIX,
+                    domxml.METADATA_NS,
+                    flags,
+                )
+            except libvirt.libvirtError as exc:
+                raise self._error(f"write metadata of VM {uuid}", exc) from None
+            self._write_back(dom)
+
+    def start(self, uuid: str) -> None:
+        self._act(uuid, "start", lambda d: d.create())
+
+    def shutdown(self, uuid: str, *, force: bool = False) -> None:
+        self._act(uuid, "stop", lambda d: d.destroy() if force else d.shutdown())
+
+    def create_snapshot(self, uuid: str, name: str, description: str | None = None) -> None:
+        snap = etree.Element("domainsnapshot")
+        etree.SubElement(snap, "name").text = name
+        if description:
+            etree.SubElement(snap, "description").text = description
+        self._act(uuid, "snapshot", lambda d: d.snapshotCreateXML(to_string(snap), 0))
+
+    def delete_snapshot(self, uuid: str, name: str) -> None:
+        self._act(uuid, "delete snapshot of", lambda d: d.snapshotLookupByName(name, 0).delete(0))
+
+    def _act(self, uuid: str, verb: str, action: Callable[[libvirt.virDomain], object]) -> None:
+        with self._lock:
+            dom = self._lookup(uuid)
+            try:
+                action(dom)
+            except libvirt.libvirtError as exc:
+                raise self._error(f"{verb} VM {uuid}", exc) from None
+            self._write_back(dom)
+
+    def watch_lifecycle(self, callback: Callable[[str, str], None]) -> bool:
+        """Call ``callback(uuid, event)`` on lifecycle events; False when the connection has none.
+
+        Needs libvirt's default event loop running (see corral.hypervisor.events).
+        """
+        def _cb(_conn: object, dom: libvirt.virDomain, event: int, _detail: int, _opaque: object) -> None:
+            callback(dom.UUIDString().lower(), str(event))
+
+        try:
+            self._conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, _cb, None)
+        except libvirt.libvirtError:
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.close()
+            except libvirt.libvirtError:
+                pass
+
+    # -- helpers --------------------------------------------------------------
+    def _lookup(self, uuid: str, missing_ok: bool = False) -> libvirt.virDomain:
+        try:
+            return self._conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                if missing_ok:
+                    return None
+                raise NotFoundError(f"VM {uuid} is not on host {redact(self.uri)}.") from None
+            raise self._error(f"look up VM {uuid}", exc) from None
+
+    def _error(self, doing: str, exc: libvirt.libvirtError) -> HypervisorError:
+        msg = (exc.get_error_message() or str(exc)).strip().rstrip(".")
+        if exc.get_error_code() in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC):
+            return HostUnreachableError(f"host {redact(self.uri)} stopped answering while trying to {doing}: {msg}.")
+        return HypervisorError(f"libvirt refused to {doing} on {redact(self.uri)}: {msg}.")
+
+    def _write_back(self, dom: libvirt.virDomain) -> None:
+        """Persist a test-driver domain's new state into its node file (atomic replace)."""
+        if self._node_file is None:
+            return
+        path = self._node_file
+        node = parse(path.read_bytes(), f"node file {path}")
+        uuid = dom.UUIDString().lower()
+        new = parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), "domain XML")
+        old = next((d for d in node.iterfind("domain") if (d.findtext("uuid") or "").lower() == uuid), None)
+        run = etree.SubElement(new, f"{{{TEST_NS}}}runstate")
+        run.text = str(dom.state()[0])
+        for snap in dom.listAllSnapshots(0):
+            holder = etree.SubElement(new, f"{{{TEST_NS}}}domainsnapshot")
+            sroot = parse(snap.getXMLDesc(0), "snapshot XML")
+            if sroot.find("active") is None:
+                etree.SubElement(sroot, "active").text = "1" if snap.isCurrent(0) else "0"
+            for child in sroot:
+                holder.append(child)
+        if old is not None:
+            node.replace(old, new)
+        else:
+            node.append(new)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".corral-", suffix=".xml")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(etree.tostring(node, xml_declaration=False, encoding="utf-8", pretty_print=True))
+        os.replace(tmp, path)
+
+
+def _version(v: int) -> str:
+    return f"{v // 1_000_000}.{(v // 1000) % 1000}.{v % 1000}"
+
+
+def _sized_disks(facts: VMFacts, pools: tuple[PoolFacts, ...]) -> tuple[Any, ...]:
+    """Disk sizes from the storage pools that hold them (libvirt's domain XML has none)."""
+    by_path = {v.path: v for p in pools for v in p.volumes}
+    out = []
+    for d in facts.disks:
+        vol = by_path.get(d.path or "")
+        if vol is None:
+            out.append(d)
+        else:
+            out.append(
+                replace(
+                    d,
+                    capacity_bytes=vol.capacity_bytes,
+                    allocation_bytes=vol.allocation_bytes,
+                    format=d.format or vol.format,
+                    backing_path=d.backing_path or vol.backing_path,
+                )
+            )
+    return tuple(out)

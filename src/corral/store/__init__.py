@@ -1,0 +1,1 @@
+"""Corral's database: SQLAlchemy 2 models, Alembic migrations, repositories."""

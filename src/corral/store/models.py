@@ -1,0 +1,193 @@
+"""Database tables. Kept apart from the API schemas and the domain dataclasses."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from corral.store.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    uri: Mapped[str] = mapped_column(String(2048))
+    username: Mapped[str | None] = mapped_column(String(256))
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted password
+    status: Mapped[str] = mapped_column(String(32), default="never-synced")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    hostname: Mapped[str | None] = mapped_column(String(256))
+    cpu_model: Mapped[str | None] = mapped_column(String(256))
+    cpu_vendor: Mapped[str | None] = mapped_column(String(128))
+    cpu_features: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    sockets: Mapped[int | None] = mapped_column(Integer)
+    cores_per_socket: Mapped[int | None] = mapped_column(Integer)
+    threads_per_core: Mapped[int | None] = mapped_column(Integer)
+    cpus: Mapped[int | None] = mapped_column(Integer)
+    mhz: Mapped[int | None] = mapped_column(Integer)
+    memory_mib: Mapped[int | None] = mapped_column(BigInteger)
+    arch: Mapped[str | None] = mapped_column(String(64))
+    hypervisor_type: Mapped[str | None] = mapped_column(String(64))
+    hypervisor_version: Mapped[str | None] = mapped_column(String(64))
+    libvirt_version: Mapped[str | None] = mapped_column(String(64))
+    storage_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+
+    pools: Mapped[list[Pool]] = relationship(back_populates="host", cascade="all, delete-orphan")
+    networks: Mapped[list[Network]] = relationship(
+        back_populates="host", cascade="all, delete-orphan"
+    )
+
+
+class VM(Base):
+    __tablename__ = "vms"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), index=True)
+    host_id: Mapped[int | None] = mapped_column(
+        ForeignKey("hosts.id", ondelete="SET NULL"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    state_since: Mapped[datetime] = mapped_column(UTCDateTime())
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_max_mib: Mapped[int] = mapped_column(BigInteger)
+    memory_mib: Mapped[int] = mapped_column(BigInteger)
+    cpu_model: Mapped[str | None] = mapped_column(String(256))
+    os_type: Mapped[str | None] = mapped_column(String(64))
+    arch: Mapped[str | None] = mapped_column(String(64))
+    autostart: Mapped[bool] = mapped_column(Boolean, default=False)
+    persistent: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_template: Mapped[bool] = mapped_column(Boolean, default=False)
+    disks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    nics: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    snapshots: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    disk_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # ownership metadata
+    owner: Mapped[str | None] = mapped_column(String(256), index=True)
+    department: Mapped[str | None] = mapped_column(String(256), index=True)
+    purpose: Mapped[str | None] = mapped_column(String(1024))
+    project: Mapped[str | None] = mapped_column(String(256))
+    environment: Mapped[str | None] = mapped_column(String(64))
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    protection_tier: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(256))
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # bookkeeping
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+
+    host: Mapped[Host | None] = relationship()
+
+    __table_args__ = (Index("ix_vms_host_deleted", "host_id", "deleted_at"),)
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    vm_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
+    host_name: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Pool(Base):
+    __tablename__ = "pools"
+    __table_args__ = (UniqueConstraint("host_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    uuid: Mapped[str] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str | None] = mapped_column(String(4096))
+    active: Mapped[bool] = mapped_column(Boolean)
+    capacity_bytes: Mapped[int] = mapped_column(BigInteger)
+    allocation_bytes: Mapped[int] = mapped_column(BigInteger)
+    available_bytes: Mapped[int] = mapped_column(BigInteger)
+
+    host: Mapped[Host] = relationship(back_populates="pools")
+    volumes: Mapped[list[Volume]] = relationship(
+        back_populates="pool", cascade="all, delete-orphan"
+    )
+
+
+class Volume(Base):
+    __tablename__ = "volumes"
+    __table_args__ = (UniqueConstraint("pool_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    path: Mapped[str] = mapped_column(String(4096))
+    capacity_bytes: Mapped[int] = mapped_column(BigInteger)
+    allocation_bytes: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str | None] = mapped_column(String(32))
+    backing_path: Mapped[str | None] = mapped_column(String(4096))
+    used_by: Mapped[str | None] = mapped_column(String(36))  # VM uuid; NULL = orphaned
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    pool: Mapped[Pool] = relationship(back_populates="volumes")
+
+
+class Network(Base):
+    __tablename__ = "networks"
+    __table_args__ = (UniqueConstraint("host_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    uuid: Mapped[str] = mapped_column(String(36))
+    active: Mapped[bool] = mapped_column(Boolean)
+    bridge: Mapped[str | None] = mapped_column(String(64))
+    forward_mode: Mapped[str | None] = mapped_column(String(32))
+
+    host: Mapped[Host] = relationship(back_populates="networks")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    token_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
