@@ -20,7 +20,10 @@ from corral.errors import HostUnreachableError, NotFoundError
 from corral.metrics.clock import Clock, SystemClock
 from corral.metrics.model import DomainCounters, HostCounters, HostSample
 
-_RUNNING = 1  # VIR_DOMAIN_RUNNING
+
+
+def _quiet(_ctx: object, _err: object) -> None:
+    """Swallow libvirt's default stderr printing; errors still raise libvirtError."""
 
 
 def _sum_keys(stats: Mapping[str, Any], prefix: str, count_key: str, suffix: str) -> int | None:
@@ -170,6 +173,7 @@ class LibvirtStatsSource:
         }
         self._lock = threading.Lock()
         self.clock = clock or SystemClock()
+        libvirt.registerErrorHandler(_quiet, None)
 
     def hosts(self) -> list[str]:
         return list(self._targets)

@@ -1,0 +1,1 @@
+"""The inventory service: hosts, sync, VM queries, ownership metadata."""

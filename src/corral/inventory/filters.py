@@ -1,0 +1,114 @@
+"""VM search: a typed filter, a whitelist of sort keys, and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+
+from corral.errors import ValidationError
+from corral.store import models as m
+
+SORT_KEYS = {
+    "name": m.VM.name,
+    "state": m.VM.state,
+    "vcpus": m.VM.vcpus,
+    "memory_mib": m.VM.memory_mib,
+    "created_at": m.VM.created_at,
+    "state_since": m.VM.state_since,
+    "owner": m.VM.owner,
+    "department": m.VM.department,
+    "disk_bytes": m.VM.disk_bytes,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VMFilter:
+    host: str | None = None
+    state: str | None = None
+    owner: str | None = None
+    department: str | None = None
+    project: str | None = None
+    environment: str | None = None
+    tag: str | None = None
+    search: str | None = None
+    no_owner: bool = False
+    no_purpose: bool = False
+    template: bool | None = None
+    older_than_days: int | None = None
+    off_for_days: int | None = None
+    expired: bool = False
+    include_deleted: bool = False
+    only_deleted: bool = False
+
+
+def apply_filter(q: Select[Any], f: VMFilter, now: datetime) -> Select[Any]:
+    conds: list[Any] = []
+    if f.only_deleted:
+        conds.append(m.VM.deleted_at.is_not(None))
+    elif not f.include_deleted:
+        conds.append(m.VM.deleted_at.is_(None))
+    if f.host:
+        conds.append(m.VM.host_id.in_(select(m.Host.id).where(m.Host.name == f.host)))
+    for col, value in (
+        (m.VM.state, f.state),
+        (m.VM.owner, f.owner),
+        (m.VM.department, f.department),
+        (m.VM.project, f.project),
+        (m.VM.environment, f.environment),
+    ):
+        if value:
+            conds.append(col == value)
+    if f.search:
+        needle = f"%{f.search.lower()}%"
+        conds.append(
+            or_(
+                func.lower(m.VM.name).like(needle),
+                m.VM.uuid.like(needle),
+                func.lower(func.coalesce(m.VM.purpose, "")).like(needle),
+            )
+        )
+    if f.no_owner:
+        conds.append(or_(m.VM.owner.is_(None), m.VM.owner == ""))
+    if f.no_purpose:
+        conds.append(or_(m.VM.purpose.is_(None), m.VM.purpose == ""))
+    if f.template is not None:
+        conds.append(m.VM.is_template.is_(f.template))
+    if f.older_than_days is not None:
+        conds.append(m.VM.created_at <= now - timedelta(days=f.older_than_days))
+    if f.off_for_days is not None:
+        conds.append(and_(m.VM.state == "shutoff", m.VM.state_since <= now - timedelta(days=f.off_for_days)))
+    if f.expired:
+        conds.append(and_(m.VM.expires_on.is_not(None), m.VM.expires_on < now.date()))
+    if f.tag:
+        # Tags are a JSON list; match the quoted element in its text form (portable).
+        conds.append(func.cast(m.VM.tags, m.String).like(f'%"{_escape_like(f.tag)}"%', escape="\\"))
+    return q.where(*conds) if conds else q
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace('"', '\\"')
+
+
+def encode_cursor(sort_value: Any, uuid: str) -> str:
+    if isinstance(sort_value, datetime | date):
+        sort_value = {"t": sort_value.isoformat()}
+    raw = json.dumps([sort_value, uuid], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, uuid = json.loads(raw)
+        if isinstance(value, dict) and "t" in value:
+            value = datetime.fromisoformat(value["t"])
+        if not isinstance(uuid, str):
+            raise ValueError
+        return value, uuid
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ValidationError("the pagination cursor is not valid; start again without one.") from None

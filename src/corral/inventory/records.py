@@ -1,0 +1,150 @@
+"""Conversions between domain dataclasses and store rows, and the plain views served out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+
+from corral.domain.model import OwnerMeta, VMFacts
+from corral.store import models as m
+
+META_FIELDS = (
+    "owner",
+    "department",
+    "purpose",
+    "project",
+    "environment",
+    "expires_on",
+    "protection_tier",
+    "created_by",
+    "tags",
+)
+
+
+def meta_to_columns(meta: OwnerMeta) -> dict[str, Any]:
+    cols: dict[str, Any] = {k: getattr(meta, k) for k in META_FIELDS if k != "tags"}
+    cols["tags"] = sorted(meta.tags)
+    return cols
+
+
+def row_meta(row: m.VM) -> dict[str, Any]:
+    return {k: (list(row.tags or []) if k == "tags" else getattr(row, k)) for k in META_FIELDS}
+
+
+def row_to_meta(row: m.VM) -> OwnerMeta:
+    return OwnerMeta(
+        owner=row.owner,
+        department=row.department,
+        purpose=row.purpose,
+        project=row.project,
+        environment=row.environment,
+        expires_on=row.expires_on,
+        protection_tier=row.protection_tier,
+        created_by=row.created_by,
+        created_on=row.created_at.date() if row.created_at else None,
+        tags=tuple(row.tags or ()),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def facts_columns(facts: VMFacts) -> dict[str, Any]:
+    """Columns of a VM row that come straight from the hypervisor."""
+    disks = [{k: _jsonable(v) for k, v in asdict(d).items()} for d in facts.disks]
+    return {
+        "name": facts.name,
+        "state": facts.state.value,
+        "vcpus": facts.vcpus,
+        "memory_max_mib": facts.memory_max_mib,
+        "memory_mib": facts.memory_mib,
+        "cpu_model": facts.cpu_model,
+        "os_type": facts.os_type,
+        "arch": facts.arch,
+        "autostart": facts.autostart,
+        "persistent": facts.persistent,
+        "is_template": facts.is_template,
+        "disks": disks,
+        "nics": [asdict(n) for n in facts.nics],
+        "snapshots": [{k: _jsonable(v) for k, v in asdict(s).items()} for s in facts.snapshots],
+        "disk_bytes": sum(d.capacity_bytes or 0 for d in facts.disks if d.device == "disk"),
+        "fingerprint": facts.fingerprint,
+    }
+
+
+def vm_summary(row: m.VM, host_name: str | None) -> dict[str, Any]:
+    """The flat view of a VM used by every listing (CLI, API, export)."""
+    return {
+        "uuid": row.uuid,
+        "name": row.name,
+        "host": host_name,
+        "state": row.state,
+        "vcpus": row.vcpus,
+        "memory_mib": row.memory_mib,
+        "memory_max_mib": row.memory_max_mib,
+        "disk_gib": round((row.disk_bytes or 0) / 1024**3, 1),
+        "snapshots": len(row.snapshots or []),
+        "owner": row.owner,
+        "department": row.department,
+        "purpose": row.purpose,
+        "project": row.project,
+        "environment": row.environment,
+        "expires_on": row.expires_on.isoformat() if row.expires_on else None,
+        "protection_tier": row.protection_tier,
+        "tags": list(row.tags or []),
+        "is_template": row.is_template,
+        "created_at": row.created_at.isoformat(),
+        "state_since": row.state_since.isoformat(),
+        "deleted_at": row.deleted_at.isoformat() if row.deleted_at else None,
+    }
+
+
+def vm_detail(row: m.VM, host_name: str | None) -> dict[str, Any]:
+    out = vm_summary(row, host_name)
+    out.update(
+        {
+            "cpu_model": row.cpu_model,
+            "os_type": row.os_type,
+            "arch": row.arch,
+            "autostart": row.autostart,
+            "persistent": row.persistent,
+            "created_by": row.created_by,
+            "disks": row.disks,
+            "nics": row.nics,
+            "snapshot_list": row.snapshots,
+            "first_seen_at": row.first_seen_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+    )
+    return out
+
+
+def host_view(row: m.Host) -> dict[str, Any]:
+    from corral.hypervisor.uri import redact
+
+    return {
+        "name": row.name,
+        "uri": redact(row.uri),
+        "status": row.status,
+        "last_sync_at": row.last_sync_at.isoformat() if row.last_sync_at else None,
+        "last_error": row.last_error,
+        "hostname": row.hostname,
+        "cpu_model": row.cpu_model,
+        "cpu_vendor": row.cpu_vendor,
+        "cpu_features": list(row.cpu_features or []),
+        "sockets": row.sockets,
+        "cores_per_socket": row.cores_per_socket,
+        "threads_per_core": row.threads_per_core,
+        "cpus": row.cpus,
+        "mhz": row.mhz,
+        "memory_mib": row.memory_mib,
+        "arch": row.arch,
+        "hypervisor_type": row.hypervisor_type,
+        "hypervisor_version": row.hypervisor_version,
+        "libvirt_version": row.libvirt_version,
+        "has_credentials": row.secret is not None,
+    }

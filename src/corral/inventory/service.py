@@ -1,0 +1,301 @@
+"""The inventory facade the CLI and the API call: hosts, sync, VM queries, metadata, tokens."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from corral.config import Settings
+from corral.domain.model import OwnerMeta
+from corral.errors import ConflictError, NotFoundError, StoreError, ValidationError
+from corral.hypervisor.base import Hypervisor
+from corral.hypervisor.libvirt_adapter import Credentials, connect
+from corral.hypervisor.uri import validate_uri
+from corral.inventory.filters import SORT_KEYS, VMFilter, apply_filter, decode_cursor, encode_cursor
+from corral.inventory.records import host_view, row_to_meta, vm_detail, vm_summary
+from corral.inventory.sync import Clock, Progress, SyncReport, SyncService, utcnow
+from corral.security.secrets import SecretBox
+from corral.store import models as m
+from corral.store.db import Database
+
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int
+
+
+def check_uuid(uuid: str) -> str:
+    value = uuid.strip().lower()
+    if not UUID_RE.match(value):
+        raise ValidationError(f"{uuid[:64]!r} is not a UUID (8-4-4-4-12 hexadecimal digits).")
+    return value
+
+
+class Inventory:
+    def __init__(self, db: Database, secrets: SecretBox, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.secrets = secrets
+        self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock = utcnow) -> Inventory:
+        db = Database(settings.database_url)
+        db.migrate()
+        return cls(db, SecretBox.from_home(settings.secret_key_path), clock)
+
+    # -- hosts ----------------------------------------------------------------
+    def add_host(
+        self, name: str, uri: str, username: str | None = None, password: str | None = None
+    ) -> dict[str, Any]:
+        if not HOST_NAME.match(name):
+            raise ValidationError(
+                "a host name is 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit."
+            )
+        uri = validate_uri(uri)
+        with self.db.session() as s:
+            if s.scalar(select(m.Host).where(m.Host.name == name)) is not None:
+                raise ConflictError(f"a host named {name!r} already exists.")
+            if s.scalar(select(m.Host).where(m.Host.uri == uri)) is not None:
+                raise ConflictError("a host with this URI is already registered.")
+            host = m.Host(
+                name=name,
+                uri=uri,
+                username=username,
+                secret=self.secrets.encrypt(password) if password else None,
+                status="never-synced",
+                created_at=self.clock(),
+                cpu_features=[],
+            )
+            s.add(host)
+            try:
+                s.flush()
+            except IntegrityError:
+                raise ConflictError(f"a host named {name!r} already exists.") from None
+            return host_view(host)
+
+    def remove_host(self, name: str, *, forget_vms: bool = False) -> None:
+        """Unregister a host. Its VMs stay in the inventory (as last known) unless ``forget_vms``."""
+        with self.db.session() as s:
+            host = self._host(s, name)
+            if forget_vms:
+                for vm in s.scalars(select(m.VM).where(m.VM.host_id == host.id)):
+                    s.delete(vm)
+            s.delete(host)
+
+    def list_hosts(self) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            counts = dict(
+                s.execute(
+                    select(m.VM.host_id, func.count())
+                    .where(m.VM.deleted_at.is_(None))
+                    .group_by(m.VM.host_id)
+                ).all()
+            )
+            out = []
+            for h in s.scalars(select(m.Host).order_by(m.Host.name)):
+                view = host_view(h)
+                view["vms"] = counts.get(h.id, 0)
+                out.append(view)
+            return out
+
+    def connector(self, host: m.Host) -> Hypervisor:
+        creds = None
+        if host.username or host.secret:
+            creds = Credentials(host.username, self.secrets.decrypt(host.secret) if host.secret else None)
+        return connect(host.uri, creds)
+
+    def open_host(self, name: str) -> Hypervisor:
+        with self.db.session() as s:
+            return self.connector(self._host(s, name))
+
+    def sync(self, hosts: Iterable[str] | None = None, progress: Progress | None = None) -> SyncReport:
+        return SyncService(self.db, self.connector, self.clock).sync(hosts, progress)
+
+    # -- VMs ------------------------------------------------------------------
+    def list_vms(
+        self,
+        f: VMFilter | None = None,
+        *,
+        sort: str = "name",
+        descending: bool = False,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        f = f or VMFilter()
+        if sort not in SORT_KEYS:
+            raise ValidationError(f"cannot sort by {sort!r}; choose one of {', '.join(sorted(SORT_KEYS))}.")
+        col = SORT_KEYS[sort]
+        key = func.coalesce(col, "") if sort in ("owner", "department") else col
+        now = self.clock()
+        with self.db.session() as s:
+            base = apply_filter(select(m.VM, m.Host.name).outerjoin(m.Host, m.VM.host_id == m.Host.id), f, now)
+            total = s.scalar(apply_filter(select(func.count()).select_from(m.VM), f, now)) or 0
+            q = base
+            if cursor:
+                value, after = decode_cursor(cursor)
+                q = q.where((key < value) | ((key == value) & (m.VM.uuid < after))) if descending else q.where(
+                    (key > value) | ((key == value) & (m.VM.uuid > after))
+                )
+            order = (key.desc(), m.VM.uuid.desc()) if descending else (key.asc(), m.VM.uuid.asc())
+            q = q.order_by(*order)
+            if limit is not None:
+                q = q.limit(limit + 1)
+            rows = s.execute(q).all()
+            more = limit is not None and len(rows) > limit
+            rows = rows[:limit] if limit is not None else rows
+            items = [vm_summary(vm, host) for vm, host in rows]
+            next_cursor = None
+            if more and rows:
+                last = rows[-1][0]
+                value = getattr(last, col.key)
+                if sort in ("owner", "department"):
+                    value = value or ""
+                next_cursor = encode_cursor(value, last.uuid)
+            return Page(items, next_cursor, total)
+
+    def find_vm(self, ref: str) -> dict[str, Any]:
+        """One VM by UUID or by (unique) name, with its history."""
+        with self.db.session() as s:
+            vm, host = self._vm(s, ref)
+            out = vm_detail(vm, host)
+            out["history"] = [
+                _event_view(e)
+                for e in s.scalars(select(m.Event).where(m.Event.vm_uuid == vm.uuid).order_by(m.Event.at, m.Event.id))
+            ]
+            return out
+
+    def events(
+        self, *, vm: str | None = None, kind: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            q = select(m.Event)
+            if vm:
+                q = q.where(m.Event.vm_uuid == self._vm(s, vm)[0].uuid)
+            if kind:
+                q = q.where(m.Event.kind == kind)
+            if since:
+                q = q.where(m.Event.at >= since)
+            q = q.order_by(m.Event.at.desc(), m.Event.id.desc()).limit(limit)
+            return [_event_view(e) for e in s.scalars(q)]
+
+    def set_metadata(self, ref: str, changes: dict[str, Any], *, actor: str = "cli") -> dict[str, Any]:
+        """Write metadata to the VM's domain first, then to the store, so neither is half-written."""
+        allowed = {
+            "owner", "department", "purpose", "project", "environment",
+            "expires_on", "protection_tier", "tags",
+        }  # fmt: skip
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValidationError(f"unknown metadata field {sorted(unknown)[0]!r}.")
+        with self.db.session() as s:
+            vm, host_name = self._vm(s, ref)
+            if vm.deleted_at is not None:
+                raise ConflictError(f"VM {vm.name} was deleted on {vm.deleted_at:%Y-%m-%d}; its metadata is frozen.")
+            if vm.host is None:
+                raise ConflictError(f"VM {vm.name} has no host to write its metadata to.")
+            old = row_to_meta(vm)
+            new = replace(old, **{k: _clean_meta(k, v) for k, v in changes.items()})
+            hv = self.connector(vm.host)
+            try:
+                hv.set_metadata(vm.uuid, new, is_template=vm.is_template)
+            finally:
+                hv.close()
+            diff = {}
+            for k in changes:
+                before, after = getattr(old, k), getattr(new, k)
+                if before != after:
+                    diff[k] = {"from": _plain(before), "to": _plain(after)}
+                    setattr(vm, k, list(after) if k == "tags" else after)
+            now = self.clock()
+            if diff:
+                vm.updated_at = now
+                s.add(
+                    m.Event(at=now, kind="metadata-changed", vm_uuid=vm.uuid, host_name=host_name,
+                            details={**diff, "by": actor})
+                )
+            # The domain XML changed: the next sync must re-read it, not trust the old fingerprint.
+            vm.fingerprint = ""
+            return vm_detail(vm, host_name)
+
+    # -- helpers --------------------------------------------------------------
+    @staticmethod
+    def _host(s: Any, name: str) -> m.Host:
+        host = s.scalar(select(m.Host).where(m.Host.name == name))
+        if host is None:
+            raise NotFoundError(f"no host named {name!r}; see 'corral hosts list'.")
+        return host  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _vm(s: Any, ref: str) -> tuple[m.VM, str | None]:
+        ref = ref.strip()
+        if UUID_RE.match(ref.lower()):
+            vm = s.get(m.VM, ref.lower())
+            if vm is None:
+                raise NotFoundError(f"no VM with UUID {ref}.")
+        else:
+            found = list(s.scalars(select(m.VM).where(m.VM.name == ref).order_by(m.VM.deleted_at.is_not(None))))
+            live = [v for v in found if v.deleted_at is None]
+            candidates = live or found
+            if not candidates:
+                raise NotFoundError(f"no VM named {ref[:100]!r}.")
+            if len(live) > 1:
+                raise ConflictError(f"{len(live)} VMs are named {ref!r}; give the UUID instead.")
+            vm = candidates[0]
+        return vm, vm.host.name if vm.host else None
+
+
+def _clean_meta(key: str, value: Any) -> Any:
+    if value is None or value == "":
+        return () if key == "tags" else None
+    if key == "tags":
+        items = value if isinstance(value, list | tuple) else str(value).split(",")
+        tags = tuple(sorted({str(t).strip() for t in items if str(t).strip()}))
+        for t in tags:
+            if len(t) > 64:
+                raise ValidationError("a tag is at most 64 characters.")
+        return tags
+    if key == "expires_on":
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            raise ValidationError(f"expiry date {value!r} is not a date like 2027-01-31.") from None
+    text = str(value).strip()
+    limit = 1024 if key == "purpose" else 256
+    if len(text) > limit:
+        raise ValidationError(f"{key} is at most {limit} characters.")
+    return text
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def _event_view(e: m.Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": e.at.isoformat(),
+        "kind": e.kind,
+        "vm_uuid": e.vm_uuid,
+        "host": e.host_name,
+        "details": e.details,
+    }
+
+
+__all__ = ["Inventory", "OwnerMeta", "Page", "StoreError", "VMFilter", "check_uuid"]

@@ -1,0 +1,363 @@
+"""Inventory sync: read every host, reconcile with the store, record every change as an event.
+
+Idempotent and incremental: an unchanged domain costs one fingerprint
+comparison. A VM that leaves one host and appears on another is *migrated*
+(same identity), never deleted and re-created. A host that does not answer is
+marked unreachable and nothing of it is touched: its VMs keep their last known
+state. A VM gone from a host that did answer becomes a tombstone.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corral.domain.model import EventKind, HostInventory, HostStatus, PoolFacts, VMFacts, VMState
+from corral.errors import CorralError, HypervisorError, NotFoundError
+from corral.hypervisor.base import Hypervisor
+from corral.inventory.diff import Change, Stored, diff_vm
+from corral.inventory.records import facts_columns, meta_to_columns, row_meta
+from corral.store import models as m
+from corral.store.db import Database
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Connector = Callable[[m.Host], Hypervisor]
+Progress = Callable[[str, int, int], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class HostResult:
+    host: str
+    status: str
+    error: str | None = None
+    vms_seen: int = 0
+    vms_changed: int = 0
+
+
+@dataclass
+class SyncReport:
+    started_at: datetime
+    finished_at: datetime | None = None
+    hosts: list[HostResult] = field(default_factory=list)
+    events: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: EventKind) -> int:
+        return self.events.get(kind.value, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "hosts": [vars(h) for h in self.hosts],
+            "events": dict(sorted(self.events.items())),
+        }
+
+
+@dataclass
+class _Observed:
+    host: m.Host
+    inventory: HostInventory | None
+    error: str | None
+
+
+class SyncService:
+    def __init__(self, db: Database, connector: Connector, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.connector = connector
+        self.clock = clock
+
+    def sync(self, host_names: Iterable[str] | None = None, progress: Progress | None = None) -> SyncReport:
+        """Sync the named hosts (all when None) in one transaction; return what happened."""
+        report = SyncReport(started_at=self.clock())
+        with self.db.session() as s:
+            hosts = list(s.scalars(select(m.Host).order_by(m.Host.name)))
+            if host_names is not None:
+                wanted = set(host_names)
+                unknown = wanted - {h.name for h in hosts}
+                if unknown:
+                    raise NotFoundError(f"no host named {sorted(unknown)[0]!r}; see 'corral hosts list'.")
+                hosts = [h for h in hosts if h.name in wanted]
+            known = self._known_fingerprints(s, hosts)
+            observed = self._read_all(hosts, known, progress)
+            now = self.clock()
+            _Reconciler(s, now, report).run(observed)
+            report.finished_at = self.clock()
+        return report
+
+    @staticmethod
+    def _known_fingerprints(s: Session, hosts: list[m.Host]) -> dict[int, dict[str, str]]:
+        ids = [h.id for h in hosts]
+        out: dict[int, dict[str, str]] = {i: {} for i in ids}
+        rows = s.execute(
+            select(m.VM.host_id, m.VM.uuid, m.VM.fingerprint).where(
+                m.VM.host_id.in_(ids), m.VM.deleted_at.is_(None)
+            )
+        )
+        for host_id, uuid, fp in rows:
+            out[host_id][uuid] = fp
+        return out
+
+    def _read_all(
+        self, hosts: list[m.Host], known: dict[int, dict[str, str]], progress: Progress | None
+    ) -> list[_Observed]:
+        """Read hosts concurrently; one slow or dead host never stops the others."""
+
+        def read(host: m.Host) -> _Observed:
+            try:
+                hv = self.connector(host)
+                try:
+                    return _Observed(host, hv.read_inventory(known[host.id]), None)
+                finally:
+                    hv.close()
+            except CorralError as exc:
+                return _Observed(host, None, exc.message)
+
+        results: list[_Observed] = []
+        workers = max(1, min(16, len(hosts)))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(read, h) for h in hosts]
+            for i, fut in enumerate(concurrent.futures.as_completed(futures), 1):
+                results.append(fut.result())
+                if progress:
+                    progress(results[-1].host.name, i, len(hosts))
+        return sorted(results, key=lambda o: o.host.name)
+
+
+class _Reconciler:
+    """Applies observations to the store inside one session."""
+
+    def __init__(self, s: Session, now: datetime, report: SyncReport) -> None:
+        self.s = s
+        self.now = now
+        self.report = report
+
+    def run(self, observed: list[_Observed]) -> None:
+        reachable = [o for o in observed if o.inventory is not None]
+        seen: dict[str, m.Host] = {}
+        for o in reachable:
+            assert o.inventory is not None
+            for uuid in o.inventory.unchanged:
+                seen.setdefault(uuid, o.host)
+            for vm in o.inventory.vms:
+                # Listed on two hosts (mid-migration, or a copy left defined on the
+                # source): the running copy is the VM.
+                if vm.uuid not in seen or vm.state is VMState.running:
+                    seen[vm.uuid] = o.host
+        results: dict[str, HostResult] = {}
+        changed_hosts: set[int] = set()
+        for o in observed:
+            res = HostResult(o.host.name, HostStatus.ok.value)
+            results[o.host.name] = res
+            if o.inventory is None:
+                self._mark_unreachable(o.host, o.error or "no answer", res)
+                continue
+            self._mark_reachable(o.host, o.inventory)
+            res.vms_seen = len(o.inventory.vms) + len(o.inventory.unchanged)
+        # Observed VMs across all hosts first, so a migration is seen as one.
+        for o in reachable:
+            assert o.inventory is not None
+            rows = self._load(v.uuid for v in o.inventory.vms)
+            for facts in o.inventory.vms:
+                if seen.get(facts.uuid) is not o.host:
+                    continue  # listed on two hosts mid-migration: the other copy wins
+                if self._apply(rows.get(facts.uuid), facts, o.host):
+                    results[o.host.name].vms_changed += 1
+                    changed_hosts.add(o.host.id)
+        for o in reachable:
+            gone = self._tombstone_missing(o.host, seen)
+            results[o.host.name].vms_changed += gone
+            if gone:
+                changed_hosts.add(o.host.id)
+        for o in reachable:
+            assert o.inventory is not None
+            self._sync_storage(o.host, o.inventory, force=o.host.id in changed_hosts)
+        self.report.hosts = [results[o.host.name] for o in observed]
+
+    # -- hosts ----------------------------------------------------------------
+    def _mark_unreachable(self, host: m.Host, error: str, res: HostResult) -> None:
+        res.status = HostStatus.unreachable.value
+        res.error = error
+        if host.status != HostStatus.unreachable.value:
+            self._event(EventKind.host_unreachable, None, host.name, {"error": error})
+        host.status = HostStatus.unreachable.value
+        host.last_error = error
+
+    def _mark_reachable(self, host: m.Host, inv: HostInventory) -> None:
+        if host.status == HostStatus.unreachable.value:
+            self._event(EventKind.host_reachable, None, host.name, {})
+        host.status = HostStatus.ok.value
+        host.last_error = None
+        host.last_sync_at = self.now
+        f = inv.host
+        host.hostname = f.hostname
+        host.cpu_model = f.cpu_model
+        host.cpu_vendor = f.cpu_vendor
+        host.cpu_features = list(f.cpu_features)
+        host.sockets = f.sockets
+        host.cores_per_socket = f.cores_per_socket
+        host.threads_per_core = f.threads_per_core
+        host.cpus = f.cpus
+        host.mhz = f.mhz
+        host.memory_mib = f.memory_mib
+        host.arch = f.arch
+        host.hypervisor_type = f.hypervisor_type
+        host.hypervisor_version = f.hypervisor_version
+        host.libvirt_version = f.libvirt_version
+
+    # -- VMs ------------------------------------------------------------------
+    def _load(self, uuids: Iterable[str]) -> dict[str, m.VM]:
+        ids = list(uuids)
+        out: dict[str, m.VM] = {}
+        for i in range(0, len(ids), 500):
+            for row in self.s.scalars(select(m.VM).where(m.VM.uuid.in_(ids[i : i + 500]))):
+                out[row.uuid] = row
+        return out
+
+    def _apply(self, row: m.VM | None, facts: VMFacts, host: m.Host) -> bool:
+        """Create or update one VM row; True when anything changed."""
+        meta_cols = meta_to_columns(facts.meta) if not facts.meta.is_empty() else {}
+        if row is None:
+            row = self._create(facts, host, meta_cols)
+            changes = diff_vm(None, facts, host.name, meta_cols)
+        else:
+            changes = diff_vm(self._stored(row), facts, host.name, meta_cols)
+            if row.state != facts.state.value:
+                row.state_since = self.now
+            row.deleted_at = None
+            row.host_id = host.id
+            for k, v in meta_cols.items():
+                setattr(row, k, v)
+        for k, v in facts_columns(facts).items():
+            setattr(row, k, v)
+        if changes:
+            row.updated_at = self.now
+        for c in changes:
+            self._event(c.kind, facts.uuid, host.name, c.details)
+        return bool(changes)
+
+    def _create(self, facts: VMFacts, host: m.Host, meta_cols: dict[str, Any]) -> m.VM:
+        created = self.now
+        if facts.meta.created_on:
+            created = datetime.combine(facts.meta.created_on, datetime.min.time(), tzinfo=UTC)
+        row = m.VM(
+            uuid=facts.uuid,
+            host_id=host.id,
+            state_since=self.now,
+            created_at=min(created, self.now),
+            first_seen_at=self.now,
+            updated_at=self.now,
+            **{k: v for k, v in meta_cols.items()},
+        )
+        if not meta_cols:
+            row.tags = []
+        self.s.add(row)
+        return row
+
+    def _stored(self, row: m.VM) -> Stored:
+        return Stored(
+            host=row.host.name if row.host else None,
+            state=row.state,
+            vcpus=row.vcpus,
+            memory_max_mib=row.memory_max_mib,
+            memory_mib=row.memory_mib,
+            snapshot_names=frozenset(s["name"] for s in row.snapshots or []),
+            disks=row.disks or [],
+            nics=row.nics or [],
+            meta=row_meta(row),
+            deleted=row.deleted_at is not None,
+        )
+
+    def _tombstone_missing(self, host: m.Host, seen: dict[str, m.Host]) -> int:
+        rows = self.s.execute(
+            select(m.VM.uuid).where(m.VM.host_id == host.id, m.VM.deleted_at.is_(None))
+        ).scalars()
+        missing = [u for u in rows if u not in seen]
+        for row in self._load(missing).values():
+            row.deleted_at = self.now
+            row.updated_at = self.now
+            self._event(EventKind.deleted, row.uuid, host.name, {"name": row.name})
+        return len(missing)
+
+    # -- storage and networks -------------------------------------------------
+    def _sync_storage(self, host: m.Host, inv: HostInventory, *, force: bool) -> None:
+        fp = _storage_fingerprint(inv.pools, inv.networks)
+        if fp == host.storage_fingerprint and not force:
+            return
+        host.storage_fingerprint = fp
+        used = self._disk_paths(host)
+        pools = {p.name: p for p in host.pools}
+        for pf in inv.pools:
+            pool = pools.pop(pf.name, None)
+            if pool is None:
+                pool = m.Pool(name=pf.name)
+                host.pools.append(pool)
+            pool.uuid, pool.type, pool.path, pool.active = pf.uuid, pf.type, pf.path, pf.active
+            pool.capacity_bytes = pf.capacity_bytes
+            pool.allocation_bytes = pf.allocation_bytes
+            pool.available_bytes = pf.available_bytes
+            vols = {v.name: v for v in pool.volumes}
+            for vf in pf.volumes:
+                vol = vols.pop(vf.name, None)
+                if vol is None:
+                    vol = m.Volume(name=vf.name, first_seen_at=self.now)
+                    pool.volumes.append(vol)
+                vol.path, vol.format, vol.backing_path = vf.path, vf.format, vf.backing_path
+                vol.capacity_bytes, vol.allocation_bytes = vf.capacity_bytes, vf.allocation_bytes
+                vol.used_by = used.get(vf.path)
+            for gone in vols.values():
+                pool.volumes.remove(gone)
+        for gone_pool in pools.values():
+            host.pools.remove(gone_pool)
+        nets = {n.name: n for n in host.networks}
+        for nf in inv.networks:
+            net = nets.pop(nf.name, None)
+            if net is None:
+                net = m.Network(name=nf.name)
+                host.networks.append(net)
+            net.uuid, net.active, net.bridge, net.forward_mode = (
+                nf.uuid, nf.active, nf.bridge, nf.forward_mode
+            )
+        for gone_net in nets.values():
+            host.networks.remove(gone_net)
+
+    def _disk_paths(self, host: m.Host) -> dict[str, str]:
+        """Disk path → VM UUID for the live (non-deleted) VMs on this host, templates included."""
+        self.s.flush()
+        out: dict[str, str] = {}
+        rows = self.s.execute(
+            select(m.VM.uuid, m.VM.disks).where(m.VM.host_id == host.id, m.VM.deleted_at.is_(None))
+        )
+        for uuid, disks in rows:
+            for d in disks or []:
+                if d.get("path"):
+                    out[d["path"]] = uuid
+                if d.get("backing_path"):
+                    out.setdefault(d["backing_path"], uuid)
+        return out
+
+    def _event(self, kind: EventKind, vm: str | None, host: str | None, details: dict[str, Any]) -> None:
+        self.s.add(m.Event(at=self.now, kind=kind.value, vm_uuid=vm, host_name=host, details=details))
+        self.report.events[kind.value] = self.report.events.get(kind.value, 0) + 1
+
+
+def _storage_fingerprint(pools: tuple[PoolFacts, ...], networks: tuple[Any, ...]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((pools, networks)).encode())
+    return h.hexdigest()
+
+
+__all__ = ["Change", "HostResult", "HypervisorError", "SyncReport", "SyncService", "utcnow"]

@@ -1,0 +1,1 @@
+"""Secrets at rest and API tokens: nothing sensitive is stored or logged in clear."""
