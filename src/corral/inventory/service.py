@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from corral.errors import ConflictError, NotFoundError, StoreError, ValidationEr
 from corral.hypervisor.base import Hypervisor
 from corral.hypervisor.libvirt_adapter import Credentials, connect
 from corral.hypervisor.uri import validate_uri
+from corral.inventory.export import write_tables
 from corral.inventory.filters import SORT_KEYS, VMFilter, apply_filter, decode_cursor, encode_cursor
 from corral.inventory.records import host_view, row_to_meta, vm_detail, vm_summary
 from corral.inventory.sync import Clock, Progress, SyncReport, SyncService, utcnow
@@ -227,6 +229,47 @@ class Inventory:
             # The domain XML changed: the next sync must re-read it, not trust the old fingerprint.
             vm.fingerprint = ""
             return vm_detail(vm, host_name)
+
+    def list_volumes(self, *, orphaned_only: bool = False) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            q = (
+                select(m.Volume, m.Pool.name, m.Host.name, m.VM.name)
+                .join(m.Pool, m.Volume.pool_id == m.Pool.id)
+                .join(m.Host, m.Pool.host_id == m.Host.id)
+                .outerjoin(m.VM, m.VM.uuid == m.Volume.used_by)
+                .order_by(m.Host.name, m.Pool.name, m.Volume.name)
+            )
+            if orphaned_only:
+                q = q.where(m.Volume.used_by.is_(None))
+            return [
+                {
+                    "host": host,
+                    "pool": pool,
+                    "name": v.name,
+                    "path": v.path,
+                    "format": v.format,
+                    "capacity_gib": round(v.capacity_bytes / 1024**3, 1),
+                    "allocation_gib": round(v.allocation_bytes / 1024**3, 1),
+                    "used_by": v.used_by,
+                    "used_by_name": vm_name,
+                    "orphaned": v.used_by is None,
+                    "first_seen_at": v.first_seen_at.isoformat(),
+                }
+                for v, pool, host, vm_name in s.execute(q).all()
+            ]
+
+    def export(self, folder: Path, fmt: str) -> list[Path]:
+        """One file per table: hosts, vms (tombstones included), disks, snapshots, volumes."""
+        with self.db.session() as s:
+            rows = s.execute(
+                select(m.VM, m.Host.name).outerjoin(m.Host, m.VM.host_id == m.Host.id).order_by(m.VM.name)
+            ).all()
+            vms = [vm_summary(vm, host) for vm, host in rows]
+            disks = [{"vm_uuid": vm.uuid, "vm_name": vm.name, **d} for vm, _ in rows for d in vm.disks or []]
+            snaps = [{"vm_uuid": vm.uuid, "vm_name": vm.name, **sn} for vm, _ in rows for sn in vm.snapshots or []]
+        tables = {"hosts": self.list_hosts(), "vms": vms, "disks": disks, "snapshots": snaps,
+                  "volumes": self.list_volumes()}  # fmt: skip
+        return write_tables(folder, tables, fmt)
 
     # -- helpers --------------------------------------------------------------
     @staticmethod

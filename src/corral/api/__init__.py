@@ -1,0 +1,1 @@
+"""Corral's REST API (FastAPI): thin routes over the services."""

@@ -1,0 +1,147 @@
+"""API schemas, apart from the database models: what goes in and what comes out."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from corral.domain.model import Environment, ProtectionTier
+
+Text256 = Annotated[str, StringConstraints(max_length=256, strip_whitespace=True)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+
+def _no_markup(value: str | None) -> str | None:
+    if value is not None and any(c in value for c in "<>"):
+        raise ValueError("must not contain markup (< or >)")
+    return value
+
+
+class MetadataUpdate(BaseModel):
+    """Fields to change; absent fields stay as they are, null clears one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    owner: Text256 | None = None
+    department: Text256 | None = None
+    purpose: Annotated[str, StringConstraints(max_length=1024, strip_whitespace=True)] | None = None
+    project: Text256 | None = None
+    environment: Environment | None = None
+    expires_on: date | None = None
+    protection_tier: ProtectionTier | None = None
+    tags: Annotated[list[Tag], Field(max_length=50)] | None = None
+
+    _check = field_validator("owner", "department", "purpose", "project")(_no_markup)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        for t in value or []:
+            _no_markup(t)
+        return value
+
+
+class HostCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    username: Text256 | None = None
+    password: Annotated[str, StringConstraints(max_length=1024)] | None = Field(default=None, repr=False)
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: Annotated[list[Text256], Field(max_length=10000)] | None = None
+
+
+class VMPublic(BaseModel):
+    uuid: str
+    name: str
+    host: str | None
+    state: str
+    vcpus: int
+    memory_mib: int
+    memory_max_mib: int
+    disk_gib: float
+    snapshots: int
+    owner: str | None
+    department: str | None
+    purpose: str | None
+    project: str | None
+    environment: str | None
+    expires_on: str | None
+    protection_tier: str | None
+    tags: list[str]
+    is_template: bool
+    created_at: str
+    state_since: str
+    deleted_at: str | None
+
+
+class VMPage(BaseModel):
+    items: list[VMPublic]
+    next_cursor: str | None
+    total: int
+
+
+class EventPublic(BaseModel):
+    id: int
+    at: str
+    kind: str
+    vm_uuid: str | None
+    host: str | None
+    details: dict[str, Any]
+
+
+class VMDetail(VMPublic):
+    cpu_model: str | None
+    os_type: str | None
+    arch: str | None
+    autostart: bool
+    persistent: bool
+    created_by: str | None
+    disks: list[dict[str, Any]]
+    nics: list[dict[str, Any]]
+    snapshot_list: list[dict[str, Any]]
+    first_seen_at: str
+    updated_at: str
+    history: list[EventPublic]
+
+
+class HostPublic(BaseModel):
+    name: str
+    uri: str
+    status: str
+    last_sync_at: str | None
+    last_error: str | None
+    hostname: str | None
+    cpu_model: str | None
+    cpu_vendor: str | None
+    cpu_features: list[str]
+    sockets: int | None
+    cores_per_socket: int | None
+    threads_per_core: int | None
+    cpus: int | None
+    mhz: int | None
+    memory_mib: int | None
+    arch: str | None
+    hypervisor_type: str | None
+    hypervisor_version: str | None
+    libvirt_version: str | None
+    has_credentials: bool
+    vms: int = 0
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,29 @@
+"""``corral serve``: run the REST API."""
+
+from __future__ import annotations
+
+import typer
+
+from corral.cli import context
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
+    run_server(host, port)
+
+
+def run_server(host: str, port: int) -> None:
+    import uvicorn
+
+    from corral.api.app import create_app
+
+    inv = context.inventory()
+    typer.echo(f"Corral API on http://{host}:{port}  (docs: /docs, OpenAPI: /openapi.json)")
+    uvicorn.run(create_app(inv, context.tokens()), host=host, port=port, log_level="warning")

@@ -1,0 +1,39 @@
+"""Export the inventory as one CSV or JSON file per table, the way RVTools users expect."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else value
+
+
+def write_tables(folder: Path, tables: Mapping[str, Sequence[Mapping[str, Any]]], fmt: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, rows in tables.items():
+        path = folder / f"{name}.{fmt}"
+        tmp = path.with_suffix(path.suffix + ".part")
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            if fmt == "json":
+                json.dump(list(rows), fh, indent=2, default=str)
+            else:
+                cols: list[str] = []
+                for r in rows:
+                    cols.extend(k for k in r if k not in cols)
+                writer = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
+                writer.writeheader()
+                for r in rows:
+                    writer.writerow({k: _cell(v) for k, v in r.items()})
+        tmp.replace(path)
+        written.append(path)
+    return written
