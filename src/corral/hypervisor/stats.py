@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import libvirt
@@ -19,7 +20,6 @@ from lxml import etree
 from corral.errors import HostUnreachableError, NotFoundError
 from corral.metrics.clock import Clock, SystemClock
 from corral.metrics.model import DomainCounters, HostCounters, HostSample
-
 
 
 def _quiet(_ctx: object, _err: object) -> None:
@@ -74,10 +74,15 @@ def _try(call: Callable[[], Any]) -> Any:
         return None
 
 
+def _xpath_strings(root: Any, path: str) -> list[str]:
+    found = root.xpath(path)
+    return [str(t) for t in found] if isinstance(found, list) else []
+
+
 def _devices(dom: Any) -> tuple[list[str], list[str]]:
     root = etree.fromstring(dom.XMLDesc(0).encode())
-    disks = [str(t) for t in root.xpath("devices/disk[@device='disk']/target/@dev")]
-    nics = [str(t) for t in root.xpath("devices/interface/target/@dev")]
+    disks = _xpath_strings(root, "devices/disk[@device='disk']/target/@dev")
+    nics = _xpath_strings(root, "devices/interface/target/@dev")
     return disks, nics
 
 
@@ -93,8 +98,8 @@ def counters_per_domain(dom: Any) -> DomainCounters:
     cpu = _try(lambda: dom.getCPUStats(True))
     cpu_ns = int(cpu[0]["cpu_time"]) if cpu and "cpu_time" in cpu[0] else int(info[4])
     disks, nics = _devices(dom)
-    blk = [b for b in (_try(lambda d=d: dom.blockStats(d)) for d in disks) if b]
-    net = [n for n in (_try(lambda n=n: dom.interfaceStats(n)) for n in nics) if n]
+    blk = [b for b in (_try(partial(dom.blockStats, d)) for d in disks) if b]
+    net = [n for n in (_try(partial(dom.interfaceStats, n)) for n in nics) if n]
     rd_reqs, rd_bytes, wr_reqs, wr_bytes = _sum_tuples(blk, (0, 1, 2, 3))
     rx_bytes, rx_pkts, tx_bytes, tx_pkts = _sum_tuples(net, (0, 1, 4, 5))
     mem = _try(dom.memoryStats) or {}
