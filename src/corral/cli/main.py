@@ -8,6 +8,7 @@ and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -62,3 +63,13 @@ def run() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # a bug: one sentence, the traceback only on request
+        if os.environ.get("CORRAL_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]error:[/] Corral hit an unexpected {type(exc).__name__}: {str(exc)[:200]} "
+            "(run again with CORRAL_DEBUG=1 for the traceback, and please report it).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

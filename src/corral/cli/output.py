@@ -6,6 +6,7 @@ import csv
 import enum
 import io
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -45,6 +46,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _console() -> Console:
+    """Wide tables when the output goes to a file or a pipe, the terminal's width otherwise."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def to_json(data: Any) -> str:
     return json.dumps(data, default=_plain, indent=2, ensure_ascii=False)
 
@@ -58,7 +64,7 @@ def emit(
     console: Console | None = None,
 ) -> None:
     """Print ``rows`` in the chosen format. JSON keeps every key; table and CSV show ``columns``."""
-    console = console or Console()
+    console = console or _console()
     cols = list(columns) if columns else (list(rows[0].keys()) if rows else [])
     if output is OutputFormat.json:
         typer.echo(to_json([dict(r) for r in rows]))

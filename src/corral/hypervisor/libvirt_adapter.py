@@ -251,6 +251,8 @@ class LibvirtHypervisor:
         for pool in self._conn.listAllStoragePools(0):
             root = parse(pool.XMLDesc(0), "storage pool XML")
             state, capacity, allocation, available = pool.info()
+            if available >= 2**63:  # unsigned wrap-around when allocation exceeds capacity
+                available = max(0, capacity - allocation)
             volumes = []
             if pool.isActive():
                 for vol in pool.listAllVolumes(0):

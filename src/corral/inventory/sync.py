@@ -185,6 +185,7 @@ class _Reconciler:
         for o in reachable:
             assert o.inventory is not None
             self._sync_storage(o.host, o.inventory, force=o.host.id in changed_hosts)
+            o.host.status = HostStatus.ok.value
         self.report.hosts = [results[o.host.name] for o in observed]
 
     # -- hosts ----------------------------------------------------------------
@@ -199,7 +200,8 @@ class _Reconciler:
     def _mark_reachable(self, host: m.Host, inv: HostInventory) -> None:
         if host.status == HostStatus.unreachable.value:
             self._event(EventKind.host_reachable, None, host.name, {})
-        host.status = HostStatus.ok.value
+        first = host.last_sync_at is None
+        host.status = "first-sync" if first else HostStatus.ok.value
         host.last_error = None
         host.last_sync_at = self.now
         f = inv.host
@@ -233,6 +235,8 @@ class _Reconciler:
         if row is None:
             row = self._create(facts, host, meta_cols)
             changes = diff_vm(None, facts, host.name, meta_cols)
+            if host.last_sync_at == self.now and host.status == "first-sync":
+                changes[0].details["discovered"] = True  # there before Corral first looked
         else:
             changes = diff_vm(self._stored(row), facts, host.name, meta_cols)
             if row.state != facts.state.value:

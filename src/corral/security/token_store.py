@@ -30,6 +30,14 @@ class TokenStore:
             s.add(m.ApiToken(name=name, prefix=tok.prefix, token_hash=tok.token_hash, created_at=datetime.now(UTC)))
         return tok.token
 
+    def create_or_rotate(self, name: str) -> str:
+        """A fresh token under ``name``, revoking and replacing any earlier one."""
+        with self.db.session() as s:
+            old = s.scalar(select(m.ApiToken).where(m.ApiToken.name == name))
+            if old is not None:
+                s.delete(old)
+        return self.create(name)
+
     def verify(self, token: str) -> str:
         """The token's name when it is valid, else AuthError."""
         prefix = split_prefix(token)

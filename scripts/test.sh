@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run Corral's tests on this machine, doing all of the set-up first:
+# Debian packages, the virtualenv, a throw-away PostgreSQL, real libvirtd hosts with TCG guests.
+#   bash scripts/test.sh [pytest args]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh --test
+
+cleanup() {
+  [ -f scripts/realhosts.sh ] && bash scripts/realhosts.sh down >/dev/null 2>&1 || true
+  bash scripts/pg.sh down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+eval "$(bash scripts/pg.sh up | sed 's/^/export /')"
+if [ -f scripts/realhosts.sh ]; then
+  if [ "$(id -u)" = 0 ]; then
+    bash scripts/realhosts.sh up
+    export CORRAL_REQUIRE_REALHOST=1
+  else
+    echo "test: not root, so no real libvirtd hosts; the realhost tests will be skipped." >&2
+  fi
+fi
+export CORRAL_REQUIRE_PG=1
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+[ $rc -eq 5 ] && { echo "test: no tests were collected" >&2; rc=1; }
+exit $rc

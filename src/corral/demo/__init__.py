@@ -1,0 +1,1 @@
+"""The demo fleet: a seeded, realistic fleet of test-driver hosts with a history."""
