@@ -1,0 +1,198 @@
+"""``corral plan``: placement, consolidation, evacuation, what-if and forecast on a fleet file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
+from corral.engines.planning import (
+    VM,
+    AddVMs,
+    Fleet,
+    RemoveHost,
+    ReserveCapacity,
+    consolidate,
+    evacuate,
+    forecast_fleet,
+    load_fleet,
+    load_history,
+    place,
+    what_if,
+)
+from corral.engines.planning.forecast.whatif import Change
+from corral.engines.planning.placement.outcome import outcome_to_dict
+from corral.engines.planning.placement.scheduler import Scheduler
+from corral.errors import ValidationError
+
+plan_app = typer.Typer(
+    help="Plan capacity: place, consolidate, evacuate, what-if, forecast.", no_args_is_help=True
+)
+
+FleetFileOption = typer.Option(
+    ..., "--fleet-file", "-f", help="YAML or JSON fleet file (hosts, vms, settings, profiles)."
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plan_app, name="plan")
+
+
+def read_fleet(path: Path) -> Fleet:
+    """The fleet to plan on. The live inventory will plug in here (see fleet_from_records)."""
+    return load_fleet(path)
+
+
+def _emit(
+    summary: dict[str, Any], rows: list[dict[str, Any]], output: OutputFormat, title: str
+) -> None:
+    """JSON: the whole document. Table/CSV: the summary, then the rows."""
+    if output is OutputFormat.json:
+        typer.echo(to_json(summary))
+        return
+    flat = {k: v for k, v in summary.items() if not isinstance(v, list | dict) or not v}
+    emit_object(flat, output, title=title)
+    if rows:
+        emit(rows, output)
+
+
+def _spec(raw: str, fields: int, what: str, example: str) -> list[str]:
+    parts = raw.split(":")
+    if len(parts) not in (fields, fields + 1):
+        raise ValidationError(f"{what} {raw!r} is malformed; write it like {example}.")
+    return parts
+
+
+def _int(raw: str, what: str) -> int:
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ValidationError(f"{what} must be a positive integer, not {raw!r}.")
+    return int(raw)
+
+
+def _new_vm(raw: str) -> VM:
+    name, vcpus, mem, *rest = _spec(raw, 3, "--new", "web9:2:4096[:profile]")
+    return VM(
+        name, _int(vcpus, "vCPUs"), _int(mem, "memory_mib"), profile=rest[0] if rest else None
+    )
+
+
+@plan_app.command("place")
+def place_cmd(
+    fleet_file: Path = FleetFileOption,
+    vm: list[str] = typer.Option([], "--vm", help="Place this unplaced VM of the fleet (repeat)."),
+    new: list[str] = typer.Option([], "--new", help="A new VM name:vcpus:memory_mib[:profile]."),
+    strategy: str = typer.Option("spread", help="spread or stack."),
+    atomic: bool = typer.Option(True, help="All or nothing for a multi-VM request."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Choose hosts for new VMs (default: every VM in the file without a host), saying why not."""
+    fleet = read_fleet(fleet_file)
+    request = [fleet.vm(n) for n in vm] + [_new_vm(s) for s in new]
+    if not vm and not new:
+        request = [v for v in fleet.vms if v.host is None]
+    if not request:
+        raise ValidationError("Nothing to place: the fleet has no VM without a host; use --new.")
+    result = place(fleet, request, Scheduler.default(strategy), atomic=atomic)
+    outcomes = [outcome_to_dict(o) for o in result.outcomes]
+    rows = [
+        {
+            "vm": o["vm"],
+            "status": o["status"],
+            "host": o.get("host", ""),
+            "rejected": ", ".join(f"{k}: {n}" for k, n in o["rejections"]["counts"].items()),
+        }
+        for o in outcomes
+    ]
+    _emit({"all_placed": result.all_placed, "outcomes": outcomes}, rows, output, "placement")
+
+
+@plan_app.command("consolidate")
+def consolidate_cmd(
+    fleet_file: Path = FleetFileOption,
+    mode: str = typer.Option("auto", help="auto, exact (CP-SAT) or heuristic."),
+    failures: int | None = typer.Option(None, help="N+K reserve to keep (default: settings)."),
+    time_limit: float = typer.Option(10.0, help="CP-SAT time limit in seconds."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Fewest active hosts with fewest migrations, a safe migration order and a lower bound."""
+    plan = consolidate(read_fleet(fleet_file), mode, failures=failures, time_limit_s=time_limit)
+    doc = plan.to_dict()
+    doc["lower_bound_hosts"] = plan.lower_bound.hosts
+    _emit(doc, doc["steps"], output, "consolidation")
+
+
+@plan_app.command("evacuate")
+def evacuate_cmd(
+    fleet_file: Path = FleetFileOption,
+    host: list[str] = typer.Option(..., "--host", help="Host going into maintenance (repeat)."),
+    keep_ha_reserve: bool = typer.Option(False, help="Also keep the N+K reserve while evacuating."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Move every VM off hosts for maintenance without overloading any receiver."""
+    plan = evacuate(read_fleet(fleet_file), host, keep_ha_reserve=keep_ha_reserve)
+    doc = plan.to_dict()
+    _emit(doc, doc["moves"], output, "evacuation")
+
+
+def _changes(add: list[str], remove_host: list[str], reserve: list[str]) -> list[Change]:
+    changes: list[Change] = []
+    for raw in add:
+        n, vcpus, mem, *rest = _spec(raw, 3, "--add", "10:2:4096[:profile]")
+        changes.append(
+            AddVMs(_int(n, "count"), _int(vcpus, "vCPUs"), _int(mem, "memory_mib"), *rest[:1])
+        )
+    changes += [RemoveHost(h) for h in remove_host]
+    for raw in reserve:
+        project, n, vcpus, mem = _spec(raw, 4, "--reserve", "projectX:5:4:8192")[:4]
+        changes.append(
+            ReserveCapacity(
+                project, _int(n, "count"), _int(vcpus, "vCPUs"), _int(mem, "memory_mib")
+            )
+        )
+    return changes
+
+
+@plan_app.command("whatif")
+def whatif_cmd(
+    fleet_file: Path = FleetFileOption,
+    add: list[str] = typer.Option([], "--add", help="Add N VMs: N:vcpus:memory_mib[:profile]."),
+    remove_host: list[str] = typer.Option([], "--remove-host", help="Remove a host (repeat)."),
+    reserve: list[str] = typer.Option(
+        [], "--reserve", help="Reserve for a project: name:N:vcpus:memory_mib."
+    ),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Answer "what if" before/after: more VMs, fewer hosts, capacity promised to a project."""
+    changes = _changes(add, remove_host, reserve)
+    if not changes:
+        raise ValidationError("No change given; use --add, --remove-host or --reserve.")
+    result = what_if(read_fleet(fleet_file), changes).to_dict()
+    rows = [
+        {"metric": k, "before": v, "after": result["after"][k]} for k, v in result["before"].items()
+    ]
+    if output is OutputFormat.json:
+        typer.echo(to_json(result))
+        return
+    emit(rows, output, ["metric", "before", "after"], title="what-if")
+    if result["not_placed"]:
+        typer.echo("not placed: " + ", ".join(result["not_placed"]))
+
+
+@plan_app.command("forecast")
+def forecast_cmd(
+    fleet_file: Path = FleetFileOption,
+    history: Path = typer.Option(
+        ..., "--history", help="CSV timestamp,host,resource,value (cpu_mhz or memory_mib)."
+    ),
+    horizon_days: float = typer.Option(365.0, help="How far ahead to look."),
+    failures: int | None = typer.Option(None, help="HA reserve K taken off cluster capacity."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Days until each host, and the cluster net of its HA reserve, runs out of CPU or memory."""
+    fleet = read_fleet(fleet_file)
+    k = fleet.settings.ha_host_failures if failures is None else failures
+    rows = [e.to_dict() for e in forecast_fleet(fleet, load_history(history), k, horizon_days)]
+    cols = ["scope", "resource", "capacity", "current", "slope_per_day", "days_to_exhaustion"]
+    emit(rows, output, [*cols, "exhausted_at"], title="time to exhaustion")

@@ -1,0 +1,1 @@
+"""Consolidation, rebalancing, evacuation and migration ordering."""

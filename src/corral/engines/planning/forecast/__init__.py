@@ -1,0 +1,1 @@
+"""Capacity forecast (trend + seasonality), time to exhaustion and what-if scenarios."""

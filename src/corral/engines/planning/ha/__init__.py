@@ -1,0 +1,1 @@
+"""HA admission control: policies (one per file), failover simulation, break date."""

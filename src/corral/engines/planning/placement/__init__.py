@@ -1,0 +1,1 @@
+"""Placement: filters (hard constraints) and weighers (preferences), Nova-style."""
