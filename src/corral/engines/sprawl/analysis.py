@@ -1,0 +1,128 @@
+"""Run every detector and right-sizing on one fleet snapshot and total the money.
+
+Why totals are careful: each VM counts once (dedupe), governance findings (no
+owner, no purpose) are money at risk, not waste, and right-sizing savings are
+only counted for VMs that are not already to be reclaimed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from corral.engines.costing import CostModel, price_fleet, rate_card
+from corral.engines.sprawl.dedupe import dedupe
+from corral.engines.sprawl.detectors import DetectionContext, Detector, build_detectors
+from corral.engines.sprawl.model import (
+    GOVERNANCE,
+    Category,
+    Finding,
+    HostRecord,
+    InsufficientData,
+    MetricBatch,
+    VMRecord,
+    Volume,
+)
+from corral.engines.sprawl.rightsizing import RightSizing, RightSizingParams, right_size
+
+
+@dataclass(frozen=True)
+class CategoryTotal:
+    category: Category
+    count: int
+    monthly: float
+    is_waste: bool
+
+
+@dataclass(frozen=True)
+class SprawlAnalysis:
+    """Deduplicated findings, undecided cases, right-sizing, and the money."""
+
+    currency: str
+    vms: int
+    findings: tuple[Finding, ...]
+    insufficient: tuple[InsufficientData, ...]
+    rightsizing: tuple[RightSizing, ...]
+    rightsizing_insufficient: tuple[InsufficientData, ...]
+    fleet_monthly_cost: float
+    totals: tuple[CategoryTotal, ...] = field(default=())
+
+    @property
+    def monthly_waste(self) -> float:
+        return sum(t.monthly for t in self.totals if t.is_waste)
+
+    @property
+    def monthly_at_risk(self) -> float:
+        return sum(t.monthly for t in self.totals if not t.is_waste)
+
+    @property
+    def rightsizing_monthly_saving(self) -> float:
+        """Savings of shrinking VMs that no waste finding reclaims already."""
+        reclaimed = {f.subject for f in self.findings if f.category not in GOVERNANCE}
+        return sum(
+            r.monthly_saving
+            for r in self.rightsizing
+            if r.vm_uuid not in reclaimed and r.monthly_saving > 0
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Headline figures, plain types, for the CLI and reports."""
+        waste = self.monthly_waste + self.rightsizing_monthly_saving
+        return {
+            "currency": self.currency,
+            "vms": self.vms,
+            "fleet_monthly_cost": round(self.fleet_monthly_cost, 2),
+            "reclaimable_monthly": round(self.monthly_waste, 2),
+            "rightsizing_monthly": round(self.rightsizing_monthly_saving, 2),
+            "waste_monthly": round(waste, 2),
+            "waste_yearly": round(12 * waste, 2),
+            "governance_at_risk_monthly": round(self.monthly_at_risk, 2),
+            "oversized_vms": sum(1 for r in self.rightsizing if r.oversized),
+            "undersized_vms": sum(1 for r in self.rightsizing if r.undersized),
+            "insufficient_data": len(self.insufficient) + len(self.rightsizing_insufficient),
+            "by_category": {
+                t.category.value: {"count": t.count, "monthly": round(t.monthly, 2)}
+                for t in self.totals
+            },
+        }
+
+
+def analyse(
+    vms: Sequence[VMRecord],
+    now: datetime,
+    model: CostModel,
+    *,
+    hosts: Sequence[HostRecord] = (),
+    volumes: Sequence[Volume] = (),
+    metrics: MetricBatch | None = None,
+    detectors: Sequence[Detector] | None = None,
+    rightsizing: RightSizingParams | None = None,
+) -> SprawlAnalysis:
+    """Detect, dedupe, right-size and total one fleet snapshot."""
+    costs = price_fleet(vms, hosts, model)
+    ctx = DetectionContext(vms, now, costs, model, hosts, volumes, metrics)
+    outcomes = [o for d in (detectors or build_detectors()) for o in d.detect(ctx)]
+    findings = dedupe(o for o in outcomes if isinstance(o, Finding))
+    sized = right_size(vms, metrics, rate_card(model), rightsizing, hosts)
+    return SprawlAnalysis(
+        currency=model.currency,
+        vms=len(vms),
+        findings=tuple(findings),
+        insufficient=tuple(o for o in outcomes if isinstance(o, InsufficientData)),
+        rightsizing=tuple(r for r in sized if isinstance(r, RightSizing)),
+        rightsizing_insufficient=tuple(r for r in sized if isinstance(r, InsufficientData)),
+        fleet_monthly_cost=sum(c.total for c in costs.values()),
+        totals=_totals(findings),
+    )
+
+
+def _totals(findings: Sequence[Finding]) -> tuple[CategoryTotal, ...]:
+    out = []
+    for cat in Category:
+        chosen = [f for f in findings if f.category is cat]
+        if chosen:
+            monthly = sum(f.monthly_cost_held for f in chosen)
+            out.append(CategoryTotal(cat, len(chosen), monthly, cat not in GOVERNANCE))
+    return tuple(out)
