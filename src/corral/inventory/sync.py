@@ -55,8 +55,8 @@ class SyncReport:
     hosts: list[HostResult] = field(default_factory=list)
     events: dict[str, int] = field(default_factory=dict)
 
-    def count(self, kind: EventKind) -> int:
-        return self.events.get(kind.value, 0)
+    def count_of(self, kind: str) -> int:
+        return self.events.get(kind, 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,88 @@
+"""Bad input of every kind gets one clear error and loses nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from corral.errors import ConflictError, NodeFileError, NotFoundError, UnsupportedURIError, ValidationError
+from corral.hypervisor.libvirt_adapter import connect
+from corral.hypervisor.uri import redact, validate_uri
+from corral.hypervisor.xmlsafe import parse
+from corral.inventory.service import Inventory
+
+
+def test_unknown_scheme_is_refused() -> None:
+    with pytest.raises(UnsupportedURIError, match="unsupported libvirt URI scheme 'vmware'"):
+        validate_uri("vmware://esx01/")
+
+
+def test_password_in_uri_is_refused_and_never_echoed() -> None:
+    with pytest.raises(ValidationError) as err:
+        validate_uri("qemu+tcp://root:hunter2@kvm1/system")
+    assert "hunter2" not in str(err.value)
+    assert redact("qemu+ssh://root@kvm1:2222/system") == "qemu+ssh://kvm1:2222/system"
+
+
+def test_malformed_node_file(nodes: Path) -> None:
+    with pytest.raises(NodeFileError, match="not well-formed"):
+        connect(f"test://{nodes / 'malformed.xml'}")
+
+
+def test_missing_node_file(tmp_path: Path) -> None:
+    with pytest.raises(NodeFileError, match="does not exist"):
+        connect(f"test://{tmp_path / 'nope.xml'}")
+
+
+def test_entity_expansion_is_refused(nodes: Path) -> None:
+    with pytest.raises(NodeFileError, match="DOCTYPE"):
+        connect(f"test://{nodes / 'xxe.xml'}")
+    with pytest.raises(ValidationError):
+        parse(b'<!DOCTYPE a [<!ENTITY b "c">]><a>&b;</a>')
+
+
+def test_unreachable_uri_is_a_clear_error(tmp_path: Path) -> None:
+    from corral.errors import HostUnreachableError
+
+    with pytest.raises(HostUnreachableError, match="could not connect"):
+        connect(f"qemu+unix:///system?socket={tmp_path}/none.sock")
+
+
+def test_malformed_node_file_during_sync_loses_nothing(inventory: Inventory, nodes: Path) -> None:
+    path = nodes / "host-a.xml"
+    inventory.add_host("host-a", f"test://{path}")
+    inventory.sync()
+    before = inventory.list_vms().items
+    path.write_text("<node><domain>")  # someone broke the file
+    report = inventory.sync()
+    assert report.hosts[0].status == "unreachable"
+    assert "not well-formed" in (report.hosts[0].error or "")
+    assert inventory.list_vms().items == before
+
+
+def test_host_registration_errors(inventory: Inventory, nodes: Path) -> None:
+    uri = f"test://{nodes / 'host-a.xml'}"
+    inventory.add_host("host-a", uri)
+    with pytest.raises(ConflictError):
+        inventory.add_host("host-a", f"test://{nodes / 'host-b.xml'}")
+    with pytest.raises(ConflictError):
+        inventory.add_host("other", uri)
+    with pytest.raises(ValidationError, match="host name"):
+        inventory.add_host("<script>", uri)
+    with pytest.raises(NotFoundError):
+        inventory.remove_host("ghost")
+    with pytest.raises(NotFoundError):
+        inventory.sync(["ghost"])
+
+
+def test_credentials_are_encrypted_at_rest(inventory: Inventory) -> None:
+    inventory.add_host("remote", "qemu+tcp://kvm-9.example.invalid/system", username="admin", password="s3cret!")
+    from corral.store import models as m
+
+    with inventory.db.session() as s:
+        host = s.query(m.Host).filter_by(name="remote").one()
+        assert host.secret is not None and b"s3cret" not in host.secret
+        assert inventory.secrets.decrypt(host.secret) == "s3cret!"
+    view = inventory.list_hosts()[0]
+    assert view["has_credentials"] is True and "s3cret" not in repr(view)
