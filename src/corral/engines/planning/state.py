@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -85,6 +85,8 @@ class ClusterState:
     host_profile: FloatArray
     disabled: BoolArray
     by_host: dict[int, set[str]]
+    #: Sum of the K largest capacities per set of enabled hosts (capacities never change).
+    reserve_cache: dict[tuple[int, bytes], FloatArray] = field(default_factory=dict)
 
     @classmethod
     def from_fleet(cls, fleet: Fleet) -> ClusterState:
@@ -126,9 +128,11 @@ class ClusterState:
 
     def fits(self, vm: VM) -> BoolArray:
         """Hosts with room for ``vm`` in every resource."""
-        return np.asarray(
-            np.all(self.used + demand_of(vm) <= self.cap + EPS, axis=1), dtype=np.bool_
-        )
+        need = demand_of(vm)
+        ok = np.ones(self.n_hosts, dtype=np.bool_)
+        for r in np.flatnonzero(need > 0):
+            ok &= self.used[:, r] <= self.cap[:, r] - need[r] + EPS
+        return ok
 
     def add(self, vm: VM, host: int) -> None:
         self.vm_by_name[vm.name] = vm
@@ -189,6 +193,7 @@ class ClusterState:
             host_profile=self.host_profile.copy(),
             disabled=self.disabled.copy(),
             by_host=defaultdict(set, {h: set(v) for h, v in self.by_host.items()}),
+            reserve_cache=self.reserve_cache,
         )
 
     def overloaded_hosts(self) -> list[str]:

@@ -52,5 +52,5 @@ def default_weighers(strategy: str = "spread") -> tuple[HostWeigher, ...]:
     return (
         FreeCapacityWeigher(sign),
         BalanceWeigher(0.5),
-        PeakCorrelationWeigher(1.0),
+        PeakCorrelationWeigher(2.0),  # the seeds insist: peaks that coincide do not share a host
     )

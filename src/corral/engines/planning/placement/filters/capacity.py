@@ -25,7 +25,7 @@ class CapacityFilter(HostFilter):
 
     def explain(self, state: ClusterState, vm: VM, host: int) -> str:
         need = demand_of(vm)
-        free = state.free[host]
+        free = state.cap[host] - state.used[host]
         short = [
             f"{RESOURCES[r]} needs {need[r]:g}, free {free[r]:g}"
             for r in range(len(RESOURCES))

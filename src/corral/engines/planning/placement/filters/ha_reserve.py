@@ -27,11 +27,20 @@ from corral.engines.planning.state import (
 
 
 def reserve_needed(state: ClusterState, k: int) -> FloatArray:
-    """Sum of the K largest enabled host capacities, per resource."""
+    """Sum of the K largest enabled host capacities, per resource (cached per host set)."""
+    key = (k, np.packbits(state.disabled).tobytes())
+    hit = state.reserve_cache.get(key)
+    if hit is not None:
+        return hit
     cap = state.cap[~state.disabled]
     if k <= 0 or cap.shape[0] == 0:
-        return np.zeros(len(RESOURCES))
-    return np.asarray(-np.sort(-cap, axis=0)[:k].sum(axis=0), dtype=np.float64)
+        value = np.zeros(len(RESOURCES))
+    else:
+        value = np.asarray(-np.sort(-cap, axis=0)[:k].sum(axis=0), dtype=np.float64)
+    if len(state.reserve_cache) > 64:
+        state.reserve_cache.clear()
+    state.reserve_cache[key] = value
+    return value
 
 
 class HAReserveFilter(HostFilter):
@@ -51,7 +60,11 @@ class HAReserveFilter(HostFilter):
         return state.fleet.settings.ha_host_failures if self.failures is None else self.failures
 
     def _slack(self, state: ClusterState, vm: VM) -> FloatArray:
-        free = state.free[~state.disabled].sum(axis=0) - demand_of(vm)
+        if state.disabled.any():
+            free = (state.cap[~state.disabled] - state.used[~state.disabled]).sum(axis=0)
+        else:
+            free = state.cap.sum(axis=0) - state.used.sum(axis=0)
+        free = free - demand_of(vm)
         return np.asarray(free - reserve_needed(state, self._k(state)), dtype=np.float64)
 
     def passes(self, state: ClusterState, vm: VM) -> BoolArray:

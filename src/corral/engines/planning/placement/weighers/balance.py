@@ -19,5 +19,8 @@ class BalanceWeigher(HostWeigher):
 
     def raw(self, state: ClusterState, vm: VM, hosts: FloatArray) -> FloatArray:
         idx = hosts.astype(np.intp)
-        left = (state.free[idx] - demand_of(vm)) / np.maximum(state.cap[idx], 1e-9)
-        return np.asarray(-np.abs(left[:, VCPU] - left[:, MEM]), dtype=np.float64)
+        need = demand_of(vm)
+        cap_c, cap_m = state.cap[idx, VCPU], state.cap[idx, MEM]
+        left_c = (cap_c - state.used[idx, VCPU] - need[VCPU]) / np.maximum(cap_c, 1e-9)
+        left_m = (cap_m - state.used[idx, MEM] - need[MEM]) / np.maximum(cap_m, 1e-9)
+        return np.asarray(-np.abs(left_c - left_m), dtype=np.float64)

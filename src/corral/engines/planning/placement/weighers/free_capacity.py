@@ -19,7 +19,9 @@ class FreeCapacityWeigher(HostWeigher):
 
     def raw(self, state: ClusterState, vm: VM, hosts: FloatArray) -> FloatArray:
         idx = hosts.astype(np.intp)
-        left = state.free[idx] - demand_of(vm)
-        cap = state.cap[idx]
-        frac = left[:, [VCPU, MEM]] / np.maximum(cap[:, [VCPU, MEM]], 1e-9)
-        return np.asarray(frac.mean(axis=1), dtype=np.float64)
+        need = demand_of(vm)
+        total = np.zeros(idx.size)
+        for r in (VCPU, MEM):
+            cap = state.cap[idx, r]
+            total += (cap - state.used[idx, r] - need[r]) / np.maximum(cap, 1e-9)
+        return total / 2.0
