@@ -87,6 +87,7 @@ def test_licence_compliance_and_cheaper_licensing(
     assert (usage["win-dc"].deployed, usage["win-dc"].status) == (2, ComplianceStatus.over)
     assert usage["win-dc"].free == -1
     assert usage["hyp"].status is ComplianceStatus.untracked
+    assert (usage["hyp"].deployed, usage["mgmt-agent"].deployed) == (3, 8)  # every host, every VM
     moves = {(s.host, s.current, s.suggested): s.monthly_saving for s in report.suggestions}
     assert moves == {
         ("h1", "win-std", "win-dc"): pytest.approx(15),

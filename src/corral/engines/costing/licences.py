@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from corral.engines.costing.model import CostModel, LicenceScope
+from corral.engines.costing.model import CostModel, LicenceKind, LicenceScope
 from corral.engines.costing.pricing import PricedHost, PricedVM, assign_licences
 
 
@@ -79,7 +79,11 @@ def _usage(
     model: CostModel,
 ) -> LicenceUsage:
     lic = model.licences[name]
-    users = [vm for vm in vms if name in assignments[vm.uuid].values()]
+    if lic.kind in (LicenceKind.hypervisor, LicenceKind.management):
+        users = list(vms)  # platform licences cover every VM and every host
+        held = {h: {*names, name} for h, names in held.items()}
+    else:
+        users = [vm for vm in vms if name in assignments[vm.uuid].values()]
     if lic.per is LicenceScope.vm:
         deployed = len(users)
     else:
