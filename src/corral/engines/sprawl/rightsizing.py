@@ -133,16 +133,18 @@ def _cpu_demand(
     core_mhz: Mapping[str, float],
     params: RightSizingParams,
 ) -> _Demand:
-    vcpus = np.array([vm.vcpus for vm in vms], dtype=np.float32)[:, None]
+    """Demand in vCPUs. Percentiles commute with a positive per-VM scale, so the statistic
+    is taken on the raw series and scaled afterwards (no full-size temporary)."""
     if batch.cpu_pct is not None:
-        demand = batch.cpu_pct[idx] / np.float32(100.0) * vcpus
-        return _statistic(demand, batch, params, ["cpu_pct"] * len(vms))
-    mhz = np.array([core_mhz.get(vm.host or "", np.nan) for vm in vms], dtype=np.float32)
+        vcpus = np.array([vm.vcpus for vm in vms], dtype=np.float64)
+        d = _statistic(stats.take_rows(batch.cpu_pct, idx), batch, params, "cpu_pct", len(vms))
+        return _Demand(d.value * vcpus / 100.0, d.covered, d.source)
     if batch.cpu_mhz is None:
         empty = np.full((len(vms), batch.samples), np.nan, dtype=np.float32)
-        return _statistic(empty, batch, params, ["none"] * len(vms))
-    demand = batch.cpu_mhz[idx] / mhz[:, None]
-    return _statistic(demand, batch, params, ["cpu_mhz/core_mhz"] * len(vms))
+        return _statistic(empty, batch, params, "none", len(vms))
+    mhz = np.array([core_mhz.get(vm.host or "", np.nan) for vm in vms], dtype=np.float64)
+    d = _statistic(stats.take_rows(batch.cpu_mhz, idx), batch, params, "cpu_mhz/core_mhz", len(vms))
+    return _Demand(d.value / mhz, d.covered, d.source)
 
 
 def _memory_demand(batch: MetricBatch, idx: stats.IntArray, params: RightSizingParams) -> _Demand:
@@ -154,7 +156,7 @@ def _memory_demand(batch: MetricBatch, idx: stats.IntArray, params: RightSizingP
         series = batch.memory_mib.get(name)
         if series is None:
             continue
-        d = _statistic(series[idx], batch, params, [name] * n)
+        d = _statistic(stats.take_rows(series, idx), batch, params, name, n)
         take = (covered < params.min_days) & (d.covered >= params.min_days)
         value = np.where(take, d.value, value)
         covered = np.where(take, d.covered, np.maximum(covered, d.covered))
@@ -163,7 +165,7 @@ def _memory_demand(batch: MetricBatch, idx: stats.IntArray, params: RightSizingP
 
 
 def _statistic(
-    demand: FloatArray, batch: MetricBatch, params: RightSizingParams, source: list[str]
+    demand: FloatArray, batch: MetricBatch, params: RightSizingParams, source: str, n: int
 ) -> _Demand:
     spd = 86400 // batch.step_s
     days = stats.tail_days(demand, spd, params.window_days)
@@ -176,7 +178,7 @@ def _statistic(
         value = stats.row_quantile(flat, 0.95)
     else:
         value = stats.median_of_daily_peaks(days, min_samples)
-    return _Demand(value, covered, source)
+    return _Demand(value, covered, [source] * n)
 
 
 def _advise(

@@ -32,6 +32,13 @@ def tail_days(arr: FloatArray, samples_per_day: int, days: int) -> FloatArray:
     return tail.reshape(arr.shape[0], n_days, samples_per_day)
 
 
+def take_rows(arr: FloatArray, idx: IntArray) -> FloatArray:
+    """Rows ``idx`` of ``arr``: a view when they are all rows in order, else a copy."""
+    if len(idx) == arr.shape[0] and (len(idx) == 0 or (idx[0] == 0 and np.all(np.diff(idx) == 1))):
+        return arr
+    return arr[idx]
+
+
 def valid_count(arr: FloatArray) -> IntArray:
     counts: IntArray = np.count_nonzero(~np.isnan(arr), axis=-1).astype(np.int64)
     return counts

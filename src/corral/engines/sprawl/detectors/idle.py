@@ -80,53 +80,65 @@ class IdleDetector(Detector):
         return out
 
     def compute(self, batch: MetricBatch, idx: stats.IntArray) -> IdleStats:
-        """Idle statistics for the batch rows ``idx`` (the vectorised core)."""
+        """Idle statistics for the batch rows ``idx`` (the vectorised core).
+
+        NaN compares False, so a missing sample is never quiet; a sample counts as
+        valid only when CPU, disk and network were all measured.
+        """
         spd = 86400 // batch.step_s
         days = int(self.param("window_days"))
         cpu, cpu_max = _cpu(batch, self)
-        c = stats.tail_days(cpu[idx], spd, days)
-        d = stats.tail_days(batch.disk_bytes_s[idx], spd, days)  # type: ignore[index]
-        n = stats.tail_days(batch.net_bytes_s[idx], spd, days)  # type: ignore[index]
-        valid = ~(np.isnan(c) | np.isnan(d) | np.isnan(n))
-        with np.errstate(invalid="ignore"):
-            quiet = (
-                valid
-                & (c < cpu_max)
-                & (d < self.param("disk_bytes_s_max"))
-                & (n < self.param("net_bytes_s_max"))
-            )
-        return self._summarise(valid, quiet, c, d, n, spd)
+        assert batch.disk_bytes_s is not None and batch.net_bytes_s is not None
+        c, d, n = (
+            stats.tail_days(stats.take_rows(a, idx), spd, days)
+            for a in (cpu, batch.disk_bytes_s, batch.net_bytes_s)
+        )
+        total = c + d
+        total += n
+        per_day_valid = np.count_nonzero(~np.isnan(total), axis=2)
+        quiet = c < cpu_max
+        quiet &= d < self.param("disk_bytes_s_max")
+        quiet &= n < self.param("net_bytes_s_max")
+        per_day_quiet = np.count_nonzero(quiet, axis=2)
+        result = self._summarise(per_day_valid, per_day_quiet, spd, c.shape[1])
+        self._add_evidence(result, c, d, n)
+        return result
 
     def _summarise(
-        self,
-        valid: stats.BoolArray,
-        quiet: stats.BoolArray,
-        c: FloatArray,
-        d: FloatArray,
-        n: FloatArray,
-        spd: int,
+        self, per_day_valid: stats.IntArray, per_day_quiet: stats.IntArray, spd: int, days: int
     ) -> IdleStats:
-        per_day_valid = valid.sum(axis=2)
-        quiet_frac = quiet.sum(axis=2) / np.maximum(per_day_valid, 1)
+        quiet_frac = per_day_quiet / np.maximum(per_day_valid, 1)
         covered = per_day_valid >= self.param("min_day_coverage") * spd
         idle_day = covered & (quiet_frac >= self.param("quiet_fraction"))
         n_cov = covered.sum(axis=1)
         n_idle = idle_day.sum(axis=1)
-        flat = c.shape[0], -1
-        masked = [np.where(valid, x, np.nan).reshape(flat) for x in (c, d, n)]
+        n_rows = per_day_valid.shape[0]
+        nan = np.full(n_rows, np.nan)
         return IdleStats(
             covered_days=n_cov,
             idle_days=n_idle,
-            coverage=valid.reshape(flat).mean(axis=1),
+            coverage=per_day_valid.sum(axis=1) / float(days * spd),
             min_quiet_fraction=np.where(covered, quiet_frac, np.inf).min(axis=1),
-            mean_cpu=stats.row_mean(masked[0]),
-            max_cpu=stats.row_max(masked[0]),
-            mean_disk=stats.row_mean(masked[1]),
-            mean_net=stats.row_mean(masked[2]),
+            mean_cpu=nan.copy(),
+            max_cpu=nan.copy(),
+            mean_disk=nan.copy(),
+            mean_net=nan.copy(),
             is_idle=(n_cov >= self.param("min_days"))
             & (n_idle >= self.param("idle_day_fraction") * n_cov - 1e-9),
-            window_days=c.shape[1],
+            window_days=days,
         )
+
+    @staticmethod
+    def _add_evidence(s: IdleStats, c: FloatArray, d: FloatArray, n: FloatArray) -> None:
+        """Means and peak of the measured samples, for the idle VMs only (evidence)."""
+        rows = np.flatnonzero(s.is_idle)
+        if not len(rows):
+            return
+        flat = (len(rows), -1)
+        s.mean_cpu[rows] = stats.row_mean(c[rows].reshape(flat))
+        s.max_cpu[rows] = stats.row_max(c[rows].reshape(flat))
+        s.mean_disk[rows] = stats.row_mean(d[rows].reshape(flat))
+        s.mean_net[rows] = stats.row_mean(n[rows].reshape(flat))
 
     def _outcomes(
         self, vms: list[VMRecord], s: IdleStats, batch: MetricBatch, ctx: DetectionContext
