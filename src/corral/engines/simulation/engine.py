@@ -273,7 +273,7 @@ def simulate(
     run = _Run(hosts, vm_types, workload, policy, cfg)
     run.execute()
     meter = run.meter
-    energy = meter.energy_j / 3.6e6
+    energy = float(meter.energy_j) / 3.6e6
     slav = meter.slatah * meter.pdm
     best = max(set(hosts), key=lambda h: h.mips / h.power_w[-1])
     served = np.array(run.served)
@@ -282,11 +282,11 @@ def simulate(
         day=workload.day,
         energy_kwh=energy,
         migrations=run.migrations,
-        slatah_pct=meter.slatah * 100.0,
-        pdm_pct=meter.pdm * 100.0,
-        slav=slav,
-        esv=energy * slav,
-        overall_sla_violation_pct=meter.overall_violation * 100.0,
+        slatah_pct=float(meter.slatah) * 100.0,
+        pdm_pct=float(meter.pdm) * 100.0,
+        slav=float(slav),
+        esv=float(energy * slav),
+        overall_sla_violation_pct=float(meter.overall_violation) * 100.0,
         host_shutdowns=meter.shutdowns,
         vms=workload.size,
         vms_removed_idle=run.removed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from corral.engines.simulation.policies.base import ConsolidationPolicy, Migration, Parameter
+from corral.engines.simulation.policies.corral import CorralPolicy
 from corral.engines.simulation.policies.lr_mmt import LrMmt
 from corral.engines.simulation.policies.thr_mmt import ThrMmt
 from corral.errors import NotFoundError, ValidationError
@@ -10,27 +11,39 @@ from corral.errors import NotFoundError, ValidationError
 REGISTRY: dict[str, type[ConsolidationPolicy]] = {
     ThrMmt.family: ThrMmt,
     LrMmt.family: LrMmt,
+    CorralPolicy.family: CorralPolicy,
 }
 
 
-def make_policy(name: str) -> ConsolidationPolicy:
+def make_policy(name: str, overrides: dict[str, float] | None = None) -> ConsolidationPolicy:
     """Build a policy from its CLI name: a family, optionally followed by ``-<first parameter>``
-    (``lr-mmt-1.2``, ``thr-mmt-0.8``, ``corral``)."""
+    (``lr-mmt-1.2``, ``thr-mmt-0.8``, ``corral``); ``overrides`` set named parameters."""
     key = name.strip().lower()
-    if key in REGISTRY:
-        return REGISTRY[key]()
-    family, _, value = key.rpartition("-")
-    if family not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise NotFoundError(f"unknown policy {name!r}; choose one of {known} (e.g. lr-mmt-1.2).")
+    params: dict[str, float] = {}
+    family = key
+    if key not in REGISTRY:
+        family, _, value = key.rpartition("-")
+        if family not in REGISTRY:
+            known = ", ".join(sorted(REGISTRY))
+            raise NotFoundError(
+                f"unknown policy {name!r}; choose one of {known} (e.g. lr-mmt-1.2)."
+            )
+        if not REGISTRY[family].parameters:
+            raise ValidationError(f"policy {family} takes no parameter; use {family!r}.")
+        try:
+            params[REGISTRY[family].parameters[0].name] = float(value)
+        except ValueError as exc:
+            raise ValidationError(f"policy {name!r}: {value!r} is not a number.") from exc
     cls = REGISTRY[family]
-    if not cls.parameters:
-        raise ValidationError(f"policy {family} takes no parameter; use {family!r}.")
-    try:
-        number = float(value)
-    except ValueError as exc:
-        raise ValidationError(f"policy {name!r}: {value!r} is not a number.") from exc
-    return cls(number)  # type: ignore[call-arg]
+    known_params = {p.name for p in cls.parameters}
+    for param, number in (overrides or {}).items():
+        if param not in known_params:
+            raise ValidationError(
+                f"policy {family} has no parameter {param!r}; "
+                f"it has {', '.join(sorted(known_params))}."
+            )
+        params[param] = number
+    return cls(**params)
 
 
 def describe_policies() -> list[dict[str, object]]:
