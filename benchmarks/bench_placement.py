@@ -83,7 +83,8 @@ def bench_bulk(n_hosts: int, n_vms: int, n_groups: int) -> Fleet:
     elapsed = time.perf_counter() - t0
     verdict = check_plan(fleet, result.target, result.reserve_hosts)
     print(
-        "\nBulk packing (bin-centric, balance-aware, numpy over VM classes); N+1 reserve = 1 empty host"
+        "\nBulk packing (bin-centric, balance-aware, numpy over VM classes); "
+        "N+1 reserve = 1 empty host"
     )
     print(
         f"{'VMs':>8} {'hosts':>7} {'groups':>6} {'time_s':>7} {'used+K':>7} {'LB':>6} "
@@ -93,7 +94,8 @@ def bench_bulk(n_hosts: int, n_vms: int, n_groups: int) -> Fleet:
     print(
         f"{n_vms:>8} {n_hosts:>7} {n_groups:>6} {elapsed:>7.2f} {result.hosts_with_reserve:>7} "
         f"{lb.hosts:>6} {result.ratio_to_bound:>6.4f} {lb.by_resource['vcpus']:>7} "
-        f"{lb.by_resource['memory_mib']:>6} {lb.anti_affinity:>5} {len(result.unplaced):>8}  {verdict}"
+        f"{lb.by_resource['memory_mib']:>6} {lb.anti_affinity:>5} {len(result.unplaced):>8}  "
+        f"{verdict}"
     )
     placed = fleet.with_vms([replace(v, host=result.target.get(v.name)) for v in fleet.vms])
     return placed

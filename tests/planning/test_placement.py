@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from corral.engines.planning import (
     VM,
+    Fleet,
     Placed,
     Unschedulable,
     UnschedulableFreeingWouldHelp,
@@ -23,14 +24,8 @@ from tests.planning.strategies import fleets, vms
 
 
 def test_registry_plugins_are_described() -> None:
-    assert set(FILTERS) == {
-        "cpu_compat",
-        "cores",
-        "affinity",
-        "anti_affinity",
-        "capacity",
-        "ha_reserve",
-    }
+    expected = {"cpu_compat", "cores", "affinity", "anti_affinity", "capacity", "ha_reserve"}
+    assert set(FILTERS) == expected
     assert set(WEIGHERS) == {"free_capacity", "balance", "peak_correlation"}
     for cls in [*FILTERS.values(), *WEIGHERS.values()]:
         assert cls.description
@@ -107,7 +102,9 @@ def test_ha_reserve_filter_blocks_when_reserve_would_break(fleets_dir: Path) -> 
 @given(
     fleet=fleets(), request=vms("new", max_size=10), strategy=st.sampled_from(["spread", "stack"])
 )
-def test_placement_never_overcommits_nor_breaks_constraints(fleet, request, strategy) -> None:  # type: ignore[no-untyped-def]
+def test_placement_never_overcommits_nor_breaks_constraints(
+    fleet: Fleet, request: list[VM], strategy: str
+) -> None:
     result = place(fleet, request, Scheduler.default(strategy), atomic=False)
     placement = current_placement(fleet)
     placement.update({o.vm: o.host for o in result.outcomes if isinstance(o, Placed)})

@@ -14,8 +14,11 @@ or an incompatible CPU.
 
 The N+K reserve is kept as K empty hosts, chosen among the largest: any K
 failed hosts' VMs then restart host-for-host on them, which keeps capacity and
-anti-affinity (the VMs of one host share no group). This is a sufficient
-condition, stronger than the aggregate test, and costs exactly K hosts.
+anti-affinity (the VMs of one host share no group). So that this holds on
+mixed hosts too, no host is loaded beyond the smallest reserve host in any
+resource, and VMs a reserve host could not run (CPU features, threads) are
+counted in ``reserve_incompatible``. A sufficient condition, stronger than the
+aggregate test, that costs exactly K hosts.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class BulkResult:
     reserve_hosts: tuple[str, ...]
     unplaced: tuple[str, ...]
     lower_bound: LowerBound
+    #: Placed VMs that some reserve host could not restart (features, threads).
+    reserve_incompatible: tuple[str, ...] = ()
 
     @property
     def hosts_with_reserve(self) -> int:
@@ -82,14 +87,20 @@ def pack(fleet: Fleet, failures: int | None = None) -> BulkResult:
     reserve: IntArray = by_size[:k]
     hosts: IntArray = by_size[k:]  # open in this order: largest first
     vms = [v for v in fleet.vms if v.running]
-    target, unplaced = _fill_hosts(state, vms, hosts)
+    limit = state.cap[reserve].min(axis=0) if k else np.full(state.cap.shape[1], np.inf)
+    target, unplaced = _fill_hosts(state, vms, hosts, limit)
     used = len(set(target.values()))
+    cache: dict[tuple[object, ...], BoolArray] = {}
+    misfits = tuple(
+        v.name for v in vms if v.name in target and not _compat(state, v, cache)[reserve].all()
+    )
     return BulkResult(
         target=target,
         hosts_used=used,
         reserve_hosts=tuple(state.host_names[i] for i in reserve),
         unplaced=tuple(unplaced),
         lower_bound=host_lower_bound(fleet, k),
+        reserve_incompatible=misfits,
     )
 
 
@@ -149,14 +160,14 @@ class _Classes:
 
 
 def _fill_hosts(
-    state: ClusterState, vms: list[VM], hosts: IntArray
+    state: ClusterState, vms: list[VM], hosts: IntArray, limit: FloatArray
 ) -> tuple[dict[str, str], list[str]]:
     classes = _Classes.build(state, vms)
     target: dict[str, str] = {}
     for h in hosts:
         if not classes.count.any():
             break
-        for i in _fill_one(state, int(h), classes, vms):
+        for i in _fill_one(state, int(h), classes, vms, limit):
             target[vms[i].name] = state.host_names[int(h)]
     unplaced = [vms[i].name for q in classes.queues for i in q]
     return target, unplaced
@@ -166,8 +177,10 @@ def _fill_hosts(
 BALANCE_WEIGHT = 10.0
 
 
-def _fill_one(state: ClusterState, h: int, classes: _Classes, vms: list[VM]) -> list[int]:
-    cap = state.cap[h]
+def _fill_one(
+    state: ClusterState, h: int, classes: _Classes, vms: list[VM], limit: FloatArray
+) -> list[int]:
+    cap = np.minimum(state.cap[h], limit)
     scale = np.where(cap > 0, 1.0 / np.maximum(cap, EPS), 0.0)
     left = cap.copy()
     remaining = (classes.count @ classes.need) * scale

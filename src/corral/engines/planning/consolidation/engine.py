@@ -39,13 +39,13 @@ def consolidate(
     if mode == "heuristic" or (mode == "auto" and not small):
         return heuristic
     exact = solve_exact(fleet, k, time_limit_s)
-    if exact is None or len(set(exact.target.values())) > heuristic.active_hosts_after:
+    if exact is None or len(exact.hosts_on) > heuristic.active_hosts_after:
         notes = ("CP-SAT found no better plan in the time limit; heuristic result kept.",)
         return _with_notes(heuristic, notes)
     state = ClusterState.from_fleet(fleet)
     bound = host_lower_bound(fleet, k)
     schedule = order_moves(state, exact.target)
-    used = set(exact.target.values())
+    used = set(exact.hosts_on)
     return ConsolidationPlan(
         method="exact-cpsat",
         active_hosts_before=int(state.active_hosts().sum()),
@@ -68,10 +68,13 @@ def _heuristic(fleet: Fleet, k: int) -> ConsolidationPlan:
     scheduler = Scheduler(default_filters(k), default_weighers("stack"), explain_limit=0)
     bound = host_lower_bound(fleet, k)
     unplaced = place_unplaced(state, fleet, scheduler)
-    drain_hosts(state, scheduler, bound.hosts)
+    drain_hosts(state, scheduler, bound.hosts, k)
     target = {vm: state.host_names[h] for vm, h in state.placement.items()}
     schedule = order_moves(ClusterState.from_fleet(fleet), target)
-    active = state.active_hosts()
+    active = ~state.disabled
+    notes: tuple[str, ...] = ()
+    if bound.hosts > len(fleet.hosts):
+        notes = (f"No placement meets the N+{k} reserve with these hosts; add capacity.",)
     return ConsolidationPlan(
         method="heuristic-drain",
         active_hosts_before=before,
@@ -83,4 +86,5 @@ def _heuristic(fleet: Fleet, k: int) -> ConsolidationPlan:
             state.host_names[i] for i in range(state.n_hosts) if not active[i]
         ),
         unplaced=tuple(unplaced),
+        notes=notes,
     )

@@ -22,6 +22,7 @@ from corral.engines.planning.state import MEM, RESOURCES, VCPU, ClusterState, de
 @dataclass(frozen=True)
 class ExactResult:
     target: dict[str, str]
+    hosts_on: tuple[str, ...]
     optimal: bool
     host_bound: int
 
@@ -70,7 +71,8 @@ def solve_exact(fleet: Fleet, failures: int, time_limit_s: float = 10.0) -> Exac
         for v in [vms[i]]
     }
     bound = int(solver.best_objective_bound // (len(vms) + 1))
-    return ExactResult(target, status == cp_model.OPTIMAL, bound)
+    on = tuple(state.host_names[h] for h in range(n) if solver.value(y[h]))
+    return ExactResult(target, on, status == cp_model.OPTIMAL, bound)
 
 
 def _capacity(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from corral.engines.planning.model import Fleet
+from corral.engines.planning.placement.filters.ha_reserve import reserve_holds
 from corral.engines.planning.placement.outcome import Placed
 from corral.engines.planning.placement.scheduler import Scheduler, request_order
 from corral.engines.planning.state import MEM, VCPU, ClusterState
@@ -35,27 +36,32 @@ def place_unplaced(state: ClusterState, fleet: Fleet, scheduler: Scheduler) -> l
     return left
 
 
-def drain_hosts(state: ClusterState, scheduler: Scheduler, floor: int) -> None:
-    """Switch off (disable) hosts whose VMs all fit elsewhere, until ``floor`` hosts remain on."""
-    active = state.active_hosts()
-    state.disabled |= ~active
+def drain_hosts(state: ClusterState, scheduler: Scheduler, floor: int, failures: int) -> None:
+    """Switch off (disable) hosts whose VMs all fit elsewhere, until ``floor`` hosts remain on.
+
+    Empty hosts come first; a host stays on if switching it off would break the
+    N+K reserve, so the hosts left on include any empty standby the reserve needs.
+    """
     for h in np.argsort(load_fraction(state), kind="stable"):
         host = int(h)
         if state.disabled[host] or int((~state.disabled).sum()) <= floor:
             continue
-        _try_drain(state, scheduler, host)
+        _try_drain(state, scheduler, host, failures)
 
 
-def _try_drain(state: ClusterState, scheduler: Scheduler, host: int) -> bool:
+def _try_drain(state: ClusterState, scheduler: Scheduler, host: int, failures: int) -> bool:
     state.disabled[host] = True
     moved: list[str] = []
-    for vm in request_order(state.vms_on(host)):
+    ok = reserve_holds(state, failures)
+    for vm in request_order(state.vms_on(host)) if ok else []:
         outcome = scheduler.decide(state, vm)
         if not isinstance(outcome, Placed):
-            for name in moved:
-                state.move(name, host)
-            state.disabled[host] = False
-            return False
+            ok = False
+            break
         state.move(vm.name, state.index[outcome.host])
         moved.append(vm.name)
-    return True
+    if not ok:
+        for name in moved:
+            state.move(name, host)
+        state.disabled[host] = False
+    return ok

@@ -34,6 +34,8 @@ class MigrationSchedule:
 
 @dataclass(frozen=True)
 class ConsolidationPlan:
+    """``active_hosts_after`` counts every host left on, including empty N+K standbys."""
+
     method: str
     active_hosts_before: int
     active_hosts_after: int

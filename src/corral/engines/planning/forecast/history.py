@@ -3,7 +3,8 @@
 A history file is CSV with a header ``timestamp,host,resource,value``:
 ``timestamp`` in epoch seconds or ISO 8601, ``resource`` ``cpu_mhz`` (physical
 MHz used) or ``memory_mib``. The cluster series is the sum of the host series
-on the timestamps they share.
+on the timestamps they share, against the capacity of those hosts minus the
+K largest (a ``cluster`` host column instead gives the whole fleet's series).
 """
 
 from __future__ import annotations
@@ -98,9 +99,9 @@ def host_capacity(fleet: Fleet, host: str, resource: str) -> float:
     return float(h.cpu_capacity_mhz if resource == "cpu_mhz" else h.memory_mib)
 
 
-def cluster_capacity(fleet: Fleet, resource: str, failures: int) -> float:
-    """Total capacity minus the K largest hosts (the N+K reserve)."""
-    caps = sorted((host_capacity(fleet, h.name, resource) for h in fleet.hosts), reverse=True)
+def cluster_capacity(fleet: Fleet, hosts: set[str], resource: str, failures: int) -> float:
+    """Capacity of ``hosts`` minus the K largest of them (the N+K reserve)."""
+    caps = sorted((host_capacity(fleet, h, resource) for h in hosts), reverse=True)
     return float(sum(caps[failures:]))
 
 
@@ -116,10 +117,11 @@ def forecast_fleet(
         if host != "cluster"
     ]
     for res in HISTORY_RESOURCES:
-        s = history.get(("cluster", res)) or cluster_series(
-            {k: v for k, v in history.items() if k[0] != "cluster"}, res
-        )
+        per_host = {k: v for k, v in history.items() if k[0] != "cluster"}
+        given = history.get(("cluster", res))
+        s = given or cluster_series(per_host, res)
+        hosts = {h.name for h in fleet.hosts} if given else {h for h, r in per_host if r == res}
         if s is not None and s.times.size >= 3:
-            cap = cluster_capacity(fleet, res, failures)
+            cap = cluster_capacity(fleet, hosts, res, failures)
             out.append(time_to_exhaustion("cluster", res, s.times, s.values, cap, horizon_days))
     return out

@@ -43,6 +43,15 @@ def reserve_needed(state: ClusterState, k: int) -> FloatArray:
     return value
 
 
+def reserve_holds(state: ClusterState, k: int) -> bool:
+    """Whether the enabled hosts' free vCPUs and memory cover their K largest capacities."""
+    if k <= 0:
+        return True
+    on = ~state.disabled
+    free = (state.cap[on] - state.used[on]).sum(axis=0)
+    return bool((free[[VCPU, MEM]] >= reserve_needed(state, k)[[VCPU, MEM]] - EPS).all())
+
+
 class HAReserveFilter(HostFilter):
     name = "ha_reserve"
     description = (
