@@ -144,6 +144,7 @@ class LibvirtHypervisor:
         self._conn = conn
         self._lock = threading.RLock()
         self._node_file = Path(test_file_path(uri)) if is_test_file_uri(uri) else None
+        self._volume_cache: dict[str, tuple[tuple[str, tuple[str, ...], int], tuple[VolumeFacts, ...]]] = {}
 
     # -- reading --------------------------------------------------------------
     def read_inventory(self, known: Mapping[str, str] | None = None) -> HostInventory:
@@ -253,35 +254,47 @@ class LibvirtHypervisor:
             state, capacity, allocation, available = pool.info()
             if available >= 2**63:  # unsigned wrap-around when allocation exceeds capacity
                 available = max(0, capacity - allocation)
-            volumes = []
-            if pool.isActive():
-                for vol in pool.listAllVolumes(0):
-                    vroot = parse(vol.XMLDesc(0), "storage volume XML")
-                    _, vcap, valloc = vol.info()
-                    volumes.append(
-                        VolumeFacts(
-                            name=vol.name(),
-                            path=vol.path(),
-                            capacity_bytes=int(vcap),
-                            allocation_bytes=int(valloc),
-                            format=(vroot.find("target/format").get("type") if vroot.find("target/format") is not None else None),
-                            backing_path=vroot.findtext("backingStore/path"),
-                        )
-                    )
+            active = bool(pool.isActive())
             pools.append(
                 PoolFacts(
                     name=pool.name(),
                     uuid=pool.UUIDString(),
                     type=root.get("type", "unknown"),
                     path=root.findtext("target/path"),
-                    active=bool(pool.isActive()),
+                    active=active,
                     capacity_bytes=int(capacity),
                     allocation_bytes=int(allocation),
                     available_bytes=int(available),
-                    volumes=tuple(volumes),
+                    volumes=self._volumes(pool, int(allocation)) if active else (),
                 )
             )
         return tuple(pools)
+
+    def _volumes(self, pool: libvirt.virStoragePool, allocation: int) -> tuple[VolumeFacts, ...]:
+        """A pool's volumes; re-read only when its volume names or allocation changed."""
+        names = tuple(sorted(pool.listVolumes()))
+        key = (pool.UUIDString(), names, allocation)
+        cached = self._volume_cache.get(key[0])
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        volumes = []
+        for vol in pool.listAllVolumes(0):
+            vroot = parse(vol.XMLDesc(0), "storage volume XML")
+            _, vcap, valloc = vol.info()
+            fmt = vroot.find("target/format")
+            volumes.append(
+                VolumeFacts(
+                    name=vol.name(),
+                    path=vol.path(),
+                    capacity_bytes=int(vcap),
+                    allocation_bytes=int(valloc),
+                    format=fmt.get("type") if fmt is not None else None,
+                    backing_path=vroot.findtext("backingStore/path"),
+                )
+            )
+        result = tuple(sorted(volumes, key=lambda v: v.name))
+        self._volume_cache[key[0]] = (key, result)
+        return result
 
     def _networks(self) -> tuple[NetworkFacts, ...]:
         nets = []
@@ -360,6 +373,12 @@ class LibvirtHypervisor:
         except libvirt.libvirtError:
             return False
         return True
+
+    def is_alive(self) -> bool:
+        try:
+            return bool(self._conn.isAlive())
+        except libvirt.libvirtError:
+            return False
 
     def close(self) -> None:
         with self._lock:

@@ -14,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from corral.config import Settings
 from corral.domain.model import OwnerMeta
-from corral.errors import ConflictError, NotFoundError, StoreError, ValidationError
+from corral.errors import ConflictError, CorralError, NotFoundError, StoreError, ValidationError
 from corral.hypervisor.base import Hypervisor
 from corral.hypervisor.libvirt_adapter import Credentials, connect
+from corral.hypervisor.pool import ConnectionPool
 from corral.hypervisor.uri import validate_uri
 from corral.inventory.export import write_tables
 from corral.inventory.filters import SORT_KEYS, VMFilter, apply_filter, decode_cursor, encode_cursor
@@ -49,6 +50,7 @@ class Inventory:
         self.db = db
         self.secrets = secrets
         self.clock = clock
+        self.pool = ConnectionPool()
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = utcnow) -> Inventory:
@@ -112,17 +114,29 @@ class Inventory:
             return out
 
     def connector(self, host: m.Host) -> Hypervisor:
+        """A pooled connection to ``host`` (kept open between syncs)."""
         creds = None
         if host.username or host.secret:
             creds = Credentials(host.username, self.secrets.decrypt(host.secret) if host.secret else None)
-        return connect(host.uri, creds)
+        uri = host.uri
+        return self.pool.get(host.name, uri, lambda: connect(uri, creds))
+
+    def release(self, host_name: str, *, wrote: bool = False, broken: bool = False) -> None:
+        """Done with a pooled connection: note our own writes, drop it when it failed."""
+        if broken:
+            self.pool.discard(host_name)
+        elif wrote:
+            self.pool.touched(host_name)
+
+    def close(self) -> None:
+        self.pool.close_all()
 
     def open_host(self, name: str) -> Hypervisor:
         with self.db.session() as s:
             return self.connector(self._host(s, name))
 
     def sync(self, hosts: Iterable[str] | None = None, progress: Progress | None = None) -> SyncReport:
-        return SyncService(self.db, self.connector, self.clock).sync(hosts, progress)
+        return SyncService(self.db, self.connector, self.release, self.clock).sync(hosts, progress)
 
     # -- VMs ------------------------------------------------------------------
     def list_vms(
@@ -211,8 +225,10 @@ class Inventory:
             hv = self.connector(vm.host)
             try:
                 hv.set_metadata(vm.uuid, new, is_template=vm.is_template)
-            finally:
-                hv.close()
+            except CorralError:
+                self.release(vm.host.name, broken=True)
+                raise
+            self.release(vm.host.name, wrote=True)
             diff = {}
             for k in changes:
                 before, after = getattr(old, k), getattr(new, k)

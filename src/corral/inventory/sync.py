@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Connector = Callable[[m.Host], Hypervisor]
+Releaser = Callable[..., None]
 Progress = Callable[[str, int, int], None]
 
 
@@ -75,9 +76,10 @@ class _Observed:
 
 
 class SyncService:
-    def __init__(self, db: Database, connector: Connector, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, connector: Connector, release: Releaser, clock: Clock = utcnow) -> None:
         self.db = db
         self.connector = connector
+        self.release = release
         self.clock = clock
 
     def sync(self, host_names: Iterable[str] | None = None, progress: Progress | None = None) -> SyncReport:
@@ -119,11 +121,9 @@ class SyncService:
         def read(host: m.Host) -> _Observed:
             try:
                 hv = self.connector(host)
-                try:
-                    return _Observed(host, hv.read_inventory(known[host.id]), None)
-                finally:
-                    hv.close()
+                return _Observed(host, hv.read_inventory(known[host.id]), None)
             except CorralError as exc:
+                self.release(host.name, broken=True)
                 return _Observed(host, None, exc.message)
 
         results: list[_Observed] = []
@@ -359,8 +359,13 @@ class _Reconciler:
 
 
 def _storage_fingerprint(pools: tuple[PoolFacts, ...], networks: tuple[Any, ...]) -> str:
+    """Cheap change detector: pool sizes and volume names move whenever storage does."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(repr((pools, networks)).encode())
+    for p in pools:
+        h.update(repr((p.name, p.active, p.capacity_bytes, p.allocation_bytes)).encode())
+        for v in p.volumes:
+            h.update(f"{v.name}\0{v.allocation_bytes}\0{v.capacity_bytes}\0".encode())
+    h.update(repr(networks).encode())
     return h.hexdigest()
 
 

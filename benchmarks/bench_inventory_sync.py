@@ -1,0 +1,69 @@
+"""Sync of a 10,000-VM test-driver fleet over 20 hosts: first sync and unchanged re-sync.
+
+    .venv/bin/python benchmarks/bench_inventory_sync.py [--hosts 20 --vms-per-host 500] [--pg-url URL]
+
+Prints one row per database. Target: unchanged re-sync < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fleetgen import write_fleet  # noqa: E402
+
+from corral.inventory.service import Inventory  # noqa: E402
+from corral.security.secrets import SecretBox  # noqa: E402
+from corral.store.db import Database  # noqa: E402
+
+
+def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
+    db = Database(url)
+    if reset_pg:
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    db.migrate()
+    inv = Inventory(db, SecretBox(Fernet.generate_key()))
+    for p in paths:
+        inv.add_host(p.stem, f"test://{p}")
+    t0 = time.perf_counter()
+    first = inv.sync()
+    t1 = time.perf_counter()
+    second = inv.sync()
+    t2 = time.perf_counter()
+    third = inv.sync()
+    t3 = time.perf_counter()
+    assert first.count_of("created") == sum(h.vms_seen for h in first.hosts)
+    assert second.events == {} and third.events == {}
+    db.dispose()
+    return {"vms": first.count_of("created"), "first": t1 - t0, "resync": min(t2 - t1, t3 - t2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hosts", type=int, default=20)
+    ap.add_argument("--vms-per-host", type=int, default=500)
+    ap.add_argument("--pg-url", default=os.environ.get("CORRAL_TEST_PG_URL"))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_fleet(Path(tmp) / "nodes", args.hosts, args.vms_per_host)
+        rows = [("SQLite", run(f"sqlite:///{tmp}/bench.db", paths, False))]
+        if args.pg_url:
+            rows.append(("PostgreSQL", run(args.pg_url, paths, True)))
+    print(f"\nInventory sync, {args.hosts} test-driver hosts x {args.vms_per_host} VMs (target: unchanged re-sync < 2 s)")
+    print(f"{'database':<12} {'VMs':>7} {'first sync s':>13} {'re-sync s':>10} {'target met':>11}")
+    for name, r in rows:
+        print(f"{name:<12} {r['vms']:>7.0f} {r['first']:>13.2f} {r['resync']:>10.2f} {'yes' if r['resync'] < 2 else 'no':>11}")
+
+
+if __name__ == "__main__":
+    main()
