@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corral.engines.costing import CostModel
 from corral.engines.sprawl import GOVERNANCE, Category, Evidence, Finding, analyse, dedupe
@@ -58,3 +60,31 @@ def test_analysis_counts_each_vm_once(fixtures: Path, hand_model: CostModel) -> 
     running = [vm for vm in inv.vms if vm.powered_on]
     assert len(result.rightsizing_insufficient) == len(running)
     assert not result.rightsizing
+
+
+findings_strategy = st.lists(
+    st.builds(
+        _f,
+        st.sampled_from(["vm1", "vm2", "vm3", "/pool/x.qcow2"]),
+        st.sampled_from(list(Category)),
+        st.floats(0, 1000, allow_nan=False),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(findings_strategy)
+def test_dedupe_properties(findings: list[Finding]) -> None:
+    kept = dedupe(findings)
+    subjects = [f.subject for f in kept]
+    assert len(subjects) == len(set(subjects)) == len({f.subject for f in findings})
+    for k in kept:
+        group = [f for f in findings if f.subject == k.subject]
+        waste = [f for f in group if f.category not in GOVERNANCE]
+        pool = waste or group  # waste first, then the most money within it
+        # amounts equal to 1e-6 are a tie, settled by category rank
+        assert k.monthly_cost_held >= max(f.monthly_cost_held for f in pool) - 1e-6
+        assert k.category in {f.category for f in pool}
+        assert k.category not in k.also_matched
+        assert set(k.also_matched) | {k.category} == {f.category for f in group}

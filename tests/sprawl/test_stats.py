@@ -13,7 +13,7 @@ values = st.one_of(st.just(np.nan), st.floats(0, 1e6, width=32))
 matrices = arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 40)), elements=values)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(matrices, st.sampled_from([0.0, 0.5, 0.95, 1.0]))
 def test_row_quantile_matches_nanquantile(a: np.ndarray, q: float) -> None:
     got = stats.row_quantile(a, q)
@@ -24,7 +24,7 @@ def test_row_quantile_matches_nanquantile(a: np.ndarray, q: float) -> None:
             assert np.isclose(got[i], np.nanquantile(row, q), rtol=1e-5, atol=1e-3)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(matrices)
 def test_row_max_and_mean_ignore_nan(a: np.ndarray) -> None:
     mx, mean = stats.row_max(a), stats.row_mean(a)
