@@ -56,6 +56,10 @@ def test_analysis_counts_each_vm_once(fixtures: Path, hand_model: CostModel) -> 
     assert result.monthly_waste == pytest.approx(waste)
     assert summary["reclaimable_monthly"] == pytest.approx(round(waste, 2))
     assert summary["by_category"]["no_owner"]["count"] == 2  # no-owner, owner-na
+    # freed: expired VM (1 vCPU, 1 GiB); off-expired-snap's 100 GB disk + 30 GB snapshot;
+    # orphans 200 + 40 GB; offending snapshots 10 + 3 + 150 GB
+    assert (summary["reclaimable_vcpus"], summary["reclaimable_memory_gib"]) == (1, 1.0)
+    assert summary["reclaimable_storage_gb"] == pytest.approx(130 + 240 + 163)
     # no metrics at all: right-sizing says so for every running VM instead of guessing
     running = [vm for vm in inv.vms if vm.powered_on]
     assert len(result.rightsizing_insufficient) == len(running)

@@ -1,6 +1,6 @@
 """Sprawl engines: detectors, dedupe, right-sizing, analysis — pure functions of plain data."""
 
-from corral.engines.sprawl.analysis import CategoryTotal, SprawlAnalysis, analyse
+from corral.engines.sprawl.analysis import CategoryTotal, Reclaimable, SprawlAnalysis, analyse
 from corral.engines.sprawl.dedupe import dedupe
 from corral.engines.sprawl.detectors import DETECTORS, DetectionContext, Detector, build_detectors
 from corral.engines.sprawl.model import (
@@ -47,6 +47,7 @@ __all__ = [
     "MetricBatch",
     "MetricWindow",
     "Outcome",
+    "Reclaimable",
     "ResourceAdvice",
     "RightSizeMode",
     "RightSizing",

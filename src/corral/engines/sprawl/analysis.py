@@ -37,6 +37,15 @@ class CategoryTotal:
 
 
 @dataclass(frozen=True)
+class Reclaimable:
+    """Capacity the waste findings would free: running VMs' vCPUs and memory, all storage."""
+
+    vcpus: int
+    memory_gib: float
+    storage_gb: float
+
+
+@dataclass(frozen=True)
 class SprawlAnalysis:
     """Deduplicated findings, undecided cases, right-sizing, and the money."""
 
@@ -48,6 +57,7 @@ class SprawlAnalysis:
     rightsizing_insufficient: tuple[InsufficientData, ...]
     fleet_monthly_cost: float
     totals: tuple[CategoryTotal, ...] = field(default=())
+    reclaimable: Reclaimable = field(default_factory=lambda: Reclaimable(0, 0.0, 0.0))
 
     @property
     def monthly_waste(self) -> float:
@@ -79,6 +89,9 @@ class SprawlAnalysis:
             "waste_monthly": round(waste, 2),
             "waste_yearly": round(12 * waste, 2),
             "governance_at_risk_monthly": round(self.monthly_at_risk, 2),
+            "reclaimable_vcpus": self.reclaimable.vcpus,
+            "reclaimable_memory_gib": round(self.reclaimable.memory_gib, 1),
+            "reclaimable_storage_gb": round(self.reclaimable.storage_gb, 1),
             "oversized_vms": sum(1 for r in self.rightsizing if r.oversized),
             "undersized_vms": sum(1 for r in self.rightsizing if r.undersized),
             "insufficient_data": len(self.insufficient) + len(self.rightsizing_insufficient),
@@ -115,6 +128,7 @@ def analyse(
         rightsizing_insufficient=tuple(r for r in sized if isinstance(r, InsufficientData)),
         fleet_monthly_cost=sum(c.total for c in costs.values()),
         totals=_totals(findings),
+        reclaimable=_reclaimable(findings, vms, volumes),
     )
 
 
@@ -126,3 +140,24 @@ def _totals(findings: Sequence[Finding]) -> tuple[CategoryTotal, ...]:
             monthly = sum(f.monthly_cost_held for f in chosen)
             out.append(CategoryTotal(cat, len(chosen), monthly, cat not in GOVERNANCE))
     return tuple(out)
+
+
+def _reclaimable(
+    findings: Sequence[Finding], vms: Sequence[VMRecord], volumes: Sequence[Volume]
+) -> Reclaimable:
+    by_uuid = {vm.uuid: vm for vm in vms}
+    by_path = {vol.path: vol for vol in volumes}
+    vcpus, mem_mib, storage = 0, 0.0, 0.0
+    for f in findings:
+        if f.category in GOVERNANCE:
+            continue
+        if f.category is Category.orphaned_disk:
+            storage += by_path[f.subject].size_gb if f.subject in by_path else 0.0
+        elif f.category is Category.snapshot_sprawl:
+            storage += float(f.evidence.measures.get("offending_gb", 0.0))
+        elif f.subject in by_uuid:
+            vm = by_uuid[f.subject]
+            if vm.powered_on:
+                vcpus, mem_mib = vcpus + vm.vcpus, mem_mib + vm.memory_mib
+            storage += vm.disk_gb + vm.snapshot_gb
+    return Reclaimable(vcpus, mem_mib / 1024.0, storage)
