@@ -4,9 +4,10 @@ For each shared PlanetLab day (VM order from published-results/cloudsim-vm-order
 the physical lower bound on energy (README method), CloudSim 3.0.3's published LR-MMT-1.2,
 our reproduction of it, and Corral's policy, with energy as a multiple of the bound, SLAV and
 migrations. Targets: corral <= 1.20 x bound, SLAV <= LR-MMT-1.2's, migrations <= half of it.
-A second table checks the reproduction of THR-MMT-0.8 as well.
+A second table checks the reproduction of THR-MMT-0.8 as well (``--all-cloudsim`` adds
+IQR-MMT-1.5 and MAD-MMT-2.5).
 
-    .venv/bin/python benchmarks/bench_sim_planetlab.py [--small] [--data DIR]
+    .venv/bin/python benchmarks/bench_sim_planetlab.py [--small] [--all-cloudsim] [--data DIR]
 
 ``--small`` runs the first two days only. Deterministic (no randomness in the input).
 """
@@ -54,6 +55,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="first two days only")
     parser.add_argument("--data", help="shared data folder (default ../shared/data)")
+    parser.add_argument("--all-cloudsim", action="store_true", help="also IQR-MMT and MAD-MMT")
     args = parser.parse_args()
     data = data_dir(args.data)
     ref = published(data)
@@ -70,9 +72,7 @@ def main() -> int:
     rows: list[tuple[str, SimulationResult, SimulationResult]] = []
     began = time.perf_counter()
     for day in days:
-        workload = load_day(
-            data / "planetlab", day, data / "published-results" / "cloudsim-vm-order" / f"{day}.txt"
-        )
+        workload = load(data, day)
         lr = run(workload, "lr-mmt-1.2")
         corral = run(workload, "corral")
         rows.append((day, lr, corral))
@@ -99,29 +99,34 @@ def main() -> int:
         sys.stdout.flush()
     print(f"({time.perf_counter() - began:.0f} s)")
     print()
-    print("THR-MMT-0.8 reproduction")
+    others = ["THR-MMT-0.8"] + (["IQR-MMT-1.5", "MAD-MMT-2.5"] if args.all_cloudsim else [])
+    print("CloudSim reproduction:", ", ".join(others))
     head2 = (
-        f"{'day':8} {'E pub':>7} {'E ours':>7} {'dE':>6} {'migr pub':>8} {'ours':>6} {'dM':>6} "
-        f"{'SLATAH pub/ours':>16} {'SLAV pub/ours':>14}"
+        f"{'day':8} {'policy':12} {'E pub':>7} {'E ours':>7} {'dE':>6} {'migr pub':>8} "
+        f"{'ours':>6} {'dM':>6} {'SLATAH pub/ours':>16} {'SLAV pub/ours':>14}"
     )
     print(head2)
     print("-" * len(head2))
     for day, _, _ in rows:
-        workload = load_day(
-            data / "planetlab", day, data / "published-results" / "cloudsim-vm-order" / f"{day}.txt"
-        )
-        thr = run(workload, "thr-mmt-0.8")
-        pub = ref[(day, "THR-MMT-0.8")]
-        e_pub, m_pub = float(pub["energy_kwh"]), int(pub["vm_migrations"])
-        cells = [
-            f"{day:8} {e_pub:7.2f} {thr.energy_kwh:7.2f} {pct(thr.energy_kwh, e_pub):>6}",
-            f"{m_pub:8d} {thr.migrations:6d} {pct(thr.migrations, m_pub):>6}",
-            f"{float(pub['slatah_pct']):7.2f}/{thr.slatah_pct:<7.2f} ",
-            f"{float(pub['slav_x1e-5']):6.2f}/{thr.slav * 1e5:<6.2f}",
-        ]
-        print(" ".join(cells))
-        sys.stdout.flush()
+        workload = load(data, day)
+        for label in others:
+            reproduction_row(workload, label, ref[(day, label)])
     return 0
+
+
+def reproduction_row(workload: Workload, label: str, pub: dict[str, str]) -> None:
+    """One line: published vs reproduced energy, migrations, SLATAH, SLAV."""
+    ours = run(workload, label.lower())
+    e_pub, m_pub = float(pub["energy_kwh"]), int(pub["vm_migrations"])
+    cells = [
+        f"{workload.day:8} {label:12} {e_pub:7.2f} {ours.energy_kwh:7.2f}",
+        f"{pct(ours.energy_kwh, e_pub):>6} {m_pub:8d} {ours.migrations:6d}",
+        f"{pct(ours.migrations, m_pub):>6}",
+        f"{float(pub['slatah_pct']):7.2f}/{ours.slatah_pct:<7.2f} ",
+        f"{float(pub['slav_x1e-5']):6.2f}/{ours.slav * 1e5:<6.2f}",
+    ]
+    print(" ".join(cells))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

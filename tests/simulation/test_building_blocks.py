@@ -11,7 +11,9 @@ from corral.engines.simulation.lower_bound import bound_power_w
 from corral.engines.simulation.model import planetlab_host_types
 from corral.engines.simulation.planetlab import load_day
 from corral.engines.simulation.policies import describe_policies, make_policy
+from corral.engines.simulation.policies.iqr_mmt import IqrMmt
 from corral.engines.simulation.policies.lr_mmt import regression_weights
+from corral.engines.simulation.policies.mad_mmt import MadMmt
 from corral.engines.simulation.power import power_at, power_table
 from corral.errors import NotFoundError, ValidationError
 
@@ -31,6 +33,12 @@ def test_regression_weights_equal_least_squares_extrapolation() -> None:
     chronological = history[::-1]
     slope, intercept = np.polyfit(np.arange(1, 11), chronological, 1)
     assert regression_weights() @ history == pytest.approx(intercept + slope * 11)
+
+
+def test_iqr_takes_cloudsims_quartile_positions() -> None:
+    data = np.arange(1.0, 13.0)[None, :]  # n = 12: positions round(3.25) - 1 and round(9.75) - 1
+    assert IqrMmt().spread(data)[0] == pytest.approx(10.0 - 3.0)
+    assert MadMmt().spread(np.array([[1.0, 2.0, 3.0, 4.0, 100.0]]))[0] == pytest.approx(1.0)
 
 
 def test_bound_uses_fewest_g5_hosts() -> None:
@@ -69,4 +77,4 @@ def test_policy_names_parse() -> None:
     with pytest.raises(NotFoundError):
         make_policy("nope")
     families = {row["policy"] for row in describe_policies()}
-    assert {"lr-mmt", "thr-mmt"} <= families
+    assert {"lr-mmt", "thr-mmt", "iqr-mmt", "mad-mmt", "corral"} <= families

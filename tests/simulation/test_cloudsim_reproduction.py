@@ -8,12 +8,17 @@ of small fractions and CloudSim prints PDM with two decimals).
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from corral.engines.simulation import make_policy, planetlab_fleet, planetlab_vm_types, simulate
-from corral.engines.simulation.model import Workload
+from corral.engines.simulation import (
+    energy_lower_bound_kwh,
+    planetlab_host_types,
+    planetlab_vm_types,
+)
+from corral.engines.simulation.model import SimulationResult, Workload
 
 
 def published(shared_data: Path, day: str, policy: str) -> dict[str, str]:
@@ -28,11 +33,12 @@ def published(shared_data: Path, day: str, policy: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("policy", "label"), [("lr-mmt-1.2", "LR-MMT-1.2"), ("thr-mmt-0.8", "THR-MMT-0.8")]
 )
+@pytest.mark.slow
 def test_reproduces_published_day(
-    shared_data: Path, day_20110303: Workload, policy: str, label: str
+    shared_data: Path, run_20110303: Callable[[str], SimulationResult], policy: str, label: str
 ) -> None:
     ref = published(shared_data, "20110303", label)
-    result = simulate(planetlab_fleet(), planetlab_vm_types(), day_20110303, make_policy(policy))
+    result = run_20110303(policy)
 
     assert result.energy_kwh == pytest.approx(float(ref["energy_kwh"]), rel=0.02)
     assert result.migrations == pytest.approx(int(ref["vm_migrations"]), rel=0.05)
@@ -44,7 +50,6 @@ def test_reproduces_published_day(
 
 
 def test_lower_bound_matches_readme(day_20110303: Workload) -> None:
-    result_bound = simulate(
-        planetlab_fleet(4), planetlab_vm_types(), day_20110303, make_policy("thr-mmt-0.8")
-    ).energy_lower_bound_kwh
-    assert result_bound == pytest.approx(118.1, abs=0.1)
+    best = planetlab_host_types()[1]
+    bound = energy_lower_bound_kwh(day_20110303, planetlab_vm_types(), best)
+    assert bound == pytest.approx(118.1, abs=0.1)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corral.engines.simulation import make_policy, planetlab_fleet, planetlab_vm_types, simulate
+from corral.engines.simulation import planetlab_fleet, planetlab_vm_types
 from corral.engines.simulation.engine import HISTORY, fleet_arrays
-from corral.engines.simulation.model import Workload
+from corral.engines.simulation.model import SimulationResult, Workload
 from corral.engines.simulation.policies.corral import CorralPolicy
 from corral.engines.simulation.view import FleetArrays, PlanningView
 
@@ -53,9 +56,12 @@ def test_plan_never_fills_a_receiver_past_target(seed: int, hosts: int, vms: int
     assert not {t for _, t in plan} & {sources[vm] for vm in moved}, "no host gives and receives"
 
 
-def test_corral_meets_the_planetlab_targets_on_one_day(day_20110303: Workload) -> None:
-    lr = simulate(planetlab_fleet(), planetlab_vm_types(), day_20110303, make_policy("lr-mmt-1.2"))
-    corral = simulate(planetlab_fleet(), planetlab_vm_types(), day_20110303, make_policy("corral"))
+@pytest.mark.slow
+def test_corral_meets_the_planetlab_targets_on_one_day(
+    run_20110303: Callable[[str], SimulationResult],
+) -> None:
+    lr = run_20110303("lr-mmt-1.2")
+    corral = run_20110303("corral")
     assert corral.energy_kwh <= 1.2 * corral.energy_lower_bound_kwh
     assert corral.slav <= lr.slav
     assert corral.migrations <= lr.migrations / 2

@@ -55,7 +55,7 @@ def snapshot(fleet: FleetArrays, rows: Placement, requested: FloatArray) -> Snap
     need = np.where(rows.kind == IN, cap * 0.1, cap)
     total = np.bincount(rows.host, weights=need, minlength=hosts)
     over = total > fleet.host_capacity
-    scale = np.divide(fleet.host_capacity, total, out=np.ones(hosts), where=total > 0)[rows.host]
+    scale = np.divide(fleet.host_capacity, total, out=np.ones(hosts), where=over)[rows.host]
     over_r = over[rows.host]
     alloc = np.where(
         rows.kind == OUT,

@@ -86,6 +86,7 @@ class _Run:
         self.meter = Meter()
         self.migrations = 0
         self.removed = 0
+        self.unplaced = 0
         self.served: list[float] = []
         self.active_hosts: list[int] = []
         self.last: Snapshot | None = None
@@ -180,6 +181,8 @@ class _Run:
             if host >= 0:
                 self.host_of[vm] = host
                 self.lists[host].append(vm)
+            else:
+                self.unplaced += 1
 
     def record_history(self, t: float) -> None:
         self.history[:, 1:] = self.history[:, :-1]
@@ -290,6 +293,7 @@ def simulate(
         host_shutdowns=meter.shutdowns,
         vms=workload.size,
         vms_removed_idle=run.removed,
+        vms_unplaced=run.unplaced,
         steps=len(run.served),
         mean_active_hosts=float(np.mean(run.active_hosts)) if run.active_hosts else 0.0,
         served_demand_mips_s=float(served.sum() * cfg.interval_s),

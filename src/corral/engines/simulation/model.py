@@ -93,6 +93,7 @@ class SimulationResult:
     steps: int
     mean_active_hosts: float
     served_demand_mips_s: float
+    vms_unplaced: int = 0
     energy_lower_bound_kwh: float = 0.0
     served_lower_bound_kwh: float = 0.0
     runtime_s: float = 0.0
@@ -119,6 +120,7 @@ class SimulationResult:
             "host_shutdowns": self.host_shutdowns,
             "vms": self.vms,
             "vms_removed_idle": self.vms_removed_idle,
+            "vms_unplaced": self.vms_unplaced,
             "steps": self.steps,
             "mean_active_hosts": round(self.mean_active_hosts, 2),
             "runtime_s": round(self.runtime_s, 3),

@@ -77,13 +77,12 @@ class PlanningView:
 
     def _host_sum(self, per_vm: FloatArray) -> FloatArray:
         placed = self._host_of >= 0
-        out: FloatArray = np.bincount(
-            self._host_of[placed], weights=per_vm[placed], minlength=self.fleet.hosts
-        ).astype(np.float64)
+        out: FloatArray = np.zeros((self.fleet.hosts, *per_vm.shape[1:]))
+        np.add.at(out, self._host_of[placed], per_vm[placed])
         return out
 
     def track_sum(self, name: str, per_vm: FloatArray) -> FloatArray:
-        """Keep the per-host sum of ``per_vm`` up to date through create/destroy."""
+        """Keep the per-host sum of ``per_vm`` (one value or one row per VM) up to date."""
         sums = self._host_sum(per_vm)
         self._sums[name] = (per_vm, sums)
         return sums

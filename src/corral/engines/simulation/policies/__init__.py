@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from corral.engines.simulation.policies.base import ConsolidationPolicy, Migration, Parameter
 from corral.engines.simulation.policies.corral import CorralPolicy
+from corral.engines.simulation.policies.iqr_mmt import IqrMmt
 from corral.engines.simulation.policies.lr_mmt import LrMmt
+from corral.engines.simulation.policies.mad_mmt import MadMmt
 from corral.engines.simulation.policies.thr_mmt import ThrMmt
 from corral.errors import NotFoundError, ValidationError
 
 REGISTRY: dict[str, type[ConsolidationPolicy]] = {
     ThrMmt.family: ThrMmt,
     LrMmt.family: LrMmt,
+    IqrMmt.family: IqrMmt,
+    MadMmt.family: MadMmt,
     CorralPolicy.family: CorralPolicy,
 }
 
