@@ -88,6 +88,7 @@ class DuckDBStore:
             ) from None
         self.retention = retention or RetentionPolicy()
         self._lock = threading.RLock()
+        self._db.execute("SET preserve_insertion_order = false")
         self._db.execute(_SCHEMA)
         for r in ROLLUP_RESOLUTIONS:
             self._db.execute(_ROLLUP_DDL.format(r=r))
@@ -105,14 +106,18 @@ class DuckDBStore:
             self._hosts[name] = hid
 
     def _ids(self, batch: SampleBatch) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Integer ids for the batch's series and hosts, inserting the new names in bulk."""
         new_s = [k for k in dict.fromkeys(batch.series) if k not in self._series]
         for k in new_s:
             self._series[k] = len(self._series)
         if new_s:
-            self._db.executemany(
-                "INSERT INTO series VALUES (?, ?, ?, ?)",
-                [(self._series[k], k.kind.value, k.entity, k.metric) for k in new_s],
-            )
+            rows = {  # noqa: F841  (read by DuckDB by name below)
+                "id": np.array([self._series[k] for k in new_s], dtype=np.int32),
+                "kind": np.array([k.kind.value for k in new_s], dtype=object),
+                "entity": np.array([k.entity for k in new_s], dtype=object),
+                "metric": np.array([k.metric for k in new_s], dtype=object),
+            }
+            self._db.execute("INSERT INTO series SELECT id, kind, entity, metric FROM rows")
         new_h = [h for h in dict.fromkeys(batch.hosts) if h not in self._hosts]
         for h in new_h:
             self._hosts[h] = len(self._hosts)
@@ -187,13 +192,15 @@ class DuckDBStore:
         if frm >= upto:
             return 0
         self._db.execute(f"DELETE FROM rollup_{r} WHERE ts >= ? AND ts < ?", [frm, upto])
-        self._db.execute(
-            f"""INSERT INTO rollup_{r}
-            SELECT sid, ts - ts % {r} AS b, count(*), min(value), avg(value), max(value),
-                   quantile_cont(value, 0.95)
-            FROM samples WHERE ts >= ? AND ts < ? GROUP BY sid, b ORDER BY sid, b""",
-            [frm, upto],
-        )
+        chunk = max(r, 86400) * (30 if r == 86400 else 1)  # bounded hash tables
+        for lo in range(frm, upto, chunk):
+            self._db.execute(
+                f"""INSERT INTO rollup_{r}
+                SELECT sid, ts - ts % {r} AS b, count(*), min(value), avg(value), max(value),
+                       quantile_cont(value, 0.95)
+                FROM samples WHERE ts >= ? AND ts < ? GROUP BY sid, b""",
+                [lo, min(upto, lo + chunk)],
+            )
         row = self._db.execute(
             f"SELECT count(*) FROM rollup_{r} WHERE ts >= ? AND ts < ?", [frm, upto]
         ).fetchone()
@@ -253,15 +260,11 @@ class DuckDBStore:
         return [Point(int(t), float(v)) for t, v in rows if v is not None]
 
     def _level_for(self, start: int, step: int, stat: Stat) -> int | None:
-        """None for raw data; else the rollup resolution to read."""
-        raw_ok = start >= self._horizon(0)
-        if raw_ok and stat is Stat.p95:
-            return None
+        """None to read raw samples; else the rollup resolution to read (raw aged out)."""
+        if start >= self._horizon(0):
+            return None  # raw data is exact for every stat, and one series reads fast
         usable = [r for r in ROLLUP_RESOLUTIONS if start >= self._horizon(r)]
-        level = finest_covering(usable, step)
-        if level is None or (raw_ok and (self._mark(f"rolled_{level}") or 0) <= start):
-            return None
-        return level
+        return finest_covering(usable, step)
 
     def _series_raw(self, sid: int, start: int, end: int, step: int, stat: Stat) -> list[Any]:
         return self._db.execute(
