@@ -51,7 +51,7 @@ class ScenarioAssumptions:
 
 
 SOURCES: dict[str, str] = {
-    "days": "30-day observation window, as vROps/Aria reclamation defaults use",
+    "days": "observation window: one month, as in the Bitbrains Rnd month traces",
     "powered_off_share": "assumption (no public rate found); powered off > 30 days",
     "idle_share": (
         "Koomey & Taylor, 'Zombie/Comatose Servers Redux' (Anthesis/Stanford, 2017): about 30% "
