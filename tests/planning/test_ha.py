@@ -124,3 +124,21 @@ def test_failover_plan_never_uses_failed_host_nor_overloads(fleet: Fleet) -> Non
             assert violations(fleet, placement) == []
             victims = {v for v, h in current_placement(fleet).items() if h in failed}
             assert set(result.plan) | set(result.lost) | set(result.unprotected) == victims
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet=fleets())
+def test_combined_single_host_plans_are_valid(fleet: Fleet) -> None:
+    """``survives`` proves a pair safe only with a plan that really is valid."""
+    model = FailoverModel.build(fleet)
+    for combo in combinations(range(len(fleet.hosts)), 2):
+        result = model.survives(combo)
+        if result is None:
+            continue
+        failed = {fleet.hosts[i].name for i in combo}
+        placement = {vm: h for vm, h in current_placement(fleet).items() if h not in failed}
+        placement.update(result.plan)
+        assert not failed & set(result.plan.values())
+        assert violations(fleet, placement) == []
+        victims = {v for v, h in current_placement(fleet).items() if h in failed}
+        assert set(result.plan) | set(result.unprotected) == victims

@@ -2,7 +2,9 @@
 
 For each scenario (every set of k <= K hosts, and every failure domain taking
 all its hosts down) the failed hosts' protected VMs are restarted by
-:class:`~corral.engines.planning.ha.failover.FailoverModel`. The report names
+:class:`~corral.engines.planning.ha.failover.FailoverModel`. A multi-host
+scenario whose single-host plans combine without conflict is proven safe
+without a new simulation (``FailoverModel.survives``); the others are simulated. The report names
 the VMs that would not come back and keeps the precomputed failover plan for
 each single-host failure (VM -> target host), so a real failure follows a plan
 instead of a random choice that overloads the receiver (MISSION S8).
@@ -55,8 +57,9 @@ class ExactPolicy(AdmissionPolicy):
         lost_union: set[str] = set()
         for k in range(1, k_max + 1):
             for combo in combinations(range(n), k):
-                r = model.simulate(combo)
                 checked += 1
+                r = model.single(combo[0]).result if k == 1 else model.survives(combo)
+                r = r or model.simulate(combo)
                 if not r.ok:
                     failing.append(r)
                     lost_union.update(r.lost)
@@ -76,7 +79,7 @@ class ExactPolicy(AdmissionPolicy):
     @staticmethod
     def _single_host_plans(model: FailoverModel) -> dict[str, dict[str, str]]:
         return {
-            model.host_names[h]: model.simulate([h]).plan
+            model.host_names[h]: model.single(h).result.plan
             for h in range(len(model.host_names))
             if model.by_host[h].size
         }

@@ -10,8 +10,9 @@ as a preference and not enforced during failover.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from corral.engines.planning.model import VM, Fleet, Protection
 from corral.engines.planning.state import (
     EPS,
     MEM,
+    VCPU,
     BoolArray,
     ClusterState,
     FloatArray,
@@ -57,6 +59,13 @@ class FailoverModel:
     vm_groups: tuple[tuple[int, ...], ...]
     group_count: FloatArray
     by_host: tuple[IntArray, ...]
+    #: Per VM, the resource columns it actually needs (skips zero reservations).
+    columns: tuple[tuple[int, ...], ...] = ()
+    #: VMs with no group, no CPU requirement and no reservation: the heap fast path.
+    simple: tuple[bool, ...] = ()
+    cpu_need: list[float] = field(default_factory=list)
+    mem_need: list[float] = field(default_factory=list)
+    _singles: dict[int, _SinglePlan] = field(default_factory=dict)
 
     @classmethod
     def build(cls, fleet: Fleet, demand_scale: float = 1.0) -> FailoverModel:
@@ -79,6 +88,7 @@ class FailoverModel:
                 for v in vms
             ]
         )
+        compat = _compat_matrix(fleet, vms)
         return cls(
             host_names=state.host_names,
             vm_names=tuple(v.name for v in vms),
@@ -90,10 +100,22 @@ class FailoverModel:
                 [v.protection is not Protection.none for v in vms], dtype=np.bool_
             ),
             order_key=key,
-            compat=_compat_matrix(fleet, vms),
+            compat=compat,
             vm_groups=vm_groups,
             group_count=group_count,
             by_host=tuple(np.flatnonzero(vm_host == h) for h in range(state.n_hosts)),
+            columns=tuple(tuple(int(r) for r in np.flatnonzero(d > 0)) for d in demand),
+            simple=tuple(
+                not v.anti_affinity
+                and not v.required_features
+                and v.cpu_model is None
+                and not v.cpu_reservation_mhz
+                and not v.memory_reservation_mib
+                and bool(compat[i].all())
+                for i, v in enumerate(vms)
+            ),
+            cpu_need=demand[:, VCPU].tolist(),
+            mem_need=demand[:, MEM].tolist(),
         )
 
     def vms_of(self, hosts: Sequence[int]) -> IntArray:
@@ -107,35 +129,176 @@ class FailoverModel:
         alive[list(failed)] = False
         if receivers is not None:
             alive &= receivers
-        used = self.used.copy()
+        free = np.ascontiguousarray((self.cap - self.used).T)  # (resources, hosts) rows
         groups = self.group_count.copy()
         groups[:, list(failed)] = 0
         victims = self.vms_of(failed)
         unprotected = tuple(self.vm_names[i] for i in victims if not self.restartable[i])
-        lost: list[str] = []
         todo = victims[self.restartable[victims]]
         todo = todo[np.argsort(self.order_key[todo], kind="stable")]
-        plan: dict[str, str] = {}
-        for i in todo:
-            target = self._target(int(i), alive, used, groups)
-            if target < 0:
-                lost.append(self.vm_names[i])
-                continue
-            used[target] += self.demand[i]
-            for g in self.vm_groups[i]:
-                groups[g, target] += 1
-            plan[self.vm_names[i]] = self.host_names[target]
+        plan, lost = self._restart(todo.tolist(), alive, free, groups)
         names = tuple(self.host_names[h] for h in failed)
         return FailoverResult(names, plan, tuple(lost), unprotected)
 
-    def _target(self, i: int, alive: BoolArray, used: FloatArray, groups: FloatArray) -> int:
-        ok = alive & self.compat[i] & np.all(used + self.demand[i] <= self.cap + EPS, axis=1)
+    def _restart(
+        self, todo: list[int], alive: BoolArray, free: FloatArray, groups: FloatArray
+    ) -> tuple[dict[str, str], list[str]]:
+        """Place ``todo`` in order; simple VMs via the heap on plain lists, others via numpy."""
+        plan: dict[str, str] = {}
+        lost: list[str] = []
+        cpu, mem = free[VCPU].tolist(), free[MEM].tolist()
+        heap = _MemoryHeap(mem, alive)
+        best, push, most_free = heap.best, heap.push, heap.most_free
+        simple, cpu_need, mem_need = self.simple, self.cpu_need, self.mem_need
+        vm_names, host_names = self.vm_names, self.host_names
+        synced = True
+        for i in todo:
+            need_cpu, need_mem = cpu_need[i], mem_need[i]
+            if simple[i]:
+                target = best(cpu, mem, need_cpu, need_mem)
+                synced = False
+            elif most_free(mem) < need_mem - EPS:
+                target = -1  # no alive host has the memory: skip the full scan
+            else:
+                if not synced:
+                    free[VCPU], free[MEM] = cpu, mem
+                    synced = True
+                target = self._target(i, alive, free, groups)
+                if target >= 0:
+                    free[:, target] -= self.demand[i]
+                    for g in self.vm_groups[i]:
+                        groups[g, target] += 1
+            if target < 0:
+                lost.append(vm_names[i])
+                continue
+            cpu[target] -= need_cpu
+            mem[target] -= need_mem
+            push(mem, target)
+            plan[vm_names[i]] = host_names[target]
+        return plan, lost
+
+    def _target(self, i: int, alive: BoolArray, free: FloatArray, groups: FloatArray) -> int:
+        ok = alive & self.compat[i]
+        d = self.demand[i]
+        for r in self.columns[i]:
+            ok &= free[r] >= d[r] - EPS
         for g in self.vm_groups[i]:
             ok &= groups[g] <= 0
         if not ok.any():
             return -1
-        free_mem = np.where(ok, self.cap[:, MEM] - used[:, MEM], -np.inf)
-        return int(np.argmax(free_mem))
+        return int(np.argmax(np.where(ok, free[MEM], -np.inf)))
+
+    def survives(self, failed: Sequence[int]) -> FailoverResult | None:
+        """Cheap exact test: can the single-host failover plans of ``failed`` be combined?
+
+        Keep each single-host plan's moves except those aimed at another failed
+        host; if the kept moves fit together (capacity, anti-affinity) and the few
+        VMs left over find room on top of them, every protected VM restarts, so
+        the scenario is safe and the combined plan is returned. None means "not
+        shown here": run :meth:`simulate`.
+        """
+        plans = [self.single(h) for h in failed]
+        if not all(p.result.ok for p in plans):
+            return None
+        dead = np.zeros(len(self.host_names), dtype=np.bool_)
+        dead[list(failed)] = True
+        vms = np.concatenate([p.vms for p in plans])
+        targets = np.concatenate([p.targets for p in plans])
+        keep = ~dead[targets]
+        free = self.cap - self.used
+        np.subtract.at(free, targets[keep], self.demand[vms[keep]])
+        if np.any(free[~dead] < -EPS):
+            return None
+        groups = self.group_count.copy()
+        groups[:, dead] = 0
+        for i, t in zip(vms[keep], targets[keep], strict=True):
+            for g in self.vm_groups[i]:
+                if groups[g, t] > 0:
+                    return None
+                groups[g, t] += 1
+        rows = np.ascontiguousarray(free.T)
+        plan = {
+            self.vm_names[i]: self.host_names[t]
+            for i, t in zip(vms[keep], targets[keep], strict=True)
+        }
+        for i in vms[~keep][np.argsort(self.order_key[vms[~keep]], kind="stable")]:
+            t = self._target(int(i), ~dead, rows, groups)
+            if t < 0:
+                return None
+            rows[:, t] -= self.demand[i]
+            for g in self.vm_groups[i]:
+                groups[g, t] += 1
+            plan[self.vm_names[i]] = self.host_names[t]
+        unprotected = tuple(u for p in plans for u in p.result.unprotected)
+        return FailoverResult(tuple(self.host_names[h] for h in failed), plan, (), unprotected)
+
+    def single(self, host: int) -> _SinglePlan:
+        """The failover of one host, simulated once and cached."""
+        cached = self._singles.get(host)
+        if cached is None:
+            result = self.simulate([host])
+            index = {n: i for i, n in enumerate(self.host_names)}
+            vms = np.array(
+                [i for i in self.by_host[host] if self.vm_names[i] in result.plan], dtype=np.intp
+            )
+            targets = np.array([index[result.plan[self.vm_names[i]]] for i in vms], dtype=np.intp)
+            cached = _SinglePlan(result, vms, targets)
+            self._singles[host] = cached
+        return cached
+
+
+class _MemoryHeap:
+    """Alive hosts by free memory (max first), for the worst-fit choice without a full scan.
+
+    Entries go stale when a host's free memory changes; a stale entry is skipped
+    when popped. Picks the same host as ``argmax`` over free memory among hosts
+    with room (ties to the lowest index).
+    """
+
+    def __init__(self, mem: list[float], alive: BoolArray) -> None:
+        self.heap = [(-mem[h], h) for h in np.flatnonzero(alive).tolist()]
+        heapq.heapify(self.heap)
+        self.alive = alive.tolist()
+
+    def push(self, mem: list[float], host: int) -> None:
+        if self.alive[host]:
+            heapq.heappush(self.heap, (-mem[host], host))
+
+    def most_free(self, mem: list[float]) -> float:
+        """The largest free memory of any alive host (-inf if none)."""
+        heap = self.heap
+        while heap and -heap[0][0] != mem[heap[0][1]]:
+            heapq.heappop(heap)
+        return -heap[0][0] if heap else float("-inf")
+
+    def best(self, cpu: list[float], mem: list[float], need_cpu: float, need_mem: float) -> int:
+        """Host with the most free memory that also has ``need_cpu`` vCPUs free; -1 if none."""
+        skipped: list[tuple[float, int]] = []
+        found = -1
+        heap = self.heap
+        while heap:
+            key, h = heap[0]
+            if -key != mem[h]:
+                heapq.heappop(heap)  # stale
+                continue
+            if -key < need_mem - EPS:
+                break  # nobody has enough memory
+            heapq.heappop(heap)
+            skipped.append((key, h))
+            if cpu[h] >= need_cpu - EPS:
+                found = h
+                break
+        for entry in skipped:
+            if entry[1] != found:
+                heapq.heappush(heap, entry)
+        return found
+
+
+@dataclass(frozen=True)
+class _SinglePlan:
+    result: FailoverResult
+    vms: IntArray
+    targets: IntArray
 
 
 def _compat_matrix(fleet: Fleet, vms: Sequence[VM]) -> BoolArray:
