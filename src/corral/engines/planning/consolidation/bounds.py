@@ -6,8 +6,9 @@ Three arguments, the largest wins:
   K largest of them, the rest still hold the demand. No set of n hosts can do
   better than the globally largest capacities, so the smallest n with
   ``sum(sorted_caps[K:n]) >= demand_r`` is a bound;
-* anti-affinity: a group with g running members needs g hosts, and when K hosts
-  may fail while some members are protected, g + min(K, protected members);
+* anti-affinity: a group with g running members needs g hosts (the planners
+  keep the N+K reserve in aggregate, so restarting members on distinct hosts
+  is checked by the exact HA policy, not promised here);
 * one VM's vCPUs or memory larger than any host makes the instance infeasible
   (reported as such, not as a bound).
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from corral.engines.planning.model import Fleet, Protection
+from corral.engines.planning.model import Fleet
 from corral.engines.planning.state import EPS, MEM, VCPU, ClusterState, demand_of
 
 
@@ -55,11 +56,6 @@ def host_lower_bound(fleet: Fleet, failures: int = 0) -> LowerBound:
         "vcpus": _resource_bound(state.cap[:, VCPU], float(total[VCPU]), failures),
         "memory_mib": _resource_bound(state.cap[:, MEM], float(total[MEM]), failures),
     }
-    members: Counter[str] = Counter()
-    protected: Counter[str] = Counter()
-    for v in running:
-        for g in v.anti_affinity:
-            members[g] += 1
-            protected[g] += v.protection is not Protection.none
-    aa = max((members[g] + min(failures, protected[g]) for g in members), default=0)
+    members: Counter[str] = Counter(g for v in running for g in v.anti_affinity)
+    aa = max(members.values(), default=0)
     return LowerBound(max([*by_res.values(), aa, 1 if running else 0]), by_res, aa)
