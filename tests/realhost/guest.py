@@ -1,0 +1,311 @@
+"""Tiny TCG test guests for the real-libvirtd hosts of scripts/realhosts.sh.
+
+The guest is a Debian cloud kernel plus a busybox initramfs (built by the script) booted
+directly, so no image is downloaded and a guest is up in seconds. Its /init reads
+``corral.load=idle|cpu|disk`` from the kernel command line, which gives tests a workload they
+know in advance and can look for in the hypervisor's counters. It powers off on the ACPI
+power button, so ``virsh shutdown`` works.
+
+Domain XML is built with lxml element by element, never by formatting strings, so a name or
+path can never change the document's structure. ``GuestFactory`` (behind the ``guest_factory``
+fixture of conftest.py) starts such guests and removes every trace of them afterwards.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lxml import etree
+
+Load = Literal["idle", "cpu", "disk"]
+LOADS: tuple[Load, ...] = ("idle", "cpu", "disk")
+READY_MARKER = "corral-guest: ready"
+MIN_MEMORY_MIB = 80  # below this the cloud kernel does not boot (notes/libvirt.md)
+TB_CACHE_MIB = 32  # keeps a TCG guest's host memory near 160-230 MiB
+MIGRATION_HOST = "127.0.0.1"
+RUNNING_TIMEOUT_S = 30.0
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    element = etree.SubElement(parent, tag, attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _os(root: etree._Element, kernel: Path | str, initrd: Path | str, load: Load) -> None:
+    os_el = _sub(root, "os")
+    _sub(os_el, "type", "hvm", arch="x86_64", machine="pc")
+    _sub(os_el, "kernel", str(kernel))
+    _sub(os_el, "initrd", str(initrd))
+    _sub(os_el, "cmdline", f"console=ttyS0 panic=-1 corral.load={load}")
+
+
+def _features(root: etree._Element) -> None:
+    features = _sub(root, "features")
+    _sub(features, "acpi")
+    tcg = _sub(features, "tcg")
+    _sub(tcg, "tb-cache", str(TB_CACHE_MIB), unit="MiB")
+
+
+def _disk(devices: etree._Element, disk_path: Path | str, cache: str | None) -> None:
+    disk = _sub(devices, "disk", type="file", device="disk")
+    driver = _sub(disk, "driver", name="qemu", type="qcow2")
+    if cache is not None:
+        driver.set("cache", cache)
+    _sub(disk, "source", file=str(disk_path))
+    _sub(disk, "target", dev="vda", bus="virtio")
+
+
+def _serial(devices: etree._Element, console_log: Path | str | None) -> None:
+    if console_log is None:
+        serial = _sub(devices, "serial", type="pty")
+    else:
+        serial = _sub(devices, "serial", type="file")
+        _sub(serial, "source", path=str(console_log), append="on")
+    _sub(serial, "target", port="0")
+
+
+def _devices(
+    root: etree._Element,
+    disk_path: Path | str | None,
+    disk_cache: str | None,
+    console_log: Path | str | None,
+    nic: bool,
+) -> None:
+    devices = _sub(root, "devices")
+    if disk_path is not None:
+        _disk(devices, disk_path, disk_cache)
+    if nic:
+        # A tap of the host's choosing (vnetN), connected to nothing: interface counters work
+        # and no traffic can leave the machine.
+        interface = _sub(devices, "interface", type="ethernet")
+        _sub(interface, "model", type="virtio")
+    _serial(devices, console_log)
+    balloon = _sub(devices, "memballoon", model="virtio")
+    _sub(balloon, "stats", period="2")
+
+
+def guest_xml(
+    name: str,
+    *,
+    vcpus: int = 1,
+    memory_mib: int = 96,
+    kernel: Path | str,
+    initrd: Path | str,
+    load: Load = "idle",
+    disk_path: Path | str | None = None,
+    uuid: str | None = None,
+    console_log: Path | str | None = None,
+    nic: bool = False,
+    disk_cache: str | None = None,
+) -> str:
+    """Domain XML of one tiny TCG guest; ``console_log`` None means a pty serial console."""
+    if load not in LOADS:
+        raise ValueError(f"load must be one of {', '.join(LOADS)}, not {load!r}")
+    if memory_mib < MIN_MEMORY_MIB:
+        raise ValueError(f"memory_mib must be at least {MIN_MEMORY_MIB}; the guest kernel needs it")
+    if vcpus < 1:
+        raise ValueError("vcpus must be at least 1")
+    root = etree.Element("domain", type="qemu")
+    _sub(root, "name", name)
+    if uuid is not None:
+        _sub(root, "uuid", uuid)
+    _sub(root, "memory", str(memory_mib), unit="MiB")
+    _sub(root, "currentMemory", str(memory_mib), unit="MiB")
+    _sub(root, "vcpu", str(vcpus))
+    _os(root, kernel, initrd, load)
+    _features(root)
+    _sub(root, "clock", offset="utc")
+    _sub(root, "on_poweroff", "destroy")
+    _sub(root, "on_reboot", "restart")
+    _sub(root, "on_crash", "destroy")
+    _devices(root, disk_path, disk_cache, console_log, nic)
+    return etree.tostring(root, encoding="unicode", pretty_print=True)
+
+
+def make_disk(path: Path | str, size_mib: int = 32) -> Path:
+    """Create an empty qcow2 image with qemu-img (the guest's /dev/vda)."""
+    if not 1 <= size_mib <= 4096:
+        raise ValueError("size_mib must be between 1 and 4096")
+    target = Path(path)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", str(target), f"{size_mib}M"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return target
+
+
+def wait_for_console(
+    path: Path | str, marker: str = READY_MARKER, timeout_s: float = 60.0
+) -> float:
+    """Seconds until ``marker`` appears in a file serial console log; TimeoutError if never."""
+    start = time.monotonic()
+    log = Path(path)
+    while time.monotonic() - start < timeout_s:
+        if log.exists() and marker in log.read_text(errors="replace"):
+            return time.monotonic() - start
+        time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no console log)"
+    raise TimeoutError(f"{marker!r} not seen in {log} within {timeout_s:.0f} s; console:\n{tail}")
+
+
+def migrate_live(dom: Any, dest_uri: str, *, port: int | None = None, persist: bool = True) -> None:
+    """Live-migrate ``dom`` to the libvirtd at ``dest_uri`` over loopback only.
+
+    Peer-to-peer: the source daemon connects to the destination daemon itself (both are on
+    this machine), and QEMU's migration stream goes to ``tcp://127.0.0.1[:port]``; without a
+    port the destination picks one from its own range (qemu.conf migration_port_min/max).
+    UNSAFE because libvirt cannot tell that the disk files are shared (same machine).
+    ``persist`` moves the definition too (defined on the destination, undefined at the
+    source), as an administrator moving a VM would; without it the destination runs a
+    transient copy and the source keeps an inactive definition.
+    """
+    import libvirt
+
+    uri = f"tcp://{MIGRATION_HOST}" + (f":{port}" if port is not None else "")
+    params = {libvirt.VIR_MIGRATE_PARAM_URI: uri}
+    flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_UNSAFE | libvirt.VIR_MIGRATE_PEER2PEER
+    if persist:
+        flags |= libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    dom.migrateToURI3(dest_uri, params, flags)
+
+
+def run_virsh(uri: str, *args: str, timeout_s: float = 60.0) -> str:
+    """Run ``virsh -c uri args...`` as an administrator would; CalledProcessError on failure."""
+    done = subprocess.run(
+        ["virsh", "-q", "-c", uri, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class RealhostEnv:
+    """Where the hosts are and what the guests boot."""
+
+    uris: tuple[str, ...]
+    kernel: Path
+    initrd: Path
+
+
+@dataclass
+class Guest:
+    """A guest the factory started; ``dom`` belongs to the host it was started on."""
+
+    name: str
+    uuid: str
+    host: int
+    dom: Any
+    console_log: Path
+    disk_path: Path | None
+    started_at: float | None = None
+
+    def wait_ready(self, timeout_s: float = 120.0) -> float:
+        """Wait for /init's ready line on the serial console; seconds since the start (boot)."""
+        waited = wait_for_console(self.console_log, timeout_s=timeout_s)
+        return time.monotonic() - self.started_at if self.started_at is not None else waited
+
+
+@dataclass
+class GuestFactory:
+    """Defines and starts guests with unique names; ``cleanup`` removes every trace of them."""
+
+    env: RealhostEnv
+    conns: list[Any]
+    workdir: Path
+    guests: list[Guest] = field(default_factory=list)
+
+    def __call__(
+        self,
+        host: int = 0,
+        *,
+        load: Load = "idle",
+        vcpus: int = 1,
+        memory_mib: int = 96,
+        disk_mib: int | None = None,
+        nic: bool = False,
+        start: bool = True,
+        wait_ready: bool = False,
+    ) -> Guest:
+        name = f"corral-t-{uuidlib.uuid4().hex[:10]}"
+        guest_uuid = str(uuidlib.uuid4())
+        disk = make_disk(self.workdir / f"{name}.qcow2", disk_mib) if disk_mib else None
+        console = self.workdir / f"{name}.console.log"
+        xml = guest_xml(
+            name,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            kernel=self.env.kernel,
+            initrd=self.env.initrd,
+            load=load,
+            disk_path=disk,
+            uuid=guest_uuid,
+            console_log=console,
+            nic=nic,
+        )
+        dom = self.conns[host].defineXML(xml)
+        guest = Guest(name, guest_uuid, host, dom, console, disk)
+        self.guests.append(guest)
+        if start:
+            guest.started_at = time.monotonic()
+            dom.create()
+            _wait_running(dom)
+        if start and wait_ready:
+            guest.wait_ready()
+        return guest
+
+    def cleanup(self) -> None:
+        """Destroy and undefine each guest on whichever host holds it now, then delete disks."""
+        errors: list[str] = []
+        for guest in self.guests:
+            for conn in self.conns:
+                try:
+                    _remove_domain(conn, guest.uuid)
+                except Exception as exc:
+                    errors.append(f"{guest.name} on {conn.getURI()}: {exc}")
+            if guest.disk_path is not None:
+                guest.disk_path.unlink(missing_ok=True)
+        self.guests.clear()
+        if errors:
+            raise RuntimeError("guest cleanup failed: " + "; ".join(errors))
+
+
+def _wait_running(dom: Any, timeout_s: float = RUNNING_TIMEOUT_S) -> None:
+    import libvirt
+
+    deadline = time.monotonic() + timeout_s
+    while dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{dom.name()} not running after {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+def _remove_domain(conn: Any, guest_uuid: str) -> None:
+    import libvirt
+
+    try:
+        dom = conn.lookupByUUIDString(guest_uuid)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return
+        raise
+    if dom.isActive():
+        dom.destroy()
+    if dom.isPersistent():
+        dom.undefineFlags(
+            libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+            | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+        )

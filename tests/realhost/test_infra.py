@@ -1,0 +1,122 @@
+"""The real-host infrastructure does what it promises (scripts/realhosts.sh + fixtures).
+
+Each test uses real TCG guests on real libvirtd daemons: if one fails, the fixtures or the
+script are broken, and every inventory and metrics test built on them would mislead.
+Booting is the slow part (CPU-bound emulation), so the guests of the later tests boot together
+once per module, each test getting a guest of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import libvirt
+import pytest
+from guest import Guest, GuestFactory, RealhostEnv, migrate_live, run_virsh
+
+MIB = 1024 * 1024
+WINDOW_S = 4.0
+
+
+def _cpu_time_ns(conn: Any, dom: Any) -> int:
+    """cpu.time from the bulk stats call, the one a metrics collector makes each cycle."""
+    records = conn.domainListGetStats([dom], libvirt.VIR_DOMAIN_STATS_CPU_TOTAL)
+    stats: dict[str, int] = records[0][1]
+    return int(stats["cpu.time"])
+
+
+def _wait_state(dom: Any, state: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while dom.state()[0] != state:
+        assert time.monotonic() < deadline, f"{dom.name()} never reached state {state}"
+        time.sleep(0.2)
+
+
+def test_two_guests_report_their_vcpus_and_memory(
+    guest_factory: GuestFactory, libvirt_conns: list[Any]
+) -> None:
+    small = guest_factory(0, vcpus=1, memory_mib=96)
+    large = guest_factory(0, vcpus=2, memory_mib=128)
+    running = {dom.UUIDString() for dom in libvirt_conns[0].listAllDomains()}
+    assert {small.uuid, large.uuid} <= running
+    for guest, vcpus, memory_mib in ((small, 1, 96), (large, 2, 128)):
+        state, max_kib, _current_kib, n_vcpus, _cpu_ns = guest.dom.info()
+        assert state == libvirt.VIR_DOMAIN_RUNNING
+        assert n_vcpus == vcpus
+        assert max_kib == memory_mib * 1024
+
+
+@pytest.fixture(scope="module")
+def booted(
+    realhost_env: RealhostEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Guest]]:
+    """One booted guest per later test, all started at once on host 1 (cpu last)."""
+    conns = [libvirt.open(uri) for uri in realhost_env.uris]
+    factory = GuestFactory(realhost_env, conns, tmp_path_factory.mktemp("infra"))
+    try:
+        guests = {
+            "idle": factory(0),
+            "disk": factory(0, load="disk", disk_mib=32),
+            "snapshot": factory(0, disk_mib=16),
+            "migrate": factory(0, disk_mib=16, nic=True),
+            "cpu": factory(0, load="cpu"),
+        }
+        for guest in guests.values():
+            guest.wait_ready()
+        yield guests
+    finally:
+        try:
+            factory.cleanup()
+        finally:
+            for conn in conns:
+                conn.close()
+
+
+def test_cpu_load_guest_burns_clearly_more_cpu_than_idle_one(
+    booted: dict[str, Guest], libvirt_conns: list[Any]
+) -> None:
+    conn = libvirt_conns[0]
+    busy, idle = booted["cpu"], booted["idle"]
+    before = {g.name: _cpu_time_ns(conn, g.dom) for g in (busy, idle)}
+    time.sleep(WINDOW_S)
+    used = {g.name: _cpu_time_ns(conn, g.dom) - before[g.name] for g in (busy, idle)}
+    # Relative, not absolute: on a shared 2-core machine the busy guest may get a small share
+    # of a CPU, but an idle TCG guest stays near 1-3 % whatever the load.
+    busy_share = used[busy.name] / (WINDOW_S * 1e9)
+    assert busy_share > 0.10, f"cpu guest used only {busy_share:.0%} of a CPU"
+    assert used[busy.name] > 5 * used[idle.name], used
+
+
+def test_disk_load_guest_writes_to_its_disk(booted: dict[str, Guest]) -> None:
+    writer = booted["disk"]
+    before = writer.dom.blockStats("vda")[3]
+    time.sleep(WINDOW_S)
+    written = writer.dom.blockStats("vda")[3] - before
+    assert written >= 4 * MIB, f"only {written} bytes written in {WINDOW_S} s"
+
+
+def test_virsh_snapshot_and_shutdown(booted: dict[str, Guest], realhost_uris: list[str]) -> None:
+    guest = booted["snapshot"]
+    uri = realhost_uris[0]
+    run_virsh(uri, "snapshot-create-as", guest.name, "before-shutdown")
+    assert guest.dom.snapshotListNames() == ["before-shutdown"]
+    run_virsh(uri, "shutdown", guest.name)
+    _wait_state(guest.dom, libvirt.VIR_DOMAIN_SHUTOFF, timeout_s=60)
+    assert "power button pressed" in guest.console_log.read_text()
+
+
+def test_live_migration_keeps_the_identity(
+    booted: dict[str, Guest], realhost_uris: list[str], libvirt_conns: list[Any]
+) -> None:
+    guest = booted["migrate"]
+    migrate_live(guest.dom, realhost_uris[1])
+    moved = libvirt_conns[1].lookupByUUIDString(guest.uuid)
+    assert moved.name() == guest.name
+    assert moved.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert moved.isPersistent()
+    assert guest.uuid not in {dom.UUIDString() for dom in libvirt_conns[0].listAllDomains()}
+    # Alive after the move: it still answers the ACPI power button on the new host.
+    moved.shutdown()
+    _wait_state(moved, libvirt.VIR_DOMAIN_SHUTOFF, timeout_s=60)
