@@ -213,6 +213,9 @@ stdio_handler = "file"
 migration_address = "::ffff:127.0.0.1"
 migration_port_min = $(port_min "$2")
 migration_port_max = $(port_max "$2")
+# QEMU stays in the host's mount namespace (no private /dev per guest), so `down` finds every
+# process the host started by that namespace alone.
+namespaces = [ ]
 vnc_listen = "127.0.0.1"
 spice_listen = "127.0.0.1"
 EOF
@@ -399,8 +402,20 @@ cmd_up() {
 namespace_pids() {
     local ns=$1
     [ -n "$ns" ] || return 0
-    find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/mnt' -lname "$ns" 2>/dev/null \
-        | cut -d/ -f3
+    # "mnt:[123]" holds glob brackets: match on the inode number alone.
+    find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/mnt' -lname "mnt:?${ns//[^0-9]/}?" \
+        2>/dev/null | cut -d/ -f3
+}
+
+# QEMU of this host by libvirt's pid files, should one have left the namespace after all.
+qemu_pids() {
+    local pid_file pid
+    for pid_file in "$1"/run/libvirt/qemu/*.pid; do
+        [ -s "$pid_file" ] || continue
+        pid=$(cat "$pid_file")
+        grep -qs qemu "/proc/$pid/comm" && echo "$pid"
+    done
+    return 0
 }
 
 stop_domains() {
@@ -435,9 +450,9 @@ stop_host() {
     if [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -q libvirtd "/proc/$pid/comm"; then
         kill_and_wait TERM 15 "$pid" || kill_and_wait KILL 5 "$pid" || true
     fi
-    mapfile -t pids < <(namespace_pids "$ns")
+    mapfile -t pids < <(namespace_pids "$ns"; qemu_pids "$dir")
     kill_and_wait TERM 5 "${pids[@]}" || kill_and_wait KILL 5 "${pids[@]}" || true
-    mapfile -t pids < <(namespace_pids "$ns")
+    mapfile -t pids < <(namespace_pids "$ns"; qemu_pids "$dir")
     [ "${#pids[@]}" = 0 ] || die "host$k: processes ${pids[*]} survived SIGKILL"
     if grep -q " $dir/" /proc/self/mounts; then
         die "host$k: mounts under $dir are visible outside its namespace; not deleting it"
