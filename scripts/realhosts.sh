@@ -213,7 +213,7 @@ stdio_handler = "file"
 migration_address = "::ffff:127.0.0.1"
 migration_port_min = $(port_min "$2")
 migration_port_max = $(port_max "$2")
-# QEMU stays in the host's mount namespace (no private /dev per guest), so `down` finds every
+# QEMU stays in the host mount namespace (no private /dev per guest), so realhosts.sh down finds every
 # process the host started by that namespace alone.
 namespaces = [ ]
 vnc_listen = "127.0.0.1"
