@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from corral.cli.output import OutputFormat, OutputOption, emit_object, to_json
-from corral.cli.plan import FleetFileOption, read_fleet
+from corral.cli.plan import FleetFileOption, LiveOption, read_fleet
 from corral.engines.planning import POLICIES, ha_break_date, make_policy
 from corral.errors import ValidationError
 
@@ -33,7 +33,8 @@ def _as_of(raw: str | None) -> date:
 
 @ha_app.command("check")
 def check(
-    fleet_file: Path = FleetFileOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
     policy: str = typer.Option("exact", "--policy", "-p", help=f"One of: {', '.join(POLICIES)}."),
     failures: int = typer.Option(
         1, "--failures", "-k", min=0, help="Host failures to tolerate (K)."
@@ -52,7 +53,7 @@ def check(
     output: OutputFormat = OutputOption,
 ) -> None:
     """How many host failures the fleet tolerates under a policy, and what would not come back."""
-    fleet = read_fleet(fleet_file)
+    fleet = read_fleet(fleet_file, live)
     params: dict[str, Any] = {}
     if policy == "percentage":
         params = {"cpu_pct": cpu_pct, "memory_pct": memory_pct}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from corral.engines.planning import (
     ReserveCapacity,
     consolidate,
     evacuate,
+    fleet_from_records,
     forecast_fleet,
     load_fleet,
     load_history,
@@ -32,17 +34,89 @@ plan_app = typer.Typer(
 )
 
 FleetFileOption = typer.Option(
-    ..., "--fleet-file", "-f", help="YAML or JSON fleet file (hosts, vms, settings, profiles)."
+    None, "--fleet-file", "-f", help="YAML or JSON fleet file (hosts, vms, settings, profiles)."
 )
+LiveOption = typer.Option(
+    False, "--live", help="Plan on the live inventory (last sync) instead of a fleet file."
+)
+#: libvirt domain states that hold their host's CPU and memory.
+RUNNING_STATES = frozenset({"running", "paused", "blocked", "pmsuspended", "crashed"})
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(plan_app, name="plan")
 
 
-def read_fleet(path: Path) -> Fleet:
-    """The fleet to plan on. The live inventory will plug in here (see fleet_from_records)."""
-    return load_fleet(path)
+def read_fleet(path: Path | None, live: bool = False) -> Fleet:
+    """The fleet to plan on: a fleet file, or the live inventory's last sync."""
+    if live == (path is not None):
+        raise ValidationError("Give exactly one of --fleet-file FILE or --live.")
+    if path is not None:
+        return load_fleet(path)
+    from corral.cli import context  # the inventory needs settings and a database
+
+    inventory = context.inventory()
+    hosts, vms = inventory_records(inventory.list_hosts(), inventory.list_vms().items)
+    return fleet_from_records(hosts, vms)
+
+
+def inventory_records(
+    hosts: list[dict[str, Any]], vms: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Turn inventory listings into fleet-file records; incomplete entries are left out.
+
+    Hosts without CPU or memory figures (never synced) are skipped; their VMs,
+    templates and VMs without sizes are skipped too. A VM name seen twice gets
+    ``@host`` appended so fleet names stay unique.
+    """
+    host_recs = [
+        _host_record(h) for h in hosts if h.get("cpus") and h.get("mhz") and h.get("memory_mib")
+    ]
+    known = {h["name"] for h in host_recs}
+    usable = [
+        v
+        for v in vms
+        if v.get("host") in known
+        and not v.get("is_template")
+        and v.get("vcpus")
+        and v.get("memory_mib")
+    ]
+    seen = Counter(v["name"] for v in usable)
+    vm_recs = [
+        {
+            "name": v["name"] if seen[v["name"]] == 1 else f"{v['name']}#{v.get('uuid') or i}",
+            "host": v["host"],
+            "vcpus": int(v["vcpus"]),
+            "memory_mib": int(v["memory_mib"]),
+            "state": "running" if v.get("state") in RUNNING_STATES else "shutoff",
+            **(
+                {"protection": v["protection_tier"]}
+                if v.get("protection_tier") in PROTECTIONS
+                else {}
+            ),
+        }
+        for i, v in enumerate(usable)
+    ]
+    return host_recs, vm_recs
+
+
+PROTECTIONS = frozenset({"replicated", "restart", "none"})
+
+
+def _host_record(h: dict[str, Any]) -> dict[str, Any]:
+    sockets = int(h.get("sockets") or 0)
+    cores = int(h.get("cores_per_socket") or 0)
+    threads = int(h.get("threads_per_core") or 0)
+    whole = sockets * cores * threads == int(h["cpus"])
+    return {
+        "name": h["name"],
+        "cores": sockets * cores if whole else int(h["cpus"]),
+        "threads_per_core": threads if whole else 1,
+        "cpu_mhz": int(h["mhz"]),
+        "memory_mib": int(h["memory_mib"]),
+        "cpu_model": h.get("cpu_model") or None,
+        "features": list(h.get("cpu_features") or []),
+    }
 
 
 def _emit(
@@ -80,7 +154,8 @@ def _new_vm(raw: str) -> VM:
 
 @plan_app.command("place")
 def place_cmd(
-    fleet_file: Path = FleetFileOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
     vm: list[str] = typer.Option([], "--vm", help="Place this unplaced VM of the fleet (repeat)."),
     new: list[str] = typer.Option([], "--new", help="A new VM name:vcpus:memory_mib[:profile]."),
     strategy: str = typer.Option("spread", help="spread or stack."),
@@ -88,8 +163,14 @@ def place_cmd(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Choose hosts for new VMs (default: every VM in the file without a host), saying why not."""
-    fleet = read_fleet(fleet_file)
+    fleet = read_fleet(fleet_file, live)
     request = [fleet.vm(n) for n in vm] + [_new_vm(s) for s in new]
+    placed = [v for v in request[: len(vm)] if v.host is not None]
+    if placed:
+        raise ValidationError(
+            f"VM {placed[0].name} already runs on {placed[0].host}; "
+            "plan evacuate or consolidate moves placed VMs."
+        )
     if not vm and not new:
         request = [v for v in fleet.vms if v.host is None]
     if not request:
@@ -110,14 +191,17 @@ def place_cmd(
 
 @plan_app.command("consolidate")
 def consolidate_cmd(
-    fleet_file: Path = FleetFileOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
     mode: str = typer.Option("auto", help="auto, exact (CP-SAT) or heuristic."),
     failures: int | None = typer.Option(None, help="N+K reserve to keep (default: settings)."),
     time_limit: float = typer.Option(10.0, help="CP-SAT time limit in seconds."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Fewest active hosts with fewest migrations, a safe migration order and a lower bound."""
-    plan = consolidate(read_fleet(fleet_file), mode, failures=failures, time_limit_s=time_limit)
+    plan = consolidate(
+        read_fleet(fleet_file, live), mode, failures=failures, time_limit_s=time_limit
+    )
     doc = plan.to_dict()
     doc["lower_bound_hosts"] = plan.lower_bound.hosts
     _emit(doc, doc["steps"], output, "consolidation")
@@ -125,13 +209,14 @@ def consolidate_cmd(
 
 @plan_app.command("evacuate")
 def evacuate_cmd(
-    fleet_file: Path = FleetFileOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
     host: list[str] = typer.Option(..., "--host", help="Host going into maintenance (repeat)."),
     keep_ha_reserve: bool = typer.Option(False, help="Also keep the N+K reserve while evacuating."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Move every VM off hosts for maintenance without overloading any receiver."""
-    plan = evacuate(read_fleet(fleet_file), host, keep_ha_reserve=keep_ha_reserve)
+    plan = evacuate(read_fleet(fleet_file, live), host, keep_ha_reserve=keep_ha_reserve)
     doc = plan.to_dict()
     _emit(doc, doc["moves"], output, "evacuation")
 
@@ -156,7 +241,8 @@ def _changes(add: list[str], remove_host: list[str], reserve: list[str]) -> list
 
 @plan_app.command("whatif")
 def whatif_cmd(
-    fleet_file: Path = FleetFileOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
     add: list[str] = typer.Option([], "--add", help="Add N VMs: N:vcpus:memory_mib[:profile]."),
     remove_host: list[str] = typer.Option([], "--remove-host", help="Remove a host (repeat)."),
     reserve: list[str] = typer.Option(
@@ -168,7 +254,7 @@ def whatif_cmd(
     changes = _changes(add, remove_host, reserve)
     if not changes:
         raise ValidationError("No change given; use --add, --remove-host or --reserve.")
-    result = what_if(read_fleet(fleet_file), changes).to_dict()
+    result = what_if(read_fleet(fleet_file, live), changes).to_dict()
     rows = [
         {"metric": k, "before": v, "after": result["after"][k]} for k, v in result["before"].items()
     ]
@@ -182,7 +268,8 @@ def whatif_cmd(
 
 @plan_app.command("forecast")
 def forecast_cmd(
-    fleet_file: Path = FleetFileOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
     history: Path = typer.Option(
         ..., "--history", help="CSV timestamp,host,resource,value (cpu_mhz or memory_mib)."
     ),
@@ -191,7 +278,7 @@ def forecast_cmd(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Days until each host, and the cluster net of its HA reserve, runs out of CPU or memory."""
-    fleet = read_fleet(fleet_file)
+    fleet = read_fleet(fleet_file, live)
     k = fleet.settings.ha_host_failures if failures is None else failures
     rows = [e.to_dict() for e in forecast_fleet(fleet, load_history(history), k, horizon_days)]
     cols = ["scope", "resource", "capacity", "current", "slope_per_day", "days_to_exhaustion"]
