@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from corral.cli.plan import inventory_records
 from corral.engines.planning import fleet_from_records
 
@@ -49,6 +51,7 @@ def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_live_inventory_end_to_end(tmp_path: Path) -> None:
     nodes = tmp_path / "nodes"
     shutil.copytree(NODES, nodes)

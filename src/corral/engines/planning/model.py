@@ -8,6 +8,37 @@ strict validation, so a bad entry is named (``vms[3].memory_mib must be a
 positive integer``) and nothing half-built is returned.
 
 Keys that Corral does not know are ignored, so other tools may extend the file.
+
+Fleet file (YAML or JSON; ``name`` and sizes required, the rest optional)::
+
+    settings: {cpu_allocation_ratio: 4.0, ram_allocation_ratio: 1.0, ha_host_failures: 0}
+    profiles: {day: [0.1, 0.2, 0.9, ...]}     # utilization fractions, evenly spaced over a day
+    hosts:
+      - name: H1
+        cores: 3                              # physical cores
+        cpu_mhz: 3000                         # per core
+        memory_mib: 9216
+        threads_per_core: 1
+        cpu_model: skylake
+        features: [avx2, avx512]
+        failure_domains: [rack1, san-a]       # failing together (rack, switch, SAN)
+        labels: {ha: failover}                # "ha: failover" marks a dedicated failover host
+    vms:
+      - name: VM1
+        host: H1                              # absent: still to be placed
+        vcpus: 1
+        memory_mib: 1024
+        state: running                        # running | shutoff
+        cpu_reservation_mhz: 0
+        memory_reservation_mib: 0
+        memory_overhead_mib: 26               # absent: estimated where vSphere's slot needs it
+        protection: restart                   # replicated | restart | none
+        priority: 0                           # higher restarts first
+        anti_affinity: [sql]                  # never two members on one host
+        affinity: [webapp]                    # members share a host
+        required_features: [avx512]
+        cpu_model: skylake                    # only hosts of this CPU model
+        profile: day                          # key under ``profiles``
 """
 
 from __future__ import annotations
