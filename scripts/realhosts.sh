@@ -80,16 +80,20 @@ fix_devices() {
 
 # ---------------------------------------------------------------- guest artifacts
 
-# The newest cloud kernel .deb already at hand, else one fetched with apt-get download.
+# A cloud kernel .deb already at hand (ours first, then apt's cache), else apt-get download.
 kernel_deb() {
     local found
-    found=$(ls -1 "$GUEST_DIR"/linux-image-[0-9]*-cloud-amd64_*.deb \
-        /var/cache/apt/archives/linux-image-[0-9]*-cloud-amd64_*.deb 2>/dev/null | sort -V | tail -n1)
+    found=$(newest_deb "$GUEST_DIR")
+    [ -n "$found" ] || found=$(newest_deb /var/cache/apt/archives)
     if [ -n "$found" ]; then
         echo "$found"
         return
     fi
     download_kernel_deb
+}
+
+newest_deb() {
+    ls -1 "$1"/linux-image-[0-9]*-cloud-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -n1
 }
 
 download_kernel_deb() {
@@ -105,7 +109,7 @@ download_kernel_deb() {
     log "downloading $package"
     (cd "$GUEST_DIR" && apt-get download -qq "$package" 2>/dev/null) \
         || die "apt-get download $package failed; check the package registry is reachable"
-    ls -1 "$GUEST_DIR"/linux-image-[0-9]*-cloud-amd64_*.deb | sort -V | tail -n1
+    newest_deb "$GUEST_DIR"
 }
 
 module_path() {
