@@ -96,3 +96,22 @@ def test_what_if_before_after(fleets_dir: Path) -> None:
     assert result.not_placed == ()
     too_much = what_if(fleet, [AddVMs(40, 4, 8192)])
     assert too_much.not_placed and too_much.notes
+
+
+def test_growth_rate_from_history_drives_break_date(fleets_dir: Path) -> None:
+    """Cluster memory grows 150 + 40 = 190 MiB/day on ~34,250 MiB: 190 x 30.44 / 34250 = 0.169."""
+    from datetime import date
+
+    from corral.engines.planning import ha_break_date, make_policy
+    from corral.engines.planning.forecast.history import growth_per_month
+
+    history = load_history(fleets_dir / "history_small_cluster.csv")
+    rate = growth_per_month(history)
+    assert rate == pytest.approx(0.169, abs=0.01)
+    fleet = load_fleet(fleets_dir / "vsphere_guide.yaml")
+    start = date(2026, 1, 15)
+    # slots: 5 VMs, 6 slots after H1 fails: breaks once 5 x (1 + rate)^(d / 30.44) > 6
+    broken = ha_break_date(fleet, make_policy("slots"), 1, rate, start)
+    assert broken is not None
+    days = (broken - start).days
+    assert (1 + rate) ** ((days - 1) / 30.44) * 5 <= 6 < (1 + rate) ** (days / 30.44) * 5

@@ -10,7 +10,8 @@ import typer
 
 from corral.cli.output import OutputFormat, OutputOption, emit_object, to_json
 from corral.cli.plan import FleetFileOption, LiveOption, read_fleet
-from corral.engines.planning import POLICIES, ha_break_date, make_policy
+from corral.engines.planning import POLICIES, ha_break_date, load_history, make_policy
+from corral.engines.planning.forecast.history import growth_per_month as growth_from_history
 from corral.errors import ValidationError
 
 ha_app = typer.Typer(
@@ -50,6 +51,9 @@ def check(
         None, help="Demand growth per month (0.03 = 3 %): also report when HA breaks."
     ),
     as_of: str | None = typer.Option(None, help="Start date for the growth projection."),
+    history: Path | None = typer.Option(
+        None, "--history", help="Usage history CSV: its cluster trend gives the growth rate."
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """How many host failures the fleet tolerates under a policy, and what would not come back."""
@@ -61,10 +65,14 @@ def check(
         params = {"hosts": failover_host or None}
     engine = make_policy(policy, **params)
     doc = engine.evaluate(fleet, failures).to_dict()
+    source = "given"
+    if growth_per_month is None and history is not None:
+        growth_per_month, source = growth_from_history(load_history(history)), "history trend"
     if growth_per_month is not None:
+        doc["growth_source"] = source
         start = _as_of(as_of)
         broken = ha_break_date(fleet, engine, failures, growth_per_month, start)
-        doc["growth_per_month"] = growth_per_month
+        doc["growth_per_month"] = round(growth_per_month, 4)
         doc["ha_guarantee_breaks_on"] = broken.isoformat() if broken else None
     if output is OutputFormat.json:
         typer.echo(to_json(doc))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from corral.engines.planning.forecast.exhaustion import Exhaustion, time_to_exhaustion
+from corral.engines.planning.forecast.seasonal import fit
 from corral.engines.planning.model import Fleet
 from corral.engines.planning.state import FloatArray
 from corral.errors import NotFoundError, ValidationError
@@ -125,3 +126,23 @@ def forecast_fleet(
             cap = cluster_capacity(fleet, hosts, res, failures)
             out.append(time_to_exhaustion("cluster", res, s.times, s.values, cap, horizon_days))
     return out
+
+
+def growth_per_month(history: History) -> float:
+    """Relative demand growth per month from the cluster trend (the larger of CPU and memory).
+
+    The cluster series of each resource is fitted (trend + seasonality); its
+    slope over its current fitted level, times 30.44 days, is the monthly rate.
+    Shrinking demand gives 0.
+    """
+    per_host = {k: v for k, v in history.items() if k[0] != "cluster"}
+    rates = [0.0]
+    for res in HISTORY_RESOURCES:
+        s = history.get(("cluster", res)) or cluster_series(per_host, res)
+        if s is None or s.times.size < 3:
+            continue
+        model = fit(s.times, s.values)
+        level = float(model.predict(np.array([float(s.times.max())]))[0])
+        if level > 0:
+            rates.append(model.slope_per_day * 30.44 / level)
+    return max(rates)
