@@ -71,6 +71,7 @@ def facts_columns(facts: VMFacts) -> dict[str, Any]:
         "disks": disks,
         "nics": [asdict(n) for n in facts.nics],
         "snapshots": [{k: _jsonable(v) for k, v in asdict(s).items()} for s in facts.snapshots],
+        "snapshot_count": len(facts.snapshots),
         "disk_bytes": sum(d.capacity_bytes or 0 for d in facts.disks if d.device == "disk"),
         "fingerprint": facts.fingerprint,
     }
@@ -87,7 +88,7 @@ def vm_summary(row: m.VM, host_name: str | None) -> dict[str, Any]:
         "memory_mib": row.memory_mib,
         "memory_max_mib": row.memory_max_mib,
         "disk_gib": round((row.disk_bytes or 0) / 1024**3, 1),
-        "snapshots": len(row.snapshots or []),
+        "snapshots": row.snapshot_count,
         "owner": row.owner,
         "department": row.department,
         "purpose": row.purpose,

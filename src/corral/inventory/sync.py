@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from corral.domain.model import EventKind, HostInventory, HostStatus, PoolFacts, VMFacts, VMState
 from corral.errors import CorralError, HypervisorError, NotFoundError
@@ -97,7 +97,9 @@ class SyncService:
             observed = self._read_all(hosts, known, progress)
             now = self.clock()
             _Reconciler(s, now, report).run(observed)
-            report.finished_at = self.clock()
+        if report.count_of("created") + report.count_of("deleted") >= 1000:
+            self.db.analyze()
+        report.finished_at = self.clock()
         return report
 
     @staticmethod
@@ -225,7 +227,8 @@ class _Reconciler:
         ids = list(uuids)
         out: dict[str, m.VM] = {}
         for i in range(0, len(ids), 500):
-            for row in self.s.scalars(select(m.VM).where(m.VM.uuid.in_(ids[i : i + 500]))):
+            q = select(m.VM).options(undefer(m.VM.disks), undefer(m.VM.nics), undefer(m.VM.snapshots))
+            for row in self.s.scalars(q.where(m.VM.uuid.in_(ids[i : i + 500]))):
                 out[row.uuid] = row
         return out
 

@@ -76,6 +76,13 @@ class Database:
         finally:
             session.close()
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after a bulk change such as a first sync)."""
+        from sqlalchemy import text
+
+        with self.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+
     def dispose(self) -> None:
         self.engine.dispose()
 

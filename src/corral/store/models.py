@@ -75,11 +75,11 @@ class VM(Base):
     __tablename__ = "vms"
 
     uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(String(256), index=True)
+    name: Mapped[str] = mapped_column(String(256))
     host_id: Mapped[int | None] = mapped_column(
-        ForeignKey("hosts.id", ondelete="SET NULL"), index=True
+        ForeignKey("hosts.id", ondelete="SET NULL")
     )
-    state: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(32))
     state_since: Mapped[datetime] = mapped_column(UTCDateTime())
     vcpus: Mapped[int] = mapped_column(Integer)
     memory_max_mib: Mapped[int] = mapped_column(BigInteger)
@@ -90,13 +90,15 @@ class VM(Base):
     autostart: Mapped[bool] = mapped_column(Boolean, default=False)
     persistent: Mapped[bool] = mapped_column(Boolean, default=True)
     is_template: Mapped[bool] = mapped_column(Boolean, default=False)
-    disks: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    nics: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    snapshots: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Device lists are read for one VM at a time, never for a listing: deferred.
+    disks: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred=True)
+    nics: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred=True)
+    snapshots: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred=True)
+    snapshot_count: Mapped[int] = mapped_column(Integer, default=0)
     disk_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     # ownership metadata
-    owner: Mapped[str | None] = mapped_column(String(256), index=True)
-    department: Mapped[str | None] = mapped_column(String(256), index=True)
+    owner: Mapped[str | None] = mapped_column(String(256))
+    department: Mapped[str | None] = mapped_column(String(256))
     purpose: Mapped[str | None] = mapped_column(String(1024))
     project: Mapped[str | None] = mapped_column(String(256))
     environment: Mapped[str | None] = mapped_column(String(64))
@@ -108,12 +110,21 @@ class VM(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
 
     host: Mapped[Host | None] = relationship()
 
-    __table_args__ = (Index("ix_vms_host_deleted", "host_id", "deleted_at"),)
+    # The common listings (live VMs by name, filtered by state, host, owner or
+    # department) are each one ordered index range scan that stops at the page
+    # size; counts are index-only.
+    __table_args__ = (
+        Index("ix_vms_live_name", "deleted_at", "name", "uuid"),
+        Index("ix_vms_state_name", "state", "deleted_at", "name", "uuid"),
+        Index("ix_vms_host_state_name", "host_id", "state", "deleted_at", "name", "uuid"),
+        Index("ix_vms_owner_state_name", "owner", "state", "deleted_at", "name", "uuid"),
+        Index("ix_vms_department_state_name", "department", "state", "deleted_at", "name", "uuid"),
+    )
 
 
 class Event(Base):
