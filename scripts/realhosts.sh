@@ -26,6 +26,7 @@ readonly GUEST_MODULES=(virtio_pci virtio_blk virtio_net virtio_balloon button e
 readonly MIGRATION_PORT_BASE=49152
 readonly MIGRATION_PORTS_PER_HOST=64
 readonly START_TIMEOUT_S=90
+readonly NETWORK_NAME=corral
 
 log() { echo "realhosts: $*" >&2; }
 readonly T0=$EPOCHREALTIME
@@ -37,6 +38,8 @@ host_dir() { echo "$STATE_DIR/host$1"; }
 host_socket() { echo "$(host_dir "$1")/run/libvirt/libvirt-sock"; }
 host_uri() { echo "qemu+unix:///system?socket=$(host_socket "$1")"; }
 host_pid_file() { echo "$(host_dir "$1")/run/libvirt/libvirtd.pid"; }
+# Linux caps interface names at 15 characters; the state folder's hash keeps two checkouts apart.
+host_bridge() { echo "crl$(echo "$STATE_DIR" | sha256sum | cut -c1-6)-$1"; }
 port_min() { echo $((MIGRATION_PORT_BASE + ($1 - 1) * MIGRATION_PORTS_PER_HOST)); }
 port_max() { echo $(($(port_min "$1") + MIGRATION_PORTS_PER_HOST - 1)); }
 
@@ -287,6 +290,32 @@ warm_host() {
     virsh -q -c "$(host_uri "$1")" domcapabilities --virttype qemu --arch x86_64 >/dev/null
 }
 
+# An isolated L2 network per host for guest NICs: a bridge with no address made here, handed to
+# libvirt in bridge mode, so libvirt touches no firewall rule and nothing routes off the bridge.
+# Every host names it the same ("corral"), so a guest on it can migrate between hosts.
+start_network() {
+    local k=$1 bridge uri xml
+    bridge=$(host_bridge "$k")
+    uri=$(host_uri "$k")
+    ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
+    ip link set "$bridge" up
+    xml="$(host_dir "$k")/network-$NETWORK_NAME.xml"
+    cat >"$xml" <<EOF
+<network><name>$NETWORK_NAME</name><forward mode='bridge'/><bridge name='$bridge'/></network>
+EOF
+    virsh -q -c "$uri" net-define "$xml" >/dev/null
+    virsh -q -c "$uri" net-start "$NETWORK_NAME" >/dev/null
+    virsh -q -c "$uri" net-autostart "$NETWORK_NAME" >/dev/null
+}
+
+stop_network() {
+    local bridge
+    bridge=$(host_bridge "$1")
+    if ip link show "$bridge" >/dev/null 2>&1; then
+        ip link del "$bridge"
+    fi
+}
+
 # ---------------------------------------------------------------- env, status
 
 recorded_hosts() {
@@ -308,6 +337,7 @@ CORRAL_REALHOST_URIS=${uris[*]}
 CORRAL_GUEST_KERNEL=$GUEST_DIR/vmlinuz
 CORRAL_GUEST_INITRD=$GUEST_DIR/initrd.img
 CORRAL_REALHOST_MIGRATION_PORTS=${ports[*]}
+CORRAL_REALHOST_NETWORK=$NETWORK_NAME
 CORRAL_REALHOST_DIR=$STATE_DIR
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -395,7 +425,10 @@ cmd_up() {
     log "packages, devices and guest artifacts ready at $(elapsed)s"
     start_hosts "$n"
     log "daemons answer at $(elapsed)s"
-    for k in $(seq 1 "$n"); do warm_host "$k" & done
+    for k in $(seq 1 "$n"); do
+        warm_host "$k" &
+        start_network "$k"
+    done
     wait
     write_env "$n"
     log "$n hosts up (QEMU probed) in $(elapsed)s"
@@ -461,6 +494,7 @@ stop_host() {
     if grep -q " $dir/" /proc/self/mounts; then
         die "host$k: mounts under $dir are visible outside its namespace; not deleting it"
     fi
+    stop_network "$k"
     rm -rf "$dir"
 }
 

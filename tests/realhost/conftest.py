@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 UP_COMMAND = "bash scripts/realhosts.sh up"
 REQUIRED_KEYS = ("CORRAL_REALHOST_URIS", "CORRAL_GUEST_KERNEL", "CORRAL_GUEST_INITRD")
+NETWORK_KEY = "CORRAL_REALHOST_NETWORK"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,7 +52,7 @@ def parse_env_file(path: Path) -> dict[str, str]:
 def _raw_values() -> dict[str, str] | str:
     """The settings from the environment, else the env file; a reason string if neither."""
     if all(os.environ.get(key) for key in REQUIRED_KEYS):
-        return {key: os.environ[key] for key in REQUIRED_KEYS}
+        return {key: os.environ[key] for key in (*REQUIRED_KEYS, NETWORK_KEY) if key in os.environ}
     path = env_file_path()
     if not path.is_file():
         return f"no real libvirt hosts ({path} not found); run: {UP_COMMAND}"
@@ -84,6 +85,7 @@ def load_realhost_env() -> RealhostEnv | str:
         uris=tuple(uri for uri in values["CORRAL_REALHOST_URIS"].split(",") if uri),
         kernel=Path(values["CORRAL_GUEST_KERNEL"]),
         initrd=Path(values["CORRAL_GUEST_INITRD"]),
+        network=values.get(NETWORK_KEY) or None,
     )
     for artifact in (env.kernel, env.initrd):
         if not artifact.is_file():

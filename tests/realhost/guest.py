@@ -71,21 +71,31 @@ def _serial(devices: etree._Element, console_log: Path | str | None) -> None:
     _sub(serial, "target", port="0")
 
 
+def _nic(devices: etree._Element, network: str | None) -> None:
+    if network is None:
+        # A tap of the host's choosing (vnetN), connected to nothing: interface counters work
+        # and no traffic can leave the machine.
+        interface = _sub(devices, "interface", type="ethernet")
+    else:
+        # The host's isolated bridge network from realhosts.sh (same name on every host).
+        interface = _sub(devices, "interface", type="network")
+        _sub(interface, "source", network=network)
+    _sub(interface, "model", type="virtio")
+
+
 def _devices(
     root: etree._Element,
     disk_path: Path | str | None,
     disk_cache: str | None,
     console_log: Path | str | None,
     nic: bool,
+    network: str | None,
 ) -> None:
     devices = _sub(root, "devices")
     if disk_path is not None:
         _disk(devices, disk_path, disk_cache)
-    if nic:
-        # A tap of the host's choosing (vnetN), connected to nothing: interface counters work
-        # and no traffic can leave the machine.
-        interface = _sub(devices, "interface", type="ethernet")
-        _sub(interface, "model", type="virtio")
+    if nic or network is not None:
+        _nic(devices, network)
     _serial(devices, console_log)
     balloon = _sub(devices, "memballoon", model="virtio")
     _sub(balloon, "stats", period="2")
@@ -103,9 +113,14 @@ def guest_xml(
     uuid: str | None = None,
     console_log: Path | str | None = None,
     nic: bool = False,
+    network: str | None = None,
     disk_cache: str | None = None,
 ) -> str:
-    """Domain XML of one tiny TCG guest; ``console_log`` None means a pty serial console."""
+    """Domain XML of one tiny TCG guest.
+
+    ``console_log`` None means a pty serial console; ``nic`` adds an unconnected tap NIC,
+    ``network`` a NIC on that libvirt network instead.
+    """
     if load not in LOADS:
         raise ValueError(f"load must be one of {', '.join(LOADS)}, not {load!r}")
     if memory_mib < MIN_MEMORY_MIB:
@@ -125,7 +140,7 @@ def guest_xml(
     _sub(root, "on_poweroff", "destroy")
     _sub(root, "on_reboot", "restart")
     _sub(root, "on_crash", "destroy")
-    _devices(root, disk_path, disk_cache, console_log, nic)
+    _devices(root, disk_path, disk_cache, console_log, nic, network)
     return etree.tostring(root, encoding="unicode", pretty_print=True)
 
 
@@ -197,6 +212,7 @@ class RealhostEnv:
     uris: tuple[str, ...]
     kernel: Path
     initrd: Path
+    network: str | None = None  # the isolated network every host has, for guest NICs
 
 
 @dataclass
@@ -235,6 +251,7 @@ class GuestFactory:
         memory_mib: int = 96,
         disk_mib: int | None = None,
         nic: bool = False,
+        network: str | None = None,
         start: bool = True,
         wait_ready: bool = False,
     ) -> Guest:
@@ -253,6 +270,7 @@ class GuestFactory:
             uuid=guest_uuid,
             console_log=console,
             nic=nic,
+            network=network,
         )
         dom = self.conns[host].defineXML(xml)
         guest = Guest(name, guest_uuid, host, dom, console, disk)

@@ -35,11 +35,17 @@ def _wait_state(dom: Any, state: int, timeout_s: float) -> None:
         time.sleep(0.2)
 
 
+def _interface(dom: Any) -> etree._Element:
+    interface = etree.fromstring(dom.XMLDesc()).find("devices/interface")
+    assert interface is not None, f"{dom.name()} has no NIC"
+    return interface
+
+
 def test_two_guests_report_their_vcpus_and_memory(
-    guest_factory: GuestFactory, libvirt_conns: list[Any]
+    guest_factory: GuestFactory, libvirt_conns: list[Any], realhost_env: RealhostEnv
 ) -> None:
     small = guest_factory(0, vcpus=1, memory_mib=96, nic=True)
-    large = guest_factory(0, vcpus=2, memory_mib=128)
+    large = guest_factory(0, vcpus=2, memory_mib=128, network=realhost_env.network)
     running = {dom.UUIDString() for dom in libvirt_conns[0].listAllDomains()}
     assert {small.uuid, large.uuid} <= running
     for guest, vcpus, memory_mib in ((small, 1, 96), (large, 2, 128)):
@@ -47,9 +53,14 @@ def test_two_guests_report_their_vcpus_and_memory(
         assert state == libvirt.VIR_DOMAIN_RUNNING
         assert n_vcpus == vcpus
         assert max_kib == memory_mib * 1024
-    target = etree.fromstring(small.dom.XMLDesc()).find("devices/interface/target")
-    assert target is not None and target.get("dev"), "the host named no tap for the NIC"
-    assert len(small.dom.interfaceStats(target.get("dev"))) == 8  # the tap has counters
+    for guest in (small, large):
+        tap = _interface(guest.dom).find("target")
+        assert tap is not None and tap.get("dev"), "the host named no tap for the NIC"
+        assert len(guest.dom.interfaceStats(tap.get("dev"))) == 8  # the tap has counters
+    if realhost_env.network is not None:
+        source = _interface(large.dom).find("source")
+        assert source is not None and source.get("network") == realhost_env.network
+        assert source.get("bridge"), "the network NIC is not on the host's bridge"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +79,7 @@ def booted(
             "idle": factory(0, wait_ready=True),
             "disk": factory(0, load="disk", disk_mib=32, wait_ready=True),
             "snapshot": factory(0, disk_mib=16, wait_ready=True),
-            "migrate": factory(0, disk_mib=16, nic=True, wait_ready=True),
+            "migrate": factory(0, disk_mib=16, network=realhost_env.network, wait_ready=True),
             "cpu": factory(0, load="cpu", wait_ready=True),
         }
         yield guests
