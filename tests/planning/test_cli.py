@@ -35,6 +35,7 @@ GOLDEN: dict[str, list[str]] = {
     ],
     "small-consolidate": ["plan", "consolidate", "-f", "small_cluster.yaml", "--mode", "heuristic"],
     "small-evacuate": ["plan", "evacuate", "-f", "small_cluster.yaml", "--host", "h2"],
+    "hotspot-rebalance": ["plan", "rebalance", "-f", "hotspot.yaml"],
     "small-whatif": [
         "plan", "whatif", "-f", "small_cluster.yaml", "--add", "3:2:4096", "--remove-host", "h6",
         "--reserve", "erp:2:2:2048",

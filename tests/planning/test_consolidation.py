@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -124,3 +125,29 @@ def test_bulk_pack_valid_and_above_bound(fleet: Fleet) -> None:
             assert mem <= r.memory_mib * ratio.ram_allocation_ratio and res <= r.cpu_capacity_mhz
     if not result.unplaced:
         assert result.hosts_with_reserve >= result.lower_bound.hosts
+
+
+def test_rebalance_cools_the_peak_host(fleets_dir: Path) -> None:
+    from corral.engines.planning.consolidation.rebalance import rebalance
+
+    fleet = load_fleet(fleets_dir / "hotspot.yaml")
+    plan = rebalance(fleet, max_migrations=5)
+    assert plan.max_load_before == pytest.approx(0.7125)
+    assert plan.max_load_after == pytest.approx(0.475)
+    (move,) = plan.schedule.steps
+    assert (move.source, move.target) == ("a", "b") and move.vm.startswith("d")
+    small = load_fleet(fleets_dir / "small_cluster.yaml")
+    kept = rebalance(small, max_migrations=5)  # h2's only helpful move would split webapp
+    assert all(m.vm not in {"web1", "app1"} for m in kept.schedule.steps)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleet=fleets())
+def test_rebalance_never_worsens_nor_breaks(fleet: Fleet) -> None:
+    from corral.engines.planning.consolidation.rebalance import rebalance
+
+    plan = rebalance(fleet, max_migrations=4)
+    assert plan.max_load_after <= plan.max_load_before + 1e-9
+    assert len(plan.schedule.steps) <= 4 or any(m.temporary for m in plan.schedule.steps)
+    if plan.schedule.complete:
+        assert replay(fleet, plan.schedule.steps) == []

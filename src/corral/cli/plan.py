@@ -24,13 +24,15 @@ from corral.engines.planning import (
     place,
     what_if,
 )
+from corral.engines.planning.consolidation.rebalance import rebalance
 from corral.engines.planning.forecast.whatif import Change
 from corral.engines.planning.placement.outcome import outcome_to_dict
 from corral.engines.planning.placement.scheduler import Scheduler
 from corral.errors import ValidationError
 
 plan_app = typer.Typer(
-    help="Plan capacity: place, consolidate, evacuate, what-if, forecast.", no_args_is_help=True
+    help="Plan capacity: place, consolidate, rebalance, evacuate, what-if, forecast.",
+    no_args_is_help=True,
 )
 
 FleetFileOption = typer.Option(
@@ -205,6 +207,19 @@ def consolidate_cmd(
     doc = plan.to_dict()
     doc["lower_bound_hosts"] = plan.lower_bound.hosts
     _emit(doc, doc["steps"], output, "consolidation")
+
+
+@plan_app.command("rebalance")
+def rebalance_cmd(
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
+    max_migrations: int = typer.Option(10, min=1, help="At most this many migrations."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """A few migrations that cool the hottest hosts (load and, with profiles, peak hour)."""
+    plan = rebalance(read_fleet(fleet_file, live), max_migrations)
+    doc = plan.to_dict()
+    _emit(doc, doc["steps"], output, "rebalance")
 
 
 @plan_app.command("evacuate")
