@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+from corral.inventory.service import Inventory
+from corral.security.secrets import SecretBox
+from corral.store.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +30,51 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"shared data folder {path} not found; set CORRAL_SHARED_DATA")
     return path
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def _pg_url() -> str | None:
+    url = os.environ.get("CORRAL_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CORRAL_REQUIRE_PG"):
+            pytest.fail("CORRAL_REQUIRE_PG is set but CORRAL_TEST_PG_URL is not")
+        pytest.skip("PostgreSQL not configured: run scripts/pg.sh up, export CORRAL_TEST_PG_URL")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'corral.db'}")
+    else:
+        database = Database(_pg_url() or "")
+        with database.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def inventory(db: Database, clock: Clock) -> Inventory:
+    return Inventory(db, SecretBox(Fernet.generate_key()), clock)
+
+

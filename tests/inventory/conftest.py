@@ -2,69 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from lxml import etree
-from sqlalchemy import text
 
-from corral.inventory.service import Inventory
-from corral.security.secrets import SecretBox
-from corral.store.db import Database
+from tests.conftest import Clock  # noqa: F401  (re-exported for the tests here)
 
 NODES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
-
-
-def _pg_url() -> str | None:
-    url = os.environ.get("CORRAL_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CORRAL_REQUIRE_PG"):
-            pytest.fail("CORRAL_REQUIRE_PG is set but CORRAL_TEST_PG_URL is not")
-        pytest.skip("PostgreSQL not configured: run 'bash scripts/pg.sh up' and export CORRAL_TEST_PG_URL")
-    return url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'corral.db'}")
-    else:
-        database = Database(_pg_url() or "")
-        with database.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    database.migrate()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def inventory(db: Database, clock: Clock) -> Inventory:
-    return Inventory(db, SecretBox(Fernet.generate_key()), clock)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import libvirt
 from lxml import etree
 
 from corral.domain.model import (
+    Disk,
     HostFacts,
     HostInventory,
     NetworkFacts,
@@ -205,7 +206,19 @@ class LibvirtHypervisor:
         facts = domxml.parse_domain(
             xml, state=state, autostart=autostart, persistent=persistent, snapshots=snapshots
         )
-        return replace(facts, disks=_sized_disks(facts, pools), fingerprint=fingerprint)
+        disks = tuple(self._block_size(dom, d) for d in _sized_disks(facts, pools))
+        return replace(facts, disks=disks, fingerprint=fingerprint)
+
+    @staticmethod
+    def _block_size(dom: libvirt.virDomain, disk: Disk) -> Disk:
+        """Size of a disk no storage pool knows, asked of the hypervisor directly."""
+        if disk.capacity_bytes is not None or disk.device != "disk" or not disk.target or not disk.path:
+            return disk
+        try:
+            capacity, allocation, _physical = dom.blockInfo(disk.target, 0)
+        except libvirt.libvirtError:
+            return disk
+        return replace(disk, capacity_bytes=int(capacity), allocation_bytes=int(allocation))
 
     def _host_facts(self) -> HostFacts:
         info = self._conn.getInfo()
