@@ -243,7 +243,6 @@ class _Run:
         self.record_history(t)
         self.served.append(float(r[self.host_of >= 0].sum()))
         self.active_hosts.append(int((snap.host_used > 0).sum()))
-        r = self.requested(t)
         plan = self.consolidate(step, t, r, snap)
         if plan:
             self.start(plan, t)
