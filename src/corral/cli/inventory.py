@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
     app.command("events")(events)
     app.command("volumes")(volumes)
     app.command("export")(export)
+    app.command("watch")(watch)
 
 
 @hosts_app.command("add")
@@ -199,3 +200,21 @@ def export(
     written = context.inventory().export(out, fmt)
     for path in written:
         typer.echo(str(path))
+
+
+def watch(
+    interval: float = typer.Option(300.0, help="Poll every host this often (seconds)."),
+    duration: float | None = typer.Option(None, "--for", help="Stop after this many seconds."),
+) -> None:
+    """Keep the inventory current: sync a host on each libvirt lifecycle event, and poll."""
+    from corral.inventory.watch import Watcher
+
+    def report(hosts: list[str] | None, rep: Any) -> None:
+        changes = ", ".join(f"{k} {v}" for k, v in sorted(rep.events.items())) or "no changes"
+        typer.echo(f"{rep.finished_at:%H:%M:%S} sync {'all hosts' if hosts is None else ', '.join(hosts)}: {changes}")
+
+    watcher = Watcher(context.inventory(), poll_interval=interval, on_sync=report)
+    try:
+        watcher.run(duration)
+    except KeyboardInterrupt:
+        watcher.stop()
