@@ -36,23 +36,49 @@ def load(db: Database, n: int, hosts: int = 100, seed: int = 1) -> None:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     with db.engine.begin() as conn:
-        conn.execute(insert(m.Host), [
-            {"name": f"kvm-{h:03d}", "uri": f"qemu+ssh://kvm-{h:03d}/system", "status": "ok", "created_at": now,
-             "cpu_features": [], "storage_fingerprint": ""} for h in range(hosts)
-        ])  # fmt: skip
+        conn.execute(
+            insert(m.Host),
+            [
+                {
+                    "name": f"kvm-{h:03d}",
+                    "uri": f"qemu+ssh://kvm-{h:03d}/system",
+                    "status": "ok",
+                    "created_at": now,
+                    "cpu_features": [],
+                    "storage_fingerprint": "",
+                }
+                for h in range(hosts)
+            ],
+        )
         rows: list[dict[str, Any]] = []
         for i in range(n):
             created = now - timedelta(days=rng.randint(1, 1500))
-            rows.append({
-                "uuid": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)), "name": f"vm-{i:06d}",
-                "host_id": rng.randint(1, hosts), "state": rng.choice(["running"] * 7 + ["shutoff"] * 3),
-                "state_since": created, "vcpus": rng.choice([1, 2, 4, 8]), "memory_max_mib": 4096,
-                "memory_mib": rng.choice([1024, 2048, 4096, 8192]), "autostart": False, "persistent": True,
-                "is_template": False, "disks": [], "nics": [], "snapshots": [], "disk_bytes": 40 * 2**30,
-                "owner": None if rng.random() < 0.1 else f"user{rng.randrange(500)}",
-                "department": rng.choice(DEPTS), "tags": [], "created_at": created, "first_seen_at": created,
-                "updated_at": created, "fingerprint": "",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "uuid": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)),
+                    "name": f"vm-{i:06d}",
+                    "host_id": rng.randint(1, hosts),
+                    "state": rng.choice(["running"] * 7 + ["shutoff"] * 3),
+                    "state_since": created,
+                    "vcpus": rng.choice([1, 2, 4, 8]),
+                    "memory_max_mib": 4096,
+                    "memory_mib": rng.choice([1024, 2048, 4096, 8192]),
+                    "autostart": False,
+                    "persistent": True,
+                    "is_template": False,
+                    "disks": [],
+                    "nics": [],
+                    "snapshots": [],
+                    "disk_bytes": 40 * 2**30,
+                    "owner": None if rng.random() < 0.1 else f"user{rng.randrange(500)}",
+                    "department": rng.choice(DEPTS),
+                    "tags": [],
+                    "created_at": created,
+                    "first_seen_at": created,
+                    "updated_at": created,
+                    "fingerprint": "",
+                }
+            )
             if len(rows) == 5000:
                 conn.execute(insert(m.VM), rows)
                 rows = []
@@ -104,15 +130,18 @@ def main() -> None:
         if args.pg_url:
             rows.append(("PostgreSQL", measure(args.pg_url, args.vms, args.requests, True)))
     print(
-        f"\nGET /api/v1/vms?state=running&department=D&limit=100 over {args.vms:,} VMs, {args.requests} requests each"
+        f"\nGET /api/v1/vms?state=running&department=D&limit=100 over {args.vms:,} VMs, "
+        f"{args.requests} requests each"
     )
     print(
-        f"{'database':<12} {'p50 ms':>8} {'p99 ms':>8} {'p50 ms (page 2)':>16} {'p99 ms (page 2)':>16} {'p99 < 50 ms':>12}"
+        f"{'database':<12} {'p50 ms':>8} {'p99 ms':>8} {'p50 ms (page 2)':>16} "
+        f"{'p99 ms (page 2)':>16} {'p99 < 50 ms':>12}"
     )
     for name, r in rows:
         ok = "yes" if max(r["p99"], r["p99c"]) < 50 else "no"
         print(
-            f"{name:<12} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['p50c']:>16.1f} {r['p99c']:>16.1f} {ok:>12}"
+            f"{name:<12} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['p50c']:>16.1f} "
+            f"{r['p99c']:>16.1f} {ok:>12}"
         )
 
 

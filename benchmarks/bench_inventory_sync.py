@@ -1,6 +1,7 @@
 """Sync of a 10,000-VM test-driver fleet over 20 hosts: first sync and unchanged re-sync.
 
-    .venv/bin/python benchmarks/bench_inventory_sync.py [--hosts 20 --vms-per-host 500] [--pg-url URL]
+    .venv/bin/python benchmarks/bench_inventory_sync.py [--hosts 20] [--vms-per-host 500]
+        [--pg-url URL]
 
 Prints one row per database. Target: unchanged re-sync < 2 s.
 """
@@ -18,11 +19,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fleetgen import write_fleet  # noqa: E402
+from fleetgen import write_fleet
 
-from corral.inventory.service import Inventory  # noqa: E402
-from corral.security.secrets import SecretBox  # noqa: E402
-from corral.store.db import Database  # noqa: E402
+from corral.inventory.service import Inventory
+from corral.security.secrets import SecretBox
+from corral.store.db import Database
 
 
 def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
@@ -59,10 +60,16 @@ def main() -> None:
         rows = [("SQLite", run(f"sqlite:///{tmp}/bench.db", paths, False))]
         if args.pg_url:
             rows.append(("PostgreSQL", run(args.pg_url, paths, True)))
-    print(f"\nInventory sync, {args.hosts} test-driver hosts x {args.vms_per_host} VMs (target: unchanged re-sync < 2 s)")
+    print(
+        f"\nInventory sync, {args.hosts} test-driver hosts x {args.vms_per_host} VMs "
+        "(target: unchanged re-sync < 2 s)"
+    )
     print(f"{'database':<12} {'VMs':>7} {'first sync s':>13} {'re-sync s':>10} {'target met':>11}")
     for name, r in rows:
-        print(f"{name:<12} {r['vms']:>7.0f} {r['first']:>13.2f} {r['resync']:>10.2f} {'yes' if r['resync'] < 2 else 'no':>11}")
+        print(
+            f"{name:<12} {r['vms']:>7.0f} {r['first']:>13.2f} {r['resync']:>10.2f} "
+            f"{'yes' if r['resync'] < 2 else 'no':>11}"
+        )
 
 
 if __name__ == "__main__":

@@ -76,5 +76,3 @@ def clock() -> Clock:
 @pytest.fixture
 def inventory(db: Database, clock: Clock) -> Inventory:
     return Inventory(db, SecretBox(Fernet.generate_key()), clock)
-
-

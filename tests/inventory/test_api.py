@@ -1,4 +1,4 @@
-"""The REST API: pagination, filters, tokens for writes, problem+json for bad input, nothing half-written."""
+"""REST API: pagination, filters, tokens for writes, problem+json for bad input, no half-writes."""
 
 from __future__ import annotations
 
@@ -15,13 +15,22 @@ from corral.inventory.service import Inventory
 from corral.security.token_store import TokenStore
 from tests.inventory.conftest import TEST_NS
 
+CPU_FIELDS = (
+    ("mhz", "2000"),
+    ("model", "X"),
+    ("nodes", "1"),
+    ("sockets", "2"),
+    ("cores", "16"),
+    ("threads", "2"),
+    ("active", "64"),
+)
+
 
 def _big_node(path: Path, n: int) -> None:
     """A host with ``n`` small VMs; every third one is off, every fifth owned by 'ops'."""
     node = etree.Element("node")
     cpu = etree.SubElement(node, "cpu")
-    for tag, val in (("mhz", "2000"), ("model", "X"), ("nodes", "1"), ("sockets", "2"), ("cores", "16"),
-                     ("threads", "2"), ("active", "64")):  # fmt: skip
+    for tag, val in CPU_FIELDS:
         etree.SubElement(cpu, tag).text = val
     etree.SubElement(node, "memory").text = str(1024 * 1024 * 1024)
     for i in range(n):
@@ -74,14 +83,23 @@ def test_cursor_pagination_walks_every_vm_once(api: tuple[TestClient, str]) -> N
         if not cursor:
             break
     assert pages == 7 and len(seen) == len(set(seen)) == 253
-    memory = [v["memory_mib"] for v in client.get("/api/v1/vms", params={"limit": 1000, "sort": "memory_mib", "order": "desc"}).json()["items"]]
+    memory = [
+        v["memory_mib"]
+        for v in client.get(
+            "/api/v1/vms", params={"limit": 1000, "sort": "memory_mib", "order": "desc"}
+        ).json()["items"]
+    ]
     assert memory == sorted(memory, reverse=True)
 
 
 def test_filters(api: tuple[TestClient, str]) -> None:
     client, _ = api
-    got = client.get("/api/v1/vms", params={"host": "big", "state": "shutoff", "limit": 1000}).json()
-    assert got["total"] == 84 and all(v["state"] == "shutoff" and v["host"] == "big" for v in got["items"])
+    got = client.get(
+        "/api/v1/vms", params={"host": "big", "state": "shutoff", "limit": 1000}
+    ).json()
+    assert got["total"] == 84 and all(
+        v["state"] == "shutoff" and v["host"] == "big" for v in got["items"]
+    )
     assert client.get("/api/v1/vms", params={"owner": "ops"}).json()["total"] == 50
     no_owner = client.get("/api/v1/vms", params={"no_owner": True, "host": "big"}).json()
     assert no_owner["total"] == 200
@@ -104,9 +122,19 @@ def test_writes_need_a_valid_token(api: tuple[TestClient, str], inventory: Inven
     uuid = inventory.find_vm("web-01")["uuid"]
     url = f"/api/v1/vms/{uuid}/metadata"
     _problem(client.patch(url, json={"owner": "mallory"}), 401, "unauthorized")
-    _problem(client.patch(url, json={"owner": "mallory"}, headers={"Authorization": "Bearer crl_00000000_nope"}), 401, "unauthorized")
+    _problem(
+        client.patch(
+            url, json={"owner": "mallory"}, headers={"Authorization": "Bearer crl_00000000_nope"}
+        ),
+        401,
+        "unauthorized",
+    )
     TokenStore(inventory.db).revoke("tests")
-    _problem(client.patch(url, json={"owner": "mallory"}, headers={"Authorization": f"Bearer {token}"}), 401, "unauthorized")
+    _problem(
+        client.patch(url, json={"owner": "mallory"}, headers={"Authorization": f"Bearer {token}"}),
+        401,
+        "unauthorized",
+    )
     _problem(client.post("/api/v1/sync"), 401, "unauthorized")
     assert inventory.find_vm(uuid)["owner"] == "alice"
 
@@ -121,7 +149,12 @@ def test_metadata_update_with_token(api: tuple[TestClient, str], inventory: Inve
     )
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert (body["owner"], body["environment"], body["tags"], body["expires_on"]) == ("dana", "prod", ["db"], "2027-05-01")
+    assert (body["owner"], body["environment"], body["tags"], body["expires_on"]) == (
+        "dana",
+        "prod",
+        ["db"],
+        "2027-05-01",
+    )
     assert body["history"][-1]["details"]["by"] == "api:tests"
 
 
@@ -130,7 +163,9 @@ def test_metadata_update_with_token(api: tuple[TestClient, str], inventory: Inve
     [
         {"owner": "x" * 257},
         {"owner": "<script>alert(1)</script>"},
-        {"purpose": "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><x>&e;</x>"},
+        {
+            "purpose": "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><x>&e;</x>"
+        },
         {"colour": "blue"},
         {"environment": "production-ish"},
         {"expires_on": "soon"},
@@ -144,7 +179,11 @@ def test_bad_metadata_is_422_and_nothing_is_written(
     client, token = api
     before = inventory.find_vm("web-01")
     node_before = (nodes / "host-a.xml").read_bytes()
-    resp = client.patch(f"/api/v1/vms/{before['uuid']}/metadata", json=payload, headers={"Authorization": f"Bearer {token}"})
+    resp = client.patch(
+        f"/api/v1/vms/{before['uuid']}/metadata",
+        json=payload,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     _problem(resp, 422, "validation-failed")
     assert inventory.find_vm("web-01") == before
     assert (nodes / "host-a.xml").read_bytes() == node_before
@@ -154,7 +193,15 @@ def test_bad_metadata_is_422_and_nothing_is_written(
 def test_malformed_uuid_is_422(api: tuple[TestClient, str], bad: str) -> None:
     client, token = api
     _problem(client.get(f"/api/v1/vms/{bad}"), 422, "validation-failed")
-    _problem(client.patch(f"/api/v1/vms/{bad}/metadata", json={"owner": "x"}, headers={"Authorization": f"Bearer {token}"}), 422, "validation-failed")
+    _problem(
+        client.patch(
+            f"/api/v1/vms/{bad}/metadata",
+            json={"owner": "x"},
+            headers={"Authorization": f"Bearer {token}"},
+        ),
+        422,
+        "validation-failed",
+    )
 
 
 def test_bad_query_and_cursor(api: tuple[TestClient, str]) -> None:
@@ -169,10 +216,28 @@ def test_bad_query_and_cursor(api: tuple[TestClient, str]) -> None:
 def test_add_host_through_api(api: tuple[TestClient, str], nodes: Path) -> None:
     client, token = api
     auth = {"Authorization": f"Bearer {token}"}
-    _problem(client.post("/api/v1/hosts", json={"name": "x", "uri": "vmware://x"}, headers=auth), 400, "uri-unsupported")
-    _problem(client.post("/api/v1/hosts", json={"name": "<b>", "uri": "test:///default"}, headers=auth), 422, "validation-failed")
-    _problem(client.post("/api/v1/hosts", json={"name": "host-a", "uri": "test:///default"}, headers=auth), 409, "conflict")
-    resp = client.post("/api/v1/hosts", json={"name": "host-b", "uri": f"test://{nodes / 'host-b.xml'}"}, headers=auth)
+    _problem(
+        client.post("/api/v1/hosts", json={"name": "x", "uri": "vmware://x"}, headers=auth),
+        400,
+        "uri-unsupported",
+    )
+    _problem(
+        client.post("/api/v1/hosts", json={"name": "<b>", "uri": "test:///default"}, headers=auth),
+        422,
+        "validation-failed",
+    )
+    _problem(
+        client.post(
+            "/api/v1/hosts", json={"name": "host-a", "uri": "test:///default"}, headers=auth
+        ),
+        409,
+        "conflict",
+    )
+    resp = client.post(
+        "/api/v1/hosts",
+        json={"name": "host-b", "uri": f"test://{nodes / 'host-b.xml'}"},
+        headers=auth,
+    )
     assert resp.status_code == 201 and resp.json()["status"] == "never-synced"
     sync = client.post("/api/v1/sync", json={"hosts": ["host-b"]}, headers=auth).json()
     assert sync["events"] == {"created": 1}
@@ -181,5 +246,11 @@ def test_add_host_through_api(api: tuple[TestClient, str], nodes: Path) -> None:
 def test_openapi_and_docs(api: tuple[TestClient, str]) -> None:
     client, _ = api
     spec = client.get("/openapi.json").json()
-    assert {"/api/v1/vms", "/api/v1/vms/{uuid}", "/api/v1/vms/{uuid}/metadata", "/api/v1/hosts", "/api/v1/events"} <= set(spec["paths"])
+    assert {
+        "/api/v1/vms",
+        "/api/v1/vms/{uuid}",
+        "/api/v1/vms/{uuid}/metadata",
+        "/api/v1/hosts",
+        "/api/v1/events",
+    } <= set(spec["paths"])
     assert client.get("/docs").status_code == 200

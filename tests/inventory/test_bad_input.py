@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from corral.errors import ConflictError, NodeFileError, NotFoundError, UnsupportedURIError, ValidationError
+from corral.errors import (
+    ConflictError,
+    NodeFileError,
+    NotFoundError,
+    UnsupportedURIError,
+    ValidationError,
+)
 from corral.hypervisor.libvirt_adapter import connect
 from corral.hypervisor.uri import redact, validate_uri
 from corral.hypervisor.xmlsafe import parse
@@ -77,7 +83,9 @@ def test_host_registration_errors(inventory: Inventory, nodes: Path) -> None:
 
 
 def test_credentials_are_encrypted_at_rest(inventory: Inventory) -> None:
-    inventory.add_host("remote", "qemu+tcp://kvm-9.example.invalid/system", username="admin", password="s3cret!")
+    inventory.add_host(
+        "remote", "qemu+tcp://kvm-9.example.invalid/system", username="admin", password="s3cret!"
+    )
     from corral.store import models as m
 
     with inventory.db.session() as s:

@@ -15,10 +15,14 @@ import pytest
 CORRAL = [sys.executable, "-m", "corral"]
 
 
-def run(home: Path, *args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    home: Path, *args: str, ok: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CORRAL_HOME": str(home)}
     env.pop("CORRAL_DATABASE_URL", None)
-    proc = subprocess.run([*CORRAL, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120)
+    proc = subprocess.run(
+        [*CORRAL, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120
+    )
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -37,7 +41,13 @@ def test_hosts_sync_and_vms_json_contract(home: Path, nodes: Path) -> None:
     for vm in vms:
         assert {"uuid", "name", "host", "state", "vcpus", "memory_mib", "owner"} <= set(vm)
     web = next(v for v in vms if v["name"] == "web-01")
-    assert (web["host"], web["state"], web["vcpus"], web["memory_mib"], web["owner"]) == ("host-a", "running", 2, 4096, "alice")
+    assert (web["host"], web["state"], web["vcpus"], web["memory_mib"], web["owner"]) == (
+        "host-a",
+        "running",
+        2,
+        4096,
+        "alice",
+    )
     rows = list(csv.DictReader(io.StringIO(run(home, "vms", "--no-owner", "-o", "csv").stdout)))
     assert sorted(r["name"] for r in rows) == ["db-01", "old-build"]
     table = run(home, "vms", "--state", "shutoff").stdout
@@ -47,16 +57,36 @@ def test_hosts_sync_and_vms_json_contract(home: Path, nodes: Path) -> None:
 def test_vm_set_show_and_export(home: Path, nodes: Path, tmp_path: Path) -> None:
     run(home, "hosts", "add", "host-a", f"test://{nodes / 'host-a.xml'}")
     run(home, "sync")
-    run(home, "vm", "set", "old-build", "--owner", "bob", "--purpose", "nightly builds", "--tags", "ci,build")
+    run(
+        home,
+        "vm",
+        "set",
+        "old-build",
+        "--owner",
+        "bob",
+        "--purpose",
+        "nightly builds",
+        "--tags",
+        "ci,build",
+    )
     shown = json.loads(run(home, "vm", "show", "old-build", "-o", "json").stdout)
     assert shown["owner"] == "bob" and shown["tags"] == ["build", "ci"]
     assert shown["history"][-1]["kind"] == "metadata-changed"
     out = tmp_path / "export"
     run(home, "export", str(out), "--format", "csv")
-    assert sorted(p.name for p in out.iterdir()) == ["disks.csv", "hosts.csv", "snapshots.csv", "vms.csv", "volumes.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "disks.csv",
+        "hosts.csv",
+        "snapshots.csv",
+        "vms.csv",
+        "volumes.csv",
+    ]
     vms = list(csv.DictReader((out / "vms.csv").open()))
     assert len(vms) == 3
-    assert any(r["name"] == "forgotten.qcow2" and r["orphaned"] == "True" for r in csv.DictReader((out / "volumes.csv").open()))
+    assert any(
+        r["name"] == "forgotten.qcow2" and r["orphaned"] == "True"
+        for r in csv.DictReader((out / "volumes.csv").open())
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,7 +99,9 @@ def test_vm_set_show_and_export(home: Path, nodes: Path, tmp_path: Path) -> None
         (["hosts", "remove", "ghost"], "no host named"),
     ],
 )
-def test_errors_are_one_sentence_without_traceback(home: Path, args: list[str], message: str | None) -> None:
+def test_errors_are_one_sentence_without_traceback(
+    home: Path, args: list[str], message: str | None
+) -> None:
     proc = run(home, *args, ok=False)
     if message is None:  # registering a missing node file is allowed; syncing it reports it
         assert proc.returncode == 0
@@ -84,8 +116,19 @@ def test_errors_are_one_sentence_without_traceback(home: Path, args: list[str], 
 
 
 def test_password_is_read_from_stdin_and_never_printed(home: Path) -> None:
-    proc = run(home, "hosts", "add", "remote", "qemu+tcp://kvm-9.example.invalid/system", "--username", "admin",
-               "--password-stdin", "-o", "json", stdin="pa55word\n")  # fmt: skip
+    proc = run(
+        home,
+        "hosts",
+        "add",
+        "remote",
+        "qemu+tcp://kvm-9.example.invalid/system",
+        "--username",
+        "admin",
+        "--password-stdin",
+        "-o",
+        "json",
+        stdin="pa55word\n",
+    )
     assert "pa55word" not in proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["has_credentials"] is True
     listing = run(home, "hosts", "list", "-o", "json").stdout

@@ -1,4 +1,4 @@
-"""Ownership metadata: written into the domain's <metadata>, visible to virsh, survives losing the database."""
+"""Ownership metadata: in the domain's <metadata>, seen by virsh, survives losing the database."""
 
 from __future__ import annotations
 
@@ -24,9 +24,15 @@ VIRSH = shutil.which("virsh")
 
 def test_metadata_element_round_trip() -> None:
     meta = OwnerMeta(
-        owner="bob", department="R&D <lab>", purpose='quotes " and \' and ]]>', project="atlas",
-        environment="dev", expires_on=date(2027, 3, 1), protection_tier="restart", tags=("a", "b"),
-    )  # fmt: skip
+        owner="bob",
+        department="R&D <lab>",
+        purpose="quotes \" and ' and ]]>",
+        project="atlas",
+        environment="dev",
+        expires_on=date(2027, 3, 1),
+        protection_tier="restart",
+        tags=("a", "b"),
+    )
     element = etree.fromstring(build_metadata(meta, is_template=True))
     element.tag = f"{{{METADATA_NS}}}{element.tag}"
     back, template = parse_metadata(element)
@@ -41,7 +47,8 @@ def test_set_metadata_visible_to_virsh_and_survives_db_loss(
     inventory.add_host("host-a", uri)
     inventory.sync()
     inventory.set_metadata(
-        "db-01", {"owner": "dana", "department": "Finance", "expires_on": "2027-01-31", "tags": "db,prod"}
+        "db-01",
+        {"owner": "dana", "department": "Finance", "expires_on": "2027-01-31", "tags": "db,prod"},
     )
     out = subprocess.run(
         [VIRSH, "-c", uri, "metadata", "db-01", "--uri", METADATA_NS],
@@ -57,23 +64,38 @@ def test_set_metadata_visible_to_virsh_and_survives_db_loss(
     assert history[-1]["details"]["owner"] == {"from": None, "to": "dana"}
 
     # Corral's database is lost: a brand-new one re-discovers the VM with its owner.
-    fresh = Inventory(Database(f"sqlite:///{tmp_path / 'new.db'}"), SecretBox(Fernet.generate_key()), clock)
+    fresh = Inventory(
+        Database(f"sqlite:///{tmp_path / 'new.db'}"), SecretBox(Fernet.generate_key()), clock
+    )
     fresh.db.migrate()
     fresh.add_host("host-a", uri)
     fresh.sync()
     again = fresh.find_vm("db-01")
     assert (again["owner"], again["department"], again["expires_on"], again["tags"]) == (
-        "dana", "Finance", "2027-01-31", ["db", "prod"],
-    )  # fmt: skip
+        "dana",
+        "Finance",
+        "2027-01-31",
+        ["db", "prod"],
+    )
 
 
-def test_metadata_changed_outside_corral_is_picked_up(inventory: Inventory, nodes: Path, clock: Clock) -> None:
+def test_metadata_changed_outside_corral_is_picked_up(
+    inventory: Inventory, nodes: Path, clock: Clock
+) -> None:
     inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
     inventory.sync()
     hv = inventory.open_host("host-a")
     uuid = inventory.find_vm("web-01")["uuid"]
-    hv.set_metadata(uuid, OwnerMeta(owner="zoe", department="Finance", purpose="public web front end",
-                                    environment="prod", tags=("web",)))  # fmt: skip
+    hv.set_metadata(
+        uuid,
+        OwnerMeta(
+            owner="zoe",
+            department="Finance",
+            purpose="public web front end",
+            environment="prod",
+            tags=("web",),
+        ),
+    )
     hv.close()
     clock.advance(minutes=1)
     report = inventory.sync()

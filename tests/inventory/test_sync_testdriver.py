@@ -1,4 +1,4 @@
-"""Sync against libvirt's test driver: first sync, re-sync, changes, migration, tombstones, dead hosts."""
+"""Sync on libvirt's test driver: first sync, re-sync, changes, migration, tombstones, dead host."""
 
 from __future__ import annotations
 
@@ -20,18 +20,38 @@ def _kinds(inv: Inventory, vm: str) -> list[str]:
     return [e["kind"] for e in inv.find_vm(vm)["history"]]
 
 
-def test_first_sync_reads_hosts_vms_disks_snapshots_and_metadata(inventory: Inventory, nodes: Path) -> None:
+def test_first_sync_reads_hosts_vms_disks_snapshots_and_metadata(
+    inventory: Inventory, nodes: Path
+) -> None:
     _add(inventory, nodes, "host-a", "host-b")
     report = inventory.sync()
     assert report.count_of("created") == 4
     hosts = {h["name"]: h for h in inventory.list_hosts()}
     a = hosts["host-a"]
-    assert (a["cpu_model"], a["sockets"], a["cores_per_socket"], a["threads_per_core"]) == ("Skylake-Server", 2, 8, 2)
-    assert (a["cpus"], a["mhz"], a["memory_mib"], a["hypervisor_type"]) == (32, 2400, 131072, "TEST")
+    assert (a["cpu_model"], a["sockets"], a["cores_per_socket"], a["threads_per_core"]) == (
+        "Skylake-Server",
+        2,
+        8,
+        2,
+    )
+    assert (a["cpus"], a["mhz"], a["memory_mib"], a["hypervisor_type"]) == (
+        32,
+        2400,
+        131072,
+        "TEST",
+    )
     assert a["status"] == "ok" and a["vms"] == 3
     db = inventory.find_vm("db-01")
-    assert (db["vcpus"], db["memory_mib"], db["state"], db["host"]) == (8, 16384, "running", "host-a")
-    assert [(d["target"], d["capacity_bytes"]) for d in db["disks"]] == [("vda", 60 * 2**30), ("vdb", 500 * 2**30)]
+    assert (db["vcpus"], db["memory_mib"], db["state"], db["host"]) == (
+        8,
+        16384,
+        "running",
+        "host-a",
+    )
+    assert [(d["target"], d["capacity_bytes"]) for d in db["disks"]] == [
+        ("vda", 60 * 2**30),
+        ("vdb", 500 * 2**30),
+    ]
     assert db["disk_gib"] == 560.0
     assert [s["name"] for s in db["snapshot_list"]] == ["before-upgrade"]
     assert db["snapshot_list"][0]["created_at"].startswith("2023-11-14T22:13:20")
@@ -94,10 +114,15 @@ def test_deleted_vm_becomes_tombstone(inventory: Inventory, nodes: Path, clock: 
     assert tomb[0]["deleted_at"] == clock.now.isoformat()
     assert inventory.find_vm("old-build")["history"][-1]["kind"] == "deleted"
     # its disk is now an orphan
-    assert {v["name"] for v in inventory.list_volumes(orphaned_only=True)} == {"forgotten.qcow2", "old-build.qcow2"}
+    assert {v["name"] for v in inventory.list_volumes(orphaned_only=True)} == {
+        "forgotten.qcow2",
+        "old-build.qcow2",
+    }
 
 
-def test_vm_moving_between_hosts_is_migrated_not_recreated(inventory: Inventory, nodes: Path, clock: Clock) -> None:
+def test_vm_moving_between_hosts_is_migrated_not_recreated(
+    inventory: Inventory, nodes: Path, clock: Clock
+) -> None:
     _add(inventory, nodes, "host-a", "host-b")
     inventory.sync()
     uuid = inventory.find_vm("web-01")["uuid"]
@@ -119,7 +144,9 @@ def test_vm_moving_between_hosts_is_migrated_not_recreated(inventory: Inventory,
     assert [e["kind"] for e in vm["history"]] == ["created", "migrated"]
 
 
-def test_unreachable_host_keeps_its_vms(inventory: Inventory, nodes: Path, clock: Clock, tmp_path: Path) -> None:
+def test_unreachable_host_keeps_its_vms(
+    inventory: Inventory, nodes: Path, clock: Clock, tmp_path: Path
+) -> None:
     _add(inventory, nodes, "host-a", "host-b")
     inventory.sync()
     # host-b's daemon goes away: re-point it at a socket nobody listens on

@@ -26,7 +26,9 @@ def _history(inv: Inventory, uuid: str) -> list[str]:
     return [e["kind"] for e in inv.find_vm(uuid)["history"]]
 
 
-def test_sync_sees_real_guests_as_they_are(real_inventory: Inventory, guest_factory: GuestFactory) -> None:
+def test_sync_sees_real_guests_as_they_are(
+    real_inventory: Inventory, guest_factory: GuestFactory
+) -> None:
     small = guest_factory(0, vcpus=1, memory_mib=96, disk_mib=32)
     big = guest_factory(0, vcpus=2, memory_mib=128)
     report = real_inventory.sync()
@@ -67,7 +69,10 @@ def test_virsh_stop_start_and_snapshot_become_events(
 
 
 def test_live_migration_keeps_identity(
-    real_inventory: Inventory, guest_factory: GuestFactory, libvirt_conns: list[Any], realhost_uris: list[str]
+    real_inventory: Inventory,
+    guest_factory: GuestFactory,
+    libvirt_conns: list[Any],
+    realhost_uris: list[str],
 ) -> None:
     g = guest_factory(0)
     real_inventory.sync()

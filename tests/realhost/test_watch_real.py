@@ -17,7 +17,9 @@ def test_virsh_destroy_is_recorded_without_waiting_for_the_poll(
     g = guest_factory(0)
     inventory.add_host("real-1", realhost_uris[0])
     syncs: list[list[str] | None] = []
-    watcher = Watcher(inventory, poll_interval=3600, debounce=0.3, on_sync=lambda hosts, _r: syncs.append(hosts))
+    watcher = Watcher(
+        inventory, poll_interval=3600, debounce=0.3, on_sync=lambda hosts, _r: syncs.append(hosts)
+    )
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     try:

@@ -49,7 +49,9 @@ class HostCreate(BaseModel):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
     username: Text256 | None = None
-    password: Annotated[str, StringConstraints(max_length=1024)] | None = Field(default=None, repr=False)
+    password: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None, repr=False
+    )
 
 
 class SyncRequest(BaseModel):

@@ -18,25 +18,33 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API afterwards (default) or exit."),
+    serve: bool = typer.Option(
+        True, "--serve/--no-serve", help="Serve the API afterwards (default) or exit."
+    ),
     vms: int = typer.Option(150, min=10, max=20000, help="How many VMs."),
     hosts: int = typer.Option(6, min=1, max=200, help="How many hosts."),
     seed: int = typer.Option(7, help="Random seed: the same seed gives the same fleet."),
-    folder: Path | None = typer.Option(None, help="Where the node files go (default: $CORRAL_HOME/demo)."),
+    folder: Path | None = typer.Option(
+        None, help="Where the node files go (default: $CORRAL_HOME/demo)."
+    ),
     port: int = typer.Option(8080, help="API port when serving."),
     bind: str = typer.Option("127.0.0.1", help="API address when serving."),
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Generate a realistic demo fleet as libvirt test-driver hosts, sync its history, summarise, serve."""
+    """Build a demo fleet of libvirt test-driver hosts, sync its history, summarise, serve."""
     inv = context.inventory()
     folder = folder or context.settings().demo_dir
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("building the demo fleet's history", total=None)
         result = build_demo(
-            inv, folder, seed=seed, n_vms=vms, n_hosts=hosts,
+            inv,
+            folder,
+            seed=seed,
+            n_vms=vms,
+            n_hosts=hosts,
             progress=lambda n, total: bar.update(task, completed=n, total=total),
-        )  # fmt: skip
+        )
     info = summary(inv, [h.name for h in result.fleet.hosts])
     if output is OutputFormat.json:
         typer.echo(to_json(info))

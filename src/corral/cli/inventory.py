@@ -19,8 +19,28 @@ hosts_app = typer.Typer(help="Register and list hypervisor hosts.", no_args_is_h
 vm_app = typer.Typer(help="Show and annotate one VM.", no_args_is_help=True)
 token_cols = None
 
-VM_COLUMNS = ["name", "host", "state", "vcpus", "memory_mib", "disk_gib", "owner", "department", "snapshots"]
-HOST_COLUMNS = ["name", "status", "vms", "cpus", "mhz", "memory_mib", "cpu_model", "hypervisor_type", "uri"]
+VM_COLUMNS = [
+    "name",
+    "host",
+    "state",
+    "vcpus",
+    "memory_mib",
+    "disk_gib",
+    "owner",
+    "department",
+    "snapshots",
+]
+HOST_COLUMNS = [
+    "name",
+    "status",
+    "vms",
+    "cpus",
+    "mhz",
+    "memory_mib",
+    "cpu_model",
+    "hypervisor_type",
+    "uri",
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -37,20 +57,28 @@ def register(app: typer.Typer) -> None:
 @hosts_app.command("add")
 def hosts_add(
     name: str = typer.Argument(..., help="A short name for the host, e.g. kvm-01."),
-    uri: str = typer.Argument(..., help="libvirt URI, e.g. qemu+ssh://root@kvm-01/system or test:///path/node.xml"),
+    uri: str = typer.Argument(
+        ..., help="libvirt URI, e.g. qemu+ssh://root@kvm-01/system or test:///path/node.xml"
+    ),
     username: str | None = typer.Option(None, help="User name for SASL/password authentication."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Register a host by its libvirt URI; a password is stored encrypted, never shown."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    emit_object(context.inventory().add_host(name, uri, username, password), output, title="host added")
+    emit_object(
+        context.inventory().add_host(name, uri, username, password), output, title="host added"
+    )
 
 
 @hosts_app.command("remove")
 def hosts_remove(
     name: str,
-    forget_vms: bool = typer.Option(False, help="Also forget its VMs (default: keep their last known state)."),
+    forget_vms: bool = typer.Option(
+        False, help="Also forget its VMs (default: keep their last known state)."
+    ),
 ) -> None:
     """Unregister a host."""
     context.inventory().remove_host(name, forget_vms=forget_vms)
@@ -71,7 +99,10 @@ def sync(
     inv = context.inventory()
     console = Console(stderr=True)
     with Progress(
-        TextColumn("[bold]sync[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TextColumn("[bold]sync[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
         TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal,
     ) as bar:  # fmt: skip
         task = bar.add_task("", total=None)
@@ -83,7 +114,11 @@ def sync(
     if output is OutputFormat.json:
         typer.echo(to_json(report.as_dict()))
         return
-    emit([vars(h) for h in report.hosts], output, ["host", "status", "vms_seen", "vms_changed", "error"])
+    emit(
+        [vars(h) for h in report.hosts],
+        output,
+        ["host", "status", "vms_seen", "vms_changed", "error"],
+    )
     if output is OutputFormat.table:
         changes = ", ".join(f"{k} {v}" for k, v in sorted(report.events.items())) or "no changes"
         typer.echo(f"events: {changes}")
@@ -97,32 +132,53 @@ def vms(
     project: str | None = typer.Option(None),
     environment: str | None = typer.Option(None),
     tag: str | None = typer.Option(None),
-    search: str | None = typer.Option(None, "--search", "-s", help="Text in name, UUID or purpose."),
+    search: str | None = typer.Option(
+        None, "--search", "-s", help="Text in name, UUID or purpose."
+    ),
     no_owner: bool = typer.Option(False, "--no-owner", help="Only VMs nobody owns."),
     no_purpose: bool = typer.Option(False, "--no-purpose", help="Only VMs with no purpose."),
-    templates: bool | None = typer.Option(None, "--templates/--no-templates", help="Only / never templates."),
-    older_than: int | None = typer.Option(None, "--older-than", help="Created more than N days ago."),
+    templates: bool | None = typer.Option(
+        None, "--templates/--no-templates", help="Only / never templates."
+    ),
+    older_than: int | None = typer.Option(
+        None, "--older-than", help="Created more than N days ago."
+    ),
     off_for: int | None = typer.Option(None, "--off-for", help="Powered off for at least N days."),
     expired: bool = typer.Option(False, help="Lease expired."),
     deleted: bool = typer.Option(False, help="Only deleted VMs (tombstones)."),
-    sort: str = typer.Option("name", help="name, state, vcpus, memory_mib, created_at, state_since, owner ..."),
+    sort: str = typer.Option(
+        "name", help="name, state, vcpus, memory_mib, created_at, state_since, owner ..."
+    ),
     desc: bool = typer.Option(False, help="Sort descending."),
     limit: int | None = typer.Option(None, help="At most N VMs."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """List, search and filter VMs across every host."""
     f = VMFilter(
-        host=host, state=state, owner=owner, department=department, project=project,
-        environment=environment, tag=tag, search=search, no_owner=no_owner, no_purpose=no_purpose,
-        template=templates, older_than_days=older_than, off_for_days=off_for, expired=expired,
+        host=host,
+        state=state,
+        owner=owner,
+        department=department,
+        project=project,
+        environment=environment,
+        tag=tag,
+        search=search,
+        no_owner=no_owner,
+        no_purpose=no_purpose,
+        template=templates,
+        older_than_days=older_than,
+        off_for_days=off_for,
+        expired=expired,
         only_deleted=deleted,
-    )  # fmt: skip
+    )
     page = context.inventory().list_vms(f, sort=sort, descending=desc, limit=limit)
     emit(page.items, output, VM_COLUMNS, title=f"{page.total} VMs")
 
 
 @vm_app.command("show")
-def vm_show(ref: str = typer.Argument(..., help="UUID or name."), output: OutputFormat = OutputOption) -> None:
+def vm_show(
+    ref: str = typer.Argument(..., help="UUID or name."), output: OutputFormat = OutputOption
+) -> None:
     """One VM with its disks, NICs, snapshots and history."""
     detail = context.inventory().find_vm(ref)
     if output is OutputFormat.json:
@@ -131,7 +187,12 @@ def vm_show(ref: str = typer.Argument(..., help="UUID or name."), output: Output
     history = detail.pop("history")
     flat = {k: v for k, v in detail.items() if k not in ("disks", "nics", "snapshot_list")}
     emit_object(flat, output, title=f"VM {detail['name']}")
-    emit(detail["disks"], output, ["target", "device", "path", "format", "capacity_bytes", "backing_path"], title="disks")
+    emit(
+        detail["disks"],
+        output,
+        ["target", "device", "path", "format", "capacity_bytes", "backing_path"],
+        title="disks",
+    )
     emit(detail["nics"], output, ["mac", "type", "source", "model"], title="NICs")
     emit(detail["snapshot_list"], output, ["name", "created_at", "state"], title="snapshots")
     emit(history, output, ["at", "kind", "host", "details"], title="history")
@@ -154,15 +215,23 @@ def vm_set(
     changes: dict[str, Any] = {
         k: v
         for k, v in {
-            "owner": owner, "department": department, "purpose": purpose, "project": project,
-            "environment": environment, "expires_on": expires, "protection_tier": protection, "tags": tags,
+            "owner": owner,
+            "department": department,
+            "purpose": purpose,
+            "project": project,
+            "environment": environment,
+            "expires_on": expires,
+            "protection_tier": protection,
+            "tags": tags,
         }.items()
         if v is not None
-    }  # fmt: skip
+    }
     if not changes:
         raise ValidationError("give at least one field to set, e.g. --owner alice.")
     detail = context.inventory().set_metadata(ref, changes)
-    emit_object({k: detail[k] for k in ("uuid", "name", *changes)}, output, title="metadata updated")
+    emit_object(
+        {k: detail[k] for k in ("uuid", "name", *changes)}, output, title="metadata updated"
+    )
 
 
 @vm_app.command("history")
@@ -178,7 +247,11 @@ def events(
     output: OutputFormat = OutputOption,
 ) -> None:
     """The newest inventory events across the fleet."""
-    emit(context.inventory().events(vm=vm, kind=kind, limit=limit), output, ["at", "kind", "host", "vm_uuid", "details"])
+    emit(
+        context.inventory().events(vm=vm, kind=kind, limit=limit),
+        output,
+        ["at", "kind", "host", "vm_uuid", "details"],
+    )
 
 
 def volumes(
@@ -187,7 +260,11 @@ def volumes(
 ) -> None:
     """Storage volumes on every host; an orphaned volume is a disk no VM uses."""
     rows = context.inventory().list_volumes(orphaned_only=orphaned)
-    emit(rows, output, ["host", "pool", "name", "capacity_gib", "allocation_gib", "used_by_name", "path"])
+    emit(
+        rows,
+        output,
+        ["host", "pool", "name", "capacity_gib", "allocation_gib", "used_by_name", "path"],
+    )
 
 
 def export(
@@ -211,7 +288,8 @@ def watch(
 
     def report(hosts: list[str] | None, rep: Any) -> None:
         changes = ", ".join(f"{k} {v}" for k, v in sorted(rep.events.items())) or "no changes"
-        typer.echo(f"{rep.finished_at:%H:%M:%S} sync {'all hosts' if hosts is None else ', '.join(hosts)}: {changes}")
+        which = "all hosts" if hosts is None else ", ".join(hosts)
+        typer.echo(f"{rep.finished_at:%H:%M:%S} sync {which}: {changes}")
 
     watcher = Watcher(context.inventory(), poll_interval=interval, on_sync=report)
     try:

@@ -23,7 +23,11 @@ def create(name: str = typer.Argument(..., help="What the token is for, e.g. ci-
 
 @token_app.command("list")
 def list_tokens(output: OutputFormat = OutputOption) -> None:
-    emit(context.tokens().list(), output, ["name", "prefix", "created_at", "last_used_at", "revoked_at"])
+    emit(
+        context.tokens().list(),
+        output,
+        ["name", "prefix", "created_at", "last_used_at", "revoked_at"],
+    )
 
 
 @token_app.command("revoke")

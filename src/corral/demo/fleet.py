@@ -15,10 +15,41 @@ from datetime import date, timedelta
 
 DEPARTMENTS = ("Finance", "Engineering", "Marketing", "Sales", "HR", "IT-Ops", "R&D", "Legal")
 PEOPLE = (
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-    "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yara",
-)  # fmt: skip
-ROLES = ("web", "app", "db", "cache", "build", "test", "report", "etl", "mail", "ldap", "vpn", "mon")
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "walter",
+    "yara",
+)
+ROLES = (
+    "web",
+    "app",
+    "db",
+    "cache",
+    "build",
+    "test",
+    "report",
+    "etl",
+    "mail",
+    "ldap",
+    "vpn",
+    "mon",
+)
 ENVIRONMENTS = ("prod", "prod", "test", "dev", "dev", "staging")
 SIZES = ((1, 1024), (1, 2048), (2, 4096), (2, 8192), (4, 8192), (4, 16384), (8, 32768), (16, 65536))
 SIZE_WEIGHTS = (6, 10, 18, 16, 14, 10, 5, 2)
@@ -87,11 +118,21 @@ class DemoFleet:
     vms: list[DemoVM]
 
 
-def generate(seed: int = 7, n_vms: int = 150, n_hosts: int = 6, today: date | None = None) -> DemoFleet:
+def generate(
+    seed: int = 7, n_vms: int = 150, n_hosts: int = 6, today: date | None = None
+) -> DemoFleet:
     rng = random.Random(seed)
     today = today or date.today()
     hosts = [
-        DemoHost(f"{kind[0]}-{i // len(HOST_KINDS) + 1:02d}", kind[1], kind[2], kind[3], kind[4], kind[5], kind[6] * 1024)
+        DemoHost(
+            f"{kind[0]}-{i // len(HOST_KINDS) + 1:02d}",
+            kind[1],
+            kind[2],
+            kind[3],
+            kind[4],
+            kind[5],
+            kind[6] * 1024,
+        )
         for i, kind in ((i, HOST_KINDS[i % len(HOST_KINDS)]) for i in range(n_hosts))
     ]
     vms: list[DemoVM] = []
@@ -99,10 +140,17 @@ def generate(seed: int = 7, n_vms: int = 150, n_hosts: int = 6, today: date | No
     for i in range(n_templates):
         vms.append(_template(rng, i, len(hosts)))
     for i in range(n_vms - n_templates):
-        vms.append(_vm(rng, i, [h.memory_mib for h in hosts], today, [v for v in vms if v.template]))
+        vms.append(
+            _vm(rng, i, [h.memory_mib for h in hosts], today, [v for v in vms if v.template])
+        )
     for h in hosts:  # disks left behind by VMs deleted long ago
         for k in range(rng.randint(2, 5)):
-            h.orphans.append((f"old-{rng.choice(ROLES)}-{rng.randint(100, 999)}-{k}.qcow2", rng.choice((20, 40, 80, 100, 200))))
+            h.orphans.append(
+                (
+                    f"old-{rng.choice(ROLES)}-{rng.randint(100, 999)}-{k}.qcow2",
+                    rng.choice((20, 40, 80, 100, 200)),
+                )
+            )
     return DemoFleet(today=today, hosts=hosts, vms=vms)
 
 
@@ -117,14 +165,27 @@ def _mac(rng: random.Random) -> str:
 def _template(rng: random.Random, i: int, n_hosts: int) -> DemoVM:
     os_name = ("rhel9", "ubuntu2204", "debian12", "win2022", "rocky9", "sles15")[i % 6]
     return DemoVM(
-        uuid=_uuid(rng), name=f"tmpl-{os_name}" + (f"-v{i // 6 + 1}" if i >= 6 else ""), host=i % n_hosts, vcpus=2, memory_mib=4096,
-        disk_gib=40, created_days_ago=rng.randint(400, 900), off_since_days_ago=rng.randint(200, 400),
-        owner="it-ops", department="IT-Ops", purpose=f"golden image {os_name}", environment="prod",
-        tags=("template", os_name), template=True, mac=_mac(rng),
-    )  # fmt: skip
+        uuid=_uuid(rng),
+        name=f"tmpl-{os_name}" + (f"-v{i // 6 + 1}" if i >= 6 else ""),
+        host=i % n_hosts,
+        vcpus=2,
+        memory_mib=4096,
+        disk_gib=40,
+        created_days_ago=rng.randint(400, 900),
+        off_since_days_ago=rng.randint(200, 400),
+        owner="it-ops",
+        department="IT-Ops",
+        purpose=f"golden image {os_name}",
+        environment="prod",
+        tags=("template", os_name),
+        template=True,
+        mac=_mac(rng),
+    )
 
 
-def _vm(rng: random.Random, i: int, capacity: list[int], today: date, templates: list[DemoVM]) -> DemoVM:
+def _vm(
+    rng: random.Random, i: int, capacity: list[int], today: date, templates: list[DemoVM]
+) -> DemoVM:
     n_hosts = len(capacity)
     role = rng.choice(ROLES)
     dept = rng.choice(DEPARTMENTS)
@@ -132,16 +193,36 @@ def _vm(rng: random.Random, i: int, capacity: list[int], today: date, templates:
     created = int(rng.triangular(1, 1100, 120))
     env = rng.choice(ENVIRONMENTS)
     vm = DemoVM(
-        uuid=_uuid(rng), name=f"{dept.lower().replace('&', '')[:5]}-{role}-{i + 1:03d}", host=rng.choices(range(n_hosts), weights=capacity)[0],
-        vcpus=vcpus, memory_mib=mem, disk_gib=rng.choice((20, 40, 60, 80, 100, 200, 500)),
-        created_days_ago=created, off_since_days_ago=None, owner=rng.choice(PEOPLE), department=dept,
-        purpose=f"{role} server for {dept}", project=f"{dept.lower()[:3]}-{rng.choice(('atlas', 'orion', 'nova', 'zeus', 'apollo'))}",
-        environment=env, protection_tier=("replicated" if env == "prod" and role == "db" else "restart" if env == "prod" else "backup-only"),
-        tags=tuple(sorted({role, env})), network=rng.choice(NETWORKS), mac=_mac(rng),
-    )  # fmt: skip
+        uuid=_uuid(rng),
+        name=f"{dept.lower().replace('&', '')[:5]}-{role}-{i + 1:03d}",
+        host=rng.choices(range(n_hosts), weights=capacity)[0],
+        vcpus=vcpus,
+        memory_mib=mem,
+        disk_gib=rng.choice((20, 40, 60, 80, 100, 200, 500)),
+        created_days_ago=created,
+        off_since_days_ago=None,
+        owner=rng.choice(PEOPLE),
+        department=dept,
+        purpose=f"{role} server for {dept}",
+        project=f"{dept.lower()[:3]}-{rng.choice(('atlas', 'orion', 'nova', 'zeus', 'apollo'))}",
+        environment=env,
+        protection_tier=(
+            "replicated"
+            if env == "prod" and role == "db"
+            else "restart"
+            if env == "prod"
+            else "backup-only"
+        ),
+        tags=tuple(sorted({role, env})),
+        network=rng.choice(NETWORKS),
+        mac=_mac(rng),
+    )
     r = rng.random()
     if r < 0.30:  # powered off: most for months, a few recently
-        vm.off_since_days_ago = min(created, int(rng.choice((rng.uniform(1, 20), rng.uniform(30, 400), rng.uniform(60, 300)))))
+        vm.off_since_days_ago = min(
+            created,
+            int(rng.choice((rng.uniform(1, 20), rng.uniform(30, 400), rng.uniform(60, 300)))),
+        )
     elif r < 0.33:
         vm.paused = True
     if rng.random() < 0.15:
@@ -153,14 +234,23 @@ def _vm(rng: random.Random, i: int, capacity: list[int], today: date, templates:
     if rng.random() < 0.28:
         for k in range(rng.choice((1, 1, 2, 3, 6, 9))):
             age = rng.randint(0, max(1, created - 1))
-            vm.snapshots.append(DemoSnapshot(f"snap-{k + 1}", age, rng.choice(("before patch", "pre-upgrade", "backup", "test"))))
+            vm.snapshots.append(
+                DemoSnapshot(
+                    f"snap-{k + 1}",
+                    age,
+                    rng.choice(("before patch", "pre-upgrade", "backup", "test")),
+                )
+            )
         vm.snapshots.sort(key=lambda s: -s.days_ago)
     if templates and rng.random() < 0.35:
         vm.backing = rng.choice(templates).name
     if rng.random() < 0.04 and created > 40:
         vm.deleted_days_ago = rng.randint(1, min(150, created - 1))
     if rng.random() < 0.08 and created > 30 and n_hosts > 1:
-        vm.migrated = (rng.randint(1, min(170, created - 1)), (vm.host + 1 + rng.randrange(n_hosts - 1)) % n_hosts)
+        vm.migrated = (
+            rng.randint(1, min(170, created - 1)),
+            (vm.host + 1 + rng.randrange(n_hosts - 1)) % n_hosts,
+        )
     if rng.random() < 0.06 and created > 30:
         vm.resized = (rng.randint(1, min(170, created - 1)), max(512, vm.memory_mib // 2))
     return vm

@@ -1,4 +1,4 @@
-"""Write a demo host, as it was on a given day, as a libvirt test-driver node file (lxml, never strings)."""
+"""Write a demo host as it was on a given day as a libvirt test-driver node file (with lxml)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ GIB = 1024**3
 
 
 def vm_exists(vm: DemoVM, days_ago: int) -> bool:
-    return vm.created_days_ago >= days_ago and (vm.deleted_days_ago is None or vm.deleted_days_ago < days_ago)
+    return vm.created_days_ago >= days_ago and (
+        vm.deleted_days_ago is None or vm.deleted_days_ago < days_ago
+    )
 
 
 def vm_host(vm: DemoVM, days_ago: int) -> int:
@@ -69,7 +71,9 @@ def _metadata(dom: etree._Element, fleet: DemoFleet, vm: DemoVM) -> None:
             etree.SubElement(tags, f"{{{METADATA_NS}}}tag").text = t
 
 
-def _domain(node: etree._Element, fleet: DemoFleet, host: DemoHost, vm: DemoVM, days_ago: int) -> None:
+def _domain(
+    node: etree._Element, fleet: DemoFleet, host: DemoHost, vm: DemoVM, days_ago: int
+) -> None:
     dom = _sub(node, "domain", type_="test")
     _sub(dom, "name", vm.name)
     _sub(dom, "uuid", vm.uuid)
@@ -109,20 +113,26 @@ def _domain(node: etree._Element, fleet: DemoFleet, host: DemoHost, vm: DemoVM, 
         _sub(_sub(sdom, "os"), "type", "hvm")
 
 
-def _pool(node: etree._Element, host: DemoHost, vms: list[DemoVM], left_behind: list[DemoVM]) -> None:
+def _pool(
+    node: etree._Element, host: DemoHost, vms: list[DemoVM], left_behind: list[DemoVM]
+) -> None:
     pool = _sub(node, "pool", type_="dir")
     _sub(pool, "name", "images")
     _sub(pool, "uuid", str(_stable_uuid(host.name + "/images")))
     tib = max(4, host.memory_mib // (1024 * 64))  # 8 TiB beside 512 GiB of RAM, and so on
     _sub(pool, "capacity", str(tib), unit="TiB")
     _sub(_sub(pool, "target"), "path", f"/var/lib/libvirt/images/{host.name}")
-    volumes = [(f"{v.name}.qcow2", v.disk_gib, v) for v in vms + left_behind]
+    volumes: list[tuple[str, int, DemoVM | None]] = [
+        (f"{v.name}.qcow2", v.disk_gib, v) for v in vms + left_behind
+    ]
     volumes += [(name, gib, None) for name, gib in host.orphans]
     for name, gib, vm in volumes:
         vol = _sub(pool, "volume", type_="file")
         _sub(vol, "name", name)
         _sub(vol, "capacity", str(gib), unit="GiB")
-        used = 0.2 + (int(hashlib.blake2b(name.encode(), digest_size=1).hexdigest(), 16) / 255) * 0.7
+        used = (
+            0.2 + (int(hashlib.blake2b(name.encode(), digest_size=1).hexdigest(), 16) / 255) * 0.7
+        )
         _sub(vol, "allocation", str(int(gib * used * 1024)), unit="MiB")
         target = _sub(vol, "target")
         _sub(target, "path", _volume_path(host, name))
@@ -158,14 +168,20 @@ def node_tree(fleet: DemoFleet, index: int, days_ago: int) -> etree._Element:
         if net != "dmz":
             _sub(n, "forward", mode="nat" if net == "default" else "route")
             ip = _sub(n, "ip", address=f"192.168.{120 + i}.1", netmask="255.255.255.0")
-            _sub(_sub(ip, "dhcp"), "range", start=f"192.168.{120 + i}.2", end=f"192.168.{120 + i}.254")
+            _sub(
+                _sub(ip, "dhcp"),
+                "range",
+                start=f"192.168.{120 + i}.2",
+                end=f"192.168.{120 + i}.254",
+            )
     here = [v for v in fleet.vms if vm_exists(v, days_ago) and vm_host(v, days_ago) == index]
     for vm in here:
         _domain(node, fleet, host, vm, days_ago)
     gone = [
-        v for v in fleet.vms
+        v
+        for v in fleet.vms
         if v.deleted_days_ago is not None and v.deleted_days_ago >= days_ago and v.host == index
-    ]  # fmt: skip
+    ]
     _pool(node, host, here, gone)
     return node
 

@@ -88,7 +88,9 @@ def summary(inv: Inventory, host_names: list[str]) -> dict[str, Any]:
     """The inventory summary the demo prints: what a fleet owner wants to see first."""
     now = inv.clock()
     with inv.db.session() as s:
-        hosts = list(s.scalars(select(m.Host).where(m.Host.name.in_(host_names)).order_by(m.Host.name)))
+        hosts = list(
+            s.scalars(select(m.Host).where(m.Host.name.in_(host_names)).order_by(m.Host.name))
+        )
         ids = [h.id for h in hosts]
         vms = list(s.scalars(select(m.VM).where(m.VM.host_id.in_(ids))))
         live = [v for v in vms if v.deleted_at is None]
@@ -105,19 +107,25 @@ def summary(inv: Inventory, host_names: list[str]) -> dict[str, Any]:
                     "running": len(run),
                     "vcpus_running": sum(v.vcpus for v in run),
                     "memory_running_gib": sum(v.memory_mib for v in run) // 1024,
-                    "mem_committed_pct": round(100 * sum(v.memory_mib for v in run) / (h.memory_mib or 1)),
+                    "mem_committed_pct": round(
+                        100 * sum(v.memory_mib for v in run) / (h.memory_mib or 1)
+                    ),
                 }
             )
         old_snap = now - timedelta(days=90)
         snaps = [sn for v in live for sn in v.snapshots or []]
         orphans = list(
             s.scalars(
-                select(m.Volume).join(m.Pool).where(m.Pool.host_id.in_(ids), m.Volume.used_by.is_(None))
+                select(m.Volume)
+                .join(m.Pool)
+                .where(m.Pool.host_id.in_(ids), m.Volume.used_by.is_(None))
             )
         )
         events = dict(
             s.execute(
-                select(m.Event.kind, func.count()).where(m.Event.host_name.in_(host_names)).group_by(m.Event.kind)
+                select(m.Event.kind, func.count())
+                .where(m.Event.host_name.in_(host_names))
+                .group_by(m.Event.kind)
             ).all()
         )
         off = [v for v in live if v.state == "shutoff" and not v.is_template]
@@ -133,7 +141,9 @@ def summary(inv: Inventory, host_names: list[str]) -> dict[str, Any]:
             "no_purpose": sum(not v.purpose for v in live),
             "lease_expired": sum(bool(v.expires_on and v.expires_on < now.date()) for v in live),
             "snapshots": len(snaps),
-            "snapshots_older_90d": sum(datetime.fromisoformat(sn["created_at"]) < old_snap for sn in snaps),
+            "snapshots_older_90d": sum(
+                datetime.fromisoformat(sn["created_at"]) < old_snap for sn in snaps
+            ),
             "orphaned_volumes": len(orphans),
             "orphaned_gib": round(sum(v.capacity_bytes for v in orphans) / 1024**3),
             "deleted_vms_tombstoned": sum(v.deleted_at is not None for v in vms),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 
-class VMState(str, enum.Enum):
+class VMState(enum.StrEnum):
     running = "running"
     paused = "paused"
     shutoff = "shutoff"
@@ -20,13 +20,13 @@ class VMState(str, enum.Enum):
     other = "other"
 
 
-class HostStatus(str, enum.Enum):
+class HostStatus(enum.StrEnum):
     ok = "ok"
     unreachable = "unreachable"
     never_synced = "never-synced"
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     created = "created"
     deleted = "deleted"
     started = "started"
@@ -44,14 +44,14 @@ class EventKind(str, enum.Enum):
     host_reachable = "host-reachable"
 
 
-class ProtectionTier(str, enum.Enum):
+class ProtectionTier(enum.StrEnum):
     replicated = "replicated"
     restart = "restart"
     backup_only = "backup-only"
     none = "none"
 
 
-class Environment(str, enum.Enum):
+class Environment(enum.StrEnum):
     prod = "prod"
     test = "test"
     dev = "dev"

@@ -19,12 +19,21 @@ METADATA_PREFIX = "corral"
 METADATA_ROOT = "vm"
 
 _UNITS = {
-    "b": 1, "bytes": 1,
-    "k": 1024, "kib": 1024, "kb": 1000,
-    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
-    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
-    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
-}  # fmt: skip
+    "b": 1,
+    "bytes": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
+    "t": 1024**4,
+    "tib": 1024**4,
+    "tb": 1000**4,
+}
 
 # Text fields of the metadata element, in the order they are written.
 _META_TEXT_FIELDS = (
@@ -68,14 +77,16 @@ def parse_disks(root: etree._Element) -> tuple[Disk, ...]:
         if src is not None:
             path = src.get("file") or src.get("dev") or src.get("volume") or src.get("name")
         backing = d.find("backingStore/source")
+        target = d.find("target")
+        driver = d.find("driver")
         disks.append(
             Disk(
-                target=(d.find("target").get("dev", "") if d.find("target") is not None else ""),
+                target=target.get("dev", "") if target is not None else "",
                 device=d.get("device", "disk"),
                 path=path,
-                format=(d.find("driver").get("type") if d.find("driver") is not None else None),
-                bus=(d.find("target").get("bus") if d.find("target") is not None else None),
-                backing_path=(backing.get("file") if backing is not None else None),
+                format=driver.get("type") if driver is not None else None,
+                bus=target.get("bus") if target is not None else None,
+                backing_path=backing.get("file") if backing is not None else None,
             )
         )
     return tuple(disks)
@@ -191,6 +202,7 @@ def parse_domain(
     mem_cur = _bytes(root.find("currentMemory")) or mem_max
     meta, is_template = parse_metadata(root)
     os_type_el = root.find("os/type")
+    cpu = root.find("cpu")
     return VMFacts(
         uuid=uuid.lower(),
         name=name,
@@ -198,7 +210,7 @@ def parse_domain(
         vcpus=vcpus,
         memory_max_mib=mem_max // 1024**2,
         memory_mib=mem_cur // 1024**2,
-        cpu_model=_text(root, "cpu/model") or (root.find("cpu").get("mode") if root.find("cpu") is not None else None),
+        cpu_model=_text(root, "cpu/model") or (cpu.get("mode") if cpu is not None else None),
         os_type=os_type_el.text if os_type_el is not None else None,
         arch=os_type_el.get("arch") if os_type_el is not None else None,
         autostart=autostart,

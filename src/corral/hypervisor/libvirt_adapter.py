@@ -10,6 +10,7 @@ test-driver host then behaves like a real one across runs.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import os
@@ -79,7 +80,9 @@ class Credentials:
     password: str | None = None
 
     def __repr__(self) -> str:  # never show the password
-        return f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
+        return (
+            f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
+        )
 
 
 def _check_node_file(uri: str) -> None:
@@ -94,7 +97,9 @@ def _check_node_file(uri: str) -> None:
         raise NodeFileError(f"node file {path} must have <node> as its root element.")
 
 
-def connect(uri: str, credentials: Credentials | None = None, timeout: float = 15.0) -> LibvirtHypervisor:
+def connect(
+    uri: str, credentials: Credentials | None = None, timeout: float = 15.0
+) -> LibvirtHypervisor:
     """Open a connection, or raise one clear error saying why not."""
     _quiet_libvirt()
     uri = validate_uri(uri)
@@ -110,7 +115,9 @@ def connect(uri: str, credentials: Credentials | None = None, timeout: float = 1
     try:
         conn = pool.submit(_open).result(timeout=timeout)
     except concurrent.futures.TimeoutError:
-        raise HostUnreachableError(f"host {redact(uri)} did not answer within {timeout:.0f} s.") from None
+        raise HostUnreachableError(
+            f"host {redact(uri)} did not answer within {timeout:.0f} s."
+        ) from None
     except libvirt.libvirtError as exc:
         raise _open_error(uri, exc) from None
     finally:
@@ -130,7 +137,7 @@ def _auth(creds: Credentials) -> list[Any]:
     return [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE], callback, None]
 
 
-def _open_error(uri: str, exc: libvirt.libvirtError) -> HypervisorError:
+def _open_error(uri: str, exc: libvirt.libvirtError) -> HypervisorError | NodeFileError:
     msg = (exc.get_error_message() or str(exc)).strip().rstrip(".")
     if is_test_file_uri(uri):
         return NodeFileError(f"libvirt could not load node file {test_file_path(uri)}: {msg}.")
@@ -145,7 +152,9 @@ class LibvirtHypervisor:
         self._conn = conn
         self._lock = threading.RLock()
         self._node_file = Path(test_file_path(uri)) if is_test_file_uri(uri) else None
-        self._volume_cache: dict[str, tuple[tuple[str, tuple[str, ...], int], tuple[VolumeFacts, ...]]] = {}
+        self._volume_cache: dict[
+            str, tuple[tuple[str, tuple[str, ...], int], tuple[VolumeFacts, ...]]
+        ] = {}
 
     # -- reading --------------------------------------------------------------
     def read_inventory(self, known: Mapping[str, str] | None = None) -> HostInventory:
@@ -196,7 +205,7 @@ class LibvirtHypervisor:
             digest.update(b"\0")
         fingerprint = digest.hexdigest()
         if known.get(uuid) == fingerprint:
-            return uuid
+            return str(uuid)
         snapshots = tuple(
             sorted(
                 (domxml.parse_snapshot(s.getXMLDesc(0)) for s in dom.listAllSnapshots(0)),
@@ -212,7 +221,12 @@ class LibvirtHypervisor:
     @staticmethod
     def _block_size(dom: libvirt.virDomain, disk: Disk) -> Disk:
         """Size of a disk no storage pool knows, asked of the hypervisor directly."""
-        if disk.capacity_bytes is not None or disk.device != "disk" or not disk.target or not disk.path:
+        if (
+            disk.capacity_bytes is not None
+            or disk.device != "disk"
+            or not disk.target
+            or not disk.path
+        ):
             return disk
         try:
             capacity, allocation, _physical = dom.blockInfo(disk.target, 0)
@@ -232,14 +246,20 @@ class LibvirtHypervisor:
             model = (cpu.findtext("model") or model).strip()
             vendor = cpu.findtext("vendor")
             features = sorted(f.get("name", "") for f in cpu.iterfind("feature") if f.get("name"))
-            if not features and cpu.find("features") is not None:
-                features = sorted(c.tag for c in cpu.find("features") if isinstance(c.tag, str))
-        sockets = int(topo.get("sockets")) if topo is not None else int(info[4]) * int(info[5])
-        cores = int(topo.get("cores")) if topo is not None else int(info[6])
-        threads = int(topo.get("threads")) if topo is not None else int(info[7])
+            legacy = cpu.find("features")  # the test driver lists them as empty elements
+            if not features and legacy is not None:
+                features = sorted(c.tag for c in legacy if isinstance(c.tag, str))
+        sockets = int(info[4]) * int(info[5])
+        cores, threads = int(info[6]), int(info[7])
+        if topo is not None:
+            sockets = int(topo.get("sockets") or sockets)
+            cores = int(topo.get("cores") or cores)
+            threads = int(topo.get("threads") or threads)
         memory_mib = int(info[1])
         try:
-            total_kib = self._conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)["total"]
+            total_kib = self._conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)[
+                "total"
+            ]
             memory_mib = max(memory_mib, int(total_kib) // 1024)
         except (libvirt.libvirtError, KeyError):
             pass
@@ -264,7 +284,7 @@ class LibvirtHypervisor:
         pools = []
         for pool in self._conn.listAllStoragePools(0):
             root = parse(pool.XMLDesc(0), "storage pool XML")
-            state, capacity, allocation, available = pool.info()
+            _state, capacity, allocation, available = pool.info()
             if available >= 2**63:  # unsigned wrap-around when allocation exceeds capacity
                 available = max(0, capacity - allocation)
             active = bool(pool.isActive())
@@ -378,11 +398,16 @@ class LibvirtHypervisor:
 
         Needs libvirt's default event loop running (see corral.hypervisor.events).
         """
-        def _cb(_conn: object, dom: libvirt.virDomain, event: int, _detail: int, _opaque: object) -> None:
+
+        def _cb(
+            _conn: object, dom: libvirt.virDomain, event: int, _detail: int, _opaque: object
+        ) -> None:
             callback(dom.UUIDString().lower(), str(event))
 
         try:
-            self._conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, _cb, None)
+            self._conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, _cb, None
+            )
         except libvirt.libvirtError:
             return False
         return True
@@ -394,11 +419,8 @@ class LibvirtHypervisor:
             return False
 
     def close(self) -> None:
-        with self._lock:
-            try:
-                self._conn.close()
-            except libvirt.libvirtError:
-                pass
+        with self._lock, contextlib.suppress(libvirt.libvirtError):
+            self._conn.close()
 
     # -- helpers --------------------------------------------------------------
     def _lookup(self, uuid: str, missing_ok: bool = False) -> libvirt.virDomain:
@@ -413,8 +435,14 @@ class LibvirtHypervisor:
 
     def _error(self, doing: str, exc: libvirt.libvirtError) -> HypervisorError:
         msg = (exc.get_error_message() or str(exc)).strip().rstrip(".")
-        if exc.get_error_code() in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC):
-            return HostUnreachableError(f"host {redact(self.uri)} stopped answering while trying to {doing}: {msg}.")
+        if exc.get_error_code() in (
+            libvirt.VIR_ERR_SYSTEM_ERROR,
+            libvirt.VIR_ERR_NO_CONNECT,
+            libvirt.VIR_ERR_RPC,
+        ):
+            return HostUnreachableError(
+                f"host {redact(self.uri)} stopped answering while trying to {doing}: {msg}."
+            )
         return HypervisorError(f"libvirt refused to {doing} on {redact(self.uri)}: {msg}.")
 
     def _write_back(self, dom: libvirt.virDomain) -> None:
@@ -425,7 +453,9 @@ class LibvirtHypervisor:
         node = parse(path.read_bytes(), f"node file {path}")
         uuid = dom.UUIDString().lower()
         new = parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), "domain XML")
-        old = next((d for d in node.iterfind("domain") if (d.findtext("uuid") or "").lower() == uuid), None)
+        old = next(
+            (d for d in node.iterfind("domain") if (d.findtext("uuid") or "").lower() == uuid), None
+        )
         run = etree.SubElement(new, f"{{{TEST_NS}}}runstate")
         run.text = str(dom.state()[0])
         for snap in dom.listAllSnapshots(0):
@@ -441,7 +471,9 @@ class LibvirtHypervisor:
             node.append(new)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".corral-", suffix=".xml")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(etree.tostring(node, xml_declaration=False, encoding="utf-8", pretty_print=True))
+            fh.write(
+                etree.tostring(node, xml_declaration=False, encoding="utf-8", pretty_print=True)
+            )
         os.replace(tmp, path)
 
 

@@ -19,7 +19,9 @@ def validate_uri(uri: str) -> str:
     """
     uri = uri.strip()
     if not uri or len(uri) > 2048:
-        raise ValidationError("a host URI must be a non-empty libvirt URI of at most 2048 characters.")
+        raise ValidationError(
+            "a host URI must be a non-empty libvirt URI of at most 2048 characters."
+        )
     parts = urlsplit(uri)
     driver, _, transport = parts.scheme.partition("+")
     if driver not in _DRIVERS or transport not in _TRANSPORTS:

@@ -54,7 +54,9 @@ def state_changes(old: str, new: VMState) -> list[Change]:
     return [Change(EventKind.reconfigured, {"state": details})]
 
 
-def diff_vm(old: Stored | None, new: VMFacts, new_host: str, meta: Mapping[str, Any]) -> list[Change]:
+def diff_vm(
+    old: Stored | None, new: VMFacts, new_host: str, meta: Mapping[str, Any]
+) -> list[Change]:
     """Every change from ``old`` (None: never seen) to ``new`` observed on ``new_host``."""
     if old is None:
         return [Change(EventKind.created, {"host": new_host, "state": new.state.value})]
@@ -79,7 +81,9 @@ def diff_vm(old: Stored | None, new: VMFacts, new_host: str, meta: Mapping[str, 
     devices = _device_changes(old, new)
     if devices:
         changes.append(Change(EventKind.reconfigured, devices))
-    meta_diff = {k: {"from": old.meta.get(k), "to": v} for k, v in meta.items() if old.meta.get(k) != v}
+    meta_diff = {
+        k: {"from": old.meta.get(k), "to": v} for k, v in meta.items() if old.meta.get(k) != v
+    }
     if meta_diff:
         changes.append(Change(EventKind.metadata_changed, meta_diff))
     return changes
@@ -90,7 +94,10 @@ def _device_changes(old: Stored, new: VMFacts) -> dict[str, Any]:
     old_disks = {d.get("target") for d in old.disks}
     new_disks = {d.target for d in new.disks}
     if old_disks != new_disks:
-        out["disks"] = {"added": sorted(new_disks - old_disks), "removed": sorted(old_disks - new_disks)}
+        out["disks"] = {
+            "added": sorted(new_disks - old_disks),
+            "removed": sorted(old_disks - new_disks),
+        }
     old_macs = {n.get("mac") for n in old.nics}
     new_macs = {n.mac for n in new.nics}
     if old_macs != new_macs:

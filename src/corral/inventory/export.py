@@ -17,7 +17,9 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def write_tables(folder: Path, tables: Mapping[str, Sequence[Mapping[str, Any]]], fmt: str) -> list[Path]:
+def write_tables(
+    folder: Path, tables: Mapping[str, Sequence[Mapping[str, Any]]], fmt: str
+) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, rows in tables.items():

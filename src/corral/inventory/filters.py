@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, String, and_, func, or_, select
 
 from corral.errors import ValidationError
 from corral.store import models as m
@@ -47,6 +47,7 @@ class VMFilter:
 
 
 def apply_filter(q: Select[Any], f: VMFilter, now: datetime) -> Select[Any]:
+    """``q`` narrowed to the VMs ``f`` selects (works for row and count queries alike)."""
     conds: list[Any] = []
     if f.only_deleted:
         conds.append(m.VM.deleted_at.is_not(None))
@@ -81,12 +82,14 @@ def apply_filter(q: Select[Any], f: VMFilter, now: datetime) -> Select[Any]:
     if f.older_than_days is not None:
         conds.append(m.VM.created_at <= now - timedelta(days=f.older_than_days))
     if f.off_for_days is not None:
-        conds.append(and_(m.VM.state == "shutoff", m.VM.state_since <= now - timedelta(days=f.off_for_days)))
+        conds.append(
+            and_(m.VM.state == "shutoff", m.VM.state_since <= now - timedelta(days=f.off_for_days))
+        )
     if f.expired:
         conds.append(and_(m.VM.expires_on.is_not(None), m.VM.expires_on < now.date()))
     if f.tag:
         # Tags are a JSON list; match the quoted element in its text form (portable).
-        conds.append(func.cast(m.VM.tags, m.String).like(f'%"{_escape_like(f.tag)}"%', escape="\\"))
+        conds.append(func.cast(m.VM.tags, String).like(f'%"{_escape_like(f.tag)}"%', escape="\\"))
     return q.where(*conds) if conds else q
 
 
@@ -111,4 +114,6 @@ def decode_cursor(cursor: str) -> tuple[Any, str]:
             raise ValueError
         return value, uuid
     except (ValueError, TypeError, json.JSONDecodeError):
-        raise ValidationError("the pagination cursor is not valid; start again without one.") from None
+        raise ValidationError(
+            "the pagination cursor is not valid; start again without one."
+        ) from None

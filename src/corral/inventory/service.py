@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from corral.config import Settings
@@ -64,7 +64,8 @@ class Inventory:
     ) -> dict[str, Any]:
         if not HOST_NAME.match(name):
             raise ValidationError(
-                "a host name is 1-63 letters, digits, dots, dashes or underscores, starting with a letter or digit."
+                "a host name is 1-63 letters, digits, dots, dashes or underscores, "
+                "starting with a letter or digit."
             )
         uri = validate_uri(uri)
         with self.db.session() as s:
@@ -89,7 +90,7 @@ class Inventory:
             return host_view(host)
 
     def remove_host(self, name: str, *, forget_vms: bool = False) -> None:
-        """Unregister a host. Its VMs stay in the inventory (as last known) unless ``forget_vms``."""
+        """Unregister a host; its VMs stay in the inventory unless ``forget_vms``."""
         with self.db.session() as s:
             host = self._host(s, name)
             if forget_vms:
@@ -117,7 +118,9 @@ class Inventory:
         """A pooled connection to ``host`` (kept open between syncs)."""
         creds = None
         if host.username or host.secret:
-            creds = Credentials(host.username, self.secrets.decrypt(host.secret) if host.secret else None)
+            creds = Credentials(
+                host.username, self.secrets.decrypt(host.secret) if host.secret else None
+            )
         uri = host.uri
         return self.pool.get(host.name, uri, lambda: connect(uri, creds))
 
@@ -135,7 +138,9 @@ class Inventory:
         with self.db.session() as s:
             return self.connector(self._host(s, name))
 
-    def sync(self, hosts: Iterable[str] | None = None, progress: Progress | None = None) -> SyncReport:
+    def sync(
+        self, hosts: Iterable[str] | None = None, progress: Progress | None = None
+    ) -> SyncReport:
         return SyncService(self.db, self.connector, self.release, self.clock).sync(hosts, progress)
 
     # -- VMs ------------------------------------------------------------------
@@ -150,18 +155,25 @@ class Inventory:
     ) -> Page:
         f = f or VMFilter()
         if sort not in SORT_KEYS:
-            raise ValidationError(f"cannot sort by {sort!r}; choose one of {', '.join(sorted(SORT_KEYS))}.")
+            raise ValidationError(
+                f"cannot sort by {sort!r}; choose one of {', '.join(sorted(SORT_KEYS))}."
+            )
         col = SORT_KEYS[sort]
         key = func.coalesce(col, "") if sort in ("owner", "department") else col
         now = self.clock()
         with self.db.session() as s:
-            base = apply_filter(select(m.VM, m.Host.name).outerjoin(m.Host, m.VM.host_id == m.Host.id), f, now)
+            rows_q = cast(
+                Select[Any], select(m.VM, m.Host.name).outerjoin(m.Host, m.VM.host_id == m.Host.id)
+            )
+            base = apply_filter(rows_q, f, now)
             total = s.scalar(apply_filter(select(func.count()).select_from(m.VM), f, now)) or 0
             q = base
             if cursor:
                 value, after = decode_cursor(cursor)
-                q = q.where((key < value) | ((key == value) & (m.VM.uuid < after))) if descending else q.where(
-                    (key > value) | ((key == value) & (m.VM.uuid > after))
+                q = (
+                    q.where((key < value) | ((key == value) & (m.VM.uuid < after)))
+                    if descending
+                    else q.where((key > value) | ((key == value) & (m.VM.uuid > after)))
                 )
             order = (key.desc(), m.VM.uuid.desc()) if descending else (key.asc(), m.VM.uuid.asc())
             q = q.order_by(*order)
@@ -187,12 +199,21 @@ class Inventory:
             out = vm_detail(vm, host)
             out["history"] = [
                 _event_view(e)
-                for e in s.scalars(select(m.Event).where(m.Event.vm_uuid == vm.uuid).order_by(m.Event.at, m.Event.id))
+                for e in s.scalars(
+                    select(m.Event)
+                    .where(m.Event.vm_uuid == vm.uuid)
+                    .order_by(m.Event.at, m.Event.id)
+                )
             ]
             return out
 
     def events(
-        self, *, vm: str | None = None, kind: str | None = None, since: datetime | None = None, limit: int = 100
+        self,
+        *,
+        vm: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
     ) -> list[dict[str, Any]]:
         with self.db.session() as s:
             q = select(m.Event)
@@ -205,19 +226,29 @@ class Inventory:
             q = q.order_by(m.Event.at.desc(), m.Event.id.desc()).limit(limit)
             return [_event_view(e) for e in s.scalars(q)]
 
-    def set_metadata(self, ref: str, changes: dict[str, Any], *, actor: str = "cli") -> dict[str, Any]:
-        """Write metadata to the VM's domain first, then to the store, so neither is half-written."""
+    def set_metadata(
+        self, ref: str, changes: dict[str, Any], *, actor: str = "cli"
+    ) -> dict[str, Any]:
+        """Write metadata to the domain first, then to the store, so neither is half-written."""
         allowed = {
-            "owner", "department", "purpose", "project", "environment",
-            "expires_on", "protection_tier", "tags",
-        }  # fmt: skip
+            "owner",
+            "department",
+            "purpose",
+            "project",
+            "environment",
+            "expires_on",
+            "protection_tier",
+            "tags",
+        }
         unknown = set(changes) - allowed
         if unknown:
             raise ValidationError(f"unknown metadata field {sorted(unknown)[0]!r}.")
         with self.db.session() as s:
             vm, host_name = self._vm(s, ref)
             if vm.deleted_at is not None:
-                raise ConflictError(f"VM {vm.name} was deleted on {vm.deleted_at:%Y-%m-%d}; its metadata is frozen.")
+                raise ConflictError(
+                    f"VM {vm.name} was deleted on {vm.deleted_at:%Y-%m-%d}; its metadata is frozen."
+                )
             if vm.host is None:
                 raise ConflictError(f"VM {vm.name} has no host to write its metadata to.")
             old = row_to_meta(vm)
@@ -239,8 +270,13 @@ class Inventory:
             if diff:
                 vm.updated_at = now
                 s.add(
-                    m.Event(at=now, kind="metadata-changed", vm_uuid=vm.uuid, host_name=host_name,
-                            details={**diff, "by": actor})
+                    m.Event(
+                        at=now,
+                        kind="metadata-changed",
+                        vm_uuid=vm.uuid,
+                        host_name=host_name,
+                        details={**diff, "by": actor},
+                    )
                 )
             # The domain XML changed: the next sync must re-read it, not trust the old fingerprint.
             vm.fingerprint = ""
@@ -278,13 +314,28 @@ class Inventory:
         """One file per table: hosts, vms (tombstones included), disks, snapshots, volumes."""
         with self.db.session() as s:
             rows = s.execute(
-                select(m.VM, m.Host.name).outerjoin(m.Host, m.VM.host_id == m.Host.id).order_by(m.VM.name)
+                select(m.VM, m.Host.name)
+                .outerjoin(m.Host, m.VM.host_id == m.Host.id)
+                .order_by(m.VM.name)
             ).all()
             vms = [vm_summary(vm, host) for vm, host in rows]
-            disks = [{"vm_uuid": vm.uuid, "vm_name": vm.name, **d} for vm, _ in rows for d in vm.disks or []]
-            snaps = [{"vm_uuid": vm.uuid, "vm_name": vm.name, **sn} for vm, _ in rows for sn in vm.snapshots or []]
-        tables = {"hosts": self.list_hosts(), "vms": vms, "disks": disks, "snapshots": snaps,
-                  "volumes": self.list_volumes()}  # fmt: skip
+            disks = [
+                {"vm_uuid": vm.uuid, "vm_name": vm.name, **d}
+                for vm, _ in rows
+                for d in vm.disks or []
+            ]
+            snaps = [
+                {"vm_uuid": vm.uuid, "vm_name": vm.name, **sn}
+                for vm, _ in rows
+                for sn in vm.snapshots or []
+            ]
+        tables = {
+            "hosts": self.list_hosts(),
+            "vms": vms,
+            "disks": disks,
+            "snapshots": snaps,
+            "volumes": self.list_volumes(),
+        }
         return write_tables(folder, tables, fmt)
 
     # -- helpers --------------------------------------------------------------
@@ -303,7 +354,11 @@ class Inventory:
             if vm is None:
                 raise NotFoundError(f"no VM with UUID {ref}.")
         else:
-            found = list(s.scalars(select(m.VM).where(m.VM.name == ref).order_by(m.VM.deleted_at.is_not(None))))
+            found = list(
+                s.scalars(
+                    select(m.VM).where(m.VM.name == ref).order_by(m.VM.deleted_at.is_not(None))
+                )
+            )
             live = [v for v in found if v.deleted_at is None]
             candidates = live or found
             if not candidates:

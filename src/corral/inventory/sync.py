@@ -76,13 +76,17 @@ class _Observed:
 
 
 class SyncService:
-    def __init__(self, db: Database, connector: Connector, release: Releaser, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, db: Database, connector: Connector, release: Releaser, clock: Clock = utcnow
+    ) -> None:
         self.db = db
         self.connector = connector
         self.release = release
         self.clock = clock
 
-    def sync(self, host_names: Iterable[str] | None = None, progress: Progress | None = None) -> SyncReport:
+    def sync(
+        self, host_names: Iterable[str] | None = None, progress: Progress | None = None
+    ) -> SyncReport:
         """Sync the named hosts (all when None) in one transaction; return what happened."""
         report = SyncReport(started_at=self.clock())
         with self.db.session() as s:
@@ -91,7 +95,9 @@ class SyncService:
                 wanted = set(host_names)
                 unknown = wanted - {h.name for h in hosts}
                 if unknown:
-                    raise NotFoundError(f"no host named {sorted(unknown)[0]!r}; see 'corral hosts list'.")
+                    raise NotFoundError(
+                        f"no host named {sorted(unknown)[0]!r}; see 'corral hosts list'."
+                    )
                 hosts = [h for h in hosts if h.name in wanted]
             known = self._known_fingerprints(s, hosts)
             observed = self._read_all(hosts, known, progress)
@@ -112,7 +118,8 @@ class SyncService:
             )
         )
         for host_id, uuid, fp in rows:
-            out[host_id][uuid] = fp
+            if host_id is not None:
+                out[host_id][uuid] = fp
         return out
 
     def _read_all(
@@ -227,7 +234,9 @@ class _Reconciler:
         ids = list(uuids)
         out: dict[str, m.VM] = {}
         for i in range(0, len(ids), 500):
-            q = select(m.VM).options(undefer(m.VM.disks), undefer(m.VM.nics), undefer(m.VM.snapshots))
+            q = select(m.VM).options(
+                undefer(m.VM.disks), undefer(m.VM.nics), undefer(m.VM.snapshots)
+            )
             for row in self.s.scalars(q.where(m.VM.uuid.in_(ids[i : i + 500]))):
                 out[row.uuid] = row
         return out
@@ -336,7 +345,10 @@ class _Reconciler:
                 net = m.Network(name=nf.name)
                 host.networks.append(net)
             net.uuid, net.active, net.bridge, net.forward_mode = (
-                nf.uuid, nf.active, nf.bridge, nf.forward_mode
+                nf.uuid,
+                nf.active,
+                nf.bridge,
+                nf.forward_mode,
             )
         for gone_net in nets.values():
             host.networks.remove(gone_net)
@@ -356,8 +368,12 @@ class _Reconciler:
                     out.setdefault(d["backing_path"], uuid)
         return out
 
-    def _event(self, kind: EventKind, vm: str | None, host: str | None, details: dict[str, Any]) -> None:
-        self.s.add(m.Event(at=self.now, kind=kind.value, vm_uuid=vm, host_name=host, details=details))
+    def _event(
+        self, kind: EventKind, vm: str | None, host: str | None, details: dict[str, Any]
+    ) -> None:
+        self.s.add(
+            m.Event(at=self.now, kind=kind.value, vm_uuid=vm, host_name=host, details=details)
+        )
         self.report.events[kind.value] = self.report.events.get(kind.value, 0) + 1
 
 

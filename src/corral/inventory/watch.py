@@ -54,7 +54,13 @@ class Watcher:
             except CorralError as exc:
                 log.warning("cannot watch host %s: %s", name, exc.message)
                 continue
-            self.watched[name] = hv.watch_lifecycle(lambda _uuid, _event, name=name: self._mark(name))
+            self.watched[name] = hv.watch_lifecycle(self._marker(name))
+
+    def _marker(self, host: str) -> Callable[[str, str], None]:
+        def mark(_uuid: str, _event: str) -> None:
+            self._mark(host)
+
+        return mark
 
     def _mark(self, host: str) -> None:
         with self._lock:

@@ -19,7 +19,9 @@ class SecretBox:
         try:
             self._fernet = Fernet(key)
         except ValueError:
-            raise ConfigError("the secret key is not a valid Fernet key (32 url-safe base64 bytes).") from None
+            raise ConfigError(
+                "the secret key is not a valid Fernet key (32 url-safe base64 bytes)."
+            ) from None
 
     @classmethod
     def from_home(cls, key_path: Path) -> SecretBox:

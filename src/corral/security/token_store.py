@@ -22,12 +22,23 @@ class TokenStore:
 
     def create(self, name: str) -> str:
         if not _NAME.match(name):
-            raise ValidationError("a token name is 1-64 letters, digits, dots, dashes or underscores.")
+            raise ValidationError(
+                "a token name is 1-64 letters, digits, dots, dashes or underscores."
+            )
         tok = new_token()
         with self.db.session() as s:
             if s.scalar(select(m.ApiToken).where(m.ApiToken.name == name)) is not None:
-                raise ConflictError(f"a token named {name!r} already exists; revoke it or pick another name.")
-            s.add(m.ApiToken(name=name, prefix=tok.prefix, token_hash=tok.token_hash, created_at=datetime.now(UTC)))
+                raise ConflictError(
+                    f"a token named {name!r} already exists; revoke it or pick another name."
+                )
+            s.add(
+                m.ApiToken(
+                    name=name,
+                    prefix=tok.prefix,
+                    token_hash=tok.token_hash,
+                    created_at=datetime.now(UTC),
+                )
+            )
         return tok.token
 
     def create_or_rotate(self, name: str) -> str:
@@ -42,7 +53,9 @@ class TokenStore:
         """The token's name when it is valid, else AuthError."""
         prefix = split_prefix(token)
         if prefix is None:
-            raise AuthError("the bearer token is malformed; create one with 'corral token create NAME'.")
+            raise AuthError(
+                "the bearer token is malformed; create one with 'corral token create NAME'."
+            )
         with self.db.session() as s:
             for row in s.scalars(select(m.ApiToken).where(m.ApiToken.prefix == prefix)):
                 if row.revoked_at is None and matches(token, row.token_hash):

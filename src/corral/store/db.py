@@ -58,7 +58,9 @@ class Database:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except OperationalError as exc:
-            raise StoreError(f"cannot reach database {self.url.render_as_string(hide_password=True)}: {exc.orig}") from None
+            raise StoreError(
+                f"cannot reach database {self.url.render_as_string(hide_password=True)}: {exc.orig}"
+            ) from None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -69,7 +71,9 @@ class Database:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise StoreError(f"database error: {exc.__class__.__name__}: {exc}".split("\n")[0]) from None
+            raise StoreError(
+                f"database error: {exc.__class__.__name__}: {exc}".split("\n")[0]
+            ) from None
         except BaseException:
             session.rollback()
             raise

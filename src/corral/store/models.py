@@ -76,9 +76,7 @@ class VM(Base):
 
     uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(256))
-    host_id: Mapped[int | None] = mapped_column(
-        ForeignKey("hosts.id", ondelete="SET NULL")
-    )
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(32))
     state_since: Mapped[datetime] = mapped_column(UTCDateTime())
     vcpus: Mapped[int] = mapped_column(Integer)

@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, status
 
 from corral.api.deps import Actor, InventoryDep
-from corral.api.schemas import EventPublic, HostCreate, HostPublic, MetadataUpdate, SyncRequest, VMDetail, VMPage
+from corral.api.schemas import (
+    EventPublic,
+    HostCreate,
+    HostPublic,
+    MetadataUpdate,
+    SyncRequest,
+    VMDetail,
+    VMPage,
+)
 from corral.inventory.filters import VMFilter
 from corral.inventory.service import check_uuid
 
@@ -28,7 +36,9 @@ def add_host(body: HostCreate, inv: InventoryDep, _actor: Actor) -> dict[str, An
 
 
 @router.delete("/hosts/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_host(name: Annotated[str, Path(max_length=64)], inv: InventoryDep, _actor: Actor) -> None:
+def remove_host(
+    name: Annotated[str, Path(max_length=64)], inv: InventoryDep, _actor: Actor
+) -> None:
     inv.remove_host(name)
 
 
@@ -47,7 +57,9 @@ def list_vms(
     project: Short = None,
     environment: Short = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=256, description="Text in name, UUID or purpose.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=256, description="Text in name, UUID or purpose.")
+    ] = None,
     no_owner: bool = False,
     no_purpose: bool = False,
     template: bool | None = None,
@@ -56,18 +68,37 @@ def list_vms(
     expired: bool = False,
     deleted: bool = False,
     sort: Literal[
-        "name", "state", "vcpus", "memory_mib", "created_at", "state_since", "owner", "department", "disk_bytes"
+        "name",
+        "state",
+        "vcpus",
+        "memory_mib",
+        "created_at",
+        "state_since",
+        "owner",
+        "department",
+        "disk_bytes",
     ] = "name",
     order: Literal["asc", "desc"] = "asc",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
     f = VMFilter(
-        host=host, state=state, owner=owner, department=department, project=project,
-        environment=environment, tag=tag, search=q, no_owner=no_owner, no_purpose=no_purpose,
-        template=template, older_than_days=older_than_days, off_for_days=off_for_days,
-        expired=expired, only_deleted=deleted,
-    )  # fmt: skip
+        host=host,
+        state=state,
+        owner=owner,
+        department=department,
+        project=project,
+        environment=environment,
+        tag=tag,
+        search=q,
+        no_owner=no_owner,
+        no_purpose=no_purpose,
+        template=template,
+        older_than_days=older_than_days,
+        off_for_days=off_for_days,
+        expired=expired,
+        only_deleted=deleted,
+    )
     page = inv.list_vms(f, sort=sort, descending=order == "desc", limit=limit, cursor=cursor)
     return {"items": page.items, "next_cursor": page.next_cursor, "total": page.total}
 
@@ -78,7 +109,9 @@ def get_vm(uuid: UUIDPath, inv: InventoryDep) -> dict[str, Any]:
 
 
 @router.patch("/vms/{uuid}/metadata", response_model=VMDetail)
-def update_metadata(uuid: UUIDPath, body: MetadataUpdate, inv: InventoryDep, actor: Actor) -> dict[str, Any]:
+def update_metadata(
+    uuid: UUIDPath, body: MetadataUpdate, inv: InventoryDep, actor: Actor
+) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True, mode="json")
     inv.set_metadata(check_uuid(uuid), changes, actor=f"api:{actor}")
     return inv.find_vm(check_uuid(uuid))
