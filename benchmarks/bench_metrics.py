@@ -125,19 +125,40 @@ def fleet(n: int) -> list[tuple[str, str, int, int]]:
     return [(f"{i:08x}-0000-4000-8000-{i:012x}", f"host-{i % 500:03d}", 2, 4096) for i in range(n)]
 
 
+class Rows(list[list[str]]):
+    """Table rows, each also printed as soon as it is measured."""
+
+    def append(self, row: list[str]) -> None:
+        super().append(row)
+        print("  ".join(row), flush=True)
+
+
 def run_backend(name: str, args: argparse.Namespace, rows: list[list[str]]) -> None:
-    n_vms = 1000 if args.small else 10_000
+    n_vms = args.vms or (1000 if args.small else 10_000)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         with open_backend(name, Path(tmp) / "ingest") as (store, _):
             n, secs = bench_ingest(store, 2_000_000 if args.small else 10_000_000)
-        rows.append([name, "ingest, batches of 1 M", f"{n:,} samples", f"{secs:.2f} s",
-                     f"{n / secs:,.0f} samples/s"])
+        rows.append(
+            [
+                name,
+                "ingest, batches of 1 M",
+                f"{n:,} samples",
+                f"{secs:.2f} s",
+                f"{n / secs:,.0f} samples/s",
+            ]
+        )
         with open_backend(name, Path(tmp) / "backfill") as (store, path):
             run_history(name, store, path, n_vms, args, rows)
 
 
-def run_history(name: str, store: MetricsStore, path: Path, n_vms: int,
-                args: argparse.Namespace, rows: list[list[str]]) -> None:
+def run_history(
+    name: str,
+    store: MetricsStore,
+    path: Path,
+    n_vms: int,
+    args: argparse.Namespace,
+    rows: list[list[str]],
+) -> None:
     vms = fleet(n_vms)
     end = int(time.time()) // DAY * DAY
     traces = shared_data() / "bitbrains-rnd"
@@ -146,8 +167,15 @@ def run_history(name: str, store: MetricsStore, path: Path, n_vms: int,
     secs = time.perf_counter() - t
     if isinstance(store, VictoriaMetricsStore):
         store.flush()
-    rows.append([name, f"backfill {n_vms:,} VMs x 30 d x 4 metrics", f"{n:,} samples",
-                 f"{secs:.1f} s", f"{n / secs:,.0f} samples/s"])
+    rows.append(
+        [
+            name,
+            f"backfill {n_vms:,} VMs x 30 d x 4 metrics",
+            f"{n:,} samples",
+            f"{secs:.1f} s",
+            f"{n / secs:,.0f} samples/s",
+        ]
+    )
     if not args.skip_rollup:
         secs = timed(lambda: store.rollup(end))
         rows.append([name, "rollup 5m/1h/1d of the backfill", "", f"{secs:.1f} s", ""])
@@ -163,14 +191,28 @@ def run_history(name: str, store: MetricsStore, path: Path, n_vms: int,
         lat.append(time.perf_counter() - t)
         assert len(pts) == 720, len(pts)
     ms = np.array(lat) * 1000
-    rows.append([name, "one VM, 30 d at 1 h step (200 queries)", f"p50 {np.median(ms):.1f} ms",
-                 f"p99 {np.quantile(ms, 0.99):.1f} ms", "target < 50 ms"])
+    rows.append(
+        [
+            name,
+            "one VM, 30 d at 1 h step (200 queries)",
+            f"p50 {np.median(ms):.1f} ms",
+            f"p99 {np.quantile(ms, 0.99):.1f} ms",
+            "target < 50 ms",
+        ]
+    )
     t = time.perf_counter()
     p95 = store.per_entity(EntityKind.vm, "cpu_pct", end - 30 * DAY, end, Stat.p95)
     secs = time.perf_counter() - t
     assert len(p95) == n_vms, len(p95)
-    rows.append([name, f"fleet 30-d p95 per VM ({n_vms:,} VMs)", f"{len(p95):,} values",
-                 f"{secs:.2f} s", "target < 10 s"])
+    rows.append(
+        [
+            name,
+            f"fleet 30-d p95 per VM ({n_vms:,} VMs)",
+            f"{len(p95):,} values",
+            f"{secs:.2f} s",
+            "target < 10 s",
+        ]
+    )
 
 
 def print_table(rows: list[list[str]]) -> None:
@@ -189,16 +231,19 @@ def main() -> None:
     ap.add_argument("--backends", default="duckdb,victoriametrics")
     ap.add_argument("--workdir", default=None, help="where temporary stores go (default /tmp)")
     ap.add_argument("--skip-rollup", action="store_true")
+    ap.add_argument("--vms", type=int, default=None, help="override the number of VMs")
     args = ap.parse_args()
     if "victoriametrics" in args.backends and not shutil.which("victoria-metrics"):
         raise SystemExit("victoria-metrics not installed (Debian package victoria-metrics)")
-    rows: list[list[str]] = []
+    rows = Rows()
     for name in args.backends.split(","):
         run_backend(name, args, rows)
-        print_table(rows)
-        print()
-    print(f"scale: {'--small (1,000 VMs)' if args.small else 'full (10,000 VMs)'}, "
-          f"cores: {os.cpu_count()}")
+    print()
+    print_table(rows)
+    print(
+        f"scale: {'--small (1,000 VMs)' if args.small else 'full (10,000 VMs)'}, "
+        f"cores: {os.cpu_count()}"
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Series are ``corral_<metric>{kind, id}``: no host label, so a VM's series stays
 one series across migrations. Where each entity was is written beside it as
 ``corralmeta_placement{kind, id, host} 1`` at the same timestamps. Rollups are
-materialised as ``corralmeta_rollup{metric, kind, id, res, stat}`` by PromQL
-``*_over_time`` queries, with the watermark per level kept as
+materialised as ``corralmeta_rollup{metric, kind, id, res, stat}``: raw
+series are streamed once through /api/v1/export, summarised in numpy and
+imported back, with the watermark per level kept as
 ``corralmeta_watermark{res}``. Retention of every level is the server's own
 ``-retentionPeriod``: VictoriaMetrics cannot delete a time range, so
 ``apply_retention`` drops nothing.
@@ -25,8 +26,19 @@ import httpx
 import numpy as np
 
 from corral.errors import StoreError
-from corral.metrics.model import EntityKind, Latest, Point, Ranked, RollupRow, SampleBatch, Stat
+from corral.metrics.model import (
+    EntityKind,
+    FloatArray,
+    IntArray,
+    Latest,
+    Point,
+    Ranked,
+    RollupRow,
+    SampleBatch,
+    Stat,
+)
 from corral.metrics.store.base import ROLLUP_RESOLUTIONS, RetentionPolicy, align, check_range
+from corral.metrics.store.rollup_math import BucketStats, bucket_stats
 
 _FN = {
     Stat.avg: "avg_over_time({sel}[{w}s])",
@@ -34,7 +46,6 @@ _FN = {
     Stat.max: "max_over_time({sel}[{w}s])",
     Stat.p95: "quantile_over_time(0.95, {sel}[{w}s])",
 }
-_ROLLUP_STATS = {"n": "count_over_time({sel}[{w}s])"} | {s.value: f for s, f in _FN.items()}
 _RAW_SELECTOR = '{__name__=~"corral_.+"}'
 _EPS = 0.001  # evaluate at the bucket's last millisecond
 
@@ -48,10 +59,13 @@ def _sel(kind: EntityKind, metric: str, entity: str | None = None) -> str:
     return f"corral_{metric}{{kind={_q(kind.value)}{ent}}}"
 
 
-def _line(labels: dict[str, str], ts_s: Iterable[int], values: Iterable[float]) -> str:
-    ts = ",".join(str(t * 1000) for t in ts_s)
-    vals = ",".join(repr(v) for v in values)
-    return f'{{"metric":{json.dumps(labels)},"values":[{vals}],"timestamps":[{ts}]}}'
+def _line(
+    labels: dict[str, str], ts_s: Sequence[int] | IntArray, values: Sequence[float] | FloatArray
+) -> str:
+    """One /api/v1/import JSON line (timestamps in ms); numbers go through the C JSON encoder."""
+    ts = json.dumps((np.asarray(ts_s, dtype=np.int64) * 1000).tolist())
+    vals = json.dumps(np.asarray(values, dtype=np.float64).tolist())
+    return f'{{"metric":{json.dumps(labels)},"values":{vals},"timestamps":{ts}}}'
 
 
 class VictoriaMetricsStore:
@@ -147,28 +161,28 @@ class VictoriaMetricsStore:
         for chunk in np.split(order, cuts):
             key = batch.series[int(batch.series_idx[chunk[0]])]
             labels = {"__name__": f"corral_{key.metric}", "kind": key.kind.value, "id": key.entity}
-            yield _line(labels, batch.ts[chunk].tolist(), batch.values[chunk].tolist())
+            yield _line(labels, batch.ts[chunk], batch.values[chunk])
 
     def _placement_lines(self, batch: SampleBatch) -> Iterator[str]:
-        entity_of = {
-            k: i for i, k in enumerate(dict.fromkeys((k.kind, k.entity) for k in batch.series))
-        }
-        ent = np.array([entity_of[(k.kind, k.entity)] for k in batch.series], dtype=np.int64)
-        keys = np.stack([ent[batch.series_idx], batch.host_idx, batch.ts], axis=1)
-        uniq = np.unique(keys, axis=0)
-        names = list(entity_of)
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for e, h, t in uniq.tolist():
-            groups[(e, h)].append(t)
-        for (e, h), ts in groups.items():
-            kind, entity = names[e]
+        """``corralmeta_placement{kind, id, host} 1`` at every distinct time of each entity."""
+        ents = list(dict.fromkeys((k.kind, k.entity) for k in batch.series))
+        ent_of = {e: i for i, e in enumerate(ents)}
+        ent = np.array([ent_of[(k.kind, k.entity)] for k in batch.series], dtype=np.int64)
+        n_hosts = max(1, len(batch.hosts))
+        group = ent[batch.series_idx] * n_hosts + batch.host_idx
+        keys = np.unique((group << 34) | batch.ts)  # ts < 2**34 s (the year 2514)
+        groups, ts = keys >> 34, keys & ((1 << 34) - 1)
+        cuts = np.flatnonzero(np.diff(groups)) + 1
+        for g_ts, g in zip(np.split(ts, cuts), np.split(groups, cuts), strict=True):
+            e, h = divmod(int(g[0]), n_hosts)
+            kind, entity = ents[e]
             labels = {
                 "__name__": "corralmeta_placement",
                 "kind": kind.value,
                 "id": entity,
                 "host": batch.hosts[h],
             }
-            yield _line(labels, ts, [1.0] * len(ts))
+            yield _line(labels, g_ts, np.ones(len(g_ts)))
 
     # -- queries ----------------------------------------------------------------
     def raw(
@@ -315,15 +329,17 @@ class VictoriaMetricsStore:
 
     def rollup(self, now: int) -> int:
         made = self._reroll_dirty()
+        spans: dict[int, tuple[int, int]] = {}
         for r in ROLLUP_RESOLUTIONS:
             wm = self._watermark(r)
             frm = wm if wm is not None else self._first_ts()
-            upto = align(now, r)
-            if frm is None or align(frm, r) >= upto:
-                continue
-            made += self._rollup_range(r, align(frm, r), upto)
+            if frm is not None and align(frm, r) < align(now, r):
+                spans[r] = (align(frm, r), align(now, r))
+        if spans:
+            made += self._rollup_range(spans)
             self.flush()
-            self._set_watermark(r, upto)
+            for r, (_, upto) in spans.items():
+                self._set_watermark(r, upto)
         self.flush()
         return made
 
@@ -351,7 +367,7 @@ class VictoriaMetricsStore:
                 wm = self._watermark(r)
                 if first and wm is not None:
                     lo = align(int(float(first[0]["value"][1])), r)
-                    made += self._rollup_range(r, lo, wm, _sel(kind, metric, ent))
+                    made += self._rollup_range({r: (lo, wm)}, _sel(kind, metric, ent))
         return made
 
     def _delete(self, match: str) -> None:
@@ -362,33 +378,41 @@ class VictoriaMetricsStore:
         if resp.status_code >= 300:
             raise StoreError(f"VictoriaMetrics refused to delete {match}: {resp.text[:200]}")
 
-    def _rollup_range(self, r: int, frm: int, upto: int, sel: str = _RAW_SELECTOR) -> int:
+    def _rollup_range(self, spans: dict[int, tuple[int, int]], sel: str = _RAW_SELECTOR) -> int:
+        """Stream raw series once through /api/v1/export; summarise each level's span in numpy."""
         made = 0
-        chunk = 2000 * r  # at most 2000 points per series per query
-        for lo in range(frm, upto, chunk):
-            hi = min(upto, lo + chunk)
-            for stat, fn in _ROLLUP_STATS.items():
-                query = fn.format(sel=sel, w=r) + " keep_metric_names"
-                result = self._query_range(query, lo + r - _EPS, hi - _EPS, r)
-                self._post_lines(self._rollup_lines(result, r, stat))
-                if stat == "n":
-                    made += sum(len(row["values"]) for row in result)
+        lines: list[str] = []
+        frm = min(lo for lo, _ in spans.values())
+        upto = max(hi for _, hi in spans.values())
+        params = {"match[]": sel, "start": str(frm), "end": f"{upto - _EPS:.3f}"}
+        try:
+            with self._http.stream("GET", "/api/v1/export", params=params) as resp:
+                if resp.status_code >= 300:
+                    raise StoreError(f"VictoriaMetrics export failed: {resp.read()[:200]!r}")
+                for text in resp.iter_lines():
+                    if text.strip():
+                        made += self._rollup_series(json.loads(text), spans, lines)
+                    if len(lines) >= 2000:
+                        self._post_lines(lines)
+                        lines.clear()
+        except httpx.HTTPError as exc:
+            raise StoreError(f"VictoriaMetrics at {self.url} is unreachable: {exc}") from None
+        self._post_lines(lines)
         return made
 
     @staticmethod
-    def _rollup_lines(result: list[dict[str, Any]], r: int, stat: str) -> Iterator[str]:
-        for row in result:
-            m = row["metric"]
-            labels = {
-                "__name__": "corralmeta_rollup",
-                "metric": m["__name__"].removeprefix("corral_"),
-                "kind": m["kind"],
-                "id": m["id"],
-                "res": str(r),
-                "stat": stat,
-            }
-            ts = [round(float(t) + _EPS) - r for t, _ in row["values"]]
-            yield _line(labels, ts, [float(v) for _, v in row["values"]])
+    def _rollup_series(
+        row: dict[str, Any], spans: dict[int, tuple[int, int]], out: list[str]
+    ) -> int:
+        m = row["metric"]
+        ts = np.asarray(row["timestamps"], dtype=np.int64) // 1000
+        values = np.asarray(row["values"], dtype=np.float64)
+        made = 0
+        for r, (lo, hi) in spans.items():
+            keep = (ts >= lo) & (ts < hi)
+            if keep.any():
+                made += _rollup_lines(m, r, bucket_stats(ts[keep], values[keep], r), out)
+        return made
 
     def apply_retention(self, now: int) -> int:
         """Nothing to drop here: the server's -retentionPeriod ages out every level."""
@@ -396,6 +420,21 @@ class VictoriaMetricsStore:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _rollup_lines(m: dict[str, str], r: int, st: BucketStats, out: list[str]) -> int:
+    """Append the five import lines (n, min, avg, max, p95) of one series' rollup at ``r``."""
+    base = {
+        "__name__": "corralmeta_rollup",
+        "metric": m["__name__"].removeprefix("corral_"),
+        "kind": m["kind"],
+        "id": m["id"],
+        "res": str(r),
+    }
+    stats = (("n", st.count), ("min", st.min), ("avg", st.avg), ("max", st.max), ("p95", st.p95))
+    for stat, vals in stats:
+        out.append(_line({**base, "stat": stat}, st.ts, vals.astype(np.float64)))
+    return len(st.ts)
 
 
 def _reduce(values: list[float], stat: Stat) -> float:
