@@ -16,7 +16,7 @@ from rich.console import Console
 
 from corral.errors import CorralError
 
-app = typer.Typer(
+_app = typer.Typer(
     name="corral",
     help="See, control and plan a fleet of virtual machines across libvirt hosts.",
     no_args_is_help=True,
@@ -24,39 +24,60 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Command-group modules, each with a ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "corral.cli.inventory",
-    "corral.cli.serve",
-    "corral.cli.demo",
-    "corral.cli.tokens",
-    "corral.cli.plan",
-    "corral.cli.ha",
-    "corral.cli.sim",
-    "corral.cli.metrics",
-    "corral.cli.sprawl",
-)
+#: Command-group modules, each with a ``register(app: typer.Typer) -> None``, and the
+#: top-level commands each one adds (so a command imports only its own module: the
+#: planning engines pull in OR-Tools, which is slow to import).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "corral.cli.inventory": ("hosts", "vm", "sync", "vms", "events", "volumes", "export", "watch"),
+    "corral.cli.serve": ("serve",),
+    "corral.cli.demo": ("demo",),
+    "corral.cli.tokens": ("token",),
+    "corral.cli.plan": ("plan",),
+    "corral.cli.ha": ("ha",),
+    "corral.cli.sim": ("sim",),
+    "corral.cli.metrics": ("metrics",),
+    "corral.cli.sprawl": ("sprawl", "cost"),
+}
 
 
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
+_registered: set[str] = set()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``corral.cli.main.app``: the whole CLI, every command group registered (for tests)."""
+    if name == "app":
+        _register(list(COMMAND_MODULES))
+        return _app
+    raise AttributeError(name)
+
+
+def _register(names: list[str]) -> None:
+    for name in names:
+        if name in _registered:
+            continue
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name == name:  # group not built yet
                 continue
             raise
-        module.register(app)
+        module.register(_app)
+        _registered.add(name)
 
 
-_register_all()
+def _modules_for(argv: list[str]) -> list[str]:
+    """Only the module that owns the command being run; every module for help or a typo."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    owners = [mod for mod, cmds in COMMAND_MODULES.items() if first in cmds]
+    return owners or list(COMMAND_MODULES)
 
 
 def run() -> None:
     """Console-script entry point."""
     err = Console(stderr=True)
+    _register(_modules_for(sys.argv[1:]))
     try:
-        app()
+        _app()
     except CorralError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(2)
