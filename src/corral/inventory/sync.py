@@ -155,6 +155,7 @@ class _Reconciler:
         self.report = report
 
     def run(self, observed: list[_Observed]) -> None:
+        self.existing = set(self.s.scalars(select(m.VM.uuid)))
         reachable = [o for o in observed if o.inventory is not None]
         seen: dict[str, m.Host] = {}
         for o in reachable:
@@ -231,14 +232,14 @@ class _Reconciler:
 
     # -- VMs ------------------------------------------------------------------
     def _load(self, uuids: Iterable[str]) -> dict[str, m.VM]:
-        ids = list(uuids)
+        """The stored rows of these VMs (those Corral has seen before), devices included."""
+        ids = [u for u in uuids if u in self.existing]
         out: dict[str, m.VM] = {}
-        for i in range(0, len(ids), 500):
-            q = select(m.VM).options(
-                undefer(m.VM.disks), undefer(m.VM.nics), undefer(m.VM.snapshots)
-            )
-            for row in self.s.scalars(q.where(m.VM.uuid.in_(ids[i : i + 500]))):
-                out[row.uuid] = row
+        q = select(m.VM).options(undefer(m.VM.disks), undefer(m.VM.nics), undefer(m.VM.snapshots))
+        with self.s.no_autoflush:
+            for i in range(0, len(ids), 500):
+                for row in self.s.scalars(q.where(m.VM.uuid.in_(ids[i : i + 500]))):
+                    out[row.uuid] = row
         return out
 
     def _apply(self, row: m.VM | None, facts: VMFacts, host: m.Host) -> bool:
