@@ -135,3 +135,43 @@ def test_dead_and_hung_hosts_are_gaps_and_do_not_delay_others(
     assert [s.value for s in down] == [0.0, 0.0]
     errors = sink.of(EntityKind.collector, "hung", "collect_errors_total")
     assert [s.value for s in errors] == [1.0, 2.0]
+
+
+def test_bulk_record_with_every_documented_group() -> None:
+    """A getAllDomainStats record as libvirt documents it for QEMU guests (keys, not values)."""
+    from corral.hypervisor.stats import counters_from_bulk
+
+    record = {
+        "state.state": 1,
+        "cpu.time": 5_000_000_000,
+        "vcpu.current": 2,
+        "vcpu.maximum": 2,
+        "vcpu.0.time": 1,
+        "vcpu.0.wait": 300,
+        "vcpu.0.delay": 70,
+        "vcpu.1.wait": 200,
+        "vcpu.1.delay": 30,
+        "block.count": 2,
+        "block.0.rd.bytes": 1000,
+        "block.1.rd.bytes": 24,
+        "block.0.wr.reqs": 5,
+        "block.1.wr.reqs": 6,
+        "net.count": 1,
+        "net.0.rx.bytes": 77,
+        "net.0.tx.pkts": 3,
+        "balloon.current": 1048576,
+        "balloon.available": 1000000,
+        "balloon.unused": 400000,
+        "balloon.rss": 900000,
+        "balloon.swap_in": 12,
+    }
+    c = counters_from_bulk(WEB1, "web-1", 1, record)
+    assert (c.vcpus, c.cpu_time_ns, c.vcpu_wait_ns, c.vcpu_delay_ns) == (2, 5_000_000_000, 500, 100)
+    assert (c.disk_rd_bytes, c.disk_wr_reqs, c.disk_wr_bytes) == (1024, 11, None)
+    assert (c.net_rx_bytes, c.net_tx_pkts, c.net_tx_bytes) == (77, 3, None)
+    assert (c.balloon_actual_kib, c.balloon_unused_kib, c.swap_in_kib, c.swap_out_kib) == (
+        1048576,
+        400000,
+        12,
+        None,
+    )
