@@ -20,8 +20,9 @@ readonly GUEST_DIR="$STATE_DIR/guest"
 readonly CAPS_DIR="$STATE_DIR/qemu-capabilities"
 readonly ENV_FILE="$STATE_DIR/env"
 readonly MARKER=".corral-realhost"
+# iproute2 is only recommended by libvirt; the host bridges need it.
 readonly PACKAGES=(libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
-    qemu-system-x86 qemu-utils busybox-static)
+    qemu-system-x86 qemu-utils busybox-static iproute2)
 readonly GUEST_MODULES=(virtio_pci virtio_blk virtio_net virtio_balloon button evdev)
 readonly MIGRATION_PORT_BASE=49152
 readonly MIGRATION_PORTS_PER_HOST=64
@@ -345,7 +346,7 @@ EOF
 
 all_up() {
     local n=$1 k count
-    [ -f "$ENV_FILE" ] || return 1
+    [ -f "$ENV_FILE" ] && [ -f "$GUEST_DIR/vmlinuz" ] && [ -f "$GUEST_DIR/initrd.img" ] || return 1
     count=$(recorded_hosts | wc -l)
     [ "$count" = "$n" ] || return 1
     for k in $(recorded_hosts); do
@@ -500,6 +501,7 @@ stop_host() {
 
 cmd_down() {
     local k
+    is_root || die "the hosts are privileged libvirtd instances: run as root"
     for k in $(recorded_hosts); do
         stop_host "$k"
         log "host$k stopped"

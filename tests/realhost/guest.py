@@ -312,18 +312,16 @@ def _wait_running(dom: Any, timeout_s: float = RUNNING_TIMEOUT_S) -> None:
 def _remove_domain(conn: Any, guest_uuid: str) -> None:
     import libvirt
 
-    try:
-        dom = conn.lookupByUUIDString(guest_uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return
-        raise
-    if dom.isActive():
-        dom.destroy()
-    if dom.isPersistent():
-        dom.undefineFlags(
-            libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-            | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-            | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-            | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-        )
+    # A listing, not lookupByUUIDString: a miss there is normal here, and libvirt would print it.
+    for dom in conn.listAllDomains():
+        if dom.UUIDString() != guest_uuid:
+            continue
+        if dom.isActive():
+            dom.destroy()
+        if dom.isPersistent():
+            dom.undefineFlags(
+                libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+                | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+            )
