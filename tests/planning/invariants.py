@@ -21,7 +21,13 @@ def host_load(fleet: Fleet, placement: Mapping[str, str]) -> dict[str, tuple[flo
     return {h: (a, b, c) for h, (a, b, c) in load.items()}
 
 
-def violations(fleet: Fleet, placement: Mapping[str, str], extra: Sequence[VM] = ()) -> list[str]:
+def violations(
+    fleet: Fleet,
+    placement: Mapping[str, str],
+    extra: Sequence[VM] = (),
+    *,
+    affinity: bool = True,
+) -> list[str]:
     """Every overcommit, anti-affinity breach and CPU-requirement breach at ``placement``."""
     f = fleet.with_vms([*fleet.vms, *extra])
     hosts = {h.name: h for h in f.hosts}
@@ -47,6 +53,14 @@ def violations(fleet: Fleet, placement: Mapping[str, str], extra: Sequence[VM] =
         if not v.required_features <= h.features or v.vcpus > h.threads:
             bad.append(f"{name} incompatible with {host}")
     bad += [f"group {g} twice on {h}" for (g, h), n in groups.items() if n > 1]
+    if affinity:
+        homes: dict[str, set[str]] = {}
+        for name, host in placement.items():
+            for g in vms[name].affinity if vms[name].running else ():
+                homes.setdefault(g, set()).add(host)
+        bad += [
+            f"affinity group {g} split over {sorted(h)}" for g, h in homes.items() if len(h) > 1
+        ]
     return bad
 
 

@@ -12,6 +12,7 @@ from corral.engines.planning.placement.scheduler import Scheduler
 
 FEATURES = ("avx2", "avx512", "aes")
 GROUPS = ("g1", "g2", "g3")
+AFFINITY: tuple[tuple[str, ...], ...] = ((), (), (), (), ("a1",), ("a2",))
 
 
 @st.composite
@@ -42,6 +43,7 @@ def vms(draw: st.DrawFn, prefix: str, max_size: int = 20) -> list[VM]:
             memory_mib=draw(st.sampled_from([512, 1024, 2048, 4096, 8192])),
             cpu_reservation_mhz=draw(st.sampled_from([0, 0, 500, 1500])),
             anti_affinity=tuple(draw(st.sets(st.sampled_from(GROUPS), max_size=1))),
+            affinity=draw(st.sampled_from(AFFINITY)),
             required_features=frozenset(draw(st.sets(st.sampled_from(FEATURES), max_size=1))),
             protection=draw(st.sampled_from(list(Protection))),
             priority=draw(st.integers(0, 3)),

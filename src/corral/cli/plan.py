@@ -195,7 +195,9 @@ def place_cmd(
 def consolidate_cmd(
     fleet_file: Path | None = FleetFileOption,
     live: bool = LiveOption,
-    mode: str = typer.Option("auto", help="auto, exact (CP-SAT) or heuristic."),
+    mode: str = typer.Option(
+        "auto", help="auto, exact (CP-SAT), heuristic (drain, few moves) or repack (bulk)."
+    ),
     failures: int | None = typer.Option(None, help="N+K reserve to keep (default: settings)."),
     time_limit: float = typer.Option(10.0, help="CP-SAT time limit in seconds."),
     output: OutputFormat = OutputOption,

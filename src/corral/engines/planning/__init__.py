@@ -7,6 +7,7 @@ the CLI or the store. This module is the public surface.
 from __future__ import annotations
 
 from corral.engines.planning.consolidation.bounds import LowerBound, host_lower_bound
+from corral.engines.planning.consolidation.bulk import BulkResult, pack
 from corral.engines.planning.consolidation.engine import consolidate
 from corral.engines.planning.consolidation.evacuation import evacuate
 from corral.engines.planning.consolidation.migration import order_moves
@@ -16,6 +17,7 @@ from corral.engines.planning.consolidation.plan import (
     MigrationSchedule,
     Move,
 )
+from corral.engines.planning.consolidation.rebalance import RebalancePlan, rebalance
 from corral.engines.planning.forecast.exhaustion import Exhaustion, time_to_exhaustion
 from corral.engines.planning.forecast.history import forecast_fleet, load_history
 from corral.engines.planning.forecast.whatif import (
@@ -54,6 +56,7 @@ __all__ = [
     "VM",
     "AddVMs",
     "AdmissionPolicy",
+    "BulkResult",
     "ClusterState",
     "ConsolidationPlan",
     "EvacuationPlan",
@@ -69,6 +72,7 @@ __all__ = [
     "PlacementResult",
     "PowerState",
     "Protection",
+    "RebalancePlan",
     "RemoveHost",
     "ReserveCapacity",
     "Scheduler",
@@ -88,7 +92,9 @@ __all__ = [
     "load_history",
     "make_policy",
     "order_moves",
+    "pack",
     "place",
+    "rebalance",
     "time_to_exhaustion",
     "what_if",
 ]

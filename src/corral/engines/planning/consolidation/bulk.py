@@ -83,12 +83,17 @@ def pack(fleet: Fleet, failures: int | None = None) -> BulkResult:
     state = ClusterState.from_fleet(fleet.with_vms([]))
     if k >= state.n_hosts:
         raise ValidationError(f"An N+{k} reserve needs more than {state.n_hosts} hosts.")
-    by_size = np.argsort(-state.cap[:, MEM] - state.cap[:, VCPU] * 1e-6, kind="stable")
+    feats = np.array([len(h.features) for h in fleet.hosts], dtype=np.float64)
+    # reserve: the largest hosts; among equals the one with the fewest features, so the
+    # rare capable hosts stay available to the VMs that need them
+    by_size = np.lexsort((feats, -state.cap[:, VCPU], -state.cap[:, MEM]))
     reserve: IntArray = by_size[:k]
     hosts: IntArray = by_size[k:]  # open in this order: largest first
     vms = [v for v in fleet.vms if v.running]
     limit = state.cap[reserve].min(axis=0) if k else np.full(state.cap.shape[1], np.inf)
-    target, unplaced = _fill_hosts(state, vms, hosts, limit)
+    items, conflicted = _items(state, vms)
+    target, unplaced = _fill_hosts(state, items, hosts, limit)
+    unplaced += conflicted
     used = len(set(target.values()))
     cache: dict[tuple[object, ...], BoolArray] = {}
     misfits = tuple(
@@ -104,52 +109,102 @@ def pack(fleet: Fleet, failures: int | None = None) -> BulkResult:
     )
 
 
-ClassKey = tuple[float, float, float, float, frozenset[str], str | None]
+ClassKey = tuple[float, float, float, float, int]
+
+
+@dataclass(frozen=True)
+class _Item:
+    """What is packed: one VM, or an affinity group that must share a host."""
+
+    members: tuple[VM, ...]
+    demand: FloatArray
+    anti_affinity: frozenset[str]
+    compat: BoolArray
+    priority: int
+
+
+def _items(state: ClusterState, vms: list[VM]) -> tuple[list[_Item], list[str]]:
+    """Merge VMs linked by affinity groups; a group that is also anti-affine is unplaceable."""
+    parent = list(range(len(vms)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, v in enumerate(vms):
+        for g in v.affinity:
+            parent[root(i)] = root(first.setdefault(g, i))
+    groups: dict[int, list[VM]] = {}
+    for i, v in enumerate(vms):
+        groups.setdefault(root(i), []).append(v)
+    cache: dict[tuple[object, ...], BoolArray] = {}
+    items: list[_Item] = []
+    conflicted: list[str] = []
+    for members in groups.values():
+        anti = [g for v in members for g in v.anti_affinity]
+        if len(anti) != len(set(anti)):
+            conflicted += [v.name for v in members]
+            continue
+        masks = [_compat(state, v, cache) for v in members]
+        compat = masks[0] if len(masks) == 1 else np.logical_and.reduce(masks)
+        demand = np.sum([demand_of(v) for v in members], axis=0)
+        prio = max(v.priority for v in members)
+        items.append(_Item(tuple(members), demand, frozenset(anti), compat, prio))
+    return items, conflicted
 
 
 @dataclass
 class _Classes:
-    """VMs grouped by demand and CPU requirements; each class is a queue of VM indices."""
+    """Items grouped by demand and compatible hosts; each class is a queue of item indices."""
 
     need: FloatArray
     queues: list[deque[int]]
     compat: BoolArray  # classes x hosts
     count: FloatArray
+    #: Large for classes few hosts can take: they go first while those hosts have room.
+    scarcity: FloatArray
 
     @classmethod
-    def build(cls, state: ClusterState, vms: list[VM]) -> _Classes:
+    def build(cls, state: ClusterState, items: list[_Item]) -> _Classes:
         keys: dict[ClassKey, int] = {}
         queues: list[deque[int]] = []
         rows: list[FloatArray] = []
         compat: list[BoolArray] = []
-        cache: dict[tuple[object, ...], BoolArray] = {}
-        order = sorted(range(len(vms)), key=lambda i: (-vms[i].priority, not vms[i].anti_affinity))
+        order = sorted(
+            range(len(items)), key=lambda i: (-items[i].priority, not items[i].anti_affinity)
+        )
         for i in order:
-            vm = vms[i]
-            d = demand_of(vm)
-            key: ClassKey = (*(float(x) for x in d), vm.required_features, vm.cpu_model)  # type: ignore[assignment]
+            item = items[i]
+            d = item.demand
+            # the compat masks of single VMs are shared per requirement class, so id() groups them
+            key: ClassKey = (*(float(x) for x in d), id(item.compat))  # type: ignore[assignment]
             if key not in keys:
                 keys[key] = len(queues)
                 queues.append(deque())
                 rows.append(d)
-                compat.append(_compat(state, vm, cache))
+                compat.append(item.compat)
             queues[keys[key]].append(i)
         n = len(queues)
+        mask = np.array(compat, dtype=np.bool_).reshape(n, state.n_hosts)
         return cls(
             need=np.array(rows, dtype=np.float64).reshape(n, 4),
             queues=queues,
-            compat=np.array(compat, dtype=np.bool_).reshape(n, state.n_hosts),
+            compat=mask,
             count=np.array([len(q) for q in queues], dtype=np.float64),
+            scarcity=SCARCITY_WEIGHT * (1.0 - mask.mean(axis=1)),
         )
 
-    def take(self, c: int, vms: list[VM], taken_groups: set[str]) -> int:
-        """Pop the first VM of class ``c`` sharing no group with the host; -1 if none."""
+    def take(self, c: int, items: list[_Item], taken_groups: set[str]) -> int:
+        """Pop the first item of class ``c`` sharing no group with the host; -1 if none."""
         q = self.queues[c]
         skipped: list[int] = []
         found = -1
         while q:
             i = q.popleft()
-            if taken_groups.isdisjoint(vms[i].anti_affinity):
+            if taken_groups.isdisjoint(items[i].anti_affinity):
                 found = i
                 break
             skipped.append(i)
@@ -160,25 +215,28 @@ class _Classes:
 
 
 def _fill_hosts(
-    state: ClusterState, vms: list[VM], hosts: IntArray, limit: FloatArray
+    state: ClusterState, items: list[_Item], hosts: IntArray, limit: FloatArray
 ) -> tuple[dict[str, str], list[str]]:
-    classes = _Classes.build(state, vms)
+    classes = _Classes.build(state, items)
     target: dict[str, str] = {}
     for h in hosts:
         if not classes.count.any():
             break
-        for i in _fill_one(state, int(h), classes, vms, limit):
-            target[vms[i].name] = state.host_names[int(h)]
-    unplaced = [vms[i].name for q in classes.queues for i in q]
+        for i in _fill_one(state, int(h), classes, items, limit):
+            for vm in items[i].members:
+                target[vm.name] = state.host_names[int(h)]
+    unplaced = [vm.name for q in classes.queues for i in q for vm in items[i].members]
     return target, unplaced
 
 
+#: Bonus for VMs few hosts can take (scaled by the share of hosts that cannot).
+SCARCITY_WEIGHT = 100.0
 #: Weight of the balance term against VM size when choosing the next VM for a host.
 BALANCE_WEIGHT = 10.0
 
 
 def _fill_one(
-    state: ClusterState, h: int, classes: _Classes, vms: list[VM], limit: FloatArray
+    state: ClusterState, h: int, classes: _Classes, items: list[_Item], limit: FloatArray
 ) -> list[int]:
     cap = np.minimum(state.cap[h], limit)
     scale = np.where(cap > 0, 1.0 / np.maximum(cap, EPS), 0.0)
@@ -195,12 +253,12 @@ def _fill_one(
             return placed
         fill = (cap - left + classes.need) * scale
         skew = np.abs(fill[:, VCPU] - ratio * fill[:, MEM])
-        score = np.where(ok, size - BALANCE_WEIGHT * skew, -np.inf)
+        score = np.where(ok, size - BALANCE_WEIGHT * skew + classes.scarcity, -np.inf)
         c = int(np.argmax(score))
-        i = classes.take(c, vms, groups)
+        i = classes.take(c, items, groups)
         if i < 0:
             blocked[c] = True
             continue
         left -= classes.need[c]
-        groups.update(vms[i].anti_affinity)
+        groups.update(items[i].anti_affinity)
         placed.append(i)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from corral.engines.planning.consolidation.bounds import host_lower_bound
+from corral.engines.planning.consolidation.bulk import pack
 from corral.engines.planning.consolidation.exact import solve_exact
 from corral.engines.planning.consolidation.heuristic import drain_hosts, place_unplaced
 from corral.engines.planning.consolidation.migration import order_moves
@@ -18,7 +19,7 @@ from corral.errors import ValidationError
 #: Above these sizes ``auto`` uses the heuristic.
 EXACT_MAX_VMS = 300
 EXACT_MAX_HOSTS = 40
-MODES = ("auto", "exact", "heuristic")
+MODES = ("auto", "exact", "heuristic", "repack")
 
 
 def consolidate(
@@ -28,13 +29,21 @@ def consolidate(
     failures: int | None = None,
     time_limit_s: float = 10.0,
 ) -> ConsolidationPlan:
-    """Plan the fewest active hosts with the fewest migrations, keeping an N+K reserve."""
+    """Plan the fewest active hosts with the fewest migrations, keeping an N+K reserve.
+
+    ``exact`` is CP-SAT (small fleets), ``heuristic`` drains the least-loaded
+    hosts (any size, few migrations), ``repack`` packs every VM afresh with the
+    bulk packer and K empty standby hosts (fewest hosts, many migrations),
+    ``auto`` picks exact when the fleet is small.
+    """
     if mode not in MODES:
         raise ValidationError(f"Consolidation mode {mode!r} is unknown; use {', '.join(MODES)}.")
     k = fleet.settings.ha_host_failures if failures is None else failures
     small = (
         sum(v.running for v in fleet.vms) <= EXACT_MAX_VMS and len(fleet.hosts) <= EXACT_MAX_HOSTS
     )
+    if mode == "repack":
+        return _repack(fleet, k)
     heuristic = _heuristic(fleet, k)
     if mode == "heuristic" or (mode == "auto" and not small):
         return heuristic
@@ -87,4 +96,26 @@ def _heuristic(fleet: Fleet, k: int) -> ConsolidationPlan:
         ),
         unplaced=tuple(unplaced),
         notes=notes,
+    )
+
+
+def _repack(fleet: Fleet, k: int) -> ConsolidationPlan:
+    result = pack(fleet, k)
+    start = ClusterState.from_fleet(fleet)
+    on = set(result.target.values()) | set(result.reserve_hosts)
+    notes = [f"{len(result.reserve_hosts)} empty standby host(s) kept for the N+{k} reserve."]
+    if result.unplaced:
+        notes.append(f"{len(result.unplaced)} VMs found no host in the repack; they stay put.")
+    if result.reserve_incompatible:
+        notes.append(f"{len(result.reserve_incompatible)} VMs could not restart on a standby host.")
+    return ConsolidationPlan(
+        method="repack-bulk",
+        active_hosts_before=int(start.active_hosts().sum()),
+        active_hosts_after=len(on),
+        lower_bound=result.lower_bound,
+        target=result.target,
+        schedule=order_moves(start, result.target),
+        hosts_to_power_off=tuple(h.name for h in fleet.hosts if h.name not in on),
+        unplaced=result.unplaced,
+        notes=tuple(notes),
     )

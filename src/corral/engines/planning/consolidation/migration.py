@@ -40,13 +40,12 @@ def order_moves(state: ClusterState, target: Mapping[str, str]) -> MigrationSche
         vm: work.index[h] for vm, h in target.items() if work.placement.get(vm) != work.index[h]
     }
     steps: list[Move] = []
-    hops = 0
+    hopped: set[str] = set()
     while pending:
         if _drain(work, pending, steps):
             continue
-        if hops >= len(target) or not _hop(work, pending, steps):
+        if not _hop(work, pending, steps, hopped):
             return MigrationSchedule(tuple(steps), tuple(sorted(pending)))
-        hops += 1
     return MigrationSchedule(tuple(steps))
 
 
@@ -72,17 +71,23 @@ def _drain(work: ClusterState, pending: dict[str, int], steps: list[Move]) -> bo
     return progressed
 
 
-def _hop(work: ClusterState, pending: dict[str, int], steps: list[Move]) -> bool:
-    """Break a deadlock: move one pending VM to a host outside its path; True if done."""
-    for vm in sorted(pending, key=lambda n: work.vm_by_name[n].memory_mib):
-        src, dst = work.placement.get(vm), pending[vm]
-        if src is None:
-            continue
-        for h in np.argsort(-(work.cap - work.used)[:, 1]):
-            host = int(h)
+def _hop(work: ClusterState, pending: dict[str, int], steps: list[Move], hopped: set[str]) -> bool:
+    """Break a deadlock: park one VM that sits where another wants to go; True if done.
+
+    Each VM hops at most once, onto a host no pending move is waiting for if
+    possible, so hops free room instead of taking it.
+    """
+    wanted = set(pending.values())
+    blockers = [vm for vm in pending if vm not in hopped and work.placement.get(vm) in wanted]
+    free_mem = (work.cap - work.used)[:, 1]
+    parking = sorted(range(work.n_hosts), key=lambda h: (h in wanted, -free_mem[h]))
+    for vm in sorted(blockers, key=lambda n: work.vm_by_name[n].memory_mib):
+        src, dst = work.placement[vm], pending[vm]
+        for host in parking:
             if host in (src, dst) or work.disabled[host]:
                 continue
             if can_receive(work, work.vm_by_name[vm], host):
                 _apply(work, vm, host, steps, temporary=True)
+                hopped.add(vm)
                 return True
     return False
