@@ -356,6 +356,7 @@ all_up() {
 
 cmd_status() {
     local k pid domains any=0
+    is_root || log "not root: the hosts' sockets are root-only, so they show as DOWN"
     for k in $(recorded_hosts); do
         any=1
         if pid=$(daemon_pid "$k") && host_answers "$k"; then
@@ -413,8 +414,8 @@ start_hosts() {
 
 cmd_up() {
     local n=$1 k
-    is_root || die "the hosts are privileged libvirtd instances: run as root"
     if all_up "$n"; then
+        ensure_guest  # a changed /init or kernel is rebuilt even while the hosts run
         log "already up ($n hosts)"
         cat "$ENV_FILE"
         return 0
@@ -501,7 +502,6 @@ stop_host() {
 
 cmd_down() {
     local k
-    is_root || die "the hosts are privileged libvirtd instances: run as root"
     for k in $(recorded_hosts); do
         stop_host "$k"
         log "host$k stopped"
@@ -529,14 +529,21 @@ main() {
         esac
     done
     [[ "$hosts" =~ ^[1-9][0-9]?$ ]] || die "--hosts takes a number from 1 to 99"
+    case "$command" in
+        up | down) ;;
+        status) cmd_status; return ;;
+        *) usage ;;
+    esac
+    if ! is_root; then
+        [ "$command" = down ] || ensure_packages
+        die "the hosts are privileged libvirtd instances: run as root (sudo bash scripts/realhosts.sh $command)"
+    fi
     mkdir -p "$STATE_DIR"
     exec 9>"$STATE_DIR/.lock"
     flock -w 600 9 || die "another realhosts.sh holds $STATE_DIR/.lock"
     case "$command" in
         up) cmd_up "$hosts" ;;
         down) cmd_down ;;
-        status) cmd_status ;;
-        *) usage ;;
     esac
 }
 

@@ -70,7 +70,8 @@ def booted(
     """One booted guest per later test on host 1, booted one after another, cpu last.
 
     One by one because concurrent TCG boots slow each other far more than linearly on two
-    cores (measured: 3 at once took 40 s each, one by one 10 s each).
+    cores when the machine is busy (measured at load 6-8: 3 at once took 40 s each, one by one
+    10 s each).
     """
     conns = [libvirt.open(uri) for uri in realhost_env.uris]
     factory = GuestFactory(realhost_env, conns, tmp_path_factory.mktemp("infra"))
