@@ -139,11 +139,17 @@ def _items(state: ClusterState, vms: list[VM]) -> tuple[list[_Item], list[str]]:
             parent[root(i)] = root(first.setdefault(g, i))
     groups: dict[int, list[VM]] = {}
     for i, v in enumerate(vms):
-        groups.setdefault(root(i), []).append(v)
+        groups.setdefault(root(i) if v.affinity else i, []).append(v)
     cache: dict[tuple[object, ...], BoolArray] = {}
     items: list[_Item] = []
     conflicted: list[str] = []
     for members in groups.values():
+        if len(members) == 1:  # the common case, kept cheap
+            v = members[0]
+            compat = _compat(state, v, cache)
+            anti_set = frozenset(v.anti_affinity)
+            items.append(_Item((v,), demand_of(v), anti_set, compat, v.priority))
+            continue
         anti = [g for v in members for g in v.anti_affinity]
         if len(anti) != len(set(anti)):
             conflicted += [v.name for v in members]
