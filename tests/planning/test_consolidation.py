@@ -151,3 +151,12 @@ def test_rebalance_never_worsens_nor_breaks(fleet: Fleet) -> None:
     assert len(plan.schedule.steps) <= 4 or any(m.temporary for m in plan.schedule.steps)
     if plan.schedule.complete:
         assert replay(fleet, plan.schedule.steps) == []
+
+
+def test_strategies_registered_and_described() -> None:
+    from corral.engines.planning.consolidation.engine import MODES
+    from corral.engines.planning.consolidation.strategies.registry import STRATEGIES
+
+    assert set(STRATEGIES) == {"exact", "heuristic", "repack"}
+    assert MODES == ("auto", *STRATEGIES)
+    assert all(cls.description for cls in STRATEGIES.values())

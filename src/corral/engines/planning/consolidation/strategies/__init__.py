@@ -1,0 +1,1 @@
+"""Consolidation strategies, one per file (Watcher-style), registered in :mod:`.registry`."""
