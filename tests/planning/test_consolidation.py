@@ -158,5 +158,5 @@ def test_strategies_registered_and_described() -> None:
     from corral.engines.planning.consolidation.strategies.registry import STRATEGIES
 
     assert set(STRATEGIES) == {"exact", "heuristic", "repack"}
-    assert MODES == ("auto", *STRATEGIES)
+    assert ("auto", *STRATEGIES) == MODES
     assert all(cls.description for cls in STRATEGIES.values())
