@@ -14,7 +14,7 @@ from typing import Any
 
 import libvirt
 import pytest
-from guest import Guest, GuestFactory, RealhostEnv, migrate_live, run_virsh
+from guest import Guest, GuestFactory, RealhostEnv, guest_xml, migrate_live, run_virsh
 from lxml import etree
 
 MIB = 1024 * 1024
@@ -138,3 +138,37 @@ def test_live_migration_keeps_the_identity(
     # Alive after the move: it still answers the ACPI power button on the new host.
     moved.shutdown()
     _wait_state(moved, libvirt.VIR_DOMAIN_SHUTOFF, timeout_s=60)
+
+
+def test_guest_xml_holds_what_the_guests_rely_on() -> None:
+    xml = guest_xml(
+        "a<b>&'c",
+        vcpus=2,
+        memory_mib=128,
+        kernel="/k",
+        initrd="/i",
+        load="disk",
+        disk_path="/d.qcow2",
+        uuid="0b4c9d8e-9a43-4a4e-8d3c-2a1b0c9d8e7f",
+        console_log="/c.log",
+        network="corral",
+    )
+    root = etree.fromstring(xml)
+
+    def value(path: str) -> str:
+        return str(root.xpath(f"string({path})"))
+
+    assert value("@type") == "qemu"
+    assert value("name") == "a<b>&'c"  # markup in a name stays text
+    assert value("os/cmdline") == "console=ttyS0 panic=-1 corral.load=disk"
+    assert root.find("features/acpi") is not None
+    assert value("features/tcg/tb-cache") == "32"
+    assert value("devices/memballoon[@model='virtio']/stats/@period") == "2"
+    assert value("devices/disk/driver/@type") == "qcow2"
+    assert (value("devices/disk/target/@dev"), value("devices/disk/target/@bus")) == (
+        "vda",
+        "virtio",
+    )
+    assert value("devices/interface/source/@network") == "corral"
+    assert value("devices/serial/source/@path") == "/c.log"
+    assert (value("vcpu"), value("memory")) == ("2", "128")
