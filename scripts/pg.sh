@@ -40,8 +40,11 @@ case "${1:-up}" in
       as_pg "$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE corral_test OWNER corral"
     echo "CORRAL_TEST_PG_URL=$url"
     ;;
+  status)
+    [ -n "$bindir" ] && [ -d "$dir/data" ] && as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null
+    ;;
   down)
     [ -n "$bindir" ] && [ -d "$dir/data" ] && as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
     ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|status|down" >&2; exit 2 ;;
 esac

@@ -7,15 +7,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh --test
 
+# Stop only what this run started: hosts or a database already up belong to someone else.
+started_hosts=0
+started_pg=0
 cleanup() {
-  [ -f scripts/realhosts.sh ] && bash scripts/realhosts.sh down >/dev/null 2>&1 || true
-  bash scripts/pg.sh down >/dev/null 2>&1 || true
+  [ $started_hosts = 1 ] && bash scripts/realhosts.sh down >/dev/null 2>&1 || true
+  [ $started_pg = 1 ] && bash scripts/pg.sh down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+
+bash scripts/pg.sh status >/dev/null 2>&1 || started_pg=1
 
 eval "$(bash scripts/pg.sh up | sed 's/^/export /')"
 if [ -f scripts/realhosts.sh ]; then
   if [ "$(id -u)" = 0 ]; then
+    bash scripts/realhosts.sh status >/dev/null 2>&1 || started_hosts=1
     bash scripts/realhosts.sh up
     export CORRAL_REQUIRE_REALHOST=1
   else
