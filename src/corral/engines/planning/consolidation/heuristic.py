@@ -1,10 +1,10 @@
-"""Fast consolidation: drain the least-loaded hosts onto the others, one host at a time.
+"""Fast consolidation: drain hosts onto the others, one host at a time.
 
-Hosts are tried from the least loaded up; a host is switched off only if every
-one of its VMs finds room on the hosts that stay on (stacking weighers, every
-filter including the N+K reserve counted over the hosts that stay on). VMs
-only leave hosts that are switched off, which keeps migrations few. Stops
-trying once the lower bound is reached.
+Hosts are tried from the fewest VMs up (then the least loaded): each VM of a
+switched-off host is one migration, and only VMs of switched-off hosts move.
+A host is switched off only if every one of its VMs finds room on the hosts
+that stay on (stacking weighers, every filter including the N+K reserve
+counted over the hosts that stay on). Stops once the lower bound is reached.
 """
 
 from __future__ import annotations
@@ -39,10 +39,12 @@ def place_unplaced(state: ClusterState, fleet: Fleet, scheduler: Scheduler) -> l
 def drain_hosts(state: ClusterState, scheduler: Scheduler, floor: int, failures: int) -> None:
     """Switch off (disable) hosts whose VMs all fit elsewhere, until ``floor`` hosts remain on.
 
-    Empty hosts come first; a host stays on if switching it off would break the
-    N+K reserve, so the hosts left on include any empty standby the reserve needs.
+    Empty hosts come first, then hosts with the fewest VMs; a host stays on if
+    switching it off would break the N+K reserve, so the hosts left on include
+    any empty standby the reserve needs.
     """
-    for h in np.argsort(load_fraction(state), kind="stable"):
+    counts = np.array([len(state.by_host.get(i, ())) for i in range(state.n_hosts)])
+    for h in np.lexsort((load_fraction(state), counts)):  # fewest VMs first: fewest moves
         host = int(h)
         if state.disabled[host] or int((~state.disabled).sum()) <= floor:
             continue
