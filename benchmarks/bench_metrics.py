@@ -94,14 +94,16 @@ def open_backend(name: str, workdir: Path) -> Iterator[tuple[MetricsStore, Path]
                 vs.close()
 
 
-def synthetic_batch(n_series: int, n_steps: int, t0: int, seed: int) -> SampleBatch:
+def synthetic_batch(n_vms: int, n_steps: int, t0: int, seed: int) -> SampleBatch:
+    """``n_vms`` VMs x the 4 benchmark metrics x ``n_steps`` one-minute steps."""
     rng = np.random.default_rng(seed)
-    keys = [SeriesKey(EntityKind.vm, f"vm-{i:06d}", "cpu_pct") for i in range(n_series)]
+    keys = [SeriesKey(EntityKind.vm, f"vm-{i:06d}", m) for i in range(n_vms) for m in METRICS]
+    n_series = len(keys)
     return SampleBatch(
         keys,
         [f"host-{i}" for i in range(100)],
         np.repeat(np.arange(n_series, dtype=np.int64), n_steps),
-        np.repeat(np.arange(n_series, dtype=np.int64) % 100, n_steps),
+        np.repeat((np.arange(n_series, dtype=np.int64) // len(METRICS)) % 100, n_steps),
         np.tile(t0 + 60 * np.arange(n_steps, dtype=np.int64), n_series),
         rng.uniform(0, 100, n_series * n_steps).round(2),
     )
@@ -114,9 +116,9 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def bench_ingest(store: MetricsStore, total: int) -> tuple[int, float]:
-    """Batches of 1 M samples: 10,000 series x 100 one-minute steps each."""
+    """Batches of 1 M samples: 2,500 VMs x 4 metrics x 100 one-minute steps each."""
     t0 = int(time.time()) // DAY * DAY - 20 * DAY
-    batches = [synthetic_batch(10_000, 100, t0 + i * 6000, i) for i in range(total // 1_000_000)]
+    batches = [synthetic_batch(2_500, 100, t0 + i * 6000, i) for i in range(total // 1_000_000)]
     secs = sum(timed(lambda b=b: store.write(b)) for b in batches)
     return sum(len(b) for b in batches), secs
 

@@ -107,6 +107,9 @@ def test_rollups_agree_with_raw_data(store: MetricsStore) -> None:
     assert [r.avg for r in hourly] == pytest.approx(blocks.mean(axis=1).tolist())
     assert [r.max for r in hourly] == pytest.approx(blocks.max(axis=1).tolist())
     assert [r.p95 for r in hourly] == pytest.approx(np.quantile(blocks, 0.95, axis=1).tolist())
+    five = store.rollup_rows(300, VM, "u1", "cpu_pct", T0, T0 + DAY)
+    assert [r.avg for r in five] == pytest.approx(values[0, :288].tolist())
+    assert {r.count for r in five} == {1}
     daily = store.rollup_rows(86400, VM, "u1", "cpu_pct", T0, T0 + 2 * DAY)
     assert [r.ts for r in daily] == [T0, T0 + DAY]
     assert [r.avg for r in daily] == pytest.approx(values[0].reshape(2, 288).mean(axis=1).tolist())

@@ -6,8 +6,11 @@ one series across migrations. Where each entity was is written beside it as
 materialised as ``corralmeta_rollup{metric, kind, id, res, stat}``: raw
 series are streamed once through /api/v1/export, summarised in numpy and
 imported back, with the watermark per level kept as
-``corralmeta_watermark{res}``. Retention of every level is the server's own
-``-retentionPeriod``: VictoriaMetrics cannot delete a time range, so
+``corralmeta_watermark{res}``. Only the 1 h and 1 day levels are stored: the
+5-minute level would copy 5-minute data five times over, so it is summarised
+from raw samples when read (raw samples live as long as the rollups here).
+Retention of every level is the server's own ``-retentionPeriod``:
+VictoriaMetrics cannot delete a time range, so
 ``apply_retention`` drops nothing.
 
 PromQL windows are left-open, ``(t - w, t]``; evaluating at ``b + w - 1 ms``
@@ -16,10 +19,12 @@ gives exactly Corral's ``[b, b + w)`` on whole-second timestamps.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -46,6 +51,8 @@ _FN = {
     Stat.max: "max_over_time({sel}[{w}s])",
     Stat.p95: "quantile_over_time(0.95, {sel}[{w}s])",
 }
+#: Rollup levels stored as series; 5 minutes is summarised from raw samples on read.
+MATERIALISED: tuple[int, ...] = tuple(r for r in ROLLUP_RESOLUTIONS if r > 300)
 _RAW_SELECTOR = '{__name__=~"corral_.+"}'
 _EPS = 0.001  # evaluate at the bucket's last millisecond
 
@@ -59,11 +66,21 @@ def _sel(kind: EntityKind, metric: str, entity: str | None = None) -> str:
     return f"corral_{metric}{{kind={_q(kind.value)}{ent}}}"
 
 
+@functools.lru_cache(maxsize=64)
+def _ts_json_cached(raw: bytes) -> str:
+    return json.dumps((np.frombuffer(raw, dtype=np.int64) * 1000).tolist())
+
+
+def _ts_json(ts: IntArray) -> str:
+    """Timestamps as a JSON list of ms; series of one batch mostly share them, so cache."""
+    return _ts_json_cached(np.ascontiguousarray(ts).tobytes())
+
+
 def _line(
     labels: dict[str, str], ts_s: Sequence[int] | IntArray, values: Sequence[float] | FloatArray
 ) -> str:
     """One /api/v1/import JSON line (timestamps in ms); numbers go through the C JSON encoder."""
-    ts = json.dumps((np.asarray(ts_s, dtype=np.int64) * 1000).tolist())
+    ts = _ts_json(np.asarray(ts_s, dtype=np.int64))
     vals = json.dumps(np.asarray(values, dtype=np.float64).tolist())
     return f'{{"metric":{json.dumps(labels)},"values":{vals},"timestamps":{ts}}}'
 
@@ -81,8 +98,8 @@ class VictoriaMetricsStore:
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
 
     # -- plumbing ---------------------------------------------------------------
-    def _post_lines(self, lines: Iterable[str]) -> None:
-        body = "\n".join(lines).encode()
+    def _post_lines(self, lines: Iterable[str] | str) -> None:
+        body = (lines if isinstance(lines, str) else "\n".join(lines)).encode()
         if not body:
             return
         try:
@@ -127,17 +144,22 @@ class VictoriaMetricsStore:
 
     # -- write ------------------------------------------------------------------
     def write(self, batch: SampleBatch) -> int:
+        """Import the batch; bodies are posted by a second thread while the next is built."""
         n = len(batch)
         if n == 0:
             return 0
-        self._post_lines(self._sample_lines(batch))
-        self._post_lines(self._placement_lines(batch))
+        with ThreadPoolExecutor(max_workers=1) as poster:
+            pending = [
+                poster.submit(self._post_lines, body) for body in _bodies(self._lines(batch))
+            ]
+            for fut in pending:
+                fut.result()
         self._mark_late(batch)
         return n
 
     def _mark_late(self, batch: SampleBatch) -> None:
         """Series with samples behind a rollup watermark get ``corralmeta_dirty``: rolled again."""
-        marks = [w for w in (self._watermark(r) for r in ROLLUP_RESOLUTIONS) if w is not None]
+        marks = [w for w in (self._watermark(r) for r in MATERIALISED) if w is not None]
         if not marks:
             return
         late = np.unique(batch.series_idx[batch.ts < max(marks)])
@@ -154,56 +176,59 @@ class VictoriaMetricsStore:
             lines.append(f'{{"metric":{json.dumps(labels)},"values":[1],"timestamps":[{stamp}]}}')
         self._post_lines(lines)
 
-    def _sample_lines(self, batch: SampleBatch) -> Iterator[str]:
+    def _lines(self, batch: SampleBatch) -> Iterator[str]:
+        """One import line per series, then ``corralmeta_placement{kind, id, host} 1`` lines.
+
+        Placement is written at the timestamps of each entity's fullest series
+        in the batch, split by host; readers look hosts up as of a time.
+        """
         order = np.argsort(batch.series_idx, kind="stable")
-        sidx = batch.series_idx[order]
-        cuts = np.flatnonzero(np.diff(sidx)) + 1
+        cuts = np.flatnonzero(np.diff(batch.series_idx[order])) + 1
+        fullest: dict[tuple[EntityKind, str], IntArray] = {}
         for chunk in np.split(order, cuts):
             key = batch.series[int(batch.series_idx[chunk[0]])]
             labels = {"__name__": f"corral_{key.metric}", "kind": key.kind.value, "id": key.entity}
             yield _line(labels, batch.ts[chunk], batch.values[chunk])
-
-    def _placement_lines(self, batch: SampleBatch) -> Iterator[str]:
-        """``corralmeta_placement{kind, id, host} 1`` at every distinct time of each entity."""
-        ents = list(dict.fromkeys((k.kind, k.entity) for k in batch.series))
-        ent_of = {e: i for i, e in enumerate(ents)}
-        ent = np.array([ent_of[(k.kind, k.entity)] for k in batch.series], dtype=np.int64)
-        n_hosts = max(1, len(batch.hosts))
-        group = ent[batch.series_idx] * n_hosts + batch.host_idx
-        keys = np.unique((group << 34) | batch.ts)  # ts < 2**34 s (the year 2514)
-        groups, ts = keys >> 34, keys & ((1 << 34) - 1)
-        cuts = np.flatnonzero(np.diff(groups)) + 1
-        for g_ts, g in zip(np.split(ts, cuts), np.split(groups, cuts), strict=True):
-            e, h = divmod(int(g[0]), n_hosts)
-            kind, entity = ents[e]
-            labels = {
-                "__name__": "corralmeta_placement",
-                "kind": kind.value,
-                "id": entity,
-                "host": batch.hosts[h],
-            }
-            yield _line(labels, g_ts, np.ones(len(g_ts)))
+            ent = (key.kind, key.entity)
+            if ent not in fullest or len(chunk) > len(fullest[ent]):
+                fullest[ent] = chunk
+        for (kind, entity), chunk in fullest.items():
+            hosts = batch.host_idx[chunk]
+            for h in np.unique(hosts).tolist():
+                ts = batch.ts[chunk[hosts == h]]
+                labels = {
+                    "__name__": "corralmeta_placement",
+                    "kind": kind.value,
+                    "id": entity,
+                    "host": batch.hosts[h],
+                }
+                yield _line(labels, ts, np.ones(len(ts)))
 
     # -- queries ----------------------------------------------------------------
     def raw(
         self, kind: EntityKind, entity: str, metric: str, start: int, end: int
     ) -> list[tuple[int, str, float]]:
         check_range(start, end)
-        where = self._placements(kind, entity, start, end)
+        when, hosts = self._placements(kind, entity, start, end)
         out: list[tuple[int, str, float]] = []
         for row in self._export(_sel(kind, metric, entity), start, end):
-            for t_ms, v in zip(row["timestamps"], row["values"], strict=True):
-                t = int(t_ms) // 1000
-                out.append((t, where.get(t, ""), float(v)))
+            ts = np.asarray(row["timestamps"], dtype=np.int64) // 1000
+            at = np.clip(np.searchsorted(when, ts, side="right") - 1, 0, None)
+            for t, i, v in zip(ts.tolist(), at.tolist(), row["values"], strict=True):
+                out.append((t, hosts[i] if hosts else "", float(v)))
         return sorted(out)
 
-    def _placements(self, kind: EntityKind, entity: str, start: int, end: int) -> dict[int, str]:
+    def _placements(
+        self, kind: EntityKind, entity: str, start: int, end: int
+    ) -> tuple[IntArray, list[str]]:
+        """Times (sorted) and the host at each: where the entity was, as of a time."""
         match = f"corralmeta_placement{{kind={_q(kind.value)},id={_q(entity)}}}"
-        where: dict[int, str] = {}
-        for row in self._export(match, start, end):
-            for t_ms in row["timestamps"]:
-                where[int(t_ms) // 1000] = row["metric"]["host"]
-        return where
+        pairs = sorted(
+            (int(t_ms) // 1000, row["metric"]["host"])
+            for row in self._export(match, start - 86400, end)
+            for t_ms in row["timestamps"]
+        )
+        return np.array([t for t, _ in pairs], dtype=np.int64), [h for _, h in pairs]
 
     def series(
         self,
@@ -300,6 +325,8 @@ class VictoriaMetricsStore:
     def rollup_rows(
         self, resolution: int, kind: EntityKind, entity: str, metric: str, start: int, end: int
     ) -> list[RollupRow]:
+        if resolution not in MATERIALISED:
+            return self._rollup_rows_from_raw(resolution, kind, entity, metric, start, end)
         match = (
             f"corralmeta_rollup{{metric={_q(metric)},kind={_q(kind.value)},"
             f'id={_q(entity)},res="{resolution}"}}'
@@ -317,6 +344,22 @@ class VictoriaMetricsStore:
             for t, n in sorted(cols["n"].items())
         ]
 
+    def _rollup_rows_from_raw(
+        self, resolution: int, kind: EntityKind, entity: str, metric: str, start: int, end: int
+    ) -> list[RollupRow]:
+        """The 5-minute level, summarised from raw samples on read (they are kept as long)."""
+        rows = self.raw(kind, entity, metric, start, end)
+        if not rows:
+            return []
+        ts = np.array([t for t, _, _ in rows], dtype=np.int64)
+        st = bucket_stats(ts, np.array([v for *_, v in rows]), resolution)
+        return [
+            RollupRow(int(t), int(n), float(a), float(b), float(c), float(d))
+            for t, n, a, b, c, d in zip(
+                st.ts, st.count, st.min, st.avg, st.max, st.p95, strict=True
+            )
+        ]
+
     def _watermark(self, r: int) -> int | None:
         rows = self._query(
             f'last_over_time(corralmeta_watermark{{res="{r}"}}[3650d])', self._server_now()
@@ -330,7 +373,7 @@ class VictoriaMetricsStore:
     def rollup(self, now: int) -> int:
         made = self._reroll_dirty()
         spans: dict[int, tuple[int, int]] = {}
-        for r in ROLLUP_RESOLUTIONS:
+        for r in MATERIALISED:
             wm = self._watermark(r)
             frm = wm if wm is not None else self._first_ts()
             if frm is not None and align(frm, r) < align(now, r):
@@ -363,7 +406,7 @@ class VictoriaMetricsStore:
             first = self._query(
                 f"tfirst_over_time({_sel(kind, metric, ent)}[3650d])", self._server_now()
             )
-            for r in ROLLUP_RESOLUTIONS:
+            for r in MATERIALISED:
                 wm = self._watermark(r)
                 if first and wm is not None:
                     lo = align(int(float(first[0]["value"][1])), r)
@@ -382,6 +425,8 @@ class VictoriaMetricsStore:
         """Stream raw series once through /api/v1/export; summarise each level's span in numpy."""
         made = 0
         lines: list[str] = []
+        poster = ThreadPoolExecutor(max_workers=1)
+        pending: list[Future[None]] = []
         frm = min(lo for lo, _ in spans.values())
         upto = max(hi for _, hi in spans.values())
         params = {"match[]": sel, "start": str(frm), "end": f"{upto - _EPS:.3f}"}
@@ -393,11 +438,17 @@ class VictoriaMetricsStore:
                     if text.strip():
                         made += self._rollup_series(json.loads(text), spans, lines)
                     if len(lines) >= 2000:
-                        self._post_lines(lines)
-                        lines.clear()
+                        while len(pending) >= 2:  # bound memory: two bodies in flight
+                            pending.pop(0).result()
+                        pending.append(poster.submit(self._post_lines, "\n".join(lines)))
+                        lines = []
+            pending.append(poster.submit(self._post_lines, "\n".join(lines)))
+            for f in pending:
+                f.result()
         except httpx.HTTPError as exc:
             raise StoreError(f"VictoriaMetrics at {self.url} is unreachable: {exc}") from None
-        self._post_lines(lines)
+        finally:
+            poster.shutdown(wait=True)
         return made
 
     @staticmethod
@@ -435,6 +486,20 @@ def _rollup_lines(m: dict[str, str], r: int, st: BucketStats, out: list[str]) ->
     for stat, vals in stats:
         out.append(_line({**base, "stat": stat}, st.ts, vals.astype(np.float64)))
     return len(st.ts)
+
+
+def _bodies(lines: Iterable[str], max_bytes: int = 8 << 20) -> Iterator[str]:
+    """Lines joined into import bodies of about ``max_bytes``."""
+    part: list[str] = []
+    size = 0
+    for line in lines:
+        part.append(line)
+        size += len(line) + 1
+        if size >= max_bytes:
+            yield "\n".join(part)
+            part, size = [], 0
+    if part:
+        yield "\n".join(part)
 
 
 def _reduce(values: list[float], stat: Stat) -> float:
