@@ -145,7 +145,7 @@ def test_token_create_list_revoke(home: Path) -> None:
 
 
 def test_demo_no_serve_builds_a_realistic_fleet(home: Path) -> None:
-    proc = run(home, "demo", "--no-serve", "--output", "json")
+    proc = run(home, "demo", "--no-serve", "--history-days", "2", "--output", "json")
     info = json.loads(proc.stdout)
     fleet = info["fleet"]
     assert len(info["hosts"]) == 6
@@ -156,6 +156,13 @@ def test_demo_no_serve_builds_a_realistic_fleet(home: Path) -> None:
     assert {"created", "deleted", "migrated", "stopped", "snapshot-taken"} <= set(info["events"])
     vms = json.loads(run(home, "vms", "-o", "json").stdout)
     assert len(vms) == fleet["vms"]
+    # a history replayed from the real Bitbrains traces: 2 days of 5-minute samples per VM
+    assert info["metrics"]["vms"] == fleet["running"]
+    assert info["metrics"]["samples"] >= fleet["running"] * 2 * 288
+    top = json.loads(
+        run(home, "metrics", "top", "cpu_pct", "-n", "3", "--start", "-1d", "-o", "json").stdout
+    )
+    assert len(top) == 3
     # the same seed gives the same fleet; re-running replaces the demo instead of doubling it
-    again = json.loads(run(home, "demo", "--no-serve", "--output", "json").stdout)
+    again = json.loads(run(home, "demo", "--no-serve", "--history-days", "0", "-o", "json").stdout)
     assert again["fleet"] == fleet

@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
+from corral.demo.metrics import backfill_history, default_trace_dir, running_vms, start_live
 from corral.demo.run import build_demo, summary
 
 
@@ -27,6 +28,10 @@ def demo(
     folder: Path | None = typer.Option(
         None, help="Where the node files go (default: $CORRAL_HOME/demo)."
     ),
+    traces: Path | None = typer.Option(
+        None, help="Bitbrains or PlanetLab traces for the VMs' history (default: ../shared/data)."
+    ),
+    history_days: float = typer.Option(30.0, min=0, help="Days of metrics history (0: none)."),
     port: int = typer.Option(8080, help="API port when serving."),
     bind: str = typer.Option("127.0.0.1", help="API address when serving."),
     output: OutputFormat = OutputOption,
@@ -45,7 +50,25 @@ def demo(
             n_hosts=hosts,
             progress=lambda n, total: bar.update(task, completed=n, total=total),
         )
-    info = summary(inv, [h.name for h in result.fleet.hosts])
+    names = [h.name for h in result.fleet.hosts]
+    info = summary(inv, names)
+    trace_dir = traces or default_trace_dir()
+    vms_running = running_vms(inv, names)
+    store = None
+    if history_days > 0 and trace_dir is not None:
+        from corral.api.routes.metrics import get_metrics_store
+
+        store = get_metrics_store()
+        done = backfill_history(store, vms_running, trace_dir, history_days, seed)
+        info["metrics"] = {
+            "traces": str(trace_dir),
+            "vms": done.vms,
+            "days": history_days,
+            "samples": done.samples,
+            "seconds": round(done.seconds, 1),
+        }
+    elif history_days > 0:
+        info["metrics"] = {"skipped": "no trace folder found; pass --traces DIR"}
     if output is OutputFormat.json:
         typer.echo(to_json(info))
     else:
@@ -53,9 +76,12 @@ def demo(
         emit(info["hosts"], output, title="hosts")
         emit_object(info["fleet"], output, title="fleet")
         emit_object(info["events"], output, title="recorded events")
+        emit_object(info.get("metrics", {"skipped": "--history-days 0"}), output, title="metrics")
     if serve:
         from corral.cli.serve import run_server
 
+        if store is not None and trace_dir is not None:
+            start_live(store, vms_running, trace_dir, seed)
         token = context.tokens().create_or_rotate("demo")
         typer.echo(f"Write token for this demo (shown once): {token}")
         run_server(bind, port)

@@ -24,6 +24,11 @@ _app = typer.Typer(
     add_completion=False,
 )
 
+@_app.callback()
+def _root() -> None:
+    """See, control and plan a fleet of virtual machines across libvirt hosts."""
+
+
 #: Command-group modules, each with a ``register(app: typer.Typer) -> None``, and the
 #: top-level commands each one adds (so a command imports only its own module: the
 #: planning engines pull in OR-Tools, which is slow to import).
