@@ -1,4 +1,4 @@
-"""Metrics from real QEMU/TCG guests: a guest that burns CPU or writes its disk shows exactly that."""
+"""Metrics from real TCG guests: a guest that burns CPU or writes its disk shows exactly that."""
 
 from __future__ import annotations
 
