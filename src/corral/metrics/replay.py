@@ -112,10 +112,11 @@ def backfill(
     n_steps = int(days * 86400) // STEP_S
     first = last - n_steps
     written = 0
-    per_batch = max(1, _BATCH_SAMPLES // (n_steps * len(names)))
-    for lo in range(0, len(assignments), per_batch):
-        batch = _history_batch(assignments[lo : lo + per_batch], names, first, n_steps)
-        written += store.write(batch)
+    per_batch = max(1, _BATCH_SAMPLES // n_steps)
+    for metric in names:  # one metric at a time: its samples stay together on disk
+        for lo in range(0, len(assignments), per_batch):
+            chunk = assignments[lo : lo + per_batch]
+            written += store.write(_history_batch(chunk, [metric], first, n_steps))
     if rollup:
         store.rollup(last * STEP_S)
     return written

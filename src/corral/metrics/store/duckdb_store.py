@@ -308,13 +308,21 @@ class DuckDBStore:
     ) -> dict[str, float]:
         check_range(start, end)
         with self._lock:
+            sids = [i for k, i in self._series.items() if k.kind is kind and k.metric == metric]
+            if not sids:
+                return {}
             rows = self._db.execute(
-                self._per_entity_sql(start, stat), [kind.value, metric, start, end]
+                self._per_entity_sql(start, stat),
+                [min(sids), max(sids), kind.value, metric, start, end],
             )
             return {str(e): float(v) for e, v in rows.fetchall() if v is not None}
 
     def _per_entity_sql(self, start: int, stat: Stat) -> str:
-        """Raw data while it is kept; else the 5-minute rollup (its averages for p95)."""
+        """Raw data while it is kept; else the 5-minute rollup (its averages for p95).
+
+        The explicit id range lets DuckDB skip row groups of other metrics when a
+        metric's series were created together (as a backfill does).
+        """
         if start >= self._horizon(0):
             table, expr = "samples", _STAT_SQL[stat]
         else:
@@ -327,7 +335,8 @@ class DuckDBStore:
             }[stat]
         return f"""WITH agg AS (
             SELECT sid, {expr} AS v FROM {table}
-            WHERE sid IN (SELECT id FROM series WHERE kind = ? AND metric = ?)
+            WHERE sid BETWEEN ? AND ?
+              AND sid IN (SELECT id FROM series WHERE kind = ? AND metric = ?)
               AND ts >= ? AND ts < ? GROUP BY sid)
             SELECT s.entity, agg.v FROM agg JOIN series s ON s.id = agg.sid"""
 

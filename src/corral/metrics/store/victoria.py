@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -96,6 +96,7 @@ class VictoriaMetricsStore:
         self.url = url.rstrip("/")
         self.retention = retention or RetentionPolicy()
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        self._placed: OrderedDict[tuple[str, str, str], int] = OrderedDict()
 
     # -- plumbing ---------------------------------------------------------------
     def _post_lines(self, lines: Iterable[str] | str) -> None:
@@ -196,6 +197,8 @@ class VictoriaMetricsStore:
             hosts = batch.host_idx[chunk]
             for h in np.unique(hosts).tolist():
                 ts = batch.ts[chunk[hosts == h]]
+                if not self._first_placement(kind, entity, batch.hosts[h], ts):
+                    continue
                 labels = {
                     "__name__": "corralmeta_placement",
                     "kind": kind.value,
@@ -203,6 +206,18 @@ class VictoriaMetricsStore:
                     "host": batch.hosts[h],
                 }
                 yield _line(labels, ts, np.ones(len(ts)))
+
+    def _first_placement(self, kind: EntityKind, entity: str, host: str, ts: IntArray) -> bool:
+        """False when this process already wrote this entity's placement at exactly these times
+        (a backfill writes one metric at a time over the same times)."""
+        key = (kind.value, entity, host)
+        digest = hash(np.ascontiguousarray(ts).tobytes())
+        if self._placed.get(key) == digest:
+            return False
+        self._placed[key] = digest
+        if len(self._placed) > 200_000:
+            self._placed.popitem(last=False)
+        return True
 
     # -- queries ----------------------------------------------------------------
     def raw(
