@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from corral.config import Settings
@@ -170,11 +170,9 @@ class Inventory:
             q = base
             if cursor:
                 value, after = decode_cursor(cursor)
-                q = (
-                    q.where((key < value) | ((key == value) & (m.VM.uuid < after)))
-                    if descending
-                    else q.where((key > value) | ((key == value) & (m.VM.uuid > after)))
-                )
+                # A row-value comparison: one index range scan from the cursor on.
+                pos, last = tuple_(key, m.VM.uuid), tuple_(literal(value), literal(after))
+                q = q.where(pos < last if descending else pos > last)
             order = (key.desc(), m.VM.uuid.desc()) if descending else (key.asc(), m.VM.uuid.asc())
             q = q.order_by(*order)
             if limit is not None:

@@ -81,9 +81,18 @@ class Database:
             session.close()
 
     def analyze(self) -> None:
-        """Refresh the planner's statistics (after a bulk change such as a first sync)."""
+        """Refresh the planner's statistics after a bulk change such as a first sync.
+
+        On PostgreSQL also VACUUM, which marks pages all-visible so that counts
+        are answered from the indexes alone.
+        """
         from sqlalchemy import text
 
+        if self.backend == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM (ANALYZE) vms"))
+                conn.execute(text("ANALYZE"))
+            return
         with self.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -115,13 +116,26 @@ class VM(Base):
 
     # The common listings (live VMs by name, filtered by state, host, owner or
     # department) are each one ordered index range scan that stops at the page
-    # size; counts are index-only.
+    # size; counts are index-only. Partial indexes: listings are of live VMs.
     __table_args__ = (
-        Index("ix_vms_live_name", "deleted_at", "name", "uuid"),
-        Index("ix_vms_state_name", "state", "deleted_at", "name", "uuid"),
-        Index("ix_vms_host_state_name", "host_id", "state", "deleted_at", "name", "uuid"),
-        Index("ix_vms_owner_state_name", "owner", "state", "deleted_at", "name", "uuid"),
-        Index("ix_vms_department_state_name", "department", "state", "deleted_at", "name", "uuid"),
+        *(
+            Index(
+                f"ix_vms_live_{'_'.join(cols) or 'all'}",
+                *cols,
+                "name",
+                "uuid",
+                sqlite_where=text("deleted_at IS NULL"),
+                postgresql_where=text("deleted_at IS NULL"),
+            )
+            for cols in (
+                (),
+                ("state",),
+                ("host_id", "state"),
+                ("owner", "state"),
+                ("department", "state"),
+            )
+        ),
+        Index("ix_vms_deleted_at", "deleted_at"),
     )
 
 
