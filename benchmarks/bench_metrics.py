@@ -180,7 +180,8 @@ def run_history(
     )
     if not args.skip_rollup:
         secs = timed(lambda: store.rollup(end))
-        rows.append([name, "rollup 5m/1h/1d of the backfill", "", f"{secs:.1f} s", ""])
+        levels = "1h/1d (5m read from raw)" if name == "victoriametrics" else "5m/1h/1d"
+        rows.append([name, f"rollup {levels} of the backfill", "", f"{secs:.1f} s", ""])
     if isinstance(store, VictoriaMetricsStore):
         store.flush()
         time.sleep(2)
