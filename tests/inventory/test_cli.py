@@ -159,6 +159,13 @@ def test_demo_no_serve_builds_a_realistic_fleet(home: Path) -> None:
     # a history replayed from the real Bitbrains traces: 2 days of 5-minute samples per VM
     assert info["metrics"]["vms"] == fleet["running"]
     assert info["metrics"]["samples"] >= fleet["running"] * 2 * 288
+    sprawl = info["sprawl"]
+    assert sprawl["vms"] == fleet["vms"] - fleet["templates"]
+    assert sprawl["waste_yearly"] > 0 and sprawl["by_category"]["powered_off"]["count"] > 0
+    assert sprawl["by_category"]["orphaned_disk"]["count"] == fleet["orphaned_volumes"]
+    report = json.loads(run(home, "sprawl", "report", "--days", "2", "-o", "json").stdout)
+    assert report["summary"]["waste_yearly"] == sprawl["waste_yearly"]
+    assert report["findings"] and all(f["monthly"] >= 0 for f in report["findings"])
     top = json.loads(
         run(home, "metrics", "top", "cpu_pct", "-n", "3", "--start", "-1d", "-o", "json").stdout
     )

@@ -69,6 +69,11 @@ def demo(
         }
     elif history_days > 0:
         info["metrics"] = {"skipped": "no trace folder found; pass --traces DIR"}
+    from corral.cli.sprawl import live_report
+    from corral.engines.costing.loader import load_cost_model
+
+    sprawl = live_report(load_cost_model(), days=max(1, int(history_days) or 30)).summary()
+    info["sprawl"] = sprawl
     if output is OutputFormat.json:
         typer.echo(to_json(info))
     else:
@@ -77,6 +82,10 @@ def demo(
         emit_object(info["fleet"], output, title="fleet")
         emit_object(info["events"], output, title="recorded events")
         emit_object(info.get("metrics", {"skipped": "--history-days 0"}), output, title="metrics")
+        head = {k: v for k, v in sprawl.items() if k != "by_category"}
+        emit_object(head, output, title="sprawl, priced by the default cost model")
+        rows = [{"category": k, **v} for k, v in sprawl["by_category"].items()]
+        emit(rows, output, title="waste by category (each VM counted once; 'corral sprawl report')")
     if serve:
         from corral.cli.serve import run_server
 

@@ -22,6 +22,7 @@ from corral.engines.costing import (
     load_cost_model,
     price_fleet,
 )
+from corral.engines.costing.model import CostModel as CostModelT
 from corral.engines.sprawl import (
     DETECTORS,
     Finding,
@@ -167,6 +168,41 @@ def findings(
     ]
     cols = ["subject", "category", "monthly", "confidence", "also", "evidence", "action"]
     emit(rows, output, cols, title=f"Sprawl findings ({model.currency}/month)")
+
+
+@sprawl_app.command("report")
+def report(
+    days: int = typer.Option(30, min=1, max=400, help="Metrics window in days."),
+    cost_model: Path | None = CostModelOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The live fleet's sprawl: inventory and metrics history, priced (each VM counted once)."""
+    result = live_report(load_cost_model(cost_model), days)
+    if output is OutputFormat.json:
+        typer.echo(
+            to_json(
+                {
+                    "summary": result.summary(),
+                    "findings": [_finding_row(f) for f in result.findings],
+                }
+            )
+        )
+        return
+    head = {k: v for k, v in result.summary().items() if k != "by_category"}
+    emit_object(head, output, title=f"Sprawl in the live fleet ({result.currency})")
+    emit(_category_rows(result), output, title="Waste by category (each VM counted once)")
+    cols = ["subject", "category", "monthly", "confidence", "evidence", "action"]
+    top = sorted(result.findings, key=lambda f: -f.monthly_cost_held)[:20]
+    emit([_finding_row(f) for f in top], output, cols, title="Top findings")
+
+
+def live_report(model: CostModelT, days: int = 30) -> SprawlAnalysis:
+    """Run the analysis on the live inventory and the metrics store (empty store: no metrics)."""
+    from corral.api.routes.metrics import get_metrics_store
+    from corral.cli import context
+    from corral.reports.sprawl import live_sprawl
+
+    return live_sprawl(context.inventory(), get_metrics_store(), model, days=days)
 
 
 @sprawl_app.command("detectors")

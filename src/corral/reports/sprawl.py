@@ -1,0 +1,175 @@
+"""The live fleet's sprawl analysis: inventory + metrics history in, the pure sprawl engine run.
+
+Memory comes from the hypervisor's balloon statistics when the metrics store
+has them (labelled ``balloon``), never from inside the guest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+
+from corral.engines.costing.model import CostModel
+from corral.engines.sprawl.analysis import SprawlAnalysis, analyse
+from corral.engines.sprawl.model import (
+    Disk,
+    FloatArray,
+    HostRecord,
+    MetricBatch,
+    Snapshot,
+    VMRecord,
+    VMState,
+    Volume,
+)
+from corral.inventory.service import Inventory
+from corral.metrics.model import EntityKind
+from corral.metrics.store.base import MetricsStore
+from corral.store import models as m
+
+STEP_S = 300
+GIB = 1024**3
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _vm_record(vm: m.VM, host: str | None) -> VMRecord:
+    expiry = (
+        datetime.combine(vm.expires_on, datetime.min.time(), tzinfo=UTC) if vm.expires_on else None
+    )
+    state = VMState(vm.state) if vm.state in VMState._value2member_map_ else VMState.unknown
+    return VMRecord(
+        uuid=vm.uuid,
+        name=vm.name,
+        host=host,
+        state=state,
+        vcpus=vm.vcpus,
+        memory_mib=vm.memory_mib,
+        disks=tuple(
+            Disk(path=d["path"], size_gb=(d.get("capacity_bytes") or 0) / GIB)
+            for d in vm.disks or []
+            if d.get("device") == "disk" and d.get("path")
+        ),
+        snapshots=tuple(
+            Snapshot(name=s["name"], created_at=_when(s.get("created_at")))
+            for s in vm.snapshots or []
+        ),
+        owner=vm.owner,
+        department=vm.department,
+        purpose=vm.purpose,
+        project=vm.project,
+        environment=vm.environment,
+        expiry=expiry,
+        tags={t: "" for t in vm.tags or []},
+        created_at=vm.created_at,
+        state_since=vm.state_since,
+    )
+
+
+def _records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], list[Volume]]:
+    with inv.db.session() as s:
+        hosts = list(s.scalars(select(m.Host).order_by(m.Host.name)))
+        names = {h.id: h.name for h in hosts}
+        rows = s.scalars(select(m.VM).where(m.VM.deleted_at.is_(None), m.VM.is_template.is_(False)))
+        vms = [_vm_record(v, names.get(v.host_id) if v.host_id else None) for v in rows]
+        vols = s.execute(
+            select(m.Volume, m.Host.name)
+            .join(m.Pool, m.Volume.pool_id == m.Pool.id)
+            .join(m.Host, m.Pool.host_id == m.Host.id)
+            .where(m.Volume.used_by.is_(None))
+        ).all()
+        volumes = [
+            Volume(
+                path=v.path,
+                size_gb=v.capacity_bytes / GIB,
+                pool=None,
+                host=h,
+                created_at=v.first_seen_at,
+            )
+            for v, h in vols
+        ]
+        host_recs = [
+            HostRecord(
+                name=h.name,
+                cores=(h.sockets or 0) * (h.cores_per_socket or 0),
+                memory_mib=h.memory_mib or 0,
+                core_mhz=float(h.mhz) if h.mhz else None,
+            )
+            for h in hosts
+        ]
+    return vms, host_recs, volumes
+
+
+def _grid(
+    store: MetricsStore, uuid: str, metric: str, start: int, end: int
+) -> npt.NDArray[np.float64]:
+    n = (end - start) // STEP_S
+    out = np.full(n, np.nan)
+    for p in store.series(EntityKind.vm, uuid, metric, start, end, STEP_S):
+        i = (p.ts - start) // STEP_S
+        if 0 <= i < n:
+            out[i] = p.value
+    return out
+
+
+def metric_batch(
+    store: MetricsStore, vms: list[VMRecord], hosts: list[HostRecord], now: datetime, days: int
+) -> MetricBatch:
+    """Every running VM's 5-minute series over ``days``; NaN where nothing was collected."""
+    end = int(now.timestamp()) // STEP_S * STEP_S
+    start = end - days * 86400
+    mhz = {h.name: h.core_mhz or 0.0 for h in hosts}
+    ids = [v.uuid for v in vms]
+    cpu_mhz: list[npt.NDArray[np.float64]] = []
+    disk: list[npt.NDArray[np.float64]] = []
+    net: list[npt.NDArray[np.float64]] = []
+    mem: list[npt.NDArray[np.float64]] = []
+    for v in vms:
+        cpu = _grid(store, v.uuid, "cpu_pct", start, end)
+        cpu_mhz.append(cpu / 100.0 * v.vcpus * mhz.get(v.host or "", 0.0))
+        disk.append(
+            _grid(store, v.uuid, "disk_read_bytes_per_s", start, end)
+            + _grid(store, v.uuid, "disk_write_bytes_per_s", start, end)
+        )
+        net.append(
+            _grid(store, v.uuid, "net_rx_bytes_per_s", start, end)
+            + _grid(store, v.uuid, "net_tx_bytes_per_s", start, end)
+        )
+        used = _grid(store, v.uuid, "mem_used_pct", start, end)
+        mem.append(used / 100.0 * v.memory_mib)
+    n = (end - start) // STEP_S
+
+    def stack(rows: list[npt.NDArray[np.float64]]) -> FloatArray:
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), n)
+
+    return MetricBatch(
+        vm_uuids=tuple(ids),
+        start=start,
+        step_s=STEP_S,
+        cpu_mhz=stack(cpu_mhz),
+        disk_bytes_s=stack(disk),
+        net_bytes_s=stack(net),
+        memory_mib={"balloon": stack(mem)},
+    )
+
+
+def live_sprawl(
+    inv: Inventory,
+    store: MetricsStore | None,
+    model: CostModel,
+    *,
+    days: int = 30,
+    now: datetime | None = None,
+) -> SprawlAnalysis:
+    """The sprawl analysis of the live inventory, with its metrics history when there is one."""
+    now = now or inv.clock()
+    vms, hosts, volumes = _records(inv)
+    metrics = metric_batch(store, vms, hosts, now, days) if store is not None else None
+    return analyse(vms, now, model, hosts=hosts, volumes=volumes, metrics=metrics)
+
+
+__all__ = ["live_sprawl", "metric_batch"]
