@@ -317,7 +317,11 @@ def _remove_domain(conn: Any, guest_uuid: str) -> None:
         if dom.UUIDString() != guest_uuid:
             continue
         if dom.isActive():
-            dom.destroy()
+            try:
+                dom.destroy()
+            except libvirt.libvirtError as exc:  # it stopped on its own after the check
+                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                    raise
         if dom.isPersistent():
             dom.undefineFlags(
                 libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
