@@ -114,6 +114,7 @@ def test_one_vm_with_history_and_events(api: tuple[TestClient, str], inventory: 
     assert body["name"] == "web-01" and body["history"][0]["kind"] == "created"
     events = client.get("/api/v1/events", params={"vm": web["uuid"]}).json()
     assert [e["kind"] for e in events] == ["created"]
+    assert events[0]["vm_name"] == "web-01" and events[0]["vm_uuid"] == web["uuid"]
     _problem(client.get(f"/api/v1/vms/{uuidlib.UUID(int=99999)}"), 404, "not-found")
 
 

@@ -95,6 +95,7 @@ class EventPublic(BaseModel):
     at: str
     kind: str
     vm_uuid: str | None
+    vm_name: str | None = None
     host: str | None
     details: dict[str, Any]
 

@@ -250,7 +250,7 @@ def events(
     emit(
         context.inventory().events(vm=vm, kind=kind, limit=limit),
         output,
-        ["at", "kind", "host", "vm_uuid", "details"],
+        ["at", "kind", "host", "vm_name", "details"],
     )
 
 

@@ -196,7 +196,7 @@ class Inventory:
             vm, host = self._vm(s, ref)
             out = vm_detail(vm, host)
             out["history"] = [
-                _event_view(e)
+                _event_view(e, vm.name)
                 for e in s.scalars(
                     select(m.Event)
                     .where(m.Event.vm_uuid == vm.uuid)
@@ -214,7 +214,7 @@ class Inventory:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         with self.db.session() as s:
-            q = select(m.Event)
+            q = select(m.Event, m.VM.name).outerjoin(m.VM, m.VM.uuid == m.Event.vm_uuid)
             if vm:
                 q = q.where(m.Event.vm_uuid == self._vm(s, vm)[0].uuid)
             if kind:
@@ -222,7 +222,7 @@ class Inventory:
             if since:
                 q = q.where(m.Event.at >= since)
             q = q.order_by(m.Event.at.desc(), m.Event.id.desc()).limit(limit)
-            return [_event_view(e) for e in s.scalars(q)]
+            return [_event_view(e, name) for e, name in s.execute(q).all()]
 
     def set_metadata(
         self, ref: str, changes: dict[str, Any], *, actor: str = "cli"
@@ -399,12 +399,13 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _event_view(e: m.Event) -> dict[str, Any]:
+def _event_view(e: m.Event, vm_name: str | None = None) -> dict[str, Any]:
     return {
         "id": e.id,
         "at": e.at.isoformat(),
         "kind": e.kind,
         "vm_uuid": e.vm_uuid,
+        "vm_name": vm_name,
         "host": e.host_name,
         "details": e.details,
     }
