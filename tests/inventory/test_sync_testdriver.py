@@ -60,6 +60,7 @@ def test_first_sync_reads_hosts_vms_disks_snapshots_and_metadata(
     assert web["tags"] == ["prod", "web"]
     assert web["created_at"].startswith("2025-01-15")
     assert web["nics"][0]["mac"] == "52:54:00:aa:00:01"
+    assert web["history"][0]["details"]["discovered"] is True  # there before Corral first looked
     orphans = inventory.list_volumes(orphaned_only=True)
     assert [v["name"] for v in orphans] == ["forgotten.qcow2"]
 

@@ -57,11 +57,6 @@ def _bytes(el: etree._Element | None, default_unit: str = "kib") -> int | None:
         return None
 
 
-def _first(root: etree._Element, path: str) -> etree._Element | None:
-    found = root.find(path)
-    return found
-
-
 def _text(root: etree._Element, path: str) -> str | None:
     el = root.find(path)
     if el is None or el.text is None:

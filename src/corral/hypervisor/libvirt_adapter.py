@@ -65,7 +65,7 @@ _quiet_once = threading.Lock()
 _quiet_done = False
 
 
-def _quiet_libvirt() -> None:
+def quiet_libvirt() -> None:
     """libvirt prints every error to stderr by default; Corral reports them itself."""
     global _quiet_done
     with _quiet_once:
@@ -101,7 +101,7 @@ def connect(
     uri: str, credentials: Credentials | None = None, timeout: float = 15.0
 ) -> LibvirtHypervisor:
     """Open a connection, or raise one clear error saying why not."""
-    _quiet_libvirt()
+    quiet_libvirt()
     uri = validate_uri(uri)
     if is_test_file_uri(uri):
         _check_node_file(uri)

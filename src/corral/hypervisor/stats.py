@@ -18,12 +18,9 @@ import libvirt
 from lxml import etree
 
 from corral.errors import HostUnreachableError, NotFoundError
+from corral.hypervisor.libvirt_adapter import quiet_libvirt
 from corral.metrics.clock import Clock, SystemClock
 from corral.metrics.model import DomainCounters, HostCounters, HostSample
-
-
-def _quiet(_ctx: object, _err: object) -> None:
-    """Swallow libvirt's default stderr printing; errors still raise libvirtError."""
 
 
 def _sum_keys(stats: Mapping[str, Any], prefix: str, count_key: str, suffix: str) -> int | None:
@@ -178,7 +175,7 @@ class LibvirtStatsSource:
         }
         self._lock = threading.Lock()
         self.clock = clock or SystemClock()
-        libvirt.registerErrorHandler(_quiet, None)
+        quiet_libvirt()
 
     def hosts(self) -> list[str]:
         return list(self._targets)

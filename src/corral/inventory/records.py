@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from corral.domain.model import OwnerMeta, VMFacts
+from corral.hypervisor.uri import redact
 from corral.store import models as m
 
 META_FIELDS = (
@@ -125,8 +126,6 @@ def vm_detail(row: m.VM, host_name: str | None) -> dict[str, Any]:
 
 
 def host_view(row: m.Host) -> dict[str, Any]:
-    from corral.hypervisor.uri import redact
-
     return {
         "name": row.name,
         "uri": redact(row.uri),

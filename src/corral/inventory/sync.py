@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
 from corral.domain.model import EventKind, HostInventory, HostStatus, PoolFacts, VMFacts, VMState
-from corral.errors import CorralError, HypervisorError, NotFoundError
+from corral.errors import CorralError, NotFoundError
 from corral.hypervisor.base import Hypervisor
-from corral.inventory.diff import Change, Stored, diff_vm
+from corral.inventory.diff import Stored, diff_vm
 from corral.inventory.records import facts_columns, meta_to_columns, row_meta
 from corral.store import models as m
 from corral.store.db import Database
@@ -153,6 +153,7 @@ class _Reconciler:
         self.s = s
         self.now = now
         self.report = report
+        self.first_sync: set[int] = set()  # hosts read for the first time in this sync
 
     def run(self, observed: list[_Observed]) -> None:
         self.existing = set(self.s.scalars(select(m.VM.uuid)))
@@ -195,7 +196,6 @@ class _Reconciler:
         for o in reachable:
             assert o.inventory is not None
             self._sync_storage(o.host, o.inventory, force=o.host.id in changed_hosts)
-            o.host.status = HostStatus.ok.value
         self.report.hosts = [results[o.host.name] for o in observed]
 
     # -- hosts ----------------------------------------------------------------
@@ -210,8 +210,9 @@ class _Reconciler:
     def _mark_reachable(self, host: m.Host, inv: HostInventory) -> None:
         if host.status == HostStatus.unreachable.value:
             self._event(EventKind.host_reachable, None, host.name, {})
-        first = host.last_sync_at is None
-        host.status = "first-sync" if first else HostStatus.ok.value
+        if host.last_sync_at is None:
+            self.first_sync.add(host.id)
+        host.status = HostStatus.ok.value
         host.last_error = None
         host.last_sync_at = self.now
         f = inv.host
@@ -248,7 +249,7 @@ class _Reconciler:
         if row is None:
             row = self._create(facts, host, meta_cols)
             changes = diff_vm(None, facts, host.name, meta_cols)
-            if host.last_sync_at == self.now and host.status == "first-sync":
+            if host.id in self.first_sync:
                 changes[0].details["discovered"] = True  # there before Corral first looked
         else:
             changes = diff_vm(self._stored(row), facts, host.name, meta_cols)
@@ -389,4 +390,4 @@ def _storage_fingerprint(pools: tuple[PoolFacts, ...], networks: tuple[Any, ...]
     return h.hexdigest()
 
 
-__all__ = ["Change", "HostResult", "HypervisorError", "SyncReport", "SyncService", "utcnow"]
+__all__ = ["HostResult", "SyncReport", "SyncService", "utcnow"]
