@@ -3,8 +3,8 @@
 The same code serves libvirt's test driver (node files: Corral's embedded
 default) and real libvirtd hosts. The test driver keeps state per connection
 and never writes it back, so for ``test:///path`` hosts the writes Corral makes
-(metadata, power state, snapshots) are also written into the node file — a
-test-driver host then behaves like a real one across runs.
+(metadata, power state, snapshots, autostart, deletions) are also written into
+the node file — a test-driver host then behaves like a real one across runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +50,31 @@ from corral.hypervisor.xmlsafe import parse, to_string
 log = logging.getLogger(__name__)
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
+# libvirt's node-file format has no autostart flag: Corral keeps it in its own element,
+# which libvirt ignores, and applies it when it opens the file.
+CORRAL_TD_NS = "urn:corral:testdriver:1"
+_AUTOSTART = f"{{{CORRAL_TD_NS}}}autostart"
+
+POWER_OFF_POLL_S = 0.2
+# A paused, suspended or crashed guest cannot react to the power button.
+_UNRESPONSIVE = frozenset(
+    {libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED, libvirt.VIR_DOMAIN_CRASHED}
+)
+# Tried in order: drivers that refuse a flag (the test driver knows no NVRAM or
+# checkpoints) get the next, smaller set.
+_UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
+    libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
+    libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+    0,
+)
+_FLAG_REFUSED = frozenset(
+    {libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
+)
+_MAX_BACKING_DEPTH = 32
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: VMState.other,
@@ -155,6 +181,8 @@ class LibvirtHypervisor:
         self._volume_cache: dict[
             str, tuple[tuple[str, tuple[str, ...], int], tuple[VolumeFacts, ...]]
         ] = {}
+        if self._node_file is not None:
+            self._restore_autostart(self._node_file)
 
     # -- reading --------------------------------------------------------------
     def read_inventory(self, known: Mapping[str, str] | None = None) -> HostInventory:
@@ -393,6 +421,221 @@ class LibvirtHypervisor:
                 raise self._error(f"{verb} VM {uuid}", exc) from None
             self._write_back(dom)
 
+    # -- reclamation actions -----------------------------------------------------
+    def power_off(self, uuid: str, *, grace_s: float = 60.0) -> str:
+        """Press the ACPI power button, wait up to ``grace_s``, then pull the plug.
+
+        Returns "already-off" (nothing done), "shutdown" (the guest obeyed) or "forced".
+        The connection lock is not held while waiting, so syncs go on meanwhile.
+        """
+        with self._lock:
+            dom = self._lookup(uuid)
+            try:
+                if not _is_active(dom):
+                    return "already-off"
+                if grace_s <= 0 or dom.state()[0] in _UNRESPONSIVE:
+                    return self._force_off(dom, uuid)
+                if not _press_power_button(dom):
+                    return self._force_off(dom, uuid)
+            except libvirt.libvirtError as exc:
+                raise self._error(f"power off VM {uuid}", exc) from None
+        if self._wait_off(dom, uuid, grace_s):
+            with self._lock:
+                self._write_back(dom)
+            return "shutdown"
+        with self._lock:
+            return self._force_off(dom, uuid)
+
+    def _force_off(self, dom: libvirt.virDomain, uuid: str) -> str:
+        """Destroy; "shutdown" when the guest turned itself off just before."""
+        try:
+            dom.destroy()
+            outcome = "forced"
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() not in (
+                libvirt.VIR_ERR_OPERATION_INVALID,
+                libvirt.VIR_ERR_NO_DOMAIN,
+            ):
+                raise self._error(f"power off VM {uuid}", exc) from None
+            outcome = "shutdown"
+        self._write_back(dom)
+        return outcome
+
+    def _wait_off(self, dom: libvirt.virDomain, uuid: str, grace_s: float) -> bool:
+        deadline = time.monotonic() + grace_s
+        while True:
+            try:
+                if not _is_active(dom):
+                    return True
+            except libvirt.libvirtError as exc:
+                raise self._error(f"power off VM {uuid}", exc) from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(POWER_OFF_POLL_S, left))
+
+    def set_autostart(self, uuid: str, enabled: bool) -> None:
+        with self._lock:
+            dom = self._lookup(uuid)
+            try:
+                if bool(dom.autostart()) == enabled:
+                    return
+                dom.setAutostart(int(enabled))
+            except libvirt.libvirtError as exc:
+                verb = "enable" if enabled else "disable"
+                raise self._error(f"{verb} autostart of VM {uuid}", exc) from None
+            self._write_back(dom)
+
+    def domain_xml(self, uuid: str) -> bytes:
+        with self._lock:
+            dom = self._lookup(uuid)
+            try:
+                xml: str = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            except libvirt.libvirtError as exc:
+                raise self._error(f"read the definition of VM {uuid}", exc) from None
+        return xml.encode("utf-8")
+
+    def delete_vm(self, uuid: str, *, delete_storage: bool = True) -> list[str] | None:
+        """Destroy, delete the VM's own pool volumes, undefine; None when it is already gone.
+
+        Every check (which volumes, whether another VM needs one) runs before the first
+        change, so a refusal leaves everything as it was. Volumes go before the definition:
+        a failure half-way leaves a VM that a second call finishes deleting.
+        """
+        with self._lock:
+            dom = self._lookup(uuid, missing_ok=True)
+            if dom is None:
+                return None
+            try:
+                volumes = self._own_volumes(dom, uuid) if delete_storage else []
+                persistent = bool(dom.isPersistent())
+                if _is_active(dom):
+                    _destroy_quietly(dom)
+                deleted = [_delete_volume(vol) for vol in volumes]
+                if persistent:
+                    _undefine(dom)
+            except libvirt.libvirtError as exc:
+                raise self._error(f"delete VM {uuid}", exc) from None
+            self._forget(uuid, deleted)
+        return deleted
+
+    def _own_volumes(self, dom: libvirt.virDomain, uuid: str) -> list[libvirt.virStorageVol]:
+        """The pool volumes among the VM's writable disks; refuse if another VM needs one."""
+        _refresh_pools(self._conn)
+        volumes: dict[str, libvirt.virStorageVol] = {}
+        for disk in _disk_elements(dom):
+            if disk.get("device", "disk") != "disk" or disk.find("readonly") is not None:
+                continue  # install media and read-only images are shared by nature
+            vol = self._volume_of(disk)
+            if vol is not None:
+                volumes.setdefault(_norm(vol.path()), vol)
+        if volumes:
+            self._refuse_shared(uuid, volumes)
+        return list(volumes.values())
+
+    def _refuse_shared(self, uuid: str, volumes: Mapping[str, libvirt.virStorageVol]) -> None:
+        users = self._volume_users(exclude=uuid)
+        for path in volumes:
+            if path in users:
+                names = ", ".join(sorted(users[path]))
+                raise HypervisorError(
+                    f"VM {uuid} was not deleted: its volume {path} is also used by VM {names} "
+                    f"on {redact(self.uri)} as a disk or as the backing file of a linked clone; "
+                    "delete or flatten those VMs first, or delete this one without its storage."
+                )
+
+    def _volume_users(self, exclude: str) -> dict[str, set[str]]:
+        """Path -> names of the other VMs that use it as a disk or anywhere in a backing chain."""
+        users: dict[str, set[str]] = {}
+        for other in self._conn.listAllDomains(0):
+            if other.UUIDString().lower() == exclude.lower():
+                continue
+            for path in self._paths_used_by(other):
+                users.setdefault(path, set()).add(other.name())
+        return users
+
+    def _paths_used_by(self, dom: libvirt.virDomain) -> set[str]:
+        paths: set[str] = set()
+        for disk in _disk_elements(dom):
+            vol = self._volume_of(disk)
+            top = vol.path() if vol is not None else _source_path(disk)
+            if top is None:
+                continue
+            paths.add(_norm(top))
+            paths.update(_xml_backing_chain(disk, top))
+            paths.update(self._volume_backing_chain(top))
+        return paths
+
+    def _volume_backing_chain(self, path: str) -> list[str]:
+        """Backing files as the storage pools know them (qcow2 headers), top to bottom."""
+        chain: list[str] = []
+        current = path
+        for _ in range(_MAX_BACKING_DEPTH):
+            vol = self._volume_at(current)
+            if vol is None:
+                break
+            backing = parse(vol.XMLDesc(0), "storage volume XML").findtext("backingStore/path")
+            if not backing:
+                break
+            current = _norm(os.path.join(os.path.dirname(current), backing))
+            if current in chain:
+                break
+            chain.append(current)
+        return chain
+
+    def _volume_of(self, disk: etree._Element) -> libvirt.virStorageVol | None:
+        """The pool volume behind a disk element, or None when no pool holds it."""
+        src = disk.find("source")
+        if src is None:
+            return None
+        if disk.get("type") == "volume" and src.get("pool") and src.get("volume"):
+            try:
+                pool = self._conn.storagePoolLookupByName(src.get("pool"))
+                return pool.storageVolLookupByName(src.get("volume"))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() in (
+                    libvirt.VIR_ERR_NO_STORAGE_POOL,
+                    libvirt.VIR_ERR_NO_STORAGE_VOL,
+                ):
+                    return None
+                raise
+        path = _source_path(disk)
+        return self._volume_at(path) if path else None
+
+    def _volume_at(self, path: str) -> libvirt.virStorageVol | None:
+        try:
+            return self._conn.storageVolLookupByPath(path)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return None
+            raise
+
+    def _forget(self, uuid: str, volume_paths: list[str]) -> None:
+        """Drop a deleted domain and its deleted volumes from a test-driver node file."""
+        if self._node_file is None:
+            return
+        node = parse(self._node_file.read_bytes(), f"node file {self._node_file}")
+        for d in node.iterfind("domain"):
+            if (d.findtext("uuid") or "").lower() == uuid.lower():
+                node.remove(d)
+        gone = {_norm(p) for p in volume_paths}
+        for pool in node.iterfind("pool"):
+            for vol in pool.iterfind("volume"):
+                if _norm(vol.findtext("target/path") or "") in gone:
+                    pool.remove(vol)
+        _save_node(self._node_file, node)
+
+    def _restore_autostart(self, path: Path) -> None:
+        """Apply the autostart flags Corral kept in the node file (libvirt's format has none)."""
+        data = path.read_bytes()
+        if CORRAL_TD_NS.encode() not in data:
+            return
+        for d in parse(data, f"node file {path}").iterfind("domain"):
+            if d.findtext(_AUTOSTART) != "1":
+                continue
+            with contextlib.suppress(libvirt.libvirtError):
+                self._conn.lookupByUUIDString(d.findtext("uuid") or "").setAutostart(1)
+
     def watch_lifecycle(self, callback: Callable[[str, str], None]) -> bool:
         """Call ``callback(uuid, event)`` on lifecycle events; False when the connection has none.
 
@@ -450,9 +693,15 @@ class LibvirtHypervisor:
         if self._node_file is None:
             return
         path = self._node_file
-        node = parse(path.read_bytes(), f"node file {path}")
         uuid = dom.UUIDString().lower()
-        new = parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), "domain XML")
+        try:
+            new = parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), "domain XML")
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            self._forget(uuid, [])  # a transient domain ends when it stops
+            return
+        node = parse(path.read_bytes(), f"node file {path}")
         old = next(
             (d for d in node.iterfind("domain") if (d.findtext("uuid") or "").lower() == uuid), None
         )
@@ -465,16 +714,118 @@ class LibvirtHypervisor:
                 etree.SubElement(sroot, "active").text = "1" if snap.isCurrent(0) else "0"
             for child in sroot:
                 holder.append(child)
+        if dom.autostart():
+            etree.SubElement(new, _AUTOSTART).text = "1"
         if old is not None:
             node.replace(old, new)
         else:
             node.append(new)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".corral-", suffix=".xml")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(
-                etree.tostring(node, xml_declaration=False, encoding="utf-8", pretty_print=True)
-            )
-        os.replace(tmp, path)
+        _save_node(path, node)
+
+
+def _save_node(path: Path, node: etree._Element) -> None:
+    """Write a node file whole, by atomic replace: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".corral-", suffix=".xml")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(etree.tostring(node, xml_declaration=False, encoding="utf-8", pretty_print=True))
+    os.replace(tmp, path)
+
+
+def _is_active(dom: libvirt.virDomain) -> bool:
+    """Running, paused or otherwise holding resources; a vanished transient domain is not."""
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return False
+        raise
+
+
+def _press_power_button(dom: libvirt.virDomain) -> bool:
+    """Ask for an ACPI shutdown; False when the guest cannot be asked (no ACPI, say)."""
+    try:
+        dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in _FLAG_REFUSED:
+            log.info("ACPI shutdown of %s refused: %s", dom.name(), exc.get_error_message())
+            return False
+        dom.shutdown()  # a driver without shutdown modes (the test driver)
+    return True
+
+
+def _destroy_quietly(dom: libvirt.virDomain) -> None:
+    """Destroy; a guest that stopped on its own in the meantime is fine."""
+    try:
+        dom.destroy()
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (
+            libvirt.VIR_ERR_OPERATION_INVALID,
+            libvirt.VIR_ERR_NO_DOMAIN,
+        ):
+            raise
+
+
+def _undefine(dom: libvirt.virDomain) -> None:
+    """Undefine with snapshot metadata, managed save and NVRAM; fewer flags if refused."""
+    for flags in _UNDEFINE_FLAGS:
+        try:
+            if flags:
+                dom.undefineFlags(flags)
+            else:
+                dom.undefine()
+            return
+        except libvirt.libvirtError as exc:
+            if flags == 0 or exc.get_error_code() not in _FLAG_REFUSED:
+                raise
+
+
+def _delete_volume(vol: libvirt.virStorageVol) -> str:
+    path: str = vol.path()
+    vol.delete(0)
+    return path
+
+
+def _refresh_pools(conn: libvirt.virConnect) -> None:
+    """Let the pools notice files created behind libvirt's back (qemu-img, copies)."""
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        with contextlib.suppress(libvirt.libvirtError):
+            pool.refresh(0)
+
+
+def _disk_elements(dom: libvirt.virDomain) -> list[etree._Element]:
+    """Disks of the live and the persistent definition (a hot-plugged disk is in one only)."""
+    docs = [dom.XMLDesc(0)]
+    if dom.isActive() and dom.isPersistent():
+        docs.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    return [d for doc in docs for d in parse(doc, "domain XML").iterfind("devices/disk")]
+
+
+def _source_path(disk: etree._Element) -> str | None:
+    src = disk.find("source")
+    if src is None:
+        return None
+    path = src.get("file") or src.get("dev")
+    return _norm(path) if path else None
+
+
+def _xml_backing_chain(disk: etree._Element, top: str) -> list[str]:
+    """Backing files the domain XML itself names (<backingStore>, nested), top to bottom."""
+    chain: list[str] = []
+    parent_dir = os.path.dirname(top)
+    store = disk.find("backingStore")
+    while store is not None and len(chain) < _MAX_BACKING_DEPTH:
+        path = _source_path(store)
+        if path is None:
+            break
+        path = _norm(os.path.join(parent_dir, path))
+        chain.append(path)
+        parent_dir = os.path.dirname(path)
+        store = store.find("backingStore")
+    return chain
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath(path) if path else path
 
 
 def _version(v: int) -> str:
