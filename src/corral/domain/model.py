@@ -42,6 +42,17 @@ class EventKind(enum.StrEnum):
     reconfigured = "reconfigured"
     host_unreachable = "host-unreachable"
     host_reachable = "host-reachable"
+    # the reclamation workflow (corral.reclaim)
+    reclaim_flagged = "reclaim-flagged"
+    reclaim_notified = "reclaim-notified"
+    reclaim_confirmed = "reclaim-confirmed"
+    reclaim_extended = "reclaim-extended"
+    reclaim_approved = "reclaim-approved"
+    quarantined = "quarantined"
+    archived = "archived"
+    restored = "restored"
+    reclaim_deleted = "reclaim-deleted"
+    reclaim_cancelled = "reclaim-cancelled"
 
 
 class ProtectionTier(enum.StrEnum):

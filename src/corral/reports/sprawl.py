@@ -37,7 +37,7 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _vm_record(vm: m.VM, host: str | None) -> VMRecord:
+def vm_record(vm: m.VM, host: str | None) -> VMRecord:
     expiry = (
         datetime.combine(vm.expires_on, datetime.min.time(), tzinfo=UTC) if vm.expires_on else None
     )
@@ -75,7 +75,7 @@ def _records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], list[Vol
         hosts = list(s.scalars(select(m.Host).order_by(m.Host.name)))
         names = {h.id: h.name for h in hosts}
         rows = s.scalars(select(m.VM).where(m.VM.deleted_at.is_(None), m.VM.is_template.is_(False)))
-        vms = [_vm_record(v, names.get(v.host_id) if v.host_id else None) for v in rows]
+        vms = [vm_record(v, names.get(v.host_id) if v.host_id else None) for v in rows]
         vols = s.execute(
             select(m.Volume, m.Host.name)
             .join(m.Pool, m.Volume.pool_id == m.Pool.id)
@@ -172,4 +172,4 @@ def live_sprawl(
     return analyse(vms, now, model, hosts=hosts, volumes=volumes, metrics=metrics)
 
 
-__all__ = ["live_sprawl", "metric_batch"]
+__all__ = ["live_sprawl", "metric_batch", "vm_record"]

@@ -214,3 +214,82 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+_OPEN_SQL = "state IN ('flagged', 'notified', 'confirmed', 'quarantined', 'archived')"
+
+
+class ReclaimCase(Base):
+    """One VM's way through the reclamation workflow (see corral.engines.reclaim).
+
+    ``pending`` is the write-ahead record of a step under way: it is committed
+    before any outside action and cleared in the same commit as the new state,
+    so a crash in between is resumed, and the step's actions check what is
+    already done instead of doing it twice.
+    """
+
+    __tablename__ = "reclaim_cases"
+    # At most one open case per VM: flagging twice is refused by the database too.
+    __table_args__ = (
+        Index(
+            "uq_reclaim_cases_open_vm",
+            "vm_uuid",
+            unique=True,
+            sqlite_where=text(_OPEN_SQL),
+            postgresql_where=text(_OPEN_SQL),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vm_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    vm_name: Mapped[str] = mapped_column(String(256))
+    host_name: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    owner: Mapped[str | None] = mapped_column(String(256))
+    department: Mapped[str | None] = mapped_column(String(256))
+    flagged_by: Mapped[str] = mapped_column(String(128))
+    flagged_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notified_to: Mapped[str | None] = mapped_column(String(320))
+    respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    response_token_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    extended_until: Mapped[date | None] = mapped_column(Date)
+    extend_reason: Mapped[str | None] = mapped_column(Text)
+    responded_by: Mapped[str | None] = mapped_column(String(320))
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    prior_state: Mapped[str | None] = mapped_column(String(32))
+    prior_autostart: Mapped[bool | None] = mapped_column(Boolean)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    archive_snapshot: Mapped[str | None] = mapped_column(String(256))
+    archive_xml: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_volumes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_by: Mapped[str | None] = mapped_column(String(320))
+    currency: Mapped[str] = mapped_column(String(8), default="USD")
+    monthly_cost: Mapped[float] = mapped_column(default=0.0)
+    monthly_saving_off: Mapped[float] = mapped_column(default=0.0)
+    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+    approvals: Mapped[list[ReclaimApproval]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="ReclaimApproval.id"
+    )
+
+
+class ReclaimApproval(Base):
+    __tablename__ = "reclaim_approvals"
+    __table_args__ = (UniqueConstraint("case_id", "step", "approver"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("reclaim_cases.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(32))
+    approver: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(Text)
+
+    case: Mapped[ReclaimCase] = relationship(back_populates="approvals")
