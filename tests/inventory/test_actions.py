@@ -135,7 +135,10 @@ def test_no_grace_means_forced(hv: LibvirtHypervisor, host_a: Path) -> None:
 
 
 def test_transient_vm_powered_off_leaves_the_node_file(host_a: Path) -> None:
-    edit_node(host_a, lambda n: etree.SubElement(domain(n, "web-01"), f"{{{TEST_NS}}}transient"))
+    def make_transient(node: etree._Element) -> None:
+        etree.SubElement(domain(node, "web-01"), f"{{{TEST_NS}}}transient")
+
+    edit_node(host_a, make_transient)
     hv = connect(f"test://{host_a}")
     try:
         assert hv.power_off(WEB) == "shutdown"
@@ -178,7 +181,8 @@ def test_domain_xml_is_the_persistent_definition_as_bytes(hv: LibvirtHypervisor)
     root = parse(xml, "archived definition")
     assert root.tag == "domain" and root.get("id") is None  # inactive: no run-time id
     assert (root.findtext("name"), root.findtext("uuid")) == ("web-01", WEB)
-    assert root.find("devices/disk/source").get("file") == f"{IMAGES}/web-01.qcow2"
+    source = root.find("devices/disk/source")
+    assert source is not None and source.get("file") == f"{IMAGES}/web-01.qcow2"
     owner = root.find("metadata/{urn:corral:vm:1}vm/{urn:corral:vm:1}owner")
     assert owner is not None and owner.text == "alice"
 

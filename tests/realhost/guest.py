@@ -4,7 +4,8 @@ The guest is a Debian cloud kernel plus a busybox initramfs (built by the script
 directly, so no image is downloaded and a guest is up in seconds. Its /init reads
 ``corral.load=idle|cpu|disk`` from the kernel command line, which gives tests a workload they
 know in advance and can look for in the hypervisor's counters. It powers off on the ACPI
-power button, so ``virsh shutdown`` works.
+power button, so ``virsh shutdown`` works; a guest defined with ``acpi=False`` has no power
+button and so ignores a shutdown request, as a hung guest would.
 
 Domain XML is built with lxml element by element, never by formatting strings, so a name or
 path can never change the document's structure. ``GuestFactory`` (behind the ``guest_factory``
@@ -46,9 +47,10 @@ def _os(root: etree._Element, kernel: Path | str, initrd: Path | str, load: Load
     _sub(os_el, "cmdline", f"console=ttyS0 panic=-1 corral.load={load}")
 
 
-def _features(root: etree._Element) -> None:
+def _features(root: etree._Element, acpi: bool) -> None:
     features = _sub(root, "features")
-    _sub(features, "acpi")
+    if acpi:
+        _sub(features, "acpi")
     tcg = _sub(features, "tcg")
     _sub(tcg, "tb-cache", str(TB_CACHE_MIB), unit="MiB")
 
@@ -115,11 +117,13 @@ def guest_xml(
     nic: bool = False,
     network: str | None = None,
     disk_cache: str | None = None,
+    acpi: bool = True,
 ) -> str:
     """Domain XML of one tiny TCG guest.
 
     ``console_log`` None means a pty serial console; ``nic`` adds an unconnected tap NIC,
-    ``network`` a NIC on that libvirt network instead.
+    ``network`` a NIC on that libvirt network instead; ``acpi=False`` leaves out the power
+    button (the guest then ignores ACPI shutdown requests).
     """
     if load not in LOADS:
         raise ValueError(f"load must be one of {', '.join(LOADS)}, not {load!r}")
@@ -135,7 +139,7 @@ def guest_xml(
     _sub(root, "currentMemory", str(memory_mib), unit="MiB")
     _sub(root, "vcpu", str(vcpus))
     _os(root, kernel, initrd, load)
-    _features(root)
+    _features(root, acpi)
     _sub(root, "clock", offset="utc")
     _sub(root, "on_poweroff", "destroy")
     _sub(root, "on_reboot", "restart")
@@ -156,6 +160,43 @@ def make_disk(path: Path | str, size_mib: int = 32) -> Path:
         text=True,
     )
     return target
+
+
+def start_dir_pool(conn: Any, name: str, path: Path) -> Any:
+    """A transient directory storage pool at ``path``: gone from libvirt when destroyed."""
+    path.mkdir(parents=True, exist_ok=True)
+    root = etree.Element("pool", type="dir")
+    _sub(root, "name", name)
+    _sub(_sub(root, "target"), "path", str(path))
+    return conn.storagePoolCreateXML(etree.tostring(root, encoding="unicode"), 0)
+
+
+def create_volume(pool: Any, name: str, size_mib: int = 16, backing: Path | None = None) -> Path:
+    """A qcow2 volume made by libvirt in ``pool``; with ``backing``, a linked-clone overlay."""
+    root = etree.Element("volume")
+    _sub(root, "name", name)
+    _sub(root, "capacity", str(size_mib), unit="MiB")
+    _sub(_sub(root, "target"), "format", type="qcow2")
+    if backing is not None:
+        store = _sub(root, "backingStore")
+        _sub(store, "path", str(backing))
+        _sub(store, "format", type="qcow2")
+    vol = pool.createXML(etree.tostring(root, encoding="unicode"), 0)
+    return Path(vol.path())
+
+
+def remove_pool(pool: Any) -> None:
+    """Delete what is left in a transient pool, then the pool itself."""
+    import libvirt
+
+    pool.refresh(0)
+    for vol in pool.listAllVolumes(0):
+        try:
+            vol.delete(0)
+        except libvirt.libvirtError as exc:  # deleted by the test meanwhile
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                raise
+    pool.destroy()
 
 
 def wait_for_console(
@@ -254,10 +295,14 @@ class GuestFactory:
         network: str | None = None,
         start: bool = True,
         wait_ready: bool = False,
+        acpi: bool = True,
+        disk: Path | None = None,
     ) -> Guest:
+        """A new guest; ``disk`` attaches an existing image (a pool volume, say) instead."""
         name = f"corral-t-{uuidlib.uuid4().hex[:10]}"
         guest_uuid = str(uuidlib.uuid4())
-        disk = make_disk(self.workdir / f"{name}.qcow2", disk_mib) if disk_mib else None
+        if disk is None and disk_mib:
+            disk = make_disk(self.workdir / f"{name}.qcow2", disk_mib)
         console = self.workdir / f"{name}.console.log"
         xml = guest_xml(
             name,
@@ -271,6 +316,7 @@ class GuestFactory:
             console_log=console,
             nic=nic,
             network=network,
+            acpi=acpi,
         )
         dom = self.conns[host].defineXML(xml)
         guest = Guest(name, guest_uuid, host, dom, console, disk)
