@@ -550,7 +550,13 @@ class LibvirtHypervisor:
         for other in self._conn.listAllDomains(0):
             if other.UUIDString().lower() == exclude.lower():
                 continue
-            for path in self._paths_used_by(other):
+            try:
+                paths = self._paths_used_by(other)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue  # undefined since the listing: it uses nothing any more
+                raise
+            for path in paths:
                 users.setdefault(path, set()).add(other.name())
         return users
 
@@ -558,22 +564,20 @@ class LibvirtHypervisor:
         paths: set[str] = set()
         for disk in _disk_elements(dom):
             vol = self._volume_of(disk)
-            top = vol.path() if vol is not None else _source_path(disk)
+            top = _norm(vol.path()) if vol is not None else _source_path(disk)
             if top is None:
                 continue
-            paths.add(_norm(top))
+            paths.add(top)
             paths.update(_xml_backing_chain(disk, top))
-            paths.update(self._volume_backing_chain(top))
+            if vol is not None:
+                paths.update(self._volume_backing_chain(vol))
         return paths
 
-    def _volume_backing_chain(self, path: str) -> list[str]:
+    def _volume_backing_chain(self, vol: libvirt.virStorageVol) -> list[str]:
         """Backing files as the storage pools know them (qcow2 headers), top to bottom."""
         chain: list[str] = []
-        current = path
+        current = _norm(vol.path())
         for _ in range(_MAX_BACKING_DEPTH):
-            vol = self._volume_at(current)
-            if vol is None:
-                break
             backing = parse(vol.XMLDesc(0), "storage volume XML").findtext("backingStore/path")
             if not backing:
                 break
@@ -581,6 +585,9 @@ class LibvirtHypervisor:
             if current in chain:
                 break
             chain.append(current)
+            vol = self._volume_at(current)
+            if vol is None:
+                break
         return chain
 
     def _volume_of(self, disk: etree._Element) -> libvirt.virStorageVol | None:
