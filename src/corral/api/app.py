@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from corral import __version__
 from corral.errors import AuthError, CorralError
 from corral.inventory.service import Inventory
+from corral.reclaim.service import ReclaimService
 from corral.security.token_store import TokenStore
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ PROBLEM = "application/problem+json"
 PROBLEM_BASE = "https://corral.invalid/problems/"
 
 #: Optional routers from other areas: mounted when the module exists.
-EXTRA_ROUTERS = ("corral.api.routes.metrics",)
+EXTRA_ROUTERS = ("corral.api.routes.metrics", "corral.api.routes.reclaim")
 
 
 def problem(
@@ -42,7 +43,12 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def create_app(inventory: Inventory, tokens: TokenStore | None = None) -> FastAPI:
+def create_app(
+    inventory: Inventory,
+    tokens: TokenStore | None = None,
+    reclaim: ReclaimService | None = None,
+) -> FastAPI:
+    """The app; the reclamation service is built from the environment unless one is given."""
     app = FastAPI(
         title="Corral",
         version=__version__,
@@ -50,6 +56,7 @@ def create_app(inventory: Inventory, tokens: TokenStore | None = None) -> FastAP
     )
     app.state.inventory = inventory
     app.state.tokens = tokens or TokenStore(inventory.db)
+    app.state.reclaim = reclaim or _reclaim_from_env(inventory)
     from corral.api.routes import inventory as inventory_routes
 
     app.include_router(inventory_routes.router)
@@ -68,6 +75,13 @@ def create_app(inventory: Inventory, tokens: TokenStore | None = None) -> FastAP
 
     _install_error_handlers(app)
     return app
+
+
+def _reclaim_from_env(inventory: Inventory) -> ReclaimService:
+    from corral.config import load_settings
+    from corral.reclaim.setup import reclaim_service
+
+    return reclaim_service(inventory, load_settings())[0]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from corral.errors import AuthError
 from corral.inventory.service import Inventory
+from corral.reclaim.service import ReclaimService
 from corral.security.token_store import TokenStore
 
 _bearer = HTTPBearer(auto_error=False, description="A token from 'corral token create NAME'.")
@@ -24,7 +25,13 @@ def get_tokens(request: Request) -> TokenStore:
     return store
 
 
+def get_reclaim(request: Request) -> ReclaimService:
+    svc: ReclaimService = request.app.state.reclaim
+    return svc
+
+
 InventoryDep = Annotated[Inventory, Depends(get_inventory)]
+ReclaimDep = Annotated[ReclaimService, Depends(get_reclaim)]
 
 
 def require_token(

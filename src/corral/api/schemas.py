@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from corral.domain.model import Environment, ProtectionTier
+from corral.engines.sprawl.model import Category
 
 Text256 = Annotated[str, StringConstraints(max_length=256, strip_whitespace=True)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
@@ -148,3 +158,160 @@ class Problem(BaseModel):
     detail: str
     code: str
     errors: list[dict[str, Any]] | None = None
+
+
+# -- reclamation ------------------------------------------------------------------------
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=1024, strip_whitespace=True)]
+ApprovableStep = Literal["quarantine", "archive", "delete"]
+
+
+def _date_text(value: object) -> object:
+    """Dates come as 'YYYY-MM-DD' text only: a number is not silently read as a timestamp."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return value
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, BeforeValidator(_date_text)]
+#: A person flags a VM under a sprawl category or under their own judgement ("manual").
+FLAG_CATEGORIES = (*(c.value for c in Category), "manual")
+
+
+class ReclaimFlag(BaseModel):
+    """Open a reclamation case for one VM (by UUID or name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vm: Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+    category: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="A sprawl category (idle, powered_off, lease_expired ...) or 'manual'."
+    )
+    reason: Reason
+
+    @field_validator("category")
+    @classmethod
+    def _known_category(cls, value: str) -> str:
+        if value not in FLAG_CATEGORIES:
+            raise ValueError(f"must be one of {', '.join(FLAG_CATEGORIES)}")
+        return value
+
+
+class ReclaimExtend(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    until: Annotated[IsoDate, Field(description="New expiry, YYYY-MM-DD.")]
+    reason: Reason
+
+
+class ReclaimApprove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: ApprovableStep
+    note: Annotated[str, StringConstraints(max_length=1024, strip_whitespace=True)] = ""
+
+
+class ReclaimCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class ReclaimRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = False
+
+
+class ReclaimRespond(BaseModel):
+    """The owner's answer with the token of the notification e-mail (no bearer token)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    action: Literal["extend", "confirm"]
+    until: IsoDate | None = None
+    reason: Annotated[str, StringConstraints(max_length=1024, strip_whitespace=True)] = ""
+
+    @model_validator(mode="after")
+    def _extension_complete(self) -> ReclaimRespond:
+        if self.action == "extend" and (self.until is None or not self.reason):
+            raise ValueError("an extension needs 'until' (YYYY-MM-DD) and a 'reason'")
+        return self
+
+
+class ReclaimApproval(BaseModel):
+    step: str
+    approver: str
+    at: str
+    note: str
+
+
+class ReclaimEvent(BaseModel):
+    at: str
+    kind: str
+    case: int | None
+    by: str | None
+    details: dict[str, Any]
+
+
+class ReclaimCasePublic(BaseModel):
+    id: int
+    vm: str
+    vm_uuid: str
+    host: str | None
+    state: str
+    category: str
+    reason: str
+    owner: str | None
+    department: str | None
+    flagged_by: str
+    flagged_at: str
+    notified_to: str | None
+    respond_by: str | None
+    extended_until: str | None
+    extend_reason: str | None
+    archive_snapshot: str | None
+    deleted_volumes: list[str]
+    pending: str | None
+    currency: str
+    monthly_cost: float
+    monthly_saving_off: float
+    realized: float
+    saving_now_monthly: float
+    evidence: dict[str, Any]
+    next: str | None = None
+
+
+class ReclaimCaseDetail(ReclaimCasePublic):
+    approvals: list[ReclaimApproval]
+    history: list[ReclaimEvent]
+
+
+class ReclaimOutcome(BaseModel):
+    case: int
+    vm: str
+    step: str
+    result: Literal["done", "would-do", "waiting", "failed"]
+    detail: str
+
+
+class ReclaimRunResult(BaseModel):
+    dry_run: bool
+    mail: str
+    outcomes: list[ReclaimOutcome]
+
+
+class ReclaimSavings(BaseModel):
+    currency: str
+    realized: float
+    monthly_now: float
+    cases: list[ReclaimCasePublic]
+
+
+class ReclaimAnswer(BaseModel):
+    """What the owner's answer did (no more than the e-mail already told them)."""
+
+    id: int
+    vm: str
+    state: str
+    extended_until: str | None

@@ -1,0 +1,137 @@
+"""The reclamation workflow over HTTP: cases, people's steps, the scheduler, savings.
+
+Every write needs a bearer token, whose name is recorded as the actor, except
+``POST /respond``: there the token e-mailed to the VM's owner is the
+authorization, and a wrong one is simply "not found".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, status
+
+from corral.api.deps import Actor, ReclaimDep
+from corral.api.schemas import (
+    ReclaimAnswer,
+    ReclaimApprove,
+    ReclaimCancel,
+    ReclaimCaseDetail,
+    ReclaimCasePublic,
+    ReclaimExtend,
+    ReclaimFlag,
+    ReclaimRespond,
+    ReclaimRun,
+    ReclaimRunResult,
+    ReclaimSavings,
+)
+from corral.engines.reclaim import State
+from corral.notify.mailer import OutboxMailer, SmtpMailer
+from corral.reclaim.service import ReclaimService
+
+router = APIRouter(prefix="/api/v1/reclaim", tags=["reclaim"])
+
+CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The case number.")]
+#: The owner's answer through the e-mailed link is recorded under this actor name.
+RESPONDENT = "owner (e-mailed token)"
+
+
+@router.get("/cases", response_model=list[ReclaimCasePublic])
+def list_cases(
+    svc: ReclaimDep,
+    state: Annotated[State | None, Query(description="Only cases in this state.")] = None,
+    open_only: Annotated[
+        bool, Query(alias="open", description="Only cases not yet closed.")
+    ] = False,
+) -> list[dict[str, Any]]:
+    return svc.cases(state=state.value if state else None, open_only=open_only)
+
+
+@router.get("/cases/{case_id}", response_model=ReclaimCaseDetail)
+def get_case(case_id: CaseId, svc: ReclaimDep) -> dict[str, Any]:
+    return _detail(svc, case_id)
+
+
+@router.post("/cases", response_model=ReclaimCasePublic, status_code=status.HTTP_201_CREATED)
+def flag(body: ReclaimFlag, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
+    return svc.flag(body.vm, category=body.category, reason=body.reason, actor=actor)
+
+
+@router.post("/cases/{case_id}/confirm", response_model=ReclaimCasePublic)
+def confirm(case_id: CaseId, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
+    return svc.confirm(case_id, actor)
+
+
+@router.post("/cases/{case_id}/extend", response_model=ReclaimCasePublic)
+def extend(case_id: CaseId, body: ReclaimExtend, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
+    return svc.extend(case_id, body.until, body.reason, actor)
+
+
+@router.post("/cases/{case_id}/approve", response_model=ReclaimCaseDetail)
+def approve(case_id: CaseId, body: ReclaimApprove, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
+    svc.approve(case_id, body.step, actor, body.note)
+    return _detail(svc, case_id)
+
+
+@router.post("/cases/{case_id}/restore", response_model=ReclaimCasePublic)
+def restore(case_id: CaseId, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
+    return svc.restore(case_id, actor)
+
+
+@router.post("/cases/{case_id}/cancel", response_model=ReclaimCasePublic)
+def cancel(case_id: CaseId, body: ReclaimCancel, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
+    return svc.cancel(case_id, actor, body.reason)
+
+
+@router.post("/run", response_model=ReclaimRunResult)
+def run(svc: ReclaimDep, _actor: Actor, body: ReclaimRun | None = None) -> dict[str, Any]:
+    """Take every step that is due; ``dry_run`` says what would be done."""
+    dry = body.dry_run if body else False
+    outcomes = [
+        {"case": o.case_id, "vm": o.vm, "step": o.step, "result": o.result, "detail": o.detail}
+        for o in svc.run(dry_run=dry)
+    ]
+    return {"dry_run": dry, "mail": mail_line(svc), "outcomes": outcomes}
+
+
+@router.get("/savings", response_model=ReclaimSavings)
+def savings(svc: ReclaimDep) -> dict[str, Any]:
+    return svc.savings()
+
+
+@router.post("/respond", response_model=ReclaimAnswer)
+def respond(body: ReclaimRespond, svc: ReclaimDep) -> dict[str, Any]:
+    """The owner keeps (extend) or gives up (confirm) the VM; the e-mailed token authorizes."""
+    case = svc.respond(body.token, body.action, RESPONDENT, body.until, body.reason)
+    return {k: case[k] for k in ("id", "vm", "state", "extended_until")}
+
+
+def _detail(svc: ReclaimService, case_id: int) -> dict[str, Any]:
+    detail = svc.case(case_id)
+    detail["history"] = case_history(svc, detail["vm_uuid"])
+    return detail
+
+
+def case_history(svc: ReclaimService, vm_uuid: str) -> list[dict[str, Any]]:
+    """The VM's reclamation events (of every case it had), oldest first."""
+    return [
+        {
+            "at": e["at"],
+            "kind": e["kind"],
+            "case": e["details"].get("case"),
+            "by": e["details"].get("by"),
+            "details": {k: v for k, v in e["details"].items() if k not in ("case", "by")},
+        }
+        for e in reversed(svc.inv.events(vm=vm_uuid, limit=1000))
+        if "case" in (e.get("details") or {})
+    ]
+
+
+def mail_line(svc: ReclaimService) -> str:
+    """Where the service's e-mails go, in words."""
+    mailer = svc.mailer
+    if isinstance(mailer, SmtpMailer):
+        return f"SMTP {mailer.settings.host}:{mailer.settings.port}"
+    if isinstance(mailer, OutboxMailer):
+        return f"no CORRAL_SMTP_URL: e-mails are written to {mailer.folder}"
+    return "no mailer: owners cannot be notified" if mailer is None else type(mailer).__name__
