@@ -69,11 +69,14 @@ def demo(
         }
     elif history_days > 0:
         info["metrics"] = {"skipped": "no trace folder found; pass --traces DIR"}
-    from corral.cli.sprawl import live_report
+    from corral.cli.sprawl import live_report_data
     from corral.engines.costing.loader import load_cost_model
+    from corral.reports.html import write_html
 
-    sprawl = live_report(load_cost_model(), days=max(1, int(history_days) or 30)).summary()
+    report = live_report_data(load_cost_model(), days=max(1, int(history_days) or 30))
+    sprawl = report.analysis.summary()
     info["sprawl"] = sprawl
+    info["html_report"] = str(write_html(context.settings().home / "sprawl-report.html", report))
     if output is OutputFormat.json:
         typer.echo(to_json(info))
     else:
@@ -86,6 +89,7 @@ def demo(
         emit_object(head, output, title="sprawl, priced by the default cost model")
         rows = [{"category": k, **v} for k, v in sprawl["by_category"].items()]
         emit(rows, output, title="waste by category (each VM counted once; 'corral sprawl report')")
+        typer.echo(f"Sprawl report with charts and the five warning signs: {info['html_report']}")
     if serve:
         from corral.cli.serve import run_server
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -36,6 +36,9 @@ from corral.engines.sprawl.bitbrains import load_bitbrains
 from corral.engines.sprawl.inventory_file import Inventory, load_inventory
 from corral.engines.sprawl.model import epoch_to_datetime
 from corral.engines.sprawl.scenario import ScenarioAssumptions, build_fleet, describe
+
+if TYPE_CHECKING:
+    from corral.reports.html import ReportData
 
 sprawl_app = typer.Typer(
     help="Sprawl: idle, powered-off, orphaned, expired VMs and right-sizing.", no_args_is_help=True
@@ -174,16 +177,28 @@ def findings(
 def report(
     days: int = typer.Option(30, min=1, max=400, help="Metrics window in days."),
     cost_model: Path | None = CostModelOption,
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write the standalone HTML report (charts, scorecard) to FILE."
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """The live fleet's sprawl: inventory and metrics history, priced (each VM counted once)."""
-    result = live_report(load_cost_model(cost_model), days)
+    from corral.reports.html import html_target, write_html
+
+    if html is not None:
+        html_target(html)  # refuse a missing folder before the analysis runs
+    data = live_report_data(load_cost_model(cost_model), days)
+    result = data.analysis
+    if html is not None:
+        path = write_html(html, data)
+        typer.echo(f"HTML report written to {path}", err=output is OutputFormat.json)
     if output is OutputFormat.json:
         typer.echo(
             to_json(
                 {
                     "summary": result.summary(),
                     "findings": [_finding_row(f) for f in result.findings],
+                    "scorecard": [asdict(s) for s in data.signs],
                 }
             )
         )
@@ -194,6 +209,13 @@ def report(
     cols = ["subject", "category", "monthly", "confidence", "evidence", "action"]
     top = sorted(result.findings, key=lambda f: -f.monthly_cost_held)[:20]
     emit([_finding_row(f) for f in top], output, cols, title="Top findings")
+    signs = [
+        {"sign": f"No.{s.number} {s.title}", "status": s.status.value, "figures": dict(s.figures)}
+        for s in data.signs
+    ]
+    emit(
+        signs, output, title="The five warning signs of sprawl (see --html for what each rests on)"
+    )
 
 
 def live_report(model: CostModelT, days: int = 30) -> SprawlAnalysis:
@@ -203,6 +225,15 @@ def live_report(model: CostModelT, days: int = 30) -> SprawlAnalysis:
     from corral.reports.sprawl import live_sprawl
 
     return live_sprawl(context.inventory(), get_metrics_store(), model, days=days)
+
+
+def live_report_data(model: CostModelT, days: int = 30) -> ReportData:
+    """The analysis plus chargeback, licences, waste over time and the five-signs scorecard."""
+    from corral.api.routes.metrics import get_metrics_store
+    from corral.cli import context
+    from corral.reports.html import collect_report
+
+    return collect_report(context.inventory(), get_metrics_store(), model, days=days)
 
 
 @sprawl_app.command("detectors")

@@ -1,0 +1,945 @@
+"""The standalone HTML sprawl report: one file a manager can open, with no network at all.
+
+Why lxml elements and not string templates: every value (VM names, owners and
+departments are user input) becomes element text or an attribute, which the
+serializer escapes, so a VM named ``<script>`` shows as text and runs nothing.
+CSS is inline, charts are inline SVG drawn here, there is no JavaScript. Each
+chart has a <title> and <desc> and its numbers are repeated in a table.
+
+``collect_report`` reads the live inventory, metrics store and cost model into
+a ``ReportData``; ``render_html`` is a pure function of that data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree, html
+from sqlalchemy import select
+
+from corral.engines.costing import (
+    UNASSIGNED,
+    ChargebackRow,
+    CostModel,
+    Dimension,
+    LicenceReport,
+    chargeback,
+    licence_report,
+    price_fleet,
+)
+from corral.engines.sprawl import (
+    GOVERNANCE,
+    Category,
+    Finding,
+    HostRecord,
+    SprawlAnalysis,
+    VMRecord,
+)
+from corral.errors import ConfigError
+from corral.inventory.service import Inventory
+from corral.metrics.store.base import MetricsStore
+from corral.reports.history import (
+    HISTORY_CATEGORIES,
+    MonthWaste,
+    load_histories,
+    month_ends,
+    waste_over_time,
+)
+from corral.reports.scorecard import (
+    GovernedVM,
+    ScorecardInputs,
+    Sign,
+    Template,
+    scorecard,
+)
+from corral.reports.sprawl import _records, live_sprawl
+from corral.store import models as m
+
+NONE_LABEL = "(none)"
+RIGHTSIZING = "right-sizing"
+Element = etree._Element
+
+# --- the data ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report shows, as plain data."""
+
+    generated_at: datetime
+    analysis: SprawlAnalysis
+    departments: Mapping[str, str | None]  # VM uuid -> department
+    chargeback: Sequence[ChargebackRow]
+    licences: LicenceReport
+    history: Sequence[MonthWaste]
+    signs: Sequence[Sign]
+    metrics_days: int
+    title: str = "Corral sprawl report"
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    values: tuple[float, ...]  # stacked segments
+    count: int = 0
+    colours: tuple[str, ...] = ()  # one per segment
+
+
+def collect_report(
+    inv: Inventory, store: MetricsStore | None, model: CostModel, days: int = 30
+) -> ReportData:
+    """The live fleet's report data: analysis, chargeback, licences, history, scorecard."""
+    now = inv.clock()
+    analysis = live_sprawl(inv, store, model, days=days, now=now)
+    vms, hosts, _ = _records(inv)
+    histories, orphans = load_histories(inv)
+    firsts = [h.first_seen for h in histories if h.first_seen is not None]
+    history = (
+        waste_over_time(histories, orphans, month_ends(min(firsts), now), model, hosts=hosts)
+        if firsts
+        else []
+    )
+    licences = licence_report(vms, hosts, model)
+    signs = scorecard(_scorecard_inputs(inv, analysis, licences, now))
+    return assemble_report(vms, hosts, model, analysis, history, signs, now, days)
+
+
+def assemble_report(
+    vms: Sequence[VMRecord],
+    hosts: Sequence[HostRecord],
+    model: CostModel,
+    analysis: SprawlAnalysis,
+    history: Sequence[MonthWaste],
+    signs: Sequence[Sign],
+    now: datetime,
+    metrics_days: int,
+) -> ReportData:
+    """Join the analysis of ``vms`` with their chargeback and licences (pure)."""
+    costs = price_fleet(vms, hosts, model)
+    return ReportData(
+        generated_at=now,
+        analysis=analysis,
+        departments={vm.uuid: vm.department for vm in vms},
+        chargeback=chargeback(vms, costs, Dimension.department),
+        licences=licence_report(vms, hosts, model),
+        history=history,
+        signs=signs,
+        metrics_days=metrics_days,
+    )
+
+
+def _scorecard_inputs(
+    inv: Inventory, analysis: SprawlAnalysis, licences: LicenceReport, now: datetime
+) -> ScorecardInputs:
+    orphans = [f for f in analysis.findings if f.category is Category.orphaned_disk]
+    with inv.db.session() as s:
+        status = {h.id: h.status for h in s.scalars(select(m.Host))}
+        rows = list(s.scalars(select(m.VM).where(m.VM.deleted_at.is_(None))))
+        vms = [_governed(r, status) for r in rows if not r.is_template]
+        templates = [Template(r.name, r.created_at) for r in rows if r.is_template]
+    return ScorecardInputs(
+        now=now,
+        vms=vms,
+        templates=templates,
+        hosts_unreachable=sum(st != "ok" for st in status.values()),
+        orphaned_disks=len(orphans),
+        orphaned_disk_gb=sum(float(f.evidence.measures.get("size_gb", 0.0)) for f in orphans),
+        licences=licences,
+        os_known_vms=0,  # libvirt does not report the guest OS; the inventory has no OS column
+        fleet_monthly_cost=analysis.fleet_monthly_cost,
+        monthly_waste=analysis.monthly_waste + analysis.rightsizing_monthly_saving,
+        currency=analysis.currency,
+    )
+
+
+def _governed(row: m.VM, host_status: Mapping[int, str]) -> GovernedVM:
+    reachable = None if row.host_id is None else host_status.get(row.host_id) == "ok"
+    return GovernedVM(
+        name=row.name,
+        owner=row.owner,
+        purpose=row.purpose,
+        expiry=(
+            datetime.combine(row.expires_on, datetime.min.time(), tzinfo=UTC)
+            if row.expires_on
+            else None
+        ),
+        protection_tier=row.protection_tier,
+        powered_on=row.state in ("running", "paused"),
+        state_since=row.state_since,
+        host_reachable=reachable,
+        disk_gb=(row.disk_bytes or 0) / 1024**3,
+    )
+
+
+def html_target(path: Path) -> Path:
+    """The absolute path the report will be written to; refuses a folder that does not exist."""
+    path = path.expanduser().resolve()
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist; create it.")
+    return path
+
+
+def write_html(path: Path, data: ReportData) -> Path:
+    """Write the report to ``path`` whole or not at all (temporary file, then rename)."""
+    path = html_target(path)
+    text = render_html(data)
+    fd, tmp = tempfile.mkstemp(prefix=".sprawl-", suffix=".html", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a normal file, not mkstemp's owner-only one
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- what the charts show -----------------------------------------------------------------------
+
+
+def waste_by_category(analysis: SprawlAnalysis) -> list[Bar]:
+    """Waste categories, right-sizing, then governance (money at risk), each VM counted once."""
+    totals = analysis.totals
+    waste = [Bar(t.category.value, (t.monthly,), t.count, (BLUE,)) for t in totals if t.is_waste]
+    reclaimed = {f.subject for f in analysis.findings if f.category not in GOVERNANCE}
+    sized = sum(
+        1 for r in analysis.rightsizing if r.monthly_saving > 0 and r.vm_uuid not in reclaimed
+    )
+    saving = analysis.rightsizing_monthly_saving
+    waste.append(Bar(RIGHTSIZING, (saving,), sized, (LIGHT_BLUE,)))
+    risk = [
+        Bar(t.category.value, (t.monthly,), t.count, (RISK_COLOUR,))
+        for t in totals
+        if not t.is_waste
+    ]
+    return waste + risk
+
+
+def waste_by_department(
+    analysis: SprawlAnalysis, departments: Mapping[str, str | None]
+) -> list[Bar]:
+    """Per department: reclaimable waste and right-sizing savings; they sum to the total waste."""
+    reclaim: dict[str, float] = {}
+    counts: Counter[str] = Counter()
+    for f in analysis.findings:
+        if f.category not in GOVERNANCE:
+            dept = _department(departments.get(f.subject))
+            reclaim[dept] = reclaim.get(dept, 0.0) + f.monthly_cost_held
+            counts[dept] += 1
+    reclaimed = {f.subject for f in analysis.findings if f.category not in GOVERNANCE}
+    sized: dict[str, float] = {}
+    for r in analysis.rightsizing:
+        if r.vm_uuid not in reclaimed and r.monthly_saving > 0:
+            dept = _department(departments.get(r.vm_uuid))
+            sized[dept] = sized.get(dept, 0.0) + r.monthly_saving
+    names = sorted(set(reclaim) | set(sized), key=lambda d: -(reclaim.get(d, 0) + sized.get(d, 0)))
+    colours = (BLUE, LIGHT_BLUE)
+    return [Bar(d, (reclaim.get(d, 0.0), sized.get(d, 0.0)), counts[d], colours) for d in names]
+
+
+def _department(value: str | None) -> str:
+    return (value or "").strip() or NONE_LABEL
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥"}
+
+
+def money(value: float, currency: str, cents: bool = False) -> str:
+    symbol = SYMBOLS.get(currency)
+    number = f"{value:,.2f}" if cents else f"{value:,.0f}"
+    return f"{symbol}{number}" if symbol else f"{number} {currency}"
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+# --- element building ---------------------------------------------------------------------------
+
+Child = Element | str | int | float | None
+
+
+def el(tag: str, attrs: Mapping[str, Any] | None = None, *children: Child) -> Element:
+    """An element with attributes and children; strings become (escaped) text."""
+    node = etree.Element(tag, {k: str(v) for k, v in (attrs or {}).items()})
+    for child in children:
+        _append(node, child)
+    return node
+
+
+def _append(node: Element, child: Child) -> None:
+    if child is None:
+        return
+    if isinstance(child, etree._Element):
+        node.append(child)
+        return
+    text = str(child)
+    if len(node):
+        last = node[-1]
+        last.tail = (last.tail or "") + text
+    else:
+        node.text = (node.text or "") + text
+
+
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[int] = ()
+) -> Element:
+    """A data table; columns listed in ``numeric`` are right-aligned."""
+    head = el(
+        "tr", None, *(el("th", _num(i, numeric, scope="col"), h) for i, h in enumerate(headers))
+    )
+    body = [
+        el("tr", None, *(el("td", _num(i, numeric), _child(c)) for i, c in enumerate(r)))
+        for r in rows
+    ]
+    return el("table", None, el("thead", None, head), el("tbody", None, *body))
+
+
+def _child(value: object) -> Child:
+    if value is None or isinstance(value, etree._Element | str | int | float):
+        return value
+    return str(value)
+
+
+def _num(i: int, numeric: Sequence[int], **attrs: str) -> dict[str, str]:
+    return {**attrs, "class": "num"} if i in numeric else dict(attrs)
+
+
+# --- SVG charts ---------------------------------------------------------------------------------
+
+BLUE, LIGHT_BLUE, RISK_COLOUR = "#2f6db5", "#8fb8e8", "#e0a030"
+HISTORY_COLOURS: Mapping[Category, str] = {
+    Category.powered_off: BLUE,
+    Category.lease_expired: "#7a4fa3",
+    Category.orphaned_disk: "#3a9a6b",
+}
+CHART_W = 1000
+Legend = Sequence[tuple[str, str]]  # (label, colour)
+
+
+def _svg(chart_id: str, height: int, title: str, desc: str) -> Element:
+    return el(
+        "svg",
+        {
+            "viewBox": f"0 0 {CHART_W} {height}",
+            "width": CHART_W,
+            "height": height,
+            "role": "img",
+            "aria-labelledby": f"{chart_id}-title {chart_id}-desc",
+            "class": "chart",
+            "id": chart_id,
+        },
+        el("title", {"id": f"{chart_id}-title"}, title),
+        el("desc", {"id": f"{chart_id}-desc"}, desc),
+    )
+
+
+def bar_chart(
+    chart_id: str, title: str, bars: Sequence[Bar], legend: Legend, currency: str
+) -> Element:
+    """Horizontal bars; a bar's values are stacked segments coloured by ``Bar.colours``."""
+    row_h, left, right, top = 30, 200, 130, 38
+    height = top + row_h * max(1, len(bars)) + 10
+    peak = max((sum(b.values) for b in bars), default=0.0) or 1.0
+    scale = (CHART_W - left - right) / peak
+    desc = "; ".join(f"{b.label}: {money(sum(b.values), currency)} a month" for b in bars)
+    svg = _svg(chart_id, height, title, desc or "no waste found")
+    svg.append(_legend(legend, left))
+    for i, b in enumerate(bars):
+        svg.append(_bar_row(b, top + i * row_h, row_h, left, scale, currency))
+    return svg
+
+
+def _legend(items: Legend, left: int) -> Element:
+    g = el("g", {"class": "legend"})
+    x = left
+    for name, colour in items:
+        g.append(el("rect", {"x": x, "y": 8, "width": 14, "height": 14, "rx": 2, "fill": colour}))
+        g.append(el("text", {"x": x + 20, "y": 20}, name))
+        x += 40 + 7 * len(name)
+    return g
+
+
+def _bar_row(b: Bar, y: int, row_h: int, left: int, scale: float, currency: str) -> Element:
+    g = el("g", {"class": "bar"})
+    g.append(el("text", {"x": left - 10, "y": y + row_h / 2 + 5, "text-anchor": "end"}, b.label))
+    x = float(left)
+    for value, colour in zip(b.values, b.colours or (BLUE,) * len(b.values), strict=False):
+        w = max(0.0, value * scale)
+        box = {"x": f"{x:.1f}", "y": y + 4, "width": f"{w:.1f}", "height": row_h - 8}
+        g.append(el("rect", {**box, "fill": colour}))
+        x += w
+    label = money(sum(b.values), currency) + (f" · {b.count}" if b.count else "")
+    g.append(el("text", {"x": f"{x + 8:.1f}", "y": y + row_h / 2 + 5, "class": "value"}, label))
+    return g
+
+
+def history_chart(chart_id: str, points: Sequence[MonthWaste], currency: str) -> Element:
+    """Stacked areas of the waste categories per month end, and the at-risk money as a line."""
+    height, left, right, top, bottom = 320, 80, 30, 44, 36
+    desc = "; ".join(
+        f"{p.at:%Y-%m-%d}: waste {money(p.waste, currency)}, at risk {money(p.at_risk, currency)}"
+        for p in points
+    )
+    svg = _svg(chart_id, height, "Waste over time (per month end)", desc or "no history yet")
+    legend = [(c.value, colour) for c, colour in HISTORY_COLOURS.items()]
+    svg.append(_legend([*legend, ("no owner: at risk (dashed)", RISK_COLOUR)], left))
+    if not points:
+        return svg
+    peak = max(max(p.waste, p.at_risk) for p in points) or 1.0
+    step = _nice_step(peak)
+    top_value = step * math.ceil(peak / step)
+    plot_w, plot_h = CHART_W - left - right, height - top - bottom
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = left + (plot_w * i / (len(points) - 1) if len(points) > 1 else plot_w / 2)
+        return x, top + plot_h * (1 - v / top_value)
+
+    svg.append(_grid(step, top_value, left, CHART_W - right, xy, currency))
+    base = [0.0] * len(points)
+    for cat, colour in HISTORY_COLOURS.items():
+        upper = [b + p.monthly.get(cat, 0.0) for b, p in zip(base, points, strict=True)]
+        ring = [xy(i, v) for i, v in enumerate(upper)]
+        ring += [xy(i, v) for i, v in reversed(list(enumerate(base)))]
+        svg.append(el("polygon", {"points": _pts(ring), "fill": colour, "opacity": "0.9"}))
+        base = upper
+    risk = [xy(i, p.at_risk) for i, p in enumerate(points)]
+    line = {"fill": "none", "stroke": RISK_COLOUR, "stroke-width": 3, "stroke-dasharray": "8 5"}
+    svg.append(el("polyline", {"points": _pts(risk), **line}))
+    svg.append(_x_labels(points, xy, plot_w, height - bottom + 20))
+    return svg
+
+
+def _pts(points: Sequence[tuple[float, float]]) -> str:
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+
+
+def _nice_step(peak: float) -> float:
+    raw = peak / 4
+    magnitude = 10 ** (len(str(int(raw))) - 1) if raw >= 1 else 1
+    for mult in (1, 2, 2.5, 5, 10):
+        if raw <= mult * magnitude:
+            return float(mult * magnitude)
+    return float(10 * magnitude)
+
+
+def _grid(step: float, top_value: float, x0: int, x1: int, xy: Any, currency: str) -> Element:
+    g = el("g", {"class": "grid"})
+    v = 0.0
+    while v <= top_value + 1e-9:
+        _, y = xy(0, v)
+        g.append(el("line", {"x1": x0, "x2": x1, "y1": f"{y:.1f}", "y2": f"{y:.1f}"}))
+        g.append(
+            el("text", {"x": x0 - 6, "y": f"{y + 4:.1f}", "text-anchor": "end"}, money(v, currency))
+        )
+        v += step
+    return g
+
+
+def _x_labels(points: Sequence[MonthWaste], xy: Any, plot_w: int, y: int) -> Element:
+    """Month labels, thinned so that they stay at least 70 px apart; the last point is now."""
+    g = el("g", {"class": "axis"})
+    every = max(1, math.ceil(70 * (len(points) - 1) / plot_w)) if len(points) > 1 else 1
+    last = len(points) - 1
+    for i, p in enumerate(points):
+        if (i % every == 0 and last - i >= every) or i == last:
+            x, _ = xy(i, 0.0)
+            label = "now" if i == last else f"{p.at:%b %Y}"
+            g.append(el("text", {"x": f"{x:.1f}", "y": y, "text-anchor": "middle"}, label))
+    return g
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+def render_html(data: ReportData) -> str:
+    """The whole report as one HTML document (inline CSS and SVG, no script)."""
+    a = data.analysis
+    body = el(
+        "body",
+        None,
+        el(
+            "header",
+            None,
+            el("h1", None, data.title),
+            el(
+                "p",
+                {"class": "sub"},
+                f"{a.vms} VMs · generated {data.generated_at:%Y-%m-%d %H:%M} UTC · "
+                f"money per month in {a.currency} unless marked yearly",
+            ),
+        ),
+        el("main", None, *_sections(data)),
+        el(
+            "footer",
+            None,
+            "Corral · every VM is counted once, in its highest-value category · "
+            "governance findings (no owner, no purpose) are money at risk, not waste.",
+        ),
+    )
+    root = el(
+        "html",
+        {"lang": "en"},
+        el(
+            "head",
+            None,
+            el("meta", {"charset": "utf-8"}),
+            el("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}),
+            el("title", None, data.title),
+            el("style", None, CSS),
+        ),
+        body,
+    )
+    out = html.tostring(root, doctype="<!DOCTYPE html>", method="html", encoding="unicode")
+    return str(out)
+
+
+def _sections(data: ReportData) -> list[Element]:
+    return [
+        _headline(data),
+        _scorecard_section(data),
+        _category_section(data),
+        _department_section(data),
+        _history_section(data),
+        _findings_section(data),
+        _rightsizing_section(data),
+        _chargeback_section(data),
+        _licence_section(data),
+        _insufficient_section(data),
+    ]
+
+
+def _section(section_id: str, title: str, *children: Child) -> Element:
+    return el("section", {"id": section_id}, el("h2", None, title), *children)
+
+
+def _headline(data: ReportData) -> Element:
+    s, cur = data.analysis.summary(), data.analysis.currency
+    tiles = [
+        ("waste_monthly", "Waste per month", s["waste_monthly"], "reclaimable + right-sizing"),
+        ("waste_yearly", "Waste per year", s["waste_yearly"], "12 times the monthly waste"),
+        (
+            "governance_at_risk_monthly",
+            "Money at risk per month",
+            s["governance_at_risk_monthly"],
+            "VMs without owner or purpose",
+        ),
+        ("rightsizing_monthly", "Right-sizing savings", s["rightsizing_monthly"], "per month"),
+        ("fleet_monthly_cost", "Fleet cost per month", s["fleet_monthly_cost"], "every VM priced"),
+    ]
+    cells = [
+        el(
+            "div",
+            {"class": "tile", "data-key": key, "data-value": f"{value:.2f}"},
+            el("div", {"class": "label"}, label),
+            el("div", {"class": "figure"}, money(value, cur)),
+            el("div", {"class": "note"}, note),
+        )
+        for key, label, value, note in tiles
+    ]
+    share = s["waste_monthly"] / s["fleet_monthly_cost"] if s["fleet_monthly_cost"] else 0.0
+    return _section(
+        "headline",
+        "Headline",
+        el("div", {"class": "tiles"}, *cells),
+        el(
+            "p",
+            None,
+            f"Waste is {pct(share)} of the fleet's monthly cost. Reclaiming it frees "
+            f"{s['reclaimable_vcpus']} vCPUs, {s['reclaimable_memory_gib']} GiB of memory and "
+            f"{s['reclaimable_storage_gb']:,} GB of storage.",
+        ),
+    )
+
+
+STATUS_LABEL = {"ok": "OK", "warning": "Warning", "alert": "Alert", "cannot-tell": "Cannot tell"}
+
+
+def _scorecard_section(data: ReportData) -> Element:
+    cards = [
+        el(
+            "article",
+            {"class": f"sign {s.status.value}", "data-status": s.status.value},
+            el(
+                "h3",
+                None,
+                el("span", {"class": "no"}, f"No.{s.number}"),
+                f" {s.title} ",
+                el("span", {"class": f"badge {s.status.value}"}, STATUS_LABEL[s.status.value]),
+            ),
+            el(
+                "dl",
+                None,
+                *[
+                    x
+                    for k, v in s.figures.items()
+                    for x in (el("dt", None, k.replace("_", " ")), el("dd", None, _figure(k, v)))
+                ],
+            ),
+            el("p", {"class": "basis"}, s.based_on),
+        )
+        for s in data.signs
+    ]
+    return _section(
+        "scorecard",
+        "The five warning signs of VM sprawl",
+        el("div", {"class": "signs"}, *cards),
+    )
+
+
+def _figure(key: str, value: object) -> str:
+    if isinstance(value, float) and (key.endswith("_share") or key.endswith("share_of_cost")):
+        return pct(value)
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _category_section(data: ReportData) -> Element:
+    a, cur = data.analysis, data.analysis.currency
+    bars = waste_by_category(a)
+    risk = frozenset(t.category.value for t in a.totals if not t.is_waste)
+    legend = [
+        ("waste: reclaimable", BLUE),
+        ("waste: right-sizing", LIGHT_BLUE),
+        ("money at risk (governance), not waste", RISK_COLOUR),
+    ]
+    chart = bar_chart("chart-category", "Waste by category (per month)", bars, legend, cur)
+    rows = [
+        [
+            b.label,
+            b.count,
+            money(b.values[0], cur, cents=True),
+            "at risk" if b.label in risk else "waste",
+        ]
+        for b in bars
+    ]
+    return _section(
+        "by-category",
+        "Waste by category",
+        el("figure", None, chart, el("figcaption", None, "Each VM is counted once.")),
+        table(["category", "VMs / disks", "per month", "counted as"], rows, numeric=(1, 2)),
+    )
+
+
+def _department_section(data: ReportData) -> Element:
+    cur = data.analysis.currency
+    bars = waste_by_department(data.analysis, data.departments)
+    series = [("reclaimable", BLUE), (RIGHTSIZING, LIGHT_BLUE)]
+    chart = bar_chart("chart-department", "Waste by department (per month)", bars, series, cur)
+    rows = [
+        [
+            b.label,
+            b.count,
+            money(b.values[0], cur, cents=True),
+            money(b.values[1], cur, cents=True),
+            money(sum(b.values), cur, cents=True),
+        ]
+        for b in bars
+    ]
+    note = (
+        f'Orphaned disks belong to no VM and are listed under "{NONE_LABEL}", as are unowned VMs.'
+    )
+    return _section(
+        "by-department",
+        "Waste by department",
+        el("figure", None, chart, el("figcaption", None, note)),
+        table(
+            ["department", "reclaimable VMs/disks", "reclaimable", RIGHTSIZING, "total"],
+            rows,
+            numeric=(1, 2, 3, 4),
+        ),
+    )
+
+
+def _history_section(data: ReportData) -> Element:
+    cur = data.analysis.currency
+    cats = [c for c in HISTORY_CATEGORIES if c not in GOVERNANCE]
+    chart = history_chart("chart-history", data.history, cur)
+    rows = [
+        [
+            f"{p.at:%Y-%m-%d}",
+            p.vms,
+            *(money(p.monthly.get(c, 0.0), cur) for c in cats),
+            money(p.waste, cur),
+            money(p.at_risk, cur),
+        ]
+        for p in data.history
+    ]
+    note = (
+        "The line replays the inventory's history (events): powered off for 30+ days, lease "
+        "expired and orphaned disks are waste (areas); VMs without an owner are money at risk "
+        "(dashed line). Idle VMs are not in it: idle needs metrics, and the metrics history "
+        f"covers only the last {data.metrics_days} days (metrics retention). Snapshot sprawl and "
+        "right-sizing are not in it either, so a VM the live analysis calls idle can show here "
+        "as owner-less. VMs are priced at the size they had then, with today's cost model."
+    )
+    headers = ["month end", "VMs", *(c.value for c in cats), "waste", "at risk (no owner)"]
+    return _section(
+        "over-time",
+        "Waste over time",
+        el("figure", None, chart, el("figcaption", None, note)),
+        table(headers, rows, numeric=tuple(range(1, len(headers)))),
+    )
+
+
+def _findings_section(data: ReportData, limit: int = 25) -> Element:
+    a, cur = data.analysis, data.analysis.currency
+    top = sorted(a.findings, key=lambda f: (-f.monthly_cost_held, f.subject_name))[:limit]
+    rows = [
+        [
+            f.subject_name,
+            f.category.value,
+            _department(data.departments.get(f.subject)),
+            money(f.monthly_cost_held, cur, cents=True),
+            f"{f.confidence:.2f}",
+            _evidence(f),
+            f.suggested_action,
+        ]
+        for f in top
+    ]
+    return _section(
+        "findings",
+        f"Top {len(top)} findings of {len(a.findings)}",
+        table(
+            [
+                "VM / disk",
+                "category",
+                "department",
+                "per month",
+                "confidence",
+                "evidence",
+                "suggested action",
+            ],
+            rows,
+            numeric=(3, 4),
+        ),
+    )
+
+
+def _evidence(f: Finding) -> str:
+    parts = [f"{k}={v}" for k, v in f.evidence.measures.items()]
+    if f.evidence.window_start and f.evidence.window_end:
+        parts.append(f"window {f.evidence.window_start:%Y-%m-%d}..{f.evidence.window_end:%Y-%m-%d}")
+    if f.also_matched:
+        parts.append("also: " + ", ".join(c.value for c in f.also_matched))
+    return "; ".join(parts)
+
+
+def _rightsizing_section(data: ReportData, limit: int = 25) -> Element:
+    a, cur = data.analysis, data.analysis.currency
+    reclaimed = {f.subject for f in a.findings if f.category not in GOVERNANCE}
+    shown = sorted(
+        (r for r in a.rightsizing if r.vm_uuid not in reclaimed and (r.oversized or r.undersized)),
+        key=lambda r: -r.monthly_saving,
+    )
+    rows = [
+        [
+            r.vm_name,
+            _advice(r.cpu, "vCPU"),
+            _advice(r.memory, "MiB"),
+            r.memory.source if r.memory else r.memory_note,
+            money(r.monthly_saving, cur, cents=True),
+        ]
+        for r in shown[:limit]
+    ]
+    mode = a.rightsizing[0].mode.value if a.rightsizing else "moderate"
+    note = (
+        f"{len(shown)} VMs to resize ({sum(r.oversized for r in shown)} with an oversized "
+        f"and {sum(r.undersized for r in shown)} with an undersized CPU or memory), mode "
+        f"{mode}; VMs already to be "
+        "reclaimed are left out. A negative saving is the cost of growing an undersized VM."
+    )
+    return _section(
+        "rightsizing",
+        "Right-sizing proposals",
+        el("p", None, note),
+        table(
+            [
+                "VM",
+                "CPU now → proposed (demand)",
+                "memory now → proposed (demand)",
+                "memory source",
+                "saving per month",
+            ],
+            rows,
+            numeric=(4,),
+        ),
+    )
+
+
+def _advice(advice: Any, unit: str) -> str:
+    if advice is None:
+        return "—"
+    return (
+        f"{advice.current:g} → {advice.recommended:g} {unit} "
+        f"({advice.demand:.1f}, {advice.verdict})"
+    )
+
+
+def _chargeback_section(data: ReportData) -> Element:
+    cur = data.analysis.currency
+    waste = {b.label: sum(b.values) for b in waste_by_department(data.analysis, data.departments)}
+    total = sum(r.total for r in data.chargeback) or 1.0
+    names = [NONE_LABEL if r.key == UNASSIGNED else r.key for r in data.chargeback]
+    rows = [
+        [
+            name,
+            r.vms,
+            money(r.total, cur, cents=True),
+            pct(r.total / total),
+            money(waste.get(name, 0.0), cur, cents=True),
+        ]
+        for name, r in zip(names, data.chargeback, strict=True)
+    ]
+    return _section(
+        "chargeback",
+        "Chargeback by department",
+        table(
+            ["department", "VMs", "cost per month", "share", "of which waste"],
+            rows,
+            numeric=(1, 2, 3, 4),
+        ),
+    )
+
+
+def _licence_section(data: ReportData) -> Element:
+    cur = data.analysis.currency
+    rows = [
+        [
+            u.product,
+            u.per.value,
+            u.covers or "",
+            u.deployed,
+            "" if u.entitlements is None else u.entitlements,
+            "" if u.free is None else u.free,
+            u.status.value,
+            money(u.monthly_cost, cur, cents=True),
+        ]
+        for u in data.licences.usage
+    ]
+    moves = [
+        [s.host, s.family, s.vms, s.current, s.suggested, money(s.monthly_saving, cur, cents=True)]
+        for s in data.licences.suggestions
+    ]
+    parts: list[Child] = [
+        table(
+            [
+                "product",
+                "per",
+                "covers",
+                "deployed",
+                "entitlements",
+                "free",
+                "status",
+                "cost per month",
+            ],
+            rows,
+            numeric=(3, 4, 5, 7),
+        )
+    ]
+    if moves:
+        parts += [
+            el("h3", None, "Cheaper licensing"),
+            table(
+                ["host", "family", "VMs", "now", "cheaper", "saving per month"],
+                moves,
+                numeric=(2, 5),
+            ),
+        ]
+    return _section("licences", "Licence compliance", *parts)
+
+
+def _insufficient_section(data: ReportData) -> Element:
+    a = data.analysis
+    counts = Counter((i.detector, i.reason) for i in (*a.insufficient, *a.rightsizing_insufficient))
+    rows = [[d, r, n] for (d, r), n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+    return _section(
+        "insufficient",
+        "Not enough data to decide",
+        el(
+            "p",
+            None,
+            "These VMs are neither counted as waste nor as fine: the data needed is missing.",
+        ),
+        table(["detector", "reason", "VMs"], rows, numeric=(2,)),
+    )
+
+
+CSS = """
+:root { --ink:#1d2733; --muted:#5b6776; --line:#d8dee6; --bg:#f5f7fa; --card:#fff;
+  --ok:#2e7d4f; --warning:#b7791f; --alert:#c0392b; --cannot:#6b7a8f; }
+* { box-sizing: border-box; }
+body { margin:0; font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",
+  "DejaVu Sans",sans-serif; color:var(--ink); background:var(--bg); }
+header { background:#16324f; color:#fff; padding:22px 32px; }
+header h1 { margin:0; font-size:26px; }
+header .sub { margin:4px 0 0; color:#c9d6e3; }
+main { max-width:1120px; margin:0 auto; padding:12px 24px 32px; }
+section { background:var(--card); border:1px solid var(--line); border-radius:8px;
+  padding:16px 20px; margin:18px 0; }
+h2 { margin:0 0 12px; font-size:20px; }
+h3 { font-size:16px; margin:14px 0 8px; }
+.tiles { display:grid; grid-template-columns:repeat(5,1fr); gap:12px; }
+.tile { border:1px solid var(--line); border-radius:8px; padding:12px; background:#fbfcfe; }
+.tile .label { color:var(--muted); font-size:13px; }
+.tile .figure { font-size:26px; font-weight:700; margin:2px 0; }
+.tile .note { color:var(--muted); font-size:12px; }
+.tile[data-key=waste_monthly] .figure, .tile[data-key=waste_yearly] .figure { color:var(--alert); }
+.signs { display:grid; grid-template-columns:repeat(auto-fill,minmax(330px,1fr)); gap:12px; }
+.sign { border:1px solid var(--line); border-left:6px solid var(--cannot); border-radius:6px;
+  padding:8px 12px; }
+.sign.ok { border-left-color:var(--ok); } .sign.warning { border-left-color:var(--warning); }
+.sign.alert { border-left-color:var(--alert); }
+.sign h3 { margin:4px 0 8px; }
+.sign .no { color:var(--muted); font-weight:600; }
+.badge { display:inline-block; font-size:12px; padding:1px 8px; border-radius:10px; color:#fff;
+  background:var(--cannot); vertical-align:middle; }
+.badge.ok { background:var(--ok); } .badge.warning { background:var(--warning); }
+.badge.alert { background:var(--alert); }
+.sign dl { display:grid; grid-template-columns:auto auto; gap:2px 12px; margin:0; font-size:13px; }
+.sign dt { color:var(--muted); } .sign dd { margin:0; font-weight:600; text-align:right; }
+.basis { font-size:12.5px; color:var(--muted); margin:8px 0 2px; }
+figure { margin:0 0 12px; } figcaption { color:var(--muted); font-size:13px; max-width:760px; }
+svg.chart { width:100%; height:auto; font-size:14px; }
+svg.chart text { fill:var(--ink); } svg.chart text.value { fill:var(--muted); }
+svg.chart .grid line { stroke:var(--line); } svg.chart .grid text { fill:var(--muted); }
+svg.chart .axis text { fill:var(--muted); }
+table { border-collapse:collapse; width:100%; font-size:13px; margin:6px 0; }
+th, td { border-bottom:1px solid var(--line); padding:5px 8px; text-align:left;
+  vertical-align:top; }
+th { background:#eef2f7; } tbody tr:nth-child(even) { background:#fafbfd; }
+td.num, th.num { text-align:right; white-space:nowrap; }
+td { overflow-wrap:anywhere; }
+#findings td:nth-child(-n+4), #rightsizing td, #over-time td { white-space:nowrap; }
+#findings td:nth-child(-n+4) { overflow-wrap:normal; }
+footer { color:var(--muted); font-size:12px; text-align:center; padding:0 24px 24px; }
+@media print { body { background:#fff; } section { break-inside:avoid; } }
+"""
+
+
+__all__ = [
+    "Bar",
+    "ReportData",
+    "assemble_report",
+    "collect_report",
+    "html_target",
+    "money",
+    "render_html",
+    "waste_by_category",
+    "waste_by_department",
+    "write_html",
+]
