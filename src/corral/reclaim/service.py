@@ -117,6 +117,7 @@ class ReclaimService:
         self.base_url = base_url
         self.connect: Connect = connect or inventory.open_host
         self.crash = crash
+        self._deferred: set[str] | None = None
 
     @property
     def now(self) -> datetime:
@@ -187,7 +188,11 @@ class ReclaimService:
 
     # -- the scheduler ---------------------------------------------------------
     def run(self, *, dry_run: bool = False, case_ids: Iterable[int] | None = None) -> list[Outcome]:
-        """Resume every step left pending, then take every automatic step that is due."""
+        """Resume every step left pending, then take every automatic step that is due.
+
+        The hosts touched are synced once at the end, not after each VM: a run
+        over hundreds of cases on one host reads that host once.
+        """
         with self.db.session() as s:
             q = select(m.ReclaimCase).where(m.ReclaimCase.state.in_([str(x) for x in OPEN]))
             if case_ids is not None:
@@ -195,17 +200,33 @@ class ReclaimService:
             cases = list(s.scalars(q.order_by(m.ReclaimCase.id)).unique())
             views = [(c.id, c.vm_name, c.pending, _view(c)) for c in cases]
         out: list[Outcome] = []
-        for case_id, name, pending, view in views:
-            if pending:
-                step = Step(pending["step"])
-                out.append(self._attempt(case_id, name, step, pending["actor"], {}, dry_run))
-                continue
-            decision = next_step(view, self.policy, self.now)
-            if isinstance(decision, Due):
-                out.append(self._attempt(case_id, name, decision.step, "scheduler", {}, dry_run))
-            elif isinstance(decision, Waiting):
-                out.append(Outcome(case_id, name, "-", "waiting", decision.reason))
+        self._deferred = set()
+        try:
+            for case_id, name, pending, view in views:
+                out.append(self._run_one(case_id, name, pending, view, dry_run))
+        finally:
+            touched, self._deferred = self._deferred, None
+            if touched:
+                self.inv.sync(sorted(touched))
         return out
+
+    def _run_one(
+        self,
+        case_id: int,
+        name: str,
+        pending: dict[str, Any] | None,
+        view: CaseView,
+        dry_run: bool,
+    ) -> Outcome:
+        if pending:
+            return self._attempt(
+                case_id, name, Step(pending["step"]), pending["actor"], {}, dry_run
+            )
+        decision = next_step(view, self.policy, self.now)
+        if isinstance(decision, Due):
+            return self._attempt(case_id, name, decision.step, "scheduler", {}, dry_run)
+        assert isinstance(decision, Waiting)
+        return Outcome(case_id, name, "-", "waiting", decision.reason)
 
     def _attempt(
         self, case_id: int, name: str, step: Step, actor: str, args: dict[str, Any], dry: bool
@@ -509,7 +530,11 @@ class ReclaimService:
             self.inv.set_metadata(uuid, {"tags": sorted(new)}, actor="reclaim")
 
     def _sync(self, host: str) -> None:
-        self.inv.sync([host])
+        """Record what an action changed; inside ``run`` once per host at the end."""
+        if self._deferred is not None:
+            self._deferred.add(host)
+        else:
+            self.inv.sync([host])
 
     def _where(self, case_id: int) -> tuple[str, str]:
         with self.db.session() as s:
