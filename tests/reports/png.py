@@ -55,22 +55,23 @@ def _unfilter(rows: npt.NDArray[np.uint8], bpp: int) -> npt.NDArray[np.uint8]:
 def _sequential(
     kind: int, line: npt.NDArray[np.int32], prev: npt.NDArray[np.int32], bpp: int
 ) -> npt.NDArray[np.int32]:
-    """Filters 1 (sub), 3 (average) and 4 (Paeth) depend on the pixel to the left."""
-    cur = np.zeros_like(line)
-    for i in range(len(line)):
-        left = int(cur[i - bpp]) if i >= bpp else 0
-        up = int(prev[i])
-        upleft = int(prev[i - bpp]) if i >= bpp else 0
-        if kind == 1:
-            pred = left
-        elif kind == 3:
-            pred = (left + up) // 2
-        else:
-            p = left + up - upleft
-            pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
-            pred = left if pa <= pb and pa <= pc else (up if pb <= pc else upleft)
-        cur[i] = (int(line[i]) + pred) & 0xFF
-    return cur
+    """Filters 1 (sub), 3 (average) and 4 (Paeth) depend on the byte to the left."""
+    raw, up = line.tolist(), prev.tolist()
+    if kind == 1:  # sub: a running sum per channel
+        per_channel = line.reshape(-1, bpp).cumsum(axis=0) & 0xFF
+        return per_channel.reshape(-1).astype(np.int32)
+    cur = [0] * len(raw)
+    for i, x in enumerate(raw):
+        a = cur[i - bpp] if i >= bpp else 0
+        b = up[i]
+        if kind == 3:
+            cur[i] = (x + (a + b) // 2) & 0xFF
+            continue
+        c = up[i - bpp] if i >= bpp else 0
+        pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+        pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+        cur[i] = (x + pred) & 0xFF
+    return np.asarray(cur, dtype=np.int32)
 
 
 def write_png(path: Path, image: npt.NDArray[np.uint8]) -> None:

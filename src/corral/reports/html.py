@@ -327,6 +327,7 @@ HISTORY_COLOURS: Mapping[Category, str] = {
     Category.orphaned_disk: "#3a9a6b",
 }
 CHART_W = 1000
+LABEL_CHARS = 28  # bar labels longer than this are cut (about 230 px at 14 px)
 Legend = Sequence[tuple[str, str]]  # (label, colour)
 
 
@@ -351,7 +352,7 @@ def bar_chart(
     chart_id: str, title: str, bars: Sequence[Bar], legend: Legend, currency: str
 ) -> Element:
     """Horizontal bars; a bar's values are stacked segments coloured by ``Bar.colours``."""
-    row_h, left, right, top = 30, 200, 130, 38
+    row_h, left, right, top = 30, 240, 130, 38
     height = top + row_h * max(1, len(bars)) + 10
     peak = max((sum(b.values) for b in bars), default=0.0) or 1.0
     scale = (CHART_W - left - right) / peak
@@ -361,6 +362,11 @@ def bar_chart(
     for i, b in enumerate(bars):
         svg.append(_bar_row(b, top + i * row_h, row_h, left, scale, currency))
     return svg
+
+
+def _short(label: str, limit: int) -> str:
+    """Long labels are cut with an ellipsis; the full text is in the bar's <title> and table."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def _legend(items: Legend, left: int) -> Element:
@@ -374,8 +380,9 @@ def _legend(items: Legend, left: int) -> Element:
 
 
 def _bar_row(b: Bar, y: int, row_h: int, left: int, scale: float, currency: str) -> Element:
-    g = el("g", {"class": "bar"})
-    g.append(el("text", {"x": left - 10, "y": y + row_h / 2 + 5, "text-anchor": "end"}, b.label))
+    g = el("g", {"class": "bar"}, el("title", None, b.label))
+    where = {"x": left - 10, "y": y + row_h / 2 + 5, "text-anchor": "end"}
+    g.append(el("text", where, _short(b.label, LABEL_CHARS)))
     x = float(left)
     for value, colour in zip(b.values, b.colours or (BLUE,) * len(b.values), strict=False):
         w = max(0.0, value * scale)
