@@ -56,6 +56,7 @@ def test_demo_and_report_write_the_html(tmp_path: Path) -> None:
     assert [s["number"] for s in doc["scorecard"]] == [1, 2, 3, 4, 5]
     assert {s["status"] for s in doc["scorecard"]} <= {"ok", "warning", "alert", "cannot-tell"}
     assert all(s["based_on"] and s["figures"] for s in doc["scorecard"])
+    assert doc["waste_over_time"][-1]["vms"] == doc["summary"]["vms"]
     page = lhtml.document_fromstring(out.read_text("utf-8"))
     statuses = [a.get("data-status") for a in page.xpath("//section[@id='scorecard']//article")]
     assert statuses == [s["status"] for s in doc["scorecard"]]

@@ -199,6 +199,19 @@ def report(
                     "summary": result.summary(),
                     "findings": [_finding_row(f) for f in result.findings],
                     "scorecard": [asdict(s) for s in data.signs],
+                    "waste_over_time": [
+                        {
+                            "at": p.at,
+                            "vms": p.vms,
+                            "waste": round(p.waste, 2),
+                            "at_risk": round(p.at_risk, 2),
+                            "by_category": {
+                                c.value: {"count": p.counts[c], "monthly": round(v, 2)}
+                                for c, v in p.monthly.items()
+                            },
+                        }
+                        for p in data.history
+                    ],
                 }
             )
         )

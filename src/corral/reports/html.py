@@ -109,7 +109,7 @@ def collect_report(
     )
     licences = licence_report(vms, hosts, model)
     signs = scorecard(_scorecard_inputs(inv, analysis, licences, now))
-    return assemble_report(vms, hosts, model, analysis, history, signs, now, days)
+    return assemble_report(vms, hosts, model, analysis, history, signs, now, days, licences)
 
 
 def assemble_report(
@@ -121,6 +121,7 @@ def assemble_report(
     signs: Sequence[Sign],
     now: datetime,
     metrics_days: int,
+    licences: LicenceReport | None = None,
 ) -> ReportData:
     """Join the analysis of ``vms`` with their chargeback and licences (pure)."""
     costs = price_fleet(vms, hosts, model)
@@ -129,7 +130,7 @@ def assemble_report(
         analysis=analysis,
         departments={vm.uuid: vm.department for vm in vms},
         chargeback=chargeback(vms, costs, Dimension.department),
-        licences=licence_report(vms, hosts, model),
+        licences=licences or licence_report(vms, hosts, model),
         history=history,
         signs=signs,
         metrics_days=metrics_days,
@@ -576,6 +577,7 @@ STATUS_LABEL = {"ok": "OK", "warning": "Warning", "alert": "Alert", "cannot-tell
 
 
 def _scorecard_section(data: ReportData) -> Element:
+    cur = data.analysis.currency
     cards = [
         el(
             "article",
@@ -593,7 +595,10 @@ def _scorecard_section(data: ReportData) -> Element:
                 *[
                     x
                     for k, v in s.figures.items()
-                    for x in (el("dt", None, k.replace("_", " ")), el("dd", None, _figure(k, v)))
+                    for x in (
+                        el("dt", None, k.replace("_", " ")),
+                        el("dd", None, _figure(k, v, cur)),
+                    )
                 ],
             ),
             el("p", {"class": "basis"}, s.based_on),
@@ -607,12 +612,17 @@ def _scorecard_section(data: ReportData) -> Element:
     )
 
 
-def _figure(key: str, value: object) -> str:
-    if isinstance(value, float) and (key.endswith("_share") or key.endswith("share_of_cost")):
+def _figure(key: str, value: object, currency: str) -> str:
+    """A scorecard figure as a manager reads it: shares in %, money with its symbol, GB whole."""
+    if not isinstance(value, int | float):
+        return str(value)
+    if key.endswith("_share") or key.endswith("share_of_cost"):
         return pct(value)
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
+    if key.endswith("_monthly"):
+        return money(value, currency, cents=True)
+    if key.endswith("_gb"):
+        return f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
 
 
 def _category_section(data: ReportData) -> Element:
