@@ -54,7 +54,7 @@ def hostile_vms() -> list[VMRecord]:
         _vm(2, IMG_NAME, owner=None, department=None),
         _vm(3, "web-03", owner=HOSTILE_OWNER, expiry=NOW - timedelta(days=10)),
         _vm(4, "db-04", department="Sales", purpose=None),
-        _vm(5, "app-05", department="Sales", **off),
+        _vm(5, "app-05", department=None, **off),
         _vm(6, "app-06"),
     ]
 

@@ -12,6 +12,7 @@ from corral.engines.costing import CostModel
 from corral.errors import ConfigError
 from corral.reports.html import (
     NONE_LABEL,
+    ORPHANS_LABEL,
     ReportData,
     collect_report,
     render_html,
@@ -64,7 +65,7 @@ def test_every_chart_is_an_accessible_svg_with_a_table(hostile_report: ReportDat
         assert svg.xpath("ancestor::section//table")
     # The hostile department is the label of a bar, as text.
     labels = [t.text for t in doc.xpath("//svg[@id='chart-department']//text")]
-    assert HOSTILE_DEPT in labels and NONE_LABEL in labels
+    assert {HOSTILE_DEPT, NONE_LABEL, ORPHANS_LABEL} <= set(labels)
 
 
 def test_headline_numbers_equal_the_analysis(hostile_report: ReportData) -> None:
@@ -144,5 +145,11 @@ def test_live_report_of_a_synced_demo(
     doc = parse(data)
     cells = [td.text_content() for td in doc.xpath("//section[@id='chargeback']//td")]
     assert HOSTILE_DEPT in cells and not doc.xpath("//b")
+    # Orphaned disks are billed to no department: their own row, with the waste they hold.
+    orphans = sum(
+        f.monthly_cost_held for f in data.analysis.findings if f.category.value == "orphaned_disk"
+    )
+    assert orphans > 0
+    assert cells[cells.index(ORPHANS_LABEL) + 4] == f"${orphans:,.2f}"
     for chart_id in CHARTS:
         assert doc.xpath(f"//svg[@id='{chart_id}']//rect | //svg[@id='{chart_id}']//polygon")

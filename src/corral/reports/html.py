@@ -63,7 +63,8 @@ from corral.reports.scorecard import (
 from corral.reports.sprawl import _records, live_sprawl
 from corral.store import models as m
 
-NONE_LABEL = "(none)"
+NONE_LABEL = "(none)"  # VMs without a department
+ORPHANS_LABEL = "(no VM: orphaned disks)"
 RIGHTSIZING = "right-sizing"
 Element = etree._Element
 
@@ -233,11 +234,11 @@ def waste_by_department(
     """Per department: reclaimable waste and right-sizing savings; they sum to the total waste."""
     reclaim: dict[str, float] = {}
     counts: Counter[str] = Counter()
-    for f in analysis.findings:
-        if f.category not in GOVERNANCE:
-            dept = _department(departments.get(f.subject))
-            reclaim[dept] = reclaim.get(dept, 0.0) + f.monthly_cost_held
-            counts[dept] += 1
+    for f in (f for f in analysis.findings if f.category not in GOVERNANCE):
+        orphan = f.category is Category.orphaned_disk
+        dept = ORPHANS_LABEL if orphan else _department(departments.get(f.subject))
+        reclaim[dept] = reclaim.get(dept, 0.0) + f.monthly_cost_held
+        counts[dept] += 1
     reclaimed = {f.subject for f in analysis.findings if f.category not in GOVERNANCE}
     sized: dict[str, float] = {}
     for r in analysis.rightsizing:
@@ -668,7 +669,8 @@ def _department_section(data: ReportData) -> Element:
         for b in bars
     ]
     note = (
-        f'Orphaned disks belong to no VM and are listed under "{NONE_LABEL}", as are unowned VMs.'
+        f'VMs without a department are under "{NONE_LABEL}"; orphaned disks belong to no VM '
+        f'and are under "{ORPHANS_LABEL}".'
     )
     return _section(
         "by-department",
@@ -812,7 +814,7 @@ def _chargeback_section(data: ReportData) -> Element:
     waste = {b.label: sum(b.values) for b in waste_by_department(data.analysis, data.departments)}
     total = sum(r.total for r in data.chargeback) or 1.0
     names = [NONE_LABEL if r.key == UNASSIGNED else r.key for r in data.chargeback]
-    rows = [
+    rows: list[list[object]] = [
         [
             name,
             r.vms,
@@ -822,6 +824,8 @@ def _chargeback_section(data: ReportData) -> Element:
         ]
         for name, r in zip(names, data.chargeback, strict=True)
     ]
+    if ORPHANS_LABEL in waste:  # disks no VM uses: storage billed to nobody
+        rows.append([ORPHANS_LABEL, 0, "—", "—", money(waste[ORPHANS_LABEL], cur, cents=True)])
     return _section(
         "chargeback",
         "Chargeback by department",
