@@ -42,6 +42,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "corral.cli.sim": ("sim",),
     "corral.cli.metrics": ("metrics",),
     "corral.cli.sprawl": ("sprawl", "cost"),
+    "corral.cli.reclaim": ("reclaim",),
 }
 
 

@@ -1,0 +1,435 @@
+"""``corral reclaim``: take VMs through the staged, reversible reclamation workflow.
+
+Thin commands over corral.reclaim.service.ReclaimService: flag a VM (by hand
+or from the live sprawl findings), let ``run`` take the steps that are due,
+answer for the owner (confirm, extend), approve, restore, cancel, and see the
+cases and the money saved. Every write records who did it (``--as``, default
+$USER). Money is in the cost model's currency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections import Counter
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import typer
+import yaml
+
+from corral.cli import context
+from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
+from corral.engines.reclaim import OPEN, Policy, State
+from corral.engines.sprawl.model import Category, Finding
+from corral.errors import ConflictError, ValidationError
+from corral.reclaim.service import Outcome, ReclaimService
+
+reclaim_app = typer.Typer(
+    help="Reclamation: flag → notify owner → quarantine → archive → delete, every step undoable "
+    "until deletion.",
+    no_args_is_help=True,
+)
+
+#: Categories a person may flag a VM under: the sprawl categories, or their own judgement.
+FLAG_CATEGORIES = (*(c.value for c in Category), "manual")
+#: Findings whose remedy is reclaiming the VM itself (orphaned disks are not VMs; snapshot
+#: sprawl is cured by deleting snapshots; owner/purpose findings are governance, not waste).
+FINDING_CATEGORIES = (Category.idle, Category.powered_off, Category.lease_expired)
+
+CASE_COLUMNS = ["id", "vm", "state", "category", "owner", "monthly_cost", "saving_now_monthly"]
+MONEY_FIELDS = ("monthly_cost", "monthly_saving_off", "realized", "saving_now_monthly", "monthly")
+
+ActorOption = typer.Option(None, "--as", help="Who does this (default: $USER, else 'cli').")
+CaseArg = typer.Argument(..., help="The case number (see 'corral reclaim list').")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(reclaim_app, name="reclaim")
+
+
+@functools.cache
+def _service() -> tuple[ReclaimService, str]:
+    from corral.reclaim.setup import reclaim_service
+
+    return reclaim_service(context.inventory(), context.settings())
+
+
+def _actor(given: str | None) -> str:
+    actor = (given or os.environ.get("USER") or "cli").strip()
+    if not actor or len(actor) > 128:
+        raise ValidationError("--as must be a name of 1 to 128 characters.")
+    return actor
+
+
+def _case_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValidationError(f"{text!r} is not a case number; see 'corral reclaim list'.")
+    return value
+
+
+def _date(text: str | None, option: str) -> date:
+    if not text:
+        raise ValidationError(f"{option} is required: give the new expiry as YYYY-MM-DD.")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"{option} {text!r} is not a date; write it as YYYY-MM-DD.") from None
+
+
+def _money_text(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Money fields as '1,234.50 EUR' for a table; JSON and CSV keep plain numbers."""
+    currency = row.get("currency", "")
+    return {
+        k: f"{v:,.2f} {currency}".strip() if k in MONEY_FIELDS and isinstance(v, int | float) else v
+        for k, v in row.items()
+    }
+
+
+def _rows(rows: list[dict[str, Any]], output: OutputFormat) -> list[dict[str, Any]]:
+    return [_money_text(r) for r in rows] if output is OutputFormat.table else rows
+
+
+# -- opening cases ---------------------------------------------------------------------
+@reclaim_app.command("flag")
+def flag(
+    vm: str = typer.Argument(..., help="UUID or name of the VM."),
+    category: str = typer.Option("", "--category", "-c", help=", ".join(FLAG_CATEGORIES)),
+    reason: str = typer.Option("", "--reason", "-r", help="Why it should go (required)."),
+    actor: str | None = ActorOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Open a reclamation case for one VM; 'run' then notifies its owner."""
+    if category not in FLAG_CATEGORIES:
+        raise ValidationError(
+            f"--category must be one of {', '.join(FLAG_CATEGORIES)} (got {category!r})."
+        )
+    svc, _ = _service()
+    case = svc.flag(vm, category=category, reason=reason, actor=_actor(actor))
+    _show_result(case, output)
+
+
+@reclaim_app.command("flag-findings")
+def flag_findings(
+    category: list[str] = typer.Option(
+        None,
+        "--category",
+        "-c",
+        help="Only these categories (repeatable): idle, powered_off, lease_expired (default all).",
+    ),
+    min_monthly: float = typer.Option(
+        0.0, "--min-monthly", min=0.0, help="Only findings holding at least this much a month."
+    ),
+    days: int = typer.Option(30, "--days", min=1, max=400, help="Metrics window in days."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be flagged."),
+    actor: str | None = ActorOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Flag the VM of every waste finding of the live sprawl analysis.
+
+    VMs with an open case or an extension still in force are skipped (and counted).
+    """
+    from corral.metrics.store import open_store
+    from corral.reports.sprawl import live_sprawl
+
+    wanted = _finding_categories(category or [])
+    svc, _ = _service()
+    who = _actor(actor)
+    analysis = live_sprawl(context.inventory(), open_store(), svc.model, days=days)
+    chosen = [
+        f
+        for f in sorted(analysis.findings, key=lambda f: -f.monthly_cost_held)
+        if f.category in wanted and f.monthly_cost_held >= min_monthly
+    ]
+    held = _held(svc)
+    rows = [_flag_one(svc, f, held.get(f.subject), who, dry_run) for f in chosen]
+    _emit_flagged(rows, analysis.currency, dry_run, output)
+
+
+def _finding_categories(given: list[str]) -> frozenset[Category]:
+    allowed = {c.value: c for c in FINDING_CATEGORIES}
+    bad = [g for g in given if g not in allowed]
+    if bad:
+        raise ValidationError(
+            f"--category {bad[0]!r} cannot be flagged from findings; choose from "
+            f"{', '.join(allowed)} (orphaned disks are not VMs, snapshot sprawl is cured by "
+            "deleting snapshots, owner/purpose findings are governance)."
+        )
+    return frozenset(allowed[g] for g in given) if given else frozenset(FINDING_CATEGORIES)
+
+
+def _held(svc: ReclaimService) -> dict[str, tuple[str, str]]:
+    """VMs that may not be flagged now: (why, detail) for an open case or an extension in force."""
+    today = svc.now.date().isoformat()
+    held: dict[str, tuple[str, str]] = {}
+    for c in svc.cases():
+        if c["state"] in OPEN:
+            held[c["vm_uuid"]] = ("open case", f"case {c['id']} is {c['state']}")
+        elif c["state"] == State.extended and (c["extended_until"] or "") >= today:
+            detail = f"extended until {c['extended_until']} (case {c['id']})"
+            held.setdefault(c["vm_uuid"], ("extension in force", detail))
+    return held
+
+
+def _flag_one(
+    svc: ReclaimService, f: Finding, held: tuple[str, str] | None, actor: str, dry_run: bool
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "vm": f.subject_name,
+        "category": f.category.value,
+        "monthly": round(f.monthly_cost_held, 2),
+        "result": "skipped",
+        "skipped_because": held[0] if held else None,
+        "case": None,
+        "detail": held[1] if held else "",
+    }
+    if held:
+        return row
+    reason = _summary(f)
+    if dry_run:
+        return {**row, "result": "would-flag", "detail": reason}
+    try:
+        case = svc.flag(
+            f.subject, category=f.category.value, reason=reason, actor=actor, evidence=_evidence(f)
+        )
+    except ConflictError as exc:  # flagged or extended by someone else meanwhile
+        return {**row, "skipped_because": "refused", "detail": exc.message}
+    return {**row, "result": "flagged", "case": case["id"], "detail": reason}
+
+
+def _summary(f: Finding) -> str:
+    """One sentence for the case's reason (and the owner's e-mail): what was measured."""
+    measures = ", ".join(f"{k} {v}" for k, v in f.evidence.measures.items())
+    window = ""
+    if f.evidence.window_start and f.evidence.window_end:
+        window = f" over {f.evidence.window_start:%Y-%m-%d}..{f.evidence.window_end:%Y-%m-%d}"
+    return f"{f.category.value.replace('_', ' ')}: {measures}{window}; {f.suggested_action}"[:1000]
+
+
+def _evidence(f: Finding) -> dict[str, Any]:
+    ev = f.evidence
+    return {
+        **dict(ev.measures),
+        "window_start": ev.window_start.isoformat() if ev.window_start else None,
+        "window_end": ev.window_end.isoformat() if ev.window_end else None,
+        "confidence": round(f.confidence, 3),
+        "monthly_cost_held": round(f.monthly_cost_held, 2),
+        "detector": f.detector,
+    }
+
+
+def _emit_flagged(
+    rows: list[dict[str, Any]], currency: str, dry_run: bool, output: OutputFormat
+) -> None:
+    done = "would-flag" if dry_run else "flagged"
+    counts = Counter(r["result"] for r in rows)
+    why = Counter(r["skipped_because"] for r in rows if r["result"] == "skipped")
+    line = f"{counts[done]} {done}, {counts['skipped']} skipped"
+    if why:
+        line += " (" + ", ".join(f"{n}: {k}" for k, n in sorted(why.items())) + ")"
+    if output is OutputFormat.json:
+        typer.echo(to_json({"summary": line, "currency": currency, "findings": rows}))
+        return
+    cols = ["vm", "category", "monthly", "result", "case", "detail"]
+    emit(_rows([{**r, "currency": currency} for r in rows], output), output, cols)
+    if output is OutputFormat.table:
+        typer.echo(line)
+
+
+# -- the scheduler ---------------------------------------------------------------------
+@reclaim_app.command("run")
+def run(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done; do nothing."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Take every step that is due: notify, quarantine, archive, delete.
+
+    Steps left half-done (a crash) are finished first. Exit status 1 when any step failed.
+    """
+    svc, mail = _service()
+    outcomes = svc.run(dry_run=dry_run)
+    rows = [_outcome_row(o) for o in outcomes]
+    if output is OutputFormat.json:
+        typer.echo(to_json({"mail": mail, "dry_run": dry_run, "outcomes": rows}))
+    else:
+        emit(rows, output, ["case", "vm", "step", "result", "detail"], title="reclamation run")
+        if output is OutputFormat.table:
+            typer.echo(f"{len(rows)} open case(s) looked at. E-mail: {mail}")
+    if any(o.result == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _outcome_row(o: Outcome) -> dict[str, Any]:
+    return {"case": o.case_id, "vm": o.vm, "step": o.step, "result": o.result, "detail": o.detail}
+
+
+# -- reading ---------------------------------------------------------------------------
+@reclaim_app.command("list")
+def list_cases(
+    state: str | None = typer.Option(None, "--state", help="Only cases in this state."),
+    open_only: bool = typer.Option(False, "--open", help="Only cases not yet closed."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Reclamation cases, oldest first."""
+    if state is not None and state not in {s.value for s in State}:
+        raise ValidationError(f"--state must be one of {', '.join(State)} (got {state!r}).")
+    svc, _ = _service()
+    rows = svc.cases(state=state, open_only=open_only)
+    emit(_rows(rows, output), output, [*CASE_COLUMNS, "next"], title="reclamation cases")
+
+
+@reclaim_app.command("show")
+def show(case: str = CaseArg, output: OutputFormat = OutputOption) -> None:
+    """One case: its facts, evidence, approvals and the VM's reclamation history."""
+    svc, _ = _service()
+    detail = svc.case(_case_id(case))
+    detail["history"] = case_history(svc, detail["vm_uuid"])
+    if output is OutputFormat.json:
+        typer.echo(to_json(detail))
+        return
+    approvals, history = detail.pop("approvals"), detail.pop("history")
+    emit_object(_rows([detail], output)[0], output, title=f"case {detail['id']}")
+    emit(approvals, output, ["step", "approver", "at", "note"], title="approvals")
+    emit(history, output, ["at", "kind", "case", "by", "details"], title="reclamation history")
+
+
+def case_history(svc: ReclaimService, vm_uuid: str) -> list[dict[str, Any]]:
+    """The VM's reclamation events (of every case it had), oldest first."""
+    events = svc.inv.events(vm=vm_uuid, limit=1000)
+    return [
+        {
+            "at": e["at"],
+            "kind": e["kind"],
+            "case": e["details"].get("case"),
+            "by": e["details"].get("by"),
+            "details": {k: v for k, v in e["details"].items() if k not in ("case", "by")},
+        }
+        for e in reversed(events)
+        if "case" in (e.get("details") or {})
+    ]
+
+
+@reclaim_app.command("savings")
+def savings(output: OutputFormat = OutputOption) -> None:
+    """Money saved so far by reclamation, and the monthly rate now, per case and in total."""
+    svc, _ = _service()
+    data = svc.savings()
+    cols = ["id", "vm", "state", "realized", "saving_now_monthly"]
+    rows = [{k: c[k] for k in (*cols, "currency")} for c in data["cases"]]
+    if output is OutputFormat.json:
+        total = {k: data[k] for k in ("currency", "realized", "monthly_now")}
+        typer.echo(to_json({**total, "cases": rows}))
+        return
+    total_row = {
+        "id": "total",
+        "vm": "",
+        "state": "",
+        "realized": data["realized"],
+        "saving_now_monthly": data["monthly_now"],
+        "currency": data["currency"],
+    }
+    emit(_rows([*rows, total_row], output), output, cols, title="realized savings")
+
+
+@reclaim_app.command("policy")
+def policy() -> None:
+    """The effective policy as YAML, and which file it came from."""
+    svc, _ = _service()
+    typer.echo(f"# reclamation policy from: {_policy_source()}")
+    typer.echo(yaml.safe_dump(policy_document(svc.policy), sort_keys=False), nl=False)
+
+
+def _policy_source() -> str:
+    env = os.environ.get("CORRAL_RECLAIM_POLICY")
+    if env:
+        return env
+    path = context.settings().home / "reclaim.yaml"
+    return str(path) if path.exists() else "defaults"
+
+
+def policy_document(p: Policy) -> dict[str, Any]:
+    """The policy as plain YAML-able data, in the shape load_policy reads."""
+    doc: dict[str, Any] = {}
+    for f in dataclasses.fields(p):
+        value = getattr(p, f.name)
+        if isinstance(value, frozenset):
+            value = sorted(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        doc[f.name] = value
+    return doc
+
+
+# -- people's steps --------------------------------------------------------------------
+@reclaim_app.command("confirm")
+def confirm(
+    case: str = CaseArg, actor: str | None = ActorOption, output: OutputFormat = OutputOption
+) -> None:
+    """The owner agrees: the VM may be quarantined now."""
+    svc, _ = _service()
+    _show_result(svc.confirm(_case_id(case), _actor(actor)), output)
+
+
+@reclaim_app.command("extend")
+def extend(
+    case: str = CaseArg,
+    until: str | None = typer.Option(None, "--until", help="New expiry, YYYY-MM-DD (required)."),
+    reason: str = typer.Option("", "--reason", "-r", help="Why the VM is kept (required)."),
+    actor: str | None = ActorOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The owner keeps the VM until a new date; a quarantined VM is brought back."""
+    svc, _ = _service()
+    new_expiry = _date(until, "--until")
+    _show_result(svc.extend(_case_id(case), new_expiry, reason, _actor(actor)), output)
+
+
+@reclaim_app.command("approve")
+def approve(
+    case: str = CaseArg,
+    step: str = typer.Argument(..., help="quarantine, archive or delete"),
+    note: str = typer.Option("", "--note", help="A note kept with the approval."),
+    actor: str | None = ActorOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Approve a step the policy wants approved (not by the person who flagged the VM)."""
+    svc, _ = _service()
+    _show_result(svc.approve(_case_id(case), step, _actor(actor), note), output)
+
+
+@reclaim_app.command("restore")
+def restore(
+    case: str = CaseArg, actor: str | None = ActorOption, output: OutputFormat = OutputOption
+) -> None:
+    """Put a quarantined or archived VM back as it was, and close the case."""
+    svc, _ = _service()
+    _show_result(svc.restore(_case_id(case), _actor(actor)), output)
+
+
+@reclaim_app.command("cancel")
+def cancel(
+    case: str = CaseArg,
+    reason: str = typer.Option("", "--reason", "-r", help="Why (required)."),
+    actor: str | None = ActorOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Close a case before the VM was touched (e.g. a false positive)."""
+    svc, _ = _service()
+    _show_result(svc.cancel(_case_id(case), _actor(actor), reason), output)
+
+
+def _show_result(case: dict[str, Any], output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        typer.echo(to_json(case))
+        return
+    keys = ("id", "vm", "state", "category", "owner", "monthly_cost", "extended_until", "reason")
+    brief = {k: case.get(k) for k in (*keys, "currency")}
+    shown = _rows([brief], output)[0]
+    shown.pop("currency")
+    emit_object(shown, output, title=f"case {case['id']}: {case['vm']} is {case['state']}")
