@@ -153,3 +153,12 @@ def test_live_report_of_a_synced_demo(
     assert cells[cells.index(ORPHANS_LABEL) + 4] == f"${orphans:,.2f}"
     for chart_id in CHARTS:
         assert doc.xpath(f"//svg[@id='{chart_id}']//rect | //svg[@id='{chart_id}']//polygon")
+
+
+def test_insufficient_data_counted_by_reason(hostile_report: ReportData) -> None:
+    a = hostile_report.analysis
+    doc = parse(hostile_report)
+    rows = doc.xpath("//section[@id='insufficient']//tbody/tr")
+    counted = {(tr[0].text, tr[1].text): int(tr[2].text) for tr in rows}
+    assert sum(counted.values()) == len(a.insufficient) + len(a.rightsizing_insufficient) > 0
+    assert counted[("rightsizing", "no metrics for this VM")] == len(a.rightsizing_insufficient)

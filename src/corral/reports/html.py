@@ -884,10 +884,14 @@ def _licence_section(data: ReportData) -> Element:
     return _section("licences", "Licence compliance", *parts)
 
 
-def _insufficient_section(data: ReportData) -> Element:
+def _insufficient_section(data: ReportData, limit: int = 15) -> Element:
     a = data.analysis
     counts = Counter((i.detector, i.reason) for i in (*a.insufficient, *a.rightsizing_insufficient))
-    rows = [[d, r, n] for (d, r), n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+    ranked = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+    rows: list[list[object]] = [[d, r, n] for (d, r), n in ranked[:limit]]
+    rest = sum(n for _, n in ranked[limit:])
+    if rest:
+        rows.append(["", f"{len(ranked) - limit} other reasons", rest])
     return _section(
         "insufficient",
         "Not enough data to decide",
