@@ -127,6 +127,8 @@ def test_scorecard_in_the_page(hostile_report: ReportData) -> None:
 def test_write_html_whole_or_not_at_all(hostile_report: ReportData, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         write_html(tmp_path / "missing" / "r.html", hostile_report)
+    with pytest.raises(ConfigError, match="it is a folder"):
+        write_html(tmp_path, hostile_report)
     out = write_html(tmp_path / "r.html", hostile_report)
     assert out.read_text("utf-8").startswith("<!DOCTYPE html>")
     assert stat.S_IMODE(out.stat().st_mode) & 0o044  # readable by others, like a normal file

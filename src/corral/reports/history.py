@@ -240,6 +240,17 @@ def _category(h: VMHistory, rec: VMRecord, t: datetime, params: HistoryParams) -
 
 # --- reading the inventory --------------------------------------------------------------------
 
+#: The event kinds the replay reads (snapshots, migrations and the like do not change the line).
+REPLAYED_EVENTS = (
+    "created",
+    "started",
+    "stopped",
+    "paused",
+    "resumed",
+    "resized",
+    "metadata-changed",
+)
+
 
 def load_histories(inv: Inventory) -> tuple[list[VMHistory], list[OrphanedDisk]]:
     """Every non-template VM's history (deleted ones too) and every orphaned volume."""
@@ -247,7 +258,11 @@ def load_histories(inv: Inventory) -> tuple[list[VMHistory], list[OrphanedDisk]]
         host_names = {h.id: h.name for h in s.scalars(select(m.Host))}
         rows = list(s.scalars(select(m.VM).where(m.VM.is_template.is_(False))))
         events: dict[str, list[m.Event]] = {}
-        query = select(m.Event).where(m.Event.vm_uuid.is_not(None)).order_by(m.Event.at, m.Event.id)
+        query = (
+            select(m.Event)
+            .where(m.Event.vm_uuid.is_not(None), m.Event.kind.in_(REPLAYED_EVENTS))
+            .order_by(m.Event.at, m.Event.id)
+        )
         for e in s.scalars(query):
             events.setdefault(e.vm_uuid or "", []).append(e)
         vms = [_history(r, host_names, events.get(r.uuid, [])) for r in rows]

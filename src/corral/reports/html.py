@@ -184,6 +184,10 @@ def _governed(row: m.VM, host_status: Mapping[int, str]) -> GovernedVM:
 def html_target(path: Path) -> Path:
     """The absolute path the report will be written to; refuses a folder that does not exist."""
     path = path.expanduser().resolve()
+    if path.is_dir():
+        raise ConfigError(
+            f"cannot write {path}: it is a folder; give a file name such as report.html."
+        )
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist; create it.")
     return path
