@@ -3,7 +3,7 @@
 Why lxml elements and not string templates: every value (VM names, owners and
 departments are user input) becomes element text or an attribute, which the
 serializer escapes, so a VM named ``<script>`` shows as text and runs nothing.
-CSS is inline, charts are inline SVG drawn here, there is no JavaScript. Each
+CSS is inline, charts are inline SVG (reports/templates), there is no JavaScript. Each
 chart has a <title> and <desc> and its numbers are repeated in a table.
 
 ``collect_report`` reads the live inventory, metrics store and cost model into
@@ -12,7 +12,6 @@ a ``ReportData``; ``render_html`` is a pure function of that data.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections import Counter
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lxml import etree, html
+from lxml import html
 from sqlalchemy import select
 
 from corral.engines.costing import (
@@ -61,12 +60,21 @@ from corral.reports.scorecard import (
     scorecard,
 )
 from corral.reports.sprawl import _records, live_sprawl
+from corral.reports.templates.charts import (
+    BLUE,
+    LIGHT_BLUE,
+    RISK_COLOUR,
+    Bar,
+    bar_chart,
+    history_chart,
+)
+from corral.reports.templates.elements import Child, Element, el, money, pct, table
+from corral.reports.templates.style import CSS
 from corral.store import models as m
 
 NONE_LABEL = "(none)"  # VMs without a department
 ORPHANS_LABEL = "(no VM: orphaned disks)"
 RIGHTSIZING = "right-sizing"
-Element = etree._Element
 
 # --- the data ----------------------------------------------------------------------------------
 
@@ -84,14 +92,6 @@ class ReportData:
     signs: Sequence[Sign]
     metrics_days: int
     title: str = "Corral sprawl report"
-
-
-@dataclass(frozen=True)
-class Bar:
-    label: str
-    values: tuple[float, ...]  # stacked segments
-    count: int = 0
-    colours: tuple[str, ...] = ()  # one per segment
 
 
 def collect_report(
@@ -256,223 +256,6 @@ def waste_by_department(
 
 def _department(value: str | None) -> str:
     return (value or "").strip() or NONE_LABEL
-
-
-# --- formatting ---------------------------------------------------------------------------------
-
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥"}
-
-
-def money(value: float, currency: str, cents: bool = False) -> str:
-    symbol = SYMBOLS.get(currency)
-    number = f"{value:,.2f}" if cents else f"{value:,.0f}"
-    return f"{symbol}{number}" if symbol else f"{number} {currency}"
-
-
-def pct(value: float) -> str:
-    return f"{100 * value:.0f}%"
-
-
-# --- element building ---------------------------------------------------------------------------
-
-Child = Element | str | int | float | None
-
-
-def el(tag: str, attrs: Mapping[str, Any] | None = None, *children: Child) -> Element:
-    """An element with attributes and children; strings become (escaped) text."""
-    node = etree.Element(tag, {k: str(v) for k, v in (attrs or {}).items()})
-    for child in children:
-        _append(node, child)
-    return node
-
-
-def _append(node: Element, child: Child) -> None:
-    if child is None:
-        return
-    if isinstance(child, etree._Element):
-        node.append(child)
-        return
-    text = str(child)
-    if len(node):
-        last = node[-1]
-        last.tail = (last.tail or "") + text
-    else:
-        node.text = (node.text or "") + text
-
-
-def table(
-    headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[int] = ()
-) -> Element:
-    """A data table; columns listed in ``numeric`` are right-aligned."""
-    head = el(
-        "tr", None, *(el("th", _num(i, numeric, scope="col"), h) for i, h in enumerate(headers))
-    )
-    body = [
-        el("tr", None, *(el("td", _num(i, numeric), _child(c)) for i, c in enumerate(r)))
-        for r in rows
-    ]
-    return el("table", None, el("thead", None, head), el("tbody", None, *body))
-
-
-def _child(value: object) -> Child:
-    if value is None or isinstance(value, etree._Element | str | int | float):
-        return value
-    return str(value)
-
-
-def _num(i: int, numeric: Sequence[int], **attrs: str) -> dict[str, str]:
-    return {**attrs, "class": "num"} if i in numeric else dict(attrs)
-
-
-# --- SVG charts ---------------------------------------------------------------------------------
-
-BLUE, LIGHT_BLUE, RISK_COLOUR = "#2f6db5", "#8fb8e8", "#e0a030"
-HISTORY_COLOURS: Mapping[Category, str] = {
-    Category.powered_off: BLUE,
-    Category.lease_expired: "#7a4fa3",
-    Category.orphaned_disk: "#3a9a6b",
-}
-CHART_W = 1000
-LABEL_CHARS = 28  # bar labels longer than this are cut (about 230 px at 14 px)
-Legend = Sequence[tuple[str, str]]  # (label, colour)
-
-
-def _svg(chart_id: str, height: int, title: str, desc: str) -> Element:
-    return el(
-        "svg",
-        {
-            "viewBox": f"0 0 {CHART_W} {height}",
-            "width": CHART_W,
-            "height": height,
-            "role": "img",
-            "aria-labelledby": f"{chart_id}-title {chart_id}-desc",
-            "class": "chart",
-            "id": chart_id,
-        },
-        el("title", {"id": f"{chart_id}-title"}, title),
-        el("desc", {"id": f"{chart_id}-desc"}, desc),
-    )
-
-
-def bar_chart(
-    chart_id: str, title: str, bars: Sequence[Bar], legend: Legend, currency: str
-) -> Element:
-    """Horizontal bars; a bar's values are stacked segments coloured by ``Bar.colours``."""
-    row_h, left, right, top = 30, 240, 130, 38
-    height = top + row_h * max(1, len(bars)) + 10
-    peak = max((sum(b.values) for b in bars), default=0.0) or 1.0
-    scale = (CHART_W - left - right) / peak
-    desc = "; ".join(f"{b.label}: {money(sum(b.values), currency)} a month" for b in bars)
-    svg = _svg(chart_id, height, title, desc or "no waste found")
-    svg.append(_legend(legend, left))
-    for i, b in enumerate(bars):
-        svg.append(_bar_row(b, top + i * row_h, row_h, left, scale, currency))
-    return svg
-
-
-def _short(label: str, limit: int) -> str:
-    """Long labels are cut with an ellipsis; the full text is in the bar's <title> and table."""
-    return label if len(label) <= limit else label[: limit - 1] + "…"
-
-
-def _legend(items: Legend, left: int) -> Element:
-    g = el("g", {"class": "legend"})
-    x = left
-    for name, colour in items:
-        g.append(el("rect", {"x": x, "y": 8, "width": 14, "height": 14, "rx": 2, "fill": colour}))
-        g.append(el("text", {"x": x + 20, "y": 20}, name))
-        x += 40 + 7 * len(name)
-    return g
-
-
-def _bar_row(b: Bar, y: int, row_h: int, left: int, scale: float, currency: str) -> Element:
-    g = el("g", {"class": "bar"}, el("title", None, b.label))
-    where = {"x": left - 10, "y": y + row_h / 2 + 5, "text-anchor": "end"}
-    g.append(el("text", where, _short(b.label, LABEL_CHARS)))
-    x = float(left)
-    for value, colour in zip(b.values, b.colours or (BLUE,) * len(b.values), strict=False):
-        w = max(0.0, value * scale)
-        box = {"x": f"{x:.1f}", "y": y + 4, "width": f"{w:.1f}", "height": row_h - 8}
-        g.append(el("rect", {**box, "fill": colour}))
-        x += w
-    label = money(sum(b.values), currency) + (f" · {b.count}" if b.count else "")
-    g.append(el("text", {"x": f"{x + 8:.1f}", "y": y + row_h / 2 + 5, "class": "value"}, label))
-    return g
-
-
-def history_chart(chart_id: str, points: Sequence[MonthWaste], currency: str) -> Element:
-    """Stacked areas of the waste categories per month end, and the at-risk money as a line."""
-    height, left, right, top, bottom = 320, 80, 30, 44, 36
-    desc = "; ".join(
-        f"{p.at:%Y-%m-%d}: waste {money(p.waste, currency)}, at risk {money(p.at_risk, currency)}"
-        for p in points
-    )
-    svg = _svg(chart_id, height, "Waste over time (per month end)", desc or "no history yet")
-    legend = [(c.value, colour) for c, colour in HISTORY_COLOURS.items()]
-    svg.append(_legend([*legend, ("no owner: at risk (dashed)", RISK_COLOUR)], left))
-    if not points:
-        return svg
-    peak = max(max(p.waste, p.at_risk) for p in points) or 1.0
-    step = _nice_step(peak)
-    top_value = step * math.ceil(peak / step)
-    plot_w, plot_h = CHART_W - left - right, height - top - bottom
-
-    def xy(i: int, v: float) -> tuple[float, float]:
-        x = left + (plot_w * i / (len(points) - 1) if len(points) > 1 else plot_w / 2)
-        return x, top + plot_h * (1 - v / top_value)
-
-    svg.append(_grid(step, top_value, left, CHART_W - right, xy, currency))
-    base = [0.0] * len(points)
-    for cat, colour in HISTORY_COLOURS.items():
-        upper = [b + p.monthly.get(cat, 0.0) for b, p in zip(base, points, strict=True)]
-        ring = [xy(i, v) for i, v in enumerate(upper)]
-        ring += [xy(i, v) for i, v in reversed(list(enumerate(base)))]
-        svg.append(el("polygon", {"points": _pts(ring), "fill": colour, "opacity": "0.9"}))
-        base = upper
-    risk = [xy(i, p.at_risk) for i, p in enumerate(points)]
-    line = {"fill": "none", "stroke": RISK_COLOUR, "stroke-width": 3, "stroke-dasharray": "8 5"}
-    svg.append(el("polyline", {"points": _pts(risk), **line}))
-    svg.append(_x_labels(points, xy, plot_w, height - bottom + 20))
-    return svg
-
-
-def _pts(points: Sequence[tuple[float, float]]) -> str:
-    return " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-
-
-def _nice_step(peak: float) -> float:
-    raw = peak / 4
-    magnitude = 10 ** (len(str(int(raw))) - 1) if raw >= 1 else 1
-    for mult in (1, 2, 2.5, 5, 10):
-        if raw <= mult * magnitude:
-            return float(mult * magnitude)
-    return float(10 * magnitude)
-
-
-def _grid(step: float, top_value: float, x0: int, x1: int, xy: Any, currency: str) -> Element:
-    g = el("g", {"class": "grid"})
-    v = 0.0
-    while v <= top_value + 1e-9:
-        _, y = xy(0, v)
-        g.append(el("line", {"x1": x0, "x2": x1, "y1": f"{y:.1f}", "y2": f"{y:.1f}"}))
-        g.append(
-            el("text", {"x": x0 - 6, "y": f"{y + 4:.1f}", "text-anchor": "end"}, money(v, currency))
-        )
-        v += step
-    return g
-
-
-def _x_labels(points: Sequence[MonthWaste], xy: Any, plot_w: int, y: int) -> Element:
-    """Month labels, thinned so that they stay at least 70 px apart; the last point is now."""
-    g = el("g", {"class": "axis"})
-    every = max(1, math.ceil(70 * (len(points) - 1) / plot_w)) if len(points) > 1 else 1
-    last = len(points) - 1
-    for i, p in enumerate(points):
-        if (i % every == 0 and last - i >= every) or i == last:
-            x, _ = xy(i, 0.0)
-            label = "now" if i == last else f"{p.at:%b %Y}"
-            g.append(el("text", {"x": f"{x:.1f}", "y": y, "text-anchor": "middle"}, label))
-    return g
 
 
 # --- the page -----------------------------------------------------------------------------------
@@ -906,58 +689,6 @@ def _insufficient_section(data: ReportData, limit: int = 15) -> Element:
         ),
         table(["detector", "reason", "VMs"], rows, numeric=(2,)),
     )
-
-
-CSS = """
-:root { --ink:#1d2733; --muted:#5b6776; --line:#d8dee6; --bg:#f5f7fa; --card:#fff;
-  --ok:#2e7d4f; --warning:#b7791f; --alert:#c0392b; --cannot:#6b7a8f; }
-* { box-sizing: border-box; }
-body { margin:0; font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",
-  "DejaVu Sans",sans-serif; color:var(--ink); background:var(--bg); }
-header { background:#16324f; color:#fff; padding:22px 32px; }
-header h1 { margin:0; font-size:26px; }
-header .sub { margin:4px 0 0; color:#c9d6e3; }
-main { max-width:1120px; margin:0 auto; padding:12px 24px 32px; }
-section { background:var(--card); border:1px solid var(--line); border-radius:8px;
-  padding:16px 20px; margin:18px 0; }
-h2 { margin:0 0 12px; font-size:20px; }
-h3 { font-size:16px; margin:14px 0 8px; }
-.tiles { display:grid; grid-template-columns:repeat(5,1fr); gap:12px; }
-.tile { border:1px solid var(--line); border-radius:8px; padding:12px; background:#fbfcfe; }
-.tile .label { color:var(--muted); font-size:13px; }
-.tile .figure { font-size:26px; font-weight:700; margin:2px 0; }
-.tile .note { color:var(--muted); font-size:12px; }
-.tile[data-key=waste_monthly] .figure, .tile[data-key=waste_yearly] .figure { color:var(--alert); }
-.signs { display:grid; grid-template-columns:repeat(auto-fill,minmax(330px,1fr)); gap:12px; }
-.sign { border:1px solid var(--line); border-left:6px solid var(--cannot); border-radius:6px;
-  padding:8px 12px; }
-.sign.ok { border-left-color:var(--ok); } .sign.warning { border-left-color:var(--warning); }
-.sign.alert { border-left-color:var(--alert); }
-.sign h3 { margin:4px 0 8px; }
-.sign .no { color:var(--muted); font-weight:600; }
-.badge { display:inline-block; font-size:12px; padding:1px 8px; border-radius:10px; color:#fff;
-  background:var(--cannot); vertical-align:middle; }
-.badge.ok { background:var(--ok); } .badge.warning { background:var(--warning); }
-.badge.alert { background:var(--alert); }
-.sign dl { display:grid; grid-template-columns:auto auto; gap:2px 12px; margin:0; font-size:13px; }
-.sign dt { color:var(--muted); } .sign dd { margin:0; font-weight:600; text-align:right; }
-.basis { font-size:12.5px; color:var(--muted); margin:8px 0 2px; }
-figure { margin:0 0 12px; } figcaption { color:var(--muted); font-size:13px; max-width:760px; }
-svg.chart { width:100%; height:auto; font-size:14px; }
-svg.chart text { fill:var(--ink); } svg.chart text.value { fill:var(--muted); }
-svg.chart .grid line { stroke:var(--line); } svg.chart .grid text { fill:var(--muted); }
-svg.chart .axis text { fill:var(--muted); }
-table { border-collapse:collapse; width:100%; font-size:13px; margin:6px 0; }
-th, td { border-bottom:1px solid var(--line); padding:5px 8px; text-align:left;
-  vertical-align:top; }
-th { background:#eef2f7; } tbody tr:nth-child(even) { background:#fafbfd; }
-td.num, th.num { text-align:right; white-space:nowrap; }
-td { overflow-wrap:anywhere; }
-#findings td:nth-child(-n+4), #rightsizing td, #over-time td { white-space:nowrap; }
-#findings td:nth-child(-n+4) { overflow-wrap:normal; }
-footer { color:var(--muted); font-size:12px; text-align:center; padding:0 24px 24px; }
-@media print { body { background:#fff; } section { break-inside:avoid; } }
-"""
 
 
 __all__ = [

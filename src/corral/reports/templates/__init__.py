@@ -1,0 +1,1 @@
+"""The HTML report's presentation: element building, inline SVG charts, the stylesheet."""
