@@ -8,9 +8,9 @@ accepted), after which a new process (new Inventory, new connections) resumes.
 
 Promises checked after every operation:
 - a VM whose owner extended it is never deleted;
-- a VM is only deleted from an archived case that waited its notice, quarantine
-  and cooling-off periods and has the approval the policy asks, from someone
-  other than the flagger;
+- a VM is only deleted from an archived case that waited its notice (unless
+  the owner confirmed), quarantine and cooling-off periods and has the approval
+  the policy asks, from someone other than the flagger;
 - no outside action is done twice: at most one effective power-off, start,
   snapshot taken, snapshot removed and deletion per case, whatever crashed;
 - each e-mail of a step is sent once, except in the one window that cannot be
@@ -211,13 +211,15 @@ def _check(w: World, inbox: Inbox, case_id: int, uuid: str, extended: bool) -> N
         assert c is not None
         state, approvals = c.state, [(a.step, a.approver) for a in c.approvals]
         notified, quarantined, archived = c.notified_at, c.quarantined_at, c.archived_at
+        confirmed = c.confirmed_at
         deleted_at = c.deleted_at
     extended = extended or state == "extended"
     if not w.vm_defined("web-01"):
         assert not extended, "a VM its owner extended was deleted"
         assert state == "deleted" or (state == "archived" and deleted_at is None)
         assert notified and quarantined and archived
-        assert quarantined - notified >= timedelta(days=POLICY.notice_days)
+        # the notice period, unless the owner agreed to the reclamation
+        assert confirmed or quarantined - notified >= timedelta(days=POLICY.notice_days)
         assert archived - quarantined >= timedelta(days=POLICY.quarantine_days)
         assert w.clock.now - archived >= timedelta(days=POLICY.cooling_off_days)
         assert any(step == "delete" and who != "ops" for step, who in approvals)

@@ -22,9 +22,11 @@ import yaml
 
 from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
-from corral.engines.reclaim import OPEN, Policy, State
-from corral.engines.sprawl.model import Category, Finding
-from corral.errors import ConflictError, ValidationError
+from corral.engines.reclaim import Policy, State
+from corral.engines.sprawl.model import Category
+from corral.errors import ValidationError
+from corral.reclaim import findings as flagging
+from corral.reclaim.findings import FINDING_CATEGORIES
 from corral.reclaim.service import Outcome, ReclaimService
 
 reclaim_app = typer.Typer(
@@ -35,9 +37,6 @@ reclaim_app = typer.Typer(
 
 #: Categories a person may flag a VM under: the sprawl categories, or their own judgement.
 FLAG_CATEGORIES = (*(c.value for c in Category), "manual")
-#: Findings whose remedy is reclaiming the VM itself (orphaned disks are not VMs; snapshot
-#: sprawl is cured by deleting snapshots; owner/purpose findings are governance, not waste).
-FINDING_CATEGORIES = (Category.idle, Category.powered_off, Category.lease_expired)
 
 CASE_COLUMNS = ["id", "vm", "state", "category", "owner", "monthly_cost", "saving_now_monthly"]
 MONEY_FIELDS = ("monthly_cost", "monthly_saving_off", "realized", "saving_now_monthly", "monthly")
@@ -147,8 +146,7 @@ def flag_findings(
         for f in sorted(analysis.findings, key=lambda f: -f.monthly_cost_held)
         if f.category in wanted and f.monthly_cost_held >= min_monthly
     ]
-    held = _held(svc)
-    rows = [_flag_one(svc, f, held.get(f.subject), who, dry_run) for f in chosen]
+    rows = flagging.flag_findings(svc, chosen, who, dry_run=dry_run)
     _emit_flagged(rows, analysis.currency, dry_run, output)
 
 
@@ -162,66 +160,6 @@ def _finding_categories(given: list[str]) -> frozenset[Category]:
             "deleting snapshots, owner/purpose findings are governance)."
         )
     return frozenset(allowed[g] for g in given) if given else frozenset(FINDING_CATEGORIES)
-
-
-def _held(svc: ReclaimService) -> dict[str, tuple[str, str]]:
-    """VMs that may not be flagged now: (why, detail) for an open case or an extension in force."""
-    today = svc.now.date().isoformat()
-    held: dict[str, tuple[str, str]] = {}
-    for c in svc.cases():
-        if c["state"] in OPEN:
-            held[c["vm_uuid"]] = ("open case", f"case {c['id']} is {c['state']}")
-        elif c["state"] == State.extended and (c["extended_until"] or "") >= today:
-            detail = f"extended until {c['extended_until']} (case {c['id']})"
-            held.setdefault(c["vm_uuid"], ("extension in force", detail))
-    return held
-
-
-def _flag_one(
-    svc: ReclaimService, f: Finding, held: tuple[str, str] | None, actor: str, dry_run: bool
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "vm": f.subject_name,
-        "category": f.category.value,
-        "monthly": round(f.monthly_cost_held, 2),
-        "result": "skipped",
-        "skipped_because": held[0] if held else None,
-        "case": None,
-        "detail": held[1] if held else "",
-    }
-    if held:
-        return row
-    reason = _summary(f)
-    if dry_run:
-        return {**row, "result": "would-flag", "detail": reason}
-    try:
-        case = svc.flag(
-            f.subject, category=f.category.value, reason=reason, actor=actor, evidence=_evidence(f)
-        )
-    except ConflictError as exc:  # flagged or extended by someone else meanwhile
-        return {**row, "skipped_because": "refused", "detail": exc.message}
-    return {**row, "result": "flagged", "case": case["id"], "detail": reason}
-
-
-def _summary(f: Finding) -> str:
-    """One sentence for the case's reason (and the owner's e-mail): what was measured."""
-    measures = ", ".join(f"{k} {v}" for k, v in f.evidence.measures.items())
-    window = ""
-    if f.evidence.window_start and f.evidence.window_end:
-        window = f" over {f.evidence.window_start:%Y-%m-%d}..{f.evidence.window_end:%Y-%m-%d}"
-    return f"{f.category.value.replace('_', ' ')}: {measures}{window}; {f.suggested_action}"[:1000]
-
-
-def _evidence(f: Finding) -> dict[str, Any]:
-    ev = f.evidence
-    return {
-        **dict(ev.measures),
-        "window_start": ev.window_start.isoformat() if ev.window_start else None,
-        "window_end": ev.window_end.isoformat() if ev.window_end else None,
-        "confidence": round(f.confidence, 3),
-        "monthly_cost_held": round(f.monthly_cost_held, 2),
-        "detector": f.detector,
-    }
 
 
 def _emit_flagged(
@@ -289,7 +227,6 @@ def show(case: str = CaseArg, output: OutputFormat = OutputOption) -> None:
     """One case: its facts, evidence, approvals and the VM's reclamation history."""
     svc, _ = _service()
     detail = svc.case(_case_id(case))
-    detail["history"] = case_history(svc, detail["vm_uuid"])
     if output is OutputFormat.json:
         typer.echo(to_json(detail))
         return
@@ -297,22 +234,6 @@ def show(case: str = CaseArg, output: OutputFormat = OutputOption) -> None:
     emit_object(_rows([detail], output)[0], output, title=f"case {detail['id']}")
     emit(approvals, output, ["step", "approver", "at", "note"], title="approvals")
     emit(history, output, ["at", "kind", "case", "by", "details"], title="reclamation history")
-
-
-def case_history(svc: ReclaimService, vm_uuid: str) -> list[dict[str, Any]]:
-    """The VM's reclamation events (of every case it had), oldest first."""
-    events = svc.inv.events(vm=vm_uuid, limit=1000)
-    return [
-        {
-            "at": e["at"],
-            "kind": e["kind"],
-            "case": e["details"].get("case"),
-            "by": e["details"].get("by"),
-            "details": {k: v for k, v in e["details"].items() if k not in ("case", "by")},
-        }
-        for e in reversed(events)
-        if "case" in (e.get("details") or {})
-    ]
 
 
 @reclaim_app.command("savings")

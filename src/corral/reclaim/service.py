@@ -270,9 +270,18 @@ class ReclaimService:
         return self.execute(case_id, Step.cancel, actor, {"reason": reason.strip()})
 
     def respond(
-        self, token: str, action: str, actor: str, until: date | None = None, reason: str = ""
+        self,
+        token: str,
+        action: str,
+        actor: str | None = None,
+        until: date | None = None,
+        reason: str = "",
     ) -> dict[str, Any]:
-        """The owner's answer through the token of the notification e-mail."""
+        """The owner's answer through the token of the notification e-mail.
+
+        Without an ``actor`` the answer is recorded as coming from the address the
+        token was mailed to.
+        """
         digest = _hash(token)
         with self.db.session() as s:
             c = s.scalars(
@@ -281,6 +290,7 @@ class ReclaimService:
             if c is None or not secrets.compare_digest(c.response_token_hash or "", digest):
                 raise NotFoundError("this response link is not valid (or the case is closed).")
             case_id, state = c.id, c.state
+            actor = actor or f"{c.notified_to or 'owner'} (e-mailed token)"
         if state not in OPEN:
             raise ConflictError(f"case {case_id} is already {state}; nothing to answer.")
         if action == "confirm":
@@ -587,7 +597,22 @@ class ReclaimService:
                 {"step": a.step, "approver": a.approver, "at": a.at.isoformat(), "note": a.note}
                 for a in c.approvals
             ]
-            return view
+        view["history"] = self.history(view["vm_uuid"])
+        return view
+
+    def history(self, vm_uuid: str) -> list[dict[str, Any]]:
+        """The VM's reclamation events (of every case it had), oldest first."""
+        return [
+            {
+                "at": e["at"],
+                "kind": e["kind"],
+                "case": e["details"].get("case"),
+                "by": e["details"].get("by"),
+                "details": {k: v for k, v in e["details"].items() if k not in ("case", "by")},
+            }
+            for e in reversed(self.inv.events(vm=vm_uuid, limit=1000))
+            if "case" in (e.get("details") or {})
+        ]
 
     def savings(self) -> dict[str, Any]:
         """Savings actually realized so far, and the monthly rate now, per case and in total."""

@@ -33,7 +33,6 @@ router = APIRouter(prefix="/api/v1/reclaim", tags=["reclaim"])
 
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The case number.")]
 #: The owner's answer through the e-mailed link is recorded under this actor name.
-RESPONDENT = "owner (e-mailed token)"
 
 
 @router.get("/cases", response_model=list[ReclaimCasePublic])
@@ -102,29 +101,12 @@ def savings(svc: ReclaimDep) -> dict[str, Any]:
 @router.post("/respond", response_model=ReclaimAnswer)
 def respond(body: ReclaimRespond, svc: ReclaimDep) -> dict[str, Any]:
     """The owner keeps (extend) or gives up (confirm) the VM; the e-mailed token authorizes."""
-    case = svc.respond(body.token, body.action, RESPONDENT, body.until, body.reason)
+    case = svc.respond(body.token, body.action, None, body.until, body.reason)
     return {k: case[k] for k in ("id", "vm", "state", "extended_until")}
 
 
 def _detail(svc: ReclaimService, case_id: int) -> dict[str, Any]:
-    detail = svc.case(case_id)
-    detail["history"] = case_history(svc, detail["vm_uuid"])
-    return detail
-
-
-def case_history(svc: ReclaimService, vm_uuid: str) -> list[dict[str, Any]]:
-    """The VM's reclamation events (of every case it had), oldest first."""
-    return [
-        {
-            "at": e["at"],
-            "kind": e["kind"],
-            "case": e["details"].get("case"),
-            "by": e["details"].get("by"),
-            "details": {k: v for k, v in e["details"].items() if k not in ("case", "by")},
-        }
-        for e in reversed(svc.inv.events(vm=vm_uuid, limit=1000))
-        if "case" in (e.get("details") or {})
-    ]
+    return svc.case(case_id)
 
 
 def mail_line(svc: ReclaimService) -> str:
