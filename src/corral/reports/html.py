@@ -59,7 +59,7 @@ from corral.reports.scorecard import (
     Template,
     scorecard,
 )
-from corral.reports.sprawl import _records, live_sprawl
+from corral.reports.sprawl import fleet_records, live_sprawl
 from corral.reports.templates.charts import (
     BLUE,
     LIGHT_BLUE,
@@ -100,7 +100,7 @@ def collect_report(
     """The live fleet's report data: analysis, chargeback, licences, history, scorecard."""
     now = inv.clock()
     analysis = live_sprawl(inv, store, model, days=days, now=now)
-    vms, hosts, _ = _records(inv)
+    vms, hosts, _ = fleet_records(inv)
     histories, orphans = load_histories(inv)
     firsts = [h.first_seen for h in histories if h.first_seen is not None]
     history = (

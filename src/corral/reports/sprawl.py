@@ -70,7 +70,7 @@ def vm_record(vm: m.VM, host: str | None) -> VMRecord:
     )
 
 
-def _records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], list[Volume]]:
+def fleet_records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], list[Volume]]:
     with inv.db.session() as s:
         hosts = list(s.scalars(select(m.Host).order_by(m.Host.name)))
         names = {h.id: h.name for h in hosts}
@@ -167,9 +167,9 @@ def live_sprawl(
 ) -> SprawlAnalysis:
     """The sprawl analysis of the live inventory, with its metrics history when there is one."""
     now = now or inv.clock()
-    vms, hosts, volumes = _records(inv)
+    vms, hosts, volumes = fleet_records(inv)
     metrics = metric_batch(store, vms, hosts, now, days) if store is not None else None
     return analyse(vms, now, model, hosts=hosts, volumes=volumes, metrics=metrics)
 
 
-__all__ = ["live_sprawl", "metric_batch", "vm_record"]
+__all__ = ["fleet_records", "live_sprawl", "metric_batch", "vm_record"]
