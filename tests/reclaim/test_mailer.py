@@ -98,3 +98,4 @@ def test_outbox_writes_the_exact_message(tmp_path: Path) -> None:
     (eml,) = (tmp_path / "outbox").iterdir()
     raw = eml.read_text()
     assert "Message-ID: <m1@corral>" in raw and "To: alice@example.test" in raw
+    assert eml.stat().st_mode & 0o777 == 0o600

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -77,6 +78,9 @@ def demo(
     sprawl = report.analysis.summary()
     info["sprawl"] = sprawl
     info["html_report"] = str(write_html(context.settings().home / "sprawl-report.html", report))
+    from corral.demo.reclaim import demo_reclamation
+
+    info["reclamation"] = demo_reclamation(inv, context.settings(), report.analysis)
     if output is OutputFormat.json:
         typer.echo(to_json(info))
     else:
@@ -90,6 +94,7 @@ def demo(
         rows = [{"category": k, **v} for k, v in sprawl["by_category"].items()]
         emit(rows, output, title="waste by category (each VM counted once; 'corral sprawl report')")
         typer.echo(f"Sprawl report with charts and the five warning signs: {info['html_report']}")
+        _print_reclamation(info["reclamation"], output)
     if serve:
         from corral.cli.serve import run_server
 
@@ -98,3 +103,17 @@ def demo(
         token = context.tokens().create_or_rotate("demo")
         typer.echo(f"Write token for this demo (shown once): {token}")
         run_server(bind, port)
+
+
+def _print_reclamation(rec: dict[str, Any], output: OutputFormat) -> None:
+    emit(
+        rec["walkthrough"],
+        output,
+        title="reclamation: one VM through every step and back, one to deletion "
+        "(real libvirt actions; no waiting periods in the demo)",
+    )
+    typer.echo(
+        f"{rec['flagged']} more VMs flagged from the sprawl findings "
+        f"({rec['held_monthly']:,.2f} {rec['currency']} a month), {rec['notified']} owners "
+        f"e-mailed ({rec['mail']}); 'corral reclaim list', 'corral reclaim run'."
+    )

@@ -42,7 +42,11 @@ def reset_demo(inv: Inventory, folder: Path) -> None:
             return
         uuids = list(s.scalars(select(m.VM.uuid).where(m.VM.host_id.in_(ids))))
         for i in range(0, len(uuids), 500):
-            s.execute(delete(m.Event).where(m.Event.vm_uuid.in_(uuids[i : i + 500])))
+            chunk = uuids[i : i + 500]
+            s.execute(delete(m.Event).where(m.Event.vm_uuid.in_(chunk)))
+            cases = select(m.ReclaimCase.id).where(m.ReclaimCase.vm_uuid.in_(chunk))
+            s.execute(delete(m.ReclaimApproval).where(m.ReclaimApproval.case_id.in_(cases)))
+            s.execute(delete(m.ReclaimCase).where(m.ReclaimCase.vm_uuid.in_(chunk)))
         s.execute(delete(m.Event).where(m.Event.host_name.in_(names)))
         s.execute(delete(m.VM).where(m.VM.host_id.in_(ids)))
         for h in hosts:

@@ -173,7 +173,10 @@ class OutboxMailer:
 
     def send(self, mail: Mail) -> None:
         msg = build_message(mail, self.sender)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in mail.message_id)
         path = self.folder / f"{mail.date:%Y%m%dT%H%M%S}-{name.strip('_')}.eml"
-        path.write_bytes(msg.as_bytes())
+        # A notice carries the owner's one-case response token: readable by Corral's user only.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(msg.as_bytes())
