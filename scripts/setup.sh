@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Prepare this machine for Corral: Debian packages (when root) and a virtualenv in .venv.
 #   bash scripts/setup.sh          what `corral demo` needs (libvirt's client library + headers)
-#   bash scripts/setup.sh --test   also a real hypervisor (libvirtd, QEMU), PostgreSQL, VictoriaMetrics, promtool
+#   bash scripts/setup.sh --test   also a real hypervisor (libvirtd, QEMU), PostgreSQL, VictoriaMetrics, promtool,
+#                                  and Chromium (the HTML report is checked in a real headless browser)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 base_pkgs=(libvirt-dev pkg-config)
 test_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils busybox-static
-           postgresql victoria-metrics prometheus iproute2)
+           postgresql victoria-metrics prometheus iproute2 chromium)
 pkgs=("${base_pkgs[@]}")
 [ "${1:-}" = "--test" ] && pkgs+=("${test_pkgs[@]}")
 
