@@ -250,3 +250,26 @@ def test_policy_prints_the_effective_yaml_and_its_source(cli: Cli, tmp_path: Pat
     out = cli("reclaim", "policy").stdout
     assert out.startswith("# reclamation policy from: defaults\n")
     assert yaml.safe_load(out)["notice_days"] == 14
+
+
+def test_run_every_keeps_going_until_stopped(cli: Cli, smtp: tuple[Inbox, Any]) -> None:
+    """`run --every` is a long-running scheduler: two cycles seen, then it is stopped."""
+    inbox, _ = smtp
+    cid = cli.json("reclaim", "flag", "web-01", "--category", "idle", "--reason", "idle")["id"]
+    proc = subprocess.Popen(
+        [*CORRAL, "reclaim", "run", "--every", "10", "--output", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli.env,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        second = json.loads(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert [o["step"] for o in first["outcomes"]] == ["notify"]
+    assert [o["step"] for o in second["outcomes"]] == ["quarantine"]
+    assert inbox.for_case(cid, "notify") and inbox.for_case(cid, "quarantine")

@@ -51,7 +51,10 @@ def _console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
-def to_json(data: Any) -> str:
+def to_json(data: Any, *, line: bool = False) -> str:
+    """Indented JSON; ``line=True`` gives one compact line (a stream of JSON lines)."""
+    if line:
+        return json.dumps(data, default=_plain, ensure_ascii=False, separators=(",", ":"))
     return json.dumps(data, default=_plain, indent=2, ensure_ascii=False)
 
 

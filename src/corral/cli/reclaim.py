@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import date
@@ -184,21 +185,34 @@ def _emit_flagged(
 @reclaim_app.command("run")
 def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done; do nothing."),
+    every: float | None = typer.Option(
+        None,
+        "--every",
+        min=10.0,
+        help="Keep running: look again every this many seconds (instead of cron).",
+    ),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Take every step that is due: notify, quarantine, archive, delete.
 
-    Steps left half-done (a crash) are finished first. Exit status 1 when any step failed.
+    Steps left half-done (a crash) are finished first. Exit status 1 when any step failed
+    (with --every: never exits by itself; failures are printed and retried next time, and
+    --output json prints one JSON line per round).
     """
     svc, mail = _service()
-    outcomes = svc.run(dry_run=dry_run)
-    rows = [_outcome_row(o) for o in outcomes]
-    if output is OutputFormat.json:
-        typer.echo(to_json({"mail": mail, "dry_run": dry_run, "outcomes": rows}))
-    else:
-        emit(rows, output, ["case", "vm", "step", "result", "detail"], title="reclamation run")
-        if output is OutputFormat.table:
-            typer.echo(f"{len(rows)} open case(s) looked at. E-mail: {mail}")
+    while True:
+        outcomes = svc.run(dry_run=dry_run)
+        rows = [_outcome_row(o) for o in outcomes]
+        if output is OutputFormat.json:
+            doc = {"mail": mail, "dry_run": dry_run, "outcomes": rows}
+            typer.echo(to_json(doc, line=every is not None))
+        else:
+            emit(rows, output, ["case", "vm", "step", "result", "detail"], title="reclamation run")
+            if output is OutputFormat.table:
+                typer.echo(f"{len(rows)} open case(s) looked at. E-mail: {mail}")
+        if every is None:
+            break
+        time.sleep(every)
     if any(o.result == "failed" for o in outcomes):
         raise typer.Exit(1)
 
