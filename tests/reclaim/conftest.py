@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import socket
@@ -52,8 +53,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, SmtpSettings]]:
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[Inbox, SmtpSettings]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, and the settings to reach it."""
     inbox = Inbox()
     port = _free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -62,6 +64,12 @@ def smtp() -> Iterator[tuple[Inbox, SmtpSettings]]:
         yield inbox, SmtpSettings(host="127.0.0.1", port=port, sender="corral@example.test")
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, SmtpSettings]]:
+    with smtp_server() as server:
+        yield server
 
 
 POLICY = Policy(notice_days=7, quarantine_days=7, cooling_off_days=14, approvals={"delete": 1})

@@ -45,7 +45,7 @@ from corral.security.secrets import SecretBox
 from corral.store import models as m
 from corral.store.db import Database
 from tests.conftest import Clock
-from tests.reclaim.conftest import Inbox, make_service
+from tests.reclaim.conftest import Inbox, make_service, smtp_server
 
 NODES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
 POLICY = Policy(notice_days=3, quarantine_days=3, cooling_off_days=5, approvals={"delete": 1})
@@ -168,19 +168,9 @@ APPROVERS = ("ops", "manager", "auditor")
 
 
 @pytest.fixture(scope="module")
-def smtp_server() -> Iterator[tuple[Inbox, SmtpSettings]]:
-    from aiosmtpd.controller import Controller
-
-    from tests.reclaim.conftest import _free_port
-
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, SmtpSettings(host="127.0.0.1", port=port, sender="corral@example.test")
-    finally:
-        controller.stop()
+def smtp_module() -> Iterator[tuple[Inbox, SmtpSettings]]:
+    with smtp_server() as server:
+        yield server
 
 
 def _apply(w: World, case_id: int, op: Op, extended: list[bool]) -> None:
@@ -241,9 +231,9 @@ def _check(w: World, inbox: Inbox, case_id: int, uuid: str, extended: bool) -> N
 )
 @given(script=ops)
 def test_workflow_promises_hold_under_any_order_and_crashes(
-    smtp_server: tuple[Inbox, SmtpSettings], script: list[Op]
+    smtp_module: tuple[Inbox, SmtpSettings], script: list[Op]
 ) -> None:
-    inbox, settings_ = smtp_server
+    inbox, settings_ = smtp_module
     with inbox._lock:
         inbox.messages.clear()
     with tempfile.TemporaryDirectory(prefix="corral-prop-") as tmp:
