@@ -164,3 +164,25 @@ def test_insufficient_data_counted_by_reason(hostile_report: ReportData) -> None
     counted = {(tr[0].text, tr[1].text): int(tr[2].text) for tr in rows}
     assert sum(counted.values()) == len(a.insufficient) + len(a.rightsizing_insufficient) > 0
     assert counted[("rightsizing", "no metrics for this VM")] == len(a.rightsizing_insufficient)
+
+
+def test_reclamation_section_shows_cases_and_savings(hostile_report: ReportData) -> None:
+    """The cases of the workflow, with money saved, escaped like every other value."""
+    from dataclasses import replace as with_
+
+    from corral.reports.html import render_html
+
+    base = hostile_report
+    case = {
+        "id": 3,
+        "vm": "<b>gone</b>",
+        "state": "deleted",
+        "category": "powered_off",
+        "owner": None,
+        "monthly_cost": 120.0,
+        "realized": 45.5,
+        "saving_now_monthly": 120.0,
+    }
+    page = render_html(with_(base, reclamation=[case]))
+    assert "1 cases: 1 deleted" in page and "$45.50" in page and "&lt;b&gt;gone&lt;/b&gt;" in page
+    assert "No VM has been flagged yet" in render_html(base)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +78,12 @@ def demo(
     report = live_report_data(load_cost_model(), days=max(1, int(history_days) or 30))
     sprawl = report.analysis.summary()
     info["sprawl"] = sprawl
-    info["html_report"] = str(write_html(context.settings().home / "sprawl-report.html", report))
     from corral.demo.reclaim import demo_reclamation
+    from corral.reports.html import reclamation_cases
 
     info["reclamation"] = demo_reclamation(inv, context.settings(), report.analysis)
+    report = dataclasses.replace(report, reclamation=reclamation_cases(inv, inv.clock()))
+    info["html_report"] = str(write_html(context.settings().home / "sprawl-report.html", report))
     if output is OutputFormat.json:
         typer.echo(to_json(info))
     else:

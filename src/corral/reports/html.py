@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,7 @@ class ReportData:
     signs: Sequence[Sign]
     metrics_days: int
     title: str = "Corral sprawl report"
+    reclamation: Sequence[Mapping[str, Any]] = ()  # case rows (corral.reclaim.service.case_view)
 
 
 def collect_report(
@@ -110,7 +111,17 @@ def collect_report(
     )
     licences = licence_report(vms, hosts, model)
     signs = scorecard(_scorecard_inputs(inv, analysis, licences, now))
-    return assemble_report(vms, hosts, model, analysis, history, signs, now, days, licences)
+    data = assemble_report(vms, hosts, model, analysis, history, signs, now, days, licences)
+    return replace(data, reclamation=reclamation_cases(inv, now))
+
+
+def reclamation_cases(inv: Inventory, now: datetime) -> list[dict[str, Any]]:
+    """Every reclamation case with its realized savings (oldest first)."""
+    from corral.reclaim.service import case_view
+
+    with inv.db.session() as s:
+        rows = s.scalars(select(m.ReclaimCase).order_by(m.ReclaimCase.id)).all()
+        return [case_view(c, now) for c in rows]
 
 
 def assemble_report(
@@ -312,6 +323,7 @@ def _sections(data: ReportData) -> list[Element]:
         _history_section(data),
         _findings_section(data),
         _rightsizing_section(data),
+        _reclamation_section(data),
         _chargeback_section(data),
         _licence_section(data),
         _insufficient_section(data),
@@ -593,6 +605,50 @@ def _advice(advice: Any, unit: str) -> str:
     return (
         f"{advice.current:g} → {advice.recommended:g} {unit} "
         f"({advice.demand:.1f}, {advice.verdict})"
+    )
+
+
+def _reclamation_section(data: ReportData, limit: int = 25) -> Element:
+    cur = data.analysis.currency
+    cases = list(data.reclamation)
+    if not cases:
+        return _section(
+            "reclamation",
+            "Reclamation",
+            el("p", None, "No VM has been flagged yet: 'corral reclaim flag-findings'."),
+        )
+    states = Counter(str(c["state"]) for c in cases)
+    realized = sum(float(c["realized"]) for c in cases)
+    rate = sum(float(c["saving_now_monthly"]) for c in cases)
+    rows = [
+        [
+            c["id"],
+            c["vm"],
+            c["state"],
+            c["category"],
+            c["owner"] or NONE_LABEL,
+            money(float(c["monthly_cost"]), cur, cents=True),
+            money(float(c["realized"]), cur, cents=True),
+        ]
+        for c in sorted(cases, key=lambda c: -int(c["id"]))[:limit]
+    ]
+    return _section(
+        "reclamation",
+        "Reclamation",
+        el(
+            "p",
+            None,
+            f"{len(cases)} cases: "
+            + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+            + f". Saved so far {money(realized, cur, cents=True)}; saving now "
+            f"{money(rate, cur, cents=True)} a month (powered-off VMs at their compute cost, "
+            "deleted VMs at their whole cost).",
+        ),
+        table(
+            ["case", "VM", "state", "category", "owner", "cost per month", "saved so far"],
+            rows,
+            numeric=(0, 5, 6),
+        ),
     )
 
 
