@@ -154,8 +154,16 @@ def test_demo_no_serve_builds_a_realistic_fleet(home: Path) -> None:
     assert fleet["powered_off_90d"] > 0 and fleet["templates"] > 0 and fleet["no_owner"] > 0
     assert fleet["snapshots_older_90d"] > 0 and fleet["orphaned_volumes"] > 0
     assert {"created", "deleted", "migrated", "stopped", "snapshot-taken"} <= set(info["events"])
+    # the demo's reclamation: one VM through every step and back, one deleted, ten e-mailed
+    rec = info["reclamation"]
+    walked = [(r["step"], r["case state"], r["vm state"]) for r in rec["walkthrough"]]
+    assert walked[3:5] == [("archive", "archived", "shutoff"), ("restore", "restored", "running")]
+    assert walked[-1] == ("approve + delete", "deleted", "deleted")
+    assert rec["flagged"] == rec["notified"] == 10
+    cases = json.loads(run(home, "reclaim", "list", "-o", "json").stdout)
+    (deleted,) = [c for c in cases if c["state"] == "deleted"]
     vms = json.loads(run(home, "vms", "-o", "json").stdout)
-    assert len(vms) == fleet["vms"]
+    assert len(vms) == fleet["vms"] - 1
     # a history replayed from the real Bitbrains traces: 2 days of 5-minute samples per VM
     assert info["metrics"]["vms"] == fleet["running"]
     assert info["metrics"]["samples"] >= fleet["running"] * 2 * 288
@@ -164,7 +172,9 @@ def test_demo_no_serve_builds_a_realistic_fleet(home: Path) -> None:
     assert sprawl["waste_yearly"] > 0 and sprawl["by_category"]["powered_off"]["count"] > 0
     assert sprawl["by_category"]["orphaned_disk"]["count"] == fleet["orphaned_volumes"]
     report = json.loads(run(home, "sprawl", "report", "--days", "2", "-o", "json").stdout)
-    assert report["summary"]["waste_yearly"] == sprawl["waste_yearly"]
+    # the deleted VM's money is no longer waste; nothing else changed
+    after = report["summary"]["waste_monthly"]
+    assert after == pytest.approx(sprawl["waste_monthly"] - deleted["monthly_cost"], abs=0.05)
     assert report["findings"] and all(f["monthly"] >= 0 for f in report["findings"])
     top = json.loads(
         run(home, "metrics", "top", "cpu_pct", "-n", "3", "--start", "-1d", "-o", "json").stdout

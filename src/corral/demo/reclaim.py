@@ -36,8 +36,13 @@ NO_WAITING = Policy(
 DEMO_MAIL_DOMAIN = "demo.corral.test"
 
 
-def _pick(findings: list[Finding], category: Category) -> Finding | None:
-    return next((f for f in findings if f.category is category), None)
+def _pick(findings: list[Finding], prefer: tuple[Category, ...], skip: set[str]) -> Finding | None:
+    """The biggest finding of the first preferred category that has one."""
+    for category in prefer:
+        for f in findings:
+            if f.category is category and f.subject not in skip:
+                return f
+    return None
 
 
 def _step_row(svc: ReclaimService, inv: Inventory, case_id: int, step: str) -> dict[str, Any]:
@@ -90,8 +95,12 @@ def demo_reclamation(
     )
     rows: list[dict[str, Any]] = []
     walked: set[str] = set()
-    for category, to_deletion in ((Category.idle, False), (Category.powered_off, True)):
-        finding = _pick(waste, category)
+    # the walk back prefers a running idle VM; the walk to deletion a long-powered-off one
+    for prefer, to_deletion in (
+        ((Category.idle, Category.lease_expired, Category.powered_off), False),
+        ((Category.powered_off, Category.lease_expired, Category.idle), True),
+    ):
+        finding = _pick(waste, prefer, walked)
         if finding is not None:
             rows += _walk(quick, inv, finding, to_deletion=to_deletion)
             walked.add(finding.subject)
