@@ -20,9 +20,10 @@ import uuid as uuidlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from benchdb import fresh_database
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 from corral.api.app import create_app
 from corral.inventory.service import Inventory
@@ -88,12 +89,7 @@ def load(db: Database, n: int, hosts: int = 100, seed: int = 1) -> None:
 
 
 def measure(url: str, n: int, requests: int, reset_pg: bool) -> dict[str, float]:
-    db = Database(url)
-    if reset_pg:
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    db.migrate()
+    db = fresh_database(url, reset_pg)
     load(db, n)
     db.analyze()
     # The loading left garbage a real server process never holds; keep it out of the GC's way.

@@ -16,23 +16,17 @@ import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
+from benchdb import fresh_database
 from fleetgen import write_fleet
 
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
-from corral.store.db import Database
 
 
 def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
-    db = Database(url)
-    if reset_pg:
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    db.migrate()
+    db = fresh_database(url, reset_pg)
     inv = Inventory(db, SecretBox(Fernet.generate_key()))
     for p in paths:
         inv.add_host(p.stem, f"test://{p}")

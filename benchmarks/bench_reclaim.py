@@ -21,9 +21,9 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
-from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
+from benchdb import fresh_database
 from fleetgen import write_fleet
 
 from corral.engines.costing import load_cost_model
@@ -32,14 +32,13 @@ from corral.inventory.service import Inventory
 from corral.notify.mailer import SmtpMailer, SmtpSettings
 from corral.reclaim.service import Recipients, ReclaimService
 from corral.security.secrets import SecretBox
-from corral.store.db import Database
 
 
 class Count:
     def __init__(self) -> None:
         self.n = 0
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         self.n += 1
         return "250 OK"
 
@@ -50,13 +49,10 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench(url: str, paths: list[Path], share: float, reset_pg: bool) -> list[tuple[str, int, float]]:
-    db = Database(url)
-    if reset_pg:
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    db.migrate()
+def bench(
+    url: str, paths: list[Path], share: float, reset_pg: bool
+) -> list[tuple[str, int, float]]:
+    db = fresh_database(url, reset_pg)
     inv = Inventory(db, SecretBox(Fernet.generate_key()))
     for p in paths:
         inv.add_host(p.stem, f"test://{p}")

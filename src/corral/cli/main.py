@@ -24,6 +24,7 @@ _app = typer.Typer(
     add_completion=False,
 )
 
+
 @_app.callback()
 def _root() -> None:
     """See, control and plan a fleet of virtual machines across libvirt hosts."""
