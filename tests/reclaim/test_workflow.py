@@ -13,6 +13,7 @@ from corral.errors import ConflictError, ForbiddenError, NotFoundError
 from corral.hypervisor import xmlsafe
 from corral.inventory.service import Inventory
 from tests.conftest import Clock
+from tests.inventory.conftest import domain, edit_node
 from tests.reclaim.conftest import Inbox, make_service
 
 WEB = "web-01"
@@ -180,3 +181,21 @@ def test_bad_requests_are_refused(fleet: Inventory, smtp: tuple, clock: Clock) -
     assert svc.case(case["id"])["state"] == "cancelled"
     # a closed case lets the VM be flagged again
     assert svc.flag(WEB, category="idle", reason="idle again", actor="ops")["state"] == "flagged"
+
+
+def test_a_vm_deleted_outside_corral_closes_its_case(
+    fleet: Inventory, smtp: tuple, clock: Clock, nodes: Path
+) -> None:
+    _, settings = smtp
+    svc = make_service(fleet, settings)
+    case = svc.flag(WEB, category="idle", reason="idle", actor="ops")
+    svc.run()
+    edit_node(nodes / "host-a.xml", lambda n: n.remove(domain(n, WEB)))
+    fleet.sync()
+    assert [(o.step, o.result) for o in svc.run(dry_run=True)] == [("close", "would-do")]
+    (closed,) = svc.run()
+    assert (closed.step, closed.result) == ("close", "done")
+    assert "deleted outside Corral" in closed.detail
+    done = svc.case(case["id"])
+    assert done["state"] == "cancelled" and done["history"][-1]["kind"] == "reclaim-cancelled"
+    assert svc.run() == []

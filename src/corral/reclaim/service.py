@@ -222,11 +222,32 @@ class ReclaimService:
             return self._attempt(
                 case_id, name, Step(pending["step"]), pending["actor"], {}, dry_run
             )
+        vanished = self._vanished(case_id)
+        if vanished:
+            if not dry_run:
+                self._close_vanished(case_id, vanished)
+            return Outcome(case_id, name, "close", "would-do" if dry_run else "done", vanished)
         decision = next_step(view, self.policy, self.now)
         if isinstance(decision, Due):
             return self._attempt(case_id, name, decision.step, "scheduler", {}, dry_run)
         assert isinstance(decision, Waiting)
         return Outcome(case_id, name, "-", "waiting", decision.reason)
+
+    def _vanished(self, case_id: int) -> str | None:
+        """Why the case has nothing left to reclaim: its VM was deleted outside Corral."""
+        with self.db.session() as s:
+            c = self._case(s, case_id)
+            vm = s.get(m.VM, c.vm_uuid)
+            if vm is None or vm.deleted_at is None:
+                return None
+            return f"the VM was deleted outside Corral on {vm.deleted_at:%Y-%m-%d}"
+
+    def _close_vanished(self, case_id: int, why: str) -> None:
+        with self.db.session() as s:
+            c = self._case(s, case_id)
+            c.state, c.closed_at, c.closed_by = State.cancelled, self.now, "scheduler"
+            c.version += 1
+            self._event(s, c, "reclaim-cancelled", "scheduler", reason=why)
 
     def _attempt(
         self, case_id: int, name: str, step: Step, actor: str, args: dict[str, Any], dry: bool
