@@ -32,7 +32,6 @@ from corral.reclaim.service import ReclaimService
 router = APIRouter(prefix="/api/v1/reclaim", tags=["reclaim"])
 
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The case number.")]
-#: The owner's answer through the e-mailed link is recorded under this actor name.
 
 
 @router.get("/cases", response_model=list[ReclaimCasePublic])
@@ -48,7 +47,7 @@ def list_cases(
 
 @router.get("/cases/{case_id}", response_model=ReclaimCaseDetail)
 def get_case(case_id: CaseId, svc: ReclaimDep) -> dict[str, Any]:
-    return _detail(svc, case_id)
+    return svc.case(case_id)
 
 
 @router.post("/cases", response_model=ReclaimCasePublic, status_code=status.HTTP_201_CREATED)
@@ -69,7 +68,7 @@ def extend(case_id: CaseId, body: ReclaimExtend, svc: ReclaimDep, actor: Actor) 
 @router.post("/cases/{case_id}/approve", response_model=ReclaimCaseDetail)
 def approve(case_id: CaseId, body: ReclaimApprove, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
     svc.approve(case_id, body.step, actor, body.note)
-    return _detail(svc, case_id)
+    return svc.case(case_id)
 
 
 @router.post("/cases/{case_id}/restore", response_model=ReclaimCasePublic)
@@ -103,10 +102,6 @@ def respond(body: ReclaimRespond, svc: ReclaimDep) -> dict[str, Any]:
     """The owner keeps (extend) or gives up (confirm) the VM; the e-mailed token authorizes."""
     case = svc.respond(body.token, body.action, None, body.until, body.reason)
     return {k: case[k] for k in ("id", "vm", "state", "extended_until")}
-
-
-def _detail(svc: ReclaimService, case_id: int) -> dict[str, Any]:
-    return svc.case(case_id)
 
 
 def mail_line(svc: ReclaimService) -> str:
