@@ -199,3 +199,25 @@ def test_a_vm_deleted_outside_corral_closes_its_case(
     done = svc.case(case["id"])
     assert done["state"] == "cancelled" and done["history"][-1]["kind"] == "reclaim-cancelled"
     assert svc.run() == []
+
+
+def test_an_unreachable_host_fails_the_step_and_loses_nothing(
+    fleet: Inventory, smtp: tuple, clock: Clock, nodes: Path
+) -> None:
+    inbox, settings = smtp
+    svc = make_service(fleet, settings)
+    case = svc.flag(WEB, category="idle", reason="idle", actor="ops")
+    svc.run()
+    clock.advance(days=8)
+    good = (nodes / "host-a.xml").read_bytes()
+    (nodes / "host-a.xml").write_text("<node><domain>broken")
+    (failed,) = svc.run()
+    assert (failed.step, failed.result) == ("quarantine", "failed")
+    assert "host-a.xml" in failed.detail or "host a" in failed.detail, failed.detail
+    assert svc.case(case["id"])["state"] == "notified"
+    assert not inbox.for_case(case["id"], "quarantine")
+    (nodes / "host-a.xml").write_bytes(good)
+    (done,) = svc.run()
+    assert (done.step, done.result) == ("quarantine", "done")
+    assert fleet.find_vm(WEB)["state"] == "shutoff"
+    assert len(inbox.for_case(case["id"], "quarantine")) == 1
