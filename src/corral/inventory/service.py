@@ -193,7 +193,7 @@ class Inventory:
     def find_vm(self, ref: str) -> dict[str, Any]:
         """One VM by UUID or by (unique) name, with its history."""
         with self.db.session() as s:
-            vm, host = self._vm(s, ref)
+            vm, host = self.vm_row(s, ref)
             out = vm_detail(vm, host)
             out["history"] = [
                 _event_view(e, vm.name)
@@ -216,7 +216,7 @@ class Inventory:
         with self.db.session() as s:
             q = select(m.Event, m.VM.name).outerjoin(m.VM, m.VM.uuid == m.Event.vm_uuid)
             if vm:
-                q = q.where(m.Event.vm_uuid == self._vm(s, vm)[0].uuid)
+                q = q.where(m.Event.vm_uuid == self.vm_row(s, vm)[0].uuid)
             if kind:
                 q = q.where(m.Event.kind == kind)
             if since:
@@ -242,7 +242,7 @@ class Inventory:
         if unknown:
             raise ValidationError(f"unknown metadata field {sorted(unknown)[0]!r}.")
         with self.db.session() as s:
-            vm, host_name = self._vm(s, ref)
+            vm, host_name = self.vm_row(s, ref)
             if vm.deleted_at is not None:
                 raise ConflictError(
                     f"VM {vm.name} was deleted on {vm.deleted_at:%Y-%m-%d}; its metadata is frozen."
@@ -345,7 +345,8 @@ class Inventory:
         return host  # type: ignore[no-any-return]
 
     @staticmethod
-    def _vm(s: Any, ref: str) -> tuple[m.VM, str | None]:
+    def vm_row(s: Any, ref: str) -> tuple[m.VM, str | None]:
+        """The VM (by UUID or unique live name) in session ``s``, and its host's name."""
         ref = ref.strip()
         if UUID_RE.match(ref.lower()):
             vm = s.get(m.VM, ref.lower())

@@ -138,7 +138,7 @@ class ReclaimService:
             raise ValidationError("flagging a VM needs a reason.")
         now = self.now
         with self.db.session() as s:
-            vm, host_name = self.inv._vm(s, ref)
+            vm, host_name = self.inv.vm_row(s, ref)
             if vm.deleted_at is not None:
                 raise ConflictError(
                     f"VM {vm.name} was already deleted on {vm.deleted_at:%Y-%m-%d}."
