@@ -92,11 +92,22 @@ class Nic:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
+    """A VM snapshot and, when libvirt can tell, the storage it holds.
+
+    ``kind`` is "internal" (kept inside the qcow2 image: no libvirt API gives its size, so
+    ``size_bytes`` stays None), "external" (overlay files; ``files`` names them) or None when
+    the snapshot XML does not say. ``size_bytes`` of an external snapshot is the allocation of
+    its overlay files, the data written since it was taken — None unless every file is known.
+    """
+
     name: str
     created_at: datetime
     state: str | None = None
     parent: str | None = None
     description: str | None = None
+    kind: str | None = None
+    files: tuple[str, ...] = ()
+    size_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,6 +164,7 @@ def build_metadata(meta: OwnerMeta, *, is_template: bool = False) -> str:
 
 
 def parse_snapshot(xml: str) -> Snapshot:
+    """A snapshot's facts; its size is left unknown (only the storage pools can tell it)."""
     root = parse(xml, "snapshot XML")
     created = int(_text(root, "creationTime") or 0)
     return Snapshot(
@@ -172,7 +173,36 @@ def parse_snapshot(xml: str) -> Snapshot:
         state=_text(root, "state"),
         parent=_text(root, "parent/name"),
         description=_text(root, "description"),
+        kind=_snapshot_kind(root),
+        files=_external_files(root),
     )
+
+
+def _snapshot_kind(root: etree._Element) -> str | None:
+    """External if any disk or the memory went to a new file, internal if kept in the image."""
+    modes = {d.get("snapshot") for d in root.iterfind("disks/disk")}
+    memory = root.find("memory")
+    if memory is not None:
+        modes.add(memory.get("snapshot"))
+    for kind in ("external", "internal"):
+        if kind in modes:
+            return kind
+    return None
+
+
+def _external_files(root: etree._Element) -> tuple[str, ...]:
+    """The overlay (and memory) files an external snapshot created, in document order."""
+    files: list[str] = []
+    for disk in root.iterfind("disks/disk"):
+        src = disk.find("source")
+        if disk.get("snapshot") == "external" and src is not None:
+            path = src.get("file") or src.get("dev")
+            if path:
+                files.append(path)
+    memory = root.find("memory")
+    if memory is not None and memory.get("snapshot") == "external" and memory.get("file"):
+        files.append(memory.get("file", ""))
+    return tuple(files)
 
 
 def parse_domain(

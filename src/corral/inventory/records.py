@@ -51,6 +51,8 @@ def row_to_meta(row: m.VM) -> OwnerMeta:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
     return value
 
 

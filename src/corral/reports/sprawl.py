@@ -37,6 +37,11 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _gib(size_bytes: int | None) -> float | None:
+    """Bytes to GiB, keeping "unknown" (an internal snapshot's size) unknown."""
+    return size_bytes / GIB if size_bytes is not None else None
+
+
 def vm_record(vm: m.VM, host: str | None) -> VMRecord:
     expiry = (
         datetime.combine(vm.expires_on, datetime.min.time(), tzinfo=UTC) if vm.expires_on else None
@@ -55,7 +60,11 @@ def vm_record(vm: m.VM, host: str | None) -> VMRecord:
             if d.get("device") == "disk" and d.get("path")
         ),
         snapshots=tuple(
-            Snapshot(name=s["name"], created_at=_when(s.get("created_at")))
+            Snapshot(
+                name=s["name"],
+                created_at=_when(s.get("created_at")),
+                size_gb=_gib(s.get("size_bytes")),
+            )
             for s in vm.snapshots or []
         ),
         owner=vm.owner,
