@@ -78,11 +78,13 @@ def _snapshot(
     name: str,
     created: datetime,
     *,
+    was: str,
     overlay: str | None,
     parent: str | None = None,
     current: bool = False,
 ) -> None:
-    """An external disk-only snapshot when ``overlay`` is given, else an internal one."""
+    """An external disk-only snapshot when ``overlay`` is given, else an internal one; ``was``
+    is the VM's disk when it was taken (the image an external snapshot freezes)."""
     holder = _sub(dom, f"{{{TEST_NS}}}domainsnapshot")
     _sub(holder, "name", name)
     _sub(holder, "creationTime", str(int(created.timestamp())))
@@ -95,9 +97,9 @@ def _snapshot(
     disk.set("snapshot", "external" if overlay else "internal")
     if overlay:
         _sub(disk, "source", file=f"{IMG}/{overlay}")
-    _domain_body(
-        _sub(holder, "domain", type="test"), dom.findtext("name") or "", dom.findtext("uuid") or ""
-    )
+    then = _sub(holder, "domain", type="test")
+    _domain_body(then, dom.findtext("name") or "", dom.findtext("uuid") or "")
+    _disk(_sub(then, "devices"), [was])
 
 
 def _vm(node: etree._Element, name: str, uuid: str, chain: list[str]) -> etree._Element:
@@ -135,14 +137,38 @@ def snapshot_node(now: datetime) -> etree._Element:
     _sub(cpu, "active", "8")
     _sub(node, "memory", str(64 * 1024 * 1024))
     ext = _vm(node, "ext-vm", EXT_UUID, ["ext-vm.s2", "ext-vm.s1", "ext-vm.qcow2"])
-    _snapshot(ext, "s1", now - timedelta(days=60), overlay="ext-vm.s1")
-    _snapshot(ext, "s2", now - timedelta(days=2), overlay="ext-vm.s2", parent="s1", current=True)
+    _snapshot(ext, "s1", now - timedelta(days=60), was="ext-vm.qcow2", overlay="ext-vm.s1")
+    _snapshot(
+        ext,
+        "s2",
+        now - timedelta(days=2),
+        was="ext-vm.s1",
+        overlay="ext-vm.s2",
+        parent="s1",
+        current=True,
+    )
     internal = _vm(node, "int-vm", INT_UUID, ["int-vm.qcow2"])
-    _snapshot(internal, "before-patch", now - timedelta(days=30), overlay=None, current=True)
+    _snapshot(
+        internal,
+        "before-patch",
+        now - timedelta(days=30),
+        was="int-vm.qcow2",
+        overlay=None,
+        current=True,
+    )
     lost = _vm(node, "lost-vm", LOST_UUID, ["lost-vm.gone", "lost-vm.qcow2"])
-    _snapshot(lost, "s1", now - timedelta(days=1), overlay="lost-vm.gone", current=True)
+    _snapshot(
+        lost,
+        "s1",
+        now - timedelta(days=1),
+        was="lost-vm.qcow2",
+        overlay="lost-vm.gone",
+        current=True,
+    )
     big = _vm(node, "big-vm", BIG_UUID, ["big-vm.s1", "big-vm.qcow2"])
-    _snapshot(big, "s1", now - timedelta(days=1), overlay="big-vm.s1", current=True)
+    _snapshot(
+        big, "s1", now - timedelta(days=1), was="big-vm.qcow2", overlay="big-vm.s1", current=True
+    )
     _pool(node)
     return node
 
@@ -181,10 +207,15 @@ def test_parse_external_disk_only_snapshot_names_its_overlay() -> None:
         "<state>disk-snapshot</state><memory snapshot='no'/><disks>"
         "<disk name='vda' snapshot='external' type='file'><source file='/p/a.s'/></disk>"
         "<disk name='vdb' snapshot='external' type='block'><source dev='/dev/vg/b.s'/></disk>"
-        "<disk name='hdc' snapshot='no'/></disks></domainsnapshot>"
+        "<disk name='hdc' snapshot='no'/></disks><domain type='kvm'><devices>"
+        "<disk device='disk'><source file='/p/a.qcow2'/><target dev='vda'/></disk>"
+        "<disk device='disk'><source dev='/dev/vg/b'/><target dev='vdb'/></disk>"
+        "<disk device='cdrom'><source file='/iso/x.iso'/><target dev='hdc'/></disk>"
+        "</devices></domain></domainsnapshot>"
     )
     snap = parse_snapshot(xml)
     assert (snap.kind, snap.files, snap.size_bytes) == ("external", ("/p/a.s", "/dev/vg/b.s"), None)
+    assert snap.frozen == ("/p/a.qcow2", "/dev/vg/b")  # the images it made read-only
 
 
 def test_parse_external_snapshot_with_memory_counts_the_memory_file() -> None:
@@ -219,6 +250,8 @@ def test_external_snapshots_get_their_overlay_allocation(snap_inventory: Invento
     snaps = _snaps(snap_inventory, "ext-vm")
     assert snaps["s1"]["kind"] == snaps["s2"]["kind"] == "external"
     assert snaps["s1"]["files"] == [f"{IMG}/ext-vm.s1"]
+    assert snaps["s1"]["frozen"] == [f"{IMG}/ext-vm.qcow2"]
+    assert snaps["s2"]["frozen"] == [f"{IMG}/ext-vm.s1"]
     assert snaps["s1"]["size_bytes"] == 700 * MIB
     assert snaps["s2"]["size_bytes"] == 300 * MIB
     assert _snaps(snap_inventory, "big-vm")["s1"]["size_bytes"] == 150 * GIB
@@ -226,7 +259,8 @@ def test_external_snapshots_get_their_overlay_allocation(snap_inventory: Invento
 
 def test_internal_snapshot_size_stays_unknown(snap_inventory: Inventory) -> None:
     snap = _snaps(snap_inventory, "int-vm")["before-patch"]
-    assert (snap["kind"], snap["files"], snap["size_bytes"]) == ("internal", [], None)
+    assert (snap["kind"], snap["files"], snap["frozen"]) == ("internal", [], [])
+    assert snap["size_bytes"] is None
 
 
 def test_overlay_in_no_pool_leaves_the_size_unknown(snap_inventory: Inventory) -> None:

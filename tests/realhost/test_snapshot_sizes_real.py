@@ -75,6 +75,7 @@ def test_disk_only_snapshot_is_sized_by_its_overlay_and_priced(
     ext = _snapshot(real_inventory, writer.uuid, "ext1")
     overlay = ext["files"][0]
     assert ext["kind"] == "external" and len(ext["files"]) == 1
+    assert ext["frozen"] == [str(base)]  # the guest's image, read-only from now on
     assert Path(overlay).parent == base.parent and overlay != str(base)
     assert ext["size_bytes"] is None  # the pool has not been refreshed: not a volume yet
 

@@ -96,8 +96,10 @@ class Snapshot:
 
     ``kind`` is "internal" (kept inside the qcow2 image: no libvirt API gives its size, so
     ``size_bytes`` stays None), "external" (overlay files; ``files`` names them) or None when
-    the snapshot XML does not say. ``size_bytes`` of an external snapshot is the allocation of
-    its overlay files, the data written since it was taken — None unless every file is known.
+    the snapshot XML does not say. ``frozen`` are the files an external snapshot made
+    read-only (its disks' sources when taken): the chain needs them as long as it lives.
+    ``size_bytes`` of an external snapshot is the allocation of its overlay files, the data
+    written since it was taken — None unless every file is known.
     """
 
     name: str
@@ -107,6 +109,7 @@ class Snapshot:
     description: str | None = None
     kind: str | None = None
     files: tuple[str, ...] = ()
+    frozen: tuple[str, ...] = ()
     size_bytes: int | None = None
 
 

@@ -175,6 +175,7 @@ def parse_snapshot(xml: str) -> Snapshot:
         description=_text(root, "description"),
         kind=_snapshot_kind(root),
         files=_external_files(root),
+        frozen=_frozen_files(root),
     )
 
 
@@ -188,6 +189,18 @@ def _snapshot_kind(root: etree._Element) -> str | None:
         if kind in modes:
             return kind
     return None
+
+
+def _frozen_files(root: etree._Element) -> tuple[str, ...]:
+    """The images an external snapshot froze: each external disk's source in the snapshot's
+    copy of the domain, which is the definition as it was when the snapshot was taken."""
+    sources = {}
+    for disk in root.iterfind("domain/devices/disk"):
+        target, src = disk.find("target"), disk.find("source")
+        if target is not None and src is not None:
+            sources[target.get("dev")] = src.get("file") or src.get("dev")
+    names = [d.get("name") for d in root.iterfind("disks/disk") if d.get("snapshot") == "external"]
+    return tuple(path for path in (sources.get(n) for n in names) if path)
 
 
 def _external_files(root: etree._Element) -> tuple[str, ...]:
