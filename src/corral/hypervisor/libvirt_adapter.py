@@ -183,6 +183,7 @@ class LibvirtHypervisor:
             str, tuple[tuple[str, tuple[str, ...], int], tuple[VolumeFacts, ...]]
         ] = {}
         self._by_path: tuple[tuple[PoolFacts, ...], dict[str, VolumeFacts]] | None = None
+        self._disk_sources: dict[str, tuple[bytes, tuple[str, ...]]] = {}
         if self._node_file is not None:
             self._restore_autostart(self._node_file)
 
@@ -230,7 +231,7 @@ class LibvirtHypervisor:
                 return None  # vanished between listing and reading
             raise
         by_path = self._volumes_by_path(pools)
-        held = _snapshot_growth(xml, by_path) if snap_names else []
+        held = self._snapshot_growth(uuid, xml, by_path) if snap_names else []
         digest = hashlib.blake2b(digest_size=16)
         for part in (xml, state.value, str(autostart), str(persistent), *snap_names, *held):
             digest.update(part.encode())
@@ -250,6 +251,22 @@ class LibvirtHypervisor:
         disks = tuple(self._block_size(dom, d) for d in _sized_disks(facts, pools))
         sized = _sized_snapshots(facts.snapshots, by_path)
         return replace(facts, disks=disks, snapshots=sized, fingerprint=fingerprint)
+
+    def _snapshot_growth(
+        self, uuid: str, xml: str, by_path: Mapping[str, VolumeFacts]
+    ) -> list[str]:
+        """Allocations of the pool volumes a VM writes to now (its newest snapshot's overlay).
+
+        They go into the VM's fingerprint: an overlay grows without the domain XML changing,
+        and its snapshot's size must follow it. The disk paths are parsed once per XML.
+        """
+        key = hashlib.blake2b(xml.encode(), digest_size=16).digest()
+        cached = self._disk_sources.get(uuid)
+        if cached is None or cached[0] != key:
+            cached = (key, _disk_sources(xml))
+            self._disk_sources[uuid] = cached
+        vols = (by_path.get(path) for path in cached[1])
+        return [f"{v.path}={v.allocation_bytes}" for v in vols if v is not None]
 
     def _volumes_by_path(self, pools: tuple[PoolFacts, ...]) -> dict[str, VolumeFacts]:
         """Pool volumes by path, built once per inventory read rather than once per VM."""
@@ -850,19 +867,11 @@ def _version(v: int) -> str:
     return f"{v // 1_000_000}.{(v // 1000) % 1000}.{v % 1000}"
 
 
-def _snapshot_growth(xml: str, by_path: Mapping[str, VolumeFacts]) -> list[str]:
-    """Allocations of the pool volumes a VM writes to now (its newest snapshot's overlay).
-
-    They go into the VM's fingerprint: an overlay grows without the domain XML changing,
-    and its snapshot's size must follow it.
-    """
+def _disk_sources(xml: str) -> tuple[str, ...]:
+    """The (normalised) file or device path of each disk of a domain."""
     root = parse(xml, "domain XML")
-    out = []
-    for src in root.iterfind("devices/disk/source"):
-        vol = by_path.get(_norm(src.get("file") or src.get("dev") or ""))
-        if vol is not None:
-            out.append(f"{vol.path}={vol.allocation_bytes}")
-    return out
+    paths = (src.get("file") or src.get("dev") for src in root.iterfind("devices/disk/source"))
+    return tuple(_norm(p) for p in paths if p)
 
 
 def _sized_snapshots(
