@@ -268,6 +268,30 @@ def test_overlay_in_no_pool_leaves_the_size_unknown(snap_inventory: Inventory) -
     assert (snap["kind"], snap["size_bytes"]) == ("external", None)
 
 
+def test_one_unknown_overlay_leaves_the_whole_snapshot_unknown(
+    inventory: Inventory, snap_host: Path
+) -> None:
+    """big-vm gains a second disk whose overlay no pool holds: 150 GiB would be a guess."""
+
+    def second_disk(node: etree._Element) -> None:
+        big = next(d for d in node.iterfind("domain") if d.findtext("name") == "big-vm")
+        devices = big.find("devices")
+        disks = big.find(f"{{{TEST_NS}}}domainsnapshot/disks")
+        assert devices is not None and disks is not None
+        vdb = _sub(devices, "disk", type="file", device="disk")
+        _sub(vdb, "source", file="/elsewhere/big-vm-data.s1")
+        _sub(vdb, "target", dev="vdb", bus="virtio")
+        extra = _sub(disks, "disk", name="vdb", snapshot="external")
+        _sub(extra, "source", file="/elsewhere/big-vm-data.s1")
+
+    edit_node(snap_host, second_disk)
+    inventory.add_host("snap-host", f"test://{snap_host}")
+    inventory.sync()
+    snap = _snaps(inventory, "big-vm")["s1"]
+    assert snap["files"] == [f"{IMG}/big-vm.s1", "/elsewhere/big-vm-data.s1"]
+    assert snap["size_bytes"] is None
+
+
 def test_overlay_growth_reaches_the_store_on_the_next_sync(
     snap_inventory: Inventory, snap_host: Path, clock: Clock
 ) -> None:
