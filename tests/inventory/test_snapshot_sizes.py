@@ -9,12 +9,14 @@ is how these tests give a host a snapshot chain: disk ``vda`` of ``ext-vm`` is t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from corral.demo.nodefile import overlay_mib
+from corral.demo.run import build_demo
 from corral.engines.costing import load_cost_model
 from corral.engines.sprawl.analysis import analyse
 from corral.engines.sprawl.detectors.snapshot_sprawl import SnapshotSprawlDetector
@@ -365,3 +367,31 @@ def test_snapshot_sprawl_prices_the_known_sizes(snap_inventory: Inventory) -> No
     assert internal.evidence.measures["sizes_unknown"] == 1
     assert internal.confidence == 0.0
     assert "lost-vm" not in found  # young, alone, size unknown: undecided, not a finding
+
+
+# -- the demo -----------------------------------------------------------------------------------
+
+
+def test_demo_external_snapshots_are_sized_and_priced(inventory: Inventory, tmp_path: Path) -> None:
+    """The demo's newest snapshots are mostly external: each overlay is a pool volume of the size
+    the demo gave it, neither the overlay nor the frozen image is taken for an orphan, and the
+    snapshot-sprawl detector holds real money instead of $0."""
+    today = date(2026, 6, 1)
+    demo = build_demo(inventory, tmp_path / "demo", n_vms=60, n_hosts=2, today=today)
+    live = [vm for vm in demo.fleet.vms if vm.deleted_days_ago is None and vm.snapshots]
+    overlays = {vm.uuid: (vm, vm.snapshots[-1]) for vm in live if vm.snapshots[-1].external}
+    assert len(overlays) >= 3
+    for uuid, (vm, snap) in overlays.items():
+        stored = _snaps(inventory, uuid)[snap.name]
+        assert stored["kind"] == "external"
+        assert stored["size_bytes"] == overlay_mib(vm, snap, 0) * MIB
+        assert stored["frozen"] == [stored["files"][0].rsplit(".", 1)[0] + ".qcow2"]
+        assert all(
+            s["kind"] == "internal" for n, s in _snaps(inventory, uuid).items() if n != snap.name
+        )
+    orphans = {v["name"] for v in inventory.list_volumes(orphaned_only=True)}
+    left_behind = {name for h in demo.fleet.hosts for name, _gib in h.orphans}
+    left_behind |= {f"{v.name}.qcow2" for v in demo.fleet.vms if v.deleted_days_ago is not None}
+    assert orphans == left_behind
+    found = _snapshot_findings(inventory)
+    assert sum(f.monthly_cost_held for f in found.values()) > 0

@@ -104,3 +104,33 @@ def test_disk_only_snapshot_is_sized_by_its_overlay_and_priced(
     assert found[writer.uuid].evidence.measures["sizes_unknown"] == 0
     assert found[idle.uuid].monthly_cost_held == 0.0
     assert found[idle.uuid].evidence.measures["sizes_unknown"] == 1
+
+
+def test_external_chain_is_in_use_and_deleted_whole(
+    pool: Any,
+    guest_factory: GuestFactory,
+    real_inventory: Inventory,
+    realhost_uris: list[str],
+) -> None:
+    """Two disk-only snapshots: the base and the first overlay are the VM's, not orphans; deleting
+    the VM deletes the whole chain."""
+    uri = realhost_uris[0]
+    base = create_volume(pool, "chain-base.qcow2", size_mib=16)
+    g = guest_factory(0, disk=base, wait_ready=True)
+    run_virsh(uri, "snapshot-create-as", g.name, "s1", "--disk-only", "--atomic")
+    run_virsh(uri, "snapshot-create-as", g.name, "s2", "--disk-only", "--atomic")
+    pool.refresh(0)
+    real_inventory.sync()
+    chain = {
+        str(base),
+        *(f for s in ("s1", "s2") for f in _snapshot(real_inventory, g.uuid, s)["files"]),
+    }
+    assert len(chain) == 3
+    orphans = {v["path"] for v in real_inventory.list_volumes(orphaned_only=True)}
+    assert not chain & orphans
+    hv = real_inventory.open_host("real-1")
+    deleted = hv.delete_vm(g.uuid)
+    assert deleted is not None and set(deleted) == chain
+    pool.refresh(0)
+    assert not {v for v in pool.listVolumes() if v.startswith("chain-base")}
+    assert not any(Path(p).exists() for p in chain)

@@ -8,6 +8,7 @@ snapshots, templates, and disks left behind by deleted VMs.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid as uuidlib
 from dataclasses import dataclass, field
@@ -63,11 +64,24 @@ HOST_KINDS = (
 )
 
 
+#: Share of the VMs with snapshots whose newest one is an external disk-only snapshot (a backup
+#: tool's or an administrator's ``--disk-only``); the others, and all older ones, are internal.
+EXTERNAL_SHARE = 0.8
+#: Range of the share of its disk a VM writes per day, which its overlay takes in...
+DAILY_CHANGE = (0.002, 0.02)
+#: ...until it holds the VM's working set, the share of the disk that is ever rewritten (logs,
+#: database pages, updates); the rest of the disk stays in the frozen image.
+WORKING_SET = (0.1, 0.6)
+
+
 @dataclass
 class DemoSnapshot:
     name: str
     days_ago: int
     description: str
+    external: bool = False  # an overlay file took the writes since (else kept in the image)
+    daily_change: float = 0.0  # share of the disk written into the overlay per day
+    working_set: float = 0.0  # share of the disk the overlay can grow to
 
 
 @dataclass
@@ -152,6 +166,22 @@ def generate(
                 )
             )
     return DemoFleet(today=today, hosts=hosts, vms=vms)
+
+
+def _unit(text: str) -> float:
+    """A number in [0, 1) fixed by ``text``: snapshot kinds are drawn without moving ``rng``,
+    so the rest of the fleet stays what the same seed always gave."""
+    return int(hashlib.blake2b(text.encode(), digest_size=4).hexdigest(), 16) / 2**32
+
+
+def _externalise_newest(vm: DemoVM) -> None:
+    newest = vm.snapshots[-1]
+    if _unit(vm.uuid + "/external") < EXTERNAL_SHARE:
+        low, high = DAILY_CHANGE
+        newest.external = True
+        newest.daily_change = low + (high - low) * _unit(vm.uuid + "/change")
+        low, high = WORKING_SET
+        newest.working_set = low + (high - low) * _unit(vm.uuid + "/working-set")
 
 
 def _uuid(rng: random.Random) -> str:
@@ -242,6 +272,7 @@ def _vm(
                 )
             )
         vm.snapshots.sort(key=lambda s: -s.days_ago)
+        _externalise_newest(vm)
     if templates and rng.random() < 0.35:
         vm.backing = rng.choice(templates).name
     if rng.random() < 0.04 and created > 40:

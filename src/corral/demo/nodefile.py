@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 from datetime import UTC, datetime, time, timedelta
@@ -10,12 +11,13 @@ from pathlib import Path
 
 from lxml import etree
 
-from corral.demo.fleet import NETWORKS, DemoFleet, DemoHost, DemoVM
+from corral.demo.fleet import NETWORKS, DemoFleet, DemoHost, DemoSnapshot, DemoVM
 from corral.hypervisor.domxml import METADATA_NS
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 RUNNING, PAUSED, SHUTOFF = 1, 3, 5
 GIB = 1024**3
+MIN_OVERLAY_MIB = 64  # a fresh qcow2 overlay: header, tables and the first writes
 
 
 def vm_exists(vm: DemoVM, days_ago: int) -> bool:
@@ -45,6 +47,28 @@ def _epoch(fleet: DemoFleet, days_ago: int, salt: str) -> int:
 
 def _volume_path(host: DemoHost, name: str) -> str:
     return f"/var/lib/libvirt/images/{host.name}/{name}"
+
+
+def _overlay(vm: DemoVM, days_ago: int) -> DemoSnapshot | None:
+    """The external snapshot whose overlay is the VM's disk on that day, if there is one."""
+    taken = [s for s in vm.snapshots if s.days_ago >= days_ago]
+    return taken[-1] if taken and taken[-1].external else None
+
+
+def _overlay_name(vm: DemoVM, snap: DemoSnapshot) -> str:
+    return f"{vm.name}.{snap.name}"  # virsh's own naming: <image stem>.<snapshot name>
+
+
+def overlay_mib(vm: DemoVM, snap: DemoSnapshot, days_ago: int) -> int:
+    """What the overlay holds on that day: the blocks the VM wrote since the snapshot.
+
+    Fresh writes fill it at ``daily_change`` of the disk a day; rewrites of blocks it already
+    holds take no room, so it levels off at the VM's working set (1 - e^-t saturation).
+    """
+    days = snap.days_ago - days_ago
+    ceiling = vm.disk_gib * 1024 * snap.working_set
+    held = ceiling * (1 - math.exp(-days * snap.daily_change / snap.working_set))
+    return int(max(MIN_OVERLAY_MIB, held))
 
 
 def _metadata(dom: etree._Element, fleet: DemoFleet, vm: DemoVM) -> None:
@@ -85,10 +109,7 @@ def _domain(
     os_el = _sub(dom, "os")
     _sub(os_el, "type", "hvm")
     devices = _sub(dom, "devices")
-    disk = _sub(devices, "disk", type_="file", device="disk")
-    _sub(disk, "driver", name="qemu", type_="qcow2")
-    _sub(disk, "source", file=_volume_path(host, f"{vm.name}.qcow2"))
-    _sub(disk, "target", dev="vda", bus="virtio")
+    _disk(devices, host, vm, days_ago)
     nic = _sub(devices, "interface", type_="network")
     _sub(nic, "mac", address=vm.mac)
     _sub(nic, "source", network=vm.network)
@@ -103,18 +124,69 @@ def _domain(
         _sub(holder, "name", snap.name)
         _sub(holder, "description", snap.description)
         _sub(holder, "creationTime", str(_epoch(fleet, snap.days_ago, vm.uuid + snap.name)))
-        _sub(holder, "state", "shutoff")
+        _sub(holder, "state", "disk-snapshot" if snap.external else "shutoff")
         _sub(holder, "active", "1" if snap is vm.snapshots[-1] else "0")
+        _snapshot_disks(holder, host, vm, snap)
         sdom = _sub(holder, "domain", type_="test")
         _sub(sdom, "name", vm.name)
         _sub(sdom, "uuid", vm.uuid)
         _sub(sdom, "memory", str(memory), unit="MiB")
         _sub(sdom, "vcpu", str(vm.vcpus))
         _sub(_sub(sdom, "os"), "type", "hvm")
+        then = _sub(_sub(sdom, "devices"), "disk", type_="file", device="disk")
+        # Every snapshot before the external one is internal: each was taken on the image.
+        _sub(then, "source", file=_volume_path(host, f"{vm.name}.qcow2"))
+        _sub(then, "target", dev="vda", bus="virtio")
+
+
+def _disk(devices: etree._Element, host: DemoHost, vm: DemoVM, days_ago: int) -> None:
+    """The VM's disk: its image, or the overlay of its external snapshot backed by the image."""
+    disk = _sub(devices, "disk", type_="file", device="disk")
+    _sub(disk, "driver", name="qemu", type_="qcow2")
+    image = _volume_path(host, f"{vm.name}.qcow2")
+    snap = _overlay(vm, days_ago)
+    if snap is None:
+        _sub(disk, "source", file=image)
+    else:
+        _sub(disk, "source", file=_volume_path(host, _overlay_name(vm, snap)))
+        backing = _sub(disk, "backingStore", type_="file")
+        _sub(backing, "format", type_="qcow2")
+        _sub(backing, "source", file=image)
+    _sub(disk, "target", dev="vda", bus="virtio")
+
+
+def _snapshot_disks(holder: etree._Element, host: DemoHost, vm: DemoVM, snap: DemoSnapshot) -> None:
+    """Taken shut off (no memory state): internal keeps it in the image, external adds a file."""
+    _sub(holder, "memory", snapshot="no")
+    disk = _sub(_sub(holder, "disks"), "disk", name="vda")
+    disk.set("snapshot", "external" if snap.external else "internal")
+    if snap.external:
+        disk.set("type", "file")
+        _sub(disk, "driver", type_="qcow2")
+        _sub(disk, "source", file=_volume_path(host, _overlay_name(vm, snap)))
+
+
+def _overlay_volumes(
+    host: DemoHost, vms: list[DemoVM], days_ago: int
+) -> list[tuple[str, int, int, str]]:
+    """(name, capacity GiB, allocation MiB, backing path) of each external snapshot's overlay."""
+    out = []
+    for vm in vms:
+        snap = _overlay(vm, days_ago)
+        if snap is not None:
+            image = _volume_path(host, f"{vm.name}.qcow2")
+            out.append(
+                (_overlay_name(vm, snap), vm.disk_gib, overlay_mib(vm, snap, days_ago), image)
+            )
+    return out
 
 
 def _pool(
-    node: etree._Element, host: DemoHost, vms: list[DemoVM], left_behind: list[DemoVM]
+    node: etree._Element,
+    host: DemoHost,
+    vms: list[DemoVM],
+    left_behind: list[DemoVM],
+    days_ago: int,
 ) -> None:
     pool = _sub(node, "pool", type_="dir")
     _sub(pool, "name", "images")
@@ -127,20 +199,31 @@ def _pool(
     ]
     volumes += [(name, gib, None) for name, gib in host.orphans]
     for name, gib, vm in volumes:
-        vol = _sub(pool, "volume", type_="file")
-        _sub(vol, "name", name)
-        _sub(vol, "capacity", str(gib), unit="GiB")
         used = (
             0.2 + (int(hashlib.blake2b(name.encode(), digest_size=1).hexdigest(), 16) / 255) * 0.7
         )
-        _sub(vol, "allocation", str(int(gib * used * 1024)), unit="MiB")
-        target = _sub(vol, "target")
-        _sub(target, "path", _volume_path(host, name))
-        _sub(target, "format", type_="qcow2")
+        backing = None  # a linked clone's image is backed by its template's
         if vm is not None and vm.backing:
-            bs = _sub(vol, "backingStore")
-            _sub(bs, "path", f"/var/lib/libvirt/images/templates/{vm.backing}.qcow2")
-            _sub(bs, "format", type_="qcow2")
+            backing = f"/var/lib/libvirt/images/templates/{vm.backing}.qcow2"
+        _volume(pool, _volume_path(host, name), gib, int(gib * used * 1024), backing)
+    for name, gib, mib, image in _overlay_volumes(host, vms, days_ago):
+        _volume(pool, _volume_path(host, name), gib, mib, image)
+
+
+def _volume(
+    pool: etree._Element, path: str, gib: int, allocation_mib: int, backing: str | None
+) -> None:
+    vol = _sub(pool, "volume", type_="file")
+    _sub(vol, "name", path.rsplit("/", 1)[-1])
+    _sub(vol, "capacity", str(gib), unit="GiB")
+    _sub(vol, "allocation", str(allocation_mib), unit="MiB")
+    target = _sub(vol, "target")
+    _sub(target, "path", path)
+    _sub(target, "format", type_="qcow2")
+    if backing is not None:
+        bs = _sub(vol, "backingStore")
+        _sub(bs, "path", backing)
+        _sub(bs, "format", type_="qcow2")
 
 
 def _stable_uuid(text: str) -> str:
@@ -182,7 +265,7 @@ def node_tree(fleet: DemoFleet, index: int, days_ago: int) -> etree._Element:
         for v in fleet.vms
         if v.deleted_days_ago is not None and v.deleted_days_ago >= days_ago and v.host == index
     ]
-    _pool(node, host, here, gone)
+    _pool(node, host, here, gone, days_ago)
     return node
 
 

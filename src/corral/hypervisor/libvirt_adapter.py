@@ -557,6 +557,12 @@ class LibvirtHypervisor:
             vol = self._volume_of(disk)
             if vol is not None:
                 volumes.setdefault(_norm(vol.path()), vol)
+        for snap in dom.listAllSnapshots(0):
+            facts = domxml.parse_snapshot(snap.getXMLDesc(0))
+            for path in (*facts.files, *facts.frozen):
+                vol = self._volume_at(path)
+                if vol is not None:
+                    volumes.setdefault(_norm(vol.path()), vol)
         if volumes:
             self._refuse_shared(uuid, volumes)
         return list(volumes.values())

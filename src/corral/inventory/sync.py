@@ -360,14 +360,19 @@ class _Reconciler:
         self.s.flush()
         out: dict[str, str] = {}
         rows = self.s.execute(
-            select(m.VM.uuid, m.VM.disks).where(m.VM.host_id == host.id, m.VM.deleted_at.is_(None))
+            select(m.VM.uuid, m.VM.disks, m.VM.snapshots).where(
+                m.VM.host_id == host.id, m.VM.deleted_at.is_(None)
+            )
         )
-        for uuid, disks in rows:
+        for uuid, disks, snapshots in rows:
             for d in disks or []:
                 if d.get("path"):
                     out[d["path"]] = uuid
                 if d.get("backing_path"):
                     out.setdefault(d["backing_path"], uuid)
+            for sn in snapshots or []:  # an external chain: overlays and the images they froze
+                for path in (*sn.get("files", ()), *sn.get("frozen", ())):
+                    out.setdefault(path, uuid)
         return out
 
     def _event(
