@@ -194,7 +194,12 @@ def vm_show(
         title="disks",
     )
     emit(detail["nics"], output, ["mac", "type", "source", "model"], title="NICs")
-    emit(detail["snapshot_list"], output, ["name", "created_at", "state"], title="snapshots")
+    emit(
+        detail["snapshot_list"],
+        output,
+        ["name", "created_at", "state", "kind", "size_bytes"],
+        title="snapshots",
+    )
     emit(history, output, ["at", "kind", "host", "details"], title="history")
 
 
