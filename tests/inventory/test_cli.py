@@ -179,7 +179,10 @@ def test_demo_no_serve_builds_a_realistic_fleet(home: Path) -> None:
     top = json.loads(
         run(home, "metrics", "top", "cpu_pct", "-n", "3", "--start", "-1d", "-o", "json").stdout
     )
-    assert len(top) == 3
+    assert len(top) == 3 and all(t["name"] for t in top)  # the demo's VMs, by name
+    busiest = top[0]["name"]
+    series = run(home, "metrics", "series", busiest, "cpu_pct", "--start", "-1d", "-o", "json")
+    assert json.loads(series.stdout)  # a VM's history asked by its name
     # the same seed gives the same fleet; re-running replaces the demo instead of doubling it
     again = json.loads(run(home, "demo", "--no-serve", "--history-days", "0", "-o", "json").stdout)
     assert again["fleet"] == fleet

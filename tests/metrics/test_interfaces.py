@@ -126,7 +126,7 @@ def test_cli_series_top_chart_export(filled: Path) -> None:
     assert r.exit_code == 0, r.output
     assert '"value"' in r.output
     r = run(cli_app, ["metrics", "top", "cpu_pct", "-n", "2", "-o", "csv", "--store", url])
-    assert r.exit_code == 0 and r.output.splitlines()[0] == "rank,id,cpu_pct"
+    assert r.exit_code == 0 and r.output.splitlines()[0] == "rank,id,name,cpu_pct"
     assert len(r.output.splitlines()) == 3
     r = run(
         cli_app,

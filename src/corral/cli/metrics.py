@@ -35,6 +35,33 @@ def _store(url: str | None) -> MetricsStore:
     return open_store(url)
 
 
+def _known_inventory() -> bool:
+    """Whether there is an inventory to ask (never create an empty one just to look up names)."""
+    from corral.cli.context import settings
+
+    url = settings().database_url
+    return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists()
+
+
+def _entity(ref: str, kind: EntityKind) -> str:
+    """A VM by name or UUID (series are kept by UUID); a host by name."""
+    from corral.inventory.service import UUID_RE
+
+    if kind is not EntityKind.vm or UUID_RE.match(ref.strip().lower()) or not _known_inventory():
+        return ref.strip().lower() if kind is EntityKind.vm else ref
+    from corral.cli.context import inventory
+
+    return str(inventory().find_vm(ref)["uuid"])
+
+
+def _vm_names(uuids: list[str]) -> dict[str, str]:
+    if not uuids or not _known_inventory():
+        return {}
+    from corral.cli.context import inventory
+
+    return inventory().vm_names(uuids)
+
+
 def _range(start: str, end: str) -> tuple[int, int]:
     now = time.time()
     return parse_time(start, now), parse_time(end, now)
@@ -159,7 +186,7 @@ def backfill_cmd(
 
 @metrics_app.command("series")
 def series_cmd(
-    entity: str = typer.Argument(..., help="VM UUID or host name"),
+    entity: str = typer.Argument(..., help="VM name or UUID, or host name"),
     metric: str = typer.Argument(..., help="e.g. cpu_pct; see 'corral metrics list'"),
     kind: EntityKind = KindOption,
     start: str = StartOption,
@@ -174,7 +201,7 @@ def series_cmd(
     lo, hi = _range(start, end)
     s = _store(store)
     try:
-        points = s.series(kind, entity, metric, lo, hi, parse_duration(step), stat)
+        points = s.series(kind, _entity(entity, kind), metric, lo, hi, parse_duration(step), stat)
     finally:
         s.close()
     rows = [{"time": iso(p.ts), "ts": p.ts, "value": p.value} for p in points]
@@ -201,12 +228,17 @@ def top_cmd(
     finally:
         s.close()
     rows = [{"rank": i, "id": r.entity, metric: r.value} for i, r in enumerate(ranked, 1)]
-    emit(rows, output, ["rank", "id", metric], title=f"top {n} {metric} ({stat.value})")
+    cols = ["rank", "id", metric]
+    if kind is EntityKind.vm:
+        names = _vm_names([r.entity for r in ranked])
+        rows = [{**row, "name": names.get(str(row["id"]))} for row in rows]
+        cols = ["rank", "id", "name", metric]
+    emit(rows, output, cols, title=f"top {n} {metric} ({stat.value})")
 
 
 @metrics_app.command("chart")
 def chart_cmd(
-    entity: str = typer.Argument(..., help="VM UUID or host name"),
+    entity: str = typer.Argument(..., help="VM name or UUID, or host name"),
     metric: str = typer.Argument("cpu_pct"),
     kind: EntityKind = KindOption,
     start: str = StartOption,
@@ -222,7 +254,7 @@ def chart_cmd(
     step_s = parse_duration(step)
     s = _store(store)
     try:
-        points = s.series(kind, entity, metric, lo, hi, step_s, stat)
+        points = s.series(kind, _entity(entity, kind), metric, lo, hi, step_s, stat)
     finally:
         s.close()
     console = Console()
@@ -242,7 +274,7 @@ def chart_cmd(
 
 @metrics_app.command("export")
 def export_cmd(
-    entity: str = typer.Argument(..., help="VM UUID or host name"),
+    entity: str = typer.Argument(..., help="VM name or UUID, or host name"),
     metric: list[str] = typer.Option([], "--metric", help="default: every VM/host metric"),
     kind: EntityKind = KindOption,
     start: str = StartOption,
@@ -260,7 +292,7 @@ def export_cmd(
         rows = [
             {"time": iso(t), "ts": t, "host": h, "metric": m, "value": v}
             for m in names
-            for t, h, v in s.raw(kind, entity, m, lo, hi)
+            for t, h, v in s.raw(kind, _entity(entity, kind), m, lo, hi)
         ]
     finally:
         s.close()

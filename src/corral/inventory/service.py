@@ -190,6 +190,16 @@ class Inventory:
                 next_cursor = encode_cursor(value, last.uuid)
             return Page(items, next_cursor, total)
 
+    def vm_names(self, uuids: Iterable[str]) -> dict[str, str]:
+        """UUID -> name for the VMs Corral knows (deleted ones included)."""
+        wanted = sorted({u.lower() for u in uuids})
+        out: dict[str, str] = {}
+        with self.db.session() as s:
+            for i in range(0, len(wanted), 500):
+                q = select(m.VM.uuid, m.VM.name).where(m.VM.uuid.in_(wanted[i : i + 500]))
+                out.update({u: n for u, n in s.execute(q).all()})
+        return out
+
     def find_vm(self, ref: str) -> dict[str, Any]:
         """One VM by UUID or by (unique) name, with its history."""
         with self.db.session() as s:
