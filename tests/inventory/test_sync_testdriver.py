@@ -181,3 +181,14 @@ def test_incremental_sync_reads_only_changed_domains(inventory: Inventory, nodes
     inv = hv.read_inventory(known)
     hv.close()
     assert inv.vms == () and len(inv.unchanged) == 3
+
+
+def test_networks_listed_with_the_vms_on_them(inventory: Inventory, nodes: Path) -> None:
+    _add(inventory, nodes, "host-a")
+    inventory.sync()
+    (net,) = inventory.list_networks()
+    assert (net["host"], net["name"], net["vms"]) == ("host-a", "default", 1)  # web-01's NIC
+    assert inventory.list_networks(unused_only=True) == []
+    edit_node(nodes / "host-a.xml", lambda n: n.remove(domain(n, "web-01")))
+    inventory.sync()
+    assert [n["name"] for n in inventory.list_networks(unused_only=True)] == ["default"]

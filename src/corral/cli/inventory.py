@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
     app.command("vms")(vms)
     app.command("events")(events)
     app.command("volumes")(volumes)
+    app.command("networks")(networks)
     app.command("export")(export)
     app.command("watch")(watch)
 
@@ -270,6 +271,15 @@ def volumes(
         output,
         ["host", "pool", "name", "capacity_gib", "allocation_gib", "used_by_name", "path"],
     )
+
+
+def networks(
+    unused: bool = typer.Option(False, "--unused", help="Only networks no VM has a NIC on."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Virtual networks on every host, with how many VMs use each."""
+    rows = context.inventory().list_networks(unused_only=unused)
+    emit(rows, output, ["host", "name", "active", "forward_mode", "bridge", "vms"])
 
 
 def export(

@@ -318,6 +318,37 @@ class Inventory:
                 for v, pool, host, vm_name in s.execute(q).all()
             ]
 
+    def list_networks(self, *, unused_only: bool = False) -> list[dict[str, Any]]:
+        """Virtual networks per host, with how many live VMs have a NIC on each."""
+        with self.db.session() as s:
+            nets = s.execute(
+                select(m.Network, m.Host.name, m.Host.id)
+                .join(m.Host, m.Network.host_id == m.Host.id)
+                .order_by(m.Host.name, m.Network.name)
+            ).all()
+            users: dict[tuple[int, str], int] = {}
+            nic_rows = s.execute(
+                select(m.VM.host_id, m.VM.nics).where(
+                    m.VM.deleted_at.is_(None), m.VM.host_id.is_not(None)
+                )
+            )
+            for host_id, nics in nic_rows:
+                for name in {n.get("source") for n in nics or [] if n.get("type") == "network"}:
+                    users[(host_id, name)] = users.get((host_id, name), 0) + 1
+            rows = [
+                {
+                    "host": host,
+                    "name": n.name,
+                    "active": n.active,
+                    "forward_mode": n.forward_mode,
+                    "bridge": n.bridge,
+                    "vms": users.get((host_id, n.name), 0),
+                    "uuid": n.uuid,
+                }
+                for n, host, host_id in nets
+            ]
+        return [r for r in rows if r["vms"] == 0] if unused_only else rows
+
     def export(self, folder: Path, fmt: str) -> list[Path]:
         """One file per table: hosts, vms (tombstones included), disks, snapshots, volumes."""
         with self.db.session() as s:

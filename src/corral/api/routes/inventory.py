@@ -1,4 +1,4 @@
-"""Hosts, VMs, events and volumes."""
+"""Hosts, VMs, events, volumes and networks."""
 
 from __future__ import annotations
 
@@ -125,6 +125,11 @@ def events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     return inv.events(vm=check_uuid(vm) if vm else None, kind=kind, limit=limit)
+
+
+@router.get("/networks")
+def networks(inv: InventoryDep, unused: bool = False) -> list[dict[str, Any]]:
+    return inv.list_networks(unused_only=unused)
 
 
 @router.get("/volumes")
