@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -117,7 +118,8 @@ class ReclaimService:
         self.base_url = base_url
         self.connect: Connect = connect or inventory.open_host
         self.crash = crash
-        self._deferred: set[str] | None = None
+        # hosts to sync at the end of the current run(), per thread (the API serves several)
+        self._local = threading.local()
 
     @property
     def now(self) -> datetime:
@@ -200,12 +202,12 @@ class ReclaimService:
             cases = list(s.scalars(q.order_by(m.ReclaimCase.id)).unique())
             views = [(c.id, c.vm_name, c.pending, _view(c)) for c in cases]
         out: list[Outcome] = []
-        self._deferred = set()
+        self._local.deferred = set()
         try:
             for case_id, name, pending, view in views:
                 out.append(self._run_one(case_id, name, pending, view, dry_run))
         finally:
-            touched, self._deferred = self._deferred, None
+            touched, self._local.deferred = self._local.deferred, None
             if touched:
                 self.inv.sync(sorted(touched))
         return out
@@ -562,8 +564,9 @@ class ReclaimService:
 
     def _sync(self, host: str) -> None:
         """Record what an action changed; inside ``run`` once per host at the end."""
-        if self._deferred is not None:
-            self._deferred.add(host)
+        deferred: set[str] | None = getattr(self._local, "deferred", None)
+        if deferred is not None:
+            deferred.add(host)
         else:
             self.inv.sync([host])
 
