@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from corral.engines.reclaim import Step
 from corral.errors import ConflictError, ForbiddenError, NotFoundError
@@ -221,3 +222,22 @@ def test_an_unreachable_host_fails_the_step_and_loses_nothing(
     assert (done.step, done.result) == ("quarantine", "done")
     assert fleet.find_vm(WEB)["state"] == "shutoff"
     assert len(inbox.for_case(case["id"], "quarantine")) == 1
+
+
+def test_two_writers_cannot_both_change_a_case(fleet: Inventory, smtp: tuple) -> None:
+    """Optimistic locking: a case changed since it was read refuses the second write."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from corral.store import models as m
+
+    _, settings = smtp
+    svc = make_service(fleet, settings)
+    cid = svc.flag(WEB, category="idle", reason="idle", actor="ops")["id"]
+    with fleet.db.engine.connect() as conn, Session(bind=conn) as stale:
+        row = stale.get(m.ReclaimCase, cid)
+        assert row is not None and row.state == "flagged"
+        svc.cancel(cid, "ops", "false positive")  # another process writes meanwhile
+        row.pending = {"step": "notify", "actor": "scheduler"}
+        with pytest.raises(StaleDataError):
+            stale.flush()
+    assert svc.case(cid)["state"] == "cancelled" and svc.case(cid)["pending"] is None

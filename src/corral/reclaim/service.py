@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from corral.engines.costing import CostModel, price_vm
 from corral.engines.reclaim import (
@@ -166,7 +167,6 @@ class ReclaimService:
                 monthly_cost=round(cost.total, 2),
                 monthly_saving_off=round(cost.total - off.total, 2),
                 deleted_volumes=[],
-                version=0,
             )
             s.add(case)
             s.flush()
@@ -248,7 +248,6 @@ class ReclaimService:
         with self.db.session() as s:
             c = self._case(s, case_id)
             c.state, c.closed_at, c.closed_by = State.cancelled, self.now, "scheduler"
-            c.version += 1
             self._event(s, c, "reclaim-cancelled", "scheduler", reason=why)
 
     def _attempt(
@@ -361,7 +360,12 @@ class ReclaimService:
             pending = {"step": str(step), "actor": actor, "at": now.isoformat(), **args}
             pending.update(PREPARE.get(step, _nothing)(self, s, c))
             c.pending = pending
-            c.version += 1
+            try:
+                s.flush()
+            except StaleDataError:
+                raise ConflictError(
+                    f"case {case_id} was changed by someone else meanwhile; try again."
+                ) from None
             return pending
 
     def _commit(
@@ -375,7 +379,6 @@ class ReclaimService:
                 setattr(c, key, value)
             c.state = TARGET[step]
             c.pending = None
-            c.version += 1
             details = {k: v for k, v in pending.items() if k in ("reason", "until", "to")}
             self._event(s, c, EVENT_KIND[step], pending["actor"], **details)
             return case_view(c)

@@ -274,7 +274,9 @@ class ReclaimCase(Base):
     monthly_cost: Mapped[float] = mapped_column(default=0.0)
     monthly_saving_off: Mapped[float] = mapped_column(default=0.0)
     pending: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    version: Mapped[int] = mapped_column(Integer, default=0)
+    # Optimistic locking: an UPDATE of a row someone changed since it was read fails.
+    version: Mapped[int] = mapped_column(Integer)
+    __mapper_args__ = {"version_id_col": version}
 
     approvals: Mapped[list[ReclaimApproval]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="ReclaimApproval.id"
