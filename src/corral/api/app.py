@@ -58,8 +58,11 @@ def create_app(
     app.state.tokens = tokens or TokenStore(inventory.db)
     app.state.reclaim = reclaim or _reclaim_from_env(inventory)
     from corral.api.routes import inventory as inventory_routes
+    from corral.api.routes import respond_page
 
     app.include_router(inventory_routes.router)
+    app.include_router(respond_page.router)
+    respond_page.redact_token_paths()
     for name in EXTRA_ROUTERS:
         try:
             module = importlib.import_module(name)

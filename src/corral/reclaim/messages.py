@@ -26,13 +26,21 @@ def notice(
     message_id: str,
     now: datetime,
 ) -> Mail:
-    """The first e-mail: what was found, what it costs, what happens when, how to answer."""
-    answer_api = (base_url or "http://CORRAL-SERVER:8000").rstrip("/") + "/api/v1/reclaim/respond"
+    """The first e-mail: the answer page's link first, then what was found and what happens when.
+
+    The link is the one way every owner can use; the API and the CLI stay below it
+    for scripts and administrators.
+    """
+    server = base_url.rstrip("/") if base_url else None
     lines = [
         f"Hello {c.owner or 'VM owner'},",
         "",
-        f"The virtual machine {c.vm_name} (host {c.host_name or '?'}) was flagged for",
-        f"reclamation: {c.reason}",
+        f"The virtual machine {c.vm_name} (host {c.host_name or '?'}) will be reclaimed unless",
+        f"you answer by {respond_by:%Y-%m-%d %H:%M} UTC.",
+        "",
+        *_page_link(server, token),
+        "",
+        f"Why it was flagged: {c.reason}",
         f"Category: {c.category}. It costs about {_money(c, c.monthly_cost)} a month.",
         *(["Evidence:", *_evidence(c)] if c.evidence else []),
         "",
@@ -40,13 +48,7 @@ def notice(
         "(quarantined), later archived as a disk snapshot, and finally deleted. Until it is",
         "deleted every step can be undone.",
         "",
-        "To keep it, extend its lease with a reason and a new expiry date:",
-        f"  POST {answer_api}",
-        f'  {{"token": "{token}", "action": "extend", "until": "YYYY-MM-DD", "reason": "..."}}',
-        "To agree that it can go now:",
-        f'  {{"token": "{token}", "action": "confirm"}}',
-        "Or ask your Corral administrator to run:",
-        f"  corral reclaim extend {c.id} --until YYYY-MM-DD --reason '...'",
+        *_other_ways(c, server, token),
         "",
         f"Reclamation case {c.id}, flagged by {c.flagged_by}.",
     ]
@@ -59,6 +61,30 @@ def notice(
         date=now,
         headers={"X-Corral-Case": str(c.id), "X-Corral-Step": "notify"},
     )
+
+
+def _page_link(server: str | None, token: str) -> list[str]:
+    path = f"/reclaim/respond/{token}"
+    if server:
+        return ["Open this page to keep the VM or let it go:", f"  {server}{path}"]
+    return [
+        "To keep the VM or let it go, ask your Corral administrator for the server's address",
+        "and open this page on it:",
+        f"  <server address>{path}",
+    ]
+
+
+def _other_ways(c: m.ReclaimCase, server: str | None, token: str) -> list[str]:
+    answer_api = (server or "http://CORRAL-SERVER:8000") + "/api/v1/reclaim/respond"
+    return [
+        "Other ways to answer. With the API, to keep it (a reason and a new expiry date):",
+        f"  POST {answer_api}",
+        f'  {{"token": "{token}", "action": "extend", "until": "YYYY-MM-DD", "reason": "..."}}',
+        "or to agree that it can go now:",
+        f'  {{"token": "{token}", "action": "confirm"}}',
+        "Or ask your Corral administrator to run:",
+        f"  corral reclaim extend {c.id} --until YYYY-MM-DD --reason '...'",
+    ]
 
 
 def update(
