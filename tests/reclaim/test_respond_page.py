@@ -137,7 +137,7 @@ def test_page_shows_the_case_and_escapes_hostile_values(page: Page) -> None:
     assert SCRIPT not in resp.text and IMG not in resp.text
     assert "&lt;script&gt;document.title" in resp.text
     text = doc.text_content()
-    assert f"VM {SCRIPT}: keep it or let it go" == doc.findtext(".//title")
+    assert doc.findtext(".//title") == f"VM {SCRIPT}: keep it or let it go"
     for shown in (f"idle {SCRIPT}", IMG, "cpu_p95_mhz", "41.5", "Waiting for your answer until"):
         assert shown in text
     assert "2026-06-08 09:00" in text  # the deadline: 7 days' notice from the test clock
@@ -238,6 +238,26 @@ def test_a_quarantined_vm_can_still_be_kept(page: Page, clock: Clock) -> None:
     assert _forms(shown) == {"keep"}
     assert page.post(action="extend", until="2026-08-01", reason="needed").status_code == 303
     assert page.state() == "extended"
+
+
+def test_the_link_tells_what_happened_through_archive_and_deletion(
+    page: Page, clock: Clock
+) -> None:
+    for days, step in ((8, "quarantine"), (7, "archive")):
+        clock.advance(days=days)
+        (outcome,) = page.svc.run()
+        assert (outcome.step, outcome.result) == (step, "done"), outcome
+    shown = page.get()
+    assert f"a disk snapshot (corral-archive-{page.case_id}) was taken on 2026-06-16" in shown.text
+    assert "delete is due on 2026-06-30 09:00 UTC" in shown.text and _forms(shown) == {"keep"}
+    page.svc.approve(page.case_id, "delete", "manager")
+    clock.advance(days=14)
+    (outcome,) = page.svc.run()
+    assert (outcome.step, outcome.result) == ("delete", "done"), outcome
+    gone = page.get()
+    assert gone.status_code == 200 and _forms(gone) == set()
+    assert "Deleted on 2026-06-30 09:00 UTC." in gone.text
+    assert _doc(gone).findtext(".//title") == "VM web-01: reclamation deleted"
 
 
 def test_a_closed_case_shows_its_outcome_and_no_form(page: Page) -> None:
