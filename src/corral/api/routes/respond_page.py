@@ -201,7 +201,8 @@ def _page(
 ) -> HTMLResponse:
     case = svc.case(case_id)
     today = svc.now.date()
-    parts: list[Child] = [el("div", {"class": "error", "role": "alert"}, error)] if error else []
+    alert = el("div", {"class": "error", "role": "alert"}, f"Your answer was not saved: {error}")
+    parts: list[Child] = [alert] if error else []
     parts += [_status_section(case, svc), _facts_section(case, _expiry(svc, case))]
     if case["state"] in OPEN and not case["pending"]:
         parts.append(_keep_form(form, today, svc.policy.max_extension_days))
@@ -216,9 +217,9 @@ def _page(
 
 
 def _document(title: str, *parts: Child, case_id: int | None = None) -> Element:
-    footer = "Corral · this page's address is your answer's key: do not forward it."
+    footer = "Corral"
     if case_id is not None:
-        footer = f"Reclamation case {case_id} · " + footer
+        footer = f"Reclamation case {case_id} · this page's address is your key: do not forward it."
     head = el(
         "head",
         None,
