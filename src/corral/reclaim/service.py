@@ -304,13 +304,11 @@ class ReclaimService:
         Without an ``actor`` the answer is recorded as coming from the address the
         token was mailed to.
         """
-        digest = _hash(token)
+        found = self.case_for_token(token)
+        if found is None:
+            raise NotFoundError("this response link is not valid (or the case is closed).")
         with self.db.session() as s:
-            c = s.scalars(
-                select(m.ReclaimCase).where(m.ReclaimCase.response_token_hash == digest)
-            ).first()
-            if c is None or not secrets.compare_digest(c.response_token_hash or "", digest):
-                raise NotFoundError("this response link is not valid (or the case is closed).")
+            c = self._case(s, found)
             case_id, state = c.id, c.state
             actor = actor or f"{c.notified_to or 'owner'} (e-mailed token)"
         if state not in OPEN:
@@ -322,6 +320,19 @@ class ReclaimService:
                 raise ValidationError("an extension needs the new expiry date ('until').")
             return self.extend(case_id, until, reason, actor)
         raise ValidationError("action must be 'extend' or 'confirm'.")
+
+    def case_for_token(self, token: str) -> int | None:
+        """The case whose e-mailed response token this is (only its SHA-256 is stored)."""
+        if not 20 <= len(token) <= 128:
+            return None
+        digest = _hash(token)
+        with self.db.session() as s:
+            c = s.scalars(
+                select(m.ReclaimCase).where(m.ReclaimCase.response_token_hash == digest)
+            ).first()
+            if c is None or not secrets.compare_digest(c.response_token_hash or "", digest):
+                return None
+            return c.id
 
     def approve(self, case_id: int, step: str, actor: str, note: str = "") -> dict[str, Any]:
         try:

@@ -11,7 +11,6 @@ proxy in front of Corral keeps its own access log: redact the path there too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from lxml import html
-from sqlalchemy import select
 
 from corral.api.deps import ReclaimDep
 from corral.engines.reclaim import OPEN, State
@@ -30,7 +28,6 @@ from corral.errors import CorralError, NotFoundError, ValidationError
 from corral.reclaim.service import ReclaimService
 from corral.reports.templates.elements import Child, Element, el, money, table
 from corral.reports.templates.style import CSS
-from corral.store import models as m
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +105,7 @@ AnswerForm = Annotated[Answer, Depends(read_answer)]
 
 @router.get("/{token}", response_class=HTMLResponse)
 def show(token: str, svc: ReclaimDep) -> Response:
-    case_id = case_for_token(svc, token)
+    case_id = svc.case_for_token(token) if TOKEN.fullmatch(token) else None
     if case_id is None:
         return not_found()
     return _page(svc, case_id, Answer())
@@ -117,7 +114,7 @@ def show(token: str, svc: ReclaimDep) -> Response:
 @router.post("/{token}", response_class=HTMLResponse)
 def answer(token: str, form: AnswerForm, request: Request, svc: ReclaimDep) -> Response:
     """Keep (extend) or give up (confirm); on success back to the page, showing the new state."""
-    case_id = case_for_token(svc, token)
+    case_id = svc.case_for_token(token) if TOKEN.fullmatch(token) else None
     if case_id is None:
         return not_found()
     try:
@@ -155,18 +152,6 @@ def _date(text: str) -> date:
         raise ValidationError(
             "the new expiry date must be a date written YYYY-MM-DD, for example 2026-12-31."
         ) from None
-
-
-def case_for_token(svc: ReclaimService, token: str) -> int | None:
-    """The case whose e-mailed token this is; the service stores only the token's SHA-256."""
-    if not TOKEN.fullmatch(token):
-        return None
-    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
-    with svc.db.session() as s:
-        found = s.scalars(
-            select(m.ReclaimCase.id).where(m.ReclaimCase.response_token_hash == digest)
-        ).first()
-    return found
 
 
 # -- responses -------------------------------------------------------------------
