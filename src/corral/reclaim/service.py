@@ -28,7 +28,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -58,12 +58,12 @@ from corral.hypervisor.base import Hypervisor
 from corral.inventory.service import Inventory
 from corral.notify.mailer import Mail, Mailer, is_address
 from corral.reclaim import messages
+from corral.reclaim.views import case_view, rule_view
 from corral.reports.sprawl import vm_record
 from corral.store import models as m
 
 QUARANTINE_TAG = "reclaim:quarantined"
 ARCHIVE_TAG = "reclaim:archived"
-DAYS_PER_MONTH = 30.4375
 
 Crash = Callable[[str], None]
 Connect = Callable[[str], Hypervisor]
@@ -200,7 +200,7 @@ class ReclaimService:
             if case_ids is not None:
                 q = q.where(m.ReclaimCase.id.in_(list(case_ids)))
             cases = list(s.scalars(q.order_by(m.ReclaimCase.id)).unique())
-            views = [(c.id, c.vm_name, c.pending, _view(c)) for c in cases]
+            views = [(c.id, c.vm_name, c.pending, rule_view(c)) for c in cases]
         out: list[Outcome] = []
         self._local.deferred = set()
         try:
@@ -343,7 +343,7 @@ class ReclaimService:
             ) from None
         with self.db.session() as s:
             c = self._case(s, case_id)
-            check_approver(_view(c), what, actor, self.policy)
+            check_approver(rule_view(c), what, actor, self.policy)
             c.approvals.append(m.ReclaimApproval(step=what, approver=actor, at=self.now, note=note))
             self._event(s, c, "reclaim-approved", actor, step=str(what), note=note)
             return case_view(c)
@@ -367,7 +367,7 @@ class ReclaimService:
                         "run 'corral reclaim run' to finish it first."
                     )
                 return dict(c.pending)
-            check(_view(c), step, now, self.policy)
+            check(rule_view(c), step, now, self.policy)
             pending = {"step": str(step), "actor": actor, "at": now.isoformat(), **args}
             pending.update(PREPARE.get(step, _nothing)(self, s, c))
             c.pending = pending
@@ -701,83 +701,3 @@ EVENT_KIND: dict[Step, str] = {
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _view(c: m.ReclaimCase) -> CaseView:
-    approvals: dict[Step, set[str]] = {}
-    for a in c.approvals:
-        approvals.setdefault(Step(a.step), set()).add(a.approver)
-    return CaseView(
-        state=State(c.state),
-        flagged_at=c.flagged_at,
-        flagged_by=c.flagged_by,
-        notified_at=c.notified_at,
-        respond_by=c.respond_by,
-        confirmed_at=c.confirmed_at,
-        quarantined_at=c.quarantined_at,
-        archived_at=c.archived_at,
-        approvals={k: frozenset(v) for k, v in approvals.items()},
-    )
-
-
-def _months(start: datetime | None, end: datetime | None) -> float:
-    if start is None or end is None or end <= start:
-        return 0.0
-    return (end - start).total_seconds() / 86400 / DAYS_PER_MONTH
-
-
-def realized_saving(c: m.ReclaimCase, now: datetime) -> tuple[float, float]:
-    """(money saved so far, monthly saving now): off-time at the powered-off rate, then all."""
-    off_end = c.deleted_at or (c.closed_at if c.quarantined_at else None) or now
-    saved = c.monthly_saving_off * _months(c.quarantined_at, off_end)
-    saved += c.monthly_cost * _months(c.deleted_at, now)
-    if c.state == State.deleted:
-        rate = c.monthly_cost
-    elif c.state in OFFLINE:
-        rate = c.monthly_saving_off
-    else:
-        rate = 0.0
-    return round(saved, 2), round(rate, 2)
-
-
-def case_view(
-    c: m.ReclaimCase, now: datetime | None = None, policy: Policy | None = None
-) -> dict[str, Any]:
-    now = now or datetime.now(UTC)
-    saved, rate = realized_saving(c, now)
-    view: dict[str, Any] = {
-        "id": c.id,
-        "vm": c.vm_name,
-        "vm_uuid": c.vm_uuid,
-        "host": c.host_name,
-        "state": c.state,
-        "category": c.category,
-        "reason": c.reason,
-        "owner": c.owner,
-        "department": c.department,
-        "flagged_by": c.flagged_by,
-        "flagged_at": c.flagged_at.isoformat(),
-        "notified_to": c.notified_to,
-        "respond_by": c.respond_by.isoformat() if c.respond_by else None,
-        "extended_until": c.extended_until.isoformat() if c.extended_until else None,
-        "extend_reason": c.extend_reason,
-        "archive_snapshot": c.archive_snapshot,
-        "deleted_volumes": list(c.deleted_volumes or []),
-        "pending": c.pending["step"] if c.pending else None,
-        "currency": c.currency,
-        "monthly_cost": c.monthly_cost,
-        "monthly_saving_off": c.monthly_saving_off,
-        "realized": saved,
-        "saving_now_monthly": rate,
-        "evidence": c.evidence,
-    }
-    if policy is not None and not c.pending:
-        decision = next_step(_view(c), policy, now)
-        view["next"] = (
-            f"{decision.step} is due"
-            if isinstance(decision, Due)
-            else decision.reason
-            if isinstance(decision, Waiting)
-            else None
-        )
-    return view

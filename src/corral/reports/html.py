@@ -117,7 +117,7 @@ def collect_report(
 
 def reclamation_cases(inv: Inventory, now: datetime) -> list[dict[str, Any]]:
     """Every reclamation case with its realized savings (oldest first)."""
-    from corral.reclaim.service import case_view
+    from corral.reclaim.views import case_view
 
     with inv.db.session() as s:
         rows = s.scalars(select(m.ReclaimCase).order_by(m.ReclaimCase.id)).all()
