@@ -12,12 +12,13 @@ them out.
 from __future__ import annotations
 
 import os
+import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from guest import GuestFactory, RealhostEnv
+from guest import GuestFactory, RealhostEnv, remove_pool, start_dir_pool
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -133,3 +134,12 @@ def guest_factory(
         yield factory
     finally:
         factory.cleanup()
+
+
+@pytest.fixture
+def pool(libvirt_conns: list[Any], tmp_path: Path) -> Iterator[Any]:
+    """A transient dir pool on host 0; whatever volumes are left in it are deleted afterwards."""
+    name = f"corral-t-pool-{uuidlib.uuid4().hex[:8]}"
+    created = start_dir_pool(libvirt_conns[0], name, tmp_path / "pool")
+    yield created
+    remove_pool(created)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import libvirt
 import pytest
-from guest import GuestFactory, create_volume, remove_pool, start_dir_pool
+from guest import GuestFactory, create_volume
 
 from corral.errors import HypervisorError
 from corral.hypervisor.libvirt_adapter import LibvirtHypervisor, connect
@@ -27,15 +26,6 @@ def hv(realhost_uris: list[str]) -> Iterator[LibvirtHypervisor]:
     conn = connect(realhost_uris[0])
     yield conn
     conn.close()
-
-
-@pytest.fixture
-def pool(libvirt_conns: list[Any], tmp_path: Path) -> Iterator[Any]:
-    """A transient dir pool on host 0; its leftover volumes are deleted afterwards."""
-    name = f"corral-t-pool-{uuidlib.uuid4().hex[:8]}"
-    created = start_dir_pool(libvirt_conns[0], name, tmp_path / "pool")
-    yield created
-    remove_pool(created)
 
 
 def _state(dom: Any) -> int:

@@ -9,14 +9,11 @@ the whole way to deletion: domain and volume are gone.
 
 from __future__ import annotations
 
-import uuid as uuidlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import libvirt
 import pytest
-from guest import GuestFactory, create_volume, remove_pool, start_dir_pool
+from guest import GuestFactory, create_volume
 from tests.conftest import Clock
 from tests.reclaim.conftest import Inbox, make_service, smtp  # noqa: F401  (fixture)
 
@@ -33,15 +30,6 @@ QUICK = Policy(
 def real_inventory(inventory: Inventory, realhost_uris: list[str]) -> Inventory:
     inventory.add_host("real-1", realhost_uris[0])
     return inventory
-
-
-@pytest.fixture
-def pool(libvirt_conns: list[Any], tmp_path: Path) -> Iterator[Any]:
-    p = start_dir_pool(
-        libvirt_conns[0], f"corral-reclaim-{uuidlib.uuid4().hex[:8]}", tmp_path / "pool"
-    )
-    yield p
-    remove_pool(p)
 
 
 def _metadata_tags(dom: Any) -> str:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import time
-import uuid as uuidlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from guest import GuestFactory, create_volume, remove_pool, run_virsh, start_dir_pool
+from guest import GuestFactory, create_volume, run_virsh
 from tests.conftest import Clock
 
 from corral.engines.costing import load_cost_model
@@ -29,15 +27,6 @@ from corral.reports.sprawl import fleet_records
 MIB = 1024**2
 GIB = 1024**3
 WRITE_WAIT_S = 4.0  # the guest's disk load writes up to 16 MiB every second or so
-
-
-@pytest.fixture
-def pool(libvirt_conns: list[Any], tmp_path: Path) -> Iterator[Any]:
-    """A transient dir pool on host 0; its volumes (overlays included) are deleted afterwards."""
-    name = f"corral-t-pool-{uuidlib.uuid4().hex[:8]}"
-    created = start_dir_pool(libvirt_conns[0], name, tmp_path / "pool")
-    yield created
-    remove_pool(created)
 
 
 @pytest.fixture
