@@ -248,7 +248,7 @@ class LibvirtHypervisor:
         facts = domxml.parse_domain(
             xml, state=state, autostart=autostart, persistent=persistent, snapshots=snapshots
         )
-        disks = tuple(self._block_size(dom, d) for d in _sized_disks(facts, pools))
+        disks = tuple(self._block_size(dom, d) for d in _sized_disks(facts, by_path))
         sized = _sized_snapshots(facts.snapshots, by_path)
         return replace(facts, disks=disks, snapshots=sized, fingerprint=fingerprint)
 
@@ -898,12 +898,11 @@ def _sized_snapshots(
     return tuple(out)
 
 
-def _sized_disks(facts: VMFacts, pools: tuple[PoolFacts, ...]) -> tuple[Any, ...]:
+def _sized_disks(facts: VMFacts, by_path: Mapping[str, VolumeFacts]) -> tuple[Any, ...]:
     """Disk sizes from the storage pools that hold them (libvirt's domain XML has none)."""
-    by_path = {v.path: v for p in pools for v in p.volumes}
     out = []
     for d in facts.disks:
-        vol = by_path.get(d.path or "")
+        vol = by_path.get(_norm(d.path or ""))
         if vol is None:
             out.append(d)
         else:
