@@ -84,7 +84,7 @@ def _reclaim_from_env(inventory: Inventory) -> ReclaimService:
     from corral.config import load_settings
     from corral.reclaim.setup import reclaim_service
 
-    return reclaim_service(inventory, load_settings())[0]
+    return reclaim_service(inventory, load_settings())
 
 
 def _install_error_handlers(app: FastAPI) -> None:

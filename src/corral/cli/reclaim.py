@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
 
 
 @functools.cache
-def _service() -> tuple[ReclaimService, str]:
+def _service() -> ReclaimService:
     from corral.reclaim.setup import reclaim_service
 
     return reclaim_service(context.inventory(), context.settings())
@@ -110,7 +110,7 @@ def flag(
         raise ValidationError(
             f"--category must be one of {', '.join(FLAG_CATEGORIES)} (got {category!r})."
         )
-    svc, _ = _service()
+    svc = _service()
     case = svc.flag(vm, category=category, reason=reason, actor=_actor(actor))
     _show_result(case, output)
 
@@ -139,7 +139,7 @@ def flag_findings(
     from corral.reports.sprawl import live_sprawl
 
     wanted = _finding_categories(category or [])
-    svc, _ = _service()
+    svc = _service()
     who = _actor(actor)
     analysis = live_sprawl(context.inventory(), open_store(), svc.model, days=days)
     chosen = [
@@ -199,7 +199,8 @@ def run(
     (with --every: never exits by itself; failures are printed and retried next time, and
     --output json prints one JSON line per round).
     """
-    svc, mail = _service()
+    svc = _service()
+    mail = svc.mail_line
     while True:
         outcomes = svc.run(dry_run=dry_run)
         rows = [_outcome_row(o) for o in outcomes]
@@ -231,7 +232,7 @@ def list_cases(
     """Reclamation cases, oldest first."""
     if state is not None and state not in {s.value for s in State}:
         raise ValidationError(f"--state must be one of {', '.join(State)} (got {state!r}).")
-    svc, _ = _service()
+    svc = _service()
     rows = svc.cases(state=state, open_only=open_only)
     emit(_rows(rows, output), output, [*CASE_COLUMNS, "next"], title="reclamation cases")
 
@@ -239,7 +240,7 @@ def list_cases(
 @reclaim_app.command("show")
 def show(case: str = CaseArg, output: OutputFormat = OutputOption) -> None:
     """One case: its facts, evidence, approvals and the VM's reclamation history."""
-    svc, _ = _service()
+    svc = _service()
     detail = svc.case(_case_id(case))
     if output is OutputFormat.json:
         typer.echo(to_json(detail))
@@ -253,7 +254,7 @@ def show(case: str = CaseArg, output: OutputFormat = OutputOption) -> None:
 @reclaim_app.command("savings")
 def savings(output: OutputFormat = OutputOption) -> None:
     """Money saved so far by reclamation, and the monthly rate now, per case and in total."""
-    svc, _ = _service()
+    svc = _service()
     data = svc.savings()
     cols = ["id", "vm", "state", "realized", "saving_now_monthly"]
     rows = [{k: c[k] for k in (*cols, "currency")} for c in data["cases"]]
@@ -275,7 +276,7 @@ def savings(output: OutputFormat = OutputOption) -> None:
 @reclaim_app.command("policy")
 def policy() -> None:
     """The effective policy as YAML, and which file it came from."""
-    svc, _ = _service()
+    svc = _service()
     typer.echo(f"# reclamation policy from: {_policy_source()}")
     typer.echo(yaml.safe_dump(policy_document(svc.policy), sort_keys=False), nl=False)
 
@@ -307,7 +308,7 @@ def confirm(
     case: str = CaseArg, actor: str | None = ActorOption, output: OutputFormat = OutputOption
 ) -> None:
     """The owner agrees: the VM may be quarantined now."""
-    svc, _ = _service()
+    svc = _service()
     _show_result(svc.confirm(_case_id(case), _actor(actor)), output)
 
 
@@ -320,7 +321,7 @@ def extend(
     output: OutputFormat = OutputOption,
 ) -> None:
     """The owner keeps the VM until a new date; a quarantined VM is brought back."""
-    svc, _ = _service()
+    svc = _service()
     new_expiry = _date(until, "--until")
     _show_result(svc.extend(_case_id(case), new_expiry, reason, _actor(actor)), output)
 
@@ -334,7 +335,7 @@ def approve(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Approve a step the policy wants approved (not by the person who flagged the VM)."""
-    svc, _ = _service()
+    svc = _service()
     _show_result(svc.approve(_case_id(case), step, _actor(actor), note), output)
 
 
@@ -343,7 +344,7 @@ def restore(
     case: str = CaseArg, actor: str | None = ActorOption, output: OutputFormat = OutputOption
 ) -> None:
     """Put a quarantined or archived VM back as it was, and close the case."""
-    svc, _ = _service()
+    svc = _service()
     _show_result(svc.restore(_case_id(case), _actor(actor)), output)
 
 
@@ -355,7 +356,7 @@ def cancel(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Close a case before the VM was touched (e.g. a false positive)."""
-    svc, _ = _service()
+    svc = _service()
     _show_result(svc.cancel(_case_id(case), _actor(actor), reason), output)
 
 

@@ -83,7 +83,7 @@ def demo_reclamation(
     inv: Inventory, settings: Settings, analysis: SprawlAnalysis, *, flag_more: int = 10
 ) -> dict[str, Any]:
     """Run the demo's reclamation; returns the walk-through rows, the flagged cases, the money."""
-    svc, mail = reclaim_service(inv, settings)
+    svc = reclaim_service(inv, settings)
     if svc.recipients.domain is None and svc.recipients.fallback is None:
         svc.recipients = Recipients(DEMO_MAIL_DOMAIN, f"vm-admins@{DEMO_MAIL_DOMAIN}")
     quick = ReclaimService(
@@ -114,5 +114,5 @@ def demo_reclamation(
         "notified": notified,
         "held_monthly": round(sum(r["monthly"] for r in flagged), 2),
         "currency": analysis.currency,
-        "mail": mail,
+        "mail": svc.mail_line,
     }

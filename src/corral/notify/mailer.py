@@ -44,6 +44,11 @@ class Mail:
 
 
 class Mailer(Protocol):
+    @property
+    def description(self) -> str:
+        """Where the mail goes, in words (for the commands' output)."""
+        ...
+
     def send(self, mail: Mail) -> None: ...
 
 
@@ -128,6 +133,10 @@ class SmtpMailer:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
 
+    @property
+    def description(self) -> str:
+        return f"SMTP {self.settings.host}:{self.settings.port}"
+
     def send(self, mail: Mail) -> None:
         msg = build_message(mail, self.settings.sender)
         s = self.settings
@@ -170,6 +179,10 @@ class OutboxMailer:
     def __init__(self, folder: Path, sender: str = "corral@localhost") -> None:
         self.folder = folder
         self.sender = sender
+
+    @property
+    def description(self) -> str:
+        return f"no CORRAL_SMTP_URL: e-mails are written to {self.folder}"
 
     def send(self, mail: Mail) -> None:
         msg = build_message(mail, self.sender)

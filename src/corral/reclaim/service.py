@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from corral.engines.costing import CostModel, price_vm
@@ -123,6 +123,11 @@ class ReclaimService:
         self._local = threading.local()
 
     @property
+    def mail_line(self) -> str:
+        """Where this service's e-mails go, in words."""
+        return self.mailer.description if self.mailer else "no mailer: owners cannot be notified"
+
+    @property
     def now(self) -> datetime:
         return self.inv.clock()
 
@@ -149,8 +154,9 @@ class ReclaimService:
             if vm.is_template:
                 raise ConflictError(f"{vm.name} is a template; templates are not reclaimed.")
             self._refuse_if_held(s, vm, now)
-            cost = price_vm(vm_record(vm, host_name), self.model)
-            off = price_vm(replace(vm_record(vm, host_name), state=VMState.shutoff), self.model)
+            record = vm_record(vm, host_name)
+            cost = price_vm(record, self.model)
+            off = price_vm(replace(record, state=VMState.shutoff), self.model)
             case = m.ReclaimCase(
                 vm_uuid=vm.uuid,
                 vm_name=vm.name,
@@ -196,16 +202,21 @@ class ReclaimService:
         over hundreds of cases on one host reads that host once.
         """
         with self.db.session() as s:
-            q = select(m.ReclaimCase).where(m.ReclaimCase.state.in_([str(x) for x in OPEN]))
+            q = (
+                select(m.ReclaimCase, m.VM.deleted_at)
+                .outerjoin(m.VM, m.VM.uuid == m.ReclaimCase.vm_uuid)
+                .where(m.ReclaimCase.state.in_([str(x) for x in OPEN]))
+                .options(selectinload(m.ReclaimCase.approvals))
+            )
             if case_ids is not None:
                 q = q.where(m.ReclaimCase.id.in_(list(case_ids)))
-            cases = list(s.scalars(q.order_by(m.ReclaimCase.id)).unique())
-            views = [(c.id, c.vm_name, c.pending, rule_view(c)) for c in cases]
+            rows = s.execute(q.order_by(m.ReclaimCase.id)).all()
+            views = [(c.id, c.vm_name, c.pending, rule_view(c), gone) for c, gone in rows]
         out: list[Outcome] = []
         self._local.deferred = set()
         try:
-            for case_id, name, pending, view in views:
-                out.append(self._run_one(case_id, name, pending, view, dry_run))
+            for case_id, name, pending, view, gone in views:
+                out.append(self._run_one(case_id, name, pending, view, gone, dry_run))
         finally:
             touched, self._local.deferred = self._local.deferred, None
             if touched:
@@ -218,31 +229,23 @@ class ReclaimService:
         name: str,
         pending: dict[str, Any] | None,
         view: CaseView,
+        vm_deleted_at: datetime | None,
         dry_run: bool,
     ) -> Outcome:
         if pending:
             return self._attempt(
                 case_id, name, Step(pending["step"]), pending["actor"], {}, dry_run
             )
-        vanished = self._vanished(case_id)
-        if vanished:
+        if vm_deleted_at is not None:  # nothing left to reclaim
+            why = f"the VM was deleted outside Corral on {vm_deleted_at:%Y-%m-%d}"
             if not dry_run:
-                self._close_vanished(case_id, vanished)
-            return Outcome(case_id, name, "close", "would-do" if dry_run else "done", vanished)
+                self._close_vanished(case_id, why)
+            return Outcome(case_id, name, "close", "would-do" if dry_run else "done", why)
         decision = next_step(view, self.policy, self.now)
         if isinstance(decision, Due):
             return self._attempt(case_id, name, decision.step, "scheduler", {}, dry_run)
         assert isinstance(decision, Waiting)
         return Outcome(case_id, name, "-", "waiting", decision.reason)
-
-    def _vanished(self, case_id: int) -> str | None:
-        """Why the case has nothing left to reclaim: its VM was deleted outside Corral."""
-        with self.db.session() as s:
-            c = self._case(s, case_id)
-            vm = s.get(m.VM, c.vm_uuid)
-            if vm is None or vm.deleted_at is None:
-                return None
-            return f"the VM was deleted outside Corral on {vm.deleted_at:%Y-%m-%d}"
 
     def _close_vanished(self, case_id: int, why: str) -> None:
         with self.db.session() as s:

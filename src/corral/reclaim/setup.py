@@ -17,18 +17,17 @@ def outbox_dir(settings: Settings) -> Path:
     return settings.home / "outbox"
 
 
-def mailer_from_env(settings: Settings) -> tuple[Mailer, str]:
+def mailer_from_env(settings: Settings) -> Mailer:
     """SMTP when CORRAL_SMTP_URL is set; otherwise .eml files in $CORRAL_HOME/outbox (said)."""
     smtp = SmtpSettings.from_env()
     if smtp is not None:
-        return SmtpMailer(smtp), f"SMTP {smtp.host}:{smtp.port}"
+        return SmtpMailer(smtp)
     sender = os.environ.get("CORRAL_MAIL_FROM") or "corral@localhost"
-    folder = outbox_dir(settings)
-    return OutboxMailer(folder, sender), f"no CORRAL_SMTP_URL: e-mails are written to {folder}"
+    return OutboxMailer(outbox_dir(settings), sender)
 
 
-def reclaim_service(inventory: Inventory, settings: Settings) -> tuple[ReclaimService, str]:
-    """The service and one line saying where its e-mails go."""
+def reclaim_service(inventory: Inventory, settings: Settings) -> ReclaimService:
+    """The service as the environment configures it."""
     env_policy = os.environ.get("CORRAL_RECLAIM_POLICY")
     policy = (
         load_policy(Path(env_policy))
@@ -37,7 +36,7 @@ def reclaim_service(inventory: Inventory, settings: Settings) -> tuple[ReclaimSe
     )
     env_model = os.environ.get("CORRAL_COST_MODEL")
     model = load_cost_model(Path(env_model) if env_model else None)
-    mailer, where = mailer_from_env(settings)
+    mailer = mailer_from_env(settings)
     recipients = Recipients(
         domain=os.environ.get("CORRAL_MAIL_DOMAIN") or None,
         fallback=os.environ.get("CORRAL_MAIL_FALLBACK") or None,
@@ -50,4 +49,4 @@ def reclaim_service(inventory: Inventory, settings: Settings) -> tuple[ReclaimSe
         recipients=recipients,
         base_url=os.environ.get("CORRAL_BASE_URL") or None,
     )
-    return service, where
+    return service

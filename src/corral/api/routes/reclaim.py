@@ -26,8 +26,6 @@ from corral.api.schemas import (
     ReclaimSavings,
 )
 from corral.engines.reclaim import State
-from corral.notify.mailer import OutboxMailer, SmtpMailer
-from corral.reclaim.service import ReclaimService
 
 router = APIRouter(prefix="/api/v1/reclaim", tags=["reclaim"])
 
@@ -89,7 +87,7 @@ def run(svc: ReclaimDep, _actor: Actor, body: ReclaimRun | None = None) -> dict[
         {"case": o.case_id, "vm": o.vm, "step": o.step, "result": o.result, "detail": o.detail}
         for o in svc.run(dry_run=dry)
     ]
-    return {"dry_run": dry, "mail": mail_line(svc), "outcomes": outcomes}
+    return {"dry_run": dry, "mail": svc.mail_line, "outcomes": outcomes}
 
 
 @router.get("/savings", response_model=ReclaimSavings)
@@ -102,13 +100,3 @@ def respond(body: ReclaimRespond, svc: ReclaimDep) -> dict[str, Any]:
     """The owner keeps (extend) or gives up (confirm) the VM; the e-mailed token authorizes."""
     case = svc.respond(body.token, body.action, None, body.until, body.reason)
     return {k: case[k] for k in ("id", "vm", "state", "extended_until")}
-
-
-def mail_line(svc: ReclaimService) -> str:
-    """Where the service's e-mails go, in words."""
-    mailer = svc.mailer
-    if isinstance(mailer, SmtpMailer):
-        return f"SMTP {mailer.settings.host}:{mailer.settings.port}"
-    if isinstance(mailer, OutboxMailer):
-        return f"no CORRAL_SMTP_URL: e-mails are written to {mailer.folder}"
-    return "no mailer: owners cannot be notified" if mailer is None else type(mailer).__name__
