@@ -35,7 +35,7 @@ from corral.engines.sprawl import (
 from corral.engines.sprawl.bitbrains import load_bitbrains
 from corral.engines.sprawl.inventory_file import Inventory, load_inventory
 from corral.engines.sprawl.model import epoch_to_datetime
-from corral.engines.sprawl.scenario import ScenarioAssumptions, build_fleet, describe
+from corral.engines.sprawl.scenario import ScenarioAssumptions, describe, run_scenario
 
 if TYPE_CHECKING:
     from corral.reports.html import ReportData
@@ -125,15 +125,7 @@ def scenario(
     """The seed's figure: sprawl waste of a fleet with stated, sourced sprawl rates."""
     model = load_cost_model(cost_model)
     assumptions = ScenarioAssumptions()
-    fleet = build_fleet(vms, seed, assumptions)
-    result = analyse(
-        fleet.vms,
-        fleet.now,
-        model,
-        hosts=fleet.hosts,
-        volumes=fleet.volumes,
-        metrics=fleet.metrics,
-    )
+    result = run_scenario(model, vms, seed, assumptions)
     head = {k: v for k, v in result.summary().items() if k != "by_category"}
     head["seed"] = seed
     rows = describe(assumptions)

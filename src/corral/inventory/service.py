@@ -21,7 +21,7 @@ from corral.hypervisor.pool import ConnectionPool
 from corral.hypervisor.uri import validate_uri
 from corral.inventory.export import write_tables
 from corral.inventory.filters import SORT_KEYS, VMFilter, apply_filter, decode_cursor, encode_cursor
-from corral.inventory.records import host_view, row_to_meta, vm_detail, vm_summary
+from corral.inventory.records import META_FIELDS, host_view, row_to_meta, vm_detail, vm_summary
 from corral.inventory.sync import Clock, Progress, SyncReport, SyncService, utcnow
 from corral.security.secrets import SecretBox
 from corral.store import models as m
@@ -238,16 +238,7 @@ class Inventory:
         self, ref: str, changes: dict[str, Any], *, actor: str = "cli"
     ) -> dict[str, Any]:
         """Write metadata to the domain first, then to the store, so neither is half-written."""
-        allowed = {
-            "owner",
-            "department",
-            "purpose",
-            "project",
-            "environment",
-            "expires_on",
-            "protection_tier",
-            "tags",
-        }
+        allowed = set(META_FIELDS) - {"created_by"}  # set once, when the VM is made
         unknown = set(changes) - allowed
         if unknown:
             raise ValidationError(f"unknown metadata field {sorted(unknown)[0]!r}.")
