@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import threading
 import time
@@ -34,6 +33,7 @@ from corral.notify.mailer import SmtpMailer, SmtpSettings
 from corral.reclaim import messages
 from corral.reclaim.service import Recipients, ReclaimService
 from corral.store import models as m
+from tests.browser import CHROMIUM, CHROMIUM_FLAGS, require_chromium
 from tests.conftest import Clock
 from tests.reclaim.conftest import POLICY, Inbox, _free_port, make_service
 from tests.reports.png import read_png
@@ -42,7 +42,6 @@ WEB = "web-01"
 SCRIPT = "<script>document.title='pwned'</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 LINK = re.compile(r"https?://[^\s/]+(/reclaim/respond/[A-Za-z0-9_\-]+)")
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _mailed_link(inbox: Inbox, case_id: int) -> str:
@@ -323,25 +322,7 @@ def serving(app: Any, port: int) -> Iterator[Lines]:
 
 @pytest.fixture
 def browser_ready() -> None:
-    missing = [] if CHROMIUM.exists() else ["/usr/bin/chromium (apt-get install chromium)"]
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("playwright (pip install -e '.[dev]')")
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the browser test needs " + " and ".join(missing))
-        pytest.skip("missing " + " and ".join(missing))
-
-
-BROWSER_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+    require_chromium(playwright=True)
 
 
 def test_owner_keeps_the_vm_from_the_mailed_link_in_chromium(
@@ -361,7 +342,7 @@ def test_owner_keeps_the_vm_from_the_mailed_link_in_chromium(
     with serving(create_app(fleet, reclaim=svc), port) as log, sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
-            args=BROWSER_FLAGS, viewport={"width": 900, "height": 1300},
+            args=list(CHROMIUM_FLAGS), viewport={"width": 900, "height": 1300},
         )  # fmt: skip
         try:
             tab = ctx.new_page()

@@ -6,7 +6,6 @@ be installed (apt-get install -y --no-install-recommends chromium).
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,21 +14,17 @@ import pytest
 from lxml import html as lhtml
 
 from corral.reports.html import write_html
+from tests.browser import CHROMIUM_FLAGS, require_chromium
 from tests.reports.conftest import IMG_NAME, SCRIPT_NAME
 from tests.reports.png import read_png
 
-CHROMIUM = Path("/usr/bin/chromium")
 TITLE = "Corral sprawl report"
 BAR_BLUE = (0x2F, 0x6D, 0xB5)  # html.BLUE: reclaimable waste bars
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing: apt-get install -y --no-install-recommends chromium")
-        pytest.skip("chromium not installed (/usr/bin/chromium)")
-    return CHROMIUM
+    return require_chromium()
 
 
 def browse(chromium: Path, profile: Path, page: Path, *args: str) -> str:
@@ -37,12 +32,7 @@ def browse(chromium: Path, profile: Path, page: Path, *args: str) -> str:
     cmd = [
         str(chromium),
         "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+        *CHROMIUM_FLAGS,
         "--hide-scrollbars",
         f"--user-data-dir={profile}",
         *args,
