@@ -68,7 +68,7 @@ from corral.reports.templates.charts import (
     bar_chart,
     history_chart,
 )
-from corral.reports.templates.elements import Child, Element, el, money, pct, table
+from corral.reports.templates.elements import Child, Element, el, money, pct, section, table
 from corral.reports.templates.style import CSS
 from corral.store import models as m
 
@@ -331,7 +331,7 @@ def _sections(data: ReportData) -> list[Element]:
 
 
 def _section(section_id: str, title: str, *children: Child) -> Element:
-    return el("section", {"id": section_id}, el("h2", None, title), *children)
+    return section(title, *children, section_id=section_id)
 
 
 def _headline(data: ReportData) -> Element:

@@ -26,7 +26,7 @@ from corral.api.deps import ReclaimDep
 from corral.engines.reclaim import OPEN, State
 from corral.errors import CorralError, NotFoundError, ValidationError
 from corral.reclaim.service import ReclaimService
-from corral.reports.templates.elements import Child, Element, el, money, table
+from corral.reports.templates.elements import Child, Element, el, money, section, table
 from corral.reports.templates.style import CSS
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def not_found() -> HTMLResponse:
     return html_response(
         _document(
             "Link not valid",
-            _section(
+            section(
                 "This link is not valid",
                 el(
                     "p",
@@ -188,7 +188,7 @@ def _page(
     today = svc.now.date()
     alert = el("div", {"class": "error", "role": "alert"}, f"Your answer was not saved: {error}")
     parts: list[Child] = [alert] if error else []
-    parts += [_status_section(case, svc), _facts_section(case, _expiry(svc, case))]
+    parts += [_statussection(case, svc), _factssection(case, _expiry(svc, case))]
     if case["state"] in OPEN and not case["pending"]:
         parts.append(_keep_form(form, today, svc.policy.max_extension_days))
         if case["state"] == State.notified:
@@ -224,16 +224,10 @@ def _document(title: str, *parts: Child, case_id: int | None = None) -> Element:
     return el("html", {"lang": "en"}, head, body)
 
 
-def _section(title: str, *children: Child, section_id: str | None = None) -> Element:
-    return el(
-        "section", {"id": section_id} if section_id else None, el("h2", None, title), *children
-    )
-
-
 # -- what the page says ----------------------------------------------------------
 
 
-def _status_section(case: dict[str, Any], svc: ReclaimService) -> Element:
+def _statussection(case: dict[str, Any], svc: ReclaimService) -> Element:
     headline, detail = _state_words(case, svc)
     lines: list[Child] = [el("p", {"class": "state"}, headline), el("p", None, detail)]
     if case["pending"]:
@@ -242,7 +236,7 @@ def _status_section(case: dict[str, Any], svc: ReclaimService) -> Element:
         )
     elif case["state"] in OPEN - {State.notified} and case.get("next"):
         lines.append(el("p", None, f"Next: {case['next']}."))
-    return _section("Where it stands", *lines, section_id="status")
+    return section("Where it stands", *lines, section_id="status")
 
 
 def _state_words(case: dict[str, Any], svc: ReclaimService) -> tuple[str, str]:
@@ -340,7 +334,7 @@ def _expiry(svc: ReclaimService, case: dict[str, Any]) -> str:
     return str(vm.get("expires_on") or "none set")
 
 
-def _facts_section(case: dict[str, Any], expiry: str) -> Element:
+def _factssection(case: dict[str, Any], expiry: str) -> Element:
     cost = money(case["monthly_cost"], case["currency"], cents=True)
     facts = [
         ("VM", case["vm"]),
@@ -361,7 +355,7 @@ def _facts_section(case: dict[str, Any], expiry: str) -> Element:
     if evidence:
         rows = [(str(k), _plain(v)) for k, v in sorted(evidence.items())]
         parts += [el("h3", None, "Evidence"), table(["measure", "value"], rows)]
-    return _section("What was found", *parts, section_id="facts")
+    return section("What was found", *parts, section_id="facts")
 
 
 def _plain(value: object) -> str:
@@ -376,7 +370,7 @@ def _keep_form(form: Answer, today: date, max_days: int) -> Element:
     latest = today + timedelta(days=max_days)
     until = form.until if form.action == "extend" else ""
     reason = form.reason if form.action == "extend" else ""
-    return _section(
+    return section(
         "Keep this VM",
         el(
             "form",
@@ -414,7 +408,7 @@ def _keep_form(form: Answer, today: date, max_days: int) -> Element:
 
 
 def _go_form() -> Element:
-    return _section(
+    return section(
         "It can go",
         el(
             "p",

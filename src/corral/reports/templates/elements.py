@@ -73,3 +73,10 @@ def _child(value: object) -> Child:
 
 def _num(i: int, numeric: Sequence[int], **attrs: str) -> dict[str, str]:
     return {**attrs, "class": "num"} if i in numeric else dict(attrs)
+
+
+def section(title: str, *children: Child, section_id: str | None = None) -> Element:
+    """A titled section of a page."""
+    return el(
+        "section", {"id": section_id} if section_id else None, el("h2", None, title), *children
+    )
