@@ -106,6 +106,24 @@ class Detector(ABC):
         return InsufficientData(vm.uuid, vm.name, self.name, reason)
 
 
+class MissingFieldDetector(Detector):
+    """A governance field (owner, purpose ...) missing or a placeholder; evidence names both."""
+
+    field: str  # the VMRecord attribute that must be filled in
+    context_field: str  # shown beside it, to help find who to ask
+    action: str
+
+    def detect(self, ctx: DetectionContext) -> list[Outcome]:
+        out: list[Outcome] = []
+        for vm in ctx.vms:
+            value = getattr(vm, self.field)
+            if is_blank(value):
+                other = getattr(vm, self.context_field) or ""
+                evidence = Evidence({self.field: value or "", self.context_field: other})
+                out.append(self.finding(vm, ctx, evidence, self.action))
+        return out
+
+
 def _checked(detector: str, p: Param, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"detector '{detector}' parameter '{p.name}' must be a number.")

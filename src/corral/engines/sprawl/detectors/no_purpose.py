@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from corral.engines.sprawl.detectors.base import DetectionContext, Detector, is_blank
-from corral.engines.sprawl.model import Category, Evidence, Outcome
+from corral.engines.sprawl.detectors.base import MissingFieldDetector
+from corral.engines.sprawl.model import Category
 
 
-class NoPurposeDetector(Detector):
+class NoPurposeDetector(MissingFieldDetector):
     name = "no_purpose"
     category = Category.no_purpose
     description = "VMs whose purpose is missing or a placeholder such as 'n/a' or 'tbd'."
-
-    def detect(self, ctx: DetectionContext) -> list[Outcome]:
-        out: list[Outcome] = []
-        for vm in ctx.vms:
-            if is_blank(vm.purpose):
-                evidence = Evidence({"purpose": vm.purpose or "", "owner": vm.owner or ""})
-                action = "ask the owner to state the purpose, or let it be reclaimed"
-                out.append(self.finding(vm, ctx, evidence, action))
-        return out
+    field = "purpose"
+    context_field = "owner"
+    action = "ask the owner to state the purpose, or let it be reclaimed"
