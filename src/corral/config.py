@@ -1,28 +1,300 @@
-"""Where Corral keeps its files and which database it uses, from the environment."""
+"""Corral's settings: read once per process, passed down, each value with where it came from.
+
+Precedence, lowest to highest: the built-in default, the settings file (TOML: ``$CORRAL_CONFIG``,
+else ``$CORRAL_HOME/corral.toml`` when it exists), the environment (``CORRAL_*``), then flags
+given on the command line. ``corral config show`` prints the effective values and their source,
+secrets redacted. Nothing else in Corral reads the environment for its settings.
+
+Every field is declared once in ``FIELDS`` (name, environment variable, kind, default, whether it
+is secret, what it is for); ``Settings`` is the typed, frozen result.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+from corral.errors import ConfigError
+
+MAX_SETTINGS_FILE_BYTES = 256 * 1024
+
+
+class Source(StrEnum):
+    """Where an effective setting came from."""
+
+    DEFAULT = "default"
+    FILE = "file"
+    ENVIRONMENT = "environment"
+    FLAG = "flag"
 
 
 @dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret value that never prints itself."""
+
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return "********"
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
+    """The effective settings; build with ``load_settings`` (or directly in tests)."""
+
     home: Path
-    database_url: str
+    database_url: str = ""
+    metrics_url: str = ""
+    cost_model: Path | None = None
+    reclaim_policy: Path | None = None
+    secret_key: Secret | None = None
+    secret_key_file: Path | None = None
+    node_dir: Path | None = None
+    ssh_keyfile: Path | None = None
+    ssh_known_hosts: Path | None = None
+    host_timeout_s: float = 15.0
+    smtp_url: str | None = None
+    smtp_user: str | None = None
+    smtp_password: Secret | None = None
+    mail_from: str = "corral@localhost"
+    mail_domain: str | None = None
+    mail_fallback: str | None = None
+    base_url: str | None = None
+    api_max_body_bytes: int = 1024 * 1024
+    shared_data: Path | None = None
+    #: where each value came from (field name -> Source); filled by load_settings.
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        home = self.home
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{home / 'corral.db'}")
+        if not self.metrics_url:
+            object.__setattr__(self, "metrics_url", f"duckdb://{home / 'metrics.duckdb'}")
+        if self.secret_key_file is None:
+            object.__setattr__(self, "secret_key_file", home / "secret.key")
+        if self.node_dir is None:
+            object.__setattr__(self, "node_dir", home)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{line.name}={line.value!r}" for line in describe(self))
+        return f"Settings({shown})"
 
     @property
     def secret_key_path(self) -> Path:
-        return self.home / "secret.key"
+        assert self.secret_key_file is not None  # set in __post_init__
+        return self.secret_key_file
+
+    @property
+    def node_files_dir(self) -> Path:
+        """The only folder test-driver node files (``test:///path``) may be read from."""
+        assert self.node_dir is not None  # set in __post_init__
+        return self.node_dir
 
     @property
     def demo_dir(self) -> Path:
         return self.home / "demo"
 
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
 
-def load_settings() -> Settings:
-    """CORRAL_HOME (default ~/.corral) and CORRAL_DATABASE_URL (default a SQLite file in it)."""
-    home = Path(os.environ.get("CORRAL_HOME") or Path.home() / ".corral").expanduser()
-    url = os.environ.get("CORRAL_DATABASE_URL") or f"sqlite:///{home / 'corral.db'}"
-    return Settings(home=home, database_url=url)
+    @property
+    def reclaim_policy_path(self) -> Path:
+        """The reclamation policy file: the setting, else ``$CORRAL_HOME/reclaim.yaml``."""
+        return self.reclaim_policy or self.home / "reclaim.yaml"
+
+    def with_values(self, **values: Any) -> Settings:
+        """A copy with some values replaced (each marked as given by a flag)."""
+        current = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
+        sources = dict(self.sources)
+        for name, value in values.items():
+            if name not in current:
+                raise ConfigError(f"unknown setting {name!r}.")
+            current[name] = value
+            sources[name] = Source.FLAG
+        return Settings(**current, sources=sources)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One setting: its name, environment variable, how to parse it, and what it is for."""
+
+    name: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{raw[:40]!r} is not a number.") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ConfigError(f"{raw[:40]!r} must be a positive number.")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{raw[:40]!r} is not a whole number.") from None
+    if value <= 0:
+        raise ConfigError(f"{raw[:40]!r} must be positive.")
+    return value
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw)
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("home", "CORRAL_HOME", _path, "folder for Corral's files (created 0700)"),
+    FieldSpec("database_url", "CORRAL_DATABASE_URL", str, "inventory database URL"),
+    FieldSpec("metrics_url", "CORRAL_METRICS_URL", str, "metrics store URL"),
+    FieldSpec("cost_model", "CORRAL_COST_MODEL", _path, "cost model YAML (default: shipped)"),
+    FieldSpec("reclaim_policy", "CORRAL_RECLAIM_POLICY", _path, "reclamation policy YAML"),
+    FieldSpec("secret_key", "CORRAL_SECRET_KEY", _secret, "Fernet key for credentials", True),
+    FieldSpec("secret_key_file", "CORRAL_SECRET_KEY_FILE", _path, "file holding the Fernet key"),
+    FieldSpec("node_dir", "CORRAL_NODE_DIR", _path, "the only folder for test:/// node files"),
+    FieldSpec("ssh_keyfile", "CORRAL_SSH_KEYFILE", _path, "SSH private key for qemu+ssh hosts"),
+    FieldSpec("ssh_known_hosts", "CORRAL_SSH_KNOWN_HOSTS", _path, "known_hosts for qemu+ssh"),
+    FieldSpec("host_timeout_s", "CORRAL_HOST_TIMEOUT", _positive_float, "seconds a host may take"),
+    FieldSpec("smtp_url", "CORRAL_SMTP_URL", str, "smtp://host:port[?starttls=1] or smtps://"),
+    FieldSpec("smtp_user", "CORRAL_SMTP_USER", str, "SMTP login name"),
+    FieldSpec("smtp_password", "CORRAL_SMTP_PASSWORD", _secret, "SMTP password", True),
+    FieldSpec("mail_from", "CORRAL_MAIL_FROM", str, "sender address of Corral's mail"),
+    FieldSpec("mail_domain", "CORRAL_MAIL_DOMAIN", str, "domain added to a bare owner name"),
+    FieldSpec("mail_fallback", "CORRAL_MAIL_FALLBACK", str, "address for VMs with no owner"),
+    FieldSpec("base_url", "CORRAL_BASE_URL", str, "address owners reach Corral's pages at"),
+    FieldSpec("api_max_body_bytes", "CORRAL_API_MAX_BODY", _positive_int, "largest API body"),
+    FieldSpec("shared_data", "CORRAL_SHARED_DATA", _path, "public traces (../shared/data)"),
+)
+SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
+
+
+def _read_file(path: Path) -> dict[str, str]:
+    try:
+        if path.stat().st_size > MAX_SETTINGS_FILE_BYTES:
+            raise ConfigError(f"settings file {path} is larger than 256 KiB.")
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {str(exc)[:120]}") from None
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in SPECS:
+            known = ", ".join(SPECS)
+            raise ConfigError(f"settings file {path}: unknown setting {key[:40]!r} ({known}).")
+        if isinstance(value, dict | list):
+            raise ConfigError(f"settings file {path}: {key} must be a single value.")
+        values[key] = str(value)
+    return values
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, flags: Mapping[str, Any] | None = None
+) -> Settings:
+    """The effective settings from defaults, the settings file, the environment and flags."""
+    env = os.environ if env is None else env
+    raw: dict[str, tuple[str, Source]] = {}
+    home_raw = (flags or {}).get("home") or env.get("CORRAL_HOME") or str(Path.home() / ".corral")
+    config_path = Path(env.get("CORRAL_CONFIG") or Path(home_raw).expanduser() / "corral.toml")
+    if env.get("CORRAL_CONFIG") or config_path.is_file():
+        for key, value in _read_file(config_path).items():
+            raw[key] = (value, Source.FILE)
+    for spec in FIELDS:
+        from_env = env.get(spec.env)
+        if from_env:
+            raw[spec.name] = (from_env, Source.ENVIRONMENT)
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for name, (text, source) in raw.items():
+        spec = SPECS[name]
+        try:
+            values[name] = spec.parse(text)
+        except ConfigError as exc:
+            where = spec.env if source is Source.ENVIRONMENT else f"{name} in {config_path}"
+            raise ConfigError(f"{where}: {exc.message}") from None
+        sources[name] = source
+    for name, value in (flags or {}).items():
+        if value is None:
+            continue
+        values[name] = value
+        sources[name] = Source.FLAG
+    values.setdefault("home", Path(home_raw).expanduser())
+    for spec in FIELDS:
+        sources.setdefault(spec.name, Source.DEFAULT)
+    return Settings(**values, sources=sources)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) readable by its owner only; tighten an existing one."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ShownSetting:
+    """One line of ``corral config show``."""
+
+    name: str
+    env: str
+    value: str | None
+    source: Source
+    help: str
+
+
+def describe(settings: Settings) -> list[ShownSetting]:
+    """Every setting's effective value (secrets redacted) and where it came from."""
+    shown = []
+    for spec in FIELDS:
+        value = getattr(settings, spec.name)
+        if value is not None and spec.secret:
+            text: str | None = "********"
+        else:
+            text = None if value is None else str(value)
+            if text is not None and spec.name in ("database_url", "metrics_url", "smtp_url"):
+                text = _redact_url(text)
+        shown.append(
+            ShownSetting(
+                spec.name,
+                spec.env,
+                text,
+                settings.sources.get(spec.name, Source.DEFAULT),
+                spec.help,
+            )
+        )
+    return shown
+
+
+def _redact_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:********@{netloc}").geturl()

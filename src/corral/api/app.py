@@ -13,9 +13,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from corral import __version__
+from corral.config import Settings, load_settings
 from corral.errors import AuthError, CorralError
 from corral.inventory.service import Inventory
+from corral.metrics.store.base import MetricsStore
 from corral.reclaim.service import ReclaimService
+from corral.reclaim.setup import reclaim_service
 from corral.security.token_store import TokenStore
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,11 @@ def create_app(
     inventory: Inventory,
     tokens: TokenStore | None = None,
     reclaim: ReclaimService | None = None,
+    settings: Settings | None = None,
+    metrics: MetricsStore | None = None,
 ) -> FastAPI:
-    """The app; the reclamation service is built from the environment unless one is given."""
+    """The app; services not given are built from the settings (read once, by the caller)."""
+    settings = settings or load_settings()
     app = FastAPI(
         title="Corral",
         version=__version__,
@@ -56,7 +62,9 @@ def create_app(
     )
     app.state.inventory = inventory
     app.state.tokens = tokens or TokenStore(inventory.db)
-    app.state.reclaim = reclaim or _reclaim_from_env(inventory)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.reclaim = reclaim or reclaim_service(inventory, settings)
     from corral.api.routes import inventory as inventory_routes
     from corral.api.routes import respond_page
 
@@ -78,13 +86,6 @@ def create_app(
 
     _install_error_handlers(app)
     return app
-
-
-def _reclaim_from_env(inventory: Inventory) -> ReclaimService:
-    from corral.config import load_settings
-    from corral.reclaim.setup import reclaim_service
-
-    return reclaim_service(inventory, load_settings())
 
 
 def _install_error_handlers(app: FastAPI) -> None:

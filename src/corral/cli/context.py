@@ -1,24 +1,63 @@
-"""Build the services a command needs from the environment, once per process."""
+"""The settings and services a command needs, built once per process from the settings."""
 
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any
 
 from corral.config import Settings, load_settings
-from corral.inventory.service import Inventory
-from corral.security.token_store import TokenStore
+
+if TYPE_CHECKING:
+    from corral.engines.costing import CostModel
+    from corral.inventory.service import Inventory
+    from corral.metrics.store.base import MetricsStore
+    from corral.security.token_store import TokenStore
+
+_flags: dict[str, Any] = {}
+
+
+def set_flags(**flags: Any) -> None:
+    """Settings given as command-line flags (highest precedence); before the first use."""
+    _flags.update({k: v for k, v in flags.items() if v is not None})
+    settings.cache_clear()
 
 
 @functools.cache
 def settings() -> Settings:
-    return load_settings()
+    return load_settings(flags=_flags)
 
 
 @functools.cache
 def inventory() -> Inventory:
+    from corral.inventory.service import Inventory
+
     return Inventory.from_settings(settings())
 
 
 @functools.cache
 def tokens() -> TokenStore:
+    from corral.security.token_store import TokenStore
+
     return TokenStore(inventory().db)
+
+
+def metrics_store(url: str | None = None) -> MetricsStore:
+    """The metrics store of the settings (or the one a --store flag names), opened once."""
+    return _store_for(url or settings().metrics_url)
+
+
+@functools.cache
+def _store_for(url: str) -> MetricsStore:
+    from corral.metrics.store import open_store
+
+    return open_store(url)
+
+
+def cost_model(path: str | None = None) -> CostModel:
+    """The cost model a --cost-model flag names, else the setting's, else the shipped one."""
+    from pathlib import Path
+
+    from corral.engines.costing import load_cost_model
+
+    chosen = Path(path) if path else settings().cost_model
+    return load_cost_model(chosen)

@@ -54,13 +54,11 @@ def demo(
         )
     names = [h.name for h in result.fleet.hosts]
     info = summary(inv, names)
-    trace_dir = traces or default_trace_dir()
+    trace_dir = traces or default_trace_dir(context.settings().shared_data)
     vms_running = running_vms(inv, names)
     store = None
     if history_days > 0 and trace_dir is not None:
-        from corral.api.routes.metrics import get_metrics_store
-
-        store = get_metrics_store()
+        store = context.metrics_store()
         done = backfill_history(store, vms_running, trace_dir, history_days, seed)
         info["metrics"] = {
             "traces": str(trace_dir),
@@ -72,10 +70,9 @@ def demo(
     elif history_days > 0:
         info["metrics"] = {"skipped": "no trace folder found; pass --traces DIR"}
     from corral.cli.sprawl import live_report_data
-    from corral.engines.costing.loader import load_cost_model
     from corral.reports.html import write_html
 
-    report = live_report_data(load_cost_model(), days=max(1, int(history_days) or 30))
+    report = live_report_data(context.cost_model(), days=max(1, int(history_days) or 30))
     sprawl = report.analysis.summary()
     info["sprawl"] = sprawl
     from corral.demo.reclaim import demo_reclamation

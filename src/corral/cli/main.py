@@ -26,8 +26,18 @@ _app = typer.Typer(
 
 
 @_app.callback()
-def _root() -> None:
+def _root(
+    home: str | None = typer.Option(
+        None, "--home", help="Corral's folder (overrides CORRAL_HOME and the settings file)."
+    ),
+) -> None:
     """See, control and plan a fleet of virtual machines across libvirt hosts."""
+    if home:
+        from pathlib import Path
+
+        from corral.cli import context
+
+        context.set_flags(home=Path(home).expanduser())
 
 
 #: Command-group modules, each with a ``register(app: typer.Typer) -> None``, and the
@@ -38,6 +48,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "corral.cli.serve": ("serve",),
     "corral.cli.demo": ("demo",),
     "corral.cli.tokens": ("token",),
+    "corral.cli.config": ("config",),
     "corral.cli.plan": ("plan",),
     "corral.cli.ha": ("ha",),
     "corral.cli.sim": ("sim",),

@@ -17,7 +17,7 @@ from corral.metrics.chart import with_gaps
 from corral.metrics.model import EntityKind, Stat
 from corral.metrics.ports import StatsSource
 from corral.metrics.replay import VMSpec
-from corral.metrics.store import MetricsStore, open_store
+from corral.metrics.store import MetricsStore
 from corral.metrics.timeparse import iso, parse_duration, parse_time
 
 metrics_app = typer.Typer(help="Performance history: collect, backfill, query, chart, export.")
@@ -32,7 +32,9 @@ StatOption = typer.Option(Stat.avg, "--stat", help="avg, min, max or p95 per buc
 
 
 def _store(url: str | None) -> MetricsStore:
-    return open_store(url)
+    from corral.cli.context import metrics_store
+
+    return metrics_store(url)
 
 
 def _known_inventory() -> bool:

@@ -135,13 +135,12 @@ def flag_findings(
 
     VMs with an open case or an extension still in force are skipped (and counted).
     """
-    from corral.metrics.store import open_store
     from corral.reports.sprawl import live_sprawl
 
     wanted = _finding_categories(category or [])
     svc = _service()
     who = _actor(actor)
-    analysis = live_sprawl(context.inventory(), open_store(), svc.model, days=days)
+    analysis = live_sprawl(context.inventory(), context.metrics_store(), svc.model, days=days)
     chosen = [
         f
         for f in sorted(analysis.findings, key=lambda f: -f.monthly_cost_held)
@@ -282,10 +281,7 @@ def policy() -> None:
 
 
 def _policy_source() -> str:
-    env = os.environ.get("CORRAL_RECLAIM_POLICY")
-    if env:
-        return env
-    path = context.settings().home / "reclaim.yaml"
+    path = context.settings().reclaim_policy_path
     return str(path) if path.exists() else "defaults"
 
 

@@ -26,4 +26,5 @@ def run_server(host: str, port: int) -> None:
 
     inv = context.inventory()
     typer.echo(f"Corral API on http://{host}:{port}  (docs: /docs, OpenAPI: /openapi.json)")
-    uvicorn.run(create_app(inv, context.tokens()), host=host, port=port, log_level="warning")
+    app = create_app(inv, context.tokens(), settings=context.settings())
+    uvicorn.run(app, host=host, port=port, log_level="warning")

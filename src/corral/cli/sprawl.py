@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
 from corral.engines.costing import (
     Dimension,
     chargeback,
     default_cost_model_text,
     licence_report,
-    load_cost_model,
     price_fleet,
 )
 from corral.engines.costing.model import CostModel as CostModelT
@@ -76,7 +76,7 @@ def bitbrains(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Idle and oversized VMs in the Bitbrains Rnd traces, and what they are worth."""
-    model = load_cost_model(cost_model)
+    model = _model(cost_model)
     fleet = load_bitbrains(data_dir, month, limit, assumed_disk_gb)
     result = analyse(
         fleet.vms,
@@ -123,7 +123,7 @@ def scenario(
     output: OutputFormat = OutputOption,
 ) -> None:
     """The seed's figure: sprawl waste of a fleet with stated, sourced sprawl rates."""
-    model = load_cost_model(cost_model)
+    model = _model(cost_model)
     assumptions = ScenarioAssumptions()
     result = run_scenario(model, vms, seed, assumptions)
     head = {k: v for k, v in result.summary().items() if k != "by_category"}
@@ -145,7 +145,7 @@ def findings(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Inventory-based findings (powered off, orphaned, snapshots, owner, purpose, lease)."""
-    model = load_cost_model(cost_model)
+    model = _model(cost_model)
     inv = load_inventory(inventory_file)
     enabled = tuple(name for name in DETECTORS if name != "idle")
     result = analyse(
@@ -179,7 +179,7 @@ def report(
 
     if html is not None:
         html_target(html)  # refuse a missing folder before the analysis runs
-    data = live_report_data(load_cost_model(cost_model), days)
+    data = live_report_data(_model(cost_model), days)
     result = data.analysis
     if html is not None:
         path = write_html(html, data)
@@ -225,20 +225,16 @@ def report(
 
 def live_report(model: CostModelT, days: int = 30) -> SprawlAnalysis:
     """Run the analysis on the live inventory and the metrics store (empty store: no metrics)."""
-    from corral.api.routes.metrics import get_metrics_store
-    from corral.cli import context
     from corral.reports.sprawl import live_sprawl
 
-    return live_sprawl(context.inventory(), get_metrics_store(), model, days=days)
+    return live_sprawl(context.inventory(), context.metrics_store(), model, days=days)
 
 
 def live_report_data(model: CostModelT, days: int = 30) -> ReportData:
     """The analysis plus chargeback, licences, waste over time and the five-signs scorecard."""
-    from corral.api.routes.metrics import get_metrics_store
-    from corral.cli import context
     from corral.reports.html import collect_report
 
-    return collect_report(context.inventory(), get_metrics_store(), model, days=days)
+    return collect_report(context.inventory(), context.metrics_store(), model, days=days)
 
 
 @sprawl_app.command("detectors")
@@ -270,7 +266,7 @@ def cost_vm(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Monthly cost of every VM, line by line."""
-    model, inv = load_cost_model(cost_model), load_inventory(inventory_file)
+    model, inv = _model(cost_model), load_inventory(inventory_file)
     costs = price_fleet(inv.vms, inv.hosts, model)
     rows = [
         {"vm": vm.name, "state": vm.state.value, **_money(costs[vm.uuid].lines())} for vm in inv.vms
@@ -286,7 +282,7 @@ def cost_chargeback(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Showback/chargeback: monthly cost by owner, department or project."""
-    model, inv = load_cost_model(cost_model), load_inventory(inventory_file)
+    model, inv = _model(cost_model), load_inventory(inventory_file)
     costs = price_fleet(inv.vms, inv.hosts, model)
     rows = [
         {by.value: r.key, "vms": r.vms, **_money(r.lines)} for r in chargeback(inv.vms, costs, by)
@@ -301,7 +297,7 @@ def cost_licences(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Licence compliance (deployed vs owned) and the cheaper per-host/per-VM choice."""
-    model, inv = load_cost_model(cost_model), load_inventory(inventory_file)
+    model, inv = _model(cost_model), load_inventory(inventory_file)
     report = licence_report(inv.vms, inv.hosts, model)
     usage = [
         {**asdict(u), "free": u.free, "monthly_cost": round(u.monthly_cost, 2)}
@@ -317,6 +313,10 @@ def cost_licences(
     emit(usage, output, [*cols, "monthly_cost"], title="Licence compliance")
     if moves:
         emit(moves, output, title="Cheaper licensing")
+
+
+def _model(path: Path | None) -> CostModelT:
+    return context.cost_model(str(path) if path else None)
 
 
 @cost_app.command("model")

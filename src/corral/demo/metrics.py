@@ -8,7 +8,6 @@ the live series continues exactly where the backfill ended.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -27,10 +26,9 @@ from corral.store import models as m
 _REPO = Path(__file__).resolve().parents[3]
 
 
-def default_trace_dir() -> Path | None:
-    """Bitbrains traces from $CORRAL_SHARED_DATA or ../shared/data, when present."""
-    env = os.environ.get("CORRAL_SHARED_DATA")
-    base = Path(env) if env else _REPO.parent / "shared" / "data"
+def default_trace_dir(shared_data: Path | None) -> Path | None:
+    """Bitbrains traces from the shared_data setting or ../shared/data, when present."""
+    base = shared_data or _REPO.parent / "shared" / "data"
     folder = base / "bitbrains-rnd"
     return folder if folder.is_dir() else None
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Select, func, literal, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from corral.config import Settings
+from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
 from corral.errors import ConflictError, CorralError, NotFoundError, StoreError, ValidationError
 from corral.hypervisor.base import Hypervisor
@@ -54,9 +54,10 @@ class Inventory:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = utcnow) -> Inventory:
+        ensure_private_dir(settings.home)
         db = Database(settings.database_url)
         db.migrate()
-        return cls(db, SecretBox.from_home(settings.secret_key_path), clock)
+        return cls(db, SecretBox.from_settings(settings), clock)
 
     # -- hosts ----------------------------------------------------------------
     def add_host(

@@ -1,7 +1,7 @@
 """E-mail over SMTP, behind one small interface.
 
-Settings come from the environment so that the password is never in a file
-Corral writes nor in a log line:
+Settings come from Corral's settings (corral.config), usually the environment, so that the
+password is never in a file Corral writes nor in a log line:
   CORRAL_SMTP_URL       smtp://host:port (plain, or STARTTLS with ?starttls=1) or smtps://host:port
   CORRAL_SMTP_USER      login name (optional)
   CORRAL_SMTP_PASSWORD  login password (optional; never printed)
@@ -22,10 +22,13 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from corral.errors import ConfigError, CorralError
+
+if TYPE_CHECKING:
+    from corral.config import Settings
 
 
 class MailError(CorralError):
@@ -63,10 +66,30 @@ class SmtpSettings:
     timeout_s: float = 20.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SmtpSettings | None:
-        """The settings in the environment, or None when CORRAL_SMTP_URL is not set."""
-        env = os.environ if env is None else env
-        url = env.get("CORRAL_SMTP_URL")
+    def from_settings(cls, settings: Settings) -> SmtpSettings | None:
+        """The SMTP part of Corral's settings, or None when no SMTP URL is set."""
+        return cls.from_values(
+            settings.smtp_url,
+            settings.mail_from,
+            settings.smtp_user,
+            settings.smtp_password.value if settings.smtp_password else None,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SmtpSettings | None:
+        """The same from a mapping of CORRAL_* variables (tests)."""
+        return cls.from_values(
+            env.get("CORRAL_SMTP_URL"),
+            env.get("CORRAL_MAIL_FROM") or "corral@localhost",
+            env.get("CORRAL_SMTP_USER"),
+            env.get("CORRAL_SMTP_PASSWORD"),
+        )
+
+    @classmethod
+    def from_values(
+        cls, url: str | None, sender: str, username: str | None, password: str | None
+    ) -> SmtpSettings | None:
+        """None when no URL is given; one clear error for each thing wrong."""
         if not url:
             return None
         parts = urlsplit(url)
@@ -86,7 +109,6 @@ class SmtpSettings:
             port = parts.port or (465 if security == "ssl" else 25)
         except ValueError:
             raise ConfigError("CORRAL_SMTP_URL has an invalid port.") from None
-        sender = env.get("CORRAL_MAIL_FROM") or "corral@localhost"
         if not is_address(sender):
             raise ConfigError("CORRAL_MAIL_FROM is not an e-mail address.")
         return cls(
@@ -94,8 +116,8 @@ class SmtpSettings:
             port=port,
             sender=sender,
             security=security,
-            username=env.get("CORRAL_SMTP_USER") or None,
-            password=env.get("CORRAL_SMTP_PASSWORD") or None,
+            username=username or None,
+            password=password or None,
         )
 
 

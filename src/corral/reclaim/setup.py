@@ -1,8 +1,7 @@
-"""Build a ReclaimService from the environment (used by the CLI, the API and the demo)."""
+"""Build a ReclaimService from the settings (used by the CLI, the API and the demo)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from corral.config import Settings
@@ -19,27 +18,20 @@ def outbox_dir(settings: Settings) -> Path:
 
 def mailer_from_env(settings: Settings) -> Mailer:
     """SMTP when CORRAL_SMTP_URL is set; otherwise .eml files in $CORRAL_HOME/outbox (said)."""
-    smtp = SmtpSettings.from_env()
+    smtp = SmtpSettings.from_settings(settings)
     if smtp is not None:
         return SmtpMailer(smtp)
-    sender = os.environ.get("CORRAL_MAIL_FROM") or "corral@localhost"
-    return OutboxMailer(outbox_dir(settings), sender)
+    return OutboxMailer(outbox_dir(settings), settings.mail_from)
 
 
 def reclaim_service(inventory: Inventory, settings: Settings) -> ReclaimService:
     """The service as the environment configures it."""
-    env_policy = os.environ.get("CORRAL_RECLAIM_POLICY")
-    policy = (
-        load_policy(Path(env_policy))
-        if env_policy
-        else load_policy(settings.home / "reclaim.yaml", required=False)
-    )
-    env_model = os.environ.get("CORRAL_COST_MODEL")
-    model = load_cost_model(Path(env_model) if env_model else None)
+    policy = load_policy(settings.reclaim_policy_path, required=settings.reclaim_policy is not None)
+    model = load_cost_model(settings.cost_model)
     mailer = mailer_from_env(settings)
     recipients = Recipients(
-        domain=os.environ.get("CORRAL_MAIL_DOMAIN") or None,
-        fallback=os.environ.get("CORRAL_MAIL_FALLBACK") or None,
+        domain=settings.mail_domain,
+        fallback=settings.mail_fallback,
     )
     service = ReclaimService(
         inventory,
@@ -47,6 +39,6 @@ def reclaim_service(inventory: Inventory, settings: Settings) -> ReclaimService:
         model,
         mailer,
         recipients=recipients,
-        base_url=os.environ.get("CORRAL_BASE_URL") or None,
+        base_url=settings.base_url,
     )
     return service

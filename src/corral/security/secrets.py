@@ -1,16 +1,18 @@
 """Encrypt host credentials at rest with a key that lives outside the database.
 
-The key comes from $CORRAL_SECRET_KEY or a 0600 file in Corral's home,
-created on first use. A stolen database alone reveals no password.
+The key comes from the ``secret_key`` setting ($CORRAL_SECRET_KEY) or a 0600 file
+(``secret_key_file``, default in Corral's home), created on first use. A stolen database alone
+reveals no password; keep the key out of the database's backups (put the file elsewhere with
+$CORRAL_SECRET_KEY_FILE).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from corral.config import Settings, ensure_private_dir
 from corral.errors import ConfigError
 
 
@@ -24,12 +26,12 @@ class SecretBox:
             ) from None
 
     @classmethod
-    def from_home(cls, key_path: Path) -> SecretBox:
-        env = os.environ.get("CORRAL_SECRET_KEY")
-        if env:
-            return cls(env.encode())
+    def from_settings(cls, settings: Settings) -> SecretBox:
+        if settings.secret_key is not None:
+            return cls(settings.secret_key.value.encode())
+        key_path = settings.secret_key_path
         if not key_path.exists():
-            key_path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(key_path.parent)
             fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(Fernet.generate_key())

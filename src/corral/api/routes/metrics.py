@@ -1,26 +1,24 @@
 """Metrics over HTTP: series, fleet rankings, latest values, and Prometheus ``/metrics``.
 
-The store comes from ``get_metrics_store``, configured by ``CORRAL_METRICS_URL``
-(``duckdb:///path`` or ``victoriametrics://host:8428``; default a DuckDB file
-under $CORRAL_HOME or ~/.corral). Tests and apps may override the dependency.
+The store comes from ``get_metrics_store``: the app's, opened from the ``metrics_url`` setting
+(``duckdb:///path`` or ``victoriametrics://host:8428``; default a DuckDB file in Corral's home).
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
 from corral.metrics import exposition
 from corral.metrics.catalog import METRICS, metric_info
 from corral.metrics.model import EntityKind, Stat
-from corral.metrics.store import MetricsStore, default_metrics_url, open_store
+from corral.metrics.store import MetricsStore, open_store
 from corral.metrics.timeparse import iso, parse_duration, parse_time
 
 router = APIRouter(tags=["metrics"])
@@ -29,14 +27,13 @@ router = APIRouter(tags=["metrics"])
 EXPOSITION_WINDOW_S = 900
 
 
-@functools.cache
-def _store_for(url: str) -> MetricsStore:
-    return open_store(url)
-
-
-def get_metrics_store() -> MetricsStore:
-    """The process's metrics store, opened once per URL."""
-    return _store_for(default_metrics_url())
+def get_metrics_store(request: Request) -> MetricsStore:
+    """The app's metrics store, opened once from the settings."""
+    store: MetricsStore | None = getattr(request.app.state, "metrics", None)
+    if store is None:
+        store = open_store(request.app.state.settings.metrics_url)
+        request.app.state.metrics = store
+    return store
 
 
 StoreDep = Annotated[MetricsStore, Depends(get_metrics_store)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from corral.errors import ConfigError
@@ -17,24 +15,13 @@ __all__ = [
     "MetricsStore",
     "RetentionPolicy",
     "VictoriaMetricsStore",
-    "default_metrics_url",
     "open_store",
 ]
 
 
-def default_metrics_url() -> str:
-    """$CORRAL_METRICS_URL, else a DuckDB file under $CORRAL_HOME (default ~/.corral)."""
-    url = os.environ.get("CORRAL_METRICS_URL")
-    if url:
-        return url
-    home = Path(os.environ.get("CORRAL_HOME") or Path.home() / ".corral")
-    return f"duckdb://{home / 'metrics.duckdb'}"
-
-
-def open_store(url: str | None = None, retention: RetentionPolicy | None = None) -> MetricsStore:
-    """Open the store named by ``url``: ``duckdb:///abs/path``, ``duckdb://:memory:`` or
-    ``victoriametrics://host:port`` (``victoriametrics+https://`` for TLS)."""
-    url = url or default_metrics_url()
+def open_store(url: str, retention: RetentionPolicy | None = None) -> MetricsStore:
+    """Open the store named by ``url`` (the ``metrics_url`` setting): ``duckdb:///abs/path``,
+    ``duckdb://:memory:`` or ``victoriametrics://host:port`` (``victoriametrics+https://``)."""
     parts = urlsplit(url)
     if parts.scheme == "duckdb":
         path = (parts.netloc + parts.path) or ":memory:"
