@@ -79,6 +79,7 @@ class VMPublic(BaseModel):
     memory_mib: int
     memory_max_mib: int
     disk_gib: float
+    disk_bytes: int
     snapshots: int
     owner: str | None
     department: str | None

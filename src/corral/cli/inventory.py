@@ -266,11 +266,26 @@ def volumes(
 ) -> None:
     """Storage volumes on every host; an orphaned volume is a disk no VM uses."""
     rows = context.inventory().list_volumes(orphaned_only=orphaned)
-    emit(
-        rows,
-        output,
-        ["host", "pool", "name", "capacity_gib", "allocation_gib", "used_by_name", "path"],
-    )
+    if output is not OutputFormat.json:  # JSON keeps bytes; people read MiB and GiB
+        rows = [
+            {
+                **r,
+                "capacity": _size(r["capacity_bytes"]),
+                "allocation": _size(r["allocation_bytes"]),
+            }
+            for r in rows
+        ]
+    emit(rows, output, ["host", "pool", "name", "capacity", "allocation", "used_by_name", "path"])
+
+
+def _size(n: int) -> str:
+    """A size for a table: bytes in the largest binary unit that keeps it at least 1."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
 
 
 def networks(

@@ -37,6 +37,7 @@ class EventKind(enum.StrEnum):
     snapshot_taken = "snapshot-taken"
     snapshot_removed = "snapshot-removed"
     migrated = "migrated"
+    renamed = "renamed"
     reappeared = "reappeared"
     metadata_changed = "metadata-changed"
     reconfigured = "reconfigured"
@@ -88,6 +89,7 @@ class Nic:
     type: str  # network | bridge | ethernet | user | direct
     source: str | None  # network or bridge name
     model: str | None = None
+    network: str | None = None  # the libvirt network it is on, whatever its type
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,8 @@ class VMFacts:
     nics: tuple[Nic, ...] = ()
     snapshots: tuple[Snapshot, ...] = ()
     meta: OwnerMeta = field(default_factory=OwnerMeta)
+    # The version Corral stamped into the metadata when it last wrote it (None: not stamped).
+    meta_revision: int | None = None
     fingerprint: str = ""
 
 

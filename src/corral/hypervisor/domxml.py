@@ -103,6 +103,7 @@ def parse_nics(root: etree._Element) -> tuple[Nic, ...]:
                     else None
                 ),
                 model=model.get("type") if model is not None else None,
+                network=src.get("network") if src is not None else None,
             )
         )
     return tuple(nics)
@@ -123,6 +124,8 @@ def parse_metadata(root: etree._Element) -> tuple[OwnerMeta, bool]:
         local = etree.QName(child).localname
         if local == "tags":
             tags.extend((t.text or "").strip() for t in child if (t.text or "").strip())
+        elif local == "revision":
+            continue
         elif child.text and child.text.strip():
             values[local.replace("-", "_")] = child.text.strip()
     meta = OwnerMeta(
@@ -134,6 +137,15 @@ def parse_metadata(root: etree._Element) -> tuple[OwnerMeta, bool]:
     return meta, values.get("template", "").lower() in ("1", "true", "yes")
 
 
+def parse_revision(root: etree._Element) -> int | None:
+    """The version Corral stamped into its metadata element, None when there is none."""
+    text = root.findtext(f"metadata/{{{METADATA_NS}}}{METADATA_ROOT}/{{{METADATA_NS}}}revision")
+    try:
+        return int(text.strip()) if text else None
+    except ValueError:
+        return None
+
+
 def _date(value: str | None) -> date | None:
     if not value:
         return None
@@ -143,9 +155,17 @@ def _date(value: str | None) -> date | None:
         return None
 
 
-def build_metadata(meta: OwnerMeta, *, is_template: bool = False) -> str:
-    """The <vm> element Corral writes with virDomainSetMetadata (namespace added by libvirt)."""
+def build_metadata(
+    meta: OwnerMeta, *, is_template: bool = False, revision: int | None = None
+) -> str:
+    """The <vm> element Corral writes with virDomainSetMetadata (namespace added by libvirt).
+
+    ``revision`` is the store's metadata version this element carries, so that a sync can
+    tell a domain read before a newer write from one edited after it.
+    """
     root = etree.Element(METADATA_ROOT)
+    if revision is not None:
+        etree.SubElement(root, "revision").text = str(revision)
     for name in _META_TEXT_FIELDS:
         value = getattr(meta, name)
         if value:
@@ -225,9 +245,15 @@ def parse_domain(
     autostart: bool = False,
     persistent: bool = True,
     snapshots: tuple[Snapshot, ...] = (),
+    config_xml: str | None = None,
 ) -> VMFacts:
-    """VMFacts from a domain's XML description and the live values libvirt gives beside it."""
+    """VMFacts from a domain's XML description and the live values libvirt gives beside it.
+
+    ``config_xml``, the persistent definition of a running domain, is where its metadata is
+    read from: ``virsh metadata --config`` changes only that one, and it is what survives.
+    """
     root = parse(xml, "domain XML")
+    meta_root = parse(config_xml, "domain XML") if config_xml is not None else root
     if root.tag != "domain":
         raise ValidationError(f"expected a <domain> element, found <{root.tag}>.")
     uuid = _text(root, "uuid")
@@ -238,7 +264,7 @@ def parse_domain(
     vcpus = int(vcpu_el.get("current") or vcpu_el.text or 1) if vcpu_el is not None else 1
     mem_max = _bytes(root.find("memory")) or 0
     mem_cur = _bytes(root.find("currentMemory")) or mem_max
-    meta, is_template = parse_metadata(root)
+    meta, is_template = parse_metadata(meta_root)
     os_type_el = root.find("os/type")
     cpu = root.find("cpu")
     return VMFacts(
@@ -258,4 +284,5 @@ def parse_domain(
         nics=parse_nics(root),
         snapshots=snapshots,
         meta=meta,
+        meta_revision=parse_revision(meta_root),
     )

@@ -222,9 +222,16 @@ class LibvirtHypervisor:
         try:
             uuid = dom.UUIDString().lower()
             xml = dom.XMLDesc(0)
-            state = _STATES.get(dom.state()[0], VMState.other)
+            raw_state = dom.state()[0]
+            state = _STATES.get(raw_state, VMState.other)
             autostart = bool(dom.autostart())
             persistent = bool(dom.isPersistent())
+            # A running domain's persistent definition can differ from its live one.
+            config_xml = (
+                dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                if persistent and raw_state != libvirt.VIR_DOMAIN_SHUTOFF
+                else None
+            )
             snap_names = sorted(dom.snapshotListNames(0))
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
@@ -233,7 +240,8 @@ class LibvirtHypervisor:
         by_path = self._volumes_by_path(pools)
         held = self._snapshot_growth(uuid, xml, by_path) if snap_names else []
         digest = hashlib.blake2b(digest_size=16)
-        for part in (xml, state.value, str(autostart), str(persistent), *snap_names, *held):
+        parts = (xml, config_xml or "", state.value, str(autostart), str(persistent))
+        for part in (*parts, *snap_names, *held):
             digest.update(part.encode())
             digest.update(b"\0")
         fingerprint = digest.hexdigest()
@@ -246,7 +254,12 @@ class LibvirtHypervisor:
             )
         )
         facts = domxml.parse_domain(
-            xml, state=state, autostart=autostart, persistent=persistent, snapshots=snapshots
+            xml,
+            state=state,
+            autostart=autostart,
+            persistent=persistent,
+            snapshots=snapshots,
+            config_xml=config_xml,
         )
         disks = tuple(self._block_size(dom, d) for d in _sized_disks(facts, by_path))
         sized = _sized_snapshots(facts.snapshots, by_path)
@@ -403,8 +416,10 @@ class LibvirtHypervisor:
         return tuple(nets)
 
     # -- writing --------------------------------------------------------------
-    def set_metadata(self, uuid: str, meta: OwnerMeta, *, is_template: bool = False) -> None:
-        element = domxml.build_metadata(meta, is_template=is_template)
+    def set_metadata(
+        self, uuid: str, meta: OwnerMeta, *, is_template: bool = False, revision: int | None = None
+    ) -> None:
+        element = domxml.build_metadata(meta, is_template=is_template, revision=revision)
         with self._lock:
             dom = self._lookup(uuid)
             flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG

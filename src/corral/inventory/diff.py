@@ -21,6 +21,7 @@ class Stored:
     """The part of a stored VM the diff needs."""
 
     host: str | None
+    name: str
     state: str
     vcpus: int
     memory_max_mib: int
@@ -65,6 +66,8 @@ def diff_vm(
         changes.append(Change(EventKind.reappeared, {"host": new_host}))
     if old.host is not None and old.host != new_host:
         changes.append(Change(EventKind.migrated, {"from": old.host, "to": new_host}))
+    if old.name != new.name:  # virsh domrename: same UUID, new name
+        changes.append(Change(EventKind.renamed, {"from": old.name, "to": new.name}))
     changes += state_changes(old.state, new.state)
     resized = {
         k: {"from": getattr(old, k), "to": getattr(new, k)}

@@ -91,6 +91,7 @@ def vm_summary(row: m.VM, host_name: str | None) -> dict[str, Any]:
         "memory_mib": row.memory_mib,
         "memory_max_mib": row.memory_max_mib,
         "disk_gib": round((row.disk_bytes or 0) / 1024**3, 1),
+        "disk_bytes": row.disk_bytes or 0,
         "snapshots": row.snapshot_count,
         "owner": row.owner,
         "department": row.department,

@@ -9,8 +9,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Select, func, literal, select, tuple_
+from sqlalchemy import Select, func, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
@@ -206,14 +207,14 @@ class Inventory:
         with self.db.session() as s:
             vm, host = self.vm_row(s, ref)
             out = vm_detail(vm, host)
-            out["history"] = [
-                _event_view(e, vm.name)
-                for e in s.scalars(
+            events = list(
+                s.scalars(
                     select(m.Event)
                     .where(m.Event.vm_uuid == vm.uuid)
                     .order_by(m.Event.at, m.Event.id)
                 )
-            ]
+            )
+            out["history"] = _history(events, vm.name)
             return out
 
     def events(
@@ -238,13 +239,22 @@ class Inventory:
     def set_metadata(
         self, ref: str, changes: dict[str, Any], *, actor: str = "cli"
     ) -> dict[str, Any]:
-        """Write metadata to the domain first, then to the store, so neither is half-written."""
+        """Merge ``changes`` into the VM's latest metadata; write the domain, then the store.
+
+        One writer at a time per VM, across threads and processes: the transaction starts by
+        claiming the VM's row (see :func:`_claim`), reads what the previous writer committed,
+        and keeps the claim until the store has the same values as the domain.
+        """
         allowed = set(META_FIELDS) - {"created_by"}  # set once, when the VM is made
         unknown = set(changes) - allowed
         if unknown:
             raise ValidationError(f"unknown metadata field {sorted(unknown)[0]!r}.")
+        cleaned = {k: _clean_meta(k, v) for k, v in changes.items()}
         with self.db.session() as s:
-            vm, host_name = self.vm_row(s, ref)
+            uuid = self.vm_row(s, ref)[0].uuid
+        with self.db.session() as s:
+            vm = _claim(s, uuid)
+            host_name = vm.host.name if vm.host else None
             if vm.deleted_at is not None:
                 raise ConflictError(
                     f"VM {vm.name} was deleted on {vm.deleted_at:%Y-%m-%d}; its metadata is frozen."
@@ -252,10 +262,10 @@ class Inventory:
             if vm.host is None:
                 raise ConflictError(f"VM {vm.name} has no host to write its metadata to.")
             old = row_to_meta(vm)
-            new = replace(old, **{k: _clean_meta(k, v) for k, v in changes.items()})
+            new = replace(old, **cleaned)
             hv = self.connector(vm.host)
             try:
-                hv.set_metadata(vm.uuid, new, is_template=vm.is_template)
+                hv.set_metadata(vm.uuid, new, is_template=vm.is_template, revision=vm.meta_version)
             except CorralError:
                 self.release(vm.host.name, broken=True)
                 raise
@@ -300,8 +310,8 @@ class Inventory:
                     "name": v.name,
                     "path": v.path,
                     "format": v.format,
-                    "capacity_gib": round(v.capacity_bytes / 1024**3, 1),
-                    "allocation_gib": round(v.allocation_bytes / 1024**3, 1),
+                    "capacity_bytes": v.capacity_bytes,
+                    "allocation_bytes": v.allocation_bytes,
                     "used_by": v.used_by,
                     "used_by_name": vm_name,
                     "orphaned": v.used_by is None,
@@ -318,6 +328,7 @@ class Inventory:
                 .join(m.Host, m.Network.host_id == m.Host.id)
                 .order_by(m.Host.name, m.Network.name)
             ).all()
+            by_bridge = {(host_id, n.bridge): n.name for n, _, host_id in nets if n.bridge}
             users: dict[tuple[int, str], int] = {}
             nic_rows = s.execute(
                 select(m.VM.host_id, m.VM.nics).where(
@@ -325,8 +336,10 @@ class Inventory:
                 )
             )
             for host_id, nics in nic_rows:
-                for name in {n.get("source") for n in nics or [] if n.get("type") == "network"}:
-                    users[(host_id, name)] = users.get((host_id, name), 0) + 1
+                names = {_nic_network(n, host_id, by_bridge) for n in nics or []}
+                for name in names:
+                    if name is not None:
+                        users[(host_id, name)] = users.get((host_id, name), 0) + 1
             rows = [
                 {
                     "host": host,
@@ -401,6 +414,37 @@ class Inventory:
         return vm, vm.host.name if vm.host else None
 
 
+def _claim(s: Session, uuid: str) -> m.VM:
+    """Bump the VM's metadata version as the transaction's first statement; the fresh row.
+
+    The UPDATE holds PostgreSQL's row lock, or SQLite's database write lock, until commit:
+    any other writer of this VM, in any thread or process, waits here and then reads what
+    this one committed. The new version is what the domain's metadata is stamped with.
+    """
+    s.execute(
+        update(m.VM).where(m.VM.uuid == uuid).values(meta_version=m.VM.meta_version + 1),
+        execution_options={"synchronize_session": False},
+    )
+    row = s.scalar(select(m.VM).where(m.VM.uuid == uuid).execution_options(populate_existing=True))
+    if row is None:
+        raise NotFoundError(f"no VM with UUID {uuid}.")
+    return row
+
+
+def _nic_network(
+    nic: dict[str, Any], host_id: int, by_bridge: dict[tuple[int, str], str]
+) -> str | None:
+    """The libvirt network a NIC is on: named by <source network=…> whatever the NIC's type
+    (a bridge-mode network gives type='bridge'), or a bridge that is a network's bridge."""
+    if nic.get("network"):
+        return str(nic["network"])
+    if nic.get("type") == "network":
+        return nic.get("source")
+    if nic.get("type") == "bridge" and nic.get("source"):
+        return by_bridge.get((host_id, str(nic["source"])))
+    return None
+
+
 def _clean_meta(key: str, value: Any) -> Any:
     if value is None or value == "":
         return () if key == "tags" else None
@@ -431,6 +475,19 @@ def _plain(v: Any) -> Any:
     if isinstance(v, tuple):
         return list(v)
     return v
+
+
+def _history(events: list[m.Event], current_name: str) -> list[dict[str, Any]]:
+    """A VM's events, oldest first, each with the name the VM had then (renames walked back)."""
+    out = []
+    name = current_name
+    for e in reversed(events):
+        if e.kind == "renamed" and isinstance(e.details.get("from"), str):
+            out.append(_event_view(e, e.details.get("to") or name))
+            name = e.details["from"]
+        else:
+            out.append(_event_view(e, name))
+    return out[::-1]
 
 
 def _event_view(e: m.Event, vm_name: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session, undefer
 
 from corral.domain.model import EventKind, HostInventory, HostStatus, PoolFacts, VMFacts, VMState
@@ -99,28 +99,33 @@ class SyncService:
                         f"no host named {sorted(unknown)[0]!r}; see 'corral hosts list'."
                     )
                 hosts = [h for h in hosts if h.name in wanted]
-            known = self._known_fingerprints(s, hosts)
+            known, versions = self._known_fingerprints(s, hosts)
             observed = self._read_all(hosts, known, progress)
             now = self.clock()
-            _Reconciler(s, now, report).run(observed)
+            _Reconciler(s, now, report, versions).run(observed)
         if report.count_of("created") + report.count_of("deleted") >= 1000:
             self.db.analyze()
         report.finished_at = self.clock()
         return report
 
     @staticmethod
-    def _known_fingerprints(s: Session, hosts: list[m.Host]) -> dict[int, dict[str, str]]:
+    def _known_fingerprints(
+        s: Session, hosts: list[m.Host]
+    ) -> tuple[dict[int, dict[str, str]], dict[str, int]]:
+        """Per host, the fingerprints held; per VM, the metadata version before the reads."""
         ids = [h.id for h in hosts]
         out: dict[int, dict[str, str]] = {i: {} for i in ids}
+        versions: dict[str, int] = {}
         rows = s.execute(
-            select(m.VM.host_id, m.VM.uuid, m.VM.fingerprint).where(
+            select(m.VM.host_id, m.VM.uuid, m.VM.fingerprint, m.VM.meta_version).where(
                 m.VM.host_id.in_(ids), m.VM.deleted_at.is_(None)
             )
         )
-        for host_id, uuid, fp in rows:
+        for host_id, uuid, fp, version in rows:
             if host_id is not None:
                 out[host_id][uuid] = fp
-        return out
+                versions[uuid] = version
+        return out, versions
 
     def _read_all(
         self, hosts: list[m.Host], known: dict[int, dict[str, str]], progress: Progress | None
@@ -149,13 +154,17 @@ class SyncService:
 class _Reconciler:
     """Applies observations to the store inside one session."""
 
-    def __init__(self, s: Session, now: datetime, report: SyncReport) -> None:
+    def __init__(
+        self, s: Session, now: datetime, report: SyncReport, versions: dict[str, int]
+    ) -> None:
         self.s = s
         self.now = now
         self.report = report
+        self.versions_read = versions  # metadata versions as they were before the hosts' reads
         self.first_sync: set[int] = set()  # hosts read for the first time in this sync
 
     def run(self, observed: list[_Observed]) -> None:
+        _lock_for_writing(self.s)
         self.existing = set(self.s.scalars(select(m.VM.uuid)))
         reachable = [o for o in observed if o.inventory is not None]
         seen: dict[str, m.Host] = {}
@@ -234,9 +243,16 @@ class _Reconciler:
     # -- VMs ------------------------------------------------------------------
     def _load(self, uuids: Iterable[str]) -> dict[str, m.VM]:
         """The stored rows of these VMs (those Corral has seen before), devices included."""
-        ids = [u for u in uuids if u in self.existing]
+        ids = sorted(u for u in uuids if u in self.existing)
         out: dict[str, m.VM] = {}
-        q = select(m.VM).options(undefer(m.VM.disks), undefer(m.VM.nics), undefer(m.VM.snapshots))
+        # Locked until the sync commits (PostgreSQL; SQLite holds its write lock already): a
+        # metadata write waits, or is waited for, never lands between a read and a write here.
+        q = (
+            select(m.VM)
+            .options(undefer(m.VM.disks), undefer(m.VM.nics), undefer(m.VM.snapshots))
+            .order_by(m.VM.uuid)
+            .with_for_update()
+        )
         with self.s.no_autoflush:
             for i in range(0, len(ids), 500):
                 for row in self.s.scalars(q.where(m.VM.uuid.in_(ids[i : i + 500]))):
@@ -246,6 +262,8 @@ class _Reconciler:
     def _apply(self, row: m.VM | None, facts: VMFacts, host: m.Host) -> bool:
         """Create or update one VM row; True when anything changed."""
         meta_cols = meta_to_columns(facts.meta) if not facts.meta.is_empty() else {}
+        if row is not None and meta_cols and not self._meta_is_current(row, facts):
+            meta_cols = {}  # a metadata write committed after this domain was read: it wins
         if row is None:
             row = self._create(facts, host, meta_cols)
             changes = diff_vm(None, facts, host.name, meta_cols)
@@ -259,6 +277,8 @@ class _Reconciler:
             row.host_id = host.id
             for k, v in meta_cols.items():
                 setattr(row, k, v)
+            if meta_cols and facts.meta_revision is not None:
+                row.meta_version = max(row.meta_version, facts.meta_revision)
         for k, v in facts_columns(facts).items():
             setattr(row, k, v)
         if changes:
@@ -266,6 +286,17 @@ class _Reconciler:
         for c in changes:
             self._event(c.kind, facts.uuid, host.name, c.details)
         return bool(changes)
+
+    def _meta_is_current(self, row: m.VM, facts: VMFacts) -> bool:
+        """Whether the domain's metadata may replace the stored one.
+
+        A stamped domain is current unless Corral committed a newer version since (the domain
+        was read before that write). An unstamped one (edited by hand) is current unless
+        Corral wrote this VM's metadata while the hosts were being read.
+        """
+        if facts.meta_revision is not None:
+            return facts.meta_revision >= row.meta_version
+        return row.meta_version == self.versions_read.get(row.uuid, row.meta_version)
 
     def _create(self, facts: VMFacts, host: m.Host, meta_cols: dict[str, Any]) -> m.VM:
         created = self.now
@@ -278,6 +309,7 @@ class _Reconciler:
             created_at=min(created, self.now),
             first_seen_at=self.now,
             updated_at=self.now,
+            meta_version=facts.meta_revision or 0,
             **{k: v for k, v in meta_cols.items()},
         )
         if not meta_cols:
@@ -288,6 +320,7 @@ class _Reconciler:
     def _stored(self, row: m.VM) -> Stored:
         return Stored(
             host=row.host.name if row.host else None,
+            name=row.name,
             state=row.state,
             vcpus=row.vcpus,
             memory_max_mib=row.memory_max_mib,
@@ -382,6 +415,20 @@ class _Reconciler:
             m.Event(at=self.now, kind=kind.value, vm_uuid=vm, host_name=host, details=details)
         )
         self.report.events[kind.value] = self.report.events.get(kind.value, 0) + 1
+
+
+def _lock_for_writing(s: Session) -> None:
+    """On SQLite, take the database write lock now, before the rows to change are read.
+
+    A write statement opens SQLite's write transaction even when it matches no row, and
+    holds it until commit: a metadata write of another thread or process waits for the sync
+    instead of committing between its reads and its writes. PostgreSQL locks rows instead.
+    """
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(
+            update(m.Host).where(false()).values(id=m.Host.id),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def _storage_fingerprint(pools: tuple[PoolFacts, ...], networks: tuple[Any, ...]) -> str:

@@ -111,6 +111,9 @@ class VM(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    # Bumped by every metadata write Corral makes and stamped into the domain's <metadata>:
+    # a sync never copies a domain's older metadata over a newer database write.
+    meta_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     host: Mapped[Host | None] = relationship()
 
@@ -164,6 +167,8 @@ class Pool(Base):
     capacity_bytes: Mapped[int] = mapped_column(BigInteger)
     allocation_bytes: Mapped[int] = mapped_column(BigInteger)
     available_bytes: Mapped[int] = mapped_column(BigInteger)
+    # Pools of several hosts with the same key are one shared storage (see inventory.storage).
+    storage_key: Mapped[str] = mapped_column(String(4200), default="", server_default="")
 
     host: Mapped[Host] = relationship(back_populates="pools")
     volumes: Mapped[list[Volume]] = relationship(
