@@ -7,15 +7,30 @@ import json
 import os
 import subprocess
 import sys
+import uuid as uuidlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from guest import GuestFactory, RealhostEnv, run_virsh
+from guest import (
+    GuestFactory,
+    RealhostEnv,
+    create_volume,
+    migrate_live,
+    remove_pool,
+    run_virsh,
+    start_dir_pool,
+)
 from lxml import etree
+from tests.conftest import Clock
+from tests.reclaim.conftest import Inbox, make_service, smtp  # noqa: F401  (fixture)
 
+from corral.engines.reclaim import Policy
 from corral.hypervisor.domxml import METADATA_NS
 from corral.inventory.service import Inventory
+from corral.notify.mailer import SmtpSettings
 from corral.store.db import Database
 
 FIELDS = ("owner", "department", "project", "purpose")
@@ -126,3 +141,92 @@ def test_metadata_set_only_in_the_persistent_definition_of_a_running_vm_is_seen(
     assert _virsh_meta(realhost_uris[0], g.name, "--live")["owner"] == "before"
     real_inventory.sync(["real-1"])
     assert real_inventory.find_vm(g.uuid)["owner"] == "set-in-config"
+
+
+# -- item 8(a): a pool shared by both hosts ---------------------------------------------
+
+
+@pytest.fixture
+def shared_pools(libvirt_conns: list[Any], tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """One directory, a dir pool at that same path on each host (the hosts share a machine)."""
+    name = f"corral-sync-shared-{uuidlib.uuid4().hex[:8]}"
+    path = tmp_path / "shared"
+    pools = (
+        start_dir_pool(libvirt_conns[0], name, path),
+        start_dir_pool(libvirt_conns[1], name, path),
+    )
+    yield pools
+    pools[1].destroy()
+    remove_pool(pools[0])
+
+
+QUICK = Policy(
+    notice_days=1, quarantine_days=1, cooling_off_days=1, approvals={}, shutdown_grace_s=5
+)
+
+
+def test_a_shared_pool_is_one_storage_and_its_linked_clone_base_is_never_deleted(
+    real_inventory: Inventory,
+    guest_factory: GuestFactory,
+    shared_pools: tuple[Any, Any],
+    smtp: tuple[Inbox, SmtpSettings],  # noqa: F811
+    clock: Clock,
+) -> None:
+    pool_1, pool_2 = shared_pools
+    base = create_volume(pool_1, "base.qcow2", size_mib=16)
+    clone = create_volume(pool_1, "clone.qcow2", size_mib=16, backing=base)
+    spare = create_volume(pool_1, "spare.qcow2", size_mib=16)
+    pool_2.refresh(0)
+    owner = guest_factory(0, disk=base, start=False)  # host 1: writes the base image
+    linked = guest_factory(1, disk=clone, start=False)  # host 2: a linked clone of it
+    real_inventory.sync()
+
+    volumes = {v["path"]: v for v in real_inventory.list_volumes() if v["pool"] == pool_1.name()}
+    assert set(volumes) == {str(base), str(clone), str(spare)}  # once each, not once per host
+    assert all(v["hosts"] == ["real-1", "real-2"] for v in volumes.values())
+    assert volumes[str(base)]["used_by"] == owner.uuid
+    assert (volumes[str(clone)]["used_by"], volumes[str(clone)]["used_by_host"]) == (
+        linked.uuid,
+        "real-2",
+    )
+    orphans = {v["path"] for v in real_inventory.list_volumes(orphaned_only=True)}
+    assert str(spare) in orphans and str(base) not in orphans and str(clone) not in orphans
+
+    # Reclaiming the base's VM on host 1 must not delete what host 2's clone is built on.
+    _, settings = smtp
+    svc = make_service(real_inventory, settings, QUICK)
+    case = svc.flag(owner.name, category="powered_off", reason="unused", actor="ops")
+    svc.run()
+    outcomes = []
+    for _ in range(3):
+        clock.advance(days=2)
+        outcomes += svc.run()
+    failed = [o for o in outcomes if o.result == "failed"]
+    assert failed and failed[-1].step == "delete", outcomes
+    assert str(base) in failed[-1].detail and linked.name in failed[-1].detail
+    assert base.exists() and clone.exists()
+    assert svc.case(case["id"])["state"] != "deleted"
+    assert owner.dom.connect().lookupByUUIDString(owner.uuid).UUIDString() == owner.uuid
+    assert real_inventory.find_vm(owner.uuid)["deleted_at"] is None
+
+
+def test_after_a_live_migration_a_shared_volume_follows_its_vm(
+    real_inventory: Inventory,
+    guest_factory: GuestFactory,
+    shared_pools: tuple[Any, Any],
+    realhost_uris: list[str],
+) -> None:
+    pool_1, pool_2 = shared_pools
+    disk = create_volume(pool_1, "moving.qcow2", size_mib=16)
+    pool_2.refresh(0)
+    g = guest_factory(0, disk=disk)
+    real_inventory.sync()
+    migrate_live(g.dom, realhost_uris[1])
+    real_inventory.sync()
+    assert real_inventory.find_vm(g.uuid)["host"] == "real-2"
+    (row,) = [v for v in real_inventory.list_volumes() if v["path"] == str(disk)]
+    assert (row["used_by"], row["used_by_host"], row["hosts"]) == (
+        g.uuid,
+        "real-2",
+        ["real-1", "real-2"],
+    )

@@ -198,6 +198,9 @@ class PoolFacts:
     allocation_bytes: int
     available_bytes: int
     volumes: tuple[VolumeFacts, ...] = ()
+    # Where a network or device pool's storage lives (hosts, export, device, name), in one
+    # string: two hosts' pools with the same source are the same storage.
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

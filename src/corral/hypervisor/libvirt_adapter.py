@@ -368,6 +368,7 @@ class LibvirtHypervisor:
                     allocation_bytes=int(allocation),
                     available_bytes=int(available),
                     volumes=self._volumes(pool, int(allocation)) if active else (),
+                    source=_pool_source(root),
                 )
             )
         return tuple(pools)
@@ -561,6 +562,26 @@ class LibvirtHypervisor:
                 raise self._error(f"delete VM {uuid}", exc) from None
             self._forget(uuid, deleted)
         return deleted
+
+    def volumes_to_delete(self, uuid: str) -> list[str]:
+        """The paths of the pool volumes ``delete_vm`` would delete; refused as it would be."""
+        with self._lock:
+            dom = self._lookup(uuid, missing_ok=True)
+            if dom is None:
+                return []
+            try:
+                return sorted(_norm(v.path()) for v in self._own_volumes(dom, uuid))
+            except libvirt.libvirtError as exc:
+                raise self._error(f"list the volumes of VM {uuid}", exc) from None
+
+    def paths_in_use(self, exclude: str = "") -> dict[str, set[str]]:
+        """Path -> names of this host's VMs (but ``exclude``) that use it, backing chains too."""
+        with self._lock:
+            try:
+                _refresh_pools(self._conn)
+                return self._volume_users(exclude)
+            except libvirt.libvirtError as exc:
+                raise self._error("list the storage its VMs use", exc) from None
 
     def _own_volumes(self, dom: libvirt.virDomain, uuid: str) -> list[libvirt.virStorageVol]:
         """The pool volumes among the VM's writable disks; refuse if another VM needs one."""
@@ -878,6 +899,24 @@ def _xml_backing_chain(disk: etree._Element, top: str) -> list[str]:
         parent_dir = os.path.dirname(path)
         store = store.find("backingStore")
     return chain
+
+
+def _pool_source(root: etree._Element) -> str | None:
+    """A pool's <source> as one string (hosts, directory, devices, name); None if it has none."""
+    src = root.find("source")
+    if src is None:
+        return None
+    parts = [
+        ",".join(sorted(h.get("name", "") for h in src.iterfind("host"))),
+        _attr(src.find("dir"), "path"),
+        ",".join(sorted(d.get("path", "") for d in src.iterfind("device"))),
+        (src.findtext("name") or "").strip(),
+    ]
+    return "|".join(parts) if any(parts) else None
+
+
+def _attr(el: etree._Element | None, name: str) -> str:
+    return (el.get(name) or "") if el is not None else ""
 
 
 def _norm(path: str) -> str:

@@ -11,11 +11,18 @@ from typing import Any, cast
 
 from sqlalchemy import Select, func, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
-from corral.errors import ConflictError, CorralError, NotFoundError, StoreError, ValidationError
+from corral.errors import (
+    ConflictError,
+    CorralError,
+    HostUnreachableError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
 from corral.hypervisor.base import Hypervisor
 from corral.hypervisor.libvirt_adapter import Credentials, connect
 from corral.hypervisor.pool import ConnectionPool
@@ -293,32 +300,73 @@ class Inventory:
             return vm_detail(vm, host_name)
 
     def list_volumes(self, *, orphaned_only: bool = False) -> list[dict[str, Any]]:
+        """Every volume once, a shared storage's volumes included: ``hosts`` lists who sees it."""
+        user_host = aliased(m.Host)
         with self.db.session() as s:
             q = (
-                select(m.Volume, m.Pool.name, m.Host.name, m.VM.name)
+                select(m.Volume, m.Pool, m.Host.name, m.VM.name, user_host.name)
                 .join(m.Pool, m.Volume.pool_id == m.Pool.id)
                 .join(m.Host, m.Pool.host_id == m.Host.id)
                 .outerjoin(m.VM, m.VM.uuid == m.Volume.used_by)
+                .outerjoin(user_host, user_host.id == m.VM.host_id)
                 .order_by(m.Host.name, m.Pool.name, m.Volume.name)
             )
             if orphaned_only:
                 q = q.where(m.Volume.used_by.is_(None))
-            return [
-                {
-                    "host": host,
-                    "pool": pool,
+            out: dict[tuple[str, str], dict[str, Any]] = {}
+            for v, pool, host, vm_name, vm_host in s.execute(q).all():
+                key = (pool.storage_key or f"pool:{pool.id}", v.path)
+                if key in out:
+                    out[key]["hosts"].append(host)
+                    continue
+                out[key] = {
+                    "host": vm_host or host,
+                    "hosts": [host],
+                    "pool": pool.name,
                     "name": v.name,
                     "path": v.path,
                     "format": v.format,
                     "capacity_bytes": v.capacity_bytes,
                     "allocation_bytes": v.allocation_bytes,
+                    "backing_path": v.backing_path,
                     "used_by": v.used_by,
                     "used_by_name": vm_name,
+                    "used_by_host": vm_host,
                     "orphaned": v.used_by is None,
                     "first_seen_at": v.first_seen_at.isoformat(),
                 }
-                for v, pool, host, vm_name in s.execute(q).all()
-            ]
+        for row in out.values():
+            row["shared"] = len(row["hosts"]) > 1
+        return list(out.values())
+
+    def storage_users_elsewhere(
+        self, host_name: str, uuid: str, paths: Iterable[str]
+    ) -> dict[str, list[str]]:
+        """Which of ``paths`` a VM on another host uses (disk or backing chain), read live.
+
+        Every other host is asked: a host that does not answer is an error, since what it
+        does not say cannot be known to be unused.
+        """
+        wanted = set(paths)
+        found: dict[str, list[str]] = {}
+        if not wanted:
+            return found
+        with self.db.session() as s:
+            others = list(s.scalars(select(m.Host).where(m.Host.name != host_name)))
+        for host in sorted(others, key=lambda h: h.name):
+            try:
+                users = self.connector(host).paths_in_use(exclude=uuid)
+            except CorralError as exc:
+                self.release(host.name, broken=True)
+                raise HostUnreachableError(
+                    f"could not ask host {host.name} whether it uses the storage of VM {uuid} "
+                    f"({exc.message}); nothing was deleted, try again when it answers."
+                ) from None
+            for path in sorted(wanted & set(users)):
+                found.setdefault(path, []).extend(
+                    f"{n} on {host.name}" for n in sorted(users[path])
+                )
+        return found
 
     def list_networks(self, *, unused_only: bool = False) -> list[dict[str, Any]]:
         """Virtual networks per host, with how many live VMs have a NIC on each."""

@@ -25,6 +25,7 @@ from corral.errors import CorralError, NotFoundError
 from corral.hypervisor.base import Hypervisor
 from corral.inventory.diff import Stored, diff_vm
 from corral.inventory.records import facts_columns, meta_to_columns, row_meta
+from corral.inventory.storage import PoolRef, VMRef, VolumeRef, attribute, storage_key, vm_paths
 from corral.store import models as m
 from corral.store.db import Database
 
@@ -202,9 +203,12 @@ class _Reconciler:
             results[o.host.name].vms_changed += gone
             if gone:
                 changed_hosts.add(o.host.id)
+        storage_moved = False
         for o in reachable:
             assert o.inventory is not None
-            self._sync_storage(o.host, o.inventory, force=o.host.id in changed_hosts)
+            storage_moved |= self._sync_storage(o.host, o.inventory)
+        if storage_moved or changed_hosts:
+            self._attribute_volumes()
         self.report.hosts = [results[o.host.name] for o in observed]
 
     # -- hosts ----------------------------------------------------------------
@@ -344,12 +348,12 @@ class _Reconciler:
         return len(missing)
 
     # -- storage and networks -------------------------------------------------
-    def _sync_storage(self, host: m.Host, inv: HostInventory, *, force: bool) -> None:
+    def _sync_storage(self, host: m.Host, inv: HostInventory) -> bool:
+        """Store the host's pools, volumes and networks; False when nothing moved."""
         fp = _storage_fingerprint(inv.pools, inv.networks)
-        if fp == host.storage_fingerprint and not force:
-            return
+        if fp == host.storage_fingerprint:
+            return False
         host.storage_fingerprint = fp
-        used = self._disk_paths(host)
         pools = {p.name: p for p in host.pools}
         for pf in inv.pools:
             pool = pools.pop(pf.name, None)
@@ -360,6 +364,7 @@ class _Reconciler:
             pool.capacity_bytes = pf.capacity_bytes
             pool.allocation_bytes = pf.allocation_bytes
             pool.available_bytes = pf.available_bytes
+            pool.storage_key = storage_key(pf)
             vols = {v.name: v for v in pool.volumes}
             for vf in pf.volumes:
                 vol = vols.pop(vf.name, None)
@@ -368,7 +373,6 @@ class _Reconciler:
                     pool.volumes.append(vol)
                 vol.path, vol.format, vol.backing_path = vf.path, vf.format, vf.backing_path
                 vol.capacity_bytes, vol.allocation_bytes = vf.capacity_bytes, vf.allocation_bytes
-                vol.used_by = used.get(vf.path)
             for gone in vols.values():
                 pool.volumes.remove(gone)
         for gone_pool in pools.values():
@@ -387,26 +391,38 @@ class _Reconciler:
             )
         for gone_net in nets.values():
             host.networks.remove(gone_net)
+        return True
 
-    def _disk_paths(self, host: m.Host) -> dict[str, str]:
-        """Disk path → VM UUID for the live (non-deleted) VMs on this host, templates included."""
+    def _attribute_volumes(self) -> None:
+        """Which VM uses each volume, judged against every host's VMs (shared storage)."""
         self.s.flush()
-        out: dict[str, str] = {}
-        rows = self.s.execute(
-            select(m.VM.uuid, m.VM.disks, m.VM.snapshots).where(
-                m.VM.host_id == host.id, m.VM.deleted_at.is_(None)
+        pools = [
+            PoolRef(i, h, k or f"pool:{i}", p)  # no key yet: stored before keys existed
+            for i, h, k, p in self.s.execute(
+                select(m.Pool.id, m.Pool.host_id, m.Pool.storage_key, m.Pool.path)
             )
-        )
-        for uuid, disks, snapshots in rows:
-            for d in disks or []:
-                if d.get("path"):
-                    out[d["path"]] = uuid
-                if d.get("backing_path"):
-                    out.setdefault(d["backing_path"], uuid)
-            for sn in snapshots or []:  # an external chain: overlays and the images they froze
-                for path in (*sn.get("files", ()), *sn.get("frozen", ())):
-                    out.setdefault(path, uuid)
-        return out
+        ]
+        rows = self.s.execute(
+            select(
+                m.Volume.id,
+                m.Volume.pool_id,
+                m.Volume.path,
+                m.Volume.backing_path,
+                m.Volume.used_by,
+            )
+        ).all()
+        vms = [
+            VMRef(uuid, host_id, vm_paths(disks or [], snaps or []))
+            for uuid, host_id, disks, snaps in self.s.execute(
+                select(m.VM.uuid, m.VM.host_id, m.VM.disks, m.VM.snapshots).where(
+                    m.VM.deleted_at.is_(None), m.VM.host_id.is_not(None)
+                )
+            )
+        ]
+        users = attribute(pools, [VolumeRef(i, p, path, b) for i, p, path, b, _ in rows], vms)
+        changed = [{"id": i, "used_by": users[i]} for i, *_, old in rows if users[i] != old]
+        if changed:
+            self.s.execute(update(m.Volume), changed)
 
     def _event(
         self, kind: EventKind, vm: str | None, host: str | None, details: dict[str, Any]

@@ -444,7 +444,17 @@ class ReclaimService:
 
     def _delete(self, case_id: int, p: dict[str, Any]) -> dict[str, Any]:
         uuid, host = self._where(case_id)
-        deleted = self.connect(host).delete_vm(uuid, delete_storage=True)
+        hv = self.connect(host)
+        # A volume of a shared storage may be a disk or a backing file of a VM on another host.
+        used = self.inv.storage_users_elsewhere(host, uuid, hv.volumes_to_delete(uuid))
+        if used:
+            path, users = next(iter(sorted(used.items())))
+            raise ConflictError(
+                f"VM {uuid} was not deleted: its volume {path} is also used by {', '.join(users)} "
+                "as a disk or as the backing file of a linked clone; delete or flatten those "
+                "VMs first."
+            )
+        deleted = hv.delete_vm(uuid, delete_storage=True)
         self._sync(host)
         self._inform(case_id, Step.delete, p)
         return {

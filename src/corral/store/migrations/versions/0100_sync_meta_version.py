@@ -24,6 +24,8 @@ def upgrade() -> None:
         "pools",
         sa.Column("storage_key", sa.String(length=4200), server_default="", nullable=False),
     )
+    # Every host's storage is re-read once, so that its pools get their keys.
+    op.execute(sa.text("UPDATE hosts SET storage_fingerprint = ''"))
 
 
 def downgrade() -> None:
