@@ -153,7 +153,7 @@ def run_probe(
     headers = {"Authorization": f"Bearer {token}"}
     per_writer = max(1, requests // (2 * len(FIELDS)))
     readers = 8
-    per_reader = max(1, (requests - per_writer * len(FIELDS)) // readers)
+    reads = max(readers, requests - per_writer * len(FIELDS))
     last: dict[str, str] = {}
     start = threading.Barrier(len(FIELDS) + readers)
 
@@ -186,7 +186,7 @@ def run_probe(
     def reader(k: int) -> None:
         with httpx.Client(base_url=base_url, timeout=60) as client:
             start.wait()
-            for i in range(per_reader):
+            for i in range(reads // readers + (k < reads % readers)):
                 if i % 10 == 9:
                     call(client, "POST", "/api/v1/sync")
                 elif (i + k) % 2:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,10 +62,37 @@ def _finish(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+WRITER = """
+import sys, time
+from pathlib import Path
+
+import libvirt
+from lxml import etree
+
+from corral.config import load_settings
+from corral.inventory.service import Inventory
+
+uuid, field, rounds, go, uri = sys.argv[1:6]
+go = Path(go)
+libvirt.registerErrorHandler(lambda _c, _e: None, None)
+inv = Inventory.from_settings(load_settings())
+conn = libvirt.open(uri)
+while not go.exists():
+    time.sleep(0.005)
+for i in range(int(rounds)):
+    value = f"{field}-{i}"
+    inv.set_metadata(uuid, {field: value}, actor=field)
+    dom = conn.lookupByUUIDString(uuid)
+    xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, "urn:corral:vm:1", 0)
+    if etree.fromstring(xml.encode()).findtext(field) != value:
+        print(f"{value} acknowledged, missing from the domain", flush=True)
+"""
+
+
 def test_metadata_writes_from_four_processes_all_reach_a_running_domain(
     guest_factory: GuestFactory, realhost_uris: list[str], db: Database, tmp_path: Path
 ) -> None:
-    """Four `corral vm set` processes at once, each its own field, three rounds."""
+    """Four processes at once, each writing its own field ten times through the service."""
     g = guest_factory(0)
     env = {
         **os.environ,
@@ -74,20 +102,29 @@ def test_metadata_writes_from_four_processes_all_reach_a_running_domain(
     }
     _finish(_corral(env, "hosts", "add", "real-1", realhost_uris[0]))
     _finish(_corral(env, "sync"))
-    for rnd in range(3):
-        procs = [_corral(env, "vm", "set", g.uuid, f"--{f}", f"{f}-{rnd}") for f in FIELDS]
-        for p in procs:
-            _finish(p)
-    expected = {f: f"{f}-2" for f in FIELDS}
+    go = tmp_path / "go"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, g.uuid, f, "10", str(go), realhost_uris[0]],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in FIELDS
+    ]
+    time.sleep(3)  # every writer is up and waiting
+    go.touch()
+    lost = [line for w in writers for line in _finish(w).splitlines()]
+    assert lost == []
+    expected = {f: f"{f}-9" for f in FIELDS}
     shown = json.loads(_finish(_corral(env, "vm", "show", g.uuid, "-o", "json")))
-    stored = {f: shown[f] for f in FIELDS}
-    assert stored == expected
+    assert {f: shown[f] for f in FIELDS} == expected
     assert _virsh_meta(realhost_uris[0], g.name, "--live") == expected
     assert _virsh_meta(realhost_uris[0], g.name, "--config") == expected
     _finish(_corral(env, "sync"))
     shown = json.loads(_finish(_corral(env, "vm", "show", g.uuid, "-o", "json")))
-    stored = {f: shown[f] for f in FIELDS}
-    assert stored == expected
+    assert {f: shown[f] for f in FIELDS} == expected
 
 
 def test_a_nic_on_a_bridge_mode_network_counts_as_using_it(

@@ -109,11 +109,17 @@ def parse_nics(root: etree._Element) -> tuple[Nic, ...]:
     return tuple(nics)
 
 
+def _metadata_element(root: etree._Element) -> etree._Element | None:
+    """Corral's element in a domain, or the element itself (libvirt's virDomainGetMetadata
+    gives it without its namespace)."""
+    if root.tag in (f"{{{METADATA_NS}}}{METADATA_ROOT}", METADATA_ROOT):
+        return root
+    return root.find(f"metadata/{{{METADATA_NS}}}{METADATA_ROOT}")
+
+
 def parse_metadata(root: etree._Element) -> tuple[OwnerMeta, bool]:
     """Corral's metadata in a domain (or the bare element); returns (meta, is_template)."""
-    el = root if root.tag == f"{{{METADATA_NS}}}{METADATA_ROOT}" else None
-    if el is None:
-        el = root.find(f"metadata/{{{METADATA_NS}}}{METADATA_ROOT}")
+    el = _metadata_element(root)
     if el is None:
         return OwnerMeta(), False
     values: dict[str, str] = {}
@@ -138,8 +144,11 @@ def parse_metadata(root: etree._Element) -> tuple[OwnerMeta, bool]:
 
 
 def parse_revision(root: etree._Element) -> int | None:
-    """The version Corral stamped into its metadata element, None when there is none."""
-    text = root.findtext(f"metadata/{{{METADATA_NS}}}{METADATA_ROOT}/{{{METADATA_NS}}}revision")
+    """The version Corral stamped into its metadata (in a domain, or the bare element)."""
+    el = _metadata_element(root)
+    children = [c for c in el if isinstance(c.tag, str)] if el is not None else []
+    found = (c for c in children if etree.QName(c).localname == "revision")
+    text = next((c.text for c in found), None)
     try:
         return int(text.strip()) if text else None
     except ValueError:
@@ -245,15 +254,16 @@ def parse_domain(
     autostart: bool = False,
     persistent: bool = True,
     snapshots: tuple[Snapshot, ...] = (),
-    config_xml: str | None = None,
+    config_metadata: str | None = None,
 ) -> VMFacts:
     """VMFacts from a domain's XML description and the live values libvirt gives beside it.
 
-    ``config_xml``, the persistent definition of a running domain, is where its metadata is
-    read from: ``virsh metadata --config`` changes only that one, and it is what survives.
+    ``config_metadata``, Corral's element in the persistent definition of a running domain,
+    is where its metadata is read from when given: ``virsh metadata --config`` changes only
+    that one, and it is the one that survives a restart.
     """
     root = parse(xml, "domain XML")
-    meta_root = parse(config_xml, "domain XML") if config_xml is not None else root
+    meta_root = parse(config_metadata, "domain metadata") if config_metadata else root
     if root.tag != "domain":
         raise ValidationError(f"expected a <domain> element, found <{root.tag}>.")
     uuid = _text(root, "uuid")

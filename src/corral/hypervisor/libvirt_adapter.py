@@ -226,9 +226,9 @@ class LibvirtHypervisor:
             state = _STATES.get(raw_state, VMState.other)
             autostart = bool(dom.autostart())
             persistent = bool(dom.isPersistent())
-            # A running domain's persistent definition can differ from its live one.
-            config_xml = (
-                dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            # A running domain's persistent definition can hold other metadata than its live one.
+            config_meta = (
+                _config_metadata(dom)
                 if persistent and raw_state != libvirt.VIR_DOMAIN_SHUTOFF
                 else None
             )
@@ -240,7 +240,7 @@ class LibvirtHypervisor:
         by_path = self._volumes_by_path(pools)
         held = self._snapshot_growth(uuid, xml, by_path) if snap_names else []
         digest = hashlib.blake2b(digest_size=16)
-        parts = (xml, config_xml or "", state.value, str(autostart), str(persistent))
+        parts = (xml, config_meta or "", state.value, str(autostart), str(persistent))
         for part in (*parts, *snap_names, *held):
             digest.update(part.encode())
             digest.update(b"\0")
@@ -259,7 +259,7 @@ class LibvirtHypervisor:
             autostart=autostart,
             persistent=persistent,
             snapshots=snapshots,
-            config_xml=config_xml,
+            config_metadata=config_meta,
         )
         disks = tuple(self._block_size(dom, d) for d in _sized_disks(facts, by_path))
         sized = _sized_snapshots(facts.snapshots, by_path)
@@ -913,6 +913,21 @@ def _pool_source(root: etree._Element) -> str | None:
         (src.findtext("name") or "").strip(),
     ]
     return "|".join(parts) if any(parts) else None
+
+
+def _config_metadata(dom: libvirt.virDomain) -> str | None:
+    """Corral's metadata element in the persistent definition; None when it has none."""
+    try:
+        xml: str = dom.metadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+            domxml.METADATA_NS,
+            libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+        )
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, *_FLAG_REFUSED):
+            return None
+        raise
+    return xml
 
 
 def _attr(el: etree._Element | None, name: str) -> str:
