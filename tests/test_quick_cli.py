@@ -11,8 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import click
 import pytest
+import typer
 import typer.main
 
 HEAVY = ("ortools", "pandas", "alembic", "libvirt", "fastapi", "numpy")
@@ -84,7 +84,7 @@ def test_head_revision_is_alembics() -> None:
     assert ScriptDirectory.from_config(cfg).get_heads() == [HEAD_REVISION]
 
 
-def _short_help(cmd: click.Command) -> str:
+def _short_help(cmd: typer.core.TyperCommand | typer.core.TyperGroup) -> str:
     return cmd.get_short_help_str(limit=1000)
 
 
@@ -92,13 +92,13 @@ def test_the_static_command_list_matches_the_commands() -> None:
     from corral.cli.main import COMMANDS, app
 
     group = typer.main.get_group(app)
-    ctx = click.Context(group)
+    ctx = typer.Context(group)
     real = {n: group.commands[n] for n in group.commands}
     assert set(real) == set(COMMANDS)
     for name, (module, line) in COMMANDS.items():
         assert _short_help(real[name]) == line, name
         callback = real[name].callback
-        if callback is not None and not isinstance(real[name], click.Group):
+        if callback is not None and not isinstance(real[name], typer.core.TyperGroup):
             assert callback.__module__ == module, name
     assert group.list_commands(ctx)[: len(COMMANDS)] == list(COMMANDS)
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
-import click
 import typer
 import typer.main
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from corral.errors import CorralError
+
+if TYPE_CHECKING:
+    from typer._click import Command, Context  # typer's own copy of click
 
 
 class _LazyGroup(TyperGroup):
@@ -27,18 +30,18 @@ class _LazyGroup(TyperGroup):
     command module (they pull in SQLAlchemy, the engines, OR-Tools).
     """
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         real = super().get_command(ctx, cmd_name)
         if real is not None or cmd_name not in COMMANDS:
             return real
-        return click.Command(cmd_name, help=COMMANDS[cmd_name][1])  # for the help listing
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])  # for the help listing
 
     def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
         """Import the module of the command about to run, and add its commands."""
         name = args[0] if args else None
         if name in COMMANDS and name not in self.commands:
