@@ -40,7 +40,7 @@ def test_inventory_records_mapping() -> None:
 
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CORRAL_HOME": str(home)}
+    env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_NODE_DIR": str(home.parent)}
     env.pop("CORRAL_DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "corral", *args],

@@ -69,6 +69,7 @@ def _env(home: Path, smtp_port: int, policy: Path) -> dict[str, str]:
         "CORRAL_MAIL_DOMAIN": "example.test",
         "CORRAL_MAIL_FALLBACK": "admins@example.test",
         "CORRAL_RECLAIM_POLICY": str(policy),
+        "CORRAL_NODE_DIR": str(home.parent),  # the node files sit beside the home
         "USER": "ops",
     }
 
@@ -86,7 +87,8 @@ def cli(tmp_path: Path, nodes: Path, smtp: tuple[Inbox, Any]) -> Cli:
 def _register_hosts(home: Path, nodes: Path) -> None:
     """The two test-driver hosts, synced, in the home's database (in-process: faster)."""
     home.mkdir()
-    inv = Inventory.from_settings(Settings(home, f"sqlite:///{home / 'corral.db'}"))
+    settings = Settings(home, f"sqlite:///{home / 'corral.db'}", node_dir=home.parent)
+    inv = Inventory.from_settings(settings)
     inv.add_host("a", f"test://{nodes / 'host-a.xml'}")
     inv.add_host("b", f"test://{nodes / 'host-b.xml'}")
     inv.sync()

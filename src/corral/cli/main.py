@@ -2,7 +2,12 @@
 
 A command group module exposes ``register(app)``; the list below is the one
 place they are wired in. Every CorralError becomes one clear sentence on stderr
-and a non-zero exit status, never a traceback.
+and its class's exit status (see corral.errors: 2 bad input, 3 not found,
+4 conflict, 5 unreachable host, 1 a bug), never a traceback.
+
+A host that never answered may leave a call hanging in a daemon thread (see
+corral.hypervisor.deadline); the process then leaves with ``os._exit`` after
+flushing its output, so no finaliser waits on that host.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import importlib
 import os
 import sys
 
+import click
 import typer
 from rich.console import Console
 
@@ -92,16 +98,36 @@ def _modules_for(argv: list[str]) -> list[str]:
 
 def run() -> None:
     """Console-script entry point."""
-    err = Console(stderr=True)
     _register(_modules_for(sys.argv[1:]))
+    code = _main()
+    from corral.hypervisor.deadline import has_late_calls
+
+    if has_late_calls():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _main() -> int:
+    """Run the command; its exit status."""
+    err = Console(stderr=True)
     try:
-        _app()
+        _app(standalone_mode=False)
     except CorralError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        return 130
+    except click.ClickException as exc:  # a usage error: Click's own message, exit 2
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
-        sys.exit(130)
+        return 130
     except Exception as exc:  # a bug: one sentence, the traceback only on request
         if os.environ.get("CORRAL_DEBUG"):
             raise
@@ -111,4 +137,5 @@ def run() -> None:
             highlight=False,
             soft_wrap=True,
         )
-        sys.exit(1)
+        return 1
+    return 0
