@@ -83,7 +83,7 @@ def test_sync_ends_with_exit_5_naming_the_frozen_host(
     home, pid = two_hosts
     proc = _frozen(pid, home, "sync", "-o", "json")
     assert proc.returncode == 5, proc.stderr
-    assert "frozen" in proc.stderr and "Traceback" not in proc.stderr
+    assert "host frozen was not synced" in proc.stderr and "Traceback" not in proc.stderr
     report = {h["host"]: h for h in json.loads(proc.stdout)["hosts"]}
     assert report["healthy"]["status"] == "ok"
     assert report["frozen"]["status"] == "unreachable"

@@ -135,8 +135,7 @@ def _fail_for_hosts_left_out(hosts: list[HostResult]) -> None:
     for status, error in (("unreachable", HostUnreachableError), ("duplicate", ConflictError)):
         left_out = [h for h in hosts if h.status == status]
         if left_out:
-            named = "; ".join(f"host {h.host}: {h.error}" for h in left_out)
-            raise error(f"synced the other hosts, but not {named}")
+            raise error("; ".join(f"host {h.host} was not synced: {h.error}" for h in left_out))
 
 
 def vms(

@@ -16,7 +16,6 @@ import importlib
 import os
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -110,29 +109,24 @@ def run() -> None:
 
 
 def _main() -> int:
-    """Run the command; its exit status."""
+    """Run the command; its exit status (Typer ends every command with SystemExit)."""
     err = Console(stderr=True)
     try:
-        _app(standalone_mode=False)
+        _app()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CorralError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("interrupted")
-        return 130
-    except click.ClickException as exc:  # a usage error: Click's own message, exit 2
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
     except Exception as exc:  # a bug: one sentence, the traceback only on request
         if os.environ.get("CORRAL_DEBUG"):
             raise
+        said = " ".join(str(exc).split())[:200]  # one line, however the exception reads
         err.print(
-            f"[bold red]error:[/] Corral hit an unexpected {type(exc).__name__}: {str(exc)[:200]} "
+            f"[bold red]error:[/] Corral hit an unexpected {type(exc).__name__}: {said} "
             "(run again with CORRAL_DEBUG=1 for the traceback, and please report it).",
             highlight=False,
             soft_wrap=True,
