@@ -13,13 +13,22 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from guest import RealhostEnv, guest_xml
+
+from corral.hypervisor.uri import HostAccess
+from corral.inventory.service import Inventory
+from corral.inventory.sync import SyncReport
+from corral.security.secrets import SecretBox
+from corral.store.db import Database
 
 HANG_GUARD_S = 45.0  # far above the 3 s host timeout; only a command that hangs reaches it
 HOST_TIMEOUT_S = "3"
@@ -107,3 +116,52 @@ def test_frozen_host_answers_again_after_sigcont(two_hosts: tuple[Path, int]) ->
     again = _corral(home, "sync", "-o", "json")
     assert again.returncode == 0, again.stderr
     assert {h["status"] for h in json.loads(again.stdout)["hosts"]} == {"ok"}
+
+
+def _stuck_threads(inv: Inventory) -> list[str]:
+    """The threads of this inventory's host calls that are still running."""
+    mine = f"corral-host:{inv.scope}"
+    return [t.name for t in threading.enumerate() if t.name.startswith(mine)]
+
+
+def _sync_guarded(inv: Inventory) -> SyncReport:
+    """inv.sync() in a thread, so that a sync that hangs fails the test instead of hanging it."""
+    got: list[SyncReport] = []
+    worker = threading.Thread(target=lambda: got.append(inv.sync()), daemon=True)
+    worker.start()
+    worker.join(HANG_GUARD_S)
+    assert got, "sync did not return"
+    return got[0]
+
+
+def test_a_server_keeps_one_stuck_read_per_host_until_it_wakes(
+    tmp_path: Path, realhost_uris: list[str]
+) -> None:
+    """In a long-running process (the API server) a frozen host never piles up threads: the
+    next sync does not call it again while its read is stuck, and the stuck read ends by
+    itself once the host answers."""
+    db = Database(f"sqlite:///{tmp_path / 'corral.db'}")
+    db.migrate()
+    inv = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(timeout_s=3.0))
+    inv.add_host("healthy", realhost_uris[0])
+    inv.add_host("frozen", realhost_uris[1])
+    pid = _daemon_pid(realhost_uris[1])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        first = {h.host: h for h in _sync_guarded(inv).hosts}
+        second = {h.host: h for h in _sync_guarded(inv).hosts}
+        stuck = _stuck_threads(inv)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert first["healthy"].status == second["healthy"].status == "ok"
+    assert first["frozen"].error == "the host did not answer within 3 s."
+    assert second["frozen"].error == "the host has not yet answered an earlier request."
+    assert len(stuck) == 1 and stuck[0].endswith(":frozen")
+    for _ in range(int(HANG_GUARD_S * 10)):  # the daemon answers again: the stuck read ends
+        if not _stuck_threads(inv):
+            break
+        time.sleep(0.1)
+    assert _stuck_threads(inv) == []
+    assert {h.status for h in _sync_guarded(inv).hosts} == {"ok"}
+    inv.close()
+    db.dispose()
