@@ -138,13 +138,24 @@ class Inventory:
         holds the resolved path), so it is not opened here."""
         if uri.startswith("test:"):
             return None, None
-        try:
-            hv = self.pool.get(name, uri, lambda: connect(uri, creds, access=self.access))
-            return hv.host_uuid(), None
-        except CorralError as exc:
-            self.pool.forget(name)
-            log.info("host %s (%s) not identified at registration: %s", name, redact(uri), exc)
-            return None, exc.message
+
+        def ask() -> str | None:
+            return self.pool.get(
+                name, uri, lambda: connect(uri, creds, access=self.access)
+            ).host_uuid()
+
+        wait_s = self.access.timeout_s
+        asked = deadline.call(f"{self.scope}add:{name}", ask, wait_s)
+        if asked.status is deadline.Status.DONE and asked.error is None:
+            return asked.value, None
+        self.pool.forget(name)
+        if asked.error is not None and not isinstance(asked.error, CorralError):
+            raise asked.error
+        reason = (
+            asked.error.message if asked.error else f"the host did not answer within {wait_s:g} s."
+        )
+        log.info("host %s (%s) not identified at registration: %s", name, redact(uri), reason)
+        return None, reason
 
     def remove_host(self, name: str, *, forget_vms: bool = False) -> None:
         """Unregister a host; its VMs stay in the inventory unless ``forget_vms``."""
