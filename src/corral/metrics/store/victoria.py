@@ -432,6 +432,7 @@ class VictoriaMetricsStore:
         return int(float(rows[0]["value"][1])) if rows else None
 
     def rollup(self, now: int) -> int:
+        self.flush()  # samples imported a moment ago are not exported until flushed
         made = self._reroll_dirty()
         spans: dict[int, tuple[int, int]] = {}
         for r in MATERIALISED:
