@@ -7,10 +7,11 @@ holds its connection therefore serves one process, and ``corral serve`` with
 its collector would lock every other command out. So the file is opened for
 each operation, read-only to read and read-write to write, and closed once it
 has been idle for ``linger_s`` (a report asking hundreds of questions in a row
-opens it once). A connection in steady use is let go after ``hold_s`` for
-``handoff_s``, so a long backfill or a busy server lets others in between its
-steps. A process that finds the file locked tries again every few
-milliseconds for up to ``lock_wait_s`` and then gives up with a clear error.
+opens it once). A process that finds the file locked touches ``PATH.wait``
+and tries again every few milliseconds for up to ``lock_wait_s``, then gives
+up with a clear error; a connection in steady use that sees someone waiting
+lets go after ``hold_s`` for ``handoff_s``, so a long backfill or a busy
+server lets others in between its steps (and pays nothing when nobody waits).
 
 Within one process DuckDB refuses a read-only and a read-write connection to
 the same file at once, so all users of one path share one ``SharedFile``.
@@ -18,6 +19,8 @@ the same file at once, so all users of one path share one ``SharedFile``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import threading
 import time
@@ -67,7 +70,8 @@ class SharedFile:
         self._lock = threading.RLock()
         self._conn: Any = None
         self._writable = False
-        self._opened = 0.0
+        self._opened = self._opened_wall = 0.0
+        self._wait_path = path + ".wait"
         self._last_use = 0.0
         self._depth = 0
         self._closer: threading.Timer | None = None
@@ -76,10 +80,9 @@ class SharedFile:
     def connect(self, write: bool) -> Iterator[Any]:
         """A connection for one operation; others in this process wait for it to end."""
         with self._lock:
-            held = time.monotonic() - self._opened
-            if self._depth == 0 and self._conn is not None and held > self.hold_s:
+            if self._depth == 0 and self._conn is not None and self._others_wait():
                 self._close()
-                time.sleep(self.handoff_s)  # another process may take the file now
+                time.sleep(self.handoff_s)  # the waiting process takes the file now
             conn = self._connection(write)
             self._depth += 1
             try:
@@ -110,8 +113,23 @@ class SharedFile:
             self._conn, self._writable, self._prepared = conn, True, True
         else:
             self._conn, self._writable = self._open(read_only=not write), write
-        self._opened = time.monotonic()
+        self._opened, self._opened_wall = time.monotonic(), time.time()
         return self._conn
+
+    def _others_wait(self) -> bool:
+        """Held past ``hold_s`` while another process has been waiting since it was opened."""
+        if time.monotonic() - self._opened <= self.hold_s:
+            return False
+        try:
+            return os.stat(self._wait_path).st_mtime > self._opened_wall
+        except OSError:
+            return False
+
+    def _signal_waiting(self) -> None:
+        with contextlib.suppress(OSError):
+            fd = os.open(self._wait_path, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(fd)
+            os.utime(self._wait_path)
 
     def _open(self, read_only: bool) -> Any:
         """Open the file, waiting with growing pauses while another process holds it."""
@@ -132,6 +150,7 @@ class SharedFile:
                         f"{self.lock_wait_s:g} s; try again when it is less busy, or use a "
                         "VictoriaMetrics server (metrics_url) for heavy concurrent use."
                     ) from None
+            self._signal_waiting()
             time.sleep(0.005 + 0.01 * random.random())  # jitter
 
     # -- closing -----------------------------------------------------------------
