@@ -39,11 +39,13 @@ _registry_lock = threading.Lock()
 
 
 def shared_file(path: str, prepare: Callable[[Any], None]) -> SharedFile:
-    """The one ``SharedFile`` of ``path`` in this process."""
+    """The one ``SharedFile`` of ``path`` in this process; its next opening prepares the file
+    again (a new store may find a file another program replaced or wrote in the meantime)."""
     key = str(Path(path).resolve())
     with _registry_lock:
         if key not in _registry:
             _registry[key] = SharedFile(key, prepare)
+        _registry[key].prepared = False
         return _registry[key]
 
 
@@ -66,7 +68,7 @@ class SharedFile:
         self.hold_s = hold_s
         self.handoff_s = handoff_s
         self._prepare = prepare
-        self._prepared = False
+        self.prepared = False
         self._lock = threading.RLock()
         self._conn: Any = None
         self._writable = False
@@ -103,14 +105,14 @@ class SharedFile:
         if self._depth:
             raise StoreError("a read-only use of the metrics file tried to write inside it.")
         self._close()
-        if not self._prepared:  # create the schema and migrate once per process
+        if not self.prepared:  # create the schema and migrate, once per new store
             conn = self._open(read_only=False)
             try:
                 self._prepare(conn)
             except BaseException:
                 conn.close()
                 raise
-            self._conn, self._writable, self._prepared = conn, True, True
+            self._conn, self._writable, self.prepared = conn, True, True
         else:
             self._conn, self._writable = self._open(read_only=not write), write
         self._opened, self._opened_wall = time.monotonic(), time.time()
