@@ -38,6 +38,7 @@ from lxml import etree
 from corral.api.app import create_app
 from corral.config import Settings
 from corral.hypervisor.domxml import METADATA_NS
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.security.token_store import TokenStore
@@ -238,13 +239,13 @@ def print_table(label: str, r: ProbeResult) -> None:
 
 def probe(db: Database, requests: int, home: Path) -> ProbeResult:
     """The whole set-up on a migrated store: host, first sync, token, server; then the probe."""
-    inv = Inventory(db, SecretBox(Fernet.generate_key()))
+    inv = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(node_dir=home))
     uri = f"test://{node_file(home / 'probe-host.xml')}"
     inv.add_host("probe-host", uri)
     inv.sync()
     token = TokenStore(db).create("probe")
     url = db.url.render_as_string(hide_password=False)
-    app = create_app(inv, settings=Settings(home=home, database_url=url))
+    app = create_app(inv, settings=Settings(home=home, database_url=url, node_dir=home))
     try:
         with serving(app) as base_url:
             return run_probe(base_url, token, VM_UUID, libvirt_reader(uri, VM_UUID),

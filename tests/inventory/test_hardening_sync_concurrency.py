@@ -20,6 +20,7 @@ from lxml import etree
 from corral.api.app import create_app
 from corral.config import Settings
 from corral.hypervisor.domxml import METADATA_NS
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.security.token_store import TokenStore
@@ -46,7 +47,7 @@ def _virsh_metadata(uri: str, name: str) -> dict[str, str | None]:
 @pytest.fixture
 def served(db: Database, tmp_path: Path) -> tuple[Inventory, str, str]:
     """The probe's one-VM host, synced, and a token; the server is started by each test."""
-    inv = Inventory(db, SecretBox(Fernet.generate_key()))
+    inv = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(node_dir=tmp_path))
     uri = f"test://{probe.node_file(tmp_path / 'host.xml')}"
     inv.add_host("host", uri)
     inv.sync()
@@ -57,7 +58,8 @@ def test_four_concurrent_writers_of_different_fields_lose_nothing(
     served: tuple[Inventory, str, str], db: Database, tmp_path: Path
 ) -> None:
     inv, uri, token = served
-    settings = Settings(home=tmp_path, database_url=db.url.render_as_string(False))
+    url = db.url.render_as_string(False)
+    settings = Settings(home=tmp_path, database_url=url, node_dir=tmp_path)
     last: dict[str, str] = {}
     failures: list[str] = []
     in_domain = probe.libvirt_reader(uri, probe.VM_UUID)

@@ -20,6 +20,10 @@ class Hypervisor(Protocol):
 
     def read_inventory(self, known: Mapping[str, str] | None = None) -> HostInventory: ...
 
+    def host_uuid(self) -> str | None:
+        """libvirt's UUID of the host (None when the driver has none, as the test driver)."""
+        ...
+
     def read_vm(self, uuid: str) -> VMFacts | None: ...
 
     def set_metadata(
