@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from corral.domain import csvsafe
 
 
 def _cell(value: Any) -> Any:
@@ -32,10 +33,10 @@ def write_tables(
                 cols: list[str] = []
                 for r in rows:
                     cols.extend(k for k in r if k not in cols)
-                writer = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-                writer.writeheader()
+                writer = csvsafe.writer(fh)
+                writer.writerow(cols)
                 for r in rows:
-                    writer.writerow({k: _cell(v) for k, v in r.items()})
+                    writer.writerow([_cell(r.get(k)) for k in cols])
         tmp.replace(path)
         written.append(path)
     return written
