@@ -244,6 +244,20 @@ def load_settings(
     return Settings(**values, sources=sources)
 
 
+#: The process umask for every Corral entry point: files 0600, folders 0700. Corral's files hold
+#: people's data (owners' addresses, history) and secrets, so nobody else on the machine reads them.
+PRIVATE_UMASK = 0o077
+
+
+def keep_files_private() -> None:
+    """Make every file this process creates from now on readable by its owner only.
+
+    Called once by each entry point (CLI, API server, demo), so files written by libraries
+    Corral does not control (SQLite's -wal/-shm/-journal, DuckDB's files) are private too.
+    """
+    os.umask(PRIVATE_UMASK)
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) readable by its owner only; tighten an existing one."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

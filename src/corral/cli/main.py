@@ -92,6 +92,9 @@ def _modules_for(argv: list[str]) -> list[str]:
 
 def run() -> None:
     """Console-script entry point."""
+    from corral.config import keep_files_private
+
+    keep_files_private()
     err = Console(stderr=True)
     _register(_modules_for(sys.argv[1:]))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ def _cell(value: Any) -> Any:
 def write_tables(
     folder: Path, tables: Mapping[str, Sequence[Mapping[str, Any]]], fmt: str
 ) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     written = []
     for name, rows in tables.items():
         path = folder / f"{name}.{fmt}"
         tmp = path.with_suffix(path.suffix + ".part")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # people's data
+        with open(fd, "w", newline="", encoding="utf-8") as fh:
             if fmt == "json":
                 json.dump(list(rows), fh, indent=2, default=str)
             else:
