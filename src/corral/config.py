@@ -197,6 +197,8 @@ def _read_file(path: Path) -> dict[str, str]:
         raise ConfigError(f"cannot read settings file {path}: {exc.strerror}.") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"settings file {path} is not valid TOML: {str(exc)[:120]}") from None
+    except RecursionError:
+        raise ConfigError(f"settings file {path} nests too deeply; settings are flat.") from None
     values: dict[str, str] = {}
     for key, value in data.items():
         if key not in SPECS:
