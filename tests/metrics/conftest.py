@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -12,10 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.requires import VICTORIA_METRICS, Resource, requires
 
 from corral.metrics.store import DuckDBStore, MetricsStore, VictoriaMetricsStore
 
-VM_BINARY = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+VM_BINARY = VICTORIA_METRICS
 
 
 def _free_port() -> int:
@@ -24,18 +23,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _need_binary(path: str, package: str) -> None:
-    if not Path(path).exists():
-        msg = f"{path} not found: install the Debian package {package}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 @pytest.fixture
 def victoria_url(tmp_path: Path) -> Iterator[str]:
     """A real victoria-metrics process on a free port with its own storage folder."""
-    _need_binary(VM_BINARY, "victoria-metrics")
+    requires(Resource.victoriametrics)
     port = _free_port()
     proc = subprocess.Popen(
         [
