@@ -33,10 +33,11 @@ from corral.notify.mailer import SmtpMailer, SmtpSettings
 from corral.reclaim import messages
 from corral.reclaim.service import Recipients, ReclaimService
 from corral.store import models as m
-from tests.browser import CHROMIUM, CHROMIUM_FLAGS, require_chromium
+from tests.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.conftest import Clock
 from tests.reclaim.conftest import POLICY, Inbox, _free_port, make_service
 from tests.reports.png import read_png
+from tests.requires import Resource, requires
 
 WEB = "web-01"
 SCRIPT = "<script>document.title='pwned'</script>"
@@ -322,7 +323,8 @@ def serving(app: Any, port: int) -> Iterator[Lines]:
 
 @pytest.fixture
 def browser_ready() -> None:
-    require_chromium(playwright=True)
+    requires(Resource.chromium)
+    requires(Resource.playwright)
 
 
 def test_owner_keeps_the_vm_from_the_mailed_link_in_chromium(

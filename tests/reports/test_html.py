@@ -131,7 +131,7 @@ def test_write_html_whole_or_not_at_all(hostile_report: ReportData, tmp_path: Pa
         write_html(tmp_path, hostile_report)
     out = write_html(tmp_path / "r.html", hostile_report)
     assert out.read_text("utf-8").startswith("<!DOCTYPE html>")
-    assert stat.S_IMODE(out.stat().st_mode) & 0o044  # readable by others, like a normal file
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # owners and departments: private
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temporary file left
 
 

@@ -161,6 +161,9 @@ def _register(names: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
+    from corral.config import keep_files_private
+
+    keep_files_private()
     code = _main()
     from corral.hypervisor.deadline import has_late_calls
 

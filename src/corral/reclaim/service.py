@@ -31,11 +31,12 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from corral.domain.model import EventKind
 from corral.engines.costing import CostModel, price_vm
 from corral.engines.reclaim import (
     OFFLINE,
@@ -202,6 +203,7 @@ class ReclaimService:
         over hundreds of cases on one host reads that host once.
         """
         with self.db.session() as s:
+            behind = self._hosts_behind(s)
             q = (
                 select(m.ReclaimCase, m.VM.deleted_at)
                 .outerjoin(m.VM, m.VM.uuid == m.ReclaimCase.vm_uuid)
@@ -213,7 +215,7 @@ class ReclaimService:
             rows = s.execute(q.order_by(m.ReclaimCase.id)).all()
             views = [(c.id, c.vm_name, c.pending, rule_view(c), gone) for c, gone in rows]
         out: list[Outcome] = []
-        self._local.deferred = set()
+        self._local.deferred = set() if dry_run else behind
         try:
             for case_id, name, pending, view, gone in views:
                 out.append(self._run_one(case_id, name, pending, view, gone, dry_run))
@@ -395,7 +397,54 @@ class ReclaimService:
             c.pending = None
             details = {k: v for k, v in pending.items() if k in ("reason", "until", "to")}
             self._event(s, c, EVENT_KIND[step], pending["actor"], **details)
+            if step is Step.delete:
+                self._record_deletion(s, c)
             return case_view(c)
+
+    def _record_deletion(self, s: Session, c: m.ReclaimCase) -> None:
+        """The deleted VM leaves the inventory with the step itself, not at the next sync.
+
+        In the same transaction as the case's commit: a process killed after it leaves no
+        deleted VM listed as live, and no deleted volume listed as present.
+        """
+        vm = s.get(m.VM, c.vm_uuid)
+        if vm is None or vm.deleted_at is not None:
+            return  # a sync saw it gone first
+        vm.deleted_at = vm.updated_at = self.now
+        gone = set(c.deleted_volumes or [])
+        if gone and vm.host_id is not None:
+            pools = select(m.Pool.id).where(m.Pool.host_id == vm.host_id)
+            for vol in s.scalars(
+                select(m.Volume).where(m.Volume.pool_id.in_(pools), m.Volume.path.in_(gone))
+            ):
+                s.delete(vol)
+        host = vm.host.name if vm.host is not None else c.host_name
+        s.add(
+            m.Event(
+                at=self.now,
+                kind=EventKind.deleted.value,
+                vm_uuid=vm.uuid,
+                host_name=host,
+                details={"name": vm.name, "by": "reclaim"},  # as a sync records it
+            )
+        )
+
+    def _hosts_behind(self, s: Session) -> set[str]:
+        """Hosts a committed step changed after their last sync: a run killed before its sync.
+
+        ``run`` syncs them at its end, so the inventory catches up with the next run.
+        """
+        kinds = [EVENT_KIND[step] for step in HYPERVISOR_STEPS]
+        rows = s.execute(
+            select(m.Host.name)
+            .join(m.Event, m.Event.host_name == m.Host.name)
+            .where(
+                m.Event.kind.in_(kinds),
+                or_(m.Host.last_sync_at.is_(None), m.Event.at >= m.Host.last_sync_at),
+            )
+            .distinct()
+        )
+        return set(rows.scalars())
 
     # -- the actions (phase 2), each idempotent ---------------------------------
     def _notify(self, case_id: int, p: dict[str, Any]) -> dict[str, Any]:
@@ -700,6 +749,10 @@ EVENT_KIND: dict[Step, str] = {
     Step.restore: "restored",
     Step.cancel: "reclaim-cancelled",
 }
+
+
+#: The steps whose actions change the VM on its host (power, snapshots, tags, deletion).
+HYPERVISOR_STEPS = (Step.quarantine, Step.archive, Step.delete, Step.restore, Step.extend)
 
 
 def _hash(token: str) -> str:

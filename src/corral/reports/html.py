@@ -212,9 +212,7 @@ def write_html(path: Path, data: ReportData) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a normal file, not mkstemp's owner-only one
+        os.chmod(tmp, 0o600)  # the report names owners and departments: the owner's only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

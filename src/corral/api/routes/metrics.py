@@ -6,7 +6,6 @@ The store comes from ``get_metrics_store``: the app's, opened from the ``metrics
 
 from __future__ import annotations
 
-import csv
 import io
 import time
 from typing import Annotated, Literal
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
+from corral.domain import csvsafe
 from corral.metrics import exposition
 from corral.metrics.catalog import METRICS, metric_info
 from corral.metrics.model import EntityKind, Stat
@@ -107,7 +107,7 @@ def series(
     points = store.series(kind, id, metric, lo, hi, step_s, stat)
     if format == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csvsafe.writer(buf)
         w.writerow(["time", "ts", "value"])
         w.writerows([iso(p.ts), p.ts, p.value] for p in points)
         return Response(buf.getvalue(), media_type="text/csv")
