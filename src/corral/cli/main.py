@@ -55,6 +55,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "corral.cli.metrics": ("metrics",),
     "corral.cli.sprawl": ("sprawl", "cost"),
     "corral.cli.reclaim": ("reclaim",),
+    "corral.cli.jobs": ("jobs",),
 }
 
 
