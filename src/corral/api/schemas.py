@@ -149,17 +149,6 @@ class HostPublic(BaseModel):
     vms: int = 0
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    errors: list[dict[str, Any]] | None = None
-
-
 # -- reclamation ------------------------------------------------------------------------
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=1024, strip_whitespace=True)]
 ApprovableStep = Literal["quarantine", "archive", "delete"]
