@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,7 @@ from starlette.exceptions import HTTPException
 from corral import __version__
 from corral.api.problems import openapi_with_problems, problem
 from corral.api.routes import inventory as inventory_routes
+from corral.api.routes import jobs as jobs_routes
 from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import reclaim as reclaim_routes
 from corral.api.routes import respond_page
@@ -22,6 +24,7 @@ from corral.metrics.store.base import MetricsStore
 from corral.reclaim.service import ReclaimService
 from corral.reclaim.setup import reclaim_service
 from corral.security.token_store import TokenStore
+from corral.services.jobs import JobKind, JobService
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,10 @@ ROUTERS = (
     metrics_routes.router,
     reclaim_routes.router,
     respond_page.router,
+    jobs_routes.router,
 )
+#: The kinds of job the routes submit (a queued job is run again after a restart).
+JOB_KINDS: tuple[JobKind[Any], ...] = ()
 
 
 def create_app(
@@ -54,6 +60,9 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.reclaim = reclaim or reclaim_service(inventory, settings)
+    app.state.jobs = JobService(inventory.db, app.state)
+    app.state.jobs.register(*JOB_KINDS)
+    app.state.jobs.recover()
     for router in ROUTERS:
         app.include_router(router)
     respond_page.redact_token_paths()

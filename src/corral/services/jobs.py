@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 P = TypeVar("P", bound=BaseModel)
-MAX_PAGE = 500
+MAX_PAGE = 1000
 
 
 def utcnow() -> datetime:
