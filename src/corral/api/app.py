@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from corral import __version__
 from corral.api.problems import openapi_with_problems, problem
+from corral.api.routes import config as config_routes
 from corral.api.routes import inventory as inventory_routes
 from corral.api.routes import jobs as jobs_routes
 from corral.api.routes import metrics as metrics_routes
@@ -36,6 +37,7 @@ ROUTERS = (
     reclaim_routes.router,
     respond_page.router,
     jobs_routes.router,
+    config_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = ()
