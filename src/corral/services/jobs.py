@@ -291,7 +291,7 @@ class JobService:
                 return
             kind, params = claimed
             result = kind.run(params, self.resources, Progress(self, job_id))
-            payload = TypeAdapter(type(result)).dump_python(result, mode="json")
+            payload = TypeAdapter(type(result)).dump_python(result, mode="json", by_alias=True)
             self._finish(job_id, JobState.succeeded, result=payload)
         except JobCancelled:
             self._finish(job_id, JobState.cancelled)
