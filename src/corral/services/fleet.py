@@ -25,6 +25,18 @@ from corral.engines.sprawl.model import HostRecord, VMRecord, Volume
 from corral.errors import NotFoundError, ValidationError
 from corral.services.fleet_format import FORMAT, parse_document
 
+__all__ = [
+    "FORMAT",
+    "FleetOrigin",
+    "FleetSnapshot",
+    "live_document",
+    "live_fleet",
+    "load_fleet_source",
+    "parse_fleet_document",
+    "read_fleet_file",
+    "write_fleet_file",
+]
+
 if TYPE_CHECKING:
     from corral.inventory.service import Inventory
 
