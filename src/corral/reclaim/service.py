@@ -59,7 +59,7 @@ from corral.inventory.service import Inventory
 from corral.notify.mailer import Mail, Mailer, is_address
 from corral.reclaim import messages
 from corral.reclaim.views import case_view, rule_view
-from corral.reports.sprawl import vm_record
+from corral.services.records import vm_record
 from corral.store import models as m
 
 QUARANTINE_TAG = "reclaim:quarantined"
