@@ -60,9 +60,15 @@ class Api:
         raise AssertionError(f"job {job_id} never reached {until}: {job}")
 
 
-def fleet_doc(name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load((FLEETS / name).read_text())
+def document(path: Path) -> dict[str, Any]:
+    """A YAML fleet file as the JSON a client sends (dates written as ISO 8601 strings)."""
+    data = yaml.safe_load(path.read_text())
+    doc: dict[str, Any] = json.loads(json.dumps(data, default=lambda d: d.isoformat()))
     return doc
+
+
+def fleet_doc(name: str) -> dict[str, Any]:
+    return document(FLEETS / name)
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ NEW_PREFIXES = (
     "/api/v1/jobs",
     "/api/v1/config",
     "/api/v1/health",
+    "/api/v1/sprawl",
+    "/api/v1/cost",
 )
 
 
@@ -125,10 +127,10 @@ def test_new_routes_document_models_and_problem_errors(api: Api) -> None:
             assert errors, f"{method} {path} documents no error"
             for status in errors:
                 assert list(responses[status]["content"]) == ["application/problem+json"]
-            if method == "post" and path.endswith(("/consolidate", "/runs")):
+            if method == "post" and path.endswith(("/consolidate", "/runs", "/sprawl/report")):
                 assert "202" in responses and "401" in responses
             checked += 1
-    assert checked >= 14
+    assert checked >= 22
     job = doc["components"]["schemas"]["JobPublic"]["properties"]
     assert job["state"]["$ref"].endswith("/JobState")
     assert doc["components"]["schemas"]["JobState"]["enum"] == [

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from corral import __version__
 from corral.api.problems import openapi_with_problems, problem
 from corral.api.routes import config as config_routes
+from corral.api.routes import cost as cost_routes
 from corral.api.routes import ha as ha_routes
 from corral.api.routes import inventory as inventory_routes
 from corral.api.routes import jobs as jobs_routes
@@ -21,6 +22,7 @@ from corral.api.routes import plan as plan_routes
 from corral.api.routes import reclaim as reclaim_routes
 from corral.api.routes import respond_page
 from corral.api.routes import sim as sim_routes
+from corral.api.routes import sprawl as sprawl_routes
 from corral.config import Settings, load_settings
 from corral.errors import AuthError, CorralError
 from corral.inventory.service import Inventory
@@ -44,9 +46,15 @@ ROUTERS = (
     plan_routes.router,
     ha_routes.router,
     sim_routes.router,
+    sprawl_routes.router,
+    cost_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
-JOB_KINDS: tuple[JobKind[Any], ...] = (*plan_routes.JOB_KINDS, *sim_routes.JOB_KINDS)
+JOB_KINDS: tuple[JobKind[Any], ...] = (
+    *plan_routes.JOB_KINDS,
+    *sim_routes.JOB_KINDS,
+    *sprawl_routes.JOB_KINDS,
+)
 
 
 def create_app(

@@ -124,14 +124,14 @@ def policies(limit: Limit = 100, cursor: Cursor = None) -> Page[PolicyOut]:
         )
         for p in simulation.policies()
     ]
-    return paginate(rows, lambda p: (p.family,), limit, cursor)
+    return paginate(sorted(rows, key=lambda p: p.family), lambda p: (p.family,), limit, cursor)
 
 
 @router.get("/days", response_model=Page[DayOut], responses=error_responses(404, 422))
 def days(request: Request, limit: Limit = 100, cursor: Cursor = None) -> Page[DayOut]:
     """The PlanetLab trace days the server holds."""
     found = simulation.days(trace_dirs(request.app.state.settings)[0])
-    return paginate([DayOut(day=d) for d in found], lambda d: (d.day,), limit, cursor)
+    return paginate([DayOut(day=d) for d in sorted(found)], lambda d: (d.day,), limit, cursor)
 
 
 @router.post(
