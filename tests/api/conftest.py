@@ -1,93 +1,109 @@
-"""An API app on a real database with a token, and the CLI run in-process on the same files."""
+"""A real Corral API server (``corral serve`` in its own process) on a throw-away fleet.
+
+The fleet: a copy of the test-driver node files for host-a and host-b in a fresh
+``CORRAL_HOME`` (SQLite), synced, one write token, and one reclamation case whose notice a
+real SMTP server (aiosmtpd) received, so that reads of people's data have an e-mail to show.
+"""
 
 from __future__ import annotations
 
-import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
-import yaml
-from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
-from corral.api.app import create_app
-from corral.cli import context
-from corral.cli.main import app as cli_app
-from corral.config import Settings
-from corral.inventory.service import Inventory
-from corral.security.token_store import TokenStore
+from tests.reclaim.conftest import _free_port, smtp_server
 
-FLEETS = Path(__file__).resolve().parents[1] / "fixtures" / "fleets"
-SPRAWL = Path(__file__).resolve().parents[1] / "fixtures" / "sprawl"
+NODES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
+CORRAL = (sys.executable, "-m", "corral")
 
 
-class Api:
-    """A TestClient with the bearer token at hand."""
+@dataclass
+class Server:
+    url: str
+    token: str
+    pid: int
+    env: dict[str, str]
+    home: Path
+    owner_mail: str = "alice@example.test"
+    auth: dict[str, str] = field(init=False)
 
-    def __init__(self, client: TestClient, token: str) -> None:
-        self.client = client
-        self.auth = {"Authorization": f"Bearer {token}"}
+    def __post_init__(self) -> None:
+        self.auth = {"Authorization": f"Bearer {self.token}"}
 
-    def post(self, path: str, body: dict[str, Any], *, token: bool = False) -> Any:
-        return self.client.post(path, json=body, headers=self.auth if token else None)
+    def rss_kib(self) -> int:
+        """The server process's resident memory, from the kernel."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for process {self.pid}")
 
-    def get(self, path: str, *, token: bool = False, **params: Any) -> Any:
-        return self.client.get(path, params=params, headers=self.auth if token else None)
-
-    def ok(self, path: str, body: dict[str, Any], *, token: bool = False) -> Any:
-        r = self.post(path, body, token=token)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def job(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Submit a job (202) and wait until it is no longer queued or running."""
-        r = self.post(path, body, token=True)
-        assert r.status_code == 202, r.text
-        assert r.headers["location"] == r.json()["href"]
-        return self.wait(r.json()["id"])
-
-    def wait(
-        self, job_id: str, until: tuple[str, ...] = ("succeeded", "failed", "cancelled")
-    ) -> dict[str, Any]:
-        for _ in range(1200):
-            job: dict[str, Any] = self.get(f"/api/v1/jobs/{job_id}", token=True).json()
-            if job["state"] in until:
-                return job
-            time.sleep(0.05)
-        raise AssertionError(f"job {job_id} never reached {until}: {job}")
+    def hwm_kib(self) -> int:
+        """The server process's peak resident memory so far."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmHWM for process {self.pid}")
 
 
-def document(path: Path) -> dict[str, Any]:
-    """A YAML fleet file as the JSON a client sends (dates written as ISO 8601 strings)."""
-    data = yaml.safe_load(path.read_text())
-    doc: dict[str, Any] = json.loads(json.dumps(data, default=lambda d: d.isoformat()))
-    return doc
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [*CORRAL, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
 
 
-def fleet_doc(name: str) -> dict[str, Any]:
-    return document(FLEETS / name)
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise AssertionError(f"corral serve exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("corral serve did not answer /healthz")
 
 
-@pytest.fixture
-def settings(tmp_path: Path, shared_data: Path) -> Settings:
-    return Settings(home=tmp_path / "home", shared_data=shared_data)
-
-
-@pytest.fixture
-def api(inventory: Inventory, settings: Settings) -> Iterator[Api]:
-    token = TokenStore(inventory.db).create("tests")
-    app = create_app(inventory, settings=settings)
-    yield Api(TestClient(app), token)
-    app.state.jobs.shutdown(wait=True)
-
-
-def cli_json(*args: str) -> Any:
-    """``corral ARGS -o json`` through the real CLI, in this process."""
-    context.settings.cache_clear()
-    context.inventory.cache_clear()
-    result = CliRunner().invoke(cli_app, [*args, "-o", "json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("served")
+    nodes = root / "nodes"
+    nodes.mkdir()
+    for name in ("host-a.xml", "host-b.xml"):
+        shutil.copy(NODES / name, nodes / name)
+    with smtp_server() as (_inbox, smtp):
+        env = {
+            **os.environ,
+            "CORRAL_HOME": str(root / "home"),
+            "CORRAL_NODE_DIR": str(nodes),
+            "CORRAL_SMTP_URL": f"smtp://{smtp.host}:{smtp.port}",
+            "CORRAL_MAIL_DOMAIN": "example.test",
+            "CORRAL_API_MAX_BODY": str(1024 * 1024),
+        }
+        env.pop("CORRAL_DATABASE_URL", None)
+        for host in ("host-a", "host-b"):
+            cli(env, "hosts", "add", host, f"test://{nodes / (host + '.xml')}")
+        cli(env, "sync")
+        token = cli(env, "token", "create", "api-tests").strip().splitlines()[-1]
+        cli(env, "reclaim", "flag", "web-01", "--category", "idle", "--reason", "idle for long")
+        cli(env, "reclaim", "run")
+        port = _free_port()
+        proc = subprocess.Popen([*CORRAL, "serve", "--port", str(port)], env=env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, proc)
+            yield Server(url, token, proc.pid, env, root / "home")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)

@@ -14,7 +14,7 @@ import pytest
 
 from corral.config import Settings
 from corral.inventory.service import Inventory
-from tests.api.conftest import FLEETS, Api, cli_json, fleet_doc
+from tests.api.support import FLEETS, Api, api_fixture, cli_json, fleet_doc, settings_fixture  # noqa: F401 - fixtures
 
 SMALL = str(FLEETS / "small_cluster.yaml")
 SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)

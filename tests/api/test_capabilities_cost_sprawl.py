@@ -19,7 +19,7 @@ from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.security.token_store import TokenStore
 from corral.store.db import Database
-from tests.api.conftest import SPRAWL, Api, cli_json, document
+from tests.api.support import SPRAWL, Api, api_fixture, cli_json, document, settings_fixture  # noqa: F401 - fixtures
 
 COSTS = SPRAWL / "cost_inventory.yaml"
 DETECTORS = SPRAWL / "detectors_inventory.yaml"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, fleet_doc
+from tests.api.support import Api, api_fixture, fleet_doc, settings_fixture  # noqa: F401 - fixtures
 
 SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 NEW_PREFIXES = (

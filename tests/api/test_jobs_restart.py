@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from corral.store.db import Database
-from tests.api.conftest import fleet_doc
+from tests.api.support import fleet_doc
 
 
 def _free_port() -> int:
@@ -88,14 +88,15 @@ def _corral(env: dict[str, str], *args: str) -> str:
 
 
 @pytest.fixture
-def server(env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+def corral_server(env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
     srv = Server(env, tmp_path / "server.log")
     yield srv
     if srv.proc is not None and srv.proc.poll() is None:
         srv.kill(signal.SIGKILL)
 
 
-def test_jobs_survive_a_sigkill_of_the_server(env: dict[str, str], server: Server) -> None:
+def test_jobs_survive_a_sigkill_of_the_server(env: dict[str, str], corral_server: Server) -> None:
+    server = corral_server
     token = _corral(env, "token", "create", "restart-test").strip()
     auth = {"Authorization": f"Bearer {token}"}
     server.start()

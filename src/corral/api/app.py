@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from corral import __version__
+from corral.api.guard import Guard
 from corral.api.problems import openapi_with_problems, problem
 from corral.api.routes import config as config_routes
 from corral.api.routes import cost as cost_routes
@@ -88,6 +89,7 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     _install_error_handlers(app)
+    app.add_middleware(Guard)
     app.openapi = openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 
