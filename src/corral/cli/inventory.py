@@ -288,8 +288,12 @@ def export(
         "csv", "--format", help="csv or json (one file per table), or fleet (one fleet file)."
     ),
 ) -> None:
-    """Export hosts, VMs, disks, snapshots and volumes, one file each (like RVTools' tabs),
-    or with --format fleet the fleet file every planning, HA, cost and sprawl command reads."""
+    """Export the inventory: a CSV/JSON file per table, or one fleet file.
+
+    csv/json: hosts, VMs, disks, snapshots and volumes, one file each (like RVTools'
+    tabs). fleet: fleet.yaml, the file every planning, HA, cost and sprawl command
+    reads with --fleet-file (docs/fleet-format.md).
+    """
     if fmt == "fleet":
         from corral.services.fleet import write_fleet_file
 

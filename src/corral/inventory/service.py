@@ -16,7 +16,6 @@ from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
 from corral.errors import ConflictError, CorralError, NotFoundError, StoreError, ValidationError
 from corral.hypervisor.base import Hypervisor
-from corral.hypervisor.libvirt_adapter import Credentials, connect
 from corral.hypervisor.pool import ConnectionPool
 from corral.hypervisor.uri import validate_uri
 from corral.inventory.export import write_tables
@@ -117,6 +116,8 @@ class Inventory:
 
     def connector(self, host: m.Host) -> Hypervisor:
         """A pooled connection to ``host`` (kept open between syncs)."""
+        from corral.hypervisor.libvirt_adapter import Credentials, connect  # libvirt: on use
+
         creds = None
         if host.username or host.secret:
             creds = Credentials(
