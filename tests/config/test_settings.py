@@ -73,9 +73,21 @@ def test_config_show_cli_names_source_and_redacts(tmp_path: Path) -> None:
         "PATH": "/usr/bin:/bin",
     }
     out = subprocess.run(
-        [sys.executable, "-m", "corral", "--home", str(tmp_path / "f"), "config", "show", "-o",
-         "json"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "corral",
+            "--home",
+            str(tmp_path / "f"),
+            "config",
+            "show",
+            "-o",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["home"]["source"] == "flag" and rows["home"]["value"] == str(tmp_path / "f")

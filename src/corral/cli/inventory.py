@@ -284,11 +284,19 @@ def networks(
 
 def export(
     out: Path = typer.Argument(..., help="Folder to write into (created)."),
-    fmt: str = typer.Option("csv", "--format", help="csv or json"),
+    fmt: str = typer.Option(
+        "csv", "--format", help="csv or json (one file per table), or fleet (one fleet file)."
+    ),
 ) -> None:
-    """Export hosts, VMs, disks, snapshots and volumes, one file each (like RVTools' tabs)."""
+    """Export hosts, VMs, disks, snapshots and volumes, one file each (like RVTools' tabs),
+    or with --format fleet the fleet file every planning, HA, cost and sprawl command reads."""
+    if fmt == "fleet":
+        from corral.services.fleet import write_fleet_file
+
+        typer.echo(str(write_fleet_file(context.inventory(), out / "fleet.yaml")))
+        return
     if fmt not in ("csv", "json"):
-        raise ValidationError("export format must be csv or json.")
+        raise ValidationError("export format must be csv, json or fleet.")
     written = context.inventory().export(out, fmt)
     for path in written:
         typer.echo(str(path))
