@@ -149,3 +149,17 @@ def test_cost_commands_need_exactly_one_fleet(fixtures: Path) -> None:
     assert isinstance(both.exception, ValidationError)
     neither = runner.invoke(app, ["cost", "vm"])
     assert isinstance(neither.exception, ValidationError)
+
+
+def test_cost_reads_the_one_fleet_format(default_model: CostModel) -> None:
+    """``-f`` takes the planning/HA fleet file too: the same records, the same prices."""
+    from corral.services.fleet import read_fleet_file
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "fleets" / "small_cluster.yaml"
+    records = read_fleet_file(path).records
+    result = cost.cost_per_vm(records, default_model)
+    rows = cli_json("cost", "vm", "-f", str(path))
+    assert isinstance(rows, list) and len(rows) == len(records.vms) > 0
+    assert [(r["vm"], r["total"]) for r in rows] == [
+        (v.vm, round(v.lines.total, 2)) for v in result.vms
+    ]

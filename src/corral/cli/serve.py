@@ -14,9 +14,7 @@ def register(app: typer.Typer) -> None:
 def serve(
     bind: str = typer.Option("127.0.0.1", "--bind", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
-    host: str | None = typer.Option(
-        None, "--host", hidden=True, help="Deprecated name of --bind."
-    ),
+    host: str | None = typer.Option(None, "--host", hidden=True, help="Deprecated name of --bind."),
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
     if host is not None:
