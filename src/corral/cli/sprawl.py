@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from corral.cli import context
+from corral.cli.fleet import FleetFileOption, LiveOption, fleet_snapshot
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
 from corral.engines.costing import Dimension, default_cost_model_text
 from corral.engines.costing.model import CostModel
@@ -24,7 +25,6 @@ from corral.engines.sprawl import (
     RightSizingParams,
     SprawlAnalysis,
 )
-from corral.errors import ValidationError
 from corral.services import cost as cost_service
 from corral.services import sprawl as sprawl_service
 from corral.services.records import FleetRecords
@@ -44,9 +44,8 @@ CostModelOption = typer.Option(
     "the shipped, documented defaults).",
 )
 InventoryOption = typer.Option(
-    None, "--inventory-file", "-i", help="YAML/JSON list of VM records, or {vms, hosts, volumes}."
+    None, "--inventory-file", "-i", hidden=True, help="Deprecated: the same as --fleet-file."
 )
-LiveOption = typer.Option(False, "--live", help="Use the live inventory instead of a file.")
 ModeOption = typer.Option(
     RightSizeMode.moderate, "--mode", help="conservative (max), moderate (p95), aggressive."
 )
@@ -120,14 +119,15 @@ def scenario(
 
 @sprawl_app.command("findings")
 def findings(
-    inventory_file: Path | None = InventoryOption,
+    fleet_file: Path | None = FleetFileOption,
     live: bool = LiveOption,
+    inventory_file: Path | None = InventoryOption,
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Inventory-based findings (powered off, orphaned, snapshots, owner, purpose, lease)."""
     model = _model(cost_model)
-    result = sprawl_service.inventory_findings(_fleet(inventory_file, live), model)
+    result = sprawl_service.inventory_findings(_fleet(fleet_file or inventory_file, live), model)
     rows = [_finding_row(f) for f in result.findings]
     rows += [
         {"subject": i.subject_name, "category": f"insufficient:{i.detector}", "evidence": i.reason}
@@ -219,40 +219,49 @@ def detectors(output: OutputFormat = OutputOption) -> None:
 
 @cost_app.command("vm")
 def cost_vm(
-    inventory_file: Path | None = InventoryOption,
+    fleet_file: Path | None = FleetFileOption,
     live: bool = LiveOption,
+    inventory_file: Path | None = InventoryOption,
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Monthly cost of every VM, line by line."""
-    result = cost_service.cost_per_vm(_fleet(inventory_file, live), _model(cost_model))
+    result = cost_service.cost_per_vm(
+        _fleet(fleet_file or inventory_file, live), _model(cost_model)
+    )
     rows = [{"vm": v.vm, "state": v.state.value, **_money(v.lines)} for v in result.vms]
     emit(rows, output, title=f"Monthly cost per VM ({result.currency})")
 
 
 @cost_app.command("chargeback")
 def cost_chargeback(
-    inventory_file: Path | None = InventoryOption,
+    fleet_file: Path | None = FleetFileOption,
     live: bool = LiveOption,
+    inventory_file: Path | None = InventoryOption,
     by: Dimension = typer.Option(Dimension.department, "--by", help="owner, department, project"),
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Showback/chargeback: monthly cost by owner, department or project."""
-    result = cost_service.chargeback_by(_fleet(inventory_file, live), _model(cost_model), by)
+    result = cost_service.chargeback_by(
+        _fleet(fleet_file or inventory_file, live), _model(cost_model), by
+    )
     rows = [{by.value: r.key, "vms": r.vms, **_money(r.lines)} for r in result.rows]
     emit(rows, output, title=f"Chargeback by {by.value} ({result.currency}/month)")
 
 
 @cost_app.command("licences")
 def cost_licences(
-    inventory_file: Path | None = InventoryOption,
+    fleet_file: Path | None = FleetFileOption,
     live: bool = LiveOption,
+    inventory_file: Path | None = InventoryOption,
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Licence compliance (deployed vs owned) and the cheaper per-host/per-VM choice."""
-    result = cost_service.licence_compliance(_fleet(inventory_file, live), _model(cost_model))
+    result = cost_service.licence_compliance(
+        _fleet(fleet_file or inventory_file, live), _model(cost_model)
+    )
     usage = [
         {**asdict(u), "free": u.free, "monthly_cost": round(u.monthly_cost, 2)}
         for u in result.usage
@@ -279,17 +288,9 @@ def _model(path: Path | None) -> CostModel:
     return context.cost_model(str(path) if path else None)
 
 
-def _fleet(inventory_file: Path | None, live: bool) -> FleetRecords:
-    """The fleet a command prices: the file given, or the live inventory with --live."""
-    if live == (inventory_file is not None):
-        raise ValidationError("give either --inventory-file FILE or --live (one of them).")
-    if inventory_file is not None:
-        from corral.engines.sprawl.inventory_file import load_inventory
-
-        return load_inventory(inventory_file)
-    from corral.services.records import live_fleet
-
-    return live_fleet(context.inventory())
+def _fleet(fleet_file: Path | None, live: bool) -> FleetRecords:
+    """The cost/sprawl records of ``--fleet-file`` (or old ``--inventory-file``) or ``--live``."""
+    return fleet_snapshot(fleet_file, live).records
 
 
 def _summary_head(summary: SprawlSummary) -> dict[str, Any]:

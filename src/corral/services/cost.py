@@ -1,9 +1,10 @@
 """Cost services: what each VM costs a month, chargeback, licence compliance.
 
 Every interface (CLI, REST, demo) calls these with the same inputs — the cost
-model of the settings and fleet records (a fleet file, or the live inventory
-through ``corral.services.records.live_fleet``) — so a VM has one price
-wherever it is asked for. Results are typed; money is in ``currency`` per month.
+model of the settings and fleet records (``FleetSnapshot.records`` of
+``corral.services.fleet``: a fleet file, a request body or the live inventory)
+— so a VM has one price wherever it is asked for. Results are typed; money is in
+``currency`` per month.
 """
 
 from __future__ import annotations

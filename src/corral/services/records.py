@@ -171,7 +171,7 @@ def metric_batch(
     )
 
 
-def live_fleet(inv: Inventory, now: datetime | None = None) -> FleetRecords:
+def live_records(inv: Inventory, now: datetime | None = None) -> FleetRecords:
     """The live inventory as fleet records, stamped with the inventory's clock (or ``now``)."""
     vms, hosts, volumes = fleet_records(inv)
     return FleetRecords(
@@ -179,4 +179,4 @@ def live_fleet(inv: Inventory, now: datetime | None = None) -> FleetRecords:
     )
 
 
-__all__ = ["FleetRecords", "fleet_records", "live_fleet", "metric_batch", "vm_record"]
+__all__ = ["FleetRecords", "fleet_records", "live_records", "metric_batch", "vm_record"]

@@ -2,9 +2,10 @@
 
 Every interface calls these, never the engines directly, so the CLI, the REST
 API and the demo show the same findings and the same money for the same
-inputs. Inputs are plain: a cost model (the settings'), fleet records (a
-fleet file or ``corral.services.records.live_fleet``), the metrics store, and
-parameters. Results are typed; money is in the model's currency per month.
+inputs. Inputs are plain: a cost model (the settings'), fleet records
+(``FleetSnapshot.records`` of ``corral.services.fleet``), the live inventory
+and the metrics store for the live analysis and report, and parameters.
+Results are typed; money is in the model's currency per month.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from corral.engines.sprawl.scenario import SOURCES, ScenarioAssumptions, run_sce
 from corral.inventory.service import Inventory
 from corral.metrics.store.base import MetricsStore
 from corral.reports.collect import ReportData, collect_report
-from corral.services.records import FleetRecords, live_fleet, metric_batch
+from corral.services.records import FleetRecords, live_records, metric_batch
 
 #: Detectors that read only the inventory (every one but ``idle``, which needs metrics).
 INVENTORY_DETECTORS: tuple[str, ...] = tuple(name for name in DETECTORS if name != "idle")
@@ -145,7 +146,7 @@ def live_analysis(
 ) -> SprawlAnalysis:
     """Returns the analysis of the live inventory with ``days`` of metrics history (none when
     ``store`` is None: idle and right-sizing then say they cannot decide)."""
-    fleet = live_fleet(inv, now)
+    fleet = live_records(inv, now)
     return _live_analysis(fleet, store, model, days)
 
 
@@ -154,7 +155,7 @@ def sprawl_report(
 ) -> ReportData:
     """Returns the live analysis with chargeback, licences, waste over time, the five-signs
     scorecard and the reclamation cases: everything the report shows."""
-    fleet = live_fleet(inv)
+    fleet = live_records(inv)
     analysis = _live_analysis(fleet, store, model, days)
     return collect_report(inv, model, fleet, analysis, days)
 
