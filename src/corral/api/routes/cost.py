@@ -14,14 +14,13 @@ from pydantic import BaseModel, Field
 
 from corral.api.deps import Actor, InventoryDep
 from corral.api.problems import error_responses
-from corral.api.routes.plan import FleetRequest
+from corral.api.routes.plan import FleetRequest, snapshot
 from corral.engines.costing import ComplianceStatus, Dimension, LicenceScope
 from corral.engines.sprawl.model import VMState
 from corral.inventory.service import Inventory
 from corral.services import cost
 from corral.services.cost_api import CostModel, settings_cost_model
-from corral.services.fleet import parse_fleet_document
-from corral.services.records import FleetRecords, live_fleet
+from corral.services.records import FleetRecords
 
 router = APIRouter(prefix="/api/v1/cost", tags=["cost"])
 
@@ -43,10 +42,8 @@ CostModelDep = Annotated[CostModel, Depends(get_cost_model)]
 
 
 def records(request: FleetRequest, inventory: Inventory) -> FleetRecords:
-    """The cost/sprawl records of the fleet a request names (as ``--inventory-file``/``--live``)."""
-    if request.fleet is not None:
-        return parse_fleet_document(request.fleet, "request body").records
-    return live_fleet(inventory)
+    """The cost/sprawl records of the fleet a request names (as ``-f``/``--live`` do)."""
+    return snapshot(request, inventory).records
 
 
 class CostLinesOut(BaseModel):
