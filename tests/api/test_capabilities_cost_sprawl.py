@@ -169,3 +169,23 @@ def test_live_report_job_and_live_cost_equal_cli(
         assert len(result["waste_over_time"]) == len(cli["waste_over_time"])
     finally:
         app.state.jobs.shutdown(wait=True)
+
+
+@SQLITE_ONLY
+def test_bitbrains_job_equals_cli(api: Api, settings: Settings) -> None:
+    assert settings.shared_data is not None
+    cli = cli_json(
+        "sprawl", "bitbrains", "--data-dir", str(settings.shared_data / "bitbrains-rnd"),
+        "--month", "2013-7", "--limit", "40",
+    )  # fmt: skip
+    job = api.job("/api/v1/sprawl/bitbrains", {"month": "2013-7", "limit": 40})
+    assert job["state"] == "succeeded", job
+    result = job["result"]
+    head = {
+        k: v for k, v in cli["summary"].items() if k not in ("assumed_disk_gb_per_vm", "window")
+    }
+    assert result["summary"] == head and result["summary"]["vms"] == 40
+    assert [(f["subject"], f["category"]) for f in result["findings"]] == [
+        (f["subject"], f["category"]) for f in cli["findings"]
+    ]
+    assert result["assumed_disk_gb"] == cli["summary"]["assumed_disk_gb_per_vm"] == 50.0

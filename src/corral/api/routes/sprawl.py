@@ -9,6 +9,7 @@ a large fleet): a job whose result is a SprawlReportOut, the figures of
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -20,7 +21,9 @@ from corral.api.problems import error_responses
 from corral.api.routes.cost import CostModelDep, get_cost_model_of, records
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.api.routes.plan import FleetRequest
+from corral.engines.sprawl import RightSizeMode, RightSizingParams
 from corral.engines.sprawl.model import Category
+from corral.errors import NotFoundError
 from corral.metrics.store import MetricsStore, open_store
 from corral.reports.scorecard import Status
 from corral.services import sprawl
@@ -202,8 +205,76 @@ def _report(params: ReportRequest, state: Any, _progress: Progress) -> SprawlRep
     )
 
 
+class BitbrainsMonth(StrEnum):
+    july = "2013-7"
+    august = "2013-8"
+    september = "2013-9"
+
+
+class BitbrainsRequest(BaseModel):
+    """A month of the Bitbrains Rnd traces the server holds ($CORRAL_SHARED_DATA/bitbrains-rnd)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    month: BitbrainsMonth = BitbrainsMonth.july
+    limit: int | None = Field(default=None, ge=1, le=100_000, description="Only the first N VMs.")
+    assumed_disk_gb: float = Field(default=50.0, ge=0, le=1_000_000)
+    mode: RightSizeMode = RightSizeMode.moderate
+    headroom: float = Field(default=0.2, ge=0, le=10, description="0.2 = 20 % above demand.")
+
+
+class BitbrainsSummaryOut(BaseModel):
+    vms: int
+    idle_vms: int
+    idle_undecided: int
+    oversized_vms: int
+    oversized_cpu: int
+    oversized_memory: int
+    undersized_vms: int
+    rightsizing_undecided: int
+    currency: str
+    fleet_monthly_cost: float
+    idle_monthly: float
+    rightsizing_monthly: float
+    waste_monthly: float
+    waste_yearly: float
+
+
+class BitbrainsOut(BaseModel):
+    month: str
+    window_start: datetime
+    window_end: datetime
+    assumed_disk_gb: float
+    summary: BitbrainsSummaryOut
+    findings: list[FindingOut]
+
+
+def _bitbrains(params: BitbrainsRequest, state: Any, _progress: Progress) -> BitbrainsOut:
+    if state.settings.shared_data is None:
+        raise NotFoundError(
+            "no trace folder is set; set CORRAL_SHARED_DATA (it holds bitbrains-rnd/)."
+        )
+    result = sprawl.bitbrains(
+        state.settings.shared_data / "bitbrains-rnd",
+        get_cost_model_of(state),
+        month=params.month.value,
+        limit=params.limit,
+        assumed_disk_gb=params.assumed_disk_gb,
+        rightsizing=RightSizingParams(mode=params.mode, headroom=params.headroom),
+    )
+    return BitbrainsOut(
+        month=result.month,
+        window_start=result.window_start,
+        window_end=result.window_end,
+        assumed_disk_gb=result.assumed_disk_gb,
+        summary=BitbrainsSummaryOut.model_validate(result.summary, from_attributes=True),
+        findings=[finding(f) for f in result.analysis.findings],
+    )
+
+
 REPORT = JobKind("sprawl.report", ReportRequest, _report)
-JOB_KINDS = (REPORT,)
+BITBRAINS = JobKind("sprawl.bitbrains", BitbrainsRequest, _bitbrains)
+JOB_KINDS = (REPORT, BITBRAINS)
 
 
 @router.post("/findings", response_model=FindingsOut, responses=error_responses(401, 404, 422))
@@ -230,6 +301,17 @@ def findings(
 def report(body: ReportRequest, jobs: JobsDep, actor: Actor, response: Response) -> JobPublic:
     """The live fleet's sprawl, priced, with its scorecard (a job; result: SprawlReportOut)."""
     return accept(jobs, REPORT, body, actor, response)
+
+
+@router.post(
+    "/bitbrains",
+    status_code=202,
+    response_model=JobPublic,
+    responses={**ACCEPTED, **error_responses(401, 422)},
+)
+def bitbrains(body: BitbrainsRequest, jobs: JobsDep, actor: Actor, response: Response) -> JobPublic:
+    """Idle and oversized VMs in a month of Bitbrains traces (a job; result: BitbrainsOut)."""
+    return accept(jobs, BITBRAINS, body, actor, response)
 
 
 @router.post("/scenario", response_model=ScenarioOut, responses=error_responses(422))
