@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.inventory.conftest import nodes  # noqa: F401  (fixture)
 from tests.reclaim.conftest import _free_port, smtp_server
 
 NODES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
@@ -78,22 +79,22 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("served")
-    nodes = root / "nodes"
-    nodes.mkdir()
+    node_dir = root / "node_dir"
+    node_dir.mkdir()
     for name in ("host-a.xml", "host-b.xml"):
-        shutil.copy(NODES / name, nodes / name)
+        shutil.copy(NODES / name, node_dir / name)
     with smtp_server() as (_inbox, smtp):
         env = {
             **os.environ,
             "CORRAL_HOME": str(root / "home"),
-            "CORRAL_NODE_DIR": str(nodes),
+            "CORRAL_NODE_DIR": str(node_dir),
             "CORRAL_SMTP_URL": f"smtp://{smtp.host}:{smtp.port}",
             "CORRAL_MAIL_DOMAIN": "example.test",
             "CORRAL_API_MAX_BODY": str(1024 * 1024),
         }
         env.pop("CORRAL_DATABASE_URL", None)
         for host in ("host-a", "host-b"):
-            cli(env, "hosts", "add", host, f"test://{nodes / (host + '.xml')}")
+            cli(env, "hosts", "add", host, f"test://{node_dir / (host + '.xml')}")
         cli(env, "sync")
         token = cli(env, "token", "create", "api-tests").strip().splitlines()[-1]
         cli(env, "reclaim", "flag", "web-01", "--category", "idle", "--reason", "idle for long")

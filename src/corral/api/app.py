@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from corral import __version__
-from corral.api.guard import Guard
+from corral.api.guard import Guard, allowed_methods
 from corral.api.problems import openapi_with_problems, problem
 from corral.api.routes import config as config_routes
 from corral.api.routes import cost as cost_routes
@@ -117,11 +117,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(422, "validation-failed", f"{where}: {first['msg']}", errors)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(req: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
             exc.status_code, "http-error"
         )
-        return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route on the path; the API may answer more.
+            allowed = allowed_methods(app.openapi(), req.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+            detail = (
+                f"{req.method} is not allowed here; use {headers.get('Allow', 'another method')}."
+            )
+            return problem(405, code, detail, headers=headers)
+        return problem(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_req: Request, exc: Exception) -> JSONResponse:

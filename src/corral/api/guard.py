@@ -93,7 +93,22 @@ def _secured_operations(openapi: dict[str, Any]) -> list[tuple[str, re.Pattern[s
     The document is the one public description of every route, so routes added later are
     guarded without a list to keep up to date here.
     """
-    secured = []
+    return [
+        (method.upper(), pattern)
+        for pattern, method, operation in _operations(openapi)
+        if BEARER in {name for req in operation.get("security", []) for name in req}
+    ]
+
+
+def allowed_methods(openapi: dict[str, Any], path: str) -> list[str]:
+    """The methods the API answers at ``path`` (for a 405's Allow header)."""
+    methods = {m.upper() for pattern, m, _ in _operations(openapi) if pattern.fullmatch(path)}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+def _operations(openapi: dict[str, Any]) -> Iterator[tuple[re.Pattern[str], str, dict[str, Any]]]:
     for template, operations in openapi.get("paths", {}).items():
         pattern = re.compile(
             "".join(
@@ -102,10 +117,7 @@ def _secured_operations(openapi: dict[str, Any]) -> list[tuple[str, re.Pattern[s
             )
         )
         for method, operation in operations.items():
-            schemes = {name for req in operation.get("security", []) for name in req}
-            if BEARER in schemes:
-                secured.append((method.upper(), pattern))
-    return secured
+            yield pattern, method, operation
 
 
 def _header(scope: Scope, name: bytes) -> str:

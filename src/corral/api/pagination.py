@@ -36,7 +36,9 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = Field(description="Give this as 'cursor' for the next page.")
-    total: int = Field(description="How many items the whole list holds.")
+    total: int | None = Field(
+        default=None, description="How many items the whole list holds (null: not counted)."
+    )
 
 
 def encode_cursor(key: SortKey) -> str:

@@ -12,12 +12,19 @@ from datetime import date, datetime
 
 
 class VMState(enum.StrEnum):
+    """A VM's run state: the one enum of the inventory, the fleet file and every engine."""
+
     running = "running"
     paused = "paused"
     shutoff = "shutoff"
     crashed = "crashed"
     suspended = "suspended"  # managed save / pmsuspended
-    other = "other"
+    other = "other"  # the hypervisor reported a state Corral does not name
+    unknown = "unknown"  # nobody said (a fleet file without it, a gap in the history)
+
+    @property
+    def known(self) -> bool:
+        return self not in (VMState.other, VMState.unknown)
 
 
 class HostStatus(enum.StrEnum):

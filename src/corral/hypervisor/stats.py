@@ -17,10 +17,10 @@ from typing import Any
 import libvirt
 from lxml import etree
 
+from corral.domain.clock import Clock, SystemClock
+from corral.domain.metrics import DomainCounters, HostCounters, HostSample
 from corral.errors import HostUnreachableError, NotFoundError
 from corral.hypervisor.libvirt_adapter import quiet_libvirt
-from corral.metrics.clock import Clock, SystemClock
-from corral.metrics.model import DomainCounters, HostCounters, HostSample
 
 
 def _sum_keys(stats: Mapping[str, Any], prefix: str, count_key: str, suffix: str) -> int | None:

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from corral.domain.text import bad_character, check_text
 from corral.engines.costing import CostModel, price_vm
 from corral.engines.reclaim import (
     OFFLINE,
@@ -142,6 +143,8 @@ class ReclaimService:
         evidence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Open a case for one VM; refused while another case is open or an extension holds."""
+        check_text(ref, "the VM")
+        check_text(reason, "the reason", multiline=True)
         if not reason.strip():
             raise ValidationError("flagging a VM needs a reason.")
         now = self.now
@@ -281,6 +284,7 @@ class ReclaimService:
         return self.execute(case_id, Step.confirm, actor, {})
 
     def extend(self, case_id: int, until: date, reason: str, actor: str) -> dict[str, Any]:
+        check_text(reason, "the reason", multiline=True)
         check_extension(until, reason, self.now.date(), self.policy)
         return self.execute(
             case_id, Step.extend, actor, {"until": until.isoformat(), "reason": reason.strip()}
@@ -290,6 +294,7 @@ class ReclaimService:
         return self.execute(case_id, Step.restore, actor, {})
 
     def cancel(self, case_id: int, actor: str, reason: str) -> dict[str, Any]:
+        check_text(reason, "the reason", multiline=True)
         if not reason.strip():
             raise ValidationError("cancelling a case needs a reason.")
         return self.execute(case_id, Step.cancel, actor, {"reason": reason.strip()})
@@ -326,7 +331,7 @@ class ReclaimService:
 
     def case_for_token(self, token: str) -> int | None:
         """The case whose e-mailed response token this is (only its SHA-256 is stored)."""
-        if not 20 <= len(token) <= 128:
+        if not 20 <= len(token) <= 128 or bad_character(token):
             return None
         digest = _hash(token)
         with self.db.session() as s:
@@ -338,6 +343,7 @@ class ReclaimService:
             return c.id
 
     def approve(self, case_id: int, step: str, actor: str, note: str = "") -> dict[str, Any]:
+        check_text(note, "the note", multiline=True)
         try:
             what = Step(step)
         except ValueError:

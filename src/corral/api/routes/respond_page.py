@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from lxml import html
 
 from corral.api.deps import ReclaimDep
+from corral.domain.text import bad_character
 from corral.engines.reclaim import OPEN, State
 from corral.errors import CorralError, NotFoundError, ValidationError
 from corral.reclaim.service import ReclaimService
@@ -97,6 +98,9 @@ async def read_answer(request: Request) -> Answer:
     def one(name: str) -> str:
         return fields.get(name, [""])[-1]
 
+    if any(bad_character(v, multiline=True) for values in fields.values() for v in values):
+        # Never echoed back: the page could not show it, and it is never stored.
+        return Answer(problem="the answer contains a control or invalid character; type it again.")
     return Answer(one("action"), one("until").strip(), one("reason"), one("sure") == "yes")
 
 
