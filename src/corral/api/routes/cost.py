@@ -15,11 +15,16 @@ from pydantic import BaseModel, Field
 from corral.api.deps import Actor, InventoryDep
 from corral.api.problems import error_responses
 from corral.api.routes.plan import FleetRequest, snapshot
-from corral.engines.costing import ComplianceStatus, Dimension, LicenceScope
-from corral.engines.sprawl.model import VMState
 from corral.inventory.service import Inventory
 from corral.services import cost
-from corral.services.cost_api import CostModel, settings_cost_model
+from corral.services.cost_api import (
+    ComplianceStatus,
+    CostModel,
+    Dimension,
+    LicenceScope,
+    VMState,
+    settings_cost_model,
+)
 from corral.services.records import FleetRecords
 
 router = APIRouter(prefix="/api/v1/cost", tags=["cost"])

@@ -21,13 +21,17 @@ from corral.api.problems import error_responses
 from corral.api.routes.cost import CostModelDep, get_cost_model_of, records
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.api.routes.plan import FleetRequest
-from corral.engines.sprawl import RightSizeMode, RightSizingParams
-from corral.engines.sprawl.model import Category
 from corral.errors import NotFoundError
-from corral.metrics.store import MetricsStore, open_store
 from corral.reports.scorecard import Status
 from corral.services import sprawl
 from corral.services.jobs import JobKind, Progress
+from corral.services.sprawl_api import (
+    Category,
+    MetricsStore,
+    RightSizeMode,
+    RightSizingParams,
+    settings_metrics_store,
+)
 
 router = APIRouter(prefix="/api/v1/sprawl", tags=["sprawl"])
 
@@ -176,7 +180,7 @@ def _metrics(state: Any) -> MetricsStore:
     """The app's metrics store (as the metrics routes open it), from a job's thread."""
     store: MetricsStore | None = getattr(state, "metrics", None)
     if store is None:
-        store = open_store(state.settings.metrics_url)
+        store = settings_metrics_store(state.settings)
         state.metrics = store
     return store
 
