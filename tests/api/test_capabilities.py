@@ -221,3 +221,22 @@ def test_health_ok_then_503_when_the_metrics_store_is_unreachable(
     assert down.status_code == 503
     assert down.headers["content-type"] == "application/problem+json"
     assert down.json()["code"] == "unhealthy" and "metrics_store" in down.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/plan/place",
+        "/api/v1/plan/whatif",
+        "/api/v1/ha/check",
+        "/api/v1/cost/vms",
+        "/api/v1/sprawl/findings",
+    ],
+)
+def test_a_fleet_document_of_the_wrong_shape_is_422_not_500(api: Api, path: str) -> None:
+    for fleet in ({"hosts": 5}, {"vms": "x"}, {"hosts": [], "unknown": 1}):
+        extra = {"remove_hosts": ["h1"]} if path.endswith("whatif") else {}
+        r = api.post(path, {"fleet": fleet, **extra}, token=True)
+        assert r.status_code == 422, (path, fleet, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "validation-failed"

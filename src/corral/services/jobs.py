@@ -209,7 +209,7 @@ class JobService:
             kind=kind.name,
             state=JobState.queued.value,
             progress=0.0,
-            params=params.model_dump(mode="json"),
+            params=params.model_dump(mode="json", exclude_unset=True),
             submitted_by=actor,
             cancel_requested=False,
             created_at=self.clock(),

@@ -40,12 +40,30 @@ ERRORS = error_responses(404, 422)
 
 
 # -- requests ----------------------------------------------------------------------------
+class FleetDocument(BaseModel):
+    """A fleet document (docs/fleet-format.md): ``format: corral-fleet/1``, or an older one.
+
+    Only the outline is checked here; each host, VM and volume is read by the fleet
+    service, whose errors name the entry (``vms[3].memory_mib ...``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Annotated[str, StringConstraints(max_length=64)] | None = None
+    now: datetime | None = Field(default=None, description="The fleet's 'now' (sprawl ages).")
+    settings: dict[str, Any] | None = None
+    profiles: dict[str, Any] | None = None
+    hosts: list[dict[str, Any]] = Field(default=[], max_length=100_000)
+    vms: list[dict[str, Any]] = Field(default=[], max_length=1_000_000)
+    volumes: list[dict[str, Any]] = Field(default=[], max_length=1_000_000)
+
+
 class FleetRequest(BaseModel):
     """The fleet to plan on: exactly one of a fleet document or ``live: true``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    fleet: dict[str, Any] | None = Field(
+    fleet: FleetDocument | None = Field(
         default=None, description="A fleet document (format corral-fleet/1, or an older one)."
     )
     live: bool = Field(default=False, description="Plan on the live inventory's last sync.")
@@ -60,7 +78,8 @@ class FleetRequest(BaseModel):
 def snapshot(request: FleetRequest, inventory: Inventory) -> FleetSnapshot:
     """The fleet a request names (the document, or the live inventory)."""
     if request.fleet is not None:
-        return parse_fleet_document(request.fleet, "request body")
+        document = request.fleet.model_dump(mode="json", exclude_unset=True)
+        return parse_fleet_document(document, "request body")
     return live_fleet(inventory)
 
 
