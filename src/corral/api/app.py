@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from corral import __version__
@@ -34,6 +35,14 @@ from corral.security.token_store import TokenStore
 from corral.services.jobs import JobKind, JobService
 
 log = logging.getLogger(__name__)
+
+
+class Health(BaseModel):
+    """The server answers; nothing more is checked (a load balancer's probe)."""
+
+    status: Literal["ok"]
+    version: str
+
 
 #: Every router of the API, mounted explicitly: a missing module is an import error, not a
 #: silently missing surface.
@@ -84,9 +93,9 @@ def create_app(
         app.include_router(router)
     respond_page.redact_token_paths()
 
-    @app.get("/healthz", tags=["meta"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/healthz", tags=["meta"], response_model=Health)
+    def healthz() -> Health:
+        return Health(status="ok", version=__version__)
 
     _install_error_handlers(app)
     app.add_middleware(Guard)

@@ -186,8 +186,8 @@ def _json_shape_problem(scope: Scope, body: bytes) -> str | None:
         value = json.loads(body)
     except RecursionError:
         return f"the JSON body is nested too deeply; at most {MAX_JSON_DEPTH} levels."
-    except ValueError:
-        return None  # not JSON: the route says so with its own 422
+    except ValueError:  # not UTF-8 or not JSON
+        return "the request body is not valid JSON (UTF-8); send a JSON object."
     for depth, size in _containers(value):
         if depth > MAX_JSON_DEPTH:
             return f"the JSON body is nested too deeply; at most {MAX_JSON_DEPTH} levels."

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -246,7 +247,7 @@ class ReclaimCancel(BaseModel):
 class ReclaimRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class ReclaimRespond(BaseModel):

@@ -15,16 +15,15 @@ from corral.errors import ValidationError
 #: Line breaks and tabs are fine in free text (a purpose, a reason); never in a name.
 MULTILINE_OK = "\t\n\r"
 
-_FORBIDDEN = (
-    "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"  # C0 controls but tab/LF/CR, DEL, C1 controls
-    "\\ud800-\\udfff"  # lone surrogates
-    "\\ufdd0-\\ufdef\\ufffe\\uffff"  # noncharacters of the basic plane
-)
-#: The same rule as a JSON-Schema pattern, for the OpenAPI document.
-TEXT_PATTERN = f"^[^{_FORBIDDEN}]*$"
-LINE_PATTERN = f"^[^{_FORBIDDEN}\\t\\n\\r]*$"
-_BAD_TEXT = re.compile(f"[{_FORBIDDEN}]")
-_BAD_LINE = re.compile(f"[{_FORBIDDEN}\\t\\n\\r]")
+_CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"  # C0 but tab/LF/CR, DEL, C1
+_NONCHARACTERS = "\\ufdd0-\\ufdef\\ufffe\\uffff"  # those of the basic plane
+_SURROGATES = "\\ud800-\\udfff"  # a lone one has no UTF-8 form
+#: The same rule as a JSON-Schema pattern, for the OpenAPI document. Lone surrogates are left
+#: out of it: no UTF-8 text holds one, and regex engines that work on UTF-8 cannot name them.
+TEXT_PATTERN = f"^[^{_CONTROLS}{_NONCHARACTERS}]*$"
+LINE_PATTERN = f"^[^{_CONTROLS}{_NONCHARACTERS}\\t\\n\\r]*$"
+_BAD_TEXT = re.compile(f"[{_CONTROLS}{_NONCHARACTERS}{_SURROGATES}]")
+_BAD_LINE = re.compile(f"[{_CONTROLS}{_NONCHARACTERS}{_SURROGATES}\\t\\n\\r]")
 
 
 def bad_character(value: str, *, multiline: bool = False) -> str | None:
