@@ -5,15 +5,17 @@
 A temp home holds two test-driver hosts (the node files of tests/fixtures/nodes),
 synced once; every command then runs ``--runs`` times as a subprocess of this
 Python, with this environment (so PYTHONPATH picks the checkout under test).
-Printed per command: median and p90 wall time in seconds, the number of modules
-imported (one ``-X importtime`` run) and whether OR-Tools or pandas were among
-them. Target: `corral --help` and `corral vms` under 0.3 s.
+Printed per command: median and p90 wall time in seconds, the median CPU time
+(user + system of the child: steadier than wall time on a shared, loaded machine),
+the number of modules imported (one ``-X importtime`` run) and whether OR-Tools or
+pandas were among them. Target: `corral --help` and `corral vms` under 0.3 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,13 +66,20 @@ def modules(env: dict[str, str], args: list[str]) -> tuple[int, list[str]]:
     return len(names), sorted(h for h in HEAVY if h in names)
 
 
-def timings(env: dict[str, str], args: list[str], runs: int) -> list[float]:
-    out = []
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timings(env: dict[str, str], args: list[str], runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of each run."""
+    wall, cpu = [], []
     for _ in range(runs):
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), _child_cpu()
         corral(env, *args)
-        out.append(time.perf_counter() - began)
-    return out
+        wall.append(time.perf_counter() - began)
+        cpu.append(_child_cpu() - cpu_began)
+    return wall, cpu
 
 
 def p90(values: list[float]) -> float:
@@ -85,12 +94,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="corral-bench-cli-") as tmp:
         env = build_home(Path(tmp))
         corral(env, "vms")  # warm the byte-code cache once
-        print(f"{'command':<22} {'median s':>9} {'p90 s':>7} {'modules':>8}  heavy")
+        print(f"{'command':<22} {'median s':>9} {'p90 s':>7} {'cpu s':>7} {'modules':>8}  heavy")
         for label, args in COMMANDS.items():
-            times = timings(env, args, runs)
+            wall, cpu = timings(env, args, runs)
             count, heavy = modules(env, args)
-            median, heavy_list = statistics.median(times), ",".join(heavy) or "-"
-            print(f"{label:<22} {median:>9.3f} {p90(times):>7.3f} {count:>8}  {heavy_list}")
+            median, heavy_list = statistics.median(wall), ",".join(heavy) or "-"
+            print(
+                f"{label:<22} {median:>9.3f} {p90(wall):>7.3f} {statistics.median(cpu):>7.3f} "
+                f"{count:>8}  {heavy_list}"
+            )
 
 
 if __name__ == "__main__":

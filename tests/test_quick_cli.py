@@ -42,6 +42,15 @@ def test_inventory_commands_import_no_engines() -> None:
     assert not [m for m in mods if m.startswith("corral.engines")]
 
 
+def test_reading_a_fleet_does_not_load_the_solvers() -> None:
+    """Cost and sprawl read fleets too: the planning model alone must not pull in OR-Tools;
+    the plan and HA commands load it only when a consolidation runs."""
+    mods = _modules_after("import corral.services.fleet, corral.engines.planning.model")
+    assert "ortools" not in mods and "pandas" not in mods
+    mods = _modules_after("import corral.cli.plan, corral.cli.ha, corral.services.planning")
+    assert "ortools" not in mods and "pandas" not in mods
+
+
 def test_help_imports_no_command_module() -> None:
     mods = _modules_after(
         """
