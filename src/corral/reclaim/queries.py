@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from corral.domain.text import bad_character
 from corral.engines.reclaim import OPEN
 from corral.reclaim.env import ReclaimEnv, token_hash
 from corral.reclaim.views import case_view
@@ -66,7 +67,7 @@ def savings(env: ReclaimEnv) -> dict[str, Any]:
 
 def case_for_token(env: ReclaimEnv, token: str) -> int | None:
     """The case whose e-mailed response token this is (only its SHA-256 is stored)."""
-    if not 20 <= len(token) <= 128:
+    if not 20 <= len(token) <= 128 or bad_character(token):
         return None
     digest = token_hash(token)
     with env.db.session() as s:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from corral.domain.text import check_text
 from corral.engines.costing import price_vm
 from corral.engines.reclaim import (
     OPEN,
@@ -75,6 +76,8 @@ class ReclaimService(ReclaimEnv):
         evidence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Open a case for one VM; refused while another case is open or an extension holds."""
+        check_text(ref, "the VM")
+        check_text(reason, "the reason", multiline=True)
         if not reason.strip():
             raise ValidationError("flagging a VM needs a reason.")
         now = self.now
@@ -205,6 +208,7 @@ class ReclaimService(ReclaimEnv):
         return self.execute(case_id, Step.confirm, actor, {})
 
     def extend(self, case_id: int, until: date, reason: str, actor: str) -> dict[str, Any]:
+        check_text(reason, "the reason", multiline=True)
         check_extension(until, reason, self.now.date(), self.policy)
         return self.execute(
             case_id, Step.extend, actor, {"until": until.isoformat(), "reason": reason.strip()}
@@ -214,6 +218,7 @@ class ReclaimService(ReclaimEnv):
         return self.execute(case_id, Step.restore, actor, {})
 
     def cancel(self, case_id: int, actor: str, reason: str) -> dict[str, Any]:
+        check_text(reason, "the reason", multiline=True)
         if not reason.strip():
             raise ValidationError("cancelling a case needs a reason.")
         return self.execute(case_id, Step.cancel, actor, {"reason": reason.strip()})
@@ -249,6 +254,7 @@ class ReclaimService(ReclaimEnv):
         raise ValidationError("action must be 'extend' or 'confirm'.")
 
     def approve(self, case_id: int, step: str, actor: str, note: str = "") -> dict[str, Any]:
+        check_text(note, "the note", multiline=True)
         try:
             what = Step(step)
         except ValueError:

@@ -21,6 +21,7 @@ from lxml import html
 
 from corral.api.deps import ReclaimDep
 from corral.api.log_redaction import RedactTokenPaths, redact, redact_token_paths
+from corral.domain.text import bad_character
 from corral.errors import CorralError, NotFoundError
 from corral.reports.answer_page import Answer, answer_page, not_found_page, submit_answer
 from corral.reports.templates.elements import Element
@@ -59,6 +60,9 @@ async def read_answer(request: Request) -> Answer:
     def one(name: str) -> str:
         return fields.get(name, [""])[-1]
 
+    if any(bad_character(v, multiline=True) for values in fields.values() for v in values):
+        # Never echoed back: the page could not show it, and it is never stored.
+        return Answer(problem="the answer contains a control or invalid character; type it again.")
     return Answer(one("action"), one("until").strip(), one("reason"), one("sure") == "yes")
 
 
