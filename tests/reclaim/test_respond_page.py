@@ -26,7 +26,8 @@ from fastapi.testclient import TestClient
 from lxml import html as lhtml
 
 from corral.api.app import create_app
-from corral.api.routes.respond_page import SECURITY_HEADERS, RedactTokenPaths
+from corral.api.log_redaction import RedactTokenPaths
+from corral.api.routes.respond_page import SECURITY_HEADERS
 from corral.engines.costing import load_cost_model
 from corral.inventory.service import Inventory
 from corral.notify.mailer import SmtpMailer, SmtpSettings

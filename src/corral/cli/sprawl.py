@@ -16,19 +16,18 @@ import typer
 from corral.cli import context
 from corral.cli.fleet import FleetFileOption, LiveOption, fleet_snapshot
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
-from corral.engines.costing import Dimension, default_cost_model_text
-from corral.engines.costing.model import CostModel
-from corral.engines.sprawl import (
+from corral.services import cost as cost_service
+from corral.services import sprawl as sprawl_service
+from corral.services.cost import CostModel, Dimension, default_cost_model_text
+from corral.services.records import FleetRecords
+from corral.services.sprawl import (
     CategoryTotal,
     Finding,
     RightSizeMode,
     RightSizingParams,
     SprawlAnalysis,
+    SprawlSummary,
 )
-from corral.services import cost as cost_service
-from corral.services import sprawl as sprawl_service
-from corral.services.records import FleetRecords
-from corral.services.sprawl import SprawlSummary
 
 sprawl_app = typer.Typer(
     help="Sprawl: idle, powered-off, orphaned, expired VMs and right-sizing.", no_args_is_help=True

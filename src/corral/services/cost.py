@@ -19,6 +19,7 @@ from corral.engines.costing import (
     LicenceUsage,
     LicensingSuggestion,
     chargeback,
+    default_cost_model_text,
     licence_report,
     price_fleet,
 )
@@ -130,14 +131,18 @@ def _line(row: ChargebackRow) -> ChargebackLine:
     return ChargebackLine(key=row.key, vms=row.vms, lines=CostLines.of(row.lines))
 
 
+# CostModel, Dimension and the default model's text are re-exported: interfaces import services.
 __all__ = [
     "Chargeback",
     "ChargebackLine",
     "CostLines",
+    "CostModel",
     "CostPerVM",
+    "Dimension",
     "LicenceCompliance",
     "VMCostLine",
     "chargeback_by",
     "cost_per_vm",
+    "default_cost_model_text",
     "licence_compliance",
 ]

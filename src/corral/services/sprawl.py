@@ -21,6 +21,7 @@ from corral.engines.sprawl import (
     CategoryTotal,
     Finding,
     InsufficientData,
+    RightSizeMode,
     RightSizingParams,
     SprawlAnalysis,
     analyse,
@@ -263,13 +264,19 @@ def _bitbrains_summary(result: SprawlAnalysis) -> BitbrainsSummary:
     )
 
 
+# The engine types these results hold are re-exported: interfaces import services only.
 __all__ = [
     "INVENTORY_DETECTORS",
     "Assumption",
     "BitbrainsResult",
     "BitbrainsSummary",
+    "CategoryTotal",
     "DetectorParameter",
+    "Finding",
+    "RightSizeMode",
+    "RightSizingParams",
     "ScenarioResult",
+    "SprawlAnalysis",
     "SprawlFindings",
     "SprawlSummary",
     "bitbrains",
