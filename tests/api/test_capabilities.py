@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +241,13 @@ def test_a_fleet_document_of_the_wrong_shape_is_422_not_500(api: Api, path: str)
         assert r.status_code == 422, (path, fleet, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["code"] == "validation-failed"
+
+
+def test_rebalance_of_a_fleet_without_hosts_is_an_empty_plan(api: Api, tmp_path: Path) -> None:
+    """Found by schemathesis: the engine took the hottest of no hosts (a 500)."""
+    empty = {"format": "corral-fleet/1"}
+    rest = api.ok("/api/v1/plan/rebalance", {"fleet": empty})
+    assert rest["migrations"] == 0 and rest["steps"] == [] and rest["schedule_complete"]
+    path = tmp_path / "empty.yaml"
+    path.write_text("format: corral-fleet/1\n")
+    assert cli_json("plan", "rebalance", "-f", str(path)) == rest

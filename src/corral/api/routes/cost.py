@@ -124,7 +124,7 @@ def _lines(lines: cost.CostLines) -> CostLinesOut:
     return CostLinesOut.model_validate(lines, from_attributes=True)
 
 
-@router.post("/vms", response_model=CostPerVMOut, responses=error_responses(404, 422))
+@router.post("/vms", response_model=CostPerVMOut, responses=error_responses(404, 413, 422))
 def per_vm(body: FleetRequest, inv: InventoryDep, model: CostModelDep) -> CostPerVMOut:
     """Every VM's monthly cost, line by line, in the model's currency."""
     result = cost.cost_per_vm(records(body, inv), model)
@@ -144,7 +144,9 @@ def per_vm(body: FleetRequest, inv: InventoryDep, model: CostModelDep) -> CostPe
     )
 
 
-@router.post("/chargeback", response_model=ChargebackOut, responses=error_responses(401, 404, 422))
+@router.post(
+    "/chargeback", response_model=ChargebackOut, responses=error_responses(401, 404, 413, 422)
+)
 def chargeback(
     body: ChargebackRequest, inv: InventoryDep, model: CostModelDep, _actor: Actor
 ) -> ChargebackOut:
@@ -154,7 +156,7 @@ def chargeback(
     return ChargebackOut(currency=result.currency, by=result.by, rows=rows)
 
 
-@router.post("/licences", response_model=LicencesOut, responses=error_responses(404, 422))
+@router.post("/licences", response_model=LicencesOut, responses=error_responses(404, 413, 422))
 def licences(body: FleetRequest, inv: InventoryDep, model: CostModelDep) -> LicencesOut:
     """Licences deployed against those owned, and the cheaper per-host/per-VM choices."""
     result = cost.licence_compliance(records(body, inv), model)

@@ -55,7 +55,7 @@ class HACheckOut(BaseModel):
     growth: GrowthOut | None
 
 
-@router.post("/check", response_model=HACheckOut, responses=error_responses(404, 422))
+@router.post("/check", response_model=HACheckOut, responses=error_responses(404, 413, 422))
 def check(body: HACheckRequest, inv: InventoryDep) -> HACheckOut:
     """Tolerated host failures under a policy, what would not come back, when HA breaks."""
     result = ha.check(

@@ -36,7 +36,7 @@ router = APIRouter(prefix="/api/v1/plan", tags=["plan"])
 Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Count = Annotated[int, Field(ge=1, le=100_000)]
 MiB = Annotated[int, Field(ge=1, le=2**40)]
-ERRORS = error_responses(404, 422)
+ERRORS = error_responses(404, 413, 422)
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -309,7 +309,7 @@ def place(body: PlaceRequest, inv: InventoryDep) -> PlacementOut:
     "/consolidate",
     status_code=202,
     response_model=JobPublic,
-    responses={**ACCEPTED, **error_responses(401, 422)},
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )
 def consolidate(
     body: ConsolidateRequest, jobs: JobsDep, actor: Actor, response: Response

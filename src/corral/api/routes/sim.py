@@ -138,7 +138,7 @@ def days(request: Request, limit: Limit = 100, cursor: Cursor = None) -> Page[Da
     "/runs",
     status_code=202,
     response_model=JobPublic,
-    responses={**ACCEPTED, **error_responses(401, 422)},
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )
 def run(body: SimRunRequest, jobs: JobsDep, actor: Actor, response: Response) -> JobPublic:
     """Replay one day under one policy: a job whose result is a SimulationOut."""

@@ -281,7 +281,7 @@ BITBRAINS = JobKind("sprawl.bitbrains", BitbrainsRequest, _bitbrains)
 JOB_KINDS = (REPORT, BITBRAINS)
 
 
-@router.post("/findings", response_model=FindingsOut, responses=error_responses(401, 404, 422))
+@router.post("/findings", response_model=FindingsOut, responses=error_responses(401, 404, 413, 422))
 def findings(
     body: FleetRequest, inv: InventoryDep, model: CostModelDep, _actor: Actor
 ) -> FindingsOut:
@@ -300,7 +300,7 @@ def findings(
     "/report",
     status_code=202,
     response_model=JobPublic,
-    responses={**ACCEPTED, **error_responses(401, 422)},
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )
 def report(body: ReportRequest, jobs: JobsDep, actor: Actor, response: Response) -> JobPublic:
     """The live fleet's sprawl, priced, with its scorecard (a job; result: SprawlReportOut)."""
@@ -311,14 +311,14 @@ def report(body: ReportRequest, jobs: JobsDep, actor: Actor, response: Response)
     "/bitbrains",
     status_code=202,
     response_model=JobPublic,
-    responses={**ACCEPTED, **error_responses(401, 422)},
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )
 def bitbrains(body: BitbrainsRequest, jobs: JobsDep, actor: Actor, response: Response) -> JobPublic:
     """Idle and oversized VMs in a month of Bitbrains traces (a job; result: BitbrainsOut)."""
     return accept(jobs, BITBRAINS, body, actor, response)
 
 
-@router.post("/scenario", response_model=ScenarioOut, responses=error_responses(422))
+@router.post("/scenario", response_model=ScenarioOut, responses=error_responses(413, 422))
 def scenario(body: ScenarioRequest, model: CostModelDep) -> ScenarioOut:
     """The seed scenario: sprawl waste of a generated fleet with stated, sourced rates."""
     result = sprawl.scenario(model, body.vms, body.seed)
