@@ -2,7 +2,12 @@
 
 A command group module exposes ``register(app)``; the list below is the one
 place they are wired in. Every CorralError becomes one clear sentence on stderr
-and a non-zero exit status, never a traceback.
+and its class's exit status (see corral.errors: 2 bad input, 3 not found,
+4 conflict, 5 unreachable host, 1 a bug), never a traceback.
+
+A host that never answered may leave a call hanging in a daemon thread (see
+corral.hypervisor.deadline); the process then leaves with ``os._exit`` after
+flushing its output, so no finaliser waits on that host.
 """
 
 from __future__ import annotations
@@ -157,22 +162,38 @@ def _register(names: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
+    code = _main()
+    from corral.hypervisor.deadline import has_late_calls
+
+    if has_late_calls():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _main() -> int:
+    """Run the command; its exit status (Typer ends every command with SystemExit)."""
     err = Console(stderr=True)
     try:
         _app()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CorralError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
-        sys.exit(130)
+        return 130
     except Exception as exc:  # a bug: one sentence, the traceback only on request
         if os.environ.get("CORRAL_DEBUG"):
             raise
+        said = " ".join(str(exc).split())[:200]  # one line, however the exception reads
         err.print(
-            f"[bold red]error:[/] Corral hit an unexpected {type(exc).__name__}: {str(exc)[:200]} "
+            f"[bold red]error:[/] Corral hit an unexpected {type(exc).__name__}: {said} "
             "(run again with CORRAL_DEBUG=1 for the traceback, and please report it).",
             highlight=False,
             soft_wrap=True,
         )
-        sys.exit(1)
+        return 1
+    return 0

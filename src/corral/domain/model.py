@@ -31,6 +31,7 @@ class HostStatus(enum.StrEnum):
     ok = "ok"
     unreachable = "unreachable"
     never_synced = "never-synced"
+    duplicate = "duplicate"  # the same libvirt host as another registered host
 
 
 class EventKind(enum.StrEnum):
@@ -178,6 +179,8 @@ class HostFacts:
     hypervisor_type: str
     hypervisor_version: str
     libvirt_version: str
+    #: libvirt's host UUID (None when the driver gives none, as the test driver does).
+    uuid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
