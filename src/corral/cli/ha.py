@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from corral.cli.fleet import FleetFileOption, LiveOption, fleet_snapshot
 from corral.cli.output import OutputFormat, OutputOption, emit_object, to_json
-from corral.cli.plan import FleetFileOption, LiveOption, read_fleet
-from corral.engines.planning import POLICIES, ha_break_date, load_history, make_policy
-from corral.engines.planning.forecast.history import growth_per_month as growth_from_history
 from corral.errors import ValidationError
+from corral.services import ha
 
 ha_app = typer.Typer(
     help="High availability: admission control and failover plans.", no_args_is_help=True
@@ -23,9 +22,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ha_app, name="ha")
 
 
-def _as_of(raw: str | None) -> date:
+def _as_of(raw: str | None) -> date | None:
     if raw is None:
-        return datetime.now(UTC).date()
+        return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
@@ -36,7 +35,9 @@ def _as_of(raw: str | None) -> date:
 def check(
     fleet_file: Path | None = FleetFileOption,
     live: bool = LiveOption,
-    policy: str = typer.Option("exact", "--policy", "-p", help=f"One of: {', '.join(POLICIES)}."),
+    policy: str = typer.Option(
+        "exact", "--policy", "-p", help=f"One of: {', '.join(ha.policies())}."
+    ),
     failures: int = typer.Option(
         1, "--failures", "-k", min=0, help="Host failures to tolerate (K)."
     ),
@@ -57,23 +58,18 @@ def check(
     output: OutputFormat = OutputOption,
 ) -> None:
     """How many host failures the fleet tolerates under a policy, and what would not come back."""
-    fleet = read_fleet(fleet_file, live)
-    params: dict[str, Any] = {}
-    if policy == "percentage":
-        params = {"cpu_pct": cpu_pct, "memory_pct": memory_pct}
-    elif policy == "failover-hosts":
-        params = {"hosts": failover_host or None}
-    engine = make_policy(policy, **params)
-    doc = engine.evaluate(fleet, failures).to_dict()
-    source = "given"
-    if growth_per_month is None and history is not None:
-        growth_per_month, source = growth_from_history(load_history(history)), "history trend"
-    if growth_per_month is not None:
-        doc["growth_source"] = source
-        start = _as_of(as_of)
-        broken = ha_break_date(fleet, engine, failures, growth_per_month, start)
-        doc["growth_per_month"] = round(growth_per_month, 4)
-        doc["ha_guarantee_breaks_on"] = broken.isoformat() if broken else None
+    result = ha.check(
+        fleet_snapshot(fleet_file, live).fleet,
+        policy,
+        failures,
+        failover_hosts=failover_host,
+        cpu_pct=cpu_pct,
+        memory_pct=memory_pct,
+        growth_per_month=growth_per_month,
+        history=history,
+        as_of=_as_of(as_of),
+    )
+    doc = _document(result)
     if output is OutputFormat.json:
         typer.echo(to_json(doc))
         return
@@ -86,3 +82,14 @@ def check(
     lost = doc.get("vms_not_coming_back")
     if lost:
         typer.echo("VMs that would not come back: " + ", ".join(lost))
+
+
+def _document(result: ha.HACheckResult) -> dict[str, Any]:
+    """The report's keys, then the growth projection's (the JSON contract of ``ha check``)."""
+    doc = result.report.to_dict()
+    if result.growth is not None:
+        g = result.growth
+        doc["growth_source"] = g.source.value
+        doc["growth_per_month"] = round(g.growth_per_month, 4)
+        doc["ha_guarantee_breaks_on"] = g.breaks_on.isoformat() if g.breaks_on else None
+    return doc

@@ -12,11 +12,15 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    bind: str = typer.Option("127.0.0.1", "--bind", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
+    host: str | None = typer.Option(None, "--host", hidden=True, help="Deprecated name of --bind."),
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."""
-    run_server(host, port)
+    if host is not None:
+        typer.echo("warning: serve --host is deprecated; use --bind ADDRESS.", err=True)
+        bind = host
+    run_server(bind, port)
 
 
 def run_server(host: str, port: int) -> None:

@@ -11,14 +11,6 @@ from pathlib import Path
 import typer
 
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object
-from corral.engines.simulation import (
-    describe_policies,
-    make_policy,
-    planetlab_fleet,
-    planetlab_vm_types,
-    simulate,
-)
-from corral.engines.simulation.planetlab import list_days, load_day
 from corral.errors import ValidationError
 
 sim_app = typer.Typer(
@@ -65,16 +57,33 @@ def consolidate(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Run one policy over one day and print energy, migrations, SLATAH, PDM, SLAV, ESV."""
-    chosen = make_policy(policy, parse_overrides(overrides))
-    workload = load_day(planetlab_dir, day, order_file)
-    result = simulate(planetlab_fleet(hosts), planetlab_vm_types(), workload, chosen)
-    emit_object(result.as_dict(), output, title=f"{chosen.name} on {workload.day}")
+    from corral.services import simulation
+
+    result = simulation.run(
+        planetlab_dir,
+        policy,
+        day=day,
+        order_file=order_file,
+        hosts=hosts,
+        overrides=parse_overrides(overrides),
+    )
+    emit_object(result.as_dict(), output, title=f"{result.policy} on {result.day}")
 
 
 @sim_app.command("policies")
 def policies(output: OutputFormat = OutputOption) -> None:
     """List the consolidation policies with their parameters and defaults."""
-    rows = describe_policies()
+    from corral.services import simulation
+
+    rows = [
+        {
+            "policy": p.family,
+            "summary": p.summary,
+            "parameters": {q.name: q.default for q in p.parameters},
+            "parameter_help": {q.name: q.description for q in p.parameters},
+        }
+        for p in simulation.policies()
+    ]
     emit(rows, output, ["policy", "parameters", "summary"], title="Consolidation policies")
 
 
@@ -84,4 +93,6 @@ def days(
     output: OutputFormat = OutputOption,
 ) -> None:
     """List the trace days available in a PlanetLab folder."""
-    emit([{"day": d} for d in list_days(planetlab_dir)], output, ["day"], title="Days")
+    from corral.services import simulation
+
+    emit([{"day": d} for d in simulation.days(planetlab_dir)], output, ["day"], title="Days")

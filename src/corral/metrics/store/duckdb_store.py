@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from corral.errors import StoreError
-from corral.metrics.model import (
+from corral.domain.metrics import (
     EntityKind,
     Latest,
     Point,
@@ -31,6 +30,7 @@ from corral.metrics.model import (
     SeriesKey,
     Stat,
 )
+from corral.errors import StoreError
 from corral.metrics.store.base import (
     ROLLUP_RESOLUTIONS,
     RetentionPolicy,

@@ -30,8 +30,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from corral.errors import StoreError
-from corral.metrics.model import (
+from corral.domain.metrics import (
     EntityKind,
     FloatArray,
     IntArray,
@@ -42,6 +41,7 @@ from corral.metrics.model import (
     SampleBatch,
     Stat,
 )
+from corral.errors import StoreError
 from corral.metrics.store.base import ROLLUP_RESOLUTIONS, RetentionPolicy, align, check_range
 from corral.metrics.store.rollup_math import BucketStats, bucket_stats
 
