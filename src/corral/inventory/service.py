@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Select, and_, func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +28,9 @@ from corral.inventory.sync import Clock, Progress, SyncReport, SyncService, utcn
 from corral.security.secrets import SecretBox
 from corral.store import models as m
 from corral.store.db import Database
+
+if TYPE_CHECKING:
+    from corral.hypervisor.libvirt_adapter import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class Inventory:
         uri = validate_uri(uri, self.access)
         with self.db.session() as s:
             self._refuse_known(s, name, uri)
+        from corral.hypervisor.libvirt_adapter import Credentials  # libvirt: on use
+
         creds = Credentials(username, password) if username or password else None
         host_uuid, error = self._identify(name, uri, creds)
         with self.db.session() as s:
@@ -138,6 +143,8 @@ class Inventory:
         holds the resolved path), so it is not opened here."""
         if uri.startswith("test:"):
             return None, None
+
+        from corral.hypervisor.libvirt_adapter import connect  # libvirt: on use
 
         def ask() -> str | None:
             return self.pool.get(
