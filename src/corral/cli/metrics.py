@@ -170,16 +170,29 @@ def backfill_cmd(
     vm: list[str] = typer.Option([], "--vm", help="UUID:HOST:VCPUS:MEMORY_MIB; default: inventory"),
     seed: int = typer.Option(0, "--seed"),
     metric: list[str] = typer.Option([], "--metric", help="only these metrics (default: all)"),
+    end: str = typer.Option("now", "--end", help="end of the history: now, -2h, epoch or ISO"),
     store: str | None = StoreOption,
 ) -> None:
-    """Give VMs a realistic past from real traces (every file is checked before writing)."""
+    """Give VMs a realistic past from real traces (every file is checked before writing).
+
+    Running it again, or after it was stopped, leaves the same samples as one run."""
     from corral.metrics.replay import backfill
 
     vms = _parse_vms(vm) if vm else _inventory_vms()
+    until = parse_time(end, time.time())
     target = _store(store)
     t0 = time.perf_counter()
     try:
-        n = backfill(target, vms, trace_dir, days, seed=seed, metrics=metric or None)
+        n = backfill(
+            target,
+            vms,
+            trace_dir,
+            days,
+            end=until,
+            seed=seed,
+            metrics=metric or None,
+            progress=lambda step: typer.echo(step, err=True),
+        )
     finally:
         target.close()
     typer.echo(

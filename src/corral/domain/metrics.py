@@ -135,6 +135,26 @@ class SampleBatch:
         values = np.fromiter((s.value for s in samples), dtype=np.float64, count=n)
         return SampleBatch(list(keys), list(hosts), sidx, hidx, ts, values)
 
+    def last_per_series_and_time(self) -> SampleBatch:
+        """One sample per (series, time): the last one given wins, as a later write would."""
+        canon: dict[SeriesKey, int] = {}
+        remap = np.array([canon.setdefault(k, len(canon)) for k in self.series], dtype=np.int64)
+        sidx = remap[self.series_idx] if len(self.series) else self.series_idx
+        order = np.lexsort((np.arange(len(self)), self.ts, sidx))
+        s, t = sidx[order], self.ts[order]
+        last = np.r_[(s[1:] != s[:-1]) | (t[1:] != t[:-1]), True] if len(order) else order
+        keep = order[last]
+        if len(keep) == len(self) and len(canon) == len(self.series):
+            return self
+        return SampleBatch(
+            list(canon),
+            self.hosts,
+            sidx[keep],
+            self.host_idx[keep],
+            self.ts[keep],
+            self.values[keep],
+        )
+
     def to_samples(self) -> list[Sample]:
         out = []
         for si, hi, t, v in zip(

@@ -73,7 +73,11 @@ class Collector:
         for host in report.errors:
             samples.extend(self._health(host, int(report.started), up=False, lag=None))
         if samples:
-            self.sink(SampleBatch.from_samples(samples))
+            try:
+                self.sink(SampleBatch.from_samples(samples))
+            except CorralError as exc:  # e.g. the store stayed busy: a gap, not the end
+                report.errors["store"] = exc.message
+                return report
         report.samples = len(samples)
         return report
 
