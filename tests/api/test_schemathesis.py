@@ -60,7 +60,9 @@ def _run(server: Server, report: Path, checks: tuple[str, ...], token: bool) -> 
     ]
     if token:
         args += ["--header", f"Authorization: Bearer {server.token}"]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(  # in tmp: schemathesis keeps a crash cache in its working folder
+        args, capture_output=True, text=True, timeout=900, check=False, cwd=report.parent
+    )
     summary = json.loads(report.read_text())
     figures = summary["test_cases"]
     kinds = Counter({f"{f['code']} {f['title']}": f["count"] for f in summary["failures"]})

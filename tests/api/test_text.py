@@ -86,7 +86,8 @@ def test_api_refuses_unshowable_metadata(client: TestClient, field: str, value: 
 def test_api_refuses_unshowable_query_and_path_text(client: TestClient, value: str) -> None:
     for params in ({"owner": value}, {"q": value}, {"tag": value}, {"host": value}):
         _refused(client.get("/api/v1/vms", params=params))
-    _refused(client.delete(f"/api/v1/hosts/{quote(value, safe='')}"))
+    name = value.replace("/", "_")  # a '/' would make another path, not a bad name
+    _refused(client.delete(f"/api/v1/hosts/{quote(name, safe='')}"))
 
 
 @FUZZ

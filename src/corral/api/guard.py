@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.api.deps import ACTOR, BEARER
@@ -27,8 +28,6 @@ from corral.security.token_store import TokenStore
 MAX_JSON_DEPTH = 32
 #: Arrays (and objects) with more members than this are refused.
 MAX_JSON_ITEMS = 10_000
-
-
 NO_CREDENTIALS = "this request needs 'Authorization: Bearer <token>'; see 'corral token create'."
 
 
@@ -72,12 +71,11 @@ class Guard:
             for method, pattern in self._secured
         )
 
-    async def _authenticate(self, scope: Scope) -> Any:
+    async def _authenticate(self, scope: Scope) -> JSONResponse | None:
+        """None when the bearer token is valid, else the 401 to answer."""
         scheme, _, credentials = _header(scope, b"authorization").partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
-            return _unauthorized(
-                AuthError.code, "this request needs 'Authorization: Bearer <token>'."
-            )
+            return _unauthorized(AuthError.code, NO_CREDENTIALS)
         tokens: TokenStore = scope["app"].state.tokens
         try:
             name = await anyio.to_thread.run_sync(tokens.verify, credentials.strip())
@@ -132,12 +130,12 @@ def _content_length(scope: Scope) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _unauthorized(code: str, detail: str) -> Any:
+def _unauthorized(code: str, detail: str) -> JSONResponse:
     """401 on the headers alone; the connection closes so an unread body is never taken in."""
     return problem(401, code, detail, headers={"Connection": "close"})
 
 
-def _too_large(limit: int) -> Any:
+def _too_large(limit: int) -> JSONResponse:
     return problem(
         413,
         "payload-too-large",
