@@ -21,13 +21,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from benchdb import fresh_database
 from fleetgen import write_fleet
 
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 
 
 def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
     db = fresh_database(url, reset_pg)
-    inv = Inventory(db, SecretBox(Fernet.generate_key()))
+    access = HostAccess(node_dir=paths[0].parent)  # the fleet's node files
+    inv = Inventory(db, SecretBox(Fernet.generate_key()), access=access)
     for p in paths:
         inv.add_host(p.stem, f"test://{p}")
     t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from fleetgen import write_fleet
 
 from corral.engines.costing import load_cost_model
 from corral.engines.reclaim import Policy
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.notify.mailer import SmtpMailer, SmtpSettings
 from corral.reclaim.service import Recipients, ReclaimService
@@ -53,7 +54,8 @@ def bench(
     url: str, paths: list[Path], share: float, reset_pg: bool
 ) -> list[tuple[str, int, float]]:
     db = fresh_database(url, reset_pg)
-    inv = Inventory(db, SecretBox(Fernet.generate_key()))
+    access = HostAccess(node_dir=paths[0].parent)  # the fleet's node files
+    inv = Inventory(db, SecretBox(Fernet.generate_key()), access=access)
     for p in paths:
         inv.add_host(p.stem, f"test://{p}")
     inv.sync()

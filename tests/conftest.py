@@ -11,6 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.store.db import Database
@@ -74,5 +75,6 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def inventory(db: Database, clock: Clock) -> Inventory:
-    return Inventory(db, SecretBox(Fernet.generate_key()), clock)
+def inventory(db: Database, clock: Clock, tmp_path: Path) -> Inventory:
+    """An inventory that may read test-driver node files anywhere under the test's tmp_path."""
+    return Inventory(db, SecretBox(Fernet.generate_key()), clock, HostAccess(node_dir=tmp_path))

@@ -221,7 +221,7 @@ def test_add_host_through_api(api: tuple[TestClient, str], nodes: Path) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     _problem(
         client.post("/api/v1/hosts", json={"name": "x", "uri": "vmware://x"}, headers=auth),
-        400,
+        422,
         "uri-unsupported",
     )
     _problem(

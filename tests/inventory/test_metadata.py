@@ -14,6 +14,7 @@ from lxml import etree
 from corral.domain.model import OwnerMeta
 from corral.errors import ConflictError, ValidationError
 from corral.hypervisor.domxml import METADATA_NS, build_metadata, parse_metadata
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.store.db import Database
@@ -65,7 +66,10 @@ def test_set_metadata_visible_to_virsh_and_survives_db_loss(
 
     # Corral's database is lost: a brand-new one re-discovers the VM with its owner.
     fresh = Inventory(
-        Database(f"sqlite:///{tmp_path / 'new.db'}"), SecretBox(Fernet.generate_key()), clock
+        Database(f"sqlite:///{tmp_path / 'new.db'}"),
+        SecretBox(Fernet.generate_key()),
+        clock,
+        HostAccess(node_dir=tmp_path),
     )
     fresh.db.migrate()
     fresh.add_host("host-a", uri)

@@ -32,44 +32,55 @@ def _need_binary(path: str, package: str) -> None:
         pytest.skip(msg)
 
 
-@pytest.fixture
-def victoria_url(tmp_path: Path) -> Iterator[str]:
-    """A real victoria-metrics process on a free port with its own storage folder."""
+def start_victoria(folder: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real victoria-metrics process on a free port storing in ``folder``; and its URL."""
     _need_binary(VM_BINARY, "victoria-metrics")
     port = _free_port()
     proc = subprocess.Popen(
         [
             VM_BINARY,
-            f"-storageDataPath={tmp_path / 'vm'}",
+            f"-storageDataPath={folder}",
             f"-httpListenAddr=127.0.0.1:{port}",
             "-retentionPeriod=100y",
             "-search.latencyOffset=0s",
             "-search.disableCache",
             "-loggerLevel=ERROR",
+            *flags,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            stop_victoria(proc)
+            pytest.fail("victoria-metrics did not start within 15 s")
+        time.sleep(0.05)
+
+
+def stop_victoria(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("victoria-metrics did not start within 15 s")
-            time.sleep(0.05)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def victoria_url(tmp_path: Path) -> Iterator[str]:
+    """A real victoria-metrics process on a free port with its own storage folder."""
+    proc, url = start_victoria(tmp_path / "vm")
+    try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_victoria(proc)
 
 
 class Flushing(VictoriaMetricsStore):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
 from corral.metrics.model import EntityKind, Sample, SampleBatch, SeriesKey, Stat
-from corral.metrics.store import MetricsStore
+from corral.metrics.store import DuckDBStore, MetricsStore
 
 VM = EntityKind.vm
 DAY = 86400
@@ -158,3 +160,27 @@ def test_latest_gives_newest_value_and_host(store: MetricsStore) -> None:
         (VM, "u1", "cpu_pct"): ("h2", now - 60, 2.0),
         (EntityKind.host, "h2", "host_cpu_pct"): ("h2", now - 60, 30.0),
     }
+
+
+def test_an_older_duckdb_file_with_copies_is_deduplicated_on_open(tmp_path: Path) -> None:
+    """A file written before samples were unique: copies dropped, rollups made again."""
+    path = tmp_path / "old.duckdb"
+    store = DuckDBStore(path)
+    store.write(batch_for(["u1"], "cpu_pct", np.full((1, 24), 10.0)))
+    store.rollup(T0 + 2 * 3600)
+    store.close()
+    db = duckdb.connect(str(path))  # as the old code left it: every sample twice, no version
+    db.execute("INSERT INTO samples SELECT * FROM samples")
+    db.execute("UPDATE rollup_3600 SET n = n * 2")
+    db.execute("DELETE FROM marks WHERE name = 'schema'")
+    db.close()
+    store = DuckDBStore(path)
+    try:
+        assert len(store.raw(VM, "u1", "cpu_pct", T0, T0 + 7200)) == 24
+        store.rollup(T0 + 2 * 3600)
+        assert [r.count for r in store.rollup_rows(3600, VM, "u1", "cpu_pct", T0, T0 + 7200)] == [
+            12,
+            12,
+        ]
+    finally:
+        store.close()

@@ -81,7 +81,7 @@ def test_exported_file_reads_back_as_the_live_fleet(synced: Inventory, tmp_path:
 
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CORRAL_HOME": str(home)}
+    env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_NODE_DIR": str(home.parent)}
     env.pop("CORRAL_DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "corral", *args],

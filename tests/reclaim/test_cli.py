@@ -46,9 +46,10 @@ class Cli:
     def json(self, *args: str, code: int = 0) -> Any:
         return json.loads(self(*args, "--output", "json", code=code).stdout)
 
-    def fails(self, *args: str) -> str:
-        """A user error: exit status 2, nothing on stdout, one line on stderr."""
-        proc = self(*args, code=2)
+    def fails(self, *args: str, code: int = 2) -> str:
+        """A user error (2 bad input, 3 not found, 4 conflict): nothing on stdout, one line
+        on stderr."""
+        proc = self(*args, code=code)
         assert proc.stdout == ""
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
@@ -69,6 +70,7 @@ def _env(home: Path, smtp_port: int, policy: Path) -> dict[str, str]:
         "CORRAL_MAIL_DOMAIN": "example.test",
         "CORRAL_MAIL_FALLBACK": "admins@example.test",
         "CORRAL_RECLAIM_POLICY": str(policy),
+        "CORRAL_NODE_DIR": str(home.parent),  # the node files sit beside the home
         "USER": "ops",
     }
 
@@ -86,7 +88,8 @@ def cli(tmp_path: Path, nodes: Path, smtp: tuple[Inbox, Any]) -> Cli:
 def _register_hosts(home: Path, nodes: Path) -> None:
     """The two test-driver hosts, synced, in the home's database (in-process: faster)."""
     home.mkdir()
-    inv = Inventory.from_settings(Settings(home, f"sqlite:///{home / 'corral.db'}"))
+    settings = Settings(home, f"sqlite:///{home / 'corral.db'}", node_dir=home.parent)
+    inv = Inventory.from_settings(settings)
     inv.add_host("a", f"test://{nodes / 'host-a.xml'}")
     inv.add_host("b", f"test://{nodes / 'host-b.xml'}")
     inv.sync()
@@ -169,12 +172,14 @@ def test_quarantine_then_restore(cli: Cli, smtp: tuple[Inbox, Any]) -> None:
     assert cli.json("reclaim", "list", "--open") == []
     rows = list(csv.DictReader(io.StringIO(cli("reclaim", "list", "-o", "csv").stdout)))
     assert [(r["id"], r["vm"], r["state"]) for r in rows] == [(str(cid), "cache-01", "restored")]
-    assert "cannot restore a case that is restored" in cli.fails("reclaim", "restore", str(cid))
+    assert "cannot restore a case that is restored" in cli.fails(
+        "reclaim", "restore", str(cid), code=4
+    )
 
 
 def test_bad_input_is_one_line_and_exit_2(cli: Cli) -> None:
     cid = str(cli.json("reclaim", "flag", "web-01", "-c", "idle", "-r", "idle")["id"])
-    assert "no reclamation case 99" in cli.fails("reclaim", "show", "99")
+    assert "no reclamation case 99" in cli.fails("reclaim", "show", "99", code=3)
     assert "not a case number" in cli.fails("reclaim", "confirm", "first")
     assert "YYYY-MM-DD" in cli.fails("reclaim", "extend", cid, "--until", "2026-13-01", "-r", "x")
     assert "--until is required" in cli.fails("reclaim", "extend", cid, "--reason", "x")
@@ -183,7 +188,9 @@ def test_bad_input_is_one_line_and_exit_2(cli: Cli) -> None:
     assert "needs a reason" in cli.fails("reclaim", "flag", "db-01", "-c", "idle")
     assert "--category must be one of" in cli.fails("reclaim", "flag", "db-01", "-c", "idel")
     assert "--state must be one of" in cli.fails("reclaim", "list", "--state", "gone")
-    assert "already has an open" in cli.fails("reclaim", "flag", "web-01", "-c", "idle", "-r", "x")
+    assert "already has an open" in cli.fails(
+        "reclaim", "flag", "web-01", "-c", "idle", "-r", "x", code=4
+    )
     assert "snapshot sprawl" in cli.fails("reclaim", "flag-findings", "-c", "snapshot_sprawl")
     (case,) = cli.json("reclaim", "list")
     assert case["state"] == "flagged"  # nothing was changed by any of it

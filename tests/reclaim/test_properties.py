@@ -38,6 +38,7 @@ from corral.engines.reclaim import Policy
 from corral.errors import CorralError
 from corral.hypervisor import xmlsafe
 from corral.hypervisor.base import Hypervisor
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.notify.mailer import SmtpSettings
 from corral.reclaim.service import ReclaimService
@@ -122,7 +123,9 @@ class World:
         self.svc = self._service()
 
     def _inventory(self) -> Inventory:
-        return Inventory(self.db, SecretBox(self.key), self.clock)
+        return Inventory(
+            self.db, SecretBox(self.key), self.clock, HostAccess(node_dir=self.node_file.parent)
+        )
 
     def _service(self) -> ReclaimService:
         inv = self.inv

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from corral.demo.run import build_demo
 from corral.engines.costing import CostModel, load_cost_model
 from corral.engines.sprawl import Disk, HostRecord, VMRecord, VMState, Volume, analyse
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.reports.collect import ReportData, assemble_report
 from corral.reports.history import Change, OrphanedDisk, VMHistory, month_ends, waste_over_time
@@ -130,7 +131,7 @@ def demo_inventory(tmp_path_factory: pytest.TempPathFactory) -> DemoInventory:
     clock = FixedClock(
         datetime.combine(DEMO_DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=12)
     )
-    inv = Inventory(db, SecretBox(Fernet.generate_key()), clock)
+    inv = Inventory(db, SecretBox(Fernet.generate_key()), clock, HostAccess(node_dir=folder))
     build_demo(inv, Path(folder) / "nodes", seed=3, n_vms=30, n_hosts=2, today=DEMO_DAY)
     with inv.db.session() as s:
         query = select(m.VM).where(m.VM.state == "running", m.VM.owner.is_not(None))

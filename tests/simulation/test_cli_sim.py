@@ -36,10 +36,10 @@ def test_policies_lists_parameters() -> None:
     assert "window" in rows["corral"]["parameters"]
 
 
-def test_bad_policy_is_one_sentence_and_status_2(planetlab_dir: Path) -> None:
+def test_unknown_policy_is_one_sentence_and_status_3(planetlab_dir: Path) -> None:
     code = "from corral.cli.main import run; run()"
     args = ["sim", "consolidate", "--planetlab-dir", str(planetlab_dir), "--policy", "nope"]
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    assert done.returncode == 2
+    assert done.returncode == 3  # NotFoundError: no such policy
     assert "unknown policy" in done.stderr
     assert "Traceback" not in done.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -12,8 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
-from corral.errors import ValidationError
+from corral.errors import ConflictError, HostUnreachableError, ValidationError
 from corral.inventory.filters import VMFilter
+
+if TYPE_CHECKING:
+    from corral.inventory.sync import HostResult
 
 hosts_app = typer.Typer(help="Register and list hypervisor hosts.", no_args_is_help=True)
 vm_app = typer.Typer(help="Show and annotate one VM.", no_args_is_help=True)
@@ -114,15 +117,25 @@ def sync(
         report = inv.sync(host or None, progress)
     if output is OutputFormat.json:
         typer.echo(to_json(report.as_dict()))
-        return
-    emit(
-        [vars(h) for h in report.hosts],
-        output,
-        ["host", "status", "vms_seen", "vms_changed", "error"],
-    )
+    else:
+        emit(
+            [vars(h) for h in report.hosts],
+            output,
+            ["host", "status", "vms_seen", "vms_changed", "error"],
+        )
     if output is OutputFormat.table:
         changes = ", ".join(f"{k} {v}" for k, v in sorted(report.events.items())) or "no changes"
         typer.echo(f"events: {changes}")
+    _fail_for_hosts_left_out(report.hosts)
+
+
+def _fail_for_hosts_left_out(hosts: list[HostResult]) -> None:
+    """The others are synced; a host that did not answer (exit 5) or is registered twice
+    (exit 4) still makes the command fail, so cron and scripts notice."""
+    for status, error in (("unreachable", HostUnreachableError), ("duplicate", ConflictError)):
+        left_out = [h for h in hosts if h.status == status]
+        if left_out:
+            raise error("; ".join(f"host {h.host} was not synced: {h.error}" for h in left_out))
 
 
 def vms(
@@ -288,8 +301,12 @@ def export(
         "csv", "--format", help="csv or json (one file per table), or fleet (one fleet file)."
     ),
 ) -> None:
-    """Export hosts, VMs, disks, snapshots and volumes, one file each (like RVTools' tabs),
-    or with --format fleet the fleet file every planning, HA, cost and sprawl command reads."""
+    """Export the inventory: a CSV/JSON file per table, or one fleet file.
+
+    csv/json: hosts, VMs, disks, snapshots and volumes, one file each (like RVTools'
+    tabs). fleet: fleet.yaml, the file every planning, HA, cost and sprawl command
+    reads with --fleet-file (docs/fleet-format.md).
+    """
     if fmt == "fleet":
         from corral.services.fleet import write_fleet_file
 

@@ -2,7 +2,12 @@
 
 A command group module exposes ``register(app)``; the list below is the one
 place they are wired in. Every CorralError becomes one clear sentence on stderr
-and a non-zero exit status, never a traceback.
+and its class's exit status (see corral.errors: 2 bad input, 3 not found,
+4 conflict, 5 unreachable host, 1 a bug), never a traceback.
+
+A host that never answered may leave a call hanging in a daemon thread (see
+corral.hypervisor.deadline); the process then leaves with ``os._exit`` after
+flushing its output, so no finaliser waits on that host.
 """
 
 from __future__ import annotations
@@ -10,13 +15,50 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
+import typer.main
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from corral.errors import CorralError
 
+if TYPE_CHECKING:
+    from typer._click import Command, Context  # typer's own copy of click
+
+
+class _LazyGroup(TyperGroup):
+    """The top-level group: a command's module is imported only when that command runs.
+
+    ``corral --help`` lists every command from :data:`COMMANDS` without importing any
+    command module (they pull in SQLAlchemy, the engines, OR-Tools).
+    """
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        real = super().get_command(ctx, cmd_name)
+        if real is not None or cmd_name not in COMMANDS:
+            return real
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])  # for the help listing
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        """Import the module of the command about to run, and add its commands."""
+        name = args[0] if args else None
+        if name in COMMANDS and name not in self.commands:
+            sub = typer.Typer()
+            importlib.import_module(COMMANDS[name][0]).register(sub)
+            for cmd_name, cmd in typer.main.get_group(sub).commands.items():
+                self.add_command(cmd, cmd_name)
+        return super().resolve_command(ctx, args)
+
+
 _app = typer.Typer(
+    cls=_LazyGroup,
     name="corral",
     help="See, control and plan a fleet of virtual machines across libvirt hosts.",
     no_args_is_help=True,
@@ -40,22 +82,63 @@ def _root(
         context.set_flags(home=Path(home).expanduser())
 
 
-#: Command-group modules, each with a ``register(app: typer.Typer) -> None``, and the
-#: top-level commands each one adds (so a command imports only its own module: the
-#: planning engines pull in OR-Tools, which is slow to import).
-COMMAND_MODULES: dict[str, tuple[str, ...]] = {
-    "corral.cli.inventory": ("hosts", "vm", "sync", "vms", "events", "volumes", "export", "watch"),
-    "corral.cli.serve": ("serve",),
-    "corral.cli.demo": ("demo",),
-    "corral.cli.tokens": ("token",),
-    "corral.cli.config": ("config",),
-    "corral.cli.plan": ("plan",),
-    "corral.cli.ha": ("ha",),
-    "corral.cli.sim": ("sim",),
-    "corral.cli.metrics": ("metrics",),
-    "corral.cli.sprawl": ("sprawl", "cost"),
-    "corral.cli.reclaim": ("reclaim",),
+#: Every top-level command: the module that registers it (``register(app)``) and its
+#: one-line help, listed by ``corral --help`` without importing the module.
+#: tests/test_cli_options.py checks the lines against the commands' own help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "hosts": ("corral.cli.inventory", "Register and list hypervisor hosts."),
+    "sync": ("corral.cli.inventory", "Read every host and record what changed."),
+    "vms": ("corral.cli.inventory", "List, search and filter VMs across every host."),
+    "vm": ("corral.cli.inventory", "Show and annotate one VM."),
+    "events": ("corral.cli.inventory", "The newest inventory events across the fleet."),
+    "volumes": (
+        "corral.cli.inventory",
+        "Storage volumes on every host; an orphaned volume is a disk no VM uses.",
+    ),
+    "networks": (
+        "corral.cli.inventory",
+        "Virtual networks on every host, with how many VMs use each.",
+    ),
+    "export": (
+        "corral.cli.inventory",
+        "Export the inventory: a CSV/JSON file per table, or one fleet file.",
+    ),
+    "watch": (
+        "corral.cli.inventory",
+        "Keep the inventory current: sync a host on each libvirt lifecycle event, and poll.",
+    ),
+    "plan": (
+        "corral.cli.plan",
+        "Plan capacity: place, consolidate, rebalance, evacuate, what-if, forecast.",
+    ),
+    "ha": ("corral.cli.ha", "High availability: admission control and failover plans."),
+    "sim": (
+        "corral.cli.sim",
+        "Simulate dynamic VM consolidation on recorded traces (CloudSim PlanetLab set-up).",
+    ),
+    "metrics": (
+        "corral.cli.metrics",
+        "Performance history: collect, backfill, query, chart, export.",
+    ),
+    "sprawl": (
+        "corral.cli.sprawl",
+        "Sprawl: idle, powered-off, orphaned, expired VMs and right-sizing.",
+    ),
+    "cost": ("corral.cli.sprawl", "Cost model: monthly cost per VM, chargeback, licences."),
+    "reclaim": (
+        "corral.cli.reclaim",
+        "Reclamation: flag → notify owner → quarantine → archive → delete, every step "
+        "undoable until deletion.",
+    ),
+    "serve": ("corral.cli.serve", "Serve the REST API (OpenAPI at /openapi.json, docs at /docs)."),
+    "demo": (
+        "corral.cli.demo",
+        "Build a demo fleet of libvirt test-driver hosts, sync its history, summarise, serve.",
+    ),
+    "token": ("corral.cli.tokens", "Create, list and revoke API bearer tokens."),
+    "config": ("corral.cli.config", "Corral's effective settings."),
 }
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(mod for mod, _ in COMMANDS.values()))
 
 
 _registered: set[str] = set()
@@ -71,44 +154,45 @@ def __getattr__(name: str) -> typer.Typer:
 
 def _register(names: list[str]) -> None:
     for name in names:
-        if name in _registered:
-            continue
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # group not built yet
-                continue
-            raise
-        module.register(_app)
-        _registered.add(name)
-
-
-def _modules_for(argv: list[str]) -> list[str]:
-    """Only the module that owns the command being run; every module for help or a typo."""
-    first = next((a for a in argv if not a.startswith("-")), None)
-    owners = [mod for mod, cmds in COMMAND_MODULES.items() if first in cmds]
-    return owners or list(COMMAND_MODULES)
+        if name not in _registered:
+            importlib.import_module(name).register(_app)
+            _registered.add(name)
 
 
 def run() -> None:
     """Console-script entry point."""
+    code = _main()
+    from corral.hypervisor.deadline import has_late_calls
+
+    if has_late_calls():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _main() -> int:
+    """Run the command; its exit status (Typer ends every command with SystemExit)."""
     err = Console(stderr=True)
-    _register(_modules_for(sys.argv[1:]))
     try:
         _app()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CorralError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
-        sys.exit(130)
+        return 130
     except Exception as exc:  # a bug: one sentence, the traceback only on request
         if os.environ.get("CORRAL_DEBUG"):
             raise
+        said = " ".join(str(exc).split())[:200]  # one line, however the exception reads
         err.print(
-            f"[bold red]error:[/] Corral hit an unexpected {type(exc).__name__}: {str(exc)[:200]} "
+            f"[bold red]error:[/] Corral hit an unexpected {type(exc).__name__}: {said} "
             "(run again with CORRAL_DEBUG=1 for the traceback, and please report it).",
             highlight=False,
             soft_wrap=True,
         )
-        sys.exit(1)
+        return 1
+    return 0

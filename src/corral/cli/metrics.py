@@ -9,8 +9,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from corral.cli.context import settings
 from corral.cli.output import OutputFormat, OutputOption, emit
-from corral.errors import ValidationError
+from corral.errors import HostUnreachableError, ValidationError
 from corral.metrics.catalog import METRICS, metric_info
 from corral.metrics.chart import rows as chart_rows
 from corral.metrics.chart import with_gaps
@@ -39,8 +40,6 @@ def _store(url: str | None) -> MetricsStore:
 
 def _known_inventory() -> bool:
     """Whether there is an inventory to ask (never create an empty one just to look up names)."""
-    from corral.cli.context import settings
-
     url = settings().database_url
     return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists()
 
@@ -122,19 +121,17 @@ def collect(
     target = _store(store)
     source = _source(host, replay, vm, seed)
     step = parse_duration(interval)
-    col = Collector(
-        source,
-        target.write,
-        interval_s=step,
-        timeout_s=parse_duration(timeout) if timeout else None,
-    )
+    wait_s = parse_duration(timeout) if timeout else min(0.8 * step, settings().host_timeout_s)
+    col = Collector(source, target.write, interval_s=step, timeout_s=wait_s)
     stop = threading.Event()
     done = 0
+    failed: dict[str, str] = {}
     try:
         while not stop.is_set() and (cycles == 0 or done < cycles):
             t0 = time.time()
             report = col.collect_once()
             done += 1
+            failed.update(report.errors)
             errs = "; ".join(f"{h}: {why}" for h, why in report.errors.items())
             typer.echo(
                 f"{iso(int(t0))} {report.samples} samples" + (f" errors: {errs}" if errs else "")
@@ -146,6 +143,9 @@ def collect(
     finally:
         col.close()
         target.close()
+    if cycles and failed:
+        named = "; ".join(f"{h}: {why}" for h, why in sorted(failed.items()))
+        raise HostUnreachableError(f"could not read every host ({named}).")
 
 
 def _source(host: list[str], replay: Path | None, vm: list[str], seed: int) -> StatsSource:
@@ -155,11 +155,12 @@ def _source(host: list[str], replay: Path | None, vm: list[str], seed: int) -> S
         vms = _parse_vms(vm) if vm else _inventory_vms()
         return TraceReplaySource(assign(vms, replay, seed))
     from corral.hypervisor.stats import LibvirtStatsSource
+    from corral.hypervisor.uri import HostAccess
 
     hosts = _parse_hosts(host) if host else _inventory_hosts()
     if not hosts:
         raise ValidationError("no hosts to collect from; pass --host NAME=URI or add hosts first.")
-    return LibvirtStatsSource(hosts)
+    return LibvirtStatsSource(hosts, access=HostAccess.from_settings(settings()))
 
 
 @metrics_app.command("backfill")
@@ -169,16 +170,29 @@ def backfill_cmd(
     vm: list[str] = typer.Option([], "--vm", help="UUID:HOST:VCPUS:MEMORY_MIB; default: inventory"),
     seed: int = typer.Option(0, "--seed"),
     metric: list[str] = typer.Option([], "--metric", help="only these metrics (default: all)"),
+    end: str = typer.Option("now", "--end", help="end of the history: now, -2h, epoch or ISO"),
     store: str | None = StoreOption,
 ) -> None:
-    """Give VMs a realistic past from real traces (every file is checked before writing)."""
+    """Give VMs a realistic past from real traces (every file is checked before writing).
+
+    Running it again, or after it was stopped, leaves the same samples as one run."""
     from corral.metrics.replay import backfill
 
     vms = _parse_vms(vm) if vm else _inventory_vms()
+    until = parse_time(end, time.time())
     target = _store(store)
     t0 = time.perf_counter()
     try:
-        n = backfill(target, vms, trace_dir, days, seed=seed, metrics=metric or None)
+        n = backfill(
+            target,
+            vms,
+            trace_dir,
+            days,
+            end=until,
+            seed=seed,
+            metrics=metric or None,
+            progress=lambda step: typer.echo(step, err=True),
+        )
     finally:
         target.close()
     typer.echo(

@@ -12,18 +12,26 @@ from datetime import date, datetime
 
 
 class VMState(enum.StrEnum):
+    """A VM's run state: the one enum of the inventory, the fleet file and every engine."""
+
     running = "running"
     paused = "paused"
     shutoff = "shutoff"
     crashed = "crashed"
     suspended = "suspended"  # managed save / pmsuspended
-    other = "other"
+    other = "other"  # the hypervisor reported a state Corral does not name
+    unknown = "unknown"  # nobody said (a fleet file without it, a gap in the history)
+
+    @property
+    def known(self) -> bool:
+        return self not in (VMState.other, VMState.unknown)
 
 
 class HostStatus(enum.StrEnum):
     ok = "ok"
     unreachable = "unreachable"
     never_synced = "never-synced"
+    duplicate = "duplicate"  # the same libvirt host as another registered host
 
 
 class EventKind(enum.StrEnum):
@@ -171,6 +179,8 @@ class HostFacts:
     hypervisor_type: str
     hypervisor_version: str
     libvirt_version: str
+    #: libvirt's host UUID (None when the driver gives none, as the test driver does).
+    uuid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ the node file — a test-driver host then behaves like a real one across runs.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -44,8 +43,16 @@ from corral.errors import (
     NotFoundError,
     ValidationError,
 )
-from corral.hypervisor import domxml
-from corral.hypervisor.uri import is_test_file_uri, redact, test_file_path, validate_uri
+from corral.hypervisor import deadline, domxml
+from corral.hypervisor.uri import (
+    TRUSTED,
+    HostAccess,
+    is_test_file_uri,
+    open_uri,
+    redact,
+    test_file_path,
+    validate_uri,
+)
 from corral.hypervisor.xmlsafe import parse, to_string
 
 log = logging.getLogger(__name__)
@@ -112,8 +119,8 @@ class Credentials:
         )
 
 
-def _check_node_file(uri: str) -> None:
-    path = Path(test_file_path(uri))
+def _check_node_file(path: Path) -> None:
+    """Raise NodeFileError (with details, for the log) when the node file cannot be used."""
     if not path.is_file():
         raise NodeFileError(f"node file {path} does not exist.")
     try:
@@ -124,32 +131,55 @@ def _check_node_file(uri: str) -> None:
         raise NodeFileError(f"node file {path} must have <node> as its root element.")
 
 
+#: What a reader is told when a connection fails: the reason, never libvirt's text (it
+#: names files, sockets and users) and never whether a file exists. Details go to the log.
+NODE_FILE_FAILED = "the node file could not be loaded"
+_OPEN_REASONS = {
+    libvirt.VIR_ERR_AUTH_FAILED: "authentication failed",
+    libvirt.VIR_ERR_AUTH_CANCELLED: "authentication failed",
+    libvirt.VIR_ERR_AUTH_UNAVAILABLE: "authentication failed",
+}
+
+
 def connect(
-    uri: str, credentials: Credentials | None = None, timeout: float = 15.0
+    uri: str,
+    credentials: Credentials | None = None,
+    timeout: float | None = None,
+    *,
+    access: HostAccess = TRUSTED,
 ) -> LibvirtHypervisor:
-    """Open a connection, or raise one clear error saying why not."""
+    """Open a connection within the timeout, or raise one clear error saying why not.
+
+    The URI is checked against the allow-list of ``corral.hypervisor.uri`` (with the
+    node-file folder of ``access``) every time, so a URI stored before a rule existed is
+    refused too. The errors name a short reason only; libvirt's own text goes to the log.
+    """
     quiet_libvirt()
-    uri = validate_uri(uri)
+    uri = validate_uri(uri, access)
+    wait_s = access.timeout_s if timeout is None else timeout
     if is_test_file_uri(uri):
-        _check_node_file(uri)
+        try:
+            _check_node_file(Path(test_file_path(uri)))
+        except NodeFileError as exc:
+            log.info("cannot open %s: %s", redact(uri), exc.message)
+            raise NodeFileError(f"{NODE_FILE_FAILED}.") from None
+    target = open_uri(uri, access)
 
     def _open() -> libvirt.virConnect:
         if credentials and (credentials.username or credentials.password):
-            return libvirt.openAuth(uri, _auth(credentials), 0)
-        return libvirt.open(uri)
+            return libvirt.openAuth(target, _auth(credentials), 0)
+        return libvirt.open(target)
 
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        conn = pool.submit(_open).result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        raise HostUnreachableError(
-            f"host {redact(uri)} did not answer within {timeout:.0f} s."
-        ) from None
-    except libvirt.libvirtError as exc:
-        raise _open_error(uri, exc) from None
-    finally:
-        pool.shutdown(wait=False)
-    return LibvirtHypervisor(uri, conn)
+    outcome = deadline.call(f"open:{uri}", _open, wait_s)
+    if outcome.status is not deadline.Status.DONE:
+        log.info("host %s did not answer within %.0f s", redact(uri), wait_s)
+        raise HostUnreachableError(f"the host did not answer within {wait_s:g} s.")
+    if isinstance(outcome.error, libvirt.libvirtError):
+        raise _open_error(uri, outcome.error) from None
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.value is not None
+    return LibvirtHypervisor(uri, outcome.value)
 
 
 def _auth(creds: Credentials) -> list[Any]:
@@ -166,9 +196,11 @@ def _auth(creds: Credentials) -> list[Any]:
 
 def _open_error(uri: str, exc: libvirt.libvirtError) -> HypervisorError | NodeFileError:
     msg = (exc.get_error_message() or str(exc)).strip().rstrip(".")
+    log.info("cannot open %s: %s", redact(uri), msg)
     if is_test_file_uri(uri):
-        return NodeFileError(f"libvirt could not load node file {test_file_path(uri)}: {msg}.")
-    return HostUnreachableError(f"could not connect to {redact(uri)}: {msg}.")
+        return NodeFileError(f"{NODE_FILE_FAILED}.")
+    reason = _OPEN_REASONS.get(exc.get_error_code(), "the connection failed")
+    return HostUnreachableError(f"{reason}.")
 
 
 class LibvirtHypervisor:
@@ -206,6 +238,15 @@ class LibvirtHypervisor:
             except libvirt.libvirtError as exc:
                 raise self._error("read the inventory", exc) from None
         return HostInventory(host, tuple(vms), pools, networks, tuple(unchanged))
+
+    def host_uuid(self) -> str | None:
+        """libvirt's UUID of this host: one host reached by two URIs has one UUID."""
+        with self._lock:
+            try:
+                caps = parse(self._conn.getCapabilities(), "capabilities XML")
+            except libvirt.libvirtError as exc:
+                raise self._error("read the host's capabilities", exc) from None
+        return (caps.findtext("host/uuid") or "").strip().lower() or None
 
     def read_vm(self, uuid: str) -> VMFacts | None:
         with self._lock:
@@ -334,6 +375,7 @@ class LibvirtHypervisor:
             hypervisor_type=self._conn.getType(),
             hypervisor_version=_version(self._conn.getVersion()),
             libvirt_version=_version(self._conn.getLibVersion()),
+            uuid=(caps.findtext("host/uuid") or "").strip().lower() or None,
         )
 
     def _pools(self) -> tuple[PoolFacts, ...]:
@@ -724,9 +766,8 @@ class LibvirtHypervisor:
             libvirt.VIR_ERR_NO_CONNECT,
             libvirt.VIR_ERR_RPC,
         ):
-            return HostUnreachableError(
-                f"host {redact(self.uri)} stopped answering while trying to {doing}: {msg}."
-            )
+            log.info("host %s stopped answering (%s): %s", redact(self.uri), doing, msg)
+            return HostUnreachableError(f"the host stopped answering while trying to {doing}.")
         return HypervisorError(f"libvirt refused to {doing} on {redact(self.uri)}: {msg}.")
 
     def _write_back(self, dom: libvirt.virDomain) -> None:

@@ -4,6 +4,10 @@ Opening a connection is the expensive part of a sync (a libvirt test-driver
 host with 500 domains takes ~0.5 s to open; a remote host costs a TLS or SSH
 handshake). A test-driver host *is* its node file, so its connection is
 reused only while the file is unchanged.
+
+A connection to a host that stopped answering may still be in use by a call
+that never returns (see corral.hypervisor.deadline): such a connection is
+forgotten, never closed from here, since closing it would wait for that call.
 """
 
 from __future__ import annotations
@@ -53,10 +57,16 @@ class ConnectionPool:
                 self._conns[key] = (cached[0], _stamp(cached[0].uri))
 
     def discard(self, key: str) -> None:
+        """Drop and close the connection; the close runs aside, so a stuck host never blocks."""
         with self._lock:
             cached = self._conns.pop(key, None)
         if cached is not None:
-            cached[0].close()
+            threading.Thread(target=cached[0].close, name=f"close:{key}", daemon=True).start()
+
+    def forget(self, key: str) -> None:
+        """Drop the connection without closing it: a call that never returned still holds it."""
+        with self._lock:
+            self._conns.pop(key, None)
 
     def close_all(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ None, never as zero.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -17,10 +18,13 @@ from typing import Any
 import libvirt
 from lxml import etree
 
+from corral.domain.clock import Clock, SystemClock
+from corral.domain.metrics import DomainCounters, HostCounters, HostSample
 from corral.errors import HostUnreachableError, NotFoundError
 from corral.hypervisor.libvirt_adapter import quiet_libvirt
-from corral.metrics.clock import Clock, SystemClock
-from corral.metrics.model import DomainCounters, HostCounters, HostSample
+from corral.hypervisor.uri import TRUSTED, HostAccess, open_uri, redact, validate_uri
+
+log = logging.getLogger(__name__)
 
 
 def _sum_keys(stats: Mapping[str, Any], prefix: str, count_key: str, suffix: str) -> int | None:
@@ -165,11 +169,18 @@ class LibvirtStatsSource:
     ``hosts`` maps a host name to an already-open ``virConnect`` or to a URI;
     a URI is opened on first use and kept (a test-driver connection holds its
     state, reopening would reset it). A failed connection is dropped so the
-    next cycle tries again.
+    next cycle tries again. A URI passes the allow-list of corral.hypervisor.uri
+    under ``access`` (give the settings' one for URIs a user wrote).
     """
 
-    def __init__(self, hosts: Mapping[str, Any], clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        hosts: Mapping[str, Any],
+        clock: Clock | None = None,
+        access: HostAccess = TRUSTED,
+    ) -> None:
         self._targets = dict(hosts)
+        self.access = access
         self._conns: dict[str, Any] = {
             h: c for h, c in self._targets.items() if not isinstance(c, str)
         }
@@ -188,10 +199,12 @@ class LibvirtStatsSource:
         target = self._targets.get(host)
         if target is None:
             raise NotFoundError(f"host {host!r} is not configured for metrics; add it first.")
+        uri = validate_uri(target, self.access)
         try:
-            conn = libvirt.open(target)
+            conn = libvirt.open(open_uri(uri, self.access))
         except libvirt.libvirtError as exc:
-            raise HostUnreachableError(f"host {host!r} did not answer: {exc}") from None
+            log.info("cannot open %s for stats: %s", redact(uri), exc)
+            raise HostUnreachableError(f"host {host!r} could not be reached.") from None
         with self._lock:
             self._conns[host] = conn
         return conn
@@ -206,7 +219,8 @@ class LibvirtStatsSource:
             with self._lock:
                 if isinstance(self._targets.get(host), str):
                     self._conns.pop(host, None)
-            raise HostUnreachableError(f"host {host!r} failed to report stats: {exc}") from None
+            log.info("host %s failed to report stats: %s", host, exc)
+            raise HostUnreachableError(f"host {host!r} failed to report stats.") from None
         return HostSample(host=host, ts=self.clock.now(), node=node, domains=domains)
 
     def close(self) -> None:

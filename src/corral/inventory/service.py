@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Select, and_, func, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -16,10 +17,10 @@ from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
 from corral.domain.text import check_text
 from corral.errors import ConflictError, CorralError, NotFoundError, StoreError, ValidationError
+from corral.hypervisor import deadline
 from corral.hypervisor.base import Hypervisor
-from corral.hypervisor.libvirt_adapter import Credentials, connect
 from corral.hypervisor.pool import ConnectionPool
-from corral.hypervisor.uri import validate_uri
+from corral.hypervisor.uri import HostAccess, redact, validate_uri
 from corral.inventory.export import write_tables
 from corral.inventory.filters import SORT_KEYS, VMFilter, apply_filter, decode_cursor, encode_cursor
 from corral.inventory.records import META_FIELDS, host_view, row_to_meta, vm_detail, vm_summary
@@ -27,6 +28,11 @@ from corral.inventory.sync import Clock, Progress, SyncReport, SyncService, utcn
 from corral.security.secrets import SecretBox
 from corral.store import models as m
 from corral.store.db import Database
+
+if TYPE_CHECKING:
+    from corral.hypervisor.libvirt_adapter import Credentials
+
+log = logging.getLogger(__name__)
 
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -47,40 +53,62 @@ def check_uuid(uuid: str) -> str:
 
 
 class Inventory:
-    def __init__(self, db: Database, secrets: SecretBox, clock: Clock = utcnow) -> None:
+    """``access`` says which host URIs may be registered and opened (the node-file folder, the
+    SSH files, the host timeout); the default allows no node files but ``test:///default``."""
+
+    def __init__(
+        self,
+        db: Database,
+        secrets: SecretBox,
+        clock: Clock = utcnow,
+        access: HostAccess | None = None,
+    ) -> None:
         self.db = db
         self.secrets = secrets
         self.clock = clock
+        self.access = access or HostAccess()
         self.pool = ConnectionPool()
+        self.scope = deadline.scope("sync")
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = utcnow) -> Inventory:
         ensure_private_dir(settings.home)
         db = Database(settings.database_url)
         db.migrate()
-        return cls(db, SecretBox.from_settings(settings), clock)
+        return cls(db, SecretBox.from_settings(settings), clock, HostAccess.from_settings(settings))
 
     # -- hosts ----------------------------------------------------------------
     def add_host(
         self, name: str, uri: str, username: str | None = None, password: str | None = None
     ) -> dict[str, Any]:
+        """Register a host after checking its URI against the allow-list and asking the host
+        who it is: the same libvirt host under another URI spelling is refused."""
         if not HOST_NAME.match(name):
             raise ValidationError(
                 "a host name is 1-63 letters, digits, dots, dashes or underscores, "
                 "starting with a letter or digit."
             )
-        uri = validate_uri(uri)
+        uri = validate_uri(uri, self.access)
         with self.db.session() as s:
-            if s.scalar(select(m.Host).where(m.Host.name == name)) is not None:
-                raise ConflictError(f"a host named {name!r} already exists.")
-            if s.scalar(select(m.Host).where(m.Host.uri == uri)) is not None:
-                raise ConflictError("a host with this URI is already registered.")
+            self._refuse_known(s, name, uri)
+        from corral.hypervisor.libvirt_adapter import Credentials  # libvirt: on use
+
+        creds = Credentials(username, password) if username or password else None
+        host_uuid, error = self._identify(name, uri, creds)
+        with self.db.session() as s:
+            try:
+                self._refuse_known(s, name, uri, host_uuid)
+            except ConflictError:
+                self.pool.discard(name)
+                raise
             host = m.Host(
                 name=name,
                 uri=uri,
+                host_uuid=host_uuid,
                 username=username,
                 secret=self.secrets.encrypt(password) if password else None,
                 status="never-synced",
+                last_error=error,
                 created_at=self.clock(),
                 cpu_features=[],
             )
@@ -90,6 +118,51 @@ class Inventory:
             except IntegrityError:
                 raise ConflictError(f"a host named {name!r} already exists.") from None
             return host_view(host)
+
+    @staticmethod
+    def _refuse_known(s: Any, name: str, uri: str, host_uuid: str | None = None) -> None:
+        if s.scalar(select(m.Host).where(m.Host.name == name)) is not None:
+            raise ConflictError(f"a host named {name!r} already exists.")
+        same = s.scalar(select(m.Host.name).where(m.Host.uri == uri))
+        if same is not None:
+            raise ConflictError(f"host {same!r} is already registered with this URI.")
+        if host_uuid is not None:
+            same = s.scalar(select(m.Host.name).where(m.Host.host_uuid == host_uuid))
+            if same is not None:
+                raise ConflictError(
+                    f"this URI reaches host {same!r}, already registered (libvirt host UUID "
+                    f"{host_uuid}); a host is registered once."
+                )
+
+    def _identify(
+        self, name: str, uri: str, creds: Credentials | None
+    ) -> tuple[str | None, str | None]:
+        """The host's libvirt UUID, or why it could not be asked (it is registered anyway).
+
+        A test-driver host has no UUID (its node file is its identity, and the canonical URI
+        holds the resolved path), so it is not opened here."""
+        if uri.startswith("test:"):
+            return None, None
+
+        from corral.hypervisor.libvirt_adapter import connect  # libvirt: on use
+
+        def ask() -> str | None:
+            return self.pool.get(
+                name, uri, lambda: connect(uri, creds, access=self.access)
+            ).host_uuid()
+
+        wait_s = self.access.timeout_s
+        asked = deadline.call(f"{self.scope}add:{name}", ask, wait_s)
+        if asked.status is deadline.Status.DONE and asked.error is None:
+            return asked.value, None
+        self.pool.forget(name)
+        if asked.error is not None and not isinstance(asked.error, CorralError):
+            raise asked.error
+        reason = (
+            asked.error.message if asked.error else f"the host did not answer within {wait_s:g} s."
+        )
+        log.info("host %s (%s) not identified at registration: %s", name, redact(uri), reason)
+        return None, reason
 
     def remove_host(self, name: str, *, forget_vms: bool = False) -> None:
         """Unregister a host; its VMs stay in the inventory unless ``forget_vms``."""
@@ -118,17 +191,24 @@ class Inventory:
 
     def connector(self, host: m.Host) -> Hypervisor:
         """A pooled connection to ``host`` (kept open between syncs)."""
+        from corral.hypervisor.libvirt_adapter import Credentials, connect  # libvirt: on use
+
         creds = None
         if host.username or host.secret:
             creds = Credentials(
                 host.username, self.secrets.decrypt(host.secret) if host.secret else None
             )
         uri = host.uri
-        return self.pool.get(host.name, uri, lambda: connect(uri, creds))
+        return self.pool.get(host.name, uri, lambda: connect(uri, creds, access=self.access))
 
-    def release(self, host_name: str, *, wrote: bool = False, broken: bool = False) -> None:
-        """Done with a pooled connection: note our own writes, drop it when it failed."""
-        if broken:
+    def release(
+        self, host_name: str, *, wrote: bool = False, broken: bool = False, late: bool = False
+    ) -> None:
+        """Done with a pooled connection: note our own writes, drop it when it failed, forget
+        it (unclosed) when a call on it never returned."""
+        if late:
+            self.pool.forget(host_name)
+        elif broken:
             self.pool.discard(host_name)
         elif wrote:
             self.pool.touched(host_name)
@@ -143,7 +223,15 @@ class Inventory:
     def sync(
         self, hosts: Iterable[str] | None = None, progress: Progress | None = None
     ) -> SyncReport:
-        return SyncService(self.db, self.connector, self.release, self.clock).sync(hosts, progress)
+        service = SyncService(
+            self.db,
+            self.connector,
+            self.release,
+            self.clock,
+            timeout_s=self.access.timeout_s,
+            scope=self.scope,
+        )
+        return service.sync(hosts, progress)
 
     # -- VMs ------------------------------------------------------------------
     def list_vms(

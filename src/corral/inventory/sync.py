@@ -9,7 +9,6 @@ state. A VM gone from a host that did answer becomes a tombstone.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session, undefer
 
 from corral.domain.model import EventKind, HostInventory, HostStatus, PoolFacts, VMFacts, VMState
 from corral.errors import CorralError, NotFoundError
+from corral.hypervisor import deadline
 from corral.hypervisor.base import Hypervisor
 from corral.inventory.diff import Stored, diff_vm
 from corral.inventory.records import facts_columns, meta_to_columns, row_meta
@@ -73,16 +73,26 @@ class _Observed:
     host: m.Host
     inventory: HostInventory | None
     error: str | None
+    duplicate_of: str | None = None
 
 
 class SyncService:
     def __init__(
-        self, db: Database, connector: Connector, release: Releaser, clock: Clock = utcnow
+        self,
+        db: Database,
+        connector: Connector,
+        release: Releaser,
+        clock: Clock = utcnow,
+        *,
+        timeout_s: float = 15.0,
+        scope: str = "sync:",
     ) -> None:
         self.db = db
         self.connector = connector
         self.release = release
         self.clock = clock
+        self.timeout_s = timeout_s
+        self.scope = scope  # keys a late read by (see corral.hypervisor.deadline)
 
     def sync(
         self, host_names: Iterable[str] | None = None, progress: Progress | None = None
@@ -125,25 +135,37 @@ class SyncService:
     def _read_all(
         self, hosts: list[m.Host], known: dict[int, dict[str, str]], progress: Progress | None
     ) -> list[_Observed]:
-        """Read hosts concurrently; one slow or dead host never stops the others."""
+        """Read hosts concurrently, each within the timeout; one slow or dead host never stops
+        the others, nor the sync from ending (see corral.hypervisor.deadline)."""
+        by_key = {f"{self.scope}{h.name}": h for h in hosts}
 
-        def read(host: m.Host) -> _Observed:
-            try:
-                hv = self.connector(host)
-                return _Observed(host, hv.read_inventory(known[host.id]), None)
-            except CorralError as exc:
-                self.release(host.name, broken=True)
-                return _Observed(host, None, exc.message)
+        def reader(host: m.Host) -> Callable[[], HostInventory]:
+            return lambda: self.connector(host).read_inventory(known[host.id])
 
         results: list[_Observed] = []
-        workers = max(1, min(16, len(hosts)))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(read, h) for h in hosts]
-            for i, fut in enumerate(concurrent.futures.as_completed(futures), 1):
-                results.append(fut.result())
-                if progress:
-                    progress(results[-1].host.name, i, len(hosts))
+
+        def observed(out: deadline.Outcome[HostInventory]) -> None:
+            results.append(self._observation(by_key[out.key], out))
+            if progress:
+                progress(results[-1].host.name, len(results), len(hosts))
+
+        tasks = {key: reader(h) for key, h in by_key.items()}
+        deadline.run_all(tasks, self.timeout_s, on_outcome=observed)
         return sorted(results, key=lambda o: o.host.name)
+
+    def _observation(self, host: m.Host, out: deadline.Outcome[HostInventory]) -> _Observed:
+        if out.status is deadline.Status.DONE and out.error is None:
+            return _Observed(host, out.value, None)
+        if out.status is deadline.Status.BUSY:
+            return _Observed(host, None, "the host has not yet answered an earlier request.")
+        if out.status is deadline.Status.LATE:
+            self.release(host.name, late=True)
+            return _Observed(host, None, f"the host did not answer within {self.timeout_s:g} s.")
+        if isinstance(out.error, CorralError):
+            self.release(host.name, broken=True)
+            return _Observed(host, None, out.error.message)
+        assert out.error is not None
+        raise out.error
 
 
 class _Reconciler:
@@ -156,6 +178,7 @@ class _Reconciler:
         self.first_sync: set[int] = set()  # hosts read for the first time in this sync
 
     def run(self, observed: list[_Observed]) -> None:
+        observed = _without_duplicates(observed)
         self.existing = set(self.s.scalars(select(m.VM.uuid)))
         reachable = [o for o in observed if o.inventory is not None]
         seen: dict[str, m.Host] = {}
@@ -173,6 +196,9 @@ class _Reconciler:
         for o in observed:
             res = HostResult(o.host.name, HostStatus.ok.value)
             results[o.host.name] = res
+            if o.duplicate_of is not None:
+                self._mark_duplicate(o.host, o.duplicate_of, res)
+                continue
             if o.inventory is None:
                 self._mark_unreachable(o.host, o.error or "no answer", res)
                 continue
@@ -207,6 +233,15 @@ class _Reconciler:
         host.status = HostStatus.unreachable.value
         host.last_error = error
 
+    def _mark_duplicate(self, host: m.Host, first: str, res: HostResult) -> None:
+        """Not read at all: its VMs are the first host's, and reading them twice made them
+        "migrate" between the two names on every sync."""
+        res.status = host.status = HostStatus.duplicate.value
+        res.error = host.last_error = (
+            f"the same libvirt host as {first!r}, registered first; remove one of them "
+            "('corral hosts remove')."
+        )
+
     def _mark_reachable(self, host: m.Host, inv: HostInventory) -> None:
         if host.status == HostStatus.unreachable.value:
             self._event(EventKind.host_reachable, None, host.name, {})
@@ -216,6 +251,7 @@ class _Reconciler:
         host.last_error = None
         host.last_sync_at = self.now
         f = inv.host
+        host.host_uuid = f.uuid
         host.hostname = f.hostname
         host.cpu_model = f.cpu_model
         host.cpu_vendor = f.cpu_vendor
@@ -382,6 +418,24 @@ class _Reconciler:
             m.Event(at=self.now, kind=kind.value, vm_uuid=vm, host_name=host, details=details)
         )
         self.report.events[kind.value] = self.report.events.get(kind.value, 0) + 1
+
+
+def _without_duplicates(observed: list[_Observed]) -> list[_Observed]:
+    """One libvirt host registered under two URIs answers twice: only the host registered first
+    (lowest id) keeps its answer, the others become duplicates of it."""
+    first: dict[str, m.Host] = {}
+    for o in sorted(observed, key=lambda o: o.host.id):
+        uuid = o.inventory.host.uuid if o.inventory is not None else None
+        if uuid is not None:
+            first.setdefault(uuid, o.host)
+    out = []
+    for o in observed:
+        uuid = o.inventory.host.uuid if o.inventory is not None else None
+        owner = first.get(uuid) if uuid is not None else None
+        if owner is not None and owner is not o.host:
+            o = _Observed(o.host, None, None, duplicate_of=owner.name)
+        out.append(o)
+    return out
 
 
 def _storage_fingerprint(pools: tuple[PoolFacts, ...], networks: tuple[Any, ...]) -> str:

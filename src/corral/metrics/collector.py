@@ -1,11 +1,11 @@
 """Poll every host concurrently, turn counters into samples, hand them to a store.
 
-Each host is read in a worker thread (libvirt releases the GIL while it
-waits). A cycle waits at most ``timeout_s`` for all hosts together; a host
-that has not answered by then is recorded as an error and gives no samples
-(a gap), and while its read is still hanging it is skipped in later cycles
-instead of piling up threads. So one slow or dead host never delays the
-others.
+Each host is read in its own daemon thread (libvirt releases the GIL while it
+waits; see corral.hypervisor.deadline). A cycle waits at most ``timeout_s`` for
+each host; a host that has not answered by then is recorded as an error and
+gives no samples (a gap), and while its read is still hanging it is skipped in
+later cycles instead of piling up threads. So one slow or dead host never
+delays the others, and never keeps the process from exiting.
 
 Next to the samples, each cycle records Corral's own health per host
 (kind ``collector``): ``collect_up``, ``collect_lag_seconds`` and
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from corral.errors import CorralError
+from corral.hypervisor import deadline
 from corral.metrics.clock import Clock, SystemClock
 from corral.metrics.model import EntityKind, HostSample, Sample, SampleBatch
 from corral.metrics.ports import StatsSource
@@ -58,48 +58,48 @@ class Collector:
         self.clock = clock or SystemClock()
         self.tracker = RateTracker(max_gap_s=max(3.0 * interval_s, 1.0))
         self.error_counts: dict[str, int] = {}
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="corral-stats")
-        self._busy: dict[str, Future[HostSample]] = {}
+        self.max_workers = max_workers
+        self._scope = deadline.scope("stats")
 
     def collect_once(self) -> CycleReport:
         """One cycle over every host; returns what was written and what failed."""
         report = CycleReport(started=self.clock.now())
-        futures = self._submit_all(report)
-        done, _ = wait(futures.values(), timeout=self.timeout_s)
+        hosts = {f"{self._scope}{h}": h for h in self.source.hosts()}
+        tasks = {key: self._reader(host) for key, host in hosts.items()}
+        outcomes = deadline.run_all(tasks, self.timeout_s, max_parallel=self.max_workers)
         samples: list[Sample] = []
-        for host, fut in futures.items():
-            samples.extend(self._harvest(host, fut, fut in done, report))
+        for key, host in hosts.items():
+            samples.extend(self._harvest(host, outcomes[key], report))
         for host in report.errors:
             samples.extend(self._health(host, int(report.started), up=False, lag=None))
         if samples:
-            self.sink(SampleBatch.from_samples(samples))
+            try:
+                self.sink(SampleBatch.from_samples(samples))
+            except CorralError as exc:  # e.g. the store stayed busy: a gap, not the end
+                report.errors["store"] = exc.message
+                return report
         report.samples = len(samples)
         return report
 
-    def _submit_all(self, report: CycleReport) -> dict[str, Future[HostSample]]:
-        futures: dict[str, Future[HostSample]] = {}
-        for host in self.source.hosts():
-            pending = self._busy.get(host)
-            if pending is not None and not pending.done():
-                self._fail(host, "the previous read has not returned yet", report)
-                continue
-            fut = self._pool.submit(self.source.read, host)
-            self._busy[host] = fut
-            futures[host] = fut
-        return futures
+    def _reader(self, host: str) -> Callable[[], HostSample]:
+        return lambda: self.source.read(host)
 
     def _harvest(
-        self, host: str, fut: Future[HostSample], finished: bool, report: CycleReport
+        self, host: str, outcome: deadline.Outcome[HostSample], report: CycleReport
     ) -> list[Sample]:
-        if not finished:
+        if outcome.status is deadline.Status.BUSY:
+            self._fail(host, "the previous read has not returned yet", report)
+            return []
+        if outcome.status is deadline.Status.LATE:
             self._fail(host, f"no answer within {self.timeout_s:g} s", report)
             return []
-        exc = fut.exception()
+        exc = outcome.error
         if exc is not None:
             msg = exc.message if isinstance(exc, CorralError) else f"{type(exc).__name__}: {exc}"
             self._fail(host, msg, report)
             return []
-        reading = fut.result()
+        reading = outcome.value
+        assert reading is not None
         out = self.tracker.update(reading)
         report.per_host[host] = len(out)
         lag = max(0.0, self.clock.now() - report.started)
@@ -134,4 +134,4 @@ class Collector:
         return reports
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to stop: a read still hanging ends with its host (its thread is a daemon)."""

@@ -10,7 +10,7 @@ backfill of the same seed ended.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,12 +96,16 @@ def backfill(
     fmt: TraceFormat = "auto",
     metrics: Sequence[str] | None = None,
     rollup: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> int:
     """Write ``days`` of trace-driven history for ``vms`` ending at ``end`` (default now).
 
     Every trace file is read and checked before the first sample is written.
-    Returns the number of samples written.
+    Writing a (series, time) again replaces it, so a re-run, or a run after a
+    killed one, leaves exactly what one run leaves. Returns the number of samples
+    written; ``progress`` hears of each step.
     """
+    say = progress or (lambda _: None)
     if days <= 0:
         raise ValidationError(f"days must be positive, not {days}.")
     assignments = assign(vms, Path(trace_dir), seed, fmt)
@@ -117,8 +121,11 @@ def backfill(
         for lo in range(0, len(assignments), per_batch):
             chunk = assignments[lo : lo + per_batch]
             written += store.write(_history_batch(chunk, [metric], first, n_steps))
+        say(f"wrote {metric} for {len(assignments)} VMs")
     if rollup:
+        say("rolling up")
         store.rollup(last * STEP_S)
+        say("rolled up")
     return written
 
 

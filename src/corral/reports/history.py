@@ -225,7 +225,7 @@ def _state_since(states: Sequence[Change[VMState]], t: datetime) -> datetime | N
 
 def _category(h: VMHistory, rec: VMRecord, t: datetime, params: HistoryParams) -> Category | None:
     matched: list[Category] = []
-    off = rec.state not in (VMState.running, VMState.paused, VMState.unknown)
+    off = rec.state.known and rec.state not in (VMState.running, VMState.paused)
     off_long = timedelta(days=params.powered_off_days)
     if off and rec.state_since is not None and t - rec.state_since >= off_long:
         matched.append(Category.powered_off)

@@ -14,9 +14,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from corral.engines.planning import POLICIES, Fleet, HAReport, ha_break_date, make_policy
 from corral.engines.planning.forecast.history import History, load_history
 from corral.engines.planning.forecast.history import growth_per_month as history_growth
+from corral.engines.planning.ha.base import HAReport
+from corral.engines.planning.ha.breakdate import ha_break_date
+from corral.engines.planning.ha.registry import POLICIES, make_policy
+from corral.engines.planning.model import Fleet
 
 __all__ = ["GrowthProjection", "GrowthSource", "HACheckResult", "HAReport", "check", "policies"]
 

@@ -14,31 +14,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.engines.planning import (
-    VM,
+from corral.engines.planning.consolidation.evacuation import evacuate as _evacuate
+from corral.engines.planning.consolidation.plan import ConsolidationPlan, EvacuationPlan
+from corral.engines.planning.consolidation.rebalance import RebalancePlan
+from corral.engines.planning.consolidation.rebalance import rebalance as _rebalance
+from corral.engines.planning.forecast.exhaustion import Exhaustion
+from corral.engines.planning.forecast.history import History, forecast_fleet, load_history
+from corral.engines.planning.forecast.whatif import (
     AddVMs,
-    ConsolidationPlan,
-    EvacuationPlan,
-    Exhaustion,
-    Fleet,
-    Placed,
-    RebalancePlan,
+    Change,
     RemoveHost,
     ReserveCapacity,
-    Scheduler,
-    UnschedulableFreeingWouldHelp,
     WhatIfResult,
-    forecast_fleet,
-    load_history,
-    place,
     what_if,
 )
-from corral.engines.planning import consolidate as _consolidate
-from corral.engines.planning import evacuate as _evacuate
-from corral.engines.planning import rebalance as _rebalance
-from corral.engines.planning.forecast.history import History
-from corral.engines.planning.forecast.whatif import Change
-from corral.engines.planning.placement.outcome import Outcome, Rejections
+from corral.engines.planning.model import VM, Fleet
+from corral.engines.planning.placement.outcome import (
+    Outcome,
+    Placed,
+    Rejections,
+    UnschedulableFreeingWouldHelp,
+)
+from corral.engines.planning.placement.scheduler import Scheduler, place
 from corral.errors import ValidationError
 
 __all__ = [
@@ -47,6 +44,7 @@ __all__ = [
     "ConsolidationMode",
     "ConsolidationPlan",
     "EvacuationPlan",
+    "Fleet",
     "ForecastReport",
     "NewVM",
     "PlacementOutcome",
@@ -180,7 +178,9 @@ def consolidate(
     """Fewest active hosts with fewest migrations, keeping an N+K reserve (``failures``,
     default: the fleet's settings). Returns the engine's ConsolidationPlan: target host
     per VM, ordered migrations, hosts to power off and the lower bound it was held to."""
-    return _consolidate(fleet, mode.value, failures=failures, time_limit_s=time_limit_s)
+    from corral.engines.planning.consolidation.engine import consolidate as run  # OR-Tools
+
+    return run(fleet, mode.value, failures=failures, time_limit_s=time_limit_s)
 
 
 def rebalance(fleet: Fleet, max_migrations: int = 10) -> RebalancePlan:

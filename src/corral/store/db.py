@@ -6,9 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from corral.errors import ConfigError, StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest revision: migration files are named ``<revision>_<what>.py`` (a test checks it
+#: against alembic's own head), so a current schema is recognised without importing alembic.
+HEAD_REVISION = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def _normalise(url: str) -> str:
@@ -50,6 +51,11 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
+        if self._at_head():
+            return
+        from alembic import command  # slow to import: only when there is work to do
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = None
@@ -61,6 +67,14 @@ class Database:
             raise StoreError(
                 f"cannot reach database {self.url.render_as_string(hide_password=True)}: {exc.orig}"
             ) from None
+
+    def _at_head(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                stored = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        except SQLAlchemyError:
+            return False
+        return [row[0] for row in stored] == [HEAD_REVISION]
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -44,6 +44,8 @@ class Host(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     uri: Mapped[str] = mapped_column(String(2048))
+    #: libvirt's host UUID (capabilities), None for the test driver or before the first answer.
+    host_uuid: Mapped[str | None] = mapped_column(String(36))
     username: Mapped[str | None] = mapped_column(String(256))
     secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted password
     status: Mapped[str] = mapped_column(String(32), default="never-synced")

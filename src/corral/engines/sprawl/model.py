@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from corral.domain.model import VMState as VMState
 from corral.errors import ValidationError
 
 FloatArray = npt.NDArray[np.float32]
@@ -25,15 +26,6 @@ MemorySource = Literal["balloon", "rss", "trace"]
 # Preferred first: the balloon driver's guest view, then the host process RSS, then a trace.
 MEMORY_SOURCES: tuple[MemorySource, ...] = ("balloon", "rss", "trace")
 DEFAULT_STEP_S = 300
-
-
-class VMState(StrEnum):
-    running = "running"
-    paused = "paused"
-    shutoff = "shutoff"
-    crashed = "crashed"
-    suspended = "suspended"
-    unknown = "unknown"
 
 
 class Category(StrEnum):

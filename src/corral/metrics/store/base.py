@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from corral.metrics.model import EntityKind, Latest, Point, Ranked, RollupRow, SampleBatch, Stat
+from corral.domain.metrics import EntityKind, Latest, Point, Ranked, RollupRow, SampleBatch, Stat
 
 ROLLUP_RESOLUTIONS: tuple[int, ...] = (300, 3600, 86400)
 

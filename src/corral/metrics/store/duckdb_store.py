@@ -7,21 +7,26 @@ every bucket that closed since the last run, and again for older buckets when
 late samples arrive (the watermark moves back), so they always agree with raw data that
 is still kept.
 
-DuckDB lets one process open a file for writing; collector and API in two
-processes need the VictoriaMetrics store (or one process doing both).
+Samples are unique per (series, time): a write replaces what is stored at its
+pairs (re-running a backfill changes nothing), in one transaction. There is no
+index to enforce it: on 10 M samples a primary key made the file 5.5 times as
+large and writes 5 times slower, so every write goes through ``write``.
+
+The file is opened per operation (``duckdb_file``) so the collector, the API
+and every CLI command can use it from their own processes.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from corral.errors import StoreError
-from corral.metrics.model import (
+from corral.domain.metrics import (
     EntityKind,
     Latest,
     Point,
@@ -31,6 +36,7 @@ from corral.metrics.model import (
     SeriesKey,
     Stat,
 )
+from corral.errors import StoreError
 from corral.metrics.store.base import (
     ROLLUP_RESOLUTIONS,
     RetentionPolicy,
@@ -38,6 +44,9 @@ from corral.metrics.store.base import (
     check_range,
     finest_covering,
 )
+from corral.metrics.store.duckdb_file import SharedFile, shared_file
+
+Ids = np.ndarray[Any, Any]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series(
@@ -69,43 +78,45 @@ _COMBINE_SQL = {
 
 
 class DuckDBStore:
-    """MetricsStore on a DuckDB file (or ``:memory:``)."""
+    """MetricsStore on a DuckDB file (or ``:memory:``), opened per operation (see duckdb_file)."""
 
     deletes_raw = True
 
     def __init__(self, path: str | Path, retention: RetentionPolicy | None = None) -> None:
-        import duckdb
-
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = duckdb.connect(self.path)
-        except duckdb.Error as exc:
-            raise StoreError(
-                f"cannot open the metrics file {self.path}: {exc}; is another Corral process "
-                "using it?"
-            ) from None
         self.retention = retention or RetentionPolicy()
-        self._lock = threading.RLock()
-        self._db.execute("SET preserve_insertion_order = false")
-        self._db.execute(_SCHEMA)
-        for r in ROLLUP_RESOLUTIONS:
-            self._db.execute(_ROLLUP_DDL.format(r=r))
+        self._file: SharedFile | MemoryFile
+        if self.path == ":memory:":
+            self._file = MemoryFile(_prepare)
+        else:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._file = shared_file(self.path, _prepare)
         self._series: dict[SeriesKey, int] = {}
         self._hosts: dict[str, int] = {}
-        self._load_names()
+        with self._file.connect(write=False) as db:
+            self._load_names(db)
+
+    @contextmanager
+    def _db(self, write: bool = False) -> Iterator[Any]:
+        """A connection for one operation, with this store's names brought up to date."""
+        with self._file.connect(write) as db:
+            self._load_names(db)
+            yield db
 
     # -- names -----------------------------------------------------------------
-    def _load_names(self) -> None:
-        for sid, kind, entity, metric in self._db.execute(
-            "SELECT id, kind, entity, metric FROM series"
+    def _load_names(self, db: Any) -> None:
+        """Names other processes added since the last look (ids only grow, from 0)."""
+        for sid, kind, entity, metric in db.execute(
+            "SELECT id, kind, entity, metric FROM series WHERE id >= ? ORDER BY id",
+            [len(self._series)],
         ).fetchall():
             self._series[SeriesKey(EntityKind(kind), entity, metric)] = sid
-        for hid, name in self._db.execute("SELECT id, name FROM hosts").fetchall():
+        for hid, name in db.execute(
+            "SELECT id, name FROM hosts WHERE id >= ? ORDER BY id", [len(self._hosts)]
+        ).fetchall():
             self._hosts[name] = hid
 
-    def _ids(self, batch: SampleBatch) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    def _ids(self, db: Any, batch: SampleBatch) -> tuple[Ids, Ids]:
         """Integer ids for the batch's series and hosts, inserting the new names in bulk."""
         new_s = [k for k in dict.fromkeys(batch.series) if k not in self._series]
         for k in new_s:
@@ -117,14 +128,12 @@ class DuckDBStore:
                 "entity": np.array([k.entity for k in new_s], dtype=object),
                 "metric": np.array([k.metric for k in new_s], dtype=object),
             }
-            self._db.execute("INSERT INTO series SELECT id, kind, entity, metric FROM rows")
+            db.execute("INSERT INTO series SELECT id, kind, entity, metric FROM rows")
         new_h = [h for h in dict.fromkeys(batch.hosts) if h not in self._hosts]
         for h in new_h:
             self._hosts[h] = len(self._hosts)
         if new_h:
-            self._db.executemany(
-                "INSERT INTO hosts VALUES (?, ?)", [(self._hosts[h], h) for h in new_h]
-            )
+            db.executemany("INSERT INTO hosts VALUES (?, ?)", [(self._hosts[h], h) for h in new_h])
         smap = np.array([self._series[k] for k in batch.series], dtype=np.int32)
         hmap = np.array([self._hosts[h] for h in batch.hosts], dtype=np.int32)
         return smap, hmap
@@ -132,91 +141,62 @@ class DuckDBStore:
     def _sid(self, kind: EntityKind, entity: str, metric: str) -> int | None:
         return self._series.get(SeriesKey(kind, entity, metric))
 
-    # -- marks -----------------------------------------------------------------
-    def _mark(self, name: str) -> int | None:
-        row = self._db.execute("SELECT value FROM marks WHERE name = ?", [name]).fetchone()
-        return None if row is None else int(row[0])
-
-    def _set_mark(self, name: str, value: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", [name, value])
-
-    def _horizon(self, resolution: int) -> int:
-        return self._mark(f"horizon_{resolution}") or 0
-
     # -- write -----------------------------------------------------------------
     def write(self, batch: SampleBatch) -> int:
+        """Store the batch in one transaction; a (series, time) already stored is replaced."""
         n = len(batch)
         if n == 0:
             return 0
-        with self._lock:
+        batch = batch.last_per_series_and_time()
+        with self._file.connect(write=True) as db:
             saved = (dict(self._series), dict(self._hosts))
-            self._db.execute("BEGIN TRANSACTION")
+            db.execute("BEGIN TRANSACTION")
             try:
-                smap, hmap = self._ids(batch)
-                cols = {  # noqa: F841  (read by DuckDB by name in the INSERT below)
+                self._load_names(db)
+                smap, hmap = self._ids(db, batch)
+                cols = {
                     "sid": smap[batch.series_idx],
                     "ts": batch.ts.astype(np.int64, copy=False),
                     "host": hmap[batch.host_idx],
                     "value": batch.values.astype(np.float64, copy=False),
                 }
-                self._db.execute("INSERT INTO samples SELECT sid, ts, host, value FROM cols")
-                self._note_late(int(batch.ts.min()))
-                self._db.execute("COMMIT")
+                _replace_samples(db, cols)
+                _note_late(db, int(batch.ts.min()))
+                db.execute("COMMIT")
             except Exception as exc:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 self._series, self._hosts = saved
                 raise StoreError(f"writing {n} samples to {self.path} failed: {exc}") from exc
         return n
 
-    def _note_late(self, first_ts: int) -> None:
-        """Move each level's watermark back to the oldest written time, so rollups get redone."""
-        for r in ROLLUP_RESOLUTIONS:
-            wm = self._mark(f"rolled_{r}")
-            if wm is None or first_ts < wm:
-                self._set_mark(f"rolled_{r}", align(first_ts, r))
-
     # -- rollups and retention ---------------------------------------------------
     def rollup(self, now: int) -> int:
-        """Roll up ``[watermark, now)`` per level; rollups are then exact up to the new mark."""
-        made = 0
-        with self._lock:
-            for r in ROLLUP_RESOLUTIONS:
-                made += self._rollup_level(r, align(now, r))
-        return made
+        """Roll up ``[watermark, now)`` per level, one chunk per transaction.
 
-    def _rollup_level(self, r: int, upto: int) -> int:
-        wm = self._mark(f"rolled_{r}")
-        if wm is None:
-            return 0
-        frm = max(wm, align(self._horizon(0), r))
-        if frm >= upto:
-            return 0
-        self._db.execute(f"DELETE FROM rollup_{r} WHERE ts >= ? AND ts < ?", [frm, upto])
-        chunk = max(r, 86400) * (30 if r == 86400 else 1)  # bounded hash tables
-        for lo in range(frm, upto, chunk):
-            self._db.execute(
-                f"""INSERT INTO rollup_{r}
-                SELECT sid, ts - ts % {r} AS b, count(*), min(value), avg(value), max(value),
-                       quantile_cont(value, 0.95)
-                FROM samples WHERE ts >= ? AND ts < ? GROUP BY sid, b""",
-                [lo, min(upto, lo + chunk)],
-            )
-        row = self._db.execute(
-            f"SELECT count(*) FROM rollup_{r} WHERE ts >= ? AND ts < ?", [frm, upto]
-        ).fetchone()
-        self._set_mark(f"rolled_{r}", upto)
-        return int(row[0]) if row else 0
+        Each chunk replaces its buckets and moves the watermark in one commit, so
+        a kill leaves every bucket either as it was or rolled up anew, and the
+        next run carries on from the watermark. The file is let go between chunks.
+        """
+        made = 0
+        for r in ROLLUP_RESOLUTIONS:
+            upto = align(now, r)
+            chunk = max(r, 86400) * (30 if r == 86400 else 1)  # bounded hash tables
+            while True:
+                with self._db(write=True) as db:
+                    done = _rollup_chunk(db, r, upto, chunk)
+                if done is None:
+                    break
+                made += done
+        return made
 
     def apply_retention(self, now: int) -> int:
         dropped = 0
-        with self._lock:
+        with self._db(write=True) as db, _transaction(db):
             for r, table in ((0, "samples"), *((r, f"rollup_{r}") for r in ROLLUP_RESOLUTIONS)):
                 cutoff = now - self.retention.for_resolution(r)
-                row = self._db.execute(
-                    f"SELECT count(*) FROM {table} WHERE ts < ?", [cutoff]
-                ).fetchone()
-                self._db.execute(f"DELETE FROM {table} WHERE ts < ?", [cutoff])
-                self._set_mark(f"horizon_{r}", max(cutoff, self._horizon(r)))
+                row = db.execute(f"SELECT count(*) FROM {table} WHERE ts < ?", [cutoff]).fetchone()
+                db.execute(f"DELETE FROM {table} WHERE ts < ?", [cutoff])
+                _set_mark(db, f"horizon_{r}", max(cutoff, _horizon(db, r)))
                 dropped += int(row[0]) if row else 0
         return dropped
 
@@ -225,11 +205,11 @@ class DuckDBStore:
         self, kind: EntityKind, entity: str, metric: str, start: int, end: int
     ) -> list[tuple[int, str, float]]:
         check_range(start, end)
-        with self._lock:
+        with self._db() as db:
             sid = self._sid(kind, entity, metric)
             if sid is None:
                 return []
-            rows = self._db.execute(
+            rows = db.execute(
                 """SELECT ts, h.name, value FROM samples JOIN hosts h ON h.id = samples.host
                 WHERE sid = ? AND ts >= ? AND ts < ? ORDER BY ts""",
                 [sid, start, end],
@@ -247,56 +227,26 @@ class DuckDBStore:
         stat: Stat = Stat.avg,
     ) -> list[Point]:
         check_range(start, end, step)
-        with self._lock:
+        with self._db() as db:
             sid = self._sid(kind, entity, metric)
             if sid is None:
                 return []
-            level = self._level_for(start, step, stat)
+            level = _level_for(db, start, step)
             rows = (
-                self._series_raw(sid, start, end, step, stat)
+                _series_raw(db, sid, start, end, step, stat)
                 if level is None
-                else self._series_rollup(sid, start, end, step, stat, level)
+                else _series_rollup(db, sid, start, end, step, stat, level)
             )
         return [Point(int(t), float(v)) for t, v in rows if v is not None]
-
-    def _level_for(self, start: int, step: int, stat: Stat) -> int | None:
-        """None to read raw samples; else the rollup resolution to read (raw aged out)."""
-        if start >= self._horizon(0):
-            return None  # raw data is exact for every stat, and one series reads fast
-        usable = [r for r in ROLLUP_RESOLUTIONS if start >= self._horizon(r)]
-        return finest_covering(usable, step)
-
-    def _series_raw(self, sid: int, start: int, end: int, step: int, stat: Stat) -> list[Any]:
-        return self._db.execute(
-            f"""SELECT ts - ts % {step} AS b, {_STAT_SQL[stat]} FROM samples
-            WHERE sid = ? AND ts >= ? AND ts < ? GROUP BY b ORDER BY b""",
-            [sid, start, end],
-        ).fetchall()
-
-    def _series_rollup(
-        self, sid: int, start: int, end: int, step: int, stat: Stat, r: int
-    ) -> list[Any]:
-        """Rolled-up buckets before the level's watermark, raw samples after it."""
-        wm = self._mark(f"rolled_{r}") or start
-        q = f"""WITH parts AS (
-              SELECT ts, n, vmin, vavg, vmax, vp95 FROM rollup_{r}
-              WHERE sid = $sid AND ts >= $start AND ts < least($end, $wm)
-              UNION ALL
-              SELECT ts - ts % {r}, count(*), min(value), avg(value), max(value),
-                     quantile_cont(value, 0.95)
-              FROM samples WHERE sid = $sid AND ts >= greatest($start, $wm) AND ts < $end
-              GROUP BY ts - ts % {r})
-            SELECT ts - ts % {step} AS b, {_COMBINE_SQL[stat]} FROM parts GROUP BY b ORDER BY b"""
-        return self._db.execute(q, {"sid": sid, "start": start, "end": end, "wm": wm}).fetchall()
 
     def rollup_rows(
         self, resolution: int, kind: EntityKind, entity: str, metric: str, start: int, end: int
     ) -> list[RollupRow]:
-        with self._lock:
+        with self._db() as db:
             sid = self._sid(kind, entity, metric)
             if sid is None or resolution not in ROLLUP_RESOLUTIONS:
                 return []
-            rows = self._db.execute(
+            rows = db.execute(
                 f"""SELECT ts, n, vmin, vavg, vmax, vp95 FROM rollup_{resolution}
                 WHERE sid = ? AND ts >= ? AND ts < ? ORDER BY ts""",
                 [sid, start, end],
@@ -307,38 +257,15 @@ class DuckDBStore:
         self, kind: EntityKind, metric: str, start: int, end: int, stat: Stat = Stat.p95
     ) -> dict[str, float]:
         check_range(start, end)
-        with self._lock:
+        with self._db() as db:
             sids = [i for k, i in self._series.items() if k.kind is kind and k.metric == metric]
             if not sids:
                 return {}
-            rows = self._db.execute(
-                self._per_entity_sql(start, stat),
+            rows = db.execute(
+                _per_entity_sql(start >= _horizon(db, 0), stat),
                 [min(sids), max(sids), kind.value, metric, start, end],
             )
             return {str(e): float(v) for e, v in rows.fetchall() if v is not None}
-
-    def _per_entity_sql(self, start: int, stat: Stat) -> str:
-        """Raw data while it is kept; else the 5-minute rollup (its averages for p95).
-
-        The explicit id range lets DuckDB skip row groups of other metrics when a
-        metric's series were created together (as a backfill does).
-        """
-        if start >= self._horizon(0):
-            table, expr = "samples", _STAT_SQL[stat]
-        else:
-            table = "rollup_300"
-            expr = {
-                Stat.avg: "sum(vavg * n) / sum(n)",
-                Stat.min: "min(vmin)",
-                Stat.max: "max(vmax)",
-                Stat.p95: "quantile_cont(vavg, 0.95)",
-            }[stat]
-        return f"""WITH agg AS (
-            SELECT sid, {expr} AS v FROM {table}
-            WHERE sid BETWEEN ? AND ?
-              AND sid IN (SELECT id FROM series WHERE kind = ? AND metric = ?)
-              AND ts >= ? AND ts < ? GROUP BY sid)
-            SELECT s.entity, agg.v FROM agg JOIN series s ON s.id = agg.sid"""
 
     def top(
         self, kind: EntityKind, metric: str, start: int, end: int, n: int, stat: Stat = Stat.avg
@@ -351,8 +278,8 @@ class DuckDBStore:
         if not kinds:
             return []
         marks = ",".join("?" for _ in kinds)
-        with self._lock:
-            rows = self._db.execute(
+        with self._db() as db:
+            rows = db.execute(
                 f"""WITH last AS (
                   SELECT sid, arg_max(host, ts) AS host, max(ts) AS ts, arg_max(value, ts) AS v
                   FROM samples WHERE ts >= ? GROUP BY sid)
@@ -364,5 +291,193 @@ class DuckDBStore:
         return [Latest(EntityKind(k), e, h, m, int(t), float(v)) for k, e, h, m, t, v in rows]
 
     def close(self) -> None:
+        """Let go of the file now rather than after the idle linger."""
+        self._file.close()
+
+
+class MemoryFile:
+    """``:memory:``: one connection for the life of the store (no other process can see it)."""
+
+    def __init__(self, prepare: Callable[[Any], None]) -> None:
+        import duckdb
+
+        self._conn = duckdb.connect(":memory:")
+        self._conn.execute("SET preserve_insertion_order = false")
+        prepare(self._conn)
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def connect(self, write: bool) -> Iterator[Any]:
         with self._lock:
-            self._db.close()
+            yield self._conn
+
+    def close(self) -> None:
+        """Nothing to let go of: the data lives as long as the store."""
+
+
+# -- schema and migration ---------------------------------------------------------
+#: 2: samples unique per (series, time); files of version 1 are deduplicated on open.
+SCHEMA_VERSION = 2
+
+
+def _prepare(db: Any) -> None:
+    """Create the tables, then bring an older file up to ``SCHEMA_VERSION`` in one commit."""
+    db.execute(_SCHEMA)
+    for r in ROLLUP_RESOLUTIONS:
+        db.execute(_ROLLUP_DDL.format(r=r))
+    version = _mark(db, "schema")
+    if version is not None and version >= SCHEMA_VERSION:
+        return
+    with _transaction(db):
+        dupes = db.execute("SELECT count(*) - count(DISTINCT (sid, ts)) FROM samples").fetchone()
+        if dupes and dupes[0]:
+            _deduplicate(db)
+        _set_mark(db, "schema", SCHEMA_VERSION)
+
+
+def _deduplicate(db: Any) -> None:
+    """Keep one sample per (series, time) and roll up again from the first sample."""
+    db.execute(
+        """CREATE TEMP TABLE kept AS SELECT sid, ts, arg_max(host, value) AS host,
+        max(value) AS value FROM samples GROUP BY sid, ts"""
+    )
+    db.execute("DELETE FROM samples")
+    db.execute("INSERT INTO samples SELECT sid, ts, host, value FROM kept ORDER BY sid, ts")
+    db.execute("DROP TABLE kept")
+    first = db.execute("SELECT min(ts) FROM samples").fetchone()
+    for r in ROLLUP_RESOLUTIONS:
+        if first and first[0] is not None:
+            _set_mark(db, f"rolled_{r}", align(int(first[0]), r))
+
+
+# -- statements -------------------------------------------------------------------
+@contextmanager
+def _transaction(db: Any) -> Iterator[None]:
+    """All of the block's statements or none (the connection outlives the block)."""
+    db.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _mark(db: Any, name: str) -> int | None:
+    row = db.execute("SELECT value FROM marks WHERE name = ?", [name]).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _set_mark(db: Any, name: str, value: int) -> None:
+    db.execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", [name, value])
+
+
+def _horizon(db: Any, resolution: int) -> int:
+    return _mark(db, f"horizon_{resolution}") or 0
+
+
+def _replace_samples(db: Any, cols: dict[str, Any]) -> None:
+    """Delete the stored samples at the batch's (series, time) pairs, then insert the batch.
+
+    The literal id and time bounds let DuckDB skip row groups by their min/max,
+    so a collector's batch of one minute reads only the newest row groups.
+    """
+    sid_lo, sid_hi = int(cols["sid"].min()), int(cols["sid"].max())
+    ts_lo, ts_hi = int(cols["ts"].min()), int(cols["ts"].max())
+    db.execute(
+        f"""DELETE FROM samples USING cols
+        WHERE samples.sid BETWEEN {sid_lo} AND {sid_hi} AND samples.ts BETWEEN {ts_lo} AND {ts_hi}
+          AND samples.sid = cols.sid AND samples.ts = cols.ts"""
+    )
+    db.execute("INSERT INTO samples SELECT sid, ts, host, value FROM cols")
+
+
+def _note_late(db: Any, first_ts: int) -> None:
+    """Move each level's watermark back to the oldest written time, so rollups get redone."""
+    for r in ROLLUP_RESOLUTIONS:
+        wm = _mark(db, f"rolled_{r}")
+        if wm is None or first_ts < wm:
+            _set_mark(db, f"rolled_{r}", align(first_ts, r))
+
+
+def _rollup_chunk(db: Any, r: int, upto: int, chunk: int) -> int | None:
+    """Roll up the next chunk after the level's watermark; None when there is none."""
+    wm = _mark(db, f"rolled_{r}")
+    if wm is None:
+        return None
+    frm = max(wm, align(_horizon(db, 0), r))
+    if frm >= upto:
+        return None
+    hi = min(upto, align(frm, chunk) + chunk)
+    with _transaction(db):
+        db.execute(f"DELETE FROM rollup_{r} WHERE ts >= ? AND ts < ?", [frm, hi])
+        db.execute(
+            f"""INSERT INTO rollup_{r}
+            SELECT sid, ts - ts % {r} AS b, count(*), min(value), avg(value), max(value),
+                   quantile_cont(value, 0.95)
+            FROM samples WHERE ts >= ? AND ts < ? GROUP BY sid, b""",
+            [frm, hi],
+        )
+        row = db.execute(f"SELECT count(*) FROM rollup_{r} WHERE ts >= ? AND ts < ?", [frm, hi])
+        made = row.fetchone()
+        _set_mark(db, f"rolled_{r}", hi)
+    return int(made[0]) if made else 0
+
+
+def _level_for(db: Any, start: int, step: int) -> int | None:
+    """None to read raw samples; else the rollup resolution to read (raw aged out)."""
+    if start >= _horizon(db, 0):
+        return None  # raw data is exact for every stat, and one series reads fast
+    usable = [r for r in ROLLUP_RESOLUTIONS if start >= _horizon(db, r)]
+    return finest_covering(usable, step)
+
+
+def _series_raw(db: Any, sid: int, start: int, end: int, step: int, stat: Stat) -> list[Any]:
+    return list(
+        db.execute(
+            f"""SELECT ts - ts % {step} AS b, {_STAT_SQL[stat]} FROM samples
+            WHERE sid = ? AND ts >= ? AND ts < ? GROUP BY b ORDER BY b""",
+            [sid, start, end],
+        ).fetchall()
+    )
+
+
+def _series_rollup(
+    db: Any, sid: int, start: int, end: int, step: int, stat: Stat, r: int
+) -> list[Any]:
+    """Rolled-up buckets before the level's watermark, raw samples after it."""
+    wm = _mark(db, f"rolled_{r}") or start
+    q = f"""WITH parts AS (
+          SELECT ts, n, vmin, vavg, vmax, vp95 FROM rollup_{r}
+          WHERE sid = $sid AND ts >= $start AND ts < least($end, $wm)
+          UNION ALL
+          SELECT ts - ts % {r}, count(*), min(value), avg(value), max(value),
+                 quantile_cont(value, 0.95)
+          FROM samples WHERE sid = $sid AND ts >= greatest($start, $wm) AND ts < $end
+          GROUP BY ts - ts % {r})
+        SELECT ts - ts % {step} AS b, {_COMBINE_SQL[stat]} FROM parts GROUP BY b ORDER BY b"""
+    return list(db.execute(q, {"sid": sid, "start": start, "end": end, "wm": wm}).fetchall())
+
+
+def _per_entity_sql(raw_kept: bool, stat: Stat) -> str:
+    """Raw data while it is kept; else the 5-minute rollup (its averages for p95).
+
+    The explicit id range lets DuckDB skip row groups of other metrics when a
+    metric's series were created together (as a backfill does).
+    """
+    if raw_kept:
+        table, expr = "samples", _STAT_SQL[stat]
+    else:
+        table = "rollup_300"
+        expr = {
+            Stat.avg: "sum(vavg * n) / sum(n)",
+            Stat.min: "min(vmin)",
+            Stat.max: "max(vmax)",
+            Stat.p95: "quantile_cont(vavg, 0.95)",
+        }[stat]
+    return f"""WITH agg AS (
+        SELECT sid, {expr} AS v FROM {table}
+        WHERE sid BETWEEN ? AND ?
+          AND sid IN (SELECT id FROM series WHERE kind = ? AND metric = ?)
+          AND ts >= ? AND ts < ? GROUP BY sid)
+        SELECT s.entity, agg.v FROM agg JOIN series s ON s.id = agg.sid"""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from corral.metrics.model import FloatArray, IntArray
+from corral.domain.metrics import FloatArray, IntArray
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ gives exactly Corral's ``[b, b + w)`` on whole-second timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import re
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,8 +32,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from corral.errors import StoreError
-from corral.metrics.model import (
+from corral.domain.metrics import (
     EntityKind,
     FloatArray,
     IntArray,
@@ -42,6 +43,7 @@ from corral.metrics.model import (
     SampleBatch,
     Stat,
 )
+from corral.errors import StoreError
 from corral.metrics.store.base import ROLLUP_RESOLUTIONS, RetentionPolicy, align, check_range
 from corral.metrics.store.rollup_math import BucketStats, bucket_stats
 
@@ -145,10 +147,14 @@ class VictoriaMetricsStore:
 
     # -- write ------------------------------------------------------------------
     def write(self, batch: SampleBatch) -> int:
-        """Import the batch; bodies are posted by a second thread while the next is built."""
+        """Import the samples not stored yet; bodies are posted by a second thread while the
+        next is built. Returns how many samples the batch had."""
         n = len(batch)
         if n == 0:
             return 0
+        batch = self._only_new(batch.last_per_series_and_time())
+        if len(batch) == 0:
+            return n
         with ThreadPoolExecutor(max_workers=1) as poster:
             pending = [
                 poster.submit(self._post_lines, body) for body in _bodies(self._lines(batch))
@@ -157,6 +163,46 @@ class VictoriaMetricsStore:
                 fut.result()
         self._mark_late(batch)
         return n
+
+    def _only_new(self, batch: SampleBatch) -> SampleBatch:
+        """The batch without the (series, time) pairs the server already holds.
+
+        VictoriaMetrics keeps every copy of a sample unless it runs with
+        ``-dedup.minScrapeInterval``, and a copy changes counts and percentiles, so
+        a re-run or resumed backfill must not import again what is there.
+        """
+        self._flush_quietly()  # what a killed writer imported becomes searchable
+        names = "|".join(sorted({re.escape(k.metric) for k in batch.series}))
+        kinds = "|".join(sorted({k.kind.value for k in batch.series}))
+        match = f'{{__name__=~"corral_({names})",kind=~"{kinds}"}}'
+        lo, hi = int(batch.ts.min()), int(batch.ts.max())
+        index = {
+            (f"corral_{k.metric}", k.kind.value, k.entity): i for i, k in enumerate(batch.series)
+        }
+        held: list[IntArray] = []
+        for row in self._export(match, lo, hi + 1):
+            m = row["metric"]
+            i = index.get((m["__name__"], m["kind"], m["id"]))
+            if i is not None:
+                ts = np.asarray(row["timestamps"], dtype=np.int64) // 1000
+                held.append(i * (hi - lo + 1) + (ts - lo))
+        if not held:
+            return batch
+        codes = batch.series_idx.astype(np.int64) * (hi - lo + 1) + (batch.ts - lo)
+        keep = ~np.isin(codes, np.concatenate(held))
+        return SampleBatch(
+            batch.series,
+            batch.hosts,
+            batch.series_idx[keep],
+            batch.host_idx[keep],
+            batch.ts[keep],
+            batch.values[keep],
+        )
+
+    def _flush_quietly(self) -> None:
+        """Ask the server to make buffered samples searchable; a server that refuses is slower."""
+        with contextlib.suppress(StoreError):
+            self.flush()
 
     def _mark_late(self, batch: SampleBatch) -> None:
         """Series with samples behind a rollup watermark get ``corralmeta_dirty``: rolled again."""
@@ -227,10 +273,10 @@ class VictoriaMetricsStore:
         when, hosts = self._placements(kind, entity, start, end)
         out: list[tuple[int, str, float]] = []
         for row in self._export(_sel(kind, metric, entity), start, end):
-            ts = np.asarray(row["timestamps"], dtype=np.int64) // 1000
+            ts, values = _first_per_time(row)
             at = np.clip(np.searchsorted(when, ts, side="right") - 1, 0, None)
-            for t, i, v in zip(ts.tolist(), at.tolist(), row["values"], strict=True):
-                out.append((t, hosts[i] if hosts else "", float(v)))
+            for t, i, v in zip(ts.tolist(), at.tolist(), values.tolist(), strict=True):
+                out.append((t, hosts[i] if hosts else "", v))
         return sorted(out)
 
     def _placements(
@@ -386,6 +432,7 @@ class VictoriaMetricsStore:
         return int(float(rows[0]["value"][1])) if rows else None
 
     def rollup(self, now: int) -> int:
+        self.flush()  # samples imported a moment ago are not exported until flushed
         made = self._reroll_dirty()
         spans: dict[int, tuple[int, int]] = {}
         for r in MATERIALISED:
@@ -417,7 +464,6 @@ class VictoriaMetricsStore:
             kind, ent, metric = EntityKind(m["kind"]), m["id"], m["metric"]
             ids = f"metric={_q(metric)},kind={_q(kind.value)},id={_q(ent)}"
             self._delete(f"corralmeta_rollup{{{ids}}}")
-            self._delete(f"corralmeta_dirty{{{ids}}}")
             first = self._query(
                 f"tfirst_over_time({_sel(kind, metric, ent)}[3650d])", self._server_now()
             )
@@ -426,6 +472,8 @@ class VictoriaMetricsStore:
                 if first and wm is not None:
                     lo = align(int(float(first[0]["value"][1])), r)
                     made += self._rollup_range({r: (lo, wm)}, _sel(kind, metric, ent))
+            self.flush()
+            self._delete(f"corralmeta_dirty{{{ids}}}")  # only once redone: a kill redoes it
         return made
 
     def _delete(self, match: str) -> None:
@@ -471,8 +519,7 @@ class VictoriaMetricsStore:
         row: dict[str, Any], spans: dict[int, tuple[int, int]], out: list[str]
     ) -> int:
         m = row["metric"]
-        ts = np.asarray(row["timestamps"], dtype=np.int64) // 1000
-        values = np.asarray(row["values"], dtype=np.float64)
+        ts, values = _first_per_time(row)
         made = 0
         for r, (lo, hi) in spans.items():
             keep = (ts >= lo) & (ts < hi)
@@ -501,6 +548,17 @@ def _rollup_lines(m: dict[str, str], r: int, st: BucketStats, out: list[str]) ->
     for stat, vals in stats:
         out.append(_line({**base, "stat": stat}, st.ts, vals.astype(np.float64)))
     return len(st.ts)
+
+
+def _first_per_time(row: dict[str, Any]) -> tuple[IntArray, FloatArray]:
+    """An exported series' samples in time order, one per second (the server may hold copies
+    written before Corral stopped writing them, when it runs without deduplication)."""
+    ts = np.asarray(row["timestamps"], dtype=np.int64) // 1000
+    values = np.asarray(row["values"], dtype=np.float64)
+    order = np.argsort(ts, kind="stable")
+    ts, values = ts[order], values[order]
+    first = np.r_[True, ts[1:] != ts[:-1]] if len(ts) else np.zeros(0, dtype=bool)
+    return ts[first], values[first]
 
 
 def _bodies(lines: Iterable[str], max_bytes: int = 8 << 20) -> Iterator[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from corral.engines.sprawl.detectors.base import DetectionContext, Detector, Param
-from corral.engines.sprawl.model import Category, Evidence, Outcome, VMState
+from corral.engines.sprawl.model import Category, Evidence, Outcome
 
 
 class PoweredOffDetector(Detector):
@@ -15,7 +15,7 @@ class PoweredOffDetector(Detector):
     def detect(self, ctx: DetectionContext) -> list[Outcome]:
         out: list[Outcome] = []
         for vm in ctx.vms:
-            if vm.powered_on or vm.state is VMState.unknown:
+            if vm.powered_on or not vm.state.known:
                 continue
             if vm.state_since is None:
                 out.append(self.insufficient(vm, "powered off, but since when is unknown"))
