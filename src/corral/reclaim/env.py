@@ -92,9 +92,10 @@ class ReclaimEnv:
     def now(self) -> datetime:
         return self.inv.clock()
 
-    def defer_syncs(self) -> None:
-        """From now on, collect the hosts to sync instead of syncing each (see ``run``)."""
-        self._local.deferred = set()
+    def defer_syncs(self, hosts: set[str] | None = None) -> None:
+        """From now on, collect the hosts to sync (starting with ``hosts``) instead of syncing
+        each (see ``run``)."""
+        self._local.deferred = set(hosts or ())
 
     def end_deferred_syncs(self) -> None:
         """Sync every host collected since ``defer_syncs``, once each."""

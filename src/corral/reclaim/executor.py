@@ -6,8 +6,9 @@
 2. act: the step's outside actions run, each one first looking at what is
    already done (a VM already off is not shut down again, a snapshot that
    exists is not taken again, a deleted domain is not deleted again);
-3. commit: the new state, the event in the VM's history and the cleared
-   ``pending`` record go in one transaction.
+3. commit: the new state, the event in the VM's history, the cleared
+   ``pending`` record and the step's own inventory changes (a deleted VM leaves
+   the inventory) go in one transaction.
 
 A step found pending is resumed from phase 2 by the next ``run`` (or by the
 same command repeated).
@@ -78,4 +79,5 @@ def commit(
         c.pending = None
         details = {k: v for k, v in pending.items() if k in ("reason", "until", "to")}
         env.event(s, c, STEPS[step].event_kind, pending["actor"], **details)
+        STEPS[step].on_commit(env, s, c)
         return case_view(c)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from corral.domain.text import bad_character
 from corral.engines.reclaim import OPEN
 from corral.reclaim.env import ReclaimEnv, token_hash
+from corral.reclaim.steps import HYPERVISOR_STEPS, STEPS
 from corral.reclaim.views import case_view
 from corral.store import models as m
 
@@ -77,3 +79,21 @@ def case_for_token(env: ReclaimEnv, token: str) -> int | None:
         if c is None or not secrets.compare_digest(c.response_token_hash or "", digest):
             return None
         return c.id
+
+
+def hosts_behind(s: Session) -> set[str]:
+    """Hosts a committed step changed after their last sync: a run killed before its sync.
+
+    ``run`` syncs them at its end, so the inventory catches up with the next run.
+    """
+    kinds = [STEPS[step].event_kind for step in HYPERVISOR_STEPS]
+    rows = s.execute(
+        select(m.Host.name)
+        .join(m.Event, m.Event.host_name == m.Host.name)
+        .where(
+            m.Event.kind.in_(kinds),
+            or_(m.Host.last_sync_at.is_(None), m.Event.at >= m.Host.last_sync_at),
+        )
+        .distinct()
+    )
+    return set(rows.scalars())

@@ -138,6 +138,7 @@ class ReclaimService(ReclaimEnv):
         over hundreds of cases on one host reads that host once.
         """
         with self.db.session() as s:
+            behind = queries.hosts_behind(s)
             q = (
                 select(m.ReclaimCase, m.VM.deleted_at)
                 .outerjoin(m.VM, m.VM.uuid == m.ReclaimCase.vm_uuid)
@@ -149,7 +150,7 @@ class ReclaimService(ReclaimEnv):
             rows = s.execute(q.order_by(m.ReclaimCase.id)).all()
             views = [(c.id, c.vm_name, c.pending, rule_view(c), gone) for c, gone in rows]
         out: list[Outcome] = []
-        self.defer_syncs()
+        self.defer_syncs(set() if dry_run else behind)
         try:
             for case_id, name, pending, view, gone in views:
                 out.append(self._run_one(case_id, name, pending, view, gone, dry_run))

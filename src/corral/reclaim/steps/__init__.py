@@ -29,4 +29,7 @@ STEPS: Mapping[Step, StepAction] = {
     )
 }
 
-__all__ = ["STEPS", "StepAction"]
+#: The steps whose actions change the VM on its host (power, snapshots, tags, deletion).
+HYPERVISOR_STEPS = (Step.quarantine, Step.archive, Step.delete, Step.restore, Step.extend)
+
+__all__ = ["HYPERVISOR_STEPS", "STEPS", "StepAction"]

@@ -33,6 +33,10 @@ class StepAction:
         """Do the outside actions; return the case fields to set when the step is committed."""
         raise NotImplementedError
 
+    def on_commit(self, env: ReclaimEnv, s: Session, c: m.ReclaimCase) -> None:
+        """What else changes in the commit's transaction (e.g. the inventory after a delete)."""
+        return None
+
     def describe(self, env: ReclaimEnv, owner_address: str | None, case_id: int) -> str:
         """What a dry run says this step would do."""
         return str(self.step)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from corral.domain.model import EventKind
 from corral.engines.reclaim import Step
 from corral.reclaim import notices
 from corral.reclaim.env import ReclaimEnv
@@ -33,6 +35,34 @@ class Delete(StepAction):
             "closed_at": env.now,
             "closed_by": p["actor"],
         }
+
+    def on_commit(self, env: ReclaimEnv, s: Session, c: m.ReclaimCase) -> None:
+        """The deleted VM leaves the inventory with the step itself, not at the next sync.
+
+        In the same transaction as the case's commit: a process killed after it leaves no
+        deleted VM listed as live, and no deleted volume listed as present.
+        """
+        vm = s.get(m.VM, c.vm_uuid)
+        if vm is None or vm.deleted_at is not None:
+            return  # a sync saw it gone first
+        vm.deleted_at = vm.updated_at = env.now
+        gone = set(c.deleted_volumes or [])
+        if gone and vm.host_id is not None:
+            pools = select(m.Pool.id).where(m.Pool.host_id == vm.host_id)
+            for vol in s.scalars(
+                select(m.Volume).where(m.Volume.pool_id.in_(pools), m.Volume.path.in_(gone))
+            ):
+                s.delete(vol)
+        host = vm.host.name if vm.host is not None else c.host_name
+        s.add(
+            m.Event(
+                at=env.now,
+                kind=EventKind.deleted.value,
+                vm_uuid=vm.uuid,
+                host_name=host,
+                details={"name": vm.name, "by": "reclaim"},  # as a sync records it
+            )
+        )
 
     def describe(self, env: ReclaimEnv, owner_address: str | None, case_id: int) -> str:
         return "undefine the VM and delete its disk volumes (cannot be undone)"
