@@ -1,7 +1,7 @@
 """jobs: long-running work that survives a restart of the server
 
 Revision ID: 0200
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-03 10:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import corral.store.types
 
 revision = "0200"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
