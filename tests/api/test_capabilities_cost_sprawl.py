@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from corral.api.app import create_app
 from corral.config import Settings
+from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.security.token_store import TokenStore
@@ -139,7 +140,7 @@ def test_live_report_job_and_live_cost_equal_cli(
     shutil.copytree(NODES, nodes)
     url = db.url.render_as_string(hide_password=False)
     settings = Settings(home=home, database_url=url)
-    inventory = Inventory(db, SecretBox(Fernet.generate_key()))
+    inventory = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(node_dir=nodes))
     inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
     inventory.sync()
     monkeypatch.setenv("CORRAL_HOME", str(home))
