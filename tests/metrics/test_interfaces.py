@@ -77,7 +77,7 @@ def test_rest_series_json_and_csv(client: TestClient) -> None:
 def test_rest_top_ranks_and_latest_has_hosts(client: TestClient) -> None:
     top = client.get("/api/v1/metrics/top", params={"metric": "net_tx_bytes_per_s", "n": 2}).json()
     assert len(top) == 2 and top[0]["value"] >= top[1]["value"]
-    latest = client.get("/api/v1/metrics/latest", params={"kind": "vm"}).json()
+    latest = client.get("/api/v1/metrics/latest", params={"kind": "vm"}).json()["items"]
     assert {x["id"] for x in latest} == set(UUIDS)
     assert {x["host"] for x in latest if x["id"] == UUIDS[1]} == {"host-1"}
 

@@ -26,7 +26,8 @@ from fastapi.testclient import TestClient
 from lxml import html as lhtml
 
 from corral.api.app import create_app
-from corral.api.routes.respond_page import SECURITY_HEADERS, RedactTokenPaths
+from corral.api.log_redaction import RedactTokenPaths
+from corral.api.routes.respond_page import SECURITY_HEADERS
 from corral.engines.costing import load_cost_model
 from corral.inventory.service import Inventory
 from corral.notify.mailer import SmtpMailer, SmtpSettings
@@ -226,6 +227,26 @@ def test_an_unknown_action_or_a_foreign_body_is_refused(page: Page) -> None:
     big = page.post(action="extend", until="2026-07-15", reason="x" * 20_000)
     assert big.status_code == 422 and "too long" in _error(big)
     assert page.state() == "notified"
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x01", "\x0b", "\x1b", "\ufffe", "\x9f"])
+def test_a_reason_with_a_control_character_is_refused_and_the_page_lives_on(
+    page: Page, bad: str
+) -> None:
+    """Issue 9 item 5: a reason with %00 once made this page answer 500 for good."""
+    resp = page.post(action="extend", until="2026-07-15", reason=f"need it{bad}still")
+    assert resp.status_code == 422
+    assert "control or invalid character" in _error(resp)
+    assert bad not in resp.text and "need it" not in resp.text  # never echoed back
+    assert page.state() == "notified"
+    again = page.get()
+    assert again.status_code == 200 and _forms(again) == {"keep", "go"}
+    raw = page.client.post(
+        page.path,
+        content=b"action=extend&until=2026-07-15&reason=\xed\xa0\x80",  # an encoded surrogate
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert raw.status_code == 422 and page.get().status_code == 200
 
 
 def test_a_quarantined_vm_can_still_be_kept(page: Page, clock: Clock) -> None:

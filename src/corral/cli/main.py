@@ -136,6 +136,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Build a demo fleet of libvirt test-driver hosts, sync its history, summarise, serve.",
     ),
     "token": ("corral.cli.tokens", "Create, list and revoke API bearer tokens."),
+    "jobs": ("corral.cli.jobs", "Long-running jobs run by the API server."),
     "config": ("corral.cli.config", "Corral's effective settings."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(mod for mod, _ in COMMANDS.values()))

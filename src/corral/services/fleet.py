@@ -151,7 +151,7 @@ def live_document(inventory: Inventory) -> dict[str, Any]:
     their VMs and VMs without sizes; templates and deleted VMs are not in it. A VM
     name seen twice gets ``#uuid`` appended so names stay unique.
     """
-    from corral.reports.sprawl import fleet_records  # the database read of VMs and volumes
+    from corral.services.records import fleet_records  # the database read of VMs and volumes
 
     hosts = [_host_doc(h) for h in inventory.list_hosts() if _has_facts(h)]
     known = {h["name"] for h in hosts}
