@@ -50,6 +50,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
     {
         ("corral.api.app", "corral.metrics.store.base"),
+        ("corral.api.guard", "corral.security.token_store"),
+        ("corral.api.schemas", "corral.engines.reclaim"),
+        ("corral.cli.metrics", "corral.hypervisor.uri"),
         ("corral.api.app", "corral.security.token_store"),
         ("corral.api.deps", "corral.security.token_store"),
         ("corral.api.routes.metrics", "corral.metrics.store"),
