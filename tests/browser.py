@@ -1,17 +1,15 @@
 """Debian's Chromium for the tests that look at pages in a real browser.
 
-Missing, these tests are skipped with what to install, except under CI=true, where a
-missing browser is a failure: CI must not pass by skipping them.
+A test that uses it says so with ``requires(Resource.chromium)`` (tests/requires.py): missing,
+it is skipped with what to install, or fails under CI=true.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from tests.requires import CHROMIUM
 
-import pytest
+__all__ = ["CHROMIUM", "CHROMIUM_FLAGS"]
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: Headless on a closed network, as root: no sandbox, no GPU, no background connections.
 CHROMIUM_FLAGS = (
     "--no-sandbox",
@@ -21,18 +19,3 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--no-first-run",
 )
-
-
-def require_chromium(*, playwright: bool = False) -> Path:
-    """The browser (and Playwright, when asked), or skip / fail saying what is missing."""
-    missing = [] if CHROMIUM.exists() else ["/usr/bin/chromium (apt-get install chromium)"]
-    if playwright:
-        try:
-            import playwright.sync_api
-        except ImportError:
-            missing.append("playwright (pip install -e '.[dev]')")
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the browser test needs " + " and ".join(missing))
-        pytest.skip("missing " + " and ".join(missing))
-    return CHROMIUM

@@ -15,6 +15,7 @@ from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.store.db import Database
+from tests.requires import Resource, counts, forget, requires, set_current
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,13 +47,36 @@ class Clock:
         self.now += timedelta(**kw)
 
 
-def _pg_url() -> str | None:
-    url = os.environ.get("CORRAL_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CORRAL_REQUIRE_PG"):
-            pytest.fail("CORRAL_REQUIRE_PG is set but CORRAL_TEST_PG_URL is not")
-        pytest.skip("PostgreSQL not configured: run scripts/pg.sh up, export CORRAL_TEST_PG_URL")
-    return url
+def _pg_url() -> str:
+    requires(Resource.postgresql)
+    return os.environ["CORRAL_TEST_PG_URL"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires(resource, ...): the test needs these resources (tests/requires.py)"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note which test is running, and check what its ``requires`` markers name."""
+    set_current(item.nodeid)
+    for mark in item.iter_markers("requires"):
+        for resource in mark.args:
+            requires(resource)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        forget(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many tests ran with each outside resource: a skipped resource shows as 0."""
+    terminalreporter.section("tests run per resource")
+    for resource, count in counts().items():
+        terminalreporter.write_line(f"{resource:<16} {count}")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -60,7 +84,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         database = Database(f"sqlite:///{tmp_path / 'corral.db'}")
     else:
-        database = Database(_pg_url() or "")
+        database = Database(_pg_url())
         with database.engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))

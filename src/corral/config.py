@@ -197,6 +197,8 @@ def _read_file(path: Path) -> dict[str, str]:
         raise ConfigError(f"cannot read settings file {path}: {exc.strerror}.") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"settings file {path} is not valid TOML: {str(exc)[:120]}") from None
+    except RecursionError:
+        raise ConfigError(f"settings file {path} nests too deeply; settings are flat.") from None
     values: dict[str, str] = {}
     for key, value in data.items():
         if key not in SPECS:
@@ -242,6 +244,20 @@ def load_settings(
     for spec in FIELDS:
         sources.setdefault(spec.name, Source.DEFAULT)
     return Settings(**values, sources=sources)
+
+
+#: The process umask for every Corral entry point: files 0600, folders 0700. Corral's files hold
+#: people's data (owners' addresses, history) and secrets, so nobody else on the machine reads them.
+PRIVATE_UMASK = 0o077
+
+
+def keep_files_private() -> None:
+    """Make every file this process creates from now on readable by its owner only.
+
+    Called once by each entry point (CLI, API server, demo), so files written by libraries
+    Corral does not control (SQLite's -wal/-shm/-journal, DuckDB's files) are private too.
+    """
+    os.umask(PRIVATE_UMASK)
 
 
 def ensure_private_dir(path: Path) -> Path:

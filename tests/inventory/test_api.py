@@ -55,7 +55,8 @@ def api(inventory: Inventory, nodes: Path) -> tuple[TestClient, str]:
     inventory.add_host("big", f"test://{nodes / 'big.xml'}")
     inventory.sync()
     token = TokenStore(inventory.db).create("tests")
-    return TestClient(create_app(inventory)), token
+    # Reads of VMs and events need a token too (they name owners): the client carries one.
+    return TestClient(create_app(inventory), headers={"Authorization": f"Bearer {token}"}), token
 
 
 def _problem(resp: Any, status: int, code: str) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def test_one_vm_with_history_and_events(api: tuple[TestClient, str], inventory: 
     web = inventory.find_vm("web-01")
     body = client.get(f"/api/v1/vms/{web['uuid']}").json()
     assert body["name"] == "web-01" and body["history"][0]["kind"] == "created"
-    events = client.get("/api/v1/events", params={"vm": web["uuid"]}).json()
+    events = client.get("/api/v1/events", params={"vm": web["uuid"]}).json()["items"]
     assert [e["kind"] for e in events] == ["created"]
     assert events[0]["vm_name"] == "web-01" and events[0]["vm_uuid"] == web["uuid"]
     _problem(client.get(f"/api/v1/vms/{uuidlib.UUID(int=99999)}"), 404, "not-found")
@@ -120,6 +121,7 @@ def test_one_vm_with_history_and_events(api: tuple[TestClient, str], inventory: 
 
 def test_writes_need_a_valid_token(api: tuple[TestClient, str], inventory: Inventory) -> None:
     client, token = api
+    del client.headers["Authorization"]
     uuid = inventory.find_vm("web-01")["uuid"]
     url = f"/api/v1/vms/{uuid}/metadata"
     _problem(client.patch(url, json={"owner": "mallory"}), 401, "unauthorized")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -19,8 +18,6 @@ from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.store.db import Database
 from tests.inventory.conftest import Clock
-
-VIRSH = shutil.which("virsh")
 
 
 def test_metadata_element_round_trip() -> None:
@@ -40,7 +37,7 @@ def test_metadata_element_round_trip() -> None:
     assert back == meta and template is True
 
 
-@pytest.mark.skipif(VIRSH is None, reason="virsh (libvirt-clients) is not installed")
+@pytest.mark.requires("virsh")
 def test_set_metadata_visible_to_virsh_and_survives_db_loss(
     inventory: Inventory, nodes: Path, clock: Clock, tmp_path: Path
 ) -> None:
@@ -52,7 +49,7 @@ def test_set_metadata_visible_to_virsh_and_survives_db_loss(
         {"owner": "dana", "department": "Finance", "expires_on": "2027-01-31", "tags": "db,prod"},
     )
     out = subprocess.run(
-        [VIRSH, "-c", uri, "metadata", "db-01", "--uri", METADATA_NS],
+        ["virsh", "-c", uri, "metadata", "db-01", "--uri", METADATA_NS],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     root = etree.fromstring(out.encode())

@@ -24,7 +24,7 @@ from corral.engines.sprawl.model import Finding
 from corral.hypervisor.domxml import parse_snapshot
 from corral.hypervisor.libvirt_adapter import LibvirtHypervisor, connect
 from corral.inventory.service import Inventory
-from corral.reports.sprawl import fleet_records
+from corral.services.records import fleet_records
 from tests.conftest import Clock
 from tests.inventory.conftest import TEST_NS, edit_node
 

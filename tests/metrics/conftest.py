@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -14,8 +12,9 @@ import httpx
 import pytest
 
 from corral.metrics.store import DuckDBStore, MetricsStore, VictoriaMetricsStore
+from tests.requires import VICTORIA_METRICS, Resource, requires
 
-VM_BINARY = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+VM_BINARY = VICTORIA_METRICS
 
 
 def _free_port() -> int:
@@ -24,17 +23,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _need_binary(path: str, package: str) -> None:
-    if not Path(path).exists():
-        msg = f"{path} not found: install the Debian package {package}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 def start_victoria(folder: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
     """A real victoria-metrics process on a free port storing in ``folder``; and its URL."""
-    _need_binary(VM_BINARY, "victoria-metrics")
+    requires(Resource.victoriametrics)
     port = _free_port()
     proc = subprocess.Popen(
         [

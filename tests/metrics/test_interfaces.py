@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -19,10 +18,10 @@ from corral.cli.main import app as cli_app
 from corral.metrics.model import EntityKind, Sample, SampleBatch
 from corral.metrics.replay import backfill
 from corral.metrics.store import DuckDBStore
+from tests.requires import PROMTOOL, Resource, requires
 
 UUIDS = [f"00000000-0000-0000-0000-00000000000{i}" for i in range(1, 4)]
 FLEET = [(u, f"host-{i % 2}", 2, 2048) for i, u in enumerate(UUIDS)]
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 @pytest.fixture
@@ -78,7 +77,7 @@ def test_rest_series_json_and_csv(client: TestClient) -> None:
 def test_rest_top_ranks_and_latest_has_hosts(client: TestClient) -> None:
     top = client.get("/api/v1/metrics/top", params={"metric": "net_tx_bytes_per_s", "n": 2}).json()
     assert len(top) == 2 and top[0]["value"] >= top[1]["value"]
-    latest = client.get("/api/v1/metrics/latest", params={"kind": "vm"}).json()
+    latest = client.get("/api/v1/metrics/latest", params={"kind": "vm"}).json()["items"]
     assert {x["id"] for x in latest} == set(UUIDS)
     assert {x["host"] for x in latest if x["id"] == UUIDS[1]} == {"host-1"}
 
@@ -92,11 +91,7 @@ def test_prometheus_exposition_passes_promtool(client: TestClient) -> None:
     assert 'corral_collect_errors_total{host="host-1"} 3.0' in text
     assert 'corral_collect_up{host="host-1"} 0.0' in text
     assert 'corral_collect_age_seconds{host="host-0"}' in text
-    if not Path(PROMTOOL).exists():
-        msg = "promtool not found: install the Debian package prometheus"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    requires(Resource.promtool)
     check = subprocess.run(
         [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True
     )

@@ -25,7 +25,7 @@ WEB1 = "11111111-2222-3333-4444-000000000001"
 def _env(home: Path) -> dict[str, str]:
     keep = ("CORRAL_SHARED_DATA", "CORRAL_SECRET_KEY")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_") or k in keep}
-    return {**env, "CORRAL_HOME": str(home)}
+    return {**env, "CORRAL_HOME": str(home), "CORRAL_NODE_DIR": str(NODE.parent)}
 
 
 def corral(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,12 +1,10 @@
 """Fixtures for tests against real libvirtd hosts with tiny TCG guests.
 
 The hosts come from ``bash scripts/realhosts.sh up``, which writes var/realhosts/env; the same
-keys in the environment take precedence. Without hosts these tests are skipped with the command
-to run, unless CORRAL_REQUIRE_REALHOST=1 (CI), where a missing host is a failure: CI must never
-pass by skipping the only tests that touch a real hypervisor.
-
-Every test in this folder gets the ``realhost`` marker, so ``pytest -m "not realhost"`` leaves
-them out.
+keys in the environment take precedence. Every test in this folder gets the ``realhost`` marker
+(so ``pytest -m "not realhost"`` leaves them out) and ``requires("realhost")``: without hosts
+it is skipped with the command to run, and under CI=true or CORRAL_REQUIRE_REALHOST=1 it fails
+(tests/requires.py): CI must never pass by skipping the only tests that touch a hypervisor.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from typing import Any
 
 import pytest
 from guest import GuestFactory, RealhostEnv, remove_pool, start_dir_pool
+from tests.requires import Resource, register, requires
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -31,6 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.realhost)
+            item.add_marker(pytest.mark.requires(Resource.realhost))
 
 
 def env_file_path() -> Path:
@@ -94,13 +94,29 @@ def load_realhost_env() -> RealhostEnv | str:
     return _unreachable(env.uris) or env
 
 
+_loaded: list[RealhostEnv | str] = []
+
+
+def _realhost_env() -> RealhostEnv | str:
+    """The hosts, looked for once per run."""
+    if not _loaded:
+        _loaded.append(load_realhost_env())
+    return _loaded[0]
+
+
+def _missing_hosts() -> str | None:
+    env = _realhost_env()
+    return env if isinstance(env, str) else None
+
+
+register(Resource.realhost, _missing_hosts)
+
+
 @pytest.fixture(scope="session")
 def realhost_env() -> RealhostEnv:
-    env = load_realhost_env()
-    if isinstance(env, str):
-        if os.environ.get("CORRAL_REQUIRE_REALHOST") == "1":
-            pytest.fail(f"CORRAL_REQUIRE_REALHOST=1 but {env}", pytrace=False)
-        pytest.skip(env)
+    requires(Resource.realhost)
+    env = _realhost_env()
+    assert not isinstance(env, str)
     return env
 
 

@@ -8,7 +8,6 @@ checked through the libvirt API (and qemu-img for the snapshot inside the qcow2 
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,12 +47,9 @@ def _internal_snapshots(image: Path) -> str:
 
 def test_running_guest_honours_acpi(hv: LibvirtHypervisor, guest_factory: GuestFactory) -> None:
     g = guest_factory(0, wait_ready=True)  # ready: its init is watching the power button
-    started = time.monotonic()
-    assert hv.power_off(g.uuid, grace_s=25) == "shutdown"
-    took = time.monotonic() - started
+    assert hv.power_off(g.uuid, grace_s=25) == "shutdown"  # within the grace, else "forced"
     assert _state(g.dom) == libvirt.VIR_DOMAIN_SHUTOFF
     assert "power button pressed" in g.console_log.read_text(errors="replace")
-    assert took < 25
     assert hv.power_off(g.uuid) == "already-off"
 
 

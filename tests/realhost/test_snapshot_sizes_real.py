@@ -22,7 +22,7 @@ from corral.engines.costing import load_cost_model
 from corral.engines.sprawl.analysis import analyse
 from corral.engines.sprawl.detectors.snapshot_sprawl import SnapshotSprawlDetector
 from corral.inventory.service import Inventory
-from corral.reports.sprawl import fleet_records
+from corral.services.records import fleet_records
 
 MIB = 1024**2
 GIB = 1024**3

@@ -21,6 +21,7 @@ from corral.notify.mailer import SmtpMailer, SmtpSettings
 from corral.reclaim.service import Recipients, ReclaimService
 from tests.conftest import Clock
 from tests.inventory.conftest import nodes  # noqa: F401  (fixture)
+from tests.requires import Resource, requires
 
 
 class Inbox:
@@ -68,6 +69,7 @@ def smtp_server() -> Iterator[tuple[Inbox, SmtpSettings]]:
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, SmtpSettings]]:
+    requires(Resource.smtp)
     with smtp_server() as server:
         yield server
 

@@ -34,7 +34,7 @@ class Api:
         return resp.json()
 
     def get(self, path: str, **params: Any) -> Any:
-        resp = self.client.get(BASE + path, params=params)
+        resp = self.client.get(BASE + path, params=params, headers=self.ops)
         assert resp.status_code == 200, resp.text
         return resp.json()
 
@@ -88,7 +88,7 @@ def test_every_write_needs_a_bearer_token(api: Api) -> None:
         _problem(api.client.post(BASE + path, json=body), 401, "unauthorized")
         bad = {"Authorization": "Bearer corral_nope_nope"}
         assert api.client.post(BASE + path, json=body, headers=bad).status_code == 401
-    (only,) = api.get("/cases")
+    (only,) = api.get("/cases")["items"]
     assert only["state"] == "flagged" and only["flagged_by"] == "ops"
     assert api.get("/cases/1")["history"][0]["kind"] == "reclaim-flagged"
 
@@ -145,8 +145,8 @@ def test_quarantine_archive_approve_delete(
     assert fleet.find_vm(WEB)["state"] == "running"  # a dry run changes nothing
     assert api.run()[0]["step"] == "quarantine"
     assert fleet.find_vm(WEB)["state"] == "shutoff"
-    assert api.get("/cases", state="quarantined", open="true")[0]["id"] == cid
-    assert api.get("/cases", state="notified") == []
+    assert api.get("/cases", state="quarantined", open="true")["items"][0]["id"] == cid
+    assert api.get("/cases", state="notified")["items"] == []
     clock.advance(days=8)
     assert api.run()[0]["step"] == "archive"
     clock.advance(days=15)
@@ -201,8 +201,8 @@ def test_restore_and_wrong_state_steps(api: Api, clock: Clock, fleet: Inventory)
     other = _flag(api, "cache-01")
     cancelled = api.post(f"/cases/{other['id']}/cancel", {"reason": "false positive"})
     assert cancelled["state"] == "cancelled"
-    assert api.get("/cases", open="true") == []
-    _problem(api.client.get(f"{BASE}/cases/999"), 404, "not-found")
+    assert api.get("/cases", open="true")["items"] == []
+    _problem(api.client.get(f"{BASE}/cases/999", headers=api.ops), 404, "not-found")
     moot = api.client.post(f"{BASE}/cases/999/confirm", headers=api.ops)
     _problem(moot, 404, "not-found")
 
@@ -226,7 +226,7 @@ def test_bad_bodies_are_422_and_change_nothing(api: Api, path: str, body: Any) -
     _flag(api)
     resp = api.client.post(BASE + path, json=body, headers=api.ops)
     _problem(resp, 422, "validation-failed")
-    (case,) = api.get("/cases")
+    (case,) = api.get("/cases")["items"]
     assert case["state"] == "flagged"
 
 
@@ -245,5 +245,9 @@ def test_bad_answers_are_422(api: Api, body: Any) -> None:
 
 
 def test_bad_query_is_422(api: Api) -> None:
-    _problem(api.client.get(BASE + "/cases", params={"state": "gone"}), 422, "validation-failed")
-    _problem(api.client.get(BASE + "/cases/0"), 422, "validation-failed")
+    _problem(
+        api.client.get(BASE + "/cases", params={"state": "gone"}, headers=api.ops),
+        422,
+        "validation-failed",
+    )
+    _problem(api.client.get(BASE + "/cases/0", headers=api.ops), 422, "validation-failed")

@@ -227,6 +227,7 @@ def _check(w: World, inbox: Inbox, case_id: int, uuid: str, extended: bool) -> N
             assert len(ids) == 2 and "mail:sent" in w.crashed_at, (step, ids, w.crashed_at)
 
 
+@pytest.mark.requires("smtp")
 @settings(
     max_examples=60,
     deadline=None,

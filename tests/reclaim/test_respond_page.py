@@ -26,17 +26,19 @@ from fastapi.testclient import TestClient
 from lxml import html as lhtml
 
 from corral.api.app import create_app
-from corral.api.routes.respond_page import SECURITY_HEADERS, RedactTokenPaths
+from corral.api.log_redaction import RedactTokenPaths
+from corral.api.routes.respond_page import SECURITY_HEADERS
 from corral.engines.costing import load_cost_model
 from corral.inventory.service import Inventory
 from corral.notify.mailer import SmtpMailer, SmtpSettings
 from corral.reclaim import messages
 from corral.reclaim.service import Recipients, ReclaimService
 from corral.store import models as m
-from tests.browser import CHROMIUM, CHROMIUM_FLAGS, require_chromium
+from tests.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.conftest import Clock
 from tests.reclaim.conftest import POLICY, Inbox, _free_port, make_service
 from tests.reports.png import read_png
+from tests.requires import Resource, requires
 
 WEB = "web-01"
 SCRIPT = "<script>document.title='pwned'</script>"
@@ -227,6 +229,26 @@ def test_an_unknown_action_or_a_foreign_body_is_refused(page: Page) -> None:
     assert page.state() == "notified"
 
 
+@pytest.mark.parametrize("bad", ["\x00", "\x01", "\x0b", "\x1b", "\ufffe", "\x9f"])
+def test_a_reason_with_a_control_character_is_refused_and_the_page_lives_on(
+    page: Page, bad: str
+) -> None:
+    """Issue 9 item 5: a reason with %00 once made this page answer 500 for good."""
+    resp = page.post(action="extend", until="2026-07-15", reason=f"need it{bad}still")
+    assert resp.status_code == 422
+    assert "control or invalid character" in _error(resp)
+    assert bad not in resp.text and "need it" not in resp.text  # never echoed back
+    assert page.state() == "notified"
+    again = page.get()
+    assert again.status_code == 200 and _forms(again) == {"keep", "go"}
+    raw = page.client.post(
+        page.path,
+        content=b"action=extend&until=2026-07-15&reason=\xed\xa0\x80",  # an encoded surrogate
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert raw.status_code == 422 and page.get().status_code == 200
+
+
 def test_a_quarantined_vm_can_still_be_kept(page: Page, clock: Clock) -> None:
     clock.advance(days=8)
     (outcome,) = page.svc.run()
@@ -322,7 +344,8 @@ def serving(app: Any, port: int) -> Iterator[Lines]:
 
 @pytest.fixture
 def browser_ready() -> None:
-    require_chromium(playwright=True)
+    requires(Resource.chromium)
+    requires(Resource.playwright)
 
 
 def test_owner_keeps_the_vm_from_the_mailed_link_in_chromium(

@@ -15,8 +15,8 @@ from corral.engines.costing import CostModel, load_cost_model
 from corral.engines.sprawl import Disk, HostRecord, VMRecord, VMState, Volume, analyse
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
+from corral.reports.collect import ReportData, assemble_report
 from corral.reports.history import Change, OrphanedDisk, VMHistory, month_ends, waste_over_time
-from corral.reports.html import ReportData, assemble_report
 from corral.reports.scorecard import GovernedVM, ScorecardInputs, Template, scorecard
 from corral.security.secrets import SecretBox
 from corral.store import models as m

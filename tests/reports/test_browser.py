@@ -14,7 +14,7 @@ import pytest
 from lxml import html as lhtml
 
 from corral.reports.html import write_html
-from tests.browser import CHROMIUM_FLAGS, require_chromium
+from tests.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.reports.conftest import IMG_NAME, SCRIPT_NAME
 from tests.reports.png import read_png
 
@@ -22,9 +22,12 @@ TITLE = "Corral sprawl report"
 BAR_BLUE = (0x2F, 0x6D, 0xB5)  # html.BLUE: reclaimable waste bars
 
 
+pytestmark = pytest.mark.requires("chromium")
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    return require_chromium()
+    return CHROMIUM
 
 
 def browse(chromium: Path, profile: Path, page: Path, *args: str) -> str:

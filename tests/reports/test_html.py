@@ -10,17 +10,16 @@ from lxml import html as lhtml
 
 from corral.engines.costing import CostModel
 from corral.errors import ConfigError
+from corral.reports.collect import ReportData
 from corral.reports.html import (
     NONE_LABEL,
     ORPHANS_LABEL,
-    ReportData,
-    collect_report,
     render_html,
     waste_by_category,
     waste_by_department,
     write_html,
 )
-from corral.reports.sprawl import live_sprawl
+from corral.services.sprawl import live_analysis, sprawl_report
 from tests.reports.conftest import (
     HOSTILE_DEPT,
     HOSTILE_OWNER,
@@ -131,7 +130,7 @@ def test_write_html_whole_or_not_at_all(hostile_report: ReportData, tmp_path: Pa
         write_html(tmp_path, hostile_report)
     out = write_html(tmp_path / "r.html", hostile_report)
     assert out.read_text("utf-8").startswith("<!DOCTYPE html>")
-    assert stat.S_IMODE(out.stat().st_mode) & 0o044  # readable by others, like a normal file
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # owners and departments: private
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temporary file left
 
 
@@ -139,8 +138,8 @@ def test_live_report_of_a_synced_demo(
     demo_inventory: DemoInventory, default_model: CostModel
 ) -> None:
     inv = demo_inventory.inv
-    data = collect_report(inv, None, default_model, days=30)
-    assert data.analysis.summary() == live_sprawl(inv, None, default_model, days=30).summary()
+    data = sprawl_report(inv, None, default_model, days=30)
+    assert data.analysis.summary() == live_analysis(inv, None, default_model, days=30).summary()
     assert data.history and data.history[-1].at == inv.clock()
     assert sum(r.vms for r in data.chargeback) == data.analysis.vms
     assert HOSTILE_DEPT in {r.key for r in data.chargeback}
@@ -170,19 +169,23 @@ def test_reclamation_section_shows_cases_and_savings(hostile_report: ReportData)
     """The cases of the workflow, with money saved, escaped like every other value."""
     from dataclasses import replace as with_
 
+    from corral.engines.reclaim import State
+    from corral.reports.collect import ReclaimedCase
     from corral.reports.html import render_html
 
     base = hostile_report
-    case = {
-        "id": 3,
-        "vm": "<b>gone</b>",
-        "state": "deleted",
-        "category": "powered_off",
-        "owner": None,
-        "monthly_cost": 120.0,
-        "realized": 45.5,
-        "saving_now_monthly": 120.0,
-    }
+    case = ReclaimedCase(
+        id=3,
+        vm="<b>gone</b>",
+        vm_uuid="00000000-0000-0000-0000-000000000003",
+        state=State.deleted,
+        category="powered_off",
+        owner=None,
+        currency="USD",
+        monthly_cost=120.0,
+        realized=45.5,
+        saving_now_monthly=120.0,
+    )
     page = render_html(with_(base, reclamation=[case]))
     assert "1 cases: 1 deleted" in page and "$45.50" in page and "&lt;b&gt;gone&lt;/b&gt;" in page
     assert "No VM has been flagged yet" in render_html(base)

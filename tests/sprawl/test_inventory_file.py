@@ -45,5 +45,5 @@ def test_bad_inventory_is_one_clear_error(data: object, fragment: str) -> None:
 def test_bad_syntax_file(tmp_path: Path) -> None:
     p = tmp_path / "inv.json"
     p.write_text("[{")
-    with pytest.raises(ValidationError, match="not valid JSON/YAML"):
+    with pytest.raises(ValidationError, match="not valid JSON at line 1"):
         load_inventory(p)

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from corral import __version__
+from corral.api.guard import Guard, allowed_methods
+from corral.api.problems import openapi_with_problems, problem
+from corral.api.routes import config as config_routes
+from corral.api.routes import cost as cost_routes
+from corral.api.routes import ha as ha_routes
+from corral.api.routes import inventory as inventory_routes
+from corral.api.routes import jobs as jobs_routes
+from corral.api.routes import metrics as metrics_routes
+from corral.api.routes import plan as plan_routes
+from corral.api.routes import reclaim as reclaim_routes
+from corral.api.routes import respond_page
+from corral.api.routes import sim as sim_routes
+from corral.api.routes import sprawl as sprawl_routes
 from corral.config import Settings, load_settings
 from corral.errors import AuthError, CorralError
 from corral.inventory.service import Inventory
@@ -20,30 +32,39 @@ from corral.metrics.store.base import MetricsStore
 from corral.reclaim.service import ReclaimService
 from corral.reclaim.setup import reclaim_service
 from corral.security.token_store import TokenStore
+from corral.services.jobs import JobKind, JobService
 
 log = logging.getLogger(__name__)
 
-PROBLEM = "application/problem+json"
-PROBLEM_BASE = "https://corral.invalid/problems/"
 
-#: Optional routers from other areas: mounted when the module exists.
-EXTRA_ROUTERS = ("corral.api.routes.metrics", "corral.api.routes.reclaim")
+class Health(BaseModel):
+    """The server answers; nothing more is checked (a load balancer's probe)."""
+
+    status: Literal["ok"]
+    version: str
 
 
-def problem(
-    status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + code,
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if errors:
-        body["errors"] = errors
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+#: Every router of the API, mounted explicitly: a missing module is an import error, not a
+#: silently missing surface.
+ROUTERS = (
+    inventory_routes.router,
+    metrics_routes.router,
+    reclaim_routes.router,
+    respond_page.router,
+    jobs_routes.router,
+    config_routes.router,
+    plan_routes.router,
+    ha_routes.router,
+    sim_routes.router,
+    sprawl_routes.router,
+    cost_routes.router,
+)
+#: The kinds of job the routes submit (a queued job is run again after a restart).
+JOB_KINDS: tuple[JobKind[Any], ...] = (
+    *plan_routes.JOB_KINDS,
+    *sim_routes.JOB_KINDS,
+    *sprawl_routes.JOB_KINDS,
+)
 
 
 def create_app(
@@ -65,26 +86,20 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.reclaim = reclaim or reclaim_service(inventory, settings)
-    from corral.api.routes import inventory as inventory_routes
-    from corral.api.routes import respond_page
-
-    app.include_router(inventory_routes.router)
-    app.include_router(respond_page.router)
+    app.state.jobs = JobService(inventory.db, app.state)
+    app.state.jobs.register(*JOB_KINDS)
+    app.state.jobs.recover()
+    for router in ROUTERS:
+        app.include_router(router)
     respond_page.redact_token_paths()
-    for name in EXTRA_ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        app.include_router(module.router)
 
-    @app.get("/healthz", tags=["meta"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/healthz", tags=["meta"], response_model=Health)
+    def healthz() -> Health:
+        return Health(status="ok", version=__version__)
 
     _install_error_handlers(app)
+    app.add_middleware(Guard)
+    app.openapi = openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 
 
@@ -111,11 +126,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(422, "validation-failed", f"{where}: {first['msg']}", errors)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(req: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
             exc.status_code, "http-error"
         )
-        return problem(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route on the path; the API may answer more.
+            allowed = allowed_methods(app.openapi(), req.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+            detail = (
+                f"{req.method} is not allowed here; use {headers.get('Allow', 'another method')}."
+            )
+            return problem(405, code, detail, headers=headers)
+        return problem(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_req: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -11,22 +12,62 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
-from corral.domain.model import Environment, ProtectionTier
+from corral.domain.model import Environment, HostStatus, ProtectionTier, VMState
+from corral.domain.text import LINE_PATTERN, TEXT_PATTERN, bad_character
+from corral.engines.reclaim import State
 from corral.engines.sprawl.model import Category
 
-Text256 = Annotated[str, StringConstraints(max_length=256, strip_whitespace=True)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+@dataclass(frozen=True)
+class Printable:
+    """Only text Corral can store and show (``corral.domain.text``), said in the schema too."""
+
+    multiline: bool = False
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = TEXT_PATTERN if self.multiline else LINE_PATTERN
+        return json_schema
+
+    def _check(self, value: str) -> str:
+        ch = bad_character(value, multiline=self.multiline)
+        if ch is not None:
+            raise ValueError(f"contains a control or invalid character (U+{ord(ch):04X})")
+        return value
+
+
+#: One line of printable text (names, owners, tags, query values).
+Line = Annotated[str, Printable()]
+#: Printable text that may span lines (a purpose, a reason, a note).
+FreeText = Annotated[str, Printable(multiline=True)]
+Text256 = Annotated[Line, StringConstraints(max_length=256, strip_whitespace=True)]
+Tag = Annotated[Line, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 
 
 def _no_markup(value: str | None) -> str | None:
     if value is not None and any(c in value for c in "<>"):
         raise ValueError("must not contain markup (< or >)")
     return value
+
+
+Purpose = Annotated[FreeText, StringConstraints(max_length=1024, strip_whitespace=True)]
 
 
 class MetadataUpdate(BaseModel):
@@ -36,7 +77,9 @@ class MetadataUpdate(BaseModel):
 
     owner: Text256 | None = None
     department: Text256 | None = None
-    purpose: Annotated[str, StringConstraints(max_length=1024, strip_whitespace=True)] | None = None
+    purpose: (
+        Annotated[FreeText, StringConstraints(max_length=1024, strip_whitespace=True)] | None
+    ) = None
     project: Text256 | None = None
     environment: Environment | None = None
     expires_on: date | None = None
@@ -57,9 +100,9 @@ class HostCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
-    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    uri: Annotated[Line, StringConstraints(min_length=1, max_length=2048)]
     username: Text256 | None = None
-    password: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+    password: Annotated[Line, StringConstraints(max_length=1024)] | None = Field(
         default=None, repr=False
     )
 
@@ -74,7 +117,7 @@ class VMPublic(BaseModel):
     uuid: str
     name: str
     host: str | None
-    state: str
+    state: VMState
     vcpus: int
     memory_mib: int
     memory_max_mib: int
@@ -86,24 +129,18 @@ class VMPublic(BaseModel):
     purpose: str | None
     project: str | None
     environment: str | None
-    expires_on: str | None
+    expires_on: date | None
     protection_tier: str | None
     tags: list[str]
     is_template: bool
-    created_at: str
-    state_since: str
-    deleted_at: str | None
-
-
-class VMPage(BaseModel):
-    items: list[VMPublic]
-    next_cursor: str | None
-    total: int
+    created_at: datetime
+    state_since: datetime
+    deleted_at: datetime | None
 
 
 class EventPublic(BaseModel):
     id: int
-    at: str
+    at: datetime
     kind: str
     vm_uuid: str | None
     vm_name: str | None = None
@@ -121,16 +158,16 @@ class VMDetail(VMPublic):
     disks: list[dict[str, Any]]
     nics: list[dict[str, Any]]
     snapshot_list: list[dict[str, Any]]
-    first_seen_at: str
-    updated_at: str
+    first_seen_at: datetime
+    updated_at: datetime
     history: list[EventPublic]
 
 
 class HostPublic(BaseModel):
     name: str
     uri: str
-    status: str
-    last_sync_at: str | None
+    status: HostStatus
+    last_sync_at: datetime | None
     last_error: str | None
     hostname: str | None
     cpu_model: str | None
@@ -150,19 +187,10 @@ class HostPublic(BaseModel):
     vms: int = 0
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    errors: list[dict[str, Any]] | None = None
-
-
 # -- reclamation ------------------------------------------------------------------------
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=1024, strip_whitespace=True)]
+Reason = Annotated[
+    FreeText, StringConstraints(min_length=1, max_length=1024, strip_whitespace=True)
+]
 ApprovableStep = Literal["quarantine", "archive", "delete"]
 
 
@@ -183,7 +211,7 @@ class ReclaimFlag(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    vm: Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+    vm: Annotated[Line, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
     category: Annotated[str, StringConstraints(max_length=64)] = Field(
         description="A sprawl category (idle, powered_off, lease_expired ...) or 'manual'."
     )
@@ -208,7 +236,7 @@ class ReclaimApprove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     step: ApprovableStep
-    note: Annotated[str, StringConstraints(max_length=1024, strip_whitespace=True)] = ""
+    note: Annotated[FreeText, StringConstraints(max_length=1024, strip_whitespace=True)] = ""
 
 
 class ReclaimCancel(BaseModel):
@@ -220,7 +248,7 @@ class ReclaimCancel(BaseModel):
 class ReclaimRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class ReclaimRespond(BaseModel):
@@ -228,10 +256,10 @@ class ReclaimRespond(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    token: Annotated[Line, StringConstraints(min_length=1, max_length=256)]
     action: Literal["extend", "confirm"]
     until: IsoDate | None = None
-    reason: Annotated[str, StringConstraints(max_length=1024, strip_whitespace=True)] = ""
+    reason: Annotated[FreeText, StringConstraints(max_length=1024, strip_whitespace=True)] = ""
 
     @model_validator(mode="after")
     def _extension_complete(self) -> ReclaimRespond:
@@ -243,12 +271,12 @@ class ReclaimRespond(BaseModel):
 class ReclaimApproval(BaseModel):
     step: str
     approver: str
-    at: str
+    at: datetime
     note: str
 
 
 class ReclaimEvent(BaseModel):
-    at: str
+    at: datetime
     kind: str
     case: int | None
     by: str | None
@@ -260,16 +288,16 @@ class ReclaimCasePublic(BaseModel):
     vm: str
     vm_uuid: str
     host: str | None
-    state: str
+    state: State
     category: str
     reason: str
     owner: str | None
     department: str | None
     flagged_by: str
-    flagged_at: str
+    flagged_at: datetime
     notified_to: str | None
-    respond_by: str | None
-    extended_until: str | None
+    respond_by: datetime | None
+    extended_until: date | None
     extend_reason: str | None
     archive_snapshot: str | None
     deleted_volumes: list[str]
@@ -314,5 +342,45 @@ class ReclaimAnswer(BaseModel):
 
     id: int
     vm: str
-    state: str
-    extended_until: str | None
+    state: State
+    extended_until: date | None
+
+
+# -- inventory lists and sync ------------------------------------------------------------
+class NetworkPublic(BaseModel):
+    host: str
+    name: str
+    active: bool
+    forward_mode: str | None
+    bridge: str | None
+    vms: int = Field(description="Live VMs with a NIC on this network.")
+    uuid: str | None
+
+
+class VolumePublic(BaseModel):
+    host: str
+    pool: str
+    name: str
+    path: str | None
+    format: str | None
+    capacity_gib: float
+    allocation_gib: float
+    used_by: str | None = Field(description="UUID of the VM using the volume, if any.")
+    used_by_name: str | None
+    orphaned: bool
+    first_seen_at: datetime
+
+
+class SyncHostResult(BaseModel):
+    host: str
+    status: HostStatus
+    error: str | None
+    vms_seen: int
+    vms_changed: int
+
+
+class SyncResult(BaseModel):
+    started_at: datetime
+    finished_at: datetime | None
+    hosts: list[SyncHostResult]
+    events: dict[str, int] = Field(description="How many events of each kind the sync recorded.")

@@ -69,14 +69,15 @@ def demo(
         }
     elif history_days > 0:
         info["metrics"] = {"skipped": "no trace folder found; pass --traces DIR"}
-    from corral.cli.sprawl import live_report_data
     from corral.reports.html import write_html
+    from corral.services.sprawl import sprawl_report
 
-    report = live_report_data(context.cost_model(), days=max(1, int(history_days) or 30))
+    days = max(1, int(history_days) or 30)
+    report = sprawl_report(inv, context.metrics_store(), context.cost_model(), days=days)
     sprawl = report.analysis.summary()
     info["sprawl"] = sprawl
     from corral.demo.reclaim import demo_reclamation
-    from corral.reports.html import reclamation_cases
+    from corral.reports.collect import reclamation_cases
 
     info["reclamation"] = demo_reclamation(inv, context.settings(), report.analysis)
     report = dataclasses.replace(report, reclamation=reclamation_cases(inv, inv.clock()))

@@ -136,6 +136,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Build a demo fleet of libvirt test-driver hosts, sync its history, summarise, serve.",
     ),
     "token": ("corral.cli.tokens", "Create, list and revoke API bearer tokens."),
+    "jobs": ("corral.cli.jobs", "Long-running jobs run by the API server."),
     "config": ("corral.cli.config", "Corral's effective settings."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(mod for mod, _ in COMMANDS.values()))
@@ -161,10 +162,12 @@ def _register(names: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    code = _main()
-    from corral.hypervisor.deadline import has_late_calls
+    from corral.config import keep_files_private
 
-    if has_late_calls():
+    keep_files_private()
+    code = _main()
+    deadline = sys.modules.get("corral.hypervisor.deadline")  # loaded only if a host was called
+    if deadline is not None and deadline.has_late_calls():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import enum
 import io
 import json
@@ -14,6 +13,8 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from corral.domain import csvsafe
 
 
 class OutputFormat(enum.StrEnum):
@@ -73,7 +74,7 @@ def emit(
         typer.echo(to_json([dict(r) for r in rows]))
     elif output is OutputFormat.csv:
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
+        writer = csvsafe.writer(buf)
         writer.writerow(cols)
         for r in rows:
             writer.writerow([_cell(r.get(c)) for c in cols])

@@ -135,12 +135,12 @@ def flag_findings(
 
     VMs with an open case or an extension still in force are skipped (and counted).
     """
-    from corral.reports.sprawl import live_sprawl
+    from corral.services.sprawl import live_analysis
 
     wanted = _finding_categories(category or [])
     svc = _service()
     who = _actor(actor)
-    analysis = live_sprawl(context.inventory(), context.metrics_store(), svc.model, days=days)
+    analysis = live_analysis(context.inventory(), context.metrics_store(), svc.model, days=days)
     chosen = [
         f
         for f in sorted(analysis.findings, key=lambda f: -f.monthly_cost_held)

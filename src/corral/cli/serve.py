@@ -27,7 +27,9 @@ def run_server(host: str, port: int) -> None:
     import uvicorn
 
     from corral.api.app import create_app
+    from corral.config import keep_files_private
 
+    keep_files_private()
     inv = context.inventory()
     typer.echo(f"Corral API on http://{host}:{port}  (docs: /docs, OpenAPI: /openapi.json)")
     app = create_app(inv, context.tokens(), settings=context.settings())

@@ -1,44 +1,33 @@
 """``corral sprawl`` (detectors, Bitbrains run, seed scenario) and ``corral cost`` (prices).
 
-Thin commands: read files, call the pure engines, print. Money figures are in
-the cost model's currency, per month unless a column says yearly.
+Thin commands: parse options, call corral.services.sprawl / corral.services.cost
+with the settings' cost model, render. Money figures are in the cost model's
+currency, per month unless a column says yearly.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
 from corral.cli import context
+from corral.cli.fleet import FleetFileOption, LiveOption, fleet_snapshot
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
-from corral.engines.costing import (
-    Dimension,
-    chargeback,
-    default_cost_model_text,
-    licence_report,
-    price_fleet,
-)
-from corral.engines.costing.model import CostModel as CostModelT
-from corral.engines.sprawl import (
-    DETECTORS,
+from corral.services import cost as cost_service
+from corral.services import sprawl as sprawl_service
+from corral.services.cost import CostModel, Dimension, default_cost_model_text
+from corral.services.records import FleetRecords
+from corral.services.sprawl import (
+    CategoryTotal,
     Finding,
     RightSizeMode,
     RightSizingParams,
     SprawlAnalysis,
-    analyse,
-    build_detectors,
+    SprawlSummary,
 )
-from corral.engines.sprawl.bitbrains import load_bitbrains
-from corral.engines.sprawl.inventory_file import Inventory, load_inventory
-from corral.engines.sprawl.model import epoch_to_datetime
-from corral.engines.sprawl.scenario import ScenarioAssumptions, describe, run_scenario
-
-if TYPE_CHECKING:
-    from corral.reports.html import ReportData
 
 sprawl_app = typer.Typer(
     help="Sprawl: idle, powered-off, orphaned, expired VMs and right-sizing.", no_args_is_help=True
@@ -48,10 +37,13 @@ cost_app = typer.Typer(
 )
 
 CostModelOption = typer.Option(
-    None, "--cost-model", help="Cost model YAML (default: the shipped, documented defaults)."
+    None,
+    "--cost-model",
+    help="Cost model YAML (default: the settings' CORRAL_COST_MODEL, else "
+    "the shipped, documented defaults).",
 )
 InventoryOption = typer.Option(
-    ..., "--inventory-file", "-i", help="YAML/JSON list of VM records, or {vms, hosts, volumes}."
+    None, "--inventory-file", "-i", hidden=True, help="Deprecated: the same as --fleet-file."
 )
 ModeOption = typer.Option(
     RightSizeMode.moderate, "--mode", help="conservative (max), moderate (p95), aggressive."
@@ -76,43 +68,29 @@ def bitbrains(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Idle and oversized VMs in the Bitbrains Rnd traces, and what they are worth."""
-    model = _model(cost_model)
-    fleet = load_bitbrains(data_dir, month, limit, assumed_disk_gb)
-    result = analyse(
-        fleet.vms,
-        epoch_to_datetime(fleet.metrics.end),
-        model,
-        metrics=fleet.metrics,
-        detectors=build_detectors(enabled=("idle",)),
+    result = sprawl_service.bitbrains(
+        data_dir,
+        _model(cost_model),
+        month=month,
+        limit=limit,
+        assumed_disk_gb=assumed_disk_gb,
         rightsizing=RightSizingParams(mode=mode, headroom=headroom),
     )
-    head = bitbrains_summary(result)
+    head: dict[str, Any] = asdict(result.summary)
     head["assumed_disk_gb_per_vm"] = assumed_disk_gb
-    head["window"] = f"{epoch_to_datetime(fleet.metrics.start):%Y-%m-%d} .. {_end(result)}"
-    _emit_analysis(head, result, output, f"Bitbrains Rnd {month}: sprawl under the cost model")
-
-
-def bitbrains_summary(result: SprawlAnalysis) -> dict[str, Any]:
-    """Counts and money of a Bitbrains run (idle, oversized CPU/memory, undecided)."""
-    s = result.summary()
-    cpu_over = sum(1 for r in result.rightsizing if r.cpu and r.cpu.verdict == "oversized")
-    mem_over = sum(1 for r in result.rightsizing if r.memory and r.memory.verdict == "oversized")
-    return {
-        "vms": s["vms"],
-        "idle_vms": s["by_category"].get("idle", {}).get("count", 0),
-        "idle_undecided": len(result.insufficient),
-        "oversized_vms": s["oversized_vms"],
-        "oversized_cpu": cpu_over,
-        "oversized_memory": mem_over,
-        "undersized_vms": s["undersized_vms"],
-        "rightsizing_undecided": len(result.rightsizing_insufficient),
-        "currency": s["currency"],
-        "fleet_monthly_cost": s["fleet_monthly_cost"],
-        "idle_monthly": s["reclaimable_monthly"],
-        "rightsizing_monthly": s["rightsizing_monthly"],
-        "waste_monthly": s["waste_monthly"],
-        "waste_yearly": s["waste_yearly"],
-    }
+    head["window"] = f"{result.window_start:%Y-%m-%d} .. {_end(result.analysis)}"
+    a = result.analysis
+    if output is OutputFormat.json:
+        doc = {
+            "summary": head,
+            "findings": [asdict(f) for f in a.findings],
+            "rightsizing": [asdict(r) for r in a.rightsizing],
+            "insufficient_data": [asdict(i) for i in a.insufficient]
+            + [asdict(i) for i in a.rightsizing_insufficient],
+        }
+        typer.echo(to_json(doc))
+        return
+    emit_object(head, output, title=f"Bitbrains Rnd {month}: sprawl under the cost model")
 
 
 @sprawl_app.command("scenario")
@@ -123,46 +101,39 @@ def scenario(
     output: OutputFormat = OutputOption,
 ) -> None:
     """The seed's figure: sprawl waste of a fleet with stated, sourced sprawl rates."""
-    model = _model(cost_model)
-    assumptions = ScenarioAssumptions()
-    result = run_scenario(model, vms, seed, assumptions)
-    head = {k: v for k, v in result.summary().items() if k != "by_category"}
-    head["seed"] = seed
-    rows = describe(assumptions)
+    result = sprawl_service.scenario(_model(cost_model), vms, seed)
+    head = {**_summary_head(result.summary), "seed": seed}
+    rows = [
+        {"assumption": a.name, "value": a.value, "source": a.source} for a in result.assumptions
+    ]
+    categories = _category_rows(result.summary.categories)
     if output is OutputFormat.json:
-        doc = {"summary": head, "by_category": _category_rows(result), "assumptions": rows}
+        doc = {"summary": head, "by_category": categories, "assumptions": rows}
         typer.echo(to_json(doc))
         return
     emit_object(head, output, title=f"Sprawl scenario: {vms} VMs, seed {seed}")
-    emit(_category_rows(result), output, title="Waste by category (each VM counted once)")
+    emit(categories, output, title="Waste by category (each VM counted once)")
     emit(rows, output, title="Assumptions")
 
 
 @sprawl_app.command("findings")
 def findings(
-    inventory_file: Path = InventoryOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
+    inventory_file: Path | None = InventoryOption,
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Inventory-based findings (powered off, orphaned, snapshots, owner, purpose, lease)."""
     model = _model(cost_model)
-    inv = load_inventory(inventory_file)
-    enabled = tuple(name for name in DETECTORS if name != "idle")
-    result = analyse(
-        inv.vms,
-        _now(inv),
-        model,
-        hosts=inv.hosts,
-        volumes=inv.volumes,
-        detectors=build_detectors(enabled=enabled),
-    )
+    result = sprawl_service.inventory_findings(_fleet(fleet_file or inventory_file, live), model)
     rows = [_finding_row(f) for f in result.findings]
     rows += [
         {"subject": i.subject_name, "category": f"insufficient:{i.detector}", "evidence": i.reason}
         for i in result.insufficient
     ]
     cols = ["subject", "category", "monthly", "confidence", "also", "evidence", "action"]
-    emit(rows, output, cols, title=f"Sprawl findings ({model.currency}/month)")
+    emit(rows, output, cols, title=f"Sprawl findings ({result.currency}/month)")
 
 
 @sprawl_app.command("report")
@@ -179,8 +150,11 @@ def report(
 
     if html is not None:
         html_target(html)  # refuse a missing folder before the analysis runs
-    data = live_report_data(_model(cost_model), days)
+    data = sprawl_service.sprawl_report(
+        context.inventory(), context.metrics_store(), _model(cost_model), days=days
+    )
     result = data.analysis
+    summary = SprawlSummary.of(result)
     if html is not None:
         path = write_html(html, data)
         typer.echo(f"HTML report written to {path}", err=output is OutputFormat.json)
@@ -208,9 +182,12 @@ def report(
             )
         )
         return
-    head = {k: v for k, v in result.summary().items() if k != "by_category"}
-    emit_object(head, output, title=f"Sprawl in the live fleet ({result.currency})")
-    emit(_category_rows(result), output, title="Waste by category (each VM counted once)")
+    emit_object(
+        _summary_head(summary), output, title=f"Sprawl in the live fleet ({result.currency})"
+    )
+    emit(
+        _category_rows(summary.categories), output, title="Waste by category (each VM counted once)"
+    )
     cols = ["subject", "category", "monthly", "confidence", "evidence", "action"]
     top = sorted(result.findings, key=lambda f: -f.monthly_cost_held)[:20]
     emit([_finding_row(f) for f in top], output, cols, title="Top findings")
@@ -223,88 +200,73 @@ def report(
     )
 
 
-def live_report(model: CostModelT, days: int = 30) -> SprawlAnalysis:
-    """Run the analysis on the live inventory and the metrics store (empty store: no metrics)."""
-    from corral.reports.sprawl import live_sprawl
-
-    return live_sprawl(context.inventory(), context.metrics_store(), model, days=days)
-
-
-def live_report_data(model: CostModelT, days: int = 30) -> ReportData:
-    """The analysis plus chargeback, licences, waste over time and the five-signs scorecard."""
-    from corral.reports.html import collect_report
-
-    return collect_report(context.inventory(), context.metrics_store(), model, days=days)
-
-
 @sprawl_app.command("detectors")
 def detectors(output: OutputFormat = OutputOption) -> None:
     """Every detector with its parameters and defaults."""
     rows = [
         {
-            "detector": name,
-            "category": cls.category.value,
-            "parameter": p.name,
-            "default": p.default,
-            "meaning": p.description,
+            "detector": d.detector,
+            "category": d.category.value,
+            "parameter": d.parameter or "",
+            "default": "" if d.default is None else d.default,
+            "meaning": d.meaning,
         }
-        for name, cls in DETECTORS.items()
-        for p in (cls.params or ())
-    ]
-    rows += [
-        {"detector": n, "category": c.category.value, "parameter": "", "default": "", "meaning": ""}
-        for n, c in DETECTORS.items()
-        if not c.params
+        for d in sprawl_service.detector_catalogue()
     ]
     emit(rows, output, title="Sprawl detectors")
 
 
 @cost_app.command("vm")
 def cost_vm(
-    inventory_file: Path = InventoryOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
+    inventory_file: Path | None = InventoryOption,
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Monthly cost of every VM, line by line."""
-    model, inv = _model(cost_model), load_inventory(inventory_file)
-    costs = price_fleet(inv.vms, inv.hosts, model)
-    rows = [
-        {"vm": vm.name, "state": vm.state.value, **_money(costs[vm.uuid].lines())} for vm in inv.vms
-    ]
-    emit(rows, output, title=f"Monthly cost per VM ({model.currency})")
+    result = cost_service.cost_per_vm(
+        _fleet(fleet_file or inventory_file, live), _model(cost_model)
+    )
+    rows = [{"vm": v.vm, "state": v.state.value, **_money(v.lines)} for v in result.vms]
+    emit(rows, output, title=f"Monthly cost per VM ({result.currency})")
 
 
 @cost_app.command("chargeback")
 def cost_chargeback(
-    inventory_file: Path = InventoryOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
+    inventory_file: Path | None = InventoryOption,
     by: Dimension = typer.Option(Dimension.department, "--by", help="owner, department, project"),
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Showback/chargeback: monthly cost by owner, department or project."""
-    model, inv = _model(cost_model), load_inventory(inventory_file)
-    costs = price_fleet(inv.vms, inv.hosts, model)
-    rows = [
-        {by.value: r.key, "vms": r.vms, **_money(r.lines)} for r in chargeback(inv.vms, costs, by)
-    ]
-    emit(rows, output, title=f"Chargeback by {by.value} ({model.currency}/month)")
+    result = cost_service.chargeback_by(
+        _fleet(fleet_file or inventory_file, live), _model(cost_model), by
+    )
+    rows = [{by.value: r.key, "vms": r.vms, **_money(r.lines)} for r in result.rows]
+    emit(rows, output, title=f"Chargeback by {by.value} ({result.currency}/month)")
 
 
 @cost_app.command("licences")
 def cost_licences(
-    inventory_file: Path = InventoryOption,
+    fleet_file: Path | None = FleetFileOption,
+    live: bool = LiveOption,
+    inventory_file: Path | None = InventoryOption,
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Licence compliance (deployed vs owned) and the cheaper per-host/per-VM choice."""
-    model, inv = _model(cost_model), load_inventory(inventory_file)
-    report = licence_report(inv.vms, inv.hosts, model)
+    result = cost_service.licence_compliance(
+        _fleet(fleet_file or inventory_file, live), _model(cost_model)
+    )
     usage = [
         {**asdict(u), "free": u.free, "monthly_cost": round(u.monthly_cost, 2)}
-        for u in report.usage
+        for u in result.usage
     ]
     moves = [
-        {**asdict(s), "monthly_saving": round(s.monthly_saving, 2)} for s in report.suggestions
+        {**asdict(s), "monthly_saving": round(s.monthly_saving, 2)} for s in result.suggestions
     ]
     if output is OutputFormat.json:
         typer.echo(to_json({"usage": usage, "suggestions": moves}))
@@ -315,33 +277,26 @@ def cost_licences(
         emit(moves, output, title="Cheaper licensing")
 
 
-def _model(path: Path | None) -> CostModelT:
-    return context.cost_model(str(path) if path else None)
-
-
 @cost_app.command("model")
 def cost_model_text() -> None:
     """Print the default cost model (YAML with every default explained)."""
     typer.echo(default_cost_model_text(), nl=False)
 
 
-def _emit_analysis(
-    head: dict[str, Any], result: SprawlAnalysis, output: OutputFormat, title: str
-) -> None:
-    if output is OutputFormat.json:
-        doc = {
-            "summary": head,
-            "findings": [asdict(f) for f in result.findings],
-            "rightsizing": [asdict(r) for r in result.rightsizing],
-            "insufficient_data": [asdict(i) for i in result.insufficient]
-            + [asdict(i) for i in result.rightsizing_insufficient],
-        }
-        typer.echo(to_json(doc))
-        return
-    emit_object(head, output, title=title)
+def _model(path: Path | None) -> CostModel:
+    return context.cost_model(str(path) if path else None)
 
 
-def _category_rows(result: SprawlAnalysis) -> list[dict[str, Any]]:
+def _fleet(fleet_file: Path | None, live: bool) -> FleetRecords:
+    """The cost/sprawl records of ``--fleet-file`` (or old ``--inventory-file``) or ``--live``."""
+    return fleet_snapshot(fleet_file, live).records
+
+
+def _summary_head(summary: SprawlSummary) -> dict[str, Any]:
+    return {k: v for k, v in asdict(summary).items() if k != "categories"}
+
+
+def _category_rows(totals: tuple[CategoryTotal, ...]) -> list[dict[str, Any]]:
     return [
         {
             "category": t.category.value,
@@ -350,7 +305,7 @@ def _category_rows(result: SprawlAnalysis) -> list[dict[str, Any]]:
             "yearly": round(12 * t.monthly, 2),
             "counted_as_waste": t.is_waste,
         }
-        for t in result.totals
+        for t in totals
     ]
 
 
@@ -366,12 +321,8 @@ def _finding_row(f: Finding) -> dict[str, Any]:
     }
 
 
-def _money(lines: Any) -> dict[str, float]:
-    return {k: round(float(v), 2) for k, v in dict(lines).items()}
-
-
-def _now(inv: Inventory) -> datetime:
-    return inv.now or datetime.now(UTC)
+def _money(lines: cost_service.CostLines) -> dict[str, float]:
+    return {k: round(float(v), 2) for k, v in asdict(lines).items()}
 
 
 def _end(result: SprawlAnalysis) -> str:

@@ -11,6 +11,7 @@ from lxml import etree
 
 from corral.errors import ValidationError
 
+MAX_XML_BYTES = 64 * 1024 * 1024
 _PARSER = etree.XMLParser(
     resolve_entities=False,
     no_network=True,
@@ -25,6 +26,10 @@ _PARSER = etree.XMLParser(
 def parse(text: str | bytes, what: str = "XML document") -> etree._Element:
     """Parse ``text`` safely; raise ValidationError naming ``what`` when it is not acceptable."""
     data = text.encode() if isinstance(text, str) else text
+    if len(data) > MAX_XML_BYTES:
+        raise ValidationError(
+            f"{what} is {len(data):,} bytes; Corral reads at most {MAX_XML_BYTES:,}."
+        )
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ValidationError(f"{what} declares a DOCTYPE or entity, which Corral refuses to read.")
     try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from corral.domain import csvsafe
 
 
 def _cell(value: Any) -> Any:
@@ -20,22 +22,23 @@ def _cell(value: Any) -> Any:
 def write_tables(
     folder: Path, tables: Mapping[str, Sequence[Mapping[str, Any]]], fmt: str
 ) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     written = []
     for name, rows in tables.items():
         path = folder / f"{name}.{fmt}"
         tmp = path.with_suffix(path.suffix + ".part")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # people's data
+        with open(fd, "w", newline="", encoding="utf-8") as fh:
             if fmt == "json":
                 json.dump(list(rows), fh, indent=2, default=str)
             else:
                 cols: list[str] = []
                 for r in rows:
                     cols.extend(k for k in r if k not in cols)
-                writer = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-                writer.writeheader()
+                writer = csvsafe.writer(fh)
+                writer.writerow(cols)
                 for r in rows:
-                    writer.writerow({k: _cell(v) for k, v in r.items()})
+                    writer.writerow([_cell(r.get(k)) for k in cols])
         tmp.replace(path)
         written.append(path)
     return written

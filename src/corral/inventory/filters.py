@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Select, String, and_, func, or_, select
 
+from corral.domain.text import check_text
 from corral.errors import ValidationError
 from corral.store import models as m
 
@@ -44,6 +45,11 @@ class VMFilter:
     expired: bool = False
     include_deleted: bool = False
     only_deleted: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("host", "state", "owner", "department", "project", "environment", "tag"):
+            check_text(getattr(self, name) or "", name)
+        check_text(self.search or "", "the search text")
 
 
 def apply_filter(q: Select[Any], f: VMFilter, now: datetime) -> Select[Any]:

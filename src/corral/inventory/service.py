@@ -10,12 +10,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Select, func, literal, select, tuple_, update
+from sqlalchemy import Select, and_, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
+from corral.domain.text import check_text
 from corral.errors import (
     ConflictError,
     CorralError,
@@ -318,8 +319,10 @@ class Inventory:
         vm: str | None = None,
         kind: str | None = None,
         since: datetime | None = None,
+        before: tuple[datetime, int] | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
+        """Newest first; ``before`` (time, id) of the last event seen gives the next page."""
         with self.db.session() as s:
             q = select(m.Event, m.VM.name).outerjoin(m.VM, m.VM.uuid == m.Event.vm_uuid)
             if vm:
@@ -328,6 +331,9 @@ class Inventory:
                 q = q.where(m.Event.kind == kind)
             if since:
                 q = q.where(m.Event.at >= since)
+            if before:
+                at, event_id = before
+                q = q.where(or_(m.Event.at < at, and_(m.Event.at == at, m.Event.id < event_id)))
             q = q.order_by(m.Event.at.desc(), m.Event.id.desc()).limit(limit)
             return [_event_view(e, name) for e, name in s.execute(q).all()]
 
@@ -586,7 +592,7 @@ def _clean_meta(key: str, value: Any) -> Any:
         return () if key == "tags" else None
     if key == "tags":
         items = value if isinstance(value, list | tuple) else str(value).split(",")
-        tags = tuple(sorted({str(t).strip() for t in items if str(t).strip()}))
+        tags = tuple(sorted({check_text(str(t), "a tag").strip() for t in items if str(t).strip()}))
         for t in tags:
             if len(t) > 64:
                 raise ValidationError("a tag is at most 64 characters.")
@@ -598,7 +604,7 @@ def _clean_meta(key: str, value: Any) -> Any:
             return date.fromisoformat(str(value))
         except ValueError:
             raise ValidationError(f"expiry date {value!r} is not a date like 2027-01-31.") from None
-    text = str(value).strip()
+    text = check_text(str(value), key, multiline=key == "purpose").strip()
     limit = 1024 if key == "purpose" else 256
     if len(text) > limit:
         raise ValidationError(f"{key} is at most {limit} characters.")

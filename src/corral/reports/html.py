@@ -6,8 +6,8 @@ serializer escapes, so a VM named ``<script>`` shows as text and runs nothing.
 CSS is inline, charts are inline SVG (reports/templates), there is no JavaScript. Each
 chart has a <title> and <desc> and its numbers are repeated in a table.
 
-``collect_report`` reads the live inventory, metrics store and cost model into
-a ``ReportData``; ``render_html`` is a pure function of that data.
+``corral.reports.collect`` gathers a ``ReportData``; ``render_html`` is a pure
+function of that data and this module reads nothing else.
 """
 
 from __future__ import annotations
@@ -15,51 +15,17 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lxml import html
-from sqlalchemy import select
 
-from corral.engines.costing import (
-    UNASSIGNED,
-    ChargebackRow,
-    CostModel,
-    Dimension,
-    LicenceReport,
-    chargeback,
-    licence_report,
-    price_fleet,
-)
-from corral.engines.sprawl import (
-    GOVERNANCE,
-    Category,
-    Finding,
-    HostRecord,
-    SprawlAnalysis,
-    VMRecord,
-)
+from corral.engines.costing import UNASSIGNED
+from corral.engines.sprawl import GOVERNANCE, Category, Finding, SprawlAnalysis
 from corral.errors import ConfigError
-from corral.inventory.service import Inventory
-from corral.metrics.store.base import MetricsStore
-from corral.reports.history import (
-    HISTORY_CATEGORIES,
-    MonthWaste,
-    load_histories,
-    month_ends,
-    waste_over_time,
-)
-from corral.reports.scorecard import (
-    GovernedVM,
-    ScorecardInputs,
-    Sign,
-    Template,
-    scorecard,
-)
-from corral.reports.sprawl import fleet_records, live_sprawl
+from corral.reports.collect import ReportData
+from corral.reports.history import HISTORY_CATEGORIES
 from corral.reports.templates.charts import (
     BLUE,
     LIGHT_BLUE,
@@ -70,126 +36,10 @@ from corral.reports.templates.charts import (
 )
 from corral.reports.templates.elements import Child, Element, el, money, pct, section, table
 from corral.reports.templates.style import CSS
-from corral.store import models as m
 
 NONE_LABEL = "(none)"  # VMs without a department
 ORPHANS_LABEL = "(no VM: orphaned disks)"
 RIGHTSIZING = "right-sizing"
-
-# --- the data ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReportData:
-    """Everything the report shows, as plain data."""
-
-    generated_at: datetime
-    analysis: SprawlAnalysis
-    departments: Mapping[str, str | None]  # VM uuid -> department
-    chargeback: Sequence[ChargebackRow]
-    licences: LicenceReport
-    history: Sequence[MonthWaste]
-    signs: Sequence[Sign]
-    metrics_days: int
-    title: str = "Corral sprawl report"
-    reclamation: Sequence[Mapping[str, Any]] = ()  # case rows (corral.reclaim.service.case_view)
-
-
-def collect_report(
-    inv: Inventory, store: MetricsStore | None, model: CostModel, days: int = 30
-) -> ReportData:
-    """The live fleet's report data: analysis, chargeback, licences, history, scorecard."""
-    now = inv.clock()
-    analysis = live_sprawl(inv, store, model, days=days, now=now)
-    vms, hosts, _ = fleet_records(inv)
-    histories, orphans = load_histories(inv)
-    firsts = [h.first_seen for h in histories if h.first_seen is not None]
-    history = (
-        waste_over_time(histories, orphans, month_ends(min(firsts), now), model, hosts=hosts)
-        if firsts
-        else []
-    )
-    licences = licence_report(vms, hosts, model)
-    signs = scorecard(_scorecard_inputs(inv, analysis, licences, now))
-    data = assemble_report(vms, hosts, model, analysis, history, signs, now, days, licences)
-    return replace(data, reclamation=reclamation_cases(inv, now))
-
-
-def reclamation_cases(inv: Inventory, now: datetime) -> list[dict[str, Any]]:
-    """Every reclamation case with its realized savings (oldest first)."""
-    from corral.reclaim.views import case_view
-
-    with inv.db.session() as s:
-        rows = s.scalars(select(m.ReclaimCase).order_by(m.ReclaimCase.id)).all()
-        return [case_view(c, now) for c in rows]
-
-
-def assemble_report(
-    vms: Sequence[VMRecord],
-    hosts: Sequence[HostRecord],
-    model: CostModel,
-    analysis: SprawlAnalysis,
-    history: Sequence[MonthWaste],
-    signs: Sequence[Sign],
-    now: datetime,
-    metrics_days: int,
-    licences: LicenceReport | None = None,
-) -> ReportData:
-    """Join the analysis of ``vms`` with their chargeback and licences (pure)."""
-    costs = price_fleet(vms, hosts, model)
-    return ReportData(
-        generated_at=now,
-        analysis=analysis,
-        departments={vm.uuid: vm.department for vm in vms},
-        chargeback=chargeback(vms, costs, Dimension.department),
-        licences=licences or licence_report(vms, hosts, model),
-        history=history,
-        signs=signs,
-        metrics_days=metrics_days,
-    )
-
-
-def _scorecard_inputs(
-    inv: Inventory, analysis: SprawlAnalysis, licences: LicenceReport, now: datetime
-) -> ScorecardInputs:
-    orphans = [f for f in analysis.findings if f.category is Category.orphaned_disk]
-    with inv.db.session() as s:
-        status = {h.id: h.status for h in s.scalars(select(m.Host))}
-        rows = list(s.scalars(select(m.VM).where(m.VM.deleted_at.is_(None))))
-        vms = [_governed(r, status) for r in rows if not r.is_template]
-        templates = [Template(r.name, r.created_at) for r in rows if r.is_template]
-    return ScorecardInputs(
-        now=now,
-        vms=vms,
-        templates=templates,
-        hosts_unreachable=sum(st != "ok" for st in status.values()),
-        orphaned_disks=len(orphans),
-        orphaned_disk_gb=sum(float(f.evidence.measures.get("size_gb", 0.0)) for f in orphans),
-        licences=licences,
-        os_known_vms=0,  # libvirt does not report the guest OS; the inventory has no OS column
-        fleet_monthly_cost=analysis.fleet_monthly_cost,
-        monthly_waste=analysis.monthly_waste + analysis.rightsizing_monthly_saving,
-        currency=analysis.currency,
-    )
-
-
-def _governed(row: m.VM, host_status: Mapping[int, str]) -> GovernedVM:
-    reachable = None if row.host_id is None else host_status.get(row.host_id) == "ok"
-    return GovernedVM(
-        name=row.name,
-        owner=row.owner,
-        purpose=row.purpose,
-        expiry=(
-            datetime.combine(row.expires_on, datetime.min.time(), tzinfo=UTC)
-            if row.expires_on
-            else None
-        ),
-        protection_tier=row.protection_tier,
-        powered_on=row.state in ("running", "paused"),
-        state_since=row.state_since,
-        host_reachable=reachable,
-        disk_gb=(row.disk_bytes or 0) / 1024**3,
-    )
 
 
 def html_target(path: Path) -> Path:
@@ -212,9 +62,7 @@ def write_html(path: Path, data: ReportData) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a normal file, not mkstemp's owner-only one
+        os.chmod(tmp, 0o600)  # the report names owners and departments: the owner's only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -617,20 +465,20 @@ def _reclamation_section(data: ReportData, limit: int = 25) -> Element:
             "Reclamation",
             el("p", None, "No VM has been flagged yet: 'corral reclaim flag-findings'."),
         )
-    states = Counter(str(c["state"]) for c in cases)
-    realized = sum(float(c["realized"]) for c in cases)
-    rate = sum(float(c["saving_now_monthly"]) for c in cases)
+    states = Counter(c.state.value for c in cases)
+    realized = sum(c.realized for c in cases)
+    rate = sum(c.saving_now_monthly for c in cases)
     rows = [
         [
-            c["id"],
-            c["vm"],
-            c["state"],
-            c["category"],
-            c["owner"] or NONE_LABEL,
-            money(float(c["monthly_cost"]), cur, cents=True),
-            money(float(c["realized"]), cur, cents=True),
+            c.id,
+            c.vm,
+            c.state.value,
+            c.category,
+            c.owner or NONE_LABEL,
+            money(c.monthly_cost, cur, cents=True),
+            money(c.realized, cur, cents=True),
         ]
-        for c in sorted(cases, key=lambda c: -int(c["id"]))[:limit]
+        for c in sorted(cases, key=lambda c: -c.id)[:limit]
     ]
     return _section(
         "reclamation",
@@ -749,9 +597,6 @@ def _insufficient_section(data: ReportData, limit: int = 15) -> Element:
 
 __all__ = [
     "Bar",
-    "ReportData",
-    "assemble_report",
-    "collect_report",
     "html_target",
     "money",
     "render_html",

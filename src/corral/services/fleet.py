@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from corral import safeload
 from corral.engines.planning.model import Fleet, Protection
 from corral.engines.sprawl.inventory_file import Inventory as Records
 from corral.engines.sprawl.model import HostRecord, VMRecord, Volume
@@ -99,12 +100,7 @@ def read_fleet_file(path: Path) -> FleetSnapshot:
         raise NotFoundError(
             f"Fleet file {path} does not exist; give the path of a YAML or JSON file."
         )
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        msg = f"Fleet file {path} is not valid YAML/JSON ({exc}); fix its syntax."
-        raise ValidationError(msg) from exc
+    data = safeload.load_file(path, "fleet file", ValidationError)  # bounded: no YAML bombs
     return parse_fleet_document(data, str(path), FleetOrigin.file)
 
 
@@ -151,7 +147,7 @@ def live_document(inventory: Inventory) -> dict[str, Any]:
     their VMs and VMs without sizes; templates and deleted VMs are not in it. A VM
     name seen twice gets ``#uuid`` appended so names stay unique.
     """
-    from corral.reports.sprawl import fleet_records  # the database read of VMs and volumes
+    from corral.services.records import fleet_records  # the database read of VMs and volumes
 
     hosts = [_host_doc(h) for h in inventory.list_hosts() if _has_facts(h)]
     known = {h["name"] for h in hosts}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,14 @@ def _normalise(url: str) -> str:
     return url
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does: its -wal/-shm/-journal take its mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Database:
     """One database: an engine, a session factory, and its migrations."""
 
@@ -38,7 +48,7 @@ class Database:
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             raise ConfigError("Corral supports SQLite and PostgreSQL database URLs only.")
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(parsed.database).expanduser())
         self.url = parsed
         self.engine: Engine = create_engine(url, echo=echo, future=True, pool_pre_ping=True)
         if parsed.get_backend_name() == "sqlite":

@@ -302,3 +302,28 @@ class ReclaimApproval(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     case: Mapped[ReclaimCase] = relationship(back_populates="approvals")
+
+
+class Job(Base):
+    """Work that takes seconds or more, run by the server's job runner (corral.services.jobs).
+
+    ``params`` is the request as JSON, so a job still queued when the server
+    stopped can be run again; ``result`` is the JSON of the kind's typed result
+    and ``error`` a problem-details object. Listed newest first by (created_at, id).
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_created_at_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    progress: Mapped[float] = mapped_column(default=0.0)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    submitted_by: Mapped[str | None] = mapped_column(String(128))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

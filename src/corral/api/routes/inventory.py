@@ -2,63 +2,82 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, status
 
-from corral.api.deps import Actor, InventoryDep
+from corral.api.deps import Actor, InventoryDep, Reader
+from corral.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
+from corral.api.problems import error_responses
 from corral.api.schemas import (
     EventPublic,
     HostCreate,
     HostPublic,
+    Line,
     MetadataUpdate,
+    NetworkPublic,
     SyncRequest,
+    SyncResult,
     VMDetail,
-    VMPage,
+    VMPublic,
+    VolumePublic,
 )
+from corral.domain.model import EventKind, VMState
+from corral.errors import ValidationError
 from corral.inventory.filters import VMFilter
 from corral.inventory.service import check_uuid
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
 
-UUIDPath = Annotated[str, Path(max_length=64, description="The VM's libvirt UUID.")]
-Short = Annotated[str | None, Query(max_length=256)]
+UUIDPath = Annotated[Line, Path(max_length=64, description="The VM's libvirt UUID.")]
+Short = Annotated[Line | None, Query(max_length=256)]
 
 
-@router.get("/hosts", response_model=list[HostPublic])
-def list_hosts(inv: InventoryDep) -> list[dict[str, Any]]:
-    return inv.list_hosts()
+@router.get("/hosts", response_model=Page[HostPublic], responses=error_responses(422))
+def list_hosts(inv: InventoryDep, limit: Limit = 100, cursor: Cursor = None) -> Page[Any]:
+    return paginate(inv.list_hosts(), lambda h: (h["name"],), limit, cursor)
 
 
-@router.post("/hosts", response_model=HostPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/hosts",
+    response_model=HostPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 409, 413, 422),
+)
 def add_host(body: HostCreate, inv: InventoryDep, _actor: Actor) -> dict[str, Any]:
     return inv.add_host(body.name, body.uri, body.username, body.password)
 
 
-@router.delete("/hosts/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/hosts/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404, 409, 422),
+)
 def remove_host(
-    name: Annotated[str, Path(max_length=64)], inv: InventoryDep, _actor: Actor
+    name: Annotated[Line, Path(max_length=64)], inv: InventoryDep, _actor: Actor
 ) -> None:
     inv.remove_host(name)
 
 
-@router.post("/sync")
+@router.post("/sync", response_model=SyncResult, responses=error_responses(401, 404, 413, 422))
 def sync(inv: InventoryDep, _actor: Actor, body: SyncRequest | None = None) -> dict[str, Any]:
     return inv.sync(body.hosts if body else None).as_dict()
 
 
-@router.get("/vms", response_model=VMPage)
+@router.get("/vms", response_model=Page[VMPublic], responses=error_responses(401, 422))
 def list_vms(
     inv: InventoryDep,
+    _reader: Reader,
     host: Short = None,
-    state: Short = None,
+    state: VMState | None = None,
     owner: Short = None,
     department: Short = None,
     project: Short = None,
     environment: Short = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[Line | None, Query(max_length=64)] = None,
     q: Annotated[
-        str | None, Query(max_length=256, description="Text in name, UUID or purpose.")
+        Line | None, Query(max_length=256, description="Text in name, UUID or purpose.")
     ] = None,
     no_owner: bool = False,
     no_purpose: bool = False,
@@ -79,8 +98,8 @@ def list_vms(
         "disk_bytes",
     ] = "name",
     order: Literal["asc", "desc"] = "asc",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     f = VMFilter(
         host=host,
@@ -103,12 +122,16 @@ def list_vms(
     return {"items": page.items, "next_cursor": page.next_cursor, "total": page.total}
 
 
-@router.get("/vms/{uuid}", response_model=VMDetail)
-def get_vm(uuid: UUIDPath, inv: InventoryDep) -> dict[str, Any]:
+@router.get("/vms/{uuid}", response_model=VMDetail, responses=error_responses(401, 404, 422))
+def get_vm(uuid: UUIDPath, inv: InventoryDep, _reader: Reader) -> dict[str, Any]:
     return inv.find_vm(check_uuid(uuid))
 
 
-@router.patch("/vms/{uuid}/metadata", response_model=VMDetail)
+@router.patch(
+    "/vms/{uuid}/metadata",
+    response_model=VMDetail,
+    responses=error_responses(401, 404, 409, 413, 422, 502, 503),
+)
 def update_metadata(
     uuid: UUIDPath, body: MetadataUpdate, inv: InventoryDep, actor: Actor
 ) -> dict[str, Any]:
@@ -117,21 +140,47 @@ def update_metadata(
     return inv.find_vm(check_uuid(uuid))
 
 
-@router.get("/events", response_model=list[EventPublic])
+@router.get("/events", response_model=Page[EventPublic], responses=error_responses(401, 404, 422))
 def events(
     inv: InventoryDep,
-    vm: Annotated[str | None, Query(max_length=64)] = None,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    return inv.events(vm=check_uuid(vm) if vm else None, kind=kind, limit=limit)
+    _reader: Reader,
+    vm: Annotated[Line | None, Query(max_length=64)] = None,
+    kind: EventKind | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Newest first."""
+    before = _event_cursor(cursor) if cursor else None
+    rows = inv.events(vm=check_uuid(vm) if vm else None, kind=kind, before=before, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    next_cursor = encode_cursor((last["at"], last["id"])) if more and last else None
+    return {"items": rows, "next_cursor": next_cursor, "total": None}
 
 
-@router.get("/networks")
-def networks(inv: InventoryDep, unused: bool = False) -> list[dict[str, Any]]:
-    return inv.list_networks(unused_only=unused)
+def _event_cursor(cursor: str) -> tuple[datetime, int]:
+    key = decode_cursor(cursor)
+    try:
+        at, event_id = key
+        if isinstance(at, str) and isinstance(event_id, int):
+            return datetime.fromisoformat(at), event_id
+    except ValueError:
+        pass
+    raise ValidationError("the pagination cursor is not valid; start again without one.")
 
 
-@router.get("/volumes")
-def volumes(inv: InventoryDep, orphaned: bool = False) -> list[dict[str, Any]]:
-    return inv.list_volumes(orphaned_only=orphaned)
+@router.get("/networks", response_model=Page[NetworkPublic], responses=error_responses(422))
+def networks(
+    inv: InventoryDep, unused: bool = False, limit: Limit = 100, cursor: Cursor = None
+) -> Page[Any]:
+    rows = inv.list_networks(unused_only=unused)
+    return paginate(rows, lambda n: (n["host"], n["name"]), limit, cursor)
+
+
+@router.get("/volumes", response_model=Page[VolumePublic], responses=error_responses(422))
+def volumes(
+    inv: InventoryDep, orphaned: bool = False, limit: Limit = 100, cursor: Cursor = None
+) -> Page[Any]:
+    rows = inv.list_volumes(orphaned_only=orphaned)
+    return paginate(rows, lambda v: (v["host"], v["pool"], v["name"]), limit, cursor)

@@ -6,7 +6,6 @@ The store comes from ``get_metrics_store``: the app's, opened from the ``metrics
 
 from __future__ import annotations
 
-import csv
 import io
 import time
 from typing import Annotated, Literal
@@ -15,6 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
+from corral.api.pagination import Cursor, Limit, Page, paginate
+from corral.api.problems import error_responses
+from corral.domain import csvsafe
 from corral.metrics import exposition
 from corral.metrics.catalog import METRICS, metric_info
 from corral.metrics.model import EntityKind, Stat
@@ -82,13 +84,23 @@ def _range(start: str, end: str) -> tuple[int, int]:
     return parse_time(start, now), parse_time(end, now)
 
 
-@router.get("/api/v1/metrics/catalog", response_model=list[MetricInfoOut])
-def catalog() -> list[MetricInfoOut]:
+@router.get(
+    "/api/v1/metrics/catalog", response_model=Page[MetricInfoOut], responses=error_responses(422)
+)
+def catalog(limit: Limit = 100, cursor: Cursor = None) -> Page[MetricInfoOut]:
     """Every metric Corral stores, with its unit."""
-    return [MetricInfoOut(name=m.name, kind=m.kind, unit=m.unit, help=m.help) for m in METRICS]
+    infos = [MetricInfoOut(name=m.name, kind=m.kind, unit=m.unit, help=m.help) for m in METRICS]
+    return paginate(sorted(infos, key=lambda i: i.name), lambda i: (i.name,), limit, cursor)
 
 
-@router.get("/api/v1/metrics/series", response_model=SeriesOut)
+@router.get(
+    "/api/v1/metrics/series",
+    response_model=SeriesOut,
+    responses={
+        **error_responses(404, 422, 502),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+)
 def series(
     store: StoreDep,
     id: Annotated[str, Query(description="VM UUID or host name")],
@@ -107,7 +119,7 @@ def series(
     points = store.series(kind, id, metric, lo, hi, step_s, stat)
     if format == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csvsafe.writer(buf)
         w.writerow(["time", "ts", "value"])
         w.writerows([iso(p.ts), p.ts, p.value] for p in points)
         return Response(buf.getvalue(), media_type="text/csv")
@@ -123,7 +135,9 @@ def series(
     )
 
 
-@router.get("/api/v1/metrics/top", response_model=list[RankedOut])
+@router.get(
+    "/api/v1/metrics/top", response_model=list[RankedOut], responses=error_responses(404, 422, 502)
+)
 def top(
     store: StoreDep,
     metric: str,
@@ -139,22 +153,36 @@ def top(
     return [RankedOut(id=r.entity, value=r.value) for r in store.top(kind, metric, lo, hi, n, stat)]
 
 
-@router.get("/api/v1/metrics/latest", response_model=list[LatestOut])
+@router.get(
+    "/api/v1/metrics/latest", response_model=Page[LatestOut], responses=error_responses(422, 502)
+)
 def latest(
     store: StoreDep,
     kind: EntityKind | None = None,
     since: str = "-15m",
-) -> list[LatestOut]:
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[LatestOut]:
     """The newest value of every series (of one kind, if given)."""
     kinds = [kind] if kind else list(EntityKind)
     lo = parse_time(since, time.time())
-    return [
+    rows = [
         LatestOut(kind=x.kind, id=x.entity, host=x.host, metric=x.metric, ts=x.ts, value=x.value)
         for x in store.latest(kinds, lo)
     ]
+    rows.sort(key=_latest_key)
+    return paginate(rows, _latest_key, limit, cursor)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+def _latest_key(x: LatestOut) -> tuple[str, str, str]:
+    return (x.kind.value, x.id, x.metric)
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}}}},
+)
 def prometheus(store: StoreDep) -> PlainTextResponse:
     """Latest per-VM and per-host gauges and collector health, in Prometheus text format."""
     now = time.time()

@@ -1,6 +1,7 @@
 """The reclamation workflow over HTTP: cases, people's steps, the scheduler, savings.
 
-Every write needs a bearer token, whose name is recorded as the actor, except
+Every write needs a bearer token, whose name is recorded as the actor, and so does every read
+(cases name their owner and the address the notice went to), except
 ``POST /respond``: there the token e-mailed to the VM's owner is the
 authorization, and a wrong one is simply "not found".
 """
@@ -11,7 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
-from corral.api.deps import Actor, ReclaimDep
+from corral.api.deps import Actor, Reader, ReclaimDep
+from corral.api.pagination import Cursor, Limit, Page, paginate
+from corral.api.problems import error_responses
 from corral.api.schemas import (
     ReclaimAnswer,
     ReclaimApprove,
@@ -32,54 +35,68 @@ router = APIRouter(prefix="/api/v1/reclaim", tags=["reclaim"])
 CaseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The case number.")]
 
 
-@router.get("/cases", response_model=list[ReclaimCasePublic])
+READ = error_responses(401, 404, 422)
+#: A step on a case: the case may not exist, its state may forbid the step, a host may not answer.
+STEP = error_responses(401, 404, 409, 413, 422, 502, 503)
+
+
+@router.get("/cases", response_model=Page[ReclaimCasePublic], responses=READ)
 def list_cases(
     svc: ReclaimDep,
+    _reader: Reader,
     state: Annotated[State | None, Query(description="Only cases in this state.")] = None,
     open_only: Annotated[
         bool, Query(alias="open", description="Only cases not yet closed.")
     ] = False,
-) -> list[dict[str, Any]]:
-    return svc.cases(state=state.value if state else None, open_only=open_only)
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[Any]:
+    rows = svc.cases(state=state.value if state else None, open_only=open_only)
+    return paginate(sorted(rows, key=lambda c: c["id"]), lambda c: (c["id"],), limit, cursor)
 
 
-@router.get("/cases/{case_id}", response_model=ReclaimCaseDetail)
-def get_case(case_id: CaseId, svc: ReclaimDep) -> dict[str, Any]:
+@router.get("/cases/{case_id}", response_model=ReclaimCaseDetail, responses=READ)
+def get_case(case_id: CaseId, svc: ReclaimDep, _reader: Reader) -> dict[str, Any]:
     return svc.case(case_id)
 
 
-@router.post("/cases", response_model=ReclaimCasePublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/cases",
+    response_model=ReclaimCasePublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 404, 409, 413, 422),
+)
 def flag(body: ReclaimFlag, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
     return svc.flag(body.vm, category=body.category, reason=body.reason, actor=actor)
 
 
-@router.post("/cases/{case_id}/confirm", response_model=ReclaimCasePublic)
+@router.post("/cases/{case_id}/confirm", response_model=ReclaimCasePublic, responses=STEP)
 def confirm(case_id: CaseId, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
     return svc.confirm(case_id, actor)
 
 
-@router.post("/cases/{case_id}/extend", response_model=ReclaimCasePublic)
+@router.post("/cases/{case_id}/extend", response_model=ReclaimCasePublic, responses=STEP)
 def extend(case_id: CaseId, body: ReclaimExtend, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
     return svc.extend(case_id, body.until, body.reason, actor)
 
 
-@router.post("/cases/{case_id}/approve", response_model=ReclaimCaseDetail)
+@router.post("/cases/{case_id}/approve", response_model=ReclaimCaseDetail, responses=STEP)
 def approve(case_id: CaseId, body: ReclaimApprove, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
     svc.approve(case_id, body.step, actor, body.note)
     return svc.case(case_id)
 
 
-@router.post("/cases/{case_id}/restore", response_model=ReclaimCasePublic)
+@router.post("/cases/{case_id}/restore", response_model=ReclaimCasePublic, responses=STEP)
 def restore(case_id: CaseId, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
     return svc.restore(case_id, actor)
 
 
-@router.post("/cases/{case_id}/cancel", response_model=ReclaimCasePublic)
+@router.post("/cases/{case_id}/cancel", response_model=ReclaimCasePublic, responses=STEP)
 def cancel(case_id: CaseId, body: ReclaimCancel, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
     return svc.cancel(case_id, actor, body.reason)
 
 
-@router.post("/run", response_model=ReclaimRunResult)
+@router.post("/run", response_model=ReclaimRunResult, responses=error_responses(401, 413, 422))
 def run(svc: ReclaimDep, _actor: Actor, body: ReclaimRun | None = None) -> dict[str, Any]:
     """Take every step that is due; ``dry_run`` says what would be done."""
     dry = body.dry_run if body else False
@@ -90,12 +107,16 @@ def run(svc: ReclaimDep, _actor: Actor, body: ReclaimRun | None = None) -> dict[
     return {"dry_run": dry, "mail": svc.mail_line, "outcomes": outcomes}
 
 
-@router.get("/savings", response_model=ReclaimSavings)
-def savings(svc: ReclaimDep) -> dict[str, Any]:
+@router.get("/savings", response_model=ReclaimSavings, responses=error_responses(401))
+def savings(svc: ReclaimDep, _reader: Reader) -> dict[str, Any]:
     return svc.savings()
 
 
-@router.post("/respond", response_model=ReclaimAnswer)
+@router.post(
+    "/respond",
+    response_model=ReclaimAnswer,
+    responses=error_responses(404, 409, 413, 422, 502, 503),
+)
 def respond(body: ReclaimRespond, svc: ReclaimDep) -> dict[str, Any]:
     """The owner keeps (extend) or gives up (confirm) the VM; the e-mailed token authorizes."""
     case = svc.respond(body.token, body.action, None, body.until, body.reason)

@@ -6,12 +6,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from corral import safeload
 from corral.engines.costing.model import CostModel
 from corral.errors import ConfigError
+from corral.safeload import excerpt
 
 DEFAULT_COST_MODEL = "default_cost_model.yaml"
 _ADAPTER = TypeAdapter(CostModel)
@@ -26,17 +27,16 @@ def load_cost_model(path: Path | None = None) -> CostModel:
     """The cost model in ``path``, or the shipped default when ``path`` is None."""
     if path is None:
         return parse_cost_model(default_cost_model_text(), "the default cost model")
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        msg = f"cannot read cost model {path}: {exc.strerror}; check the path."
-        raise ConfigError(msg) from exc
-    return parse_cost_model(text, str(path))
+    data = safeload.load_file(path, "cost model", ConfigError)
+    return _validate(_mapping(data, f"cost model {path}"), f"cost model {path}")
 
 
 def parse_cost_model(text: str, source: str = "cost model") -> CostModel:
     """Parse and validate YAML text; ``source`` names it in error messages."""
-    data = _parse_yaml(text, source)
+    return _validate(_mapping(safeload.parse_yaml(text, source, ConfigError), source), source)
+
+
+def _validate(data: dict[str, Any], source: str) -> CostModel:
     try:
         model = _ADAPTER.validate_python(data)
     except PydanticValidationError as exc:
@@ -45,13 +45,7 @@ def parse_cost_model(text: str, source: str = "cost model") -> CostModel:
     return model
 
 
-def _parse_yaml(text: str, source: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{source} is not valid YAML{where}; fix the syntax.") from exc
+def _mapping(data: Any, source: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -67,7 +61,7 @@ def _describe(exc: PydanticValidationError, source: str) -> str:
         return f"{source}: unknown key '{key}'; remove it or check its spelling."
     if err["type"] == "missing" or err["type"] == "missing_argument":
         return f"{source}: key '{key}' is required; add it."
-    return f"{source}: key '{key}' is invalid ({err['msg']}); got {err.get('input')!r}."
+    return f"{source}: key '{key}' is invalid ({err['msg']}); got {excerpt(err.get('input'))}."
 
 
 def _check_families(model: CostModel, source: str) -> None:

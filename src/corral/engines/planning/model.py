@@ -44,15 +44,14 @@ Fleet file (YAML or JSON; ``name`` and sizes required, the rest optional)::
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from corral import safeload
 from corral.errors import NotFoundError, ValidationError
+from corral.safeload import excerpt
 
 _E = TypeVar("_E", bound=enum.StrEnum)
 
@@ -162,13 +161,7 @@ def load_fleet(path: str | Path) -> Fleet:
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"Fleet file {p} does not exist; give the path of a YAML or JSON file.")
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValidationError(
-            f"Fleet file {p} is not valid YAML/JSON ({exc}); fix its syntax."
-        ) from exc
+    data = safeload.load_file(p, "fleet file", ValidationError)
     return fleet_from_mapping(data, source=str(p))
 
 
@@ -339,7 +332,8 @@ def _enum(entry: Mapping[str, Any], key: str, where: str, kind: type[_E], dflt: 
         return kind(value)
     except ValueError:
         allowed = "|".join(m.value for m in kind)
-        raise ValidationError(f"{where}.{key} must be one of {allowed}, not {value!r}.") from None
+        shown = excerpt(value)
+        raise ValidationError(f"{where}.{key} must be one of {allowed}, not {shown}.") from None
 
 
 def _host(raw: Any, where: str) -> Host:

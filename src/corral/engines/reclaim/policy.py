@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from corral import safeload
 from corral.errors import ConfigError
 
 _STEPS_WITH_APPROVAL = ("quarantine", "archive", "delete")
@@ -102,10 +101,5 @@ def load_policy(path: Path | None, *, required: bool = True) -> Policy:
         if path is not None and required:
             raise ConfigError(f"reclaim policy file {path} does not exist.")
         return Policy()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"reclaim policy file {path} is not valid YAML{where}.") from None
+    data = safeload.load_file(path, "reclaim policy file", ConfigError)
     return parse_policy(data, str(path))

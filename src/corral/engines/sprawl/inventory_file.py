@@ -8,16 +8,15 @@ their place named; a date without a time zone is taken as UTC.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ConfigDict, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from corral import safeload
 from corral.engines.sprawl.model import HostRecord, Snapshot, VMRecord, Volume
 from corral.errors import ValidationError
 
@@ -39,15 +38,7 @@ class Inventory:
 
 def load_inventory(path: Path) -> Inventory:
     """The inventory in ``path`` (.json, or YAML otherwise)."""
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        msg = f"cannot read inventory file {path}: {exc.strerror}; check the path."
-        raise ValidationError(msg) from exc
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValidationError(f"inventory file {path} is not valid JSON/YAML; fix it.") from exc
+    data = safeload.load_file(path, "inventory file", ValidationError)
     return parse_inventory(data, str(path))
 
 

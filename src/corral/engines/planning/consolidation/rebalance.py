@@ -77,6 +77,8 @@ def rebalance(fleet: Fleet, max_migrations: int = 10) -> RebalancePlan:
 
 def _one_move(state: ClusterState, scheduler: Scheduler) -> bool:
     load = np.where(state.disabled, -1.0, host_load(state))
+    if load.size == 0:  # a fleet without hosts: nothing to cool
+        return False
     hot = int(np.argmax(load))
     movable = [v for v in state.vms_on(hot) if not v.affinity]  # groups move together, not here
     for vm in sorted(movable, key=lambda v: (v.memory_mib, v.vcpus)):

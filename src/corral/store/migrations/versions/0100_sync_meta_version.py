@@ -1,7 +1,7 @@
 """metadata version per VM, storage key per pool
 
 Revision ID: 0100
-Revises: 0003
+Revises: 0200
 Create Date: 2026-12-03 10:05:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0100"
-down_revision = "0003"
+down_revision = "0200"
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,8 @@
-"""The live fleet's sprawl analysis: inventory + metrics history in, the pure sprawl engine run.
+"""The live inventory and metrics store as the plain records the sprawl and cost engines read.
+
+Why its own module: the reclamation service prices one VM, the report and the
+sprawl/cost services price the fleet; all of them turn the same store rows into
+the same records here, and this module imports none of them.
 
 Memory comes from the hypervisor's balloon statistics when the metrics store
 has them (labelled ``balloon``), never from inside the guest.
@@ -12,8 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import select
 
-from corral.engines.costing.model import CostModel
-from corral.engines.sprawl.analysis import SprawlAnalysis, analyse
+from corral.engines.sprawl.inventory_file import Inventory as FleetRecords
 from corral.engines.sprawl.model import (
     Disk,
     FloatArray,
@@ -43,6 +46,7 @@ def _gib(size_bytes: int | None) -> float | None:
 
 
 def vm_record(vm: m.VM, host: str | None) -> VMRecord:
+    """One inventory row as the engines' VM record (``host``: its host's name, if any)."""
     expiry = (
         datetime.combine(vm.expires_on, datetime.min.time(), tzinfo=UTC) if vm.expires_on else None
     )
@@ -80,6 +84,7 @@ def vm_record(vm: m.VM, host: str | None) -> VMRecord:
 
 
 def fleet_records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], list[Volume]]:
+    """Live VMs (no templates, no deleted ones), every host, and the volumes no VM uses."""
     with inv.db.session() as s:
         hosts = list(s.scalars(select(m.Host).order_by(m.Host.name)))
         names = {h.id: h.name for h in hosts}
@@ -166,19 +171,12 @@ def metric_batch(
     )
 
 
-def live_sprawl(
-    inv: Inventory,
-    store: MetricsStore | None,
-    model: CostModel,
-    *,
-    days: int = 30,
-    now: datetime | None = None,
-) -> SprawlAnalysis:
-    """The sprawl analysis of the live inventory, with its metrics history when there is one."""
-    now = now or inv.clock()
+def live_records(inv: Inventory, now: datetime | None = None) -> FleetRecords:
+    """The live inventory as fleet records, stamped with the inventory's clock (or ``now``)."""
     vms, hosts, volumes = fleet_records(inv)
-    metrics = metric_batch(store, vms, hosts, now, days) if store is not None else None
-    return analyse(vms, now, model, hosts=hosts, volumes=volumes, metrics=metrics)
+    return FleetRecords(
+        vms=tuple(vms), hosts=tuple(hosts), volumes=tuple(volumes), now=now or inv.clock()
+    )
 
 
-__all__ = ["fleet_records", "live_sprawl", "metric_batch", "vm_record"]
+__all__ = ["FleetRecords", "fleet_records", "live_records", "metric_batch", "vm_record"]

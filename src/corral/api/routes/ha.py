@@ -1,0 +1,87 @@
+"""HA admission control over HTTP: how many host failures a fleet tolerates, and until when.
+
+The fleet is named as for planning (a fleet document or ``live: true``); the
+answer is the HA service's check, as ``corral ha check -o json`` gives it, with
+the policy's own figures under ``details``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from corral.api.deps import InventoryDep
+from corral.api.problems import error_responses
+from corral.api.routes.plan import FleetRequest, HistoryPointIn, Name, history_of, snapshot
+from corral.services import ha
+
+router = APIRouter(prefix="/api/v1/ha", tags=["ha"])
+
+HAPolicy = enum.StrEnum("HAPolicy", {name: name for name in ha.policies()})  # type: ignore[misc]
+
+
+class HACheckRequest(FleetRequest):
+    policy: HAPolicy = Field(default=HAPolicy("exact"), description="The admission policy.")
+    failures: int = Field(default=1, ge=0, le=64, description="Host failures to tolerate (K).")
+    failover_hosts: list[Name] = Field(default=[], max_length=1000)
+    cpu_pct: float | None = Field(default=None, ge=0, le=100)
+    memory_pct: float | None = Field(default=None, ge=0, le=100)
+    growth_per_month: float | None = Field(
+        default=None, ge=-1, le=10, description="Demand growth per month (0.03 = 3 %)."
+    )
+    as_of: date | None = Field(default=None, description="Start of the growth projection.")
+    history: list[HistoryPointIn] | None = Field(
+        default=None, max_length=1_000_000, description="Its cluster trend gives the growth."
+    )
+
+
+class GrowthOut(BaseModel):
+    growth_per_month: float
+    source: ha.GrowthSource
+    start: date
+    breaks_on: date | None = Field(description="None: not within five years.")
+
+
+class HACheckOut(BaseModel):
+    policy: str
+    failures_to_tolerate: int
+    tolerated_host_failures: int
+    admission_ok: bool
+    details: dict[str, Any] = Field(description="The policy's own figures (slots, lost VMs...).")
+    growth: GrowthOut | None
+
+
+@router.post("/check", response_model=HACheckOut, responses=error_responses(404, 413, 422))
+def check(body: HACheckRequest, inv: InventoryDep) -> HACheckOut:
+    """Tolerated host failures under a policy, what would not come back, when HA breaks."""
+    result = ha.check(
+        snapshot(body, inv).fleet,
+        str(body.policy),
+        body.failures,
+        failover_hosts=body.failover_hosts,
+        cpu_pct=body.cpu_pct,
+        memory_pct=body.memory_pct,
+        growth_per_month=body.growth_per_month,
+        history=history_of(body.history) if body.history else None,
+        as_of=body.as_of,
+    )
+    report, growth = result.report, result.growth
+    return HACheckOut(
+        policy=report.policy,
+        failures_to_tolerate=report.failures_to_tolerate,
+        tolerated_host_failures=report.tolerated_host_failures,
+        admission_ok=report.admission_ok,
+        details=dict(report.details),
+        growth=GrowthOut(
+            growth_per_month=growth.growth_per_month,
+            source=growth.source,
+            start=growth.start,
+            breaks_on=growth.breaks_on,
+        )
+        if growth
+        else None,
+    )
