@@ -87,10 +87,11 @@ def test_four_concurrent_writers_of_different_fields_lose_nothing(
         for t in threads:
             t.join()
         assert failures == []
-        database = httpx.get(f"{base_url}/api/v1/vms/{probe.VM_UUID}").json()
+        auth = {"Authorization": f"Bearer {token}"}
+        database = httpx.get(f"{base_url}/api/v1/vms/{probe.VM_UUID}", headers=auth).json()
         domain = _virsh_metadata(uri, probe.VM_NAME)
         inv.sync()
-        after_sync = httpx.get(f"{base_url}/api/v1/vms/{probe.VM_UUID}").json()
+        after_sync = httpx.get(f"{base_url}/api/v1/vms/{probe.VM_UUID}", headers=auth).json()
     expected = {f: f"{f}-{ROUNDS - 1}" for f in FIELDS}
     assert last == expected
     assert {f: database[f] for f in FIELDS} == expected
