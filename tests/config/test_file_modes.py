@@ -79,7 +79,7 @@ def _serve_and_stat(home: Path) -> dict[str, int]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        assert httpx.get(f"{url}/api/v1/vms", timeout=30).status_code == 200
+        assert httpx.get(f"{url}/api/v1/hosts", timeout=30).status_code == 200
         httpx.get(f"{url}/api/v1/metrics/top", params={"metric": "cpu_pct"}, timeout=30)
         return _modes(home)
     finally:
