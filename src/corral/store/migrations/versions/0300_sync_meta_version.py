@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0100"
+revision = "0300"
 down_revision = "0200"
 branch_labels = None
 depends_on = None
