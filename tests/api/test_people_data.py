@@ -23,7 +23,7 @@ PEOPLE_READS = (
     "/api/v1/reclaim/cases/1",
     "/api/v1/reclaim/savings",
 )
-PATH_VALUES = {"uuid": WEB_01, "case_id": "1", "name": "host-a"}
+PATH_VALUES = {"uuid": WEB_01, "case_id": "1", "name": "host-a", "job_id": "1"}
 
 
 @pytest.mark.parametrize("path", PEOPLE_READS)

@@ -358,15 +358,19 @@ class NetworkPublic(BaseModel):
 
 
 class VolumePublic(BaseModel):
-    host: str
+    host: str = Field(description="The host of the VM using it, else the first host seeing it.")
+    hosts: list[str] = Field(description="Every host that sees the volume (shared storage).")
+    shared: bool
     pool: str
     name: str
     path: str | None
     format: str | None
-    capacity_gib: float
-    allocation_gib: float
+    capacity_bytes: int
+    allocation_bytes: int
+    backing_path: str | None
     used_by: str | None = Field(description="UUID of the VM using the volume, if any.")
     used_by_name: str | None
+    used_by_host: str | None
     orphaned: bool
     first_seen_at: datetime
 
