@@ -21,7 +21,7 @@ FLEET_COMMANDS = {
     "plan forecast", "ha check", "cost vm", "cost chargeback", "cost licences", "sprawl findings",
 }  # fmt: skip
 #: Fleet commands still on the old --inventory-file option (the cost/sprawl CLI moves them).
-NOT_YET = {"cost vm", "cost chargeback", "cost licences", "sprawl findings"}
+NOT_YET: set[str] = set()
 
 
 def _leaves() -> dict[str, set[str]]:

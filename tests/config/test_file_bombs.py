@@ -36,7 +36,10 @@ _RUNNER = textwrap.dedent(
     except BaseException as exc:
         code = -1
         print(type(exc).__name__, file=sys.stderr)
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big pytest
+    # process would report its parent's peak
+    with open("/proc/self/status") as status:
+        rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     with open(report, "w") as fh:
         json.dump({{"code": code, "rss_mib": rss_kib / 1024}}, fh)
     """

@@ -95,7 +95,7 @@ def bitbrains(
 
 @sprawl_app.command("scenario")
 def scenario(
-    vms: int = typer.Option(150, "--vms", min=1, help="Fleet size."),
+    vms: int = typer.Option(150, "--vms", min=1, max=1000, help="Fleet size (at most 1,000)."),
     seed: int = typer.Option(1, "--seed", help="Random seed of the fleet."),
     cost_model: Path | None = CostModelOption,
     output: OutputFormat = OutputOption,

@@ -133,7 +133,7 @@ class ReportRequest(BaseModel):
 class ScenarioRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    vms: int = Field(default=150, ge=1, le=100_000, description="Fleet size.")
+    vms: int = Field(default=150, ge=1, le=1_000, description="Fleet size (its cost grows fast).")
     seed: int = Field(default=1, ge=0, le=2**31 - 1)
 
 
