@@ -34,7 +34,7 @@ def test_password_in_uri_is_refused_and_never_echoed() -> None:
 
 def _refused_with_logged_reason(uri: str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
     """The error says only that the node file failed; why (the file's name too) is logged."""
-    logger = "corral.hypervisor.libvirt_adapter"
+    logger = "corral.hypervisor.libvirt"
     only = r"^the node file could not be loaded\.$"
     with caplog.at_level(logging.INFO, logger=logger), pytest.raises(NodeFileError, match=only):
         connect(uri)

@@ -21,7 +21,7 @@ from lxml import etree
 from corral.domain.clock import Clock, SystemClock
 from corral.domain.metrics import DomainCounters, HostCounters, HostSample
 from corral.errors import HostUnreachableError, NotFoundError
-from corral.hypervisor.libvirt_adapter import quiet_libvirt
+from corral.hypervisor.libvirt import quiet_libvirt
 from corral.hypervisor.uri import TRUSTED, HostAccess, open_uri, redact, validate_uri
 
 log = logging.getLogger(__name__)

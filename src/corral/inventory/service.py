@@ -38,7 +38,7 @@ from corral.store import models as m
 from corral.store.db import Database
 
 if TYPE_CHECKING:
-    from corral.hypervisor.libvirt_adapter import Credentials
+    from corral.hypervisor.libvirt import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Inventory:
         uri = validate_uri(uri, self.access)
         with self.db.session() as s:
             self._refuse_known(s, name, uri)
-        from corral.hypervisor.libvirt_adapter import Credentials  # libvirt: on use
+        from corral.hypervisor.libvirt import Credentials  # libvirt: on use
 
         creds = Credentials(username, password) if username or password else None
         host_uuid, error = self._identify(name, uri, creds)
@@ -152,7 +152,7 @@ class Inventory:
         if uri.startswith("test:"):
             return None, None
 
-        from corral.hypervisor.libvirt_adapter import connect  # libvirt: on use
+        from corral.hypervisor.libvirt import connect  # libvirt: on use
 
         def ask() -> str | None:
             return self.pool.get(
@@ -199,7 +199,7 @@ class Inventory:
 
     def connector(self, host: m.Host) -> Hypervisor:
         """A pooled connection to ``host`` (kept open between syncs)."""
-        from corral.hypervisor.libvirt_adapter import Credentials, connect  # libvirt: on use
+        from corral.hypervisor.libvirt import Credentials, connect  # libvirt: on use
 
         creds = None
         if host.username or host.secret:

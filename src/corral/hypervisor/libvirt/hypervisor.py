@@ -1,0 +1,11 @@
+"""The Hypervisor interface over libvirt-python, put together from its parts."""
+
+from __future__ import annotations
+
+from corral.hypervisor.libvirt.actions import Actions
+from corral.hypervisor.libvirt.reading import Reading
+from corral.hypervisor.libvirt.storage import Storage
+
+
+class LibvirtHypervisor(Reading, Actions, Storage):
+    """A long-lived libvirt connection to one host."""
