@@ -7,7 +7,8 @@ Allow header for methods a path does not take. Schemathesis also reports request
 valid that Corral refuses (ST202: opaque cursors, unknown metric names, URIs Corral will not
 connect to, past dates) — those are printed with the figures, not failed on.
 
-``CORRAL_SCHEMATHESIS_EXAMPLES`` sets the examples per operation (default 5: with a token the job routes make a run of 15 outlast five minutes).
+``CORRAL_SCHEMATHESIS_EXAMPLES`` sets the examples per operation (default 5;
+with a token the job routes make a run of 15 outlast five minutes).
 """
 
 from __future__ import annotations
