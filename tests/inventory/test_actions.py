@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 
 from corral.errors import HypervisorError, NotFoundError
-from corral.hypervisor.libvirt_adapter import CORRAL_TD_NS, LibvirtHypervisor, connect
+from corral.hypervisor.libvirt import CORRAL_TD_NS, LibvirtHypervisor, connect
 from corral.hypervisor.xmlsafe import parse
 from corral.inventory.service import Inventory
 from tests.inventory.conftest import TEST_NS, domain, edit_node, set_runstate

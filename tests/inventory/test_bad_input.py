@@ -14,7 +14,7 @@ from corral.errors import (
     UnsupportedURIError,
     ValidationError,
 )
-from corral.hypervisor.libvirt_adapter import connect
+from corral.hypervisor.libvirt import connect
 from corral.hypervisor.uri import redact, validate_uri
 from corral.hypervisor.xmlsafe import parse
 from corral.inventory.service import Inventory

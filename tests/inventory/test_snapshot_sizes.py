@@ -22,7 +22,7 @@ from corral.engines.sprawl.analysis import analyse
 from corral.engines.sprawl.detectors.snapshot_sprawl import SnapshotSprawlDetector
 from corral.engines.sprawl.model import Finding
 from corral.hypervisor.domxml import parse_snapshot
-from corral.hypervisor.libvirt_adapter import LibvirtHypervisor, connect
+from corral.hypervisor.libvirt import LibvirtHypervisor, connect
 from corral.inventory.service import Inventory
 from corral.services.records import fleet_records
 from tests.conftest import Clock

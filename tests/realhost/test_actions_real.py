@@ -17,7 +17,7 @@ import pytest
 from guest import GuestFactory, create_volume
 
 from corral.errors import HypervisorError
-from corral.hypervisor.libvirt_adapter import LibvirtHypervisor, connect
+from corral.hypervisor.libvirt import LibvirtHypervisor, connect
 
 
 @pytest.fixture
