@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_inventory_sync.py [--hosts 20] [--vms-per-host 500]
         [--pg-url URL]
 
-Prints one row per database. Target: unchanged re-sync < 2 s.
+Prints one row per database. Targets (issue 15): first sync < 3 s, unchanged re-sync < 1 s.
+The first sync is split into reading the hosts and writing the store, to show where it goes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -22,8 +24,36 @@ from benchdb import fresh_database
 from fleetgen import write_fleet
 
 from corral.hypervisor.uri import HostAccess
+from corral.inventory import sync as sync_module
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
+
+FIRST_TARGET_S = 3.0
+RESYNC_TARGET_S = 1.0
+
+
+class _ReadTimer:
+    """Times SyncService._read_all (the hosts' answers) apart from the store's writes."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._orig = sync_module.SyncService._read_all
+
+    def __enter__(self) -> _ReadTimer:
+        orig = self._orig
+
+        def timed(svc: Any, *a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return orig(svc, *a, **k)
+            finally:
+                self.total += time.perf_counter() - t
+
+        sync_module.SyncService._read_all = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sync_module.SyncService._read_all = self._orig  # type: ignore[method-assign]
 
 
 def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
@@ -33,7 +63,8 @@ def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
     for p in paths:
         inv.add_host(p.stem, f"test://{p}")
     t0 = time.perf_counter()
-    first = inv.sync()
+    with _ReadTimer() as read:
+        first = inv.sync()
     t1 = time.perf_counter()
     second = inv.sync()
     t2 = time.perf_counter()
@@ -42,7 +73,12 @@ def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
     assert first.count_of("created") == sum(h.vms_seen for h in first.hosts)
     assert second.events == {} and third.events == {}
     db.dispose()
-    return {"vms": first.count_of("created"), "first": t1 - t0, "resync": min(t2 - t1, t3 - t2)}
+    return {
+        "vms": first.count_of("created"),
+        "first": t1 - t0,
+        "read": read.total,
+        "resync": min(t2 - t1, t3 - t2),
+    }
 
 
 def main() -> None:
@@ -58,13 +94,19 @@ def main() -> None:
             rows.append(("PostgreSQL", run(args.pg_url, paths, True)))
     print(
         f"\nInventory sync, {args.hosts} test-driver hosts x {args.vms_per_host} VMs "
-        "(target: unchanged re-sync < 2 s)"
+        f"(targets: first < {FIRST_TARGET_S:g} s, unchanged re-sync < {RESYNC_TARGET_S:g} s); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    print(f"{'database':<12} {'VMs':>7} {'first sync s':>13} {'re-sync s':>10} {'target met':>11}")
+    print(
+        f"{'database':<12} {'VMs':>7} {'first s':>8} {'(read':>7} {'write)':>7} "
+        f"{'re-sync s':>10} {'first met':>10} {'re-sync met':>12}"
+    )
     for name, r in rows:
         print(
-            f"{name:<12} {r['vms']:>7.0f} {r['first']:>13.2f} {r['resync']:>10.2f} "
-            f"{'yes' if r['resync'] < 2 else 'no':>11}"
+            f"{name:<12} {r['vms']:>7.0f} {r['first']:>8.2f} {r['read']:>7.2f} "
+            f"{r['first'] - r['read']:>7.2f} {r['resync']:>10.2f} "
+            f"{'yes' if r['first'] < FIRST_TARGET_S else 'no':>10} "
+            f"{'yes' if r['resync'] < RESYNC_TARGET_S else 'no':>12}"
         )
 
 

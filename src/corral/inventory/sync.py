@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import false, select, update
+from sqlalchemy import false, insert, select, update
 from sqlalchemy.orm import Session, undefer
 
 from corral.domain.model import EventKind, HostInventory, HostStatus, PoolFacts, VMFacts, VMState
@@ -24,7 +24,7 @@ from corral.errors import CorralError, NotFoundError
 from corral.hypervisor import deadline
 from corral.hypervisor.base import Hypervisor
 from corral.inventory.diff import Stored, diff_vm
-from corral.inventory.records import facts_columns, meta_to_columns, row_meta
+from corral.inventory.records import META_FIELDS, facts_columns, meta_to_columns, row_meta
 from corral.inventory.storage import PoolRef, VMRef, VolumeRef, attribute, storage_key, vm_paths
 from corral.store import models as m
 from corral.store.db import Database
@@ -185,6 +185,10 @@ class _Reconciler:
         self.report = report
         self.versions_read = versions  # metadata versions as they were before the hosts' reads
         self.first_sync: set[int] = set()  # hosts read for the first time in this sync
+        # New rows go in as one multi-row insert each, not one ORM object per row: a first
+        # sync creates thousands (see benchmarks/bench_inventory_sync.py).
+        self.new_vms: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
 
     def run(self, observed: list[_Observed]) -> None:
         _lock_for_writing(self.s)
@@ -224,6 +228,7 @@ class _Reconciler:
                 if self._apply(rows.get(facts.uuid), facts, o.host):
                     results[o.host.name].vms_changed += 1
                     changed_hosts.add(o.host.id)
+        self._insert(m.VM, self.new_vms)
         for o in reachable:
             gone = self._tombstone_missing(o.host, seen)
             results[o.host.name].vms_changed += gone
@@ -235,7 +240,13 @@ class _Reconciler:
             storage_moved |= self._sync_storage(o.host, o.inventory)
         if storage_moved or changed_hosts:
             self._attribute_volumes()
+        self._insert(m.Event, self.events)
         self.report.hosts = [results[o.host.name] for o in observed]
+
+    def _insert(self, model: type[m.Base], rows: list[dict[str, Any]]) -> None:
+        for i in range(0, len(rows), 2000):
+            self.s.execute(insert(model), rows[i : i + 2000])
+        rows.clear()
 
     # -- hosts ----------------------------------------------------------------
     def _mark_unreachable(self, host: m.Host, error: str, res: HostResult) -> None:
@@ -305,7 +316,7 @@ class _Reconciler:
         if row is not None and meta_cols and not self._meta_is_current(row, facts):
             meta_cols = {}  # a metadata write committed after this domain was read: it wins
         if row is None:
-            row = self._create(facts, host, meta_cols)
+            self.new_vms.append(self._create(facts, host, meta_cols))
             changes = diff_vm(None, facts, host.name, meta_cols)
             if host.id in self.first_sync:
                 changes[0].details["discovered"] = True  # there before Corral first looked
@@ -319,10 +330,10 @@ class _Reconciler:
                 setattr(row, k, v)
             if meta_cols and facts.meta_revision is not None:
                 row.meta_version = max(row.meta_version, facts.meta_revision)
-        for k, v in facts_columns(facts).items():
-            setattr(row, k, v)
-        if changes:
-            row.updated_at = self.now
+            for k, v in facts_columns(facts).items():
+                setattr(row, k, v)
+            if changes:
+                row.updated_at = self.now
         for c in changes:
             self._event(c.kind, facts.uuid, host.name, c.details)
         return bool(changes)
@@ -338,24 +349,25 @@ class _Reconciler:
             return facts.meta_revision >= row.meta_version
         return row.meta_version == self.versions_read.get(row.uuid, row.meta_version)
 
-    def _create(self, facts: VMFacts, host: m.Host, meta_cols: dict[str, Any]) -> m.VM:
+    def _create(self, facts: VMFacts, host: m.Host, meta_cols: dict[str, Any]) -> dict[str, Any]:
+        """The columns of a new VM row; every row carries the same keys (one insert)."""
         created = self.now
         if facts.meta.created_on:
             created = datetime.combine(facts.meta.created_on, datetime.min.time(), tzinfo=UTC)
-        row = m.VM(
-            uuid=facts.uuid,
-            host_id=host.id,
-            state_since=self.now,
-            created_at=min(created, self.now),
-            first_seen_at=self.now,
-            updated_at=self.now,
-            meta_version=facts.meta_revision or 0,
-            **{k: v for k, v in meta_cols.items()},
-        )
-        if not meta_cols:
-            row.tags = []
-        self.s.add(row)
-        return row
+        return {
+            **dict.fromkeys(META_FIELDS),
+            "tags": [],
+            **meta_cols,
+            **facts_columns(facts),
+            "uuid": facts.uuid,
+            "host_id": host.id,
+            "state_since": self.now,
+            "created_at": min(created, self.now),
+            "first_seen_at": self.now,
+            "updated_at": self.now,
+            "deleted_at": None,
+            "meta_version": facts.meta_revision or 0,
+        }
 
     def _stored(self, row: m.VM) -> Stored:
         return Stored(
@@ -393,6 +405,7 @@ class _Reconciler:
         pools = {p.name: p for p in host.pools}
         for pf in inv.pools:
             pool = pools.pop(pf.name, None)
+            new = pool is None
             if pool is None:
                 pool = m.Pool(name=pf.name)
                 host.pools.append(pool)
@@ -401,6 +414,9 @@ class _Reconciler:
             pool.allocation_bytes = pf.allocation_bytes
             pool.available_bytes = pf.available_bytes
             pool.storage_key = storage_key(pf)
+            if new:
+                self._insert_volumes(pool, pf)
+                continue
             vols = {v.name: v for v in pool.volumes}
             for vf in pf.volumes:
                 vol = vols.pop(vf.name, None)
@@ -428,6 +444,26 @@ class _Reconciler:
         for gone_net in nets.values():
             host.networks.remove(gone_net)
         return True
+
+    def _insert_volumes(self, pool: m.Pool, pf: PoolFacts) -> None:
+        """A pool seen for the first time: its volumes in one insert (thousands, often)."""
+        self.s.flush()  # the pool's id
+        rows = [
+            {
+                "pool_id": pool.id,
+                "name": vf.name,
+                "path": vf.path,
+                "format": vf.format,
+                "backing_path": vf.backing_path,
+                "capacity_bytes": vf.capacity_bytes,
+                "allocation_bytes": vf.allocation_bytes,
+                "used_by": None,
+                "first_seen_at": self.now,
+            }
+            for vf in pf.volumes
+        ]
+        self._insert(m.Volume, rows)
+        self.s.expire(pool, ["volumes"])
 
     def _attribute_volumes(self) -> None:
         """Which VM uses each volume, judged against every host's VMs (shared storage)."""
@@ -463,8 +499,14 @@ class _Reconciler:
     def _event(
         self, kind: EventKind, vm: str | None, host: str | None, details: dict[str, Any]
     ) -> None:
-        self.s.add(
-            m.Event(at=self.now, kind=kind.value, vm_uuid=vm, host_name=host, details=details)
+        self.events.append(
+            {
+                "at": self.now,
+                "kind": kind.value,
+                "vm_uuid": vm,
+                "host_name": host,
+                "details": details,
+            }
         )
         self.report.events[kind.value] = self.report.events.get(kind.value, 0) + 1
 
