@@ -5,7 +5,8 @@ the whole body, so an unauthenticated client could make the server hold any amou
 Here a request to a route that needs a token is refused (401) on its headers alone; every body
 is counted while it streams and refused (413) at ``Settings.api_max_body_bytes``, with or without
 a Content-Length; a JSON body nested too deeply or holding too long an array is refused (422)
-before a route parses it. The token's name is left in the request state for ``require_token``.
+before a route parses it. The caller (a Principal) is left in the request state for
+``corral.api.deps.require``.
 """
 
 from __future__ import annotations
@@ -78,10 +79,10 @@ class Guard:
             return _unauthorized(AuthError.code, NO_CREDENTIALS)
         tokens: TokenStore = scope["app"].state.tokens
         try:
-            name = await anyio.to_thread.run_sync(tokens.verify, credentials.strip())
+            who = await anyio.to_thread.run_sync(tokens.authenticate, credentials.strip())
         except AuthError as exc:
             return _unauthorized(exc.code, exc.message)
-        scope.setdefault("state", {})[ACTOR] = name
+        scope.setdefault("state", {})[ACTOR] = who
         return None
 
 

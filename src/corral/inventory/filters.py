@@ -45,6 +45,8 @@ class VMFilter:
     expired: bool = False
     include_deleted: bool = False
     only_deleted: bool = False
+    #: Only VMs of these departments (a department-scoped caller's view); None: every VM.
+    departments: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("host", "state", "owner", "department", "project", "environment", "tag"):
@@ -70,6 +72,8 @@ def apply_filter(q: Select[Any], f: VMFilter, now: datetime) -> Select[Any]:
     ):
         if value:
             conds.append(col == value)
+    if f.departments is not None:
+        conds.append(m.VM.department.in_(sorted(f.departments)))
     if f.search:
         needle = f"%{f.search.lower()}%"
         conds.append(

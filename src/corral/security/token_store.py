@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from corral.domain.access import Principal
 from corral.errors import AuthError, ConflictError, NotFoundError, ValidationError
+from corral.security.principals import ensure_local_admin, principal_of
 from corral.security.tokens import matches, new_token, split_prefix
 from corral.store import models as m
 from corral.store.db import Database
@@ -20,7 +23,8 @@ class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, name: str) -> str:
+    def create(self, name: str, user: str | None = None) -> str:
+        """A new token of ``user`` (default: the local administrator), printed once."""
         if not _NAME.match(name):
             raise ValidationError(
                 "a token name is 1-64 letters, digits, dots, dashes or underscores."
@@ -31,26 +35,35 @@ class TokenStore:
                 raise ConflictError(
                     f"a token named {name!r} already exists; revoke it or pick another name."
                 )
-            s.add(
-                m.ApiToken(
-                    name=name,
-                    prefix=tok.prefix,
-                    token_hash=tok.token_hash,
-                    created_at=datetime.now(UTC),
-                )
+            owner = _owner(s, user)
+            row = m.ApiToken(
+                name=name,
+                prefix=tok.prefix,
+                token_hash=tok.token_hash,
+                created_at=datetime.now(UTC),
             )
+            s.add(row)
+            s.flush()
+            s.add(m.TokenOwner(token_id=row.id, user_id=owner.id))
         return tok.token
 
-    def create_or_rotate(self, name: str) -> str:
+    def create_or_rotate(self, name: str, user: str | None = None) -> str:
         """A fresh token under ``name``, revoking and replacing any earlier one."""
         with self.db.session() as s:
             old = s.scalar(select(m.ApiToken).where(m.ApiToken.name == name))
             if old is not None:
                 s.delete(old)
-        return self.create(name)
+        return self.create(name, user)
 
     def verify(self, token: str) -> str:
         """The token's name when it is valid, else AuthError."""
+        return self._check(token)[0]
+
+    def authenticate(self, token: str) -> Principal:
+        """The user a valid token belongs to, with its roles now; AuthError otherwise."""
+        return self._check(token)[1]
+
+    def _check(self, token: str) -> tuple[str, Principal]:
         prefix = split_prefix(token)
         if prefix is None:
             raise AuthError(
@@ -59,17 +72,26 @@ class TokenStore:
         with self.db.session() as s:
             for row in s.scalars(select(m.ApiToken).where(m.ApiToken.prefix == prefix)):
                 if row.revoked_at is None and matches(token, row.token_hash):
+                    principal = principal_of(_user_of(s, row.id))
                     now = datetime.now(UTC)
                     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
                         row.last_used_at = now
-                    return row.name
+                    return row.name, principal
         raise AuthError("the bearer token is not valid or was revoked.")
 
     def list(self) -> list[dict[str, Any]]:
         with self.db.session() as s:
+            owners = dict(
+                s.execute(
+                    select(m.TokenOwner.token_id, m.User.name).join(
+                        m.User, m.User.id == m.TokenOwner.user_id
+                    )
+                ).tuples()
+            )
             return [
                 {
                     "name": t.name,
+                    "user": owners.get(t.id),
                     "prefix": t.prefix,
                     "created_at": t.created_at.isoformat(),
                     "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
@@ -84,3 +106,25 @@ class TokenStore:
             if row is None:
                 raise NotFoundError(f"no token named {name!r}.")
             row.revoked_at = datetime.now(UTC)
+
+
+def _owner(s: Session, user: str | None) -> m.User:
+    if user is None:
+        return ensure_local_admin(s)
+    row = s.scalar(select(m.User).where(m.User.name == user))
+    if row is None:
+        raise NotFoundError(f"no user named {user!r}; add one with 'corral user add'.")
+    if row.disabled_at is not None:
+        raise ConflictError(f"user {user!r} is disabled; enable them before giving them a token.")
+    return row
+
+
+def _user_of(s: Session, token_id: int) -> m.User:
+    user = s.scalar(
+        select(m.User)
+        .join(m.TokenOwner, m.TokenOwner.user_id == m.User.id)
+        .where(m.TokenOwner.token_id == token_id)
+    )
+    if user is None:  # a token row written around the store: trust nothing
+        raise AuthError("the bearer token belongs to no user; create a new one.")
+    return user

@@ -9,10 +9,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from corral import __version__
-from corral.api.deps import Actor
+from corral.api.deps import require
 from corral.api.problems import error_responses, problem
 from corral.api.routes.metrics import get_metrics_store
 from corral.config import Settings, Source, describe
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.services.health import CheckStatus, check_health
 
 router = APIRouter(prefix="/api/v1", tags=["meta"])
@@ -51,7 +53,9 @@ class HealthPublic(BaseModel):
 
 
 @router.get("/config", response_model=ConfigPublic, responses=error_responses(401))
-def config(settings: SettingsDep, _actor: Actor) -> ConfigPublic:
+def config(
+    settings: SettingsDep, _who: Annotated[Principal, require(Perm.ops_read)]
+) -> ConfigPublic:
     """Every setting's effective value and source, as ``corral config show`` prints them."""
     return ConfigPublic(
         settings=[
@@ -62,7 +66,9 @@ def config(settings: SettingsDep, _actor: Actor) -> ConfigPublic:
 
 
 @router.get("/health", response_model=HealthPublic, responses=error_responses(503))
-def health(request: Request) -> HealthPublic | JSONResponse:
+def health(
+    request: Request, _who: Annotated[Principal, require(Perm.fleet_read)]
+) -> HealthPublic | JSONResponse:
     """200 when the database and the metrics store answer; 503 (problem+json) when one does not."""
     result = check_health(request.app.state.inventory.db, lambda: get_metrics_store(request))
     if not result.ok:

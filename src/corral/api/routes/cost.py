@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from corral.api.deps import Actor, InventoryDep
+from corral.api.deps import InventoryDep, require
 from corral.api.problems import error_responses
 from corral.api.routes.plan import FleetRequest, snapshot
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.inventory.service import Inventory
 from corral.services import cost
 from corral.services.cost_api import (
@@ -125,7 +127,12 @@ def _lines(lines: cost.CostLines) -> CostLinesOut:
 
 
 @router.post("/vms", response_model=CostPerVMOut, responses=error_responses(404, 413, 422))
-def per_vm(body: FleetRequest, inv: InventoryDep, model: CostModelDep) -> CostPerVMOut:
+def per_vm(
+    body: FleetRequest,
+    inv: InventoryDep,
+    model: CostModelDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
+) -> CostPerVMOut:
     """Every VM's monthly cost, line by line, in the model's currency."""
     result = cost.cost_per_vm(records(body, inv), model)
     return CostPerVMOut(
@@ -148,7 +155,10 @@ def per_vm(body: FleetRequest, inv: InventoryDep, model: CostModelDep) -> CostPe
     "/chargeback", response_model=ChargebackOut, responses=error_responses(401, 404, 413, 422)
 )
 def chargeback(
-    body: ChargebackRequest, inv: InventoryDep, model: CostModelDep, _actor: Actor
+    body: ChargebackRequest,
+    inv: InventoryDep,
+    model: CostModelDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
 ) -> ChargebackOut:
     """Monthly cost by owner, department or project, largest first."""
     result = cost.chargeback_by(records(body, inv), model, body.by)
@@ -157,7 +167,12 @@ def chargeback(
 
 
 @router.post("/licences", response_model=LicencesOut, responses=error_responses(404, 413, 422))
-def licences(body: FleetRequest, inv: InventoryDep, model: CostModelDep) -> LicencesOut:
+def licences(
+    body: FleetRequest,
+    inv: InventoryDep,
+    model: CostModelDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
+) -> LicencesOut:
     """Licences deployed against those owned, and the cheaper per-host/per-VM choices."""
     result = cost.licence_compliance(records(body, inv), model)
     return LicencesOut(

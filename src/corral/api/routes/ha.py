@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import enum
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from corral.api.deps import InventoryDep
+from corral.api.deps import InventoryDep, require
 from corral.api.problems import error_responses
 from corral.api.routes.plan import FleetRequest, HistoryPointIn, Name, history_of, snapshot
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.services import ha
 
 router = APIRouter(prefix="/api/v1/ha", tags=["ha"])
@@ -56,7 +58,9 @@ class HACheckOut(BaseModel):
 
 
 @router.post("/check", response_model=HACheckOut, responses=error_responses(404, 413, 422))
-def check(body: HACheckRequest, inv: InventoryDep) -> HACheckOut:
+def check(
+    body: HACheckRequest, inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_analyse)]
+) -> HACheckOut:
     """Tolerated host failures under a policy, what would not come back, when HA breaks."""
     result = ha.check(
         snapshot(body, inv).fleet,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, status
 
-from corral.api.deps import Actor, InventoryDep, Reader
+from corral.api.deps import InventoryDep, require, vm_target
 from corral.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
 from corral.api.problems import error_responses
 from corral.api.schemas import (
@@ -23,6 +23,8 @@ from corral.api.schemas import (
     VMPublic,
     VolumePublic,
 )
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.domain.model import EventKind, VMState
 from corral.errors import ValidationError
 from corral.inventory.filters import VMFilter
@@ -35,7 +37,12 @@ Short = Annotated[Line | None, Query(max_length=256)]
 
 
 @router.get("/hosts", response_model=Page[HostPublic], responses=error_responses(422))
-def list_hosts(inv: InventoryDep, limit: Limit = 100, cursor: Cursor = None) -> Page[Any]:
+def list_hosts(
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[Any]:
     return paginate(inv.list_hosts(), lambda h: (h["name"],), limit, cursor)
 
 
@@ -45,7 +52,9 @@ def list_hosts(inv: InventoryDep, limit: Limit = 100, cursor: Cursor = None) -> 
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 401, 409, 413, 422),
 )
-def add_host(body: HostCreate, inv: InventoryDep, _actor: Actor) -> dict[str, Any]:
+def add_host(
+    body: HostCreate, inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_operate)]
+) -> dict[str, Any]:
     return inv.add_host(body.name, body.uri, body.username, body.password)
 
 
@@ -55,20 +64,26 @@ def add_host(body: HostCreate, inv: InventoryDep, _actor: Actor) -> dict[str, An
     responses=error_responses(401, 404, 409, 422),
 )
 def remove_host(
-    name: Annotated[Line, Path(max_length=64)], inv: InventoryDep, _actor: Actor
+    name: Annotated[Line, Path(max_length=64)],
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_operate)],
 ) -> None:
     inv.remove_host(name)
 
 
 @router.post("/sync", response_model=SyncResult, responses=error_responses(401, 404, 413, 422))
-def sync(inv: InventoryDep, _actor: Actor, body: SyncRequest | None = None) -> dict[str, Any]:
+def sync(
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_operate)],
+    body: SyncRequest | None = None,
+) -> dict[str, Any]:
     return inv.sync(body.hosts if body else None).as_dict()
 
 
 @router.get("/vms", response_model=Page[VMPublic], responses=error_responses(401, 422))
 def list_vms(
     inv: InventoryDep,
-    _reader: Reader,
+    who: Annotated[Principal, require(Perm.vm_read)],
     host: Short = None,
     state: VMState | None = None,
     owner: Short = None,
@@ -117,13 +132,16 @@ def list_vms(
         off_for_days=off_for_days,
         expired=expired,
         only_deleted=deleted,
+        departments=who.visible_departments(Perm.vm_read),
     )
     page = inv.list_vms(f, sort=sort, descending=order == "desc", limit=limit, cursor=cursor)
     return {"items": page.items, "next_cursor": page.next_cursor, "total": page.total}
 
 
 @router.get("/vms/{uuid}", response_model=VMDetail, responses=error_responses(401, 404, 422))
-def get_vm(uuid: UUIDPath, inv: InventoryDep, _reader: Reader) -> dict[str, Any]:
+def get_vm(
+    uuid: UUIDPath, inv: InventoryDep, _who: Annotated[Principal, require(Perm.vm_read, vm_target)]
+) -> dict[str, Any]:
     return inv.find_vm(check_uuid(uuid))
 
 
@@ -133,17 +151,20 @@ def get_vm(uuid: UUIDPath, inv: InventoryDep, _reader: Reader) -> dict[str, Any]
     responses=error_responses(401, 404, 409, 413, 422, 502, 503),
 )
 def update_metadata(
-    uuid: UUIDPath, body: MetadataUpdate, inv: InventoryDep, actor: Actor
+    uuid: UUIDPath,
+    body: MetadataUpdate,
+    inv: InventoryDep,
+    who: Annotated[Principal, require(Perm.vm_annotate, vm_target)],
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True, mode="json")
-    inv.set_metadata(check_uuid(uuid), changes, actor=f"api:{actor}")
+    inv.set_metadata(check_uuid(uuid), changes, actor=f"api:{who.user}")
     return inv.find_vm(check_uuid(uuid))
 
 
 @router.get("/events", response_model=Page[EventPublic], responses=error_responses(401, 404, 422))
 def events(
     inv: InventoryDep,
-    _reader: Reader,
+    who: Annotated[Principal, require(Perm.vm_read)],
     vm: Annotated[Line | None, Query(max_length=64)] = None,
     kind: EventKind | None = None,
     limit: Limit = 100,
@@ -172,7 +193,11 @@ def _event_cursor(cursor: str) -> tuple[datetime, int]:
 
 @router.get("/networks", response_model=Page[NetworkPublic], responses=error_responses(422))
 def networks(
-    inv: InventoryDep, unused: bool = False, limit: Limit = 100, cursor: Cursor = None
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    unused: bool = False,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Page[Any]:
     rows = inv.list_networks(unused_only=unused)
     return paginate(rows, lambda n: (n["host"], n["name"]), limit, cursor)
@@ -180,7 +205,11 @@ def networks(
 
 @router.get("/volumes", response_model=Page[VolumePublic], responses=error_responses(422))
 def volumes(
-    inv: InventoryDep, orphaned: bool = False, limit: Limit = 100, cursor: Cursor = None
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    orphaned: bool = False,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Page[Any]:
     rows = inv.list_volumes(orphaned_only=orphaned)
     return paginate(rows, lambda v: (v["host"], v["pool"], v["name"]), limit, cursor)

@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from corral.api.deps import Actor
+from corral.api.deps import require
 from corral.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from corral.api.problems import PROBLEM_BASE, Problem, error_responses
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.errors import ValidationError
 from corral.services.jobs import Job, JobCursor, JobKind, JobService, JobState, P
 
@@ -102,7 +104,7 @@ def _after(cursor: str | None) -> JobCursor | None:
 @router.get("", response_model=Page[JobPublic], responses=error_responses(401, 422))
 def list_jobs(
     jobs: JobsDep,
-    _actor: Actor,
+    _who: Annotated[Principal, require(Perm.ops_read)],
     limit: Limit = 50,
     cursor: Cursor = None,
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
@@ -115,13 +117,17 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=error_responses(401, 404, 422))
-def get_job(job_id: JobId, jobs: JobsDep, _actor: Actor) -> JobPublic:
+def get_job(
+    job_id: JobId, jobs: JobsDep, _who: Annotated[Principal, require(Perm.ops_read)]
+) -> JobPublic:
     return public(jobs.get(job_id))
 
 
 @router.post(
     "/{job_id}/cancel", response_model=JobPublic, responses=error_responses(401, 404, 409, 422)
 )
-def cancel_job(job_id: JobId, jobs: JobsDep, _actor: Actor) -> JobPublic:
+def cancel_job(
+    job_id: JobId, jobs: JobsDep, _who: Annotated[Principal, require(Perm.fleet_operate)]
+) -> JobPublic:
     """A queued job is cancelled at once; a running one stops at its next progress report."""
     return public(jobs.cancel(job_id))

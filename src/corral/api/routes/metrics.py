@@ -14,16 +14,19 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
+from corral.api.deps import require
 from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.domain import csvsafe
+from corral.domain.access import Permission as Perm
 from corral.metrics import exposition
 from corral.metrics.catalog import METRICS, metric_info
 from corral.metrics.model import EntityKind, Stat
 from corral.metrics.store import MetricsStore, open_store
 from corral.metrics.timeparse import iso, parse_duration, parse_time
 
-router = APIRouter(tags=["metrics"])
+#: Every metrics route reads the fleet's shape: one permission for the whole router.
+router = APIRouter(tags=["metrics"], dependencies=[require(Perm.fleet_read)])
 
 #: How far back /metrics looks for a series' newest value.
 EXPOSITION_WINDOW_S = 900

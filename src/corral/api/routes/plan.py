@@ -17,9 +17,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from corral.api.deps import Actor, InventoryDep
+from corral.api.deps import InventoryDep, require
 from corral.api.problems import error_responses
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.inventory.service import Inventory
 from corral.services import planning
 from corral.services.fleet import FleetSnapshot, live_fleet, parse_fleet_document
@@ -293,7 +295,9 @@ JOB_KINDS = (CONSOLIDATE,)
 
 # -- routes ------------------------------------------------------------------------------
 @router.post("/place", response_model=PlacementOut, responses=ERRORS)
-def place(body: PlaceRequest, inv: InventoryDep) -> PlacementOut:
+def place(
+    body: PlaceRequest, inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_analyse)]
+) -> PlacementOut:
     """Hosts for unplaced or new VMs, and for each host that was rejected, why."""
     new = [planning.NewVM(n.name, n.vcpus, n.memory_mib, n.profile) for n in body.new]
     report = planning.place_vms(
@@ -312,21 +316,32 @@ def place(body: PlaceRequest, inv: InventoryDep) -> PlacementOut:
     responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )
 def consolidate(
-    body: ConsolidateRequest, jobs: JobsDep, actor: Actor, response: Response
+    body: ConsolidateRequest,
+    jobs: JobsDep,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+    response: Response,
 ) -> JobPublic:
     """Fewest active hosts with fewest migrations: a job whose result is a ConsolidationOut."""
-    return accept(jobs, CONSOLIDATE, body, actor, response)
+    return accept(jobs, CONSOLIDATE, body, who.user, response)
 
 
 @router.post("/rebalance", response_model=RebalanceOut, responses=ERRORS)
-def rebalance(body: RebalanceRequest, inv: InventoryDep) -> RebalanceOut:
+def rebalance(
+    body: RebalanceRequest,
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
+) -> RebalanceOut:
     """A few migrations that cool the hottest hosts."""
     plan = planning.rebalance(snapshot(body, inv).fleet, body.max_migrations)
     return RebalanceOut.model_validate(plan.to_dict())
 
 
 @router.post("/evacuate", response_model=EvacuationOut, responses=ERRORS)
-def evacuate(body: EvacuateRequest, inv: InventoryDep) -> EvacuationOut:
+def evacuate(
+    body: EvacuateRequest,
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
+) -> EvacuationOut:
     """Every VM off the named hosts (maintenance) without overloading a receiver."""
     plan = planning.evacuate(
         snapshot(body, inv).fleet, body.hosts, keep_ha_reserve=body.keep_ha_reserve
@@ -335,14 +350,20 @@ def evacuate(body: EvacuateRequest, inv: InventoryDep) -> EvacuationOut:
 
 
 @router.post("/whatif", response_model=WhatIfOut, responses=ERRORS)
-def whatif(body: WhatIfRequest, inv: InventoryDep) -> WhatIfOut:
+def whatif(
+    body: WhatIfRequest, inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_analyse)]
+) -> WhatIfOut:
     """The fleet before and after more VMs, fewer hosts or capacity promised to a project."""
     result = planning.whatif(snapshot(body, inv).fleet, body.changes())
     return WhatIfOut.model_validate(result.to_dict())
 
 
 @router.post("/forecast", response_model=ForecastOut, responses=ERRORS)
-def forecast(body: ForecastRequest, inv: InventoryDep) -> ForecastOut:
+def forecast(
+    body: ForecastRequest,
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
+) -> ForecastOut:
     """Days until each host, and the cluster net of its HA reserve, runs out of CPU or memory."""
     report = planning.forecast(
         snapshot(body, inv).fleet,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
-from corral.api.deps import Actor, Reader, ReclaimDep
+from corral.api.deps import ReclaimDep, case_target, require
 from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.schemas import (
@@ -28,6 +28,8 @@ from corral.api.schemas import (
     ReclaimRunResult,
     ReclaimSavings,
 )
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.engines.reclaim import State
 
 router = APIRouter(prefix="/api/v1/reclaim", tags=["reclaim"])
@@ -43,7 +45,7 @@ STEP = error_responses(401, 404, 409, 413, 422, 502, 503)
 @router.get("/cases", response_model=Page[ReclaimCasePublic], responses=READ)
 def list_cases(
     svc: ReclaimDep,
-    _reader: Reader,
+    who: Annotated[Principal, require(Perm.vm_read)],
     state: Annotated[State | None, Query(description="Only cases in this state.")] = None,
     open_only: Annotated[
         bool, Query(alias="open", description="Only cases not yet closed.")
@@ -52,11 +54,14 @@ def list_cases(
     cursor: Cursor = None,
 ) -> Page[Any]:
     rows = svc.cases(state=state.value if state else None, open_only=open_only)
+    rows = [c for c in rows if who.sees(Perm.vm_read, c["department"])]
     return paginate(sorted(rows, key=lambda c: c["id"]), lambda c: (c["id"],), limit, cursor)
 
 
 @router.get("/cases/{case_id}", response_model=ReclaimCaseDetail, responses=READ)
-def get_case(case_id: CaseId, svc: ReclaimDep, _reader: Reader) -> dict[str, Any]:
+def get_case(
+    case_id: CaseId, svc: ReclaimDep, _who: Annotated[Principal, require(Perm.vm_read, case_target)]
+) -> dict[str, Any]:
     return svc.case(case_id)
 
 
@@ -66,38 +71,67 @@ def get_case(case_id: CaseId, svc: ReclaimDep, _reader: Reader) -> dict[str, Any
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(401, 404, 409, 413, 422),
 )
-def flag(body: ReclaimFlag, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
-    return svc.flag(body.vm, category=body.category, reason=body.reason, actor=actor)
+def flag(
+    body: ReclaimFlag, svc: ReclaimDep, who: Annotated[Principal, require(Perm.reclaim_flag)]
+) -> dict[str, Any]:
+    return svc.flag(body.vm, category=body.category, reason=body.reason, actor=who.user)
 
 
 @router.post("/cases/{case_id}/confirm", response_model=ReclaimCasePublic, responses=STEP)
-def confirm(case_id: CaseId, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
-    return svc.confirm(case_id, actor)
+def confirm(
+    case_id: CaseId,
+    svc: ReclaimDep,
+    who: Annotated[Principal, require(Perm.reclaim_respond, case_target)],
+) -> dict[str, Any]:
+    return svc.confirm(case_id, who.user)
 
 
 @router.post("/cases/{case_id}/extend", response_model=ReclaimCasePublic, responses=STEP)
-def extend(case_id: CaseId, body: ReclaimExtend, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
-    return svc.extend(case_id, body.until, body.reason, actor)
+def extend(
+    case_id: CaseId,
+    body: ReclaimExtend,
+    svc: ReclaimDep,
+    who: Annotated[Principal, require(Perm.reclaim_respond, case_target)],
+) -> dict[str, Any]:
+    return svc.extend(case_id, body.until, body.reason, who.user)
 
 
 @router.post("/cases/{case_id}/approve", response_model=ReclaimCaseDetail, responses=STEP)
-def approve(case_id: CaseId, body: ReclaimApprove, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
-    svc.approve(case_id, body.step, actor, body.note)
+def approve(
+    case_id: CaseId,
+    body: ReclaimApprove,
+    svc: ReclaimDep,
+    who: Annotated[Principal, require(Perm.reclaim_decide, case_target)],
+) -> dict[str, Any]:
+    svc.approve(case_id, body.step, who.user, body.note)
     return svc.case(case_id)
 
 
 @router.post("/cases/{case_id}/restore", response_model=ReclaimCasePublic, responses=STEP)
-def restore(case_id: CaseId, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
-    return svc.restore(case_id, actor)
+def restore(
+    case_id: CaseId,
+    svc: ReclaimDep,
+    who: Annotated[Principal, require(Perm.reclaim_decide, case_target)],
+) -> dict[str, Any]:
+    return svc.restore(case_id, who.user)
 
 
 @router.post("/cases/{case_id}/cancel", response_model=ReclaimCasePublic, responses=STEP)
-def cancel(case_id: CaseId, body: ReclaimCancel, svc: ReclaimDep, actor: Actor) -> dict[str, Any]:
-    return svc.cancel(case_id, actor, body.reason)
+def cancel(
+    case_id: CaseId,
+    body: ReclaimCancel,
+    svc: ReclaimDep,
+    who: Annotated[Principal, require(Perm.reclaim_decide, case_target)],
+) -> dict[str, Any]:
+    return svc.cancel(case_id, who.user, body.reason)
 
 
 @router.post("/run", response_model=ReclaimRunResult, responses=error_responses(401, 413, 422))
-def run(svc: ReclaimDep, _actor: Actor, body: ReclaimRun | None = None) -> dict[str, Any]:
+def run(
+    svc: ReclaimDep,
+    _who: Annotated[Principal, require(Perm.reclaim_flag)],
+    body: ReclaimRun | None = None,
+) -> dict[str, Any]:
     """Take every step that is due; ``dry_run`` says what would be done."""
     dry = body.dry_run if body else False
     outcomes = [
@@ -108,7 +142,7 @@ def run(svc: ReclaimDep, _actor: Actor, body: ReclaimRun | None = None) -> dict[
 
 
 @router.get("/savings", response_model=ReclaimSavings, responses=error_responses(401))
-def savings(svc: ReclaimDep, _reader: Reader) -> dict[str, Any]:
+def savings(svc: ReclaimDep, _who: Annotated[Principal, require(Perm.ops_read)]) -> dict[str, Any]:
     return svc.savings()
 
 

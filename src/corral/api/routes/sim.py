@@ -14,11 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from corral.api.deps import Actor
+from corral.api.deps import require
 from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.config import Settings
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.errors import NotFoundError
 from corral.services import simulation
 from corral.services.jobs import JobKind, Progress
@@ -111,7 +113,9 @@ JOB_KINDS = (RUN,)
 
 
 @router.get("/policies", response_model=Page[PolicyOut], responses=error_responses(422))
-def policies(limit: Limit = 100, cursor: Cursor = None) -> Page[PolicyOut]:
+def policies(
+    _who: Annotated[Principal, require(Perm.fleet_read)], limit: Limit = 100, cursor: Cursor = None
+) -> Page[PolicyOut]:
     """The consolidation policies with their parameters and defaults."""
     rows = [
         PolicyOut(
@@ -128,7 +132,12 @@ def policies(limit: Limit = 100, cursor: Cursor = None) -> Page[PolicyOut]:
 
 
 @router.get("/days", response_model=Page[DayOut], responses=error_responses(404, 422))
-def days(request: Request, limit: Limit = 100, cursor: Cursor = None) -> Page[DayOut]:
+def days(
+    request: Request,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[DayOut]:
     """The PlanetLab trace days the server holds."""
     found = simulation.days(trace_dirs(request.app.state.settings)[0])
     return paginate([DayOut(day=d) for d in sorted(found)], lambda d: (d.day,), limit, cursor)
@@ -140,6 +149,11 @@ def days(request: Request, limit: Limit = 100, cursor: Cursor = None) -> Page[Da
     response_model=JobPublic,
     responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )
-def run(body: SimRunRequest, jobs: JobsDep, actor: Actor, response: Response) -> JobPublic:
+def run(
+    body: SimRunRequest,
+    jobs: JobsDep,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+    response: Response,
+) -> JobPublic:
     """Replay one day under one policy: a job whose result is a SimulationOut."""
-    return accept(jobs, RUN, body, actor, response)
+    return accept(jobs, RUN, body, who.user, response)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from corral.api.deps import Actor, InventoryDep
+from corral.api.deps import InventoryDep, require
 from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.routes.cost import CostModelDep, get_cost_model_of, records
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.api.routes.plan import FleetRequest
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
 from corral.errors import NotFoundError
 from corral.reports.scorecard import Status
 from corral.services import sprawl
@@ -283,7 +285,10 @@ JOB_KINDS = (REPORT, BITBRAINS)
 
 @router.post("/findings", response_model=FindingsOut, responses=error_responses(401, 404, 413, 422))
 def findings(
-    body: FleetRequest, inv: InventoryDep, model: CostModelDep, _actor: Actor
+    body: FleetRequest,
+    inv: InventoryDep,
+    model: CostModelDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
 ) -> FindingsOut:
     """Findings that need no metrics: powered off, orphaned, snapshots, owner, purpose, lease."""
     result = sprawl.inventory_findings(records(body, inv), model)
@@ -302,9 +307,14 @@ def findings(
     response_model=JobPublic,
     responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )
-def report(body: ReportRequest, jobs: JobsDep, actor: Actor, response: Response) -> JobPublic:
+def report(
+    body: ReportRequest,
+    jobs: JobsDep,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+    response: Response,
+) -> JobPublic:
     """The live fleet's sprawl, priced, with its scorecard (a job; result: SprawlReportOut)."""
-    return accept(jobs, REPORT, body, actor, response)
+    return accept(jobs, REPORT, body, who.user, response)
 
 
 @router.post(
@@ -313,13 +323,22 @@ def report(body: ReportRequest, jobs: JobsDep, actor: Actor, response: Response)
     response_model=JobPublic,
     responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )
-def bitbrains(body: BitbrainsRequest, jobs: JobsDep, actor: Actor, response: Response) -> JobPublic:
+def bitbrains(
+    body: BitbrainsRequest,
+    jobs: JobsDep,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+    response: Response,
+) -> JobPublic:
     """Idle and oversized VMs in a month of Bitbrains traces (a job; result: BitbrainsOut)."""
-    return accept(jobs, BITBRAINS, body, actor, response)
+    return accept(jobs, BITBRAINS, body, who.user, response)
 
 
 @router.post("/scenario", response_model=ScenarioOut, responses=error_responses(413, 422))
-def scenario(body: ScenarioRequest, model: CostModelDep) -> ScenarioOut:
+def scenario(
+    body: ScenarioRequest,
+    model: CostModelDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
+) -> ScenarioOut:
     """The seed scenario: sprawl waste of a generated fleet with stated, sourced rates."""
     result = sprawl.scenario(model, body.vms, body.seed)
     return ScenarioOut(
@@ -332,7 +351,9 @@ def scenario(body: ScenarioRequest, model: CostModelDep) -> ScenarioOut:
 
 
 @router.get("/detectors", response_model=Page[DetectorOut], responses=error_responses(422))
-def detectors(limit: Limit = 100, cursor: Cursor = None) -> Page[DetectorOut]:
+def detectors(
+    _who: Annotated[Principal, require(Perm.fleet_read)], limit: Limit = 100, cursor: Cursor = None
+) -> Page[DetectorOut]:
     """Every detector with its parameters and their defaults."""
     rows = [
         DetectorOut.model_validate(d, from_attributes=True) for d in sprawl.detector_catalogue()
