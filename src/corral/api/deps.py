@@ -15,13 +15,14 @@ It also names the caller for the audit log of this request. The policy itself is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import BaseRoute
 
 from corral.domain.access import Permission, Principal, Target, decide
 from corral.errors import AuthError, ForbiddenError, NotFoundError
@@ -122,6 +123,16 @@ def declared_permission(route: APIRoute) -> Permission | None:
             return dep.call.permission
         stack.extend(dep.dependencies)
     return None
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every API route, also inside included routers (FastAPI may keep those nested)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            yield from api_routes(nested.routes)
 
 
 def vm_target(request: Request) -> Target:

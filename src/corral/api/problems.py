@@ -118,7 +118,26 @@ def openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
                     responses["422"] = error_responses(422)[422]
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
+        _document_permissions(app, doc)
         app.openapi_schema = doc
         return doc
 
     return build
+
+
+def _document_permissions(app: FastAPI, doc: dict[str, Any]) -> None:
+    """Each operation names its permission (``x-corral-permission``) and answers 401 and 403."""
+    from corral.api.deps import api_routes, declared_permission
+
+    for route in api_routes(app.routes):
+        permission = declared_permission(route)
+        if permission is None:
+            continue
+        for method in route.methods or ():
+            operation = doc["paths"][route.path_format].get(method.lower())
+            if operation is None:
+                continue
+            operation["x-corral-permission"] = permission.value
+            responses = operation.setdefault("responses", {})
+            for status in (401, 403):
+                responses.setdefault(str(status), error_responses(status)[status])

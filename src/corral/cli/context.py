@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any
 
 from corral.config import Settings, load_settings
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from corral.inventory.service import Inventory
     from corral.metrics.store.base import MetricsStore
     from corral.security.token_store import TokenStore
+    from corral.services.audit import AuditLog
+    from corral.services.users import UserService
 
 _flags: dict[str, Any] = {}
 
@@ -29,9 +32,44 @@ def settings() -> Settings:
 
 @functools.cache
 def inventory() -> Inventory:
+    """The inventory on the settings' database; its writes are audited as the OS user's."""
     from corral.inventory.service import Inventory
 
+    record_writes_as_os_user()
     return Inventory.from_settings(settings())
+
+
+def os_user() -> str:
+    """The login of the user running the command (not a setting: who is at the keyboard)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"
+
+
+def record_writes_as_os_user() -> None:
+    """The local CLI acts as the administrator of the database it opens (docs/auth.md)."""
+    from corral.domain.access import Role
+    from corral.services.audit import Actor, set_actor
+
+    user = os_user()
+    set_actor(Actor(user=user, roles=Role.admin.value, origin=f"cli:{user}"))
+
+
+@functools.cache
+def users() -> UserService:
+    from corral.services.users import UserService
+
+    return UserService(inventory().db)
+
+
+@functools.cache
+def audit_log() -> AuditLog:
+    from corral.services.audit import AuditLog
+
+    return AuditLog(inventory().db)
 
 
 @functools.cache

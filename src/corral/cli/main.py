@@ -136,6 +136,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Build a demo fleet of libvirt test-driver hosts, sync its history, summarise, serve.",
     ),
     "token": ("corral.cli.tokens", "Create, list and revoke API bearer tokens."),
+    "user": (
+        "corral.cli.users",
+        "Add, list, disable users; grant and revoke roles and departments.",
+    ),
+    "audit": ("corral.cli.audit", "The audit log of every write: list, verify."),
     "jobs": ("corral.cli.jobs", "Long-running jobs run by the API server."),
     "config": ("corral.cli.config", "Corral's effective settings."),
 }

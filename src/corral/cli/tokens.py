@@ -15,9 +15,14 @@ def register(app: typer.Typer) -> None:
 
 
 @token_app.command("create")
-def create(name: str = typer.Argument(..., help="What the token is for, e.g. ci-bot.")) -> None:
-    """Create a token; it is printed once and only its hash is kept."""
-    token = context.tokens().create(name)
+def create(
+    name: str = typer.Argument(..., help="What the token is for, e.g. ci-bot."),
+    user: str | None = typer.Option(
+        None, "--user", "-u", help="The user it belongs to (default: local-admin, role admin)."
+    ),
+) -> None:
+    """Create a token carrying USER's roles; it is printed once and only its hash is kept."""
+    token = context.tokens().create(name, user)
     typer.echo(token)
 
 
@@ -26,7 +31,7 @@ def list_tokens(output: OutputFormat = OutputOption) -> None:
     emit(
         context.tokens().list(),
         output,
-        ["name", "prefix", "created_at", "last_used_at", "revoked_at"],
+        ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"],
     )
 
 

@@ -26,7 +26,7 @@ from corral.api.schemas import (
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.domain.model import EventKind, VMState
-from corral.errors import ValidationError
+from corral.errors import ForbiddenError, NotFoundError, ValidationError
 from corral.inventory.filters import VMFilter
 from corral.inventory.service import check_uuid
 
@@ -170,7 +170,12 @@ def events(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """Newest first."""
+    """Newest first. A department-scoped caller names one VM of theirs (``vm``)."""
+    if who.visible_departments(Perm.vm_read) is not None:
+        if vm is None:
+            raise ForbiddenError("name one of your VMs with 'vm'; the whole fleet's are not yours.")
+        if not who.sees(Perm.vm_read, inv.find_vm(check_uuid(vm)).get("department")):
+            raise NotFoundError("no such object among those you may see.")
     before = _event_cursor(cursor) if cursor else None
     rows = inv.events(vm=check_uuid(vm) if vm else None, kind=kind, before=before, limit=limit + 1)
     more = len(rows) > limit
@@ -206,7 +211,7 @@ def networks(
 @router.get("/volumes", response_model=Page[VolumePublic], responses=error_responses(422))
 def volumes(
     inv: InventoryDep,
-    _who: Annotated[Principal, require(Perm.fleet_read)],
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
     orphaned: bool = False,
     limit: Limit = 100,
     cursor: Cursor = None,
