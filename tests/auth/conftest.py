@@ -36,8 +36,8 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-def build_world(inventory: Inventory, nodes: Path, home: Path) -> World:
-    inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
+def build_world(inventory: Inventory, node_dir: Path, home: Path) -> World:
+    inventory.add_host("host-a", f"test://{node_dir / 'host-a.xml'}")
     inventory.sync()
     with inventory.db.session() as s:
         for uuid, dept in ((VM_OWN, OWN), (VM_OTHER, OTHER)):

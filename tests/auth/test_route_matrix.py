@@ -34,7 +34,9 @@ PROBES: dict[str, dict[str, str]] = {"GET /api/v1/events": {"vm": "{uuid}"}}
 
 def operations(world: World) -> list[str]:
     doc = world.client.get("/openapi.json").json()
-    return sorted(f"{method.upper()} {path}" for path, ops in doc["paths"].items() for method in ops)
+    return sorted(
+        f"{method.upper()} {path}" for path, ops in doc["paths"].items() for method in ops
+    )
 
 
 def expected_cell(permission: Permission | None, role: Role) -> str:

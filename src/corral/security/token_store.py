@@ -81,13 +81,12 @@ class TokenStore:
 
     def list(self) -> list[dict[str, Any]]:
         with self.db.session() as s:
-            owners = dict(
-                s.execute(
-                    select(m.TokenOwner.token_id, m.User.name).join(
-                        m.User, m.User.id == m.TokenOwner.user_id
-                    )
-                ).tuples()
-            )
+            pairs = s.execute(
+                select(m.TokenOwner.token_id, m.User.name).join(
+                    m.User, m.User.id == m.TokenOwner.user_id
+                )
+            ).tuples()
+            owners = {token_id: user for token_id, user in pairs}
             return [
                 {
                     "name": t.name,

@@ -314,7 +314,7 @@ class AuditLog:
                 for row in rows:
                     bad = _check(row, expected_seq, prev)
                     if bad:
-                        return Verdict(expected_seq - 1, row.seq, bad)
+                        return Verdict(expected_seq - 1, expected_seq, bad)
                     expected_seq, prev, last = row.seq + 1, row.hash, row.seq
                 if len(rows) < batch:
                     break
