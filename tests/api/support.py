@@ -24,25 +24,26 @@ from corral.cli.main import app as cli_app
 from corral.config import Settings
 from corral.inventory.service import Inventory
 from corral.security.token_store import TokenStore
+from corral.services.users import UserService
 
 FLEETS = Path(__file__).resolve().parents[1] / "fixtures" / "fleets"
 SPRAWL = Path(__file__).resolve().parents[1] / "fixtures" / "sprawl"
 
 
 class Api:
-    """A TestClient with the bearer token at hand."""
+    """A TestClient that sends the bearer token (every route but /healthz needs one)."""
 
     def __init__(self, client: TestClient, token: str) -> None:
         self.client = client
         self.auth = {"Authorization": f"Bearer {token}"}
 
-    def post(self, path: str, body: dict[str, Any], *, token: bool = False) -> Any:
+    def post(self, path: str, body: dict[str, Any], *, token: bool = True) -> Any:
         return self.client.post(path, json=body, headers=self.auth if token else None)
 
-    def get(self, path: str, *, token: bool = False, **params: Any) -> Any:
+    def get(self, path: str, *, token: bool = True, **params: Any) -> Any:
         return self.client.get(path, params=params, headers=self.auth if token else None)
 
-    def ok(self, path: str, body: dict[str, Any], *, token: bool = False) -> Any:
+    def ok(self, path: str, body: dict[str, Any], *, token: bool = True) -> Any:
         r = self.post(path, body, token=token)
         assert r.status_code == 200, r.text
         return r.json()
@@ -83,7 +84,8 @@ def settings_fixture(tmp_path: Path, shared_data: Path) -> Settings:
 
 @pytest.fixture(name="api")
 def api_fixture(inventory: Inventory, settings: Settings) -> Iterator[Api]:
-    token = TokenStore(inventory.db).create("tests")
+    UserService(inventory.db).add("tests", roles=["admin"])  # jobs record the user
+    token = TokenStore(inventory.db).create("tests", "tests")
     app = create_app(inventory, settings=settings)
     yield Api(TestClient(app), token)
     app.state.jobs.shutdown(wait=True)

@@ -191,7 +191,7 @@ def test_config_equals_cli_and_needs_a_token(
     app = create_app(inventory, settings=load_settings())
     client = Api(type(api.client)(app), "")
     client.auth = api.auth
-    assert client.get("/api/v1/config").status_code == 401
+    assert client.get("/api/v1/config", token=False).status_code == 401
     rest = client.get("/api/v1/config", token=True).json()["settings"]
     assert rest == cli
     shown = str(rest)
@@ -217,7 +217,7 @@ def test_health_ok_then_503_when_the_metrics_store_is_unreachable(
     app = create_app(
         inventory, settings=settings.with_values(metrics_url="victoriametrics://127.0.0.1:9")
     )
-    down = type(api.client)(app).get("/api/v1/health")
+    down = type(api.client)(app).get("/api/v1/health", headers=api.auth)
     app.state.jobs.shutdown()
     assert down.status_code == 503
     assert down.headers["content-type"] == "application/problem+json"

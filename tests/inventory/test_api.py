@@ -13,6 +13,7 @@ from lxml import etree
 from corral.api.app import create_app
 from corral.inventory.service import Inventory
 from corral.security.token_store import TokenStore
+from corral.services.users import UserService
 from tests.inventory.conftest import TEST_NS
 
 CPU_FIELDS = (
@@ -54,7 +55,8 @@ def api(inventory: Inventory, nodes: Path) -> tuple[TestClient, str]:
     _big_node(nodes / "big.xml", 250)
     inventory.add_host("big", f"test://{nodes / 'big.xml'}")
     inventory.sync()
-    token = TokenStore(inventory.db).create("tests")
+    UserService(inventory.db).add("tests", roles=["admin"])  # the actor recorded is the user
+    token = TokenStore(inventory.db).create("tests", "tests")
     # Reads of VMs and events need a token too (they name owners): the client carries one.
     return TestClient(create_app(inventory), headers={"Authorization": f"Bearer {token}"}), token
 

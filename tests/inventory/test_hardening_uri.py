@@ -238,7 +238,7 @@ def test_api_refuses_bad_uris_alike(fenced: tuple[Inventory, Path], tmp_path: Pa
     assert _problem(add(f"qemu+ext:///system?command={program}"), 422)["code"] == "uri-unsupported"
     assert _problem(add(f"qemu+ssh://h/system?command={program}"), 422)["code"] == "uri-unsupported"
     assert not marker.exists()
-    assert client.get("/api/v1/hosts").json()["items"] == []
+    assert client.get("/api/v1/hosts", headers=auth).json()["items"] == []
 
 
 def test_errors_name_the_kind_only(inventory: Inventory, tmp_path: Path) -> None:

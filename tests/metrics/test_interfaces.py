@@ -13,8 +13,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from corral.api.deps import current_principal
 from corral.api.routes.metrics import get_metrics_store, router
 from corral.cli.main import app as cli_app
+from corral.domain.access import Principal, Role
 from corral.metrics.model import EntityKind, Sample, SampleBatch
 from corral.metrics.replay import backfill
 from corral.metrics.store import DuckDBStore
@@ -58,6 +60,10 @@ def client(filled: Path) -> Iterator[TestClient]:
     api = FastAPI()
     api.include_router(router)
     api.dependency_overrides[get_metrics_store] = lambda: store
+    # The router alone, without the app's token store: the caller is an operator.
+    api.dependency_overrides[current_principal] = lambda: Principal(
+        "metrics-tests", frozenset({Role.operator}), frozenset()
+    )
     with TestClient(api) as c:
         yield c
     store.close()

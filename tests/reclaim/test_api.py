@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from corral.api.app import create_app
 from corral.inventory.service import Inventory
 from corral.security.token_store import TokenStore
+from corral.services.users import UserService
 from tests.conftest import Clock
 from tests.reclaim.conftest import Inbox, make_service
 
@@ -47,7 +48,9 @@ class Api:
 def api(fleet: Inventory, smtp: tuple[Inbox, Any]) -> Api:
     _, settings = smtp
     tokens = TokenStore(fleet.db)
-    ops, manager = tokens.create("ops"), tokens.create("manager")
+    for person in ("ops", "manager"):  # two people: who flags may not also approve
+        UserService(fleet.db).add(person, roles=["operator"])
+    ops, manager = tokens.create("ops", "ops"), tokens.create("manager", "manager")
     app = create_app(fleet, tokens, reclaim=make_service(fleet, settings))
     return Api(TestClient(app), ops, manager)
 
