@@ -103,7 +103,26 @@ def demo(
             start_live(store, vms_running, trace_dir, seed)
         token = context.tokens().create_or_rotate("demo")
         typer.echo(f"Write token for this demo (shown once): {token}")
+        _print_logins(output)
         run_server(bind, port)
+
+
+def _print_logins(output: OutputFormat) -> None:
+    """One user per role in the busiest department, with a token each (shown once)."""
+    from collections import Counter
+
+    from corral.inventory.filters import VMFilter
+    from corral.services.users import one_user_per_role
+
+    vms = context.inventory().list_vms(VMFilter(), limit=1000).items
+    busiest = Counter(v["department"] for v in vms if v.get("department")).most_common(1)
+    department = busiest[0][0] if busiest else "demo"
+    logins = one_user_per_role(context.users(), context.tokens(), department)
+    emit(
+        [dataclasses.asdict(x) for x in logins],
+        output,
+        title="logins, one per role (tokens shown once; see docs/auth.md)",
+    )
 
 
 def _print_reclamation(rec: dict[str, Any], output: OutputFormat) -> None:

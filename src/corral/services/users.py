@@ -18,6 +18,7 @@ from corral.domain.access import Principal, Role
 from corral.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from corral.security.passwords import hash_password, password_matches
 from corral.security.principals import principal_of
+from corral.security.token_store import TokenStore
 from corral.store import models as m
 from corral.store.db import Database
 
@@ -175,3 +176,25 @@ def _info(user: m.User) -> UserInfo:
         created_at=user.created_at,
         disabled_at=user.disabled_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    user: str
+    role: str
+    department: str
+    token: str
+
+
+def one_user_per_role(users: UserService, tokens: TokenStore, department: str) -> list[Login]:
+    """``demo-<role>`` users of ``department`` with a fresh token each (the demo's logins)."""
+    logins = []
+    for role in Role:
+        name = f"demo-{role.value}"
+        try:
+            users.add(name, roles=[role.value], departments=[department])
+        except ConflictError:  # an earlier run made them
+            users.enable(name)
+        token = tokens.create_or_rotate(f"{name}-token", name)
+        logins.append(Login(name, role.value, department, token))
+    return logins
