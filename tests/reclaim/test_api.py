@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from corral.api.app import create_app
 from corral.inventory.service import Inventory
 from corral.security.token_store import TokenStore
+from corral.services.audit import AuditLog
 from corral.services.users import UserService
 from tests.conftest import Clock
 from tests.reclaim.conftest import Inbox, make_service
@@ -118,6 +119,9 @@ def test_owner_extends_with_the_mailed_token_and_no_bearer(
     }
     assert fleet.find_vm(WEB)["expires_on"] == until
     assert inbox.for_case(case["id"], "extend")  # the owner is told the VM was kept
+    owners = AuditLog(fleet.db).list(user="owner-by-mail")  # audited, without the token
+    assert f"reclaim-case:{case['id']}" in {e.target for e in owners}
+    assert all(token not in e.origin for e in owners)
     detail = api.get(f"/cases/{case['id']}")
     assert detail["extend_reason"] == "quarter end"
     assert [e["kind"] for e in detail["history"]] == [

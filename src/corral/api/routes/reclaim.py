@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
-from corral.api.deps import ReclaimDep, case_target, require
+from corral.api.deps import ReclaimDep, audited_as_owner, case_target, require
 from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.schemas import (
@@ -150,6 +150,7 @@ def savings(svc: ReclaimDep, _who: Annotated[Principal, require(Perm.ops_read)])
     "/respond",
     response_model=ReclaimAnswer,
     responses=error_responses(404, 409, 413, 422, 502, 503),
+    dependencies=[audited_as_owner("POST /api/v1/reclaim/respond")],
 )
 def respond(body: ReclaimRespond, svc: ReclaimDep) -> dict[str, Any]:
     """The owner keeps (extend) or gives up (confirm) the VM; the e-mailed token authorizes."""

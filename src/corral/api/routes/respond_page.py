@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from lxml import html
 
-from corral.api.deps import ReclaimDep
+from corral.api.deps import ReclaimDep, audited_as_owner
 from corral.api.log_redaction import RedactTokenPaths, redact, redact_token_paths
 from corral.domain.text import bad_character
 from corral.errors import CorralError, NotFoundError
@@ -77,7 +77,11 @@ def show(token: str, svc: ReclaimDep) -> Response:
     return html_response(answer_page(svc, case_id, Answer()))
 
 
-@router.post("/{token}", response_class=HTMLResponse)
+@router.post(
+    "/{token}",
+    response_class=HTMLResponse,
+    dependencies=[audited_as_owner("POST the owner's answer page")],
+)
 def answer(token: str, form: AnswerForm, request: Request, svc: ReclaimDep) -> Response:
     """Keep (extend) or give up (confirm); on success back to the page, showing the new state."""
     case_id = svc.case_for_token(token) if TOKEN.fullmatch(token) else None
