@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Select, and_, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, undefer
 
 from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
@@ -516,6 +516,7 @@ class Inventory:
         with self.db.session() as s:
             rows = s.execute(
                 select(m.VM, m.Host.name)
+                .options(undefer(m.VM.disks), undefer(m.VM.snapshots))  # not one query per VM
                 .outerjoin(m.Host, m.VM.host_id == m.Host.id)
                 .order_by(m.VM.name)
             ).all()
