@@ -13,6 +13,8 @@ from corral.api.problems import error_responses
 from corral.api.schemas import (
     EventPublic,
     HostCreate,
+    HostImportRequest,
+    HostImportResult,
     HostPublic,
     Line,
     MetadataUpdate,
@@ -26,6 +28,7 @@ from corral.api.schemas import (
 from corral.domain.model import EventKind, VMState
 from corral.errors import ValidationError
 from corral.inventory.filters import VMFilter
+from corral.inventory.hosts_file import HostEntry
 from corral.inventory.service import check_uuid
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
@@ -47,6 +50,18 @@ def list_hosts(inv: InventoryDep, limit: Limit = 100, cursor: Cursor = None) -> 
 )
 def add_host(body: HostCreate, inv: InventoryDep, _actor: Actor) -> dict[str, Any]:
     return inv.add_host(body.name, body.uri, body.username, body.password)
+
+
+@router.post(
+    "/hosts/import",
+    response_model=HostImportResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 413, 422),
+)
+def import_hosts(body: HostImportRequest, inv: InventoryDep, _actor: Actor) -> HostImportResult:
+    entries = [HostEntry(h.name, h.uri, h.username, i + 1) for i, h in enumerate(body.hosts)]
+    done = inv.import_hosts(entries, skip_existing=body.skip_existing)
+    return HostImportResult(added=len(done.added), skipped=list(done.skipped))
 
 
 @router.delete(
