@@ -115,6 +115,10 @@ def list_vms(
     order: Literal["asc", "desc"] = "asc",
     limit: Limit = 100,
     cursor: Cursor = None,
+    count: Annotated[
+        bool | None,
+        Query(description="Count the whole list into 'total'; default: on the first page only."),
+    ] = None,
 ) -> dict[str, Any]:
     f = VMFilter(
         host=host,
@@ -133,7 +137,14 @@ def list_vms(
         expired=expired,
         only_deleted=deleted,
     )
-    page = inv.list_vms(f, sort=sort, descending=order == "desc", limit=limit, cursor=cursor)
+    page = inv.list_vms(
+        f,
+        sort=sort,
+        descending=order == "desc",
+        limit=limit,
+        cursor=cursor,
+        count=cursor is None if count is None else count,
+    )
     return {"items": page.items, "next_cursor": page.next_cursor, "total": page.total}
 
 
