@@ -1,0 +1,303 @@
+"""The backup schedule: every VM's runs per day, staggered so no host or datastore is choked.
+
+What the plan promises (checked independently by the tests):
+
+* a scheduled VM's runs start at most its RPO apart, around the day (the last run of one day to
+  the first of the next too), and each run ends before the next one starts; so the newest
+  restore point is never older than the RPO plus one run's length;
+* each run lasts long enough to copy the data changed since the previous run at the job's rate
+  (changed bytes = the VM's change rate over the longest gap between its runs, at most its size);
+* at every minute of the day, the runs on each host and each datastore together take no more than
+  its backup budget at that minute, and runs of a tier with a window lie within that window;
+* a VM the plan cannot hold is listed as a miss, with the reason and fixes that are each true:
+  the extra bandwidth named lets it fit, the lower tier named fits as things stand.
+
+The first full backup of each VM is not in the daily schedule (it runs once, when the VM is first
+protected); the plan is the steady state of incrementals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from corral.engines.backup.model import BackupInputs, BackupVM, IOBudget
+from corral.engines.backup.policy import Effective, Policy
+from corral.engines.backup.stagger import Job, Staggered, spacing, stagger, try_place
+
+DAY_MINUTES = 1440
+UNLIMITED = 1 << 40  # the budget of a tier window's resource inside its hours
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """How one VM is backed up each day (before the start times are chosen)."""
+
+    vm: BackupVM
+    policy: Effective
+    runs: int
+    duration_slots: int
+    mib_s: int
+    gib_per_run: float
+    change_source: str  # "given" (measured, or the fleet's figure) or "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    vm: str
+    tier: str
+    host: str
+    datastore: str
+    rpo_minutes: int
+    runs_per_day: int
+    duration_minutes: int
+    mib_s: int
+    gib_per_run: float
+    starts: tuple[int, ...]  # minutes after midnight
+    change_source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One change that would let a missed VM be planned: ``kind`` is bandwidth (``target`` a
+    host or datastore, ``mib_s`` more), window (``target`` the tier), job-rate or lower-tier."""
+
+    kind: str
+    target: str
+    mib_s: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    vm: str
+    tier: str
+    host: str
+    datastore: str
+    rpo_minutes: int
+    reason: str  # "changes-too-fast" | "no-room"
+    text: str
+    fixes: tuple[Fix, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    vm: str
+    tier: str
+    recipe: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackupPlan:
+    slot_minutes: int
+    scheduled: tuple[Scheduled, ...]
+    misses: tuple[Miss, ...]
+    rebuilt: tuple[Rebuilt, ...]
+    #: each host's and datastore's budget and use per slot ("host:NAME" / "datastore:NAME")
+    budgets: Mapping[str, tuple[int, ...]]
+    used: Mapping[str, tuple[int, ...]]
+
+    def peak_utilisation(self, prefix: str) -> float:
+        """The highest share of budget used at any slot by any resource of that kind."""
+        peak = 0.0
+        for name, budget in self.budgets.items():
+            if name.startswith(prefix):
+                used = self.used[name]
+                peak = max([peak, *(u / b for u, b in zip(used, budget, strict=True) if b > 0)])
+        return peak
+
+
+def plan_backups(inputs: BackupInputs, policy: Policy, slot_minutes: int = 5) -> BackupPlan:
+    """The day's backup schedule for every VM of ``inputs`` under ``policy``."""
+    if DAY_MINUTES % slot_minutes:
+        raise ValueError("slot_minutes must divide a day")
+    slots = DAY_MINUTES // slot_minutes
+    budgets = _budgets(inputs, policy, slot_minutes)
+    runs, rebuilt = [], []
+    for vm in inputs.vms:
+        eff = policy.for_vm(vm.name, vm.tier)
+        if eff.rules.rebuild is not None:
+            rebuilt.append(Rebuilt(vm.name, eff.tier, eff.rules.rebuild))
+        else:
+            runs.append(_run(vm, eff, policy, budgets, slots, slot_minutes))
+    jobs = [_job(r) for r in runs]
+    result = stagger(jobs, budgets, slots)
+    by_name = {r.vm.name: r for r in runs}
+    scheduled = tuple(_scheduled(by_name[p.name], p.starts, slot_minutes) for p in result.placed)
+    misses = tuple(
+        _miss(by_name[u.name], u.reason, u.extra, policy, budgets, result, slots, slot_minutes)
+        for u in result.unplaced
+    )
+    return BackupPlan(
+        slot_minutes,
+        tuple(sorted(scheduled, key=lambda s: s.vm)),
+        tuple(sorted(misses, key=lambda m: m.vm)),
+        tuple(rebuilt),
+        {k: v for k, v in budgets.items() if not k.startswith("window:")},
+        {k: v for k, v in result.used.items() if not k.startswith("window:")},
+    )
+
+
+def host_key(name: str) -> str:
+    return f"host:{name}"
+
+
+def datastore_key(name: str) -> str:
+    return f"datastore:{name}"
+
+
+def _budgets(inputs: BackupInputs, policy: Policy, slot_minutes: int) -> dict[str, tuple[int, ...]]:
+    minutes = range(0, DAY_MINUTES, slot_minutes)
+    given_h = {b.name: b for b in inputs.hosts}
+    given_d = {b.name: b for b in inputs.datastores}
+    out: dict[str, tuple[int, ...]] = {}
+    for vm in inputs.vms:
+        host = given_h.get(vm.host) or IOBudget(vm.host, policy.planner.host_mib_s)
+        store = given_d.get(vm.datastore) or IOBudget(vm.datastore, policy.planner.datastore_mib_s)
+        out.setdefault(host_key(vm.host), tuple(host.at(m) for m in minutes))
+        out.setdefault(datastore_key(vm.datastore), tuple(store.at(m) for m in minutes))
+    for name, tier in policy.tiers.items():
+        if tier.window is not None:
+            w = tier.window
+            out[f"window:{name}"] = tuple(UNLIMITED if w.contains(m) else 0 for m in minutes)
+    return out
+
+
+def _run(
+    vm: BackupVM,
+    eff: Effective,
+    policy: Policy,
+    budgets: Mapping[str, tuple[int, ...]],
+    slots: int,
+    slot_minutes: int,
+) -> Run:
+    rpo_slots = max(1, eff.rules.rpo_minutes // slot_minutes)
+    runs = max(1, math.ceil(slots / rpo_slots))
+    longest_gap_min = math.ceil(slots / runs) * slot_minutes
+    if vm.change_gib_per_day is not None:
+        per_day, source = vm.change_gib_per_day, "given"
+    else:
+        per_day, source = vm.size_gib * policy.planner.change_per_day, "default"
+    gib = min(vm.size_gib, per_day * longest_gap_min / DAY_MINUTES)
+    rate = _rate(vm, runs, eff.rules.window is None, policy, budgets)
+    duration = max(1, math.ceil(gib * 1024 / (rate * slot_minutes * 60)))
+    return Run(vm, eff, runs, duration, rate, gib, source)
+
+
+def _rate(
+    vm: BackupVM,
+    runs: int,
+    all_day: bool,
+    policy: Policy,
+    budgets: Mapping[str, tuple[int, ...]],
+) -> int:
+    """The job's copy rate: the policy's, capped by the budgets its runs will meet. A VM backed
+    up several times a day (no window) meets the day's lowest budget, when above zero; one
+    backed up once a day can wait for the highest."""
+    both = (budgets[host_key(vm.host)], budgets[datastore_key(vm.datastore)])
+    cap = min(max(b) for b in both)
+    if runs > 1 and all_day:
+        lowest = min(min(b) for b in both)
+        cap = lowest if lowest > 0 else cap
+    return max(1, min(policy.planner.job_mib_s, cap))
+
+
+def _job(run: Run) -> Job:
+    resources = [host_key(run.vm.host), datastore_key(run.vm.datastore)]
+    if run.policy.rules.window is not None:
+        resources.append(f"window:{run.policy.tier}")
+    return Job(run.vm.name, tuple(resources), run.runs, run.duration_slots, run.mib_s)
+
+
+def _scheduled(run: Run, starts: tuple[int, ...], slot_minutes: int) -> Scheduled:
+    return Scheduled(
+        run.vm.name,
+        run.policy.tier,
+        run.vm.host,
+        run.vm.datastore,
+        run.policy.rules.rpo_minutes,
+        run.runs,
+        run.duration_slots * slot_minutes,
+        run.mib_s,
+        round(run.gib_per_run, 3),
+        tuple(s * slot_minutes for s in starts),
+        run.change_source,
+    )
+
+
+def _miss(
+    run: Run,
+    reason: str,
+    extra: Mapping[str, int],
+    policy: Policy,
+    budgets: Mapping[str, tuple[int, ...]],
+    result: Staggered,
+    slots: int,
+    slot_minutes: int,
+) -> Miss:
+    vm, rules = run.vm, run.policy.rules
+    every = spacing(run.runs, slots) * slot_minutes
+    if reason == "too-long":
+        reason = "changes-too-fast"
+        need = math.ceil(run.gib_per_run * 1024 / (every * 60))
+        text = (
+            f"{run.gib_per_run:.1f} GiB changes between runs every {every} min; at "
+            f"{run.mib_s} MiB/s a run takes {run.duration_slots * slot_minutes} min"
+        )
+        fixes = [
+            Fix("job-rate", vm.name, need,
+                f"copy at {need} MiB/s or more (the job rate, and {vm.host}'s and "
+                f"{vm.datastore}'s budgets whenever its runs fall)")
+        ]  # fmt: skip
+    else:
+        text = (
+            f"no start time for {run.runs} run(s) a day of {run.duration_slots * slot_minutes}"
+            f" min at {run.mib_s} MiB/s keeps {vm.host} and {vm.datastore} within budget"
+        )
+        fixes = _bandwidth_fixes(run, extra)
+    fixes += _lower_tiers(run, policy, budgets, result, slots, slot_minutes)
+    return Miss(
+        vm.name, run.policy.tier, vm.host, vm.datastore, rules.rpo_minutes, reason, text,
+        tuple(fixes),
+    )  # fmt: skip
+
+
+def _bandwidth_fixes(run: Run, extra: Mapping[str, int]) -> list[Fix]:
+    """One fix with every short resource's extra budget: together they let the VM fit."""
+    fixes = []
+    for resource, mib_s in sorted(extra.items()):
+        if mib_s <= 0:
+            continue
+        kind, _, target = resource.partition(":")
+        if kind == "window":
+            rules = run.policy.rules
+            fixes.append(Fix("window", target, 0, f"a longer window than {rules.window}"))
+        else:
+            fixes.append(
+                Fix("bandwidth", resource, mib_s, f"{mib_s} MiB/s more on {kind} {target}")
+            )
+    return fixes
+
+
+def _lower_tiers(
+    run: Run,
+    policy: Policy,
+    budgets: Mapping[str, tuple[int, ...]],
+    result: Staggered,
+    slots: int,
+    slot_minutes: int,
+) -> list[Fix]:
+    """Tiers with a longer RPO under which the VM fits the schedule as it stands."""
+    residual = {k: tuple(b - u for b, u in zip(v, result.used[k], strict=True))
+                for k, v in budgets.items()}  # fmt: skip
+    fixes = []
+    for name, tier in sorted(policy.tiers.items(), key=lambda t: t[1].rpo_minutes):
+        if tier.rebuild is not None or tier.rpo_minutes <= run.policy.rules.rpo_minutes:
+            continue
+        trial = _run(run.vm, Effective(run.vm.name, name, "trial", tier), policy, budgets,
+                     slots, slot_minutes)  # fmt: skip
+        if try_place(_job(trial), residual, slots) is not None:
+            fixes.append(Fix("lower-tier", name, 0, f"tier {name} (RPO {tier.rpo_minutes} min)"))
+            break
+    return fixes
