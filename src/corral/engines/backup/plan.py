@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from corral.engines.backup.model import BackupInputs, BackupVM, IOBudget
 from corral.engines.backup.policy import Effective, Policy
-from corral.engines.backup.stagger import Job, Staggered, spacing, stagger, try_place
+from corral.engines.backup.stagger import Job, fit, spacing, stagger
 
 DAY_MINUTES = 1440
 UNLIMITED = 1 << 40  # the budget of a tier window's resource inside its hours
@@ -71,11 +71,18 @@ class Fix:
 
 @dataclass(frozen=True, slots=True)
 class Miss:
+    """A VM the plan cannot hold: the runs it would need (``runs_per_day`` of
+    ``duration_minutes`` at ``mib_s``), why they do not fit, and fixes that each would do."""
+
     vm: str
     tier: str
     host: str
     datastore: str
     rpo_minutes: int
+    runs_per_day: int
+    duration_minutes: int
+    mib_s: int
+    gib_per_run: float
     reason: str  # "changes-too-fast" | "no-room"
     text: str
     fixes: tuple[Fix, ...]
@@ -121,21 +128,25 @@ def plan_backups(inputs: BackupInputs, policy: Policy, slot_minutes: int = 5) ->
             rebuilt.append(Rebuilt(vm.name, eff.tier, eff.rules.rebuild))
         else:
             runs.append(_run(vm, eff, policy, budgets, slots, slot_minutes))
-    jobs = [_job(r) for r in runs]
-    result = stagger(jobs, budgets, slots)
+    result = stagger([_job(r) for r in runs], budgets, slots)
     by_name = {r.vm.name: r for r in runs}
-    scheduled = tuple(_scheduled(by_name[p.name], p.starts, slot_minutes) for p in result.placed)
-    misses = tuple(
-        _miss(by_name[u.name], u.reason, u.extra, policy, budgets, result, slots, slot_minutes)
+    scheduled = [_scheduled(by_name[p.name], p.starts, slot_minutes) for p in result.placed]
+    misses = [
+        _miss(by_name[u.name], u.reason, policy, budgets, result.residual, slots, slot_minutes)
         for u in result.unplaced
-    )
+    ]
+    shown = {k: v for k, v in budgets.items() if not k.startswith("window:")}
+    used = {
+        k: tuple(b - r for b, r in zip(v, result.residual[k], strict=True))
+        for k, v in shown.items()
+    }
     return BackupPlan(
         slot_minutes,
         tuple(sorted(scheduled, key=lambda s: s.vm)),
         tuple(sorted(misses, key=lambda m: m.vm)),
         tuple(rebuilt),
-        {k: v for k, v in budgets.items() if not k.startswith("window:")},
-        {k: v for k, v in result.used.items() if not k.startswith("window:")},
+        shown,
+        used,
     )
 
 
@@ -229,21 +240,22 @@ def _scheduled(run: Run, starts: tuple[int, ...], slot_minutes: int) -> Schedule
 def _miss(
     run: Run,
     reason: str,
-    extra: Mapping[str, int],
     policy: Policy,
     budgets: Mapping[str, tuple[int, ...]],
-    result: Staggered,
+    residual: Mapping[str, tuple[int, ...]],
     slots: int,
     slot_minutes: int,
 ) -> Miss:
-    vm, rules = run.vm, run.policy.rules
+    """Why the VM's runs do not fit, and the fixes that would let them, against the final plan."""
+    vm = run.vm
     every = spacing(run.runs, slots) * slot_minutes
+    minutes = run.duration_slots * slot_minutes
     if reason == "too-long":
         reason = "changes-too-fast"
         need = math.ceil(run.gib_per_run * 1024 / (every * 60))
         text = (
             f"{run.gib_per_run:.1f} GiB changes between runs every {every} min; at "
-            f"{run.mib_s} MiB/s a run takes {run.duration_slots * slot_minutes} min"
+            f"{run.mib_s} MiB/s a run takes {minutes} min"
         )
         fixes = [
             Fix("job-rate", vm.name, need,
@@ -252,52 +264,48 @@ def _miss(
         ]  # fmt: skip
     else:
         text = (
-            f"no start time for {run.runs} run(s) a day of {run.duration_slots * slot_minutes}"
-            f" min at {run.mib_s} MiB/s keeps {vm.host} and {vm.datastore} within budget"
+            f"no start time for {run.runs} run(s) a day of {minutes} min at {run.mib_s} MiB/s "
+            f"keeps {vm.host} and {vm.datastore} within budget"
         )
-        fixes = _bandwidth_fixes(run, extra)
-    fixes += _lower_tiers(run, policy, budgets, result, slots, slot_minutes)
+        fixes = _bandwidth_fixes(run, fit(_job(run), residual, slots).extra)
+    fixes += _lower_tier(run, policy, budgets, residual, slots, slot_minutes)
     return Miss(
-        vm.name, run.policy.tier, vm.host, vm.datastore, rules.rpo_minutes, reason, text,
-        tuple(fixes),
+        vm.name, run.policy.tier, vm.host, vm.datastore, run.policy.rules.rpo_minutes,
+        run.runs, minutes, run.mib_s, round(run.gib_per_run, 3), reason, text, tuple(fixes),
     )  # fmt: skip
 
 
 def _bandwidth_fixes(run: Run, extra: Mapping[str, int]) -> list[Fix]:
-    """One fix with every short resource's extra budget: together they let the VM fit."""
+    """Every short resource's extra budget: together they let the VM fit as the plan stands."""
     fixes = []
     for resource, mib_s in sorted(extra.items()):
         if mib_s <= 0:
             continue
         kind, _, target = resource.partition(":")
         if kind == "window":
-            rules = run.policy.rules
-            fixes.append(Fix("window", target, 0, f"a longer window than {rules.window}"))
+            window = run.policy.rules.window
+            fixes.append(Fix("window", target, 0, f"a longer window for tier {target} ({window})"))
         else:
-            fixes.append(
-                Fix("bandwidth", resource, mib_s, f"{mib_s} MiB/s more on {kind} {target}")
-            )
+            text = f"{mib_s} MiB/s more on {kind} {target}"
+            fixes.append(Fix("bandwidth", resource, mib_s, text))
     return fixes
 
 
-def _lower_tiers(
+def _lower_tier(
     run: Run,
     policy: Policy,
     budgets: Mapping[str, tuple[int, ...]],
-    result: Staggered,
+    residual: Mapping[str, tuple[int, ...]],
     slots: int,
     slot_minutes: int,
 ) -> list[Fix]:
-    """Tiers with a longer RPO under which the VM fits the schedule as it stands."""
-    residual = {k: tuple(b - u for b, u in zip(v, result.used[k], strict=True))
-                for k, v in budgets.items()}  # fmt: skip
-    fixes = []
+    """The first tier with a longer RPO under which the VM fits the plan as it stands."""
     for name, tier in sorted(policy.tiers.items(), key=lambda t: t[1].rpo_minutes):
         if tier.rebuild is not None or tier.rpo_minutes <= run.policy.rules.rpo_minutes:
             continue
         trial = _run(run.vm, Effective(run.vm.name, name, "trial", tier), policy, budgets,
                      slots, slot_minutes)  # fmt: skip
-        if try_place(_job(trial), residual, slots) is not None:
-            fixes.append(Fix("lower-tier", name, 0, f"tier {name} (RPO {tier.rpo_minutes} min)"))
-            break
-    return fixes
+        if fit(_job(trial), residual, slots).offset is not None:
+            text = f"tier {name} (RPO {tier.rpo_minutes} min, at {trial.mib_s} MiB/s)"
+            return [Fix("lower-tier", name, trial.mib_s, text)]
+    return []

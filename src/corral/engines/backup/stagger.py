@@ -3,14 +3,14 @@
 Backups (each VM's runs per day) and patch windows (each VM once a week) are the same problem:
 a job runs ``runs`` times per cycle, evenly spaced, each run ``duration`` slots long, and while it
 runs it takes ``demand`` units of every resource it names (a host's and a datastore's backup
-bandwidth in MiB/s; or one patching slot of a host or an anti-affinity group). Each resource has
+bandwidth in MiB/s; or one patching place of a host or an anti-affinity group). Each resource has
 a budget per slot (zero outside its window). The scheduler places the hardest jobs first and, for
 each, chooses the start offset that fits and leaves the most headroom, so jobs spread out
 instead of all starting at the same minute.
 
-A job that cannot be placed is not forced in: the result says so, with the extra budget per
-resource that would have let it fit (``Unplaced.extra``). Time is whole slots; the cycle wraps
-(a run may start at 23:55 and end at 00:25).
+A job that cannot be placed is not forced in: the result lists it, and ``fit`` against the final
+residual budgets tells what extra budget per resource would let it in. Time is whole slots; the
+cycle wraps (a run may start at 23:55 and end at 00:25).
 """
 
 from __future__ import annotations
@@ -44,21 +44,28 @@ class Placed:
 
 @dataclass(frozen=True, slots=True)
 class Unplaced:
-    """No start offset fits (all ``slots`` were tried). ``extra``: budget per resource (added over
-    the whole cycle) that would have let the job fit at its least-bad offset; empty when a run
-    outlasts its spacing (``too-long``), which no budget fixes."""
+    """No start offset fits (every one of the cycle's slots was tried): ``too-long`` when a run
+    outlasts its spacing (no budget helps), ``no-room`` when the budgets are short."""
 
     name: str
-    reason: str  # "too-long" (a run outlasts its spacing) | "no-room"
-    extra: Mapping[str, int]
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class Staggered:
     placed: tuple[Placed, ...]
     unplaced: tuple[Unplaced, ...]
-    #: each resource's use per slot after placement (same keys as the budgets)
-    used: Mapping[str, tuple[int, ...]]
+    #: each resource's budget left per slot after placement (same keys as the budgets)
+    residual: Mapping[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """Where a job would go: ``offset`` when it fits; else ``extra``, the budget per resource
+    (added over the whole cycle) that would let it fit at its least-bad offset."""
+
+    offset: int | None
+    extra: Mapping[str, int]
 
 
 def run_starts(offset: int, runs: int, slots: int) -> tuple[int, ...]:
@@ -77,38 +84,38 @@ def stagger(jobs: Sequence[Job], budgets: Mapping[str, Sequence[int]], slots: in
     for name, arr in residual.items():
         if arr.shape != (slots,):
             raise ValueError(f"budget of {name} has {arr.shape[0]} slots, not {slots}")
-    offsets = {j.runs: _offsets(j.runs, slots) for j in jobs}
+    offsets = {j.runs: _offsets(j.runs, slots) for j in jobs if j.runs >= 1}
     placed: list[Placed] = []
     unplaced: list[Unplaced] = []
-    order = sorted(jobs, key=lambda j: (-j.runs * j.duration * j.demand, -j.runs, j.name))
-    for job in order:
-        if job.runs < 1 or job.duration < 1 or job.duration > spacing(job.runs, slots):
-            unplaced.append(Unplaced(job.name, "too-long", {}))
+    for job in sorted(jobs, key=lambda j: (-j.runs * j.duration * j.demand, -j.runs, j.name)):
+        if not _spaced(job, slots):
+            unplaced.append(Unplaced(job.name, "too-long"))
             continue
-        outcome = _place(job, [residual[r] for r in job.resources], offsets[job.runs], slots)
-        if isinstance(outcome, int):
-            starts = run_starts(outcome, job.runs, slots)
-            for r in job.resources:
-                _take(residual[r], starts, job.duration, job.demand, slots)
-            placed.append(Placed(job.name, starts))
-        else:
-            unplaced.append(
-                Unplaced(job.name, "no-room", dict(zip(job.resources, outcome, strict=True)))
-            )
-    used = {
-        name: tuple(int(x) for x in np.asarray(budgets[name], dtype=np.int64) - arr)
-        for name, arr in residual.items()
-    }
-    return Staggered(tuple(placed), tuple(unplaced), used)
+        offset, _ = _place(job, [residual[r] for r in job.resources], offsets[job.runs], slots)
+        if offset is None:
+            unplaced.append(Unplaced(job.name, "no-room"))
+            continue
+        starts = run_starts(offset, job.runs, slots)
+        for r in job.resources:
+            _take(residual[r], starts, job.duration, job.demand, slots)
+        placed.append(Placed(job.name, starts))
+    left = {name: tuple(int(x) for x in arr) for name, arr in residual.items()}
+    return Staggered(tuple(placed), tuple(unplaced), left)
 
 
-def try_place(job: Job, residual: Mapping[str, Sequence[int]], slots: int) -> int | None:
-    """The offset ``job`` would get against ``residual`` (budget left per slot), or None."""
-    if job.runs < 1 or job.duration < 1 or job.duration > spacing(job.runs, slots):
-        return None
+def fit(job: Job, residual: Mapping[str, Sequence[int]], slots: int) -> Fit:
+    """Where ``job`` would go against ``residual`` budgets, or what extra budget it lacks."""
+    if not _spaced(job, slots):
+        return Fit(None, {})
     arrays = [np.asarray(residual[r], dtype=np.int64) for r in job.resources]
-    outcome = _place(job, arrays, _offsets(job.runs, slots), slots)
-    return outcome if isinstance(outcome, int) else None
+    offset, short = _place(job, arrays, _offsets(job.runs, slots), slots)
+    if offset is not None:
+        return Fit(offset, {})
+    return Fit(None, dict(zip(job.resources, short, strict=True)))
+
+
+def _spaced(job: Job, slots: int) -> bool:
+    return 1 <= job.runs <= slots and 1 <= job.duration <= spacing(job.runs, slots)
 
 
 def _offsets(runs: int, slots: int) -> Array:
@@ -124,20 +131,22 @@ def _window_min(residual: Array, duration: int, slots: int) -> Array:
     return view.min(axis=1)[:slots]  # type: ignore[no-any-return]
 
 
-def _place(job: Job, residuals: list[Array], offsets: Array, slots: int) -> int | list[int]:
-    """The best offset, or (when none fits) the extra budget per resource the least-bad needs."""
+def _place(
+    job: Job, residuals: list[Array], offsets: Array, slots: int
+) -> tuple[int | None, list[int]]:
+    """The best offset (most headroom left), or None and the least-bad offset's shortfall."""
     per_offset = [_window_min(r, job.duration, slots)[offsets].min(axis=0) for r in residuals]
-    headroom = np.minimum.reduce(per_offset) if per_offset else np.full(slots, job.demand)
-    fits = headroom >= job.demand
+    if not per_offset:
+        return 0, []
+    fits = np.minimum.reduce(per_offset) >= job.demand
     if fits.any():
         spare = sum(per_offset)
-        return int(np.argmax(np.where(fits, spare, np.iinfo(np.int64).min)))
+        return int(np.argmax(np.where(fits, spare, np.iinfo(np.int64).min))), []
     shortfall = np.stack([np.maximum(job.demand - p, 0) for p in per_offset])
     least = int(np.argmin(shortfall.sum(axis=0)))
-    return [int(x) for x in shortfall[:, least]]
+    return None, [int(x) for x in shortfall[:, least]]
 
 
 def _take(residual: Array, starts: tuple[int, ...], duration: int, demand: int, slots: int) -> None:
     for s in starts:
-        idx = np.arange(s, s + duration) % slots
-        residual[idx] -= demand
+        residual[np.arange(s, s + duration) % slots] -= demand
