@@ -184,8 +184,10 @@ def parse_policy(data: Any, source: str) -> Policy:
     tiers = dict(DEFAULT_TIERS)
     for name, raw in _mapping(data.get("tiers") or {}, f"{source}: tiers").items():
         where = f"{source}: tiers.{name}"
-        base = tiers.get(str(raw.get("extends", name)) if isinstance(raw, Mapping) else name)
-        tiers[str(name)] = _tier(raw, base or TierPolicy(), where)
+        parent = str(raw.get("extends", name)) if isinstance(raw, Mapping) else str(name)
+        if parent != name and parent not in tiers:
+            raise ValidationError(f"{where} extends {parent!r}, which is not a tier (yet).")
+        tiers[str(name)] = _tier(raw, tiers.get(parent) or TierPolicy(), where)
     default_tier = str(data.get("default_tier", "restart"))
     if default_tier not in tiers:
         raise ValidationError(f"{source}: default_tier {default_tier!r} is not a tier.")
