@@ -111,7 +111,7 @@ class PolicyView:
     vms: tuple[VMPolicyRow, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(asdict(self))
 
 
 def policy_view(policy: Policy, snapshot: FleetSnapshot | None = None) -> PolicyView:
@@ -173,12 +173,10 @@ class PlanResult:
         doc.pop("used")
         for s in doc["scheduled"]:
             s["starts"] = [_clock(m) for m in s["starts"]]
-        return {
-            "summary": asdict(self.summary),
-            **doc,
-            "without_host": list(self.without_host),
-            "notes": list(self.notes),
-        }
+        return _plain(
+            {"summary": asdict(self.summary), **doc, "without_host": self.without_host,
+             "notes": self.notes}
+        )  # fmt: skip
 
 
 def plan(
@@ -284,7 +282,7 @@ class Coverage:
     rebuilt: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain(asdict(self))
 
 
 def coverage(result: PlanResult) -> Coverage:
@@ -305,6 +303,19 @@ def coverage(result: PlanResult) -> Coverage:
 def _uncovered(miss: Miss) -> Uncovered:
     fixes = "; ".join(f.text for f in miss.fixes) or "no fix found"
     return Uncovered(miss.vm, miss.tier, miss.reason, f"{miss.text} (would fix: {fixes})")
+
+
+def _plain(value: dict[str, Any]) -> dict[str, Any]:
+    """Tuples as lists, all the way down: the JSON shape the CLI prints and the API sends."""
+    return {k: _listed(v) for k, v in value.items()}
+
+
+def _listed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _plain(value)
+    if isinstance(value, list | tuple):
+        return [_listed(v) for v in value]
+    return value
 
 
 def _clock(minute: int) -> str:
@@ -331,13 +342,15 @@ class PatchResult:
     plan: PatchPlan
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "window": str(self.rules.window),
-            "days": list(self.rules.days),
-            "per_host": self.rules.per_host,
-            "slots": [{**asdict(s), "start": _clock(s.start_minute)} for s in self.plan.slots],
-            "unplaced": list(self.plan.unplaced),
-        }
+        return _plain(
+            {
+                "window": str(self.rules.window),
+                "days": list(self.rules.days),
+                "per_host": self.rules.per_host,
+                "slots": [{**asdict(s), "start": _clock(s.start_minute)} for s in self.plan.slots],
+                "unplaced": self.plan.unplaced,
+            }
+        )
 
 
 def patch_windows(
