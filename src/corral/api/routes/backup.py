@@ -206,7 +206,9 @@ def coverage(body: BackupPlanRequest, request: Request, _reader: Reader) -> Cove
     return CoverageOut.model_validate(cov.to_dict())
 
 
-@router.post("/patch-windows", response_model=PatchPlanOut, responses=error_responses(404, 422))
+@router.post(
+    "/patch-windows", response_model=PatchPlanOut, responses=error_responses(404, 413, 422)
+)
 def patch_windows(body: PatchRequest, inv: InventoryDep) -> PatchPlanOut:
     """A weekly patch slot per VM, staggered per host; anti-affinity peers never together."""
     result = backup.patch_windows(
