@@ -1,0 +1,152 @@
+"""A full backup of a running VM through libvirt's backup API (push mode), as a restore point.
+
+``virDomainBackupBegin`` copies each disk's content as of the moment it starts (the guest keeps
+running and writing) into a new qcow2 file that libvirt creates; a checkpoint created with it
+atomically marks where the next incremental starts. Facts this relies on, measured on these
+machines (../shared/notes/backup-ha.md):
+
+* only allocated clusters are copied; the target is created root-owned, mode 0600;
+* the job's end is seen by polling the job stats; but QEMU closes the target a few ms AFTER the
+  job reports completion, and reading it before then gave a corrupt image. So the file counts
+  as a restore point only once ``qemu-img info`` WITHOUT ``-U`` can lock it, and a
+  ``qemu-img check`` is clean;
+* there is no bandwidth element in the backup XML: the copy is throttled with
+  ``blockJobSetSpeed`` right after the start (the plan's rate);
+* an aborted push job deletes its partial target.
+
+XML goes through lxml only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from corral.errors import HypervisorError
+
+POLL_S = 0.05
+RELEASE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DiskCopy:
+    disk: str  # the guest's target name, e.g. vda
+    path: Path  # the restore point's file
+    bytes_copied: int
+
+
+@dataclass(frozen=True, slots=True)
+class FullBackup:
+    checkpoint: str
+    disks: tuple[DiskCopy, ...]
+    seconds: float
+
+
+def backup_xml(targets: Sequence[tuple[str, Path]]) -> str:
+    """``<domainbackup>`` pushing each named disk to a new qcow2 file."""
+    root = etree.Element("domainbackup")
+    disks = etree.SubElement(root, "disks")
+    for name, path in targets:
+        disk = etree.SubElement(disks, "disk", name=name, type="file")
+        etree.SubElement(disk, "driver", type="qcow2")
+        etree.SubElement(disk, "target", file=str(path))
+    return etree.tostring(root, encoding="unicode")
+
+
+def checkpoint_xml(name: str) -> str:
+    root = etree.Element("domaincheckpoint")
+    etree.SubElement(root, "name").text = name
+    return etree.tostring(root, encoding="unicode")
+
+
+def full_backup(
+    dom: Any,
+    targets: Sequence[tuple[str, Path]],
+    checkpoint: str,
+    *,
+    mib_s: int | None = None,
+    timeout_s: float = 600.0,
+) -> FullBackup:
+    """Back up ``targets`` (disk name, new file) of running ``dom`` and wait until each file is a
+    closed, consistent qcow2; HypervisorError (nothing kept) when the job fails or times out."""
+    import libvirt
+
+    for _, path in targets:
+        if path.exists():
+            raise HypervisorError(f"backup target {path} exists; a restore point is never reused.")
+    started = time.monotonic()
+    try:
+        dom.backupBegin(backup_xml(targets), checkpoint_xml(checkpoint), 0)
+        if mib_s:
+            _throttle(dom, [name for name, _ in targets], mib_s)
+        stats = _wait_done(dom, started + timeout_s)
+    except libvirt.libvirtError as exc:
+        raise HypervisorError(f"libvirt refused the backup of {dom.name()}: {exc}.") from None
+    if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
+        _discard(targets)
+        raise HypervisorError(f"the backup of {dom.name()} failed ({stats}); nothing was kept.")
+    copies = []
+    for name, path in targets:
+        _wait_released(path)
+        _check(path)
+        copies.append(DiskCopy(name, path, path.stat().st_size))
+    return FullBackup(checkpoint, tuple(copies), time.monotonic() - started)
+
+
+def _throttle(dom: Any, disks: Sequence[str], mib_s: int) -> None:
+    """Limit each disk's copy to ``mib_s``; a small disk may be done before the call lands."""
+    import libvirt
+
+    for name in disks:
+        try:
+            dom.blockJobSetSpeed(name, mib_s, 0)
+        except libvirt.libvirtError:
+            if dom.blockJobInfo(name, 0):  # the job still runs: the refusal is real
+                raise
+
+
+def _wait_done(dom: Any, deadline: float) -> dict[str, Any]:
+    import libvirt
+
+    while dom.jobStats().get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
+        if time.monotonic() > deadline:
+            dom.abortJob()
+            raise HypervisorError(f"the backup of {dom.name()} did not finish in time; aborted.")
+        time.sleep(POLL_S)
+    stats: dict[str, Any] = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    return stats
+
+
+def _wait_released(path: Path) -> None:
+    """Until QEMU has closed the file: ``qemu-img info`` without -U takes the lock only then."""
+    deadline = time.monotonic() + RELEASE_TIMEOUT_S
+    while True:
+        done = _qemu_img("info", str(path))
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise HypervisorError(f"QEMU did not release backup file {path}: {done.stderr[:200]}")
+        time.sleep(POLL_S)
+
+
+def _check(path: Path) -> None:
+    done = _qemu_img("check", "-q", str(path))
+    if done.returncode != 0:
+        raise HypervisorError(f"backup file {path} is not a clean qcow2: {done.stdout[:200]}")
+
+
+def _discard(targets: Sequence[tuple[str, Path]]) -> None:
+    for _, path in targets:
+        path.unlink(missing_ok=True)
+
+
+def _qemu_img(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["qemu-img", *args], capture_output=True, text=True, timeout=60, check=False
+    )

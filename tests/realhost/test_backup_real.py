@@ -1,0 +1,84 @@
+"""A first real full backup: libvirt's backup API (push mode) on a running QEMU/TCG guest of a
+real libvirtd host, the restore point's data checked against the guest's disk byte for byte."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from guest import GuestFactory
+
+from corral.errors import HypervisorError
+from corral.hypervisor.backup import full_backup
+
+pytestmark = pytest.mark.realhost
+
+#: (byte, offset MiB, length MiB) written into the guest's disk before it boots
+PATTERNS = ((0xAB, 0, 8), (0x5C, 40, 8), (0x11, 63, 1))
+
+
+def _qemu_io(path: Path, command: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["qemu-io", *extra, "-f", "qcow2", "-c", command, str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _write_patterns(disk: Path) -> None:
+    for byte, offset, length in PATTERNS:
+        done = _qemu_io(disk, f"write -P {byte} {offset}M {length}M")
+        assert done.returncode == 0, done.stderr
+
+
+def _has_patterns(image: Path) -> list[str]:
+    """The patterns a read-back did not find (qemu-io's read -P compares every byte)."""
+    missing = []
+    for byte, offset, length in PATTERNS:
+        done = _qemu_io(image, f"read -P {byte} {offset}M {length}M", "-r", "-U")
+        if done.returncode != 0 or "Pattern verification failed" in done.stdout + done.stderr:
+            missing.append(f"{byte:#x}@{offset}M")
+    return missing
+
+
+def _checkpoints(dom: Any) -> list[str]:
+    return [c.getName() for c in dom.listAllCheckpoints(0)]
+
+
+def test_a_full_push_backup_holds_the_guests_data(
+    guest_factory: GuestFactory, tmp_path: Path
+) -> None:
+    disk = guest_factory.workdir / f"backup-{uuid.uuid4().hex[:8]}.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    _write_patterns(disk)
+    guest = guest_factory(0, disk=disk, load="idle", wait_ready=True)
+    target = tmp_path / "full-vda.qcow2"
+    checkpoint = f"corral-backup-{uuid.uuid4().hex[:8]}"
+
+    result = full_backup(guest.dom, [("vda", target)], checkpoint, mib_s=200)
+
+    assert [d.path for d in result.disks] == [target]
+    assert _has_patterns(target) == []
+    same = subprocess.run(
+        ["qemu-img", "compare", "-U", "-f", "qcow2", "-F", "qcow2", str(disk), str(target)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr  # identical content
+    assert stat.S_IMODE(target.stat().st_mode) & 0o077 == 0  # nobody else reads a backup
+    assert 17 * 2**20 <= target.stat().st_size < 40 * 2**20  # only the 17 MiB written
+    assert _checkpoints(guest.dom) == [checkpoint]  # the next incremental starts here
+
+
+def test_a_backup_never_overwrites_a_restore_point(
+    guest_factory: GuestFactory, tmp_path: Path
+) -> None:
+    guest = guest_factory(0, disk_mib=16, load="idle")
+    target = tmp_path / "taken.qcow2"
+    target.write_bytes(b"an older restore point")
+    with pytest.raises(HypervisorError, match="is never reused"):
+        full_backup(guest.dom, [("vda", target)], "corral-backup-unused")
+    assert target.read_bytes() == b"an older restore point"
+    assert _checkpoints(guest.dom) == []
