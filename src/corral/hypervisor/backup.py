@@ -19,6 +19,7 @@ XML goes through lxml only.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import time
 from collections.abc import Sequence
@@ -48,9 +49,12 @@ class FullBackup:
     seconds: float
 
 
-def backup_xml(targets: Sequence[tuple[str, Path]]) -> str:
-    """``<domainbackup>`` pushing each named disk to a new qcow2 file."""
+def backup_xml(targets: Sequence[tuple[str, Path]], since: str | None = None) -> str:
+    """``<domainbackup>`` pushing each named disk to a new qcow2 file; with ``since`` (a
+    checkpoint), only what changed after it."""
     root = etree.Element("domainbackup")
+    if since is not None:
+        etree.SubElement(root, "incremental").text = since
     disks = etree.SubElement(root, "disks")
     for name, path in targets:
         disk = etree.SubElement(disks, "disk", name=name, type="file")
@@ -71,10 +75,15 @@ def full_backup(
     checkpoint: str,
     *,
     mib_s: int | None = None,
+    since: str | None = None,
     timeout_s: float = 600.0,
 ) -> FullBackup:
     """Back up ``targets`` (disk name, new file) of running ``dom`` and wait until each file is a
-    closed, consistent qcow2; HypervisorError (nothing kept) when the job fails or times out."""
+    closed, consistent qcow2; HypervisorError (nothing kept) when the job fails or times out.
+
+    ``since`` names the checkpoint of an earlier backup: then only the clusters written after
+    it are copied (an incremental; its file's backing file is the LIVE disk, so restoring it
+    means rebasing it onto the earlier restore point: ``flatten``)."""
     import libvirt
 
     for _, path in targets:
@@ -82,7 +91,7 @@ def full_backup(
             raise HypervisorError(f"backup target {path} exists; a restore point is never reused.")
     started = time.monotonic()
     try:
-        dom.backupBegin(backup_xml(targets), checkpoint_xml(checkpoint), 0)
+        dom.backupBegin(backup_xml(targets, since), checkpoint_xml(checkpoint), 0)
         if mib_s:
             _throttle(dom, [name for name, _ in targets], mib_s)
         stats = _wait_done(dom, started + timeout_s)
@@ -97,6 +106,20 @@ def full_backup(
         _check(path)
         copies.append(DiskCopy(name, path, path.stat().st_size))
     return FullBackup(checkpoint, tuple(copies), time.monotonic() - started)
+
+
+def flatten(chain: Sequence[Path], out: Path) -> Path:
+    """One standalone qcow2 from a full restore point and its incrementals (oldest first):
+    each incremental is rebased onto the one before (metadata only), then the top is copied out
+    with every layer merged. The chain's files are changed only in their backing-file field."""
+    for older, newer in itertools.pairwise(chain):
+        done = _qemu_img("rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b", str(older), str(newer))
+        if done.returncode != 0:
+            raise HypervisorError(f"cannot chain {newer} onto {older}: {done.stderr[:200]}")
+    done = _qemu_img("convert", "-O", "qcow2", str(chain[-1]), str(out))
+    if done.returncode != 0:
+        raise HypervisorError(f"cannot write restored image {out}: {done.stderr[:200]}")
+    return out
 
 
 def _throttle(dom: Any, disks: Sequence[str], mib_s: int) -> None:
@@ -136,9 +159,12 @@ def _wait_released(path: Path) -> None:
 
 
 def _check(path: Path) -> None:
-    done = _qemu_img("check", "-q", str(path))
+    """``qemu-img check`` of a released file. ``-U`` only because an incremental's backing file
+    is the live disk, which QEMU still holds; the file itself was released already."""
+    done = _qemu_img("check", "-q", "-U", str(path))
     if done.returncode != 0:
-        raise HypervisorError(f"backup file {path} is not a clean qcow2: {done.stdout[:200]}")
+        why = (done.stdout + done.stderr)[:200]
+        raise HypervisorError(f"backup file {path} is not a clean qcow2: {why}")
 
 
 def _discard(targets: Sequence[tuple[str, Path]]) -> None:
