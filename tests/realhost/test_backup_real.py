@@ -3,6 +3,8 @@ real libvirtd host, the restore point's data checked against the guest's disk by
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
 import subprocess
 import time
@@ -14,7 +16,7 @@ import pytest
 from guest import GuestFactory
 
 from corral.errors import HypervisorError
-from corral.hypervisor.backup import flatten, full_backup
+from corral.hypervisor.backup import back_up, flatten, full_backup
 
 pytestmark = pytest.mark.realhost
 
@@ -110,3 +112,45 @@ def test_an_incremental_chain_restores_to_the_live_disk(
     assert zeros.returncode == 0 and "verification failed" not in zeros.stdout + zeros.stderr
     assert _has_patterns(restored)[1:] == []  # 0x5c@40M and 0x11@63M came from the full
     assert sorted(_checkpoints(guest.dom)) == ["cp-full", "cp-inc1"]
+
+
+def _qemu_pid(dom: Any) -> int:
+    """The guest's QEMU process: the one whose command line names the domain."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"qemu-system" in argv[0] and f"guest={dom.name()}".encode() in b" ".join(argv):
+            return int(proc.name)
+    raise AssertionError(f"no QEMU process for {dom.name()}")
+
+
+def test_after_a_guest_crash_the_next_backup_is_full_with_the_reason(
+    guest_factory: GuestFactory, tmp_path: Path
+) -> None:
+    """QEMU killed with SIGKILL loses the checkpoint's bitmap: the incremental asked for next
+    falls back to a full backup, says why, and starts a new chain."""
+    disk = guest_factory.workdir / f"backup-{uuid.uuid4().hex[:8]}.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    _write_patterns(disk)
+    guest = guest_factory(0, disk=disk, load="idle", wait_ready=True)
+    first = back_up(guest.dom, [("vda", tmp_path / "full1.qcow2")], "cp1")
+    assert not first.incremental and first.fallback is None
+    os.kill(_qemu_pid(guest.dom), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while guest.dom.isActive():
+        assert time.monotonic() < deadline, "the killed guest still shows as running"
+        time.sleep(0.1)
+    guest.dom.create()
+
+    second = back_up(guest.dom, [("vda", tmp_path / "next.qcow2")], "cp2", since="cp1")
+
+    assert not second.incremental
+    assert second.fallback is not None and "cp1" in second.fallback
+    assert _has_patterns(tmp_path / "next.qcow2") == []  # a whole restore point again
+    assert _checkpoints(guest.dom) == ["cp2"]  # the next chain starts at the new full
+    third = back_up(guest.dom, [("vda", tmp_path / "inc.qcow2")], "cp3", since="cp2")
+    assert third.incremental and third.fallback is None

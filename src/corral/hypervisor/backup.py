@@ -96,6 +96,8 @@ def full_backup(
             _throttle(dom, [name for name, _ in targets], mib_s)
         stats = _wait_done(dom, started + timeout_s)
     except libvirt.libvirtError as exc:
+        if since is not None and exc.get_error_code() in BROKEN_CHAIN:
+            raise _ChainBroken(f"incremental since {since} impossible: {exc}") from None
         raise HypervisorError(f"libvirt refused the backup of {dom.name()}: {exc}.") from None
     if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
         _discard(targets)
@@ -106,6 +108,59 @@ def full_backup(
         _check(path)
         copies.append(DiskCopy(name, path, path.stat().st_size))
     return FullBackup(checkpoint, tuple(copies), time.monotonic() - started)
+
+
+@dataclass(frozen=True, slots=True)
+class RestorePoint:
+    """A backup as taken: ``incremental`` False when it is a full one, and when a full was taken
+    although an incremental was asked for, ``fallback`` says why."""
+
+    backup: FullBackup
+    incremental: bool
+    fallback: str | None = None
+
+
+#: libvirt's answers to an incremental whose starting checkpoint cannot serve: the bitmap was
+#: lost (a crash, a move to another host) or the checkpoint is gone.
+BROKEN_CHAIN = frozenset({109, 103})  # CHECKPOINT_INCONSISTENT, NO_DOMAIN_CHECKPOINT
+
+
+def back_up(
+    dom: Any,
+    targets: Sequence[tuple[str, Path]],
+    checkpoint: str,
+    *,
+    since: str | None = None,
+    mib_s: int | None = None,
+) -> RestorePoint:
+    """An incremental since ``since`` when its bitmap chain holds, else a full one with the reason.
+
+    On a broken chain every existing checkpoint is dropped (metadata only: their bitmaps are
+    gone or useless), so the new full backup's checkpoint starts the next chain.
+    """
+    if since is None:
+        return RestorePoint(full_backup(dom, targets, checkpoint, mib_s=mib_s), False)
+    try:
+        taken = full_backup(dom, targets, checkpoint, mib_s=mib_s, since=since)
+        return RestorePoint(taken, True)
+    except _ChainBroken as broken:
+        for old in dom.listAllCheckpoints(0):
+            old.delete(_metadata_only())
+        taken = full_backup(dom, targets, checkpoint, mib_s=mib_s)
+        return RestorePoint(taken, False, fallback=broken.reason)
+
+
+class _ChainBroken(HypervisorError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _metadata_only() -> int:
+    import libvirt
+
+    flag: int = libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY
+    return flag
 
 
 def flatten(chain: Sequence[Path], out: Path) -> Path:
