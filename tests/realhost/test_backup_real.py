@@ -107,7 +107,7 @@ def test_an_incremental_chain_restores_to_the_live_disk(
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert same.returncode == 0, same.stdout + same.stderr
-    assert 16 * 2**20 <= inc.stat().st_size < full.stat().st_size  # only the rewritten part
+    assert inc.stat().st_size < full.stat().st_size  # only the rewritten part
     zeros = _qemu_io(restored, "read -P 0 0 16M", "-r", "-U")
     assert zeros.returncode == 0 and "verification failed" not in zeros.stdout + zeros.stderr
     assert _has_patterns(restored)[1:] == []  # 0x5c@40M and 0x11@63M came from the full
