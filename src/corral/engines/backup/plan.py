@@ -18,9 +18,11 @@ protected); the plan is the steady state of incrementals.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from corral.engines.backup.model import BackupInputs, BackupVM, IOBudget
 from corral.engines.backup.policy import Effective, Policy
@@ -159,15 +161,23 @@ def datastore_key(name: str) -> str:
 
 
 def _budgets(inputs: BackupInputs, policy: Policy, slot_minutes: int) -> dict[str, tuple[int, ...]]:
+    """Each host's, datastore's and tier window's budget per slot (hosts and datastores the
+    fleet gives no budget get the policy's). Budgets of the same shape are computed once."""
     minutes = range(0, DAY_MINUTES, slot_minutes)
-    given_h = {b.name: b for b in inputs.hosts}
-    given_d = {b.name: b for b in inputs.datastores}
+    given = {host_key(b.name): b for b in inputs.hosts}
+    given |= {datastore_key(b.name): b for b in inputs.datastores}
+    default = {"host": policy.planner.host_mib_s, "datastore": policy.planner.datastore_mib_s}
+    shapes: dict[tuple[int, tuple[Any, ...]], tuple[int, ...]] = {}
     out: dict[str, tuple[int, ...]] = {}
     for vm in inputs.vms:
-        host = given_h.get(vm.host) or IOBudget(vm.host, policy.planner.host_mib_s)
-        store = given_d.get(vm.datastore) or IOBudget(vm.datastore, policy.planner.datastore_mib_s)
-        out.setdefault(host_key(vm.host), tuple(host.at(m) for m in minutes))
-        out.setdefault(datastore_key(vm.datastore), tuple(store.at(m) for m in minutes))
+        for key in (host_key(vm.host), datastore_key(vm.datastore)):
+            if key in out:
+                continue
+            b = given.get(key) or IOBudget(key, default[key.partition(":")[0]])
+            shape = (b.mib_s, b.windows)
+            if shape not in shapes:
+                shapes[shape] = tuple(b.at(m) for m in minutes)
+            out[key] = shapes[shape]
     for name, tier in policy.tiers.items():
         if tier.window is not None:
             w = tier.window
@@ -206,12 +216,18 @@ def _rate(
     """The job's copy rate: the policy's, capped by the budgets its runs will meet. A VM backed
     up several times a day (no window) meets the day's lowest budget, when above zero; one
     backed up once a day can wait for the highest."""
-    both = (budgets[host_key(vm.host)], budgets[datastore_key(vm.datastore)])
-    cap = min(max(b) for b in both)
+    both = (_extremes(budgets[host_key(vm.host)]), _extremes(budgets[datastore_key(vm.datastore)]))
+    cap = min(high for _, high in both)
     if runs > 1 and all_day:
-        lowest = min(min(b) for b in both)
+        lowest = min(low for low, _ in both)
         cap = lowest if lowest > 0 else cap
     return max(1, min(policy.planner.job_mib_s, cap))
+
+
+@functools.lru_cache(maxsize=4096)
+def _extremes(budget: tuple[int, ...]) -> tuple[int, int]:
+    """Lowest and highest budget of the day (budgets of one shape share one tuple)."""
+    return min(budget), max(budget)
 
 
 def _job(run: Run) -> Job:

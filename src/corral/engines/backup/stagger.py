@@ -148,5 +148,6 @@ def _place(
 
 
 def _take(residual: Array, starts: tuple[int, ...], duration: int, demand: int, slots: int) -> None:
-    for s in starts:
-        residual[np.arange(s, s + duration) % slots] -= demand
+    """Take ``demand`` over each run; runs never overlap (duration <= spacing), so no slot twice."""
+    idx = (np.asarray(starts, dtype=np.int64)[:, None] + np.arange(duration)[None, :]) % slots
+    residual[idx.ravel()] -= demand
