@@ -40,9 +40,7 @@ def _daemon_pid(uri: str) -> int:
     return int((socket.parent / "libvirtd.pid").read_text().strip())
 
 
-def _corral(
-    home: Path, *args: str, host_timeout: str = "15"
-) -> subprocess.CompletedProcess[str]:
+def _corral(home: Path, *args: str, host_timeout: str = "15") -> subprocess.CompletedProcess[str]:
     """Run corral; only commands against a frozen host use the short host timeout (a healthy
     daemon on a loaded machine may take longer than 3 s to answer)."""
     env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_HOST_TIMEOUT": host_timeout}
