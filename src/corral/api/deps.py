@@ -114,6 +114,26 @@ def require(permission: Permission, target: TargetOf | None = None) -> Any:
     return Depends(_Requirement(permission, target))
 
 
+class _RequirementName:
+    """``_Requirement`` answering the caller's user name (for the transitional aliases)."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+        self._check = _Requirement(permission, None)
+
+    async def __call__(
+        self, request: Request, who: Annotated[Principal, Depends(current_principal)]
+    ) -> str:
+        return (await self._check(request, who)).user
+
+
+#: Transitional, for routes written before permissions (other branches): the caller's user
+#: name, allowed to operators and administrators only. Declare ``require(...)`` instead.
+Actor = Annotated[str, Depends(_RequirementName(Permission.fleet_operate))]
+#: Transitional: a fleet-wide read for operators, auditors and administrators only.
+Reader = Annotated[str, Depends(_RequirementName(Permission.ops_read))]
+
+
 def audited_as_owner(what: str) -> Any:
     """For a public write authorized by the e-mailed one-case token: audit it as the owner's.
 
@@ -133,7 +153,7 @@ def declared_permission(route: APIRoute) -> Permission | None:
     stack = list(route.dependant.dependencies)
     while stack:
         dep = stack.pop()
-        if isinstance(dep.call, _Requirement):
+        if isinstance(dep.call, _Requirement | _RequirementName):
             return dep.call.permission
         stack.extend(dep.dependencies)
     return None

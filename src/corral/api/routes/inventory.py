@@ -13,6 +13,8 @@ from corral.api.problems import error_responses
 from corral.api.schemas import (
     EventPublic,
     HostCreate,
+    HostImportRequest,
+    HostImportResult,
     HostPublic,
     Line,
     MetadataUpdate,
@@ -28,6 +30,7 @@ from corral.domain.access import Principal
 from corral.domain.model import EventKind, VMState
 from corral.errors import ForbiddenError, NotFoundError, ValidationError
 from corral.inventory.filters import VMFilter
+from corral.inventory.hosts_file import HostEntry
 from corral.inventory.service import check_uuid
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
@@ -56,6 +59,22 @@ def add_host(
     body: HostCreate, inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_operate)]
 ) -> dict[str, Any]:
     return inv.add_host(body.name, body.uri, body.username, body.password)
+
+
+@router.post(
+    "/hosts/import",
+    response_model=HostImportResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 413, 422),
+)
+def import_hosts(
+    body: HostImportRequest,
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_operate)],
+) -> HostImportResult:
+    entries = [HostEntry(h.name, h.uri, h.username, i + 1) for i, h in enumerate(body.hosts)]
+    done = inv.import_hosts(entries, skip_existing=body.skip_existing)
+    return HostImportResult(added=len(done.added), skipped=list(done.skipped))
 
 
 @router.delete(
@@ -115,6 +134,10 @@ def list_vms(
     order: Literal["asc", "desc"] = "asc",
     limit: Limit = 100,
     cursor: Cursor = None,
+    count: Annotated[
+        bool | None,
+        Query(description="Count the whole list into 'total'; default: on the first page only."),
+    ] = None,
 ) -> dict[str, Any]:
     f = VMFilter(
         host=host,
@@ -134,7 +157,14 @@ def list_vms(
         only_deleted=deleted,
         departments=who.visible_departments(Perm.vm_read),
     )
-    page = inv.list_vms(f, sort=sort, descending=order == "desc", limit=limit, cursor=cursor)
+    page = inv.list_vms(
+        f,
+        sort=sort,
+        descending=order == "desc",
+        limit=limit,
+        cursor=cursor,
+        count=cursor is None if count is None else count,
+    )
     return {"items": page.items, "next_cursor": page.next_cursor, "total": page.total}
 
 
