@@ -165,6 +165,7 @@ class Manager:
             rec.state = HostState.online
             self.emit("host_online", name, detail="answered again")
             self._count_flap(name, rec)
+            recovery.check_after_outage(self, name, env)
         elif state is HostState.isolated:
             rec.state = HostState.online
             self.emit("host_online", name, detail="reachable again")

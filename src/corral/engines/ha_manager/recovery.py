@@ -63,6 +63,23 @@ def host_back(manager: Manager, host: str, env: Environment) -> None:
             manager.emit("vm_queued", host, name, "proven stopped on its host")
 
 
+def check_after_outage(manager: Manager, host: str, env: Environment) -> None:
+    """A host answers again after a short outage (a quick reboot): the protected VMs it
+    no longer runs are proven stopped on a reachable host, so they are recovered."""
+    for name, rec in sorted(manager.state.vms.items()):
+        if rec.state is not VMState.running or rec.host != host:
+            continue
+        if env.vm_status(name, host) is VMStatus.running:
+            continue
+        rec.origin = host
+        if manager.fleet.vm(name).protection is Protection.none:
+            rec.state = VMState.down_unprotected
+            manager.emit("vm_down_unprotected", host, name, "stopped during the outage")
+        else:
+            rec.state = VMState.queued
+            manager.emit("vm_queued", host, name, "stopped during the outage")
+
+
 def _order(vm: VM) -> tuple[int, int, int, str]:
     return (-vm.priority, vm.protection is not Protection.replicated, -vm.memory_mib, vm.name)
 

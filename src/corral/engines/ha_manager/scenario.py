@@ -176,8 +176,6 @@ class Run:
                 self._apply(pending.pop(0))
             if self.manager is not None:
                 self.events += self.manager.tick(self.env)
-                # the live service saves this in the database after every round
-                self.saved = json.loads(json.dumps(self.manager.state.to_dict()))
             t += step
         return self._result()
 
@@ -199,9 +197,12 @@ class Run:
         }
         if a.do in world:
             world[a.do]()
-        elif a.do == "manager_stop":
+        elif a.do == "manager_stop" and self.manager is not None:
+            # The live service saves the state after every round; the simulation keeps
+            # what that save held when the manager dies (its last round), through JSON.
+            self.saved = json.loads(json.dumps(self.manager.state.to_dict()))
             self.manager = None
-        elif a.do == "manager_start":
+        elif a.do == "manager_start" and self.manager is None:
             self.manager = self._new_manager(self.saved or None)
         elif self.manager is not None:
             self._command(self.manager, a.do, host)
