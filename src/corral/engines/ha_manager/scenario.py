@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from corral.engines.ha_manager.events import Event
 from corral.engines.ha_manager.manager import Manager
@@ -142,11 +142,24 @@ def _action(raw: Any, hosts: set[str], where: str) -> Action:
     return Action(float(raw["at"]), str(raw["do"]), host, args)
 
 
-class Run:
-    """One scenario being played: the world, the manager (or none while it is down), the log."""
+class StateStore(Protocol):
+    """Where a manager's state goes after each round (the live service: the database)."""
 
-    def __init__(self, sc: Scenario) -> None:
+    def save(self, state: Mapping[str, Any], t: float, events: Sequence[Event]) -> None: ...
+
+    def load(self) -> Mapping[str, Any] | None: ...
+
+
+class Run:
+    """One scenario being played: the world, the manager (or none while it is down), the log.
+
+    With a ``store`` the state is saved there after every round, as the live service
+    does, and a restarted manager resumes from what the store gives back.
+    """
+
+    def __init__(self, sc: Scenario, store: StateStore | None = None) -> None:
         self.sc = sc
+        self.store = store
         self.env = SimEnvironment(sc.fleet)
         for name, opts in sc.hosts.items():
             h = self.env.hosts[name]
@@ -175,7 +188,10 @@ class Run:
             while pending and pending[0].at <= t:
                 self._apply(pending.pop(0))
             if self.manager is not None:
-                self.events += self.manager.tick(self.env)
+                new = self.manager.tick(self.env)
+                self.events += new
+                if self.store is not None:
+                    self.store.save(self.manager.state.to_dict(), t, new)
             t += step
         return self._result()
 
@@ -203,7 +219,8 @@ class Run:
             self.saved = json.loads(json.dumps(self.manager.state.to_dict()))
             self.manager = None
         elif a.do == "manager_start" and self.manager is None:
-            self.manager = self._new_manager(self.saved or None)
+            saved = self.store.load() if self.store is not None else self.saved
+            self.manager = self._new_manager(saved or None)
         elif self.manager is not None:
             self._command(self.manager, a.do, host)
 
