@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from corral.engines.ha_manager import FenceStatus
 from corral.errors import ConfigError
 from corral.hypervisor.fence import FenceAgent, FenceResult, make_fence_method
+from corral.services.ha_fencing import FenceRunner
 
 AGENT = Path(__file__).resolve().parent / "agents" / "power_agent.py"
 
 
 def _host(tmp_path: Path, power: str, mode: str = "normal") -> Path:
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "power").write_text(power)
     (tmp_path / "mode").write_text(mode)
     return tmp_path
@@ -100,3 +104,36 @@ def _gone(pid: int) -> bool:
         return True
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _settle(runner: FenceRunner, host: str) -> FenceStatus:
+    """Poll as the manager does, each round, until the fence is no longer pending."""
+    for _ in range(400):
+        status = runner.poll(host)
+        if status is not FenceStatus.pending:
+            return status
+        time.sleep(0.05)
+    raise AssertionError("the fence never finished")
+
+
+def test_runner_gives_the_manager_begin_and_poll(tmp_path: Path) -> None:
+    on, off = _host(tmp_path / "a", "on"), _host(tmp_path / "b", "off")
+    hang = _host(tmp_path / "c", "on", "hang")
+    runner = FenceRunner(
+        {
+            "H1": {"power": _agent(on)},
+            "H2": {"power": _agent(off)},
+            "H3": {"power": _agent(hang, timeout_s=2.0)},
+        }
+    )
+    try:
+        for host in ("H1", "H2", "H3"):
+            runner.begin(host, "power")
+        runner.begin("H4", "power")
+        assert _settle(runner, "H1") is FenceStatus.fenced
+        assert _settle(runner, "H2") is FenceStatus.already_off
+        assert _settle(runner, "H3") is FenceStatus.failed
+        assert _settle(runner, "H4") is FenceStatus.failed
+        assert (on / "power").read_text() == "off"
+    finally:
+        runner.close()

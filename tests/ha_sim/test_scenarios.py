@@ -62,6 +62,7 @@ def test_cli_json_output() -> None:
     assert doc["final"]["db"] == {"state": "running", "host": "H3"}
     assert doc["final"]["batch"] == {"state": "down_unprotected", "host": None}
     assert doc["violations"] == []
+    assert doc["plan"]["H1"] == {"db": "H3", "web": "H2"}
     assert any(e["kind"] == "host_fenced" for e in doc["events"])
 
 

@@ -91,6 +91,7 @@ class SimResult:
         return {
             "scenario": self.scenario,
             "events": [e.to_dict() for e in self.events],
+            "plan": {host: dict(moves) for host, moves in self.plan.items()},
             "final": {vm: {"state": s, "host": h} for vm, (s, h) in self.final.items()},
             "violations": list(self.violations),
         }
