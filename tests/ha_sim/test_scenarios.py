@@ -79,3 +79,22 @@ def test_bad_scenario_is_one_sentence(tmp_path: Path) -> None:
     bad.write_text((SCENARIOS / "host_loss.yaml").read_text().replace("do: crash", "do: explode"))
     with pytest.raises(ValidationError, match="explode"):
         ha_sim.run(bad)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ("events:\n", "ha:\n  depends_on: {db: [web], web: [db]}\nevents:\n", "cycle"),
+        ("events:\n", "ha:\n  depends_on: {db: [nosuch]}\nevents:\n", "nosuch"),
+        ("events:\n", "sim:\n  hosts: {H9: {fence: [ok]}}\nevents:\n", "H9"),
+        ("events:\n", "sim:\n  hosts: {H1: {fence: [maybe]}}\nevents:\n", "maybe"),
+        ("events:\n", "sim:\n  vms: {db: {explode: 1}}\nevents:\n", "explode"),
+        ("events:\n", "plan: {H1: {db: H7}}\nevents:\n", "H7"),
+        ("events:\n", "config: {grace: 3}\nevents:\n", "grace"),
+    ],
+)
+def test_scenario_mistakes_are_named(tmp_path: Path, old: str, new: str, words: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((SCENARIOS / "host_loss.yaml").read_text().replace(old, new, 1))
+    with pytest.raises(ValidationError, match=words):
+        ha_sim.load_scenario(bad)

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from corral.engines.ha_manager import validate
 from corral.engines.ha_manager.events import Event
 from corral.engines.ha_manager.manager import Manager
 from corral.engines.ha_manager.plan import plans_by_host
@@ -102,30 +103,27 @@ def scenario_from_mapping(data: Any, source: str = "scenario") -> Scenario:
     if not isinstance(data, Mapping):
         raise ValidationError(f"{source} must be a mapping with 'fleet' and 'events'.")
     fleet = fleet_from_mapping(data.get("fleet"), source=f"{source}: fleet")
-    ha = data.get("ha") or {}
-    sim = data.get("sim") or {}
     try:
         config = ManagerConfig.from_mapping(data.get("config") or {})
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{source}: config: {exc}.") from None
-    policy = Policy(
-        depends_on={k: tuple(v) for k, v in (ha.get("depends_on") or {}).items()},
-        fence_methods={k: tuple(v) for k, v in (ha.get("fence_methods") or {}).items()},
-    )
+    policy = validate.policy(data.get("ha"), fleet, f"{source}: ha")
+    hosts, vms = validate.sim_options(data.get("sim"), fleet, f"{source}: sim")
     names = {h.name for h in fleet.hosts}
     timeline = tuple(
         _action(a, names, f"{source}: events[{i}]") for i, a in enumerate(data.get("events") or [])
     )
-    plan = data.get("plan")
+    raw_plan = data.get("plan")
+    plan = plans_by_host(fleet) if raw_plan is None else validate.plan(raw_plan, fleet, source)
     return Scenario(
         name=str(data.get("name", source)),
         description=str(data.get("description", "")),
         fleet=fleet,
-        plan=plan if plan is not None else plans_by_host(fleet),
+        plan=plan,
         config=config,
         policy=policy,
-        hosts=sim.get("hosts") or {},
-        vms=sim.get("vms") or {},
+        hosts=hosts,
+        vms=vms,
         timeline=tuple(sorted(timeline, key=lambda a: a.at)),
         duration=float(data.get("duration", 300)),
     )
