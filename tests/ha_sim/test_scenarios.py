@@ -91,6 +91,11 @@ def test_bad_scenario_is_one_sentence(tmp_path: Path) -> None:
         ("events:\n", "sim:\n  vms: {db: {explode: 1}}\nevents:\n", "explode"),
         ("events:\n", "plan: {H1: {db: H7}}\nevents:\n", "H7"),
         ("events:\n", "config: {grace: 3}\nevents:\n", "grace"),
+        ("do: crash, host: H1", "do: maintenance_enter", "needs the name of a host"),
+        ("do: crash, host: H1", "do: manager_stop, host: H1", "takes no host"),
+        ("do: crash, host: H1", "do: load, host: H2", "memory_mib, name, vcpus"),
+        ("do: crash, host: H1", "do: fence, host: H2, outcomes: [boom]", "ok, fail or hang"),
+        ("at: 20", "at: soon", "number of seconds"),
     ],
 )
 def test_scenario_mistakes_are_named(tmp_path: Path, old: str, new: str, words: str) -> None:

@@ -49,6 +49,10 @@ ACTIONS = frozenset(
 )
 
 
+_HOSTLESS = frozenset({"manager_stop", "manager_start"})
+_ARGS = {"load": {"name", "vcpus", "memory_mib"}, "fence": {"outcomes"}}
+
+
 @dataclass(frozen=True)
 class Action:
     at: float
@@ -134,11 +138,19 @@ def _action(raw: Any, hosts: set[str], where: str) -> Action:
         raise ValidationError(f"{where} must be a mapping with 'at' and 'do'.")
     if raw["do"] not in ACTIONS:
         raise ValidationError(f"{where}.do {raw['do']!r} is unknown; use one of {sorted(ACTIONS)}.")
-    host = raw.get("host")
-    if host is not None and host not in hosts:
-        raise ValidationError(f"{where}.host {host!r} is not a host of the fleet.")
+    do, host = str(raw["do"]), raw.get("host")
+    if (host is None) != (do in _HOSTLESS) or (host is not None and host not in hosts):
+        what = "takes no host" if do in _HOSTLESS else "needs the name of a host of the fleet"
+        raise ValidationError(f"{where}: {do} {what}.")
     args = {k: v for k, v in raw.items() if k not in ("at", "do", "host")}
-    return Action(float(raw["at"]), str(raw["do"]), host, args)
+    missing = sorted(_ARGS.get(do, set()) - set(args))
+    if missing:
+        raise ValidationError(f"{where}: {do} needs {', '.join(missing)}.")
+    if do == "fence" and not set(args["outcomes"]) <= validate.FENCE_OUTCOMES:
+        raise ValidationError(f"{where}: fence outcomes are ok, fail or hang.")
+    if not isinstance(raw["at"], int | float) or isinstance(raw["at"], bool):
+        raise ValidationError(f"{where}.at must be a number of seconds.")
+    return Action(float(raw["at"]), do, host, args)
 
 
 class StateStore(Protocol):
