@@ -66,15 +66,15 @@ def chaos(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         stop = draw(st.integers(0, 150))
         events += [{"at": stop, "do": "manager_stop"}, {"at": stop + 40, "do": "manager_start"}]
-    if draw(st.booleans()):
+    for k in range(draw(st.integers(0, 3))):  # load arriving after the plan was made
         events.append(
             {
                 "at": draw(st.integers(0, 100)),
                 "do": "load",
                 "host": draw(st.sampled_from(hosts)),
-                "name": "extra",
+                "name": f"extra{k}",
                 "vcpus": 1,
-                "memory_mib": draw(st.sampled_from([1024, 4096])),
+                "memory_mib": draw(st.sampled_from([2048, 4096, 8192])),
             }
         )
     return {

@@ -10,6 +10,7 @@ that already failed a VM's start is not tried again for it.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from corral.engines.ha_manager.env import Environment, VMStatus
@@ -45,8 +46,11 @@ def run(manager: Manager, env: Environment) -> None:
     if not queued:
         return
     state = _cluster(manager, env)
+    busy = Counter(
+        r.target for r in manager.state.vms.values() if r.state is VMState.starting and r.target
+    )
     for name in sorted(queued, key=lambda n: _order(manager.fleet.vm(n))):
-        _try_start(manager, name, manager.state.vms[name], state, env)
+        _try_start(manager, name, manager.state.vms[name], state, busy, env)
 
 
 def host_back(manager: Manager, host: str, env: Environment) -> None:
@@ -100,7 +104,12 @@ def _poll(manager: Manager, name: str, rec: VMRecord, env: Environment) -> None:
 
 
 def _try_start(
-    manager: Manager, name: str, rec: VMRecord, state: ClusterState, env: Environment
+    manager: Manager,
+    name: str,
+    rec: VMRecord,
+    state: ClusterState,
+    busy: Counter[str],
+    env: Environment,
 ) -> None:
     blocker = _blocking_dependency(manager, name)
     if blocker is not None:
@@ -111,10 +120,7 @@ def _try_start(
     if target is None:
         _give_up(manager, name, rec, how)
         return
-    busy = sum(
-        1 for r in manager.state.vms.values() if r.state is VMState.starting and r.target == target
-    )
-    if busy >= manager.config.max_starts_per_host:
+    if busy[target] >= manager.config.max_starts_per_host:
         _wait(manager, name, rec, f"concurrency on {target}")
         return
     if name in state.placement:
@@ -122,6 +128,7 @@ def _try_start(
     state.add(vm, state.index[target])
     rec.state, rec.target, rec.waiting = VMState.starting, target, ""
     rec.attempts += 1
+    busy[target] += 1
     env.start_vm(name, target)
     manager.emit("vm_start", target, name, how)
 

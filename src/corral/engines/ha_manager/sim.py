@@ -9,11 +9,13 @@ proven off, a receiver pushed over its capacity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from corral.engines.ha_manager.env import FenceStatus, Probe, VMStatus
 from corral.engines.planning.model import VM, Fleet, PowerState
-from corral.engines.planning.state import ClusterState
+from corral.engines.planning.state import EPS, capacity_of, demand_of
 
 
 @dataclass
@@ -113,7 +115,9 @@ class SimEnvironment:
         vms = []
         for v in self.vms.values():
             on = v.host is not None and v.status in (VMStatus.running, VMStatus.starting)
-            vms.append(_placed(v.spec, v.host if on else None))
+            where = v.host if on else None
+            same = v.spec.host == where and v.spec.running == (where is not None)
+            vms.append(v.spec if same else _placed(v.spec, where))
         return self.fleet0.with_vms(vms)
 
     # ------------------------------------------------------------ the world
@@ -154,8 +158,14 @@ class SimEnvironment:
             proven_down = old.fenced or (old.powered and old.network)
             if not proven_down:
                 self.violations.append(f"{t} {vm} started on {host} before {last} was fenced")
-        state = ClusterState.from_fleet(self.fleet())
-        if not state.fits(v.spec)[state.index[host]]:
+        settings = self.fleet0.settings
+        cap = capacity_of(
+            self.fleet0.host(host), settings.cpu_allocation_ratio, settings.ram_allocation_ratio
+        )
+        used = sum(
+            (demand_of(x.spec) for x in self.vms.values() if x.host == host), demand_of(v.spec)
+        )
+        if np.any(used > cap + EPS):
             self.violations.append(f"{t} {vm} started on {host} beyond its capacity")
 
 
@@ -164,7 +174,5 @@ def _initial(v: VM) -> VMStatus:
 
 
 def _placed(spec: VM, host: str | None) -> VM:
-    from dataclasses import replace
-
     state = PowerState.running if host is not None else PowerState.shutoff
     return replace(spec, host=host, state=state)
