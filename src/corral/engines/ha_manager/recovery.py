@@ -49,8 +49,24 @@ def run(manager: Manager, env: Environment) -> None:
     busy = Counter(
         r.target for r in manager.state.vms.values() if r.state is VMState.starting and r.target
     )
-    for name in sorted(queued, key=lambda n: _order(manager.fleet.vm(n))):
+    order = sorted(queued, key=lambda n: _order(manager.fleet.vm(n)))
+    _reserve_planned(manager, order, state)
+    for name in order:
         _try_start(manager, name, manager.state.vms[name], state, busy, env)
+
+
+def _reserve_planned(manager: Manager, order: list[str], state: ClusterState) -> None:
+    """Hold room on the planned target of every queued VM whose target is still usable.
+
+    The plan promised these VMs would come back; a VM re-placed this round (not in the
+    plan, or its target gone) must not take the room of one that waits for its turn
+    (a dependency, the concurrency cap). Each VM gives its hold back when it is tried.
+    """
+    for name in order:
+        rec, vm = manager.state.vms[name], manager.fleet.vm(name)
+        planned = manager.plan.get(rec.origin or "", {}).get(name)
+        if planned is not None and _unusable(manager, rec, vm, state, planned) is None:
+            state.add(vm, state.index[planned])
 
 
 def host_back(manager: Manager, host: str, env: Environment) -> None:
@@ -114,18 +130,18 @@ def _try_start(
     blocker = _blocking_dependency(manager, name)
     if blocker is not None:
         _wait(manager, name, rec, f"dependency {blocker}")
-        return
+        return  # keeps its hold on the planned target
     vm = manager.fleet.vm(name)
+    if name in state.placement:
+        state.remove(name)  # its own hold: judge the target without it
     target, how = _target(manager, name, rec, vm, state)
     if target is None:
         _give_up(manager, name, rec, how)
         return
+    state.add(vm, state.index[target])
     if busy[target] >= manager.config.max_starts_per_host:
         _wait(manager, name, rec, f"concurrency on {target}")
         return
-    if name in state.placement:
-        state.remove(name)
-    state.add(vm, state.index[target])
     rec.state, rec.target, rec.waiting = VMState.starting, target, ""
     rec.attempts += 1
     busy[target] += 1
