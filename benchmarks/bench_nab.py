@@ -39,7 +39,7 @@ def main() -> None:
     published = [p for p in published_scores(args.data) if p.profile == profile.name]
     windows = sum(len(f.windows) for f in files)
 
-    print(f"{"file":56} {'windows':>7} {'corral':>8} {'det':>5} {'fp':>3} {'numenta':>8}")
+    print(f"{'file':56} {'windows':>7} {'corral':>8} {'det':>5} {'fp':>3} {'numenta':>8}")
     ours = numenta_check = 0.0
     for f in files:
         verdicts = detect(f.values)
@@ -50,7 +50,7 @@ def main() -> None:
         numenta_check += n.score
         det = f"{r.detected_windows}/{r.windows}"
         print(f"{f.key:56} {len(f.windows):7} {r.score:8.3f} {det:>5} {r.fp:3} {n.score:8.3f}")
-    print(f"{"total (raw)":56} {windows:7} {ours:8.3f} {'':5} {'':3} {numenta_check:8.3f}")
+    print(f"{'total (raw)':56} {windows:7} {ours:8.3f} {'':5} {'':3} {numenta_check:8.3f}")
 
     totals: dict[str, float] = defaultdict(float)
     for p in published:
