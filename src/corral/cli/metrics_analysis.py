@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from corral.cli.output import OutputFormat, OutputOption, emit
 from corral.errors import ValidationError
 from corral.metrics.model import EntityKind
-from corral.metrics.timeparse import parse_duration
+from corral.metrics.timeparse import parse_duration, parse_time
 from corral.services import monitoring
 
 CsvOption = typer.Option(None, "--csv", help="a file with the header timestamp,value")
@@ -56,5 +57,28 @@ def anomalies_cmd(
     emit([r.__dict__ for r in rows], output, cols, title="anomalies")
 
 
+def forecast_cmd(
+    csv: Path | None = CsvOption,
+    vm: str | None = VmOption,
+    host: str | None = HostOption,
+    metric: str | None = MetricOption,
+    since: str = HistoryOption,
+    start: str | None = typer.Option(
+        None, "--start", help="first step (ISO, epoch or -2h); default: after the last sample"
+    ),
+    horizon: str = typer.Option("168h", "--horizon", help="how far ahead, e.g. 168h or 7d"),
+    step: str = typer.Option("1h", "--step", help="forecast the mean of each step, e.g. 1h"),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Forecast each step's mean from --start over --horizon, with an 80 % interval."""
+    step_s = parse_duration(step)
+    series = _series(csv, vm, host, metric, since, step)
+    first = parse_time(start, time.time()) if start else monitoring.default_start(series, step_s)
+    rows = monitoring.forecast(series, first, parse_duration(horizon), step_s)
+    cols = ["timestamp", "forecast", "lower", "upper"]
+    emit([r.__dict__ for r in rows], output, cols, title="forecast")
+
+
 def add_commands(app: typer.Typer) -> None:
     app.command("anomalies")(anomalies_cmd)
+    app.command("forecast")(forecast_cmd)

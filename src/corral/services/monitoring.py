@@ -121,3 +121,27 @@ def from_points(points: list[tuple[int, float | None]]) -> Series:
         tuple(float(ts) for ts, _ in points),
         tuple(math.nan if v is None else float(v) for _, v in points),
     )
+
+
+@dataclass(frozen=True)
+class ForecastRow:
+    timestamp: str
+    forecast: float
+    lower: float
+    upper: float
+
+
+def default_start(series: Series, step: int) -> int:
+    """The first whole step after the last sample: where a forecast naturally begins."""
+    return (int(series.times[-1]) // step + 1) * step
+
+
+def forecast(series: Series, start: int, horizon: int, step: int) -> list[ForecastRow]:
+    """The mean of each step from ``start`` over ``horizon``, with an 80 % band."""
+    from corral.engines.forecast import forecast as profile_forecast
+
+    steps = profile_forecast(series.times, series.values, start, horizon, step)
+    return [
+        ForecastRow(iso(int(s.time)), round(s.forecast, 4), round(s.lower, 4), round(s.upper, 4))
+        for s in steps
+    ]
