@@ -22,7 +22,13 @@ HistoryOption = typer.Option("-30d", "--since", help="stored history from: -30d,
 
 
 def _series(
-    csv: Path | None, vm: str | None, host: str | None, metric: str | None, since: str, step: str
+    csv: Path | None,
+    vm: str | None,
+    host: str | None,
+    metric: str | None,
+    since: str,
+    step: str,
+    store_url: str | None,
 ) -> monitoring.Series:
     if (csv is None) == (vm is None and host is None):
         raise ValidationError("give either --csv FILE or --vm NAME/--host NAME with --metric.")
@@ -34,7 +40,7 @@ def _series(
 
     kind = EntityKind.vm if vm else EntityKind.host
     lo, hi = _range(since, "now")
-    store = _store(None)
+    store = _store(store_url)
     try:
         entity = _entity(vm or host or "", kind)
         points = store.series(kind, entity, metric, lo, hi, parse_duration(step))
@@ -49,10 +55,11 @@ def anomalies_cmd(
     host: str | None = HostOption,
     metric: str | None = MetricOption,
     since: str = HistoryOption,
+    store: str | None = StoreOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Score every sample of a series (0..1) and mark what Corral would alert on (0 or 1)."""
-    rows = monitoring.anomalies(_series(csv, vm, host, metric, since, "5m"))
+    rows = monitoring.anomalies(_series(csv, vm, host, metric, since, "5m", store))
     cols = ["timestamp", "value", "anomaly_score", "alert"]
     emit([r.__dict__ for r in rows], output, cols, title="anomalies")
 
@@ -63,6 +70,7 @@ def forecast_cmd(
     host: str | None = HostOption,
     metric: str | None = MetricOption,
     since: str = HistoryOption,
+    store: str | None = StoreOption,
     start: str | None = typer.Option(
         None, "--start", help="first step (ISO, epoch or -2h); default: after the last sample"
     ),
@@ -72,7 +80,7 @@ def forecast_cmd(
 ) -> None:
     """Forecast each step's mean from --start over --horizon, with an 80 % interval."""
     step_s = parse_duration(step)
-    series = _series(csv, vm, host, metric, since, step)
+    series = _series(csv, vm, host, metric, since, step, store)
     first = parse_time(start, time.time()) if start else monitoring.default_start(series, step_s)
     rows = monitoring.forecast(series, first, parse_duration(horizon), step_s)
     cols = ["timestamp", "forecast", "lower", "upper"]
