@@ -42,3 +42,10 @@ def test_a_new_extreme_after_warmup_alerts_once_then_stays_quiet() -> None:
 
 def test_nothing_alerts_during_warmup() -> None:
     assert not any(v.alert for v in detect([1.0, 100.0, 1000.0], DetectorConfig(warmup=5)))
+
+
+def test_a_drop_does_not_hide_a_surge_that_follows() -> None:
+    base = [10.0, 12.0, 11.0, 13.0] * 10
+    verdicts = detect([*base, 1.0, *base[:4], 40.0], SMALL)
+    alerts = [i for i, v in enumerate(verdicts) if v.alert]
+    assert alerts == [len(base), len(base) + 5]

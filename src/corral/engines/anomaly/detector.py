@@ -6,9 +6,10 @@ its old floor. Each sample is compared with the range of all earlier samples (af
 
 - ``novelty = max(x - hi, lo - x, 0) / (hi - lo)``, how far outside the old range, measured in
   that range; ``score = novelty / (novelty + half_score)`` lies in [0, 1);
-- an alert is raised when a value leaves the old range after the warm-up, unless an alert was
-  raised in the last ``quiet`` samples (one incident, one page: the value that follows the first
-  alert usually widens the range again and again).
+- an alert is raised when a value leaves the old range after the warm-up, unless an alert in
+  the same direction (above the old maximum, or below the old minimum) was raised in the last
+  ``quiet`` samples: one incident, one page, since the values after a first alert usually widen
+  the range again and again; a drop does not hide a later surge, nor a surge a later drop.
 
 The decision at a sample uses only that sample and the detector's state, which depends only on
 earlier samples, so appending later samples never changes earlier outputs. One configuration
@@ -49,34 +50,40 @@ class StreamingDetector:
         self.seen = 0
         self.lo = math.inf
         self.hi = -math.inf
-        self.since_alert: int | None = None
+        self.since_alert: dict[int, int] = {}  # direction (+1 above, -1 below) -> samples
 
     def update(self, value: float) -> Verdict:
         if math.isnan(value):
             self._tick()
             return Verdict(0.0, False)
-        novelty = self._novelty(value)
+        novelty, direction = self._novelty(value)
         score = novelty / (novelty + self.config.half_score) if novelty > 0 else 0.0
-        alert = novelty > 0 and self.seen >= self.config.warmup and not self._quiet()
+        alert = novelty > 0 and self.seen >= self.config.warmup and not self._quiet(direction)
         self._tick()
         if alert:
-            self.since_alert = 0
+            self.since_alert[direction] = 0
         self.seen += 1
         self.lo, self.hi = min(self.lo, value), max(self.hi, value)
         return Verdict(score, alert)
 
-    def _novelty(self, value: float) -> float:
+    def _novelty(self, value: float) -> tuple[float, int]:
+        """How far outside the old range (in units of it), and on which side."""
         if self.seen == 0:
-            return 0.0
-        outside = max(value - self.hi, self.lo - value, 0.0)
-        return outside / max(self.hi - self.lo, TINY * max(1.0, abs(self.hi)))
+            return 0.0, 0
+        spread = max(self.hi - self.lo, TINY * max(1.0, abs(self.hi)))
+        if value > self.hi:
+            return (value - self.hi) / spread, 1
+        if value < self.lo:
+            return (self.lo - value) / spread, -1
+        return 0.0, 0
 
-    def _quiet(self) -> bool:
-        return self.since_alert is not None and self.since_alert < self.config.quiet
+    def _quiet(self, direction: int) -> bool:
+        since = self.since_alert.get(direction)
+        return since is not None and since < self.config.quiet
 
     def _tick(self) -> None:
-        if self.since_alert is not None:
-            self.since_alert += 1
+        for direction in self.since_alert:
+            self.since_alert[direction] += 1
 
 
 def detect(values: Iterable[float], config: DetectorConfig = DEFAULT_CONFIG) -> list[Verdict]:
