@@ -49,3 +49,12 @@ def test_a_drop_does_not_hide_a_surge_that_follows() -> None:
     verdicts = detect([*base, 1.0, *base[:4], 40.0], SMALL)
     alerts = [i for i, v in enumerate(verdicts) if v.alert]
     assert alerts == [len(base), len(base) + 5]
+
+
+def test_a_series_that_starts_to_swing_within_its_range_alerts() -> None:
+    config = DetectorConfig(warmup=20, quiet=30, agitation_samples=6)
+    calm = [10.0] * 30 + [0.0] + [10.0] * 30  # one dip sets the range 0..10
+    swinging = [10.0, 2.0] * 10  # inside the range, but never this restless
+    verdicts = detect(calm + swinging, config)
+    alerts = [i for i, v in enumerate(verdicts) if v.alert]
+    assert alerts == [30, len(calm) + 3]  # the dip, then the swing once its mean change is new
