@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.engines.anomaly.detector import detect
 from corral.errors import ValidationError
 from corral.services.monitoring import anomalies, parse_series, read_series
 
@@ -38,6 +39,8 @@ def test_every_input_row_comes_out_with_score_and_alert(shared_data: Path) -> No
     assert [float(r["value"]) for r in out] == [float(r["value"]) for r in rows]
     assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 for r in out)
     assert {r["alert"] for r in out} == {"0", "1"}
+    engine = detect([float(r["value"]) for r in rows])  # the benchmark's alerts are the CLI's
+    assert [int(r["alert"]) for r in out] == [int(v.alert) for v in engine]
 
 
 def test_iso_timestamps_with_zone_are_accepted() -> None:

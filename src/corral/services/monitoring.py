@@ -95,7 +95,7 @@ def _row(row: list[str], line: int, source: str) -> tuple[float, float]:
 
 def read_series(path: Path) -> Series:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet may add a BOM
     except OSError as exc:
         raise ValidationError(f"cannot read {path}: {exc.strerror}; check the path.") from None
     except UnicodeDecodeError:
