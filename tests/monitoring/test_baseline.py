@@ -39,7 +39,7 @@ def test_monday_is_hour_zero() -> None:
     assert hour_of_week(MONDAY) == 0 and hour_of_week(MONDAY - HOUR) == 167
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=700, max_size=900))
 def test_every_band_holds_its_median(values: list[float]) -> None:
     times = [MONDAY + i * HOUR for i in range(len(values))]
