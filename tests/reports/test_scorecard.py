@@ -13,6 +13,7 @@ from corral.engines.costing import (
     LicensingSuggestion,
 )
 from corral.reports.scorecard import (
+    BackupCoverage,
     GovernedVM,
     ScorecardInputs,
     ScorecardThresholds,
@@ -155,3 +156,45 @@ def test_backup_tiers() -> None:
     sign = signs(ScorecardInputs(NOW, vms))["backup"]
     assert sign.status is Status.alert
     assert (sign.figures["explicitly_unprotected"], sign.figures["vms_to_back_up"]) == (2, 15)
+
+
+def planned(uncovered: int, to_back_up: int = 10, rebuilt: int = 2) -> BackupCoverage:
+    """A plan's coverage: ``uncovered`` of ``to_back_up`` VMs miss their RPO (all no-room)."""
+    return BackupCoverage(
+        vms=to_back_up + rebuilt,
+        rebuilt=rebuilt,
+        uncovered=uncovered,
+        changes_too_fast=0,
+        no_room=uncovered,
+        no_host=0,
+        daily_gib=120.0,
+        daily_budget_gib=1000.0,
+        source="fleet.yaml",
+    )
+
+
+def test_backup_sign_scored_from_the_plan() -> None:
+    """With a backup plan the sign reads coverage, not tiers: any VM whose RPO no schedule
+    meets is a warning, up to 10% of the VMs to back up (the edge itself), above it an alert."""
+    untiered = tidy(5, protection_tier=None)  # tiers alone would say warning/alert
+    sign = signs(ScorecardInputs(NOW, untiered, backup=planned(0)))["backup"]
+    assert sign.status is Status.ok
+    assert sign.figures["vms_to_back_up"] == 10 and sign.figures["rebuilt_from_template"] == 2
+    assert (sign.figures["daily_backup_gib"], sign.figures["daily_host_budget_gib"]) == (
+        120.0,
+        1000.0,
+    )
+    assert "backup plan of the fleet.yaml" in sign.based_on
+    sign = signs(ScorecardInputs(NOW, untiered, backup=planned(1)))["backup"]
+    assert (sign.status, sign.figures["uncovered_share"]) == (Status.warning, 0.1)  # the edge
+    assert sign.figures["uncovered_no_room"] == 1
+    sign = signs(ScorecardInputs(NOW, untiered, backup=planned(2)))["backup"]
+    assert (sign.status, sign.figures["without_backup_meeting_rpo"]) == (Status.alert, 2)
+    # A looser threshold moves the edge: 1 of 10 uncovered is then ok.
+    loose = ScorecardThresholds(uncovered_warning_share=0.1, uncovered_alert_share=0.5)
+    assert signs(ScorecardInputs(NOW, untiered, backup=planned(1)), loose)["backup"].status is (
+        Status.ok
+    )
+    # Every VM rebuilt from its template: nothing to back up, nothing to score.
+    sign = signs(ScorecardInputs(NOW, untiered, backup=planned(0, 0)))["backup"]
+    assert sign.status is Status.cannot_tell

@@ -70,10 +70,14 @@ def demo(
     elif history_days > 0:
         info["metrics"] = {"skipped": "no trace folder found; pass --traces DIR"}
     from corral.reports.html import write_html
+    from corral.services.backup import load_policy
     from corral.services.sprawl import sprawl_report
 
     days = max(1, int(history_days) or 30)
-    report = sprawl_report(inv, context.metrics_store(), context.cost_model(), days=days)
+    policy = load_policy(context.settings())
+    report = sprawl_report(
+        inv, context.metrics_store(), context.cost_model(), days=days, backup_policy=policy
+    )
     sprawl = report.analysis.summary()
     info["sprawl"] = sprawl
     from corral.demo.reclaim import demo_reclamation

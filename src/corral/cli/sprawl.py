@@ -18,6 +18,7 @@ from corral.cli.fleet import FleetFileOption, LiveOption, fleet_snapshot
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
 from corral.services import cost as cost_service
 from corral.services import sprawl as sprawl_service
+from corral.services.backup import load_policy
 from corral.services.cost import CostModel, Dimension, default_cost_model_text
 from corral.services.records import FleetRecords
 from corral.services.sprawl import (
@@ -151,7 +152,11 @@ def report(
     if html is not None:
         html_target(html)  # refuse a missing folder before the analysis runs
     data = sprawl_service.sprawl_report(
-        context.inventory(), context.metrics_store(), _model(cost_model), days=days
+        context.inventory(),
+        context.metrics_store(),
+        _model(cost_model),
+        days=days,
+        backup_policy=load_policy(context.settings()),
     )
     result = data.analysis
     summary = SprawlSummary.of(result)

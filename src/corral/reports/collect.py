@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -30,9 +31,21 @@ from corral.engines.sprawl import Category, HostRecord, SprawlAnalysis, VMRecord
 from corral.inventory.service import Inventory
 from corral.reclaim.views import realized_saving
 from corral.reports.history import MonthWaste, load_histories, month_ends, waste_over_time
-from corral.reports.scorecard import GovernedVM, ScorecardInputs, Sign, Template, scorecard
+from corral.reports.scorecard import (
+    BackupCoverage,
+    GovernedVM,
+    ScorecardInputs,
+    Sign,
+    Template,
+    scorecard,
+)
+from corral.services import backup as backup_service
+from corral.services.fleet import FleetSnapshot
 from corral.services.records import FleetRecords
 from corral.store import models as m
+
+if TYPE_CHECKING:
+    from corral.metrics.store.base import MetricsStore
 
 
 @dataclass(frozen=True)
@@ -68,10 +81,16 @@ class ReportData:
 
 
 def collect_report(
-    inv: Inventory, model: CostModel, fleet: FleetRecords, analysis: SprawlAnalysis, days: int
+    inv: Inventory,
+    model: CostModel,
+    fleet: FleetRecords,
+    analysis: SprawlAnalysis,
+    days: int,
+    backup: BackupCoverage | None = None,
 ) -> ReportData:
     """Returns the report of ``analysis`` (run on ``fleet``, the live inventory's records over
-    ``days`` of metrics): chargeback, licences, waste over time, scorecard, reclamation cases."""
+    ``days`` of metrics): chargeback, licences, waste over time, scorecard, reclamation cases.
+    ``backup`` (from ``backup_coverage``) scores sign No.5; without it that sign reads tiers."""
     now = fleet.now or inv.clock()
     vms, hosts = fleet.vms, fleet.hosts
     histories, orphans = load_histories(inv)
@@ -82,9 +101,39 @@ def collect_report(
         else []
     )
     licences = licence_report(vms, hosts, model)
-    signs = scorecard(_scorecard_inputs(inv, analysis, licences, now))
+    signs = scorecard(replace(_scorecard_inputs(inv, analysis, licences, now), backup=backup))
     data = assemble_report(vms, hosts, model, analysis, history, signs, now, days, licences)
     return replace(data, reclamation=reclamation_cases(inv, now))
+
+
+def backup_coverage(
+    snapshot: FleetSnapshot,
+    policy: backup_service.Policy,
+    metrics: MetricsStore | None = None,
+    now: datetime | None = None,
+) -> BackupCoverage:
+    """Plans the day's backups of ``snapshot`` (the live inventory or a fleet file) under
+    ``policy`` (measured change rates from ``metrics`` when given) and reads the plan as the
+    evidence of sign No.5: who is not covered and why, and the daily volume against budget."""
+    when = None if now is None else now.timestamp()
+    result = backup_service.plan(snapshot, policy, metrics, when)
+    cov = backup_service.coverage(result)
+    reasons = [u.reason for u in cov.uncovered]
+    plan = result.plan
+    runs = [(s.gib_per_run, s.runs_per_day) for s in plan.scheduled]
+    runs += [(m.gib_per_run, m.runs_per_day) for m in plan.misses]
+    budget_mib = sum(sum(b) for k, b in plan.budgets.items() if k.startswith("host:"))
+    return BackupCoverage(
+        vms=cov.vms,
+        rebuilt=cov.rebuilt,
+        uncovered=len(cov.uncovered),
+        changes_too_fast=reasons.count("changes-too-fast"),
+        no_room=reasons.count("no-room"),
+        no_host=reasons.count("no-host"),
+        daily_gib=sum(gib * n for gib, n in runs),
+        daily_budget_gib=budget_mib * plan.slot_minutes * 60 / 1024,
+        source=snapshot.source,
+    )
 
 
 def reclamation_cases(inv: Inventory, now: datetime) -> list[ReclaimedCase]:
@@ -178,4 +227,11 @@ def _governed(row: m.VM, host_status: Mapping[int, str]) -> GovernedVM:
     )
 
 
-__all__ = ["ReclaimedCase", "ReportData", "assemble_report", "collect_report", "reclamation_cases"]
+__all__ = [
+    "ReclaimedCase",
+    "ReportData",
+    "assemble_report",
+    "backup_coverage",
+    "collect_report",
+    "reclamation_cases",
+]

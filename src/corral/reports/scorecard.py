@@ -50,6 +50,10 @@ class ScorecardThresholds:
     waste_warning_share: float = 0.10  # waste above 10% of the fleet's monthly cost: warning
     waste_alert_share: float = 0.25  # waste above 25% of it: alert
     backup_alert_share: float = 0.10  # > 10% of VMs without a protection tier is an alert
+    # With a backup plan: the share of the VMs to back up that no plan protects within their
+    # RPO. Any such VM (share > 0) is a warning, above 10% an alert.
+    uncovered_warning_share: float = 0.0
+    uncovered_alert_share: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,26 @@ class Template:
 
 
 @dataclass(frozen=True)
+class BackupCoverage:
+    """The day's backup plan read for sign No.5: which VMs no schedule protects within their
+    RPO, and why; the data copied a day against what the hosts' backup budgets could copy."""
+
+    vms: int  # VMs the plan looked at
+    rebuilt: int  # rebuilt from a template by policy: deliberately not backed up
+    uncovered: int  # to back up, but no planned schedule meets the RPO
+    changes_too_fast: int
+    no_room: int  # the hosts'/datastores' budgets (or the tier's window) cannot hold it
+    no_host: int
+    daily_gib: float  # what every VM to back up needs copied a day, covered or not
+    daily_budget_gib: float  # what the hosts' backup budgets can copy in a day
+    source: str = ""
+
+    @property
+    def to_back_up(self) -> int:
+        return self.vms - self.rebuilt
+
+
+@dataclass(frozen=True)
 class ScorecardInputs:
     """Everything the five signs are measured on."""
 
@@ -88,6 +112,7 @@ class ScorecardInputs:
     fleet_monthly_cost: float = 0.0
     monthly_waste: float = 0.0
     currency: str = "USD"
+    backup: BackupCoverage | None = None  # None: no backup plan was run
 
 
 @dataclass(frozen=True)
@@ -259,6 +284,8 @@ def _licence_status(over: Sequence[str], near: Sequence[str], moves: Sequence[ob
 
 
 def backup_sign(inputs: ScorecardInputs, limits: ScorecardThresholds) -> Sign:
+    if inputs.backup is not None:
+        return _planned_backup_sign(inputs.backup, limits)
     vms, n = inputs.vms, len(inputs.vms)
     untiered = sum(_blank(v.protection_tier) for v in vms)
     to_protect = [v for v in vms if not _blank(v.protection_tier) and v.protection_tier != "none"]
@@ -276,12 +303,50 @@ def backup_sign(inputs: ScorecardInputs, limits: ScorecardThresholds) -> Sign:
     return Sign(
         5,
         "backup",
-        "Too many systems to back up",
+        BACKUP_TITLE,
         status,
         figures,
-        "Based on each VM's protection tier and disk size. Whether backups actually run and fit "
-        "their windows is not known yet (Corral's backup planner comes later), so with every VM "
-        "tiered the sign still cannot be scored.",
+        "Based on each VM's protection tier and disk size. No backup plan was run, so whether "
+        "backups fit their windows is not known yet, and with every VM tiered the sign cannot "
+        "be scored.",
+    )
+
+
+BACKUP_TITLE = "Too many systems to back up"
+
+
+def _planned_backup_sign(cov: BackupCoverage, limits: ScorecardThresholds) -> Sign:
+    """Scored from the plan: warning when the share of VMs to back up that no schedule
+    protects within their RPO is above ``uncovered_warning_share`` (any VM, by default),
+    alert above ``uncovered_alert_share``; cannot tell when there is nothing to back up."""
+    share = _share(cov.uncovered, cov.to_back_up)
+    figures: dict[str, Figure] = {
+        "vms": cov.vms,
+        "vms_to_back_up": cov.to_back_up,
+        "rebuilt_from_template": cov.rebuilt,
+        "without_backup_meeting_rpo": cov.uncovered,
+        "uncovered_share": share,
+        "uncovered_changes_too_fast": cov.changes_too_fast,
+        "uncovered_no_room": cov.no_room,
+        "uncovered_no_host": cov.no_host,
+        "daily_backup_gib": round(cov.daily_gib, 1),
+        "daily_host_budget_gib": round(cov.daily_budget_gib, 1),
+    }
+    if cov.to_back_up == 0:
+        status = Status.cannot_tell
+    else:
+        status = _graded_high(share, limits.uncovered_warning_share, limits.uncovered_alert_share)
+    source = f" of the {cov.source}" if cov.source else ""
+    return Sign(
+        5,
+        "backup",
+        BACKUP_TITLE,
+        status,
+        figures,
+        f"Based on the day's backup plan{source} under the effective backup policy: VMs whose "
+        "RPO no schedule meets within the hosts' and datastores' backup budgets (changes too "
+        "fast, no room, no host), VMs rebuilt from a template instead, and the data to copy a "
+        "day against the hosts' budgets. Whether backups actually ran is not recorded yet.",
     )
 
 
@@ -300,6 +365,7 @@ def _graded_high(value: float, warn_at: float, alert_at: float) -> Status:
 
 
 __all__ = [
+    "BackupCoverage",
     "GovernedVM",
     "ScorecardInputs",
     "ScorecardThresholds",

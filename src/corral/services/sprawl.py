@@ -32,7 +32,9 @@ from corral.engines.sprawl.model import epoch_to_datetime
 from corral.engines.sprawl.scenario import SOURCES, ScenarioAssumptions, run_scenario
 from corral.inventory.service import Inventory
 from corral.metrics.store.base import MetricsStore
-from corral.reports.collect import ReportData, collect_report
+from corral.reports.collect import ReportData, backup_coverage, collect_report
+from corral.services.backup import Policy
+from corral.services.fleet import live_fleet
 from corral.services.records import FleetRecords, live_records, metric_batch
 
 #: Detectors that read only the inventory (every one but ``idle``, which needs metrics).
@@ -152,13 +154,20 @@ def live_analysis(
 
 
 def sprawl_report(
-    inv: Inventory, store: MetricsStore | None, model: CostModel, *, days: int = 30
+    inv: Inventory,
+    store: MetricsStore | None,
+    model: CostModel,
+    *,
+    days: int = 30,
+    backup_policy: Policy | None = None,
 ) -> ReportData:
     """Returns the live analysis with chargeback, licences, waste over time, the five-signs
-    scorecard and the reclamation cases: everything the report shows."""
+    scorecard and the reclamation cases: everything the report shows. Sign No.5 is scored
+    from the day's backup plan under ``backup_policy`` (the built-in tiers when None)."""
     fleet = live_records(inv)
     analysis = _live_analysis(fleet, store, model, days)
-    return collect_report(inv, model, fleet, analysis, days)
+    backup = backup_coverage(live_fleet(inv), backup_policy or Policy(), store, fleet.now)
+    return collect_report(inv, model, fleet, analysis, days, backup)
 
 
 def inventory_findings(fleet: FleetRecords, model: CostModel) -> SprawlFindings:

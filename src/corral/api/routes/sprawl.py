@@ -26,6 +26,7 @@ from corral.domain.access import Principal
 from corral.errors import NotFoundError
 from corral.reports.scorecard import Status
 from corral.services import sprawl
+from corral.services.backup import load_policy
 from corral.services.jobs import JobKind, Progress
 from corral.services.sprawl_api import (
     Category,
@@ -189,7 +190,11 @@ def _metrics(state: Any) -> MetricsStore:
 
 def _report(params: ReportRequest, state: Any, _progress: Progress) -> SprawlReportOut:
     data = sprawl.sprawl_report(
-        state.inventory, _metrics(state), get_cost_model_of(state), days=params.days
+        state.inventory,
+        _metrics(state),
+        get_cost_model_of(state),
+        days=params.days,
+        backup_policy=load_policy(state.settings),
     )
     return SprawlReportOut(
         summary=summary(sprawl.SprawlSummary.of(data.analysis)),
