@@ -65,6 +65,15 @@ def _free_port() -> int:
 def _serve_and_stat(home: Path) -> dict[str, int]:
     """Start the real API server, use it, and stat the home while it holds its files open."""
     port = _free_port()
+    made = subprocess.run(
+        [*CORRAL, "token", "create", "file-modes"],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    auth = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}  # reads need one
     proc = subprocess.Popen(
         [*CORRAL, "serve", "--port", str(port)],
         env=_env(home),
@@ -79,8 +88,9 @@ def _serve_and_stat(home: Path) -> dict[str, int]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        assert httpx.get(f"{url}/api/v1/hosts", timeout=30).status_code == 200
-        httpx.get(f"{url}/api/v1/metrics/top", params={"metric": "cpu_pct"}, timeout=30)
+        assert httpx.get(f"{url}/api/v1/hosts", headers=auth, timeout=30).status_code == 200
+        top = {"metric": "cpu_pct"}
+        httpx.get(f"{url}/api/v1/metrics/top", params=top, headers=auth, timeout=30)
         return _modes(home)
     finally:
         proc.terminate()
