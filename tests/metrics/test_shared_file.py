@@ -104,7 +104,11 @@ def test_every_command_works_while_the_server_and_collector_run(
     home: Path, running: tuple[str, subprocess.Popen[str]]
 ) -> None:
     url, collector = running
-    api = httpx.get(f"{url}/api/v1/metrics/top", params={"metric": "cpu_pct", "start": "-3d"})
+    token = corral(home, "token", "create", "shared-file").stdout.strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {token}"}  # every read but /healthz needs a token
+    api = httpx.get(
+        f"{url}/api/v1/metrics/top", params={"metric": "cpu_pct", "start": "-3d"}, headers=auth
+    )
     assert api.status_code == 200, api.text
     assert {r["id"] for r in api.json()} >= {WEB1}
     first = collected(home)
@@ -118,7 +122,8 @@ def test_every_command_works_while_the_server_and_collector_run(
         assert report["summary"]["vms"] >= 2
         flagged = corral(home, "reclaim", "flag-findings", "--dry-run")
         assert flagged.stdout.strip()
-        assert httpx.get(f"{url}/api/v1/metrics/top", params={"metric": "cpu_pct"}).is_success
+        again = httpx.get(f"{url}/api/v1/metrics/top", params={"metric": "cpu_pct"}, headers=auth)
+        assert again.is_success
     time.sleep(2)
     later = collected(home)
     assert later > first > 0, (first, later)
