@@ -1,0 +1,111 @@
+"""What the fleet costs and wastes: the manager's landing page, sprawl, reclamation cases."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from corral.api.deps import get_inventory, get_reclaim
+from corral.api.routes.cost import get_cost_model
+from corral.errors import NotFoundError, ValidationError
+from corral.services import cost, sprawl
+from corral.services.cost_api import Dimension
+from corral.services.records import live_records
+from corral.services.sprawl_api import Category
+from corral.web.pages import PageRoute, authorize, query, read_form, redirect, render
+from corral.web.session import Action
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _analysis(request: Request) -> sprawl.SprawlAnalysis:
+    """The live fleet's findings without metrics history (fast; idle VMs need the report job)."""
+    return sprawl.live_analysis(get_inventory(request), None, get_cost_model(request))
+
+
+@router.get("/manager")
+def manager(request: Request) -> Response:
+    authorize(request, Action.view_money)
+    model = get_cost_model(request)
+    fleet = live_records(get_inventory(request))
+    chargeback = cost.chargeback_by(fleet, model, Dimension.department)
+    waste = sprawl.SprawlSummary.of(_analysis(request))
+    return render(
+        request,
+        "manager.html",
+        title="Cost and waste",
+        chargeback=chargeback,
+        waste=waste,
+        dept_rows=[(r.key, r.lines.total) for r in chargeback.rows],
+        waste_rows=[(c.category.value, c.monthly) for c in waste.categories],
+        savings=get_reclaim(request).savings(),
+        licences=cost.licence_compliance(fleet, model),
+    )
+
+
+@router.get("/sprawl")
+def sprawl_page(request: Request) -> Response:
+    authorize(request, Action.view_people)
+    q = query(request, {"category": ""})
+    categories = [c.value for c in Category]
+    if q["category"] and q["category"] not in categories:
+        raise ValidationError(f"unknown category; choose one of {', '.join(categories)}.")
+    analysis = _analysis(request)
+    findings = sorted(
+        (f for f in analysis.findings if not q["category"] or f.category == q["category"]),
+        key=lambda f: -f.monthly_cost_held,
+    )
+    open_cases = {c["vm_uuid"]: c["id"] for c in get_reclaim(request).cases(open_only=True)}
+    return render(
+        request,
+        "sprawl.html",
+        title="Sprawl",
+        q=q,
+        categories=categories,
+        summary=sprawl.SprawlSummary.of(analysis),
+        findings=findings,
+        open_cases=open_cases,
+        vm_category=lambda f: f.category != Category.orphaned_disk,
+    )
+
+
+@router.post("/sprawl/flag")
+async def flag(request: Request) -> Response:
+    """Open a case for a finding the server finds again now (the page's copy is not trusted)."""
+    viewer = authorize(request, Action.flag_vm)
+    form = await read_form(request)
+    subject, category = form.get("subject", ""), form.get("category", "")
+    found = next(
+        (f for f in _analysis(request).findings if (f.subject, f.category) == (subject, category)),
+        None,
+    )
+    if found is None or found.category == Category.orphaned_disk:
+        raise NotFoundError("that finding is no longer there; reload the sprawl page.")
+    reason = form.get("reason", "").strip() or found.suggested_action
+    evidence = {
+        **found.evidence.measures,
+        "detector": found.detector,
+        "confidence": found.confidence,
+        "monthly_cost_held": round(found.monthly_cost_held, 2),
+    }
+    case = get_reclaim(request).flag(
+        found.subject, category=found.category, reason=reason, actor=viewer.name, evidence=evidence
+    )
+    return redirect(f"/reclaim/{case['id']}")
+
+
+@router.get("/reclaim")
+def cases(request: Request) -> Response:
+    authorize(request, Action.view_people)
+    q = query(request, {"open": ""})
+    rows = get_reclaim(request).cases(open_only=q["open"] == "1")
+    return render(request, "cases.html", title="Reclamation cases", q=q, cases=rows)
+
+
+@router.get("/reclaim/{case_id}")
+def case(request: Request, case_id: str) -> Response:
+    authorize(request, Action.view_people)
+    if not case_id.isdigit() or len(case_id) > 9:
+        raise NotFoundError("no such case; case numbers are whole numbers.")
+    detail = get_reclaim(request).case(int(case_id))
+    return render(request, "case.html", title=f"Case {detail['id']}", case=detail)
