@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import select
+from sqlalchemy.orm import undefer
 
 from corral.engines.sprawl.inventory_file import Inventory as FleetRecords
 from corral.engines.sprawl.model import (
@@ -88,7 +89,12 @@ def fleet_records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], lis
     with inv.db.session() as s:
         hosts = list(s.scalars(select(m.Host).order_by(m.Host.name)))
         names = {h.id: h.name for h in hosts}
-        rows = s.scalars(select(m.VM).where(m.VM.deleted_at.is_(None), m.VM.is_template.is_(False)))
+        # Disks and snapshots are deferred columns: loaded with the rows, not one query each.
+        rows = s.scalars(
+            select(m.VM)
+            .options(undefer(m.VM.disks), undefer(m.VM.snapshots))
+            .where(m.VM.deleted_at.is_(None), m.VM.is_template.is_(False))
+        )
         vms = [vm_record(v, names.get(v.host_id) if v.host_id else None) for v in rows]
         vols = s.execute(
             select(m.Volume, m.Host.name)
