@@ -7,6 +7,7 @@ page shows what it shows on ``corral demo``. Built once per module: it takes a f
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -20,6 +21,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from corral.api.app import create_app
 from corral.config import Settings
@@ -31,6 +33,7 @@ from corral.metrics.store import open_store
 from corral.security.secrets import SecretBox
 from corral.security.token_store import TokenStore
 from corral.store.db import Database
+from tests.requires import Resource, requires
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 N_VMS = 60
@@ -51,6 +54,10 @@ def build(home: Path, shared_data: Path, db_url: str | None = None) -> Demo:
         metrics_url=f"duckdb:///{home / 'metrics.duckdb'}",
     )
     db = Database(db_url or f"sqlite:///{home / 'corral.db'}")
+    if db_url:  # PostgreSQL: this run's own database, emptied first
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
     db.migrate()
     inv = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(node_dir=home))
     result = build_demo(inv, home / "nodes", seed=7, n_vms=N_VMS, n_hosts=3)
@@ -65,9 +72,25 @@ def build(home: Path, shared_data: Path, db_url: str | None = None) -> Demo:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[Demo]:
+    """The demo on SQLite (the browser tests)."""
     d = build(tmp_path_factory.mktemp("dash"), shared_data)
     yield d
     d.app.state.jobs.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def any_db_demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, shared_data: Path
+) -> Iterator[Demo]:
+    """The demo on SQLite and on PostgreSQL (the HTTP tests)."""
+    url = None
+    if request.param == "postgresql":
+        requires(Resource.postgresql)
+        url = os.environ["CORRAL_TEST_PG_URL"]
+    d = build(tmp_path_factory.mktemp("dash"), shared_data, url)
+    yield d
+    d.app.state.jobs.shutdown(wait=True)
+    d.inv.db.dispose()
 
 
 def free_port() -> int:

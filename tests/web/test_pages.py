@@ -12,14 +12,21 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from lxml import html as lhtml
+from sqlalchemy import event
 
 from corral.inventory.filters import VMFilter
+from corral.services.records import live_records
 from corral.web.pages import CSP
 from corral.web.session import COOKIE, Action, Role, Viewer, may
 from tests.web.conftest import Demo, csrf_of, sign_in
 
 PAGES = ("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events")
 HOSTILE = "<script>document.title='pwned'</script>"
+
+
+@pytest.fixture
+def demo(any_db_demo: Demo) -> Demo:
+    return any_db_demo
 
 
 @pytest.fixture
@@ -173,3 +180,20 @@ def test_docs_need_no_internet(client: TestClient) -> None:
     for url in urls:
         assert client.get(url).status_code == 200, url
     assert "SwaggerUIBundle" in client.get("/static/swagger/swagger-ui-bundle.js").text
+
+
+def test_the_fleet_behind_sprawl_and_cost_is_read_in_a_few_queries(demo: Demo) -> None:
+    """Regression: each VM's disks and snapshots were two more queries (deferred columns)."""
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(demo.inv.db.engine, "before_cursor_execute", count)
+    try:
+        fleet = live_records(demo.inv)
+    finally:
+        event.remove(demo.inv.db.engine, "before_cursor_execute", count)
+    assert len(fleet.vms) > 40
+    assert len(statements) <= 5, len(statements)
+    assert any(v.disks for v in fleet.vms) and any(v.snapshots for v in fleet.vms)
