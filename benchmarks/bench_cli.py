@@ -51,7 +51,7 @@ def corral(env: dict[str, str], *args: str, importtime: bool = False) -> str:
 def build_home(root: Path) -> dict[str, str]:
     nodes = root / "nodes"
     shutil.copytree(NODES, nodes)
-    env = {**os.environ, "CORRAL_HOME": str(root / "home")}
+    env = {**os.environ, "CORRAL_HOME": str(root / "home"), "CORRAL_NODE_DIR": str(nodes)}
     env.pop("CORRAL_DATABASE_URL", None)
     for host in ("host-a", "host-b"):
         corral(env, "hosts", "add", host, f"test://{nodes / f'{host}.xml'}")

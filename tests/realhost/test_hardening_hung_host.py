@@ -165,3 +165,72 @@ def test_a_server_keeps_one_stuck_read_per_host_until_it_wakes(
     assert {h.status for h in _sync_guarded(inv).hosts} == {"ok"}
     inv.close()
     db.dispose()
+
+
+@pytest.fixture
+def frozen_host_vm(
+    two_hosts: tuple[Path, int], realhost_env: RealhostEnv, libvirt_conns: list[Any]
+) -> Iterator[str]:
+    """A defined (never started) domain on the host to be frozen, known to Corral by a sync."""
+    home, _pid = two_hosts
+    name = f"corral-hung-act-{uuidlib.uuid4().hex[:8]}"
+    dom = libvirt_conns[1].defineXML(
+        guest_xml(name, kernel=realhost_env.kernel, initrd=realhost_env.initrd)
+    )
+    try:
+        synced = _corral(home, "sync", "--host", "frozen")
+        assert synced.returncode == 0, synced.stderr
+        yield name
+    finally:
+        dom.undefine()
+
+
+def test_vm_set_on_a_frozen_host_ends_with_exit_5(
+    two_hosts: tuple[Path, int], frozen_host_vm: str
+) -> None:
+    """A metadata write to a frozen host used to wait for as long as the host stayed frozen."""
+    home, pid = two_hosts
+    proc = _frozen(pid, home, "vm", "set", frozen_host_vm, "--owner", "alice")
+    assert proc.returncode == 5, proc.stderr
+    assert "host frozen did not answer" in proc.stderr and "Traceback" not in proc.stderr
+    shown = json.loads(_corral(home, "vm", "show", frozen_host_vm, "-o", "json").stdout)
+    assert shown["owner"] is None  # the store took nothing the host did not confirm
+
+
+@pytest.mark.parametrize("action", ["start", "set_metadata"])
+def test_actions_on_a_host_that_froze_after_connecting_raise_unreachable(
+    two_hosts: tuple[Path, int], frozen_host_vm: str, action: str
+) -> None:
+    """A long-running process (the API server, the reclamation executor) keeps its connections:
+    a host that freezes after the connection was opened used to hold a power action or a
+    metadata write for as long as it stayed frozen."""
+    from corral.errors import HostUnreachableError
+
+    home, pid = two_hosts
+    db = Database(f"sqlite:///{home / 'corral.db'}")
+    inv = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(timeout_s=3.0))
+    uuid = inv.find_vm(frozen_host_vm)["uuid"]
+    assert inv.open_host("frozen").read_vm(uuid) is not None  # the pooled connection is open
+    raised: list[BaseException] = []
+
+    def act() -> None:
+        try:
+            if action == "start":
+                inv.open_host("frozen").start(uuid)
+            else:
+                inv.set_metadata(frozen_host_vm, {"owner": "alice"})
+        except BaseException as exc:
+            raised.append(exc)
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        worker = threading.Thread(target=act, daemon=True)
+        worker.start()
+        worker.join(HANG_GUARD_S)
+        assert not worker.is_alive(), f"{action} did not return"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert len(raised) == 1 and isinstance(raised[0], HostUnreachableError), raised
+    assert "host frozen did not answer within 3 s" in str(raised[0])
+    assert inv.find_vm(frozen_host_vm)["owner"] is None
+    db.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Select, and_, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, undefer
 
 from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
@@ -199,6 +199,11 @@ class Inventory:
 
     def connector(self, host: m.Host) -> Hypervisor:
         """A pooled connection to ``host`` (kept open between syncs)."""
+        return self._opener(host)()
+
+    def _opener(self, host: m.Host) -> Callable[[], Hypervisor]:
+        """Opens (or reuses) the pooled connection to ``host``; the row is read now, so the
+        opener may run in another thread."""
         from corral.hypervisor.libvirt import Credentials, connect  # libvirt: on use
 
         creds = None
@@ -206,8 +211,8 @@ class Inventory:
             creds = Credentials(
                 host.username, self.secrets.decrypt(host.secret) if host.secret else None
             )
-        uri = host.uri
-        return self.pool.get(host.name, uri, lambda: connect(uri, creds, access=self.access))
+        name, uri = host.name, host.uri
+        return lambda: self.pool.get(name, uri, lambda: connect(uri, creds, access=self.access))
 
     def release(
         self, host_name: str, *, wrote: bool = False, broken: bool = False, late: bool = False
@@ -225,8 +230,22 @@ class Inventory:
         self.pool.close_all()
 
     def open_host(self, name: str) -> Hypervisor:
+        """The host's hypervisor for actions: every call bounded by the host timeout."""
         with self.db.session() as s:
-            return self.connector(self._host(s, name))
+            return self.bounded(self._host(s, name))
+
+    def bounded(self, host: m.Host) -> Hypervisor:
+        from corral.hypervisor.bounded import BoundedHypervisor
+
+        name = host.name
+        bounded = BoundedHypervisor(
+            name,
+            self._opener(host),
+            self.release,
+            f"{self.scope}act:{name}",
+            self.access.timeout_s,
+        )
+        return cast(Hypervisor, bounded)
 
     def sync(
         self, hosts: Iterable[str] | None = None, progress: Progress | None = None
@@ -364,12 +383,9 @@ class Inventory:
                 raise ConflictError(f"VM {vm.name} has no host to write its metadata to.")
             old = row_to_meta(vm)
             new = replace(old, **cleaned)
-            hv = self.connector(vm.host)
-            try:
-                hv.set_metadata(vm.uuid, new, is_template=vm.is_template, revision=vm.meta_version)
-            except CorralError:
-                self.release(vm.host.name, broken=True)
-                raise
+            self.bounded(vm.host).set_metadata(
+                vm.uuid, new, is_template=vm.is_template, revision=vm.meta_version
+            )
             self.release(vm.host.name, wrote=True)
             diff = {}
             for k in changes:
@@ -449,9 +465,8 @@ class Inventory:
             others = list(s.scalars(select(m.Host).where(m.Host.name != host_name)))
         for host in sorted(others, key=lambda h: h.name):
             try:
-                users = self.connector(host).paths_in_use(exclude=uuid)
+                users = self.bounded(host).paths_in_use(exclude=uuid)
             except CorralError as exc:
-                self.release(host.name, broken=True)
                 raise HostUnreachableError(
                     f"could not ask host {host.name} whether it uses the storage of VM {uuid} "
                     f"({exc.message}); nothing was deleted, try again when it answers."
@@ -501,6 +516,7 @@ class Inventory:
         with self.db.session() as s:
             rows = s.execute(
                 select(m.VM, m.Host.name)
+                .options(undefer(m.VM.disks), undefer(m.VM.snapshots))  # not one query per VM
                 .outerjoin(m.Host, m.VM.host_id == m.Host.id)
                 .order_by(m.VM.name)
             ).all()

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from corral.engines.costing import CostModel, price_fleet
 from corral.engines.sprawl.model import (
@@ -256,7 +256,13 @@ def load_histories(inv: Inventory) -> tuple[list[VMHistory], list[OrphanedDisk]]
     """Every non-template VM's history (deleted ones too) and every orphaned volume."""
     with inv.db.session() as s:
         host_names = {h.id: h.name for h in s.scalars(select(m.Host))}
-        rows = list(s.scalars(select(m.VM).where(m.VM.is_template.is_(False))))
+        rows = list(
+            s.scalars(
+                select(m.VM)
+                .options(undefer(m.VM.disks))  # one query, not one per VM
+                .where(m.VM.is_template.is_(False))
+            )
+        )
         events: dict[str, list[m.Event]] = {}
         query = (
             select(m.Event)

@@ -89,10 +89,9 @@ def fleet_records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], lis
     with inv.db.session() as s:
         hosts = list(s.scalars(select(m.Host).order_by(m.Host.name)))
         names = {h.id: h.name for h in hosts}
-        # Disks and snapshots are deferred columns: loaded with the rows, not one query each.
         rows = s.scalars(
             select(m.VM)
-            .options(undefer(m.VM.disks), undefer(m.VM.snapshots))
+            .options(undefer(m.VM.disks), undefer(m.VM.snapshots))  # one query, not one per VM
             .where(m.VM.deleted_at.is_(None), m.VM.is_template.is_(False))
         )
         vms = [vm_record(v, names.get(v.host_id) if v.host_id else None) for v in rows]

@@ -113,6 +113,8 @@ class Reading(HypervisorCore):
                 (domxml.parse_snapshot(s.getXMLDesc(0)) for s in dom.listAllSnapshots(0)),
                 key=lambda s: (s.created_at, s.name),
             )
+            if snap_names
+            else ()
         )
         facts = domxml.parse_domain(
             xml,
