@@ -4,12 +4,13 @@ One browser for the module, few page loads: sign in, search and sort the VM list
 and zoom its chart by dragging, flag a VM from the sprawl page and see its case, read the API
 docs with every request off this machine refused. On every dashboard page axe-core (installed
 by the set-up with axe-playwright-python) must find no serious or critical violation, and a
-screenshot of every page is saved under the run's base temp folder (dashboard-screenshots/).
+screenshot of every page is saved in var/test-artifacts/dashboard-screenshots/ (SHOTS).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -20,11 +21,14 @@ import pytest
 
 from corral.inventory.filters import VMFilter
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.conftest import ROOT
 from tests.requires import Resource, requires
 from tests.web.conftest import Demo
 
 pytestmark = pytest.mark.requires("chromium")
 
+#: Where the run leaves a screenshot of every page for review (var/ is not committed).
+SHOTS = ROOT / "var" / "test-artifacts" / "dashboard-screenshots"
 AXE = (files("axe_playwright_python") / "axe.min.js").read_text()
 
 
@@ -61,13 +65,14 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def browser(served: str, demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+def browser(served: str, demo: Demo) -> Iterator[Browser]:
     requires(Resource.chromium)
     requires(Resource.playwright)
     from playwright.sync_api import sync_playwright
 
-    shots = tmp_path_factory.getbasetemp() / "dashboard-screenshots"
-    shots.mkdir(exist_ok=True)
+    shots = SHOTS
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
     off_machine: list[str] = []
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_FLAGS))

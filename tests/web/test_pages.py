@@ -197,3 +197,29 @@ def test_the_fleet_behind_sprawl_and_cost_is_read_in_a_few_queries(demo: Demo) -
     assert len(fleet.vms) > 40
     assert len(statements) <= 5, len(statements)
     assert any(v.disks for v in fleet.vms) and any(v.snapshots for v in fleet.vms)
+
+
+def test_only_waste_findings_can_be_flagged(signed_in: TestClient, demo: Demo) -> None:
+    """Governance findings (no owner, no purpose) are not reclaimed: no button, and refused."""
+    page = signed_in.get("/sprawl", params={"category": "no_owner"})
+    assert page.status_code == 200 and "no_owner" in page.text
+    assert "Flag for reclamation" not in page.text
+    vm = demo.inv.list_vms(VMFilter(no_owner=True), limit=1).items[0]
+    before = len(demo.app.state.reclaim.cases())
+    r = signed_in.post(
+        "/sprawl/flag",
+        data={"subject": vm["uuid"], "category": "no_owner", "csrf": csrf_of(signed_in)},
+    )
+    assert r.status_code == 404
+    assert len(demo.app.state.reclaim.cases()) == before
+
+
+def test_flagging_twice_is_refused_with_a_sentence(signed_in: TestClient, demo: Demo) -> None:
+    page = signed_in.get("/sprawl", params={"category": "powered_off"})
+    subject = re.search(r'name="subject" value="([^"]+)"', page.text)
+    assert subject
+    form = {"subject": subject.group(1), "category": "powered_off", "csrf": csrf_of(signed_in)}
+    first = signed_in.post("/sprawl/flag", data=form, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].startswith("/reclaim/")
+    again = signed_in.post("/sprawl/flag", data=form)
+    assert again.status_code == 409 and "was not flagged" in again.text

@@ -58,6 +58,8 @@ def login_page(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    if session_of(request) is None:  # the form's session ended (a restart, 8 idle hours)
+        return redirect("/login")
     form = await read_form(request)
     try:
         name = get_tokens(request).verify(form.get("token", "").strip())

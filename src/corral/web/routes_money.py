@@ -7,7 +7,8 @@ from fastapi.responses import Response
 
 from corral.api.deps import get_inventory, get_reclaim
 from corral.api.routes.cost import get_cost_model
-from corral.errors import NotFoundError, ValidationError
+from corral.errors import ConflictError, NotFoundError, ValidationError
+from corral.reclaim.findings import FINDING_CATEGORIES, flag_findings
 from corral.services import cost, sprawl
 from corral.services.cost_api import Dimension
 from corral.services.records import live_records
@@ -66,12 +67,14 @@ def sprawl_page(request: Request) -> Response:
         findings=findings,
         open_cases=open_cases,
         vm_category=lambda f: f.category != Category.orphaned_disk,
+        flaggable=lambda f: f.category in FINDING_CATEGORIES,
     )
 
 
 @router.post("/sprawl/flag")
 async def flag(request: Request) -> Response:
-    """Open a case for a finding the server finds again now (the page's copy is not trusted)."""
+    """Open a case for a finding the server finds again now (the page's copy is not trusted),
+    as ``corral reclaim flag-findings`` does: idle, powered-off and lease-expired VMs."""
     viewer = authorize(request, Action.flag_vm)
     form = await read_form(request)
     subject, category = form.get("subject", ""), form.get("category", "")
@@ -79,19 +82,12 @@ async def flag(request: Request) -> Response:
         (f for f in _analysis(request).findings if (f.subject, f.category) == (subject, category)),
         None,
     )
-    if found is None or found.category == Category.orphaned_disk:
+    if found is None or found.category not in FINDING_CATEGORIES:
         raise NotFoundError("that finding is no longer there; reload the sprawl page.")
-    reason = form.get("reason", "").strip() or found.suggested_action
-    evidence = {
-        **found.evidence.measures,
-        "detector": found.detector,
-        "confidence": found.confidence,
-        "monthly_cost_held": round(found.monthly_cost_held, 2),
-    }
-    case = get_reclaim(request).flag(
-        found.subject, category=found.category, reason=reason, actor=viewer.name, evidence=evidence
-    )
-    return redirect(f"/reclaim/{case['id']}")
+    (row,) = flag_findings(get_reclaim(request), [found], viewer.name)
+    if row["result"] != "flagged":
+        raise ConflictError(f"{found.subject_name} was not flagged: {row['detail']}.")
+    return redirect(f"/reclaim/{row['case']}")
 
 
 @router.get("/reclaim")
