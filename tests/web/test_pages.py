@@ -15,9 +15,10 @@ from lxml import html as lhtml
 from sqlalchemy import event
 
 from corral.inventory.filters import VMFilter
+from corral.security.token_store import TokenStore
 from corral.services.records import live_records
 from corral.web.pages import CSP
-from corral.web.session import COOKIE, Action, Role, Viewer, may
+from corral.web.session import COOKIE, RECHECK_S, Action, Role, Viewer, may
 from tests.web.conftest import Demo, csrf_of, sign_in
 
 PAGES = ("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events")
@@ -223,3 +224,15 @@ def test_flagging_twice_is_refused_with_a_sentence(signed_in: TestClient, demo: 
     assert first.status_code == 303 and first.headers["location"].startswith("/reclaim/")
     again = signed_in.post("/sprawl/flag", data=form)
     assert again.status_code == 409 and "was not flagged" in again.text
+
+
+def test_a_revoked_token_ends_its_sessions(client: TestClient, demo: Demo) -> None:
+    token = TokenStore(demo.inv.db).create("short-lived")
+    sign_in(client, token)
+    assert client.get("/hosts").status_code == 200
+    TokenStore(demo.inv.db).revoke("short-lived")
+    session = demo.app.state.web_sessions.get(client.cookies[COOKIE])
+    session.checked -= RECHECK_S + 1  # the next check is due
+    r = client.get("/hosts", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert demo.app.state.web_sessions.get(client.cookies[COOKIE]) is None

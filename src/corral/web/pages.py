@@ -7,6 +7,7 @@ inline) and forbids caching, framing and referrers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,19 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from corral.api.deps import get_tokens
 from corral.domain.text import bad_character
 from corral.errors import CorralError, ValidationError
-from corral.web.session import COOKIE, Action, Session, Sessions, Viewer, csrf_ok, may
+from corral.web.session import (
+    COOKIE,
+    Action,
+    Session,
+    Sessions,
+    Viewer,
+    csrf_ok,
+    due_for_check,
+    may,
+)
 
 HERE = Path(__file__).parent
 CSP = (
@@ -64,11 +75,21 @@ def authorize(request: Request, action: Action) -> Viewer:
     """The signed-in viewer when they may do ``action``; else sign in, or a 403 page."""
     session = session_of(request)
     viewer = session.viewer if session else None
-    if viewer is None:
+    if session is None or viewer is None:
         raise SignInNeeded
+    if due_for_check(session):
+        if not _token_active(request, viewer.name):
+            sessions(request).end(request.cookies.get(COOKIE))
+            raise SignInNeeded
+        session.checked = time.monotonic()
     if not may(viewer, action):
         raise NotAllowed
     return viewer
+
+
+def _token_active(request: Request, name: str) -> bool:
+    """Whether the token the session signed in with is still there and not revoked."""
+    return any(t["name"] == name and t["revoked_at"] is None for t in get_tokens(request).list())
 
 
 def render(

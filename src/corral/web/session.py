@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 COOKIE = "corral_session"
 #: A session unused this long is forgotten.
 IDLE_S = 8 * 3600
+#: How often a session's token is checked again: a revoked token's sessions end within this.
+RECHECK_S = 60.0
 #: At most this many sessions are kept (the oldest go first): memory stays bounded.
 MAX_SESSIONS = 10_000
 
@@ -61,6 +63,8 @@ class Session:
     csrf: str
     viewer: Viewer | None = None
     seen: float = field(default_factory=time.monotonic)
+    #: When the viewer's credential was last found still valid (see ``still_valid``).
+    checked: float = field(default_factory=time.monotonic)
 
 
 class Sessions:
@@ -99,6 +103,10 @@ class Sessions:
     def end(self, sid: str | None) -> None:
         with self._lock:
             self._by_id.pop(sid or "", None)
+
+
+def due_for_check(session: Session, now: float | None = None) -> bool:
+    return (time.monotonic() if now is None else now) - session.checked > RECHECK_S
 
 
 def csrf_ok(session: Session | None, sent: str) -> bool:
