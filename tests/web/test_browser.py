@@ -140,6 +140,8 @@ def test_search_filter_and_sort_the_vm_list(browser: Browser, demo: Demo) -> Non
 def test_open_a_vm_and_zoom_its_chart(browser: Browser, demo: Demo) -> None:
     browser.go("/vms?state=running")
     browser.page.click("tbody td:first-child a >> nth=0")
+    browser.page.wait_for_load_state("load")  # dash.js (deferred) is listening
+    browser.page.locator("#chart").scroll_into_view_if_needed()
     before = parse_qs(urlsplit(browser.page.url).query)
     assert browser.page.locator("#chart polyline").get_attribute("points")
     start = int(browser.page.locator("#chart").get_attribute("data-start") or 0)

@@ -236,3 +236,18 @@ def test_a_revoked_token_ends_its_sessions(client: TestClient, demo: Demo) -> No
     r = client.get("/hosts", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     assert demo.app.state.web_sessions.get(client.cookies[COOKIE]) is None
+
+
+def test_the_fleet_page_counts_link_to_the_vms_they_count(
+    signed_in: TestClient, demo: Demo
+) -> None:
+    page = lhtml.document_fromstring(signed_in.get("/admin").text)
+    tiles = {
+        a.get("href"): int(a.findtext(".//span[@class='n']"))
+        for a in page.xpath("//li[@class='tile']/a")
+    }
+    no_owner = demo.inv.list_vms(VMFilter(no_owner=True)).total
+    assert tiles["/vms?no_owner=1"] == no_owner > 0
+    listed = signed_in.get("/vms?no_owner=1")
+    assert f"{no_owner} VMs match" in listed.text
+    assert 'name="no_owner" value="1" checked' in listed.text

@@ -32,6 +32,8 @@ VM_QUERY = {
     "owner": "",
     "department": "",
     "environment": "",
+    "no_owner": "",
+    "expired": "",
     "sort": "name",
     "order": "asc",
     "cursor": "",
@@ -43,12 +45,15 @@ VM_METRICS = tuple(m.name for m in METRICS if m.kind is EntityKind.vm)
 def admin(request: Request) -> Response:
     viewer = authorize(request, Action.view_fleet)
     inv = get_inventory(request)
-    counts = {
-        "all": inv.list_vms(limit=0).total,
-        **{s.value: inv.list_vms(VMFilter(state=s.value), limit=0).total for s in _STATES},
-        "no owner": inv.list_vms(VMFilter(no_owner=True), limit=0).total,
-        "lease expired": inv.list_vms(VMFilter(expired=True), limit=0).total,
-    }
+    counts = [
+        ("all", "/vms", inv.list_vms(limit=0).total),
+        *(
+            (s.value, f"/vms?state={s.value}", inv.list_vms(VMFilter(state=s.value), limit=0).total)
+            for s in _STATES
+        ),
+        ("no owner", "/vms?no_owner=1", inv.list_vms(VMFilter(no_owner=True), limit=0).total),
+        ("lease expired", "/vms?expired=1", inv.list_vms(VMFilter(expired=True), limit=0).total),
+    ]
     open_cases = get_reclaim(request).cases(open_only=True)
     return render(
         request,
@@ -84,6 +89,8 @@ def vms(request: Request) -> Response:
         owner=q["owner"] or None,
         department=q["department"] or None,
         environment=q["environment"] or None,
+        no_owner=q["no_owner"] == "1",
+        expired=q["expired"] == "1",
     )
     page = inv.list_vms(
         f,
