@@ -71,7 +71,7 @@ def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
     third = inv.sync()
     t3 = time.perf_counter()
     assert first.count_of("created") == sum(h.vms_seen for h in first.hosts)
-    assert second.events == {} and third.events == {}
+    assert second.events == {} and third.events == {}, (second.events, third.events)
     db.dispose()
     return {
         "vms": first.count_of("created"),

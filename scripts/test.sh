@@ -32,6 +32,12 @@ export CORRAL_REQUIRE_PG=1
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
+if [ $rc -eq 0 ] && [ -n "${CI:-}" ]; then
+  # Issue 9's concurrency probe: 200 mixed requests on one VM, on both databases. It fails
+  # the run on an error or a lost update; its latencies are printed for the record.
+  .venv/bin/python benchmarks/probe_concurrency.py --requests 200 --pg-url "$CORRAL_TEST_PG_URL"
+  rc=$?
+fi
 set -e
 [ $rc -eq 5 ] && { echo "test: no tests were collected" >&2; rc=1; }
 exit $rc

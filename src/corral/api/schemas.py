@@ -107,6 +107,28 @@ class HostCreate(BaseModel):
     )
 
 
+class HostImportEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    uri: Annotated[Line, StringConstraints(min_length=1, max_length=2048)]
+    username: Text256 | None = None
+
+
+class HostImportRequest(BaseModel):
+    """Hosts to register at once; passwords are set host by host (POST /hosts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: Annotated[list[HostImportEntry], Field(min_length=1, max_length=10000)]
+    skip_existing: bool = False
+
+
+class HostImportResult(BaseModel):
+    added: int
+    skipped: list[str]
+
+
 class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

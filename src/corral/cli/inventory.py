@@ -77,6 +77,25 @@ def hosts_add(
     )
 
 
+@hosts_app.command("import")
+def hosts_import(
+    file: Path = typer.Argument(
+        ..., help="CSV with a header row name,uri[,username], or a JSON/YAML list of them."
+    ),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Leave hosts already registered (same name or URI) alone."
+    ),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Register many hosts at once, all or none; each is identified at its first sync."""
+    from corral.inventory.hosts_file import read_hosts_file
+
+    done = context.inventory().import_hosts(read_hosts_file(file), skip_existing=skip_existing)
+    emit_object(
+        {"added": len(done.added), "skipped": list(done.skipped)}, output, title="hosts imported"
+    )
+
+
 @hosts_app.command("remove")
 def hosts_remove(
     name: str,

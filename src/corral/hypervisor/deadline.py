@@ -18,7 +18,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -95,9 +95,16 @@ def run_all(
     timeout_s: float,
     *,
     max_parallel: int = 16,
+    narrow: Collection[str] = (),
+    narrow_parallel: int = 1,
     on_outcome: Callable[[Outcome[T]], None] | None = None,
 ) -> dict[str, Outcome[T]]:
-    """Run every task (at most ``max_parallel`` at once), each given ``timeout_s`` to answer."""
+    """Run every task (at most ``max_parallel`` at once), each given ``timeout_s`` to answer.
+
+    The tasks named in ``narrow`` run at most ``narrow_parallel`` at once among themselves
+    (work done in this process, where more at once only contend). A task's time starts when
+    the task starts: one waiting for its turn is never late.
+    """
     results: queue.Queue[_Result] = queue.Queue()
     waiting = list(tasks)
     running: dict[str, tuple[float, threading.Event]] = {}
@@ -108,9 +115,16 @@ def run_all(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    def has_room(key: str) -> bool:
+        if len(running) >= max_parallel:
+            return False
+        return key not in narrow or sum(k in narrow for k in running) < narrow_parallel
+
     while waiting or running:
-        while waiting and len(running) < max_parallel:
-            key = waiting.pop(0)
+        for key in list(waiting):
+            if not has_room(key):
+                continue
+            waiting.remove(key)
             if _is_busy(key):
                 finish(Outcome(key, Status.BUSY))
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -31,10 +31,12 @@ from corral.hypervisor.pool import ConnectionPool
 from corral.hypervisor.uri import HostAccess, redact, validate_uri
 from corral.inventory.export import write_tables
 from corral.inventory.filters import SORT_KEYS, VMFilter, apply_filter, decode_cursor, encode_cursor
+from corral.inventory.hosts_file import HostEntry
 from corral.inventory.records import META_FIELDS, host_view, row_to_meta, vm_detail, vm_summary
 from corral.inventory.sync import Clock, Progress, SyncReport, SyncService, utcnow
 from corral.security.secrets import SecretBox
 from corral.store import models as m
+from corral.store.bulk import bulk_insert
 from corral.store.db import Database
 
 if TYPE_CHECKING:
@@ -47,10 +49,18 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 
 @dataclass(frozen=True, slots=True)
+class HostImport:
+    """What ``import_hosts`` did: the hosts it registered and those already there."""
+
+    added: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     items: list[dict[str, Any]]
     next_cursor: str | None
-    total: int
+    total: int | None  # None: not counted
 
 
 def check_uuid(uuid: str) -> str:
@@ -126,6 +136,78 @@ class Inventory:
             except IntegrityError:
                 raise ConflictError(f"a host named {name!r} already exists.") from None
             return host_view(host)
+
+    def import_hosts(
+        self, entries: Sequence[HostEntry], *, skip_existing: bool = False
+    ) -> HostImport:
+        """Register many hosts in one transaction, without opening them.
+
+        Every entry is checked first (name, URI allow-list, repeats in the list, hosts already
+        registered) and all problems are reported together: the list is taken whole or not at
+        all. Hosts are identified (libvirt host UUID) by their first sync, which marks a host
+        reached under a second URI as a duplicate; ``add_host`` asks at once instead.
+        """
+        problems: list[str] = []
+        canonical: list[tuple[HostEntry, str]] = []
+        names: dict[str, int] = {}
+        uris: dict[str, int] = {}
+        for e in entries:
+            where = f"entry {e.line}" if e.line else repr(e.name)
+            if not HOST_NAME.match(e.name):
+                problems.append(f"{where}: {e.name[:64]!r} is not a valid host name")
+                continue
+            try:
+                uri = validate_uri(e.uri, self.access)
+            except CorralError as exc:  # refused by the allow-list, or not a URI at all
+                problems.append(f"{where} ({e.name}): {exc.message}")
+                continue
+            if e.name in names:
+                problems.append(f"{where}: the name {e.name!r} is also at entry {names[e.name]}")
+            elif uri in uris:
+                problems.append(f"{where}: the URI of {e.name!r} is also at entry {uris[uri]}")
+            names.setdefault(e.name, e.line)
+            uris.setdefault(uri, e.line)
+            canonical.append((e, uri))
+        with self.db.session() as s:
+            known_names = set(s.scalars(select(m.Host.name)))
+            known_uris = dict(s.execute(select(m.Host.uri, m.Host.name)).all())
+            fresh, skipped = [], []
+            for e, uri in canonical:
+                clash = e.name if e.name in known_names else known_uris.get(uri)
+                if clash is None:
+                    fresh.append((e, uri))
+                elif skip_existing:
+                    skipped.append(e.name)
+                else:
+                    problems.append(
+                        f"entry {e.line} ({e.name}): host {clash!r} is already registered"
+                        + (" with this URI" if clash != e.name else "")
+                        + " (--skip-existing leaves such hosts as they are)"
+                    )
+            if problems:
+                shown = "; ".join(problems[:10])
+                more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+                raise ValidationError(
+                    f"{len(problems)} of {len(entries)} hosts cannot be imported, so none was: "
+                    f"{shown}{more}."
+                )
+            now = self.clock()
+            bulk_insert(
+                s,
+                m.Host,
+                [
+                    {
+                        "name": e.name,
+                        "uri": uri,
+                        "username": e.username,
+                        "status": "never-synced",
+                        "created_at": now,
+                        "cpu_features": [],
+                    }
+                    for e, uri in fresh
+                ],
+            )
+        return HostImport(added=tuple(e.name for e, _ in fresh), skipped=tuple(skipped))
 
     @staticmethod
     def _refuse_known(s: Any, name: str, uri: str, host_uuid: str | None = None) -> None:
@@ -269,7 +351,10 @@ class Inventory:
         descending: bool = False,
         limit: int | None = None,
         cursor: str | None = None,
+        count: bool = True,
     ) -> Page:
+        """One page of VMs; ``count`` also counts the whole list (a second query, which at
+        100,000 VMs costs more than the page itself: the API counts on the first page only)."""
         f = f or VMFilter()
         if sort not in SORT_KEYS:
             raise ValidationError(
@@ -283,7 +368,10 @@ class Inventory:
                 Select[Any], select(m.VM, m.Host.name).outerjoin(m.Host, m.VM.host_id == m.Host.id)
             )
             base = apply_filter(rows_q, f, now)
-            total = s.scalar(apply_filter(select(func.count()).select_from(m.VM), f, now)) or 0
+            total = None
+            if count:
+                counted = apply_filter(select(func.count()).select_from(m.VM), f, now)
+                total = s.scalar(counted) or 0
             q = base
             if cursor:
                 value, after = decode_cursor(cursor)

@@ -32,6 +32,8 @@ def bulk_insert(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -
 def _copy(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     table = cast(Table, model.__table__)
     names = list(rows[0])
+    rows = _with_defaults(table, names, rows)
+    names = list(rows[0])
     dialect = s.get_bind().dialect
     convert = [_converter(table.c[n].type, dialect) for n in names]
     conn = s.connection().connection.driver_connection
@@ -42,6 +44,24 @@ def _copy(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None
     with conn.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
         for row in rows:
             copy.write_row(tuple(f(row[n]) for f, n in zip(convert, names, strict=True)))
+
+
+def _with_defaults(
+    table: Table, names: list[str], rows: Sequence[dict[str, Any]]
+) -> Sequence[dict[str, Any]]:
+    """COPY skips the model's Python-side defaults (``default=""``, ``default=list``), which an
+    INSERT would apply: add them for the columns the rows leave out."""
+    missing = [c for c in table.columns if c.key not in names and c.default is not None]
+    if not missing:
+        return rows
+    out = []
+    for row in rows:
+        extra = {}
+        for c in missing:
+            default: Any = c.default
+            extra[c.key] = default.arg(None) if default.is_callable else default.arg
+        out.append({**row, **extra})
+    return out
 
 
 def _converter(type_: Any, dialect: Dialect) -> Callable[[Any], Any]:

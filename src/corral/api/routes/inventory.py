@@ -13,6 +13,8 @@ from corral.api.problems import error_responses
 from corral.api.schemas import (
     EventPublic,
     HostCreate,
+    HostImportRequest,
+    HostImportResult,
     HostPublic,
     Line,
     MetadataUpdate,
@@ -26,6 +28,7 @@ from corral.api.schemas import (
 from corral.domain.model import EventKind, VMState
 from corral.errors import ValidationError
 from corral.inventory.filters import VMFilter
+from corral.inventory.hosts_file import HostEntry
 from corral.inventory.service import check_uuid
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
@@ -47,6 +50,18 @@ def list_hosts(inv: InventoryDep, limit: Limit = 100, cursor: Cursor = None) -> 
 )
 def add_host(body: HostCreate, inv: InventoryDep, _actor: Actor) -> dict[str, Any]:
     return inv.add_host(body.name, body.uri, body.username, body.password)
+
+
+@router.post(
+    "/hosts/import",
+    response_model=HostImportResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 413, 422),
+)
+def import_hosts(body: HostImportRequest, inv: InventoryDep, _actor: Actor) -> HostImportResult:
+    entries = [HostEntry(h.name, h.uri, h.username, i + 1) for i, h in enumerate(body.hosts)]
+    done = inv.import_hosts(entries, skip_existing=body.skip_existing)
+    return HostImportResult(added=len(done.added), skipped=list(done.skipped))
 
 
 @router.delete(
@@ -100,6 +115,10 @@ def list_vms(
     order: Literal["asc", "desc"] = "asc",
     limit: Limit = 100,
     cursor: Cursor = None,
+    count: Annotated[
+        bool | None,
+        Query(description="Count the whole list into 'total'; default: on the first page only."),
+    ] = None,
 ) -> dict[str, Any]:
     f = VMFilter(
         host=host,
@@ -118,7 +137,14 @@ def list_vms(
         expired=expired,
         only_deleted=deleted,
     )
-    page = inv.list_vms(f, sort=sort, descending=order == "desc", limit=limit, cursor=cursor)
+    page = inv.list_vms(
+        f,
+        sort=sort,
+        descending=order == "desc",
+        limit=limit,
+        cursor=cursor,
+        count=cursor is None if count is None else count,
+    )
     return {"items": page.items, "next_cursor": page.next_cursor, "total": page.total}
 
 
