@@ -11,7 +11,7 @@ from corral.errors import ConflictError, NotFoundError, ValidationError
 from corral.reclaim.findings import FINDING_CATEGORIES, flag_findings
 from corral.services import cost, sprawl
 from corral.services.cost_api import Dimension
-from corral.services.records import live_records
+from corral.services.records import FleetRecords, live_records
 from corral.services.sprawl_api import Category
 from corral.web.pages import PageRoute, authorize, query, read_form, redirect, render
 from corral.web.session import Action
@@ -19,9 +19,10 @@ from corral.web.session import Action
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
-def _analysis(request: Request) -> sprawl.SprawlAnalysis:
+def _analysis(request: Request, fleet: FleetRecords | None = None) -> sprawl.SprawlAnalysis:
     """The live fleet's findings without metrics history (fast; idle VMs need the report job)."""
-    return sprawl.live_analysis(get_inventory(request), None, get_cost_model(request))
+    fleet = fleet or live_records(get_inventory(request))
+    return sprawl.fleet_analysis(fleet, None, get_cost_model(request))
 
 
 @router.get("/manager")
@@ -30,7 +31,7 @@ def manager(request: Request) -> Response:
     model = get_cost_model(request)
     fleet = live_records(get_inventory(request))
     chargeback = cost.chargeback_by(fleet, model, Dimension.department)
-    waste = sprawl.SprawlSummary.of(_analysis(request))
+    waste = sprawl.SprawlSummary.of(_analysis(request, fleet))
     return render(
         request,
         "manager.html",
