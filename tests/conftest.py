@@ -15,7 +15,7 @@ from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.store.db import Database
-from tests.requires import Resource, counts, forget, requires, set_current
+from tests.requires import Resource, counts, forget, note_report, requires, set_current, used_by
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +56,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requires(resource, ...): the test needs these resources (tests/requires.py)"
     )
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    url = os.environ.get("CORRAL_TEST_PG_URL")
+    if worker and url:
+        # Each pytest-xdist worker gets a database of its own: the ``db`` fixture empties the
+        # schema it is given. Set in the environment, so that subprocesses use it too.
+        os.environ["CORRAL_TEST_PG_URL"] = _worker_database(url, worker)
+
+
+def _worker_database(url: str, worker: str) -> str:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"{base.database}_{worker}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            if found is None:
+                quoted = conn.dialect.identifier_preparer.quote(name)
+                conn.execute(text(f"CREATE DATABASE {quoted}"))
+    finally:
+        engine.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+#: Fixtures that reach the real libvirtd hosts: their tests run on one xdist worker, one after
+#: another, since some freeze or kill a shared daemon for a moment.
+REALHOST_FIXTURES = {"realhost_env", "realhost_uris", "libvirt_conns"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "/realhost/" in f"/{item.nodeid}" or fixtures & REALHOST_FIXTURES:
+            item.add_marker(pytest.mark.xdist_group("realhost"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -67,9 +105,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             requires(resource)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "teardown":
+        report.user_properties.append(("resources", used_by(item.nodeid)))
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped:
         forget(report.nodeid)
+    resources = dict(report.user_properties).get("resources")
+    note_report(report.nodeid, report.when, report.skipped, resources)  # type: ignore[arg-type]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -109,6 +109,25 @@ def forget(nodeid: str) -> None:
         ids.discard(nodeid)
 
 
+def used_by(nodeid: str) -> list[str]:
+    """The resources the test ``nodeid`` asked for (sent with its report: under pytest-xdist
+    the tests run in worker processes, and the counting happens in the controller)."""
+    return sorted(r.value for r, ids in _used.items() if nodeid in ids)
+
+
+_ran: dict[Resource, set[str]] = {r: set() for r in Resource}
+_skipped: set[str] = set()
+
+
+def note_report(nodeid: str, when: str, skipped: bool, resources: list[str] | None) -> None:
+    """Count a test for its resources once its teardown is reported, unless it was skipped."""
+    if skipped:
+        _skipped.add(nodeid)
+    if when == "teardown" and resources and nodeid not in _skipped:
+        for name in resources:
+            _ran[Resource(name)].add(nodeid)
+
+
 def counts() -> dict[Resource, int]:
     """How many tests ran with each resource so far."""
-    return {r: len(ids) for r, ids in _used.items()}
+    return {r: len(ids) for r, ids in _ran.items()}

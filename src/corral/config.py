@@ -70,6 +70,7 @@ class Settings:
     base_url: str | None = None
     api_max_body_bytes: int = 1024 * 1024
     shared_data: Path | None = None
+    backup_policy: Path | None = None
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -184,6 +185,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("base_url", "CORRAL_BASE_URL", str, "address owners reach Corral's pages at"),
     FieldSpec("api_max_body_bytes", "CORRAL_API_MAX_BODY", _positive_int, "largest API body"),
     FieldSpec("shared_data", "CORRAL_SHARED_DATA", _path, "public traces (../shared/data)"),
+    FieldSpec("backup_policy", "CORRAL_BACKUP_POLICY", _path, "backup policy YAML"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

@@ -40,8 +40,10 @@ def _daemon_pid(uri: str) -> int:
     return int((socket.parent / "libvirtd.pid").read_text().strip())
 
 
-def _corral(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_HOST_TIMEOUT": HOST_TIMEOUT_S}
+def _corral(home: Path, *args: str, host_timeout: str = "15") -> subprocess.CompletedProcess[str]:
+    """Run corral; only commands against a frozen host use the short host timeout (a healthy
+    daemon on a loaded machine may take longer than 3 s to answer)."""
+    env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_HOST_TIMEOUT": host_timeout}
     env.pop("CORRAL_DATABASE_URL", None)
     env.pop("CORRAL_METRICS_URL", None)
     return subprocess.run(
@@ -57,7 +59,7 @@ def _frozen(pid: int, home: Path, *args: str) -> subprocess.CompletedProcess[str
     """Run one command while the daemon ``pid`` is stopped; it is resumed whatever happens."""
     os.kill(pid, signal.SIGSTOP)
     try:
-        return _corral(home, *args)
+        return _corral(home, *args, host_timeout=HOST_TIMEOUT_S)
     finally:
         os.kill(pid, signal.SIGCONT)
 

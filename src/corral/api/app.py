@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from corral import __version__, web
 from corral.api.guard import Guard, allowed_methods
 from corral.api.problems import openapi_with_problems, problem
+from corral.api.routes import backup as backup_routes
 from corral.api.routes import config as config_routes
 from corral.api.routes import cost as cost_routes
 from corral.api.routes import ha as ha_routes
@@ -58,12 +59,14 @@ ROUTERS = (
     sim_routes.router,
     sprawl_routes.router,
     cost_routes.router,
+    backup_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
     *plan_routes.JOB_KINDS,
     *sim_routes.JOB_KINDS,
     *sprawl_routes.JOB_KINDS,
+    *backup_routes.JOB_KINDS,
 )
 
 

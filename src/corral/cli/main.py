@@ -111,6 +111,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "corral.cli.plan",
         "Plan capacity: place, consolidate, rebalance, evacuate, what-if, forecast.",
     ),
+    "backup": (
+        "corral.cli.backup",
+        "Backup: policy per tier and VM, a staggered schedule that meets every RPO, coverage.",
+    ),
     "ha": ("corral.cli.ha", "High availability: admission control and failover plans."),
     "sim": (
         "corral.cli.sim",

