@@ -19,6 +19,7 @@ from corral.security.token_store import TokenStore
 from corral.services.records import live_records
 from corral.web.pages import CSP
 from corral.web.session import COOKIE, RECHECK_S, Action, Role, Viewer, may
+from tests.requires import Resource, requires
 from tests.web.conftest import Demo, csrf_of, sign_in
 
 PAGES = ("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events")
@@ -27,6 +28,8 @@ HOSTILE = "<script>document.title='pwned'</script>"
 
 @pytest.fixture
 def demo(any_db_demo: Demo) -> Demo:
+    if any_db_demo.inv.db.engine.dialect.name == "postgresql":
+        requires(Resource.postgresql)  # counted for each test, not only the module's first
     return any_db_demo
 
 
