@@ -1,4 +1,5 @@
-"""``corral ha check``: HA admission control on a fleet file."""
+"""``corral ha check``: HA admission control on a fleet file; ``corral ha simulate``: the
+HA manager against a simulated fleet."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 from corral.cli.fleet import FleetFileOption, LiveOption, fleet_snapshot
 from corral.cli.output import OutputFormat, OutputOption, emit_object, to_json
 from corral.errors import ValidationError
-from corral.services import ha
+from corral.services import ha, ha_sim
 
 ha_app = typer.Typer(
     help="High availability: admission control and failover plans.", no_args_is_help=True
@@ -93,3 +94,24 @@ def _document(result: ha.HACheckResult) -> dict[str, Any]:
         doc["growth_per_month"] = round(g.growth_per_month, 4)
         doc["ha_guarantee_breaks_on"] = g.breaks_on.isoformat() if g.breaks_on else None
     return doc
+
+
+@ha_app.command("simulate")
+def simulate(
+    scenario: Path = typer.Argument(..., help="Scenario file (YAML): fleet, behaviour, timeline."),
+    output: OutputFormat = OutputOption,
+    write_expected: bool = typer.Option(
+        False, "--write-expected", help="Write the event log as the scenario's expectation (.log)."
+    ),
+) -> None:
+    """Run the HA manager against a simulated fleet and print every event it produced."""
+    if write_expected:
+        typer.echo(f"wrote {ha_sim.write_expected(scenario)}")
+        return
+    result = ha_sim.run(scenario)
+    if output is OutputFormat.json:
+        typer.echo(to_json(result.to_dict()))
+    else:
+        typer.echo(result.log(), nl=False)
+    if result.violations:
+        raise typer.Exit(1)

@@ -338,4 +338,7 @@ def list_cmd(output: OutputFormat = OutputOption) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from corral.cli.metrics_analysis import add_commands
+
+    add_commands(metrics_app)
     app.add_typer(metrics_app, name="metrics")

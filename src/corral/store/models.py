@@ -299,3 +299,32 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class HAManagerStateRow(Base):
+    """The HA manager's whole state after its last round (``ManagerState.to_dict()``), so a
+    manager that dies is replaced by one that resumes (corral.engines.ha_manager)."""
+
+    __tablename__ = "ha_manager_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The manager's clock at that round (seconds).
+    round_t: Mapped[float] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HAEventRow(Base):
+    """One transition of the HA manager, in the order it happened."""
+
+    __tablename__ = "ha_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    manager: Mapped[str] = mapped_column(String(64), index=True)
+    t: Mapped[float] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    host: Mapped[str | None] = mapped_column(String(255))
+    vm: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    alert: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

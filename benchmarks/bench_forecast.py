@@ -1,0 +1,166 @@
+"""Benchmark: Corral's single-series forecast against seasonal naive and Holt-Winters on Bitbrains.
+
+Run:  PYTHONPATH=src .venv/bin/python benchmarks/bench_forecast.py [--data DIR] [--workers 2]
+
+Input (fixed): the shared Bitbrains "Rnd" traces ($CORRAL_SHARED_DATA/bitbrains-rnd or
+../shared/data), CPU usage [MHz] of VMs 1-100. For each VM and each pair (July -> August,
+August -> September): history = every 5-minute sample of the first month's file; truth = the
+hourly means of the first 168 whole hours of the next month's file. VMs with under 14 days of
+hourly history or under 150 hours of truth are left out. Rows with 0 CPU capacity carry no
+measurement and are skipped.
+
+Corral's forecast is the engine ``corral metrics forecast`` runs (raw samples in, ``--step 1h``
+from the first whole hour, default configuration). The baselines work on the hourly history
+(gaps filled linearly): seasonal naive 24 h and 168 h, and statsmodels' Holt-Winters
+(``ExponentialSmoothing``: additive damped trend, additive 24-hour season). MASE = MAE over the
+truth hours / in-sample MAE of the 24-hour seasonal naive forecast on the hourly history.
+Coverage = share of truth hours inside Corral's 80 % band.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import math
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from corral.engines.forecast import bucket_means, forecast
+
+ROOT = Path(__file__).resolve().parents[1]
+HOUR = 3600.0
+PAIRS = (("2013-7", "2013-8"), ("2013-8", "2013-9"))
+HORIZON = 168
+METHODS = ("corral", "naive 24h", "naive 168h", "Holt-Winters")
+
+
+@dataclass(frozen=True)
+class Case:
+    month: str
+    vm: int
+    times: np.ndarray
+    values: np.ndarray
+    start: float
+    truth: np.ndarray
+
+
+def default_data() -> Path:
+    env = os.environ.get("CORRAL_SHARED_DATA")
+    return (Path(env) if env else ROOT.parent / "shared" / "data") / "bitbrains-rnd"
+
+
+def read_cpu(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds and CPU usage [MHz] of one VM-month (rows with 0 capacity skipped)."""
+    times, values = [], []
+    with gzip.open(path, "rt") as fh:
+        next(fh)
+        for line in fh:
+            cells = line.split(";")
+            if float(cells[2]) > 0:
+                times.append(float(cells[0]))
+                values.append(float(cells[3]))
+    order = np.argsort(times, kind="stable")
+    return np.asarray(times)[order], np.asarray(values)[order]
+
+
+def load_case(data: Path, history_month: str, truth_month: str, vm: int) -> Case | None:
+    times, values = read_cpu(data / "rnd" / history_month / f"{vm}.csv.gz")
+    t_next, v_next = read_cpu(data / "rnd" / truth_month / f"{vm}.csv.gz")
+    start = math.ceil(t_next[0] / HOUR) * HOUR
+    truth = bucket_means(t_next, v_next, start + HORIZON * HOUR, HOUR)[-HORIZON:]
+    hourly = bucket_means(times, values, start, HOUR)
+    if np.isfinite(hourly).sum() < 14 * 24 or np.isfinite(truth).sum() < 150:
+        return None
+    return Case(history_month, vm, times, values, start, truth)
+
+
+def _hourly_history(case: Case) -> tuple[np.ndarray, int]:
+    """Hourly history up to its last sample (gaps filled) and the hours from it to the start."""
+    hourly = bucket_means(case.times, case.values, case.start, HOUR)
+    observed = int(np.flatnonzero(np.isfinite(hourly))[-1]) + 1
+    y = hourly[:observed]
+    gaps = ~np.isfinite(y)
+    y[gaps] = np.interp(np.flatnonzero(gaps), np.flatnonzero(~gaps), y[~gaps])
+    return y, len(hourly) - observed
+
+
+def seasonal_naive(y: np.ndarray, lead: int, period: int) -> np.ndarray:
+    n = len(y)
+    out = []
+    for i in range(n + lead, n + lead + HORIZON):
+        while i >= n:
+            i -= period
+        out.append(y[i])
+    return np.asarray(out)
+
+
+def holt_winters(y: np.ndarray, lead: int) -> np.ndarray:
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ExponentialSmoothing(
+            y, trend="add", damped_trend=True, seasonal="add", seasonal_periods=24
+        ).fit()
+        return np.asarray(model.forecast(lead + HORIZON))[-HORIZON:]
+
+
+def evaluate(case: Case, with_ets: bool) -> tuple[str, dict[str, float], float]:
+    """MASE per method and the share of truth hours in Corral's band."""
+    ours = forecast(case.times, case.values, case.start, HORIZON * HOUR, HOUR)
+    point = np.asarray([s.forecast for s in ours])
+    lower = np.asarray([s.lower for s in ours])
+    upper = np.asarray([s.upper for s in ours])
+    hourly = bucket_means(case.times, case.values, case.start, HOUR)
+    scale = float(np.nanmean(np.abs(hourly[24:] - hourly[:-24])))
+    y, lead = _hourly_history(case)
+    guesses = {
+        "corral": point,
+        "naive 24h": seasonal_naive(y, lead, 24),
+        "naive 168h": seasonal_naive(y, lead, 168),
+    }
+    if with_ets:
+        guesses["Holt-Winters"] = holt_winters(y, lead)
+    ok = np.isfinite(case.truth)
+    mase = {k: float(np.mean(np.abs(g[ok] - case.truth[ok]))) / scale for k, g in guesses.items()}
+    inside = (case.truth[ok] >= lower[ok]) & (case.truth[ok] <= upper[ok])
+    return case.month, mase, float(inside.mean())
+
+
+def _run(args: tuple[Path, str, str, int, bool]) -> tuple[str, dict[str, float], float] | None:
+    data, history_month, truth_month, vm, with_ets = args
+    case = load_case(data, history_month, truth_month, vm)
+    return None if case is None else evaluate(case, with_ets)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=default_data(), help="bitbrains-rnd folder")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--vms", type=int, default=100, help="VMs 1..N (100 = the benchmark)")
+    parser.add_argument("--no-ets", action="store_true", help="skip Holt-Winters (slow)")
+    args = parser.parse_args()
+    jobs = [
+        (args.data, h, t, vm, not args.no_ets) for h, t in PAIRS for vm in range(1, args.vms + 1)
+    ]
+    with ProcessPoolExecutor(args.workers) as pool:
+        results = [r for r in pool.map(_run, jobs, chunksize=4) if r is not None]
+    for history_month, truth_month in PAIRS:
+        rows = [r for r in results if r[0] == history_month]
+        print(f"\n{history_month} -> {truth_month}: {len(rows)} VMs, MASE (24 h seasonal scale)")
+        print(f"  {'method':14} {'mean':>7} {'median':>7} {'coverage':>9}")
+        for method in METHODS:
+            values = [r[1][method] for r in rows if method in r[1]]
+            if not values:
+                continue
+            cover = f"{np.mean([r[2] for r in rows]):9.1%}" if method == "corral" else f"{'-':>9}"
+            print(f"  {method:14} {np.mean(values):7.3f} {np.median(values):7.3f} {cover}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""``corral metrics anomalies`` and ``corral metrics forecast``: judgement on one series."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from corral.cli.output import OutputFormat, OutputOption, emit
+from corral.errors import ValidationError
+from corral.metrics.model import EntityKind
+from corral.metrics.timeparse import parse_duration, parse_time
+from corral.services import monitoring
+
+CsvOption = typer.Option(None, "--csv", help="a file with the header timestamp,value")
+VmOption = typer.Option(None, "--vm", help="a stored VM series (name or UUID); needs --metric")
+HostOption = typer.Option(None, "--host", help="a stored host series (name); needs --metric")
+MetricOption = typer.Option(None, "--metric", help="e.g. cpu_pct; see 'corral metrics list'")
+StoreOption = typer.Option(None, "--store", help="duckdb:///path or victoriametrics://host:8428")
+HistoryOption = typer.Option("-30d", "--since", help="stored history from: -30d, epoch or ISO")
+
+
+def _series(
+    csv: Path | None,
+    vm: str | None,
+    host: str | None,
+    metric: str | None,
+    since: str,
+    step: str,
+    store_url: str | None,
+) -> monitoring.Series:
+    if (csv is None) == (vm is None and host is None):
+        raise ValidationError("give either --csv FILE or --vm NAME/--host NAME with --metric.")
+    if csv is not None:
+        return monitoring.read_series(csv)
+    if metric is None:
+        raise ValidationError("--vm and --host need --metric, e.g. --metric cpu_pct.")
+    from corral.cli.metrics import _entity, _range, _store
+
+    kind = EntityKind.vm if vm else EntityKind.host
+    lo, hi = _range(since, "now")
+    store = _store(store_url)
+    try:
+        entity = _entity(vm or host or "", kind)
+        points = store.series(kind, entity, metric, lo, hi, parse_duration(step))
+    finally:
+        store.close()
+    return monitoring.from_points([(p.ts, p.value) for p in points])
+
+
+def anomalies_cmd(
+    csv: Path | None = CsvOption,
+    vm: str | None = VmOption,
+    host: str | None = HostOption,
+    metric: str | None = MetricOption,
+    since: str = HistoryOption,
+    store: str | None = StoreOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Score every sample of a series (0..1) and mark what Corral would alert on (0 or 1)."""
+    rows = monitoring.anomalies(_series(csv, vm, host, metric, since, "5m", store))
+    cols = ["timestamp", "value", "anomaly_score", "alert"]
+    emit([r.__dict__ for r in rows], output, cols, title="anomalies")
+
+
+def forecast_cmd(
+    csv: Path | None = CsvOption,
+    vm: str | None = VmOption,
+    host: str | None = HostOption,
+    metric: str | None = MetricOption,
+    since: str = HistoryOption,
+    store: str | None = StoreOption,
+    start: str | None = typer.Option(
+        None, "--start", help="first step (ISO, epoch or -2h); default: after the last sample"
+    ),
+    horizon: str = typer.Option("168h", "--horizon", help="how far ahead, e.g. 168h or 7d"),
+    step: str = typer.Option("1h", "--step", help="forecast the mean of each step, e.g. 1h"),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Forecast each step's mean from --start over --horizon, with an 80 % interval."""
+    step_s = parse_duration(step)
+    series = _series(csv, vm, host, metric, since, step, store)
+    first = parse_time(start, time.time()) if start else monitoring.default_start(series, step_s)
+    rows = monitoring.forecast(series, first, parse_duration(horizon), step_s)
+    cols = ["timestamp", "forecast", "lower", "upper"]
+    emit([r.__dict__ for r in rows], output, cols, title="forecast")
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("anomalies")(anomalies_cmd)
+    app.command("forecast")(forecast_cmd)

@@ -1,0 +1,1 @@
+"""Anomaly detection on single series: a streaming, causal detector and NAB's scoring rules."""

@@ -1,0 +1,178 @@
+"""A simulated world for the HA manager: hosts, network, storage, fence agents, VM starts.
+
+Deterministic: time moves only when the runner says so. The simulation knows the
+truth the manager can only probe (is the host powered? are its VMs still
+running?) and records every breach of the manager's promises as a violation:
+a VM started while it runs elsewhere, a VM started before its old host was
+proven off, a receiver pushed over its capacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from corral.engines.ha_manager.env import FenceStatus, Probe, VMStatus
+from corral.engines.planning.model import VM, Fleet, PowerState
+from corral.engines.planning.state import EPS, capacity_of, demand_of
+
+
+@dataclass
+class SimHost:
+    powered: bool = True
+    network: bool = True
+    storage: bool = True
+    #: Outcomes of successive fence calls: ok, fail or hang (then ok for ever).
+    fence_script: list[str] = field(default_factory=list)
+    fence_delay: float = 5.0
+    #: Proven off by a fence (or already off when fenced) since it last ran.
+    fenced: bool = False
+
+
+@dataclass
+class SimVM:
+    spec: VM
+    host: str | None
+    status: VMStatus = VMStatus.running
+    ready_at: float = 0.0
+    failed_on: str | None = None
+    #: Where it last ran (the host that must be off before it runs elsewhere).
+    last_host: str | None = None
+    fail_starts: int = 0
+    start_delay: float = 5.0
+
+
+@dataclass
+class _Fence:
+    outcome: str
+    done_at: float
+
+
+class SimEnvironment:
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet0 = fleet
+        self.clock = 0.0
+        self.hosts = {h.name: SimHost() for h in fleet.hosts}
+        self.vms = {
+            v.name: SimVM(v, v.host if v.running else None, _initial(v), last_host=v.host)
+            for v in fleet.vms
+        }
+        self.fences: dict[str, _Fence] = {}
+        self.violations: list[str] = []
+
+    # ------------------------------------------------------- the Environment
+
+    def now(self) -> float:
+        return self.clock
+
+    def probe(self, host: str) -> Probe:
+        h = self.hosts[host]
+        return Probe(reachable=h.powered and h.network, heartbeat=h.powered and h.storage)
+
+    def fence_begin(self, host: str, method: str) -> None:
+        script = self.hosts[host].fence_script
+        outcome = script.pop(0) if script else "ok"
+        self.fences[host] = _Fence(outcome, self.clock + self.hosts[host].fence_delay)
+
+    def fence_poll(self, host: str) -> FenceStatus:
+        op = self.fences.get(host)
+        if op is None or op.outcome == "hang" or self.clock < op.done_at:
+            return FenceStatus.pending
+        del self.fences[host]
+        if op.outcome == "fail":
+            return FenceStatus.failed
+        h = self.hosts[host]
+        h.fenced = True
+        if not h.powered:
+            return FenceStatus.already_off
+        self.power_off(host)
+        return FenceStatus.fenced
+
+    def start_vm(self, vm: str, host: str) -> None:
+        v = self.vms[vm]
+        self._check_safe(vm, v, host)
+        h = self.hosts[host]
+        if v.fail_starts > 0 or not h.powered or not h.storage:
+            v.fail_starts = max(v.fail_starts - 1, 0)
+            v.status, v.host, v.failed_on = VMStatus.failed, None, host
+            return
+        v.status, v.host, v.failed_on = VMStatus.starting, host, None
+        v.last_host, v.ready_at = host, self.clock + v.start_delay
+        h.fenced = False
+
+    def vm_status(self, vm: str, host: str) -> VMStatus:
+        v = self.vms[vm]
+        if v.failed_on == host:
+            return VMStatus.failed
+        if v.host != host:
+            return VMStatus.stopped
+        if v.status is VMStatus.starting and self.clock >= v.ready_at:
+            v.status = VMStatus.running
+        return v.status
+
+    def fleet(self) -> Fleet:
+        vms = []
+        for v in self.vms.values():
+            on = v.host is not None and v.status in (VMStatus.running, VMStatus.starting)
+            where = v.host if on else None
+            same = v.spec.host == where and v.spec.running == (where is not None)
+            vms.append(v.spec if same else _placed(v.spec, where))
+        return self.fleet0.with_vms(vms)
+
+    # ------------------------------------------------------------ the world
+
+    def power_off(self, host: str) -> None:
+        self.hosts[host].powered = False
+        for v in self.vms.values():
+            if v.host == host:
+                v.host, v.status = None, VMStatus.stopped
+
+    def confirm_off(self, host: str) -> None:
+        """An operator powers the host off by hand and says so: it counts as fenced."""
+        if self.hosts[host].powered:
+            self.power_off(host)
+        self.hosts[host].fenced = True
+
+    def power_on(self, host: str) -> None:
+        """The host boots again; its VMs stay off (libvirt autostart is not used for HA VMs)."""
+        self.hosts[host].powered = True
+
+    def add_load(self, name: str, host: str, vcpus: int, memory_mib: int) -> None:
+        spec = VM(name=name, vcpus=vcpus, memory_mib=memory_mib, host=host)
+        self.vms[name] = SimVM(spec, host, VMStatus.running, last_host=host)
+
+    def running_on(self, host: str) -> list[str]:
+        return sorted(n for n, v in self.vms.items() if v.host == host)
+
+    # ------------------------------------------------------- the promises
+
+    def _check_safe(self, vm: str, v: SimVM, host: str) -> None:
+        t = f"t={self.clock:g}"
+        if v.host is not None:
+            self.violations.append(f"{t} {vm} started on {host} while it runs on {v.host}")
+            return
+        last = v.last_host
+        if last is not None and last != host:
+            old = self.hosts[last]
+            proven_down = old.fenced or (old.powered and old.network)
+            if not proven_down:
+                self.violations.append(f"{t} {vm} started on {host} before {last} was fenced")
+        settings = self.fleet0.settings
+        cap = capacity_of(
+            self.fleet0.host(host), settings.cpu_allocation_ratio, settings.ram_allocation_ratio
+        )
+        used = sum(
+            (demand_of(x.spec) for x in self.vms.values() if x.host == host), demand_of(v.spec)
+        )
+        if np.any(used > cap + EPS):
+            self.violations.append(f"{t} {vm} started on {host} beyond its capacity")
+
+
+def _initial(v: VM) -> VMStatus:
+    return VMStatus.running if v.running and v.host is not None else VMStatus.stopped
+
+
+def _placed(spec: VM, host: str | None) -> VM:
+    state = PowerState.running if host is not None else PowerState.shutoff
+    return replace(spec, host=host, state=state)
