@@ -33,6 +33,7 @@ LAYERS: dict[str, str] = {
     "corral.cli": "interfaces",
     "corral.api": "interfaces",
     "corral.demo": "interfaces",
+    "corral.web": "interfaces",
     "corral.__main__": "interfaces",
 }
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from corral import __version__
+from corral import __version__, web
 from corral.api.guard import Guard, allowed_methods
 from corral.api.problems import openapi_with_problems, problem
 from corral.api.routes import audit as audit_routes
@@ -85,6 +85,8 @@ def create_app(
         title="Corral",
         version=__version__,
         description="One place to see, control and plan a fleet of virtual machines.",
+        docs_url=None,  # served by corral.web from locally installed files (no CDN)
+        redoc_url=None,
     )
     app.state.inventory = inventory
     app.state.tokens = tokens or TokenStore(inventory.db)
@@ -97,6 +99,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     respond_page.redact_token_paths()
+    web.mount(app)
 
     @app.get("/healthz", tags=["meta"], response_model=Health)
     def healthz() -> Health:

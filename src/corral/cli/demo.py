@@ -107,6 +107,10 @@ def demo(
             start_live(store, vms_running, trace_dir, seed)
         token = context.tokens().create_or_rotate("demo")
         typer.echo(f"Write token for this demo (shown once): {token}")
+        typer.echo(
+            f"Dashboard: http://{bind}:{port}/  (sign in with the token above; "
+            "it is an administrator's session)"
+        )
         _print_logins(output)
         run_server(bind, port)
 

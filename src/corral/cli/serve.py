@@ -31,6 +31,8 @@ def run_server(host: str, port: int) -> None:
 
     keep_files_private()
     inv = context.inventory()
-    typer.echo(f"Corral API on http://{host}:{port}  (docs: /docs, OpenAPI: /openapi.json)")
+    typer.echo(
+        f"Corral on http://{host}:{port}  (dashboard: /, API docs: /docs, OpenAPI: /openapi.json)"
+    )
     app = create_app(inv, context.tokens(), settings=context.settings())
     uvicorn.run(app, host=host, port=port, log_level="warning")

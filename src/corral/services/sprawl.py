@@ -153,6 +153,14 @@ def live_analysis(
     return _live_analysis(fleet, store, model, days)
 
 
+def fleet_analysis(
+    fleet: FleetRecords, store: MetricsStore | None, model: CostModel, *, days: int = 30
+) -> SprawlAnalysis:
+    """Returns the analysis of fleet records already read (a page that also prices them reads
+    the inventory once)."""
+    return _live_analysis(fleet, store, model, days)
+
+
 def sprawl_report(
     inv: Inventory,
     store: MetricsStore | None,

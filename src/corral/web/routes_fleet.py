@@ -1,0 +1,188 @@
+"""The fleet's pages: the administrator's landing page, hosts, the VM list, a VM, events."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from corral.api.deps import get_inventory, get_reclaim
+from corral.api.routes.metrics import get_metrics_store
+from corral.domain.model import VMState
+from corral.errors import ValidationError
+from corral.inventory.filters import SORT_KEYS, VMFilter
+from corral.metrics.catalog import METRICS
+from corral.metrics.model import EntityKind, Stat
+from corral.web import chart
+from corral.web.pages import PageRoute, authorize, query, render
+from corral.web.session import Action
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+PAGE_SIZE = 50
+#: The VM list's query parameters (all in the URL, so a filtered list is a link to share).
+VM_QUERY = {
+    "q": "",
+    "state": "",
+    "host": "",
+    "owner": "",
+    "department": "",
+    "environment": "",
+    "no_owner": "",
+    "expired": "",
+    "sort": "name",
+    "order": "asc",
+    "cursor": "",
+}
+VM_METRICS = tuple(m.name for m in METRICS if m.kind is EntityKind.vm)
+
+
+@router.get("/admin")
+def admin(request: Request) -> Response:
+    viewer = authorize(request, Action.view_fleet)
+    inv = get_inventory(request)
+    counts = [
+        ("all", "/vms", inv.list_vms(limit=0).total),
+        *(
+            (s.value, f"/vms?state={s.value}", inv.list_vms(VMFilter(state=s.value), limit=0).total)
+            for s in _STATES
+        ),
+        ("no owner", "/vms?no_owner=1", inv.list_vms(VMFilter(no_owner=True), limit=0).total),
+        ("lease expired", "/vms?expired=1", inv.list_vms(VMFilter(expired=True), limit=0).total),
+    ]
+    open_cases = get_reclaim(request).cases(open_only=True)
+    return render(
+        request,
+        "admin.html",
+        title=f"Fleet — {viewer.name}",
+        counts=counts,
+        hosts=inv.list_hosts(),
+        events=inv.events(limit=10),
+        open_cases=len(open_cases),
+    )
+
+
+_STATES = (VMState.running, VMState.shutoff, VMState.paused, VMState.crashed)
+
+
+@router.get("/hosts")
+def hosts(request: Request) -> Response:
+    authorize(request, Action.view_fleet)
+    return render(request, "hosts.html", title="Hosts", hosts=get_inventory(request).list_hosts())
+
+
+@router.get("/vms")
+def vms(request: Request) -> Response:
+    authorize(request, Action.view_fleet)
+    inv = get_inventory(request)
+    q = query(request, VM_QUERY)
+    if q["sort"] not in SORT_KEYS:
+        raise ValidationError(f"cannot sort by {q['sort'][:40]!r}; use a column heading.")
+    f = VMFilter(
+        search=q["q"] or None,
+        state=q["state"] or None,
+        host=q["host"] or None,
+        owner=q["owner"] or None,
+        department=q["department"] or None,
+        environment=q["environment"] or None,
+        no_owner=q["no_owner"] == "1",
+        expired=q["expired"] == "1",
+    )
+    page = inv.list_vms(
+        f,
+        sort=q["sort"],
+        descending=q["order"] == "desc",
+        limit=PAGE_SIZE,
+        cursor=q["cursor"] or None,
+    )
+    kept = {k: v for k, v in q.items() if v and k != "cursor"}
+    return render(
+        request,
+        "vms.html",
+        title="Virtual machines",
+        q=q,
+        page=page,
+        states=[s.value for s in VMState],
+        host_names=[h["name"] for h in inv.list_hosts()],
+        next_url="/vms?" + urlencode({**kept, "cursor": page.next_cursor})
+        if page.next_cursor
+        else None,
+        first_url="/vms?" + urlencode(kept) if q["cursor"] else None,
+        sort_url=lambda key: _sort_url(kept, key),
+    )
+
+
+def _sort_url(kept: dict[str, str], key: str) -> str:
+    same = kept.get("sort", "name") == key and kept.get("order", "asc") == "asc"
+    return "/vms?" + urlencode({**kept, "sort": key, "order": "desc" if same else "asc"})
+
+
+@router.get("/vms/{ref}")
+def vm(request: Request, ref: str) -> Response:
+    authorize(request, Action.view_fleet)
+    detail = get_inventory(request).find_vm(ref)
+    q = query(request, {"metric": "cpu_pct", "from": "", "to": ""})
+    if q["metric"] not in VM_METRICS:
+        raise ValidationError(f"unknown metric; choose one of {', '.join(VM_METRICS)}.")
+    now = int(time.time())
+    start, end = chart.clamp_range(_int(q["from"], now - 7 * 86400), _int(q["to"], now), now)
+    step = chart.step_for(start, end)
+    store = get_metrics_store(request)
+    points = store.series(EntityKind.vm, detail["uuid"], q["metric"], start, end, step, Stat.avg)
+    line = chart.line_chart(start, end, step, [(p.ts, p.value) for p in points])
+    return render(
+        request,
+        "vm.html",
+        title=f"VM {detail['name']}",
+        vm=detail,
+        cases=get_reclaim(request).history(detail["uuid"]),
+        metric=q["metric"],
+        metrics=VM_METRICS,
+        chart=line,
+        presets=[(label, now - span, now) for label, span in chart.PRESETS],
+        range_url=lambda lo, hi: _range_url(detail["uuid"], q["metric"], lo, hi),
+    )
+
+
+def _range_url(uuid: str, metric: str, lo: int, hi: int) -> str:
+    return f"/vms/{uuid}?" + urlencode({"metric": metric, "from": lo, "to": hi})
+
+
+def _int(text: str, default: int) -> int:
+    if not text:
+        return default
+    if not text.lstrip("-").isdigit() or len(text) > 12:
+        raise ValidationError("a time range is two Unix times in seconds ('from' and 'to').")
+    return int(text)
+
+
+@router.get("/events")
+def events(request: Request) -> Response:
+    authorize(request, Action.view_fleet)
+    q = query(request, {"kind": "", "before": "", "vm": ""})
+    before = _before(q["before"]) if q["before"] else None
+    rows = get_inventory(request).events(
+        kind=q["kind"] or None, vm=q["vm"] or None, before=before, limit=PAGE_SIZE
+    )
+    kept = {k: v for k, v in q.items() if v and k != "before"}
+    older = None
+    if len(rows) == PAGE_SIZE:
+        last = rows[-1]
+        older = "/events?" + urlencode({**kept, "before": f"{last['at']}~{last['id']}"})
+    return render(request, "events.html", title="Events", q=q, events=rows, older_url=older)
+
+
+def _before(text: str) -> tuple[datetime, int]:
+    at, _, event_id = text.rpartition("~")
+    try:
+        return datetime.fromisoformat(at), int(event_id)
+    except ValueError:
+        raise ValidationError("that page link is damaged; start from the newest events.") from None
+
+
+def event_summary(details: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in details.items())

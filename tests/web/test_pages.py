@@ -1,0 +1,256 @@
+"""The dashboard over HTTP without a browser: sign-in, sessions, CSRF, headers, escaping, roles.
+
+Runs the real app (FastAPI's TestClient) on the demo fleet; the browser flows are in
+test_browser.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from lxml import html as lhtml
+from sqlalchemy import event
+
+from corral.inventory.filters import VMFilter
+from corral.security.token_store import TokenStore
+from corral.services.records import live_records
+from corral.web.pages import CSP
+from corral.web.session import COOKIE, RECHECK_S, Action, Role, Viewer, may
+from tests.requires import Resource, requires
+from tests.web.conftest import Demo, csrf_of, sign_in
+
+PAGES = ("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events")
+HOSTILE = "<script>document.title='pwned'</script>"
+
+
+@pytest.fixture
+def demo(any_db_demo: Demo) -> Demo:
+    if any_db_demo.inv.db.engine.dialect.name == "postgresql":
+        requires(Resource.postgresql)  # counted for each test, not only the module's first
+    return any_db_demo
+
+
+@pytest.fixture
+def client(demo: Demo) -> Iterator[TestClient]:
+    with TestClient(demo.app, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def signed_in(client: TestClient, demo: Demo) -> TestClient:
+    sign_in(client, demo.token)
+    return client
+
+
+def test_a_page_without_a_session_goes_to_sign_in(client: TestClient) -> None:
+    for path in PAGES:
+        r = client.get(path + "?x=1", follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == f"/login?next={path.replace('/', '%2F')}%3Fx%3D1"
+
+
+def test_sign_in_with_a_wrong_token_is_refused(client: TestClient, demo: Demo) -> None:
+    csrf = csrf_of(client, "/login")
+    r = client.post("/login", data={"csrf": csrf, "token": "crl_nope_nope", "next": "/"})
+    assert r.status_code == 401
+    assert "not valid" in r.text
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_without_the_form_token_is_refused(client: TestClient, demo: Demo) -> None:
+    client.get("/login")
+    r = client.post("/login", data={"token": demo.token}, follow_redirects=False)
+    assert r.status_code == 403
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_signing_in_gives_a_new_session_id_with_safe_cookie_flags(
+    client: TestClient, demo: Demo
+) -> None:
+    first = client.get("/login")
+    before = client.cookies[COOKIE]
+    set_cookie = first.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=strict" in set_cookie and "path=/" in set_cookie
+    assert "secure" not in set_cookie  # plain http: a Secure cookie would never come back
+    sign_in(client, demo.token)
+    assert client.cookies[COOKIE] != before  # no session fixation
+    assert client.get("/admin").status_code == 200
+
+
+def test_the_cookie_is_secure_over_https(demo: Demo) -> None:
+    with TestClient(demo.app, base_url="https://testserver") as c:
+        r = c.get("/login")
+        assert "secure" in r.headers["set-cookie"].lower()
+
+
+def test_every_page_is_strict_and_shows_no_secret(signed_in: TestClient, demo: Demo) -> None:
+    for path in PAGES:
+        r = signed_in.get(path)
+        assert r.status_code == 200, (path, r.text[:500])
+        assert r.headers["content-security-policy"] == CSP
+        assert r.headers["cache-control"] == "no-store"
+        assert demo.token not in r.text
+        doc = lhtml.document_fromstring(r.text)
+        assert all(s.get("src", "").startswith("/static/") for s in doc.iter("script"))
+        assert not [a for el in doc.iter() for a in el.attrib if a.startswith("on")]
+        assert not doc.xpath("//*[@style]")
+        assert not [u for u in doc.xpath("//@src | //link/@href") if "//" in u]
+
+
+def test_next_never_leaves_the_site(client: TestClient, demo: Demo) -> None:
+    csrf = csrf_of(client, "/login")
+    r = client.post(
+        "/login",
+        data={"csrf": csrf, "token": demo.token, "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == "/admin"
+
+
+def test_flag_without_the_form_token_opens_no_case(signed_in: TestClient, demo: Demo) -> None:
+    vm = demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
+    before = len(demo.app.state.reclaim.cases())
+    r = signed_in.post(
+        "/sprawl/flag", data={"subject": vm["uuid"], "category": "powered_off", "csrf": "forged"}
+    )
+    assert r.status_code == 403
+    assert len(demo.app.state.reclaim.cases()) == before
+
+
+def test_a_value_from_the_fleet_is_shown_as_text(signed_in: TestClient, demo: Demo) -> None:
+    vm = demo.inv.list_vms(limit=1).items[0]
+    demo.inv.set_metadata(vm["uuid"], {"purpose": HOSTILE}, actor="tests")
+    r = signed_in.get(f"/vms/{vm['uuid']}")
+    assert HOSTILE not in r.text
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in r.text
+    listed = signed_in.get("/vms", params={"q": "pwned"})
+    assert vm["name"] in listed.text and HOSTILE not in listed.text
+
+
+def test_filters_live_in_the_url_and_pages_follow_the_cursor(
+    signed_in: TestClient, demo: Demo
+) -> None:
+    first = signed_in.get("/vms", params={"sort": "memory_mib", "order": "desc"})
+    names = re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', first.text)
+    assert len(names) == 50
+    nxt = re.search(r'href="(/vms\?[^"]*cursor=[^"]+)" rel="next"', first.text)
+    assert nxt, "60 VMs, 50 a page: there is a next page"
+    second = signed_in.get(nxt.group(1).replace("&amp;", "&"))
+    more = re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', second.text)
+    total = demo.inv.list_vms().total
+    assert len(more) == total - 50 and not set(more) & set(names)
+    want = [v["name"] for v in demo.inv.list_vms(sort="memory_mib", descending=True).items]
+    assert names + more == want
+
+
+def test_a_bad_filter_is_one_sentence_not_a_traceback(signed_in: TestClient) -> None:
+    r = signed_in.get("/vms", params={"sort": "password"})
+    assert r.status_code == 422
+    assert "cannot sort by" in r.text and "Traceback" not in r.text
+    assert signed_in.get("/vms/no-such-vm").status_code == 404
+
+
+def test_a_manager_sees_money_but_may_not_flag(client: TestClient, demo: Demo) -> None:
+    sid, session = demo.app.state.web_sessions.start(Viewer("pat", Role.manager))
+    client.cookies.set(COOKIE, sid)
+    assert client.get("/admin").status_code == 403
+    assert client.get("/manager").status_code == 200
+    sprawl = client.get("/sprawl")
+    assert sprawl.status_code == 200 and "Flag for reclamation" not in sprawl.text
+    vm = demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
+    r = client.post(
+        "/sprawl/flag",
+        data={"subject": vm["uuid"], "category": "powered_off", "csrf": session.csrf},
+    )
+    assert r.status_code == 403
+
+
+def test_may_is_the_one_check() -> None:
+    admin, manager = Viewer("a", Role.administrator), Viewer("m", Role.manager)
+    assert all(may(admin, a) for a in Action)
+    assert not may(manager, Action.flag_vm) and may(manager, Action.view_money)
+    assert not may(None, Action.view_fleet)
+
+
+def test_docs_need_no_internet(client: TestClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200
+    doc = lhtml.document_fromstring(r.text)
+    urls = doc.xpath("//script/@src | //link/@href")
+    assert urls and all(u.startswith("/static/") for u in urls), urls
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    assert "SwaggerUIBundle" in client.get("/static/swagger/swagger-ui-bundle.js").text
+
+
+def test_the_fleet_behind_sprawl_and_cost_is_read_in_a_few_queries(demo: Demo) -> None:
+    """Regression: each VM's disks and snapshots were two more queries (deferred columns)."""
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(demo.inv.db.engine, "before_cursor_execute", count)
+    try:
+        fleet = live_records(demo.inv)
+    finally:
+        event.remove(demo.inv.db.engine, "before_cursor_execute", count)
+    assert len(fleet.vms) > 40
+    assert len(statements) <= 5, len(statements)
+    assert any(v.disks for v in fleet.vms) and any(v.snapshots for v in fleet.vms)
+
+
+def test_only_waste_findings_can_be_flagged(signed_in: TestClient, demo: Demo) -> None:
+    """Governance findings (no owner, no purpose) are not reclaimed: no button, and refused."""
+    page = signed_in.get("/sprawl", params={"category": "no_owner"})
+    assert page.status_code == 200 and "no_owner" in page.text
+    assert "Flag for reclamation" not in page.text
+    vm = demo.inv.list_vms(VMFilter(no_owner=True), limit=1).items[0]
+    before = len(demo.app.state.reclaim.cases())
+    r = signed_in.post(
+        "/sprawl/flag",
+        data={"subject": vm["uuid"], "category": "no_owner", "csrf": csrf_of(signed_in)},
+    )
+    assert r.status_code == 404
+    assert len(demo.app.state.reclaim.cases()) == before
+
+
+def test_flagging_twice_is_refused_with_a_sentence(signed_in: TestClient, demo: Demo) -> None:
+    page = signed_in.get("/sprawl", params={"category": "powered_off"})
+    subject = re.search(r'name="subject" value="([^"]+)"', page.text)
+    assert subject
+    form = {"subject": subject.group(1), "category": "powered_off", "csrf": csrf_of(signed_in)}
+    first = signed_in.post("/sprawl/flag", data=form, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].startswith("/reclaim/")
+    again = signed_in.post("/sprawl/flag", data=form)
+    assert again.status_code == 409 and "was not flagged" in again.text
+
+
+def test_a_revoked_token_ends_its_sessions(client: TestClient, demo: Demo) -> None:
+    token = TokenStore(demo.inv.db).create("short-lived")
+    sign_in(client, token)
+    assert client.get("/hosts").status_code == 200
+    TokenStore(demo.inv.db).revoke("short-lived")
+    session = demo.app.state.web_sessions.get(client.cookies[COOKIE])
+    session.checked -= RECHECK_S + 1  # the next check is due
+    r = client.get("/hosts", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert demo.app.state.web_sessions.get(client.cookies[COOKIE]) is None
+
+
+def test_the_fleet_page_counts_link_to_the_vms_they_count(
+    signed_in: TestClient, demo: Demo
+) -> None:
+    page = lhtml.document_fromstring(signed_in.get("/admin").text)
+    tiles = {
+        a.get("href"): int(a.findtext(".//span[@class='n']"))
+        for a in page.xpath("//li[@class='tile']/a")
+    }
+    no_owner = demo.inv.list_vms(VMFilter(no_owner=True)).total
+    assert tiles["/vms?no_owner=1"] == no_owner > 0
+    listed = signed_in.get("/vms?no_owner=1")
+    assert f"{no_owner} VMs match" in listed.text
+    assert 'name="no_owner" value="1" checked' in listed.text
