@@ -30,7 +30,12 @@ if [ -f scripts/realhosts.sh ]; then
 fi
 export CORRAL_REQUIRE_PG=1
 set +e
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist): many tests wait on processes, guests and servers; the real-host
+# tests stay together on one worker (tests/conftest.py). CORRAL_TEST_WORKERS=0 runs in one process.
+workers=${CORRAL_TEST_WORKERS:-2}
+xdist=()
+[ "$workers" != 0 ] && xdist=(-n "$workers" --dist loadgroup)
+.venv/bin/python -m pytest "${xdist[@]}" "$@"
 rc=$?
 if [ $rc -eq 0 ] && [ -n "${CI:-}" ]; then
   # Issue 9's concurrency probe: 200 mixed requests on one VM, on both databases. It fails
