@@ -84,18 +84,6 @@ def _worker_database(url: str, worker: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-#: Fixtures that reach the real libvirtd hosts: their tests run on one xdist worker, one after
-#: another, since some freeze or kill a shared daemon for a moment.
-REALHOST_FIXTURES = {"realhost_env", "realhost_uris", "libvirt_conns"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if "/realhost/" in f"/{item.nodeid}" or fixtures & REALHOST_FIXTURES:
-            item.add_marker(pytest.mark.xdist_group("realhost"))
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Note which test is running, and check what its ``requires`` markers name."""

@@ -52,7 +52,7 @@ class Server:
         for _ in range(600):
             assert self.proc.poll() is None, self.log.read_text()
             try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

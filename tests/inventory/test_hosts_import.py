@@ -1,4 +1,4 @@
-"""``corral hosts import`` and ``POST /api/v1/hosts/import``: many hosts at once, all or none.
+"""``corral hosts import`` and ``POST /api/v1/host-imports``: many hosts at once, all or none.
 
 Issue 16 item 3: hosts were added one command at a time (1.15 s each at 200 hosts). A file of
 hosts is checked whole (names, the URI allow-list, repeats, hosts already registered) and then
@@ -121,13 +121,13 @@ def test_rest_import_needs_a_token_and_is_all_or_none(inventory: Inventory, tmp_
     token = TokenStore(inventory.db).create("tests")
     client = TestClient(create_app(inventory))
     body = {"hosts": [{"name": p.stem, "uri": f"test://{p}"} for p in fleet]}
-    assert client.post("/api/v1/hosts/import", json=body).status_code == 401
+    assert client.post("/api/v1/host-imports", json=body).status_code == 401
     auth = {"Authorization": f"Bearer {token}"}
     bad = {"hosts": [*body["hosts"], {"name": "x", "uri": "qemu+ssh://h/system?command=sh"}]}
-    refused = client.post("/api/v1/hosts/import", json=bad, headers=auth)
+    refused = client.post("/api/v1/host-imports", json=bad, headers=auth)
     assert refused.status_code in (400, 422)
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert inventory.list_hosts() == []
-    done = client.post("/api/v1/hosts/import", json=body, headers=auth)
+    done = client.post("/api/v1/host-imports", json=body, headers=auth)
     assert done.status_code == 201 and done.json() == {"added": 2, "skipped": []}
     assert sorted(h["name"] for h in inventory.list_hosts()) == sorted(p.stem for p in fleet)

@@ -62,7 +62,7 @@ def add_host(
 
 
 @router.post(
-    "/hosts/import",
+    "/host-imports",
     response_model=HostImportResult,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 401, 413, 422),
