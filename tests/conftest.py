@@ -138,3 +138,14 @@ def clock() -> Clock:
 def inventory(db: Database, clock: Clock, tmp_path: Path) -> Inventory:
     """An inventory that may read test-driver node files anywhere under the test's tmp_path."""
     return Inventory(db, SecretBox(Fernet.generate_key()), clock, HostAccess(node_dir=tmp_path))
+
+
+@pytest.fixture(autouse=True)
+def _no_audit_actor() -> Iterator[None]:
+    """Each test starts with nobody acting: a command run in-process (typer's CliRunner) sets
+    the audit actor of the whole test process, which then leaked into the tests after it."""
+    from corral.services.audit import set_actor
+
+    set_actor(None)
+    yield
+    set_actor(None)
