@@ -15,22 +15,9 @@ from corral.api.schemas import Line
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.errors import ValidationError
-from corral.services.audit import AuditLog
+from corral.services.audit import AuditLog, AuditRecord
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
-
-
-class AuditEntryOut(BaseModel):
-    seq: int
-    at: datetime
-    actor: str
-    roles: str
-    origin: str
-    action: str
-    target: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    hash: str
 
 
 class WhoAmI(BaseModel):
@@ -39,7 +26,7 @@ class WhoAmI(BaseModel):
     departments: list[str]
 
 
-@router.get("/audit", response_model=Page[AuditEntryOut], responses=error_responses(401, 403, 422))
+@router.get("/audit", response_model=Page[AuditRecord], responses=error_responses(401, 403, 422))
 def audit(
     request: Request,
     _who: Annotated[Principal, require(Perm.audit_read)],
