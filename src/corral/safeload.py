@@ -44,17 +44,28 @@ def excerpt(value: Any) -> str:
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
 
 
-def load_file(path: Path, what: str, error: type[CorralError] = ValidationError) -> Any:
-    """Read ``path`` (JSON when it ends in .json, YAML otherwise) within the bounds."""
+def read_text(
+    path: Path,
+    what: str,
+    error: type[CorralError] = ValidationError,
+    *,
+    encoding: str = "utf-8",
+) -> str:
+    """The text of ``path`` within the size bound, or one clear error naming ``what``."""
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise error(_too_big(f"{what} {path}", size))
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding=encoding)
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror}; check the path.") from None
     except UnicodeDecodeError:
         raise error(f"{what} {path} is not UTF-8 text; save it as UTF-8.") from None
+
+
+def load_file(path: Path, what: str, error: type[CorralError] = ValidationError) -> Any:
+    """Read ``path`` (JSON when it ends in .json, YAML otherwise) within the bounds."""
+    text = read_text(path, what, error)
     source = f"{what} {path}"
     if path.suffix.lower() == ".json":
         return parse_json(text, source, error)

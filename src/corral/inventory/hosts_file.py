@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.errors import ValidationError
-from corral.safeload import MAX_BYTES, excerpt, load_file
+from corral.safeload import excerpt, load_file, read_text
 
 COLUMNS = ("name", "uri", "username")
 MAX_HOSTS = 20_000
@@ -51,14 +51,7 @@ def _bounded(rows: list[Any], path: Path) -> list[Any]:
 
 
 def _from_csv(path: Path) -> list[HostEntry]:
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ValidationError(f"hosts file {path} is larger than {MAX_BYTES:,} bytes.")
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ValidationError(f"cannot read hosts file {path}: {exc.strerror}.") from None
-    except UnicodeDecodeError:
-        raise ValidationError(f"hosts file {path} is not UTF-8 text; save it as UTF-8.") from None
+    text = read_text(path, "hosts file", encoding="utf-8-sig")  # a spreadsheet's BOM is fine
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in reader.fieldnames or []]
     if not {"name", "uri"} <= set(header):
