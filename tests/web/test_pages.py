@@ -254,3 +254,27 @@ def test_the_fleet_page_counts_link_to_the_vms_they_count(
     listed = signed_in.get("/vms?no_owner=1")
     assert f"{no_owner} VMs match" in listed.text
     assert 'name="no_owner" value="1" checked' in listed.text
+
+
+@pytest.mark.parametrize("role", ["requester", "approver", "auditor"])
+def test_a_token_of_a_role_without_fleet_pages_cannot_sign_in(
+    client: TestClient, demo: Demo, role: str
+) -> None:
+    """Every page shows the whole fleet and its owners: a requester's token used to sign in as
+    an administrator and see (and flag) every department's VMs."""
+    from corral.services.users import UserService
+
+    UserService(demo.inv.db).add(f"web-{role}", roles=[role], departments=["Finance"])
+    token = TokenStore(demo.inv.db).create(f"web-{role}-token", user=f"web-{role}")
+    csrf = csrf_of(client, "/login")
+    r = client.post("/login", data={"csrf": csrf, "token": token, "next": "/"})
+    assert r.status_code == 403 and "has no dashboard pages yet" in r.text
+    assert client.get("/vms", follow_redirects=False).status_code == 303  # still signed out
+
+
+def test_an_operator_token_signs_in(client: TestClient, demo: Demo) -> None:
+    from corral.services.users import UserService
+
+    UserService(demo.inv.db).add("web-operator", roles=["operator"])
+    sign_in(client, TokenStore(demo.inv.db).create("web-operator-token", user="web-operator"))
+    assert client.get("/vms").status_code == 200

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from corral.api.deps import get_tokens
+from corral.domain.access import Role as AccessRole
 from corral.errors import AuthError
 from corral.web.pages import (
     PageRoute,
@@ -56,13 +57,19 @@ def login_page(request: Request) -> Response:
     return response
 
 
+#: The REST API's roles that see and act on the whole fleet: the dashboard's administrator.
+FLEET_ROLES = frozenset({AccessRole.admin, AccessRole.operator})
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     if session_of(request) is None:  # the form's session ended (a restart, 8 idle hours)
         return redirect("/login")
     form = await read_form(request)
+    token = form.get("token", "").strip()
     try:
-        name = get_tokens(request).verify(form.get("token", "").strip())
+        name = get_tokens(request).verify(token)
+        principal = get_tokens(request).authenticate(token)
     except AuthError:
         return render(
             request,
@@ -71,6 +78,17 @@ async def login(request: Request) -> Response:
             next=safe_next(form.get("next", "/")),
             problem="that token is not valid or was revoked; create one with "
             "'corral token create NAME'.",
+        )
+    if not principal.roles & FLEET_ROLES:
+        # Every page so far shows the whole fleet and its owners: only roles that see the
+        # whole fleet in the REST API may sign in (docs/auth.md); the others' pages are to come.
+        return render(
+            request,
+            "login.html",
+            status=403,
+            next=safe_next(form.get("next", "/")),
+            problem=f"user {principal.user} ({principal.role_names or 'no role'}) has no "
+            "dashboard pages yet: they are for the admin and operator roles.",
         )
     store = sessions(request)
     store.end(request.cookies.get(COOKIE))
