@@ -7,6 +7,7 @@ a disabled user or a revoked role stops working at once, with no cache to expire
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -191,6 +192,9 @@ class Login:
     user: str
     role: str
     department: str
+    #: For the dashboard's sign-in form; made fresh on every run and shown once.
+    password: str
+    #: For the REST API (and the dashboard's token field).
     token: str
 
 
@@ -203,6 +207,8 @@ def one_user_per_role(users: UserService, tokens: TokenStore, department: str) -
             users.add(name, roles=[role.value], departments=[department])
         except ConflictError:  # an earlier run made them
             users.enable(name)
+        password = secrets.token_urlsafe(12)
+        users.set_password(name, password)
         token = tokens.create_or_rotate(f"{name}-token", name)
-        logins.append(Login(name, role.value, department, token))
+        logins.append(Login(name, role.value, department, password, token))
     return logins
