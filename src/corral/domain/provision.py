@@ -179,7 +179,9 @@ def _check_cloud_init(ci: CloudInit) -> None:
         check_text(ci.user_data, "user data", multiline=True)
         if len(ci.user_data.encode()) > MAX_USER_DATA_BYTES:
             raise ValidationError(f"user data is at most {MAX_USER_DATA_BYTES:,} bytes.")
-    if ci.network_config is not None and ci.network_config.get("version") not in (1, 2):
+    if ci.network_config is not None and (
+        not isinstance(ci.network_config, dict) or ci.network_config.get("version") not in (1, 2)
+    ):
         raise ValidationError("network config must be cloud-init's version 1 or 2 (version: 2).")
 
 

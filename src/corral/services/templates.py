@@ -8,11 +8,12 @@ serves every host whose pool of that name holds the image).
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from corral.domain.provision import MAX_MEMORY_MIB, MAX_VCPUS, Template, check_name
 from corral.domain.text import check_text
@@ -68,6 +69,31 @@ def check_template(t: Template) -> Template:
     return t
 
 
+_FIELDS = {f.name for f in fields(Template)}
+_INTS = ("vcpus", "memory_mib")
+
+
+def template_from_mapping(data: object, source: str) -> Template:
+    """A template from a mapping (a catalog file's entry, a request body), checked."""
+    if not isinstance(data, dict):
+        raise ValidationError(f"{source}: a template is a mapping of its fields.")
+    unknown = sorted(set(map(str, data)) - _FIELDS)
+    if unknown:
+        raise ValidationError(f"{source}: unknown template field {unknown[0]!r}.")
+    for key in ("name", "pool", "volume"):
+        if not isinstance(data.get(key), str):
+            raise ValidationError(f"{source}: the template field {key!r} is required text.")
+    for key, value in data.items():
+        if key in _INTS and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValidationError(f"{source}: {key} must be a whole number.")
+        if key not in _INTS and value is not None and not isinstance(value, str):
+            raise ValidationError(f"{source}: {key} must be text.")
+    try:
+        return check_template(Template(**{str(k): v for k, v in data.items()}))
+    except ValidationError as exc:
+        raise ValidationError(f"{source}: {exc.message}") from None
+
+
 class TemplateService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -83,6 +109,60 @@ class TemplateService:
             except IntegrityError:
                 raise ConflictError(f"a template named {template.name!r} already exists.") from None
         return template
+
+    def import_catalog(self, data: object, source: str) -> list[Template]:
+        """Add every template of a catalog (``templates:`` list), all or none: each entry is
+        checked, and a name already in the catalog is refused, before the first is added."""
+        entries = data.get("templates") if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise ValidationError(f"{source}: expected 'templates:' with a list of templates.")
+        found = [template_from_mapping(e, f"{source} entry {i}") for i, e in enumerate(entries, 1)]
+        names = [t.name for t in found]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValidationError(f"{source}: template {repeated[0]!r} is listed twice.")
+        with self.db.session() as s:
+            known = set(s.scalars(select(m.TemplateRow.name).where(m.TemplateRow.name.in_(names))))
+            if known:
+                raise ConflictError(
+                    f"{source}: template {sorted(known)[0]!r} already exists; nothing was added."
+                )
+            now = datetime.now(UTC)
+            s.add_all(m.TemplateRow(**asdict(t), created_at=now) for t in found)
+        return found
+
+    def from_vm(self, name: str, vm_ref: str, **overrides: object) -> Template:
+        """A template whose base image is the first disk of a VM in the inventory (a template
+        domain, typically): that disk's pool volume, with the VM's size as the defaults."""
+        from corral.inventory.service import Inventory
+
+        with self.db.session() as s:
+            vm, _host = Inventory.vm_row(s, vm_ref)
+            paths = [d.get("path") for d in vm.disks or [] if d.get("device", "disk") == "disk"]
+            path = next((p for p in paths if p), None)
+            found = (
+                s.execute(
+                    select(m.Volume.name, m.Pool.name)
+                    .join(m.Pool, m.Volume.pool_id == m.Pool.id)
+                    .where(m.Volume.path == path, m.Pool.host_id == vm.host_id)
+                ).first()
+                if path
+                else None
+            )
+            if found is None:
+                raise ValidationError(
+                    f"VM {vm.name}'s first disk is not a volume of a storage pool Corral knows; "
+                    "a template needs a pool volume (sync the host, or add it by pool and volume)."
+                )
+            base = Template(
+                name=name,
+                pool=found[1],
+                volume=found[0],
+                vcpus=vm.vcpus,
+                memory_mib=max(64, vm.memory_max_mib),
+                description=f"from VM {vm.name} ({vm.uuid})",
+            )
+        return self.add(replace(base, **overrides))  # type: ignore[arg-type]
 
     def get(self, name: str) -> Template:
         with self.db.session() as s:
@@ -108,11 +188,11 @@ class TemplateService:
             s.delete(self._row(s, name))
 
     @staticmethod
-    def _row(s: object, name: str) -> m.TemplateRow:
-        row = s.scalar(select(m.TemplateRow).where(m.TemplateRow.name == name))  # type: ignore[attr-defined]
+    def _row(s: Session, name: str) -> m.TemplateRow:
+        row = s.scalar(select(m.TemplateRow).where(m.TemplateRow.name == name))
         if row is None:
             raise NotFoundError(f"no template named {name[:64]!r}; see 'corral template list'.")
-        return row  # type: ignore[no-any-return]
+        return row
 
 
-__all__ = ["TemplateService", "check_template"]
+__all__ = ["TemplateService", "check_template", "template_from_mapping"]
