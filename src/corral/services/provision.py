@@ -45,6 +45,10 @@ GIB = 1024**3
 RUNNING = "running"
 
 
+def _quiet(_step: str) -> None:
+    """No progress reports."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -91,9 +95,15 @@ class ProvisionService:
         self.clock = clock
 
     # -- the entry point --------------------------------------------------------
-    def provision(self, spec: ProvisionSpec) -> ProvisionResult:
+    def provision(
+        self, spec: ProvisionSpec, on_step: Callable[[str], None] | None = None
+    ) -> ProvisionResult:
         """Create the VM ``spec`` describes; a failed result (never an exception) once the
-        spec itself is valid. Raises ValidationError for an invalid spec."""
+        spec itself is valid. Raises ValidationError for an invalid spec.
+
+        ``on_step`` is told each step done ("disk", "seed", "defined", "started"), for
+        progress reports (a request's page, a test that stops a host half-way).
+        """
         check_spec(spec)
         record_id = self._open_record(spec)
         progress = _Progress(pool="")
@@ -103,7 +113,7 @@ class ProvisionService:
             progress.pool = template.pool
             hv = cast(Provisioner, self.inventory.open_host(spec.host))
             self._refuse_clash(hv, spec)
-            self._run(hv, spec, template, progress)
+            self._run(hv, spec, template, progress, on_step or _quiet)
         except (CorralError, ProvisionFailed) as exc:
             reason = exc.reason if isinstance(exc, ProvisionFailed) else exc.message
             undone, left = self._rollback(hv, progress) if hv is not None else ((), ())
@@ -118,7 +128,14 @@ class ProvisionService:
         return result
 
     # -- the steps ----------------------------------------------------------------
-    def _run(self, hv: Provisioner, spec: ProvisionSpec, t: Template, progress: _Progress) -> None:
+    def _run(
+        self,
+        hv: Provisioner,
+        spec: ProvisionSpec,
+        t: Template,
+        progress: _Progress,
+        step: Callable[[str], None],
+    ) -> None:
         base = hv.volume_info(t.pool, t.volume)
         if base is None:
             raise ProvisionFailed(
@@ -130,11 +147,13 @@ class ProvisionService:
         linked = spec.disk_mode is DiskMode.linked
         progress.disk = hv.clone_volume(t.pool, name, base, size, linked=linked)
         progress.volumes.append(name)
+        step("disk")
         vm_uuid = str(uuidlib.uuid4())
         docs = seed_documents(vm_uuid, spec.name, spec.cloud_init)
         upload = hv.upload_volume(t.pool, seed_volume_name(spec.name), build_seed_iso(docs))
         progress.volumes.append(upload.volume.name)
         progress.seed, progress.seed_written = upload.volume, upload.written
+        step("seed")
         if not upload.written:
             progress.notes.append(
                 "the host's driver cannot upload volumes (libvirt's test driver): the seed "
@@ -142,9 +161,11 @@ class ProvisionService:
             )
         plan = self._plan(spec, t, vm_uuid, progress.disk, upload.volume)
         progress.uuid = hv.define_domain(domain_xml(plan))
+        step("defined")
         if spec.start:
             hv.start(progress.uuid)
             progress.started = True
+            step("started")
 
     def _plan(
         self, spec: ProvisionSpec, t: Template, vm_uuid: str, disk: VolumeInfo, seed: VolumeInfo
