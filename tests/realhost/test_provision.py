@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 from guest import RealhostEnv, create_volume
 from seedguest import read_console, seed_reading_initrd
 
-from corral.domain.provision import CloudInit, ProvisionSpec, ProvisionStatus, Template
+from corral.domain.provision import CloudInit, DiskMode, ProvisionSpec, ProvisionStatus, Template
 from corral.hypervisor.domxml import parse_metadata
 from corral.hypervisor.uri import HostAccess
 from corral.hypervisor.xmlsafe import parse
@@ -147,4 +147,19 @@ def test_define_failure_deletes_the_volumes_made_before(
         f"volume {pool.name()}/{spec.name}.qcow2",
     )
     assert spec.name not in {d.name() for d in libvirt_conns[0].listAllDomains(0)}
+    assert _volumes(pool) == {template.volume}
+
+
+def test_full_copy_is_independent_of_the_template(
+    service: ProvisionService, template: Template, pool: Any, libvirt_conns: list[Any]
+) -> None:
+    result = service.provision(_spec(template, disk_mode=DiskMode.copy, disk_gib=1, start=False))
+    try:
+        assert result.ok and not result.started, result.reason
+        disk = parse(libvirt_conns[0].storageVolLookupByPath(result.disk_path).XMLDesc(0))
+        assert disk.find("backingStore/path") is None
+        assert disk.find("target/format").get("type") == "qcow2"
+        assert int(disk.findtext("capacity")) == 1024**3
+    finally:
+        _remove(service, result.uuid)
     assert _volumes(pool) == {template.volume}

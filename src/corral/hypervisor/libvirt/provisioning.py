@@ -56,6 +56,23 @@ def _info(pool: str, vol: libvirt.virStorageVol) -> VolumeInfo:
     )
 
 
+def _grow(
+    pool: libvirt.virStoragePool, vol: libvirt.virStorageVol, capacity_bytes: int
+) -> libvirt.virStorageVol:
+    """A copy keeps its source's size on a real host (libvirt 9 converts, it does not resize,
+    and reports the asked-for size until the pool is refreshed): grow it to the size asked
+    for, or delete it, so the step makes the whole disk or nothing."""
+    try:
+        pool.refresh(0)
+        vol = pool.storageVolLookupByName(vol.name())
+        if int(vol.info()[1]) < capacity_bytes:
+            vol.resize(capacity_bytes, 0)
+        return vol
+    except libvirt.libvirtError:
+        vol.delete(0)
+        raise
+
+
 class Provisioning(HypervisorCore):
     """The :class:`corral.hypervisor.provision.Provisioner` steps of a libvirt host."""
 
@@ -80,6 +97,7 @@ class Provisioning(HypervisorCore):
                     vol = target.createXMLFrom(
                         _volume_xml(name, capacity_bytes, "qcow2"), source, 0
                     )
+                    vol = _grow(target, vol, capacity_bytes)
                 info = _info(pool, vol)
             except libvirt.libvirtError as exc:
                 raise self._error(f"create volume {name} in pool {pool}", exc) from None
