@@ -167,3 +167,13 @@ def test_attempts_are_recorded_and_audited(service: ProvisionService) -> None:
     assert finished == {"web-11": "succeeded", "web-12": "failed"}
     assert all(e.actor == "carol" for e in entries)
     assert TEMPLATE.name in {t.name for t in service.templates.all()}
+
+
+def test_user_data_is_not_kept_in_clear(service: ProvisionService) -> None:
+    secret = "#cloud-config\nchpasswd: {list: 'root:S3cret-Pa55'}\n"
+    assert service.provision(spec("web-13", cloud_init=CloudInit(user_data=secret))).ok
+    with service.inventory.db.session() as s:
+        row = s.scalar(select(m.ProvisionRow).where(m.ProvisionRow.name == "web-13"))
+        assert row is not None
+        assert "S3cret" not in str(row.spec) and "S3cret" not in str(row.outcome)
+        assert row.spec["cloud_init"]["user_data"]["bytes"] == len(secret)

@@ -13,6 +13,7 @@ Every attempt is a row of ``provisions`` (audited), from "running" to "succeeded
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
@@ -245,7 +246,7 @@ class ProvisionService:
                 status=RUNNING,
                 created_by=spec.created_by,
                 request_id=spec.request_id,
-                spec=_plain(asdict(spec)),
+                spec=_stored_spec(spec),
                 outcome={},
                 started_at=self.clock(),
             )
@@ -304,6 +305,20 @@ class ProvisionService:
         with self.inventory.db.session() as s:
             rows = s.scalars(select(m.ProvisionRow).order_by(m.ProvisionRow.id.desc()).limit(limit))
             return [_row_result(r) for r in rows]
+
+
+def _stored_spec(spec: ProvisionSpec) -> dict[str, Any]:
+    """The spec as kept with the attempt. User data may hold passwords or tokens (a
+    cloud-config's ``chpasswd``, a script's API key), so only its digest and size are kept."""
+    kept: dict[str, Any] = _plain(asdict(spec))
+    user_data = spec.cloud_init.user_data
+    if user_data is not None:
+        data = user_data.encode()
+        kept["cloud_init"]["user_data"] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
+    return kept
 
 
 def _volume_undo(hv: Provisioner, pool: str, name: str) -> Callable[[], object]:
