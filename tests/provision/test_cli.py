@@ -71,6 +71,8 @@ def test_catalog_provision_and_failure(tmp_path: Path) -> None:
         ("web-21", "failed"),
         ("web-20", "succeeded"),
     ]
+    assert json.loads(run(home, "provision", "clean", "1", "-o", "json").stdout)["leftovers"] == []
+    assert "no provisioning attempt 99" in run(home, "provision", "clean", "99", code=3).stderr
     # A template from a VM in the inventory: its first disk's pool volume.
     run(home, "template", "add", "from-web", "--from-vm", "web-20")
     shown = json.loads(run(home, "template", "show", "from-web", "-o", "json").stdout)

@@ -177,3 +177,25 @@ def test_user_data_is_not_kept_in_clear(service: ProvisionService) -> None:
         assert row is not None
         assert "S3cret" not in str(row.spec) and "S3cret" not in str(row.outcome)
         assert row.spec["cloud_init"]["user_data"]["bytes"] == len(secret)
+
+
+def test_host_gone_half_way_names_the_leftover_and_clean_up_removes_it(
+    service: ProvisionService, node: Path
+) -> None:
+    away = node.with_suffix(".away")
+
+    def host_vanishes_after_the_disk(step: str) -> None:
+        if step == "disk":
+            node.rename(away)  # the host's node file is gone: it no longer opens
+
+    result = service.provision(spec("web-14"), on_step=host_vanishes_after_the_disk)
+    assert result.status is ProvisionStatus.failed
+    assert "could not be loaded" in (result.reason or "")
+    assert result.leftovers == ("volume images/web-14.qcow2",) and result.rolled_back == ()
+    away.rename(node)  # the host is back, with the disk the attempt made
+    assert "web-14.qcow2" in volume_names(node, "images")
+    cleaned = service.clean_up(result.id or 0)
+    assert cleaned.leftovers == () and cleaned.rolled_back == ("volume images/web-14.qcow2",)
+    assert volume_names(node, "images") == BASE
+    assert service.history()[0].leftovers == ()
+    assert service.clean_up(result.id or 0) == cleaned  # nothing left: nothing done

@@ -189,6 +189,19 @@ def provision_list(
     emit([asdict(r) for r in _service().history(limit)], output, RESULT_COLUMNS)
 
 
+@provision_app.command("clean")
+def provision_clean(
+    attempt: int = typer.Argument(..., help="The attempt's id (see 'corral provision list')."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Remove what a failed attempt left on a host that stopped answering half-way."""
+    result: ProvisionResult = _service().clean_up(attempt)
+    emit_object(asdict(result), output)
+    if result.leftovers:
+        typer.echo(f"error: still on host {result.host}: {', '.join(result.leftovers)}.", err=True)
+        raise typer.Exit(FAILED_EXIT)
+
+
 def _date(value: str | None) -> date | None:
     if value is None:
         return None

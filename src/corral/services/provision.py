@@ -219,22 +219,25 @@ class ProvisionService:
         self, hv: Provisioner, progress: _Progress
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Undo every step that created something, newest first; (undone, left behind)."""
-        undone: list[str] = []
-        left: list[str] = []
-        steps: list[tuple[str, Callable[[], object]]] = []
-        if progress.uuid is not None:
-            uuid = progress.uuid
-            steps.append((f"domain {uuid}", lambda: hv.delete_vm(uuid, delete_storage=False)))
-        for name in reversed(progress.volumes):
-            steps.append((f"volume {progress.pool}/{name}", _volume_undo(hv, progress.pool, name)))
-        for what, undo in steps:
-            try:
-                undo()
-                undone.append(what)
-            except CorralError as exc:
-                log.warning("rollback could not remove %s: %s", what, exc.message)
-                left.append(what)
-        return tuple(undone), tuple(left)
+        made = [f"domain {progress.uuid}"] if progress.uuid is not None else []
+        made += [f"volume {progress.pool}/{name}" for name in reversed(progress.volumes)]
+        return _undo(hv, made)
+
+    def clean_up(self, record_id: int) -> ProvisionResult:
+        """Remove what a failed attempt left behind (its host stopped answering half-way),
+        now that the host answers again; the record keeps what still could not go."""
+        with self.inventory.db.session() as s:
+            row = s.get(m.ProvisionRow, record_id)
+            if row is None:
+                raise NotFoundError(f"no provisioning attempt {record_id}.")
+            before = _row_result(row)
+        if not before.leftovers:
+            return before
+        hv = cast(Provisioner, self.inventory.open_host(before.host))
+        undone, left = _undo(hv, list(before.leftovers))
+        after = replace(before, rolled_back=before.rolled_back + undone, leftovers=left)
+        self._close_record(after)
+        return after
 
     # -- the record -----------------------------------------------------------------
     def _open_record(self, spec: ProvisionSpec) -> int:
@@ -321,8 +324,26 @@ def _stored_spec(spec: ProvisionSpec) -> dict[str, Any]:
     return kept
 
 
-def _volume_undo(hv: Provisioner, pool: str, name: str) -> Callable[[], object]:
-    return lambda: hv.delete_volume(pool, name)
+def _undo(hv: Provisioner, made: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Remove each object ("domain UUID", "volume POOL/NAME"), in order; (undone, left).
+
+    A domain goes without its storage: its volumes are removed by name, so a volume that was
+    there before the attempt is never touched."""
+    undone: list[str] = []
+    left: list[str] = []
+    for what in made:
+        kind, _, ref = what.partition(" ")
+        try:
+            if kind == "domain":
+                hv.delete_vm(ref, delete_storage=False)
+            else:
+                pool, _, name = ref.partition("/")
+                hv.delete_volume(pool, name)
+            undone.append(what)
+        except CorralError as exc:
+            log.warning("rollback could not remove %s: %s", what, exc.message)
+            left.append(what)
+    return tuple(undone), tuple(left)
 
 
 def _row_result(row: m.ProvisionRow) -> ProvisionResult:
