@@ -23,6 +23,7 @@ from corral.api.routes import inventory as inventory_routes
 from corral.api.routes import jobs as jobs_routes
 from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import plan as plan_routes
+from corral.api.routes import provision as provision_routes
 from corral.api.routes import reclaim as reclaim_routes
 from corral.api.routes import respond_page
 from corral.api.routes import sim as sim_routes
@@ -62,6 +63,7 @@ ROUTERS = (
     cost_routes.router,
     audit_routes.router,
     backup_routes.router,
+    provision_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (

@@ -147,6 +147,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("corral.cli.audit", "The audit log of every write: list, verify."),
     "jobs": ("corral.cli.jobs", "Long-running jobs run by the API server."),
     "config": ("corral.cli.config", "Corral's effective settings."),
+    "template": (
+        "corral.cli.provision",
+        "The template catalog: base images new VMs are made from.",
+    ),
+    "provision": (
+        "corral.cli.provision",
+        "Make VMs from templates on a host, and list the attempts.",
+    ),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(mod for mod, _ in COMMANDS.values()))
 

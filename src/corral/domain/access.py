@@ -49,6 +49,8 @@ class Permission(StrEnum):
     users_manage = "users.manage"
     #: Who am I: every authenticated caller.
     self_read = "self.read"
+    #: Create VMs on a host from a template, and change the template catalog (issue 10 item 5).
+    vm_provision = "vm.provision"
 
 
 class Reach(StrEnum):

@@ -109,6 +109,16 @@ WATCHED: dict[type[m.Base], Watched] = {
     ),
     m.UserRole: Watched("user-role", lambda r: r.user_id, ("user_id", "role")),
     m.UserDepartment: Watched("user-department", lambda d: d.user_id, ("user_id", "department")),
+    m.TemplateRow: Watched(
+        "template",
+        lambda t: t.name,
+        ("name", "pool", "volume", "vcpus", "memory_mib", "network", "domain_type", "kernel"),
+    ),
+    m.ProvisionRow: Watched(
+        "provision",
+        lambda p: p.id,
+        ("name", "host", "template", "status", "reason", "vm_uuid", "created_by", "request_id"),
+    ),
 }
 
 

@@ -419,3 +419,48 @@ class HAEventRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     alert: Mapped[bool] = mapped_column(Boolean, default=False)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- templates and provisioning (issue 10 item 5) -------------------------------------------
+
+
+class TemplateRow(Base):
+    """A catalog entry: a base image (pool and volume name) and the defaults of its VMs."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    pool: Mapped[str] = mapped_column(String(255))
+    volume: Mapped[str] = mapped_column(String(255))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    network: Mapped[str | None] = mapped_column(String(255))
+    domain_type: Mapped[str] = mapped_column(String(16))
+    machine: Mapped[str | None] = mapped_column(String(64))
+    arch: Mapped[str] = mapped_column(String(32))
+    kernel: Mapped[str | None] = mapped_column(String(1024))
+    initrd: Mapped[str | None] = mapped_column(String(1024))
+    cmdline: Mapped[str | None] = mapped_column(String(1024))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProvisionRow(Base):
+    """One provisioning attempt: the spec, where it got to, and what rollback left behind."""
+
+    __tablename__ = "provisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    host: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    vm_uuid: Mapped[str | None] = mapped_column(String(36))
+    created_by: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[int | None] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
