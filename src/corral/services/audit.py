@@ -109,6 +109,8 @@ WATCHED: dict[type[m.Base], Watched] = {
     ),
     m.UserRole: Watched("user-role", lambda r: r.user_id, ("user_id", "role")),
     m.UserDepartment: Watched("user-department", lambda d: d.user_id, ("user_id", "department")),
+    # Every transition of the HA manager (corral ha run) is an event row: each is audited.
+    m.HAEventRow: Watched("ha-event", lambda e: e.id, ("manager", "kind", "host", "vm", "detail")),
 }
 
 
