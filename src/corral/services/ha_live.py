@@ -33,6 +33,7 @@ from corral.engines.planning.model import Fleet, Protection
 from corral.errors import CorralError
 from corral.inventory.service import Inventory
 from corral.notify.mailer import Mail, Mailer
+from corral.services.audit import Actor, acting_as
 from corral.services.fleet import live_fleet, parse_fleet_document
 from corral.services.ha_fencing import FenceRunner
 from corral.services.ha_live_env import LiveEnvironment
@@ -221,9 +222,11 @@ class HALiveService:
             "protected": self.protected.to_dict(),
             "leader": self.instance,
         }
-        ha_state.save_round(
-            self.inventory.db, self.name, state, self.manager.now, [e.to_dict() for e in events]
-        )
+        # The manager acts on its own: its transitions are audited under its own name.
+        with acting_as(Actor("ha-manager", "system", f"ha run {self.instance}")):
+            ha_state.save_round(
+                self.inventory.db, self.name, state, self.manager.now, [e.to_dict() for e in events]
+            )
 
     def _alert(self, events: list[Event]) -> None:
         to = self.settings.ha_alert_to
