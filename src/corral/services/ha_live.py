@@ -177,6 +177,7 @@ class HALiveService:
             fleet,
             protected.definitions,
             timeout_s=min(self.settings.host_timeout_s, self.policy.config.check_interval_s * 2),
+            start_timeout_s=self.settings.host_timeout_s,
             heartbeat_dir=self.policy.heartbeat_dir,
             heartbeat_max_age_s=self.policy.config.grace_s,
             clock=self.clock,

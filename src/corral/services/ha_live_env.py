@@ -47,6 +47,7 @@ class LiveEnvironment:
         definitions: Mapping[str, tuple[str, bytes]],
         *,
         timeout_s: float,
+        start_timeout_s: float | None = None,
         heartbeat_dir: Path | None = None,
         heartbeat_max_age_s: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -57,6 +58,8 @@ class LiveEnvironment:
         self.base_fleet = fleet
         self.definitions = dict(definitions)
         self.timeout_s = timeout_s
+        #: a start on a cold daemon probes QEMU first (seconds): it gets the longer deadline
+        self.start_timeout_s = start_timeout_s or timeout_s
         self.heartbeat_dir = heartbeat_dir
         self.heartbeat_max_age_s = heartbeat_max_age_s
         self.clock = clock
@@ -93,7 +96,7 @@ class LiveEnvironment:
             self.start_errors[(vm, host)] = "no stored definition"
             return
         try:
-            self.host(host).start_definition(definition[1])
+            self.host(host, self.start_timeout_s, "ha-start").start_definition(definition[1])
         except CorralError as exc:
             self.start_errors[(vm, host)] = exc.message
             log.info("starting %s on %s failed: %s", vm, host, exc.message)
@@ -128,11 +131,12 @@ class LiveEnvironment:
 
     # ------------------------------------------------------------ hosts
 
-    def host(self, name: str) -> Hypervisor:
+    def host(self, name: str, timeout_s: float | None = None, key: str = "ha") -> Hypervisor:
         """``name``'s hypervisor, every call bounded by the timeout."""
         bounded = BoundedHypervisor(
-            name, lambda: self._open(name), self._release, f"ha:{name}", self.timeout_s
-        )
+            name, lambda: self._open(name), self._release, f"{key}:{name}",
+            timeout_s or self.timeout_s,
+        )  # fmt: skip
         return cast(Hypervisor, bounded)
 
     def _open(self, name: str) -> Hypervisor:
