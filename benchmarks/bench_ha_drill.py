@@ -13,6 +13,7 @@ taken down. Needs root and `bash scripts/realhosts.sh up` done once (for the art
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import statistics
 import subprocess
@@ -89,15 +90,23 @@ def _run(state: Path, work: Path, grace: float, interval: float) -> dict[str, fl
     killed = time.time()
     subprocess.run([sys.executable, str(AGENT)], input=stdin, check=True)
     seen: dict[str, float] = {}
+    log: list[str] = []
     while "vm_recovered" not in seen and time.time() - killed < 180:
         for e in service.round().events:
             seen.setdefault(e.kind, e.t - killed)
+            log.append(f"{e.t - killed:6.1f} {e.kind} {e.host or '-'} {e.vm or '-'} {e.detail}")
         time.sleep(interval)
+        if "vm_not_recovered" in seen:
+            break
     service.close()
+    if "vm_recovered" not in seen:
+        print("\n".join(["drill failed; its events:", *log]), file=sys.stderr)
     return {k: seen.get(k, float("nan")) for k in ("host_failed", "host_fenced", "vm_recovered")}
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("corral.services.ha_live_env").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drills", type=int, default=3)
     parser.add_argument("--grace", type=float, default=4.0)

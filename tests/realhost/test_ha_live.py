@@ -32,9 +32,13 @@ import yaml
 from cryptography.fernet import Fernet
 from guest import RealhostEnv, guest_xml, make_disk, wait_for_console
 
+from corral.config import Settings
 from corral.inventory.service import Inventory
+from corral.notify.mailer import OutboxMailer
 from corral.security.secrets import SecretBox
 from corral.services import ha_live_views
+from corral.services.ha_live import HALiveService
+from corral.services.ha_live_policy import parse_policy
 from corral.store.db import Database
 
 AGENT = Path(__file__).with_name("fence_realhost.py")
@@ -57,7 +61,7 @@ def _realhosts(state_dir: Path, *args: str) -> None:
     subprocess.run(["bash", str(SCRIPT), *args], env=env, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def private_hosts(realhost_env: RealhostEnv) -> Iterator[PrivateHosts]:
     state_dir = Path(f"/tmp/crl-ha-{uuidlib.uuid4().hex[:8]}")  # socket paths must stay short
     shared = realhost_env.kernel.parent.parent
@@ -81,20 +85,25 @@ def _fence(hosts: PrivateHosts, i: int, action: str) -> int:
     return done.returncode
 
 
-def _policy(hosts: PrivateHosts, path: Path) -> Path:
-    fence = {
+def _fence_spec(hosts: PrivateHosts, broken: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The test agent per host; a host in ``broken`` gets an agent that always fails."""
+    failing = [sys.executable, "-c", "import sys; sys.exit(1)"]
+    return {
         name: [
             {
                 "name": "power",
                 "method": "agent",
-                "command": [sys.executable, str(AGENT)],
+                "command": failing if name in broken else [sys.executable, str(AGENT)],
                 "options": {"host_dir": str(hosts.host_dir(i))},
                 "timeout_s": 30,
             }
         ]
         for i, name in enumerate(HOSTS)
     }
-    path.write_text(yaml.safe_dump({"fence": fence}))
+
+
+def _policy(hosts: PrivateHosts, path: Path) -> Path:
+    path.write_text(yaml.safe_dump({"fence": _fence_spec(hosts)}))
     return path
 
 
@@ -238,3 +247,108 @@ def _kinds(db: Database, kind: str) -> list[str]:
     from corral.store import ha_state
 
     return [str(e["vm"] or e["host"]) for e in ha_state.events(db, "default") if e["kind"] == kind]
+
+
+def _guest_on_first_host(
+    hosts: PrivateHosts, realhost_env: RealhostEnv, tmp_path: Path
+) -> tuple[Any, Path]:
+    name = f"corral-ha-{uuidlib.uuid4().hex[:8]}"
+    disk = make_disk(tmp_path / f"{name}.qcow2", 16)
+    console = tmp_path / f"{name}.console.log"
+    xml = guest_xml(
+        name, kernel=realhost_env.kernel, initrd=realhost_env.initrd, disk_path=disk,
+        console_log=console,
+    )  # fmt: skip
+    conn = libvirt.open(hosts.uris[0])
+    dom = conn.defineXML(xml)
+    dom.create()
+    wait_for_console(console, timeout_s=120)
+    return dom, disk
+
+
+def _service(
+    db: Database, hosts: PrivateHosts, tmp_path: Path, spec: dict[str, Any], **extra: Any
+) -> tuple[HALiveService, Inventory]:
+    inventory = Inventory(db, SecretBox(Fernet.generate_key()))
+    for name, uri in zip(HOSTS, hosts.uris, strict=True):
+        inventory.add_host(name, uri)
+    settings = Settings(
+        home=tmp_path / "home", ha_grace_s=4, ha_check_interval_s=1, ha_alert_to="ops@example.org"
+    )
+    policy = parse_policy({"fence": spec, **extra}, settings)
+    mailer = OutboxMailer(tmp_path / "outbox")
+    return HALiveService(inventory, settings, policy=policy, mailer=mailer, instance="t"), inventory
+
+
+def _rounds_until(service: HALiveService, kind: str, limit: int = 60) -> list[str]:
+    kinds: list[str] = []
+    for _ in range(limit):
+        kinds += [e.kind for e in service.round().events]
+        if kind in kinds:
+            return kinds
+        time.sleep(1)
+    raise AssertionError(f"no {kind} in {kinds}")
+
+
+def _running_elsewhere(hosts: PrivateHosts, uuid: str) -> list[int]:
+    found = []
+    for i, uri in enumerate(hosts.uris[1:], 1):
+        conn = libvirt.open(uri)
+        try:
+            found += [i for d in conn.listAllDomains() if d.UUIDString() == uuid and d.isActive()]
+        finally:
+            conn.close()
+    return found
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_unfenceable_host_is_not_recovered_from_and_mails_an_alert(
+    private_hosts: PrivateHosts, realhost_env: RealhostEnv, db: Database, tmp_path: Path
+) -> None:
+    dom, _ = _guest_on_first_host(private_hosts, realhost_env, tmp_path)
+    spec = _fence_spec(private_hosts, broken=frozenset({"ha1"}))
+    service, _ = _service(db, private_hosts, tmp_path, spec)
+    service.round()
+    assert _fence(private_hosts, 0, "off") == 0  # ha1 dies; its fence agent cannot prove it
+    kinds = _rounds_until(service, "host_unfenceable")
+    for _ in range(3):  # a few more rounds: still nothing is started anywhere
+        kinds += [e.kind for e in service.round().events]
+        time.sleep(1)
+    service.close()
+    assert "vm_stranded" in kinds and "vm_start" not in kinds
+    assert _running_elsewhere(private_hosts, dom.UUIDString()) == []
+    subjects = [p.read_text() for p in (tmp_path / "outbox").glob("*.eml")]
+    assert any("Subject: Corral HA: host unfenceable ha1" in text for text in subjects)
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_isolated_host_keeps_its_guest(
+    private_hosts: PrivateHosts, realhost_env: RealhostEnv, db: Database, tmp_path: Path
+) -> None:
+    """ha1's daemon is gone but its storage heartbeat goes on: isolated, never fenced."""
+    dom, disk = _guest_on_first_host(private_hosts, realhost_env, tmp_path)
+    beats = tmp_path / "heartbeat"
+    beats.mkdir()
+    spec = _fence_spec(private_hosts)
+    service, _ = _service(db, private_hosts, tmp_path, spec, heartbeat_dir=str(beats))
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            (beats / "ha1").touch()
+            time.sleep(0.5)
+
+    beater = threading.Thread(target=beat, daemon=True)
+    beater.start()
+    try:
+        service.round()
+        daemon = int((private_hosts.host_dir(0) / "run/libvirt/libvirtd.pid").read_text())
+        os.kill(daemon, signal.SIGKILL)  # only the management daemon: the guest's QEMU lives on
+        kinds = _rounds_until(service, "host_isolated")
+        service.close()
+    finally:
+        stop.set()
+        beater.join()
+    assert "fence_begin" not in kinds and "vm_start" not in kinds
+    assert DiskWriters(disk)._count() == 1  # the guest still runs on ha1, and only there
+    assert _running_elsewhere(private_hosts, dom.UUIDString()) == []

@@ -25,7 +25,7 @@ from typing import cast
 
 from corral.engines.ha_manager.env import FenceStatus, Probe, VMStatus
 from corral.engines.planning.model import Fleet, PowerState
-from corral.errors import CorralError
+from corral.errors import CorralError, HostUnreachableError
 from corral.hypervisor.base import Hypervisor
 from corral.hypervisor.bounded import BoundedHypervisor
 from corral.services.ha_fencing import FenceRunner
@@ -97,6 +97,10 @@ class LiveEnvironment:
             return
         try:
             self.host(host, self.start_timeout_s, "ha-start").start_definition(definition[1])
+        except HostUnreachableError as exc:
+            # It may still start (a late call goes on): never call that a failure. Polled as
+            # started; if the host is lost, the manager treats the VM as landing there.
+            log.info("start of %s on %s has no answer yet: %s", vm, host, exc.message)
         except CorralError as exc:
             self.start_errors[(vm, host)] = exc.message
             log.info("starting %s on %s failed: %s", vm, host, exc.message)
