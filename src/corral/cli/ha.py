@@ -156,7 +156,15 @@ def status(
     typer.echo(f"HA manager {result.manager}: leader {leader}, last round {result.updated_at}")
     emit([dict(vars(h)) for h in result.hosts], output, title="hosts")
     emit([dict(vars(v)) for v in result.vms], output, title="protected VMs")
-    emit([dict(vars(e)) for e in result.events], output, title="latest events")
+    events = [{**vars(e), "t": _clock_time(e.t)} for e in result.events]
+    emit(events, output, title="latest events")
+
+
+def _clock_time(t: float) -> str:
+    """A live manager's clock is the epoch: shown as a UTC time of day."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @ha_app.command("plan")
@@ -173,5 +181,8 @@ def plan(
     result = ha_live_views.plan(inventory.db, inventory, name)
     if output is OutputFormat.json:
         typer.echo(to_json(result.to_dict()))
+        return
+    if not result.entries:
+        typer.echo("No failover plan: no synced host runs a protected VM (run 'corral sync').")
         return
     emit([dict(vars(e)) for e in result.entries], output, title=f"failover plan ({result.source})")
