@@ -30,7 +30,7 @@ import libvirt
 import pytest
 import yaml
 from cryptography.fernet import Fernet
-from guest import RealhostEnv, guest_xml, make_disk, wait_for_console
+from guest import READY_MARKER, RealhostEnv, guest_xml, make_disk, wait_for_console
 
 from corral.config import Settings
 from corral.inventory.service import Inventory
@@ -214,7 +214,10 @@ def test_dead_host_guest_restarts_by_plan_once_despite_leader_kill(
                     for v in ha_live_views.status(db).vms
                 ),
             )
-            wait_for_console(console, timeout_s=120)  # the guest booted on its new host
+            _wait(  # the guest booted again, on its new host: a second ready line
+                "the guest's second boot",
+                lambda: console.read_text(errors="replace").count(READY_MARKER) >= 2,
+            )
         new_leader = ha_live_views.status(db).leader
         assert new_leader is not None and int(new_leader.rsplit(":", 1)[1]) != leader_pid
 
