@@ -45,8 +45,10 @@ HOSTS = ("ha1", "ha2", "ha3")
 
 def realhosts(state: Path, *args: str) -> None:
     env = {"CORRAL_REALHOSTS_DIR": str(state), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    subprocess.run(["bash", str(ROOT / "scripts/realhosts.sh"), *args], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    script = str(ROOT / "scripts/realhosts.sh")
+    done = subprocess.run(["bash", script, *args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"realhosts.sh {' '.join(args)} failed:\n{done.stderr[-3000:]}")
 
 
 def drill(work: Path, grace: float, interval: float) -> dict[str, float]:

@@ -58,7 +58,8 @@ class PrivateHosts:
 
 def _realhosts(state_dir: Path, *args: str) -> None:
     env = {**os.environ, "CORRAL_REALHOSTS_DIR": str(state_dir)}
-    subprocess.run(["bash", str(SCRIPT), *args], env=env, check=True, capture_output=True)
+    done = subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"realhosts.sh {' '.join(args)} failed:\n{done.stderr[-3000:]}"
 
 
 @pytest.fixture
