@@ -158,6 +158,14 @@ class UserService:
                 raise AuthError("the user name or password is wrong.")
             return principal_of(user)
 
+    def principal(self, name: str) -> Principal:
+        """The principal of user ``name`` now; AuthError when the user is gone or disabled."""
+        with self.db.session() as s:
+            user = s.scalar(select(m.User).where(m.User.name == name))
+            if user is None:
+                raise AuthError(f"user {name!r} no longer exists.")
+            return principal_of(user)
+
 
 def _find(s: Session, name: str) -> m.User:
     user = s.scalar(select(m.User).where(m.User.name == name))
