@@ -71,6 +71,11 @@ class Settings:
     api_max_body_bytes: int = 1024 * 1024
     shared_data: Path | None = None
     backup_policy: Path | None = None
+    # -- the live HA manager (corral ha run) --
+    ha_policy: Path | None = None
+    ha_grace_s: float = 30.0
+    ha_check_interval_s: float = 5.0
+    ha_alert_to: str | None = None
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -186,6 +191,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("api_max_body_bytes", "CORRAL_API_MAX_BODY", _positive_int, "largest API body"),
     FieldSpec("shared_data", "CORRAL_SHARED_DATA", _path, "public traces (../shared/data)"),
     FieldSpec("backup_policy", "CORRAL_BACKUP_POLICY", _path, "backup policy YAML"),
+    FieldSpec("ha_policy", "CORRAL_HA_POLICY", _path, "HA policy YAML: fence methods, order"),
+    FieldSpec("ha_grace_s", "CORRAL_HA_GRACE", _positive_float, "seconds before a host is failed"),
+    FieldSpec("ha_check_interval_s", "CORRAL_HA_CHECK_INTERVAL", _positive_float, "HA round s"),
+    FieldSpec("ha_alert_to", "CORRAL_HA_ALERT_TO", str, "address of the HA alert mail"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

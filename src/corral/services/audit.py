@@ -119,6 +119,8 @@ WATCHED: dict[type[m.Base], Watched] = {
         lambda p: p.id,
         ("name", "host", "template", "status", "reason", "vm_uuid", "created_by", "request_id"),
     ),
+    # Every transition of the HA manager (corral ha run) is an event row: each is audited.
+    m.HAEventRow: Watched("ha-event", lambda e: e.id, ("manager", "kind", "host", "vm", "detail")),
 }
 
 
