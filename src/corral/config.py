@@ -71,6 +71,7 @@ class Settings:
     api_max_body_bytes: int = 1024 * 1024
     shared_data: Path | None = None
     backup_policy: Path | None = None
+    alert_rules: Path | None = None
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -186,6 +187,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("api_max_body_bytes", "CORRAL_API_MAX_BODY", _positive_int, "largest API body"),
     FieldSpec("shared_data", "CORRAL_SHARED_DATA", _path, "public traces (../shared/data)"),
     FieldSpec("backup_policy", "CORRAL_BACKUP_POLICY", _path, "backup policy YAML"),
+    FieldSpec("alert_rules", "CORRAL_ALERT_RULES", _path, "alert rules and channels YAML"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 
