@@ -34,13 +34,16 @@ from corral.engines.alerting import (
     Snapshot,
     acknowledge,
     evaluate,
+    needs,
     step,
 )
 from corral.engines.alerting.lifecycle import due
 from corral.engines.alerting.model import labels_of
 from corral.errors import ConflictError, NotFoundError, ValidationError
+from corral.metrics.store.base import MetricsStore
 from corral.notify.channels import Channel, ChannelError, Message
 from corral.notify.channels.base import AlertItem
+from corral.services.alert_inputs import read_snapshot
 from corral.store import models as m
 from corral.store.db import Database
 
@@ -160,6 +163,13 @@ class AlertService:
             queued,
             outcome.changed,
         )
+
+    def evaluate_store(
+        self, store: MetricsStore, now: float | None = None, inhibitions: Sequence[Inhibition] = ()
+    ) -> EvaluationReport:
+        """Read what the rules need from the metrics store at ``now`` and evaluate."""
+        at = int(self.clock() if now is None else now)
+        return self.evaluate(read_snapshot(store, needs(self.rules), at), inhibitions)
 
     def acknowledge(self, fingerprint: str, user: str) -> Alert:
         """A firing alert acknowledged until it resolves; the group is told at once."""

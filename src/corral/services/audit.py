@@ -109,6 +109,10 @@ WATCHED: dict[type[m.Base], Watched] = {
     ),
     m.UserRole: Watched("user-role", lambda r: r.user_id, ("user_id", "role")),
     m.UserDepartment: Watched("user-department", lambda d: d.user_id, ("user_id", "department")),
+    m.AlertRow: Watched("alert", lambda a: a.fingerprint, ("rule", "state", "acked_by")),
+    m.AlertSilenceRow: Watched(
+        "alert-silence", lambda s: s.id, ("matchers", "ends_at", "comment", "created_by")
+    ),
 }
 
 
