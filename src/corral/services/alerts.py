@@ -140,7 +140,8 @@ class AlertService:
         """Run the rules on ``snapshot``; store the states and queue the notifications."""
         conditions = evaluate(self.rules, snapshot)
         with self.db.session() as s:
-            previous = {r.fingerprint: _alert(r) for r in s.scalars(select(m.AlertRow))}
+            rows = {r.fingerprint: r for r in s.scalars(select(m.AlertRow))}
+            previous = {fp: _alert(r) for fp, r in rows.items()}
             silence_rows = list(s.scalars(select(m.AlertSilenceRow)))
             outcome = step(
                 previous,
@@ -151,7 +152,7 @@ class AlertService:
                 silences=[_silence(r) for r in silence_rows],
                 inhibitions=inhibitions,
             )
-            _store(s, outcome.changed)
+            _store(s, outcome.changed, rows)
             for row in silence_rows:
                 if row.id in outcome.silences_told:
                     row.expiry_noticed = True
@@ -183,7 +184,7 @@ class AlertService:
             except ValueError as exc:
                 raise ConflictError(f"alert {fingerprint}: {exc}.") from None
             told, notes = due([acked], now)
-            _store(s, list(told.values()))
+            _store(s, list(told.values()), {fingerprint: row})
             self._queue(s, notes, now)
             return told[fingerprint]
 
@@ -212,27 +213,33 @@ class AlertService:
 
     def _queue(self, s: Session, notes: Sequence[Notification], now: float) -> int:
         """One outbox row per notification and channel (a key already queued is skipped)."""
-        queued = 0
-        for note in notes:
-            key = hashlib.sha256(note.key.encode()).hexdigest()
-            known = set(
-                s.scalars(select(m.AlertOutboxRow.channel).where(m.AlertOutboxRow.key == key))
+        if not self.channels or not notes:
+            return 0
+        keyed = {hashlib.sha256(n.key.encode()).hexdigest(): n for n in notes}
+        known: set[tuple[str, str]] = set()
+        keys = list(keyed)
+        for i in range(0, len(keys), 500):
+            found = s.execute(
+                select(m.AlertOutboxRow.key, m.AlertOutboxRow.channel).where(
+                    m.AlertOutboxRow.key.in_(keys[i : i + 500])
+                )
             )
-            payload = message_of(note).to_json()
-            for name in self.channels:
-                if name not in known:
-                    s.add(
-                        m.AlertOutboxRow(
-                            key=key,
-                            channel=name,
-                            payload=payload,
-                            created_at=now,
-                            attempts=0,
-                            next_attempt_at=now,
-                        )
-                    )
-                    queued += 1
-        return queued
+            known |= {(key, channel) for key, channel in found}
+        fresh = [
+            m.AlertOutboxRow(
+                key=key,
+                channel=name,
+                payload=message_of(note).to_json(),
+                created_at=now,
+                attempts=0,
+                next_attempt_at=now,
+            )
+            for key, note in keyed.items()
+            for name in self.channels
+            if (key, name) not in known
+        ]
+        s.add_all(fresh)
+        return len(fresh)
 
     # -- sending ------------------------------------------------------------------------
     def deliver(self) -> list[Delivery]:
@@ -284,9 +291,10 @@ class AlertService:
         return Delivery(channel, key, error is None, attempts, error)
 
 
-def _store(s: Session, alerts: Sequence[Alert]) -> None:
+def _store(s: Session, alerts: Sequence[Alert], rows: Mapping[str, m.AlertRow]) -> None:
+    """Write the alerts onto their loaded ``rows`` (new ones added): no query per alert."""
     for a in alerts:
-        row = s.get(m.AlertRow, a.fingerprint)
+        row = rows.get(a.fingerprint)
         if row is None:
             row = m.AlertRow(fingerprint=a.fingerprint)
             s.add(row)
