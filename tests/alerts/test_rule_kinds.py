@@ -109,3 +109,12 @@ def test_the_shipped_example_loads_with_every_kind() -> None:
     rs = load_rules(None)
     assert {r.kind for r in rs.rules} == {"threshold", "baseline", "anomaly", "runway", "down"}
     assert "channels" in example_text()
+
+
+def test_the_example_names_only_metrics_the_collector_writes() -> None:
+    from corral.metrics.catalog import METRICS
+
+    known = {(str(m.kind), m.name) for m in METRICS}
+    for rule in load_rules(None).rules:
+        for key in (*rule.needs().latest, *rule.needs().history):
+            assert key in known, (rule.name, key)

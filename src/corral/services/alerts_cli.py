@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.config import Settings
-from corral.engines.alerting import AlertState, Inhibition, load_rules
+from corral.engines.alerting import Alert, AlertState, Inhibition, Silence, load_rules
 from corral.engines.alerting.kinds import seconds
 from corral.engines.alerting.model import labels_of
 from corral.errors import ValidationError
@@ -17,7 +17,16 @@ from corral.services.alert_setup import alert_service, rules_path
 from corral.services.alerts import AlertService
 from corral.store.db import Database
 
-__all__ = ["AlertState", "inhibitions", "matchers", "rules_view", "seconds", "service"]
+__all__ = [
+    "Alert",
+    "AlertState",
+    "Silence",
+    "inhibitions",
+    "matchers",
+    "rules_view",
+    "seconds",
+    "service",
+]
 
 
 def service(settings: Settings, db: Database) -> AlertService:

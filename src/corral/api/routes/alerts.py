@@ -94,7 +94,7 @@ class EvaluateOut(BaseModel):
     failed: int
 
 
-def _out(a: Any) -> AlertOut:
+def _out(a: svc.Alert) -> AlertOut:
     return AlertOut(
         id=a.fingerprint,
         rule=a.rule,
@@ -111,7 +111,7 @@ def _out(a: Any) -> AlertOut:
     )
 
 
-def _silence(s: Any) -> SilenceOut:
+def _silence(s: svc.Silence) -> SilenceOut:
     return SilenceOut(
         id=s.id,
         matchers=dict(s.matchers),
