@@ -118,3 +118,21 @@ def test_the_example_names_only_metrics_the_collector_writes() -> None:
     for rule in load_rules(None).rules:
         for key in (*rule.needs().latest, *rule.needs().history):
             assert key in known, (rule.name, key)
+
+
+def test_baseline_band_ignores_a_wobble_on_a_flat_series_and_low_values() -> None:
+    key = ("vm", "cpu_pct")
+    times = [NOW - 10 * 86400 + i * 300 for i in range(10 * 288)]
+    flat = Series(times, [0.78 for _ in times])
+    snap = Snapshot(
+        NOW,
+        latest={key: {"flat": 0.83, "busy": 60.0}},
+        history={key: {"flat": flat, "busy": _weekly(10)}},
+    )
+    assert evaluate(rules("rules: [{name: b, kind: baseline, metric: cpu_pct}]"), snap) != []
+    found = evaluate(
+        rules("rules: [{name: b, kind: baseline, metric: cpu_pct, min_value: 20}]"), snap
+    )
+    assert [dict(c.labels)["entity"] for c in found] == ["busy"]
+    wobble = Snapshot(NOW, latest={key: {"flat": 0.83}}, history={key: {"flat": flat}})
+    assert evaluate(rules("rules: [{name: b, kind: baseline, metric: cpu_pct}]"), wobble) == []
