@@ -76,6 +76,7 @@ class Settings:
     ha_grace_s: float = 30.0
     ha_check_interval_s: float = 5.0
     ha_alert_to: str | None = None
+    alert_rules: Path | None = None
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -195,6 +196,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("ha_grace_s", "CORRAL_HA_GRACE", _positive_float, "seconds before a host is failed"),
     FieldSpec("ha_check_interval_s", "CORRAL_HA_CHECK_INTERVAL", _positive_float, "HA round s"),
     FieldSpec("ha_alert_to", "CORRAL_HA_ALERT_TO", str, "address of the HA alert mail"),
+    FieldSpec("alert_rules", "CORRAL_ALERT_RULES", _path, "alert rules and channels YAML"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from corral import __version__, web
 from corral.api.guard import Guard, allowed_methods
 from corral.api.problems import openapi_with_problems, problem
+from corral.api.routes import alerts as alerts_routes
 from corral.api.routes import audit as audit_routes
 from corral.api.routes import backup as backup_routes
 from corral.api.routes import config as config_routes
@@ -64,6 +65,7 @@ ROUTERS = (
     audit_routes.router,
     backup_routes.router,
     provision_routes.router,
+    alerts_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (

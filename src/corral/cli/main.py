@@ -116,6 +116,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Backup: policy per tier and VM, a staggered schedule that meets every RPO, coverage.",
     ),
     "ha": ("corral.cli.ha", "High availability: admission control and failover plans."),
+    "alerts": ("corral.cli.alerts", "Alert rules, alerts, acknowledgements and silences."),
     "sim": (
         "corral.cli.sim",
         "Simulate dynamic VM consolidation on recorded traces (CloudSim PlanetLab set-up).",

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -464,3 +465,51 @@ class ProvisionRow(Base):
     outcome: Mapped[dict[str, Any]] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AlertRow(Base):
+    """One alert (corral.engines.alerting.model.Alert), keyed by its labels' fingerprint."""
+
+    __tablename__ = "alerts"
+
+    fingerprint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    group_key: Mapped[str] = mapped_column(String(512))
+    value: Mapped[float] = mapped_column(Double)
+    summary: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Double)
+    changed_at: Mapped[float] = mapped_column(Double)
+    notified: Mapped[str | None] = mapped_column(String(16))
+    acked_by: Mapped[str | None] = mapped_column(String(64))
+    muted_by: Mapped[str | None] = mapped_column(String(256))
+
+
+class AlertSilenceRow(Base):
+    __tablename__ = "alert_silences"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    matchers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ends_at: Mapped[float] = mapped_column(Double)
+    comment: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    expiry_noticed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AlertOutboxRow(Base):
+    """One notification for one channel; sent once (``sent_at``), retried until then."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (UniqueConstraint("key", "channel", name="uq_alert_outbox_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Double)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Double)
+    sent_at: Mapped[float | None] = mapped_column(Double, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
