@@ -109,6 +109,38 @@ WATCHED: dict[type[m.Base], Watched] = {
     ),
     m.UserRole: Watched("user-role", lambda r: r.user_id, ("user_id", "role")),
     m.UserDepartment: Watched("user-department", lambda d: d.user_id, ("user_id", "department")),
+    # VM requests, their decisions and reservations, quotas (issue 10 items 2-4)
+    m.VMRequest: Watched(
+        "request",
+        lambda r: r.id,
+        (
+            "requester",
+            "owner",
+            "department",
+            "purpose",
+            "environment",
+            "template",
+            "count",
+            "vcpus",
+            "memory_mib",
+            "disk_gb",
+            "lease_days",
+            "monthly_cost",
+            "state",
+            "failure_reason",
+        ),
+    ),
+    m.RequestDecision: Watched(
+        "request-decision", lambda d: d.request_id, ("actor", "action", "note", "reasons")
+    ),
+    m.RequestReservation: Watched(
+        "reservation", lambda r: r.request_id, ("host", "vm", "vcpus", "memory_mib", "disk_gb")
+    ),
+    m.Quota: Watched(
+        "quota",
+        lambda q: q.department,
+        ("vcpus", "memory_mib", "storage_gb", "vms", "monthly_cost", "updated_by"),
+    ),
 }
 
 
