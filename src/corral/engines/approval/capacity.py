@@ -147,6 +147,8 @@ def _place_all(
 
 
 def _no_host(outcome: Outcome) -> str:
+    if not outcome.rejections.counts:
+        return f"{outcome.vm} has no host to go to: the fleet has none; add and sync hosts"
     counts = ", ".join(f"{name} {n:,}" for name, n in sorted(outcome.rejections.counts.items()))
     first = outcome.rejections.reasons[:1]
     example = f" (e.g. {first[0].host}: {first[0].reason})" if first else ""
