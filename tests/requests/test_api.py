@@ -123,18 +123,22 @@ def test_quotas_over_the_api_and_department_scoping(api: Api) -> None:
     api.call("root", "PUT", "/quotas/blue", json={"vms": 1})
     denied = api.call("alice", "POST", "/requests", json={**BODY, "submit": True}).json()
     assert denied["state"] == "denied" and [x["rule"] for x in denied["reasons"]] == ["quota.vms"]
-    mine = api.call("alice", "GET", "/quotas").json()
+    mine = api.call("alice", "GET", "/quotas").json()["items"]
     assert [q["department"] for q in mine] == ["red"]
     assert api.call("alice", "GET", "/quotas/blue").status_code == 404
     assert api.call("alice", "GET", "/quotas/red").json()["used"]["vms"] == 0
     api.call("bert", "POST", "/requests", json={**BODY, "department": "blue", "owner": "x"})
-    listed = api.call("alice", "GET", "/requests").json()
+    listed = api.call("alice", "GET", "/requests").json()["items"]
     assert {x["spec"]["department"] for x in listed} == {"red"}
-    assert {x["spec"]["department"] for x in api.call("root", "GET", "/requests").json()} == {
-        "red", "blue",
-    }  # fmt: skip
-    only = api.call("root", "GET", "/requests", params={"state": "denied"}).json()
+    everyone = api.call("root", "GET", "/requests").json()["items"]
+    assert {x["spec"]["department"] for x in everyone} == {"red", "blue"}
+    only = api.call("root", "GET", "/requests", params={"state": "denied"}).json()["items"]
     assert [x["id"] for x in only] == [denied["id"]]
+    first = api.call("root", "GET", "/requests", params={"limit": 1}).json()
+    assert len(first["items"]) == 1 and first["next_cursor"]
+    rest = api.call("root", "GET", "/requests", params={"cursor": first["next_cursor"]}).json()
+    ids = [x["id"] for x in first["items"] + rest["items"]]
+    assert ids == sorted(ids, reverse=True) and len(ids) == 2 and rest["next_cursor"] is None
 
 
 CLIENTS = 200

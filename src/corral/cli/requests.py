@@ -16,8 +16,7 @@ from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object
 from corral.domain.access import Principal, local_administrator
 from corral.domain.requests import RequestState, Size
-from corral.engines.approval import Limits
-from corral.services.quotas import QuotaService, QuotaView
+from corral.services.quotas import Limits, QuotaService, QuotaView
 from corral.services.requests import Quote, RequestService, RequestSpec, RequestView
 
 request_app = typer.Typer(

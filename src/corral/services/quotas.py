@@ -27,6 +27,18 @@ from corral.store.db import Database
 GIB = 1024**3
 FLEET_LOCK = "fleet"
 
+# Limits and Amounts are re-exported: interfaces import services, not engines.
+__all__ = [
+    "Amounts",
+    "Limits",
+    "Prices",
+    "QuotaService",
+    "QuotaView",
+    "department_usage",
+    "limits_of",
+    "lock_decisions",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class _Priced:

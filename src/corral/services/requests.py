@@ -147,11 +147,19 @@ class RequestService:
             return _view(s, self._visible(s, request_id, who, Permission.request_read))
 
     def listing(
-        self, who: Principal, *, state: RequestState | None = None, limit: int = 200
+        self,
+        who: Principal,
+        *,
+        state: RequestState | None = None,
+        before: int | None = None,
+        limit: int = 200,
     ) -> list[RequestView]:
-        """The requests of the caller's departments (every one for a fleet-wide reader)."""
+        """The requests of the caller's departments (every one for a fleet-wide reader),
+        newest first; ``before`` an id: only older ones (the next page)."""
         seen = who.visible_departments(Permission.request_read)
         q = select(m.VMRequest).order_by(m.VMRequest.id.desc()).limit(limit)
+        if before is not None:
+            q = q.where(m.VMRequest.id < before)
         if seen is not None:
             q = q.where(m.VMRequest.department.in_(sorted(seen)))
         if state is not None:

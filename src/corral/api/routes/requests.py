@@ -12,13 +12,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.api.deps import require
+from corral.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
 from corral.api.problems import error_responses
 from corral.api.schemas import Purpose, Text256
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal, Target
 from corral.domain.requests import RequestState, Size
-from corral.engines.approval import Limits
-from corral.services.quotas import QuotaService, QuotaView
+from corral.errors import ValidationError
+from corral.services.quotas import Limits, QuotaService, QuotaView
 from corral.services.requests import Quote, RequestService, RequestSpec, RequestView
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
@@ -98,7 +99,7 @@ class QuotaBody(BaseModel):
     monthly_cost: float | None = Field(default=None, ge=0)
 
 
-@router.post("/requests/quote", response_model=Quote, responses=error_responses(401, 403, 422))
+@router.post("/requests/quote", response_model=Quote, responses=error_responses(401, 403, 413, 422))
 def quote(
     request: Request, body: RequestBody, who: Annotated[Principal, require(Perm.request_create)]
 ) -> Quote:
@@ -110,7 +111,7 @@ def quote(
     "/requests",
     response_model=RequestView,
     status_code=201,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 413, 422),
 )
 def create(
     request: Request, body: NewRequest, who: Annotated[Principal, require(Perm.request_create)]
@@ -119,19 +120,36 @@ def create(
     return _requests(request).create(body.spec(), who, submit=body.submit)
 
 
-@router.get("/requests", response_model=list[RequestView], responses=error_responses(401, 403))
+@router.get("/requests", response_model=Page[RequestView], responses=error_responses(401, 403, 422))
 def list_requests(
     request: Request,
     who: Annotated[Principal, require(Perm.request_read)],
     state: Annotated[RequestState | None, Query(description="Only requests in this state.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[RequestView]:
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[RequestView]:
     """The requests of the caller's departments, newest first."""
-    return _requests(request).listing(who, state=state, limit=limit)
+    before = _before(cursor)
+    rows = _requests(request).listing(who, state=state, before=before, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor((rows[-1].id,)) if more and rows else None
+    return Page[RequestView](items=rows, next_cursor=next_cursor)
+
+
+def _before(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    key = decode_cursor(cursor)
+    if len(key) != 1 or not isinstance(key[0], int):
+        raise ValidationError("the pagination cursor is not valid for this list; start again.")
+    return key[0]
 
 
 @router.get(
-    "/requests/{request_id}", response_model=RequestView, responses=error_responses(401, 403, 404)
+    "/requests/{request_id}",
+    response_model=RequestView,
+    responses=error_responses(401, 403, 404, 422),
 )
 def get_request(
     request: Request,
@@ -144,7 +162,7 @@ def get_request(
 @router.post(
     "/requests/{request_id}/submit",
     response_model=RequestView,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def submit(
     request: Request,
@@ -158,7 +176,7 @@ def submit(
 @router.post(
     "/requests/{request_id}/cancel",
     response_model=RequestView,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409, 413, 422),
 )
 def cancel(
     request: Request,
@@ -172,7 +190,7 @@ def cancel(
 @router.post(
     "/requests/{request_id}/approve",
     response_model=RequestView,
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(401, 403, 404, 409, 413, 422),
 )
 def approve(
     request: Request,
@@ -187,7 +205,7 @@ def approve(
 @router.post(
     "/requests/{request_id}/deny",
     response_model=RequestView,
-    responses=error_responses(401, 403, 404, 409, 422),
+    responses=error_responses(401, 403, 404, 409, 413, 422),
 )
 def deny(
     request: Request,
@@ -199,12 +217,15 @@ def deny(
     return _requests(request).deny(request_id, who, body.note)
 
 
-@router.get("/quotas", response_model=list[QuotaView], responses=error_responses(401, 403))
+@router.get("/quotas", response_model=Page[QuotaView], responses=error_responses(401, 403, 422))
 def list_quotas(
-    request: Request, who: Annotated[Principal, require(Perm.request_read)]
-) -> list[QuotaView]:
+    request: Request,
+    who: Annotated[Principal, require(Perm.request_read)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[QuotaView]:
     """Every quota the caller may see, with what its department uses."""
-    return _quotas(request).all(who)
+    return paginate(_quotas(request).all(who), lambda q: (q.department,), limit, cursor)
 
 
 @router.get(
@@ -221,7 +242,7 @@ def get_quota(
 @router.put(
     "/quotas/{department}",
     response_model=QuotaView,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 413, 422),
 )
 def set_quota(
     request: Request,
