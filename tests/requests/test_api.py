@@ -71,7 +71,7 @@ def api(inventory: Inventory, make_service: MakeService, tmp_path: Path) -> Iter
 
 
 def test_a_request_through_the_api_from_quote_to_approval(api: Api) -> None:
-    quote = api.call("alice", "POST", "/requests/quote", json=BODY)
+    quote = api.call("alice", "POST", "/request-quotes", json=BODY)
     assert quote.status_code == 200, quote.text
     q = quote.json()
     assert q["capacity"]["status"] == "placed" and len(q["capacity"]["slots"]) == 4

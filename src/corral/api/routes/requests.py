@@ -99,7 +99,7 @@ class QuotaBody(BaseModel):
     monthly_cost: float | None = Field(default=None, ge=0)
 
 
-@router.post("/requests/quote", response_model=Quote, responses=error_responses(401, 403, 413, 422))
+@router.post("/request-quotes", response_model=Quote, responses=error_responses(401, 403, 413, 422))
 def quote(
     request: Request, body: RequestBody, who: Annotated[Principal, require(Perm.request_create)]
 ) -> Quote:
