@@ -41,7 +41,7 @@ from corral.api.app import create_app
 from corral.config import Settings
 from corral.domain.access import Principal, Role
 from corral.domain.requests import Size
-from corral.engines.approval import Booked, Limits, load_rules
+from corral.engines.approval import Booked, Limits, load_rules, place_request
 from corral.engines.costing import load_cost_model
 from corral.engines.planning.model import VM, Fleet, Host
 from corral.engines.planning.model import Settings as FleetSettings
@@ -215,6 +215,12 @@ def run(args: argparse.Namespace, make_db: Callable[[], Database]) -> None:
     t0 = time.perf_counter()
     svc.base_state()
     print(f"placement state built once in {1000 * (time.perf_counter() - t0):.0f} ms")
+    base = svc.base_state()
+    pure = []
+    for _ in range(args.decisions):
+        t0 = time.perf_counter()
+        place_request(base, [], 1, SIZE, failures=1)
+        pure.append(time.perf_counter() - t0)
     svc.create(spec("blue"), ADMIN, submit=True)  # warm-up, not counted
     times = []
     for _ in range(args.decisions):
@@ -226,6 +232,10 @@ def run(args: argparse.Namespace, make_db: Callable[[], Database]) -> None:
     print()
     print("| decisions (submit: lock, quota, placement, reservation) | n | p50 ms | p99 ms |")
     print("| --- | ---: | ---: | ---: |")
+    print(
+        f"| placement alone (engine, no database) | {len(pure)} | "
+        f"{1000 * statistics.median(pure):.1f} | {1000 * _pct(pure, 99):.1f} |"
+    )
     print(f"| one at a time, {db.backend} | {len(times)} | "
           f"{1000 * statistics.median(times):.1f} | {1000 * _pct(times, 99):.1f} |")  # fmt: skip
     db.dispose()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from corral.domain.access import Permission, Principal
@@ -120,28 +120,35 @@ def lock_decisions(s: Session, department: str) -> m.Quota | None:
 
 def department_usage(s: Session, department: str, prices: Prices) -> Amounts:
     """What ``department`` runs plus what its approved, unprovisioned requests hold."""
-    vms = s.execute(
+    r = m.VMRequest
+    run_q = (
         select(
-            func.count(),
-            func.coalesce(func.sum(m.VM.vcpus), 0),
-            func.coalesce(func.sum(m.VM.memory_mib), 0),
-            func.coalesce(func.sum(m.VM.disk_bytes), 0),
-        ).where(
+            func.count().label("n"),
+            func.coalesce(func.sum(m.VM.vcpus), 0).label("vcpus"),
+            func.coalesce(func.sum(m.VM.memory_mib), 0).label("mib"),
+            func.coalesce(func.sum(m.VM.disk_bytes), 0).label("bytes"),
+        )
+        .where(
             m.VM.department == department,
             m.VM.deleted_at.is_(None),
             m.VM.is_template.is_(False),
         )
-    ).one()
-    r = m.VMRequest
-    held = s.execute(
+        .subquery()
+    )
+    held_q = (
         select(
-            func.coalesce(func.sum(r.count), 0),
-            func.coalesce(func.sum(r.count * r.vcpus), 0),
-            func.coalesce(func.sum(r.count * r.memory_mib), 0),
-            func.coalesce(func.sum(r.count * r.disk_gb), 0.0),
-            func.coalesce(func.sum(r.monthly_cost), 0.0),
-        ).where(r.department == department, r.state.in_([st.value for st in RESERVING]))
-    ).one()
+            func.coalesce(func.sum(r.count), 0).label("n"),
+            func.coalesce(func.sum(r.count * r.vcpus), 0).label("vcpus"),
+            func.coalesce(func.sum(r.count * r.memory_mib), 0).label("mib"),
+            func.coalesce(func.sum(r.count * r.disk_gb), 0.0).label("gb"),
+            func.coalesce(func.sum(r.monthly_cost), 0.0).label("cost"),
+        )
+        .where(r.department == department, r.state.in_([st.value for st in RESERVING]))
+        .subquery()
+    )
+    both = run_q.join(held_q, true())  # two one-row aggregates, in one round trip
+    row = s.execute(select(run_q, held_q).select_from(both)).one()
+    vms, held = row[:4], row[4:]
     run_gb = float(vms[3]) / GIB
     running = Amounts(
         vcpus=float(vms[1]),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from corral.domain.access import Permission, Principal, Role
@@ -392,14 +392,11 @@ class RequestService:
             return self._base[1]
 
     def _quote(self, s: Session, spec: RequestSpec, approvers: frozenset[str]) -> Quote:
+        r = m.RequestReservation
         booked = [
             Booked(host, float(vcpus), float(mib))
             for host, vcpus, mib in s.execute(
-                select(
-                    m.RequestReservation.host,
-                    m.RequestReservation.vcpus,
-                    m.RequestReservation.memory_mib,
-                )
+                select(r.host, func.sum(r.vcpus), func.sum(r.memory_mib)).group_by(r.host)
             )
         ]
         capacity = place_request(
