@@ -255,7 +255,7 @@ class RequestService:
                     f"{who.user} has already approved request {row.id}; it needs another approver."
                 )
             now = self.clock()
-            evaluation = self._decide(
+            self._decide(
                 s,
                 row,
                 approvers | {who.user},
@@ -265,7 +265,6 @@ class RequestService:
                 note=note,
                 blocked_is_conflict=True,
             )
-            del evaluation
             return _view(s, row)
 
     def deny(self, request_id: int, who: Principal, note: str) -> RequestView:
