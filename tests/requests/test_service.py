@@ -5,6 +5,7 @@ approvers' e-mail over a real SMTP server (aiosmtpd) and the audit log of it all
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -341,3 +342,43 @@ def test_every_decision_is_in_the_audit_log(service: RequestService, db: Databas
     assert [(e.actor, (e.after or {}).get("action")) for e in decided][-1] == ("ann", "approve")
     assert [e.actor for e in log.list(target=f"reservation:{r.id}")] == ["ann"] * 4
     assert log.verify().intact
+
+
+def test_a_lease_extension_is_a_request_an_approver_of_the_department_decides(
+    inventory: Inventory,
+    nodes: Path,  # noqa: F811
+    make_service: MakeService,
+    clock: Clock,
+) -> None:
+    """Issue 10 item 8: the approval writes the VM's new lease end to its metadata."""
+    inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
+    inventory.sync()
+    vm = next(v for v in inventory.list_vms().items if not v.get("is_template"))
+    inventory.set_metadata(vm["uuid"], {"department": RED, "owner": "alice"})
+
+    def extend(uuid: str, until: date, actor: str) -> None:
+        inventory.set_metadata(uuid, {"expires_on": until}, actor=actor)
+
+    service = make_service()
+    service.extend_lease = extend
+    asked = service.request_extension(vm["uuid"], 30, "the tests run longer", ALICE)
+    assert (asked.kind, asked.state, asked.vm_uuid) == ("extension", S.pending, vm["uuid"])
+    assert [r.rule for r in asked.reasons] == ["extension", "approvals"]
+    with pytest.raises(NotFoundError):
+        service.request_extension(
+            vm["uuid"], 30, "mine", principal("bo", Role.requester, departments=(BLUE,))
+        )
+    with pytest.raises(ValidationError, match="1 to 90 days"):
+        service.request_extension(vm["uuid"], 91, "long", ALICE)
+    with pytest.raises(ForbiddenError, match="never decides their own request"):
+        service.approve(asked.id, principal("alice", Role.approver))  # the owner
+    done = service.approve(asked.id, ANN, "ok")
+    assert done.state is S.provisioned
+    assert [d.action for d in done.decisions] == ["create", "submit", "approve", "extended"]
+    until = clock.now.date() + timedelta(days=30)
+    assert done.decisions[-1].note == f"lease ends {until}"
+    assert inventory.find_vm(vm["uuid"])["expires_on"] in (until, until.isoformat())
+    again = service.request_extension(vm["uuid"], 10, "and more", ALICE)
+    service.approve(again.id, ARNO)  # from the current end, not from today
+    later = until + timedelta(days=10)
+    assert inventory.find_vm(vm["uuid"])["expires_on"] in (later, later.isoformat())

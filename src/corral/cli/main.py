@@ -147,7 +147,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("corral.cli.audit", "The audit log of every write: list, verify."),
     "request": (
         "corral.cli.requests",
-        "VM requests: quote, create, submit, approve, deny, cancel, expire.",
+        "VM requests: quote, create, submit, approve, deny, cancel, extend, expire.",
     ),
     "quota": (
         "corral.cli.requests",

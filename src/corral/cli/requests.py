@@ -20,7 +20,7 @@ from corral.services.quotas import Limits, QuotaService, QuotaView
 from corral.services.requests import Quote, RequestService, RequestSpec, RequestView
 
 request_app = typer.Typer(
-    help="VM requests: quote, create, submit, approve, deny, cancel, expire.",
+    help="VM requests: quote, create, submit, approve, deny, cancel, extend, expire.",
     no_args_is_help=True,
 )
 quota_app = typer.Typer(
@@ -71,6 +71,7 @@ def _row(v: RequestView) -> dict[str, Any]:
     s = v.spec
     return {
         "id": v.id,
+        "kind": v.kind,
         "state": v.state.value,
         "department": s.department,
         "template": s.template,
@@ -248,6 +249,17 @@ def cancel(
 ) -> None:
     """Withdraw a request that is not provisioned; its reserved capacity is released."""
     emit([_row(_requests().cancel(request_id, _me(), note))], output, COLUMNS)
+
+
+@request_app.command("extend")
+def extend(
+    vm: str = typer.Argument(..., help="The VM's UUID."),
+    days: int = typer.Option(..., "--days", help="How many more days of lease."),
+    reason: str = typer.Option(..., "--reason", help="Why the VM is needed longer."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Ask for a longer lease: an approver of the VM's department decides."""
+    emit([_row(_requests().request_extension(vm, days, reason, _me()))], output, COLUMNS)
 
 
 @request_app.command("expire")

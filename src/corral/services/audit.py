@@ -114,6 +114,8 @@ WATCHED: dict[type[m.Base], Watched] = {
         "request",
         lambda r: r.id,
         (
+            "kind",
+            "vm_uuid",
             "requester",
             "owner",
             "department",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from corral.config import Settings
 from corral.engines.approval import load_rules
 from corral.engines.costing import load_cost_model
@@ -19,6 +21,9 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
     def fleet() -> Fleet:
         return live_fleet(inventory).fleet
 
+    def extend_lease(uuid: str, until: date, actor: str) -> None:
+        inventory.set_metadata(uuid, {"expires_on": until}, actor=actor)
+
     return RequestService(
         inventory.db,
         load_rules(settings.request_rules),
@@ -28,6 +33,7 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
         mailer=mailer_from_env(settings),
         base_url=settings.base_url,
         mail_domain=settings.mail_domain,
+        extend_lease=extend_lease,
     )
 
 

@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import make_msgid
 
 from sqlalchemy import delete, func, select
@@ -45,7 +45,13 @@ from corral.engines.approval import (
 )
 from corral.engines.planning.model import Fleet
 from corral.engines.planning.state import ClusterState
-from corral.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from corral.errors import (
+    ConflictError,
+    CorralError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationError,
+)
 from corral.notify.mailer import Mail, Mailer, MailError, is_address
 from corral.services.quotas import Prices, department_usage, limits_of, lock_decisions
 from corral.services.users import check_department
@@ -55,6 +61,9 @@ from corral.store.db import Database
 log = logging.getLogger(__name__)
 S = RequestState
 MAX_COUNT = 100
+EXTENSION = "extension"
+#: Writes a VM's new lease end (its ``expires_on`` metadata): (uuid, new end, who approved).
+ExtendLease = Callable[[str, date, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,8 @@ class DecisionRecord:
 @dataclass(frozen=True, slots=True)
 class RequestView:
     id: int
+    kind: str  # "vms", or "extension": ``spec.lease_days`` more for the VM ``vm_uuid``
+    vm_uuid: str | None
     state: RequestState
     requester: str
     spec: RequestSpec
@@ -128,8 +139,10 @@ class RequestService:
         mailer: Mailer | None = None,
         base_url: str | None = None,
         mail_domain: str | None = None,
+        extend_lease: ExtendLease | None = None,
     ) -> None:
         self.db = db
+        self.extend_lease = extend_lease
         self.rules = rules
         self.prices = prices
         self.fleet = fleet
@@ -238,6 +251,101 @@ class RequestService:
             _move(s, row, S.cancelled, who.user, "cancel", self.clock(), note)
             return _view(s, row)
 
+    def request_extension(
+        self, vm_uuid: str, days: int, reason: str, who: Principal
+    ) -> RequestView:
+        """Ask for ``days`` more lease for a VM: a request an approver of its department
+        decides (never automatically, never by the asker or the VM's owner)."""
+        if not 1 <= days <= self.rules.max_lease_days:
+            raise ValidationError(f"an extension is 1 to {self.rules.max_lease_days} days.")
+        if not reason.strip() or not reason.isprintable():
+            raise ValidationError("say why the lease should be longer (a reason).")
+        now = self.clock()
+        with self.db.session() as s:
+            vm = s.get(m.VM, vm_uuid)
+            if (
+                vm is None
+                or vm.deleted_at is not None
+                or not vm.department
+                or not who.sees(Permission.request_read, vm.department)
+            ):
+                raise NotFoundError(f"no VM {vm_uuid} among those you may see.")
+            if not who.sees(Permission.request_create, vm.department):
+                raise ForbiddenError(f"user {who.user!r} may not request extensions here.")
+            why = (
+                Reason(
+                    "extension", f"a lease extension is decided by an approver of {vm.department}"
+                ),
+                Reason("approvals", "0 of 1 distinct approvals so far"),
+            )
+            row = m.VMRequest(
+                kind=EXTENSION,
+                vm_uuid=vm.uuid,
+                requester=who.user,
+                owner=vm.owner or who.user,
+                department=vm.department,
+                purpose=reason.strip(),
+                environment=vm.environment or "",
+                template=vm.name,
+                count=0,
+                vcpus=0,
+                memory_mib=0,
+                disk_gb=0.0,
+                lease_days=days,
+                monthly_cost=0.0,
+                currency=self.prices.currency,
+                state=S.pending.value,
+                approvals_needed=1,
+                reasons=[{"rule": r.rule, "text": r.text} for r in why],
+                placement=[],
+                capacity_status="",
+                provisioned_vms=[],
+                created_at=now,
+                submitted_at=now,
+                updated_at=now,
+            )
+            s.add(row)
+            s.flush()
+            _record(s, row, who.user, "create", now)
+            _record(s, row, who.user, "submit", now, reasons=why)
+            view = _view(s, row)
+        self._mail_approvers(view)
+        return view
+
+    def _approve_extension(self, request_id: int, who: Principal, note: str) -> RequestView:
+        """Approve (one approver suffices), write the VM's new lease end, record it.
+
+        The approval commits first, under the request's row lock, so two approvers never both
+        extend; a lease that cannot be written leaves the request failed with the reason.
+        """
+        if self.extend_lease is None:
+            raise ConflictError("this server cannot write leases; approve it where it can.")
+        with self.db.session() as s:
+            row = s.get(m.VMRequest, request_id, with_for_update=True)
+            if row is None or row.vm_uuid is None:
+                raise NotFoundError(f"no lease extension {request_id}.")
+            _must_be(row, S.pending, "approved")
+            vm = s.get(m.VM, row.vm_uuid)
+            if vm is None or vm.deleted_at is not None:
+                raise ConflictError(f"the VM of request {row.id} no longer exists; deny it.")
+            now = self.clock()
+            until = max(vm.expires_on or now.date(), now.date()) + timedelta(days=row.lease_days)
+            row.reasons = []
+            _move(s, row, S.approved, who.user, "approve", now, note)
+            uuid = row.vm_uuid
+        try:
+            self.extend_lease(uuid, until, who.user)
+        except CorralError as exc:
+            with self.db.session() as s:
+                row = _find(s, request_id)
+                row.failure_reason = exc.message
+                _move(s, row, S.failed, who.user, "failed", self.clock(), exc.message)
+            raise
+        with self.db.session() as s:
+            row = _find(s, request_id)
+            _move(s, row, S.provisioned, who.user, "extended", self.clock(), f"lease ends {until}")
+            return _view(s, row)
+
     # --- the approver's steps -------------------------------------------------------------
 
     def approve(self, request_id: int, who: Principal, note: str = "") -> RequestView:
@@ -246,6 +354,9 @@ class RequestService:
             row = self._visible(s, request_id, who, Permission.request_decide)
             self._may_decide(row, who)
             _must_be(row, S.pending, "approved")
+            if row.kind == EXTENSION:
+                s.rollback()
+                return self._approve_extension(request_id, who, note)
             lock_decisions(s, row.department)
             s.refresh(row)
             _must_be(row, S.pending, "approved")
@@ -522,10 +633,15 @@ def _approval_mail(view: RequestView, to: str, base_url: str, now: datetime) -> 
     link = f"{base_url}/api/v1/requests/{view.id}"
     why = "\n".join(f"  - {r.text}" for r in view.reasons)
     where = ", ".join(f"{x.vm} on {x.host}" for x in view.placement) or "no host"
-    text = (
-        f"{view.requester} asks for {spec.count} x {spec.template} "
+    asks = (
+        f"{view.requester} asks for {spec.lease_days} more days of lease for VM "
+        f"{spec.template} ({view.vm_uuid}) of {spec.department}.\n\n"
+        if view.kind == EXTENSION
+        else f"{view.requester} asks for {spec.count} x {spec.template} "
         f"({spec.size.vcpus} vCPUs, {spec.size.memory_mib} MiB, {spec.size.disk_gb:g} GB) "
         f"for {spec.department}.\n\n"
+    )
+    text = asks + (
         f"Owner: {spec.owner}\nPurpose: {spec.purpose}\nEnvironment: {spec.environment}\n"
         f"Lease: {spec.lease_days} days\n"
         f"Monthly cost: {view.monthly_cost:,.2f} {view.currency}\n"
@@ -537,7 +653,13 @@ def _approval_mail(view: RequestView, to: str, base_url: str, now: datetime) -> 
     )
     return Mail(
         to=to,
-        subject=f"[corral] request {view.id}: {spec.count} x {spec.template} for {spec.department}",
+        subject=f"[corral] request {view.id}: "
+        + (
+            f"lease of {spec.template}"
+            if view.kind == EXTENSION
+            else f"{spec.count} x {spec.template}"
+        )
+        + f" for {spec.department}",
         text=text,
         message_id=make_msgid(domain="corral"),
         date=now,
@@ -635,6 +757,8 @@ def _view(s: Session, row: m.VMRequest) -> RequestView:
     ).all()
     return RequestView(
         id=row.id,
+        kind=row.kind,
+        vm_uuid=row.vm_uuid,
         state=RequestState(row.state),
         requester=row.requester,
         spec=_spec(row),

@@ -434,6 +434,9 @@ class VMRequest(Base):
     __tablename__ = "vm_requests"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: "vms" (new VMs) or "extension" (a longer lease for the VM ``vm_uuid``)
+    kind: Mapped[str] = mapped_column(String(16), default="vms", server_default="vms")
+    vm_uuid: Mapped[str | None] = mapped_column(String(36))
     requester: Mapped[str] = mapped_column(String(64), index=True)
     owner: Mapped[str] = mapped_column(String(256))
     department: Mapped[str] = mapped_column(String(256), index=True)

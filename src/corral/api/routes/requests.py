@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from corral.api.deps import require
+from corral.api.deps import require, vm_target
 from corral.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
 from corral.api.problems import error_responses
 from corral.api.schemas import Purpose, Text256
@@ -215,6 +215,29 @@ def deny(
 ) -> RequestView:
     """Refuse a pending request; the note says why (final)."""
     return _requests(request).deny(request_id, who, body.note)
+
+
+class ExtensionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(ge=1, le=36500, description="How many more days of lease.")
+    reason: Purpose = Field(min_length=1)
+
+
+@router.post(
+    "/vms/{uuid}/lease-extensions",
+    response_model=RequestView,
+    status_code=201,
+    responses=error_responses(401, 403, 404, 413, 422),
+)
+def extend_lease(
+    request: Request,
+    uuid: str,
+    body: ExtensionBody,
+    who: Annotated[Principal, require(Perm.request_create, vm_target)],
+) -> RequestView:
+    """Ask for a longer lease: a request an approver of the VM's department decides."""
+    return _requests(request).request_extension(uuid, body.days, body.reason, who)
 
 
 @router.get("/quotas", response_model=Page[QuotaView], responses=error_responses(401, 403, 422))

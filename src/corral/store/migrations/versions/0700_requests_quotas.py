@@ -33,6 +33,8 @@ def upgrade() -> None:
     op.create_table(
         "vm_requests",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False, server_default="vms"),
+        sa.Column("vm_uuid", sa.String(36)),
         sa.Column("requester", sa.String(64), nullable=False),
         sa.Column("owner", sa.String(256), nullable=False),
         sa.Column("department", sa.String(256), nullable=False),
