@@ -21,6 +21,7 @@ from corral.security.token_store import TokenStore
 from corral.services.users import UserService
 from corral.store import models as m
 from corral.store.db import Database
+from tests.inventory.conftest import nodes  # noqa: F401  (fixture)
 from tests.requests.conftest import MakeService
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -178,3 +179,28 @@ def test_concurrent_clients_never_exceed_a_quota_nor_book_capacity_twice(
     assert set(got.reasons) <= {"red:quota.vms", "red:ha_reserve", "blue:ha_reserve"}
     assert got.reasons["red:quota.vms"] > 0 and got.reasons["blue:ha_reserve"] > 0
     assert got.states["red:denied"] == 100 - red and got.states["blue:denied"] == 100 - blue
+
+
+def test_a_lease_extension_over_the_api(
+    api: Api,
+    inventory: Inventory,
+    nodes: Path,  # noqa: F811
+) -> None:
+    inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
+    inventory.sync()
+    vm = next(v for v in inventory.list_vms().items if not v.get("is_template"))
+    inventory.set_metadata(vm["uuid"], {"department": "red", "expires_on": "2026-07-01"})
+    svc = api.client.app.state.requests  # type: ignore[attr-defined]
+    svc.extend_lease = lambda uuid, until, actor: inventory.set_metadata(
+        uuid, {"expires_on": until}, actor=actor
+    )
+    path = f"/vms/{vm['uuid']}/lease-extensions"
+    asked = api.call("alice", "POST", path, json={"days": 14, "reason": "one more sprint"})
+    assert asked.status_code == 201, asked.text
+    assert asked.json()["kind"] == "extension" and asked.json()["state"] == "pending"
+    assert api.call("bert", "POST", path, json={"days": 1, "reason": "x"}).status_code == 404
+    done = api.call("ann", "POST", f"/requests/{asked.json()['id']}/approve")
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "provisioned"
+    shown = api.call("alice", "GET", f"/vms/{vm['uuid']}").json()
+    assert shown["expires_on"] == "2026-07-15"
