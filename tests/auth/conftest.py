@@ -53,7 +53,7 @@ def build_world(inventory: Inventory, node_dir: Path, home: Path) -> World:
         tokens[role.value] = store.create(f"{role.value}-token", f"{role.value}-1")
     app = create_app(inventory, store, settings=Settings(home=home))
     cases = {
-        dept: app.state.reclaim.flag(uuid, category="idle", reason="test", actor="setup")["id"]
+        dept: app.state.reclaim.flag(uuid, category="idle", reason="test", actor="setup").id
         for uuid, dept in ((VM_OWN, OWN), (VM_OTHER, OTHER))
     }
     requests = {dept: _draft_request(app, dept) for dept in (OWN, OTHER)}
