@@ -55,6 +55,7 @@ class Settings:
     metrics_url: str = ""
     cost_model: Path | None = None
     reclaim_policy: Path | None = None
+    request_rules: Path | None = None  # approval rules for VM requests (None: shipped default)
     secret_key: Secret | None = None
     secret_key_file: Path | None = None
     node_dir: Path | None = None
@@ -176,6 +177,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("metrics_url", "CORRAL_METRICS_URL", str, "metrics store URL"),
     FieldSpec("cost_model", "CORRAL_COST_MODEL", _path, "cost model YAML (default: shipped)"),
     FieldSpec("reclaim_policy", "CORRAL_RECLAIM_POLICY", _path, "reclamation policy YAML"),
+    FieldSpec("request_rules", "CORRAL_REQUEST_RULES", _path, "VM request approval rules YAML"),
     FieldSpec("secret_key", "CORRAL_SECRET_KEY", _secret, "Fernet key for credentials", True),
     FieldSpec("secret_key_file", "CORRAL_SECRET_KEY_FILE", _path, "file holding the Fernet key"),
     FieldSpec("node_dir", "CORRAL_NODE_DIR", _path, "the only folder for test:/// node files"),

@@ -26,6 +26,7 @@ from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import plan as plan_routes
 from corral.api.routes import provision as provision_routes
 from corral.api.routes import reclaim as reclaim_routes
+from corral.api.routes import requests as requests_routes
 from corral.api.routes import respond_page
 from corral.api.routes import sim as sim_routes
 from corral.api.routes import sprawl as sprawl_routes
@@ -37,6 +38,7 @@ from corral.reclaim.service import ReclaimService
 from corral.reclaim.setup import reclaim_service
 from corral.security.token_store import TokenStore
 from corral.services.jobs import JobKind, JobService
+from corral.services.request_setup import quota_service, request_service
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ ROUTERS = (
     backup_routes.router,
     provision_routes.router,
     alerts_routes.router,
+    requests_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
@@ -97,6 +100,8 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.reclaim = reclaim or reclaim_service(inventory, settings)
+    app.state.requests = request_service(inventory, settings)
+    app.state.quotas = quota_service(inventory, settings)
     app.state.jobs = JobService(inventory.db, app.state)
     app.state.jobs.register(*JOB_KINDS)
     app.state.jobs.recover()

@@ -146,6 +146,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Add, list, disable users; grant and revoke roles and departments.",
     ),
     "audit": ("corral.cli.audit", "The audit log of every write: list, verify."),
+    "request": (
+        "corral.cli.requests",
+        "VM requests: quote, create, submit, approve, deny, cancel, extend, expire.",
+    ),
+    "quota": (
+        "corral.cli.requests",
+        "Department quotas on vCPUs, memory, storage, VMs and cost.",
+    ),
     "jobs": ("corral.cli.jobs", "Long-running jobs run by the API server."),
     "config": ("corral.cli.config", "Corral's effective settings."),
     "template": (

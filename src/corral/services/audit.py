@@ -124,6 +124,39 @@ WATCHED: dict[type[m.Base], Watched] = {
     m.AlertRow: Watched("alert", lambda a: a.fingerprint, ("rule", "state", "acked_by")),
     m.AlertSilenceRow: Watched(
         "alert-silence", lambda s: s.id, ("matchers", "ends_at", "comment", "created_by")
+    # VM requests, their decisions and reservations, quotas (issue 10 items 2-4)
+    m.VMRequest: Watched(
+        "request",
+        lambda r: r.id,
+        (
+            "kind",
+            "vm_uuid",
+            "requester",
+            "owner",
+            "department",
+            "purpose",
+            "environment",
+            "template",
+            "count",
+            "vcpus",
+            "memory_mib",
+            "disk_gb",
+            "lease_days",
+            "monthly_cost",
+            "state",
+            "failure_reason",
+        ),
+    ),
+    m.RequestDecision: Watched(
+        "request-decision", lambda d: d.request_id, ("actor", "action", "note", "reasons")
+    ),
+    m.RequestReservation: Watched(
+        "reservation", lambda r: r.request_id, ("host", "vm", "vcpus", "memory_mib", "disk_gb")
+    ),
+    m.Quota: Watched(
+        "quota",
+        lambda q: q.department,
+        ("vcpus", "memory_mib", "storage_gb", "vms", "monthly_cost", "updated_by"),
     ),
 }
 

@@ -513,3 +513,102 @@ class AlertOutboxRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(Double)
     sent_at: Mapped[float | None] = mapped_column(Double, index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- VM requests, approvals, reservations, quotas (issue 10 items 2-4) ----------------------
+
+
+class VMRequest(Base):
+    """A request for ``count`` new VMs of one size from a template, and where it stands.
+
+    ``reasons`` holds the last evaluation's reasons ({rule, text}); ``placement`` where each VM
+    would go ({vm, host}); the capacity of an approved request is held in ``request_reservations``.
+    """
+
+    __tablename__ = "vm_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: "vms" (new VMs) or "extension" (a longer lease for the VM ``vm_uuid``)
+    kind: Mapped[str] = mapped_column(String(16), default="vms", server_default="vms")
+    vm_uuid: Mapped[str | None] = mapped_column(String(36))
+    requester: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(256))
+    department: Mapped[str] = mapped_column(String(256), index=True)
+    purpose: Mapped[str] = mapped_column(String(1024))
+    environment: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(256))
+    count: Mapped[int] = mapped_column(Integer)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(BigInteger)
+    disk_gb: Mapped[float] = mapped_column()
+    lease_days: Mapped[int] = mapped_column(Integer)
+    monthly_cost: Mapped[float] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=1)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    placement: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    capacity_status: Mapped[str] = mapped_column(String(16), default="")
+    ha_host: Mapped[str | None] = mapped_column(String(255))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    provisioned_vms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RequestDecision(Base):
+    """Who did what to a request and when: submit, approve, deny, cancel, expire, provision."""
+
+    __tablename__ = "request_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("vm_requests.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class RequestReservation(Base):
+    """Capacity booked on a host for one VM of an approved, not yet provisioned request."""
+
+    __tablename__ = "request_reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("vm_requests.id", ondelete="CASCADE"), index=True
+    )
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    vm: Mapped[str] = mapped_column(String(256))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(BigInteger)
+    disk_gb: Mapped[float] = mapped_column()
+
+
+class Quota(Base):
+    """A department's limits; a NULL column means no limit in that dimension."""
+
+    __tablename__ = "quotas"
+
+    department: Mapped[str] = mapped_column(String(256), primary_key=True)
+    vcpus: Mapped[float | None] = mapped_column()
+    memory_mib: Mapped[float | None] = mapped_column()
+    storage_gb: Mapped[float | None] = mapped_column()
+    vms: Mapped[float | None] = mapped_column()
+    monthly_cost: Mapped[float | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class CapacityLock(Base):
+    """The one row every approval decision locks first (row lock on PostgreSQL, the write lock
+    on SQLite): decisions against quotas and capacity run one after another."""
+
+    __tablename__ = "capacity_locks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

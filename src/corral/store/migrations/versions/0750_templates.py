@@ -13,7 +13,7 @@ from alembic import op
 from corral.store.types import UTCDateTime
 
 revision = "0750"
-down_revision = "0600"
+down_revision = "0700"  # re-chained after requests and quotas (0700)
 branch_labels = None
 depends_on = None
 
