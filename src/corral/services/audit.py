@@ -124,6 +124,7 @@ WATCHED: dict[type[m.Base], Watched] = {
     m.AlertRow: Watched("alert", lambda a: a.fingerprint, ("rule", "state", "acked_by")),
     m.AlertSilenceRow: Watched(
         "alert-silence", lambda s: s.id, ("matchers", "ends_at", "comment", "created_by")
+    ),
     # VM requests, their decisions and reservations, quotas (issue 10 items 2-4)
     m.VMRequest: Watched(
         "request",
