@@ -71,6 +71,11 @@ class Settings:
     api_max_body_bytes: int = 1024 * 1024
     shared_data: Path | None = None
     backup_policy: Path | None = None
+    #: fleet-wide analysis (sprawl, right-sizing): VMs per chunk, the Dask scheduler to run the
+    #: chunks on (None: in this process) and the metric step in seconds (3600 or 86400: rollups)
+    analysis_chunk_size: int = 1000
+    analysis_scheduler: str | None = None
+    analysis_step_s: int = 300
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -186,6 +191,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("api_max_body_bytes", "CORRAL_API_MAX_BODY", _positive_int, "largest API body"),
     FieldSpec("shared_data", "CORRAL_SHARED_DATA", _path, "public traces (../shared/data)"),
     FieldSpec("backup_policy", "CORRAL_BACKUP_POLICY", _path, "backup policy YAML"),
+    FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),
+    FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
+    FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

@@ -123,56 +123,74 @@ def fleet_records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], lis
     return vms, host_recs, volumes
 
 
+#: The series the sprawl engines read, per VM.
+SPRAWL_METRICS: tuple[str, ...] = (
+    "cpu_pct",
+    "disk_read_bytes_per_s",
+    "disk_write_bytes_per_s",
+    "net_rx_bytes_per_s",
+    "net_tx_bytes_per_s",
+    "mem_used_pct",
+)
+
+
+def metric_window(now: datetime, days: int, step: int = STEP_S) -> tuple[int, int]:
+    """``[start, end)`` of ``days`` ending at the last whole ``step`` before ``now``."""
+    end = int(now.timestamp()) // step * step
+    return end - days * 86400, end
+
+
 def _grid(
-    store: MetricsStore, uuid: str, metric: str, start: int, end: int
+    store: MetricsStore, uuids: list[str], metric: str, start: int, end: int, step: int
 ) -> npt.NDArray[np.float64]:
-    n = (end - start) // STEP_S
-    out = np.full(n, np.nan)
-    for p in store.series(EntityKind.vm, uuid, metric, start, end, STEP_S):
-        i = (p.ts - start) // STEP_S
-        if 0 <= i < n:
-            out[i] = p.value
+    """One metric of every VM on the grid, NaN where nothing was collected: one query."""
+    n = (end - start) // step
+    out = np.full((len(uuids), n), np.nan)
+    cols = store.series_many(EntityKind.vm, uuids, (metric,), start, end, step)
+    col = (cols.ts - start) // step
+    inside = (col >= 0) & (col < n)
+    out[cols.entity[inside], col[inside]] = cols.value[inside]
     return out
 
 
 def metric_batch(
-    store: MetricsStore, vms: list[VMRecord], hosts: list[HostRecord], now: datetime, days: int
+    store: MetricsStore,
+    vms: list[VMRecord],
+    hosts: list[HostRecord],
+    now: datetime,
+    days: int,
+    step: int = STEP_S,
 ) -> MetricBatch:
-    """Every running VM's 5-minute series over ``days``; NaN where nothing was collected."""
-    end = int(now.timestamp()) // STEP_S * STEP_S
-    start = end - days * 86400
+    """The VMs' ``step``-second series over ``days``; NaN where nothing was collected.
+
+    One set-based query per metric for the whole list: callers bound memory by
+    passing a chunk of the fleet (the answer of one query is rows x samples).
+    """
+    start, end = metric_window(now, days, step)
     mhz = {h.name: h.core_mhz or 0.0 for h in hosts}
     ids = [v.uuid for v in vms]
-    cpu_mhz: list[npt.NDArray[np.float64]] = []
-    disk: list[npt.NDArray[np.float64]] = []
-    net: list[npt.NDArray[np.float64]] = []
-    mem: list[npt.NDArray[np.float64]] = []
-    for v in vms:
-        cpu = _grid(store, v.uuid, "cpu_pct", start, end)
-        cpu_mhz.append(cpu / 100.0 * v.vcpus * mhz.get(v.host or "", 0.0))
-        disk.append(
-            _grid(store, v.uuid, "disk_read_bytes_per_s", start, end)
-            + _grid(store, v.uuid, "disk_write_bytes_per_s", start, end)
-        )
-        net.append(
-            _grid(store, v.uuid, "net_rx_bytes_per_s", start, end)
-            + _grid(store, v.uuid, "net_tx_bytes_per_s", start, end)
-        )
-        used = _grid(store, v.uuid, "mem_used_pct", start, end)
-        mem.append(used / 100.0 * v.memory_mib)
-    n = (end - start) // STEP_S
 
-    def stack(rows: list[npt.NDArray[np.float64]]) -> FloatArray:
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), n)
+    def grid(metric: str) -> npt.NDArray[np.float64]:
+        return _grid(store, ids, metric, start, end, step)
 
+    def f32(values: npt.NDArray[np.float64]) -> FloatArray:
+        return values.astype(np.float32)
+
+    vcpus = np.array([v.vcpus for v in vms], dtype=np.float64)[:, None]
+    core = np.array([mhz.get(v.host or "", 0.0) for v in vms], dtype=np.float64)[:, None]
+    memory = np.array([v.memory_mib for v in vms], dtype=np.float64)[:, None]
+    cpu_mhz = f32(grid("cpu_pct") / 100.0 * vcpus * core)
+    disk = f32(grid("disk_read_bytes_per_s") + grid("disk_write_bytes_per_s"))
+    net = f32(grid("net_rx_bytes_per_s") + grid("net_tx_bytes_per_s"))
+    mem = f32(grid("mem_used_pct") / 100.0 * memory)
     return MetricBatch(
         vm_uuids=tuple(ids),
         start=start,
-        step_s=STEP_S,
-        cpu_mhz=stack(cpu_mhz),
-        disk_bytes_s=stack(disk),
-        net_bytes_s=stack(net),
-        memory_mib={"balloon": stack(mem)},
+        step_s=step,
+        cpu_mhz=cpu_mhz,
+        disk_bytes_s=disk,
+        net_bytes_s=net,
+        memory_mib={"balloon": mem},
     )
 
 
@@ -184,4 +202,12 @@ def live_records(inv: Inventory, now: datetime | None = None) -> FleetRecords:
     )
 
 
-__all__ = ["FleetRecords", "fleet_records", "live_records", "metric_batch", "vm_record"]
+__all__ = [
+    "SPRAWL_METRICS",
+    "FleetRecords",
+    "fleet_records",
+    "live_records",
+    "metric_batch",
+    "metric_window",
+    "vm_record",
+]

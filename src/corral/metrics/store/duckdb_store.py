@@ -40,6 +40,7 @@ from corral.errors import StoreError
 from corral.metrics.store.base import (
     ROLLUP_RESOLUTIONS,
     RetentionPolicy,
+    SeriesColumns,
     align,
     check_range,
     finest_covering,
@@ -238,6 +239,47 @@ class DuckDBStore:
                 else _series_rollup(db, sid, start, end, step, stat, level)
             )
         return [Point(int(t), float(v)) for t, v in rows if v is not None]
+
+    def series_many(
+        self,
+        kind: EntityKind,
+        entities: Sequence[str],
+        metrics: Sequence[str],
+        start: int,
+        end: int,
+        step: int,
+        stat: Stat = Stat.avg,
+    ) -> SeriesColumns:
+        """One query for every pair: the wanted series ids go in as a table and the same
+        level (raw or rollup) ``series`` would read answers all of them."""
+        check_range(start, end, step)
+        with self._db() as db:
+            pairs = [
+                (sid, i, j)
+                for i, e in enumerate(entities)
+                for j, mt in enumerate(metrics)
+                if (sid := self._sid(kind, e, mt)) is not None
+            ]
+            if not pairs:
+                return SeriesColumns.empty(entities, metrics)
+            want = {  # noqa: F841  (read by DuckDB by name below)
+                "sid": np.array([p[0] for p in pairs], dtype=np.int32),
+                "e": np.array([p[1] for p in pairs], dtype=np.int64),
+                "m": np.array([p[2] for p in pairs], dtype=np.int64),
+            }
+            lo, hi = min(p[0] for p in pairs), max(p[0] for p in pairs)
+            level = _level_for(db, start, step)
+            wm = start if level is None else (_mark(db, f"rolled_{level}") or start)
+            sql = _many_sql(step, stat, level, lo, hi)
+            cols = db.execute(sql, {"start": start, "end": end, "wm": wm}).fetchnumpy()
+        return SeriesColumns(
+            tuple(entities),
+            tuple(metrics),
+            np.asarray(cols["e"], dtype=np.int64),
+            np.asarray(cols["m"], dtype=np.int64),
+            np.asarray(cols["b"], dtype=np.int64),
+            np.asarray(cols["v"], dtype=np.float64),
+        )
 
     def rollup_rows(
         self, resolution: int, kind: EntityKind, entity: str, metric: str, start: int, end: int
@@ -457,6 +499,30 @@ def _series_rollup(
           GROUP BY ts - ts % {r})
         SELECT ts - ts % {step} AS b, {_COMBINE_SQL[stat]} FROM parts GROUP BY b ORDER BY b"""
     return list(db.execute(q, {"sid": sid, "start": start, "end": end, "wm": wm}).fetchall())
+
+
+def _many_sql(step: int, stat: Stat, level: int | None, lo: int, hi: int) -> str:
+    """The ``series_many`` statement: raw buckets, or rollup rows before the level's
+    watermark and raw samples after it (as ``_series_rollup``), grouped per wanted pair.
+
+    The literal id range lets DuckDB skip row groups of series outside the chunk.
+    """
+    ids = f"sid BETWEEN {lo} AND {hi} AND sid IN (SELECT sid FROM want)"
+    if level is None:
+        return f"""SELECT w.e AS e, w.m AS m, s.ts - s.ts % {step} AS b, {_STAT_SQL[stat]} AS v
+            FROM samples s JOIN want w ON s.sid = w.sid
+            WHERE s.sid BETWEEN {lo} AND {hi} AND s.ts >= $start AND s.ts < $end
+            GROUP BY w.e, w.m, b"""
+    return f"""WITH parts AS (
+          SELECT sid, ts, n, vmin, vavg, vmax, vp95 FROM rollup_{level}
+          WHERE {ids} AND ts >= $start AND ts < least($end, $wm)
+          UNION ALL
+          SELECT sid, ts - ts % {level}, count(*), min(value), avg(value), max(value),
+                 quantile_cont(value, 0.95)
+          FROM samples WHERE {ids} AND ts >= greatest($start, $wm) AND ts < $end
+          GROUP BY sid, ts - ts % {level})
+        SELECT w.e AS e, w.m AS m, p.ts - p.ts % {step} AS b, {_COMBINE_SQL[stat]} AS v
+        FROM parts p JOIN want w ON p.sid = w.sid GROUP BY w.e, w.m, b HAVING v IS NOT NULL"""
 
 
 def _per_entity_sql(raw_kept: bool, stat: Stat) -> str:
