@@ -269,9 +269,10 @@ class DuckDBStore:
             }
             lo, hi = min(p[0] for p in pairs), max(p[0] for p in pairs)
             level = _level_for(db, start, step)
-            wm = start if level is None else (_mark(db, f"rolled_{level}") or start)
-            sql = _many_sql(step, stat, level, lo, hi)
-            cols = db.execute(sql, {"start": start, "end": end, "wm": wm}).fetchnumpy()
+            params = {"start": start, "end": end}
+            if level is not None:
+                params["wm"] = _mark(db, f"rolled_{level}") or start
+            cols = db.execute(_many_sql(step, stat, level, lo, hi), params).fetchnumpy()
         return SeriesColumns(
             tuple(entities),
             tuple(metrics),
