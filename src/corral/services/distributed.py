@@ -20,6 +20,7 @@ run; anything else is a scheduler address, e.g. ``tcp://10.0.0.5:8786``.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,22 +78,18 @@ def run_chunks(plan: FleetPlan, read: ReadChunk, run: AnalysisRun) -> list[Chunk
 def _on_cluster(
     client: Any, plan: FleetPlan, parts: Sequence[Sequence[VMRecord]], read: ReadChunk
 ) -> list[ChunkResult]:
-    """Submit chunks as they are read, keeping at most two per worker thread in flight."""
-    from distributed import wait
-
+    """Submit chunks as they are read, keeping at most two per worker thread in flight (the
+    oldest is collected first: chunks are alike in size, so it is usually done first too)."""
     inflight = max(2, 2 * sum(client.nthreads().values()))
-    results: list[ChunkResult | None] = [None] * len(parts)
-    pending: dict[Any, int] = {}
-    for i, part in enumerate(parts):
+    results: list[ChunkResult] = []
+    pending: deque[Any] = deque()
+    for part in parts:
         [task] = client.scatter([chunk_task(plan, part, read(part))])
-        pending[client.submit(analyse_chunk, task, pure=False)] = i
+        pending.append(client.submit(analyse_chunk, task, pure=False))
         if len(pending) >= inflight:
-            done, _ = wait(list(pending), return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
-            for fut in done:
-                results[pending.pop(fut)] = fut.result()
-    for fut, i in pending.items():
-        results[i] = fut.result()
-    return [r for r in results if r is not None]
+            results.append(pending.popleft().result())
+    results += [fut.result() for fut in pending]
+    return results
 
 
 @contextmanager
