@@ -83,7 +83,7 @@ def test_the_live_analysis_in_chunks_equals_todays_whole_fleet_run(store: Metric
         metrics=per_vm_batch(store, vms, hosts, fleet, DAYS),
     )
     found = {f.category for f in reference.findings}
-    assert Category.idle in found and Category.powered_off in found
+    assert Category.idle in found and len(found) >= 4
     assert any(r.oversized for r in reference.rightsizing)
     for size in (1, 7, len(vms)):
         counting = Counting(store)

@@ -78,6 +78,10 @@ _COMBINE_SQL = {
 }
 
 
+# ``_COMBINE_SQL`` of a bucket made of one rollup row.
+_ONE_ROW_SQL = {Stat.avg: "vavg * n / n", Stat.min: "vmin", Stat.max: "vmax", Stat.p95: "vp95"}
+
+
 class DuckDBStore:
     """MetricsStore on a DuckDB file (or ``:memory:``), opened per operation (see duckdb_file)."""
 
@@ -522,8 +526,19 @@ def _many_sql(step: int, stat: Stat, level: int | None, lo: int, hi: int) -> str
                  quantile_cont(value, 0.95)
           FROM samples WHERE {ids} AND ts >= greatest($start, $wm) AND ts < $end
           GROUP BY sid, ts - ts % {level})
-        SELECT w.e AS e, w.m AS m, p.ts - p.ts % {step} AS b, {_COMBINE_SQL[stat]} AS v
+        {_many_select(step, stat, level)}"""
+
+
+def _many_select(step: int, stat: Stat, level: int) -> str:
+    """Rollup rows combined per wanted pair and bucket; at the level's own step every row is
+    a bucket of its own, so the combination is computed per row, with no grouping (the same
+    arithmetic on one row, so the same values)."""
+    if step != level:
+        return f"""SELECT w.e AS e, w.m AS m, p.ts - p.ts % {step} AS b, {_COMBINE_SQL[stat]} AS v
         FROM parts p JOIN want w ON p.sid = w.sid GROUP BY w.e, w.m, b HAVING v IS NOT NULL"""
+    one = _ONE_ROW_SQL[stat]
+    return f"""SELECT w.e AS e, w.m AS m, p.ts AS b, {one} AS v
+        FROM parts p JOIN want w ON p.sid = w.sid WHERE {one} IS NOT NULL"""
 
 
 def _per_entity_sql(raw_kept: bool, stat: Stat) -> str:
