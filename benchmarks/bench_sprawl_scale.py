@@ -16,7 +16,7 @@ Each row of the table is a fresh process running ``services.sprawl.fleet_analysi
 report's analysis) with the given chunk size; ``workers`` 0 is in-process, 1 or 2 is a real
 ``dask scheduler`` with that many single-thread ``dask worker`` processes on this machine.
 Wall time is the analysis only (the inventory is generated before the clock starts). Peak
-RSS: the analysing process's ``ru_maxrss``, and the peak of the sum over the process tree
+RSS: the analysing process's own peak (VmHWM), and the peak of the sum over the process tree
 (analysing process, scheduler and workers) sampled every 0.1 s with psutil. The digest of the
 summary shows every configuration found the same answer.
 """
@@ -208,7 +208,7 @@ def _one(path: str, n: str, chunk: str, step: str, scheduler: str) -> None:
     wall = time.perf_counter() - started
     summary = SprawlSummary.of(analysis)
     digest = hashlib.sha256(repr(summary).encode()).hexdigest()[:12]
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = _own_peak_mb()
     idle = next((c.count for c in summary.categories if c.category.value == "idle"), 0)
     print(
         json.dumps(
@@ -219,6 +219,15 @@ def _one(path: str, n: str, chunk: str, step: str, scheduler: str) -> None:
             }
         )
     )
+
+
+def _own_peak_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent that
+    generated the fleet before starting this process)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

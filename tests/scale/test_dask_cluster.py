@@ -16,7 +16,7 @@ import pytest
 
 from corral.engines.costing import load_cost_model
 from corral.errors import ConfigError
-from corral.metrics.store import DuckDBStore
+from corral.metrics.store import DuckDBStore, MetricsStore
 from corral.services import sprawl
 from corral.services.distributed import AnalysisRun
 from tests.scale.fleet import scenario, write_history
@@ -106,8 +106,8 @@ def _executed(address: str) -> dict[str, int]:
     return {names[a]: int(n) for a, n in counts.items()}
 
 
-def test_two_workers_give_the_single_process_answer(cluster: str, tmp_path: Path) -> None:
-    store = DuckDBStore(tmp_path / "m.duckdb")
+def test_two_workers_give_the_single_process_answer(cluster: str, store: MetricsStore) -> None:
+    """Each worker reads its chunks from the store itself (a DuckDB file, VictoriaMetrics)."""
     fleet, batch = scenario(24, seed=11, days=DAYS)
     write_history(store, fleet, batch)
     here = sprawl.fleet_analysis(fleet, store, MODEL, days=DAYS, run=AnalysisRun(chunk_size=5))
@@ -117,7 +117,28 @@ def test_two_workers_give_the_single_process_answer(cluster: str, tmp_path: Path
     assert there == here
     assert sum(_executed(cluster).values()) - before >= 5  # the five chunks ran on the workers
     assert here.findings and here.rightsizing
-    store.close()
+
+
+def test_a_store_without_url_is_read_here_and_shipped(cluster: str) -> None:
+    store = DuckDBStore(":memory:")
+    fleet, batch = scenario(12, seed=5, days=DAYS)
+    write_history(store, fleet, batch)
+    here = sprawl.fleet_analysis(fleet, store, MODEL, days=DAYS, run=AnalysisRun(chunk_size=4))
+    run = AnalysisRun(chunk_size=4, scheduler=cluster)
+    assert sprawl.fleet_analysis(fleet, store, MODEL, days=DAYS, run=run) == here
+    assert any(f.category.value == "idle" for f in here.findings)
+
+
+def test_a_reader_that_cannot_see_the_metrics_file_says_so(tmp_path: Path) -> None:
+    from corral.errors import StoreError
+    from corral.services.distributed import StoreReader
+
+    fleet, _ = scenario(3, seed=1, days=DAYS)
+    assert fleet.now is not None
+    reader = StoreReader(f"duckdb://{tmp_path / 'elsewhere.duckdb'}", fleet.now, DAYS, 300)
+    with pytest.raises(StoreError, match="not visible on this Dask worker"):
+        reader.read(fleet.vms, fleet.hosts)
+    assert not (tmp_path / "elsewhere.duckdb").exists()
 
 
 def test_an_unreachable_scheduler_is_one_clear_sentence() -> None:

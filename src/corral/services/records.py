@@ -140,16 +140,33 @@ def metric_window(now: datetime, days: int, step: int = STEP_S) -> tuple[int, in
     return end - days * 86400, end
 
 
-def _grid(
-    store: MetricsStore, uuids: list[str], metric: str, start: int, end: int, step: int
-) -> npt.NDArray[np.float64]:
-    """One metric of every VM on the grid, NaN where nothing was collected: one query."""
+#: Most buckets one read may answer (about 32 bytes each while they are columns).
+ROWS_PER_READ = 8_000_000
+
+
+def _grids(
+    store: MetricsStore, uuids: list[str], start: int, end: int, step: int
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Every sprawl metric of every VM on the grid, NaN where nothing was collected.
+
+    Set-based: one query for all the metrics when its answer fits ``ROWS_PER_READ``
+    (series of one VM are usually stored together, so one scan serves all six), else as
+    many metrics per query as fit.
+    """
     n = (end - start) // step
-    out = np.full((len(uuids), n), np.nan)
-    cols = store.series_many(EntityKind.vm, uuids, (metric,), start, end, step)
-    col = (cols.ts - start) // step
-    inside = (col >= 0) & (col < n)
-    out[cols.entity[inside], col[inside]] = cols.value[inside]
+    per_read = max(1, ROWS_PER_READ // max(1, len(uuids) * n))
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    for lo in range(0, len(SPRAWL_METRICS), per_read):
+        group = SPRAWL_METRICS[lo : lo + per_read]
+        cols = store.series_many(EntityKind.vm, uuids, group, start, end, step)
+        col = (cols.ts - start) // step
+        inside = (col >= 0) & (col < n)
+        for j, metric in enumerate(group):
+            grid = np.full((len(uuids), n), np.nan)
+            take = inside & (cols.metric == j)
+            grid[cols.entity[take], col[take]] = cols.value[take]
+            out[metric] = grid
+        del cols, col, inside
     return out
 
 
@@ -163,15 +180,13 @@ def metric_batch(
 ) -> MetricBatch:
     """The VMs' ``step``-second series over ``days``; NaN where nothing was collected.
 
-    One set-based query per metric for the whole list: callers bound memory by
-    passing a chunk of the fleet (the answer of one query is rows x samples).
+    Set-based reads for the whole list (see ``_grids``): callers bound memory by
+    passing a chunk of the fleet (an answer is VMs x metrics x samples buckets).
     """
     start, end = metric_window(now, days, step)
     mhz = {h.name: h.core_mhz or 0.0 for h in hosts}
     ids = [v.uuid for v in vms]
-
-    def grid(metric: str) -> npt.NDArray[np.float64]:
-        return _grid(store, ids, metric, start, end, step)
+    grid = _grids(store, ids, start, end, step)
 
     def f32(values: npt.NDArray[np.float64]) -> FloatArray:
         return values.astype(np.float32)
@@ -179,10 +194,10 @@ def metric_batch(
     vcpus = np.array([v.vcpus for v in vms], dtype=np.float64)[:, None]
     core = np.array([mhz.get(v.host or "", 0.0) for v in vms], dtype=np.float64)[:, None]
     memory = np.array([v.memory_mib for v in vms], dtype=np.float64)[:, None]
-    cpu_mhz = f32(grid("cpu_pct") / 100.0 * vcpus * core)
-    disk = f32(grid("disk_read_bytes_per_s") + grid("disk_write_bytes_per_s"))
-    net = f32(grid("net_rx_bytes_per_s") + grid("net_tx_bytes_per_s"))
-    mem = f32(grid("mem_used_pct") / 100.0 * memory)
+    cpu_mhz = f32(grid.pop("cpu_pct") / 100.0 * vcpus * core)
+    disk = f32(grid.pop("disk_read_bytes_per_s") + grid.pop("disk_write_bytes_per_s"))
+    net = f32(grid.pop("net_rx_bytes_per_s") + grid.pop("net_tx_bytes_per_s"))
+    mem = f32(grid.pop("mem_used_pct") / 100.0 * memory)
     return MetricBatch(
         vm_uuids=tuple(ids),
         start=start,

@@ -38,7 +38,7 @@ from corral.inventory.service import Inventory
 from corral.metrics.store.base import MetricsStore
 from corral.reports.collect import ReportData, backup_coverage, collect_report
 from corral.services.backup import Policy
-from corral.services.distributed import AnalysisRun, run_chunks
+from corral.services.distributed import AnalysisRun, StoreReader, run_chunks
 from corral.services.fleet import live_fleet
 from corral.services.records import FleetRecords, live_records, metric_batch
 
@@ -281,7 +281,10 @@ def _live_analysis(
             return None
         return metric_batch(store, list(vms), hosts, now, days, run.step_s)
 
-    return merge(plan, run_chunks(plan, read, run))
+    remote = None
+    if run.scheduler is not None and store is not None:
+        remote = StoreReader.of(store, now, days, run.step_s)
+    return merge(plan, run_chunks(plan, read, run, remote))
 
 
 def _bitbrains_summary(result: SprawlAnalysis) -> BitbrainsSummary:
