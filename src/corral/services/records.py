@@ -161,12 +161,10 @@ def _grids(
         cols = store.series_many(EntityKind.vm, uuids, group, start, end, step)
         col = (cols.ts - start) // step
         inside = (col >= 0) & (col < n)
-        for j, metric in enumerate(group):
-            grid = np.full((len(uuids), n), np.nan)
-            take = inside & (cols.metric == j)
-            grid[cols.entity[take], col[take]] = cols.value[take]
-            out[metric] = grid
+        grids = np.full((len(group), len(uuids), n), np.nan)
+        grids[cols.metric[inside], cols.entity[inside], col[inside]] = cols.value[inside]
         del cols, col, inside
+        out.update(zip(group, grids, strict=True))
     return out
 
 

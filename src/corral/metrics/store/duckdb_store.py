@@ -266,22 +266,25 @@ class DuckDBStore:
             ]
             if not pairs:
                 return SeriesColumns.empty(entities, metrics)
-            want = {  # noqa: F841  (read by DuckDB by name below)
-                "sid": np.array([p[0] for p in pairs], dtype=np.int32),
-                "e": np.array([p[1] for p in pairs], dtype=np.int64),
-                "m": np.array([p[2] for p in pairs], dtype=np.int64),
-            }
-            lo, hi = min(p[0] for p in pairs), max(p[0] for p in pairs)
+            sids = np.array([p[0] for p in pairs], dtype=np.int64)
+            want = {"sid": sids.astype(np.int32)}  # noqa: F841  (read by DuckDB by name below)
+            lo, hi = int(sids.min()), int(sids.max())
             level = _level_for(db, start, step)
             params = {"start": start, "end": end}
             if level is not None:
                 params["wm"] = _mark(db, f"rolled_{level}") or start
             cols = db.execute(_many_sql(step, stat, level, lo, hi), params).fetchnumpy()
+        # each wanted series id back to its (entity, metric), by a lookup over the id range
+        entity = np.zeros(hi - lo + 1, dtype=np.int64)
+        metric = np.zeros(hi - lo + 1, dtype=np.int64)
+        entity[sids - lo] = [p[1] for p in pairs]
+        metric[sids - lo] = [p[2] for p in pairs]
+        at = np.asarray(cols["sid"], dtype=np.int64) - lo
         return SeriesColumns(
             tuple(entities),
             tuple(metrics),
-            np.asarray(cols["e"], dtype=np.int64),
-            np.asarray(cols["m"], dtype=np.int64),
+            entity[at],
+            metric[at],
             np.asarray(cols["b"], dtype=np.int64),
             np.asarray(cols["v"], dtype=np.float64),
         )
@@ -508,16 +511,14 @@ def _series_rollup(
 
 def _many_sql(step: int, stat: Stat, level: int | None, lo: int, hi: int) -> str:
     """The ``series_many`` statement: raw buckets, or rollup rows before the level's
-    watermark and raw samples after it (as ``_series_rollup``), grouped per wanted pair.
+    watermark and raw samples after it (as ``_series_rollup``), per wanted series id.
 
     The literal id range lets DuckDB skip row groups of series outside the chunk.
     """
     ids = f"sid BETWEEN {lo} AND {hi} AND sid IN (SELECT sid FROM want)"
     if level is None:
-        return f"""SELECT w.e AS e, w.m AS m, s.ts - s.ts % {step} AS b, {_STAT_SQL[stat]} AS v
-            FROM samples s JOIN want w ON s.sid = w.sid
-            WHERE s.sid BETWEEN {lo} AND {hi} AND s.ts >= $start AND s.ts < $end
-            GROUP BY w.e, w.m, b"""
+        return f"""SELECT sid, ts - ts % {step} AS b, {_STAT_SQL[stat]} AS v FROM samples
+            WHERE {ids} AND ts >= $start AND ts < $end GROUP BY sid, b"""
     return f"""WITH parts AS (
           SELECT sid, ts, n, vmin, vavg, vmax, vp95 FROM rollup_{level}
           WHERE {ids} AND ts >= $start AND ts < least($end, $wm)
@@ -530,15 +531,14 @@ def _many_sql(step: int, stat: Stat, level: int | None, lo: int, hi: int) -> str
 
 
 def _many_select(step: int, stat: Stat, level: int) -> str:
-    """Rollup rows combined per wanted pair and bucket; at the level's own step every row is
-    a bucket of its own, so the combination is computed per row, with no grouping (the same
+    """Rollup rows combined per series and bucket; at the level's own step every row is a
+    bucket of its own, so the combination is computed per row, with no grouping (the same
     arithmetic on one row, so the same values)."""
     if step != level:
-        return f"""SELECT w.e AS e, w.m AS m, p.ts - p.ts % {step} AS b, {_COMBINE_SQL[stat]} AS v
-        FROM parts p JOIN want w ON p.sid = w.sid GROUP BY w.e, w.m, b HAVING v IS NOT NULL"""
+        return f"""SELECT sid, ts - ts % {step} AS b, {_COMBINE_SQL[stat]} AS v FROM parts
+        GROUP BY sid, b HAVING v IS NOT NULL"""
     one = _ONE_ROW_SQL[stat]
-    return f"""SELECT w.e AS e, w.m AS m, p.ts AS b, {one} AS v
-        FROM parts p JOIN want w ON p.sid = w.sid WHERE {one} IS NOT NULL"""
+    return f"SELECT sid, ts AS b, {one} AS v FROM parts WHERE {one} IS NOT NULL"
 
 
 def _per_entity_sql(raw_kept: bool, stat: Stat) -> str:
