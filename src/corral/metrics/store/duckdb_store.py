@@ -97,6 +97,9 @@ class DuckDBStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._file = shared_file(self.path, _prepare)
         self._series: dict[SeriesKey, int] = {}
+        #: series ids by (kind, metric) then entity, rebuilt when names were added (see _sids)
+        self._by_metric: dict[tuple[EntityKind, str], dict[str, int]] = {}
+        self._by_metric_of: tuple[int, int] = (0, -1)
         self._hosts: dict[str, int] = {}
         with self._file.connect(write=False) as db:
             self._load_names(db)
@@ -145,6 +148,17 @@ class DuckDBStore:
 
     def _sid(self, kind: EntityKind, entity: str, metric: str) -> int | None:
         return self._series.get(SeriesKey(kind, entity, metric))
+
+    def _sids(self, kind: EntityKind, metric: str) -> dict[str, int]:
+        """Series ids of one metric by entity: a chunk of a fleet looks up thousands at once,
+        and a plain string key is far cheaper than building a ``SeriesKey`` for each."""
+        now_of = (id(self._series), len(self._series))  # a failed write restores another dict
+        if self._by_metric_of != now_of:
+            index: dict[tuple[EntityKind, str], dict[str, int]] = {}
+            for k, sid in self._series.items():
+                index.setdefault((k.kind, k.metric), {})[k.entity] = sid
+            self._by_metric, self._by_metric_of = index, now_of
+        return self._by_metric.get((kind, metric), {})
 
     # -- write -----------------------------------------------------------------
     def write(self, batch: SampleBatch) -> int:
@@ -258,11 +272,12 @@ class DuckDBStore:
         level (raw or rollup) ``series`` would read answers all of them."""
         check_range(start, end, step)
         with self._db() as db:
+            by_entity = [self._sids(kind, mt) for mt in metrics]
             pairs = [
                 (sid, i, j)
                 for i, e in enumerate(entities)
-                for j, mt in enumerate(metrics)
-                if (sid := self._sid(kind, e, mt)) is not None
+                for j, known in enumerate(by_entity)
+                if (sid := known.get(e)) is not None
             ]
             if not pairs:
                 return SeriesColumns.empty(entities, metrics)
