@@ -27,9 +27,9 @@ during every run, so wall times are several times an idle machine's; chunk 1,000
   10,000  3600  in-process     21.0         573      544
   10,000  3600  1 dask         44.6         207      840
   10,000  3600  2 dask         37.5         207    1,257
- 100,000 86400  in-process     65.3         632      632   (daily rollups, 16.5 M rows)
- 100,000 86400  1 dask        105.9         739    1,466   (older build: reads in the caller)
- 100,000 86400  2 dask         83.9         739    1,902   (older build: reads in the caller)
+ 100,000 86400  in-process     65.3         632      632   (daily rollups, 16.5 M rows;
+ 100,000 86400  1 dask        105.9         739    1,466    a build before the last two read
+ 100,000 86400  2 dask         83.9         739    1,902    optimisations)
  100,000  3600  in-process    288.0         982      981   (hourly rollups, 397 M rows, 13 GB)
  100,000  3600  1 dask        189.9         739    1,834
  100,000  3600  2 dask        141.9         739    2,557
