@@ -56,7 +56,7 @@ def test_operator_provisions_and_the_creator_is_the_caller(
         client.post("/api/v1/templates", json=TEMPLATE, headers=auth["operator"]).status_code == 201
     )
     listed = client.get("/api/v1/templates", headers=auth["requester"]).json()
-    assert [t["name"] for t in listed] == ["debian-12"]
+    assert [t["name"] for t in listed["items"]] == ["debian-12"]
     assert (
         client.post("/api/v1/provisions", json=BODY, headers=auth["requester"]).status_code == 403
     )

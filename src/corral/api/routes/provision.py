@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from corral.api.deps import require
+from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.schemas import FreeText, Line, Text256
 from corral.domain.access import Permission as Perm
@@ -89,11 +90,15 @@ def _templates(request: Request) -> TemplateService:
     return TemplateService(request.app.state.inventory.db)
 
 
-@router.get("/templates", response_model=list[Template], responses=error_responses(401, 403))
+@router.get("/templates", response_model=Page[Template], responses=error_responses(401, 403, 422))
 def list_templates(
-    request: Request, _who: Annotated[Principal, require(Perm.fleet_read)]
-) -> list[Template]:
-    return _templates(request).all()
+    request: Request,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[Template]:
+    rows = sorted(_templates(request).all(), key=lambda t: t.name)
+    return paginate(rows, lambda t: (t.name,), limit, cursor)
 
 
 @router.get(
