@@ -179,7 +179,11 @@ def provision_history(
     rows = ProvisionService(request.app.state.inventory).history(limit + 1, before=before)
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(items=rows, next_cursor=encode_cursor((rows[-1].id,)) if more and rows else None)
+    last = rows[-1].id if rows else None
+    next_cursor = None
+    if more and last is not None:
+        next_cursor = encode_cursor((last,))
+    return Page(items=rows, next_cursor=next_cursor)
 
 
 def _attempt_cursor(cursor: str) -> int:
