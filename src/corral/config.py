@@ -71,6 +71,10 @@ class Settings:
     api_max_body_bytes: int = 1024 * 1024
     shared_data: Path | None = None
     backup_policy: Path | None = None
+    #: the backup repository's folder (default: $CORRAL_HOME/backups)
+    backup_repository: Path | None = None
+    #: a new full backup after this many incrementals in a chain
+    backup_full_every: int = 7
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -186,6 +190,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("api_max_body_bytes", "CORRAL_API_MAX_BODY", _positive_int, "largest API body"),
     FieldSpec("shared_data", "CORRAL_SHARED_DATA", _path, "public traces (../shared/data)"),
     FieldSpec("backup_policy", "CORRAL_BACKUP_POLICY", _path, "backup policy YAML"),
+    FieldSpec("backup_repository", "CORRAL_BACKUP_REPOSITORY", _path, "restore points folder"),
+    FieldSpec("backup_full_every", "CORRAL_BACKUP_FULL_EVERY", _positive_int, "incrementals/full"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 
