@@ -10,44 +10,19 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from corral.domain.backup import Manifest
 from corral.engines.backup import Policy
 from corral.engines.backup.policy import Retention, TierPolicy
-from corral.services.backup_exec import catalog_row, gc, verify
+from corral.services.audit import Actor, acting_as
+from corral.services.backup_exec import gc, verify
 from corral.store import models as m
 from corral.store.backup_repo import Repository
 from corral.store.db import Database
-
-VM = "0f6a3c1e-1111-4222-8333-944455556666"
-T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-
-
-def _point(repo: Repository, n: int, parent: str | None, db: Database | None = None) -> Manifest:
-    """A sealed point whose disk is a real qcow2 file (backed by its parent's, as the executor
-    leaves an incremental)."""
-    pid = f"20260302T{n:06d}-abc{n:03d}"
-    folder = repo.begin(VM, pid)
-    disk = folder / "vda.qcow2"
-    args = ["qemu-img", "create", "-q", "-f", "qcow2"]
-    if parent:
-        args += ["-F", "qcow2", "-b", f"../{parent}/vda.qcow2"]
-    subprocess.run([*args, str(disk), "16M"], check=True, cwd=folder)
-    (folder / "domain.xml").write_text("<domain/>")
-    manifest = Manifest(
-        pid, VM, "db-01", "host-a", "incremental" if parent else "full", parent,
-        f"corral-{pid}", T0 + timedelta(hours=n),
-        (repo.describe(folder, "vda.qcow2", "vda"), repo.describe(folder, "domain.xml")),
-    )  # fmt: skip
-    repo.commit(folder, manifest)
-    if db is not None:
-        with db.session() as s:
-            s.add(catalog_row(manifest))
-    return manifest
+from tests.backup.points import VM
+from tests.backup.points import make_point as _point
 
 
 def test_a_point_counts_only_once_sealed(tmp_path: Path) -> None:
@@ -129,7 +104,8 @@ def test_gc_follows_retention_and_keeps_every_parent_of_a_kept_point(
     assert planned.removed == (b.id, a.id) and [p.id for p in repo.points()] == [
         a.id, b.id, c.id, d.id, e.id
     ]  # fmt: skip
-    done = gc(db, repo, policy)
+    with acting_as(Actor(user="ops", roles="operator", origin="test")):
+        done = gc(db, repo, policy)
 
     assert done.kept == {e.id: "keep-last", d.id: f"parent of {e.id}", c.id: f"parent of {d.id}"}
     assert [p.id for p in repo.points()] == [c.id, d.id, e.id]
@@ -137,6 +113,8 @@ def test_gc_follows_retention_and_keeps_every_parent_of_a_kept_point(
     assert all(r.ok for r in verify(db, repo))
     with db.session() as s:
         assert sorted(r.id for r in s.query(m.BackupPointRow)) == [c.id, d.id, e.id]
+        deleted = s.query(m.AuditEntry.target).filter(m.AuditEntry.action == "delete").all()
+        assert sorted(t for (t,) in deleted) == [f"restore-point:{a.id}", f"restore-point:{b.id}"]
     assert not any((tmp_path / VM).glob(".deleting-*"))
 
 

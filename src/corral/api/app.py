@@ -25,6 +25,7 @@ from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import plan as plan_routes
 from corral.api.routes import reclaim as reclaim_routes
 from corral.api.routes import respond_page
+from corral.api.routes import restore_points as restore_point_routes
 from corral.api.routes import sim as sim_routes
 from corral.api.routes import sprawl as sprawl_routes
 from corral.config import Settings, load_settings
@@ -62,6 +63,7 @@ ROUTERS = (
     cost_routes.router,
     audit_routes.router,
     backup_routes.router,
+    restore_point_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
@@ -69,6 +71,7 @@ JOB_KINDS: tuple[JobKind[Any], ...] = (
     *sim_routes.JOB_KINDS,
     *sprawl_routes.JOB_KINDS,
     *backup_routes.JOB_KINDS,
+    *restore_point_routes.JOB_KINDS,
 )
 
 

@@ -109,6 +109,12 @@ WATCHED: dict[type[m.Base], Watched] = {
     ),
     m.UserRole: Watched("user-role", lambda r: r.user_id, ("user_id", "role")),
     m.UserDepartment: Watched("user-department", lambda d: d.user_id, ("user_id", "department")),
+    m.BackupPointRow: Watched(
+        "restore-point", lambda p: p.id, ("vm_uuid", "vm_name", "kind", "parent_id", "checkpoint")
+    ),
+    m.BackupRestoreRow: Watched(
+        "restore", lambda r: r.point_id, ("point_id", "mode", "host", "vm_name", "new_uuid")
+    ),
 }
 
 
