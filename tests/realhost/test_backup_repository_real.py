@@ -312,3 +312,59 @@ def test_a_backup_killed_with_sigkill_is_redone_by_the_next_run(
     with real_inventory.db.session() as s:
         runs = s.query(m.BackupRunRow).order_by(m.BackupRunRow.id).all()
         assert [r.status for r in runs] == ["interrupted", "done"]
+
+
+def _kill_qemu(dom: Any) -> None:
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"qemu-system" in argv[0] and f"guest={dom.name()}".encode() in b" ".join(argv):
+            os.kill(int(proc.name), signal.SIGKILL)
+            break
+    else:
+        raise AssertionError(f"no QEMU process for {dom.name()}")
+    deadline = time.monotonic() + 30
+    while dom.isActive():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_after_a_guest_crash_and_after_a_migration_the_run_is_full_with_the_reason(
+    real_inventory: Inventory, guest_factory: GuestFactory, realhost_uris: list[str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """A crash loses the checkpoint's bitmap (libvirt refuses the incremental); a move to
+    another host leaves the checkpoint behind. Either way the next point is a full one that
+    says why, and the chain goes on from it."""
+    from guest import migrate_live
+
+    guest = guest_factory(0, disk=_disk(guest_factory.workdir), wait_ready=True)
+    real_inventory.sync()
+    repo = Repository(tmp_path / "repo")
+    executor = Executor(real_inventory.db, repo, Policy(), real_inventory.access)
+    assert executor.run(guest.name).outcomes[0].kind == "full"
+
+    _kill_qemu(guest.dom)
+    guest.dom.create()
+    crashed = executor.run(guest.name).outcomes[0]
+    assert crashed.kind == "full" and crashed.fallback is not None
+    assert "bitmap" in crashed.fallback or "inconsistent" in crashed.fallback, crashed.fallback
+    assert executor.run(guest.name).outcomes[0].kind == "incremental"
+
+    migrate_live(guest.dom, realhost_uris[1])
+    real_inventory.sync()
+    moved = executor.run(guest.name).outcomes[0]
+    assert moved.kind == "full" and moved.fallback is not None
+    assert "gone from host" in moved.fallback and _host_name(real_inventory, 1) in moved.fallback
+    after = executor.run(guest.name).outcomes[0]
+    assert (after.kind, after.fallback) == ("incremental", None)
+    kinds = [(p.kind, p.fallback is not None) for p in repo.points(guest.uuid)]
+    assert kinds == [
+        ("full", False), ("full", True), ("incremental", False), ("full", True),
+        ("incremental", False),
+    ]  # fmt: skip
+    with real_inventory.db.session() as s:
+        details = [r.detail for r in s.query(m.BackupRunRow).order_by(m.BackupRunRow.id)]
+    assert details[1] == crashed.fallback and details[3] == moved.fallback
