@@ -128,9 +128,8 @@ def _bench(
     restorer = Restorer(db, repo, inv.access)
 
     cp_s = _run("cp", "--sparse=always", str(disk), str(work / "plain-cp.qcow2"))
-    convert_s = _run(
-        "qemu-img", "convert", "-U", "-O", "qcow2", str(disk), str(work / "plain.qcow2")
-    )
+    plain = work / "plain.qcow2"
+    convert_s = _run("qemu-img", "convert", "-U", "-O", "qcow2", str(disk), str(plain))
     start = time.perf_counter()
     full = executor.run(guest.name).outcomes[0]
     full_s = time.perf_counter() - start
