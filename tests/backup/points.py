@@ -15,12 +15,12 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 
 def make_point(
-    repo: Repository, n: int, parent: str | None, db: Database | None = None
+    repo: Repository, n: int, parent: str | None, db: Database | None = None, vm: str = VM
 ) -> Manifest:
     """A sealed point whose disk is a real qcow2 file (backed by its parent's, as the executor
     leaves an incremental)."""
     pid = f"20260302T{n:06d}-abc{n:03d}"
-    folder = repo.begin(VM, pid)
+    folder = repo.begin(vm, pid)
     disk = folder / "vda.qcow2"
     args = ["qemu-img", "create", "-q", "-f", "qcow2"]
     if parent:
@@ -28,7 +28,7 @@ def make_point(
     subprocess.run([*args, str(disk), "16M"], check=True, cwd=folder)
     (folder / "domain.xml").write_text("<domain/>")
     manifest = Manifest(
-        pid, VM, "db-01", "host-a", "incremental" if parent else "full", parent,
+        pid, vm, "db-01", "host-a", "incremental" if parent else "full", parent,
         f"corral-{pid}", T0 + timedelta(hours=n),
         (repo.describe(folder, "vda.qcow2", "vda"), repo.describe(folder, "domain.xml")),
     )  # fmt: skip
