@@ -9,11 +9,12 @@ changed through lxml only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
 import uuid as uuidlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from lxml import etree
 
 from corral.errors import HypervisorError
+from corral.hypervisor import xmlsafe
 from corral.hypervisor.uri import HostAccess, open_uri, validate_uri
 
 QEMU_IMG_TIMEOUT_S = 3600
@@ -60,7 +62,7 @@ def inactive_xml(dom: Any) -> str:
 
 def file_disks(xml: str) -> list[FileDisk]:
     """The VM's file-backed disks (not cdroms), in the order of the definition."""
-    root = etree.fromstring(xml.encode())
+    root = xmlsafe.parse(xml, "domain XML")
     disks = []
     for disk in root.iterfind("./devices/disk[@device='disk'][@type='file']"):
         source, target = disk.find("source"), disk.find("target")
@@ -75,7 +77,7 @@ def file_disks(xml: str) -> list[FileDisk]:
 def as_new_vm(xml: str, name: str, disks: Mapping[str, Path]) -> tuple[str, str]:
     """The definition of a copy: new name, new UUID, no MAC addresses (libvirt draws new ones),
     the disks on the restored files, file consoles beside the old ones named after the copy."""
-    root = etree.fromstring(xml.encode())
+    root = xmlsafe.parse(xml, "the restore point's domain XML")
     root.find("name").text = name  # type: ignore[union-attr]
     new_uuid = str(uuidlib.uuid4())
     uuid_el = root.find("uuid")
@@ -197,3 +199,14 @@ def drop_checkpoints_metadata(dom: Any) -> None:
 
     for cp in dom.listAllCheckpoints(0):
         cp.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """libvirt's errors inside become one HypervisorError sentence naming ``what``."""
+    import libvirt
+
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise HypervisorError(f"{what} failed: {exc.get_error_message()}") from None

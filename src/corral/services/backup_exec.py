@@ -148,7 +148,7 @@ class Executor:
 
     def _one(self, target: Target) -> Outcome:
         try:
-            with self.repo.vm_lock(target.uuid):
+            with self.repo.vm_lock(target.uuid), hv.translated(f"the backup of {target.name}"):
                 return self._locked(target)
         except CorralError as exc:
             return Outcome(target.name, "failed", detail=exc.message)
@@ -189,12 +189,14 @@ class Executor:
         points = self.repo.points(target.uuid)
         parent, fallback = self._parent(target, dom, points)
         hv.drop_checkpoints(dom, frozenset({parent.checkpoint}) if parent else frozenset())
-        point_id = _point_id(self.now())
+        at = self.now()  # the point's data is the disks as of the job's start
+        point_id = _point_id(at)
         run_id = self._start_run(target)
         folder = self.repo.begin(target.uuid, point_id)
         started = time.monotonic()
         try:
-            manifest = self._write(target, dom, folder, point_id, parent)
+            with hv.translated(f"the backup of {target.name}"):
+                manifest = self._write(target, dom, folder, (point_id, at), parent)
         except (CorralError, OSError) as exc:
             self.repo.discard(folder)
             detail = exc.message if isinstance(exc, CorralError) else str(exc)
@@ -235,8 +237,14 @@ class Executor:
         return last, None
 
     def _write(
-        self, target: Target, dom: Any, folder: Path, point_id: str, parent: Manifest | None
+        self,
+        target: Target,
+        dom: Any,
+        folder: Path,
+        point: tuple[str, datetime],
+        parent: Manifest | None,
     ) -> Manifest:
+        point_id, at = point
         xml = hv.inactive_xml(dom)
         (folder / DOMAIN_XML).write_text(xml, encoding="utf-8")
         disks = [d for d in hv.file_disks(xml) if d.fmt == "qcow2"]
@@ -259,7 +267,7 @@ class Executor:
             kind="incremental" if taken.incremental else "full",
             parent=parent.id if taken.incremental and parent else None,
             checkpoint=checkpoint,
-            taken_at=self.now(),
+            taken_at=at,
             files=tuple(files),
             fallback=taken.fallback,
         )

@@ -74,7 +74,7 @@ class Restorer:
         point = chain[-1]
         folder = self.repo.folder(point.id)
         xml = (folder / DOMAIN_XML).read_text("utf-8")
-        with self.repo.vm_lock(point.vm_uuid):
+        with self.repo.vm_lock(point.vm_uuid), hv.translated(f"the restore of {point.id}"):
             if as_name is None:
                 if host is not None and host != point.host and host != self._current_host(point):
                     raise ValidationError(
