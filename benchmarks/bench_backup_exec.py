@@ -41,7 +41,7 @@ from corral.engines.backup.policy import Planner  # noqa: E402
 from corral.hypervisor.uri import HostAccess  # noqa: E402
 from corral.inventory.service import Inventory  # noqa: E402
 from corral.security.secrets import SecretBox  # noqa: E402
-from corral.services.backup_exec import Executor  # noqa: E402
+from corral.services.backup_exec import Executor, HostOpener  # noqa: E402
 from corral.services.restore import Restorer  # noqa: E402
 from corral.store.backup_repo import Repository, sha256  # noqa: E402
 from corral.store.db import Database  # noqa: E402
@@ -124,8 +124,8 @@ def _bench(
     inv.sync()
     policy = Policy(planner=Planner(job_mib_s=100_000))  # unthrottled: the copy's own speed
     repo = Repository(work / "repo")
-    executor = Executor(db, repo, policy, inv.access)
-    restorer = Restorer(db, repo, inv.access)
+    executor = Executor(db, repo, policy, HostOpener.of(inv))
+    restorer = Restorer(db, repo, HostOpener.of(inv))
 
     cp_s = _run("cp", "--sparse=always", str(disk), str(work / "plain-cp.qcow2"))
     plain = work / "plain.qcow2"

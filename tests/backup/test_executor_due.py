@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from corral.engines.backup import Policy, parse_policy
 from corral.inventory.service import Inventory
-from corral.services.backup_exec import Executor
+from corral.services.backup_exec import Executor, HostOpener
 from corral.store.backup_repo import Repository
 from tests.backup.points import T0, make_point
 
@@ -32,7 +32,8 @@ def _vm_uuid(inv: Inventory) -> str:
 
 
 def _due(inv: Inventory, repo: Repository, policy: Policy, hours_later: float) -> list[str]:
-    executor = Executor(inv.db, repo, policy, now=lambda: T0 + timedelta(hours=hours_later))
+    at = T0 + timedelta(hours=hours_later)
+    executor = Executor(inv.db, repo, policy, HostOpener(inv.db), now=lambda: at)
     return [t.name for t in executor._due()]
 
 

@@ -24,7 +24,7 @@ from guest import GuestFactory, guest_xml, wait_for_console
 
 from corral.engines.backup import Policy
 from corral.inventory.service import Inventory
-from corral.services.backup_exec import Executor
+from corral.services.backup_exec import Executor, HostOpener
 from corral.services.restore import Restorer
 from corral.store import models as m
 from corral.store.backup_repo import Repository
@@ -133,8 +133,8 @@ def test_full_then_incremental_restore_each_point_byte_for_byte(
     guest = guest_factory(0, disk=disk, load="idle", wait_ready=True)
     real_inventory.sync()
     repo = Repository(tmp_path / "repo")
-    executor = Executor(real_inventory.db, repo, Policy(), real_inventory.access)
-    restorer = Restorer(real_inventory.db, repo, real_inventory.access)
+    executor = Executor(real_inventory.db, repo, Policy(), HostOpener.of(real_inventory))
+    restorer = Restorer(real_inventory.db, repo, HostOpener.of(real_inventory))
 
     first = executor.run(guest.name).outcomes[0]
     assert (first.status, first.kind, first.fallback) == ("done", "full", None), first
@@ -178,14 +178,14 @@ def test_restore_in_place_then_the_next_backup_is_full_with_the_reason(
     _wait_written(guest.dom, 32 * 2**20)
     real_inventory.sync()
     repo = Repository(tmp_path / "repo")
-    executor = Executor(real_inventory.db, repo, Policy(), real_inventory.access)
+    executor = Executor(real_inventory.db, repo, Policy(), HostOpener.of(real_inventory))
     before = executor.run(guest.name).outcomes[0]
     assert _holds(repo.folder(str(before.point)) / "vda.qcow2", GUEST_WRITES) == []
     guest.dom.destroy()
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x66 0 16M", str(disk)], check=True)
     guest.dom.create()  # the VM runs again, with data the point does not hold
 
-    done = Restorer(real_inventory.db, repo, real_inventory.access).restore(
+    done = Restorer(real_inventory.db, repo, HostOpener.of(real_inventory)).restore(
         str(before.point), start=False
     )
 
@@ -264,6 +264,15 @@ def _corral(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )  # fmt: skip
 
 
+def _copied(dom: Any) -> int:
+    """Bytes the running backup job copied; 0 while libvirt is still setting the job up
+    (jobStats then fails with "backup job data missing")."""
+    try:
+        return int(dom.jobStats().get("disk_processed", 0))
+    except libvirt.libvirtError:
+        return 0
+
+
 def test_a_backup_killed_with_sigkill_is_redone_by_the_next_run(
     real_inventory: Inventory, guest_factory: GuestFactory, tmp_path: Path,
     corral_env: dict[str, str],
@@ -288,7 +297,7 @@ def test_a_backup_killed_with_sigkill_is_redone_by_the_next_run(
         assert killed.poll() is None, killed.communicate()
         assert time.monotonic() < deadline, "the backup never started"
         time.sleep(0.1)
-    while not guest.dom.jobStats().get("disk_processed"):
+    while not _copied(guest.dom):
         assert time.monotonic() < deadline, "libvirt's backup job never started copying"
         time.sleep(0.1)
     killed.send_signal(signal.SIGKILL)
@@ -343,7 +352,7 @@ def test_after_a_guest_crash_and_after_a_migration_the_run_is_full_with_the_reas
     guest = guest_factory(0, disk=_disk(guest_factory.workdir), wait_ready=True)
     real_inventory.sync()
     repo = Repository(tmp_path / "repo")
-    executor = Executor(real_inventory.db, repo, Policy(), real_inventory.access)
+    executor = Executor(real_inventory.db, repo, Policy(), HostOpener.of(real_inventory))
     assert executor.run(guest.name).outcomes[0].kind == "full"
 
     _kill_qemu(guest.dom)

@@ -23,7 +23,9 @@ from lxml import etree
 
 from corral.errors import HypervisorError
 from corral.hypervisor import xmlsafe
-from corral.hypervisor.uri import HostAccess, open_uri, validate_uri
+from corral.hypervisor.libvirt.connection import Credentials
+from corral.hypervisor.libvirt.connection import _auth as auth_callback
+from corral.hypervisor.uri import HostAccess, open_uri, redact, validate_uri
 
 QEMU_IMG_TIMEOUT_S = 3600
 ABORT_WAIT_S = 60.0
@@ -36,14 +38,19 @@ class FileDisk:
     fmt: str  # qcow2, raw
 
 
-def open_conn(uri: str, access: HostAccess) -> Any:
-    """A plain libvirt connection to a registered host (its URI checked against the rules)."""
+def open_conn(uri: str, access: HostAccess, credentials: Credentials | None = None) -> Any:
+    """A plain libvirt connection to a registered host (its URI checked against the rules),
+    with the host's stored credentials when it has some."""
     import libvirt
 
+    target = open_uri(validate_uri(uri, access), access)
     try:
-        return libvirt.open(open_uri(validate_uri(uri, access), access))
+        if credentials is not None:
+            return libvirt.openAuth(target, auth_callback(credentials), 0)
+        return libvirt.open(target)
     except libvirt.libvirtError as exc:
-        raise HypervisorError(f"cannot connect to {uri}: {exc.get_error_message()}") from None
+        why = f"cannot connect to {redact(uri)}: {exc.get_error_message()}"
+        raise HypervisorError(why) from None
 
 
 def find_domain(conn: Any, uuid: str) -> Any | None:
@@ -124,7 +131,14 @@ def rebase(image: Path, backing: str) -> None:
 def backup_running(dom: Any) -> bool:
     import libvirt
 
-    stats = dom.jobStats()
+    for _ in range(50):  # "backup job data missing" while libvirt sets a job up: ask again
+        try:
+            stats = dom.jobStats()
+            break
+        except libvirt.libvirtError:
+            time.sleep(0.1)
+    else:
+        stats = dom.jobStats()
     return bool(
         stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
         and stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP

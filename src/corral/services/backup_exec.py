@@ -35,7 +35,10 @@ from corral.engines.backup.retention import Dated, retained
 from corral.errors import CorralError, HypervisorError, NotFoundError
 from corral.hypervisor import restore as hv
 from corral.hypervisor.backup import back_up
+from corral.hypervisor.libvirt.connection import Credentials
 from corral.hypervisor.uri import HostAccess
+from corral.inventory.service import Inventory
+from corral.security.secrets import SecretBox
 from corral.store import models as m
 from corral.store.backup_repo import Repository
 from corral.store.db import Database
@@ -49,6 +52,35 @@ def _utcnow() -> datetime:
 
 def repository(settings: Settings) -> Repository:
     return Repository(settings.backup_repository or settings.home / "backups")
+
+
+@dataclass(frozen=True)
+class HostOpener:
+    """Opens a registered host by name: its URI and credentials as the inventory holds them."""
+
+    db: Database
+    access: HostAccess = field(default_factory=HostAccess)
+    secrets: SecretBox | None = None
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> HostOpener:
+        return cls(inventory.db, inventory.access, inventory.secrets)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database) -> HostOpener:
+        return cls(db, HostAccess.from_settings(settings), SecretBox.from_settings(settings))
+
+    def __call__(self, host: str) -> Any:
+        with self.db.session() as s:
+            row = s.scalar(select(m.Host).where(m.Host.name == host))
+            if row is None:
+                raise NotFoundError(f"no host named {host!r}; see 'corral hosts list'.")
+            uri, user, secret = row.uri, row.username, row.secret
+        creds = None
+        if user or secret:
+            password = self.secrets.decrypt(secret) if secret and self.secrets else None
+            creds = Credentials(user, password)
+        return hv.open_conn(uri, self.access, creds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +123,14 @@ class Executor:
     db: Database
     repo: Repository
     policy: Policy
-    access: HostAccess = field(default_factory=HostAccess)
+    hosts: HostOpener
     full_every: int = 7
     now: Now = _utcnow
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database, policy: Policy) -> Executor:
-        return cls(
-            db,
-            repository(settings),
-            policy,
-            HostAccess.from_settings(settings),
-            settings.backup_full_every,
-        )
+        hosts = HostOpener.from_settings(settings, db)
+        return cls(db, repository(settings), policy, hosts, settings.backup_full_every)
 
     # -- the run -----------------------------------------------------------------------
     def run(self, vm: str | None = None) -> RunReport:
@@ -154,7 +181,7 @@ class Executor:
             return Outcome(target.name, "failed", detail=exc.message)
 
     def _locked(self, target: Target) -> Outcome:
-        conn = hv.open_conn(target.uri, self.access)
+        conn = self.hosts(target.host)
         try:
             dom = hv.find_domain(conn, target.uuid)
             aborted: tuple[str, ...] = ()

@@ -28,7 +28,7 @@ from corral.config import Settings
 from corral.domain.backup import DOMAIN_XML, Manifest
 from corral.errors import ConflictError, HypervisorError, NotFoundError, ValidationError
 from corral.hypervisor import restore as hv
-from corral.hypervisor.uri import HostAccess
+from corral.services.backup_exec import HostOpener, repository
 from corral.store import models as m
 from corral.store.backup_repo import Repository
 from corral.store.db import Database
@@ -52,13 +52,11 @@ class Restored:
 class Restorer:
     db: Database
     repo: Repository
-    access: HostAccess
+    hosts: HostOpener
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database) -> Restorer:
-        from corral.services.backup_exec import repository
-
-        return cls(db, repository(settings), HostAccess.from_settings(settings))
+        return cls(db, repository(settings), HostOpener.from_settings(settings, db))
 
     def restore(
         self,
@@ -109,7 +107,7 @@ class Restorer:
                 "a VM name is 1-63 letters, digits, dots, dashes or underscores, "
                 "starting with a letter or digit."
             )
-        conn = hv.open_conn(self._uri(host), self.access)
+        conn = self.hosts(host)
         try:
             if name in {d.name() for d in conn.listAllDomains(0)}:
                 raise ConflictError(f"host {host} already has a VM named {name}; choose another.")
@@ -135,7 +133,7 @@ class Restorer:
 
     def _in_place(self, point: Manifest, folder: Path, start: bool) -> dict[str, Any]:
         host = self._current_host(point)
-        conn = hv.open_conn(self._uri(host), self.access)
+        conn = self.hosts(host)
         try:
             dom = hv.find_domain(conn, point.vm_uuid)
             if dom is None:
@@ -172,13 +170,6 @@ class Restorer:
                 .where(m.VM.uuid == point.vm_uuid)
             ).first()
         return str(row[0]) if row else point.host
-
-    def _uri(self, host: str) -> str:
-        with self.db.session() as s:
-            uri = s.scalar(select(m.Host.uri).where(m.Host.name == host))
-        if uri is None:
-            raise NotFoundError(f"no host named {host!r}; see 'corral hosts list'.")
-        return str(uri)
 
     def _record(self, result: Restored, point: Manifest) -> None:
         with self.db.session() as s:
