@@ -21,6 +21,7 @@ from typing import Any
 import libvirt
 import pytest
 from guest import GuestFactory, guest_xml, wait_for_console
+from tests.api.support import Api, api_fixture, settings_fixture  # noqa: F401 - fixtures
 
 from corral.engines.backup import Policy
 from corral.inventory.service import Inventory
@@ -377,3 +378,34 @@ def test_after_a_guest_crash_and_after_a_migration_the_run_is_full_with_the_reas
     with real_inventory.db.session() as s:
         details = [r.detail for r in s.query(m.BackupRunRow).order_by(m.BackupRunRow.id)]
     assert details[1] == crashed.fallback and details[3] == moved.fallback
+
+
+def test_backup_and_restore_through_the_rest_api(
+    real_inventory: Inventory, api: Api, guest_factory: GuestFactory,
+    restored: list[tuple[str, Path]],
+) -> None:  # fmt: skip
+    """The jobs behind POST /backup/run and /backup/restore on a real host: the copy's disk
+    goes beside the original's (the API takes no path)."""
+    guest = guest_factory(0, disk=_disk(guest_factory.workdir), wait_ready=True)
+    real_inventory.sync()
+    ran = api.job("/api/v1/backup/run", {"vm": guest.name})
+    assert ran["state"] == "succeeded", ran
+    [outcome] = ran["result"]["outcomes"]
+    assert (outcome["status"], outcome["kind"]) == ("done", "full")
+    listed = api.get("/api/v1/backup/points", vm=guest.name).json()
+    assert [p["id"] for p in listed] == [outcome["point"]]
+
+    name = f"bk2-{uuid.uuid4().hex[:8]}"
+    body = {"point": outcome["point"], "as_name": name, "start": False}
+    done = api.job("/api/v1/backup/restore", body)
+    assert guest.disk_path is not None
+    restored.append((name, guest.disk_path.parent / f"{name}-vda.qcow2"))
+    assert done["state"] == "succeeded", done
+    assert done["result"]["disks"] == [str(guest.disk_path.parent / f"{name}-vda.qcow2")]
+    assert _holds(Path(done["result"]["disks"][0]), *PATTERNS) == []
+    with real_inventory.db.session() as s:
+        audited = s.query(m.AuditEntry).filter(m.AuditEntry.target.like("restore%")).all()
+        assert {(a.action, a.target, a.actor) for a in audited} == {
+            ("create", f"restore-point:{outcome['point']}", "tests"),
+            ("create", f"restore:{outcome['point']}", "tests"),
+        }

@@ -23,6 +23,7 @@ from corral.domain.access import Principal
 from corral.domain.backup import Manifest
 from corral.services import backup as backup_service
 from corral.services import backup_exec
+from corral.services.audit import Actor, acting_as
 from corral.services.jobs import JobKind, Progress
 from corral.services.restore import Restorer
 
@@ -105,6 +106,26 @@ class RestoreRequest(BaseModel):
     start: bool = True
 
 
+class _Submitted(BaseModel):
+    """Who submitted a job (set by the route, never by the caller): its writes are audited
+    as theirs, although a job runs in another thread than the request."""
+
+    by: str
+    roles: str
+
+
+class RunJob(RunRequest, _Submitted):
+    pass
+
+
+class RestoreJob(RestoreRequest, _Submitted):
+    pass
+
+
+def _as(params: _Submitted, kind: str) -> Actor:
+    return Actor(user=params.by, roles=params.roles, origin=f"api job {kind}")
+
+
 class GcRequest(BaseModel):
     dry_run: bool = False
 
@@ -115,24 +136,27 @@ def _point(p: Manifest) -> PointOut:
     return PointOut.model_validate(doc)
 
 
-def _run(params: RunRequest, state: Any, _progress: Progress) -> RunOut:
+def _run(params: RunJob, state: Any, _progress: Progress) -> RunOut:
     settings = state.settings
     policy = backup_service.load_policy(settings)
     executor = backup_exec.Executor.from_settings(settings, state.inventory.db, policy)
-    outcomes = executor.run(params.vm).outcomes
+    with acting_as(_as(params, RUN_KIND)):
+        outcomes = executor.run(params.vm).outcomes
     return RunOut.model_validate({"outcomes": [asdict(o) for o in outcomes]})
 
 
-def _restore(params: RestoreRequest, state: Any, _progress: Progress) -> RestoredOut:
+def _restore(params: RestoreJob, state: Any, _progress: Progress) -> RestoredOut:
     restorer = Restorer.from_settings(state.settings, state.inventory.db)
-    done = restorer.restore(
-        params.point, host=params.host, as_name=params.as_name, start=params.start
-    )
+    with acting_as(_as(params, RESTORE_KIND)):
+        done = restorer.restore(
+            params.point, host=params.host, as_name=params.as_name, start=params.start
+        )
     return RestoredOut.model_validate(asdict(done))
 
 
-RUN = JobKind("backup.run", RunRequest, _run)
-RESTORE = JobKind("backup.restore", RestoreRequest, _restore)
+RUN_KIND, RESTORE_KIND = "backup.run", "backup.restore"
+RUN = JobKind(RUN_KIND, RunJob, _run)
+RESTORE = JobKind(RESTORE_KIND, RestoreJob, _restore)
 JOB_KINDS = (RUN, RESTORE)
 
 
@@ -189,7 +213,8 @@ def run(
     response: Response,
 ) -> JobPublic:  # fmt: skip
     """Take the due backups (or one VM's now): a job whose result is a RunOut."""
-    return accept(jobs, RUN, body, who.user, response)
+    job = RunJob(**body.model_dump(), by=who.user, roles=who.role_names)
+    return accept(jobs, RUN, job, who.user, response)
 
 
 @router.post(
@@ -201,4 +226,5 @@ def restore(
     response: Response,
 ) -> JobPublic:  # fmt: skip
     """Restore a VM from a restore point, as a new VM or in place: a job (RestoredOut)."""
-    return accept(jobs, RESTORE, body, who.user, response)
+    job = RestoreJob(**body.model_dump(), by=who.user, roles=who.role_names)
+    return accept(jobs, RESTORE, job, who.user, response)
