@@ -90,7 +90,6 @@ class Target:
     uuid: str
     name: str
     host: str
-    uri: str
     tier: str | None
 
 
@@ -162,7 +161,7 @@ class Executor:
             else:
                 q = q.where((m.VM.name == ref) | (m.VM.uuid == ref.lower()))
             return [
-                Target(vm.uuid, vm.name, host.name, host.uri, vm.protection_tier)
+                Target(vm.uuid, vm.name, host.name, vm.protection_tier)
                 for vm, host in s.execute(q).all()
             ]
 
