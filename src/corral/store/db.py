@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from corral.errors import ConfigError, StoreError
+from corral.store.writegate import WriteGate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest revision: migration files are named ``<revision>_<what>.py`` (a test checks it
@@ -53,6 +54,7 @@ class Database:
         self.engine: Engine = create_engine(url, echo=echo, future=True, pool_pre_ping=True)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            WriteGate().attach(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
