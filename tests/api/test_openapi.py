@@ -68,7 +68,7 @@ def test_every_success_is_typed_and_every_list_is_a_page(doc: dict[str, Any]) ->
                     names = {p["name"] for p in op["parameters"]}
                     assert {"limit", "cursor"} <= names, path
     assert schemas["VMPublic"]["properties"]["state"] == {"$ref": "#/components/schemas/VMState"}
-    assert schemas["ReclaimCasePublic"]["properties"]["state"]["$ref"].endswith("/State")
+    assert schemas["CaseRecord"]["properties"]["state"]["$ref"].endswith("/State")
     for model, field in (
         ("VMPublic", "created_at"),
         ("EventPublic", "at"),

@@ -242,7 +242,7 @@ def test_a_shared_pool_is_one_storage_and_its_linked_clone_base_is_never_deleted
     assert failed and failed[-1].step == "delete", outcomes
     assert str(base) in failed[-1].detail and linked.name in failed[-1].detail
     assert base.exists() and clone.exists()
-    assert svc.case(case["id"])["state"] != "deleted"
+    assert svc.case(case.id).state != "deleted"
     assert owner.dom.connect().lookupByUUIDString(owner.uuid).UUIDString() == owner.uuid
     assert real_inventory.find_vm(owner.uuid)["deleted_at"] is None
 

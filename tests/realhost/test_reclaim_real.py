@@ -60,18 +60,18 @@ def test_real_guest_quarantined_archived_and_restored(
     case = svc.flag(g.name, category="idle", reason="idle for 30 days", actor="ops")
 
     svc.run()
-    assert inbox.for_case(case["id"], "notify")[0]["To"] == "carol@example.test"
+    assert inbox.for_case(case.id, "notify")[0]["To"] == "carol@example.test"
     _walk(svc, clock)  # quarantine: a real ACPI shutdown
     assert g.dom.isActive() == 0 and g.dom.autostart() == 0
     assert "reclaim:quarantined" in _metadata_tags(g.dom)
     assert real_inventory.find_vm(g.uuid)["state"] == "shutoff"
 
     _walk(svc, clock)  # archive: an internal snapshot of the powered-off qcow2 disk
-    snapshot = f"corral-archive-{case['id']}"
+    snapshot = f"corral-archive-{case.id}"
     assert g.dom.snapshotListNames(0) == [snapshot]
-    assert svc.case(case["id"])["state"] == "archived"
+    assert svc.case(case.id).state == "archived"
 
-    svc.restore(case["id"], "ops")
+    svc.restore(case.id, "ops")
     assert g.dom.isActive() == 1 and g.dom.autostart() == 1
     assert g.dom.snapshotListNames(0) == []
     assert "reclaim:" not in _metadata_tags(g.dom)
@@ -81,7 +81,7 @@ def test_real_guest_quarantined_archived_and_restored(
     kinds = [e["kind"] for e in vm["history"]]
     for kind in ("reclaim-flagged", "reclaim-notified", "quarantined", "archived", "restored"):
         assert kind in kinds
-    assert inbox.for_case(case["id"], "restore")
+    assert inbox.for_case(case.id, "restore")
 
 
 def test_real_guest_deleted_with_its_pool_volume(
@@ -101,8 +101,8 @@ def test_real_guest_deleted_with_its_pool_volume(
     svc.run()
     for _ in range(3):
         _walk(svc, clock)
-    done = svc.case(case["id"])
-    assert done["state"] == "deleted" and done["deleted_volumes"] == [str(disk)]
+    done = svc.case(case.id)
+    assert done.state == "deleted" and done.deleted_volumes == (str(disk),)
     conn = g.dom.connect()
     with pytest.raises(libvirt.libvirtError):
         conn.lookupByUUIDString(g.uuid)

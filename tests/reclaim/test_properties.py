@@ -244,22 +244,22 @@ def test_workflow_promises_hold_under_any_order_and_crashes(
         w = World(Path(tmp), settings_)
         try:
             case = w.svc.flag("web-01", category="idle", reason="idle", actor="ops")
-            uuid = case["vm_uuid"]
+            uuid = case.vm_uuid
             extended = [False]
             for op in [*script, *[("tick", 4)] * 6]:
                 try:
-                    _apply(w, case["id"], op, extended)
+                    _apply(w, case.id, op, extended)
                 except SimulatedCrash:
                     w.restart()
                     w.svc.run()  # the next process resumes what was pending
                 except CorralError:
                     pass  # refused in this state: fine, the promises must still hold
-                _check(w, inbox, case["id"], uuid, extended[0])
+                _check(w, inbox, case.id, uuid, extended[0])
             w.armed = None
             w.svc.run()
-            assert all(c["pending"] is None for c in w.svc.cases())
-            _check(w, inbox, case["id"], uuid, extended[0])
-            event(f"final state: {w.svc.case(case['id'])['state']}")
+            assert all(c.pending is None for c in w.svc.cases())
+            _check(w, inbox, case.id, uuid, extended[0])
+            event(f"final state: {w.svc.case(case.id).state}")
             event(f"crashes: {len(w.crashed_at)}")
         finally:
             w.close()

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def _notified_case(svc: ReclaimService, reason: str = "idle for 30 days", **kw: 
     case = svc.flag(WEB, category="idle", reason=reason, actor="ops", **kw)
     (outcome,) = svc.run()
     assert outcome.result == "done", outcome
-    return int(case["id"])
+    return int(case.id)
 
 
 class Page:
@@ -75,7 +75,7 @@ class Page:
         return self.client.post(self.path, data=form, follow_redirects=False)
 
     def state(self) -> str:
-        return str(self.svc.case(self.case_id)["state"])
+        return str(self.svc.case(self.case_id).state)
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def test_keeping_the_vm_extends_it_and_the_page_says_so(page: Page) -> None:
     assert "quarter-end <b>batch</b>" in status and "alice@example.test" in status
     assert _forms(shown) == set()
     case = page.svc.case(page.case_id)
-    assert (case["state"], case["extended_until"]) == ("extended", "2026-07-15")
+    assert (case.state, case.extended_until) == ("extended", date(2026, 7, 15))
     assert page.fleet.find_vm(WEB)["expires_on"] == "2026-07-15"
 
 
@@ -386,7 +386,7 @@ def test_owner_keeps_the_vm_from_the_mailed_link_in_chromium(
     assert "this VM is kept until 2026-07-15" in status, status
     assert "quarter-end batch jobs run on it" in status and forms == 0
     assert fleet.find_vm(WEB)["expires_on"] == "2026-07-15"
-    assert svc.case(case_id)["state"] == "extended"
+    assert svc.case(case_id).state == "extended"
     access = [line for line in log.lines if "/reclaim/respond/" in line]
     assert len(access) >= 3, log.lines  # GET, POST, GET after the redirect
     assert all(token not in line for line in log.lines), log.lines

@@ -41,13 +41,13 @@ def test_whole_way_to_deletion(fleet: Inventory, smtp: tuple, clock: Clock, node
     inbox, settings = smtp
     svc = make_service(fleet, settings)
     case = svc.flag(WEB, category="idle", reason="idle for 30 days", actor="ops")
-    assert case["state"] == "flagged" and case["monthly_cost"] > case["monthly_saving_off"] > 0
+    assert case.state == "flagged" and case.monthly_cost > case.monthly_saving_off > 0
 
     assert [o.result for o in svc.run()] == ["done"]
-    (notice,) = inbox.for_case(case["id"], "notify")
+    (notice,) = inbox.for_case(case.id, "notify")
     assert notice["To"] == "alice@example.test"
     assert "web-01" in notice["Subject"]
-    assert svc.case(case["id"])["state"] == "notified"
+    assert svc.case(case.id).state == "notified"
 
     assert svc.run()[0].result == "waiting"  # the owner has 7 days
     clock.advance(days=8)
@@ -55,25 +55,25 @@ def test_whole_way_to_deletion(fleet: Inventory, smtp: tuple, clock: Clock, node
     vm = fleet.find_vm(WEB)
     assert vm["state"] == "shutoff" and "reclaim:quarantined" in vm["tags"]
     assert vm["autostart"] is False
-    assert inbox.for_case(case["id"], "quarantine")
+    assert inbox.for_case(case.id, "quarantine")
 
     clock.advance(days=8)
     svc.run()
     vm = fleet.find_vm(WEB)
-    assert f"corral-archive-{case['id']}" in {s["name"] for s in vm["snapshot_list"]}
-    assert "<domain" in (svc.case(case["id"]) and _archive_xml(fleet, case["id"]))
+    assert f"corral-archive-{case.id}" in {s["name"] for s in vm["snapshot_list"]}
+    assert "<domain" in (svc.case(case.id) and _archive_xml(fleet, case.id))
 
     clock.advance(days=15)
     (waiting,) = svc.run()
     assert waiting.result == "waiting" and "approval" in waiting.detail
     with pytest.raises(ForbiddenError):
-        svc.approve(case["id"], "delete", "ops")  # four eyes: not the one who flagged
-    svc.approve(case["id"], "delete", "manager", "checked with finance")
+        svc.approve(case.id, "delete", "ops")  # four eyes: not the one who flagged
+    svc.approve(case.id, "delete", "manager", "checked with finance")
     assert svc.run()[0].result == "done"
 
-    done = svc.case(case["id"])
-    assert done["state"] == "deleted"
-    assert "/var/lib/libvirt/images/a/web-01.qcow2" in done["deleted_volumes"]
+    done = svc.case(case.id)
+    assert done.state == "deleted"
+    assert "/var/lib/libvirt/images/a/web-01.qcow2" in done.deleted_volumes
     assert WEB not in _domain_names(nodes / "host-a.xml")
     assert fleet.find_vm(WEB)["deleted_at"] is not None
     history = _history(fleet, WEB)
@@ -89,11 +89,11 @@ def test_whole_way_to_deletion(fleet: Inventory, smtp: tuple, clock: Clock, node
         assert kind in history, (kind, history)
     # quarantined on day 8, archived on day 16, deleted on day 31: 23 days at the powered-off rate
     savings = svc.savings()
-    expected = done["monthly_saving_off"] * 23 / 30.4375
-    assert savings["realized"] == pytest.approx(expected, abs=0.05)
-    assert savings["monthly_now"] == pytest.approx(done["monthly_cost"])
+    expected = done.monthly_saving_off * 23 / 30.4375
+    assert savings.realized == pytest.approx(expected, abs=0.05)
+    assert savings.monthly_now == pytest.approx(done.monthly_cost)
     clock.advance(days=30.4375)
-    assert svc.savings()["realized"] == pytest.approx(expected + done["monthly_cost"], abs=0.05)
+    assert svc.savings().realized == pytest.approx(expected + done.monthly_cost, abs=0.05)
 
 
 def _archive_xml(fleet: Inventory, case_id: int) -> str:
@@ -117,21 +117,21 @@ def test_restore_from_archive_puts_everything_back(
     svc.run()
     clock.advance(days=8)
     svc.run()
-    assert svc.case(case["id"])["state"] == "archived"
+    assert svc.case(case.id).state == "archived"
 
-    svc.restore(case["id"], "ops")
+    svc.restore(case.id, "ops")
     after = fleet.find_vm(WEB)
-    assert svc.case(case["id"])["state"] == "restored"
+    assert svc.case(case.id).state == "restored"
     assert after["state"] == "running"
     assert after["tags"] == before["tags"]
     assert after["autostart"] == before["autostart"]
     assert {s["name"] for s in after["snapshot_list"]} == {
         s["name"] for s in before["snapshot_list"]
     }
-    assert inbox.for_case(case["id"], "restore")
+    assert inbox.for_case(case.id, "restore")
     assert "restored" in _history(fleet, WEB)
     with pytest.raises(ConflictError):
-        svc.restore(case["id"], "ops")  # closed
+        svc.restore(case.id, "ops")  # closed
 
 
 def test_owner_extends_through_the_mailed_token(
@@ -143,14 +143,14 @@ def test_owner_extends_through_the_mailed_token(
     svc.run()
     clock.advance(days=8)
     svc.run()  # quarantined: the owner answers late, the VM must come back
-    token = _token(inbox, case["id"])
+    token = _token(inbox, case.id)
     until = clock.now.date() + timedelta(days=90)
     with pytest.raises(NotFoundError):
         svc.respond("not-the-token", "extend", "alice", until, "quarter-end batch")
     svc.respond(token, "extend", "alice@example.test", until, "quarter-end batch")
 
-    done = svc.case(case["id"])
-    assert done["state"] == "extended" and done["extend_reason"] == "quarter-end batch"
+    done = svc.case(case.id)
+    assert done.state == "extended" and done.extend_reason == "quarter-end batch"
     vm = fleet.find_vm(WEB)
     assert vm["state"] == "running" and vm["expires_on"] == until.isoformat()
     assert "reclaim:quarantined" not in vm["tags"]
@@ -168,20 +168,20 @@ def test_bad_requests_are_refused(fleet: Inventory, smtp: tuple, clock: Clock) -
     with pytest.raises(ConflictError, match="already has an open"):
         svc.flag(WEB, category="idle", reason="twice", actor="ops")
     with pytest.raises(ConflictError, match="cannot restore"):
-        svc.restore(case["id"], "ops")
+        svc.restore(case.id, "ops")
     svc.run()  # notified: the owner has 7 days before the quarantine
     with pytest.raises(ConflictError, match="not due"):
-        svc.execute(case["id"], Step.quarantine, "ops", {})
+        svc.execute(case.id, Step.quarantine, "ops", {})
     with pytest.raises(ConflictError, match="reason"):
-        svc.extend(case["id"], clock.now.date() + timedelta(days=3), "  ", "alice")
+        svc.extend(case.id, clock.now.date() + timedelta(days=3), "  ", "alice")
     with pytest.raises(ConflictError, match="more than"):
-        svc.extend(case["id"], clock.now.date() + timedelta(days=4000), "why", "alice")
+        svc.extend(case.id, clock.now.date() + timedelta(days=4000), "why", "alice")
     with pytest.raises(NotFoundError):
         svc.case(999)
-    svc.cancel(case["id"], "ops", "false positive: month-end job")
-    assert svc.case(case["id"])["state"] == "cancelled"
+    svc.cancel(case.id, "ops", "false positive: month-end job")
+    assert svc.case(case.id).state == "cancelled"
     # a closed case lets the VM be flagged again
-    assert svc.flag(WEB, category="idle", reason="idle again", actor="ops")["state"] == "flagged"
+    assert svc.flag(WEB, category="idle", reason="idle again", actor="ops").state == "flagged"
 
 
 def test_a_vm_deleted_outside_corral_closes_its_case(
@@ -197,8 +197,8 @@ def test_a_vm_deleted_outside_corral_closes_its_case(
     (closed,) = svc.run()
     assert (closed.step, closed.result) == ("close", "done")
     assert "deleted outside Corral" in closed.detail
-    done = svc.case(case["id"])
-    assert done["state"] == "cancelled" and done["history"][-1]["kind"] == "reclaim-cancelled"
+    done = svc.case(case.id)
+    assert done.state == "cancelled" and done.history[-1].kind == "reclaim-cancelled"
     assert svc.run() == []
 
 
@@ -215,13 +215,13 @@ def test_an_unreachable_host_fails_the_step_and_loses_nothing(
     (failed,) = svc.run()
     assert (failed.step, failed.result) == ("quarantine", "failed")
     assert "could not be loaded" in failed.detail and "host-a.xml" not in failed.detail
-    assert svc.case(case["id"])["state"] == "notified"
-    assert not inbox.for_case(case["id"], "quarantine")
+    assert svc.case(case.id).state == "notified"
+    assert not inbox.for_case(case.id, "quarantine")
     (nodes / "host-a.xml").write_bytes(good)
     (done,) = svc.run()
     assert (done.step, done.result) == ("quarantine", "done")
     assert fleet.find_vm(WEB)["state"] == "shutoff"
-    assert len(inbox.for_case(case["id"], "quarantine")) == 1
+    assert len(inbox.for_case(case.id, "quarantine")) == 1
 
 
 def test_two_writers_cannot_both_change_a_case(fleet: Inventory, smtp: tuple) -> None:
@@ -232,7 +232,7 @@ def test_two_writers_cannot_both_change_a_case(fleet: Inventory, smtp: tuple) ->
 
     _, settings = smtp
     svc = make_service(fleet, settings)
-    cid = svc.flag(WEB, category="idle", reason="idle", actor="ops")["id"]
+    cid = svc.flag(WEB, category="idle", reason="idle", actor="ops").id
     with fleet.db.engine.connect() as conn, Session(bind=conn) as stale:
         row = stale.get(m.ReclaimCase, cid)
         assert row is not None and row.state == "flagged"
@@ -240,4 +240,4 @@ def test_two_writers_cannot_both_change_a_case(fleet: Inventory, smtp: tuple) ->
         row.pending = {"step": "notify", "actor": "scheduler"}
         with pytest.raises(StaleDataError):
             stale.flush()
-    assert svc.case(cid)["state"] == "cancelled" and svc.case(cid)["pending"] is None
+    assert svc.case(cid).state == "cancelled" and svc.case(cid).pending is None

@@ -229,6 +229,23 @@ def test_flagging_twice_is_refused_with_a_sentence(signed_in: TestClient, demo: 
     assert again.status_code == 409 and "was not flagged" in again.text
 
 
+def test_a_flagged_case_reads_on_its_page_and_in_the_list(
+    signed_in: TestClient, demo: Demo
+) -> None:
+    page = signed_in.get("/sprawl", params={"category": "powered_off"})
+    subject = re.search(r'name="subject" value="([^"]+)"', page.text)
+    assert subject
+    form = {"subject": subject.group(1), "category": "powered_off", "csrf": csrf_of(signed_in)}
+    flagged = signed_in.post("/sprawl/flag", data=form, follow_redirects=False)
+    case_url = flagged.headers["location"]
+    case = demo.app.state.reclaim.case(int(case_url.rsplit("/", 1)[1]))
+    shown_at = f"{case.flagged_at:%Y-%m-%d %H:%M}"
+    detail = signed_in.get(case_url)
+    assert detail.status_code == 200 and shown_at in detail.text and case.vm in detail.text
+    listed = signed_in.get("/reclaim")
+    assert listed.status_code == 200 and shown_at in listed.text
+
+
 def test_a_revoked_token_ends_its_sessions(client: TestClient, demo: Demo) -> None:
     token = TokenStore(demo.inv.db).create("short-lived")
     sign_in(client, token)

@@ -182,4 +182,4 @@ def case_target(request: Request) -> Target:
     if not raw.isdigit() or not 1 <= int(raw) < 2**31:
         return Target(None)  # the route refuses the id itself (422) when the caller may
     svc: ReclaimService = request.app.state.reclaim
-    return Target(svc.case(int(raw)).get("department"))
+    return Target(svc.case(int(raw)).department)

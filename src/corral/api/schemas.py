@@ -290,54 +290,6 @@ class ReclaimRespond(BaseModel):
         return self
 
 
-class ReclaimApproval(BaseModel):
-    step: str
-    approver: str
-    at: datetime
-    note: str
-
-
-class ReclaimEvent(BaseModel):
-    at: datetime
-    kind: str
-    case: int | None
-    by: str | None
-    details: dict[str, Any]
-
-
-class ReclaimCasePublic(BaseModel):
-    id: int
-    vm: str
-    vm_uuid: str
-    host: str | None
-    state: State
-    category: str
-    reason: str
-    owner: str | None
-    department: str | None
-    flagged_by: str
-    flagged_at: datetime
-    notified_to: str | None
-    respond_by: datetime | None
-    extended_until: date | None
-    extend_reason: str | None
-    archive_snapshot: str | None
-    deleted_volumes: list[str]
-    pending: str | None
-    currency: str
-    monthly_cost: float
-    monthly_saving_off: float
-    realized: float
-    saving_now_monthly: float
-    evidence: dict[str, Any]
-    next: str | None = None
-
-
-class ReclaimCaseDetail(ReclaimCasePublic):
-    approvals: list[ReclaimApproval]
-    history: list[ReclaimEvent]
-
-
 class ReclaimOutcome(BaseModel):
     case: int
     vm: str
@@ -350,13 +302,6 @@ class ReclaimRunResult(BaseModel):
     dry_run: bool
     mail: str
     outcomes: list[ReclaimOutcome]
-
-
-class ReclaimSavings(BaseModel):
-    currency: str
-    realized: float
-    monthly_now: float
-    cases: list[ReclaimCasePublic]
 
 
 class ReclaimAnswer(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import io
 import json
@@ -28,7 +29,18 @@ OutputOption = typer.Option(
 )
 
 
+def record(obj: Any) -> dict[str, Any]:
+    """A service's typed result (a dataclass) or a mapping, as one row of named fields."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return dict(obj)
+
+
 def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return record(value)
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return dict(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -60,18 +72,20 @@ def to_json(data: Any, *, line: bool = False) -> str:
 
 
 def emit(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Any],
     output: OutputFormat,
     columns: Sequence[str] | None = None,
     *,
     title: str | None = None,
     console: Console | None = None,
 ) -> None:
-    """Print ``rows`` in the chosen format. JSON keeps every key; table and CSV show ``columns``."""
+    """Print ``rows`` (mappings or typed records) in the chosen format. JSON keeps every key;
+    table and CSV show ``columns``."""
+    rows = [record(r) for r in rows]
     console = console or _console()
     cols = list(columns) if columns else (list(rows[0].keys()) if rows else [])
     if output is OutputFormat.json:
-        typer.echo(to_json([dict(r) for r in rows]))
+        typer.echo(to_json(rows))
     elif output is OutputFormat.csv:
         buf = io.StringIO()
         writer = csvsafe.writer(buf)

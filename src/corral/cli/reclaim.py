@@ -14,7 +14,7 @@ import functools
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -22,13 +22,14 @@ import typer
 import yaml
 
 from corral.cli import context
-from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
+from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, record, to_json
 from corral.engines.reclaim import Policy, State
 from corral.engines.sprawl.model import Category
 from corral.errors import ValidationError
 from corral.reclaim import findings as flagging
 from corral.reclaim.findings import FINDING_CATEGORIES
 from corral.reclaim.service import Outcome, ReclaimService
+from corral.reclaim.views import CaseRecord
 
 reclaim_app = typer.Typer(
     help="Reclamation: flag → notify owner → quarantine → archive → delete, every step undoable "
@@ -92,8 +93,9 @@ def _money_text(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rows(rows: list[dict[str, Any]], output: OutputFormat) -> list[dict[str, Any]]:
-    return [_money_text(r) for r in rows] if output is OutputFormat.table else rows
+def _rows(rows: Sequence[Any], output: OutputFormat) -> list[dict[str, Any]]:
+    plain = [record(r) for r in rows]
+    return [_money_text(r) for r in plain] if output is OutputFormat.table else plain
 
 
 # -- opening cases ---------------------------------------------------------------------
@@ -244,8 +246,9 @@ def show(case: str = CaseArg, output: OutputFormat = OutputOption) -> None:
     if output is OutputFormat.json:
         typer.echo(to_json(detail))
         return
-    approvals, history = detail.pop("approvals"), detail.pop("history")
-    emit_object(_rows([detail], output)[0], output, title=f"case {detail['id']}")
+    facts = _rows([detail], output)[0]
+    approvals, history = facts.pop("approvals"), facts.pop("history")
+    emit_object(facts, output, title=f"case {detail.id}")
     emit(approvals, output, ["step", "approver", "at", "note"], title="approvals")
     emit(history, output, ["at", "kind", "case", "by", "details"], title="reclamation history")
 
@@ -256,18 +259,18 @@ def savings(output: OutputFormat = OutputOption) -> None:
     svc = _service()
     data = svc.savings()
     cols = ["id", "vm", "state", "realized", "saving_now_monthly"]
-    rows = [{k: c[k] for k in (*cols, "currency")} for c in data["cases"]]
+    rows = [{k: getattr(c, k) for k in (*cols, "currency")} for c in data.cases]
     if output is OutputFormat.json:
-        total = {k: data[k] for k in ("currency", "realized", "monthly_now")}
+        total = {k: getattr(data, k) for k in ("currency", "realized", "monthly_now")}
         typer.echo(to_json({**total, "cases": rows}))
         return
     total_row = {
         "id": "total",
         "vm": "",
         "state": "",
-        "realized": data["realized"],
-        "saving_now_monthly": data["monthly_now"],
-        "currency": data["currency"],
+        "realized": data.realized,
+        "saving_now_monthly": data.monthly_now,
+        "currency": data.currency,
     }
     emit(_rows([*rows, total_row], output), output, cols, title="realized savings")
 
@@ -356,12 +359,12 @@ def cancel(
     _show_result(svc.cancel(_case_id(case), _actor(actor), reason), output)
 
 
-def _show_result(case: dict[str, Any], output: OutputFormat) -> None:
+def _show_result(case: CaseRecord, output: OutputFormat) -> None:
     if output is OutputFormat.json:
         typer.echo(to_json(case))
         return
     keys = ("id", "vm", "state", "category", "owner", "monthly_cost", "extended_until", "reason")
-    brief = {k: case.get(k) for k in (*keys, "currency")}
+    brief = {k: getattr(case, k) for k in (*keys, "currency")}
     shown = _rows([brief], output)[0]
     shown.pop("currency")
-    emit_object(shown, output, title=f"case {case['id']}: {case['vm']} is {case['state']}")
+    emit_object(shown, output, title=f"case {case.id}: {case.vm} is {case.state}")

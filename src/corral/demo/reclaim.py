@@ -47,11 +47,11 @@ def _pick(findings: list[Finding], prefer: tuple[Category, ...], skip: set[str])
 
 def _step_row(svc: ReclaimService, inv: Inventory, case_id: int, step: str) -> dict[str, Any]:
     case = svc.case(case_id)
-    vm = inv.find_vm(case["vm_uuid"])
+    vm = inv.find_vm(case.vm_uuid)
     return {
-        "vm": case["vm"],
+        "vm": case.vm,
         "step": step,
-        "case state": case["state"],
+        "case state": case.state,
         "vm state": "deleted" if vm.get("deleted_at") else vm["state"],
         "snapshots": ", ".join(s["name"] for s in vm.get("snapshot_list") or []) or "-",
         "tags": ", ".join(vm.get("tags") or []) or "-",

@@ -24,12 +24,12 @@ from corral.engines.reclaim import TARGET, Step, check
 from corral.errors import ConflictError
 from corral.reclaim.env import ReclaimEnv
 from corral.reclaim.steps import STEPS
-from corral.reclaim.views import case_view, rule_view
+from corral.reclaim.views import CaseRecord, case_view, rule_view
 
 
 def execute(
     env: ReclaimEnv, case_id: int, step: Step, actor: str, args: dict[str, Any]
-) -> dict[str, Any]:
+) -> CaseRecord:
     """Returns the case's view once ``step`` is taken (claimed, acted, committed)."""
     pending = claim(env, case_id, step, actor, args)
     env.crash(f"{step}:claimed")
@@ -67,7 +67,7 @@ def claim(
 
 def commit(
     env: ReclaimEnv, case_id: int, step: Step, pending: dict[str, Any], result: dict[str, Any]
-) -> dict[str, Any]:
+) -> CaseRecord:
     """Set the case's new state and fields, record the event, clear ``pending``."""
     with env.db.session() as s:
         c = env.case_row(s, case_id)

@@ -28,14 +28,14 @@ def flag_findings(
 
 def held_vms(svc: ReclaimService) -> dict[str, tuple[str, str]]:
     """VMs that may not be flagged now: (why, detail) for an open case or an extension in force."""
-    today = svc.now.date().isoformat()
+    today = svc.now.date()
     held: dict[str, tuple[str, str]] = {}
     for c in svc.cases():
-        if c["state"] in OPEN:
-            held[c["vm_uuid"]] = ("open case", f"case {c['id']} is {c['state']}")
-        elif c["state"] == State.extended and (c["extended_until"] or "") >= today:
-            detail = f"extended until {c['extended_until']} (case {c['id']})"
-            held.setdefault(c["vm_uuid"], ("extension in force", detail))
+        if c.state in OPEN:
+            held[c.vm_uuid] = ("open case", f"case {c.id} is {c.state}")
+        elif c.state == State.extended and c.extended_until and c.extended_until >= today:
+            detail = f"extended until {c.extended_until} (case {c.id})"
+            held.setdefault(c.vm_uuid, ("extension in force", detail))
     return held
 
 
@@ -62,7 +62,7 @@ def _flag_one(
         )
     except ConflictError as exc:  # flagged or extended by someone else meanwhile
         return {**row, "skipped_because": "refused", "detail": exc.message}
-    return {**row, "result": "flagged", "case": case["id"], "detail": reason}
+    return {**row, "result": "flagged", "case": case.id, "detail": reason}
 
 
 def _summary(f: Finding) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -12,13 +12,20 @@ from corral.domain.text import bad_character
 from corral.engines.reclaim import OPEN
 from corral.reclaim.env import ReclaimEnv, token_hash
 from corral.reclaim.steps import HYPERVISOR_STEPS, STEPS
-from corral.reclaim.views import case_view
+from corral.reclaim.views import (
+    CaseDetail,
+    CaseEvent,
+    CaseRecord,
+    Savings,
+    case_detail,
+    case_view,
+)
 from corral.store import models as m
 
 
 def cases(
     env: ReclaimEnv, *, state: str | None = None, open_only: bool = False
-) -> list[dict[str, Any]]:
+) -> list[CaseRecord]:
     """Returns every case (or those in ``state``, or the open ones) with its next step."""
     with env.db.session() as s:
         q = select(m.ReclaimCase)
@@ -30,41 +37,37 @@ def cases(
         return [case_view(c, env.now, env.policy) for c in rows]
 
 
-def case(env: ReclaimEnv, case_id: int) -> dict[str, Any]:
+def case(env: ReclaimEnv, case_id: int) -> CaseDetail:
     """Returns one case with its approvals and its VM's reclamation history."""
     with env.db.session() as s:
-        c = env.case_row(s, case_id)
-        view = case_view(c, env.now, env.policy)
-        view["approvals"] = [
-            {"step": a.step, "approver": a.approver, "at": a.at.isoformat(), "note": a.note}
-            for a in c.approvals
-        ]
-    view["history"] = history(env, view["vm_uuid"])
-    return view
+        uuid = env.case_row(s, case_id).vm_uuid
+    events = tuple(history(env, uuid))
+    with env.db.session() as s:
+        return case_detail(env.case_row(s, case_id), env.now, env.policy, events)
 
 
-def history(env: ReclaimEnv, vm_uuid: str) -> list[dict[str, Any]]:
+def history(env: ReclaimEnv, vm_uuid: str) -> list[CaseEvent]:
     """The VM's reclamation events (of every case it had), oldest first."""
     return [
-        {
-            "at": e["at"],
-            "kind": e["kind"],
-            "case": e["details"].get("case"),
-            "by": e["details"].get("by"),
-            "details": {k: v for k, v in e["details"].items() if k not in ("case", "by")},
-        }
+        CaseEvent(
+            at=datetime.fromisoformat(e["at"]),
+            kind=e["kind"],
+            case=e["details"].get("case"),
+            by=e["details"].get("by"),
+            details={k: v for k, v in e["details"].items() if k not in ("case", "by")},
+        )
         for e in reversed(env.inv.events(vm=vm_uuid, limit=1000))
         if "case" in (e.get("details") or {})
     ]
 
 
-def savings(env: ReclaimEnv) -> dict[str, Any]:
+def savings(env: ReclaimEnv) -> Savings:
     """Savings actually realized so far, and the monthly rate now, per case and in total."""
-    rows = cases(env)
-    realized = round(sum(r["realized"] for r in rows), 2)
-    monthly = round(sum(r["saving_now_monthly"] for r in rows), 2)
-    currency = rows[0]["currency"] if rows else env.model.currency
-    return {"currency": currency, "realized": realized, "monthly_now": monthly, "cases": rows}
+    rows = tuple(cases(env))
+    realized = round(sum(r.realized for r in rows), 2)
+    monthly = round(sum(r.saving_now_monthly for r in rows), 2)
+    currency = rows[0].currency if rows else env.model.currency
+    return Savings(currency=currency, realized=realized, monthly_now=monthly, cases=rows)
 
 
 def case_for_token(env: ReclaimEnv, token: str) -> int | None:

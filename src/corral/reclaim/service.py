@@ -48,7 +48,14 @@ from corral.reclaim.env import (
     ReclaimEnv,
 )
 from corral.reclaim.steps import STEPS
-from corral.reclaim.views import case_view, rule_view
+from corral.reclaim.views import (
+    CaseDetail,
+    CaseEvent,
+    CaseRecord,
+    Savings,
+    case_view,
+    rule_view,
+)
 from corral.services.records import vm_record
 from corral.store import models as m
 
@@ -74,7 +81,7 @@ class ReclaimService(ReclaimEnv):
         reason: str,
         actor: str,
         evidence: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> CaseRecord:
         """Open a case for one VM; refused while another case is open or an extension holds."""
         check_text(ref, "the VM")
         check_text(reason, "the reason", multiline=True)
@@ -205,20 +212,20 @@ class ReclaimService(ReclaimEnv):
         return STEPS[step].describe(self, to, case_id)
 
     # -- people's steps --------------------------------------------------------
-    def confirm(self, case_id: int, actor: str) -> dict[str, Any]:
+    def confirm(self, case_id: int, actor: str) -> CaseRecord:
         return self.execute(case_id, Step.confirm, actor, {})
 
-    def extend(self, case_id: int, until: date, reason: str, actor: str) -> dict[str, Any]:
+    def extend(self, case_id: int, until: date, reason: str, actor: str) -> CaseRecord:
         check_text(reason, "the reason", multiline=True)
         check_extension(until, reason, self.now.date(), self.policy)
         return self.execute(
             case_id, Step.extend, actor, {"until": until.isoformat(), "reason": reason.strip()}
         )
 
-    def restore(self, case_id: int, actor: str) -> dict[str, Any]:
+    def restore(self, case_id: int, actor: str) -> CaseRecord:
         return self.execute(case_id, Step.restore, actor, {})
 
-    def cancel(self, case_id: int, actor: str, reason: str) -> dict[str, Any]:
+    def cancel(self, case_id: int, actor: str, reason: str) -> CaseRecord:
         check_text(reason, "the reason", multiline=True)
         if not reason.strip():
             raise ValidationError("cancelling a case needs a reason.")
@@ -231,7 +238,7 @@ class ReclaimService(ReclaimEnv):
         actor: str | None = None,
         until: date | None = None,
         reason: str = "",
-    ) -> dict[str, Any]:
+    ) -> CaseRecord:
         """The owner's answer through the token of the notification e-mail.
 
         Without an ``actor`` the answer is recorded as coming from the address the
@@ -254,7 +261,7 @@ class ReclaimService(ReclaimEnv):
             return self.extend(case_id, until, reason, actor)
         raise ValidationError("action must be 'extend' or 'confirm'.")
 
-    def approve(self, case_id: int, step: str, actor: str, note: str = "") -> dict[str, Any]:
+    def approve(self, case_id: int, step: str, actor: str, note: str = "") -> CaseRecord:
         check_text(note, "the note", multiline=True)
         try:
             what = Step(step)
@@ -270,21 +277,21 @@ class ReclaimService(ReclaimEnv):
             return case_view(c)
 
     # -- one step, three phases (corral.reclaim.executor) ------------------------
-    def execute(self, case_id: int, step: Step, actor: str, args: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, case_id: int, step: Step, actor: str, args: dict[str, Any]) -> CaseRecord:
         """Take ``step`` on the case now; returns the case's view."""
         return executor.execute(self, case_id, step, actor, args)
 
     # -- reading (corral.reclaim.queries) ----------------------------------------
-    def cases(self, *, state: str | None = None, open_only: bool = False) -> list[dict[str, Any]]:
+    def cases(self, *, state: str | None = None, open_only: bool = False) -> list[CaseRecord]:
         return queries.cases(self, state=state, open_only=open_only)
 
-    def case(self, case_id: int) -> dict[str, Any]:
+    def case(self, case_id: int) -> CaseDetail:
         return queries.case(self, case_id)
 
-    def history(self, vm_uuid: str) -> list[dict[str, Any]]:
+    def history(self, vm_uuid: str) -> list[CaseEvent]:
         return queries.history(self, vm_uuid)
 
-    def savings(self) -> dict[str, Any]:
+    def savings(self) -> Savings:
         return queries.savings(self)
 
     def case_for_token(self, token: str) -> int | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from corral.engines.reclaim import OPEN, State
 from corral.errors import NotFoundError, ValidationError
 from corral.reclaim.service import ReclaimService
+from corral.reclaim.views import CaseDetail
 from corral.reports.templates.elements import Child, Element, el, money, section, table
 from corral.reports.templates.style import CSS
 
@@ -108,14 +108,14 @@ def answer_page(
     alert = el("div", {"class": "error", "role": "alert"}, f"Your answer was not saved: {error}")
     parts: list[Child] = [alert] if error else []
     parts += [_statussection(case, svc), _factssection(case, _expiry(svc, case))]
-    if case["state"] in OPEN and not case["pending"]:
+    if case.state in OPEN and not case.pending:
         parts.append(_keep_form(form, today, svc.policy.max_extension_days))
-        if case["state"] == State.notified:
+        if case.state == State.notified:
             parts.append(_go_form())
     title = (
-        f"VM {case['vm']}: keep it or let it go"
-        if case["state"] in OPEN
-        else f"VM {case['vm']}: reclamation {case['state']}"
+        f"VM {case.vm}: keep it or let it go"
+        if case.state in OPEN
+        else f"VM {case.vm}: reclamation {case.state}"
     )
     return document(title, *parts, case_id=case_id)
 
@@ -146,25 +146,25 @@ def document(title: str, *parts: Child, case_id: int | None = None) -> Element:
 # -- what the page says ----------------------------------------------------------
 
 
-def _statussection(case: dict[str, Any], svc: ReclaimService) -> Element:
+def _statussection(case: CaseDetail, svc: ReclaimService) -> Element:
     headline, detail = _state_words(case, svc)
     lines: list[Child] = [el("p", {"class": "state"}, headline), el("p", None, detail)]
-    if case["pending"]:
+    if case.pending:
         lines.append(
-            el("p", None, f"A step is under way ({case['pending']}); reload this page shortly.")
+            el("p", None, f"A step is under way ({case.pending}); reload this page shortly.")
         )
-    elif case["state"] in OPEN - {State.notified} and case.get("next"):
-        lines.append(el("p", None, f"Next: {case['next']}."))
+    elif case.state in OPEN - {State.notified} and case.next:
+        lines.append(el("p", None, f"Next: {case.next}."))
     return section("Where it stands", *lines, section_id="status")
 
 
-def _state_words(case: dict[str, Any], svc: ReclaimService) -> tuple[str, str]:
-    state, cost = State(case["state"]), money(case["monthly_cost"], case["currency"], cents=True)
+def _state_words(case: CaseDetail, svc: ReclaimService) -> tuple[str, str]:
+    state, cost = State(case.state), money(case.monthly_cost, case.currency, cents=True)
     at, by = _when(case, _EVENT[state]) if state in _EVENT else (None, None)
     policy = svc.policy
     if state is State.notified:
         return (
-            f"Waiting for your answer until {_ts(case['respond_by'])} UTC.",
+            f"Waiting for your answer until {_ts(case.respond_by)} UTC.",
             "If nobody answers by then, the VM is powered off (quarantined), archived as a disk "
             f"snapshot {policy.quarantine_days} days later, and deleted {policy.cooling_off_days} "
             "days after that. Until it is deleted every step can be undone.",
@@ -184,7 +184,7 @@ def _state_words(case: dict[str, Any], svc: ReclaimService) -> tuple[str, str]:
         )
     if state is State.archived:
         return (
-            f"Archived: a disk snapshot ({case['archive_snapshot']}) was taken on {_ts(at)} UTC.",
+            f"Archived: a disk snapshot ({case.archive_snapshot}) was taken on {_ts(at)} UTC.",
             "The VM stays powered off and will be deleted with its disks after a cooling-off "
             f"period of {policy.cooling_off_days} days. Keeping it removes the snapshot and "
             "brings it back as it was.",
@@ -193,13 +193,13 @@ def _state_words(case: dict[str, Any], svc: ReclaimService) -> tuple[str, str]:
 
 
 def _closed_words(
-    state: State, case: dict[str, Any], at: str | None, by: str | None, cost: str
+    state: State, case: CaseDetail, at: datetime | None, by: str | None, cost: str
 ) -> tuple[str, str]:
     if state is State.extended:
         return (
-            f"Kept: this VM is kept until {case['extended_until']}.",
+            f"Kept: this VM is kept until {case.extended_until}.",
             f"{by or 'Its owner'} answered on {_ts(at)} UTC with the reason: "
-            f"{case['extend_reason']}. Nothing more will happen under this case.",
+            f"{case.extend_reason}. Nothing more will happen under this case.",
         )
     if state is State.restored:
         return (
@@ -230,47 +230,44 @@ _EVENT = {
 }
 
 
-def _when(case: dict[str, Any], kind: str) -> tuple[str | None, str | None]:
+def _when(case: CaseDetail, kind: str) -> tuple[datetime | None, str | None]:
     """When and by whom this case last took the step recorded as ``kind``."""
-    for event in reversed(case.get("history") or []):
-        if event["kind"] == kind and event["case"] == case["id"]:
-            return str(event["at"]), event["by"]
+    for event in reversed(case.history):
+        if event.kind == kind and event.case == case.id:
+            return event.at, event.by
     return None, None
 
 
-def _ts(value: str | datetime | None) -> str:
-    if value is None:
-        return "?"
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return f"{moment:%Y-%m-%d %H:%M}"
+def _ts(value: datetime | None) -> str:
+    return "?" if value is None else f"{value:%Y-%m-%d %H:%M}"
 
 
-def _expiry(svc: ReclaimService, case: dict[str, Any]) -> str:
+def _expiry(svc: ReclaimService, case: CaseDetail) -> str:
     try:
-        vm = svc.inv.find_vm(case["vm_uuid"])
+        vm = svc.inv.find_vm(case.vm_uuid)
     except NotFoundError:
         return "unknown (the VM is no longer in the inventory)"
     return str(vm.get("expires_on") or "none set")
 
 
-def _factssection(case: dict[str, Any], expiry: str) -> Element:
-    cost = money(case["monthly_cost"], case["currency"], cents=True)
+def _factssection(case: CaseDetail, expiry: str) -> Element:
+    cost = money(case.monthly_cost, case.currency, cents=True)
     facts = [
-        ("VM", case["vm"]),
-        ("Host", case["host"] or "?"),
-        ("Owner", case["owner"] or "none recorded"),
-        ("Department", case["department"] or "none recorded"),
-        ("Why it was flagged", case["reason"]),
-        ("Category", case["category"]),
+        ("VM", case.vm),
+        ("Host", case.host or "?"),
+        ("Owner", case.owner or "none recorded"),
+        ("Department", case.department or "none recorded"),
+        ("Why it was flagged", case.reason),
+        ("Category", case.category),
         ("Cost", f"about {cost} a month"),
         ("Lease ends (inventory)", expiry),
-        ("Flagged", f"{_ts(case['flagged_at'])} UTC by {case['flagged_by']}"),
+        ("Flagged", f"{_ts(case.flagged_at)} UTC by {case.flagged_by}"),
     ]
     items: list[Child] = []
     for name, value in facts:
         items += [el("dt", None, name), el("dd", None, str(value))]
     parts: list[Child] = [el("dl", {"class": "facts"}, *items)]
-    evidence = case.get("evidence") or {}
+    evidence = case.evidence
     if evidence:
         rows = [(str(k), _plain(v)) for k, v in sorted(evidence.items())]
         parts += [el("h3", None, "Evidence"), table(["measure", "value"], rows)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -52,6 +53,18 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def _when(value: datetime | date | str | None, width: int = 16) -> str:
+    """A moment as 'YYYY-MM-DD HH:MM' (``width`` 19 adds seconds, 10 is the date alone),
+    whether the service gave a datetime or an ISO string."""
+    if value is None or value == "":
+        return ""
+    text = value.isoformat() if isinstance(value, datetime | date) else str(value)
+    return text[:width].replace("T", " ")
+
+
+templates.filters["when"] = _when
 
 
 class SignInNeeded(Exception):

@@ -57,7 +57,7 @@ def sprawl_page(request: Request) -> Response:
         (f for f in analysis.findings if not q["category"] or f.category == q["category"]),
         key=lambda f: -f.monthly_cost_held,
     )
-    open_cases = {c["vm_uuid"]: c["id"] for c in get_reclaim(request).cases(open_only=True)}
+    open_cases = {c.vm_uuid: c.id for c in get_reclaim(request).cases(open_only=True)}
     return render(
         request,
         "sprawl.html",
@@ -105,4 +105,4 @@ def case(request: Request, case_id: str) -> Response:
     if not case_id.isdigit() or len(case_id) > 9:
         raise NotFoundError("no such case; case numbers are whole numbers.")
     detail = get_reclaim(request).case(int(case_id))
-    return render(request, "case.html", title=f"Case {detail['id']}", case=detail)
+    return render(request, "case.html", title=f"Case {detail.id}", case=detail)

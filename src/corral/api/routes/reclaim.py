@@ -19,18 +19,16 @@ from corral.api.schemas import (
     ReclaimAnswer,
     ReclaimApprove,
     ReclaimCancel,
-    ReclaimCaseDetail,
-    ReclaimCasePublic,
     ReclaimExtend,
     ReclaimFlag,
     ReclaimRespond,
     ReclaimRun,
     ReclaimRunResult,
-    ReclaimSavings,
 )
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.engines.reclaim import State
+from corral.reclaim.views import CaseDetail, CaseRecord, Savings
 
 router = APIRouter(prefix="/api/v1/reclaim", tags=["reclaim"])
 
@@ -42,7 +40,7 @@ READ = error_responses(401, 404, 422)
 STEP = error_responses(401, 404, 409, 413, 422, 502, 503)
 
 
-@router.get("/cases", response_model=Page[ReclaimCasePublic], responses=READ)
+@router.get("/cases", response_model=Page[CaseRecord], responses=READ)
 def list_cases(
     svc: ReclaimDep,
     who: Annotated[Principal, require(Perm.vm_read)],
@@ -54,75 +52,75 @@ def list_cases(
     cursor: Cursor = None,
 ) -> Page[Any]:
     rows = svc.cases(state=state.value if state else None, open_only=open_only)
-    rows = [c for c in rows if who.sees(Perm.vm_read, c["department"])]
-    return paginate(sorted(rows, key=lambda c: c["id"]), lambda c: (c["id"],), limit, cursor)
+    rows = [c for c in rows if who.sees(Perm.vm_read, c.department)]
+    return paginate(sorted(rows, key=lambda c: c.id), lambda c: (c.id,), limit, cursor)
 
 
-@router.get("/cases/{case_id}", response_model=ReclaimCaseDetail, responses=READ)
+@router.get("/cases/{case_id}", response_model=CaseDetail, responses=READ)
 def get_case(
     case_id: CaseId, svc: ReclaimDep, _who: Annotated[Principal, require(Perm.vm_read, case_target)]
-) -> dict[str, Any]:
+) -> CaseDetail:
     return svc.case(case_id)
 
 
 @router.post(
     "/cases",
-    response_model=ReclaimCasePublic,
+    response_model=CaseRecord,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(401, 404, 409, 413, 422),
 )
 def flag(
     body: ReclaimFlag, svc: ReclaimDep, who: Annotated[Principal, require(Perm.reclaim_flag)]
-) -> dict[str, Any]:
+) -> CaseRecord:
     return svc.flag(body.vm, category=body.category, reason=body.reason, actor=who.user)
 
 
-@router.post("/cases/{case_id}/confirm", response_model=ReclaimCasePublic, responses=STEP)
+@router.post("/cases/{case_id}/confirm", response_model=CaseRecord, responses=STEP)
 def confirm(
     case_id: CaseId,
     svc: ReclaimDep,
     who: Annotated[Principal, require(Perm.reclaim_respond, case_target)],
-) -> dict[str, Any]:
+) -> CaseRecord:
     return svc.confirm(case_id, who.user)
 
 
-@router.post("/cases/{case_id}/extend", response_model=ReclaimCasePublic, responses=STEP)
+@router.post("/cases/{case_id}/extend", response_model=CaseRecord, responses=STEP)
 def extend(
     case_id: CaseId,
     body: ReclaimExtend,
     svc: ReclaimDep,
     who: Annotated[Principal, require(Perm.reclaim_respond, case_target)],
-) -> dict[str, Any]:
+) -> CaseRecord:
     return svc.extend(case_id, body.until, body.reason, who.user)
 
 
-@router.post("/cases/{case_id}/approve", response_model=ReclaimCaseDetail, responses=STEP)
+@router.post("/cases/{case_id}/approve", response_model=CaseDetail, responses=STEP)
 def approve(
     case_id: CaseId,
     body: ReclaimApprove,
     svc: ReclaimDep,
     who: Annotated[Principal, require(Perm.reclaim_decide, case_target)],
-) -> dict[str, Any]:
+) -> CaseDetail:
     svc.approve(case_id, body.step, who.user, body.note)
     return svc.case(case_id)
 
 
-@router.post("/cases/{case_id}/restore", response_model=ReclaimCasePublic, responses=STEP)
+@router.post("/cases/{case_id}/restore", response_model=CaseRecord, responses=STEP)
 def restore(
     case_id: CaseId,
     svc: ReclaimDep,
     who: Annotated[Principal, require(Perm.reclaim_decide, case_target)],
-) -> dict[str, Any]:
+) -> CaseRecord:
     return svc.restore(case_id, who.user)
 
 
-@router.post("/cases/{case_id}/cancel", response_model=ReclaimCasePublic, responses=STEP)
+@router.post("/cases/{case_id}/cancel", response_model=CaseRecord, responses=STEP)
 def cancel(
     case_id: CaseId,
     body: ReclaimCancel,
     svc: ReclaimDep,
     who: Annotated[Principal, require(Perm.reclaim_decide, case_target)],
-) -> dict[str, Any]:
+) -> CaseRecord:
     return svc.cancel(case_id, who.user, body.reason)
 
 
@@ -141,8 +139,8 @@ def run(
     return {"dry_run": dry, "mail": svc.mail_line, "outcomes": outcomes}
 
 
-@router.get("/savings", response_model=ReclaimSavings, responses=error_responses(401))
-def savings(svc: ReclaimDep, _who: Annotated[Principal, require(Perm.ops_read)]) -> dict[str, Any]:
+@router.get("/savings", response_model=Savings, responses=error_responses(401))
+def savings(svc: ReclaimDep, _who: Annotated[Principal, require(Perm.ops_read)]) -> Savings:
     return svc.savings()
 
 
@@ -152,7 +150,9 @@ def savings(svc: ReclaimDep, _who: Annotated[Principal, require(Perm.ops_read)])
     responses=error_responses(404, 409, 413, 422, 502, 503),
     dependencies=[audited_as_owner("POST /api/v1/reclaim/respond")],
 )
-def respond(body: ReclaimRespond, svc: ReclaimDep) -> dict[str, Any]:
+def respond(body: ReclaimRespond, svc: ReclaimDep) -> ReclaimAnswer:
     """The owner keeps (extend) or gives up (confirm) the VM; the e-mailed token authorizes."""
     case = svc.respond(body.token, body.action, None, body.until, body.reason)
-    return {k: case[k] for k in ("id", "vm", "state", "extended_until")}
+    return ReclaimAnswer(
+        id=case.id, vm=case.vm, state=case.state, extended_until=case.extended_until
+    )
