@@ -26,11 +26,15 @@ def test_points_list_show_verify_and_gc(api: Api, repo: Repository) -> None:
     inc = make_point(repo, 2, full.id, api_db(api))
     assert api.get("/api/v1/backup/points", token=False).status_code == 401
 
-    listed = api.get("/api/v1/backup/points").json()
+    listed = api.get("/api/v1/backup/points").json()["items"]
     assert [(p["id"], p["kind"], p["parent"]) for p in listed] == [
         (full.id, "full", None), (inc.id, "incremental", full.id)
     ]  # fmt: skip
     assert [p["id"] for p in listed] == [p["id"] for p in cli_json("backup", "points")]
+    first = api.get("/api/v1/backup/points", limit=1).json()
+    assert [p["id"] for p in first["items"]] == [full.id] and first["total"] == 2
+    rest = api.get("/api/v1/backup/points", limit=1, cursor=first["next_cursor"]).json()
+    assert [p["id"] for p in rest["items"]] == [inc.id] and rest["next_cursor"] is None
     one = api.get(f"/api/v1/backup/points/{inc.id}").json()
     assert one["bytes"] == inc.size and {f["name"] for f in one["files"]} == {
         "vda.qcow2", "domain.xml"

@@ -392,7 +392,7 @@ def test_backup_and_restore_through_the_rest_api(
     assert ran["state"] == "succeeded", ran
     [outcome] = ran["result"]["outcomes"]
     assert (outcome["status"], outcome["kind"]) == ("done", "full")
-    listed = api.get("/api/v1/backup/points", vm=guest.name).json()
+    listed = api.get("/api/v1/backup/points", vm=guest.name).json()["items"]
     assert [p["id"] for p in listed] == [outcome["point"]]
 
     name = f"bk2-{uuid.uuid4().hex[:8]}"

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from corral.api.deps import require
+from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.domain.access import Permission as Perm
@@ -160,15 +161,18 @@ RESTORE = JobKind(RESTORE_KIND, RestoreJob, _restore)
 JOB_KINDS = (RUN, RESTORE)
 
 
-@router.get("/points", response_model=list[PointOut], responses=error_responses(401))
+@router.get("/points", response_model=Page[PointOut], responses=error_responses(401, 422))
 def points(
     request: Request,
     _who: Annotated[Principal, require(Perm.ops_read)],
     vm: VMName | None = None,
-) -> list[PointOut]:
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[PointOut]:
     """The restore points in the repository, oldest first (of one VM: name or UUID)."""
     repo = backup_exec.repository(request.app.state.settings)
-    return [_point(p) for p in repo.points() if vm is None or vm in (p.vm_name, p.vm_uuid)]
+    found = [_point(p) for p in repo.points() if vm is None or vm in (p.vm_name, p.vm_uuid)]
+    return paginate(found, lambda p: (p.taken_at.isoformat(), p.id), limit, cursor)
 
 
 @router.get("/points/{point_id}", response_model=PointOut, responses=error_responses(401, 404))
@@ -192,7 +196,7 @@ def verify(
     return VerifiedOut(point=result.point, ok=result.ok, problems=list(result.problems))
 
 
-@router.post("/gc", response_model=GcOut, responses=error_responses(401, 422))
+@router.post("/gc", response_model=GcOut, responses=error_responses(401, 413, 422))
 def gc(
     body: GcRequest, request: Request, _who: Annotated[Principal, require(Perm.fleet_operate)]
 ) -> GcOut:
@@ -206,7 +210,7 @@ def gc(
 
 @router.post(
     "/run", status_code=202, response_model=JobPublic,
-    responses={**ACCEPTED, **error_responses(401, 422)},
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )  # fmt: skip
 def run(
     body: RunRequest, jobs: JobsDep, who: Annotated[Principal, require(Perm.fleet_operate)],
@@ -219,7 +223,7 @@ def run(
 
 @router.post(
     "/restore", status_code=202, response_model=JobPublic,
-    responses={**ACCEPTED, **error_responses(401, 422)},
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
 )  # fmt: skip
 def restore(
     body: RestoreRequest, jobs: JobsDep, who: Annotated[Principal, require(Perm.fleet_operate)],
