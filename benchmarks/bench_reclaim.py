@@ -75,7 +75,7 @@ def bench(
     chosen = random.Random(7).sample(vms, int(len(vms) * share))
     rows: list[tuple[str, int, float]] = []
     t0 = time.perf_counter()
-    ids = [svc.flag(n, category="idle", reason="bench", actor="ops")["id"] for n in chosen]
+    ids = [svc.flag(n, category="idle", reason="bench", actor="ops").id for n in chosen]
     rows.append(("flag", len(ids), time.perf_counter() - t0))
     for stage in ("notify", "quarantine", "archive"):
         t0 = time.perf_counter()

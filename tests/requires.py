@@ -29,6 +29,8 @@ class Resource(enum.StrEnum):
     playwright = "playwright"
     smtp = "smtp"
     promtool = "promtool"
+    snmptrapd = "snmptrapd"
+    alertmanager = "alertmanager"
 
 
 #: A resource's own "this run must have it" variable, besides CI=true.
@@ -39,6 +41,9 @@ REQUIRE_VARIABLES = {
 CHROMIUM = Path("/usr/bin/chromium")
 VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+SNMPTRAPD = shutil.which("snmptrapd") or "/usr/sbin/snmptrapd"
+SNMPTRAP = shutil.which("snmptrap") or "/usr/bin/snmptrap"
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
 #: Why a resource is missing (None when it is there).
 Check = Callable[[], str | None]
@@ -66,6 +71,11 @@ _CHECKS: dict[Resource, Check] = {
     Resource.playwright: _module("playwright", "pip install -e '.[dev]'"),
     Resource.smtp: _module("aiosmtpd", "pip install -e '.[dev]'"),
     Resource.promtool: _binary(PROMTOOL, "apt-get install prometheus"),
+    Resource.snmptrapd: lambda: (
+        _binary(SNMPTRAPD, "apt-get install snmptrapd")()
+        or _binary(SNMPTRAP, "apt-get install snmp")()
+    ),
+    Resource.alertmanager: _binary(ALERTMANAGER, "apt-get install prometheus-alertmanager"),
 }
 _missing: dict[Resource, str | None] = {}
 _used: dict[Resource, set[str]] = {r: set() for r in Resource}

@@ -55,6 +55,7 @@ class Settings:
     metrics_url: str = ""
     cost_model: Path | None = None
     reclaim_policy: Path | None = None
+    request_rules: Path | None = None  # approval rules for VM requests (None: shipped default)
     secret_key: Secret | None = None
     secret_key_file: Path | None = None
     node_dir: Path | None = None
@@ -71,6 +72,12 @@ class Settings:
     api_max_body_bytes: int = 1024 * 1024
     shared_data: Path | None = None
     backup_policy: Path | None = None
+    # -- the live HA manager (corral ha run) --
+    ha_policy: Path | None = None
+    ha_grace_s: float = 30.0
+    ha_check_interval_s: float = 5.0
+    ha_alert_to: str | None = None
+    alert_rules: Path | None = None
     #: the backup repository's folder (default: $CORRAL_HOME/backups)
     backup_repository: Path | None = None
     #: a new full backup after this many incrementals in a chain
@@ -174,6 +181,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("metrics_url", "CORRAL_METRICS_URL", str, "metrics store URL"),
     FieldSpec("cost_model", "CORRAL_COST_MODEL", _path, "cost model YAML (default: shipped)"),
     FieldSpec("reclaim_policy", "CORRAL_RECLAIM_POLICY", _path, "reclamation policy YAML"),
+    FieldSpec("request_rules", "CORRAL_REQUEST_RULES", _path, "VM request approval rules YAML"),
     FieldSpec("secret_key", "CORRAL_SECRET_KEY", _secret, "Fernet key for credentials", True),
     FieldSpec("secret_key_file", "CORRAL_SECRET_KEY_FILE", _path, "file holding the Fernet key"),
     FieldSpec("node_dir", "CORRAL_NODE_DIR", _path, "the only folder for test:/// node files"),
@@ -190,6 +198,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("api_max_body_bytes", "CORRAL_API_MAX_BODY", _positive_int, "largest API body"),
     FieldSpec("shared_data", "CORRAL_SHARED_DATA", _path, "public traces (../shared/data)"),
     FieldSpec("backup_policy", "CORRAL_BACKUP_POLICY", _path, "backup policy YAML"),
+    FieldSpec("ha_policy", "CORRAL_HA_POLICY", _path, "HA policy YAML: fence methods, order"),
+    FieldSpec("ha_grace_s", "CORRAL_HA_GRACE", _positive_float, "seconds before a host is failed"),
+    FieldSpec("ha_check_interval_s", "CORRAL_HA_CHECK_INTERVAL", _positive_float, "HA round s"),
+    FieldSpec("ha_alert_to", "CORRAL_HA_ALERT_TO", str, "address of the HA alert mail"),
+    FieldSpec("alert_rules", "CORRAL_ALERT_RULES", _path, "alert rules and channels YAML"),
     FieldSpec("backup_repository", "CORRAL_BACKUP_REPOSITORY", _path, "restore points folder"),
     FieldSpec("backup_full_every", "CORRAL_BACKUP_FULL_EVERY", _positive_int, "incrementals/full"),
 )

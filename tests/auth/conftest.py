@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,9 +14,11 @@ from sqlalchemy import update
 
 from corral.api.app import create_app
 from corral.config import Settings
-from corral.domain.access import Role
+from corral.domain.access import Principal, Role
+from corral.domain.requests import Size
 from corral.inventory.service import Inventory
 from corral.security.token_store import TokenStore
+from corral.services.requests import RequestSpec
 from corral.services.users import UserService
 from corral.store import models as m
 from tests.inventory.conftest import nodes  # noqa: F401  (fixture)
@@ -31,6 +34,7 @@ class World:
     inventory: Inventory
     tokens: dict[str, str]  # role -> token of a user with only that role, in red
     cases: dict[str, int]  # department -> an open reclamation case of its VM
+    requests: dict[str, int]  # department -> a draft VM request of its
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -49,10 +53,18 @@ def build_world(inventory: Inventory, node_dir: Path, home: Path) -> World:
         tokens[role.value] = store.create(f"{role.value}-token", f"{role.value}-1")
     app = create_app(inventory, store, settings=Settings(home=home))
     cases = {
-        dept: app.state.reclaim.flag(uuid, category="idle", reason="test", actor="setup")["id"]
+        dept: app.state.reclaim.flag(uuid, category="idle", reason="test", actor="setup").id
         for uuid, dept in ((VM_OWN, OWN), (VM_OTHER, OTHER))
     }
-    return World(TestClient(app), inventory, tokens, cases)
+    requests = {dept: _draft_request(app, dept) for dept in (OWN, OTHER)}
+    return World(TestClient(app), inventory, tokens, cases, requests)
+
+
+def _draft_request(app: Any, department: str) -> int:
+    """A draft request of ``department``, made by a user of no role here."""
+    spec = RequestSpec("debian-12", 1, Size(1, 1024, 0), "owner", department, "p", "dev", 7)
+    setup = Principal("setup", frozenset({Role.admin}), frozenset())
+    return int(app.state.requests.create(spec, setup).id)
 
 
 @pytest.fixture

@@ -73,5 +73,6 @@ def test_one_user_per_role_for_the_demo_twice(db: Database) -> None:
     assert [x.role for x in again] == [r.value for r in Role]
     for old, new in zip(first, again, strict=True):
         assert tokens.authenticate(new.token).roles == {Role(new.role)}
-        assert new.token != old.token
+        assert users.sign_in(new.user, new.password).roles == {Role(new.role)}
+        assert new.token != old.token and new.password != old.password
     assert {u.name for u in users.all()} == {f"demo-{r.value}" for r in Role}

@@ -84,12 +84,16 @@ def _request(world: World, op: str, role: str, department: str) -> tuple[Any, bo
         "job_id": "0" * 32,
         "name": "no-such-host",
         "token": "no-such-token",
+        "request_id": str(world.requests[department]),
+        "department": department,
     }
     path = template
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)
     query = {k: v.replace("{uuid}", uuid) for k, v in PROBES.get(op, {}).items()}
-    targeted = "{uuid}" in template or "{case_id}" in template or op in PROBES
+    targeted = op in PROBES or any(
+        key in template for key in ("{uuid}", "{case_id}", "{request_id}", "{department}")
+    )
     body = {} if method in ("POST", "PATCH", "PUT") else None
     answer = world.client.request(
         method, path, params=query, json=body, headers=world.auth(role) if role else None

@@ -184,7 +184,8 @@ def test_flag_a_vm_from_sprawl_and_see_its_case(browser: Browser, demo: Demo) ->
     assert browser.path().startswith("/reclaim/")
     case_id = int(browser.path().rsplit("/", 1)[1])
     case = demo.app.state.reclaim.case(case_id)
-    assert (case.vm, case.state, case.flagged_by) == (name, "flagged", "dash-admin")
+    # the case names the user the sign-in token belongs to
+    assert (case.vm, case.state, case.flagged_by) == (name, "flagged", "local-admin")
     assert case.evidence["detector"] == "powered_off"
     assert name in browser.page.locator("main").inner_text()
     browser.check("case")

@@ -9,16 +9,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from lxml import html as lhtml
 from sqlalchemy import event
 
+from corral.domain.access import Permission, Principal, Role, Target
 from corral.inventory.filters import VMFilter
 from corral.security.token_store import TokenStore
 from corral.services.records import live_records
+from corral.services.users import UserService
 from corral.web.pages import CSP
-from corral.web.session import COOKIE, RECHECK_S, Action, Role, Viewer, may
+from corral.web.session import COOKIE, RECHECK_S, Credential, Viewer, may
 from tests.requires import Resource, requires
 from tests.web.conftest import Demo, csrf_of, sign_in
 
@@ -153,26 +156,32 @@ def test_a_bad_filter_is_one_sentence_not_a_traceback(signed_in: TestClient) -> 
     assert signed_in.get("/vms/no-such-vm").status_code == 404
 
 
-def test_a_manager_sees_money_but_may_not_flag(client: TestClient, demo: Demo) -> None:
-    sid, session = demo.app.state.web_sessions.start(Viewer("pat", Role.manager))
-    client.cookies.set(COOKIE, sid)
-    assert client.get("/admin").status_code == 403
-    assert client.get("/manager").status_code == 200
+def test_an_auditor_reads_everything_and_may_not_flag(client: TestClient, demo: Demo) -> None:
+    UserService(demo.inv.db).add("web-auditor", roles=["auditor"])
+    sign_in(client, TokenStore(demo.inv.db).create("web-auditor-token", user="web-auditor"))
+    for path in PAGES:
+        assert client.get(path).status_code == 200, path
     sprawl = client.get("/sprawl")
-    assert sprawl.status_code == 200 and "Flag for reclamation" not in sprawl.text
+    assert "Flag for reclamation" not in sprawl.text
     vm = demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
     r = client.post(
         "/sprawl/flag",
-        data={"subject": vm["uuid"], "category": "powered_off", "csrf": session.csrf},
+        data={"subject": vm["uuid"], "category": "powered_off", "csrf": csrf_of(client)},
     )
     assert r.status_code == 403
 
 
-def test_may_is_the_one_check() -> None:
-    admin, manager = Viewer("a", Role.administrator), Viewer("m", Role.manager)
-    assert all(may(admin, a) for a in Action)
-    assert not may(manager, Action.flag_vm) and may(manager, Action.view_money)
-    assert not may(None, Action.view_fleet)
+def test_may_is_the_rest_apis_decision() -> None:
+    def viewer(*roles: str, departments: tuple[str, ...] = ()) -> Viewer:
+        principal = Principal("u", frozenset(Role(r) for r in roles), frozenset(departments))
+        return Viewer(principal, Credential.token, "t")
+
+    admin, requester = viewer("admin"), viewer("requester", departments=("Finance",))
+    assert all(may(admin, p) for p in Permission)
+    assert may(requester, Permission.vm_read, Target("Finance"))
+    assert not may(requester, Permission.vm_read, Target("Research"))
+    assert not may(requester, Permission.vm_read, Target(None))
+    assert not may(requester, Permission.reclaim_flag) and not may(None, Permission.vm_read)
 
 
 def test_docs_need_no_internet(client: TestClient) -> None:
@@ -273,25 +282,78 @@ def test_the_fleet_page_counts_link_to_the_vms_they_count(
     assert 'name="no_owner" value="1" checked' in listed.text
 
 
-@pytest.mark.parametrize("role", ["requester", "approver", "auditor"])
-def test_a_token_of_a_role_without_fleet_pages_cannot_sign_in(
-    client: TestClient, demo: Demo, role: str
-) -> None:
-    """Every page shows the whole fleet and its owners: a requester's token used to sign in as
-    an administrator and see (and flag) every department's VMs."""
-    from corral.services.users import UserService
-
-    UserService(demo.inv.db).add(f"web-{role}", roles=[role], departments=["Finance"])
-    token = TokenStore(demo.inv.db).create(f"web-{role}-token", user=f"web-{role}")
+def _password_sign_in(client: TestClient, user: str, password: str) -> httpx.Response:
     csrf = csrf_of(client, "/login")
-    r = client.post("/login", data={"csrf": csrf, "token": token, "next": "/"})
-    assert r.status_code == 403 and "has no dashboard pages yet" in r.text
+    return client.post(
+        "/login",
+        data={"csrf": csrf, "user": user, "password": password, "next": "/"},
+        follow_redirects=False,
+    )
+
+
+def _department_with_vms(demo: Demo) -> tuple[str, set[str]]:
+    departments = sorted({v["department"] for v in demo.inv.list_vms().items if v["department"]})
+    assert len(departments) >= 2, "the demo has VMs of several departments"
+    mine = departments[0]
+    return mine, {v["name"] for v in demo.inv.list_vms(VMFilter(department=mine)).items}
+
+
+def test_a_requester_signs_in_with_a_password_and_sees_only_their_department(
+    client: TestClient, demo: Demo
+) -> None:
+    """A requester's token used to sign in as an administrator and see every department."""
+    mine, names = _department_with_vms(demo)
+    UserService(demo.inv.db).add(
+        "web-req", roles=["requester"], departments=[mine], password="correct horse 42"
+    )
+    r = _password_sign_in(client, "web-req", "correct horse 42")
+    assert r.status_code == 303 and r.headers["location"] == "/vms"
+    listed = client.get("/vms", params={"sort": "name"})
+    shown = set(re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', listed.text))
+    assert shown and shown <= names
+    other = demo.inv.list_vms(VMFilter(search=None), limit=500).items
+    theirs = next(v for v in other if v["department"] not in (mine, None))
+    assert client.get(f"/vms/{theirs['uuid']}").status_code == 404
+    ours = next(v for v in other if v["department"] == mine)
+    assert client.get(f"/vms/{ours['uuid']}").status_code == 200
+    for path in ("/admin", "/manager", "/sprawl", "/events"):
+        assert client.get(path).status_code == 403, path
+    assert "web-req (requester)" in listed.text
+
+
+def test_a_wrong_password_is_refused_with_the_same_words_as_an_unknown_user(
+    client: TestClient, demo: Demo
+) -> None:
+    UserService(demo.inv.db).add("web-pw", roles=["operator"], password="right one 42")
+    wrong = _password_sign_in(client, "web-pw", "wrong one")
+    unknown = _password_sign_in(client, "nobody-here", "wrong one")
+    assert wrong.status_code == unknown.status_code == 401
+    assert "the user name or password is wrong" in wrong.text
     assert client.get("/vms", follow_redirects=False).status_code == 303  # still signed out
 
 
-def test_an_operator_token_signs_in(client: TestClient, demo: Demo) -> None:
-    from corral.services.users import UserService
+def test_a_role_taken_away_or_a_disabled_user_applies_at_the_next_check(
+    client: TestClient, demo: Demo
+) -> None:
+    """The session used to keep its role until it idled out (only a revoked token ended it)."""
+    mine, _ = _department_with_vms(demo)
+    users = UserService(demo.inv.db)
+    users.add("web-op", roles=["operator"], departments=[mine], password="operator pw 42")
+    assert _password_sign_in(client, "web-op", "operator pw 42").status_code == 303
+    assert client.get("/admin").status_code == 200
+    users.revoke("web-op", roles=["operator"])
+    users.grant("web-op", roles=["requester"])
+    session = demo.app.state.web_sessions.get(client.cookies[COOKIE])
+    session.checked -= RECHECK_S + 1  # the next check is due
+    assert client.get("/admin").status_code == 403
+    assert client.get("/vms").status_code == 200
+    users.disable("web-op")
+    session.checked -= RECHECK_S + 1
+    r = client.get("/vms", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
 
+
+def test_an_operator_token_signs_in(client: TestClient, demo: Demo) -> None:
     UserService(demo.inv.db).add("web-operator", roles=["operator"])
     sign_in(client, TokenStore(demo.inv.db).create("web-operator-token", user="web-operator"))
     assert client.get("/vms").status_code == 200

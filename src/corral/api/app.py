@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from corral import __version__, web
 from corral.api.guard import Guard, allowed_methods
 from corral.api.problems import openapi_with_problems, problem
+from corral.api.routes import alerts as alerts_routes
 from corral.api.routes import audit as audit_routes
 from corral.api.routes import backup as backup_routes
 from corral.api.routes import config as config_routes
@@ -23,7 +24,9 @@ from corral.api.routes import inventory as inventory_routes
 from corral.api.routes import jobs as jobs_routes
 from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import plan as plan_routes
+from corral.api.routes import provision as provision_routes
 from corral.api.routes import reclaim as reclaim_routes
+from corral.api.routes import requests as requests_routes
 from corral.api.routes import respond_page
 from corral.api.routes import restore_points as restore_point_routes
 from corral.api.routes import sim as sim_routes
@@ -36,6 +39,7 @@ from corral.reclaim.service import ReclaimService
 from corral.reclaim.setup import reclaim_service
 from corral.security.token_store import TokenStore
 from corral.services.jobs import JobKind, JobService
+from corral.services.request_setup import quota_service, request_service
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,9 @@ ROUTERS = (
     audit_routes.router,
     backup_routes.router,
     restore_point_routes.router,
+    provision_routes.router,
+    alerts_routes.router,
+    requests_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
@@ -96,6 +103,8 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.reclaim = reclaim or reclaim_service(inventory, settings)
+    app.state.requests = request_service(inventory, settings)
+    app.state.quotas = quota_service(inventory, settings)
     app.state.jobs = JobService(inventory.db, app.state)
     app.state.jobs.register(*JOB_KINDS)
     app.state.jobs.recover()

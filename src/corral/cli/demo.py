@@ -108,8 +108,8 @@ def demo(
         token = context.tokens().create_or_rotate("demo")
         typer.echo(f"Write token for this demo (shown once): {token}")
         typer.echo(
-            f"Dashboard: http://{bind}:{port}/  (sign in with the token above; "
-            "it is an administrator's session)"
+            f"Dashboard: http://{bind}:{port}/  (sign in with the token above, an "
+            "administrator's, or as one of the users below with their password)"
         )
         _print_logins(output)
         run_server(bind, port)
@@ -129,7 +129,7 @@ def _print_logins(output: OutputFormat) -> None:
     emit(
         [dataclasses.asdict(x) for x in logins],
         output,
-        title="logins, one per role (tokens shown once; see docs/auth.md)",
+        title="logins, one per role (passwords and tokens shown once; see docs/auth.md)",
     )
 
 

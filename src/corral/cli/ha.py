@@ -115,3 +115,74 @@ def simulate(
         typer.echo(result.log(), nl=False)
     if result.violations:
         raise typer.Exit(1)
+
+
+@ha_app.command("run")
+def run(
+    once: bool = typer.Option(False, "--once", help="One round, then exit."),
+    cycles: int | None = typer.Option(None, "--cycles", min=1, help="This many rounds, then exit."),
+    name: str = typer.Option("default", "--name", help="Manager name (one per fleet)."),
+) -> None:
+    """The HA manager: watch every host, fence a failed one, restart its VMs by the plan.
+
+    Run two instances against one PostgreSQL: one leads, the other stands by and takes
+    over when the leader dies. On SQLite run only one.
+    """
+    from corral.cli import context
+    from corral.reclaim.setup import mailer_from_env
+    from corral.services.ha_live import HALiveService
+
+    settings = context.settings()
+    mailer = mailer_from_env(settings)
+    service = HALiveService(context.inventory(), settings, name=name, mailer=mailer)
+    service.run(1 if once else cycles)
+
+
+@ha_app.command("status")
+def status(
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Each host's and protected VM's HA state, the leader, and the latest events."""
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services import ha_live_views
+
+    result = ha_live_views.status(context.inventory().db, name)
+    if output is OutputFormat.json:
+        typer.echo(to_json(result.to_dict()))
+        return
+    leader = result.leader or "none yet"
+    typer.echo(f"HA manager {result.manager}: leader {leader}, last round {result.updated_at}")
+    emit([dict(vars(h)) for h in result.hosts], output, title="hosts")
+    emit([dict(vars(v)) for v in result.vms], output, title="protected VMs")
+    events = [{**vars(e), "t": _clock_time(e.t)} for e in result.events]
+    emit(events, output, title="latest events")
+
+
+def _clock_time(t: float) -> str:
+    """A live manager's clock is the epoch: shown as a UTC time of day."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@ha_app.command("plan")
+def plan(
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The failover plan: for each host that could fail, where each of its VMs restarts."""
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services import ha_live_views
+
+    inventory = context.inventory()
+    result = ha_live_views.plan(inventory.db, inventory, name)
+    if output is OutputFormat.json:
+        typer.echo(to_json(result.to_dict()))
+        return
+    if not result.entries:
+        typer.echo("No failover plan: no synced host runs a protected VM (run 'corral sync').")
+        return
+    emit([dict(vars(e)) for e in result.entries], output, title=f"failover plan ({result.source})")

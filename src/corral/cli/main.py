@@ -120,6 +120,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Restore a VM from any retained restore point, as a new VM or in place.",
     ),
     "ha": ("corral.cli.ha", "High availability: admission control and failover plans."),
+    "alerts": ("corral.cli.alerts", "Alert rules, alerts, acknowledgements and silences."),
     "sim": (
         "corral.cli.sim",
         "Simulate dynamic VM consolidation on recorded traces (CloudSim PlanetLab set-up).",
@@ -149,8 +150,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Add, list, disable users; grant and revoke roles and departments.",
     ),
     "audit": ("corral.cli.audit", "The audit log of every write: list, verify."),
+    "request": (
+        "corral.cli.requests",
+        "VM requests: quote, create, submit, approve, deny, cancel, extend, expire.",
+    ),
+    "quota": (
+        "corral.cli.requests",
+        "Department quotas on vCPUs, memory, storage, VMs and cost.",
+    ),
     "jobs": ("corral.cli.jobs", "Long-running jobs run by the API server."),
     "config": ("corral.cli.config", "Corral's effective settings."),
+    "template": (
+        "corral.cli.provision",
+        "The template catalog: base images new VMs are made from.",
+    ),
+    "provision": (
+        "corral.cli.provision",
+        "Make VMs from templates on a host, and list the attempts.",
+    ),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(mod for mod, _ in COMMANDS.values()))
 

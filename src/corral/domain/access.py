@@ -49,6 +49,16 @@ class Permission(StrEnum):
     users_manage = "users.manage"
     #: Who am I: every authenticated caller.
     self_read = "self.read"
+    #: Create VMs on a host from a template, and change the template catalog (issue 10 item 5).
+    vm_provision = "vm.provision"
+    #: Read VM requests and the department quotas they are checked against.
+    request_read = "request.read"
+    #: Draft, quote, submit and cancel a VM request.
+    request_create = "request.create"
+    #: Approve or deny a VM request (never one's own).
+    request_decide = "request.decide"
+    #: Set a department's quota.
+    quota_manage = "quota.manage"
 
 
 class Reach(StrEnum):
@@ -70,6 +80,8 @@ GRANTS: dict[Role, dict[Permission, Reach]] = {
         P.vm_read: _D,
         P.vm_annotate: _D,
         P.reclaim_respond: _D,
+        P.request_read: _D,
+        P.request_create: _D,
     },
     Role.approver: {
         P.self_read: _F,
@@ -78,11 +90,22 @@ GRANTS: dict[Role, dict[Permission, Reach]] = {
         P.vm_annotate: _D,
         P.reclaim_respond: _D,
         P.reclaim_decide: _D,
+        P.request_read: _D,
+        P.request_create: _D,
+        P.request_decide: _D,
     },
-    Role.operator: {p: _F for p in P if p not in (P.audit_read, P.users_manage)},
+    # Operators run the fleet; deciding requests and setting quotas is governance.
+    Role.operator: {
+        p: _F
+        for p in P
+        if p not in (P.audit_read, P.users_manage, P.request_decide, P.quota_manage)
+    },
     Role.auditor: {
         p: _F
-        for p in (P.self_read, P.fleet_read, P.fleet_analyse, P.vm_read, P.ops_read, P.audit_read)
+        for p in (
+            *(P.self_read, P.fleet_read, P.fleet_analyse, P.vm_read, P.ops_read, P.audit_read),
+            P.request_read,
+        )
     },
     Role.admin: {p: _F for p in P},
 }

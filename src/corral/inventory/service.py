@@ -296,6 +296,21 @@ class Inventory:
         name, uri = host.name, host.uri
         return lambda: self.pool.get(name, uri, lambda: connect(uri, creds, access=self.access))
 
+    def own_opener(self, name: str) -> Callable[[], Hypervisor]:
+        """Opens a new connection to host ``name`` each call, outside the pool: for a caller
+        that keeps its own long-lived connection (the HA manager's, with keepalive)."""
+        from corral.hypervisor.libvirt import Credentials, connect  # libvirt: on use
+
+        with self.db.session() as s:
+            host = self._host(s, name)
+            creds = None
+            if host.username or host.secret:
+                creds = Credentials(
+                    host.username, self.secrets.decrypt(host.secret) if host.secret else None
+                )
+            uri = host.uri
+        return lambda: connect(uri, creds, access=self.access)
+
     def release(
         self, host_name: str, *, wrote: bool = False, broken: bool = False, late: bool = False
     ) -> None:

@@ -63,6 +63,16 @@ class TokenStore:
         """The user a valid token belongs to, with its roles now; AuthError otherwise."""
         return self._check(token)[1]
 
+    def principal_for(self, name: str) -> Principal:
+        """The principal of the token named ``name`` now (its user's roles today); AuthError
+        when the token was revoked or removed or its user disabled. For sessions that signed
+        in with the token and keep only its name."""
+        with self.db.session() as s:
+            row = s.scalar(select(m.ApiToken).where(m.ApiToken.name == name))
+            if row is None or row.revoked_at is not None:
+                raise AuthError("the token this session signed in with was revoked.")
+            return principal_of(_user_of(s, row.id))
+
     def _check(self, token: str) -> tuple[str, Principal]:
         prefix = split_prefix(token)
         if prefix is None:

@@ -109,6 +109,56 @@ WATCHED: dict[type[m.Base], Watched] = {
     ),
     m.UserRole: Watched("user-role", lambda r: r.user_id, ("user_id", "role")),
     m.UserDepartment: Watched("user-department", lambda d: d.user_id, ("user_id", "department")),
+    m.TemplateRow: Watched(
+        "template",
+        lambda t: t.name,
+        ("name", "pool", "volume", "vcpus", "memory_mib", "network", "domain_type", "kernel"),
+    ),
+    m.ProvisionRow: Watched(
+        "provision",
+        lambda p: p.id,
+        ("name", "host", "template", "status", "reason", "vm_uuid", "created_by", "request_id"),
+    ),
+    # Every transition of the HA manager (corral ha run) is an event row: each is audited.
+    m.HAEventRow: Watched("ha-event", lambda e: e.id, ("manager", "kind", "host", "vm", "detail")),
+    m.AlertRow: Watched("alert", lambda a: a.fingerprint, ("rule", "state", "acked_by")),
+    m.AlertSilenceRow: Watched(
+        "alert-silence", lambda s: s.id, ("matchers", "ends_at", "comment", "created_by")
+    ),
+    # VM requests, their decisions and reservations, quotas (issue 10 items 2-4)
+    m.VMRequest: Watched(
+        "request",
+        lambda r: r.id,
+        (
+            "kind",
+            "vm_uuid",
+            "requester",
+            "owner",
+            "department",
+            "purpose",
+            "environment",
+            "template",
+            "count",
+            "vcpus",
+            "memory_mib",
+            "disk_gb",
+            "lease_days",
+            "monthly_cost",
+            "state",
+            "failure_reason",
+        ),
+    ),
+    m.RequestDecision: Watched(
+        "request-decision", lambda d: d.request_id, ("actor", "action", "note", "reasons")
+    ),
+    m.RequestReservation: Watched(
+        "reservation", lambda r: r.request_id, ("host", "vm", "vcpus", "memory_mib", "disk_gb")
+    ),
+    m.Quota: Watched(
+        "quota",
+        lambda q: q.department,
+        ("vcpus", "memory_mib", "storage_gb", "vms", "monthly_cost", "updated_by"),
+    ),
     m.BackupPointRow: Watched(
         "restore-point", lambda p: p.id, ("vm_uuid", "vm_name", "kind", "parent_id", "checkpoint")
     ),

@@ -7,6 +7,7 @@ a disabled user or a revoked role stops working at once, with no cache to expire
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -158,6 +159,14 @@ class UserService:
                 raise AuthError("the user name or password is wrong.")
             return principal_of(user)
 
+    def principal(self, name: str) -> Principal:
+        """The principal of user ``name`` now; AuthError when the user is gone or disabled."""
+        with self.db.session() as s:
+            user = s.scalar(select(m.User).where(m.User.name == name))
+            if user is None:
+                raise AuthError(f"user {name!r} no longer exists.")
+            return principal_of(user)
+
 
 def _find(s: Session, name: str) -> m.User:
     user = s.scalar(select(m.User).where(m.User.name == name))
@@ -183,6 +192,9 @@ class Login:
     user: str
     role: str
     department: str
+    #: For the dashboard's sign-in form; made fresh on every run and shown once.
+    password: str
+    #: For the REST API (and the dashboard's token field).
     token: str
 
 
@@ -195,6 +207,8 @@ def one_user_per_role(users: UserService, tokens: TokenStore, department: str) -
             users.add(name, roles=[role.value], departments=[department])
         except ConflictError:  # an earlier run made them
             users.enable(name)
+        password = secrets.token_urlsafe(12)
+        users.set_password(name, password)
         token = tokens.create_or_rotate(f"{name}-token", name)
-        logins.append(Login(name, role.value, department, token))
+        logins.append(Login(name, role.value, department, password, token))
     return logins

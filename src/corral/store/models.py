@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -419,6 +420,198 @@ class HAEventRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     alert: Mapped[bool] = mapped_column(Boolean, default=False)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- templates and provisioning (issue 10 item 5) -------------------------------------------
+
+
+class TemplateRow(Base):
+    """A catalog entry: a base image (pool and volume name) and the defaults of its VMs."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    pool: Mapped[str] = mapped_column(String(255))
+    volume: Mapped[str] = mapped_column(String(255))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    network: Mapped[str | None] = mapped_column(String(255))
+    domain_type: Mapped[str] = mapped_column(String(16))
+    machine: Mapped[str | None] = mapped_column(String(64))
+    arch: Mapped[str] = mapped_column(String(32))
+    kernel: Mapped[str | None] = mapped_column(String(1024))
+    initrd: Mapped[str | None] = mapped_column(String(1024))
+    cmdline: Mapped[str | None] = mapped_column(String(1024))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProvisionRow(Base):
+    """One provisioning attempt: the spec, where it got to, and what rollback left behind."""
+
+    __tablename__ = "provisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    host: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    vm_uuid: Mapped[str | None] = mapped_column(String(36))
+    created_by: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[int | None] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AlertRow(Base):
+    """One alert (corral.engines.alerting.model.Alert), keyed by its labels' fingerprint."""
+
+    __tablename__ = "alerts"
+
+    fingerprint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    group_key: Mapped[str] = mapped_column(String(512))
+    value: Mapped[float] = mapped_column(Double)
+    summary: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Double)
+    changed_at: Mapped[float] = mapped_column(Double)
+    notified: Mapped[str | None] = mapped_column(String(16))
+    acked_by: Mapped[str | None] = mapped_column(String(64))
+    muted_by: Mapped[str | None] = mapped_column(String(256))
+
+
+class AlertSilenceRow(Base):
+    __tablename__ = "alert_silences"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    matchers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ends_at: Mapped[float] = mapped_column(Double)
+    comment: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    expiry_noticed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AlertOutboxRow(Base):
+    """One notification for one channel; sent once (``sent_at``), retried until then."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (UniqueConstraint("key", "channel", name="uq_alert_outbox_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Double)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Double)
+    sent_at: Mapped[float | None] = mapped_column(Double, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- VM requests, approvals, reservations, quotas (issue 10 items 2-4) ----------------------
+
+
+class VMRequest(Base):
+    """A request for ``count`` new VMs of one size from a template, and where it stands.
+
+    ``reasons`` holds the last evaluation's reasons ({rule, text}); ``placement`` where each VM
+    would go ({vm, host}); the capacity of an approved request is held in ``request_reservations``.
+    """
+
+    __tablename__ = "vm_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: "vms" (new VMs) or "extension" (a longer lease for the VM ``vm_uuid``)
+    kind: Mapped[str] = mapped_column(String(16), default="vms", server_default="vms")
+    vm_uuid: Mapped[str | None] = mapped_column(String(36))
+    requester: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(256))
+    department: Mapped[str] = mapped_column(String(256), index=True)
+    purpose: Mapped[str] = mapped_column(String(1024))
+    environment: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str] = mapped_column(String(256))
+    count: Mapped[int] = mapped_column(Integer)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(BigInteger)
+    disk_gb: Mapped[float] = mapped_column()
+    lease_days: Mapped[int] = mapped_column(Integer)
+    monthly_cost: Mapped[float] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=1)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    placement: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    capacity_status: Mapped[str] = mapped_column(String(16), default="")
+    ha_host: Mapped[str | None] = mapped_column(String(255))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    provisioned_vms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RequestDecision(Base):
+    """Who did what to a request and when: submit, approve, deny, cancel, expire, provision."""
+
+    __tablename__ = "request_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("vm_requests.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class RequestReservation(Base):
+    """Capacity booked on a host for one VM of an approved, not yet provisioned request."""
+
+    __tablename__ = "request_reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("vm_requests.id", ondelete="CASCADE"), index=True
+    )
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    vm: Mapped[str] = mapped_column(String(256))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(BigInteger)
+    disk_gb: Mapped[float] = mapped_column()
+
+
+class Quota(Base):
+    """A department's limits; a NULL column means no limit in that dimension."""
+
+    __tablename__ = "quotas"
+
+    department: Mapped[str] = mapped_column(String(256), primary_key=True)
+    vcpus: Mapped[float | None] = mapped_column()
+    memory_mib: Mapped[float | None] = mapped_column()
+    storage_gb: Mapped[float | None] = mapped_column()
+    vms: Mapped[float | None] = mapped_column()
+    monthly_cost: Mapped[float | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class CapacityLock(Base):
+    """The one row every approval decision locks first (row lock on PostgreSQL, the write lock
+    on SQLite): decisions against quotas and capacity run one after another."""
+
+    __tablename__ = "capacity_locks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 # -- backup repository catalog (issue 12) -----------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,20 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from corral.api.deps import get_tokens
+from corral.domain.access import Permission, Target
 from corral.domain.text import bad_character
-from corral.errors import CorralError, ValidationError
+from corral.errors import AuthError, CorralError, ValidationError
+from corral.services.users import UserService
 from corral.web.session import (
     COOKIE,
-    Action,
+    Credential,
     Session,
     Sessions,
     Viewer,
     csrf_ok,
     due_for_check,
     may,
+    sees_fleet,
 )
 
 HERE = Path(__file__).parent
@@ -84,25 +88,40 @@ def session_of(request: Request) -> Session | None:
     return sessions(request).get(request.cookies.get(COOKIE))
 
 
-def authorize(request: Request, action: Action) -> Viewer:
-    """The signed-in viewer when they may do ``action``; else sign in, or a 403 page."""
+def authorize(
+    request: Request,
+    permission: Permission,
+    *,
+    target: Target | None = None,
+    fleet: bool = False,
+) -> Viewer:
+    """The signed-in viewer when they may use ``permission`` (on ``target``, or across the
+    whole fleet when ``fleet``); else sign in, or a 403 page."""
     session = session_of(request)
     viewer = session.viewer if session else None
     if session is None or viewer is None:
         raise SignInNeeded
     if due_for_check(session):
-        if not _token_active(request, viewer.name):
-            sessions(request).end(request.cookies.get(COOKIE))
-            raise SignInNeeded
-        session.checked = time.monotonic()
-    if not may(viewer, action):
+        viewer = _recheck(request, session, viewer)
+    if not may(viewer, permission, target) or (fleet and not sees_fleet(viewer, permission)):
         raise NotAllowed
     return viewer
 
 
-def _token_active(request: Request, name: str) -> bool:
-    """Whether the token the session signed in with is still there and not revoked."""
-    return any(t["name"] == name and t["revoked_at"] is None for t in get_tokens(request).list())
+def _recheck(request: Request, session: Session, viewer: Viewer) -> Viewer:
+    """Read the viewer's principal again: a revoked token or disabled user ends the session,
+    changed roles or departments apply from now on."""
+    try:
+        if viewer.credential is Credential.token:
+            principal = get_tokens(request).principal_for(viewer.key)
+        else:
+            principal = UserService(get_tokens(request).db).principal(viewer.key)
+    except AuthError:
+        sessions(request).end(request.cookies.get(COOKIE))
+        raise SignInNeeded from None
+    session.viewer = replace(viewer, principal=principal)
+    session.checked = time.monotonic()
+    return session.viewer
 
 
 def render(
@@ -118,7 +137,7 @@ def render(
         request=request,
         viewer=viewer,
         csrf=session.csrf if session else "",
-        may=lambda action: may(viewer, Action(action)),
+        may=lambda permission: may(viewer, Permission(permission)),
         path=request.url.path,
         **context,
     )

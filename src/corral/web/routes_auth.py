@@ -1,13 +1,15 @@
-"""Signing in and out: an API token today, the users of the self-service issue later."""
+"""Signing in and out: a user's name and password, or an API token (which carries its user)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from corral.api.deps import get_tokens
-from corral.domain.access import Role as AccessRole
+from corral.domain.access import Permission
 from corral.errors import AuthError
+from corral.services.users import UserService
 from corral.web.pages import (
     PageRoute,
     read_form,
@@ -17,16 +19,17 @@ from corral.web.pages import (
     sessions,
     set_cookie,
 )
-from corral.web.session import COOKIE, Role, Viewer
+from corral.web.session import COOKIE, Credential, Viewer, may
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 def landing(viewer: Viewer | None) -> str:
-    """Each role's own first page."""
+    """Each viewer's own first page: the fleet for those who analyse the whole fleet (admin,
+    operator, auditor), else the VMs of their departments."""
     if viewer is None:
         return "/login"
-    return "/manager" if viewer.role is Role.manager else "/admin"
+    return "/admin" if may(viewer, Permission.fleet_analyse) else "/vms"
 
 
 def safe_next(target: str) -> str:
@@ -57,47 +60,50 @@ def login_page(request: Request) -> Response:
     return response
 
 
-#: The REST API's roles that see and act on the whole fleet: the dashboard's administrator.
-FLEET_ROLES = frozenset({AccessRole.admin, AccessRole.operator})
-
-
 @router.post("/login")
 async def login(request: Request) -> Response:
     if session_of(request) is None:  # the form's session ended (a restart, 8 idle hours)
         return redirect("/login")
     form = await read_form(request)
-    token = form.get("token", "").strip()
+    target = safe_next(form.get("next", "/"))
     try:
-        name = get_tokens(request).verify(token)
-        principal = get_tokens(request).authenticate(token)
-    except AuthError:
-        return render(
-            request,
-            "login.html",
-            status=401,
-            next=safe_next(form.get("next", "/")),
-            problem="that token is not valid or was revoked; create one with "
-            "'corral token create NAME'.",
-        )
-    if not principal.roles & FLEET_ROLES:
-        # Every page so far shows the whole fleet and its owners: only roles that see the
-        # whole fleet in the REST API may sign in (docs/auth.md); the others' pages are to come.
+        viewer = await run_in_threadpool(_sign_in, request, form)  # argon2 takes a while
+    except AuthError as exc:
+        return render(request, "login.html", status=401, next=target, problem=exc.message)
+    if not viewer.principal.roles:
         return render(
             request,
             "login.html",
             status=403,
-            next=safe_next(form.get("next", "/")),
-            problem=f"user {principal.user} ({principal.role_names or 'no role'}) has no "
-            "dashboard pages yet: they are for the admin and operator roles.",
+            next=target,
+            problem=f"user {viewer.name} holds no role yet; ask an administrator "
+            "('corral user grant').",
         )
     store = sessions(request)
     store.end(request.cookies.get(COOKIE))
-    viewer = Viewer(name=name, role=Role.administrator)
     sid, _ = store.start(viewer)
-    target = safe_next(form.get("next", "/"))
     response = redirect(landing(viewer) if target == "/" else target)
     set_cookie(request, response, sid)
     return response
+
+
+def _sign_in(request: Request, form: dict[str, str]) -> Viewer:
+    """The viewer a password (user + password) or an API token stands for; AuthError else."""
+    user, password = form.get("user", "").strip(), form.get("password", "")
+    if user and password:
+        principal = UserService(get_tokens(request).db).sign_in(user, password)
+        return Viewer(principal, Credential.password, principal.user)
+    token = form.get("token", "").strip()
+    if not token:
+        raise AuthError("give your user name and password, or an API token.")
+    try:
+        name = get_tokens(request).verify(token)
+        principal = get_tokens(request).authenticate(token)
+    except AuthError:
+        raise AuthError(
+            "that token is not valid or was revoked; create one with 'corral token create NAME'."
+        ) from None
+    return Viewer(principal, Credential.token, name)
 
 
 @router.post("/logout")

@@ -12,14 +12,16 @@ from fastapi.responses import Response
 
 from corral.api.deps import get_inventory, get_reclaim
 from corral.api.routes.metrics import get_metrics_store
+from corral.domain.access import Permission as P
+from corral.domain.access import Target
 from corral.domain.model import VMState
-from corral.errors import ValidationError
+from corral.errors import NotFoundError, ValidationError
 from corral.inventory.filters import SORT_KEYS, VMFilter
 from corral.metrics.catalog import METRICS
 from corral.metrics.model import EntityKind, Stat
 from corral.web import chart
 from corral.web.pages import PageRoute, authorize, query, render
-from corral.web.session import Action
+from corral.web.session import may
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -43,7 +45,7 @@ VM_METRICS = tuple(m.name for m in METRICS if m.kind is EntityKind.vm)
 
 @router.get("/admin")
 def admin(request: Request) -> Response:
-    viewer = authorize(request, Action.view_fleet)
+    viewer = authorize(request, P.fleet_analyse, fleet=True)
     inv = get_inventory(request)
     counts = [
         ("all", "/vms", inv.list_vms(limit=0).total),
@@ -71,13 +73,13 @@ _STATES = (VMState.running, VMState.shutoff, VMState.paused, VMState.crashed)
 
 @router.get("/hosts")
 def hosts(request: Request) -> Response:
-    authorize(request, Action.view_fleet)
+    authorize(request, P.fleet_read)
     return render(request, "hosts.html", title="Hosts", hosts=get_inventory(request).list_hosts())
 
 
 @router.get("/vms")
 def vms(request: Request) -> Response:
-    authorize(request, Action.view_fleet)
+    viewer = authorize(request, P.vm_read)
     inv = get_inventory(request)
     q = query(request, VM_QUERY)
     if q["sort"] not in SORT_KEYS:
@@ -91,6 +93,7 @@ def vms(request: Request) -> Response:
         environment=q["environment"] or None,
         no_owner=q["no_owner"] == "1",
         expired=q["expired"] == "1",
+        departments=viewer.principal.visible_departments(P.vm_read),
     )
     page = inv.list_vms(
         f,
@@ -123,8 +126,10 @@ def _sort_url(kept: dict[str, str], key: str) -> str:
 
 @router.get("/vms/{ref}")
 def vm(request: Request, ref: str) -> Response:
-    authorize(request, Action.view_fleet)
+    viewer = authorize(request, P.vm_read)
     detail = get_inventory(request).find_vm(ref)
+    if not may(viewer, P.vm_read, Target(detail.get("department"))):
+        raise NotFoundError("no such VM among those you may see.")
     q = query(request, {"metric": "cpu_pct", "from": "", "to": ""})
     if q["metric"] not in VM_METRICS:
         raise ValidationError(f"unknown metric; choose one of {', '.join(VM_METRICS)}.")
@@ -162,7 +167,7 @@ def _int(text: str, default: int) -> int:
 
 @router.get("/events")
 def events(request: Request) -> Response:
-    authorize(request, Action.view_fleet)
+    authorize(request, P.vm_read, fleet=True)
     q = query(request, {"kind": "", "before": "", "vm": ""})
     before = _before(q["before"]) if q["before"] else None
     rows = get_inventory(request).events(

@@ -7,6 +7,8 @@ from fastapi.responses import Response
 
 from corral.api.deps import get_inventory, get_reclaim
 from corral.api.routes.cost import get_cost_model
+from corral.domain.access import Permission as P
+from corral.domain.access import Target
 from corral.errors import ConflictError, NotFoundError, ValidationError
 from corral.reclaim.findings import FINDING_CATEGORIES, flag_findings
 from corral.services import cost, sprawl
@@ -14,7 +16,7 @@ from corral.services.cost_api import Dimension
 from corral.services.records import FleetRecords, live_records
 from corral.services.sprawl_api import Category
 from corral.web.pages import PageRoute, authorize, query, read_form, redirect, render
-from corral.web.session import Action
+from corral.web.session import may
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -27,7 +29,7 @@ def _analysis(request: Request, fleet: FleetRecords | None = None) -> sprawl.Spr
 
 @router.get("/manager")
 def manager(request: Request) -> Response:
-    authorize(request, Action.view_money)
+    authorize(request, P.fleet_analyse, fleet=True)
     model = get_cost_model(request)
     fleet = live_records(get_inventory(request))
     chargeback = cost.chargeback_by(fleet, model, Dimension.department)
@@ -47,7 +49,7 @@ def manager(request: Request) -> Response:
 
 @router.get("/sprawl")
 def sprawl_page(request: Request) -> Response:
-    authorize(request, Action.view_people)
+    authorize(request, P.fleet_analyse, fleet=True)
     q = query(request, {"category": ""})
     categories = [c.value for c in Category]
     if q["category"] and q["category"] not in categories:
@@ -76,7 +78,7 @@ def sprawl_page(request: Request) -> Response:
 async def flag(request: Request) -> Response:
     """Open a case for a finding the server finds again now (the page's copy is not trusted),
     as ``corral reclaim flag-findings`` does: idle, powered-off and lease-expired VMs."""
-    viewer = authorize(request, Action.flag_vm)
+    viewer = authorize(request, P.reclaim_flag, fleet=True)
     form = await read_form(request)
     subject, category = form.get("subject", ""), form.get("category", "")
     found = next(
@@ -93,16 +95,22 @@ async def flag(request: Request) -> Response:
 
 @router.get("/reclaim")
 def cases(request: Request) -> Response:
-    authorize(request, Action.view_people)
+    viewer = authorize(request, P.vm_read)
     q = query(request, {"open": ""})
-    rows = get_reclaim(request).cases(open_only=q["open"] == "1")
+    rows = [
+        c
+        for c in get_reclaim(request).cases(open_only=q["open"] == "1")
+        if may(viewer, P.vm_read, Target(c.department))
+    ]
     return render(request, "cases.html", title="Reclamation cases", q=q, cases=rows)
 
 
 @router.get("/reclaim/{case_id}")
 def case(request: Request, case_id: str) -> Response:
-    authorize(request, Action.view_people)
+    viewer = authorize(request, P.vm_read)
     if not case_id.isdigit() or len(case_id) > 9:
         raise NotFoundError("no such case; case numbers are whole numbers.")
     detail = get_reclaim(request).case(int(case_id))
+    if not may(viewer, P.vm_read, Target(detail.department)):
+        raise NotFoundError("no such case among those you may see.")
     return render(request, "case.html", title=f"Case {detail.id}", case=detail)

@@ -1,9 +1,11 @@
 """Who a browser session is, and what it may do: the one place the dashboard asks.
 
 Why server-side sessions: the cookie holds only a random session id, so no token or role ever
-reaches the browser, and signing out forgets the session on the server. Signing in takes an
-API token today (``corral token create NAME``); the roles of the users issue plug into
-``may`` and ``Viewer.role`` without touching a page.
+reaches the browser, and signing out forgets the session on the server. A session signs in with
+a user's password or an API token and holds the same ``Principal`` the REST API authorizes;
+every page asks ``may`` (``corral.domain.access.decide``), and the principal is read again from
+the store every ``RECHECK_S``: a revoked token, a disabled user or a role taken away ends or
+narrows the session within that time.
 """
 
 from __future__ import annotations
@@ -15,47 +17,53 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from corral.domain.access import Permission, Principal, Target, decide
+
 #: The cookie that carries the session id (HttpOnly, SameSite=Strict, Secure over https).
 COOKIE = "corral_session"
 #: A session unused this long is forgotten.
 IDLE_S = 8 * 3600
-#: How often a session's token is checked again: a revoked token's sessions end within this.
+#: How often a session's principal is read again: a revoked token, a disabled user or a role
+#: taken away takes effect within this.
 RECHECK_S = 60.0
 #: At most this many sessions are kept (the oldest go first): memory stays bounded.
 MAX_SESSIONS = 10_000
 
 
-class Role(enum.StrEnum):
-    administrator = "administrator"
-    manager = "manager"
+class Credential(enum.StrEnum):
+    """How a session signed in: what the periodic re-check looks up again."""
 
-
-class Action(enum.StrEnum):
-    """What a page or a form does, named for the authorization check."""
-
-    view_fleet = "view-fleet"  # hosts, VMs, events, administrator's landing page
-    view_money = "view-money"  # costs, waste, chargeback: the manager's landing page
-    view_people = "view-people"  # owners, reclamation cases
-    flag_vm = "flag-vm"  # open a reclamation case
-
-
-#: What each role may do. An API token is full power in the REST API today, so a token's
-#: session is an administrator (who also sees the manager's page).
-ALLOWED: dict[Role, frozenset[Action]] = {
-    Role.administrator: frozenset(Action),
-    Role.manager: frozenset({Action.view_money, Action.view_people}),
-}
+    token = "token"  # noqa: S105 -- a kind of credential, not one: an API token, by its name
+    password = "password"  # noqa: S105 -- a user's password, by the user's name
 
 
 @dataclass(frozen=True)
 class Viewer:
-    name: str
-    role: Role
+    """Who a signed-in session is: the same principal the REST API authorizes."""
+
+    principal: Principal
+    credential: Credential
+    #: The token's name or the user's name: the key the re-check looks up.
+    key: str
+
+    @property
+    def name(self) -> str:
+        return self.principal.user
+
+    @property
+    def roles(self) -> str:
+        return self.principal.role_names or "no role"
 
 
-def may(viewer: Viewer | None, action: Action) -> bool:
-    """Whether ``viewer`` may do ``action``: every page and form asks this, on the server."""
-    return viewer is not None and action in ALLOWED[viewer.role]
+def may(viewer: Viewer | None, permission: Permission, target: Target | None = None) -> bool:
+    """Whether ``viewer`` may use ``permission`` (on ``target`` when given, else at all): the
+    REST API's own decision (corral.domain.access.decide), asked on the server."""
+    return viewer is not None and decide(viewer.principal, permission, target)
+
+
+def sees_fleet(viewer: Viewer, permission: Permission) -> bool:
+    """Whether ``permission`` reaches the whole fleet for ``viewer`` (not only departments)."""
+    return viewer.principal.visible_departments(permission) is None
 
 
 @dataclass

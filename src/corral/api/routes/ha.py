@@ -19,7 +19,7 @@ from corral.api.problems import error_responses
 from corral.api.routes.plan import FleetRequest, HistoryPointIn, Name, history_of, snapshot
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
-from corral.services import ha
+from corral.services import ha, ha_live_views
 
 router = APIRouter(prefix="/api/v1/ha", tags=["ha"])
 
@@ -89,3 +89,62 @@ def check(
         if growth
         else None,
     )
+
+
+class HostStateOut(BaseModel):
+    name: str
+    state: str
+    maintenance: bool
+
+
+class VMStateOut(BaseModel):
+    name: str
+    state: str
+    host: str
+    target: str | None
+
+
+class HAEventOut(BaseModel):
+    t: float
+    kind: str
+    host: str | None
+    vm: str | None
+    detail: str
+    alert: bool
+
+
+class HAStatusOut(BaseModel):
+    manager: str
+    leader: str | None = Field(description="The instance that saved the last round.")
+    updated_at: str | None
+    fencing_held: bool
+    hosts: list[HostStateOut]
+    vms: list[VMStateOut]
+    events: list[HAEventOut]
+
+
+class PlanEntryOut(BaseModel):
+    failed_host: str
+    vm: str
+    target: str
+
+
+class HAPlanOut(BaseModel):
+    source: str = Field(description="stored (the manager's) or inventory (computed now).")
+    entries: list[PlanEntryOut]
+
+
+@router.get("/status", response_model=HAStatusOut)
+def live_status(
+    inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_analyse)]
+) -> HAStatusOut:
+    """The live HA manager: each host's and protected VM's state, the leader, latest events."""
+    return HAStatusOut.model_validate(ha_live_views.status(inv.db).to_dict())
+
+
+@router.get("/plan", response_model=HAPlanOut)
+def live_plan(
+    inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_analyse)]
+) -> HAPlanOut:
+    """The failover plan: for each host that could fail, where each of its VMs restarts."""
+    return HAPlanOut.model_validate(ha_live_views.plan(inv.db, inv).to_dict())

@@ -135,6 +135,9 @@ def _try_start(
     if name in state.placement:
         state.remove(name)  # its own hold: judge the target without it
     target, how = _target(manager, name, rec, vm, state)
+    if target is None and _unsure_receivers(manager, rec):
+        _wait(manager, name, rec, f"a receiver may come back ({how})")
+        return
     if target is None:
         _give_up(manager, name, rec, how)
         return
@@ -147,6 +150,15 @@ def _try_start(
     busy[target] += 1
     env.start_vm(name, target)
     manager.emit("vm_start", target, name, how)
+
+
+def _unsure_receivers(manager: Manager, rec: VMRecord) -> bool:
+    """A host that missed a check but is not declared failed may take the VM after all: a
+    blip on a receiver at the wrong moment must not leave the VM down for good."""
+    return any(
+        r.state is HostState.suspect and not r.maintenance and h not in rec.tried
+        for h, r in manager.state.hosts.items()
+    )
 
 
 def _blocking_dependency(manager: Manager, name: str) -> str | None:

@@ -70,6 +70,9 @@ class HypervisorCore:
     def _forget(self, uuid: str, volume_paths: list[str]) -> None:
         """Nothing to do on a real host; the node-file wrapper drops deleted objects."""
 
+    def _write_back_volume(self, pool: str, vol: libvirt.virStorageVol) -> None:
+        """Nothing to do on a real host; the node-file wrapper records a new volume."""
+
     # -- helpers --------------------------------------------------------------
     def _lookup(self, uuid: str, missing_ok: bool = False) -> libvirt.virDomain:
         try:

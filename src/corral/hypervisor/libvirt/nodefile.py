@@ -63,6 +63,20 @@ class NodeFileHypervisor(LibvirtHypervisor):
                     pool.remove(vol)
         _save_node(self._node_file, node)
 
+    def _write_back_volume(self, pool: str, vol: libvirt.virStorageVol) -> None:
+        """Record a volume Corral created in its pool's element of the node file."""
+        node = parse(self._node_file.read_bytes(), f"node file {self._node_file}")
+        holder = next((p for p in node.iterfind("pool") if p.findtext("name") == pool), None)
+        if holder is None:
+            return  # a pool the node file does not describe: nothing to keep it in
+        new = parse(vol.XMLDesc(0), "storage volume XML")
+        path = _norm(new.findtext("target/path") or "")
+        for old in holder.iterfind("volume"):
+            if _norm(old.findtext("target/path") or "") == path:
+                holder.remove(old)
+        holder.append(new)
+        _save_node(self._node_file, node)
+
     def _restore_autostart(self, path: Path) -> None:
         """Apply the autostart flags Corral kept in the node file (libvirt's format has none)."""
         data = path.read_bytes()

@@ -1,7 +1,7 @@
 """backup_repository: the catalog of restore points, backup runs and restores
 
 Revision ID: 0900
-Revises: 0600
+Revises: 0750
 Create Date: 2026-12-03 16:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import corral.store.types
 
 revision = "0900"
-down_revision = "0600"
+down_revision = "0750"  # re-chained after templates (0750)
 branch_labels = None
 depends_on = None
 

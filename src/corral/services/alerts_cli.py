@@ -1,0 +1,77 @@
+"""What the alert interfaces (CLI and REST) share: the service from the settings, and the
+parsing of their small arguments (label matchers, inhibitions), so they hold no logic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from corral.config import Settings
+from corral.engines.alerting import Alert, AlertState, Inhibition, Silence, load_rules
+from corral.engines.alerting.kinds import seconds
+from corral.engines.alerting.model import labels_of
+from corral.errors import ValidationError
+from corral.notify.channels import parse_specs
+from corral.services.alert_setup import alert_service, rules_path
+from corral.services.alerts import AlertService
+from corral.store.db import Database
+
+__all__ = [
+    "Alert",
+    "AlertState",
+    "Silence",
+    "inhibitions",
+    "matchers",
+    "rules_view",
+    "seconds",
+    "service",
+]
+
+
+def service(settings: Settings, db: Database) -> AlertService:
+    return alert_service(settings, db)
+
+
+def matchers(items: Sequence[str]) -> dict[str, str]:
+    """``LABEL=VALUE`` arguments as a mapping; one clear error for a malformed one."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValidationError(f"{item!r} is not LABEL=VALUE, e.g. host=kvm-03.")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def inhibitions(items: Sequence[str]) -> list[Inhibition]:
+    """``LABEL=VALUE[,LABEL=VALUE]:REASON``: conditions Corral itself causes right now."""
+    found = []
+    for item in items:
+        labels, _, reason = item.partition(":")
+        found.append(Inhibition(labels_of(matchers(labels.split(","))), reason or "inhibited"))
+    return found
+
+
+@dataclass(frozen=True)
+class RulesView:
+    title: str
+    rules: list[dict[str, Any]]
+    channels: list[str]
+
+
+def rules_view(settings: Settings) -> RulesView:
+    path = rules_path(settings)
+    ruleset = load_rules(path)
+    rows = [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "for_s": r.common.for_s,
+            "severity": r.common.severity.value,
+            "params": r.params.model_dump(),
+        }
+        for r in ruleset.rules
+    ]
+    names = [f"{s.name} ({s.type})" for s in parse_specs(ruleset.channels)]
+    return RulesView(f"Alert rules ({path or 'shipped example'})", rows, names)

@@ -1,0 +1,43 @@
+"""Build the request and quota services from the settings (the CLI, the API and the demo)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from corral.config import Settings
+from corral.engines.approval import load_rules
+from corral.engines.costing import load_cost_model
+from corral.engines.planning.model import Fleet
+from corral.inventory.service import Inventory
+from corral.reclaim.setup import mailer_from_env
+from corral.services.fleet import live_fleet
+from corral.services.quotas import Prices, QuotaService
+from corral.services.requests import RequestService
+
+
+def request_service(inventory: Inventory, settings: Settings) -> RequestService:
+    """Requests placed on the live inventory's fleet, with the settings' rules, cost and mail."""
+
+    def fleet() -> Fleet:
+        return live_fleet(inventory).fleet
+
+    def extend_lease(uuid: str, until: date, actor: str) -> None:
+        inventory.set_metadata(uuid, {"expires_on": until}, actor=actor)
+
+    return RequestService(
+        inventory.db,
+        load_rules(settings.request_rules),
+        Prices.of(load_cost_model(settings.cost_model)),
+        fleet,
+        clock=inventory.clock,
+        mailer=mailer_from_env(settings),
+        base_url=settings.base_url,
+        mail_domain=settings.mail_domain,
+        extend_lease=extend_lease,
+    )
+
+
+def quota_service(inventory: Inventory, settings: Settings) -> QuotaService:
+    return QuotaService(
+        inventory.db, Prices.of(load_cost_model(settings.cost_model)), inventory.clock
+    )
