@@ -82,6 +82,11 @@ class Settings:
     backup_repository: Path | None = None
     #: a new full backup after this many incrementals in a chain
     backup_full_every: int = 7
+    #: fleet-wide analysis (sprawl, right-sizing): VMs per chunk, the Dask scheduler to run the
+    #: chunks on (None: in this process) and the metric step in seconds (3600 or 86400: rollups)
+    analysis_chunk_size: int = 1000
+    analysis_scheduler: str | None = None
+    analysis_step_s: int = 300
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -205,6 +210,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("alert_rules", "CORRAL_ALERT_RULES", _path, "alert rules and channels YAML"),
     FieldSpec("backup_repository", "CORRAL_BACKUP_REPOSITORY", _path, "restore points folder"),
     FieldSpec("backup_full_every", "CORRAL_BACKUP_FULL_EVERY", _positive_int, "incrementals/full"),
+    FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),
+    FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
+    FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

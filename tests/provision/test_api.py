@@ -56,7 +56,7 @@ def test_operator_provisions_and_the_creator_is_the_caller(
         client.post("/api/v1/templates", json=TEMPLATE, headers=auth["operator"]).status_code == 201
     )
     listed = client.get("/api/v1/templates", headers=auth["requester"]).json()
-    assert [t["name"] for t in listed] == ["debian-12"]
+    assert [t["name"] for t in listed["items"]] == ["debian-12"]
     assert (
         client.post("/api/v1/provisions", json=BODY, headers=auth["requester"]).status_code == 403
     )
@@ -88,8 +88,20 @@ def test_failed_provision_answers_with_the_reason_and_leaves_nothing(
     assert result["status"] == "failed" and "Not enough free space" in result["reason"]
     assert volume_names(node, "images") == {"debian-12.qcow2"}
     assert "api-02" not in domain_names(node)
-    history = client.get("/api/v1/provisions", headers=auth["operator"]).json()
-    assert history[0]["name"] == "api-02" and history[0]["status"] == "failed"
+    again = {**body, "name": "api-03"}
+    posted = client.post("/api/v1/provisions", json=again, headers=auth["operator"])
+    assert posted.status_code == 201
+    history = client.get("/api/v1/provisions", headers=auth["operator"]).json()["items"]
+    assert [(r["name"], r["status"]) for r in history[:2]] == [
+        ("api-03", "failed"),
+        ("api-02", "failed"),
+    ]
+    first = client.get("/api/v1/provisions?limit=1", headers=auth["operator"]).json()
+    assert [r["id"] for r in first["items"]] == [history[0]["id"]] and first["next_cursor"]
+    rest = client.get(
+        f"/api/v1/provisions?limit=100&cursor={first['next_cursor']}", headers=auth["operator"]
+    ).json()
+    assert [r["id"] for r in rest["items"]] == [r["id"] for r in history[1:]]
     gone = client.delete("/api/v1/templates/debian-12", headers=auth["operator"])
     assert gone.status_code == 204
     assert client.get("/api/v1/templates/debian-12", headers=auth["operator"]).status_code == 404

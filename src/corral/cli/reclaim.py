@@ -137,12 +137,15 @@ def flag_findings(
 
     VMs with an open case or an extension still in force are skipped (and counted).
     """
-    from corral.services.sprawl import live_analysis
+    from corral.services.sprawl import AnalysisRun, live_analysis
 
     wanted = _finding_categories(category or [])
     svc = _service()
     who = _actor(actor)
-    analysis = live_analysis(context.inventory(), context.metrics_store(), svc.model, days=days)
+    run = AnalysisRun.of(context.settings())
+    analysis = live_analysis(
+        context.inventory(), context.metrics_store(), svc.model, days=days, run=run
+    )
     chosen = [
         f
         for f in sorted(analysis.findings, key=lambda f: -f.monthly_cost_held)

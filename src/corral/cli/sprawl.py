@@ -157,6 +157,7 @@ def report(
         _model(cost_model),
         days=days,
         backup_policy=load_policy(context.settings()),
+        run=sprawl_service.AnalysisRun.of(context.settings()),
     )
     result = data.analysis
     summary = SprawlSummary.of(result)

@@ -303,11 +303,13 @@ class ProvisionService:
         except CorralError as exc:
             progress.notes.append(f"the inventory was not updated ({exc.message}); run a sync.")
 
-    def history(self, limit: int = 100) -> list[ProvisionResult]:
-        """The newest attempts first, as their results."""
+    def history(self, limit: int = 100, *, before: int | None = None) -> list[ProvisionResult]:
+        """The newest attempts first (those older than attempt ``before``), as their results."""
         with self.inventory.db.session() as s:
-            rows = s.scalars(select(m.ProvisionRow).order_by(m.ProvisionRow.id.desc()).limit(limit))
-            return [_row_result(r) for r in rows]
+            q = select(m.ProvisionRow).order_by(m.ProvisionRow.id.desc()).limit(limit)
+            if before is not None:
+                q = q.where(m.ProvisionRow.id < before)
+            return [_row_result(r) for r in s.scalars(q)]
 
 
 def _stored_spec(spec: ProvisionSpec) -> dict[str, Any]:

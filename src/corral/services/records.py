@@ -123,56 +123,87 @@ def fleet_records(inv: Inventory) -> tuple[list[VMRecord], list[HostRecord], lis
     return vms, host_recs, volumes
 
 
-def _grid(
-    store: MetricsStore, uuid: str, metric: str, start: int, end: int
-) -> npt.NDArray[np.float64]:
-    n = (end - start) // STEP_S
-    out = np.full(n, np.nan)
-    for p in store.series(EntityKind.vm, uuid, metric, start, end, STEP_S):
-        i = (p.ts - start) // STEP_S
-        if 0 <= i < n:
-            out[i] = p.value
+#: The series the sprawl engines read, per VM.
+SPRAWL_METRICS: tuple[str, ...] = (
+    "cpu_pct",
+    "disk_read_bytes_per_s",
+    "disk_write_bytes_per_s",
+    "net_rx_bytes_per_s",
+    "net_tx_bytes_per_s",
+    "mem_used_pct",
+)
+
+
+def metric_window(now: datetime, days: int, step: int = STEP_S) -> tuple[int, int]:
+    """``[start, end)`` of ``days`` ending at the last whole ``step`` before ``now``."""
+    end = int(now.timestamp()) // step * step
+    return end - days * 86400, end
+
+
+#: Most buckets one read may answer (about 32 bytes each while they are columns).
+ROWS_PER_READ = 8_000_000
+
+
+def _grids(
+    store: MetricsStore, uuids: list[str], start: int, end: int, step: int
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Every sprawl metric of every VM on the grid, NaN where nothing was collected.
+
+    Set-based: one query for all the metrics when its answer fits ``ROWS_PER_READ``
+    (series of one VM are usually stored together, so one scan serves all six), else as
+    many metrics per query as fit.
+    """
+    n = (end - start) // step
+    per_read = max(1, ROWS_PER_READ // max(1, len(uuids) * n))
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    for lo in range(0, len(SPRAWL_METRICS), per_read):
+        group = SPRAWL_METRICS[lo : lo + per_read]
+        cols = store.series_many(EntityKind.vm, uuids, group, start, end, step)
+        col = (cols.ts - start) // step
+        inside = (col >= 0) & (col < n)
+        grids = np.full((len(group), len(uuids), n), np.nan)
+        grids[cols.metric[inside], cols.entity[inside], col[inside]] = cols.value[inside]
+        del cols, col, inside
+        out.update(zip(group, grids, strict=True))
     return out
 
 
 def metric_batch(
-    store: MetricsStore, vms: list[VMRecord], hosts: list[HostRecord], now: datetime, days: int
+    store: MetricsStore,
+    vms: list[VMRecord],
+    hosts: list[HostRecord],
+    now: datetime,
+    days: int,
+    step: int = STEP_S,
 ) -> MetricBatch:
-    """Every running VM's 5-minute series over ``days``; NaN where nothing was collected."""
-    end = int(now.timestamp()) // STEP_S * STEP_S
-    start = end - days * 86400
+    """The VMs' ``step``-second series over ``days``; NaN where nothing was collected.
+
+    Set-based reads for the whole list (see ``_grids``): callers bound memory by
+    passing a chunk of the fleet (an answer is VMs x metrics x samples buckets).
+    """
+    start, end = metric_window(now, days, step)
     mhz = {h.name: h.core_mhz or 0.0 for h in hosts}
     ids = [v.uuid for v in vms]
-    cpu_mhz: list[npt.NDArray[np.float64]] = []
-    disk: list[npt.NDArray[np.float64]] = []
-    net: list[npt.NDArray[np.float64]] = []
-    mem: list[npt.NDArray[np.float64]] = []
-    for v in vms:
-        cpu = _grid(store, v.uuid, "cpu_pct", start, end)
-        cpu_mhz.append(cpu / 100.0 * v.vcpus * mhz.get(v.host or "", 0.0))
-        disk.append(
-            _grid(store, v.uuid, "disk_read_bytes_per_s", start, end)
-            + _grid(store, v.uuid, "disk_write_bytes_per_s", start, end)
-        )
-        net.append(
-            _grid(store, v.uuid, "net_rx_bytes_per_s", start, end)
-            + _grid(store, v.uuid, "net_tx_bytes_per_s", start, end)
-        )
-        used = _grid(store, v.uuid, "mem_used_pct", start, end)
-        mem.append(used / 100.0 * v.memory_mib)
-    n = (end - start) // STEP_S
+    grid = _grids(store, ids, start, end, step)
 
-    def stack(rows: list[npt.NDArray[np.float64]]) -> FloatArray:
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), n)
+    def f32(values: npt.NDArray[np.float64]) -> FloatArray:
+        return values.astype(np.float32)
 
+    vcpus = np.array([v.vcpus for v in vms], dtype=np.float64)[:, None]
+    core = np.array([mhz.get(v.host or "", 0.0) for v in vms], dtype=np.float64)[:, None]
+    memory = np.array([v.memory_mib for v in vms], dtype=np.float64)[:, None]
+    cpu_mhz = f32(grid.pop("cpu_pct") / 100.0 * vcpus * core)
+    disk = f32(grid.pop("disk_read_bytes_per_s") + grid.pop("disk_write_bytes_per_s"))
+    net = f32(grid.pop("net_rx_bytes_per_s") + grid.pop("net_tx_bytes_per_s"))
+    mem = f32(grid.pop("mem_used_pct") / 100.0 * memory)
     return MetricBatch(
         vm_uuids=tuple(ids),
         start=start,
-        step_s=STEP_S,
-        cpu_mhz=stack(cpu_mhz),
-        disk_bytes_s=stack(disk),
-        net_bytes_s=stack(net),
-        memory_mib={"balloon": stack(mem)},
+        step_s=step,
+        cpu_mhz=cpu_mhz,
+        disk_bytes_s=disk,
+        net_bytes_s=net,
+        memory_mib={"balloon": mem},
     )
 
 
@@ -184,4 +215,12 @@ def live_records(inv: Inventory, now: datetime | None = None) -> FleetRecords:
     )
 
 
-__all__ = ["FleetRecords", "fleet_records", "live_records", "metric_batch", "vm_record"]
+__all__ = [
+    "SPRAWL_METRICS",
+    "FleetRecords",
+    "fleet_records",
+    "live_records",
+    "metric_batch",
+    "metric_window",
+    "vm_record",
+]

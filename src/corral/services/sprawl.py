@@ -10,6 +10,7 @@ Results are typed; money is in the model's currency per month.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,19 +22,23 @@ from corral.engines.sprawl import (
     CategoryTotal,
     Finding,
     InsufficientData,
+    MetricBatch,
     RightSizeMode,
     RightSizingParams,
     SprawlAnalysis,
+    VMRecord,
     analyse,
     build_detectors,
 )
 from corral.engines.sprawl.bitbrains import load_bitbrains
+from corral.engines.sprawl.chunked import merge, plan_fleet
 from corral.engines.sprawl.model import epoch_to_datetime
 from corral.engines.sprawl.scenario import SOURCES, ScenarioAssumptions, run_scenario
 from corral.inventory.service import Inventory
 from corral.metrics.store.base import MetricsStore
 from corral.reports.collect import ReportData, backup_coverage, collect_report
 from corral.services.backup import Policy
+from corral.services.distributed import AnalysisRun, StoreReader, run_chunks
 from corral.services.fleet import live_fleet
 from corral.services.records import FleetRecords, live_records, metric_batch
 
@@ -146,19 +151,26 @@ def live_analysis(
     *,
     days: int = 30,
     now: datetime | None = None,
+    run: AnalysisRun | None = None,
 ) -> SprawlAnalysis:
     """Returns the analysis of the live inventory with ``days`` of metrics history (none when
-    ``store`` is None: idle and right-sizing then say they cannot decide)."""
+    ``store`` is None: idle and right-sizing then say they cannot decide), chunked as ``run``
+    says (the settings' ``AnalysisRun.of``; default: 1,000 VMs a chunk, in this process)."""
     fleet = live_records(inv, now)
-    return _live_analysis(fleet, store, model, days)
+    return _live_analysis(fleet, store, model, days, run)
 
 
 def fleet_analysis(
-    fleet: FleetRecords, store: MetricsStore | None, model: CostModel, *, days: int = 30
+    fleet: FleetRecords,
+    store: MetricsStore | None,
+    model: CostModel,
+    *,
+    days: int = 30,
+    run: AnalysisRun | None = None,
 ) -> SprawlAnalysis:
     """Returns the analysis of fleet records already read (a page that also prices them reads
     the inventory once)."""
-    return _live_analysis(fleet, store, model, days)
+    return _live_analysis(fleet, store, model, days, run)
 
 
 def sprawl_report(
@@ -168,12 +180,13 @@ def sprawl_report(
     *,
     days: int = 30,
     backup_policy: Policy | None = None,
+    run: AnalysisRun | None = None,
 ) -> ReportData:
     """Returns the live analysis with chargeback, licences, waste over time, the five-signs
     scorecard and the reclamation cases: everything the report shows. Sign No.5 is scored
     from the day's backup plan under ``backup_policy`` (the built-in tiers when None)."""
     fleet = live_records(inv)
-    analysis = _live_analysis(fleet, store, model, days)
+    analysis = _live_analysis(fleet, store, model, days, run)
     backup = backup_coverage(live_fleet(inv), backup_policy or Policy(), store, fleet.now)
     return collect_report(inv, model, fleet, analysis, days, backup)
 
@@ -250,12 +263,28 @@ def detector_catalogue() -> tuple[DetectorParameter, ...]:
 
 
 def _live_analysis(
-    fleet: FleetRecords, store: MetricsStore | None, model: CostModel, days: int
+    fleet: FleetRecords,
+    store: MetricsStore | None,
+    model: CostModel,
+    days: int,
+    run: AnalysisRun | None = None,
 ) -> SprawlAnalysis:
+    """The fleet priced once, its metrics read and analysed chunk by chunk, then merged: the
+    same answer as one whole-fleet ``analyse``, with memory bounded by the chunk size."""
+    run = run or AnalysisRun()
     now = fleet.now or datetime.now(UTC)
-    vms, hosts = list(fleet.vms), list(fleet.hosts)
-    metrics = metric_batch(store, vms, hosts, now, days) if store is not None else None
-    return analyse(vms, now, model, hosts=hosts, volumes=fleet.volumes, metrics=metrics)
+    hosts = list(fleet.hosts)
+    plan = plan_fleet(fleet.vms, now, model, hosts=hosts, volumes=fleet.volumes)
+
+    def read(vms: Sequence[VMRecord]) -> MetricBatch | None:
+        if store is None:
+            return None
+        return metric_batch(store, list(vms), hosts, now, days, run.step_s)
+
+    remote = None
+    if run.scheduler is not None and store is not None:
+        remote = StoreReader.of(store, now, days, run.step_s)
+    return merge(plan, run_chunks(plan, read, run, remote))
 
 
 def _bitbrains_summary(result: SprawlAnalysis) -> BitbrainsSummary:
@@ -284,6 +313,7 @@ def _bitbrains_summary(result: SprawlAnalysis) -> BitbrainsSummary:
 # The engine types these results hold are re-exported: interfaces import services only.
 __all__ = [
     "INVENTORY_DETECTORS",
+    "AnalysisRun",
     "Assumption",
     "BitbrainsResult",
     "BitbrainsSummary",

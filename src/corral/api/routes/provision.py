@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from corral.api.deps import require
+from corral.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
 from corral.api.problems import error_responses
 from corral.api.schemas import FreeText, Line, Text256
 from corral.domain.access import Permission as Perm
@@ -25,6 +26,7 @@ from corral.domain.provision import (
     ProvisionSpec,
     Template,
 )
+from corral.errors import ValidationError
 from corral.services.provision import ProvisionService
 from corral.services.templates import TemplateService, template_from_mapping
 
@@ -89,11 +91,15 @@ def _templates(request: Request) -> TemplateService:
     return TemplateService(request.app.state.inventory.db)
 
 
-@router.get("/templates", response_model=list[Template], responses=error_responses(401, 403))
+@router.get("/templates", response_model=Page[Template], responses=error_responses(401, 403, 422))
 def list_templates(
-    request: Request, _who: Annotated[Principal, require(Perm.fleet_read)]
-) -> list[Template]:
-    return _templates(request).all()
+    request: Request,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[Template]:
+    rows = sorted(_templates(request).all(), key=lambda t: t.name)
+    return paginate(rows, lambda t: (t.name,), limit, cursor)
 
 
 @router.get(
@@ -160,16 +166,31 @@ def provision(
 
 
 @router.get(
-    "/provisions", response_model=list[ProvisionResult], responses=error_responses(401, 403, 422)
+    "/provisions", response_model=Page[ProvisionResult], responses=error_responses(401, 403, 422)
 )
 def provision_history(
     request: Request,
     _who: Annotated[Principal, require(Perm.ops_read)],
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[ProvisionResult]:
-    """The newest provisioning attempts first."""
-    inventory = request.app.state.inventory
-    return ProvisionService(inventory).history(limit)
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[ProvisionResult]:
+    """The newest provisioning attempts first, page by page (keyset on the attempt's id)."""
+    before = _attempt_cursor(cursor) if cursor else None
+    rows = ProvisionService(request.app.state.inventory).history(limit + 1, before=before)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1].id if rows else None
+    next_cursor = None
+    if more and last is not None:
+        next_cursor = encode_cursor((last,))
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+def _attempt_cursor(cursor: str) -> int:
+    key = decode_cursor(cursor)
+    if len(key) != 1 or not isinstance(key[0], int):
+        raise ValidationError("the pagination cursor is not valid; start again without one.")
+    return key[0]
 
 
 __all__ = ["router"]

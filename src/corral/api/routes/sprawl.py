@@ -195,6 +195,7 @@ def _report(params: ReportRequest, state: Any, _progress: Progress) -> SprawlRep
         get_cost_model_of(state),
         days=params.days,
         backup_policy=load_policy(state.settings),
+        run=sprawl.AnalysisRun.of(state.settings),
     )
     return SprawlReportOut(
         summary=summary(sprawl.SprawlSummary.of(data.analysis)),

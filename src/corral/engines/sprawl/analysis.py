@@ -7,12 +7,12 @@ only counted for VMs that are not already to be reclaimed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from corral.engines.costing import CostModel, price_fleet, rate_card
+from corral.engines.costing import CostModel, VMCost, price_fleet, rate_card
 from corral.engines.sprawl.dedupe import dedupe
 from corral.engines.sprawl.detectors import DetectionContext, Detector, build_detectors
 from corral.engines.sprawl.model import (
@@ -22,6 +22,7 @@ from corral.engines.sprawl.model import (
     HostRecord,
     InsufficientData,
     MetricBatch,
+    Outcome,
     VMRecord,
     Volume,
 )
@@ -117,8 +118,21 @@ def analyse(
     costs = price_fleet(vms, hosts, model)
     ctx = DetectionContext(vms, now, costs, model, hosts, volumes, metrics)
     outcomes = [o for d in (detectors or build_detectors()) for o in d.detect(ctx)]
-    findings = dedupe(o for o in outcomes if isinstance(o, Finding))
     sized = right_size(vms, metrics, rate_card(model), rightsizing, hosts)
+    return assemble(vms, model, costs, volumes, outcomes, sized)
+
+
+def assemble(
+    vms: Sequence[VMRecord],
+    model: CostModel,
+    costs: Mapping[str, VMCost],
+    volumes: Sequence[Volume],
+    outcomes: Sequence[Outcome],
+    sized: Sequence[RightSizing | InsufficientData],
+) -> SprawlAnalysis:
+    """Dedupe the detectors' outcomes (in detector order) and total the money: the last step
+    of ``analyse``, shared with the chunked analysis so both total alike."""
+    findings = dedupe(o for o in outcomes if isinstance(o, Finding))
     return SprawlAnalysis(
         currency=model.currency,
         vms=len(vms),

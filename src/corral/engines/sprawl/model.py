@@ -170,6 +170,28 @@ class MetricBatch:
     def rows(self) -> dict[str, int]:
         return {u: i for i, u in enumerate(self.vm_uuids)}
 
+    def take(self, uuids: Sequence[str]) -> MetricBatch:
+        """The rows of ``uuids`` that this batch holds, in that order (a chunk of a fleet)."""
+        rows = self.rows()
+        keep = [u for u in uuids if u in rows]
+        idx = np.array([rows[u] for u in keep], dtype=np.int64)
+
+        def pick(arr: FloatArray | None) -> FloatArray | None:
+            return None if arr is None else arr[idx].reshape(len(keep), self.samples)
+
+        return MetricBatch(
+            vm_uuids=tuple(keep),
+            start=self.start,
+            step_s=self.step_s,
+            cpu_mhz=pick(self.cpu_mhz),
+            cpu_pct=pick(self.cpu_pct),
+            disk_bytes_s=pick(self.disk_bytes_s),
+            net_bytes_s=pick(self.net_bytes_s),
+            memory_mib={
+                k: v[idx].reshape(len(keep), self.samples) for k, v in self.memory_mib.items()
+            },
+        )
+
 
 @dataclass(frozen=True)
 class MetricWindow:

@@ -17,7 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from corral.domain.metrics import EntityKind, Latest, Point, Ranked, RollupRow, SampleBatch, Stat
+import numpy as np
+
+from corral.domain.metrics import (
+    EntityKind,
+    FloatArray,
+    IntArray,
+    Latest,
+    Point,
+    Ranked,
+    RollupRow,
+    SampleBatch,
+    Stat,
+)
 
 ROLLUP_RESOLUTIONS: tuple[int, ...] = (300, 3600, 86400)
 
@@ -37,6 +49,31 @@ class RetentionPolicy:
         return {0: self.raw_s, 300: self.r300_s, 3600: self.r3600_s, 86400: self.r86400_s}[
             resolution
         ]
+
+
+@dataclass(frozen=True)
+class SeriesColumns:
+    """Buckets of many series read at once, as columns: bucket ``i`` of entity
+    ``entities[entity[i]]`` and metric ``metrics[metric[i]]`` starts at ``ts[i]``.
+
+    Why columns: a fleet-wide read of a chunk of VMs is one query, and its answer
+    goes straight into numpy arrays without a Python object per bucket.
+    """
+
+    entities: tuple[str, ...]
+    metrics: tuple[str, ...]
+    entity: IntArray
+    metric: IntArray
+    ts: IntArray
+    value: FloatArray
+
+    @classmethod
+    def empty(cls, entities: Sequence[str], metrics: Sequence[str]) -> SeriesColumns:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(tuple(entities), tuple(metrics), none, none, none, np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.ts)
 
 
 class MetricsStore(Protocol):
@@ -61,6 +98,19 @@ class MetricsStore(Protocol):
         stat: Stat = Stat.avg,
     ) -> list[Point]:
         """One entity's metric in ``step``-second buckets over ``[start, end)``."""
+        ...
+
+    def series_many(
+        self,
+        kind: EntityKind,
+        entities: Sequence[str],
+        metrics: Sequence[str],
+        start: int,
+        end: int,
+        step: int,
+        stat: Stat = Stat.avg,
+    ) -> SeriesColumns:
+        """What ``series`` answers for every (entity, metric) pair, read set-based at once."""
         ...
 
     def raw(

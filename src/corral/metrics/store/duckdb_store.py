@@ -40,6 +40,7 @@ from corral.errors import StoreError
 from corral.metrics.store.base import (
     ROLLUP_RESOLUTIONS,
     RetentionPolicy,
+    SeriesColumns,
     align,
     check_range,
     finest_covering,
@@ -77,6 +78,10 @@ _COMBINE_SQL = {
 }
 
 
+# ``_COMBINE_SQL`` of a bucket made of one rollup row.
+_ONE_ROW_SQL = {Stat.avg: "vavg * n / n", Stat.min: "vmin", Stat.max: "vmax", Stat.p95: "vp95"}
+
+
 class DuckDBStore:
     """MetricsStore on a DuckDB file (or ``:memory:``), opened per operation (see duckdb_file)."""
 
@@ -92,6 +97,9 @@ class DuckDBStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._file = shared_file(self.path, _prepare)
         self._series: dict[SeriesKey, int] = {}
+        #: series ids by (kind, metric) then entity, rebuilt when names were added (see _sids)
+        self._by_metric: dict[tuple[EntityKind, str], dict[str, int]] = {}
+        self._by_metric_of: tuple[int, int] = (0, -1)
         self._hosts: dict[str, int] = {}
         with self._file.connect(write=False) as db:
             self._load_names(db)
@@ -140,6 +148,17 @@ class DuckDBStore:
 
     def _sid(self, kind: EntityKind, entity: str, metric: str) -> int | None:
         return self._series.get(SeriesKey(kind, entity, metric))
+
+    def _sids(self, kind: EntityKind, metric: str) -> dict[str, int]:
+        """Series ids of one metric by entity: a chunk of a fleet looks up thousands at once,
+        and a plain string key is far cheaper than building a ``SeriesKey`` for each."""
+        now_of = (id(self._series), len(self._series))  # a failed write restores another dict
+        if self._by_metric_of != now_of:
+            index: dict[tuple[EntityKind, str], dict[str, int]] = {}
+            for k, sid in self._series.items():
+                index.setdefault((k.kind, k.metric), {})[k.entity] = sid
+            self._by_metric, self._by_metric_of = index, now_of
+        return self._by_metric.get((kind, metric), {})
 
     # -- write -----------------------------------------------------------------
     def write(self, batch: SampleBatch) -> int:
@@ -238,6 +257,52 @@ class DuckDBStore:
                 else _series_rollup(db, sid, start, end, step, stat, level)
             )
         return [Point(int(t), float(v)) for t, v in rows if v is not None]
+
+    def series_many(
+        self,
+        kind: EntityKind,
+        entities: Sequence[str],
+        metrics: Sequence[str],
+        start: int,
+        end: int,
+        step: int,
+        stat: Stat = Stat.avg,
+    ) -> SeriesColumns:
+        """One query for every pair: the wanted series ids go in as a table and the same
+        level (raw or rollup) ``series`` would read answers all of them."""
+        check_range(start, end, step)
+        with self._db() as db:
+            by_entity = [self._sids(kind, mt) for mt in metrics]
+            pairs = [
+                (sid, i, j)
+                for i, e in enumerate(entities)
+                for j, known in enumerate(by_entity)
+                if (sid := known.get(e)) is not None
+            ]
+            if not pairs:
+                return SeriesColumns.empty(entities, metrics)
+            sids = np.array([p[0] for p in pairs], dtype=np.int64)
+            want = {"sid": sids.astype(np.int32)}  # noqa: F841  (read by DuckDB by name below)
+            lo, hi = int(sids.min()), int(sids.max())
+            level = _level_for(db, start, step)
+            params = {"start": start, "end": end}
+            if level is not None:
+                params["wm"] = _mark(db, f"rolled_{level}") or start
+            cols = db.execute(_many_sql(step, stat, level, lo, hi), params).fetchnumpy()
+        # each wanted series id back to its (entity, metric), by a lookup over the id range
+        entity = np.zeros(hi - lo + 1, dtype=np.int64)
+        metric = np.zeros(hi - lo + 1, dtype=np.int64)
+        entity[sids - lo] = [p[1] for p in pairs]
+        metric[sids - lo] = [p[2] for p in pairs]
+        at = np.asarray(cols["sid"], dtype=np.int64) - lo
+        return SeriesColumns(
+            tuple(entities),
+            tuple(metrics),
+            entity[at],
+            metric[at],
+            np.asarray(cols["b"], dtype=np.int64),
+            np.asarray(cols["v"], dtype=np.float64),
+        )
 
     def rollup_rows(
         self, resolution: int, kind: EntityKind, entity: str, metric: str, start: int, end: int
@@ -457,6 +522,38 @@ def _series_rollup(
           GROUP BY ts - ts % {r})
         SELECT ts - ts % {step} AS b, {_COMBINE_SQL[stat]} FROM parts GROUP BY b ORDER BY b"""
     return list(db.execute(q, {"sid": sid, "start": start, "end": end, "wm": wm}).fetchall())
+
+
+def _many_sql(step: int, stat: Stat, level: int | None, lo: int, hi: int) -> str:
+    """The ``series_many`` statement: raw buckets, or rollup rows before the level's
+    watermark and raw samples after it (as ``_series_rollup``), per wanted series id.
+
+    The literal id range lets DuckDB skip row groups of series outside the chunk.
+    """
+    ids = f"sid BETWEEN {lo} AND {hi} AND sid IN (SELECT sid FROM want)"
+    if level is None:
+        return f"""SELECT sid, ts - ts % {step} AS b, {_STAT_SQL[stat]} AS v FROM samples
+            WHERE {ids} AND ts >= $start AND ts < $end GROUP BY sid, b"""
+    return f"""WITH parts AS (
+          SELECT sid, ts, n, vmin, vavg, vmax, vp95 FROM rollup_{level}
+          WHERE {ids} AND ts >= $start AND ts < least($end, $wm)
+          UNION ALL
+          SELECT sid, ts - ts % {level}, count(*), min(value), avg(value), max(value),
+                 quantile_cont(value, 0.95)
+          FROM samples WHERE {ids} AND ts >= greatest($start, $wm) AND ts < $end
+          GROUP BY sid, ts - ts % {level})
+        {_many_select(step, stat, level)}"""
+
+
+def _many_select(step: int, stat: Stat, level: int) -> str:
+    """Rollup rows combined per series and bucket; at the level's own step every row is a
+    bucket of its own, so the combination is computed per row, with no grouping (the same
+    arithmetic on one row, so the same values)."""
+    if step != level:
+        return f"""SELECT sid, ts - ts % {step} AS b, {_COMBINE_SQL[stat]} AS v FROM parts
+        GROUP BY sid, b HAVING v IS NOT NULL"""
+    one = _ONE_ROW_SQL[stat]
+    return f"SELECT sid, ts AS b, {one} AS v FROM parts WHERE {one} IS NOT NULL"
 
 
 def _per_entity_sql(raw_kept: bool, stat: Stat) -> str:

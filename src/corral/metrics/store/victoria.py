@@ -44,7 +44,13 @@ from corral.domain.metrics import (
     Stat,
 )
 from corral.errors import StoreError
-from corral.metrics.store.base import ROLLUP_RESOLUTIONS, RetentionPolicy, align, check_range
+from corral.metrics.store.base import (
+    ROLLUP_RESOLUTIONS,
+    RetentionPolicy,
+    SeriesColumns,
+    align,
+    check_range,
+)
 from corral.metrics.store.rollup_math import BucketStats, bucket_stats
 
 _FN = {
@@ -57,6 +63,8 @@ _FN = {
 MATERIALISED: tuple[int, ...] = tuple(r for r in ROLLUP_RESOLUTIONS if r > 300)
 _RAW_SELECTOR = '{__name__=~"corral_.+"}'
 _EPS = 0.001  # evaluate at the bucket's last millisecond
+#: Longest id regex in one query: the server refuses queries over -search.maxQueryLen (16 KiB).
+_MAX_IDS_CHARS = 12_000
 
 
 def _q(value: str) -> str:
@@ -134,6 +142,25 @@ class VictoriaMetricsStore:
             "nocache": "1",
         }
         return list(self._get("/api/v1/query_range", params).json()["data"]["result"])
+
+    def _query_range_form(
+        self, query: str, start: float, end: float, step: int
+    ) -> list[dict[str, Any]]:
+        """``_query_range`` as a POSTed form: a chunk's id list does not fit in a URL."""
+        form = {
+            "query": query,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step}s",
+            "nocache": "1",
+        }
+        try:
+            resp = self._http.post("/api/v1/query_range", data=form)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"VictoriaMetrics at {self.url} is unreachable: {exc}") from None
+        if resp.status_code >= 300:
+            raise StoreError(f"VictoriaMetrics query failed: {resp.text.strip()[:200]}")
+        return list(resp.json()["data"]["result"])
 
     def _export(self, match: str, start: int, end: int) -> Iterator[dict[str, Any]]:
         params = {"match[]": match, "start": str(start), "end": f"{end - _EPS:.3f}"}
@@ -312,6 +339,52 @@ class VictoriaMetricsStore:
             for row in result
             for t, v in row["values"]
         ]
+
+    def series_many(
+        self,
+        kind: EntityKind,
+        entities: Sequence[str],
+        metrics: Sequence[str],
+        start: int,
+        end: int,
+        step: int,
+        stat: Stat = Stat.avg,
+    ) -> SeriesColumns:
+        """One range query per metric for the whole id list (split only where the server's
+        query-length limit would be passed); the same PromQL ``series`` evaluates."""
+        check_range(start, end, step)
+        first = align(start, step)
+        if first < start or not entities:
+            return self._many_one_by_one(kind, entities, metrics, start, end, step, stat)
+        rows = {e: i for i, e in enumerate(entities)}
+        parts: list[tuple[int, int, float, float]] = []
+        for j, metric in enumerate(metrics):
+            for ids in _id_groups(entities):
+                sel = f"corral_{metric}{{kind={_q(kind.value)},id=~{_q(ids)}}}"
+                query = _FN[stat].format(sel=sel, w=step)
+                for row in self._query_range_form(query, first + step - _EPS, end - _EPS, step):
+                    i = rows[row["metric"]["id"]]
+                    parts += [(i, j, float(t), float(v)) for t, v in row["values"]]
+        return _columns(entities, metrics, parts, step)
+
+    def _many_one_by_one(
+        self,
+        kind: EntityKind,
+        entities: Sequence[str],
+        metrics: Sequence[str],
+        start: int,
+        end: int,
+        step: int,
+        stat: Stat,
+    ) -> SeriesColumns:
+        """A start inside a bucket must be clipped from raw samples, series by series."""
+        parts = [
+            (i, j, float(p.ts + step) - _EPS, p.value)
+            for i, e in enumerate(entities)
+            for j, mt in enumerate(metrics)
+            for p in self.series(kind, e, mt, start, end, step, stat)
+        ]
+        return _columns(entities, metrics, parts, step)
 
     def _series_from_raw(
         self,
@@ -533,6 +606,41 @@ class VictoriaMetricsStore:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _id_groups(entities: Sequence[str]) -> Iterator[str]:
+    """The ids as anchored alternations, each short enough for one query."""
+    group: list[str] = []
+    size = 0
+    for e in entities:
+        alt = re.escape(e)
+        if group and size + len(alt) + 1 > _MAX_IDS_CHARS:
+            yield "|".join(group)
+            group, size = [], 0
+        group.append(alt)
+        size += len(alt) + 1
+    if group:
+        yield "|".join(group)
+
+
+def _columns(
+    entities: Sequence[str],
+    metrics: Sequence[str],
+    parts: list[tuple[int, int, float, float]],
+    step: int,
+) -> SeriesColumns:
+    """Points evaluated at a bucket's last millisecond back to the bucket's start."""
+    if not parts:
+        return SeriesColumns.empty(entities, metrics)
+    e, m, t, v = (np.array(c) for c in zip(*parts, strict=True))
+    return SeriesColumns(
+        tuple(entities),
+        tuple(metrics),
+        e.astype(np.int64),
+        m.astype(np.int64),
+        np.round(t + _EPS).astype(np.int64) - step,
+        v.astype(np.float64),
+    )
 
 
 def _rollup_lines(m: dict[str, str], r: int, st: BucketStats, out: list[str]) -> int:

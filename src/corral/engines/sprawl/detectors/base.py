@@ -61,6 +61,9 @@ class Detector(ABC):
     category: ClassVar[Category]
     description: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
+    #: True when ``detect`` reads metrics: such a detector judges each VM from that VM's own
+    #: rows only, so a fleet may be handed to it in chunks (see ``engines.sprawl.chunked``).
+    uses_metrics: ClassVar[bool] = False
 
     def __init__(self, **overrides: float) -> None:
         known = {p.name: p for p in self.params}

@@ -47,6 +47,7 @@ class IdleDetector(Detector):
     name = "idle"
     category = Category.idle
     description = "Powered-on VMs with low CPU and disk and network for most of each day."
+    uses_metrics = True
     params = (
         Param("cpu_mhz_max", 100, "CPU demand below this (MHz) is quiet (vROps reference)"),
         Param("cpu_pct_max", 2, "used instead when only CPU % is measured"),
