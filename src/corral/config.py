@@ -78,6 +78,10 @@ class Settings:
     ha_check_interval_s: float = 5.0
     ha_alert_to: str | None = None
     alert_rules: Path | None = None
+    #: the backup repository's folder (default: $CORRAL_HOME/backups)
+    backup_repository: Path | None = None
+    #: a new full backup after this many incrementals in a chain
+    backup_full_every: int = 7
     #: fleet-wide analysis (sprawl, right-sizing): VMs per chunk, the Dask scheduler to run the
     #: chunks on (None: in this process) and the metric step in seconds (3600 or 86400: rollups)
     analysis_chunk_size: int = 1000
@@ -204,6 +208,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("ha_check_interval_s", "CORRAL_HA_CHECK_INTERVAL", _positive_float, "HA round s"),
     FieldSpec("ha_alert_to", "CORRAL_HA_ALERT_TO", str, "address of the HA alert mail"),
     FieldSpec("alert_rules", "CORRAL_ALERT_RULES", _path, "alert rules and channels YAML"),
+    FieldSpec("backup_repository", "CORRAL_BACKUP_REPOSITORY", _path, "restore points folder"),
+    FieldSpec("backup_full_every", "CORRAL_BACKUP_FULL_EVERY", _positive_int, "incrementals/full"),
     FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),
     FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
     FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),

@@ -23,7 +23,13 @@ PEOPLE_READS = (
     "/api/v1/reclaim/cases/1",
     "/api/v1/reclaim/savings",
 )
-PATH_VALUES = {"uuid": WEB_01, "case_id": "1", "name": "host-a", "job_id": "1"}
+PATH_VALUES = {
+    "uuid": WEB_01,
+    "case_id": "1",
+    "name": "host-a",
+    "job_id": "1",
+    "point_id": "20260101T000000-000000",
+}
 
 
 @pytest.mark.parametrize("path", PEOPLE_READS)

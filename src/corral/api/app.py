@@ -28,6 +28,7 @@ from corral.api.routes import provision as provision_routes
 from corral.api.routes import reclaim as reclaim_routes
 from corral.api.routes import requests as requests_routes
 from corral.api.routes import respond_page
+from corral.api.routes import restore_points as restore_point_routes
 from corral.api.routes import sim as sim_routes
 from corral.api.routes import sprawl as sprawl_routes
 from corral.config import Settings, load_settings
@@ -66,6 +67,7 @@ ROUTERS = (
     cost_routes.router,
     audit_routes.router,
     backup_routes.router,
+    restore_point_routes.router,
     provision_routes.router,
     alerts_routes.router,
     requests_routes.router,
@@ -76,6 +78,7 @@ JOB_KINDS: tuple[JobKind[Any], ...] = (
     *sim_routes.JOB_KINDS,
     *sprawl_routes.JOB_KINDS,
     *backup_routes.JOB_KINDS,
+    *restore_point_routes.JOB_KINDS,
 )
 
 

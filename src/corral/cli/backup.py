@@ -23,7 +23,10 @@ backup_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
+    from corral.cli import backup_exec
+
     app.add_typer(backup_app, name="backup")
+    backup_exec.add_commands(backup_app)
 
 
 def _policy() -> backup_service.Policy:

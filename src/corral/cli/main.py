@@ -115,6 +115,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "corral.cli.backup",
         "Backup: policy per tier and VM, a staggered schedule that meets every RPO, coverage.",
     ),
+    "restore": (
+        "corral.cli.backup_exec",
+        "Restore a VM from any retained restore point, as a new VM or in place.",
+    ),
     "ha": ("corral.cli.ha", "High availability: admission control and failover plans."),
     "alerts": ("corral.cli.alerts", "Alert rules, alerts, acknowledgements and silences."),
     "sim": (

@@ -159,6 +159,12 @@ WATCHED: dict[type[m.Base], Watched] = {
         lambda q: q.department,
         ("vcpus", "memory_mib", "storage_gb", "vms", "monthly_cost", "updated_by"),
     ),
+    m.BackupPointRow: Watched(
+        "restore-point", lambda p: p.id, ("vm_uuid", "vm_name", "kind", "parent_id", "checkpoint")
+    ),
+    m.BackupRestoreRow: Watched(
+        "restore", lambda r: r.point_id, ("point_id", "mode", "host", "vm_name", "new_uuid")
+    ),
 }
 
 

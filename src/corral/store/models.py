@@ -612,3 +612,56 @@ class CapacityLock(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# -- backup repository catalog (issue 12) -----------------------------------------------------
+class BackupPointRow(Base):
+    """A sealed restore point in the repository (its manifest is the source of truth)."""
+
+    __tablename__ = "backup_points"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    vm_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    vm_name: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(String(80))
+    checkpoint: Mapped[str] = mapped_column(String(128))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    fallback: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verify_ok: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class BackupRunRow(Base):
+    """One backup job of one VM: running, done, failed, or interrupted (its process died)."""
+
+    __tablename__ = "backup_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vm_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    vm_name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    point_id: Mapped[str | None] = mapped_column(String(80))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BackupRestoreRow(Base):
+    """One restore: which point, where to, as what."""
+
+    __tablename__ = "backup_restores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    point_id: Mapped[str] = mapped_column(String(80), index=True)
+    vm_uuid: Mapped[str] = mapped_column(String(36))
+    mode: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    vm_name: Mapped[str] = mapped_column(String(255))
+    new_uuid: Mapped[str] = mapped_column(String(36))
+    seconds: Mapped[float] = mapped_column()
+    restored_at: Mapped[datetime] = mapped_column(UTCDateTime())

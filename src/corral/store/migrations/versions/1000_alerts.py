@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "1000"
-down_revision = "0750"  # re-chained after templates (0750)
+down_revision = "0900"  # re-chained after the backup repository (0900)
 branch_labels = None
 depends_on = None
 

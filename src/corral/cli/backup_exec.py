@@ -1,0 +1,124 @@
+"""``corral backup run|points|verify|gc`` and ``corral restore``: thin commands over
+corral.services.backup_exec and corral.services.restore."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+from corral.cli import context
+from corral.cli.output import OutputFormat, OutputOption, emit, to_json
+from corral.services import backup as backup_service
+from corral.services import backup_exec
+from corral.services.restore import Restorer
+
+
+def add_commands(backup_app: typer.Typer) -> None:
+    """The executor's commands under ``corral backup``."""
+    backup_app.command("run")(run_cmd)
+    backup_app.command("points")(points_cmd)
+    backup_app.command("verify")(verify_cmd)
+    backup_app.command("gc")(gc_cmd)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("restore")(restore_cmd)
+
+
+def run_cmd(
+    vm: str | None = typer.Option(None, "--vm", help="Back up this VM now (due or not)."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Take the due backups (full, then incrementals through checkpoints) into the repository."""
+    settings = context.settings()
+    policy = backup_service.load_policy(settings)
+    report = backup_exec.Executor.from_settings(settings, context.inventory().db, policy).run(vm)
+    rows = [asdict(o) for o in report.outcomes]
+    if output is OutputFormat.json:
+        typer.echo(to_json(rows))
+    else:
+        emit([{**r, "redone": "; ".join(r["redone"])} for r in rows], output)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def points_cmd(
+    vm: str | None = typer.Option(None, "--vm", help="Only this VM's points (name or UUID)."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The restore points in the repository, oldest first."""
+    repo = backup_exec.repository(context.settings())
+    rows = [
+        {"id": p.id, "vm": p.vm_name, "host": p.host, "kind": p.kind, "parent": p.parent,
+         "taken_at": p.taken_at.isoformat(), "bytes": p.size, "fallback": p.fallback}
+        for p in repo.points()
+        if vm is None or vm in (p.vm_name, p.vm_uuid)
+    ]  # fmt: skip
+    if output is OutputFormat.json:
+        typer.echo(to_json(rows))
+    else:
+        emit(rows, output)
+
+
+def verify_cmd(
+    point: str | None = typer.Option(None, "--point", help="Only this restore point."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Re-hash restore points against their manifests; exit 1 when one is damaged."""
+    repo = backup_exec.repository(context.settings())
+    results = backup_exec.verify(context.inventory().db, repo, point)
+    rows = [{"point": r.point, "ok": r.ok, "problems": "; ".join(r.problems)} for r in results]
+    if output is OutputFormat.json:
+        typer.echo(to_json(rows))
+    else:
+        emit(rows, output)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def gc_cmd(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would go; delete nothing."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Delete the restore points retention no longer keeps (never a retained point's parent)."""
+    settings = context.settings()
+    repo, policy = backup_exec.repository(settings), backup_service.load_policy(settings)
+    result = backup_exec.gc(context.inventory().db, repo, policy, dry_run=dry_run)
+    rows = [{"point": p, "action": "keep", "why": w} for p, w in sorted(result.kept.items())]
+    verb = "would remove" if dry_run else "removed"
+    why = "no retention rule keeps it"
+    rows += [{"point": p, "action": verb, "why": why} for p in result.removed]
+    if output is OutputFormat.json:
+        typer.echo(to_json(asdict(result)))
+    else:
+        emit(rows, output)
+
+
+def restore_cmd(
+    vm: str = typer.Argument(..., help="The VM the restore point belongs to (name or UUID)."),
+    point: str = typer.Option(..., "--point", help="The restore point's id."),
+    host: str | None = typer.Option(None, "--host", help="Restore onto this host."),
+    as_name: str | None = typer.Option(
+        None, "--as", help="Restore as a new VM with this name (else in place: VM stopped first)."
+    ),
+    disk_dir: Path | None = typer.Option(None, "--disk-dir", help="Folder for a new VM's disks."),
+    start: bool = typer.Option(True, "--start/--no-start", help="Start the restored VM."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Restore a VM from any retained restore point, as a new VM or in place."""
+    settings = context.settings()
+    repo = backup_exec.repository(settings)
+    manifest = repo.get(point)
+    if vm not in (manifest.vm_name, manifest.vm_uuid):
+        from corral.errors import ValidationError
+
+        raise ValidationError(f"restore point {point} belongs to {manifest.vm_name}, not {vm}.")
+    restorer = Restorer.from_settings(settings, context.inventory().db)
+    done = restorer.restore(point, host=host, as_name=as_name, disk_dir=disk_dir, start=start)
+    doc = asdict(done)
+    if output is OutputFormat.json:
+        typer.echo(to_json(doc))
+    else:
+        emit([{**doc, "disks": " ".join(done.disks)}], output)

@@ -1,0 +1,226 @@
+"""libvirt and qemu-img steps of the backup executor and of restores, one call each.
+
+The executor and the restore service (corral.services.backup_exec, corral.services.restore)
+decide; these functions act on one domain or one image. Images are written through a
+temporary file, fsynced, then renamed, so a killed restore never leaves a half-written disk
+under a VM's name. qemu-img runs with an argument list, never through a shell; domain XML is
+changed through lxml only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+import uuid as uuidlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from corral.errors import HypervisorError
+from corral.hypervisor import xmlsafe
+from corral.hypervisor.libvirt.connection import Credentials
+from corral.hypervisor.libvirt.connection import _auth as auth_callback
+from corral.hypervisor.uri import HostAccess, open_uri, redact, validate_uri
+
+QEMU_IMG_TIMEOUT_S = 3600
+ABORT_WAIT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class FileDisk:
+    target: str  # vda
+    path: Path
+    fmt: str  # qcow2, raw
+
+
+def open_conn(uri: str, access: HostAccess, credentials: Credentials | None = None) -> Any:
+    """A plain libvirt connection to a registered host (its URI checked against the rules),
+    with the host's stored credentials when it has some."""
+    import libvirt
+
+    target = open_uri(validate_uri(uri, access), access)
+    try:
+        if credentials is not None:
+            return libvirt.openAuth(target, auth_callback(credentials), 0)
+        return libvirt.open(target)
+    except libvirt.libvirtError as exc:
+        why = f"cannot connect to {redact(uri)}: {exc.get_error_message()}"
+        raise HypervisorError(why) from None
+
+
+def find_domain(conn: Any, uuid: str) -> Any | None:
+    for dom in conn.listAllDomains(0):
+        if dom.UUIDString().lower() == uuid.lower():
+            return dom
+    return None
+
+
+def inactive_xml(dom: Any) -> str:
+    """The VM's definition (without secrets: no VIR_DOMAIN_XML_SECURE)."""
+    import libvirt
+
+    return str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+
+
+def file_disks(xml: str) -> list[FileDisk]:
+    """The VM's file-backed disks (not cdroms), in the order of the definition."""
+    root = xmlsafe.parse(xml, "domain XML")
+    disks = []
+    for disk in root.iterfind("./devices/disk[@device='disk'][@type='file']"):
+        source, target = disk.find("source"), disk.find("target")
+        driver = disk.find("driver")
+        if source is None or target is None or source.get("file") is None:
+            continue
+        fmt = driver.get("type", "raw") if driver is not None else "raw"
+        disks.append(FileDisk(str(target.get("dev")), Path(str(source.get("file"))), fmt))
+    return disks
+
+
+def as_new_vm(xml: str, name: str, disks: Mapping[str, Path]) -> tuple[str, str]:
+    """The definition of a copy: new name, new UUID, no MAC addresses (libvirt draws new ones),
+    the disks on the restored files, file consoles beside the old ones named after the copy."""
+    root = xmlsafe.parse(xml, "the restore point's domain XML")
+    root.find("name").text = name  # type: ignore[union-attr]
+    new_uuid = str(uuidlib.uuid4())
+    uuid_el = root.find("uuid")
+    if uuid_el is None:
+        uuid_el = etree.SubElement(root, "uuid")
+    uuid_el.text = new_uuid
+    for mac in root.iterfind("./devices/interface/mac"):
+        mac.getparent().remove(mac)  # type: ignore[union-attr]
+    for disk in root.iterfind("./devices/disk[@device='disk'][@type='file']"):
+        target, source = disk.find("target"), disk.find("source")
+        if target is not None and source is not None and target.get("dev") in disks:
+            source.set("file", str(disks[str(target.get("dev"))]))
+            for store in disk.findall("backingStore"):
+                disk.remove(store)
+    for chardev in root.iterfind("./devices/*[@type='file']/source[@path]"):
+        old = Path(str(chardev.get("path")))
+        chardev.set("path", str(old.with_name(f"{name}.{chardev.getparent().tag}.log")))  # type: ignore[union-attr]
+    return etree.tostring(root, encoding="unicode"), new_uuid
+
+
+def write_image(top: Path, out: Path) -> None:
+    """A standalone qcow2 at ``out`` from ``top`` and its backing chain, all layers merged."""
+    tmp = out.with_name(f".{out.name}.restoring")
+    tmp.unlink(missing_ok=True)
+    done = qemu_img("convert", "-O", "qcow2", str(top), str(tmp))
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise HypervisorError(f"cannot write restored image {out}: {done.stderr.strip()[:200]}")
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.rename(out)
+
+
+def rebase(image: Path, backing: str) -> None:
+    """Point ``image`` at ``backing`` (relative to the image's folder); metadata only."""
+    done = qemu_img("rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b", backing, str(image))
+    if done.returncode != 0:
+        raise HypervisorError(f"cannot chain {image} onto {backing}: {done.stderr.strip()[:200]}")
+
+
+def backup_running(dom: Any) -> bool:
+    import libvirt
+
+    for _ in range(50):  # "backup job data missing" while libvirt sets a job up: ask again
+        try:
+            stats = dom.jobStats()
+            break
+        except libvirt.libvirtError:
+            time.sleep(0.1)
+    else:
+        stats = dom.jobStats()
+    return bool(
+        stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE
+        and stats.get("operation") == libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP
+    )
+
+
+def abort_backup(dom: Any) -> None:
+    """End a backup job left running by a process that died; its partial target goes too."""
+    import libvirt
+
+    try:
+        dom.abortJob()
+    except libvirt.libvirtError as exc:
+        if backup_running(dom):
+            why = f"cannot abort the old backup job of {dom.name()}: {exc}"
+            raise HypervisorError(why) from None
+    deadline = time.monotonic() + ABORT_WAIT_S
+    while backup_running(dom):
+        if time.monotonic() > deadline:
+            raise HypervisorError(f"the old backup job of {dom.name()} does not end; try later.")
+        time.sleep(0.1)
+
+
+def checkpoints(dom: Any) -> list[str]:
+    return [c.getName() for c in dom.listAllCheckpoints(0)]
+
+
+def drop_checkpoints(dom: Any, keep: frozenset[str] = frozenset()) -> list[str]:
+    """Delete every checkpoint but ``keep`` (with its bitmap; metadata only when the bitmap is
+    already gone). Newest first, so no delete has to merge into a dropped one."""
+    import libvirt
+
+    dropped = []
+    for cp in reversed(dom.listAllCheckpoints(libvirt.VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL)):
+        if cp.getName() in keep:
+            continue
+        try:
+            cp.delete(0)
+        except libvirt.libvirtError:
+            cp.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+        dropped.append(cp.getName())
+    return dropped
+
+
+def stop(dom: Any) -> bool:
+    """Power the VM off at once (a restore in place overwrites its disks); True if it ran."""
+    import libvirt
+
+    if not dom.isActive():
+        return False
+    try:
+        dom.destroy()
+    except libvirt.libvirtError as exc:
+        if dom.isActive():
+            raise HypervisorError(f"cannot stop {dom.name()}: {exc}") from None
+    return True
+
+
+def qemu_img(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["qemu-img", *args],
+        capture_output=True,
+        text=True,
+        timeout=QEMU_IMG_TIMEOUT_S,
+        check=False,
+    )
+
+
+def drop_checkpoints_metadata(dom: Any) -> None:
+    """Forget every checkpoint of a VM whose disks were replaced (their bitmaps are gone)."""
+    import libvirt
+
+    for cp in dom.listAllCheckpoints(0):
+        cp.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """libvirt's errors inside become one HypervisorError sentence naming ``what``."""
+    import libvirt
+
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise HypervisorError(f"{what} failed: {exc.get_error_message()}") from None
