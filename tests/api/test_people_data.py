@@ -29,6 +29,8 @@ PATH_VALUES = {
     "name": "host-a",
     "job_id": "1",
     "point_id": "20260101T000000-000000",
+    "request_id": "1",
+    "department": "Finance",
 }
 
 
