@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/bench_ha_scale.py [--hosts 10000 --vms 100000 --k 1]
         [--hosts 200 --vms 100000 --k 2]
 
-A fixed, seeded fleet that is realistically loaded: each host is filled to a memory target
-drawn between 50 % and 80 % (a few hosts to 90 %) with VMs of a six-flavour mix, 2 % of the
-VMs in anti-affinity pairs on different hosts, hosts in racks of 20 (failure domains). VMs are
+A fixed, seeded fleet that is realistically loaded: each host is filled to a target drawn
+between 50 % and 80 % (a few hosts to 90 %) of its memory and vCPUs with VMs of a six-flavour
+mix, 2 % of the VMs in anti-affinity pairs on different hosts, hosts in racks of 20 (failure
+domains); hosts are sized for the density asked. VMs are
 put on hosts directly (no scheduler run), so building the fleet costs little beside the check.
 Prints the build time, the time and CPU of the exact policy, the scenarios it checked, how
 many it proved safe without simulating them, and what it found. Target (issue 16): 60 s each.
@@ -14,6 +15,7 @@ many it proved safe without simulating them, and what it found. Target (issue 16
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import time
@@ -28,36 +30,43 @@ FLAVORS = [  # vCPUs, MiB, weight
     (4, 16384, 10),
     (8, 32768, 5),
 ]
-HOST_MIB = 262_144  # 256 GiB, 32 cores x 2 threads
 TARGET_S = 60.0
+CPU_RATIO = 8.0
 
 
 def make_fleet(n_hosts: int, n_vms: int, seed: int = 16) -> Fleet:
-    """``n_hosts`` hosts holding about ``n_vms`` VMs, each host filled to its own target."""
+    """``n_hosts`` hosts holding about ``n_vms`` VMs, each host filled to its own target.
+
+    Hosts are sized for the density asked (at least 32 cores and 256 GiB; 500 VMs a host need
+    bigger ones) so that both memory and vCPUs end up 50-80 % allocated, not overcommitted.
+    """
     rng = random.Random(seed)
+    weights = [f[2] for f in FLAVORS]
+    mean_vcpus = sum(f[0] * f[2] for f in FLAVORS) / sum(weights)
+    mean_mib = sum(f[1] * f[2] for f in FLAVORS) / sum(weights)
+    per_host = n_vms / n_hosts
+    host_mib = max(262_144, int(per_host * mean_mib / 0.65))
+    cores = max(32, math.ceil(per_host * mean_vcpus / (2 * CPU_RATIO * 0.65)))
+    vcpu_cap = cores * 2 * CPU_RATIO
     hosts = tuple(
         Host(
             f"kvm{i:05d}",
-            cores=32,
+            cores=cores,
             cpu_mhz=2600,
-            memory_mib=HOST_MIB,
+            memory_mib=host_mib,
             threads_per_core=2,
             failure_domains=(f"rack{i // 20:04d}",),
         )
         for i in range(n_hosts)
     )
-    per_host = n_vms / n_hosts
-    mean_mib = sum(f[1] * f[2] for f in FLAVORS) / sum(f[2] for f in FLAVORS)
-    scale = max(0.05, 0.65 * HOST_MIB / (per_host * mean_mib))  # ~65 % memory on average
     vms: list[VM] = []
     pair_open: tuple[str, str] | None = None  # (group, host of its first member)
     for h in hosts:
-        target = HOST_MIB * (0.9 if rng.random() < 0.03 else rng.uniform(0.5, 0.8))
-        used = 0.0
-        while used < target and len(vms) < n_vms:
-            vcpus, mib, _ = rng.choices(FLAVORS, weights=[f[2] for f in FLAVORS])[0]
-            mib = max(256, int(mib * scale))
-            if used + mib > HOST_MIB * 0.95:
+        target = 0.9 if rng.random() < 0.03 else rng.uniform(0.5, 0.8)
+        mib_used = vcpus_used = 0.0
+        while len(vms) < n_vms:
+            vcpus, mib, _ = rng.choices(FLAVORS, weights=weights)[0]
+            if (mib_used + mib) / host_mib > target or (vcpus_used + vcpus) / vcpu_cap > target:
                 break
             group: tuple[str, ...] = ()
             if rng.random() < 0.02:  # anti-affinity pairs, members on two different hosts
@@ -76,8 +85,9 @@ def make_fleet(n_hosts: int, n_vms: int, seed: int = 16) -> Fleet:
                     priority=rng.randint(0, 3),
                 )
             )
-            used += mib
-    return Fleet(hosts, tuple(vms), Settings(cpu_allocation_ratio=8.0))
+            mib_used += mib
+            vcpus_used += vcpus
+    return Fleet(hosts, tuple(vms), Settings(cpu_allocation_ratio=CPU_RATIO))
 
 
 def main() -> None:
@@ -90,12 +100,16 @@ def main() -> None:
     fleet = make_fleet(args.hosts, args.vms)
     built = time.perf_counter() - t0
     mem = sum(v.memory_mib for v in fleet.vms) / sum(h.memory_mib for h in fleet.hosts)
+    vcpu_share = sum(v.vcpus for v in fleet.vms) / (
+        len(fleet.hosts) * fleet.hosts[0].threads * CPU_RATIO
+    )
     t0, c0 = time.perf_counter(), time.process_time()
     report = make_policy("exact").evaluate(fleet, args.k).to_dict()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(
         f"\nExact HA check, {args.hosts} hosts, {len(fleet.vms)} VMs "
-        f"(memory allocated {100 * mem:.1f} %; fleet built in {built:.1f} s); "
+        f"(memory allocated {100 * mem:.1f} %, vCPUs {100 * vcpu_share:.1f} %; fleet built in "
+        f"{built:.1f} s); "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(
