@@ -20,16 +20,10 @@ import os
 import random
 import time
 
+from bench_ha import FLAVORS  # the same six-flavour mix (vCPUs, MiB, weight)
+
 from corral.engines.planning import VM, Fleet, Host, Settings, make_policy
 
-FLAVORS = [  # vCPUs, MiB, weight
-    (1, 2048, 20),
-    (2, 4096, 30),
-    (2, 8192, 15),
-    (4, 8192, 20),
-    (4, 16384, 10),
-    (8, 32768, 5),
-]
 TARGET_S = 60.0
 CPU_RATIO = 8.0
 
