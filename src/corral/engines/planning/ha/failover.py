@@ -251,7 +251,6 @@ class FailoverModel:
             self._singles[host] = cached
         return cached
 
-
     def _host_index(self) -> dict[str, int]:
         if len(self._index) != len(self.host_names):
             self._index.update((n, i) for i, n in enumerate(self.host_names))
