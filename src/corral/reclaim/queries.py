@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import or_, select
@@ -40,10 +41,8 @@ def cases(
 def case(env: ReclaimEnv, case_id: int) -> CaseDetail:
     """Returns one case with its approvals and its VM's reclamation history."""
     with env.db.session() as s:
-        uuid = env.case_row(s, case_id).vm_uuid
-    events = tuple(history(env, uuid))
-    with env.db.session() as s:
-        return case_detail(env.case_row(s, case_id), env.now, env.policy, events)
+        detail = case_detail(env.case_row(s, case_id), env.now, env.policy)
+    return replace(detail, history=tuple(history(env, detail.vm_uuid)))
 
 
 def history(env: ReclaimEnv, vm_uuid: str) -> list[CaseEvent]:

@@ -164,12 +164,11 @@ def case_view(
     )
 
 
-def case_detail(
-    c: m.ReclaimCase, now: datetime, policy: Policy, history: tuple[CaseEvent, ...]
-) -> CaseDetail:
+def case_detail(c: m.ReclaimCase, now: datetime, policy: Policy) -> CaseDetail:
+    """The case with its approvals; its ``history`` comes from the event log (queries.case)."""
     base = case_view(c, now, policy)
     approvals = tuple(
         CaseApproval(Step(a.step), a.approver, a.at, a.note or "") for a in c.approvals
     )
     fields = {f.name: getattr(base, f.name) for f in dataclass_fields(CaseRecord)}
-    return CaseDetail(**fields, approvals=approvals, history=history)
+    return CaseDetail(**fields, approvals=approvals)
