@@ -63,6 +63,10 @@ class TokenStore:
         """The user a valid token belongs to, with its roles now; AuthError otherwise."""
         return self._check(token)[1]
 
+    def identify(self, token: str) -> tuple[str, Principal]:
+        """The token's name and the principal of its user, in one look-up; AuthError else."""
+        return self._check(token)
+
     def principal_for(self, name: str) -> Principal:
         """The principal of the token named ``name`` now (its user's roles today); AuthError
         when the token was revoked or removed or its user disabled. For sessions that signed

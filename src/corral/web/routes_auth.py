@@ -97,8 +97,7 @@ def _sign_in(request: Request, form: dict[str, str]) -> Viewer:
     if not token:
         raise AuthError("give your user name and password, or an API token.")
     try:
-        name = get_tokens(request).verify(token)
-        principal = get_tokens(request).authenticate(token)
+        name, principal = get_tokens(request).identify(token)
     except AuthError:
         raise AuthError(
             "that token is not valid or was revoked; create one with 'corral token create NAME'."
