@@ -382,3 +382,14 @@ def test_a_lease_extension_is_a_request_an_approver_of_the_department_decides(
     service.approve(again.id, ARNO)  # from the current end, not from today
     later = until + timedelta(days=10)
     assert inventory.find_vm(vm["uuid"])["expires_on"] in (later, later.isoformat())
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\x1bb", "a\x00b", "a\ufffeb"])
+@pytest.mark.parametrize("field", ["owner", "purpose", "template"])
+def test_control_characters_in_a_request_are_refused_by_the_service(
+    service: RequestService, field: str, bad: str
+) -> None:
+    """The CLI reaches the service without the REST schema's pattern: the service checks too
+    (the approvers' mail carries these fields)."""
+    with pytest.raises(ValidationError, match=r"control or invalid character|line break"):
+        service.quote(spec(**{field: bad}), ALICE)

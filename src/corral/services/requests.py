@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from corral.domain.access import Permission, Principal, Role
 from corral.domain.requests import FINAL, RESERVING, TRANSITIONS, RequestState, Size
+from corral.domain.text import check_text
 from corral.engines.approval import (
     Amounts,
     ApprovalRules,
@@ -459,8 +460,9 @@ class RequestService:
             )
         for name in ("template", "owner", "purpose", "environment"):
             value = getattr(spec, name)
-            if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            if not isinstance(value, str) or not value.strip():
                 raise ValidationError(f"a request needs a {name} (printable text).")
+            check_text(value, f"the {name}")
         if spec.environment not in self.rules.environments:
             raise ValidationError(
                 f"environment {spec.environment!r} is unknown; use one of "
