@@ -59,6 +59,8 @@ class Settings:
     secret_key: Secret | None = None
     secret_key_file: Path | None = None
     node_dir: Path | None = None
+    #: the only folder on the hosts direct-boot kernels and initrds may be read from
+    boot_dir: Path | None = None
     ssh_keyfile: Path | None = None
     ssh_known_hosts: Path | None = None
     host_timeout_s: float = 15.0
@@ -190,6 +192,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("secret_key", "CORRAL_SECRET_KEY", _secret, "Fernet key for credentials", True),
     FieldSpec("secret_key_file", "CORRAL_SECRET_KEY_FILE", _path, "file holding the Fernet key"),
     FieldSpec("node_dir", "CORRAL_NODE_DIR", _path, "the only folder for test:/// node files"),
+    FieldSpec("boot_dir", "CORRAL_BOOT_DIR", _path, "the only folder for direct-boot kernels"),
     FieldSpec("ssh_keyfile", "CORRAL_SSH_KEYFILE", _path, "SSH private key for qemu+ssh hosts"),
     FieldSpec("ssh_known_hosts", "CORRAL_SSH_KNOWN_HOSTS", _path, "known_hosts for qemu+ssh"),
     FieldSpec("host_timeout_s", "CORRAL_HOST_TIMEOUT", _positive_float, "seconds a host may take"),

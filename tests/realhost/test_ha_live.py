@@ -229,6 +229,8 @@ def test_dead_host_guest_restarts_by_plan_once_despite_leader_kill(
         assert _kinds(db, "vm_recovered") == [name]
         locked = subprocess.run(["qemu-img", "info", str(disk)], capture_output=True, text=True)
         assert locked.returncode != 0 and "lock" in locked.stderr  # QEMU holds the write lock
+    except AssertionError as exc:  # what the managers did, so a failure can be read
+        raise AssertionError(f"{exc}\n{_diagnosis(db, tmp_path)}") from None
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -245,6 +247,18 @@ def test_dead_host_guest_restarts_by_plan_once_despite_leader_kill(
                 c.close()
         for log in logs:
             log.close()
+
+
+def _diagnosis(db: Database, tmp_path: Path) -> str:
+    from corral.store import ha_state
+
+    lines = ["HA events:"]
+    lines += [f"  {e['kind']} {e['host'] or ''} {e['vm'] or ''} {e['detail'] or ''}"
+              for e in ha_state.events(db, "default")]  # fmt: skip
+    for log in sorted(tmp_path.glob("manager*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-60:]
+        lines += [f"{log.name} (last 60 lines):", *tail]
+    return "\n".join(lines)
 
 
 def _kinds(db: Database, kind: str) -> list[str]:

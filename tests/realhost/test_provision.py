@@ -12,6 +12,8 @@ domain and no volume behind.
 
 from __future__ import annotations
 
+import shutil
+
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +43,8 @@ def service(realhost_uris: list[str], tmp_path: Path) -> Iterator[ProvisionServi
     db.migrate()
     inventory = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(timeout_s=60))
     inventory.add_host(HOST, realhost_uris[0])
-    yield ProvisionService(inventory, TemplateService(db))
+    # direct-boot files only from this folder (the kernel and initrd are copied in below)
+    yield ProvisionService(inventory, TemplateService(db, boot_dir=tmp_path / "boot"))
     inventory.close()
     db.dispose()
 
@@ -52,7 +55,11 @@ def template(
 ) -> Template:
     suffix = uuidlib.uuid4().hex[:8]
     base = create_volume(pool, f"prov-base-{suffix}.qcow2", size_mib=16)
-    initrd = seed_reading_initrd(realhost_env.initrd, tmp_path)
+    boot = tmp_path / "boot"
+    boot.mkdir(exist_ok=True)
+    initrd = seed_reading_initrd(realhost_env.initrd, boot)
+    kernel = boot / "vmlinuz"
+    shutil.copyfile(realhost_env.kernel, kernel)
     t = Template(
         name=f"prov-tiny-{suffix}",
         pool=pool.name(),
@@ -62,7 +69,7 @@ def template(
         network=realhost_env.network,
         domain_type="qemu",
         machine="pc",
-        kernel=str(realhost_env.kernel),
+        kernel=str(kernel),
         initrd=str(initrd),
         cmdline="console=ttyS0 panic=-1 rdinit=/prov-init",
     )

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 def _templates() -> Any:
     from corral.services.templates import TemplateService
 
-    return TemplateService(context.inventory().db)
+    return TemplateService(context.inventory().db, context.settings().boot_dir)
 
 
 def _service() -> Any:
@@ -83,10 +83,8 @@ def template_add(
             raise ValidationError("give either --from-vm or --pool and --volume, not both.")
         added = _templates().from_vm(name, from_vm, **chosen)
     elif pool and volume:
-        from corral.services.templates import template_from_mapping
-
         entry = {"name": name, "pool": pool, "volume": volume, **chosen}
-        added = _templates().add(template_from_mapping(entry, "the command line"))
+        added = _templates().add_mapping(entry, "the command line")
     else:
         raise ValidationError("a template needs --pool and --volume, or --from-vm.")
     emit_object(asdict(added), output)

@@ -32,12 +32,12 @@ from corral.domain.provision import (
     Template,
     check_spec,
 )
-from corral.errors import ConflictError, CorralError, NotFoundError
+from corral.errors import ConflictError, CorralError, NotFoundError, ValidationError
 from corral.hypervisor.newdomain import DomainPlan, domain_xml
 from corral.hypervisor.provision import Provisioner, VolumeInfo
 from corral.hypervisor.seed import build_seed_iso, seed_documents
 from corral.inventory.service import Inventory
-from corral.services.templates import TemplateService
+from corral.services.templates import TemplateService, check_boot_files
 from corral.store import models as m
 
 log = logging.getLogger(__name__)
@@ -200,9 +200,12 @@ class ProvisionService:
 
     def _template(self, spec: ProvisionSpec) -> Template:
         try:
-            return self.templates.get(spec.template)
-        except NotFoundError as exc:
-            raise ProvisionFailed(exc.message) from None
+            t = self.templates.get(spec.template)
+            # checked again: a template stored under another boot folder setting
+            check_boot_files(t, self.templates.boot_dir)
+        except (NotFoundError, ValidationError) as exc:
+            raise ProvisionFailed(f"template {spec.template}: {exc.message}") from None
+        return t
 
     def _refuse_clash(self, hv: Provisioner, spec: ProvisionSpec) -> None:
         with self.inventory.db.session() as s:

@@ -8,8 +8,10 @@ serves every host whose pool of that name holds the image).
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -42,7 +44,27 @@ def _row_to_template(row: m.TemplateRow) -> Template:
     )
 
 
-def check_template(t: Template) -> Template:
+def check_boot_files(t: Template, boot_dir: PurePosixPath | None) -> None:
+    """A direct-boot kernel and initrd are read by the hypervisor as root, so they may only
+    name files under the configured boot folder (``boot_dir``, CORRAL_BOOT_DIR), spelled
+    plainly: no ``..``, no doubled or trailing slash. Without the setting, direct kernel boot
+    is off. (The files are on the hosts, so the check is of the path as written.)"""
+    for what, path in (("kernel", t.kernel), ("initrd", t.initrd)):
+        if path is None:
+            continue
+        check_text(path, what)
+        if boot_dir is None:
+            raise ValidationError(
+                f"direct kernel boot is off: the {what} may only be a file under the boot "
+                "folder, and none is set (the setting boot_dir, CORRAL_BOOT_DIR)."
+            )
+        if not path.startswith("/") or posixpath.normpath(path) != path:
+            raise ValidationError(f"the {what} is a plain absolute path (no '..', no '//').")
+        if not PurePosixPath(path).is_relative_to(boot_dir) or PurePosixPath(path) == boot_dir:
+            raise ValidationError(f"the {what} must be a file under the boot folder {boot_dir}.")
+
+
+def check_template(t: Template, boot_dir: PurePosixPath | None = None) -> Template:
     """A template whose every field can be written into a volume lookup and a domain."""
     check_name(t.name, "the template name")
     check_name(t.volume, "the template volume")
@@ -58,9 +80,7 @@ def check_template(t: Template) -> Template:
     for what, value in (("machine", t.machine), ("arch", t.arch)):
         if value is not None:
             check_text(value, what)
-    for what, path in (("kernel", t.kernel), ("initrd", t.initrd)):
-        if path is not None and not path.startswith("/"):
-            raise ValidationError(f"the {what} is an absolute path on the host.")
+    check_boot_files(t, boot_dir)
     if t.initrd and not t.kernel:
         raise ValidationError("an initrd needs a kernel (direct kernel boot).")
     for what, text in (("cmdline", t.cmdline), ("description", t.description)):
@@ -73,7 +93,9 @@ _FIELDS = {f.name for f in fields(Template)}
 _INTS = ("vcpus", "memory_mib")
 
 
-def template_from_mapping(data: object, source: str) -> Template:
+def template_from_mapping(
+    data: object, source: str, boot_dir: PurePosixPath | None = None
+) -> Template:
     """A template from a mapping (a catalog file's entry, a request body), checked."""
     if not isinstance(data, dict):
         raise ValidationError(f"{source}: a template is a mapping of its fields.")
@@ -89,17 +111,19 @@ def template_from_mapping(data: object, source: str) -> Template:
         if key not in _INTS and value is not None and not isinstance(value, str):
             raise ValidationError(f"{source}: {key} must be text.")
     try:
-        return check_template(Template(**{str(k): v for k, v in data.items()}))
+        return check_template(Template(**{str(k): v for k, v in data.items()}), boot_dir)
     except ValidationError as exc:
         raise ValidationError(f"{source}: {exc.message}") from None
 
 
 class TemplateService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, boot_dir: Path | None = None) -> None:
         self.db = db
+        #: the only folder on the hosts a direct-boot kernel or initrd may come from
+        self.boot_dir = PurePosixPath(boot_dir) if boot_dir is not None else None
 
     def add(self, template: Template) -> Template:
-        check_template(template)
+        check_template(template, self.boot_dir)
         with self.db.session() as s:
             if s.scalar(select(m.TemplateRow.id).where(m.TemplateRow.name == template.name)):
                 raise ConflictError(f"a template named {template.name!r} already exists.")
@@ -110,13 +134,20 @@ class TemplateService:
                 raise ConflictError(f"a template named {template.name!r} already exists.") from None
         return template
 
+    def add_mapping(self, data: object, source: str) -> Template:
+        """Add the template a mapping describes (a request body, a command line's fields)."""
+        return self.add(template_from_mapping(data, source, self.boot_dir))
+
     def import_catalog(self, data: object, source: str) -> list[Template]:
         """Add every template of a catalog (``templates:`` list), all or none: each entry is
         checked, and a name already in the catalog is refused, before the first is added."""
         entries = data.get("templates") if isinstance(data, dict) else None
         if not isinstance(entries, list) or not entries:
             raise ValidationError(f"{source}: expected 'templates:' with a list of templates.")
-        found = [template_from_mapping(e, f"{source} entry {i}") for i, e in enumerate(entries, 1)]
+        found = [
+            template_from_mapping(e, f"{source} entry {i}", self.boot_dir)
+            for i, e in enumerate(entries, 1)
+        ]
         names = [t.name for t in found]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -176,7 +207,8 @@ class TemplateService:
     def update(self, name: str, **changes: object) -> Template:
         with self.db.session() as s:
             row = self._row(s, name)
-            new = check_template(replace(_row_to_template(row), **changes))  # type: ignore[arg-type]
+            changed = replace(_row_to_template(row), **changes)  # type: ignore[arg-type]
+            new = check_template(changed, self.boot_dir)
             for key, value in asdict(new).items():
                 setattr(row, key, value)
             return new

@@ -28,7 +28,7 @@ from corral.domain.provision import (
 )
 from corral.errors import ValidationError
 from corral.services.provision import ProvisionService
-from corral.services.templates import TemplateService, template_from_mapping
+from corral.services.templates import TemplateService
 
 router = APIRouter(prefix="/api/v1", tags=["provisioning"])
 
@@ -88,7 +88,7 @@ class ProvisionBody(BaseModel):
 
 
 def _templates(request: Request) -> TemplateService:
-    return TemplateService(request.app.state.inventory.db)
+    return TemplateService(request.app.state.inventory.db, request.app.state.settings.boot_dir)
 
 
 @router.get("/templates", response_model=Page[Template], responses=error_responses(401, 403, 422))
@@ -122,7 +122,7 @@ def add_template(
     body: TemplateCreate,
     _who: Annotated[Principal, require(Perm.vm_provision)],
 ) -> Template:
-    return _templates(request).add(template_from_mapping(body.model_dump(), "the template"))
+    return _templates(request).add_mapping(body.model_dump(), "the template")
 
 
 @router.delete(
@@ -162,7 +162,7 @@ def provision(
         ),
     )
     inventory = request.app.state.inventory
-    return ProvisionService(inventory, TemplateService(inventory.db)).provision(spec)
+    return ProvisionService(inventory, _templates(request)).provision(spec)
 
 
 @router.get(
