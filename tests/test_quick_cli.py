@@ -62,7 +62,13 @@ def test_help_imports_no_command_module() -> None:
         """
     )
     cli = sorted(m for m in mods if m.startswith("corral."))
-    assert cli == ["corral.cli", "corral.cli.main", "corral.config", "corral.errors"]
+    assert cli == [
+        "corral.cli",
+        "corral.cli.main",
+        "corral.cli.quickparams",
+        "corral.config",
+        "corral.errors",
+    ]
     assert _heavy(mods) == [] and "sqlalchemy" not in mods
 
 

@@ -1,4 +1,9 @@
-"""Inventory commands: hosts, sync, VMs, events, storage, export."""
+"""Inventory commands: hosts, sync, VMs, events, storage, export.
+
+Imported by every one of them, ``corral vms`` included: what only some commands use (the
+inventory service, SQLAlchemy, progress bars) is imported inside those commands. ``corral
+vms`` reads a current database through corral.inventory.listing, without the ORM.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
+from corral.cli.quickparams import QuickCommand
 from corral.errors import ConflictError, HostUnreachableError, ValidationError
-from corral.inventory.filters import VMFilter
+from corral.inventory.listing import VMFilter, quick_page
 
 if TYPE_CHECKING:
     from corral.inventory.sync import HostResult
@@ -50,7 +55,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(hosts_app, name="hosts")
     app.add_typer(vm_app, name="vm")
     app.command("sync")(sync)
-    app.command("vms")(vms)
+    app.command("vms", cls=QuickCommand)(vms)
     app.command("events")(events)
     app.command("volumes")(volumes)
     app.command("networks")(networks)
@@ -119,6 +124,8 @@ def sync(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Read every host and record what changed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     inv = context.inventory()
     console = Console(stderr=True)
     with Progress(
@@ -204,7 +211,9 @@ def vms(
         expired=expired,
         only_deleted=deleted,
     )
-    page = context.inventory().list_vms(f, sort=sort, descending=desc, limit=limit)
+    page = quick_page(
+        context.settings(), f, sort=sort, descending=desc, limit=limit
+    ) or context.inventory().list_vms(f, sort=sort, descending=desc, limit=limit)
     emit(page.items, output, VM_COLUMNS, title=f"{page.total} VMs")
 
 

@@ -22,18 +22,25 @@ import typer.main
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
 
+from corral.cli.quickparams import check_plainly
 from corral.errors import CorralError
 
 if TYPE_CHECKING:
-    from typer._click import Command, Context  # typer's own copy of click
+    from typer._click import Command, Context, Parameter  # typer's own copy of click
 
 
 class _LazyGroup(TyperGroup):
     """The top-level group: a command's module is imported only when that command runs.
 
     ``corral --help`` lists every command from :data:`COMMANDS` without importing any
-    command module (they pull in SQLAlchemy, the engines, OR-Tools).
+    command module (they pull in SQLAlchemy, the engines, OR-Tools); its own option
+    (``--home``) is checked without Pydantic (corral.cli.quickparams).
     """
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        check_plainly(params)
+        return params
 
     def list_commands(self, ctx: Context) -> list[str]:
         return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]

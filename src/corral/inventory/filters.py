@@ -4,54 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, and_, func, or_, select
 
-from corral.domain.text import check_text
 from corral.errors import ValidationError
+from corral.inventory.listing import SORT_COLUMNS, VMFilter, escape_like
 from corral.store import models as m
 
-SORT_KEYS = {
-    "name": m.VM.name,
-    "state": m.VM.state,
-    "vcpus": m.VM.vcpus,
-    "memory_mib": m.VM.memory_mib,
-    "created_at": m.VM.created_at,
-    "state_since": m.VM.state_since,
-    "owner": m.VM.owner,
-    "department": m.VM.department,
-    "disk_bytes": m.VM.disk_bytes,
-}
+#: The sort keys of the listing (corral.inventory.listing), as ORM columns.
+SORT_KEYS = {name: getattr(m.VM, name) for name in SORT_COLUMNS}
 
-
-@dataclass(frozen=True, slots=True)
-class VMFilter:
-    host: str | None = None
-    state: str | None = None
-    owner: str | None = None
-    department: str | None = None
-    project: str | None = None
-    environment: str | None = None
-    tag: str | None = None
-    search: str | None = None
-    no_owner: bool = False
-    no_purpose: bool = False
-    template: bool | None = None
-    older_than_days: int | None = None
-    off_for_days: int | None = None
-    expired: bool = False
-    include_deleted: bool = False
-    only_deleted: bool = False
-    #: Only VMs of these departments (a department-scoped caller's view); None: every VM.
-    departments: frozenset[str] | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("host", "state", "owner", "department", "project", "environment", "tag"):
-            check_text(getattr(self, name) or "", name)
-        check_text(self.search or "", "the search text")
+__all__ = ["SORT_KEYS", "VMFilter", "apply_filter", "decode_cursor", "encode_cursor"]
 
 
 def apply_filter(q: Select[Any], f: VMFilter, now: datetime) -> Select[Any]:
@@ -99,12 +64,8 @@ def apply_filter(q: Select[Any], f: VMFilter, now: datetime) -> Select[Any]:
         conds.append(and_(m.VM.expires_on.is_not(None), m.VM.expires_on < now.date()))
     if f.tag:
         # Tags are a JSON list; match the quoted element in its text form (portable).
-        conds.append(func.cast(m.VM.tags, String).like(f'%"{_escape_like(f.tag)}"%', escape="\\"))
+        conds.append(func.cast(m.VM.tags, String).like(f'%"{escape_like(f.tag)}"%', escape="\\"))
     return q.where(*conds) if conds else q
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace('"', '\\"')
 
 
 def encode_cursor(sort_value: Any, uuid: str) -> str:

@@ -14,12 +14,10 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from corral.errors import ConfigError, StoreError
+from corral.store.revision import HEAD_REVISION, MIGRATIONS
 from corral.store.writegate import WriteGate
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-#: The newest revision: migration files are named ``<revision>_<what>.py`` (a test checks it
-#: against alembic's own head), so a current schema is recognised without importing alembic.
-HEAD_REVISION = max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+__all__ = ["HEAD_REVISION", "MIGRATIONS", "Database"]
 
 
 def _normalise(url: str) -> str:
