@@ -10,10 +10,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
 import typer.main
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 HEAVY = ("ortools", "pandas", "alembic", "libvirt", "fastapi", "numpy")
 
@@ -130,3 +133,79 @@ def test_each_command_runs_from_the_lazy_group(command: str, tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
     assert f"corral {command}" in done.stdout
+
+
+def test_listing_on_a_current_database_imports_no_orm_and_no_pydantic(tmp_path: Path) -> None:
+    """``corral vms`` reads a current database with the driver (corral.inventory.listing) and
+    checks its options without Pydantic (corral.cli.quickparams)."""
+    env = {**os.environ, "CORRAL_HOME": str(tmp_path)}
+    env.pop("CORRAL_DATABASE_URL", None)
+    listing = """
+        import contextlib, io, sys
+        sys.argv = ["corral", "vms", "-o", "JSON", "--owner", "x", "--limit", "3", "--desc"]
+        from corral.cli.main import run
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            run()
+        """
+    assert "sqlalchemy" in _modules_after(listing, env)  # no database yet: the service makes it
+    again = _modules_after(listing, env)
+    assert "corral.inventory.listing" in again
+    assert [m for m in ("sqlalchemy", "pydantic", "corral.store.models") if m in again] == []
+
+
+def _vms_command() -> tuple[typer.core.TyperCommand, typer.Context]:
+    from corral.cli import inventory
+
+    sub = typer.Typer()
+    inventory.register(sub)
+    command = typer.main.get_group(sub).commands["vms"]
+    assert isinstance(command, typer.core.TyperCommand)
+    ctx = typer.Context(command)
+    command.get_params(ctx)  # gives each parameter its quick check
+    return command, ctx
+
+
+def _outcome(check: Any, value: str | None, param: Any, ctx: typer.Context) -> tuple[str, Any]:
+    """What a parameter's check makes of ``value``: the value and its type, or the refusal."""
+    try:
+        settled = check.coerce(value, param=param, ctx=ctx)
+    except typer.BadParameter as exc:
+        return "refused", exc.format_message()
+    return type(settled).__name__, settled
+
+
+VALUES = st.one_of(
+    st.text(st.sampled_from("0123456789-+ ._eExJSONjsonCsvtable\u0663"), max_size=5),
+    st.sampled_from(["json", "JSON", "Csv", "table", "tables", "7", "007", "-3", " 7", "1e3"]),
+    st.integers(-(10**20), 10**20).map(str),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=VALUES)
+def test_the_quick_checks_give_what_typers_give(value: str | None) -> None:
+    from typer._coercion import build_runtime_param
+
+    command, ctx = _vms_command()
+    for param in command.params:
+        if param.name not in ("limit", "owner", "output", "sort", "templates"):
+            continue
+        quick = param.get_runtime_param()  # type: ignore[attr-defined]
+        typers = build_runtime_param(param.type_descriptor)  # type: ignore[attr-defined]
+        assert type(quick) is not type(typers), "the quick check was not installed"
+        mine, theirs = (_outcome(c, value, param, ctx) for c in (quick, typers))
+        assert mine == theirs, param.name
+
+
+def test_plain_values_are_settled_without_typers_adapter() -> None:
+    from corral.cli.output import OutputFormat
+    from corral.cli.quickparams import UNSETTLED, plain_value
+
+    command, ctx = _vms_command()
+    by_name = {p.name: p.type_descriptor for p in command.params}  # type: ignore[attr-defined]
+    assert plain_value("12", by_name["limit"], ctx) == 12
+    assert plain_value("JSON", by_name["output"], ctx) is OutputFormat.json
+    assert plain_value("alice", by_name["owner"], ctx) == "alice"
+    assert plain_value("1e3", by_name["limit"], ctx) is UNSETTLED  # Typer's adapter decides
+    assert plain_value("xml", by_name["output"], ctx) is UNSETTLED

@@ -30,14 +30,14 @@ except ImportError:  # pragma: no cover - another Typer: its own checks, at its 
     RuntimeParam = None  # type: ignore[assignment,misc]
 
 _WHOLE = re.compile(r"-?[0-9]+")
-_UNSETTLED = object()
+UNSETTLED = object()
 
 
 def plain_value(value: Any, descriptor: Any, ctx: Any = None) -> Any:
-    """``value`` checked as Typer would, or ``_UNSETTLED`` when Typer's adapter must say."""
+    """``value`` checked as Typer would, or ``UNSETTLED`` when Typer's adapter must say."""
     info, annotation = descriptor.parameter_info, descriptor.annotation
     if info.parser is not None:
-        return _UNSETTLED
+        return UNSETTLED
     if annotation is str and isinstance(value, str):
         return value
     if annotation is bool and isinstance(value, bool):
@@ -53,8 +53,8 @@ def plain_value(value: Any, descriptor: Any, ctx: Any = None) -> Any:
                 value, choices=tuple(annotation), case_sensitive=info.case_sensitive, ctx=ctx
             )
         except ValueError:
-            return _UNSETTLED
-    return _UNSETTLED
+            return UNSETTLED
+    return UNSETTLED
 
 
 if RuntimeParam is not None:
@@ -65,7 +65,7 @@ if RuntimeParam is not None:
 
         def _coerce_value(self, value: Any, param: Any, ctx: Context) -> Any:
             settled = plain_value(value, self.descriptor, ctx)
-            if settled is not _UNSETTLED:
+            if settled is not UNSETTLED:
                 return settled
             typer_own = build_runtime_param(self.descriptor)
             return typer_own._coerce_value(value, param=param, ctx=ctx)
