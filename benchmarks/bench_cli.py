@@ -60,7 +60,14 @@ def corral(env: dict[str, str], *args: str, importtime: bool = False) -> str:
 def build_home(root: Path) -> dict[str, str]:
     """A home holding the demo fleet (seed 7), on SQLite."""
     env = {**os.environ, "CORRAL_HOME": str(root / "home")}
-    for name in ("CORRAL_DATABASE_URL", "CORRAL_METRICS_URL", "CORRAL_NODE_DIR"):
+    # PYTHONDONTWRITEBYTECODE would compile every module from source at each start: an
+    # installed Corral starts from its byte-code, written here by the first runs.
+    for name in (
+        "CORRAL_DATABASE_URL",
+        "CORRAL_METRICS_URL",
+        "CORRAL_NODE_DIR",
+        "PYTHONDONTWRITEBYTECODE",
+    ):
         env.pop(name, None)
     corral(env, "demo", "--no-serve", "--history-days", "0", "--seed", "7", "-o", "json")
     return env
