@@ -28,7 +28,7 @@ from corral.inventory.diff import Stored, diff_vm
 from corral.inventory.records import META_FIELDS, facts_columns, meta_to_columns, row_meta
 from corral.inventory.storage import PoolRef, VMRef, VolumeRef, attribute, storage_key, vm_paths
 from corral.store import models as m
-from corral.store.bulk import bulk_insert
+from corral.store.bulk import bulk_insert, bulk_update
 from corral.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -201,6 +201,8 @@ class _Reconciler:
         # sync creates thousands (see benchmarks/bench_inventory_sync.py).
         self.new_vms: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        # Disks and snapshots of the VMs written here, for the volumes' attribution.
+        self.devices: dict[str, tuple[list[Any], list[Any]]] = {}
 
     def run(self, observed: list[_Observed]) -> None:
         _lock_for_writing(self.s)
@@ -327,7 +329,9 @@ class _Reconciler:
         if row is not None and meta_cols and not self._meta_is_current(row, facts):
             meta_cols = {}  # a metadata write committed after this domain was read: it wins
         if row is None:
-            self.new_vms.append(self._create(facts, host, meta_cols))
+            new = self._create(facts, host, meta_cols)
+            self.new_vms.append(new)
+            self.devices[facts.uuid] = (new["disks"], new["snapshots"])
             changes = diff_vm(None, facts, host.name, meta_cols)
             if host.id in self.first_sync:
                 changes[0].details["discovered"] = True  # there before Corral first looked
@@ -341,8 +345,10 @@ class _Reconciler:
                 setattr(row, k, v)
             if meta_cols and facts.meta_revision is not None:
                 row.meta_version = max(row.meta_version, facts.meta_revision)
-            for k, v in facts_columns(facts).items():
+            cols = facts_columns(facts)
+            for k, v in cols.items():
                 setattr(row, k, v)
+            self.devices[facts.uuid] = (cols["disks"], cols["snapshots"])
             if changes:
                 row.updated_at = self.now
         for c in changes:
@@ -494,18 +500,41 @@ class _Reconciler:
                 m.Volume.used_by,
             )
         ).all()
-        vms = [
-            VMRef(uuid, host_id, vm_paths(disks or [], snaps or []))
-            for uuid, host_id, disks, snaps in self.s.execute(
-                select(m.VM.uuid, m.VM.host_id, m.VM.disks, m.VM.snapshots).where(
-                    m.VM.deleted_at.is_(None), m.VM.host_id.is_not(None)
-                )
-            )
-        ]
-        users = attribute(pools, [VolumeRef(i, p, path, b) for i, p, path, b, _ in rows], vms)
+        users = attribute(
+            pools, [VolumeRef(i, p, path, b) for i, p, path, b, _ in rows], self._vm_refs()
+        )
         changed = [{"id": i, "used_by": users[i]} for i, *_, old in rows if users[i] != old]
         if changed:
-            self.s.execute(update(m.Volume), changed)
+            bulk_update(self.s, m.Volume, "id", changed)
+
+    def _vm_refs(self) -> list[VMRef]:
+        """Every live VM's disk and snapshot paths: those this sync wrote from memory, the
+        others' from the store (all of them at once when most are there)."""
+        live = self.s.execute(
+            select(m.VM.uuid, m.VM.host_id).where(
+                m.VM.deleted_at.is_(None), m.VM.host_id.is_not(None)
+            )
+        ).all()
+        devices = dict(self.devices)
+        missing = [uuid for uuid, _ in live if uuid not in devices]
+        q = select(m.VM.uuid, m.VM.disks, m.VM.snapshots)
+        if len(missing) > len(live) // 2:
+            missing_set = set(missing)
+            chunks = [q.where(m.VM.deleted_at.is_(None), m.VM.host_id.is_not(None))]
+        else:
+            missing_set = None
+            chunks = [
+                q.where(m.VM.uuid.in_(missing[i : i + 500])) for i in range(0, len(missing), 500)
+            ]
+        for chunk in chunks:
+            for uuid, disks, snaps in self.s.execute(chunk):
+                if missing_set is None or uuid in missing_set:
+                    devices[uuid] = (disks or [], snaps or [])
+        return [
+            VMRef(uuid, host_id, vm_paths(*devices[uuid]))
+            for uuid, host_id in live
+            if host_id is not None  # never: the query asks for placed VMs (for the type)
+        ]
 
     def _event(
         self, kind: EventKind, vm: str | None, host: str | None, details: dict[str, Any]
