@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,8 +148,25 @@ class SyncService:
         the others, nor the sync from ending (see corral.hypervisor.deadline)."""
         by_key = {f"{self.scope}{h.name}": h for h in hosts}
 
+        # Test-driver hosts are read in this process, not by a daemon. Opening one is libvirt's
+        # work (its node file parsed, without the interpreter lock); reading it is Python's.
+        # So they open one more at a time than there are CPUs, and read one at a time: the
+        # opens keep the other CPUs busy while one host is read, and two reads never fight
+        # over the lock (20 hosts of 500 VMs: reads 3.5-4.0 s, against 4.4 s when each of
+        # two threads both opened and read, 6.3 s one by one). Remote hosts are waited on,
+        # so many of them are read at once.
+        in_process = {key for key, h in by_key.items() if h.uri.startswith("test:")}
+        lane = threading.Lock()
+
         def reader(host: m.Host) -> Callable[[], HostInventory]:
-            return lambda: self.connector(host).read_inventory(known[host.id])
+            def read() -> HostInventory:
+                hv = self.connector(host)
+                if not host.uri.startswith("test:"):
+                    return hv.read_inventory(known[host.id])
+                with lane:
+                    return hv.read_inventory(known[host.id])
+
+            return read
 
         results: list[_Observed] = []
 
@@ -158,15 +176,11 @@ class SyncService:
                 progress(results[-1].host.name, len(results), len(hosts))
 
         tasks = {key: reader(h) for key, h in by_key.items()}
-        # Test-driver hosts are read in this process, not by a daemon: more reads at once than
-        # CPUs only fight over the interpreter lock (20 at once took twice as long as one by
-        # one). Remote hosts are waited on, so many of them are read at once.
-        in_process = {key for key, h in by_key.items() if h.uri.startswith("test:")}
         deadline.run_all(
             tasks,
             self.timeout_s,
             narrow=in_process,
-            narrow_parallel=os.cpu_count() or 1,
+            narrow_parallel=(os.cpu_count() or 1) + 1,
             on_outcome=observed,
         )
         return sorted(results, key=lambda o: o.host.name)
