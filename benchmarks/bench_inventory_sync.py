@@ -4,8 +4,11 @@
         [--pg-url URL]
 
 Prints one row per database, with the time of a CSV export of the synced inventory.
-Targets (issue 15): first sync < 3 s, unchanged re-sync < 1 s.
+Targets (issue 15): first sync < 3 s, unchanged re-sync < 1 s; "x target" is the time over
+the target (below 1.00 meets it).
 The first sync is split into reading the hosts and writing the store, to show where it goes.
+The CPU seconds of this process (all its threads; PostgreSQL's server works apart) are printed
+beside the wall-clock times: on a busy machine the wall clock grows, the CPU time hardly.
 """
 
 from __future__ import annotations
@@ -63,14 +66,14 @@ def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
     access = HostAccess(node_dir=paths[0].parent)  # the fleet's node files
     inv = Inventory(db, SecretBox(Fernet.generate_key()), access=access)
     inv.import_hosts([HostEntry(p.stem, f"test://{p}") for p in paths])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with _ReadTimer() as read:
         first = inv.sync()
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     second = inv.sync()
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     third = inv.sync()
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as out:
         inv.export(Path(out), "csv")
     t4 = time.perf_counter()
@@ -80,8 +83,10 @@ def run(url: str, paths: list[Path], reset_pg: bool) -> dict[str, float]:
     return {
         "vms": first.count_of("created"),
         "first": t1 - t0,
+        "first_cpu": c1 - c0,
         "read": read.total,
         "resync": min(t2 - t1, t3 - t2),
+        "resync_cpu": min(c2 - c1, c3 - c2),
         "export": t4 - t3,
     }
 
@@ -103,15 +108,15 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(
-        f"{'database':<12} {'VMs':>7} {'first s':>8} {'(read':>7} {'write)':>7} "
-        f"{'re-sync s':>10} {'export s':>9} {'first met':>10} {'re-sync met':>12}"
+        f"{'database':<12} {'VMs':>6} {'first s':>8} {'(read':>6} {'write)':>7} {'cpu s':>6} "
+        f"{'x target':>9} {'re-sync s':>10} {'cpu s':>6} {'x target':>9} {'export s':>9}"
     )
     for name, r in rows:
         print(
-            f"{name:<12} {r['vms']:>7.0f} {r['first']:>8.2f} {r['read']:>7.2f} "
-            f"{r['first'] - r['read']:>7.2f} {r['resync']:>10.2f} {r['export']:>9.2f} "
-            f"{'yes' if r['first'] < FIRST_TARGET_S else 'no':>10} "
-            f"{'yes' if r['resync'] < RESYNC_TARGET_S else 'no':>12}"
+            f"{name:<12} {r['vms']:>6.0f} {r['first']:>8.2f} {r['read']:>6.2f} "
+            f"{r['first'] - r['read']:>7.2f} {r['first_cpu']:>6.2f} "
+            f"{r['first'] / FIRST_TARGET_S:>9.2f} {r['resync']:>10.2f} {r['resync_cpu']:>6.2f} "
+            f"{r['resync'] / RESYNC_TARGET_S:>9.2f} {r['export']:>9.2f}"
         )
 
 

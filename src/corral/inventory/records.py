@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 
 from corral.domain.model import OwnerMeta, VMFacts
@@ -56,16 +58,32 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_SHAPES: dict[type, tuple[Callable[[Any], Any], tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _shape(cls: type) -> tuple[Callable[[Any], Any], tuple[str, ...], tuple[str, ...]]:
+    """A device class's field getter, its field names and those whose values need
+    ``_jsonable`` (dates and tuples, judged by the declared type)."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        names = tuple(f.name for f in fields(cls))
+        convert = tuple(
+            f.name for f in fields(cls) if any(t in str(f.type) for t in ("date", "tuple"))
+        )
+        get = attrgetter(*names)
+        one = len(names) == 1  # attrgetter of one name answers the value, not a tuple
+        shape = _SHAPES[cls] = ((lambda i: (get(i),)) if one else get, names, convert)
+    return shape
 
 
 def _plain(item: Any) -> dict[str, Any]:
     """A flat device dataclass (disk, NIC, snapshot) as JSON-ready values; quicker than
     ``asdict``, which deep-copies, and this runs for every VM of a first sync."""
-    names = _FIELD_NAMES.get(type(item))
-    if names is None:
-        names = _FIELD_NAMES[type(item)] = tuple(f.name for f in fields(item))
-    return {k: _jsonable(getattr(item, k)) for k in names}
+    get, names, convert = _shape(type(item))
+    out = dict(zip(names, get(item), strict=True))
+    for k in convert:
+        out[k] = _jsonable(out[k])
+    return out
 
 
 def facts_columns(facts: VMFacts) -> dict[str, Any]:

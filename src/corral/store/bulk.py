@@ -1,56 +1,132 @@
-"""Many new rows at once: PostgreSQL's COPY, or one executemany on SQLite.
+"""Many rows at once: PostgreSQL's COPY, or one prepared statement run over every row on SQLite.
 
-Inside the session's own transaction, so a bulk insert commits or rolls back with the rest of
+Inside the session's own transaction, so a bulk write commits or rolls back with the rest of
 the work. Every row must carry the same keys (the columns written).
+
+Values are converted by the columns' own SQLAlchemy types (the conversions an ORM or Core
+statement applies), but the statement goes out once with plain tuples: Core's building of the
+parameters row by row cost more than SQLite took to store them, and a first sync writes tens
+of thousands of rows.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, TypeDecorator, insert
+from sqlalchemy import JSON, Insert, Table, TypeDecorator, Update, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from corral.store.models import Base
 
-_CHUNK = 2000
+_CHUNK = 5000
+Convert = Callable[[Any], Any]
 
 
 def bulk_insert(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
-    if s.get_bind().dialect.name == "postgresql":
-        _copy(s, model, rows)
-        return
-    for i in range(0, len(rows), _CHUNK):
-        s.execute(insert(model), list(rows[i : i + _CHUNK]))
-
-
-def _copy(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     table = cast(Table, model.__table__)
-    names = list(rows[0])
-    rows = _with_defaults(table, names, rows)
+    rows = _with_defaults(table, list(rows[0]), rows)
     names = list(rows[0])
     dialect = s.get_bind().dialect
-    convert = [_converter(table.c[n].type, dialect) for n in names]
-    conn = s.connection().connection.driver_connection
-    # Identifiers come from the model's own table, never from the rows' values.
-    quote = dialect.identifier_preparer.quote
+    quote = dialect.identifier_preparer.quote  # identifiers from the model, never from values
     columns = ", ".join(quote(table.c[n].name) for n in names)
-    sql = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
-    with conn.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
-        for row in rows:
-            copy.write_row(tuple(f(row[n]) for f, n in zip(convert, names, strict=True)))
+    if dialect.name == "postgresql":
+        convert = [_pg_converter(table.c[n].type, dialect) for n in names]
+        conn = s.connection().connection.driver_connection
+        sql = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
+        with conn.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+            for values in _tuples(rows, names, convert):
+                copy.write_row(values)
+        return
+    _executemany(s, table, insert(table), {n: n for n in names}, rows)
+
+
+def bulk_update(s: Session, model: type[Base], key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Set the given columns of many rows, each found by ``key`` (its primary key, usually)."""
+    if not rows:
+        return
+    table = cast(Table, model.__table__)
+    # Bound under names of their own: a column's name is reserved for the SET clause.
+    binds = {f"set_{n}": n for n in rows[0] if n != key}
+    stmt = (
+        update(table)
+        .where(table.c[key] == bindparam(f"key_{key}"))
+        .values({table.c[n]: bindparam(b) for b, n in binds.items()})
+    )
+    _executemany(s, table, stmt, {**binds, f"key_{key}": key}, rows)
+
+
+def _executemany(
+    s: Session,
+    table: Table,
+    stmt: Insert | Update,
+    binds: dict[str, str],
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    """``stmt`` compiled once and run over every row (``binds``: the statement's parameter
+    names, each the key of its value in a row). Through the session's connection, so its
+    events (SQLite's write gate) see the write like any other."""
+    conn = s.connection()
+    dialect = conn.dialect
+    compiled = stmt.compile(
+        dialect=dialect, column_keys=list(binds) if isinstance(stmt, Insert) else None
+    )
+    order = list(compiled.positiontup or binds)  # the order of "?" marks, or named marks
+    keys = [binds[b] for b in order]
+    convert = [_bind(table.c[k].type, dialect) for k in keys]
+    values: list[Any] = list(_tuples(rows, keys, convert))
+    if not compiled.positiontup:
+        values = [dict(zip(order, v, strict=True)) for v in values]
+    for i in range(0, len(values), _CHUNK):
+        conn.exec_driver_sql(str(compiled), values[i : i + _CHUNK])
+
+
+def _tuples(
+    rows: Sequence[dict[str, Any]], names: list[str], convert: Sequence[Convert | None]
+) -> Iterator[tuple[Any, ...]]:
+    """Each row's values in the order of ``names``, converted where the column needs it."""
+    get = itemgetter(*names)
+    fix = [(i, _memo(f)) for i, f in enumerate(convert) if f is not None]
+    single = len(names) == 1
+    for row in rows:
+        values = [get(row)] if single else list(get(row))
+        for i, f in fix:
+            values[i] = f(values[i])
+        yield tuple(values)
+
+
+def _memo(f: Convert) -> Convert:
+    """``f`` remembering its last answer for the same object: a bulk write repeats one timestamp
+    in every row. (The rows are not changed while they are written, and the object held here
+    cannot be freed and its identity reused.)"""
+    last: list[Any] = [object(), None]
+
+    def convert(v: Any) -> Any:
+        if v is last[0]:
+            return last[1]
+        out = f(v)
+        last[0], last[1] = v, out
+        return out
+
+    return convert
+
+
+def _bind(type_: Any, dialect: Dialect) -> Convert | None:
+    """The column type's own conversion of a Python value for this database (None: as is)."""
+    proc: Convert | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    return proc
 
 
 def _with_defaults(
     table: Table, names: list[str], rows: Sequence[dict[str, Any]]
 ) -> Sequence[dict[str, Any]]:
-    """COPY skips the model's Python-side defaults (``default=""``, ``default=list``), which an
-    INSERT would apply: add them for the columns the rows leave out."""
+    """The model's Python-side defaults (``default=""``, ``default=list``) for the columns the
+    rows leave out, as an INSERT of the ORM would apply them."""
     missing = [c for c in table.columns if c.key not in names and c.default is not None]
     if not missing:
         return rows
@@ -64,13 +140,14 @@ def _with_defaults(
     return out
 
 
-def _converter(type_: Any, dialect: Dialect) -> Callable[[Any], Any]:
+def _pg_converter(type_: Any, dialect: Dialect) -> Convert | None:
+    """COPY takes Python values as psycopg adapts them, after the column's own step."""
     if isinstance(type_, TypeDecorator):
         bind = type_.process_bind_param
         return lambda v: bind(v, dialect)
     if isinstance(type_, JSON):
         return lambda v: None if v is None else json.dumps(v)
-    return lambda v: v
+    return None
 
 
-__all__ = ["bulk_insert"]
+__all__ = ["bulk_insert", "bulk_update"]
