@@ -25,7 +25,10 @@ from corral.web.session import COOKIE, RECHECK_S, Credential, Viewer, may
 from tests.requires import Resource, requires
 from tests.web.conftest import Demo, csrf_of, sign_in
 
-PAGES = ("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events")
+PAGES = (
+    *("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events"),
+    *("/ha", "/backups", "/alerts"),
+)
 HOSTILE = "<script>document.title='pwned'</script>"
 
 
@@ -307,7 +310,7 @@ def test_a_requester_signs_in_with_a_password_and_sees_only_their_department(
         "web-req", roles=["requester"], departments=[mine], password="correct horse 42"
     )
     r = _password_sign_in(client, "web-req", "correct horse 42")
-    assert r.status_code == 303 and r.headers["location"] == "/vms"
+    assert r.status_code == 303 and r.headers["location"] == "/requests"  # their own page
     listed = client.get("/vms", params={"sort": "name"})
     shown = set(re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', listed.text))
     assert shown and shown <= names
