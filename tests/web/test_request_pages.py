@@ -15,19 +15,26 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from lxml import html as lhtml
 from sqlalchemy import func, select
 
 from corral.domain.access import Principal, Role
 from corral.domain.backup import Manifest
 from corral.domain.requests import RequestState, Size
 from corral.engines.alerting import AlertState, Snapshot
+from corral.engines.ha_manager.events import Event
+from corral.engines.ha_manager.manager import initial_state
+from corral.engines.ha_manager.state import HostRecord, HostState
 from corral.inventory.filters import VMFilter
 from corral.services import alerts_cli
 from corral.services.backup_exec import catalog_row
+from corral.services.fleet import live_fleet
+from corral.services.ha_live import DEFAULT_NAME
 from corral.services.quotas import Limits
 from corral.services.requests import RequestService, RequestSpec, RequestView
 from corral.services.users import UserService
 from corral.store import models as m
+from corral.store.ha_state import save_round
 from corral.web.pages import CSP
 from tests.requires import Resource, requires
 from tests.web.conftest import CSRF, Demo
@@ -299,6 +306,20 @@ def test_the_ha_page_shows_the_plan_to_operators_only(client: TestClient, demo: 
     assert "No HA manager has saved a round yet" in page.text
     hosts = [h["name"] for h in demo.inv.list_hosts()]
     assert any(f"<caption>{h} fails:" in page.text for h in hosts), page.text
+    # A manager's round, as the live manager saves it: one host suspect, its event an alert.
+    state = initial_state(live_fleet(demo.inv).fleet)
+    suspect = sorted(state.hosts)[0]
+    state.hosts[suspect] = HostRecord(state=HostState.suspect, failed_checks=1)
+    event = Event(time.time(), "host_suspect", host=suspect, detail="missed 1 check")
+    save_round(demo.inv.db, DEFAULT_NAME, {"manager": state.to_dict(), "leader": "web-test"},
+               event.t, [event.to_dict()])  # fmt: skip
+    doc = lhtml.document_fromstring(client.get("/ha").text)
+    host_rows = {r.xpath("string(td[1])"): r.xpath("string(td[2])") for r in
+                 doc.xpath("//section[@aria-labelledby='hosts']//tbody/tr")}  # fmt: skip
+    assert host_rows[suspect] == "suspect" and len(host_rows) == len(hosts)
+    vm_rows = doc.xpath("//section[@aria-labelledby='vms']//tbody/tr")
+    assert len(vm_rows) == len(state.vms) > 0
+    assert "web-test" in doc.text_content() and "missed 1 check" in doc.text_content()
     mine, _ = departments(demo)
     sign_in(client, user(demo, "requester", mine))
     assert client.get("/ha").status_code == 403
