@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -440,3 +440,17 @@ def test_the_request_pages_are_strict_and_escape_what_people_typed(
         "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;"
         in client.get("/approvals").text
     )
+
+
+def test_a_requester_sees_their_vms_and_their_leases(client: TestClient, demo: Demo) -> None:
+    mine, _ = departments(demo)
+    name = user(demo, "requester", mine)
+    vm = demo.inv.list_vms(VMFilter(department=mine), limit=1).items[0]
+    ends = date(2031, 5, 17)
+    demo.inv.set_metadata(vm["uuid"], {"owner": name, "expires_on": ends}, actor="tests")
+    sign_in(client, name)
+    doc = lhtml.document_fromstring(client.get("/requests").text)
+    rows = doc.xpath("//section[@aria-labelledby='my-vms']//tbody/tr")
+    assert [(r.xpath("string(td[1])"), r.xpath("string(td[4])")) for r in rows] == [
+        (vm["name"], ends.isoformat())
+    ]

@@ -17,6 +17,7 @@ from corral.api.deps import get_inventory
 from corral.domain.access import Permission as P
 from corral.domain.requests import QuotaDimension, Size
 from corral.errors import NotFoundError, ValidationError
+from corral.inventory.filters import VMFilter
 from corral.services.quotas import QuotaService, QuotaView
 from corral.services.requests import RequestService, RequestSpec
 from corral.services.templates import TemplateService
@@ -24,6 +25,9 @@ from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, 
 from corral.web.session import Viewer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+#: How many of their own VMs the requester's page lists (the VM list shows them all).
+MY_VMS = 20
 
 #: What a new request's form starts with (a small VM for a month).
 DEFAULTS = {
@@ -82,6 +86,8 @@ def _my_page(
     if not form.get("department") and departments:
         form["department"] = departments[0]
     quotas = [_quotas(request).get(d, who) for d in departments]
+    owned = VMFilter(owner=viewer.name, departments=who.visible_departments(P.vm_read))
+    vms = get_inventory(request).list_vms(owned, sort="name", limit=MY_VMS)
     boot_dir = request.app.state.settings.boot_dir
     return render(
         request,
@@ -90,6 +96,7 @@ def _my_page(
         title="My requests",
         requests=_requests(request).listing(who, mine=True),
         quotas=[(q, quota_lines(q)) for q in quotas],
+        vms=vms,
         departments=departments,
         environments=_requests(request).rules.environments,
         templates=[t.name for t in TemplateService(get_inventory(request).db, boot_dir).all()],
