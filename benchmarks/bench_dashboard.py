@@ -48,7 +48,10 @@ from corral.security.token_store import TokenStore
 from corral.store.db import Database
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-DEMO_PAGES = ("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events")
+DEMO_PAGES = (
+    *("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events"),
+    *("/requests", "/approvals", "/ha", "/backups", "/alerts"),
+)
 
 
 @contextmanager

@@ -47,11 +47,21 @@ class Demo:
     home: Path
 
 
+#: Every request goes to a person (none is approved on submit); production ones need two.
+RULES = """
+auto_approve: null
+two_approvers: {production: true, min_monthly_cost: null}
+"""
+
+
 def build(home: Path, shared_data: Path, db_url: str | None = None) -> Demo:
+    rules = home / "request-rules.yaml"
+    rules.write_text(RULES)
     settings = Settings(
         home=home / "home",
         shared_data=shared_data,
         metrics_url=f"duckdb:///{home / 'metrics.duckdb'}",
+        request_rules=rules,
     )
     db = Database(db_url or f"sqlite:///{home / 'corral.db'}")
     if db_url:  # PostgreSQL: this run's own database, emptied first

@@ -13,19 +13,23 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from lxml import html as lhtml
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from corral.domain.access import Permission, Principal, Role, Target
 from corral.inventory.filters import VMFilter
 from corral.security.token_store import TokenStore
 from corral.services.records import live_records
 from corral.services.users import UserService
+from corral.store.models import AuditEntry
 from corral.web.pages import CSP
 from corral.web.session import COOKIE, RECHECK_S, Credential, Viewer, may
 from tests.requires import Resource, requires
 from tests.web.conftest import Demo, csrf_of, sign_in
 
-PAGES = ("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events")
+PAGES = (
+    *("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events"),
+    *("/ha", "/backups", "/alerts"),
+)
 HOSTILE = "<script>document.title='pwned'</script>"
 
 
@@ -307,7 +311,7 @@ def test_a_requester_signs_in_with_a_password_and_sees_only_their_department(
         "web-req", roles=["requester"], departments=[mine], password="correct horse 42"
     )
     r = _password_sign_in(client, "web-req", "correct horse 42")
-    assert r.status_code == 303 and r.headers["location"] == "/vms"
+    assert r.status_code == 303 and r.headers["location"] == "/requests"  # their own page
     listed = client.get("/vms", params={"sort": "name"})
     shown = set(re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', listed.text))
     assert shown and shown <= names
@@ -357,3 +361,23 @@ def test_an_operator_token_signs_in(client: TestClient, demo: Demo) -> None:
     UserService(demo.inv.db).add("web-operator", roles=["operator"])
     sign_in(client, TokenStore(demo.inv.db).create("web-operator-token", user="web-operator"))
     assert client.get("/vms").status_code == 200
+
+
+def test_a_case_flagged_from_the_page_is_audited_as_the_signed_in_user(
+    signed_in: TestClient, demo: Demo
+) -> None:
+    """Regression: the dashboard's writes were recorded with no actor (as the system's)."""
+    page = signed_in.get("/sprawl", params={"category": "powered_off"})
+    subject = re.search(r'name="subject" value="([^"]+)"', page.text)
+    assert subject
+    form = {"subject": subject.group(1), "category": "powered_off", "csrf": csrf_of(signed_in)}
+    flagged = signed_in.post("/sprawl/flag", data=form, follow_redirects=False)
+    case_id = flagged.headers["location"].rsplit("/", 1)[1]
+    with demo.inv.db.session() as s:
+        entries = s.execute(
+            select(AuditEntry.actor, AuditEntry.origin).where(
+                AuditEntry.target == f"reclaim-case:{case_id}"
+            )
+        ).all()
+    assert entries
+    assert all(a == "local-admin" and o.startswith("web ") for a, o in entries), entries

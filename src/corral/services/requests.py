@@ -167,11 +167,15 @@ class RequestService:
         state: RequestState | None = None,
         before: int | None = None,
         limit: int = 200,
+        mine: bool = False,
     ) -> list[RequestView]:
         """The requests of the caller's departments (every one for a fleet-wide reader),
-        newest first; ``before`` an id: only older ones (the next page)."""
+        newest first; ``before`` an id: only older ones (the next page); ``mine``: only those
+        the caller asked for or owns."""
         seen = who.visible_departments(Permission.request_read)
         q = select(m.VMRequest).order_by(m.VMRequest.id.desc()).limit(limit)
+        if mine:
+            q = q.where((m.VMRequest.requester == who.user) | (m.VMRequest.owner == who.user))
         if before is not None:
             q = q.where(m.VMRequest.id < before)
         if seen is not None:
@@ -180,6 +184,28 @@ class RequestService:
             q = q.where(m.VMRequest.state == state.value)
         with self.db.session() as s:
             return [_view(s, r) for r in s.scalars(q)]
+
+    def waiting_for(self, who: Principal, limit: int = 200) -> list[RequestView]:
+        """The pending requests ``who`` may decide, oldest first: of the departments they
+        decide for, neither asked for nor owned by them, not yet approved by them."""
+        seen = who.visible_departments(Permission.request_decide)
+        if who.reach(Permission.request_decide) is None or seen == frozenset():
+            return []
+        r = m.VMRequest
+        mine = select(m.RequestDecision.request_id).where(
+            m.RequestDecision.actor == who.user, m.RequestDecision.action == "approve"
+        )
+        q = (
+            select(r)
+            .where(r.state == S.pending.value, r.requester != who.user, r.owner != who.user)
+            .where(r.id.not_in(mine))
+            .order_by(r.id)
+            .limit(limit)
+        )
+        if seen is not None:
+            q = q.where(r.department.in_(sorted(seen)))
+        with self.db.session() as s:
+            return [_view(s, row) for row in s.scalars(q)]
 
     def department_of(self, request_id: int) -> str | None:
         """The department of a request (None when there is no such request)."""

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from corral.web import routes_auth, routes_fleet, routes_money
+from corral.web import routes_auth, routes_fleet, routes_money, routes_ops, routes_requests
 from corral.web.pages import HERE, templates
 from corral.web.session import Sessions
 
@@ -30,8 +30,9 @@ DOCS_CSP = (
 def mount(app: FastAPI) -> None:
     """Add the dashboard's routes and files to ``app`` (created with docs_url=None)."""
     app.state.web_sessions = Sessions()
-    for router in (routes_auth.router, routes_fleet.router, routes_money.router):
-        app.include_router(router)
+    routers = (routes_auth, routes_fleet, routes_money, routes_requests, routes_ops)
+    for module in routers:
+        app.include_router(module.router)
     app.mount("/static/web", StaticFiles(directory=HERE / "static"), name="web-static")
     app.mount("/static/swagger", StaticFiles(directory=SWAGGER_DIR), name="swagger-static")
 

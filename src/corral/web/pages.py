@@ -8,9 +8,10 @@ inline) and forbids caching, framing and referrers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,6 +25,7 @@ from corral.api.deps import get_tokens
 from corral.domain.access import Permission, Target
 from corral.domain.text import bad_character
 from corral.errors import AuthError, CorralError, ValidationError
+from corral.services.audit import Actor, acting_as
 from corral.services.users import UserService
 from corral.web.session import (
     COOKIE,
@@ -68,7 +70,13 @@ def _when(value: datetime | date | str | None, width: int = 16) -> str:
     return text[:width].replace("T", " ")
 
 
+def _epoch(value: float | None) -> str:
+    """Epoch seconds (as the alert service keeps them) as 'YYYY-MM-DD HH:MM' UTC."""
+    return "" if value is None else _when(datetime.fromtimestamp(value, UTC))
+
+
 templates.filters["when"] = _when
+templates.filters["epoch"] = _epoch
 
 
 class SignInNeeded(Exception):
@@ -122,6 +130,15 @@ def _recheck(request: Request, session: Session, viewer: Viewer) -> Viewer:
     session.viewer = replace(viewer, principal=principal)
     session.checked = time.monotonic()
     return session.viewer
+
+
+@contextmanager
+def acting(request: Request, viewer: Viewer) -> Iterator[None]:
+    """The writes inside are recorded in the audit log as ``viewer``'s, from this page."""
+    client = request.client.host if request.client else "unknown"
+    origin = f"web {client} {request.method} {request.url.path}"
+    with acting_as(Actor(viewer.name, viewer.principal.role_names, origin)):
+        yield
 
 
 def render(

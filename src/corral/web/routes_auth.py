@@ -25,11 +25,19 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 def landing(viewer: Viewer | None) -> str:
-    """Each viewer's own first page: the fleet for those who analyse the whole fleet (admin,
-    operator, auditor), else the VMs of their departments."""
+    """Each viewer's own first page, for what their role decides: the fleet for those who
+    analyse the whole fleet (admin, operator, auditor), the queue for an approver, their own
+    requests for a requester, else the VMs of their departments."""
     if viewer is None:
         return "/login"
-    return "/admin" if may(viewer, Permission.fleet_analyse) else "/vms"
+    for permission, page in (
+        (Permission.fleet_analyse, "/admin"),
+        (Permission.request_decide, "/approvals"),
+        (Permission.request_create, "/requests"),
+    ):
+        if may(viewer, permission):
+            return page
+    return "/vms"
 
 
 def safe_next(target: str) -> str:

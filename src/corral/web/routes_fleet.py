@@ -19,6 +19,7 @@ from corral.errors import NotFoundError, ValidationError
 from corral.inventory.filters import SORT_KEYS, VMFilter
 from corral.metrics.catalog import METRICS
 from corral.metrics.model import EntityKind, Stat
+from corral.services import alerts_cli
 from corral.web import chart
 from corral.web.pages import PageRoute, authorize, query, render
 from corral.web.session import may
@@ -57,9 +58,11 @@ def admin(request: Request) -> Response:
         ("lease expired", "/vms?expired=1", inv.list_vms(VMFilter(expired=True), limit=0).total),
     ]
     open_cases = get_reclaim(request).cases(open_only=True)
+    alerts = alerts_cli.service(request.app.state.settings, inv.db)
     return render(
         request,
         "admin.html",
+        firing=len(alerts.alerts(alerts_cli.AlertState.firing)),
         title=f"Fleet — {viewer.name}",
         counts=counts,
         hosts=inv.list_hosts(),

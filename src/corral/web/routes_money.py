@@ -15,7 +15,7 @@ from corral.services import cost, sprawl
 from corral.services.cost_api import Dimension
 from corral.services.records import FleetRecords, live_records
 from corral.services.sprawl_api import Category
-from corral.web.pages import PageRoute, authorize, query, read_form, redirect, render
+from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
 from corral.web.session import may
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -87,7 +87,8 @@ async def flag(request: Request) -> Response:
     )
     if found is None or found.category not in FINDING_CATEGORIES:
         raise NotFoundError("that finding is no longer there; reload the sprawl page.")
-    (row,) = flag_findings(get_reclaim(request), [found], viewer.name)
+    with acting(request, viewer):
+        (row,) = flag_findings(get_reclaim(request), [found], viewer.name)
     if row["result"] != "flagged":
         raise ConflictError(f"{found.subject_name} was not flagged: {row['detail']}.")
     return redirect(f"/reclaim/{row['case']}")
