@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -97,6 +99,7 @@ def create_app(
         description="One place to see, control and plan a fleet of virtual machines.",
         docs_url=None,  # served by corral.web from locally installed files (no CDN)
         redoc_url=None,
+        lifespan=_alert_loop(inventory, settings, metrics),
     )
     app.state.inventory = inventory
     app.state.tokens = tokens or TokenStore(inventory.db)
@@ -121,6 +124,29 @@ def create_app(
     app.add_middleware(Guard)
     app.openapi = openapi_with_problems(app)  # type: ignore[method-assign]
     return app
+
+
+def _alert_loop(
+    inventory: Inventory, settings: Settings, metrics: MetricsStore | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """While the server runs, the alert evaluation loop runs beside it if the setting
+    ``alert_loop_in_server`` says so (one evaluator leads across servers on PostgreSQL)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not settings.alert_loop_in_server:
+            yield
+            return
+        from corral.services import alerts_cli
+        from corral.services.alert_loop import Background
+
+        running = Background(alerts_cli.loop(settings, inventory, metrics))
+        try:
+            yield
+        finally:
+            running.stop()
+
+    return lifespan
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from corral.engines.alerting.model import Condition, MetricKey, Severity, Snapshot, labels_of
 
 EntityKind = Literal["vm", "host"]
+#: What a rule may read besides metrics: the planner's fleet, licence use, restore points.
+Fact = Literal["fleet", "licences", "backups"]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 
@@ -54,6 +56,7 @@ class Needs:
     latest: frozenset[MetricKey] = frozenset()
     history: Mapping[MetricKey, float] = field(default_factory=dict)
     last_seen: frozenset[str] = frozenset()
+    facts: frozenset[Fact] = frozenset()
 
 
 class Rule(ABC):
