@@ -8,7 +8,7 @@ does not page anyone; VMs the policy rebuilds from a template are not in the sna
 from __future__ import annotations
 
 from corral.engines.alerting.kinds.base import Needs, Params, Rule, seconds
-from corral.engines.alerting.model import Condition, Snapshot
+from corral.engines.alerting.model import BackupAge, Condition, Snapshot
 
 
 class BackupRpoParams(Params):
@@ -41,9 +41,11 @@ class BackupRpo(Rule):
                     continue
                 summary = f"newest restore point of {b.vm} is {age / 3600:.1f} h old ({rpo} RPO)"
             value = age / 3600 if b.newest is not None else -1.0
-            found.append(self._condition(snapshot, b.vm, value, summary))
+            found.append(self._condition(snapshot, b, value, summary))
         return found
 
-    def _condition(self, snapshot: Snapshot, vm: str, age_h: float, summary: str) -> Condition:
-        """Labelled with the VM (and its host): age in hours, -1 for never backed up."""
-        return self.condition(snapshot, "vm", vm, "restore_point_age_h", age_h, summary)
+    def _condition(self, snapshot: Snapshot, b: BackupAge, age_h: float, summary: str) -> Condition:
+        """Labelled with the VM and its host: age in hours, -1 for never backed up."""
+        return self.condition(
+            snapshot, "vm", b.vm, "restore_point_age_h", age_h, summary, host=b.host
+        )

@@ -80,9 +80,17 @@ class Rule(ABC):
     def evaluate(self, snapshot: Snapshot) -> list[Condition]: ...
 
     def condition(
-        self, snapshot: Snapshot, kind: str, entity: str, metric: str, value: float, summary: str
+        self,
+        snapshot: Snapshot,
+        kind: str,
+        entity: str,
+        metric: str,
+        value: float,
+        summary: str,
+        host: str | None = None,
     ) -> Condition:
-        """A finding labelled with the rule, the entity, its host and the rule's own labels."""
+        """A finding labelled with the rule, the entity, its host (``host``, else the one
+        the snapshot knows) and the rule's own labels."""
         labels = {
             **self.common.labels,
             "alertname": self.name,
@@ -91,7 +99,7 @@ class Rule(ABC):
             "metric": metric,
             "severity": self.common.severity.value,
         }
-        host = snapshot.hosts.get(entity) or (entity if kind == "host" else None)
+        host = host or snapshot.hosts.get(entity) or (entity if kind == "host" else None)
         if host:
             labels["host"] = host
         return Condition(self.name, labels_of(labels), value, summary)

@@ -8,25 +8,21 @@ alert says what ``corral plan ha`` says.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import Field
 
 from corral.engines.alerting.kinds.base import Needs, Params, Rule
 from corral.engines.alerting.model import Condition, Snapshot
 from corral.engines.planning.ha.failover import FailoverModel
-from corral.engines.planning.ha.registry import POLICIES, make_policy
+from corral.engines.planning.ha.registry import make_policy
 from corral.engines.planning.model import Fleet
 
 
 class HAParams(Params):
-    policy: str = "exact"
+    #: the admission-control policies that need no parameters of their own
+    policy: Literal["exact", "slots", "percentage"] = "exact"
     failures: int = Field(default=1, ge=1, le=8)
-
-    @field_validator("policy")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in POLICIES:
-            raise ValueError(f"policy must be one of {sorted(POLICIES)}")
-        return value
 
 
 class HA(Rule):
