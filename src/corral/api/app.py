@@ -24,6 +24,7 @@ from corral.api.routes import cost as cost_routes
 from corral.api.routes import ha as ha_routes
 from corral.api.routes import inventory as inventory_routes
 from corral.api.routes import jobs as jobs_routes
+from corral.api.routes import metric_analysis as metric_analysis_routes
 from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import plan as plan_routes
 from corral.api.routes import provision as provision_routes
@@ -73,6 +74,7 @@ ROUTERS = (
     provision_routes.router,
     alerts_routes.router,
     requests_routes.router,
+    metric_analysis_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
