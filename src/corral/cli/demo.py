@@ -87,7 +87,7 @@ def demo(
     report = dataclasses.replace(report, reclamation=reclamation_cases(inv, inv.clock()))
     info["html_report"] = str(write_html(context.settings().home / "sprawl-report.html", report))
     if store is not None:
-        from corral.demo.alerts import demo_alerts
+        from corral.services.alert_demo import demo_alerts
 
         raised = demo_alerts(inv, context.settings(), store)
         info["alerts"] = [dataclasses.asdict(a) for a in raised]

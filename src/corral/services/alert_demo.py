@@ -2,16 +2,16 @@
 real alerts (``corral alerts list``) without waiting for the loop.
 
 The same service as ``corral alerts evaluate``, with the demo's own rules
-(``alert_rules.yaml``) and no channels: nothing is sent from a demo.
+(corral/engines/alerting/demo_rules.yaml) and no channels: nothing is sent from a demo.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 from corral.config import Settings
 from corral.engines.alerting import AlertState, parse_rules
+from corral.engines.alerting.loader import demo_text
 from corral.inventory.service import Inventory
 from corral.metrics.store.base import MetricsStore
 from corral.services.alert_facts import FactReader
@@ -27,13 +27,9 @@ class DemoAlert:
     summary: str
 
 
-def rules_text() -> str:
-    return (resources.files("corral.demo") / "alert_rules.yaml").read_text("utf-8")
-
-
 def demo_alerts(inv: Inventory, settings: Settings, store: MetricsStore) -> list[DemoAlert]:
     """Evaluate the demo's rules now; the firing alerts, VMs named."""
-    service = AlertService(inv.db, parse_rules(rules_text(), "the demo's alert rules"))
+    service = AlertService(inv.db, parse_rules(demo_text(), "the demo's alert rules"))
     service.evaluate_store(store, facts=FactReader.from_settings(settings, inv))
     firing = service.alerts(AlertState.firing)
     names = inv.vm_names([str(a.label("entity")) for a in firing if a.label("kind") == "vm"])
