@@ -83,7 +83,7 @@ def run(
     """Evaluate the rules and send what is due, round after round, until interrupted.
 
     Start it on several machines against one PostgreSQL: one evaluates, the others stand by
-    and take over when it stops. On SQLite run only one.
+    and take over when it stops. On SQLite the same holds on one machine (a file lock).
     """
     settings, inventory = context.settings(), context.inventory()
     loop = svc.loop(settings, inventory, context.metrics_store(store), interval)

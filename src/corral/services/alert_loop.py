@@ -5,17 +5,23 @@ Why one evaluator: two processes evaluating at once would both find the same ale
 both send the same outbox row. On PostgreSQL the evaluator that holds a session advisory lock
 (corral.store.ha_leader.Leadership, the lock the HA manager leads with) evaluates; the others
 stand by and take over the moment its connection ends (a SIGKILLed leader hands over at once).
-SQLite has no lock shared between processes: there, run one loop. A round that fails (the
-metrics file busy, the database away) is logged and the next round tries again.
+SQLite has no such lock: there the evaluator holds an exclusive ``flock`` on a file beside the
+database file (``FileLeadership``), which the kernel releases when the process dies, so a
+second loop on the same machine stands by as well. A round that fails (the metrics file
+busy, the database away) is logged and the next round tries again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from corral.errors import CorralError
 from corral.metrics.store.base import MetricsStore
@@ -53,6 +59,44 @@ class LoopRound:
         )
 
 
+class Lead(Protocol):
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class FileLeadership:
+    """Leads while holding an exclusive ``flock`` on ``path`` (SQLite: one machine)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the file lets the lock go
+
+
+def leadership(db: Database) -> Lead:
+    """The advisory lock on PostgreSQL; on SQLite a file lock beside the database file."""
+    if db.backend == "postgresql" or not db.url.database or db.url.database == ":memory:":
+        return Leadership(db, LOCK_NAME)  # an in-memory SQLite is one process anyway
+    return FileLeadership(Path(f"{db.url.database}.alert-loop.lock"))
+
+
 class AlertLoop:
     def __init__(
         self,
@@ -66,7 +110,7 @@ class AlertLoop:
         self.store = store
         self.interval_s = interval_s
         self.facts = facts
-        self.leadership = Leadership(db, LOCK_NAME)
+        self.leadership = leadership(db)
 
     def round(self) -> LoopRound:
         """Evaluate and deliver once if this process leads; else stand by."""
