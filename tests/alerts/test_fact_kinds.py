@@ -13,13 +13,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from lxml import etree
 
+from corral.api.app import create_app
+from corral.config import Settings
 from corral.engines.alerting import Alert, parse_rules
 from corral.engines.backup import Policy, parse_policy
 from corral.engines.costing import default_cost_model_text, load_cost_model
 from corral.inventory.service import Inventory
 from corral.metrics.store import DuckDBStore
+from corral.security.token_store import TokenStore
 from corral.services.alert_facts import FactReader
 from corral.services.alerts import AlertService
 from corral.store.backup_repo import Repository
@@ -158,3 +162,30 @@ def test_backup_rpo_fires_for_a_stale_point_and_a_vm_never_backed_up(
     assert set(found) == {"rpo:db-01", "rpo:cache-01"}
     assert found["rpo:cache-01"].summary == "cache-01 has no restore point (RPO 4 h)"
     assert found["rpo:cache-01"].label("host") == "b"
+
+
+def test_the_api_evaluates_the_fact_rules_on_the_live_inventory(
+    inventory: Inventory,
+    nodes: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    inv = _sync(inventory, nodes)
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(LICENCE_RULES + "  - {name: ha-broken, kind: ha}\n")
+    DuckDBStore(str(tmp_path / "metrics.duckdb")).close()
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=inv.db.url.render_as_string(hide_password=False),
+        metrics_url=f"duckdb://{tmp_path / 'metrics.duckdb'}",
+        alert_rules=rules,
+        cost_model=_cost_model(tmp_path, 1),
+    )
+    token = TokenStore(inv.db).create("fact-rules")
+    app = create_app(inv, settings=settings)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        done = client.post("/api/v1/alerts/evaluate", json={"deliver": False})
+        assert done.status_code == 200, done.text
+        assert done.json()["conditions"] == 2  # platform-support: over, and so also near
+        listed = client.get("/api/v1/alerts").json()["items"]
+    assert sorted(a["rule"] for a in listed) == ["licence-near", "licence-over"]
+    assert {a["labels"]["entity"] for a in listed} == {"platform-support"}
