@@ -80,6 +80,10 @@ class Settings:
     ha_check_interval_s: float = 5.0
     ha_alert_to: str | None = None
     alert_rules: Path | None = None
+    #: seconds between two rounds of the alert evaluation loop (corral alerts run, the server)
+    alert_interval_s: float = 60.0
+    #: the API server (corral serve) runs the alert evaluation loop in the background
+    alert_loop_in_server: bool = False
     #: the backup repository's folder (default: $CORRAL_HOME/backups)
     backup_repository: Path | None = None
     #: a new full backup after this many incrementals in a chain
@@ -178,6 +182,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"{raw[:40]!r} must be 1 or 0 (true/false, yes/no, on/off).")
+    return value in ("1", "true", "yes", "on")
+
+
 def _secret(raw: str) -> Secret:
     return Secret(raw)
 
@@ -211,6 +222,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("ha_check_interval_s", "CORRAL_HA_CHECK_INTERVAL", _positive_float, "HA round s"),
     FieldSpec("ha_alert_to", "CORRAL_HA_ALERT_TO", str, "address of the HA alert mail"),
     FieldSpec("alert_rules", "CORRAL_ALERT_RULES", _path, "alert rules and channels YAML"),
+    FieldSpec("alert_interval_s", "CORRAL_ALERT_INTERVAL", _positive_float, "alert loop round s"),
+    FieldSpec("alert_loop_in_server", "CORRAL_ALERT_LOOP", _flag, "serve evaluates alerts: 1/0"),
     FieldSpec("backup_repository", "CORRAL_BACKUP_REPOSITORY", _path, "restore points folder"),
     FieldSpec("backup_full_every", "CORRAL_BACKUP_FULL_EVERY", _positive_int, "incrementals/full"),
     FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from corral.engines.alerting import Series, Snapshot, evaluate, needs, parse_rules
+from corral.engines.alerting import BackupAge, Series, Snapshot, evaluate, needs, parse_rules
 from corral.engines.alerting.loader import example_text, load_rules
 from corral.errors import ConfigError
 
@@ -136,3 +136,15 @@ def test_baseline_band_ignores_a_wobble_on_a_flat_series_and_low_values() -> Non
     assert [dict(c.labels)["entity"] for c in found] == ["busy"]
     wobble = Snapshot(NOW, latest={key: {"flat": 0.83}}, history={key: {"flat": flat}})
     assert evaluate(rules("rules: [{name: b, kind: baseline, metric: cpu_pct}]"), wobble) == []
+
+
+def test_the_new_kinds_check_their_parameters_and_need_only_their_facts() -> None:
+    with pytest.raises(ConfigError, match="policy"):
+        rules("rules: [{name: h, kind: ha, policy: failover-hosts}]")
+    with pytest.raises(ConfigError, match="when"):
+        rules("rules: [{name: l, kind: licence, when: soon}]")
+    quiet = rules("rules: [{name: r, kind: backup_rpo, never: false}]")
+    snap = Snapshot(1e9, backups=(BackupAge("vm-x", "h", 3600.0, None),))
+    assert evaluate(quiet, snap) == []
+    both = rules("rules: [{name: r, kind: backup_rpo}, {name: l, kind: licence}]")
+    assert needs(both).facts == {"backups", "licences"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -22,6 +24,7 @@ from corral.api.routes import cost as cost_routes
 from corral.api.routes import ha as ha_routes
 from corral.api.routes import inventory as inventory_routes
 from corral.api.routes import jobs as jobs_routes
+from corral.api.routes import metric_analysis as metric_analysis_routes
 from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import plan as plan_routes
 from corral.api.routes import provision as provision_routes
@@ -71,6 +74,7 @@ ROUTERS = (
     provision_routes.router,
     alerts_routes.router,
     requests_routes.router,
+    metric_analysis_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
@@ -97,6 +101,7 @@ def create_app(
         description="One place to see, control and plan a fleet of virtual machines.",
         docs_url=None,  # served by corral.web from locally installed files (no CDN)
         redoc_url=None,
+        lifespan=_alert_loop(inventory, settings, metrics),
     )
     app.state.inventory = inventory
     app.state.tokens = tokens or TokenStore(inventory.db)
@@ -121,6 +126,29 @@ def create_app(
     app.add_middleware(Guard)
     app.openapi = openapi_with_problems(app)  # type: ignore[method-assign]
     return app
+
+
+def _alert_loop(
+    inventory: Inventory, settings: Settings, metrics: MetricsStore | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """While the server runs, the alert evaluation loop runs beside it if the setting
+    ``alert_loop_in_server`` says so (one evaluator leads across servers on PostgreSQL)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not settings.alert_loop_in_server:
+            yield
+            return
+        from corral.services import alerts_cli
+        from corral.services.alert_loop import Background
+
+        running = Background(alerts_cli.loop(settings, inventory, metrics))
+        try:
+            yield
+        finally:
+            running.stop()
+
+    return lifespan
 
 
 def _install_error_handlers(app: FastAPI) -> None:

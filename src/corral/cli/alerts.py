@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,8 +50,14 @@ def evaluate(
     ),
 ) -> None:
     """Evaluate every rule once on the metrics store, then send the notifications due."""
-    service = svc.service(context.settings(), context.inventory().db)
-    report = service.evaluate_store(context.metrics_store(store), None, svc.inhibitions(inhibit))
+    settings, inventory = context.settings(), context.inventory()
+    service = svc.service(settings, inventory.db)
+    report = service.evaluate_store(
+        context.metrics_store(store),
+        None,
+        svc.inhibitions(inhibit),
+        svc.facts(settings, inventory),
+    )
     typer.echo(
         f"{report.conditions} condition(s), {report.changed} alert(s) changed, "
         f"{report.notifications} notification(s), {report.queued} queued"
@@ -61,6 +68,30 @@ def evaluate(
         typer.echo(f"sent {len(sent) - len(failed)}, failed {len(failed)}")
         for d in failed:
             typer.echo(f"  {d.channel}: {d.error} (attempt {d.attempts}; retried later)")
+
+
+@alerts_app.command("run")
+def run(
+    interval: float | None = typer.Option(
+        None, "--interval", min=0.1, help="Seconds between rounds (default: alert_interval_s)."
+    ),
+    cycles: int | None = typer.Option(None, "--cycles", min=1, help="This many rounds, then exit."),
+    store: str | None = typer.Option(
+        None, "--store", help="Metrics store URL (default: settings)."
+    ),
+) -> None:
+    """Evaluate the rules and send what is due, round after round, until interrupted.
+
+    Start it on several machines against one PostgreSQL: one evaluates, the others stand by
+    and take over when it stops. On SQLite the same holds on one machine (a file lock).
+    """
+    settings, inventory = context.settings(), context.inventory()
+    loop = svc.loop(settings, inventory, context.metrics_store(store), interval)
+    typer.echo(f"alert loop: a round every {loop.interval_s:g} s")
+    try:
+        loop.run(cycles, on_round=lambda r: typer.echo(f"{_time(time.time())} {r.describe()}"))
+    except KeyboardInterrupt:
+        typer.echo("alert loop stopped")
 
 
 @alerts_app.command("list")

@@ -86,6 +86,11 @@ def demo(
     info["reclamation"] = demo_reclamation(inv, context.settings(), report.analysis)
     report = dataclasses.replace(report, reclamation=reclamation_cases(inv, inv.clock()))
     info["html_report"] = str(write_html(context.settings().home / "sprawl-report.html", report))
+    if store is not None:
+        from corral.services.alert_demo import demo_alerts
+
+        raised = demo_alerts(inv, context.settings(), store)
+        info["alerts"] = [dataclasses.asdict(a) for a in raised]
     if output is OutputFormat.json:
         typer.echo(to_json(info))
     else:
@@ -100,6 +105,7 @@ def demo(
         emit(rows, output, title="waste by category (each VM counted once; 'corral sprawl report')")
         typer.echo(f"Sprawl report with charts and the five warning signs: {info['html_report']}")
         _print_reclamation(info["reclamation"], output)
+        _print_alerts(info.get("alerts"), output)
     if serve:
         from corral.cli.serve import run_server
 
@@ -131,6 +137,16 @@ def _print_logins(output: OutputFormat) -> None:
         output,
         title="logins, one per role (passwords and tokens shown once; see docs/auth.md)",
     )
+
+
+def _print_alerts(alerts: list[dict[str, Any]] | None, output: OutputFormat) -> None:
+    if alerts is None:
+        return
+    if not alerts:
+        typer.echo("alerts: the replayed history raises none right now ('corral alerts list').")
+        return
+    cols = ["rule", "severity", "host", "entity", "summary"]
+    emit(alerts, output, cols, title="alerts the replayed history raises ('corral alerts list')")
 
 
 def _print_reclamation(rec: dict[str, Any], output: OutputFormat) -> None:

@@ -1,4 +1,4 @@
-"""``corral metrics anomalies`` and ``corral metrics forecast``: judgement on one series."""
+"""``corral metrics anomalies|forecast|baseline``: judgement on one series."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import typer
 
-from corral.cli.output import OutputFormat, OutputOption, emit
+from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, record, to_json
 from corral.errors import ValidationError
 from corral.metrics.model import EntityKind
 from corral.metrics.timeparse import parse_duration, parse_time
-from corral.services import monitoring
+from corral.services import monitoring, series_insights
 
 CsvOption = typer.Option(None, "--csv", help="a file with the header timestamp,value")
 VmOption = typer.Option(None, "--vm", help="a stored VM series (name or UUID); needs --metric")
@@ -65,6 +65,8 @@ def anomalies_cmd(
 
 
 def forecast_cmd(
+    vm_arg: str | None = typer.Argument(None, metavar="[VM]", help="a stored VM (as --vm)"),
+    metric_arg: str | None = typer.Argument(None, metavar="[METRIC]", help="as --metric"),
     csv: Path | None = CsvOption,
     vm: str | None = VmOption,
     host: str | None = HostOption,
@@ -78,7 +80,15 @@ def forecast_cmd(
     step: str = typer.Option("1h", "--step", help="forecast the mean of each step, e.g. 1h"),
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Forecast each step's mean from --start over --horizon, with an 80 % interval."""
+    """Forecast each step's mean from --start over --horizon, with an 80 % interval.
+
+    A stored series: ``corral metrics forecast VM METRIC --horizon 7d`` (or --vm/--host with
+    --metric); a file: ``--csv FILE``.
+    """
+    vm, metric = (
+        _either(vm_arg, vm, "VM", "--vm"),
+        _either(metric_arg, metric, "METRIC", "--metric"),
+    )
     step_s = parse_duration(step)
     series = _series(csv, vm, host, metric, since, step, store)
     first = parse_time(start, time.time()) if start else monitoring.default_start(series, step_s)
@@ -87,6 +97,43 @@ def forecast_cmd(
     emit([r.__dict__ for r in rows], output, cols, title="forecast")
 
 
+def _either(positional: str | None, option: str | None, arg: str, flag: str) -> str | None:
+    if positional is not None and option is not None and positional != option:
+        raise ValidationError(f"give {arg} or {flag}, not both.")
+    return positional if positional is not None else option
+
+
+def baseline_cmd(
+    entity: str = typer.Argument(..., help="a VM (name or UUID), or a host with --kind host"),
+    metric: str = typer.Argument(..., help="e.g. cpu_pct; see 'corral metrics list'"),
+    kind: EntityKind = typer.Option(EntityKind.vm, "--kind", help="vm or host"),
+    history: str = typer.Option("28d", "--history", help="history to learn from, e.g. 28d"),
+    profile: bool = typer.Option(False, "--profile", help="also list the 168 hours' bands"),
+    store: str | None = StoreOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The learned hour-of-week band of a stored series, and where its newest value stands."""
+    from corral.cli.metrics import _entity, _store
+
+    view = series_insights.baseline(
+        _store(store),
+        kind,
+        _entity(entity, kind),
+        metric,
+        int(time.time()),
+        parse_duration(history),
+    )
+    if output is OutputFormat.json:
+        typer.echo(to_json(record(view)))
+        return
+    summary = {k: v for k, v in record(view).items() if k != "hours"}
+    emit_object(summary, output, title=f"baseline of {metric} of {entity}")
+    if profile:
+        cols = ["hour_of_week", "day", "hour", "median", "low", "high"]
+        emit(list(view.hours), output, cols, title="hour-of-week bands (UTC)")
+
+
 def add_commands(app: typer.Typer) -> None:
     app.command("anomalies")(anomalies_cmd)
     app.command("forecast")(forecast_cmd)
+    app.command("baseline")(baseline_cmd)

@@ -18,7 +18,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,13 +40,16 @@ from corral.engines.alerting import (
 )
 from corral.engines.alerting.lifecycle import due
 from corral.engines.alerting.model import labels_of
-from corral.errors import ConflictError, NotFoundError, ValidationError
+from corral.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from corral.metrics.store.base import MetricsStore
 from corral.notify.channels import Channel, ChannelError, Message
 from corral.notify.channels.base import AlertItem
 from corral.services.alert_inputs import read_snapshot
 from corral.store import models as m
 from corral.store.db import Database
+
+if TYPE_CHECKING:
+    from corral.services.alert_facts import FactReader
 
 
 @dataclass(frozen=True)
@@ -166,11 +170,28 @@ class AlertService:
         )
 
     def evaluate_store(
-        self, store: MetricsStore, now: float | None = None, inhibitions: Sequence[Inhibition] = ()
+        self,
+        store: MetricsStore,
+        now: float | None = None,
+        inhibitions: Sequence[Inhibition] = (),
+        facts: FactReader | None = None,
     ) -> EvaluationReport:
-        """Read what the rules need from the metrics store at ``now`` and evaluate."""
+        """Read what the rules need from the metrics store (and, for the HA, licence and
+        backup rules, from ``facts``) at ``now`` and evaluate."""
         at = int(self.clock() if now is None else now)
-        return self.evaluate(read_snapshot(store, needs(self.rules), at), inhibitions)
+        wanted = needs(self.rules)
+        snapshot = read_snapshot(store, wanted, at)
+        if wanted.facts:
+            if facts is None:
+                raise ConfigError(
+                    "these alert rules read the fleet, licences or backups, which this caller "
+                    "cannot give; evaluate them with 'corral alerts evaluate' or the server."
+                )
+            found = facts.read(wanted.facts)
+            snapshot = replace(
+                snapshot, fleet=found.fleet, licences=found.licences, backups=found.backups
+            )
+        return self.evaluate(snapshot, inhibitions)
 
     def acknowledge(self, fingerprint: str, user: str) -> Alert:
         """A firing alert acknowledged until it resolves; the group is told at once."""

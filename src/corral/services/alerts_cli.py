@@ -12,16 +12,25 @@ from corral.engines.alerting import Alert, AlertState, Inhibition, Silence, load
 from corral.engines.alerting.kinds import seconds
 from corral.engines.alerting.model import labels_of
 from corral.errors import ValidationError
+from corral.inventory.service import Inventory
+from corral.metrics.store import open_store
+from corral.metrics.store.base import MetricsStore
 from corral.notify.channels import parse_specs
+from corral.services.alert_facts import FactReader
+from corral.services.alert_loop import AlertLoop, LoopRound
 from corral.services.alert_setup import alert_service, rules_path
 from corral.services.alerts import AlertService
 from corral.store.db import Database
 
 __all__ = [
     "Alert",
+    "AlertLoop",
     "AlertState",
+    "LoopRound",
     "Silence",
+    "facts",
     "inhibitions",
+    "loop",
     "matchers",
     "rules_view",
     "seconds",
@@ -31,6 +40,29 @@ __all__ = [
 
 def service(settings: Settings, db: Database) -> AlertService:
     return alert_service(settings, db)
+
+
+def facts(settings: Settings, inventory: Inventory) -> FactReader:
+    """What the HA, licence and backup rules read: the fleet, licences, restore points."""
+    return FactReader.from_settings(settings, inventory)
+
+
+def loop(
+    settings: Settings,
+    inventory: Inventory,
+    store: MetricsStore | None = None,
+    interval_s: float | None = None,
+) -> AlertLoop:
+    """The evaluation loop of ``corral alerts run`` and of the server (every
+    ``alert_interval_s`` unless ``interval_s`` is given; the settings' metrics store unless
+    ``store`` is given)."""
+    return AlertLoop(
+        service(settings, inventory.db),
+        store or open_store(settings.metrics_url),
+        inventory.db,
+        interval_s or settings.alert_interval_s,
+        facts(settings, inventory),
+    )
 
 
 def matchers(items: Sequence[str]) -> dict[str, str]:

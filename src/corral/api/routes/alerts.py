@@ -169,13 +169,16 @@ def silence(
 
 @router.post("/evaluate", response_model=EvaluateOut, responses=error_responses(413, 422))
 def evaluate(
+    request: Request,
     body: EvaluateIn,
     alerts: AlertsDep,
     store: StoreDep,
+    inv: InventoryDep,
     _who: Annotated[Principal, require(Perm.fleet_operate)],
 ) -> EvaluateOut:
     """Evaluate every rule once on the metrics store, then send what is due."""
-    report = alerts.evaluate_store(store, None, svc.inhibitions(body.inhibit))
+    facts = svc.facts(request.app.state.settings, inv)
+    report = alerts.evaluate_store(store, None, svc.inhibitions(body.inhibit), facts)
     sent = alerts.deliver() if body.deliver else []
     ok = sum(1 for d in sent if d.sent)
     return EvaluateOut(

@@ -7,14 +7,17 @@ store, keeps the state and the outbox, and hands notifications to the channels.
 """
 
 from corral.engines.alerting.kinds import KINDS, Common, Needs, Rule
+from corral.engines.alerting.kinds.base import Fact
 from corral.engines.alerting.lifecycle import Outcome, acknowledge, group_of, step
 from corral.engines.alerting.loader import RuleSet, load_rules, parse_rules
 from corral.engines.alerting.model import (
     Alert,
     AlertState,
+    BackupAge,
     Condition,
     Event,
     Inhibition,
+    LicenceCount,
     Notification,
     Series,
     Severity,
@@ -33,23 +36,28 @@ def needs(rules: RuleSet) -> Needs:
     latest: set[tuple[str, str]] = set()
     history: dict[tuple[str, str], float] = {}
     seen: set[str] = set()
+    facts: set[Fact] = set()
     for rule in rules.rules:
         n = rule.needs()
         latest |= n.latest
         seen |= n.last_seen
+        facts |= n.facts
         for key, window in n.history.items():
             history[key] = max(window, history.get(key, 0.0))
-    return Needs(frozenset(latest), history, frozenset(seen))
+    return Needs(frozenset(latest), history, frozenset(seen), frozenset(facts))
 
 
 __all__ = [
     "KINDS",
     "Alert",
     "AlertState",
+    "BackupAge",
     "Common",
     "Condition",
     "Event",
+    "Fact",
     "Inhibition",
+    "LicenceCount",
     "Needs",
     "Notification",
     "Outcome",

@@ -23,6 +23,7 @@ from corral.engines.alerting.model import Severity
 from corral.errors import ConfigError
 
 EXAMPLE = "example_rules.yaml"
+DEMO = "demo_rules.yaml"
 _COMMON_KEYS = {"name", "kind", "for", "severity", "labels"}
 
 
@@ -40,6 +41,11 @@ class RuleSet:
 def example_text() -> str:
     """The shipped example rules file (documented in its comments)."""
     return (resources.files("corral.engines.alerting") / EXAMPLE).read_text("utf-8")
+
+
+def demo_text() -> str:
+    """The demo's rules (``corral demo`` evaluates them on its replayed history)."""
+    return (resources.files("corral.engines.alerting") / DEMO).read_text("utf-8")
 
 
 def load_rules(path: Path | None) -> RuleSet:

@@ -12,6 +12,10 @@ import enum
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from corral.engines.planning.model import Fleet
 
 Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 
@@ -59,6 +63,28 @@ class Series:
 MetricKey = tuple[str, str]  # (entity kind, metric)
 
 
+@dataclass(frozen=True, slots=True)
+class LicenceCount:
+    """One licence product: deployed against owned, and the cost engine's verdict on it
+    (``ok``, ``warn`` near the limit, ``over`` the limit, ``untracked``: no count owned)."""
+
+    product: str
+    deployed: int
+    entitlements: int | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackupAge:
+    """A VM the backup policy protects: its RPO and its newest restore point (epoch seconds;
+    None: never backed up)."""
+
+    vm: str
+    host: str | None
+    rpo_s: float
+    newest: float | None
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What the rules may look at, read by the service at ``now``."""
@@ -72,6 +98,12 @@ class Snapshot:
     last_seen: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     #: entity -> the host it runs on (VMs) or itself (hosts): the label inhibitions match
     hosts: Mapping[str, str] = field(default_factory=dict)
+    #: the fleet as the planner sees it (the HA rules), when a rule asked for it
+    fleet: Fleet | None = None
+    #: every licence product's use (the licence rules)
+    licences: Sequence[LicenceCount] = ()
+    #: every protected VM's newest restore point against its RPO (the backup rules)
+    backups: Sequence[BackupAge] = ()
 
 
 @dataclass(frozen=True, slots=True)

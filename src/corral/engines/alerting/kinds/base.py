@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from corral.engines.alerting.model import Condition, MetricKey, Severity, Snapshot, labels_of
 
 EntityKind = Literal["vm", "host"]
+#: What a rule may read besides metrics: the planner's fleet, licence use, restore points.
+Fact = Literal["fleet", "licences", "backups"]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 
@@ -54,6 +56,7 @@ class Needs:
     latest: frozenset[MetricKey] = frozenset()
     history: Mapping[MetricKey, float] = field(default_factory=dict)
     last_seen: frozenset[str] = frozenset()
+    facts: frozenset[Fact] = frozenset()
 
 
 class Rule(ABC):
@@ -77,9 +80,17 @@ class Rule(ABC):
     def evaluate(self, snapshot: Snapshot) -> list[Condition]: ...
 
     def condition(
-        self, snapshot: Snapshot, kind: str, entity: str, metric: str, value: float, summary: str
+        self,
+        snapshot: Snapshot,
+        kind: str,
+        entity: str,
+        metric: str,
+        value: float,
+        summary: str,
+        host: str | None = None,
     ) -> Condition:
-        """A finding labelled with the rule, the entity, its host and the rule's own labels."""
+        """A finding labelled with the rule, the entity, its host (``host``, else the one
+        the snapshot knows) and the rule's own labels."""
         labels = {
             **self.common.labels,
             "alertname": self.name,
@@ -88,7 +99,7 @@ class Rule(ABC):
             "metric": metric,
             "severity": self.common.severity.value,
         }
-        host = snapshot.hosts.get(entity) or (entity if kind == "host" else None)
+        host = host or snapshot.hosts.get(entity) or (entity if kind == "host" else None)
         if host:
             labels["host"] = host
         return Condition(self.name, labels_of(labels), value, summary)

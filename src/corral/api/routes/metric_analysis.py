@@ -1,0 +1,137 @@
+"""A stored series' learned baseline and forecast over HTTP (the CLI's ``corral metrics
+baseline|forecast``): the same service, the same answers.
+
+Both read one VM's or host's metric history, as ``/api/v1/metrics/series`` does, so they need
+``fleet.read`` like it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from corral.api.deps import require
+from corral.api.problems import error_responses
+from corral.api.routes.metrics import StoreDep
+from corral.domain.access import Permission as Perm
+from corral.domain.access import Principal
+from corral.metrics.model import EntityKind
+from corral.metrics.timeparse import parse_duration
+from corral.services import series_insights as insights
+
+router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
+
+EntityId = Annotated[str, Query(description="VM UUID or host name", min_length=1, max_length=256)]
+Duration = Annotated[str, Query(pattern=r"^\d+[smhdw]$", description="e.g. 1h, 7d")]
+
+
+class HourBandOut(BaseModel):
+    hour_of_week: int = Field(description="0 = Monday 00:00 UTC")
+    day: str
+    hour: int
+    median: float
+    low: float
+    high: float
+
+
+class BaselineOut(BaseModel):
+    kind: EntityKind
+    id: str
+    metric: str
+    state: str = Field(description="learning (no band yet) or ready")
+    history_days: float
+    hours_seen: int
+    needs_days: float = Field(description="days of history before the band is ready")
+    needs_hours: int = Field(description="hours of the week that must have samples")
+    at: int
+    latest: float | None
+    band_now: HourBandOut | None
+    outside: bool | None
+    hours: list[HourBandOut]
+
+
+class ForecastStepOut(BaseModel):
+    timestamp: str
+    forecast: float
+    lower: float = Field(description="80 % interval")
+    upper: float
+
+
+class ForecastOut(BaseModel):
+    kind: EntityKind
+    id: str
+    metric: str
+    history_from: int
+    start: int
+    step: int
+    horizon: int
+    steps: list[ForecastStepOut]
+
+
+def _band(b: insights.HourBand | None) -> HourBandOut | None:
+    return None if b is None else HourBandOut(**b.__dict__)
+
+
+@router.get("/baseline", response_model=BaselineOut, responses=error_responses(422, 502))
+def baseline(
+    store: StoreDep,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    id: EntityId,
+    metric: str,
+    kind: EntityKind = EntityKind.vm,
+    history: Duration = "28d",
+) -> BaselineOut:
+    """The learned hour-of-week band of a stored series and where its newest value stands."""
+    v = insights.baseline(store, kind, id, metric, int(time.time()), parse_duration(history))
+    return BaselineOut(
+        kind=v.kind,
+        id=v.entity,
+        metric=v.metric,
+        state=v.state.value,
+        history_days=v.history_days,
+        hours_seen=v.hours_seen,
+        needs_days=v.needs_days,
+        needs_hours=v.needs_hours,
+        at=v.at,
+        latest=v.latest,
+        band_now=_band(v.band_now),
+        outside=v.outside,
+        hours=[HourBandOut(**h.__dict__) for h in v.hours],
+    )
+
+
+@router.get("/forecast", response_model=ForecastOut, responses=error_responses(422, 502))
+def forecast(
+    store: StoreDep,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    id: EntityId,
+    metric: str,
+    kind: EntityKind = EntityKind.vm,
+    horizon: Duration = "168h",
+    step: Duration = "1h",
+    history: Duration = "30d",
+) -> ForecastOut:
+    """Each step's mean after the newest sample over ``horizon``, with an 80 % interval."""
+    v = insights.forecast(
+        store,
+        kind,
+        id,
+        metric,
+        int(time.time()),
+        parse_duration(horizon),
+        parse_duration(step),
+        parse_duration(history),
+    )
+    return ForecastOut(
+        kind=v.kind,
+        id=v.entity,
+        metric=v.metric,
+        history_from=v.history_from,
+        start=v.start,
+        step=v.step_s,
+        horizon=v.horizon_s,
+        steps=[ForecastStepOut(**s.__dict__) for s in v.steps],
+    )

@@ -1,0 +1,171 @@
+"""The alert evaluation loop: every ``interval_s`` the rules run on the stores and what is due
+is sent, with nobody calling ``corral alerts evaluate``.
+
+Why one evaluator: two processes evaluating at once would both find the same alert new and
+both send the same outbox row. On PostgreSQL the evaluator that holds a session advisory lock
+(corral.store.ha_leader.Leadership, the lock the HA manager leads with) evaluates; the others
+stand by and take over the moment its connection ends (a SIGKILLed leader hands over at once).
+SQLite has no such lock: there the evaluator holds an exclusive ``flock`` on a file beside the
+database file (``FileLeadership``), which the kernel releases when the process dies, so a
+second loop on the same machine stands by as well. A round that fails (the metrics file
+busy, the database away) is logged and the next round tries again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from corral.errors import CorralError
+from corral.metrics.store.base import MetricsStore
+from corral.services.alert_facts import FactReader
+from corral.services.alerts import AlertService, EvaluationReport
+from corral.store.db import Database
+from corral.store.ha_leader import Leadership
+
+log = logging.getLogger(__name__)
+
+#: The advisory lock's name (the HA manager's locks are named after their managers).
+LOCK_NAME = "corral-alerts/evaluator"
+
+
+@dataclass(frozen=True)
+class LoopRound:
+    """One round: whether this process led, what it evaluated and sent, or why it failed."""
+
+    leader: bool
+    report: EvaluationReport | None = None
+    sent: int = 0
+    failed: int = 0
+    error: str | None = None
+
+    def describe(self) -> str:
+        if self.error is not None:
+            return f"round failed: {self.error}"
+        if not self.leader or self.report is None:
+            return "standing by: another evaluator leads"
+        r = self.report
+        return (
+            f"evaluated: {r.conditions} condition(s), {r.changed} alert(s) changed, "
+            f"{r.notifications} notification(s), {r.queued} queued; "
+            f"sent {self.sent}, failed {self.failed}"
+        )
+
+
+class Lead(Protocol):
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class FileLeadership:
+    """Leads while holding an exclusive ``flock`` on ``path`` (SQLite: one machine)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the file lets the lock go
+
+
+def leadership(db: Database) -> Lead:
+    """The advisory lock on PostgreSQL; on SQLite a file lock beside the database file."""
+    if db.backend == "postgresql" or not db.url.database or db.url.database == ":memory:":
+        return Leadership(db, LOCK_NAME)  # an in-memory SQLite is one process anyway
+    return FileLeadership(Path(f"{db.url.database}.alert-loop.lock"))
+
+
+class AlertLoop:
+    def __init__(
+        self,
+        service: AlertService,
+        store: MetricsStore,
+        db: Database,
+        interval_s: float,
+        facts: FactReader | None = None,
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.interval_s = interval_s
+        self.facts = facts
+        self.leadership = leadership(db)
+
+    def round(self) -> LoopRound:
+        """Evaluate and deliver once if this process leads; else stand by."""
+        if not self.leadership.acquire():
+            return LoopRound(leader=False)
+        try:
+            report = self.service.evaluate_store(self.store, facts=self.facts)
+            sent = self.service.deliver()
+        except CorralError as exc:
+            log.warning("alert evaluation round failed: %s", exc.message)
+            return LoopRound(leader=True, error=exc.message)
+        ok = sum(1 for d in sent if d.sent)
+        return LoopRound(True, report, ok, len(sent) - ok)
+
+    def run(
+        self,
+        cycles: int | None = None,
+        stop: threading.Event | None = None,
+        on_round: Callable[[LoopRound], None] | None = None,
+    ) -> None:
+        """Round after round, ``interval_s`` apart (``cycles`` of them, or until ``stop``)."""
+        stop = stop or threading.Event()
+        done = 0
+        try:
+            while cycles is None or done < cycles:
+                started = time.monotonic()
+                result = self.round()
+                if on_round is not None:
+                    on_round(result)
+                done += 1
+                if cycles is not None and done >= cycles:
+                    break
+                if stop.wait(max(0.0, self.interval_s - (time.monotonic() - started))):
+                    break
+        finally:
+            self.leadership.release()
+
+
+class Background:
+    """The loop on a daemon thread (the API server's): ``stop`` ends it after its round."""
+
+    def __init__(self, loop: AlertLoop) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=loop.run,
+            kwargs={"stop": self._stop, "on_round": _log_round},
+            name="corral-alert-loop",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+
+def _log_round(result: LoopRound) -> None:
+    log.info("alert loop: %s", result.describe())
