@@ -250,3 +250,33 @@ def encrypt_secret() -> None:
     if not secret:
         raise ValidationError("Give the secret on stdin (one line).")
     typer.echo(f"{{encrypted: {seal(secret, context.settings())}}}")
+
+
+@ha_app.command("drill")
+def drill(
+    host: str = typer.Argument(..., help="The host to fail on purpose (drills.allow)."),
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Fail HOST through its fence agent, let the running HA manager recover, report.
+
+    The report: detection and fence time, each protected VM's time to running, planned
+    and actual host, RTO met or missed, and what did not come back (exit code 4 then).
+    """
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services.ha_drill import DrillService
+
+    report = DrillService(context.inventory(), context.settings(), name=name).run(host)
+    if output is OutputFormat.json:
+        typer.echo(to_json(report.to_dict()))
+    else:
+        typer.echo(
+            f"drill of {report.host}: detected after {report.detection_s} s, fenced after "
+            f"{report.fence_s} s, ended by {report.ended_by}"
+        )
+        emit([dict(vars(v)) for v in report.vms], output, title="protected VMs")
+        if report.not_recovered:
+            typer.echo("not recovered: " + ", ".join(report.not_recovered))
+    if not report.all_met:
+        raise typer.Exit(4)
