@@ -93,7 +93,8 @@ def test_an_evacuated_host_in_maintenance_is_never_fenced() -> None:
     manager = Manager(fleet, {"H1": {"db": "H2"}})
     manager.tick(env)
     manager.set_maintenance("H1", True, env.clock)
-    assert manager.vm_moved("db", "H2", env.clock)[0].kind == "vm_migrated"
+    assert manager.vm_moved("db", "H1", "H2", env.clock)[0].kind == "vm_migrated"
+    assert manager.vm_moved("db", "H1", "H2", env.clock) == []  # told again: nothing to do
     env.vms["db"].host = "H2"  # where the live migration put it
     env.power_off("H1")  # its daemon stops for the work
     kinds = []

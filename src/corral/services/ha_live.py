@@ -195,7 +195,7 @@ class HALiveService:
         for mark in marks.values():
             for vm, target in sorted(mark.moves.items()):
                 if target in self.manager.state.hosts:
-                    moved = self.manager.vm_moved(vm, target, now)
+                    moved = self.manager.vm_moved(vm, mark.host, target, now)
                     if moved:
                         self.env.relocated(vm, target)
                     events += moved

@@ -124,13 +124,15 @@ class Manager:
             self.emit("host_maintenance_enter" if on else "host_maintenance_exit", host)
         return self.events
 
-    def vm_moved(self, vm: str, host: str, now: float) -> list[Event]:
-        """``vm`` was live-migrated to ``host`` (maintenance): it now runs there."""
+    def vm_moved(self, vm: str, source: str, target: str, now: float) -> list[Event]:
+        """``vm`` was live-migrated from ``source`` to ``target`` (maintenance): it runs
+        there now. Only a VM still recorded on ``source`` moves, so a move told again (each
+        round, or to a new leader) never undoes a later recovery elsewhere."""
         self.events, self.now = [], now
         rec = self.state.vms.get(vm)
-        if rec is not None and rec.state is VMState.running and rec.host != host:
-            self.emit("vm_migrated", host, vm, f"from {rec.host}")
-            rec.host = host
+        if rec is not None and rec.state is VMState.running and rec.host == source != target:
+            self.emit("vm_migrated", target, vm, f"from {source}")
+            rec.host = target
         return self.events
 
     def confirm_off(self, host: str, now: float) -> list[Event]:
