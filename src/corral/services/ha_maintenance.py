@@ -28,6 +28,7 @@ from corral.engines.ha_manager import plans_by_host
 from corral.engines.ha_manager.evacuate import Destination, evacuation
 from corral.errors import ConflictError, CorralError, NotFoundError
 from corral.hypervisor import deadline
+from corral.hypervisor.uri import redact
 from corral.inventory.service import Inventory
 from corral.services.fleet import live_fleet
 from corral.services.ha_live import DEFAULT_NAME
@@ -146,11 +147,18 @@ class MaintenanceService:
         for d in ready:
             assert d.target is not None
             out = outcomes[d.vm]
-            moves.append(self._verify(host, d, uuids[d.vm], out, time.monotonic() - started[d.vm]))
+            waited = time.monotonic() - started[d.vm]
+            moves.append(self._verify(host, d, uuids[d.vm], out, waited, uris[d.target]))
         return sorted(moves, key=lambda mv: mv.vm)
 
     def _verify(
-        self, host: str, d: Destination, uuid: str, out: deadline.Outcome[float], waited: float
+        self,
+        host: str,
+        d: Destination,
+        uuid: str,
+        out: deadline.Outcome[float],
+        waited: float,
+        dest_uri: str,
     ) -> VMMove:
         """Where the VM runs now, read from both hosts; the outcome says why if not moved."""
         assert d.target is not None
@@ -160,6 +168,7 @@ class MaintenanceService:
             why = out.error.message if isinstance(out.error, CorralError) else repr(out.error)
         else:
             why = ""
+        why = why.replace(dest_uri, redact(dest_uri))  # libvirt may quote it: no user info
         on_target = self._state(d.target, uuid) == "running"
         if on_target and not why:
             return VMMove(d.vm, host, d.target, MOVED, d.why, out.value or waited)
