@@ -8,16 +8,25 @@ the VM must stay where it was (the real migrations are in tests/realhost).
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from corral.config import Settings
 from corral.engines.ha_manager import Manager
 from corral.engines.ha_manager.sim import SimEnvironment
 from corral.engines.planning.model import VM, Fleet, Host
+from corral.errors import ConfigError, ConflictError
 from corral.inventory.service import Inventory
+from corral.services.ha_drill import DrillService, report_from_events
+from corral.services.ha_live import HALiveService
+from corral.services.ha_live_policy import DrillPolicy, parse_policy
 from corral.store import ha_maintenance
 from corral.store import models as m
 from tests.api.support import Api, api_fixture, settings_fixture  # noqa: F401 - fixtures
@@ -117,3 +126,66 @@ def test_a_host_in_maintenance_that_still_runs_a_protected_vm_is_watched() -> No
     env.power_off("H1")
     env.clock += 5
     assert ("host_suspect", "H1") in [(e.kind, e.host) for e in manager.tick(env)]
+
+
+def test_cli_enter_reports_and_exits_4_while_entering_then_exit_clears(
+    hosts: Inventory, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "CORRAL_HOME": str(tmp_path / "home"),
+        "CORRAL_DATABASE_URL": hosts.db.url.render_as_string(hide_password=False),
+    }
+    refused = subprocess.run(  # the node files lie outside the CLI's node folder: no answer
+        [sys.executable, "-m", "corral", "ha", "maintenance", "enter", "host-a"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 5 and "stays 'entering'" in refused.stderr
+    assert ha_maintenance.marks(hosts.db, "default")["host-a"].state == "entering"
+    env["CORRAL_NODE_DIR"] = str(tmp_path / "nodes")
+
+    def corral(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "corral", "ha", "maintenance", *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+
+    entered = corral("enter", "host-a", "-o", "json")
+    assert entered.returncode == 4, entered.stderr
+    report = json.loads(entered.stdout)
+    assert report["state"] == "entering" and report["moves"]
+    left = corral("exit", "host-a")
+    assert left.returncode == 0 and "out of maintenance" in left.stdout
+    again = corral("exit", "host-a")
+    assert again.returncode == 4 and "not in maintenance" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_drill_report_figures_come_from_the_events() -> None:
+    killed = 1000.0
+    events = [
+        {"t": 1004.5, "kind": "host_failed", "host": "H1", "vm": None, "detail": ""},
+        {"t": 1005.5, "kind": "host_fenced", "host": "H1", "vm": None, "detail": "already off"},
+        {"t": 1008.0, "kind": "vm_recovered", "host": "H2", "vm": "db", "detail": "from H1"},
+        {"t": 1070.0, "kind": "vm_recovered", "host": "H3", "vm": "web", "detail": "from H1"},
+        {"t": 1070.0, "kind": "vm_not_recovered", "host": "H1", "vm": "big", "detail": "full"},
+        {"t": 1070.0, "kind": "host_recovered", "host": "H1", "vm": None, "detail": ""},
+    ]
+    plan = {"db": "H2", "web": "H2", "big": "H3"}
+    drills = DrillPolicy(rto_s=60.0, rto={"db": 5.0})
+    report = report_from_events("H1", killed, ["big", "db", "web"], plan, events, drills)
+    assert (report.detection_s, report.fence_s, report.ended_by) == (4.5, 5.5, "host_recovered")
+    by = {v.vm: v for v in report.vms}
+    assert (by["db"].restart_s, by["db"].rto_met) == (8.0, False)  # its own RTO: 5 s
+    assert (by["web"].planned, by["web"].actual, by["web"].rto_met) == ("H2", "H3", False)
+    assert by["big"].actual is None and by["big"].why == "full"
+    assert report.not_recovered == ("big",) and not report.all_met
+
+
+@SQLITE_ONLY
+def test_a_drill_needs_a_leading_manager(hosts: Inventory, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    policy = parse_policy({"drills": {"allow": "*"}}, settings)
+    with pytest.raises(ConflictError, match="No HA manager is running"):
+        DrillService(hosts, settings, policy=policy).run("host-a")
+    HALiveService(hosts, settings, policy=policy, instance="t").round()
+    with pytest.raises(ConfigError, match="no fence method"):
+        DrillService(hosts, settings, policy=policy).run("host-a")

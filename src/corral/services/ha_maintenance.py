@@ -26,7 +26,7 @@ from sqlalchemy import select
 from corral.config import Settings
 from corral.engines.ha_manager import plans_by_host
 from corral.engines.ha_manager.evacuate import Destination, evacuation
-from corral.errors import ConflictError, CorralError, NotFoundError
+from corral.errors import ConflictError, CorralError, HostUnreachableError, NotFoundError
 from corral.hypervisor import deadline
 from corral.hypervisor.uri import redact
 from corral.inventory.service import Inventory
@@ -87,7 +87,7 @@ class MaintenanceService:
             raise NotFoundError(f"Host {host} is not in the inventory; 'corral hosts' lists them.")
         db = self.inventory.db
         ha_maintenance.enter(db, self.name, host, self.by)
-        self.inventory.sync()
+        self._read(host)
         snap = live_fleet(self.inventory)
         fleet = snap.fleet
         uuids = {str(v["name"]): str(v["uuid"]) for v in snap.document["vms"]}
@@ -181,6 +181,17 @@ class MaintenanceService:
         )
         log.warning("maintenance: %s did not move to %s: %s", d.vm, d.target, why)
         return VMMove(d.vm, host, d.target, FAILED, f"{where}: {why or 'not running there'}")
+
+    def _read(self, host: str) -> None:
+        """Sync, so the VMs of ``host`` are known now; a host that does not answer cannot
+        be emptied (what runs on it is unknown): it stays 'entering' and the caller hears."""
+        report = self.inventory.sync()
+        result = next((r for r in report.hosts if r.host == host), None)
+        if result is not None and result.error:
+            raise HostUnreachableError(
+                f"Host {host} did not answer ({result.error}); nothing was moved and it stays "
+                "'entering' (no VM is placed on it). Try again when it answers."
+            )
 
     def _state(self, host: str, uuid: str) -> str:
         try:
