@@ -167,17 +167,19 @@ def test_drill_report_figures_come_from_the_events() -> None:
         {"t": 1008.0, "kind": "vm_recovered", "host": "H2", "vm": "db", "detail": "from H1"},
         {"t": 1070.0, "kind": "vm_recovered", "host": "H3", "vm": "web", "detail": "from H1"},
         {"t": 1070.0, "kind": "vm_not_recovered", "host": "H1", "vm": "big", "detail": "full"},
+        {"t": 1005.5, "kind": "vm_down_unprotected", "host": "H1", "vm": "tmp", "detail": ""},
         {"t": 1070.0, "kind": "host_recovered", "host": "H1", "vm": None, "detail": ""},
     ]
     plan = {"db": "H2", "web": "H2", "big": "H3"}
     drills = DrillPolicy(rto_s=60.0, rto={"db": 5.0})
-    report = report_from_events("H1", killed, ["big", "db", "web"], plan, events, drills)
+    report = report_from_events("H1", killed, ["big", "db", "tmp", "web"], plan, events, drills)
     assert (report.detection_s, report.fence_s, report.ended_by) == (4.5, 5.5, "host_recovered")
     by = {v.vm: v for v in report.vms}
     assert (by["db"].restart_s, by["db"].rto_met) == (8.0, False)  # its own RTO: 5 s
     assert (by["web"].planned, by["web"].actual, by["web"].rto_met) == ("H2", "H3", False)
     assert by["big"].actual is None and by["big"].why == "full"
     assert report.not_recovered == ("big",) and not report.all_met
+    assert report.unprotected == ("tmp",) and "tmp" not in by  # down by design, no RTO
 
 
 @SQLITE_ONLY

@@ -278,5 +278,7 @@ def drill(
         emit([dict(vars(v)) for v in report.vms], output, title="protected VMs")
         if report.not_recovered:
             typer.echo("not recovered: " + ", ".join(report.not_recovered))
+        if report.unprotected:
+            typer.echo("down by design (not protected): " + ", ".join(report.unprotected))
     if not report.all_met:
         raise typer.Exit(4)

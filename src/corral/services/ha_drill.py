@@ -60,6 +60,8 @@ class DrillReport:
     #: protected VMs that are not running again
     not_recovered: tuple[str, ...]
     events: int
+    #: VMs of the host without protection: down by design (no RTO)
+    unprotected: tuple[str, ...] = ()
 
     @property
     def all_met(self) -> bool:
@@ -92,7 +94,7 @@ class DrillService:
             raise ConfigError(
                 f"Drills are not allowed on host {host}; add it to drills.allow in the HA policy."
             )
-        protected, plan = self._before(host)
+        watched, plan = self._before(host)
         methods = self.policy.fences.get(host, {})
         if not methods:
             raise ConfigError(f"Host {host} has no fence method to fail it with; add one.")
@@ -103,10 +105,10 @@ class DrillService:
         if not outcome.result.proven_off:
             raise ConflictError(f"The fence agent could not fail host {host}: {outcome.detail}.")
         events = self._watch(start_id, host, killed_at + drills.timeout_s, progress)
-        return report_from_events(host, killed_at, protected, plan, events, drills)
+        return report_from_events(host, killed_at, watched, plan, events, drills)
 
     def _before(self, host: str) -> tuple[list[str], dict[str, str]]:
-        """The protected VMs on ``host`` and their planned targets, from a leading manager."""
+        """The VMs the manager runs on ``host`` and their planned targets (a leader must be on)."""
         status = ha_live_views.status(self.inventory.db, self.name)
         fresh = max(3 * self.policy.config.check_interval_s, 10.0)
         age = (datetime.now(UTC) - status.updated_at).total_seconds() if status.updated_at else None
@@ -115,10 +117,10 @@ class DrillService:
         states = {h.name: h.state for h in status.hosts}
         if states.get(host) != "online":
             raise ConflictError(f"Host {host} is {states.get(host, 'unknown')}, not online.")
-        protected = sorted(v.name for v in status.vms if v.host == host and v.state == "running")
+        watched = sorted(v.name for v in status.vms if v.host == host and v.state == "running")
         entries = ha_live_views.plan(self.inventory.db, self.inventory, self.name).entries
         plan = {e.vm: e.target for e in entries if e.failed_host == host}
-        return protected, plan
+        return watched, plan
 
     def _last_event_id(self) -> int:
         with self.inventory.db.session() as s:
@@ -152,12 +154,13 @@ class DrillService:
 def report_from_events(
     host: str,
     killed_at: float,
-    protected: Sequence[str],
+    watched: Sequence[str],
     plan: Mapping[str, str],
     events: Sequence[Mapping[str, Any]],
     drills: DrillPolicy,
 ) -> DrillReport:
-    """The drill's figures, from the manager's events after the kill (a pure function)."""
+    """The drill's figures, from the manager's events after the kill (a pure function);
+    ``watched``: the VMs the manager had running on ``host`` before the kill."""
 
     def first(kind: str, **match: str) -> Mapping[str, Any] | None:
         for e in events:
@@ -169,7 +172,10 @@ def report_from_events(
         return None if e is None else round(float(e["t"]) - killed_at, 3)
 
     vms = []
-    for vm in protected:
+    unprotected = tuple(vm for vm in watched if first("vm_down_unprotected", vm=vm))
+    for vm in watched:
+        if vm in unprotected:
+            continue  # it stays down by design: reported apart, no RTO
         back = first("vm_recovered", vm=vm)
         lost = first("vm_not_recovered", vm=vm) or first("vm_stranded", vm=vm)
         restart = after(back)
@@ -196,6 +202,7 @@ def report_from_events(
         vms=tuple(vms),
         not_recovered=tuple(v.vm for v in vms if v.actual is None),
         events=len(events),
+        unprotected=unprotected,
     )
 
 

@@ -199,6 +199,7 @@ class DrillOut(BaseModel):
     vms: list[DrillVMOut]
     not_recovered: list[str]
     events: int
+    unprotected: list[str] = Field(description="VMs without protection: down by design.")
     all_met: bool
 
 
