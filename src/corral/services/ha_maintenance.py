@@ -84,7 +84,7 @@ class MaintenanceService:
     ) -> MaintenanceReport:
         uris = self._uris()
         if host not in uris:
-            raise NotFoundError(f"Host {host} is not in the inventory; 'corral hosts' lists them.")
+            raise NotFoundError(f"Host {host} is not in the inventory; see 'corral hosts list'.")
         db = self.inventory.db
         ha_maintenance.enter(db, self.name, host, self.by)
         self._read(host)
