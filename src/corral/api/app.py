@@ -83,6 +83,7 @@ JOB_KINDS: tuple[JobKind[Any], ...] = (
     *sprawl_routes.JOB_KINDS,
     *backup_routes.JOB_KINDS,
     *restore_point_routes.JOB_KINDS,
+    *ha_routes.JOB_KINDS,
 )
 
 

@@ -186,3 +186,99 @@ def plan(
         typer.echo("No failover plan: no synced host runs a protected VM (run 'corral sync').")
         return
     emit([dict(vars(e)) for e in result.entries], output, title=f"failover plan ({result.source})")
+
+
+maintenance_app = typer.Typer(
+    help="Maintenance mode: live-migrate a host's protected VMs off it, or clear the mark.",
+    no_args_is_help=True,
+)
+ha_app.add_typer(maintenance_app, name="maintenance")
+
+
+@maintenance_app.command("enter")
+def maintenance_enter(
+    host: str = typer.Argument(..., help="The host to empty."),
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Mark HOST in maintenance and live-migrate its running protected VMs by the plan.
+
+    The HA manager then neither places VMs on it nor, once it is empty, fences it. A VM
+    that cannot move stays running where it was, is reported, and the host stays
+    'entering' (exit code 4).
+    """
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services.ha_maintenance import MaintenanceService
+
+    service = MaintenanceService(
+        context.inventory(), context.settings(), name=name, by=f"cli:{context.os_user()}"
+    )
+    report = service.enter(host)
+    if output is OutputFormat.json:
+        typer.echo(to_json(report.to_dict()))
+    else:
+        typer.echo(f"host {report.host}: {report.state}")
+        if report.moves:
+            emit([dict(vars(mv)) for mv in report.moves], output, title="VMs")
+    if report.state != "in":
+        raise typer.Exit(4)
+
+
+@maintenance_app.command("exit")
+def maintenance_exit(
+    host: str = typer.Argument(..., help="The host to take out of maintenance."),
+    name: str = typer.Option("default", "--name", help="Manager name."),
+) -> None:
+    """Clear HOST's maintenance mark: the manager checks it and may place VMs on it again."""
+    from corral.cli import context
+    from corral.services.ha_maintenance import MaintenanceService
+
+    service = MaintenanceService(context.inventory(), context.settings(), name=name)
+    typer.echo(f"host {service.exit(host).host}: out of maintenance")
+
+
+@ha_app.command("encrypt-secret")
+def encrypt_secret() -> None:
+    """Read a fence-agent secret on stdin; print its {encrypted: TOKEN} for the HA policy."""
+    import sys
+
+    from corral.cli import context
+    from corral.services.fence_secrets import seal
+
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise ValidationError("Give the secret on stdin (one line).")
+    typer.echo(f"{{encrypted: {seal(secret, context.settings())}}}")
+
+
+@ha_app.command("drill")
+def drill(
+    host: str = typer.Argument(..., help="The host to fail on purpose (drills.allow)."),
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Fail HOST through its fence agent, let the running HA manager recover, report.
+
+    The report: detection and fence time, each protected VM's time to running, planned
+    and actual host, RTO met or missed, and what did not come back (exit code 4 then).
+    """
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services.ha_drill import DrillService
+
+    report = DrillService(context.inventory(), context.settings(), name=name).run(host)
+    if output is OutputFormat.json:
+        typer.echo(to_json(report.to_dict()))
+    else:
+        typer.echo(
+            f"drill of {report.host}: detected after {report.detection_s} s, fenced after "
+            f"{report.fence_s} s, ended by {report.ended_by}"
+        )
+        emit([dict(vars(v)) for v in report.vms], output, title="protected VMs")
+        if report.not_recovered:
+            typer.echo("not recovered: " + ", ".join(report.not_recovered))
+        if report.unprotected:
+            typer.echo("down by design (not protected): " + ", ".join(report.unprotected))
+    if not report.all_met:
+        raise typer.Exit(4)

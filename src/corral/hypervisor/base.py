@@ -75,4 +75,9 @@ class Hypervisor(Protocol):
 
     def start_definition(self, xml: bytes) -> None: ...
 
+    # -- maintenance (corral.hypervisor.libvirt.migration) -----------------------
+    def migrate_live(
+        self, uuid: str, dest_uri: str, *, migration_uri: str | None = None, unsafe: bool = False
+    ) -> None: ...
+
     def close(self) -> None: ...

@@ -121,6 +121,9 @@ WATCHED: dict[type[m.Base], Watched] = {
     ),
     # Every transition of the HA manager (corral ha run) is an event row: each is audited.
     m.HAEventRow: Watched("ha-event", lambda e: e.id, ("manager", "kind", "host", "vm", "detail")),
+    m.HAMaintenanceRow: Watched(
+        "ha-maintenance", lambda r: f"{r.manager}/{r.host}", ("manager", "host", "state", "moves")
+    ),
     m.AlertRow: Watched("alert", lambda a: a.fingerprint, ("rule", "state", "acked_by")),
     m.AlertSilenceRow: Watched(
         "alert-silence", lambda s: s.id, ("matchers", "ends_at", "comment", "created_by")

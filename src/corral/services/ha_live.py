@@ -38,7 +38,7 @@ from corral.services.fleet import live_fleet, parse_fleet_document
 from corral.services.ha_fencing import FenceRunner
 from corral.services.ha_live_env import LiveEnvironment
 from corral.services.ha_live_policy import HAPolicyFile, load_policy
-from corral.store import ha_state
+from corral.store import ha_maintenance, ha_state
 from corral.store.ha_leader import Leadership
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ class HALiveService:
         else:
             lead = []
         assert self.manager is not None and self.env is not None
-        events = lead + self.manager.tick(self.env) + self._maybe_refresh()
+        events = lead + self._apply_maintenance() + self.manager.tick(self.env)
+        events += self._maybe_refresh()
         self._save(events)
         self._alert(events)
         return RoundReport(True, tuple(events))
@@ -183,11 +184,28 @@ class HALiveService:
             clock=self.clock,
         )
 
+    def _apply_maintenance(self) -> list[Event]:
+        """The operators' maintenance marks (any process may set them) and the VMs they
+        live-migrated, applied to the manager's state before the round's checks."""
+        assert self.manager is not None and self.env is not None
+        marks = ha_maintenance.marks(self.inventory.db, self.name)
+        now, events = self.clock(), []
+        for host in sorted(self.manager.state.hosts):
+            events += self.manager.set_maintenance(host, host in marks, now)
+        for mark in marks.values():
+            for vm, target in sorted(mark.moves.items()):
+                if target in self.manager.state.hosts:
+                    moved = self.manager.vm_moved(vm, mark.host, target, now)
+                    if moved:
+                        self.env.relocated(vm, target)
+                    events += moved
+        return events
+
     def _maybe_refresh(self) -> list[Event]:
         """Re-read the fleet and plan after REFRESH_ROUNDS calm rounds (all online, all run)."""
         assert self.manager is not None
         st = self.manager.state
-        calm = all(h.state is HostState.online for h in st.hosts.values()) and all(
+        calm = all(h.state is HostState.online or h.maintenance for h in st.hosts.values()) and all(
             v.state is VMState.running for v in st.vms.values()
         )
         self._calm_rounds = self._calm_rounds + 1 if calm else 0

@@ -72,6 +72,8 @@ class LiveEnvironment:
         #: VM -> host this environment started it on; (VM, host) -> why a start failed.
         self.started: dict[str, str] = {}
         self.start_errors: dict[tuple[str, str], str] = {}
+        #: VM -> host it was live-migrated to (maintenance), for capacity
+        self.moved: dict[str, str] = {}
 
     # ------------------------------------------------------- the Environment
 
@@ -130,14 +132,19 @@ class LiveEnvironment:
         return VMStatus.stopped
 
     def fleet(self) -> Fleet:
-        """The protected fleet with the VMs this environment started moved to their hosts."""
+        """The protected fleet with the VMs this environment started (or that were
+        migrated off a host in maintenance) moved to their hosts."""
+        where = {**self.moved, **self.started}
         vms = [
-            replace(v, host=self.started[v.name], state=PowerState.running)
-            if v.name in self.started
-            else v
+            replace(v, host=where[v.name], state=PowerState.running) if v.name in where else v
             for v in self.base_fleet.vms
         ]
         return self.base_fleet.with_vms(vms)
+
+    def relocated(self, vm: str, host: str) -> None:
+        """``vm`` runs on ``host`` now (live-migrated): later starts elsewhere win over it."""
+        self.started.pop(vm, None)
+        self.moved[vm] = host
 
     # ------------------------------------------------------------ hosts
 

@@ -11,17 +11,35 @@ fence:
     - name: power                      # as named in events and the policy
       method: agent                    # a registered fence plugin (hypervisor/fence)
       command: [/usr/sbin/fence_ipmilan]
-      options: {ip: 10.0.0.5, username: admin, password: secret, lanplus: "1"}
+      options:
+        ip: 10.0.0.5
+        username: admin
+        password: {file: /etc/corral/ipmi-host1.pass}   # or {encrypted: TOKEN}
+        lanplus: "1"
       timeout_s: 60
+migration:              # maintenance: live migration off a host (corral ha maintenance)
+  uri: tcp://10.0.0.0   # optional: where QEMU's stream goes (VIR_MIGRATE_PARAM_URI)
+  unsafe: false         # true: shared disks libvirt cannot recognise as shared
+  max_parallel: 2       # migrations at once
+  timeout_s: 300        # per migration
+drills:                 # corral ha drill: only these hosts may be failed on purpose
+  allow: [host3]        # or "*"
+  rto_s: 60             # recovery time objective per VM (seconds after the kill) ...
+  rto: {db: 30}         # ... or per VM
+  timeout_s: 300        # how long a drill waits for the recovery
 ```
 
 A host without fence methods cannot be fenced, so it is never recovered from (an alert).
+A fence option whose name says it is a secret (password, key, token...) is never written
+in the file in clear: it is ``{file: PATH}`` (read when the policy is loaded; the file must
+not be readable by group or others) or ``{encrypted: TOKEN}`` (made by ``corral ha
+encrypt-secret`` with Corral's secret key, see corral.security.secrets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +48,37 @@ from corral.config import Settings
 from corral.engines.ha_manager import ManagerConfig, Policy
 from corral.errors import ConfigError, NotFoundError
 from corral.hypervisor.fence import FenceMethod, make_fence_method
+from corral.services import fence_secrets
 
 #: Timing that is a setting (CORRAL_HA_*), not a policy-file key.
 _FROM_SETTINGS = frozenset({"grace_s", "check_interval_s"})
+
+
+@dataclass(frozen=True)
+class MigrationPolicy:
+    """How maintenance live-migrates (every field has a default)."""
+
+    uri: str | None = None
+    unsafe: bool = False
+    max_parallel: int = 2
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class DrillPolicy:
+    """Which hosts a drill may fail on purpose, and the recovery time each VM must meet."""
+
+    allow: frozenset[str] = frozenset()
+    allow_all: bool = False
+    rto_s: float = 60.0
+    rto: Mapping[str, float] = field(default_factory=dict)
+    timeout_s: float = 300.0
+
+    def allows(self, host: str) -> bool:
+        return self.allow_all or host in self.allow
+
+    def rto_of(self, vm: str) -> float:
+        return self.rto.get(vm, self.rto_s)
 
 
 @dataclass(frozen=True)
@@ -42,6 +88,8 @@ class HAPolicyFile:
     #: host -> method name -> the plugin made for that host
     fences: Mapping[str, Mapping[str, FenceMethod]]
     heartbeat_dir: Path | None = None
+    migration: MigrationPolicy = MigrationPolicy()
+    drills: DrillPolicy = DrillPolicy()
 
 
 def load_policy(settings: Settings) -> HAPolicyFile:
@@ -73,18 +121,58 @@ def parse_policy(data: Mapping[str, Any], settings: Settings) -> HAPolicyFile:
     fences: dict[str, dict[str, FenceMethod]] = {}
     order: dict[str, tuple[str, ...]] = {}
     for host, methods in (data.get("fence") or {}).items():
-        made = {str(m["name"]): _method(str(host), m) for m in methods or ()}
+        made = {str(m["name"]): _method(str(host), m, settings) for m in methods or ()}
         fences[str(host)] = made
         order[str(host)] = tuple(made)
     beat = data.get("heartbeat_dir")
     policy = Policy(depends_on=depends, fence_methods=order)
-    return HAPolicyFile(config, policy, fences, Path(beat) if beat else None)
+    return HAPolicyFile(
+        config,
+        policy,
+        fences,
+        Path(beat) if beat else None,
+        _migration(data.get("migration") or {}),
+        _drills(data.get("drills") or {}),
+    )
 
 
-def _method(host: str, spec: Any) -> FenceMethod:
+def _migration(raw: Any) -> MigrationPolicy:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("HA policy 'migration' must be a mapping; see docs/ha-manager.md.")
+    try:
+        return MigrationPolicy(
+            uri=str(raw["uri"]) if raw.get("uri") else None,
+            unsafe=bool(raw.get("unsafe", False)),
+            max_parallel=max(1, int(raw.get("max_parallel", 2))),
+            timeout_s=float(raw.get("timeout_s", 300.0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"HA policy 'migration': {exc}.") from None
+
+
+def _drills(raw: Any) -> DrillPolicy:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("HA policy 'drills' must be a mapping; see docs/ha-manager.md.")
+    allow = raw.get("allow") or []
+    try:
+        return DrillPolicy(
+            allow=frozenset(str(h) for h in allow) if allow != "*" else frozenset(),
+            allow_all=allow == "*",
+            rto_s=float(raw.get("rto_s", 60.0)),
+            rto={str(k): float(v) for k, v in (raw.get("rto") or {}).items()},
+            timeout_s=float(raw.get("timeout_s", 300.0)),
+        )
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"HA policy 'drills': {exc}.") from None
+
+
+def _method(host: str, spec: Any, settings: Settings) -> FenceMethod:
     if not isinstance(spec, Mapping) or "name" not in spec or "method" not in spec:
         raise ConfigError(f"A fence method of host {host} needs a name and a method.")
     params = {k: v for k, v in spec.items() if k not in ("name", "method")}
+    if isinstance(params.get("options"), Mapping):
+        where = f"fence method {spec['name']!r} of host {host}"
+        params["options"] = fence_secrets.resolve(params["options"], settings, where)
     try:
         return make_fence_method(str(spec["method"]), **params)
     except TypeError as exc:

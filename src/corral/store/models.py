@@ -665,3 +665,22 @@ class BackupRestoreRow(Base):
     new_uuid: Mapped[str] = mapped_column(String(36))
     seconds: Mapped[float] = mapped_column()
     restored_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- HA maintenance mode (issue 11 item 4) ----------------------------------------------------
+
+
+class HAMaintenanceRow(Base):
+    """A host an operator put in maintenance: the HA manager neither fences it nor places VMs
+    on it. ``moves`` records the VMs live-migrated off it (VM -> host), which the manager
+    applies to its own records."""
+
+    __tablename__ = "ha_maintenance"
+
+    manager: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: "entering" (migrations running, or some VM could not move) or "in" (host empty)
+    state: Mapped[str] = mapped_column(String(16))
+    moves: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    by: Mapped[str] = mapped_column(String(255), default="")

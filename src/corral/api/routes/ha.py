@@ -11,15 +11,21 @@ import enum
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi import Path as FastPath
 from pydantic import BaseModel, Field
 
 from corral.api.deps import InventoryDep, require
 from corral.api.problems import error_responses
+from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.api.routes.plan import FleetRequest, HistoryPointIn, Name, history_of, snapshot
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.services import ha, ha_live_views
+from corral.services.audit import Actor, acting_as
+from corral.services.ha_drill import DrillService
+from corral.services.ha_maintenance import MaintenanceService
+from corral.services.jobs import JobKind, Progress
 
 router = APIRouter(prefix="/api/v1/ha", tags=["ha"])
 
@@ -148,3 +154,129 @@ def live_plan(
 ) -> HAPlanOut:
     """The failover plan: for each host that could fail, where each of its VMs restarts."""
     return HAPlanOut.model_validate(ha_live_views.plan(inv.db, inv).to_dict())
+
+
+# --- maintenance and drills (issue 11 items 4, 5): both run as jobs ------------------------
+
+HostName = Annotated[str, FastPath(min_length=1, max_length=255, description="The host's name.")]
+
+
+class MoveOut(BaseModel):
+    vm: str
+    source: str
+    target: str | None
+    outcome: str = Field(description="moved | failed (still on its host) | skipped")
+    detail: str
+    seconds: float | None
+
+
+class MaintenanceOut(BaseModel):
+    host: str
+    state: str = Field(description="entering (a VM is still on it) | in (empty) | out")
+    moves: list[MoveOut]
+
+
+class DrillRequest(BaseModel):
+    host: Name = Field(description="The host to fail on purpose (drills.allow of the policy).")
+
+
+class DrillVMOut(BaseModel):
+    vm: str
+    planned: str | None
+    actual: str | None
+    restart_s: float | None = Field(description="Seconds from the kill to running again.")
+    rto_s: float
+    rto_met: bool
+    why: str
+
+
+class DrillOut(BaseModel):
+    host: str
+    killed_at: float = Field(description="The kill, on the manager's clock (epoch seconds).")
+    detection_s: float | None
+    fence_s: float | None
+    ended_by: str
+    vms: list[DrillVMOut]
+    not_recovered: list[str]
+    events: int
+    unprotected: list[str] = Field(description="VMs without protection: down by design.")
+    all_met: bool
+
+
+class _Submitted(BaseModel):
+    """Who submitted the job (set by the route): its writes are audited as theirs."""
+
+    by: str
+    roles: str
+
+
+class MaintenanceJob(_Submitted):
+    host: Name
+
+
+class DrillJob(DrillRequest, _Submitted):
+    pass
+
+
+def _actor(params: _Submitted, kind: str) -> Actor:
+    return Actor(user=params.by, roles=params.roles, origin=f"api job {kind}")
+
+
+def _enter(params: MaintenanceJob, state: Any, progress: Progress) -> MaintenanceOut:
+    service = MaintenanceService(state.inventory, state.settings, by=f"api:{params.by}")
+    with acting_as(_actor(params, ENTER_KIND)):
+        report = service.enter(params.host, progress)
+    return MaintenanceOut.model_validate(report.to_dict())
+
+
+def _drill(params: DrillJob, state: Any, progress: Progress) -> DrillOut:
+    with acting_as(_actor(params, DRILL_KIND)):
+        report = DrillService(state.inventory, state.settings).run(params.host, progress)
+    return DrillOut.model_validate(report.to_dict())
+
+
+ENTER_KIND, DRILL_KIND = "ha.maintenance.enter", "ha.drill"
+ENTER = JobKind(ENTER_KIND, MaintenanceJob, _enter)
+DRILL = JobKind(DRILL_KIND, DrillJob, _drill)
+JOB_KINDS = (ENTER, DRILL)
+
+
+@router.post(
+    "/maintenance/{host}/enter", status_code=202, response_model=JobPublic,
+    responses={**ACCEPTED, **error_responses(401, 422)},
+)  # fmt: skip
+def maintenance_enter(
+    host: HostName, jobs: JobsDep, who: Annotated[Principal, require(Perm.fleet_operate)],
+    response: Response,
+) -> JobPublic:  # fmt: skip
+    """Mark the host in maintenance and live-migrate its protected VMs: a job whose result
+    is a MaintenanceOut (each VM moved, or why not)."""
+    job = MaintenanceJob(host=host, by=who.user, roles=who.role_names)
+    return accept(jobs, ENTER, job, who.user, response)
+
+
+@router.post(
+    "/maintenance/{host}/exit", response_model=MaintenanceOut,
+    responses=error_responses(401, 409, 422),
+)  # fmt: skip
+def maintenance_exit(
+    host: HostName, request: Request, _who: Annotated[Principal, require(Perm.fleet_operate)]
+) -> MaintenanceOut:
+    """Clear the host's maintenance mark."""
+    state = request.app.state
+    report = MaintenanceService(state.inventory, state.settings).exit(host)
+    return MaintenanceOut.model_validate(report.to_dict())
+
+
+@router.post(
+    "/drills", status_code=202, response_model=JobPublic,
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
+)  # fmt: skip
+def drill(
+    body: DrillRequest, jobs: JobsDep, who: Annotated[Principal, require(Perm.fleet_operate)],
+    response: Response,
+) -> JobPublic:  # fmt: skip
+    """Fail a host on purpose and measure the HA manager's recovery: a job whose result is
+    a DrillOut (detection, fencing, each VM's restart against its RTO)."""
+    job = DrillJob(host=body.host, by=who.user, roles=who.role_names)
+    return accept(jobs, DRILL, job, who.user, response)

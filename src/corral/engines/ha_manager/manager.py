@@ -87,7 +87,7 @@ class Manager:
         probes = {
             name: env.probe(name)
             for name, rec in sorted(self.state.hosts.items())
-            if rec.state in _PROBED
+            if rec.state in _PROBED and self._watched(name, rec)
         }
         self._update_hold(probes)
         for name, probe in probes.items():
@@ -99,6 +99,14 @@ class Manager:
         self._settle_hosts()
         return self.events
 
+    def _watched(self, name: str, rec: HostRecord) -> bool:
+        """A host in maintenance is not checked once no protected VM runs on it (it was
+        evacuated: its daemon may be stopped for the work, and nothing is lost with it);
+        one that still runs a protected VM is watched and, if it fails, fenced as any."""
+        if not rec.maintenance:
+            return True
+        return any(v.host == name and v.state is VMState.running for v in self.state.vms.values())
+
     def emit(
         self, kind: str, host: str | None = None, vm: str | None = None, detail: str = ""
     ) -> None:
@@ -107,12 +115,24 @@ class Manager:
     # -------------------------------------------------------------- commands
 
     def set_maintenance(self, host: str, on: bool, now: float) -> list[Event]:
-        """Mark ``host`` in (or out of) maintenance: it never receives a recovered VM."""
+        """Mark ``host`` in (or out of) maintenance: it never receives a recovered VM, and
+        once evacuated it is no longer checked (see :meth:`_watched`)."""
         self.events, self.now = [], now
         rec = self.state.hosts[host]
         if rec.maintenance != on:
             rec.maintenance = on
             self.emit("host_maintenance_enter" if on else "host_maintenance_exit", host)
+        return self.events
+
+    def vm_moved(self, vm: str, source: str, target: str, now: float) -> list[Event]:
+        """``vm`` was live-migrated from ``source`` to ``target`` (maintenance): it runs
+        there now. Only a VM still recorded on ``source`` moves, so a move told again (each
+        round, or to a new leader) never undoes a later recovery elsewhere."""
+        self.events, self.now = [], now
+        rec = self.state.vms.get(vm)
+        if rec is not None and rec.state is VMState.running and rec.host == source != target:
+            self.emit("vm_migrated", target, vm, f"from {source}")
+            rec.host = target
         return self.events
 
     def confirm_off(self, host: str, now: float) -> list[Event]:

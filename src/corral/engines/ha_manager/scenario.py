@@ -9,7 +9,8 @@ returns the event log, the final state and every violated promise.
 Timeline actions: crash, power_on, isolate (network cut, storage heartbeat
 alive), cut (network and storage cut, host still running), reconnect,
 storage_lost, storage_back, load (another VM appears on a host), fence (set a
-host's next fence outcomes), maintenance_enter, maintenance_exit, confirm_off,
+host's next fence outcomes), maintenance_enter, maintenance_exit, migrate (a live
+migration of ``vm`` from the host ``to`` another, as maintenance does), confirm_off,
 manager_stop, manager_start.
 """
 
@@ -42,6 +43,7 @@ ACTIONS = frozenset(
         "fence",
         "maintenance_enter",
         "maintenance_exit",
+        "migrate",
         "confirm_off",
         "manager_stop",
         "manager_start",
@@ -50,7 +52,7 @@ ACTIONS = frozenset(
 
 
 _HOSTLESS = frozenset({"manager_stop", "manager_start"})
-_ARGS = {"load": {"name", "vcpus", "memory_mib"}, "fence": {"outcomes"}}
+_ARGS = {"load": {"name", "vcpus", "memory_mib"}, "fence": {"outcomes"}, "migrate": {"vm", "to"}}
 
 
 @dataclass(frozen=True)
@@ -233,11 +235,15 @@ class Run:
             saved = self.store.load() if self.store is not None else self.saved
             self.manager = self._new_manager(saved or None)
         elif self.manager is not None:
-            self._command(self.manager, a.do, host)
+            self._command(self.manager, a.do, host, a.args)
 
-    def _command(self, m: Manager, do: str, host: str) -> None:
+    def _command(self, m: Manager, do: str, host: str, args: Mapping[str, Any]) -> None:
         now = self.env.clock
-        if do == "confirm_off":
+        if do == "migrate":
+            vm, to = str(args["vm"]), str(args["to"])
+            self.env.migrate(vm, host, to)
+            self.events += m.vm_moved(vm, host, to, now)
+        elif do == "confirm_off":
             self.env.confirm_off(host)  # the operator made sure: the host is off
             self.events += m.confirm_off(host, now)
         else:

@@ -128,6 +128,13 @@ class SimEnvironment:
             if v.host == host:
                 v.host, v.status = None, VMStatus.stopped
 
+    def migrate(self, vm: str, source: str, target: str) -> None:
+        """A live migration: the VM runs on ``target`` without stopping (if it ran on
+        ``source``); only the operator's maintenance does this, never the manager."""
+        v = self.vms[vm]
+        if v.host == source and self.hosts[target].powered:
+            v.host, v.last_host = target, target
+
     def confirm_off(self, host: str) -> None:
         """An operator powers the host off by hand and says so: it counts as fenced."""
         if self.hosts[host].powered:

@@ -30,6 +30,11 @@ _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _SECRET = re.compile(r"pass|secret|key|token", re.IGNORECASE)
 
 
+def is_secret_option(key: str) -> bool:
+    """An option whose value is a secret (password, key, token...): never shown anywhere."""
+    return bool(_SECRET.search(key))
+
+
 @dataclass(frozen=True)
 class _Answer:
     code: int | None  # None: timed out
@@ -113,7 +118,7 @@ class FenceAgent(FenceMethod):
         """The agent's last error line, with secret option values blanked."""
         line = next((ln for ln in reversed(text.strip().splitlines()) if ln.strip()), "")
         for key, value in self.options.items():
-            if value and _SECRET.search(key):
+            if value and is_secret_option(key):
                 line = line.replace(value, "***")
         return line[:200]
 
