@@ -21,6 +21,9 @@ from typing import Any
 from corral.errors import AuthError
 
 SIGNATURE_HEADER = "X-Corral-Signature"
+#: Marks an operation in the OpenAPI document as authenticated by its body's signature
+#: (no bearer token); the role x route matrix test expects 401 there without a signature.
+OPENAPI_MARK = "x-corral-signed"
 PREFIX = "sha256="
 REFUSED = "the webhook's signature, timestamp or delivery is not valid; nothing was done."
 

@@ -240,6 +240,7 @@ async def _raw_body(request: Request) -> bytes:
     response_model=JobPublic,
     responses={**ACCEPTED, **error_responses(401, 413, 422)},
     openapi_extra={
+        signed_webhook.OPENAPI_MARK: True,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": WebhookBody.model_json_schema()}},
