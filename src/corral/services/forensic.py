@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,8 @@ from corral.domain.text import check_text
 from corral.errors import CorralError, NotFoundError, ValidationError
 from corral.hypervisor import forensic as hv
 from corral.hypervisor import restore as hv_restore
+from corral.security import signed_webhook
+from corral.security.signed_webhook import OPENAPI_MARK, SIGNATURE_HEADER, WebhookRefused
 from corral.services.backup_exec import HostOpener, repository
 from corral.services.restore import Restorer
 from corral.store import models as m
@@ -37,7 +40,9 @@ from corral.store.db import Database
 from corral.store.evidence import EvidenceStore
 
 Now = Callable[[], datetime]
+T = TypeVar("T")
 MAX_REASON = 2000
+__all__ = ["OPENAPI_MARK", "SIGNATURE_HEADER", "ForensicService", "WebhookRefused"]
 
 
 def _utcnow() -> datetime:
@@ -184,6 +189,22 @@ class ForensicService:
             )  # fmt: skip
 
     # -- webhook deliveries ----------------------------------------------------------------
+    def delivery(
+        self,
+        secret: bytes | None,
+        body: bytes,
+        signature: str | None,
+        max_age_s: float,
+        parse: Callable[[dict[str, object]], T],
+    ) -> T:
+        """The event of a signed IDS delivery, parsed by ``parse`` (which raises on a bad
+        body); WebhookRefused when unsigned, badly signed, too old or seen before."""
+        checked = signed_webhook.check(secret, body, signature, self.now().timestamp(), max_age_s)
+        event = parse(checked.doc)
+        if not self.first_delivery(checked.digest, max_age_s):
+            raise WebhookRefused(signed_webhook.REFUSED)
+        return event
+
     def first_delivery(self, digest: str, max_age_s: float) -> bool:
         """Remember an accepted delivery; False when it was seen before (a replay). Entries
         older than twice the accepted age are forgotten (their timestamps are refused anyway)."""

@@ -11,7 +11,6 @@ deliveries answer 401 and nothing happens; a good one answers 202 with the snaps
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
@@ -29,9 +28,8 @@ from corral.domain.access import Principal
 from corral.domain.forensic import Evidence
 from corral.domain.text import TEXT_PATTERN
 from corral.errors import ValidationError
-from corral.security import signed_webhook
 from corral.services.audit import Actor, acting_as
-from corral.services.forensic import ForensicService
+from corral.services.forensic import OPENAPI_MARK, SIGNATURE_HEADER, ForensicService
 from corral.services.jobs import JobKind, Progress
 
 router = APIRouter(prefix="/api/v1/forensic", tags=["forensic"])
@@ -230,6 +228,13 @@ def rollback(
     return accept(jobs, ROLLBACK, job, who.user, response)
 
 
+def _event(doc: dict[str, object]) -> WebhookBody:
+    try:
+        return WebhookBody.model_validate(doc)
+    except PydanticValidationError as exc:
+        raise ValidationError(f"the webhook's body is invalid: {exc.errors()[0]['msg']}") from None
+
+
 async def _raw_body(request: Request) -> bytes:
     return await request.body()
 
@@ -240,14 +245,14 @@ async def _raw_body(request: Request) -> bytes:
     response_model=JobPublic,
     responses={**ACCEPTED, **error_responses(401, 413, 422)},
     openapi_extra={
-        signed_webhook.OPENAPI_MARK: True,
+        OPENAPI_MARK: True,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": WebhookBody.model_json_schema()}},
         },
         "parameters": [
             {
-                "name": signed_webhook.SIGNATURE_HEADER,
+                "name": SIGNATURE_HEADER,
                 "in": "header",
                 "required": True,
                 "description": "sha256=<hex HMAC-SHA256 of the exact body under the secret>",
@@ -267,19 +272,13 @@ def webhook(
     state = request.app.state
     settings = state.settings
     secret = settings.forensic_webhook_secret
-    delivery = signed_webhook.check(
+    event = _service(state).delivery(
         secret.value.encode() if secret else None,
         body,
-        request.headers.get(signed_webhook.SIGNATURE_HEADER),
-        time.time(),
+        request.headers.get(SIGNATURE_HEADER),
         settings.forensic_webhook_max_age_s,
+        _event,
     )
-    try:
-        event = WebhookBody.model_validate(delivery.doc)
-    except PydanticValidationError as exc:
-        raise ValidationError(f"the webhook's body is invalid: {exc.errors()[0]['msg']}") from None
-    if not _service(state).first_delivery(delivery.digest, settings.forensic_webhook_max_age_s):
-        raise signed_webhook.WebhookRefused(signed_webhook.REFUSED)
     client = request.client.host if request.client else "unknown"
     job = SnapshotJob(
         vm=event.vm, reason=f"IDS: {event.reason}"[:2000], isolate=event.isolate, by=WEBHOOK_ACTOR,
