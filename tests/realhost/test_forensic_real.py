@@ -34,9 +34,11 @@ from corral.config import Secret, Settings
 from corral.engines.backup import Policy
 from corral.inventory.service import Inventory
 from corral.security.signed_webhook import SIGNATURE_HEADER, sign
+from corral.security.token_store import TokenStore
 from corral.services.audit import Actor, AuditLog, acting_as
 from corral.services.backup_exec import Executor, HostOpener
 from corral.services.forensic import ForensicService
+from corral.services.users import UserService
 from corral.store import models as m
 from corral.store.backup_repo import Repository
 from corral.store.evidence import EvidenceStore
@@ -321,6 +323,18 @@ def test_signed_webhook_over_http_snapshots_and_refuses_bad_or_replayed(
     assert _counts(real_inventory) == (1, 1), "the replay must not have made a second job"
     entry = AuditLog(real_inventory.db).list(target=f"forensic:{result['id']}")[0]
     assert entry.actor == "ids-webhook" and entry.origin.startswith("api webhook 127.0.0.1")
+
+    # an auditor reads and re-hashes the evidence over the same HTTP server, may not take any
+    UserService(real_inventory.db).add("auditor1", roles=["auditor"])
+    auth = {"Authorization": f"Bearer {TokenStore(real_inventory.db).create('a1', 'auditor1')}"}
+    listed = httpx.get(f"{url}/api/v1/forensic/snapshots", headers=auth, timeout=30).json()
+    assert [e["id"] for e in listed["items"]] == [result["id"]]
+    checked = httpx.post(f"{url}/api/v1/forensic/snapshots/{result['id']}/verify",
+                         headers=auth, timeout=60).json()  # fmt: skip
+    assert checked["ok"] is True and checked["files"] == 3, checked
+    took = httpx.post(f"{url}/api/v1/forensic/snapshots", headers=auth, timeout=30,
+                      json={"vm": guest.name, "reason": "auditor tries"})  # fmt: skip
+    assert took.status_code == 403
 
 
 # -- rollback ---------------------------------------------------------------------------------
