@@ -323,6 +323,10 @@ def test_signed_webhook_over_http_snapshots_and_refuses_bad_or_replayed(
     assert _counts(real_inventory) == (1, 1), "the replay must not have made a second job"
     entry = AuditLog(real_inventory.db).list(target=f"forensic:{result['id']}")[0]
     assert entry.actor == "ids-webhook" and entry.origin.startswith("api webhook 127.0.0.1")
+    submitted = AuditLog(real_inventory.db).list(target=f"job:{job_id}")
+    assert [(e.action, e.actor, e.origin) for e in submitted][:1] == [
+        ("create", "ids-webhook", "api webhook 127.0.0.1 event evt-1")
+    ]
 
     # an auditor reads and re-hashes the evidence over the same HTTP server, may not take any
     UserService(real_inventory.db).add("auditor1", roles=["auditor"])

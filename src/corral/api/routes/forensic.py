@@ -284,4 +284,5 @@ def webhook(
         vm=event.vm, reason=f"IDS: {event.reason}"[:2000], isolate=event.isolate, by=WEBHOOK_ACTOR,
         roles="", origin=f"api webhook {client}" + (f" event {event.id}" if event.id else ""),
     )  # fmt: skip
-    return accept(jobs, SNAPSHOT, job, WEBHOOK_ACTOR, response)
+    with acting_as(Actor(job.by, job.roles, job.origin)):  # the job's submission is audited
+        return accept(jobs, SNAPSHOT, job, WEBHOOK_ACTOR, response)
