@@ -140,9 +140,11 @@ def test_route_refuses_then_accepts_once(
 def test_signed_but_invalid_body_is_422_and_not_remembered(
     client: TestClient, inventory: Inventory
 ) -> None:
-    body = json.dumps({"vm": "bad name!", "reason": "x", "timestamp": time.time()}).encode()
-    answer = _post(client, body, sign(KEY, body))
-    assert answer.status_code == 422  # type: ignore[attr-defined]
+    for bad in ({"vm": "bad name!"}, {"id": "evt\nforged audit line"}, {"reason": ""}):
+        doc = {"vm": "web-01", "reason": "x", "timestamp": time.time(), **bad}
+        body = json.dumps(doc).encode()
+        answer = _post(client, body, sign(KEY, body))
+        assert answer.status_code == 422, bad  # type: ignore[attr-defined]
     assert _rows(inventory) == (0, 0, 0)
 
 

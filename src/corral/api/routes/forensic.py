@@ -26,7 +26,7 @@ from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.domain.forensic import Evidence
-from corral.domain.text import TEXT_PATTERN
+from corral.domain.text import LINE_PATTERN, TEXT_PATTERN
 from corral.errors import ValidationError
 from corral.services.audit import Actor, acting_as
 from corral.services.forensic import OPENAPI_MARK, SIGNATURE_HEADER, ForensicService
@@ -110,7 +110,7 @@ class WebhookBody(BaseModel):
     reason: Reason
     timestamp: float = Field(description="Unix seconds when sent; covered by the signature.")
     isolate: VMRef | None = None
-    id: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+    id: Annotated[str, StringConstraints(max_length=128, pattern=LINE_PATTERN)] | None = Field(
         default=None, description="The sender's event id (makes equal events distinct)."
     )
 
