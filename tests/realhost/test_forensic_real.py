@@ -238,6 +238,22 @@ def test_cli_verify_reports_a_changed_file(
     shown = corral("forensic", "show", evidence["id"], "-o", "json")
     assert json.loads(shown.stdout)["reason"] == "by hand"
 
+    # rollback by command, without evidence: a point the executor takes, restored in place
+    ran = corral("backup", "run", "--vm", guest.name, "-o", "json")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    point = json.loads(ran.stdout)[0]["point"]
+    wrong = corral("forensic", "rollback", guest.name, "--to", "20990101T000000-000000")
+    assert wrong.returncode == 3 and "no restore point" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    rolled = corral("forensic", "rollback", guest.name, "--to", point, "--no-evidence",
+                    "--reason", "drill", "-o", "json")  # fmt: skip
+    assert rolled.returncode == 0, rolled.stderr
+    done = json.loads(rolled.stdout)
+    assert done["point"] == point and done["evidence"] is None and done["started"] is True
+    assert guest.dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    listed = json.loads(corral("forensic", "list", "-o", "json").stdout)
+    assert [e["id"] for e in listed] == [evidence["id"]], "--no-evidence took no snapshot"
+
 
 # -- the signed webhook over real HTTP ------------------------------------------------------
 @pytest.fixture
