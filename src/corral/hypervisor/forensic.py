@@ -28,6 +28,7 @@ from lxml import etree
 from corral.domain.forensic import DOMAIN_XML, MEMORY, MovedNic
 from corral.errors import ConflictError, HypervisorError, NotFoundError
 from corral.hypervisor import xmlsafe
+from corral.hypervisor.libvirt.connection import quiet_libvirt
 from corral.hypervisor.restore import FileDisk, file_disks
 
 
@@ -42,6 +43,7 @@ def capture(dom: Any, folder: Path, name: str) -> Captured:
     """Memory, a copy of each file disk and the live definition of ``dom`` into ``folder``."""
     import libvirt
 
+    quiet_libvirt()  # its errors are reported here, as one sentence, not printed by libvirt
     if not dom.isActive():
         raise ConflictError(f"{dom.name()} is not running: a memory snapshot needs a running VM.")
     live = str(dom.XMLDesc(0))
@@ -115,6 +117,7 @@ def isolate(dom: Any, network: str) -> tuple[MovedNic, ...]:
     """Move every NIC of the running ``dom`` onto ``network`` (live, and in its definition)."""
     import libvirt
 
+    quiet_libvirt()
     _check_network(dom.connect(), network)
     live = xmlsafe.parse(str(dom.XMLDesc(0)), "domain XML")
     moved = []
