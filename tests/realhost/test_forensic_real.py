@@ -32,6 +32,7 @@ from lxml import etree
 from corral.api.app import create_app
 from corral.config import Secret, Settings
 from corral.engines.backup import Policy
+from corral.errors import ConflictError
 from corral.inventory.service import Inventory
 from corral.security.signed_webhook import SIGNATURE_HEADER, sign
 from corral.security.token_store import TokenStore
@@ -393,3 +394,18 @@ def test_rollback_to_a_backup_point_keeps_evidence_and_restores_the_data(
     assert rollback["point_id"] == point.point and rollback["evidence_id"] == done.evidence
     assert rollback["actor"] == "bob" and rollback["reason"] == "rootkit found"
     assert log.list(target=f"restore:{point.point}"), "the restore itself is audited too"
+
+
+def test_a_stopped_vm_gives_one_sentence_and_leaves_no_folder(
+    real_inventory: Inventory, guest_factory: GuestFactory, service: ForensicService,
+) -> None:  # fmt: skip
+    guest = guest_factory(0, disk=_disk(guest_factory.workdir), start=False)
+    real_inventory.sync()
+    with acting_as(TESTER), pytest.raises(ConflictError) as caught:
+        service.snapshot(guest.name, by="alice", reason="too late")
+    assert caught.value.message == (
+        f"{guest.name} is not running: a memory snapshot needs a running VM."
+    )
+    root = service.store.root
+    assert not root.exists() or not list(root.iterdir()), "a failed capture left a folder"
+    assert service.evidence() == []

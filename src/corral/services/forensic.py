@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from corral.config import Settings
 from corral.domain.forensic import Evidence, EvidenceCheck, Rollback
 from corral.domain.text import check_text
-from corral.errors import CorralError, NotFoundError, ValidationError
+from corral.errors import NotFoundError, ValidationError
 from corral.hypervisor import forensic as hv
 from corral.hypervisor import restore as hv_restore
 from corral.security import signed_webhook
@@ -98,7 +98,7 @@ class ForensicService:
                 try:
                     captured = hv.capture(dom, folder, f"corral-forensic-{evidence_id}")
                     files = tuple(self.store.describe(folder, n, d) for n, d in captured.files)
-                except (CorralError, OSError):
+                except BaseException:  # also a libvirt error on its way to translation
                     self.store.discard(folder)
                     raise
         finally:
