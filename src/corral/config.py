@@ -88,6 +88,11 @@ class Settings:
     backup_repository: Path | None = None
     #: a new full backup after this many incrementals in a chain
     backup_full_every: int = 7
+    #: forensic evidence folder (default: $CORRAL_HOME/forensic); the shared secret of the
+    #: intrusion-detection webhook (None: the webhook accepts nothing) and its replay window
+    forensic_dir: Path | None = None
+    forensic_webhook_secret: Secret | None = None
+    forensic_webhook_max_age_s: int = 300
     #: fleet-wide analysis (sprawl, right-sizing): VMs per chunk, the Dask scheduler to run the
     #: chunks on (None: in this process) and the metric step in seconds (3600 or 86400: rollups)
     analysis_chunk_size: int = 1000
@@ -226,6 +231,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("alert_loop_in_server", "CORRAL_ALERT_LOOP", _flag, "serve evaluates alerts: 1/0"),
     FieldSpec("backup_repository", "CORRAL_BACKUP_REPOSITORY", _path, "restore points folder"),
     FieldSpec("backup_full_every", "CORRAL_BACKUP_FULL_EVERY", _positive_int, "incrementals/full"),
+    FieldSpec("forensic_dir", "CORRAL_FORENSIC_DIR", _path, "forensic evidence folder"),
+    FieldSpec("forensic_webhook_secret", "CORRAL_FORENSIC_SECRET", _secret, "IDS webhook", True),
+    FieldSpec("forensic_webhook_max_age_s", "CORRAL_FORENSIC_MAX_AGE", _positive_int, "webhook s"),
     FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),
     FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
     FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),

@@ -5,6 +5,8 @@ the table fails ``test_every_route_has_a_row``. A cell says what a user holding 
 (member of department red) gets:
 
 - ``public``: no token needed (the answer is never 401/403);
+- ``signed``: no token needed, the body's signature authenticates (the OpenAPI operation is
+  marked ``x-corral-signed``): unsigned, as here, it answers 401 to everyone;
 - ``allow``: allowed on every department's objects (never 401/403, never 404 for a real VM or case);
 - ``own``: allowed on red's objects; blue's VM or case answers 404, and lists hold only red's;
 - ``deny``: 403 whatever the object.
@@ -24,6 +26,7 @@ import yaml
 
 from corral.api.deps import api_routes, declared_permission
 from corral.domain.access import Permission, Principal, Reach, Role
+from corral.security.signed_webhook import OPENAPI_MARK
 from tests.auth.conftest import OTHER, OWN, VM_OTHER, VM_OWN, World
 
 TABLE = Path(__file__).with_name("route_matrix.yaml")
@@ -39,7 +42,19 @@ def operations(world: World) -> list[str]:
     )
 
 
-def expected_cell(permission: Permission | None, role: Role) -> str:
+def signed_operations(world: World) -> set[str]:
+    doc = world.client.get("/openapi.json").json()
+    return {
+        f"{method.upper()} {path}"
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if op.get(OPENAPI_MARK)
+    }
+
+
+def expected_cell(permission: Permission | None, role: Role, signed: bool = False) -> str:
+    if signed:
+        return "signed"
     if permission is None:
         return "public"
     reach = Principal("x", frozenset({role}), frozenset({OWN})).reach(permission)
@@ -52,8 +67,9 @@ def regenerate(world: World) -> None:
         for r in api_routes(world.client.app.routes)  # type: ignore[attr-defined]
         for method in sorted(r.methods or ())
     }
+    signed = signed_operations(world)
     table = {
-        op: {role.value: expected_cell(routes.get(op), role) for role in Role}
+        op: {role.value: expected_cell(routes.get(op), role, op in signed) for role in Role}
         for op in operations(world)
     }
     TABLE.write_text(yaml.safe_dump(table, sort_keys=True))
@@ -70,8 +86,10 @@ def test_every_route_has_a_row(world: World) -> None:
     ops, rows = set(operations(world)), set(table())
     assert ops - rows == set(), f"routes without a row in {TABLE.name}: {sorted(ops - rows)}"
     assert rows - ops == set(), f"rows for routes that do not exist: {sorted(rows - ops)}"
+    signed = signed_operations(world)
     for op, cells in table().items():
         assert set(cells) == {r.value for r in Role}, f"{op}: a cell per role"
+        assert (set(cells.values()) == {"signed"}) == (op in signed), f"{op}: signed or not"
 
 
 def _request(world: World, op: str, role: str, department: str) -> tuple[Any, bool]:
@@ -103,6 +121,8 @@ def _request(world: World, op: str, role: str, department: str) -> tuple[Any, bo
 
 def _verdict(cell: str, department: str, targeted: bool, answer: Any) -> str | None:
     status = answer.status_code
+    if cell == "signed":
+        return None if status == 401 else f"wanted 401 for an unsigned request, got {status}"
     if cell == "deny":
         return None if status == 403 else f"wanted 403, got {status}"
     if status in (401, 403):

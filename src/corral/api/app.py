@@ -21,6 +21,7 @@ from corral.api.routes import audit as audit_routes
 from corral.api.routes import backup as backup_routes
 from corral.api.routes import config as config_routes
 from corral.api.routes import cost as cost_routes
+from corral.api.routes import forensic as forensic_routes
 from corral.api.routes import ha as ha_routes
 from corral.api.routes import inventory as inventory_routes
 from corral.api.routes import jobs as jobs_routes
@@ -75,6 +76,7 @@ ROUTERS = (
     alerts_routes.router,
     requests_routes.router,
     metric_analysis_routes.router,
+    forensic_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
@@ -84,6 +86,7 @@ JOB_KINDS: tuple[JobKind[Any], ...] = (
     *backup_routes.JOB_KINDS,
     *restore_point_routes.JOB_KINDS,
     *ha_routes.JOB_KINDS,
+    *forensic_routes.JOB_KINDS,
 )
 
 

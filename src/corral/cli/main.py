@@ -126,6 +126,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "corral.cli.backup_exec",
         "Restore a VM from any retained restore point, as a new VM or in place.",
     ),
+    "forensic": (
+        "corral.cli.forensic",
+        "Forensic snapshots (memory + disks, hashed, chain of custody) and rollbacks.",
+    ),
     "ha": ("corral.cli.ha", "High availability: admission control and failover plans."),
     "alerts": ("corral.cli.alerts", "Alert rules, alerts, acknowledgements and silences."),
     "sim": (

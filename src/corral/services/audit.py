@@ -168,6 +168,24 @@ WATCHED: dict[type[m.Base], Watched] = {
     m.BackupRestoreRow: Watched(
         "restore", lambda r: r.point_id, ("point_id", "mode", "host", "vm_name", "new_uuid")
     ),
+    # Chain of custody of forensic evidence: who, when, why, every file with its SHA-256.
+    m.ForensicRecordRow: Watched(
+        "forensic",
+        lambda r: r.id,
+        (
+            "kind",
+            "vm_uuid",
+            "vm_name",
+            "host",
+            "actor",
+            "reason",
+            "at",
+            "files",
+            "isolated_to",
+            "point_id",
+            "evidence_id",
+        ),
+    ),
 }
 
 

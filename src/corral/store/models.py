@@ -684,3 +684,34 @@ class HAMaintenanceRow(Base):
     moves: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     since: Mapped[datetime] = mapped_column(UTCDateTime())
     by: Mapped[str] = mapped_column(String(255), default="")
+
+
+# -- forensic snapshots and rollbacks (issue 12 item 6) ------------------------------------
+class ForensicRecordRow(Base):
+    """A chain-of-custody record: a forensic snapshot (its files and hashes) or a rollback.
+    Audited on creation, so the log holds who, when, why and every file's SHA-256."""
+
+    __tablename__ = "forensic_records"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)  # snapshot, rollback
+    vm_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    vm_name: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    files: Mapped[list[Any]] = mapped_column(JSON)  # [{name, size, sha256, disk}]
+    isolated_to: Mapped[str | None] = mapped_column(String(255))
+    point_id: Mapped[str | None] = mapped_column(String(80))  # a rollback's restore point
+    evidence_id: Mapped[str | None] = mapped_column(String(80))  # a rollback's snapshot
+    doc: Mapped[dict[str, Any]] = mapped_column(JSON)  # the whole typed record
+
+
+class ForensicDeliveryRow(Base):
+    """A signed webhook delivery already accepted: a repeat of its body is refused."""
+
+    __tablename__ = "forensic_deliveries"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -1,0 +1,245 @@
+"""Forensic snapshots of suspect VMs, their chain of custody, and rollbacks of compromised VMs.
+
+``snapshot`` optionally cuts the VM off first (its NICs onto an isolated network: containment
+cannot wait for the copy), then captures memory and disks (corral.hypervisor.forensic), hashes
+every file, seals the folder read-only and writes the custody record: a database row the
+audit log records with the actor, the time, the reason and each file's SHA-256. ``verify``
+re-hashes evidence against that row. ``rollback`` keeps the compromised state as evidence
+first (unless told not to), then restores the VM in place from a known-good restore point
+through the restore service.
+
+A snapshot of a VM takes the backup repository's per-VM lock, so it never meets a backup or
+restore of the same VM (libvirt would make one of them wait 30 s and fail).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from corral.config import Settings
+from corral.domain.forensic import Evidence, EvidenceCheck, Rollback
+from corral.domain.text import check_text
+from corral.errors import NotFoundError, ValidationError
+from corral.hypervisor import forensic as hv
+from corral.hypervisor import restore as hv_restore
+from corral.security import signed_webhook
+from corral.security.signed_webhook import OPENAPI_MARK, SIGNATURE_HEADER, WebhookRefused
+from corral.services.backup_exec import HostOpener, repository
+from corral.services.restore import Restorer
+from corral.store import models as m
+from corral.store.backup_repo import Repository
+from corral.store.db import Database
+from corral.store.evidence import EvidenceStore
+
+Now = Callable[[], datetime]
+T = TypeVar("T")
+MAX_REASON = 2000
+__all__ = ["OPENAPI_MARK", "SIGNATURE_HEADER", "ForensicService", "WebhookRefused"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def evidence_store(settings: Settings) -> EvidenceStore:
+    return EvidenceStore(settings.forensic_dir or settings.home / "forensic")
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    uuid: str
+    name: str
+    host: str
+
+
+@dataclass
+class ForensicService:
+    db: Database
+    store: EvidenceStore
+    repo: Repository
+    hosts: HostOpener
+    now: Now = _utcnow
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database) -> ForensicService:
+        hosts = HostOpener.from_settings(settings, db)
+        return cls(db, evidence_store(settings), repository(settings), hosts)
+
+    # -- snapshot ------------------------------------------------------------------------
+    def snapshot(self, vm: str, *, by: str, reason: str, isolate: str | None = None) -> Evidence:
+        """Memory + disks of the running ``vm`` (name or UUID) as sealed, hashed evidence."""
+        _check_reason(reason)
+        suspect = self.suspect(vm)
+        with self.repo.vm_lock(suspect.uuid):
+            return self._snapshot(suspect, by, reason, isolate)
+
+    def _snapshot(self, suspect: Suspect, by: str, reason: str, isolate: str | None) -> Evidence:
+        at = self.now()
+        evidence_id = f"{at.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+        started = time.monotonic()
+        conn = self.hosts(suspect.host)
+        try:
+            with hv_restore.translated(f"the forensic snapshot of {suspect.name}"):
+                dom = hv_restore.find_domain(conn, suspect.uuid)
+                if dom is None:
+                    raise NotFoundError(
+                        f"VM {suspect.name} is not on host {suspect.host}; run 'corral sync'."
+                    )
+                moved = hv.isolate(dom, isolate) if isolate else ()
+                folder = self.store.begin(evidence_id)
+                try:
+                    captured = hv.capture(dom, folder, f"corral-forensic-{evidence_id}")
+                    files = tuple(self.store.describe(folder, n, d) for n, d in captured.files)
+                except BaseException:  # also a libvirt error on its way to translation
+                    self.store.discard(folder)
+                    raise
+        finally:
+            conn.close()
+        evidence = Evidence(
+            id=evidence_id, vm_uuid=suspect.uuid, vm_name=suspect.name, host=suspect.host,
+            taken_by=by, taken_at=at, reason=reason, files=files, isolated_to=isolate,
+            moved=moved, seconds=round(time.monotonic() - started, 3),
+        )  # fmt: skip
+        self.store.seal(folder, evidence)
+        self._record(evidence)
+        return evidence
+
+    def _record(self, evidence: Evidence) -> None:
+        doc = asdict(evidence)
+        doc["taken_at"] = evidence.taken_at.isoformat()
+        with self.db.session() as s:
+            s.add(
+                m.ForensicRecordRow(
+                    id=evidence.id, kind="snapshot", vm_uuid=evidence.vm_uuid,
+                    vm_name=evidence.vm_name, host=evidence.host, actor=evidence.taken_by[:64],
+                    reason=evidence.reason, at=evidence.taken_at, files=doc["files"],
+                    isolated_to=evidence.isolated_to, point_id=None, evidence_id=None, doc=doc,
+                )
+            )  # fmt: skip
+
+    # -- reading and checking ------------------------------------------------------------
+    def evidence(self, vm: str | None = None) -> list[Evidence]:
+        """Every evidence set, oldest first (of one VM: name or UUID)."""
+        q = select(m.ForensicRecordRow).where(m.ForensicRecordRow.kind == "snapshot")
+        if vm is not None:
+            q = q.where((m.ForensicRecordRow.vm_name == vm) | (m.ForensicRecordRow.vm_uuid == vm))
+        with self.db.session() as s:
+            rows = s.scalars(q.order_by(m.ForensicRecordRow.at, m.ForensicRecordRow.id)).all()
+            return [Evidence.from_doc(r.doc) for r in rows]
+
+    def show(self, evidence_id: str) -> Evidence:
+        with self.db.session() as s:
+            row = s.get(m.ForensicRecordRow, evidence_id)
+            if row is None or row.kind != "snapshot":
+                raise NotFoundError(
+                    f"no forensic evidence {evidence_id[:80]!r}; see 'corral forensic list'."
+                )
+            return Evidence.from_doc(row.doc)
+
+    def verify(self, evidence_id: str | None = None) -> list[EvidenceCheck]:
+        """Re-hash one evidence set (or all) against its custody record."""
+        found = [self.show(evidence_id)] if evidence_id else self.evidence()
+        return [self.store.check(e) for e in found]
+
+    # -- rollback ------------------------------------------------------------------------
+    def rollback(
+        self, vm: str, point: str, *, by: str, reason: str, evidence: bool = True
+    ) -> Rollback:
+        """Restore ``vm`` in place from restore point ``point``; its state is evidence first."""
+        _check_reason(reason)
+        suspect = self.suspect(vm)
+        manifest = self.repo.get(point)
+        if manifest.vm_uuid != suspect.uuid:
+            raise ValidationError(
+                f"restore point {point} belongs to {manifest.vm_name}, not {suspect.name}."
+            )
+        started = time.monotonic()
+        kept = None
+        if evidence:
+            why = f"before rollback to {point}: {reason}"
+            kept = self.snapshot(suspect.uuid, by=by, reason=why[:MAX_REASON]).id
+        restored = Restorer(self.db, self.repo, self.hosts).restore(point)
+        done = Rollback(
+            vm_name=suspect.name, vm_uuid=suspect.uuid, point=point, evidence=kept,
+            host=restored.host, started=restored.started,
+            seconds=round(time.monotonic() - started, 3),
+        )  # fmt: skip
+        self._record_rollback(done, by, reason)
+        return done
+
+    def _record_rollback(self, done: Rollback, by: str, reason: str) -> None:
+        at = self.now()
+        with self.db.session() as s:
+            s.add(
+                m.ForensicRecordRow(
+                    id=f"{at.strftime('%Y%m%dT%H%M%S')}-rb-{secrets.token_hex(3)}",
+                    kind="rollback", vm_uuid=done.vm_uuid, vm_name=done.vm_name,
+                    host=done.host, actor=by[:64], reason=reason, at=at, files=[],
+                    isolated_to=None, point_id=done.point, evidence_id=done.evidence,
+                    doc=asdict(done),
+                )
+            )  # fmt: skip
+
+    # -- webhook deliveries ----------------------------------------------------------------
+    def delivery(
+        self,
+        secret: bytes | None,
+        body: bytes,
+        signature: str | None,
+        max_age_s: float,
+        parse: Callable[[dict[str, object]], T],
+    ) -> T:
+        """The event of a signed IDS delivery, parsed by ``parse`` (which raises on a bad
+        body); WebhookRefused when unsigned, badly signed, too old or seen before."""
+        checked = signed_webhook.check(secret, body, signature, self.now().timestamp(), max_age_s)
+        event = parse(checked.doc)
+        if not self.first_delivery(checked.digest, max_age_s):
+            raise WebhookRefused(signed_webhook.REFUSED)
+        return event
+
+    def first_delivery(self, digest: str, max_age_s: float) -> bool:
+        """Remember an accepted delivery; False when it was seen before (a replay). Entries
+        older than twice the accepted age are forgotten (their timestamps are refused anyway)."""
+        at = self.now()
+        with self.db.session() as s:
+            s.execute(
+                delete(m.ForensicDeliveryRow).where(
+                    m.ForensicDeliveryRow.received_at < at - timedelta(seconds=2 * max_age_s)
+                )
+            )
+        with self.db.session() as s:
+            try:
+                with s.begin_nested():  # a savepoint: a repeat's failed insert undoes only itself
+                    s.add(m.ForensicDeliveryRow(digest=digest, received_at=at))
+            except IntegrityError:
+                return False
+        return True
+
+    # -- the VM ----------------------------------------------------------------------------
+    def suspect(self, ref: str) -> Suspect:
+        with self.db.session() as s:
+            rows = s.execute(
+                select(m.VM.uuid, m.VM.name, m.Host.name)
+                .join(m.Host, m.VM.host_id == m.Host.id)
+                .where(m.VM.deleted_at.is_(None))
+                .where((m.VM.name == ref) | (m.VM.uuid == ref.lower()))
+            ).all()
+        if len(rows) != 1:
+            what = "no VM" if not rows else f"{len(rows)} VMs"
+            raise NotFoundError(f"{what} named {ref[:80]!r} on a known host; run 'corral sync'.")
+        uuid, name, host = rows[0]
+        return Suspect(str(uuid), str(name), str(host))
+
+
+def _check_reason(reason: str) -> None:
+    if not reason.strip() or len(reason) > MAX_REASON:
+        raise ValidationError(f"give a reason of 1-{MAX_REASON} characters for the record.")
+    check_text(reason, "the reason", multiline=True)
