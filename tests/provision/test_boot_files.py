@@ -57,7 +57,7 @@ def test_a_boot_file_outside_the_boot_folder_is_refused(
 
 def test_without_a_boot_folder_direct_kernel_boot_is_off(inventory: Inventory) -> None:
     templates = TemplateService(inventory.db)
-    with pytest.raises(ValidationError, match="direct kernel boot is off.*CORRAL_BOOT_DIR"):
+    with pytest.raises(ValidationError, match=r"direct kernel boot is off.*CORRAL_BOOT_DIR"):
         templates.add(replace(TEMPLATE, kernel="/boot/vmlinuz"))
     templates.add(TEMPLATE)  # disk boot needs no folder
     with pytest.raises(ValidationError):

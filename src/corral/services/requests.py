@@ -669,6 +669,24 @@ def _approval_mail(view: RequestView, to: str, base_url: str, now: datetime) -> 
     )
 
 
+def move_request(
+    s: Session,
+    row: m.VMRequest,
+    to: RequestState,
+    actor: str,
+    action: str,
+    now: datetime,
+    note: str = "",
+) -> None:
+    """Move a request inside the caller's transaction (the provisioner's claim and commit):
+    the same life-cycle check, reservation release and decision record as every move."""
+    _move(s, row, to, actor, action, now, note)
+
+
+def request_view(s: Session, row: m.VMRequest) -> RequestView:
+    return _view(s, row)
+
+
 def _find(s: Session, request_id: int) -> m.VMRequest:
     row = s.get(m.VMRequest, request_id)
     if row is None:
