@@ -89,6 +89,8 @@ class Settings:
     analysis_chunk_size: int = 1000
     analysis_scheduler: str | None = None
     analysis_step_s: int = 300
+    #: an approved VM request is provisioned at once (API: a job; CLI: in the command)
+    provision_on_approval: bool = True
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -178,6 +180,15 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{raw[:40]!r} is not true or false.")
+
+
 def _secret(raw: str) -> Secret:
     return Secret(raw)
 
@@ -216,6 +227,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),
     FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
     FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),
+    FieldSpec("provision_on_approval", "CORRAL_PROVISION_ON_APPROVAL", _bool, "make approved VMs"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

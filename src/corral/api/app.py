@@ -39,7 +39,7 @@ from corral.reclaim.service import ReclaimService
 from corral.reclaim.setup import reclaim_service
 from corral.security.token_store import TokenStore
 from corral.services.jobs import JobKind, JobService
-from corral.services.request_setup import quota_service, request_service
+from corral.services.request_setup import quota_service, request_provisioner, request_service
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ JOB_KINDS: tuple[JobKind[Any], ...] = (
     *sprawl_routes.JOB_KINDS,
     *backup_routes.JOB_KINDS,
     *restore_point_routes.JOB_KINDS,
+    *requests_routes.JOB_KINDS,
 )
 
 
@@ -105,6 +106,7 @@ def create_app(
     app.state.reclaim = reclaim or reclaim_service(inventory, settings)
     app.state.requests = request_service(inventory, settings)
     app.state.quotas = quota_service(inventory, settings)
+    app.state.provisioner = request_provisioner(inventory, settings, app.state.requests)
     app.state.jobs = JobService(inventory.db, app.state)
     app.state.jobs.register(*JOB_KINDS)
     app.state.jobs.recover()

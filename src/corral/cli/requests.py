@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -18,6 +18,9 @@ from corral.domain.access import Principal, local_administrator
 from corral.domain.requests import RequestState, Size
 from corral.services.quotas import Limits, QuotaService, QuotaView
 from corral.services.requests import Quote, RequestService, RequestSpec, RequestView
+
+if TYPE_CHECKING:
+    from corral.services.fulfil import RequestProvisioner
 
 request_app = typer.Typer(
     help="VM requests: quote, create, submit, approve, deny, cancel, extend, expire.",
@@ -42,6 +45,13 @@ COLUMNS = [
     "reasons",
 ]
 QUOTA_COLUMNS = ["department", "dimension", "limit", "used"]
+#: Exit status when the request's VMs could not be made (the request is failed, rolled back).
+FAILED_EXIT = 5
+PROVISION = typer.Option(
+    None,
+    "--provision/--no-provision",
+    help="Make the VMs here once approved (default: the provision_on_approval setting).",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +64,37 @@ def _requests() -> RequestService:
     from corral.services.request_setup import request_service
 
     return request_service(context.inventory(), context.settings())
+
+
+@functools.cache
+def _provisioner() -> RequestProvisioner:
+    from corral.services.request_setup import request_provisioner
+
+    return request_provisioner(context.inventory(), context.settings(), _requests())
+
+
+def _then_provision(view: RequestView, provision: bool | None) -> RequestView:
+    """Make the VMs of a request that just became approved, here, reporting each step (on
+    stderr); ``provision`` None follows the provision_on_approval setting."""
+    wanted = context.settings().provision_on_approval if provision is None else provision
+    if not wanted or view.state is not RequestState.approved or view.kind != "vms":
+        return view
+    return _provision(view.id)
+
+
+def _provision(request_id: int) -> RequestView:
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    view = _provisioner().provision(request_id, context.os_user(), say)
+    if view.state is RequestState.failed:
+        typer.echo(f"error: request {request_id} failed: {view.failure_reason}", err=True)
+    return view
+
+
+def _exit_if_failed(view: RequestView) -> None:
+    if view.state is RequestState.failed and view.kind == "vms":
+        raise typer.Exit(FAILED_EXIT)
 
 
 @functools.cache
@@ -83,6 +124,8 @@ def _row(v: RequestView) -> dict[str, Any]:
         "owner": s.owner,
         "approvals": f"{len(v.approvers)}/{v.approvals_needed}",
         "reasons": "; ".join(r.text for r in v.reasons),
+        "vms": list(v.provisioned_vms),
+        "failure": v.failure_reason,
         "placement": [f"{x.vm}@{x.host}" for x in v.placement],
         "capacity": v.capacity_status,
         "ha_host": v.ha_host,
@@ -184,6 +227,7 @@ def create(
     environment: str = ENVIRONMENT,
     lease_days: int = LEASE,
     submit: bool = typer.Option(False, "--submit", help="Send it at once."),
+    provision: bool | None = PROVISION,
     output: OutputFormat = OutputOption,
 ) -> None:
     """A draft request (sent at once with --submit)."""
@@ -199,13 +243,19 @@ def create(
         environment,
         lease_days,
     )
-    emit([_row(_requests().create(spec, _me(), submit=submit))], output, COLUMNS)
+    view = _then_provision(_requests().create(spec, _me(), submit=submit), provision)
+    emit([_row(view)], output, COLUMNS)
+    _exit_if_failed(view)
 
 
 @request_app.command("submit")
-def submit(request_id: int, output: OutputFormat = OutputOption) -> None:
-    """Send a draft: approved at once, left to the approvers (e-mailed), or denied."""
-    emit([_row(_requests().submit(request_id, _me()))], output, COLUMNS)
+def submit(
+    request_id: int, provision: bool | None = PROVISION, output: OutputFormat = OutputOption
+) -> None:
+    """Send a draft: approved at once (and its VMs made), left to the approvers, or denied."""
+    view = _then_provision(_requests().submit(request_id, _me()), provision)
+    emit([_row(view)], output, COLUMNS)
+    _exit_if_failed(view)
 
 
 @request_app.command("list")
@@ -226,10 +276,24 @@ def show(request_id: int, output: OutputFormat = OutputOption) -> None:
 def approve(
     request_id: int,
     note: str = typer.Option("", "--note", help="Why (kept with the decision)."),
+    provision: bool | None = PROVISION,
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Add your approval; never on a request you asked for or own."""
-    emit([_row(_requests().approve(request_id, _me(), note))], output, COLUMNS)
+    """Add your approval; never on a request you asked for or own. The last approval makes
+    the VMs at once (unless --no-provision or provision_on_approval is off)."""
+    view = _then_provision(_requests().approve(request_id, _me(), note), provision)
+    emit([_row(view)], output, COLUMNS)
+    _exit_if_failed(view)
+
+
+@request_app.command("provision")
+def provision_cmd(request_id: int, output: OutputFormat = OutputOption) -> None:
+    """Make the VMs of an approved request, or finish a run that stopped (never twice).
+
+    Exit status 5 when they could not be made: the request is failed and nothing is left."""
+    view = _provision(request_id)
+    emit([_row(view)], output, COLUMNS)
+    _exit_if_failed(view)
 
 
 @request_app.command("deny")

@@ -154,6 +154,16 @@ class RequestProvisioner:
             with self._busy_lock:
                 self._busy.discard(request_id)
 
+    def ready(self, request_id: int) -> None:
+        """Refuse at once a request with nothing to make (before a job is started for it)."""
+        with self.db.session() as s:
+            row = _request(s, request_id)
+            if row.kind == EXTENSION or row.state not in (S.approved.value, S.provisioning.value):
+                raise ConflictError(
+                    f"request {request_id} is {row.state}; only an approved request (or one "
+                    "whose provisioning stopped) is provisioned."
+                )
+
     def requests_view(self, request_id: int) -> RequestView:
         with self.db.session() as s:
             return request_view(s, _request(s, request_id))
