@@ -555,6 +555,10 @@ class VMRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: a blueprint request: its name, and its tiers as requested ({tier, template, count,
+    #: vcpus, memory_mib, disk_gb, start_delay_s}); count and the size columns are then totals
+    blueprint: Mapped[str | None] = mapped_column(String(64))
+    tiers: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class RequestDecision(Base):
@@ -695,3 +699,16 @@ class RequestVMRow(Base):
     #: who works on it: "host:pid" of the process, so a second run does not race a live one
     worker: Mapped[str] = mapped_column(String(128), default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BlueprintRow(Base):
+    """A blueprint: tiers of VMs requested and provisioned as one unit (domain.blueprint)."""
+
+    __tablename__ = "blueprints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    tiers: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(64))

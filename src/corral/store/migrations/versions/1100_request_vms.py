@@ -1,4 +1,4 @@
-"""request_vms: the VMs an approved request is making, claimed before they are made
+"""request_vms (the VMs an approved request is making), blueprints, blueprint requests
 
 Revision ID: 1100
 Revises: 1000
@@ -48,9 +48,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("request_vms", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_request_vms_request_id"), ["request_id"], unique=False)
+    op.create_table(
+        "blueprints",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("tiers", sa.JSON(), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blueprints")),
+        sa.UniqueConstraint("name", name=op.f("uq_blueprints_name")),
+    )
+    with op.batch_alter_table("vm_requests", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("blueprint", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("tiers", sa.JSON(), nullable=False, server_default="[]"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("vm_requests", schema=None) as batch_op:
+        batch_op.drop_column("tiers")
+        batch_op.drop_column("blueprint")
+    op.drop_table("blueprints")
     with op.batch_alter_table("request_vms", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_request_vms_request_id"))
     op.drop_table("request_vms")
