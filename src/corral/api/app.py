@@ -17,6 +17,7 @@ from corral.api.problems import openapi_with_problems, problem
 from corral.api.routes import alerts as alerts_routes
 from corral.api.routes import audit as audit_routes
 from corral.api.routes import backup as backup_routes
+from corral.api.routes import blueprints as blueprint_routes
 from corral.api.routes import config as config_routes
 from corral.api.routes import cost as cost_routes
 from corral.api.routes import ha as ha_routes
@@ -71,6 +72,7 @@ ROUTERS = (
     provision_routes.router,
     alerts_routes.router,
     requests_routes.router,
+    blueprint_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (

@@ -16,6 +16,7 @@ from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object
 from corral.domain.access import Principal, local_administrator
 from corral.domain.requests import RequestState, Size
+from corral.errors import ValidationError
 from corral.services.quotas import Limits, QuotaService, QuotaView
 from corral.services.requests import Quote, RequestService, RequestSpec, RequestView
 
@@ -115,7 +116,7 @@ def _row(v: RequestView) -> dict[str, Any]:
         "kind": v.kind,
         "state": v.state.value,
         "department": s.department,
-        "template": s.template,
+        "template": s.template if s.blueprint is None else f"blueprint {s.blueprint}",
         "count": s.count,
         "size": f"{s.size.vcpus}cpu/{s.size.memory_mib}MiB/{s.size.disk_gb:g}GB",
         "environment": s.environment,
@@ -136,33 +137,48 @@ def _row(v: RequestView) -> dict[str, Any]:
 
 
 def _spec(
-    template: str,
+    template: str | None,
     count: int,
-    vcpus: int,
-    memory_mib: int,
+    vcpus: int | None,
+    memory_mib: int | None,
     disk_gb: float,
     owner: str,
     department: str,
     purpose: str,
     environment: str,
     lease_days: int,
+    blueprint: str | None = None,
 ) -> RequestSpec:
+    if blueprint is not None:
+        if template is not None:
+            raise ValidationError("give --template or --blueprint, not both.")
+        size = Size(1, 1, 0.0)  # the blueprint's tiers say
+    elif template is None or vcpus is None or memory_mib is None:
+        raise ValidationError(
+            "a request needs --template, --vcpus and --memory-mib (or --blueprint)."
+        )
+    else:
+        size = Size(vcpus, memory_mib, disk_gb)
     return RequestSpec(
-        template,
+        template or "",
         count,
-        Size(vcpus, memory_mib, disk_gb),
+        size,
         owner,
         department,
         purpose,
         environment,
         lease_days,
+        blueprint,
     )
 
 
-TEMPLATE = typer.Option(..., "--template", "-t", help="The template to clone, by name.")
+TEMPLATE = typer.Option(None, "--template", "-t", help="The template to clone, by name.")
+BLUEPRINT = typer.Option(
+    None, "--blueprint", "-b", help="A blueprint instead of a template: all its tiers as one."
+)
 COUNT = typer.Option(1, "--count", "-n", help="How many VMs.")
-VCPUS = typer.Option(..., "--vcpus", help="vCPUs of each VM.")
-MEMORY = typer.Option(..., "--memory-mib", help="Memory of each VM, MiB.")
+VCPUS = typer.Option(None, "--vcpus", help="vCPUs of each VM (with --template).")
+MEMORY = typer.Option(None, "--memory-mib", help="Memory of each VM, MiB (with --template).")
 DISK = typer.Option(0.0, "--disk-gb", help="Disk of each VM, GB.")
 OWNER = typer.Option(..., "--owner", help="Who owns the VMs.")
 DEPARTMENT = typer.Option(..., "--department", "-d", help="The department that pays.")
@@ -173,16 +189,17 @@ LEASE = typer.Option(..., "--lease-days", help="How long the VMs are needed, in 
 
 @request_app.command("quote")
 def quote(
-    template: str = TEMPLATE,
+    template: str | None = TEMPLATE,
     count: int = COUNT,
-    vcpus: int = VCPUS,
-    memory_mib: int = MEMORY,
+    vcpus: int | None = VCPUS,
+    memory_mib: int | None = MEMORY,
     disk_gb: float = DISK,
     owner: str = OWNER,
     department: str = DEPARTMENT,
     purpose: str = PURPOSE,
     environment: str = ENVIRONMENT,
     lease_days: int = LEASE,
+    blueprint: str | None = BLUEPRINT,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Monthly cost, placement and quota of a request, before it is sent (nothing is saved)."""
@@ -197,6 +214,7 @@ def quote(
         purpose,
         environment,
         lease_days,
+        blueprint,
     )
     q: Quote = _requests().quote(spec, _me())
     emit_object(
@@ -216,16 +234,17 @@ def quote(
 
 @request_app.command("create")
 def create(
-    template: str = TEMPLATE,
+    template: str | None = TEMPLATE,
     count: int = COUNT,
-    vcpus: int = VCPUS,
-    memory_mib: int = MEMORY,
+    vcpus: int | None = VCPUS,
+    memory_mib: int | None = MEMORY,
     disk_gb: float = DISK,
     owner: str = OWNER,
     department: str = DEPARTMENT,
     purpose: str = PURPOSE,
     environment: str = ENVIRONMENT,
     lease_days: int = LEASE,
+    blueprint: str | None = BLUEPRINT,
     submit: bool = typer.Option(False, "--submit", help="Send it at once."),
     provision: bool | None = PROVISION,
     output: OutputFormat = OutputOption,
@@ -242,6 +261,7 @@ def create(
         purpose,
         environment,
         lease_days,
+        blueprint,
     )
     view = _then_provision(_requests().create(spec, _me(), submit=submit), provision)
     emit([_row(view)], output, COLUMNS)

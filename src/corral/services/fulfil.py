@@ -31,11 +31,12 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from corral.domain.blueprint import Part
 from corral.domain.provision import ProvisionSpec, Template
 from corral.domain.requests import RequestState
 from corral.engines.approval import Booked, CapacityStatus, Slot, place_new_vms
@@ -50,6 +51,7 @@ from corral.services.requests import (
     RequestService,
     RequestView,
     move_request,
+    parts_of,
     request_view,
 )
 from corral.store import models as m
@@ -81,6 +83,14 @@ def vm_name(base: str, request_id: int, n: int) -> str:
     and hostname), so a rerun of the request finds the same VM."""
     stem = re.sub(r"[^A-Za-z0-9-]+", "-", base).strip("-")[:40] or "vm"
     return f"{stem}-r{request_id}-{n}"
+
+
+class _Slot(NamedTuple):
+    """A VM's host, the part (tier) it belongs to, and the wait before it is made."""
+
+    slot: Slot
+    part: Part
+    delay_s: float
 
 
 class _Refused(Exception):
@@ -200,7 +210,7 @@ class RequestProvisioner:
                 move_request(s, row, S.failed, actor, "failed", now, reason)
                 return None
             self._book(s, row, slots, now)
-            where = ", ".join(f"{x.vm} on {x.host}" for x in slots)
+            where = ", ".join(f"{x.slot.vm} on {x.slot.host}" for x in slots)
             move_request(s, row, S.provisioning, actor, "provisioning", now, where)
             s.flush()
             return _planned(s, request_id)
@@ -218,45 +228,54 @@ class RequestProvisioner:
             r.worker = me
         return _planned(s, request_id)
 
-    def _place(self, s: Session, row: m.VMRequest) -> tuple[tuple[Slot, ...], str | None]:
-        """Hosts for the request's VMs, or the reason there are none."""
-        try:
-            template = self.provisioner.templates.get(row.template)
-        except NotFoundError:
-            return (), f"template {row.template} is not in the catalog (any more)."
-        holders = image_hosts(s, template)
-        if not holders:
-            return (), (
-                f"no host holds template {template.name}'s image ({template.pool}/"
-                f"{template.volume}); copy it to a host's pool and sync, then request again."
+    def _place(self, s: Session, row: m.VMRequest) -> tuple[list[_Slot], str | None]:
+        """Hosts for the request's VMs (tier by tier, each among the hosts holding its
+        template's image), or the reason there are none."""
+        booked = _booked_by_others(s, row.id)
+        found: list[_Slot] = []
+        for part in parts_of(row):
+            try:
+                template = self.provisioner.templates.get(part.template)
+            except NotFoundError:
+                return [], f"template {part.template} is not in the catalog (any more)."
+            holders = image_hosts(s, template)
+            if not holders:
+                return [], (
+                    f"no host holds template {template.name}'s image ({template.pool}/"
+                    f"{template.volume}); copy it to a host's pool and sync, then request again."
+                )
+            base = part.tier or part.template
+            vms = [
+                VM(vm_name(base, row.id, n + 1), part.size.vcpus, part.size.memory_mib)
+                for n in range(part.count)
+            ]
+            verdict = place_new_vms(
+                self.requests.base_state(),
+                booked,
+                vms,
+                failures=self.requests.rules.ha_failures,
+                extra=(ImageFilter(holders, f"{template.pool}/{template.volume}"),),
             )
-        vms = [
-            VM(vm_name(row.template, row.id, n + 1), row.vcpus, row.memory_mib)
-            for n in range(row.count)
-        ]
-        verdict = place_new_vms(
-            self.requests.base_state(),
-            _booked_by_others(s, row.id),
-            vms,
-            failures=self.requests.rules.ha_failures,
-            extra=(ImageFilter(holders, f"{template.pool}/{template.volume}"),),
-        )
-        ok = verdict.status is CapacityStatus.placed or (
-            verdict.status is CapacityStatus.breaks_ha
-            and row.capacity_status == CapacityStatus.breaks_ha.value  # the approvers knew
-        )
-        if ok:
-            return verdict.slots, None
-        return (), "no host can take the VMs now: " + "; ".join(verdict.reasons) + "."
+            ok = verdict.status is CapacityStatus.placed or (
+                verdict.status is CapacityStatus.breaks_ha
+                and row.capacity_status == CapacityStatus.breaks_ha.value  # the approvers knew
+            )
+            if not ok:
+                return [], "no host can take the VMs now: " + "; ".join(verdict.reasons) + "."
+            for n, slot in enumerate(verdict.slots):
+                delay = part.start_delay_s if n == 0 and found else 0.0
+                found.append(_Slot(slot, part, delay))
+            booked += [Booked(x.host, x.vcpus, x.memory_mib) for x in verdict.slots]
+        return found, None
 
-    def _book(self, s: Session, row: m.VMRequest, slots: Sequence[Slot], now: datetime) -> None:
+    def _book(self, s: Session, row: m.VMRequest, slots: Sequence[_Slot], now: datetime) -> None:
         """Write the VMs to make and move the request's reservation to their hosts."""
         for r in s.scalars(
             select(m.RequestReservation).where(m.RequestReservation.request_id == row.id)
         ):
             s.delete(r)
         me = this_worker()
-        for n, slot in enumerate(slots):
+        for n, (slot, part, delay) in enumerate(slots):
             s.add(
                 m.RequestReservation(
                     request_id=row.id,
@@ -264,27 +283,27 @@ class RequestProvisioner:
                     vm=slot.vm,
                     vcpus=slot.vcpus,
                     memory_mib=slot.memory_mib,
-                    disk_gb=row.disk_gb,
+                    disk_gb=part.size.disk_gb,
                 )
             )
             s.add(
                 m.RequestVMRow(
                     request_id=row.id,
                     seq=n,
-                    tier="",
+                    tier=part.tier,
                     name=slot.vm,
-                    template=row.template,
+                    template=part.template,
                     host=slot.host,
                     vcpus=slot.vcpus,
                     memory_mib=slot.memory_mib,
-                    disk_gb=row.disk_gb,
-                    start_delay_s=0.0,
+                    disk_gb=part.size.disk_gb,
+                    start_delay_s=delay,
                     state=CLAIMED,
                     worker=me,
                     updated_at=now,
                 )
             )
-        row.placement = [{"vm": x.vm, "host": x.host} for x in slots]
+        row.placement = [{"vm": x.slot.vm, "host": x.slot.host} for x in slots]
 
     # -- 2. make -------------------------------------------------------------------------------
     def _make_all(self, plan: list[PlannedVM], request_id: int, say: Step) -> str | None:
@@ -296,7 +315,7 @@ class RequestProvisioner:
             if vm.state == CREATED:
                 continue
             if vm.start_delay_s > 0 and self.sleep is not None:
-                say(f"{vm.name}: waiting {vm.start_delay_s:g} s before tier {vm.tier}")
+                say(f"tier {vm.tier}: waiting {vm.start_delay_s:g} s after the tier before it")
                 self.sleep(vm.start_delay_s)
             try:
                 uuid = self._make(vm, spec_of, say)

@@ -11,6 +11,7 @@ from corral.engines.costing import load_cost_model
 from corral.engines.planning.model import Fleet
 from corral.inventory.service import Inventory
 from corral.reclaim.setup import mailer_from_env
+from corral.services.blueprints import BlueprintService
 from corral.services.fleet import live_fleet
 from corral.services.fulfil import RequestProvisioner
 from corral.services.provision import ProvisionService
@@ -28,6 +29,7 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
     def extend_lease(uuid: str, until: date, actor: str) -> None:
         inventory.set_metadata(uuid, {"expires_on": until}, actor=actor)
 
+    blueprints = BlueprintService(inventory.db, TemplateService(inventory.db, settings.boot_dir))
     return RequestService(
         inventory.db,
         load_rules(settings.request_rules),
@@ -38,6 +40,7 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
         base_url=settings.base_url,
         mail_domain=settings.mail_domain,
         extend_lease=extend_lease,
+        blueprints=blueprints.parts,
     )
 
 

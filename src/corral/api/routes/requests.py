@@ -95,15 +95,17 @@ def department_target(request: Request) -> Target:
 
 
 class RequestBody(BaseModel):
-    """N VMs of one size from a template; owner, department, purpose, environment, lease."""
+    """N VMs of one size from a template, or a blueprint's tiers (``blueprint``: then template,
+    count and size are the blueprint's); owner, department, purpose, environment, lease."""
 
     model_config = ConfigDict(extra="forbid")
 
-    template: Text256 = Field(min_length=1)
-    count: int = Field(ge=1, le=100)
-    vcpus: int = Field(ge=1, le=4096)
-    memory_mib: int = Field(ge=1, le=2**40)
-    disk_gb: float = Field(ge=0, le=1e7)
+    template: Text256 | None = Field(default=None, min_length=1)
+    blueprint: Text256 | None = Field(default=None, min_length=1)
+    count: int = Field(default=1, ge=1, le=100)
+    vcpus: int | None = Field(default=None, ge=1, le=4096)
+    memory_mib: int | None = Field(default=None, ge=1, le=2**40)
+    disk_gb: float = Field(default=0.0, ge=0, le=1e7)
     owner: Text256 = Field(min_length=1)
     department: Text256 = Field(min_length=1)
     purpose: Purpose = Field(min_length=1)
@@ -111,15 +113,26 @@ class RequestBody(BaseModel):
     lease_days: int = Field(ge=1, le=36500)
 
     def spec(self) -> RequestSpec:
+        if self.blueprint is not None:
+            if self.template is not None:
+                raise ValidationError("give a template or a blueprint, not both.")
+            size = Size(1, 1, 0.0)  # the blueprint's tiers say
+        elif self.template is None or self.vcpus is None or self.memory_mib is None:
+            raise ValidationError(
+                "a request needs a template, vcpus and memory_mib (or a blueprint)."
+            )
+        else:
+            size = Size(self.vcpus, self.memory_mib, self.disk_gb)
         return RequestSpec(
-            template=self.template,
+            template=self.template or "",
             count=self.count,
-            size=Size(self.vcpus, self.memory_mib, self.disk_gb),
+            size=size,
             owner=self.owner,
             department=self.department,
             purpose=self.purpose,
             environment=self.environment,
             lease_days=self.lease_days,
+            blueprint=self.blueprint,
         )
 
 
