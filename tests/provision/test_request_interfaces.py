@@ -233,3 +233,73 @@ def test_an_approval_through_the_api_provisions_in_a_job(
     assert again.status_code == 409  # provisioned: nothing to make, no job
     denied = client.post(f"/api/v1/requests/{request_id}/provision", headers=as_["ann"])
     assert denied.status_code == 403
+
+
+def test_a_blueprint_from_the_command_line_is_requested_and_made_as_one(
+    cli: tuple[dict[str, str], Path, Path], tmp_path: Path
+) -> None:
+    env = cli[0]
+    (tmp_path / "lab.yaml").write_text(
+        "name: lab\n"
+        "tiers:\n"
+        "  - {name: db, template: debian-12, memory_mib: 512, order: 1}\n"
+        "  - {name: web, template: debian-12, count: 2, memory_mib: 512, order: 2}\n"
+    )
+    added = json.loads(
+        _corral(env, "blueprint", "add", str(tmp_path / "lab.yaml"), "-o", "json").stdout
+    )
+    assert added[0]["tiers"] == "db: 1 x debian-12, web: 2 x debian-12" and added[0]["vms"] == 3
+    listed = json.loads(_corral(env, "blueprint", "list", "-o", "json").stdout)
+    assert [b["name"] for b in listed] == ["lab"]
+    ask = ["--owner", "alice", "-d", "red", "--purpose", "ci", "-e", "dev", "--lease-days", "7"]
+    quote = json.loads(_corral(env, "request", "quote", "-b", "lab", *ask, "-o", "json").stdout)
+    assert len(quote["placement"]) == 3
+    both = _corral(env, "request", "create", "-b", "lab", "-t", "debian-12", *ask, code=2)
+    assert "not both" in both.stderr and "Traceback" not in both.stderr
+    made = json.loads(
+        _corral(env, "request", "create", "-b", "lab", *ask, "--submit", "-o", "json").stdout
+    )[0]
+    assert made["template"] == "blueprint lab" and made["count"] == 3
+    assert made["state"] == "pending"  # an approver decides (these rules approve nothing alone)
+    _corral(env, "blueprint", "remove", "lab")
+    assert json.loads(_corral(env, "blueprint", "list", "-o", "json").stdout) == []
+
+
+def test_a_blueprint_through_the_api_is_one_request_and_one_job(
+    api: tuple[Any, dict[str, str]], node_for_api: Path
+) -> None:
+    client, tokens = api
+    as_ = {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
+    lab = {
+        "name": "lab",
+        "tiers": [
+            {"name": "db", "template": "debian-12", "memory_mib": 512},
+            {"name": "web", "template": "debian-12", "memory_mib": 512, "order": 1},
+        ],
+    }
+    refused = client.post("/api/v1/blueprints", json=lab, headers=as_["alice"])
+    assert refused.status_code == 403
+    added = client.post("/api/v1/blueprints", json=lab, headers=as_["olga"])
+    assert added.status_code == 201, added.text
+    shown = client.get("/api/v1/blueprints/lab", headers=as_["alice"]).json()
+    assert [t["name"] for t in shown["tiers"]] == ["db", "web"]
+    body = {
+        "blueprint": "lab",
+        "owner": "alice",
+        "department": "red",
+        "purpose": "ci",
+        "environment": "dev",
+        "lease_days": 7,
+        "submit": True,
+    }
+    made = client.post("/api/v1/requests", json=body, headers=as_["alice"])
+    assert made.status_code == 201 and made.json()["state"] == "pending", made.text
+    request_id = made.json()["id"]
+    approved = client.post(f"/api/v1/requests/{request_id}/approve", headers=as_["ann"])
+    job = _wait(client, as_["olga"], approved.headers["Location"])
+    assert job["state"] == "succeeded" and job["result"]["state"] == "provisioned", job
+    assert [p["tier"] for p in job["result"]["parts"]] == ["db", "web"]
+    assert {f"db-r{request_id}-1", f"web-r{request_id}-1"} <= domain_names(node_for_api)
+    gone = client.delete("/api/v1/blueprints/lab", headers=as_["olga"])
+    assert gone.status_code == 204
+    assert client.get("/api/v1/blueprints/lab", headers=as_["olga"]).status_code == 404
