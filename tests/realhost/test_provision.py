@@ -13,7 +13,6 @@ domain and no volume behind.
 from __future__ import annotations
 
 import shutil
-
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path

@@ -56,6 +56,11 @@ def has_late_calls() -> bool:
         return any(not done.is_set() for done in _late.values())
 
 
+def still_running(key: str) -> bool:
+    """True while the call under ``key`` that missed its deadline has not returned."""
+    return _is_busy(key)
+
+
 def _is_busy(key: str) -> bool:
     with _late_lock:
         done = _late.get(key)

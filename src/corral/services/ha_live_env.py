@@ -26,6 +26,7 @@ from typing import cast
 from corral.engines.ha_manager.env import FenceStatus, Probe, VMStatus
 from corral.engines.planning.model import Fleet, PowerState
 from corral.errors import CorralError, HostUnreachableError
+from corral.hypervisor import deadline
 from corral.hypervisor.base import Hypervisor
 from corral.hypervisor.bounded import BoundedHypervisor
 from corral.services.ha_fencing import FenceRunner
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: libvirt keepalive: a probe every second, the connection is dead after 3 unanswered.
 KEEPALIVE = (1, 3)
+#: the deadline key of starts (BoundedHypervisor's key is "<this>:<host>")
+_START = "ha-start"
+_START_KEY = _START + ":{host}"
 
 Opener = Callable[[], Hypervisor]
 
@@ -96,7 +100,7 @@ class LiveEnvironment:
             self.start_errors[(vm, host)] = "no stored definition"
             return
         try:
-            self.host(host, self.start_timeout_s, "ha-start").start_definition(definition[1])
+            self.host(host, self.start_timeout_s, _START).start_definition(definition[1])
         except HostUnreachableError as exc:
             # It may still start (a late call goes on): never call that a failure. Polled as
             # started; if the host is lost, the manager treats the VM as landing there.
@@ -120,6 +124,8 @@ class LiveEnvironment:
         if state == "running":
             return VMStatus.running
         if self.started.get(vm) == host:
+            if deadline.still_running(_START_KEY.format(host=host)):
+                return VMStatus.starting  # our start ran late and is still going: wait for it
             return VMStatus.failed  # started here by us, and stopped since
         return VMStatus.stopped
 
