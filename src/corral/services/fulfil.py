@@ -61,6 +61,10 @@ S = RequestState
 GB, GIB = 10**9, 2**30
 CLAIMED, MAKING, CREATED, REMOVED = "claimed", "making", "created", "removed"
 
+#: The requests this process is provisioning now (a job and a command of one server, twice).
+_BUSY: set[int] = set()
+_BUSY_LOCK = threading.Lock()
+
 Crash = Callable[[str], None]
 Step = Callable[[str], None]
 
@@ -122,9 +126,6 @@ class PlannedVM:
 class RequestProvisioner:
     """Turns an approved request into its VMs (or into a failure that leaves nothing)."""
 
-    _busy: set[int] = set()  # requests being provisioned by this process
-    _busy_lock = threading.Lock()
-
     def __init__(
         self,
         requests: RequestService,
@@ -145,10 +146,10 @@ class RequestProvisioner:
         """Make the VMs of an approved request, or resume a run that stopped; a request
         already provisioned or failed is returned as it is (a retry makes nothing)."""
         say = on_step or _quiet
-        with self._busy_lock:
-            if request_id in self._busy:
+        with _BUSY_LOCK:
+            if request_id in _BUSY:
                 raise ConflictError(f"request {request_id} is being provisioned right now.")
-            self._busy.add(request_id)
+            _BUSY.add(request_id)
         try:
             plan = self._claim(request_id, actor)
             if plan is None:
@@ -161,8 +162,8 @@ class RequestProvisioner:
             self.crash("made")
             return self._commit(request_id, actor)
         finally:
-            with self._busy_lock:
-                self._busy.discard(request_id)
+            with _BUSY_LOCK:
+                _BUSY.discard(request_id)
 
     def ready(self, request_id: int) -> None:
         """Refuse at once a request with nothing to make (before a job is started for it)."""
