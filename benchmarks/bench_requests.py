@@ -191,7 +191,7 @@ def approved_in(db: Database, department: str) -> int:
 def serve_app(db: Database, fleet: Fleet, home: Path) -> tuple[object, list[str]]:
     """The app on ``db`` deciding on ``fleet``; tokens of a red and a blue requester."""
     inv = Inventory(db, SecretBox(Fernet.generate_key()))
-    app = create_app(inv, settings=Settings(home=home))
+    app = create_app(inv, settings=Settings(home=home, provision_on_approval=False))
     app.state.requests = service(db, fleet)
     users, store = UserService(db), TokenStore(db)
     tokens = []

@@ -24,7 +24,15 @@ from tests.planning.strategies import fleets, vms
 
 
 def test_registry_plugins_are_described() -> None:
-    expected = {"cpu_compat", "cores", "affinity", "anti_affinity", "capacity", "ha_reserve"}
+    expected = {
+        "cpu_compat",
+        "cores",
+        "affinity",
+        "anti_affinity",
+        "capacity",
+        "ha_reserve",
+        "image",
+    }
     assert set(FILTERS) == expected
     assert set(WEIGHERS) == {"free_capacity", "balance", "peak_correlation"}
     for cls in [*FILTERS.values(), *WEIGHERS.values()]:

@@ -65,7 +65,9 @@ def api(inventory: Inventory, make_service: MakeService, tmp_path: Path) -> Iter
     ):
         users.add(name, roles=[role], departments=[dept])
         tokens[name] = store.create(f"{name}-token", name)
-    app = create_app(inventory, store, settings=Settings(home=tmp_path / "home"))
+    app = create_app(
+        inventory, store, settings=Settings(home=tmp_path / "home", provision_on_approval=False)
+    )
     app.state.requests = make_service()
     yield Api(TestClient(app), tokens)
     app.state.jobs.shutdown(wait=True)

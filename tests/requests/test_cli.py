@@ -49,6 +49,7 @@ def _env(home: Path, rules: Path) -> dict[str, str]:
         "CORRAL_HOME": str(home),
         "CORRAL_NODE_DIR": str(home.parent),
         "CORRAL_REQUEST_RULES": str(rules),
+        "CORRAL_PROVISION_ON_APPROVAL": "0",  # these tests stop at approved
     }
     env.pop("CORRAL_DATABASE_URL", None)
     return env

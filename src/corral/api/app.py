@@ -19,6 +19,7 @@ from corral.api.problems import openapi_with_problems, problem
 from corral.api.routes import alerts as alerts_routes
 from corral.api.routes import audit as audit_routes
 from corral.api.routes import backup as backup_routes
+from corral.api.routes import blueprints as blueprint_routes
 from corral.api.routes import config as config_routes
 from corral.api.routes import cost as cost_routes
 from corral.api.routes import forensic as forensic_routes
@@ -43,7 +44,7 @@ from corral.reclaim.service import ReclaimService
 from corral.reclaim.setup import reclaim_service
 from corral.security.token_store import TokenStore
 from corral.services.jobs import JobKind, JobService
-from corral.services.request_setup import quota_service, request_service
+from corral.services.request_setup import quota_service, request_provisioner, request_service
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ ROUTERS = (
     requests_routes.router,
     metric_analysis_routes.router,
     forensic_routes.router,
+    blueprint_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
@@ -87,6 +89,7 @@ JOB_KINDS: tuple[JobKind[Any], ...] = (
     *restore_point_routes.JOB_KINDS,
     *ha_routes.JOB_KINDS,
     *forensic_routes.JOB_KINDS,
+    *requests_routes.JOB_KINDS,
 )
 
 
@@ -114,6 +117,7 @@ def create_app(
     app.state.reclaim = reclaim or reclaim_service(inventory, settings)
     app.state.requests = request_service(inventory, settings)
     app.state.quotas = quota_service(inventory, settings)
+    app.state.provisioner = request_provisioner(inventory, settings, app.state.requests)
     app.state.jobs = JobService(inventory.db, app.state)
     app.state.jobs.register(*JOB_KINDS)
     app.state.jobs.recover()

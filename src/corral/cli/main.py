@@ -179,6 +179,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "corral.cli.provision",
         "Make VMs from templates on a host, and list the attempts.",
     ),
+    "blueprint": (
+        "corral.cli.blueprints",
+        "Blueprints: tiers of VMs requested, approved and provisioned as one unit.",
+    ),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(mod for mod, _ in COMMANDS.values()))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -16,8 +16,12 @@ from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object
 from corral.domain.access import Principal, local_administrator
 from corral.domain.requests import RequestState, Size
+from corral.errors import ValidationError
 from corral.services.quotas import Limits, QuotaService, QuotaView
 from corral.services.requests import Quote, RequestService, RequestSpec, RequestView
+
+if TYPE_CHECKING:
+    from corral.services.fulfil import RequestProvisioner
 
 request_app = typer.Typer(
     help="VM requests: quote, create, submit, approve, deny, cancel, extend, expire.",
@@ -42,6 +46,13 @@ COLUMNS = [
     "reasons",
 ]
 QUOTA_COLUMNS = ["department", "dimension", "limit", "used"]
+#: Exit status when the request's VMs could not be made (the request is failed, rolled back).
+FAILED_EXIT = 5
+PROVISION = typer.Option(
+    None,
+    "--provision/--no-provision",
+    help="Make the VMs here once approved (default: the provision_on_approval setting).",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +65,37 @@ def _requests() -> RequestService:
     from corral.services.request_setup import request_service
 
     return request_service(context.inventory(), context.settings())
+
+
+@functools.cache
+def _provisioner() -> RequestProvisioner:
+    from corral.services.request_setup import request_provisioner
+
+    return request_provisioner(context.inventory(), context.settings(), _requests())
+
+
+def _then_provision(view: RequestView, provision: bool | None) -> RequestView:
+    """Make the VMs of a request that just became approved, here, reporting each step (on
+    stderr); ``provision`` None follows the provision_on_approval setting."""
+    wanted = context.settings().provision_on_approval if provision is None else provision
+    if not wanted or view.state is not RequestState.approved or view.kind != "vms":
+        return view
+    return _provision(view.id)
+
+
+def _provision(request_id: int) -> RequestView:
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    view = _provisioner().provision(request_id, context.os_user(), say)
+    if view.state is RequestState.failed:
+        typer.echo(f"error: request {request_id} failed: {view.failure_reason}", err=True)
+    return view
+
+
+def _exit_if_failed(view: RequestView) -> None:
+    if view.state is RequestState.failed and view.kind == "vms":
+        raise typer.Exit(FAILED_EXIT)
 
 
 @functools.cache
@@ -74,7 +116,7 @@ def _row(v: RequestView) -> dict[str, Any]:
         "kind": v.kind,
         "state": v.state.value,
         "department": s.department,
-        "template": s.template,
+        "template": s.template if s.blueprint is None else f"blueprint {s.blueprint}",
         "count": s.count,
         "size": f"{s.size.vcpus}cpu/{s.size.memory_mib}MiB/{s.size.disk_gb:g}GB",
         "environment": s.environment,
@@ -83,6 +125,8 @@ def _row(v: RequestView) -> dict[str, Any]:
         "owner": s.owner,
         "approvals": f"{len(v.approvers)}/{v.approvals_needed}",
         "reasons": "; ".join(r.text for r in v.reasons),
+        "vms": list(v.provisioned_vms),
+        "failure": v.failure_reason,
         "placement": [f"{x.vm}@{x.host}" for x in v.placement],
         "capacity": v.capacity_status,
         "ha_host": v.ha_host,
@@ -93,33 +137,48 @@ def _row(v: RequestView) -> dict[str, Any]:
 
 
 def _spec(
-    template: str,
+    template: str | None,
     count: int,
-    vcpus: int,
-    memory_mib: int,
+    vcpus: int | None,
+    memory_mib: int | None,
     disk_gb: float,
     owner: str,
     department: str,
     purpose: str,
     environment: str,
     lease_days: int,
+    blueprint: str | None = None,
 ) -> RequestSpec:
+    if blueprint is not None:
+        if template is not None:
+            raise ValidationError("give --template or --blueprint, not both.")
+        size = Size(1, 1, 0.0)  # the blueprint's tiers say
+    elif template is None or vcpus is None or memory_mib is None:
+        raise ValidationError(
+            "a request needs --template, --vcpus and --memory-mib (or --blueprint)."
+        )
+    else:
+        size = Size(vcpus, memory_mib, disk_gb)
     return RequestSpec(
-        template,
+        template or "",
         count,
-        Size(vcpus, memory_mib, disk_gb),
+        size,
         owner,
         department,
         purpose,
         environment,
         lease_days,
+        blueprint,
     )
 
 
-TEMPLATE = typer.Option(..., "--template", "-t", help="The template to clone, by name.")
+TEMPLATE = typer.Option(None, "--template", "-t", help="The template to clone, by name.")
+BLUEPRINT = typer.Option(
+    None, "--blueprint", "-b", help="A blueprint instead of a template: all its tiers as one."
+)
 COUNT = typer.Option(1, "--count", "-n", help="How many VMs.")
-VCPUS = typer.Option(..., "--vcpus", help="vCPUs of each VM.")
-MEMORY = typer.Option(..., "--memory-mib", help="Memory of each VM, MiB.")
+VCPUS = typer.Option(None, "--vcpus", help="vCPUs of each VM (with --template).")
+MEMORY = typer.Option(None, "--memory-mib", help="Memory of each VM, MiB (with --template).")
 DISK = typer.Option(0.0, "--disk-gb", help="Disk of each VM, GB.")
 OWNER = typer.Option(..., "--owner", help="Who owns the VMs.")
 DEPARTMENT = typer.Option(..., "--department", "-d", help="The department that pays.")
@@ -130,16 +189,17 @@ LEASE = typer.Option(..., "--lease-days", help="How long the VMs are needed, in 
 
 @request_app.command("quote")
 def quote(
-    template: str = TEMPLATE,
+    template: str | None = TEMPLATE,
     count: int = COUNT,
-    vcpus: int = VCPUS,
-    memory_mib: int = MEMORY,
+    vcpus: int | None = VCPUS,
+    memory_mib: int | None = MEMORY,
     disk_gb: float = DISK,
     owner: str = OWNER,
     department: str = DEPARTMENT,
     purpose: str = PURPOSE,
     environment: str = ENVIRONMENT,
     lease_days: int = LEASE,
+    blueprint: str | None = BLUEPRINT,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Monthly cost, placement and quota of a request, before it is sent (nothing is saved)."""
@@ -154,6 +214,7 @@ def quote(
         purpose,
         environment,
         lease_days,
+        blueprint,
     )
     q: Quote = _requests().quote(spec, _me())
     emit_object(
@@ -173,17 +234,19 @@ def quote(
 
 @request_app.command("create")
 def create(
-    template: str = TEMPLATE,
+    template: str | None = TEMPLATE,
     count: int = COUNT,
-    vcpus: int = VCPUS,
-    memory_mib: int = MEMORY,
+    vcpus: int | None = VCPUS,
+    memory_mib: int | None = MEMORY,
     disk_gb: float = DISK,
     owner: str = OWNER,
     department: str = DEPARTMENT,
     purpose: str = PURPOSE,
     environment: str = ENVIRONMENT,
     lease_days: int = LEASE,
+    blueprint: str | None = BLUEPRINT,
     submit: bool = typer.Option(False, "--submit", help="Send it at once."),
+    provision: bool | None = PROVISION,
     output: OutputFormat = OutputOption,
 ) -> None:
     """A draft request (sent at once with --submit)."""
@@ -198,14 +261,21 @@ def create(
         purpose,
         environment,
         lease_days,
+        blueprint,
     )
-    emit([_row(_requests().create(spec, _me(), submit=submit))], output, COLUMNS)
+    view = _then_provision(_requests().create(spec, _me(), submit=submit), provision)
+    emit([_row(view)], output, COLUMNS)
+    _exit_if_failed(view)
 
 
 @request_app.command("submit")
-def submit(request_id: int, output: OutputFormat = OutputOption) -> None:
-    """Send a draft: approved at once, left to the approvers (e-mailed), or denied."""
-    emit([_row(_requests().submit(request_id, _me()))], output, COLUMNS)
+def submit(
+    request_id: int, provision: bool | None = PROVISION, output: OutputFormat = OutputOption
+) -> None:
+    """Send a draft: approved at once (and its VMs made), left to the approvers, or denied."""
+    view = _then_provision(_requests().submit(request_id, _me()), provision)
+    emit([_row(view)], output, COLUMNS)
+    _exit_if_failed(view)
 
 
 @request_app.command("list")
@@ -226,10 +296,24 @@ def show(request_id: int, output: OutputFormat = OutputOption) -> None:
 def approve(
     request_id: int,
     note: str = typer.Option("", "--note", help="Why (kept with the decision)."),
+    provision: bool | None = PROVISION,
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Add your approval; never on a request you asked for or own."""
-    emit([_row(_requests().approve(request_id, _me(), note))], output, COLUMNS)
+    """Add your approval; never on a request you asked for or own. The last approval makes
+    the VMs at once (unless --no-provision or provision_on_approval is off)."""
+    view = _then_provision(_requests().approve(request_id, _me(), note), provision)
+    emit([_row(view)], output, COLUMNS)
+    _exit_if_failed(view)
+
+
+@request_app.command("provision")
+def provision_cmd(request_id: int, output: OutputFormat = OutputOption) -> None:
+    """Make the VMs of an approved request, or finish a run that stopped (never twice).
+
+    Exit status 5 when they could not be made: the request is failed and nothing is left."""
+    view = _provision(request_id)
+    emit([_row(view)], output, COLUMNS)
+    _exit_if_failed(view)
 
 
 @request_app.command("deny")

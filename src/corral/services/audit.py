@@ -162,6 +162,10 @@ WATCHED: dict[type[m.Base], Watched] = {
         lambda q: q.department,
         ("vcpus", "memory_mib", "storage_gb", "vms", "monthly_cost", "updated_by"),
     ),
+    # The VMs an approved request makes: claimed, made, rolled back (request -> VM)
+    m.RequestVMRow: Watched(
+        "request-vm", lambda v: v.request_id, ("name", "host", "tier", "state", "uuid")
+    ),
     m.BackupPointRow: Watched(
         "restore-point", lambda p: p.id, ("vm_uuid", "vm_name", "kind", "parent_id", "checkpoint")
     ),

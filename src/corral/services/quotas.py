@@ -135,19 +135,28 @@ def department_usage(s: Session, department: str, prices: Prices) -> Amounts:
         )
         .subquery()
     )
+    # What approved, unprovisioned requests hold is their reservations: one row per VM with
+    # its size (a blueprint's tiers differ), booked and released with the request's state.
+    b = m.RequestReservation
+    holding = r.state.in_([st.value for st in RESERVING])
     held_q = (
         select(
-            func.coalesce(func.sum(r.count), 0).label("n"),
-            func.coalesce(func.sum(r.count * r.vcpus), 0).label("vcpus"),
-            func.coalesce(func.sum(r.count * r.memory_mib), 0).label("mib"),
-            func.coalesce(func.sum(r.count * r.disk_gb), 0.0).label("gb"),
-            func.coalesce(func.sum(r.monthly_cost), 0.0).label("cost"),
+            func.count(b.id).label("n"),
+            func.coalesce(func.sum(b.vcpus), 0).label("vcpus"),
+            func.coalesce(func.sum(b.memory_mib), 0).label("mib"),
+            func.coalesce(func.sum(b.disk_gb), 0.0).label("gb"),
         )
-        .where(r.department == department, r.state.in_([st.value for st in RESERVING]))
+        .join(r, r.id == b.request_id)
+        .where(r.department == department, holding)
         .subquery()
     )
-    both = run_q.join(held_q, true())  # two one-row aggregates, in one round trip
-    row = s.execute(select(run_q, held_q).select_from(both)).one()
+    cost_q = (
+        select(func.coalesce(func.sum(r.monthly_cost), 0.0).label("cost"))
+        .where(r.department == department, holding)
+        .subquery()
+    )
+    both = run_q.join(held_q, true()).join(cost_q, true())  # one-row aggregates, one trip
+    row = s.execute(select(run_q, held_q, cost_q).select_from(both)).one()
     vms, held = row[:4], row[4:]
     run_gb = float(vms[3]) / GIB
     running = Amounts(
@@ -162,7 +171,7 @@ def department_usage(s: Session, department: str, prices: Prices) -> Amounts:
         memory_mib=float(held[2]),
         storage_gb=float(held[3]),
         vms=float(held[0]),
-        monthly_cost=float(held[4]),
+        monthly_cost=float(held[4]),  # cost_q's column follows held_q's four
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
 from corral.config import Settings
@@ -10,9 +11,13 @@ from corral.engines.costing import load_cost_model
 from corral.engines.planning.model import Fleet
 from corral.inventory.service import Inventory
 from corral.reclaim.setup import mailer_from_env
+from corral.services.blueprints import BlueprintService
 from corral.services.fleet import live_fleet
+from corral.services.fulfil import RequestProvisioner
+from corral.services.provision import ProvisionService
 from corral.services.quotas import Prices, QuotaService
 from corral.services.requests import RequestService
+from corral.services.templates import TemplateService
 
 
 def request_service(inventory: Inventory, settings: Settings) -> RequestService:
@@ -24,6 +29,7 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
     def extend_lease(uuid: str, until: date, actor: str) -> None:
         inventory.set_metadata(uuid, {"expires_on": until}, actor=actor)
 
+    blueprints = BlueprintService(inventory.db, TemplateService(inventory.db, settings.boot_dir))
     return RequestService(
         inventory.db,
         load_rules(settings.request_rules),
@@ -34,10 +40,23 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
         base_url=settings.base_url,
         mail_domain=settings.mail_domain,
         extend_lease=extend_lease,
+        blueprints=blueprints.parts,
     )
 
 
 def quota_service(inventory: Inventory, settings: Settings) -> QuotaService:
     return QuotaService(
         inventory.db, Prices.of(load_cost_model(settings.cost_model)), inventory.clock
+    )
+
+
+def request_provisioner(
+    inventory: Inventory, settings: Settings, requests: RequestService | None = None
+) -> RequestProvisioner:
+    """Approved requests made into VMs on the inventory's hosts, from the template catalog."""
+    templates = TemplateService(inventory.db, settings.boot_dir)
+    return RequestProvisioner(
+        requests or request_service(inventory, settings),
+        ProvisionService(inventory, templates),
+        sleep=time.sleep,
     )

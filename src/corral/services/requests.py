@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from email.utils import make_msgid
 
@@ -27,6 +27,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from corral.domain.access import Permission, Principal, Role
+from corral.domain.blueprint import Part
 from corral.domain.requests import FINAL, RESERVING, TRANSITIONS, RequestState, Size
 from corral.domain.text import check_text
 from corral.engines.approval import (
@@ -42,9 +43,9 @@ from corral.engines.approval import (
     Slot,
     check_quota,
     evaluate,
-    place_request,
+    place_new_vms,
 )
-from corral.engines.planning.model import Fleet
+from corral.engines.planning.model import VM, Fleet
 from corral.engines.planning.state import ClusterState
 from corral.errors import (
     ConflictError,
@@ -79,6 +80,8 @@ class RequestSpec:
     purpose: str
     environment: str
     lease_days: int
+    #: a blueprint's name: its tiers are the VMs (``template``, ``count``, ``size`` unused)
+    blueprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ class RequestView:
     submitted_at: datetime | None
     updated_at: datetime
     decisions: tuple[DecisionRecord, ...]
+    #: what the request makes, in provision order (one part for a template request)
+    parts: tuple[Part, ...] = ()
 
 
 class RequestService:
@@ -141,8 +146,10 @@ class RequestService:
         base_url: str | None = None,
         mail_domain: str | None = None,
         extend_lease: ExtendLease | None = None,
+        blueprints: Callable[[str], tuple[Part, ...]] | None = None,
     ) -> None:
         self.db = db
+        self.blueprints = blueprints
         self.extend_lease = extend_lease
         self.rules = rules
         self.prices = prices
@@ -216,15 +223,16 @@ class RequestService:
 
     def quote(self, spec: RequestSpec, who: Principal) -> Quote:
         """Cost, placement and quota of ``spec`` now, without booking anything."""
-        spec = self._check(spec, who)
+        spec, parts = self._check(spec, who)
         with self.db.session() as s:
-            return self._quote(s, spec, approvers=frozenset())
+            return self._quote(s, spec.department, spec.environment, parts, frozenset())
 
     def create(self, spec: RequestSpec, who: Principal, *, submit: bool = False) -> RequestView:
         """A draft request (submitted at once with ``submit``)."""
-        spec = self._check(spec, who)
+        spec, parts = self._check(spec, who)
         now = self.clock()
-        cost = self.prices.of_request(spec.count, spec.size)
+        cost = self._cost(parts)
+        blueprint = spec.blueprint is not None
         with self.db.session() as s:
             row = m.VMRequest(
                 requester=who.user,
@@ -232,11 +240,19 @@ class RequestService:
                 department=spec.department,
                 purpose=spec.purpose,
                 environment=spec.environment,
-                template=spec.template,
-                count=spec.count,
-                vcpus=spec.size.vcpus,
-                memory_mib=spec.size.memory_mib,
-                disk_gb=spec.size.disk_gb,
+                template=spec.blueprint if spec.blueprint is not None else spec.template,
+                count=sum(p.count for p in parts),
+                vcpus=sum(p.count * p.size.vcpus for p in parts) if blueprint else spec.size.vcpus,
+                memory_mib=(
+                    sum(p.count * p.size.memory_mib for p in parts)
+                    if blueprint
+                    else spec.size.memory_mib
+                ),
+                disk_gb=sum(p.count * p.size.disk_gb for p in parts)
+                if blueprint
+                else spec.size.disk_gb,
+                blueprint=spec.blueprint,
+                tiers=[_part_json(p) for p in parts] if blueprint else [],
                 lease_days=spec.lease_days,
                 monthly_cost=round(cost, 2),
                 currency=self.prices.currency,
@@ -477,7 +493,21 @@ class RequestService:
 
     # --- inside ---------------------------------------------------------------------------
 
-    def _check(self, spec: RequestSpec, who: Principal) -> RequestSpec:
+    def _check(self, spec: RequestSpec, who: Principal) -> tuple[RequestSpec, tuple[Part, ...]]:
+        """The spec, checked, and what it makes (a blueprint's tiers, or one part)."""
+        if spec.blueprint is not None:
+            if self.blueprints is None:
+                raise ValidationError("this server has no blueprint catalog; request templates.")
+            parts = self.blueprints(spec.blueprint)
+            spec = replace(spec, template=spec.blueprint, count=1, size=Size(1, 1, 0.0))
+            self._check_fields(spec, who)
+            if sum(p.count for p in parts) > MAX_COUNT:
+                raise ValidationError(f"a request asks for 1 to {MAX_COUNT} VMs.")
+            return spec, parts
+        self._check_fields(spec, who)
+        return spec, (Part("", spec.template, spec.count, spec.size),)
+
+    def _check_fields(self, spec: RequestSpec, who: Principal) -> None:
         department = check_department(spec.department)
         if not who.sees(Permission.request_create, department):
             raise ForbiddenError(
@@ -502,7 +532,6 @@ class RequestService:
             raise ValidationError(
                 f"the lease is 1 to {self.rules.max_lease_days} days (the rules' maximum)."
             )
-        return spec
 
     def _visible(
         self, s: Session, request_id: int, who: Principal, permission: Permission
@@ -529,7 +558,17 @@ class RequestService:
                 self._base = (fleet, ClusterState.from_fleet(fleet))
             return self._base[1]
 
-    def _quote(self, s: Session, spec: RequestSpec, approvers: frozenset[str]) -> Quote:
+    def _cost(self, parts: Sequence[Part]) -> float:
+        return sum(self.prices.of_request(p.count, p.size) for p in parts)
+
+    def _quote(
+        self,
+        s: Session,
+        department: str,
+        environment: str,
+        parts: Sequence[Part],
+        approvers: frozenset[str],
+    ) -> Quote:
         r = m.RequestReservation
         booked = [
             Booked(host, float(vcpus), float(mib))
@@ -537,22 +576,25 @@ class RequestService:
                 select(r.host, func.sum(r.vcpus), func.sum(r.memory_mib)).group_by(r.host)
             )
         ]
-        capacity = place_request(
-            self.base_state(),
-            booked,
-            spec.count,
-            spec.size,
-            name=spec.template,
-            failures=self.rules.ha_failures,
-        )
-        cost = self.prices.of_request(spec.count, spec.size)
-        used = department_usage(s, spec.department, self.prices)
-        limits = limits_of(s.get(m.Quota, spec.department))
-        breaches = check_quota(limits, used, Amounts.of_request(spec.count, spec.size, cost))
-        facts = Facts(spec.environment, cost, self.prices.currency, breaches, capacity, approvers)
+        vms = [
+            VM(f"{p.tier or p.template}-{i + 1}", p.size.vcpus, p.size.memory_mib)
+            for p in parts
+            for i in range(p.count)
+        ]
+        capacity = place_new_vms(self.base_state(), booked, vms, failures=self.rules.ha_failures)
+        cost = self._cost(parts)
+        used = department_usage(s, department, self.prices)
+        limits = limits_of(s.get(m.Quota, department))
+        adds = Amounts()
+        for p in parts:
+            adds = adds + Amounts.of_request(
+                p.count, p.size, self.prices.of_request(p.count, p.size)
+            )
+        breaches = check_quota(limits, used, adds)
+        facts = Facts(environment, cost, self.prices.currency, breaches, capacity, approvers)
         return Quote(
             monthly_cost=round(cost, 2),
-            per_vm_cost=round(cost / spec.count, 2),
+            per_vm_cost=round(cost / max(len(vms), 1), 2),
             currency=self.prices.currency,
             capacity=capacity,
             quota=breaches,
@@ -572,7 +614,8 @@ class RequestService:
         blocked_is_conflict: bool = False,
     ) -> Evaluation:
         """Evaluate under the lock and move the request; an approval books its capacity."""
-        quote = self._quote(s, _spec(row), approvers)
+        parts = parts_of(row)
+        quote = self._quote(s, row.department, row.environment, parts, approvers)
         ev = quote.evaluation
         if ev.decision is Decision.deny and blocked_is_conflict:
             raise ConflictError(
@@ -588,7 +631,8 @@ class RequestService:
         row.ha_host = quote.capacity.ha_host
         reasons = tuple(ev.reasons)
         if ev.decision is Decision.approve:
-            for slot in quote.capacity.slots:
+            disks = [p.size.disk_gb for p in parts for _ in range(p.count)]
+            for slot, disk_gb in zip(quote.capacity.slots, disks, strict=False):
                 s.add(
                     m.RequestReservation(
                         request_id=row.id,
@@ -596,7 +640,7 @@ class RequestService:
                         vm=slot.vm,
                         vcpus=slot.vcpus,
                         memory_mib=slot.memory_mib,
-                        disk_gb=row.disk_gb,
+                        disk_gb=disk_gb,
                     )
                 )
             _move(s, row, S.approved, actor, action, now, note, reasons)
@@ -695,6 +739,24 @@ def _approval_mail(view: RequestView, to: str, base_url: str, now: datetime) -> 
     )
 
 
+def move_request(
+    s: Session,
+    row: m.VMRequest,
+    to: RequestState,
+    actor: str,
+    action: str,
+    now: datetime,
+    note: str = "",
+) -> None:
+    """Move a request inside the caller's transaction (the provisioner's claim and commit):
+    the same life-cycle check, reservation release and decision record as every move."""
+    _move(s, row, to, actor, action, now, note)
+
+
+def request_view(s: Session, row: m.VMRequest) -> RequestView:
+    return _view(s, row)
+
+
 def _find(s: Session, request_id: int) -> m.VMRequest:
     row = s.get(m.VMRequest, request_id)
     if row is None:
@@ -764,6 +826,35 @@ def _approvers(s: Session, request_id: int) -> frozenset[str]:
     )
 
 
+def _part_json(p: Part) -> dict[str, object]:
+    return {
+        "tier": p.tier,
+        "template": p.template,
+        "count": p.count,
+        "vcpus": p.size.vcpus,
+        "memory_mib": p.size.memory_mib,
+        "disk_gb": p.size.disk_gb,
+        "start_delay_s": p.start_delay_s,
+    }
+
+
+def parts_of(row: m.VMRequest) -> tuple[Part, ...]:
+    """What a stored request makes, in provision order: its blueprint's tiers as requested,
+    or its template's ``count`` VMs."""
+    if row.blueprint:
+        return tuple(
+            Part(
+                t["tier"],
+                t["template"],
+                t["count"],
+                Size(t["vcpus"], t["memory_mib"], t["disk_gb"]),
+                t["start_delay_s"],
+            )
+            for t in row.tiers
+        )
+    return (Part("", row.template, row.count, Size(row.vcpus, row.memory_mib, row.disk_gb)),)
+
+
 def _spec(row: m.VMRequest) -> RequestSpec:
     return RequestSpec(
         template=row.template,
@@ -774,6 +865,7 @@ def _spec(row: m.VMRequest) -> RequestSpec:
         purpose=row.purpose,
         environment=row.environment,
         lease_days=row.lease_days,
+        blueprint=row.blueprint,
     )
 
 
@@ -813,4 +905,5 @@ def _view(s: Session, row: m.VMRequest) -> RequestView:
             )
             for d in decisions
         ),
+        parts=parts_of(row),
     )

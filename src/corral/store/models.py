@@ -555,6 +555,10 @@ class VMRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: a blueprint request: its name, and its tiers as requested ({tier, template, count,
+    #: vcpus, memory_mib, disk_gb, start_delay_s}); count and the size columns are then totals
+    blueprint: Mapped[str | None] = mapped_column(String(64))
+    tiers: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class RequestDecision(Base):
@@ -715,3 +719,46 @@ class ForensicDeliveryRow(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# -- an approved request's VMs, claimed before they are made (issue 10: request -> VM) --------
+class RequestVMRow(Base):
+    """One VM an approved request is making: where it goes, under which name, and whether it
+    exists yet. Written when provisioning is claimed, so a retried or crashed run finds the
+    same names and hosts and never makes a VM twice (``uuid`` set once it exists)."""
+
+    __tablename__ = "request_vms"
+    __table_args__ = (UniqueConstraint("request_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("vm_requests.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)  # the order they are made in
+    tier: Mapped[str] = mapped_column(String(64), default="")
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    template: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(BigInteger)
+    disk_gb: Mapped[float] = mapped_column()
+    start_delay_s: Mapped[float] = mapped_column(default=0.0)
+    #: claimed (to be made), created (exists: ``uuid``), removed (rolled back)
+    state: Mapped[str] = mapped_column(String(16))
+    uuid: Mapped[str | None] = mapped_column(String(36))
+    #: who works on it: "host:pid" of the process, so a second run does not race a live one
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BlueprintRow(Base):
+    """A blueprint: tiers of VMs requested and provisioned as one unit (domain.blueprint)."""
+
+    __tablename__ = "blueprints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    tiers: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(64))

@@ -6,19 +6,23 @@ department's answers 404); deciding needs ``request.decide`` and never one's own
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.api.deps import require, vm_target
 from corral.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
 from corral.api.problems import error_responses
+from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.api.schemas import Purpose, Text256
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal, Target
 from corral.domain.requests import RequestState, Size
 from corral.errors import ValidationError
+from corral.services.audit import Actor, acting_as
+from corral.services.fulfil import RequestProvisioner
+from corral.services.jobs import JobKind, JobService, Progress
 from corral.services.quotas import Limits, QuotaService, QuotaView
 from corral.services.requests import Quote, RequestService, RequestSpec, RequestView
 
@@ -29,6 +33,48 @@ RequestId = Annotated[int, Field(ge=1, lt=2**31)]
 def _requests(request: Request) -> RequestService:
     svc: RequestService = request.app.state.requests
     return svc
+
+
+def _provisioner(request: Request) -> RequestProvisioner:
+    svc: RequestProvisioner = request.app.state.provisioner
+    return svc
+
+
+class ProvisionJob(BaseModel):
+    """Make the VMs of approved request ``request_id``, acting for ``actor``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: RequestId
+    actor: Text256
+
+
+def _run_provision(params: ProvisionJob, state: Any, progress: Progress) -> RequestView:
+    provisioner: RequestProvisioner = state.provisioner
+    with acting_as(Actor(params.actor, "system", "job:request.provision")):
+        view = provisioner.provision(params.request_id, params.actor)
+    progress(1.0)
+    return view
+
+
+PROVISION = JobKind("request.provision", ProvisionJob, _run_provision)
+JOB_KINDS = (PROVISION,)
+
+
+def _then_provision(
+    request: Request, view: RequestView, who: Principal, response: Response
+) -> RequestView:
+    """A request that just became approved is provisioned by a job (its address in
+    ``Location``; the request's own page shows it move on to provisioned or failed)."""
+    if (
+        view.state is RequestState.approved
+        and view.kind == "vms"
+        and request.app.state.settings.provision_on_approval
+    ):
+        jobs: JobService = request.app.state.jobs
+        job = jobs.submit(PROVISION, ProvisionJob(request_id=view.id, actor=who.user), who.user)
+        response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return view
 
 
 def _quotas(request: Request) -> QuotaService:
@@ -49,15 +95,17 @@ def department_target(request: Request) -> Target:
 
 
 class RequestBody(BaseModel):
-    """N VMs of one size from a template; owner, department, purpose, environment, lease."""
+    """N VMs of one size from a template, or a blueprint's tiers (``blueprint``: then template,
+    count and size are the blueprint's); owner, department, purpose, environment, lease."""
 
     model_config = ConfigDict(extra="forbid")
 
-    template: Text256 = Field(min_length=1)
-    count: int = Field(ge=1, le=100)
-    vcpus: int = Field(ge=1, le=4096)
-    memory_mib: int = Field(ge=1, le=2**40)
-    disk_gb: float = Field(ge=0, le=1e7)
+    template: Text256 | None = Field(default=None, min_length=1)
+    blueprint: Text256 | None = Field(default=None, min_length=1)
+    count: int = Field(default=1, ge=1, le=100)
+    vcpus: int | None = Field(default=None, ge=1, le=4096)
+    memory_mib: int | None = Field(default=None, ge=1, le=2**40)
+    disk_gb: float = Field(default=0.0, ge=0, le=1e7)
     owner: Text256 = Field(min_length=1)
     department: Text256 = Field(min_length=1)
     purpose: Purpose = Field(min_length=1)
@@ -65,15 +113,26 @@ class RequestBody(BaseModel):
     lease_days: int = Field(ge=1, le=36500)
 
     def spec(self) -> RequestSpec:
+        if self.blueprint is not None:
+            if self.template is not None:
+                raise ValidationError("give a template or a blueprint, not both.")
+            size = Size(1, 1, 0.0)  # the blueprint's tiers say
+        elif self.template is None or self.vcpus is None or self.memory_mib is None:
+            raise ValidationError(
+                "a request needs a template, vcpus and memory_mib (or a blueprint)."
+            )
+        else:
+            size = Size(self.vcpus, self.memory_mib, self.disk_gb)
         return RequestSpec(
-            template=self.template,
+            template=self.template or "",
             count=self.count,
-            size=Size(self.vcpus, self.memory_mib, self.disk_gb),
+            size=size,
             owner=self.owner,
             department=self.department,
             purpose=self.purpose,
             environment=self.environment,
             lease_days=self.lease_days,
+            blueprint=self.blueprint,
         )
 
 
@@ -114,10 +173,15 @@ def quote(
     responses=error_responses(401, 403, 413, 422),
 )
 def create(
-    request: Request, body: NewRequest, who: Annotated[Principal, require(Perm.request_create)]
+    request: Request,
+    body: NewRequest,
+    who: Annotated[Principal, require(Perm.request_create)],
+    response: Response,
 ) -> RequestView:
-    """A draft request, or a submitted one with ``submit``."""
-    return _requests(request).create(body.spec(), who, submit=body.submit)
+    """A draft request, or a submitted one with ``submit`` (approved at once: its VMs are
+    made by a job, named in ``Location``)."""
+    view = _requests(request).create(body.spec(), who, submit=body.submit)
+    return _then_provision(request, view, who, response)
 
 
 @router.get("/requests", response_model=Page[RequestView], responses=error_responses(401, 403, 422))
@@ -168,9 +232,11 @@ def submit(
     request: Request,
     request_id: RequestId,
     who: Annotated[Principal, require(Perm.request_create, request_target)],
+    response: Response,
 ) -> RequestView:
-    """Send a draft: approved at once, pending for approvers (e-mailed), or denied."""
-    return _requests(request).submit(request_id, who)
+    """Send a draft: approved at once (its VMs made by a job named in ``Location``), pending
+    for approvers (e-mailed), or denied."""
+    return _then_provision(request, _requests(request).submit(request_id, who), who, response)
 
 
 @router.post(
@@ -196,10 +262,34 @@ def approve(
     request: Request,
     request_id: RequestId,
     who: Annotated[Principal, require(Perm.request_decide, request_target)],
+    response: Response,
     body: DecisionBody | None = None,
 ) -> RequestView:
-    """Add the caller's approval (never on their own request); approved once the rules agree."""
-    return _requests(request).approve(request_id, who, body.note if body else "")
+    """Add the caller's approval (never on their own request); approved once the rules agree,
+    and then its VMs are made by a job (named in ``Location``)."""
+    view = _requests(request).approve(request_id, who, body.note if body else "")
+    return _then_provision(request, view, who, response)
+
+
+@router.post(
+    "/requests/{request_id}/provision",
+    response_model=JobPublic,
+    status_code=202,
+    responses={**ACCEPTED, **error_responses(401, 403, 404, 409, 422)},
+)
+def provision(
+    request: Request,
+    request_id: RequestId,
+    jobs: JobsDep,
+    who: Annotated[Principal, require(Perm.vm_provision, request_target)],
+    response: Response,
+) -> JobPublic:
+    """Make the VMs of an approved request, or finish a run that stopped (never twice): a
+    job; the request moves to provisioned or failed (with the reason)."""
+    _provisioner(request).ready(request_id)
+    return accept(
+        jobs, PROVISION, ProvisionJob(request_id=request_id, actor=who.user), who.user, response
+    )
 
 
 @router.post(

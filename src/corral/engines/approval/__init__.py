@@ -6,6 +6,7 @@ from corral.engines.approval.capacity import (
     CapacityVerdict,
     Slot,
     overlay,
+    place_new_vms,
     place_request,
 )
 from corral.engines.approval.evaluate import (
@@ -54,5 +55,6 @@ __all__ = [
     "load_rules",
     "overlay",
     "parse_rules",
+    "place_new_vms",
     "place_request",
 ]

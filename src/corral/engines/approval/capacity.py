@@ -16,7 +16,7 @@ explains at most a few rejected hosts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from corral.domain.requests import Size
 from corral.engines.planning.model import VM
+from corral.engines.planning.placement.base import HostFilter
 from corral.engines.planning.placement.filters.ha_reserve import HAReserveFilter
 from corral.engines.planning.placement.outcome import Outcome, Placed
 from corral.engines.planning.placement.registry import default_filters, default_weighers
@@ -100,12 +101,29 @@ def place_request(
     *,
     name: str = "vm",
     failures: int | None = None,
+    extra: Sequence[HostFilter] = (),
 ) -> CapacityVerdict:
     """Place ``count`` VMs of ``size`` on ``base`` plus ``booked``, keeping N+``failures``."""
-    booked = tuple(booked)
-    k = base.fleet.settings.ha_host_failures if failures is None else failures
     vms = [VM(f"{name}-{i + 1}", size.vcpus, size.memory_mib) for i in range(count)]
-    strict = Scheduler(default_filters(k), default_weighers("spread"), explain_limit=EXPLAIN)
+    return place_new_vms(base, booked, vms, failures=failures, extra=extra)
+
+
+def place_new_vms(
+    base: ClusterState,
+    booked: Iterable[Booked],
+    vms: Sequence[VM],
+    *,
+    failures: int | None = None,
+    extra: Sequence[HostFilter] = (),
+) -> CapacityVerdict:
+    """Place ``vms`` (in order) on ``base`` plus ``booked``, keeping N+``failures``; ``extra``
+    filters narrow the hosts further (e.g. only those holding the template's image)."""
+    booked = tuple(booked)
+    vms = list(vms)
+    k = base.fleet.settings.ha_host_failures if failures is None else failures
+    strict = Scheduler(
+        (*default_filters(k), *extra), default_weighers("spread"), explain_limit=EXPLAIN
+    )
     slots, stuck = _place_all(strict, overlay(base, booked), vms)
     if stuck is None:
         return CapacityVerdict(CapacityStatus.placed, slots, k)

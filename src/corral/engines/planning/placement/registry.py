@@ -9,6 +9,7 @@ from corral.engines.planning.placement.filters.capacity import CapacityFilter
 from corral.engines.planning.placement.filters.cores import CoresFilter
 from corral.engines.planning.placement.filters.cpu_compat import CpuCompatibilityFilter
 from corral.engines.planning.placement.filters.ha_reserve import HAReserveFilter
+from corral.engines.planning.placement.filters.image import ImageFilter
 from corral.engines.planning.placement.weighers.balance import BalanceWeigher
 from corral.engines.planning.placement.weighers.free_capacity import FreeCapacityWeigher
 from corral.engines.planning.placement.weighers.peak_correlation import PeakCorrelationWeigher
@@ -22,6 +23,7 @@ FILTERS: dict[str, type[HostFilter]] = {
         AntiAffinityFilter,
         CapacityFilter,
         HAReserveFilter,
+        ImageFilter,
     )
 }
 

@@ -13,7 +13,7 @@ from alembic import op
 from corral.store.types import UTCDateTime
 
 revision = "1200"
-down_revision = "1000"
+down_revision = "1100"
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,7 @@ from alembic import op
 import corral.store.types
 
 revision = "1400"
-down_revision = "1000"
+down_revision = "1200"
 branch_labels = None
 depends_on = None
 
