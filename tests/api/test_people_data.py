@@ -31,6 +31,8 @@ PATH_VALUES = {
     "point_id": "20260101T000000-000000",
     "request_id": "1",
     "department": "Finance",
+    "evidence_id": "20260101T000000-000000",
+    "host": "host-a",
 }
 
 

@@ -154,3 +154,12 @@ def test_a_blueprint_is_checked_when_added(
             "boss",
         )
     assert blueprints.all() == []
+
+
+def test_a_request_naming_an_unknown_blueprint_is_bad_input(
+    services: tuple[RequestService, ProvisionService, BlueprintService],
+) -> None:
+    """The name is in the request's body: a 422 with the reason, not a 404 of the route."""
+    requests, _, _ = services
+    with pytest.raises(ValidationError, match="no blueprint named 'nope'"):
+        requests.create(ask(requests, "nope"), ALICE, submit=True)

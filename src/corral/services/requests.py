@@ -498,7 +498,10 @@ class RequestService:
         if spec.blueprint is not None:
             if self.blueprints is None:
                 raise ValidationError("this server has no blueprint catalog; request templates.")
-            parts = self.blueprints(spec.blueprint)
+            try:
+                parts = self.blueprints(spec.blueprint)
+            except NotFoundError as exc:  # a name in the body: bad input, not a missing page
+                raise ValidationError(exc.message) from None
             spec = replace(spec, template=spec.blueprint, count=1, size=Size(1, 1, 0.0))
             self._check_fields(spec, who)
             if sum(p.count for p in parts) > MAX_COUNT:
