@@ -13,20 +13,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from corral.domain.backup import PointFile
+
 CUSTODY = "custody.json"
 MEMORY = "memory.img"
 DOMAIN_XML = "domain.xml"
 Kind = Literal["snapshot", "rollback"]
 
 
-@dataclass(frozen=True, slots=True)
-class EvidenceFile:
-    """One evidence file; ``disk`` is the guest's target (vda) for a disk copy, else None."""
-
-    name: str
-    size: int
-    sha256: str
-    disk: str | None = None
+#: One evidence file: a restore point's file record (name, size, SHA-256, the guest's disk
+#: target for a disk copy), the same record the backup repository keeps.
+EvidenceFile = PointFile
 
 
 @dataclass(frozen=True, slots=True)
