@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from corral.config import Settings, ensure_private_dir
 from corral.domain.text import check_text
@@ -30,7 +30,7 @@ from corral.errors import ValidationError
 from corral.store.revision import HEAD_REVISION
 
 #: The keys a listing sorts by (each is a column of the VM table).
-SORT_COLUMNS = (
+SortKey = Literal[
     "name",
     "state",
     "vcpus",
@@ -40,7 +40,8 @@ SORT_COLUMNS = (
     "owner",
     "department",
     "disk_bytes",
-)
+]
+SORT_COLUMNS: tuple[str, ...] = get_args(SortKey)
 #: Sort keys whose missing values sort as the empty text.
 _BLANK_AS_EMPTY = ("owner", "department")
 

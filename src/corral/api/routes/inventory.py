@@ -31,6 +31,7 @@ from corral.domain.model import EventKind, VMState
 from corral.errors import ForbiddenError, NotFoundError, ValidationError
 from corral.inventory.filters import VMFilter
 from corral.inventory.hosts_file import HostEntry
+from corral.inventory.listing import SortKey
 from corral.inventory.service import check_uuid
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
@@ -120,17 +121,7 @@ def list_vms(
     off_for_days: Annotated[int | None, Query(ge=0, le=36500)] = None,
     expired: bool = False,
     deleted: bool = False,
-    sort: Literal[
-        "name",
-        "state",
-        "vcpus",
-        "memory_mib",
-        "created_at",
-        "state_since",
-        "owner",
-        "department",
-        "disk_bytes",
-    ] = "name",
+    sort: SortKey = "name",
     order: Literal["asc", "desc"] = "asc",
     limit: Limit = 100,
     cursor: Cursor = None,
