@@ -62,6 +62,7 @@ def build(home: Path, shared_data: Path, db_url: str | None = None) -> Demo:
         shared_data=shared_data,
         metrics_url=f"duckdb:///{home / 'metrics.duckdb'}",
         request_rules=rules,
+        node_dir=home,  # where build_demo writes the hosts' node files (the restorer opens them)
     )
     db = Database(db_url or f"sqlite:///{home / 'corral.db'}")
     if db_url:  # PostgreSQL: this run's own database, emptied first
