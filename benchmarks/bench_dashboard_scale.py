@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from bench_dashboard import serving, signed_in, timed
 from benchdb import fresh_database
 from cryptography.fernet import Fernet
@@ -122,30 +123,39 @@ def run(url: str, n: int, rounds: int) -> dict[str, list[float]]:
     )
     rng = random.Random(5)
     times: dict[str, list[float]] = {}
+    for label, _ in QUERIES:
+        times[label], times[f"  {label}: next"] = [], []
     with serving(app) as base:
         client = signed_in(base, token)
-        for label, template in QUERIES:
-            first, second = times.setdefault(label, []), times.setdefault(f"  {label}: next", [])
-            for k in range(rounds + 3):
-                params = {
-                    key: value.format(
-                        dept=rng.choice(DEPARTMENTS),
-                        host=f"kvm-{rng.randrange(HOSTS):03d}",
-                        env=rng.choice(ENVIRONMENTS),
-                    )
-                    for key, value in template.items()
-                }
-                url = "/vms?" + urlencode(params) if params else "/vms"
-                t = timed(client, url)
-                link = NEXT.search(client.get(url).text)
-                assert link, f"{label}: a list this long has a next page"
-                t2 = timed(client, link.group(1).replace("&amp;", "&"))
-                if k >= 3:  # the first rounds warm the server's caches
-                    first.append(t)
-                    second.append(t2)
+        # Round by round over every query, so a slow moment of the machine (another process,
+        # PostgreSQL's autovacuum after the load) falls on all of them alike.
+        for k in range(rounds + 3):
+            for label, template in QUERIES:
+                first, second = timed_pair(client, label, _params(template, rng))
+                if k >= 3:  # the first rounds warm the server's and PostgreSQL's caches
+                    times[label].append(first)
+                    times[f"  {label}: next"].append(second)
     app.state.jobs.shutdown(wait=True)
     db.dispose()
     return times
+
+
+def _params(template: dict[str, str], rng: random.Random) -> dict[str, str]:
+    values = {
+        "dept": rng.choice(DEPARTMENTS),
+        "host": f"kvm-{rng.randrange(HOSTS):03d}",
+        "env": rng.choice(ENVIRONMENTS),
+    }
+    return {key: value.format(**values) for key, value in template.items()}
+
+
+def timed_pair(client: httpx.Client, label: str, params: dict[str, str]) -> tuple[float, float]:
+    """The first page's time and that of the page after it (by its cursor link)."""
+    url = "/vms?" + urlencode(params) if params else "/vms"
+    first = timed(client, url)
+    link = NEXT.search(client.get(url).text)
+    assert link, f"{label}: a list this long has a next page"
+    return first, timed(client, link.group(1).replace("&amp;", "&"))
 
 
 def table(title: str, times: dict[str, list[float]], target_ms: float) -> None:
