@@ -122,6 +122,12 @@ def test_an_operator_backs_up_a_vm_now_and_follows_the_job(
     with demo.inv.db.session() as s:
         row = s.get(m.Job, job.id)
         assert row is not None and row.params["vm"] == running_vm["uuid"]
+        audited = s.execute(  # the job's row names the operator, from the web page
+            select(m.AuditEntry.actor, m.AuditEntry.origin).where(
+                m.AuditEntry.target == f"job:{job.id}", m.AuditEntry.action == "create"
+            )
+        ).all()
+        assert [(a, o.split()[0]) for a, o in audited] == [(operator, "web")], audited
     page = client.get(r.headers["location"])
     assert page.status_code == 200 and f">{job.state.value}<" in page.text
     assert 'http-equiv="refresh"' not in page.text  # done: the page stops reloading

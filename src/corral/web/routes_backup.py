@@ -26,7 +26,7 @@ from corral.domain.backup import Manifest
 from corral.errors import NotFoundError, ValidationError
 from corral.services import backup_exec
 from corral.services.jobs import Job, JobKind, JobService, JobState
-from corral.web.pages import PageRoute, authorize, read_form, redirect, render
+from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
 from corral.web.session import Viewer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -50,7 +50,9 @@ def _jobs(request: Request) -> JobService:
 
 
 def _submit(request: Request, kind: JobKind[Any], params: BaseModel, viewer: Viewer) -> Response:
-    job = _jobs(request).submit(kind, params, viewer.name)
+    """Queue the job; its row is audited as the viewer's, from this page."""
+    with acting(request, viewer):
+        job = _jobs(request).submit(kind, params, viewer.name)
     return redirect(f"/jobs/{job.id}")
 
 
