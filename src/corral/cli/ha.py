@@ -225,6 +225,31 @@ def maintenance_enter(
         raise typer.Exit(4)
 
 
+@maintenance_app.command("abort")
+def maintenance_abort(
+    host: str = typer.Argument(..., help="The host whose evacuation to stop."),
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Ask, do not wait for the run."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Stop HOST's evacuation: no migration is begun any more, those in flight are
+    cancelled (each VM keeps running on exactly one host) and HOST is back in service."""
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services.ha_maintenance import MaintenanceService
+
+    service = MaintenanceService(
+        context.inventory(), context.settings(), name=name, by=f"cli:{context.os_user()}"
+    )
+    report = service.abort(host, wait=not no_wait)
+    if output is OutputFormat.json:
+        typer.echo(to_json(report.to_dict()))
+        return
+    typer.echo(f"host {report.host}: {report.state}")
+    if report.moves:
+        emit([dict(vars(mv)) for mv in report.moves], output, title="VMs moved before the abort")
+
+
 @maintenance_app.command("exit")
 def maintenance_exit(
     host: str = typer.Argument(..., help="The host to take out of maintenance."),

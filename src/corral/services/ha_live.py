@@ -191,7 +191,8 @@ class HALiveService:
         marks = ha_maintenance.marks(self.inventory.db, self.name)
         now, events = self.clock(), []
         for host in sorted(self.manager.state.hosts):
-            events += self.manager.set_maintenance(host, host in marks, now)
+            on = host in marks and marks[host].active
+            events += self.manager.set_maintenance(host, on, now)
         for mark in marks.values():
             for vm, target in sorted(mark.moves.items()):
                 if target in self.manager.state.hosts:

@@ -165,14 +165,16 @@ class MoveOut(BaseModel):
     vm: str
     source: str
     target: str | None
-    outcome: str = Field(description="moved | failed (still on its host) | skipped")
+    outcome: str = Field(description="moved | failed (see detail) | skipped | cancelled")
     detail: str
     seconds: float | None
 
 
 class MaintenanceOut(BaseModel):
     host: str
-    state: str = Field(description="entering (a VM is still on it) | in (empty) | out")
+    state: str = Field(
+        description="entering (a VM is still on it) | in (empty) | out | aborting | aborted"
+    )
     moves: list[MoveOut]
 
 
@@ -253,6 +255,22 @@ def maintenance_enter(
     is a MaintenanceOut (each VM moved, or why not)."""
     job = MaintenanceJob(host=host, by=who.user, roles=who.role_names)
     return accept(jobs, ENTER, job, who.user, response)
+
+
+@router.post(
+    "/maintenance/{host}/abort", response_model=MaintenanceOut,
+    responses=error_responses(401, 409, 422),
+)  # fmt: skip
+def maintenance_abort(
+    host: HostName, request: Request, who: Annotated[Principal, require(Perm.fleet_operate)]
+) -> MaintenanceOut:
+    """Stop the host's evacuation: no migration is begun any more, those in flight are
+    cancelled. "aborting": the running job stops at its next step (its result tells how
+    it ended); "aborted": no run was going on and the host is back in service now."""
+    state = request.app.state
+    service = MaintenanceService(state.inventory, state.settings, by=f"api:{who.user}")
+    report = service.abort(host, wait=False)
+    return MaintenanceOut.model_validate(report.to_dict())
 
 
 @router.post(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from corral.engines.ha_manager.env import FenceStatus, Probe, VMStatus
+from corral.engines.ha_manager.evacuation_run import MigrationPoll, MigrationState
 from corral.engines.planning.model import VM, Fleet, PowerState
 from corral.engines.planning.state import EPS, capacity_of, demand_of
 
@@ -41,12 +42,23 @@ class SimVM:
     last_host: str | None = None
     fail_starts: int = 0
     start_delay: float = 5.0
+    #: seconds a live migration of it takes
+    migrate_delay: float = 10.0
 
 
 @dataclass
 class _Fence:
     outcome: str
     done_at: float
+
+
+@dataclass
+class _Migration:
+    source: str
+    target: str
+    done_at: float
+    #: set when it ended without moving the VM (why)
+    failed: str = ""
 
 
 class SimEnvironment:
@@ -59,6 +71,7 @@ class SimEnvironment:
             for v in fleet.vms
         }
         self.fences: dict[str, _Fence] = {}
+        self.migrations: dict[str, _Migration] = {}
         self.violations: list[str] = []
 
     # ------------------------------------------------------- the Environment
@@ -127,6 +140,11 @@ class SimEnvironment:
         for v in self.vms.values():
             if v.host == host:
                 v.host, v.status = None, VMStatus.stopped
+        for mig in self.migrations.values():
+            if not mig.failed and host == mig.source:
+                mig.failed = "source host lost mid-migration"
+            elif not mig.failed and host == mig.target:
+                mig.failed = "target host lost mid-migration: the VM resumed on its host"
 
     def migrate(self, vm: str, source: str, target: str) -> None:
         """A live migration: the VM runs on ``target`` without stopping (if it ran on
@@ -134,6 +152,37 @@ class SimEnvironment:
         v = self.vms[vm]
         if v.host == source and self.hosts[target].powered:
             v.host, v.last_host = target, target
+
+    # --------------------------------------- live migrations (maintenance runs)
+
+    def migration_begin(self, vm: str, source: str, target: str) -> None:
+        v = self.vms[vm]
+        mig = _Migration(source, target, self.clock + v.migrate_delay)
+        if v.host != source:
+            mig.failed = f"not running on {source}"
+        elif not (self.hosts[target].powered and self.hosts[target].network):
+            mig.failed = f"cannot reach {target}"
+        self.migrations[vm] = mig
+
+    def migration_poll(self, vm: str) -> MigrationPoll:
+        mig = self.migrations[vm]
+        if mig.failed:
+            del self.migrations[vm]
+            return MigrationPoll(MigrationState.failed, mig.failed)
+        if self.clock < mig.done_at:
+            return MigrationPoll(MigrationState.pending)
+        del self.migrations[vm]
+        self.migrate(vm, mig.source, mig.target)
+        return MigrationPoll(MigrationState.done)
+
+    def migration_cancel(self, vm: str) -> None:
+        mig = self.migrations.get(vm)
+        if mig is not None and not mig.failed and self.clock < mig.done_at:
+            mig.failed = "cancelled: the VM resumed on its host"
+
+    def running_hosts(self, vm: str, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        v = self.vms[vm]
+        return tuple(h for h in hosts if v.host == h and self.hosts[h].powered)
 
     def confirm_off(self, host: str) -> None:
         """An operator powers the host off by hand and says so: it counts as fenced."""
@@ -183,3 +232,25 @@ def _initial(v: VM) -> VMStatus:
 def _placed(spec: VM, host: str | None) -> VM:
     state = PowerState.running if host is not None else PowerState.shutoff
     return replace(spec, host=host, state=state)
+
+
+class SimMigrations:
+    """The simulated world as an evacuation run's :class:`Migrations`."""
+
+    def __init__(self, env: SimEnvironment) -> None:
+        self.env = env
+
+    def now(self) -> float:
+        return self.env.clock
+
+    def begin(self, vm: str, source: str, target: str) -> None:
+        self.env.migration_begin(vm, source, target)
+
+    def poll(self, vm: str) -> MigrationPoll:
+        return self.env.migration_poll(vm)
+
+    def cancel(self, vm: str) -> None:
+        self.env.migration_cancel(vm)
+
+    def running_on(self, vm: str, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        return self.env.running_hosts(vm, hosts)

@@ -37,3 +37,15 @@ class Migration(HypervisorCore):
             dom.migrateToURI3(dest_uri, params, flags)
         except libvirt.libvirtError as exc:
             raise self._error(f"live-migrate VM {uuid}", exc) from None
+
+    def abort_job(self, uuid: str) -> bool:
+        """Cancel the job running on VM ``uuid`` (an outgoing migration: the guest resumes
+        here). False when there was none to cancel (it already ended)."""
+        dom = self._lookup(uuid)
+        try:
+            dom.abortJob()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+                return False  # "no job is active on the domain"
+            raise self._error(f"cancel the job of VM {uuid}", exc) from None
+        return True
