@@ -81,7 +81,13 @@ class Hypervisor(Protocol):
 
     # -- maintenance (corral.hypervisor.libvirt.migration) -----------------------
     def migrate_live(
-        self, uuid: str, dest_uri: str, *, migration_uri: str | None = None, unsafe: bool = False
+        self,
+        uuid: str,
+        dest_uri: str,
+        *,
+        migration_uri: str | None = None,
+        unsafe: bool = False,
+        bandwidth_mib_s: int | None = None,
     ) -> None: ...
 
     def abort_job(self, uuid: str) -> bool:

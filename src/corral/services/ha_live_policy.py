@@ -21,6 +21,7 @@ migration:              # maintenance: live migration off a host (corral ha main
   uri: tcp://10.0.0.0   # optional: where QEMU's stream goes (VIR_MIGRATE_PARAM_URI)
   unsafe: false         # true: shared disks libvirt cannot recognise as shared
   max_parallel: 2       # migrations at once
+  bandwidth_mib_s: 500  # optional: a cap per migration stream (MiB/s)
   timeout_s: 300        # per migration
 drills:                 # corral ha drill: only these hosts may be failed on purpose
   allow: [host3]        # or "*"
@@ -62,6 +63,7 @@ class MigrationPolicy:
     unsafe: bool = False
     max_parallel: int = 2
     timeout_s: float = 300.0
+    bandwidth_mib_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ def _migration(raw: Any) -> MigrationPolicy:
             unsafe=bool(raw.get("unsafe", False)),
             max_parallel=max(1, int(raw.get("max_parallel", 2))),
             timeout_s=float(raw.get("timeout_s", 300.0)),
+            bandwidth_mib_s=int(raw["bandwidth_mib_s"]) if raw.get("bandwidth_mib_s") else None,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"HA policy 'migration': {exc}.") from None

@@ -66,7 +66,11 @@ class LiveMigrations:
                 conn = opener()
                 try:
                     conn.migrate_live(
-                        uuid, dest, migration_uri=self.policy.uri, unsafe=self.policy.unsafe
+                        uuid,
+                        dest,
+                        migration_uri=self.policy.uri,
+                        unsafe=self.policy.unsafe,
+                        bandwidth_mib_s=self.policy.bandwidth_mib_s,
                     )
                 finally:
                     conn.close()
