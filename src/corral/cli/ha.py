@@ -307,3 +307,24 @@ def drill(
             typer.echo("down by design (not protected): " + ", ".join(report.unprotected))
     if not report.all_met:
         raise typer.Exit(4)
+
+
+@ha_app.command("drills")
+def drills(
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The drills run so far, manual and scheduled (drills.schedule in the HA policy: the
+    leading 'corral ha run' starts them), newest first, with their outcome."""
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services.ha_drill import drill_runs
+
+    runs = [dict(vars(r)) for r in drill_runs(context.inventory(), name)]
+    if output is OutputFormat.json:
+        typer.echo(to_json(runs))
+        return
+    if not runs:
+        typer.echo("No drill has run yet.")
+        return
+    emit(runs, output, title="drills")

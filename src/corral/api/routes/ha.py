@@ -8,7 +8,7 @@ the policy's own figures under ``details``.
 from __future__ import annotations
 
 import enum
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
@@ -23,7 +23,7 @@ from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.services import ha, ha_live_views
 from corral.services.audit import Actor, acting_as
-from corral.services.ha_drill import DrillService
+from corral.services.ha_drill import DrillService, drill_runs
 from corral.services.ha_maintenance import MaintenanceService
 from corral.services.jobs import JobKind, Progress
 
@@ -298,3 +298,21 @@ def drill(
     a DrillOut (detection, fencing, each VM's restart against its RTO)."""
     job = DrillJob(host=body.host, by=who.user, roles=who.role_names)
     return accept(jobs, DRILL, job, who.user, response)
+
+
+class DrillRunOut(BaseModel):
+    id: int
+    host: str
+    scheduled: bool = Field(description="Started by the manager's drill schedule.")
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str = Field(description="running | met | missed | failed | abandoned")
+    detail: str
+
+
+@router.get("/drills", response_model=list[DrillRunOut])
+def drill_list(
+    inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_analyse)]
+) -> list[DrillRunOut]:
+    """The drills run so far, manual and scheduled, newest first."""
+    return [DrillRunOut.model_validate(vars(r)) for r in drill_runs(inv)]
