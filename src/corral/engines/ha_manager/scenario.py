@@ -14,7 +14,8 @@ migration of ``vm`` from the host ``to`` another, as maintenance does), confirm_
 manager_stop, manager_start, evacuate (``corral ha maintenance enter``: the host is marked
 and its protected VMs live-migrated by an :class:`~.evacuation_run.EvacuationRun`, each
 taking the VM's ``migrate_delay``; optional ``max_parallel``) and abort_evacuation
-(``corral ha maintenance abort``).
+(``corral ha maintenance abort``), autostart (the host starts every VM it holds a
+definition of: a stale copy of a VM recovered elsewhere would run twice).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ ACTIONS = frozenset(
         "manager_start",
         "evacuate",
         "abort_evacuation",
+        "autostart",
     }
 )
 
@@ -235,6 +237,7 @@ class Run:
                 str(a.args["name"]), host, int(a.args["vcpus"]), int(a.args["memory_mib"])
             ),
             "fence": lambda: setattr(env.hosts[host], "fence_script", list(a.args["outcomes"])),
+            "autostart": lambda: env.autostart(host),
         }
         if a.do in world:
             world[a.do]()

@@ -44,6 +44,8 @@ class SimVM:
     start_delay: float = 5.0
     #: seconds a live migration of it takes
     migrate_delay: float = 10.0
+    #: hosts holding a persistent definition of it
+    defined: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -67,9 +69,12 @@ class SimEnvironment:
         self.clock = 0.0
         self.hosts = {h.name: SimHost() for h in fleet.hosts}
         self.vms = {
-            v.name: SimVM(v, v.host if v.running else None, _initial(v), last_host=v.host)
+            v.name: SimVM(
+                v, v.host if v.running else None, _initial(v), last_host=v.host,
+                defined={v.host} if v.host else set(),
+            )
             for v in fleet.vms
-        }
+        }  # fmt: skip
         self.fences: dict[str, _Fence] = {}
         self.migrations: dict[str, _Migration] = {}
         self.violations: list[str] = []
@@ -112,6 +117,7 @@ class SimEnvironment:
             return
         v.status, v.host, v.failed_on = VMStatus.starting, host, None
         v.last_host, v.ready_at = host, self.clock + v.start_delay
+        v.defined.add(host)
         h.fenced = False
 
     def vm_status(self, vm: str, host: str) -> VMStatus:
@@ -123,6 +129,15 @@ class SimEnvironment:
         if v.status is VMStatus.starting and self.clock >= v.ready_at:
             v.status = VMStatus.running
         return v.status
+
+    def remove_definition(self, vm: str, host: str) -> bool | None:
+        h, v = self.hosts[host], self.vms[vm]
+        if not (h.powered and h.network):
+            return None
+        if v.host == host or host not in v.defined:
+            return False
+        v.defined.discard(host)
+        return True
 
     def fleet(self) -> Fleet:
         vms = []
@@ -148,10 +163,27 @@ class SimEnvironment:
 
     def migrate(self, vm: str, source: str, target: str) -> None:
         """A live migration: the VM runs on ``target`` without stopping (if it ran on
-        ``source``); only the operator's maintenance does this, never the manager."""
+        ``source``), its definition moves with it; only the operator's maintenance does
+        this, never the manager."""
         v = self.vms[vm]
         if v.host == source and self.hosts[target].powered:
             v.host, v.last_host = target, target
+            v.defined = (v.defined - {source}) | {target}
+
+    def autostart(self, host: str) -> None:
+        """The host starts every VM it holds a definition of (libvirt autostart, or an
+        operator's 'start all'): a stale copy of a VM running elsewhere is a violation."""
+        if not self.hosts[host].powered:
+            return
+        for name, v in sorted(self.vms.items()):
+            if host in v.defined and v.host != host:
+                if v.host is not None:
+                    t = f"t={self.clock:g}"
+                    self.violations.append(
+                        f"{t} {name} started on {host} while it runs on {v.host}"
+                    )
+                    continue
+                v.host, v.status, v.last_host = host, VMStatus.running, host
 
     # --------------------------------------- live migrations (maintenance runs)
 
