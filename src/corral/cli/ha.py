@@ -328,3 +328,29 @@ def drills(
         typer.echo("No drill has run yet.")
         return
     emit(runs, output, title="drills")
+
+
+@ha_app.command("heartbeat")
+def heartbeat(
+    host: str = typer.Argument(..., help="This host's name, as the inventory knows it."),
+    directory: Path | None = typer.Option(
+        None, "--dir", help="The heartbeat folder on shared storage (default: heartbeat_dir)."
+    ),
+    interval: float | None = typer.Option(
+        None, "--interval", min=0.1, help="Seconds between beats (default: the check interval)."
+    ),
+    count: int | None = typer.Option(None, "--count", min=1, help="This many beats, then exit."),
+) -> None:
+    """Write HOST's storage heartbeat for the HA manager (run it on the host itself): a host
+    whose daemon is silent while its heartbeat goes on is isolated, never fenced."""
+    from corral.cli import context
+    from corral.errors import ConfigError
+    from corral.services.ha_heartbeat import HeartbeatWriter
+    from corral.services.ha_live_policy import load_policy
+
+    settings = context.settings()
+    folder = directory or load_policy(settings).heartbeat_dir
+    if folder is None:
+        raise ConfigError("No heartbeat folder: set heartbeat_dir in the HA policy or give --dir.")
+    every = interval or settings.ha_check_interval_s
+    HeartbeatWriter(folder, host, every).run(count)
