@@ -24,10 +24,11 @@ from corral.engines.ha_manager.sim import SimEnvironment
 from corral.engines.planning.model import VM, Fleet, Host
 from corral.errors import ConfigError, ConflictError
 from corral.inventory.service import Inventory
+from corral.services import ha_live_views
 from corral.services.ha_drill import DrillService, report_from_events
 from corral.services.ha_live import HALiveService
 from corral.services.ha_live_policy import DrillPolicy, parse_policy
-from corral.store import ha_maintenance
+from corral.store import ha_maintenance, ha_state
 from corral.store import models as m
 from tests.api.support import Api, api_fixture, settings_fixture  # noqa: F401 - fixtures
 
@@ -191,3 +192,71 @@ def test_a_drill_needs_a_leading_manager(hosts: Inventory, tmp_path: Path) -> No
     HALiveService(hosts, settings, policy=policy, instance="t").round()
     with pytest.raises(ConfigError, match="no fence method"):
         DrillService(hosts, settings, policy=policy).run("host-a")
+
+
+@SQLITE_ONLY
+def test_abort_without_a_run_puts_the_host_back_in_service_with_events_and_audit(
+    hosts: Inventory, api: Api, tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path / "home")
+    manager = HALiveService(hosts, settings, policy=parse_policy({}, settings), instance="t")
+    manager.round()
+    job = api.job("/api/v1/ha/maintenance/host-a/enter", {})  # the test driver refuses
+    assert job["result"]["state"] == "entering"
+    kinds = {e["kind"] for e in ha_state.events(hosts.db, "default")}
+    assert {"evacuation_begin", "migration_begin", "migration_failed", "evacuation_end"} <= kinds
+    assert ("host_maintenance_enter", "host-a") in [
+        (e.kind, e.host) for e in manager.round().events
+    ]
+
+    out = api.post("/api/v1/ha/maintenance/host-a/abort", {})
+    assert out.status_code == 200 and out.json()["state"] == "aborted", out.text
+    assert ha_maintenance.marks(hosts.db, "default")["host-a"].state == "aborted"
+    assert ("host_maintenance_exit", "host-a") in [(e.kind, e.host) for e in manager.round().events]
+    assert ha_live_views.status(hosts.db).hosts[0].maintenance is False
+    aborted = [e for e in ha_state.events(hosts.db, "default") if e["kind"] == "evacuation_abort"]
+    assert [e["host"] for e in aborted] == ["host-a"] and "api:tests" in aborted[0]["detail"]
+    with hosts.db.session() as s:
+        audited = s.scalars(select(m.AuditEntry).where(m.AuditEntry.target.startswith("ha-"))).all()
+    assert {a.actor for a in audited if a.target.startswith("ha-maintenance")} == {"tests"}
+    assert any(a.target.startswith("ha-event") and a.actor == "tests" for a in audited)
+
+    again = api.post("/api/v1/ha/maintenance/host-a/abort", {})
+    assert again.status_code == 409 and "nothing to abort" in again.json()["detail"]
+    assert again.headers["content-type"].startswith("application/problem+json")
+
+
+@SQLITE_ONLY
+def test_abort_of_a_live_run_is_a_request_it_reads_and_a_second_run_is_refused(
+    hosts: Inventory, api: Api
+) -> None:
+    db = hosts.db
+    ha_maintenance.enter(db, "default", "host-a", "cli:x", runner="other-process")
+    with pytest.raises(ConflictError, match="being evacuated by other-process"):
+        ha_maintenance.enter(db, "default", "host-a", "cli:y", runner="me")
+    out = api.post("/api/v1/ha/maintenance/host-a/abort", {})
+    assert out.status_code == 200 and out.json()["state"] == "aborting"
+    assert ha_maintenance.beat(db, "default", "host-a", "other-process", {}, (0, 1)) is True
+    ha_maintenance.finish(db, "default", "host-a", "other-process", {}, "aborted")
+    mark = ha_maintenance.marks(db, "default")["host-a"]
+    assert (mark.state, mark.runner, mark.active) == ("aborted", None, False)
+    ha_maintenance.enter(db, "default", "host-a", "cli:y", runner="me")  # may enter again
+    again = ha_maintenance.marks(db, "default")["host-a"]
+    assert (again.state, again.runner, again.abort_requested) == ("entering", "me", False)
+
+
+@SQLITE_ONLY
+def test_cli_abort_of_a_host_already_emptied_says_use_exit(
+    hosts: Inventory, tmp_path: Path
+) -> None:
+    ha_maintenance.enter(hosts.db, "default", "host-a", "cli:x")
+    ha_maintenance.record(hosts.db, "default", "host-a", {}, "in")
+    env = {
+        **os.environ,
+        "CORRAL_HOME": str(tmp_path / "home"),
+        "CORRAL_DATABASE_URL": hosts.db.url.render_as_string(hide_password=False),
+    }
+    cmd = [sys.executable, "-m", "corral", "ha", "maintenance", "abort", "host-a"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 4 and "corral ha maintenance exit host-a" in done.stderr
+    assert "Traceback" not in done.stderr

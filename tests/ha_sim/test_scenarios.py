@@ -103,3 +103,33 @@ def test_scenario_mistakes_are_named(tmp_path: Path, old: str, new: str, words: 
     bad.write_text((SCENARIOS / "host_loss.yaml").read_text().replace(old, new, 1))
     with pytest.raises(ValidationError, match=words):
         ha_sim.load_scenario(bad)
+
+
+def _final_hosts(name: str) -> dict[str, str | None]:
+    return {vm: on for vm, (_, on) in ha_sim.run(SCENARIOS / f"{name}.yaml").final.items()}
+
+
+def test_abort_cancels_the_migration_in_flight_and_starts_no_more() -> None:
+    events = _kinds("maintenance_abort")
+    begun = [vm for k, _, vm in events if k == "migration_begin"]
+    assert begun == ["db", "web"]  # cache never began
+    assert ("migration_cancel", "H1", "web") in events
+    assert ("host_maintenance_exit", "H1", None) in events
+    assert _final_hosts("maintenance_abort") == {
+        "cache": "H1", "db": "H3", "dns": "H2", "web": "H1"
+    }  # fmt: skip
+
+
+def test_a_host_dying_mid_migration_leaves_each_vm_on_one_host_and_the_run_entering() -> None:
+    for name, vm, lost in (
+        ("maintenance_target_dies", "db", "H2"),
+        ("maintenance_source_dies", "web", "H1"),
+    ):
+        result = ha_sim.run(SCENARIOS / f"{name}.yaml")
+        [end] = [e for e in result.events if e.kind == "evacuation_end"]
+        assert end.detail.startswith("entering:"), (name, end)
+        assert any(e.kind == "migration_failed" and e.vm == vm for e in result.events)
+        assert not any(e.kind == "host_maintenance_exit" for e in result.events)
+        assert any(e.kind == "host_fenced" and e.host == lost for e in result.events)
+        assert result.final[vm][0] == "running" and result.final[vm][1] not in (None, lost)
+        assert result.violations == ()

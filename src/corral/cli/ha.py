@@ -225,6 +225,31 @@ def maintenance_enter(
         raise typer.Exit(4)
 
 
+@maintenance_app.command("abort")
+def maintenance_abort(
+    host: str = typer.Argument(..., help="The host whose evacuation to stop."),
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Ask, do not wait for the run."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Stop HOST's evacuation: no migration is begun any more, those in flight are
+    cancelled (each VM keeps running on exactly one host) and HOST is back in service."""
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services.ha_maintenance import MaintenanceService
+
+    service = MaintenanceService(
+        context.inventory(), context.settings(), name=name, by=f"cli:{context.os_user()}"
+    )
+    report = service.abort(host, wait=not no_wait)
+    if output is OutputFormat.json:
+        typer.echo(to_json(report.to_dict()))
+        return
+    typer.echo(f"host {report.host}: {report.state}")
+    if report.moves:
+        emit([dict(vars(mv)) for mv in report.moves], output, title="VMs moved before the abort")
+
+
 @maintenance_app.command("exit")
 def maintenance_exit(
     host: str = typer.Argument(..., help="The host to take out of maintenance."),
@@ -282,3 +307,50 @@ def drill(
             typer.echo("down by design (not protected): " + ", ".join(report.unprotected))
     if not report.all_met:
         raise typer.Exit(4)
+
+
+@ha_app.command("drills")
+def drills(
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The drills run so far, manual and scheduled (drills.schedule in the HA policy: the
+    leading 'corral ha run' starts them), newest first, with their outcome."""
+    from corral.cli import context
+    from corral.cli.output import emit
+    from corral.services.ha_drill import drill_runs
+
+    runs = [dict(vars(r)) for r in drill_runs(context.inventory(), name)]
+    if output is OutputFormat.json:
+        typer.echo(to_json(runs))
+        return
+    if not runs:
+        typer.echo("No drill has run yet.")
+        return
+    emit(runs, output, title="drills")
+
+
+@ha_app.command("heartbeat")
+def heartbeat(
+    host: str = typer.Argument(..., help="This host's name, as the inventory knows it."),
+    directory: Path | None = typer.Option(
+        None, "--dir", help="The heartbeat folder on shared storage (default: heartbeat_dir)."
+    ),
+    interval: float | None = typer.Option(
+        None, "--interval", min=0.1, help="Seconds between beats (default: the check interval)."
+    ),
+    count: int | None = typer.Option(None, "--count", min=1, help="This many beats, then exit."),
+) -> None:
+    """Write HOST's storage heartbeat for the HA manager (run it on the host itself): a host
+    whose daemon is silent while its heartbeat goes on is isolated, never fenced."""
+    from corral.cli import context
+    from corral.errors import ConfigError
+    from corral.services.ha_heartbeat import HeartbeatWriter
+    from corral.services.ha_live_policy import load_policy
+
+    settings = context.settings()
+    folder = directory or load_policy(settings).heartbeat_dir
+    if folder is None:
+        raise ConfigError("No heartbeat folder: set heartbeat_dir in the HA policy or give --dir.")
+    every = interval or settings.ha_check_interval_s
+    HeartbeatWriter(folder, host, every).run(count)

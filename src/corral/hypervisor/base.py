@@ -75,9 +75,23 @@ class Hypervisor(Protocol):
 
     def start_definition(self, xml: bytes) -> None: ...
 
+    def undefine_stopped(self, uuid: str) -> bool:
+        """Undefine VM ``uuid`` here if defined and not running; True when it was."""
+        ...
+
     # -- maintenance (corral.hypervisor.libvirt.migration) -----------------------
     def migrate_live(
-        self, uuid: str, dest_uri: str, *, migration_uri: str | None = None, unsafe: bool = False
+        self,
+        uuid: str,
+        dest_uri: str,
+        *,
+        migration_uri: str | None = None,
+        unsafe: bool = False,
+        bandwidth_mib_s: int | None = None,
     ) -> None: ...
+
+    def abort_job(self, uuid: str) -> bool:
+        """Cancel VM ``uuid``'s job (a migration); False when none was running."""
+        ...
 
     def close(self) -> None: ...

@@ -21,11 +21,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from corral.config import Settings
-from corral.errors import ConfigError, ConflictError
+from corral.errors import ConfigError, ConflictError, CorralError
 from corral.inventory.service import Inventory
 from corral.services import ha_live_views
 from corral.services.ha_live import DEFAULT_NAME
 from corral.services.ha_live_policy import DrillPolicy, HAPolicyFile, load_policy
+from corral.store import ha_drills
 from corral.store.models import HAEventRow
 
 #: Events that end a drill: every VM settled, or the host could not be fenced.
@@ -88,7 +89,34 @@ class DrillService:
         self.policy = policy or load_policy(settings)
         self.clock, self.sleep = clock, sleep
 
-    def run(self, host: str, progress: Callable[[float], None] | None = None) -> DrillReport:
+    def run(
+        self,
+        host: str,
+        progress: Callable[[float], None] | None = None,
+        *,
+        run_id: int | None = None,
+    ) -> DrillReport:
+        """Drill ``host``, recorded as a drill run (``run_id``: one the scheduler began);
+        refused while another drill runs."""
+        db = self.inventory.db
+        if run_id is None:
+            run_id = ha_drills.begin(db, self.name, host, False, self._utc())
+        try:
+            report = self._run(host, progress)
+        except CorralError as exc:
+            ha_drills.end(db, run_id, "failed", self._utc(), detail=exc.message)
+            raise
+        except BaseException:
+            ha_drills.end(db, run_id, "failed", self._utc(), detail="interrupted")
+            raise
+        outcome = "met" if report.all_met else "missed"
+        ha_drills.end(db, run_id, outcome, self._utc(), report.to_dict())
+        return report
+
+    def _utc(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _run(self, host: str, progress: Callable[[float], None] | None) -> DrillReport:
         drills = self.policy.drills
         if not drills.allows(host):
             raise ConfigError(
@@ -149,6 +177,11 @@ class DrillService:
             if progress is not None:
                 progress(min(0.95, len(seen) / 20))
             self.sleep(0.5)
+
+
+def drill_runs(inventory: Inventory, name: str = DEFAULT_NAME) -> list[ha_drills.DrillRun]:
+    """The drills run so far (manual and scheduled), newest first."""
+    return ha_drills.runs(inventory.db, name)
 
 
 def report_from_events(

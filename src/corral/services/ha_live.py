@@ -35,6 +35,7 @@ from corral.inventory.service import Inventory
 from corral.notify.mailer import Mail, Mailer
 from corral.services.audit import Actor, acting_as
 from corral.services.fleet import live_fleet, parse_fleet_document
+from corral.services.ha_drill_schedule import DrillScheduler
 from corral.services.ha_fencing import FenceRunner
 from corral.services.ha_live_env import LiveEnvironment
 from corral.services.ha_live_policy import HAPolicyFile, load_policy
@@ -106,6 +107,7 @@ class HALiveService:
         self.env: LiveEnvironment | None = None
         self.protected: Protected | None = None
         self._calm_rounds = 0
+        self.drills = self._scheduler()
 
     # ------------------------------------------------------------ rounds
 
@@ -136,11 +138,32 @@ class HALiveService:
         events = lead + self._apply_maintenance() + self.manager.tick(self.env)
         events += self._maybe_refresh()
         self._save(events)
+        events += self._drill_if_due()
         self._alert(events)
         return RoundReport(True, tuple(events))
 
     def close(self) -> None:
         self._stand_down()
+
+    def _drill_if_due(self) -> list[Event]:
+        """After the round is saved (the drill checks that a leader is fresh): start the
+        scheduled drill that is due; its event goes to the log at once."""
+        if self.drills is None or self.manager is None:
+            return []
+        events = self.drills.tick(self.manager.state)
+        if events:
+            with acting_as(Actor("ha-manager", "system", f"ha run {self.instance}")):
+                ha_state.append_events(self.inventory.db, self.name, [e.to_dict() for e in events])
+        return events
+
+    def _scheduler(self) -> DrillScheduler | None:
+        schedule = self.policy.drills.schedule
+        if schedule is None:
+            return None
+        return DrillScheduler(
+            self.inventory, self.settings, schedule, name=self.name, policy=self.policy,
+            clock=self.clock,
+        )  # fmt: skip
 
     # ------------------------------------------------------------ leading
 
@@ -191,7 +214,8 @@ class HALiveService:
         marks = ha_maintenance.marks(self.inventory.db, self.name)
         now, events = self.clock(), []
         for host in sorted(self.manager.state.hosts):
-            events += self.manager.set_maintenance(host, host in marks, now)
+            on = host in marks and marks[host].active
+            events += self.manager.set_maintenance(host, on, now)
         for mark in marks.values():
             for vm, target in sorted(mark.moves.items()):
                 if target in self.manager.state.hosts:

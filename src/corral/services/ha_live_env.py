@@ -131,6 +131,16 @@ class LiveEnvironment:
             return VMStatus.failed  # started here by us, and stopped since
         return VMStatus.stopped
 
+    def remove_definition(self, vm: str, host: str) -> bool | None:
+        definition = self.definitions.get(vm)
+        if definition is None:
+            return False
+        try:
+            return self.host(host).undefine_stopped(definition[0])
+        except CorralError as exc:
+            log.info("cannot remove the stale definition of %s on %s: %s", vm, host, exc)
+            return None
+
     def fleet(self) -> Fleet:
         """The protected fleet with the VMs this environment started (or that were
         migrated off a host in maintenance) moved to their hosts."""

@@ -21,12 +21,16 @@ migration:              # maintenance: live migration off a host (corral ha main
   uri: tcp://10.0.0.0   # optional: where QEMU's stream goes (VIR_MIGRATE_PARAM_URI)
   unsafe: false         # true: shared disks libvirt cannot recognise as shared
   max_parallel: 2       # migrations at once
+  bandwidth_mib_s: 500  # optional: a cap per migration stream (MiB/s)
   timeout_s: 300        # per migration
 drills:                 # corral ha drill: only these hosts may be failed on purpose
   allow: [host3]        # or "*"
   rto_s: 60             # recovery time objective per VM (seconds after the kill) ...
   rto: {db: 30}         # ... or per VM
   timeout_s: 300        # how long a drill waits for the recovery
+  schedule:             # optional: the leading `corral ha run` drills by itself
+    every_h: 168        # one drill per this many hours, fleet-wide, allowed hosts in turn
+    hours_utc: [2, 3]   # optional: only starting in these UTC hours
 ```
 
 A host without fence methods cannot be fenced, so it is never recovered from (an alert).
@@ -46,6 +50,7 @@ from typing import Any
 from corral import safeload
 from corral.config import Settings
 from corral.engines.ha_manager import ManagerConfig, Policy
+from corral.engines.ha_manager.drill_schedule import DrillSchedule
 from corral.errors import ConfigError, NotFoundError
 from corral.hypervisor.fence import FenceMethod, make_fence_method
 from corral.services import fence_secrets
@@ -62,6 +67,7 @@ class MigrationPolicy:
     unsafe: bool = False
     max_parallel: int = 2
     timeout_s: float = 300.0
+    bandwidth_mib_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class DrillPolicy:
     rto_s: float = 60.0
     rto: Mapping[str, float] = field(default_factory=dict)
     timeout_s: float = 300.0
+    #: None: drills only when asked (corral ha drill)
+    schedule: DrillSchedule | None = None
 
     def allows(self, host: str) -> bool:
         return self.allow_all or host in self.allow
@@ -145,6 +153,7 @@ def _migration(raw: Any) -> MigrationPolicy:
             unsafe=bool(raw.get("unsafe", False)),
             max_parallel=max(1, int(raw.get("max_parallel", 2))),
             timeout_s=float(raw.get("timeout_s", 300.0)),
+            bandwidth_mib_s=int(raw["bandwidth_mib_s"]) if raw.get("bandwidth_mib_s") else None,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"HA policy 'migration': {exc}.") from None
@@ -161,9 +170,22 @@ def _drills(raw: Any) -> DrillPolicy:
             rto_s=float(raw.get("rto_s", 60.0)),
             rto={str(k): float(v) for k, v in (raw.get("rto") or {}).items()},
             timeout_s=float(raw.get("timeout_s", 300.0)),
+            schedule=_schedule(raw.get("schedule")),
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"HA policy 'drills': {exc}.") from None
+
+
+def _schedule(raw: Any) -> DrillSchedule | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or "every_h" not in raw:
+        raise ConfigError("HA policy 'drills.schedule' needs every_h (hours between drills).")
+    every_h = float(raw["every_h"])
+    hours = frozenset(int(h) for h in raw.get("hours_utc") or ())
+    if every_h <= 0 or not hours <= frozenset(range(24)):
+        raise ConfigError("HA policy 'drills.schedule': every_h > 0, hours_utc within 0-23.")
+    return DrillSchedule(every_s=every_h * 3600, hours_utc=hours)
 
 
 def _method(host: str, spec: Any, settings: Settings) -> FenceMethod:

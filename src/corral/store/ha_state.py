@@ -33,19 +33,27 @@ def save_round(
             s.add(HAManagerStateRow(name=name, state=dict(state), round_t=t, updated_at=at))
         else:
             row.state, row.round_t, row.updated_at = dict(state), t, at
-        s.add_all(
-            HAEventRow(
-                manager=name,
-                t=float(e["t"]),
-                kind=str(e["kind"]),
-                host=e.get("host"),
-                vm=e.get("vm"),
-                detail=str(e.get("detail", "")),
-                alert=bool(e.get("alert", False)),
-                recorded_at=at,
-            )
-            for e in events
-        )
+        s.add_all(_row(name, e, at) for e in events)
+
+
+def _row(name: str, e: Mapping[str, Any], at: datetime) -> HAEventRow:
+    return HAEventRow(
+        manager=name,
+        t=float(e["t"]),
+        kind=str(e["kind"]),
+        host=e.get("host"),
+        vm=e.get("vm"),
+        detail=str(e.get("detail", "")),
+        alert=bool(e.get("alert", False)),
+        recorded_at=at,
+    )
+
+
+def append_events(db: Database, name: str, events: Sequence[Mapping[str, Any]]) -> None:
+    """Append events of another writer than the leader (a maintenance run) to ``name``'s log."""
+    at = datetime.now(UTC)
+    with db.session() as s:
+        s.add_all(_row(name, e, at) for e in events)
 
 
 def load_state(db: Database, name: str) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -689,6 +690,14 @@ class HAMaintenanceRow(Base):
     moves: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     since: Mapped[datetime] = mapped_column(UTCDateTime())
     by: Mapped[str] = mapped_column(String(255), default="")
+    #: the process carrying out the evacuation now (None: none), and its last sign of life
+    runner: Mapped[str | None] = mapped_column(String(255), default=None)
+    beat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: an operator asked the runner to stop (corral ha maintenance abort)
+    abort_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: progress of the evacuation: VMs settled of those to move
+    done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # -- forensic snapshots and rollbacks (issue 12 item 6) ------------------------------------
@@ -763,3 +772,27 @@ class BlueprintRow(Base):
     tiers: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(64))
+
+
+# --- HA drill runs, manual and scheduled (issue 11 item 5) ------------------------------------
+
+
+class HADrillRunRow(Base):
+    """One drill: which host, when, scheduled or asked for, and its report. ``running`` is 1
+    while the drill runs and NULL after, so the unique (manager, running) pair lets only one
+    drill run at a time in the whole fleet (NULLs never clash)."""
+
+    __tablename__ = "ha_drill_runs"
+    __table_args__ = (UniqueConstraint("manager", "running", name="uq_ha_drill_runs_manager"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    manager: Mapped[str] = mapped_column(String(64), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    scheduled: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    running: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: running | met | missed | failed (the drill could not run) | abandoned (its process died)
+    outcome: Mapped[str] = mapped_column(String(16))
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")

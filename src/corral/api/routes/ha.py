@@ -8,7 +8,7 @@ the policy's own figures under ``details``.
 from __future__ import annotations
 
 import enum
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
@@ -23,7 +23,7 @@ from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.services import ha, ha_live_views
 from corral.services.audit import Actor, acting_as
-from corral.services.ha_drill import DrillService
+from corral.services.ha_drill import DrillService, drill_runs
 from corral.services.ha_maintenance import MaintenanceService
 from corral.services.jobs import JobKind, Progress
 
@@ -165,14 +165,16 @@ class MoveOut(BaseModel):
     vm: str
     source: str
     target: str | None
-    outcome: str = Field(description="moved | failed (still on its host) | skipped")
+    outcome: str = Field(description="moved | failed (see detail) | skipped | cancelled")
     detail: str
     seconds: float | None
 
 
 class MaintenanceOut(BaseModel):
     host: str
-    state: str = Field(description="entering (a VM is still on it) | in (empty) | out")
+    state: str = Field(
+        description="entering (a VM is still on it) | in (empty) | out | aborting | aborted"
+    )
     moves: list[MoveOut]
 
 
@@ -256,6 +258,22 @@ def maintenance_enter(
 
 
 @router.post(
+    "/maintenance/{host}/abort", response_model=MaintenanceOut,
+    responses=error_responses(401, 409, 422),
+)  # fmt: skip
+def maintenance_abort(
+    host: HostName, request: Request, who: Annotated[Principal, require(Perm.fleet_operate)]
+) -> MaintenanceOut:
+    """Stop the host's evacuation: no migration is begun any more, those in flight are
+    cancelled. "aborting": the running job stops at its next step (its result tells how
+    it ended); "aborted": no run was going on and the host is back in service now."""
+    state = request.app.state
+    service = MaintenanceService(state.inventory, state.settings, by=f"api:{who.user}")
+    report = service.abort(host, wait=False)
+    return MaintenanceOut.model_validate(report.to_dict())
+
+
+@router.post(
     "/maintenance/{host}/exit", response_model=MaintenanceOut,
     responses=error_responses(401, 409, 422),
 )  # fmt: skip
@@ -280,3 +298,21 @@ def drill(
     a DrillOut (detection, fencing, each VM's restart against its RTO)."""
     job = DrillJob(host=body.host, by=who.user, roles=who.role_names)
     return accept(jobs, DRILL, job, who.user, response)
+
+
+class DrillRunOut(BaseModel):
+    id: int
+    host: str
+    scheduled: bool = Field(description="Started by the manager's drill schedule.")
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str = Field(description="running | met | missed | failed | abandoned")
+    detail: str
+
+
+@router.get("/drills", response_model=list[DrillRunOut])
+def drill_list(
+    inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_analyse)]
+) -> list[DrillRunOut]:
+    """The drills run so far, manual and scheduled, newest first."""
+    return [DrillRunOut.model_validate(vars(r)) for r in drill_runs(inv)]

@@ -62,5 +62,9 @@ class Environment(Protocol):
     def vm_status(self, vm: str, host: str) -> VMStatus:
         """How ``vm`` stands on ``host``."""
 
+    def remove_definition(self, vm: str, host: str) -> bool | None:
+        """Undefine ``vm`` on ``host`` unless it runs there (a stale copy after its recovery
+        elsewhere): True removed, False nothing to remove, None the host did not answer."""
+
     def fleet(self) -> Fleet:
         """Hosts and where VMs run now (for capacity when re-placing)."""

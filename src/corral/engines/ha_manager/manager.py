@@ -97,7 +97,29 @@ class Manager:
                 self._fence_step(name, rec, env)
         recovery.run(self, env)
         self._settle_hosts()
+        self._remove_stale(probes, env)
         return self.events
+
+    def _remove_stale(self, probes: Mapping[str, Probe], env: Environment) -> None:
+        """A host the manager recovered VMs from answers again: the definitions it still
+        holds of them go, before anyone (autostart, an operator) can start a second copy."""
+        for name, rec in sorted(self.state.hosts.items()):
+            probe = probes.get(name)
+            if not rec.stale or probe is None or not probe.reachable:
+                continue
+            if rec.state is not HostState.online:
+                continue
+            for vm in list(rec.stale):
+                vm_rec = self.state.vms.get(vm)
+                if vm_rec is not None and vm_rec.host == name:
+                    rec.stale.remove(vm)  # it runs here again (moved back): not stale
+                    continue
+                removed = env.remove_definition(vm, name)
+                if removed is None:
+                    continue  # ask again next round
+                rec.stale.remove(vm)
+                if removed:
+                    self.emit("vm_stale_removed", name, vm, "old definition undefined")
 
     def _watched(self, name: str, rec: HostRecord) -> bool:
         """A host in maintenance is not checked once no protected VM runs on it (it was

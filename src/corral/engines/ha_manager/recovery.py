@@ -110,6 +110,9 @@ def _poll(manager: Manager, name: str, rec: VMRecord, env: Environment) -> None:
     if status is VMStatus.running:
         rec.state, rec.host = VMState.running, rec.target
         manager.emit("vm_recovered", rec.target, name, f"from {rec.origin}")
+        old = manager.state.hosts.get(rec.origin or "")
+        if old is not None and rec.origin != rec.target and name not in old.stale:
+            old.stale.append(name)  # its definition there goes when that host answers
     elif status is VMStatus.failed:
         rec.tried.append(rec.target)
         manager.emit("vm_start_failed", rec.target, name, f"attempt {rec.attempts}")

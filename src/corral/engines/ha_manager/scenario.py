@@ -11,7 +11,11 @@ alive), cut (network and storage cut, host still running), reconnect,
 storage_lost, storage_back, load (another VM appears on a host), fence (set a
 host's next fence outcomes), maintenance_enter, maintenance_exit, migrate (a live
 migration of ``vm`` from the host ``to`` another, as maintenance does), confirm_off,
-manager_stop, manager_start.
+manager_stop, manager_start, evacuate (``corral ha maintenance enter``: the host is marked
+and its protected VMs live-migrated by an :class:`~.evacuation_run.EvacuationRun`, each
+taking the VM's ``migrate_delay``; optional ``max_parallel``) and abort_evacuation
+(``corral ha maintenance abort``), autostart (the host starts every VM it holds a
+definition of: a stale copy of a VM recovered elsewhere would run twice).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from corral.engines.ha_manager import validate
+from corral.engines.ha_manager.evacuate import evacuation
+from corral.engines.ha_manager.evacuation_run import ABORTED, EvacuationRun
 from corral.engines.ha_manager.events import Event
 from corral.engines.ha_manager.manager import Manager
 from corral.engines.ha_manager.plan import plans_by_host
-from corral.engines.ha_manager.sim import SimEnvironment
+from corral.engines.ha_manager.sim import SimEnvironment, SimMigrations
 from corral.engines.ha_manager.state import ManagerConfig, Policy
 from corral.engines.planning.model import Fleet, fleet_from_mapping
 from corral.errors import ValidationError
@@ -47,6 +53,9 @@ ACTIONS = frozenset(
         "confirm_off",
         "manager_stop",
         "manager_start",
+        "evacuate",
+        "abort_evacuation",
+        "autostart",
     }
 )
 
@@ -182,6 +191,10 @@ class Run:
             v = self.env.vms[name]
             v.fail_starts = int(opts.get("fail_starts", 0))
             v.start_delay = float(opts.get("start_delay", v.start_delay))
+            v.migrate_delay = float(opts.get("migrate_delay", v.migrate_delay))
+        #: evacuations in progress, and every evacuated host's mark: in maintenance?, moves
+        self.evacuations: dict[str, EvacuationRun] = {}
+        self.marks: dict[str, tuple[bool, dict[str, str]]] = {}
         self.manager: Manager | None = self._new_manager(None)
         self.saved: dict[str, Any] = {}
         self.events: list[Event] = []
@@ -200,6 +213,7 @@ class Run:
             self.env.clock = t
             while pending and pending[0].at <= t:
                 self._apply(pending.pop(0))
+            self._evacuate()
             if self.manager is not None:
                 new = self.manager.tick(self.env)
                 self.events += new
@@ -223,6 +237,7 @@ class Run:
                 str(a.args["name"]), host, int(a.args["vcpus"]), int(a.args["memory_mib"])
             ),
             "fence": lambda: setattr(env.hosts[host], "fence_script", list(a.args["outcomes"])),
+            "autostart": lambda: env.autostart(host),
         }
         if a.do in world:
             world[a.do]()
@@ -234,8 +249,40 @@ class Run:
         elif a.do == "manager_start" and self.manager is None:
             saved = self.store.load() if self.store is not None else self.saved
             self.manager = self._new_manager(saved or None)
+        elif a.do == "evacuate":
+            self._begin_evacuation(host, int(a.args.get("max_parallel", 2)))
+        elif a.do == "abort_evacuation" and host in self.evacuations:
+            self.events += self.evacuations[host].abort(env.clock, "operator")
         elif self.manager is not None:
+            if a.do == "maintenance_exit":
+                self.marks.pop(host, None)
             self._command(self.manager, a.do, host, a.args)
+
+    # ------------------------------------------------ maintenance evacuations
+
+    def _begin_evacuation(self, host: str, max_parallel: int) -> None:
+        """As the maintenance service does: mark the host, then migrate by the plan."""
+        others = {h for h, (on, _) in self.marks.items() if on and h != host}
+        dests = evacuation(self.env.fleet(), host, self.sc.plan.get(host, {}), others)
+        self.marks[host] = (True, self.marks.get(host, (True, {}))[1])
+        self.evacuations[host] = EvacuationRun(host, dests, max_parallel=max_parallel)
+
+    def _evacuate(self) -> None:
+        """One step of every evacuation, then the marks applied to the manager (as the live
+        manager reads them from the database each round)."""
+        for host, run in sorted(self.evacuations.items()):
+            self.events += run.step(SimMigrations(self.env))
+            on, moves = self.marks[host]
+            self.marks[host] = (run.state != ABORTED, {**moves, **run.moved()})
+            if run.finished:
+                del self.evacuations[host]
+        if self.manager is None:
+            return
+        now = self.env.clock
+        for host, (on, moves) in sorted(self.marks.items()):
+            self.events += self.manager.set_maintenance(host, on, now)
+            for vm, target in sorted(moves.items()):
+                self.events += self.manager.vm_moved(vm, host, target, now)
 
     def _command(self, m: Manager, do: str, host: str, args: Mapping[str, Any]) -> None:
         now = self.env.clock

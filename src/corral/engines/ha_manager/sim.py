@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from corral.engines.ha_manager.env import FenceStatus, Probe, VMStatus
+from corral.engines.ha_manager.evacuation_run import MigrationPoll, MigrationState
 from corral.engines.planning.model import VM, Fleet, PowerState
 from corral.engines.planning.state import EPS, capacity_of, demand_of
 
@@ -41,6 +42,10 @@ class SimVM:
     last_host: str | None = None
     fail_starts: int = 0
     start_delay: float = 5.0
+    #: seconds a live migration of it takes
+    migrate_delay: float = 10.0
+    #: hosts holding a persistent definition of it
+    defined: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -49,16 +54,29 @@ class _Fence:
     done_at: float
 
 
+@dataclass
+class _Migration:
+    source: str
+    target: str
+    done_at: float
+    #: set when it ended without moving the VM (why)
+    failed: str = ""
+
+
 class SimEnvironment:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet0 = fleet
         self.clock = 0.0
         self.hosts = {h.name: SimHost() for h in fleet.hosts}
         self.vms = {
-            v.name: SimVM(v, v.host if v.running else None, _initial(v), last_host=v.host)
+            v.name: SimVM(
+                v, v.host if v.running else None, _initial(v), last_host=v.host,
+                defined={v.host} if v.host else set(),
+            )
             for v in fleet.vms
-        }
+        }  # fmt: skip
         self.fences: dict[str, _Fence] = {}
+        self.migrations: dict[str, _Migration] = {}
         self.violations: list[str] = []
 
     # ------------------------------------------------------- the Environment
@@ -99,6 +117,7 @@ class SimEnvironment:
             return
         v.status, v.host, v.failed_on = VMStatus.starting, host, None
         v.last_host, v.ready_at = host, self.clock + v.start_delay
+        v.defined.add(host)
         h.fenced = False
 
     def vm_status(self, vm: str, host: str) -> VMStatus:
@@ -110,6 +129,15 @@ class SimEnvironment:
         if v.status is VMStatus.starting and self.clock >= v.ready_at:
             v.status = VMStatus.running
         return v.status
+
+    def remove_definition(self, vm: str, host: str) -> bool | None:
+        h, v = self.hosts[host], self.vms[vm]
+        if not (h.powered and h.network):
+            return None
+        if v.host == host or host not in v.defined:
+            return False
+        v.defined.discard(host)
+        return True
 
     def fleet(self) -> Fleet:
         vms = []
@@ -127,13 +155,66 @@ class SimEnvironment:
         for v in self.vms.values():
             if v.host == host:
                 v.host, v.status = None, VMStatus.stopped
+        for mig in self.migrations.values():
+            if not mig.failed and host == mig.source:
+                mig.failed = "source host lost mid-migration"
+            elif not mig.failed and host == mig.target:
+                mig.failed = "target host lost mid-migration: the VM resumed on its host"
 
     def migrate(self, vm: str, source: str, target: str) -> None:
         """A live migration: the VM runs on ``target`` without stopping (if it ran on
-        ``source``); only the operator's maintenance does this, never the manager."""
+        ``source``), its definition moves with it; only the operator's maintenance does
+        this, never the manager."""
         v = self.vms[vm]
         if v.host == source and self.hosts[target].powered:
             v.host, v.last_host = target, target
+            v.defined = (v.defined - {source}) | {target}
+
+    def autostart(self, host: str) -> None:
+        """The host starts every VM it holds a definition of (libvirt autostart, or an
+        operator's 'start all'): a stale copy of a VM running elsewhere is a violation."""
+        if not self.hosts[host].powered:
+            return
+        for name, v in sorted(self.vms.items()):
+            if host in v.defined and v.host != host:
+                if v.host is not None:
+                    t = f"t={self.clock:g}"
+                    self.violations.append(
+                        f"{t} {name} started on {host} while it runs on {v.host}"
+                    )
+                    continue
+                v.host, v.status, v.last_host = host, VMStatus.running, host
+
+    # --------------------------------------- live migrations (maintenance runs)
+
+    def migration_begin(self, vm: str, source: str, target: str) -> None:
+        v = self.vms[vm]
+        mig = _Migration(source, target, self.clock + v.migrate_delay)
+        if v.host != source:
+            mig.failed = f"not running on {source}"
+        elif not (self.hosts[target].powered and self.hosts[target].network):
+            mig.failed = f"cannot reach {target}"
+        self.migrations[vm] = mig
+
+    def migration_poll(self, vm: str) -> MigrationPoll:
+        mig = self.migrations[vm]
+        if mig.failed:
+            del self.migrations[vm]
+            return MigrationPoll(MigrationState.failed, mig.failed)
+        if self.clock < mig.done_at:
+            return MigrationPoll(MigrationState.pending)
+        del self.migrations[vm]
+        self.migrate(vm, mig.source, mig.target)
+        return MigrationPoll(MigrationState.done)
+
+    def migration_cancel(self, vm: str) -> None:
+        mig = self.migrations.get(vm)
+        if mig is not None and not mig.failed and self.clock < mig.done_at:
+            mig.failed = "cancelled: the VM resumed on its host"
+
+    def running_hosts(self, vm: str, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        v = self.vms[vm]
+        return tuple(h for h in hosts if v.host == h and self.hosts[h].powered)
 
     def confirm_off(self, host: str) -> None:
         """An operator powers the host off by hand and says so: it counts as fenced."""
@@ -183,3 +264,25 @@ def _initial(v: VM) -> VMStatus:
 def _placed(spec: VM, host: str | None) -> VM:
     state = PowerState.running if host is not None else PowerState.shutoff
     return replace(spec, host=host, state=state)
+
+
+class SimMigrations:
+    """The simulated world as an evacuation run's :class:`Migrations`."""
+
+    def __init__(self, env: SimEnvironment) -> None:
+        self.env = env
+
+    def now(self) -> float:
+        return self.env.clock
+
+    def begin(self, vm: str, source: str, target: str) -> None:
+        self.env.migration_begin(vm, source, target)
+
+    def poll(self, vm: str) -> MigrationPoll:
+        return self.env.migration_poll(vm)
+
+    def cancel(self, vm: str) -> None:
+        self.env.migration_cancel(vm)
+
+    def running_on(self, vm: str, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        return self.env.running_hosts(vm, hosts)

@@ -105,6 +105,9 @@ class HostRecord:
     fence_started: float | None = None
     flaps: list[float] = field(default_factory=list)
     flap_alerted: bool = False
+    #: VMs recovered elsewhere whose definition this host may still hold: removed as soon
+    #: as it answers again, so the old copy can never be started a second time
+    stale: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from corral.engines.planning.model import Fleet
 from corral.errors import ValidationError
 
 FENCE_OUTCOMES = frozenset({"ok", "fail", "hang"})
-_VM_OPTIONS = frozenset({"fail_starts", "start_delay"})
+_VM_OPTIONS = frozenset({"fail_starts", "start_delay", "migrate_delay"})
 _HOST_OPTIONS = frozenset({"fence", "fence_delay"})
 
 

@@ -66,3 +66,25 @@ class Failover(HypervisorCore):
                 dom.create()
             except libvirt.libvirtError as exc:
                 raise self._error(f"start VM {uuid or '(no uuid)'}", exc) from None
+
+    def undefine_stopped(self, uuid: str) -> bool:
+        """Remove the definition of VM ``uuid`` if it is defined here and not running (a copy
+        left behind on a host the VM was recovered from); True when one was removed."""
+        with self._lock:
+            dom = self._lookup(uuid, missing_ok=True)
+            if dom is None or _is_active(dom):
+                return False
+            try:
+                dom.undefineFlags(_UNDEFINE_KEEP_NOTHING)
+            except libvirt.libvirtError as exc:
+                raise self._error(f"undefine the stale copy of VM {uuid}", exc) from None
+            return True
+
+
+#: managed save images, snapshot and checkpoint metadata and NVRAM go with the definition
+_UNDEFINE_KEEP_NOTHING = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+)

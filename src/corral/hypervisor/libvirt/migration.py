@@ -15,13 +15,20 @@ from corral.hypervisor.libvirt.core import HypervisorCore
 
 class Migration(HypervisorCore):
     def migrate_live(
-        self, uuid: str, dest_uri: str, *, migration_uri: str | None = None, unsafe: bool = False
+        self,
+        uuid: str,
+        dest_uri: str,
+        *,
+        migration_uri: str | None = None,
+        unsafe: bool = False,
+        bandwidth_mib_s: int | None = None,
     ) -> None:
         """Move running VM ``uuid`` to the daemon at ``dest_uri``.
 
         ``migration_uri``: where QEMU's stream goes (e.g. ``tcp://10.0.0.2``), default what
         the destination offers. ``unsafe``: the disks are shared but libvirt cannot tell (a
-        local folder both hosts see, as on the test hosts).
+        local folder both hosts see, as on the test hosts). ``bandwidth_mib_s``: a cap on
+        the stream, so an evacuation does not fill the network.
         """
         flags = (
             libvirt.VIR_MIGRATE_LIVE
@@ -31,9 +38,25 @@ class Migration(HypervisorCore):
         )
         if unsafe:
             flags |= libvirt.VIR_MIGRATE_UNSAFE
-        params = {libvirt.VIR_MIGRATE_PARAM_URI: migration_uri} if migration_uri else {}
+        params: dict[str, object] = {}
+        if migration_uri:
+            params[libvirt.VIR_MIGRATE_PARAM_URI] = migration_uri
+        if bandwidth_mib_s:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(bandwidth_mib_s)
         dom = self._lookup(uuid)  # outside the lock: a migration takes seconds
         try:
             dom.migrateToURI3(dest_uri, params, flags)
         except libvirt.libvirtError as exc:
             raise self._error(f"live-migrate VM {uuid}", exc) from None
+
+    def abort_job(self, uuid: str) -> bool:
+        """Cancel the job running on VM ``uuid`` (an outgoing migration: the guest resumes
+        here). False when there was none to cancel (it already ended)."""
+        dom = self._lookup(uuid)
+        try:
+            dom.abortJob()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+                return False  # "no job is active on the domain"
+            raise self._error(f"cancel the job of VM {uuid}", exc) from None
+        return True

@@ -1,0 +1,135 @@
+"""Scheduled drills run by the leading HA manager, on test-driver hosts, with a clock in hand:
+due once per period, only on the host the policy allows, only in the drill hours, never
+while a host is in maintenance, never two at once (a manual drill is refused meanwhile),
+each recorded as a drill run with its report; the fence agent really powers the host off.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from corral.config import Settings
+from corral.errors import ConflictError
+from corral.inventory.service import Inventory
+from corral.services.ha_drill import DrillService
+from corral.services.ha_live import HALiveService
+from corral.services.ha_live_policy import parse_policy
+from corral.store import ha_drills, ha_maintenance, ha_state
+from tests.api.support import Api, api_fixture, settings_fixture  # noqa: F401 - fixtures
+
+NODES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
+AGENT = Path(__file__).resolve().parents[1] / "ha_sim" / "agents" / "power_agent.py"
+T0 = datetime(2026, 12, 6, 2, 10, tzinfo=UTC).timestamp()
+
+
+class Clock:
+    """The manager's and the drill's clock; the drill's sleep moves it on."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.t
+
+    def sleep(self, s: float) -> None:
+        with self._lock:
+            self.t += s
+
+
+@pytest.fixture
+def hosts(inventory: Inventory, tmp_path: Path) -> Inventory:
+    nodes = tmp_path / "nodes"
+    shutil.copytree(NODES, nodes)
+    for host in ("host-a", "host-b"):
+        inventory.add_host(host, f"test://{nodes / f'{host}.xml'}")
+    return inventory
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_the_manager_drills_by_the_schedule_and_never_two_at_once(
+    hosts: Inventory, tmp_path: Path
+) -> None:
+    power = tmp_path / "bmc-b"
+    power.mkdir()
+    (power / "power").write_text("on")
+    (power / "mode").write_text("normal")
+    secret = tmp_path / "ipmi.pass"
+    secret.write_text("s3cret")
+    secret.chmod(0o600)
+    agent = {
+        "name": "power", "method": "agent", "command": [sys.executable, str(AGENT)],
+        "options": {"ip": str(power), "username": "admin", "password": {"file": str(secret)}},
+        "timeout_s": 20,
+    }  # fmt: skip
+    settings = Settings(home=tmp_path / "home")
+    schedule = {"every_h": 24, "hours_utc": [2]}
+    policy = parse_policy(
+        {"fence": {"host-b": [agent]}, "drills": {"allow": ["host-b"], "timeout_s": 5,
+                                                   "schedule": schedule}},
+        settings,
+    )  # fmt: skip
+    clock = Clock(T0)
+    manager = HALiveService(hosts, settings, policy=policy, instance="t", clock=clock)
+    assert manager.drills is not None
+    manager.drills.sleep = clock.sleep
+    db = hosts.db
+
+    first = manager.round().events
+    assert [(e.kind, e.host, e.detail) for e in first if e.kind.startswith("drill")] == [
+        ("drill_scheduled", "host-b", "never drilled")
+    ]
+    assert ha_drills.is_running(db, "default")
+    with pytest.raises(ConflictError, match="Another drill is running"):
+        DrillService(hosts, settings, policy=policy, clock=clock).run("host-b")
+    assert manager.drills.thread is not None
+    manager.drills.thread.join(timeout=60)
+    assert (power / "power").read_text() == "off"  # the agent did fail the host
+    [run] = ha_drills.runs(db, "default")
+    # the test-driver host does not really die, so its VMs are not recovered: RTO missed
+    assert (run.host, run.scheduled, run.outcome) == ("host-b", True, "missed")
+    assert run.ended_at is not None and not ha_drills.is_running(db, "default")
+    (power / "power").write_text("on")
+
+    # within the period: nothing; a day later but a host in maintenance: nothing
+    clock.t = T0 + 3600
+    assert not [e for e in manager.round().events if e.kind.startswith("drill")]
+    assert manager.drills.decide(manager.manager.state).why.startswith("next due at")
+    clock.t = T0 + 86400
+    ha_maintenance.enter(db, "default", "host-a", "cli:x")
+    assert not [e for e in manager.round().events if e.kind.startswith("drill")]
+    assert manager.drills.decide(manager.manager.state).why == "host host-a is in maintenance"
+    ha_maintenance.leave(db, "default", "host-a")
+    # ... outside the drill hours: nothing; back in them: the allowed host again
+    clock.t = T0 + 86400 + 3 * 3600
+    assert not [e for e in manager.round().events if e.kind.startswith("drill")]
+    clock.t = T0 + 2 * 86400
+    again = [e for e in manager.round().events if e.kind.startswith("drill")]
+    assert [(e.kind, e.host) for e in again] == [("drill_scheduled", "host-b")]
+    manager.drills.thread.join(timeout=60)
+    runs = ha_drills.runs(db, "default")
+    assert [r.host for r in runs] == ["host-b", "host-b"] and runs[0].outcome == "missed"
+    logged = [e["kind"] for e in ha_state.events(db, "default")]
+    assert logged.count("drill_scheduled") == 2
+    manager.close()
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_drill_runs_listed_over_rest_and_a_drill_refused_while_one_runs(
+    hosts: Inventory, api: Api
+) -> None:
+    db = hosts.db
+    assert api.get("/api/v1/ha/drills").json() == []
+    run_id = ha_drills.begin(db, "default", "host-b", True, datetime.now(UTC))
+    job = api.job("/api/v1/ha/drills", {"host": "host-a"})
+    assert job["state"] == "failed" and "Another drill is running" in job["error"]["detail"]
+    ha_drills.end(db, run_id, "met", datetime.now(UTC), {"host": "host-b"})
+    [listed] = api.get("/api/v1/ha/drills").json()
+    assert (listed["host"], listed["scheduled"], listed["outcome"]) == ("host-b", True, "met")
