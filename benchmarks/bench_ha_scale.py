@@ -31,7 +31,7 @@ CPU_RATIO = 8.0
 def make_fleet(n_hosts: int, n_vms: int, seed: int = 16) -> Fleet:
     """``n_hosts`` hosts holding about ``n_vms`` VMs, each host filled to its own target.
 
-    Hosts are sized for the density asked (at least 32 cores and 256 GiB; 500 VMs a host need
+    Hosts are sized for the density asked (at least 32 cores and 64 GiB; 500 VMs a host need
     bigger ones) so that both memory and vCPUs end up 50-80 % allocated, not overcommitted.
     """
     rng = random.Random(seed)
@@ -39,7 +39,7 @@ def make_fleet(n_hosts: int, n_vms: int, seed: int = 16) -> Fleet:
     mean_vcpus = sum(f[0] * f[2] for f in FLAVORS) / sum(weights)
     mean_mib = sum(f[1] * f[2] for f in FLAVORS) / sum(weights)
     per_host = n_vms / n_hosts
-    host_mib = max(262_144, int(per_host * mean_mib / 0.65))
+    host_mib = max(65_536, int(per_host * mean_mib / 0.65))
     cores = max(32, math.ceil(per_host * mean_vcpus / (2 * CPU_RATIO * 0.65)))
     vcpu_cap = cores * 2 * CPU_RATIO
     hosts = tuple(

@@ -98,6 +98,10 @@ class Settings:
     analysis_chunk_size: int = 1000
     analysis_scheduler: str | None = None
     analysis_step_s: int = 300
+    #: scale (issue 16): VM rows an export reads and writes per chunk (bounded memory); the
+    #: API server's worker processes (None: one per CPU)
+    export_chunk_size: int = 5000
+    api_workers: int | None = None
     #: an approved VM request is provisioned at once (API: a job; CLI: in the command)
     provision_on_approval: bool = True
     #: where each value came from (field name -> Source); filled by load_settings.
@@ -239,6 +243,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),
     FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
     FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),
+    FieldSpec("export_chunk_size", "CORRAL_EXPORT_CHUNK", _positive_int, "VMs per export chunk"),
+    FieldSpec("api_workers", "CORRAL_API_WORKERS", _positive_int, "API server processes"),
     FieldSpec("provision_on_approval", "CORRAL_PROVISION_ON_APPROVAL", _flag, "make approved VMs"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}

@@ -91,6 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "CORRAL_SMTP_URL": f"smtp://{smtp.host}:{smtp.port}",
             "CORRAL_MAIL_DOMAIN": "example.test",
             "CORRAL_API_MAX_BODY": str(1024 * 1024),
+            "CORRAL_API_WORKERS": "1",  # one process, whose memory the guard tests watch
         }
         env.pop("CORRAL_DATABASE_URL", None)
         for host in ("host-a", "host-b"):

@@ -72,6 +72,7 @@ def env(db: Database, tmp_path: Path, shared_data: Path) -> dict[str, str]:
         "CORRAL_HOME": str(tmp_path / "home"),
         "CORRAL_DATABASE_URL": db.url.render_as_string(hide_password=False),
         "CORRAL_SHARED_DATA": str(shared_data),
+        "CORRAL_API_WORKERS": "1",  # one process's two job threads: the third job queues
     }
 
 

@@ -99,8 +99,10 @@ def create_app(
     reclaim: ReclaimService | None = None,
     settings: Settings | None = None,
     metrics: MetricsStore | None = None,
+    recover_interrupted_jobs: bool = True,
 ) -> FastAPI:
-    """The app; services not given are built from the settings (read once, by the caller)."""
+    """The app; services not given are built from the settings (read once, by the caller).
+    ``recover_interrupted_jobs``: False in the workers of a server of several processes."""
     settings = settings or load_settings()
     app = FastAPI(
         title="Corral",
@@ -120,7 +122,7 @@ def create_app(
     app.state.provisioner = request_provisioner(inventory, settings, app.state.requests)
     app.state.jobs = JobService(inventory.db, app.state)
     app.state.jobs.register(*JOB_KINDS)
-    app.state.jobs.recover()
+    app.state.jobs.recover(interrupted=recover_interrupted_jobs)
     for router in ROUTERS:
         app.include_router(router)
     respond_page.redact_token_paths()

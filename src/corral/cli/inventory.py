@@ -357,7 +357,7 @@ def export(
         return
     if fmt not in ("csv", "json"):
         raise ValidationError("export format must be csv, json or fleet.")
-    written = context.inventory().export(out, fmt)
+    written = context.inventory().export(out, fmt, context.settings().export_chunk_size)
     for path in written:
         typer.echo(str(path))
 

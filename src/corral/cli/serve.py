@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
+from typing import TYPE_CHECKING
+
 import typer
 
 from corral.cli import context
+from corral.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def register(app: typer.Typer) -> None:
@@ -24,15 +33,73 @@ def serve(
 
 
 def run_server(host: str, port: int) -> None:
+    """Serve with ``Settings.api_workers`` processes (default: one per CPU). One process
+    serves in this process as before; several share one listening socket, each building its
+    own services (database connections are never shared across processes)."""
     import uvicorn
 
-    from corral.api.app import create_app
     from corral.config import keep_files_private
 
     keep_files_private()
-    inv = context.inventory()
+    settings = context.settings()
+    workers = worker_count(settings)
     typer.echo(
         f"Corral on http://{host}:{port}  (dashboard: /, API docs: /docs, OpenAPI: /openapi.json)"
+        + (f"; {workers} worker processes" if workers > 1 else "")
     )
-    app = create_app(inv, context.tokens(), settings=context.settings())
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(worker_app(settings), host=host, port=port, log_level="warning")
+        return
+    _serve_in_processes(settings, host, port, workers)
+
+
+def worker_count(settings: Settings) -> int:
+    return settings.api_workers or os.cpu_count() or 1
+
+
+def worker_app(settings: Settings, sole_process: bool = True) -> FastAPI:
+    """The API app of one server process, its services built from ``settings``. In a server of
+    several processes the parent has already failed the jobs a stopped server left running."""
+    from corral.api.app import create_app
+    from corral.inventory.service import Inventory
+    from corral.security.token_store import TokenStore
+
+    if not sole_process:
+        _die_with_parent()
+    context.record_writes_as_os_user()
+    inv = Inventory.from_settings(settings)
+    return create_app(
+        inv, TokenStore(inv.db), settings=settings, recover_interrupted_jobs=sole_process
+    )
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this worker when the server's main process dies, even by SIGKILL:
+    a worker left behind would keep serving on the port (Linux's PR_SET_PDEATHSIG)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _serve_in_processes(settings: Settings, host: str, port: int, workers: int) -> None:
+    """uvicorn's process supervisor over one socket bound here; each worker process calls
+    ``worker_app`` with these settings (sent to it, not read again from the environment)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from corral.inventory.service import Inventory
+    from corral.services.jobs import JobService
+
+    inv = Inventory.from_settings(settings)  # migrates once, before the workers race to
+    JobService(inv.db).fail_interrupted()
+    inv.db.dispose()
+    factory = functools.partial(worker_app, settings, False)
+    config = uvicorn.Config(
+        factory, factory=True, host=host, port=port, workers=workers, log_level="warning"
+    )
+    Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from corral.domain.access import Principal
 from corral.errors import AuthError, ConflictError, NotFoundError, ValidationError
@@ -133,10 +133,17 @@ def _owner(s: Session, user: str | None) -> m.User:
 
 
 def _user_of(s: Session, token_id: int) -> m.User:
-    user = s.scalar(
-        select(m.User)
-        .join(m.TokenOwner, m.TokenOwner.user_id == m.User.id)
-        .where(m.TokenOwner.token_id == token_id)
+    """The token's user with its roles and departments, in one query: this runs for every
+    API request (lazy loading sent three)."""
+    user = (
+        s.scalars(
+            select(m.User)
+            .join(m.TokenOwner, m.TokenOwner.user_id == m.User.id)
+            .where(m.TokenOwner.token_id == token_id)
+            .options(joinedload(m.User.roles), joinedload(m.User.departments))
+        )
+        .unique()
+        .first()
     )
     if user is None:  # a token row written around the store: trust nothing
         raise AuthError("the bearer token belongs to no user; create a new one.")

@@ -161,11 +161,32 @@ class JobService:
     def kinds(self) -> list[str]:
         return sorted(self._kinds)
 
-    def recover(self) -> tuple[int, int]:
-        """After a restart: fail the jobs that were running, run the queued ones again.
+    def recover(self, interrupted: bool = True) -> tuple[int, int]:
+        """After a restart: fail the jobs that were running (unless ``interrupted`` is False:
+        a server of several processes does that once, before its workers start, so that one
+        worker starting late cannot fail a job another runs), run the queued ones again.
 
         Returns (failed, requeued).
         """
+        failed = self.fail_interrupted() if interrupted else 0
+        with self.db.session() as s:
+            queued = list(
+                s.scalars(
+                    select(m.Job.id)
+                    .where(m.Job.state == JobState.queued.value)
+                    .order_by(m.Job.created_at, m.Job.id)
+                )
+            )
+        for job_id in queued:
+            self._executor().submit(self._run, job_id)  # claimed once, whoever runs it
+        if failed or queued:
+            log.warning(
+                "jobs after restart: %d interrupted (failed), %d queued again", failed, len(queued)
+            )
+        return failed, len(queued)
+
+    def fail_interrupted(self) -> int:
+        """Mark the jobs left running by a stopped server failed; how many there were."""
         problem = JobProblem.of(
             500,
             "job-interrupted",
@@ -177,22 +198,7 @@ class JobService:
                 row.state = JobState.failed.value
                 row.error = _problem_json(problem)
                 row.finished_at = self.clock()
-            queued = list(
-                s.scalars(
-                    select(m.Job.id)
-                    .where(m.Job.state == JobState.queued.value)
-                    .order_by(m.Job.created_at, m.Job.id)
-                )
-            )
-        for job_id in queued:
-            self._executor().submit(self._run, job_id)
-        if running or queued:
-            log.warning(
-                "jobs after restart: %d interrupted (failed), %d queued again",
-                len(running),
-                len(queued),
-            )
-        return len(running), len(queued)
+        return len(running)
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:

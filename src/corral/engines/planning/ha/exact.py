@@ -3,8 +3,9 @@
 For each scenario (every set of k <= K hosts, and every failure domain taking
 all its hosts down) the failed hosts' protected VMs are restarted by
 :class:`~corral.engines.planning.ha.failover.FailoverModel`. A multi-host
-scenario whose single-host plans combine without conflict is proven safe
-without a new simulation (``FailoverModel.survives``); the others are simulated. The report names
+scenario is proven safe without a simulation when one surviving host has room for all
+its VMs (``FailoverModel.fits_on_one``) or its single-host plans combine without conflict
+(``FailoverModel.survives``); the others are simulated. The report names
 the VMs that would not come back and keeps the precomputed failover plan for
 each single-host failure (VM -> target host), so a real failure follows a plan
 instead of a random choice that overloads the receiver (MISSION S8).
@@ -40,11 +41,13 @@ class ExactPolicy(AdmissionPolicy):
     parameters = {
         "max_listed": "failing scenarios listed in full, default 50",
         "domains": "also fail each failure domain as a whole, default true",
+        "prune": "prove multi-host scenarios safe without simulating them, default true",
     }
 
-    def __init__(self, max_listed: int = 50, domains: bool = True) -> None:
+    def __init__(self, max_listed: int = 50, domains: bool = True, prune: bool = True) -> None:
         self.max_listed = max_listed
         self.domains = domains
+        self.prune = prune
 
     def evaluate(self, fleet: Fleet, failures: int, demand_scale: float = 1.0) -> HAReport:
         model = FailoverModel.build(fleet, demand_scale)
@@ -58,8 +61,9 @@ class ExactPolicy(AdmissionPolicy):
         for k in range(1, k_max + 1):
             for combo in combinations(range(n), k):
                 checked += 1
-                r = model.single(combo[0]).result if k == 1 else model.survives(combo)
-                r = r or model.simulate(combo)
+                if k > 1 and self.prune and model.proven_safe(combo):
+                    continue
+                r = model.single(combo[0]).result if k == 1 else model.simulate(combo)
                 if not r.ok:
                     failing.append(r)
                     lost_union.update(r.lost)

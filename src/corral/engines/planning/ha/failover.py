@@ -55,7 +55,10 @@ class FailoverModel:
     vm_host: IntArray
     restartable: BoolArray
     order_key: FloatArray
-    compat: BoolArray
+    #: Host compatibility per requirement class (classes x hosts) and each VM's class: a
+    #: (VMs x hosts) matrix was 1 GB at 100,000 VMs on 10,000 hosts.
+    compat_rows: BoolArray
+    compat_class: IntArray
     vm_groups: tuple[tuple[int, ...], ...]
     group_count: FloatArray
     by_host: tuple[IntArray, ...]
@@ -68,6 +71,9 @@ class FailoverModel:
     _singles: dict[int, _SinglePlan] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict)
     _heap: _MemoryHeap | None = None
+    _free_rows: FloatArray | None = None
+    _free_lists: tuple[list[float], list[float]] | None = None
+    _has_group: BoolArray | None = None
 
     @classmethod
     def build(cls, fleet: Fleet, demand_scale: float = 1.0) -> FailoverModel:
@@ -90,7 +96,8 @@ class FailoverModel:
                 for v in vms
             ]
         )
-        compat = _compat_matrix(fleet, vms)
+        compat_rows, compat_class = _compat_classes(fleet, vms)
+        everywhere: BoolArray = np.asarray(compat_rows.all(axis=1), dtype=np.bool_)
         return cls(
             host_names=state.host_names,
             vm_names=tuple(v.name for v in vms),
@@ -102,10 +109,11 @@ class FailoverModel:
                 [v.protection is not Protection.none for v in vms], dtype=np.bool_
             ),
             order_key=key,
-            compat=compat,
+            compat_rows=compat_rows,
+            compat_class=compat_class,
             vm_groups=vm_groups,
             group_count=group_count,
-            by_host=tuple(np.flatnonzero(vm_host == h) for h in range(state.n_hosts)),
+            by_host=_group_by_host(vm_host, state.n_hosts),
             columns=tuple(tuple(int(r) for r in np.flatnonzero(d > 0)) for d in demand),
             simple=tuple(
                 not v.anti_affinity
@@ -113,7 +121,7 @@ class FailoverModel:
                 and v.cpu_model is None
                 and not v.cpu_reservation_mhz
                 and not v.memory_reservation_mib
-                and bool(compat[i].all())
+                and bool(everywhere[compat_class[i]])
                 for i, v in enumerate(vms)
             ),
             cpu_need=demand[:, VCPU].tolist(),
@@ -131,7 +139,7 @@ class FailoverModel:
         alive[list(failed)] = False
         if receivers is not None:
             alive &= receivers
-        free = np.ascontiguousarray((self.cap - self.used).T)  # (resources, hosts) rows
+        free = self._base_free().copy()
         groups = _Groups(self.group_count, failed)
         victims = self.vms_of(failed)
         unprotected = tuple(self.vm_names[i] for i in victims if not self.restartable[i])
@@ -153,7 +161,8 @@ class FailoverModel:
         """Place ``todo`` in order; simple VMs via the heap on plain lists, others via numpy."""
         plan: dict[str, str] = {}
         lost: list[str] = []
-        cpu, mem = free[VCPU].tolist(), free[MEM].tolist()
+        base_cpu, base_mem = self._base_lists()
+        cpu, mem = base_cpu.copy(), base_mem.copy()  # list copies: cheaper than tolist()
         best, push, most_free = heap.best, heap.push, heap.most_free
         simple, cpu_need, mem_need = self.simple, self.cpu_need, self.mem_need
         vm_names, host_names = self.vm_names, self.host_names
@@ -184,7 +193,7 @@ class FailoverModel:
         return plan, lost
 
     def _target(self, i: int, alive: BoolArray, free: FloatArray, groups: _Groups) -> int:
-        ok = alive & self.compat[i]
+        ok = alive & self.compat_rows[self.compat_class[i]]
         d = self.demand[i]
         for r in self.columns[i]:
             ok &= free[r] >= d[r] - EPS
@@ -203,6 +212,39 @@ class FailoverModel:
         the scenario is safe and the combined plan is returned. None means "not
         shown here": run :meth:`simulate`.
         """
+        combined = self._combine(failed)
+        if combined is None:
+            return None
+        moves, plans = combined
+        plan = {self.vm_names[i]: self.host_names[t] for i, t in moves}
+        unprotected = tuple(u for p in plans for u in p.result.unprotected)
+        return FailoverResult(tuple(self.host_names[h] for h in failed), plan, (), unprotected)
+
+    def proven_safe(self, failed: Sequence[int]) -> bool:
+        """True when ``failed`` is shown safe without simulating it: by :meth:`fits_on_one`
+        or by combining the single-host plans (:meth:`survives`, without building its plan).
+        False means "not shown here", not "unsafe"."""
+        return self.fits_on_one(failed) or self._combine(failed) is not None
+
+    def fits_on_one(self, failed: Sequence[int]) -> bool:
+        """The bound: every protected VM of ``failed`` is a simple one (no anti-affinity, no
+        CPU requirement, no reservation) and one surviving host has room for all of them
+        together. The worst-fit restart then never fails: whichever host it picks, that
+        host still has room for every VM not yet placed, so a VM always finds one."""
+        victims = self.vms_of(failed)
+        victims = victims[self.restartable[victims]]
+        if not all(self.simple[i] for i in victims.tolist()):
+            return False
+        need = self.demand[victims].sum(axis=0)
+        room = self._base_free().copy()
+        room[:, list(failed)] = -np.inf
+        return bool(np.all(room >= need[:, None] - EPS, axis=0).any())
+
+    def _combine(
+        self, failed: Sequence[int]
+    ) -> tuple[list[tuple[int, int]], list[_SinglePlan]] | None:
+        """The single-host plans of ``failed`` combined, as (VM, host) moves; None when they
+        do not combine (see :meth:`survives`)."""
         plans = [self.single(h) for h in failed]
         if not all(p.result.ok for p in plans):
             return None
@@ -216,16 +258,14 @@ class FailoverModel:
         if np.any(free[~dead] < -EPS):
             return None
         groups = _Groups(self.group_count, list(failed))
-        for i, t in zip(vms[keep], targets[keep], strict=True):
+        grouped = keep & self._grouped()[vms]  # only VMs in a group can break anti-affinity
+        for i, t in zip(vms[grouped].tolist(), targets[grouped].tolist(), strict=True):
             for g in self.vm_groups[i]:
-                if groups.at(g, int(t)) > 0:
+                if groups.at(g, t) > 0:
                     return None
-                groups.add(g, int(t))
+                groups.add(g, t)
         rows = np.ascontiguousarray(free.T)
-        plan = {
-            self.vm_names[i]: self.host_names[t]
-            for i, t in zip(vms[keep], targets[keep], strict=True)
-        }
+        moves = list(zip(vms[keep].tolist(), targets[keep].tolist(), strict=True))
         for i in vms[~keep][np.argsort(self.order_key[vms[~keep]], kind="stable")]:
             t = self._target(int(i), ~dead, rows, groups)
             if t < 0:
@@ -233,9 +273,13 @@ class FailoverModel:
             rows[:, t] -= self.demand[i]
             for g in self.vm_groups[i]:
                 groups.add(g, t)
-            plan[self.vm_names[i]] = self.host_names[t]
-        unprotected = tuple(u for p in plans for u in p.result.unprotected)
-        return FailoverResult(tuple(self.host_names[h] for h in failed), plan, (), unprotected)
+            moves.append((int(i), t))
+        return moves, plans
+
+    def _grouped(self) -> BoolArray:
+        if self._has_group is None:
+            self._has_group = np.array([bool(g) for g in self.vm_groups], dtype=np.bool_)
+        return self._has_group
 
     def single(self, host: int) -> _SinglePlan:
         """The failover of one host, simulated once and cached."""
@@ -250,6 +294,18 @@ class FailoverModel:
             cached = _SinglePlan(result, vms, targets)
             self._singles[host] = cached
         return cached
+
+    def _base_free(self) -> FloatArray:
+        """Free room of every host before any failure, as (resources, hosts) rows."""
+        if self._free_rows is None:
+            self._free_rows = np.ascontiguousarray((self.cap - self.used).T)
+        return self._free_rows
+
+    def _base_lists(self) -> tuple[list[float], list[float]]:
+        if self._free_lists is None:
+            rows = self._base_free()
+            self._free_lists = (rows[VCPU].tolist(), rows[MEM].tolist())
+        return self._free_lists
 
     def _host_index(self) -> dict[str, int]:
         if len(self._index) != len(self.host_names):
@@ -364,21 +420,35 @@ class _SinglePlan:
     targets: IntArray
 
 
-def _compat_matrix(fleet: Fleet, vms: Sequence[VM]) -> BoolArray:
-    """(VMs x hosts): CPU model/features and vCPUs <= threads, once per requirement class."""
-    cache: dict[tuple[frozenset[str], str | None, int], BoolArray] = {}
+def _compat_classes(fleet: Fleet, vms: Sequence[VM]) -> tuple[BoolArray, IntArray]:
+    """Rows (requirement classes x hosts: CPU model/features, vCPUs <= threads) and each
+    VM's row; a class is computed once."""
+    index: dict[tuple[frozenset[str], str | None, int], int] = {}
     rows: list[BoolArray] = []
-    for v in vms:
+    of_vm = np.empty(len(vms), dtype=np.intp)
+    for i, v in enumerate(vms):
         key = (v.required_features, v.cpu_model, v.vcpus)
-        if key not in cache:
-            cache[key] = np.array(
-                [
-                    h.threads >= v.vcpus
-                    and v.required_features <= h.features
-                    and (v.cpu_model is None or v.cpu_model == h.cpu_model)
-                    for h in fleet.hosts
-                ],
-                dtype=np.bool_,
+        row = index.get(key)
+        if row is None:
+            row = index[key] = len(rows)
+            rows.append(
+                np.array(
+                    [
+                        h.threads >= v.vcpus
+                        and v.required_features <= h.features
+                        and (v.cpu_model is None or v.cpu_model == h.cpu_model)
+                        for h in fleet.hosts
+                    ],
+                    dtype=np.bool_,
+                )
             )
-        rows.append(cache[key])
-    return np.array(rows, dtype=np.bool_).reshape(len(rows), len(fleet.hosts))
+        of_vm[i] = row
+    table = np.array(rows, dtype=np.bool_).reshape(len(rows), len(fleet.hosts))
+    return table, of_vm
+
+
+def _group_by_host(vm_host: IntArray, n_hosts: int) -> tuple[IntArray, ...]:
+    """Each host's VM indices (ascending), in one sort rather than a scan per host."""
+    order = np.argsort(vm_host, kind="stable")
+    bounds = np.cumsum(np.bincount(vm_host, minlength=n_hosts))[:-1]
+    return tuple(np.split(order, bounds)) if n_hosts else ()

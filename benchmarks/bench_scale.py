@@ -1,0 +1,413 @@
+"""Issue 16's scale targets that are not sync, in one table: export, REST list pages, exact HA.
+
+    .venv/bin/python benchmarks/bench_scale.py [--pg-url URL] [--vms 100000] [--hosts 200]
+        [--clients 50] [--seconds 20] [--skip export,rest,ha]
+
+The fleet is the HA benchmark's (bench_ha_scale.make_fleet, seed 16): 200 hosts each filled to
+its own target of 50-80 % (a few 90 %) of memory and vCPUs, 100,000 VMs of a six-flavour mix.
+Its rows (hosts; VMs with one or two disks, a NIC and, for one VM in five, snapshots; owners and
+departments drawn with seed 17) go straight into the database through the project's bulk store
+path (corral.store.bulk), on SQLite and, given a URL, PostgreSQL.
+
+- export: ``corral export --format csv`` and ``--format json`` in a fresh process (start-up
+  included), its wall time and peak RSS. Target 10 s.
+- REST: ``corral serve`` (uvicorn with the ``api_workers`` setting) in its own process; 50
+  clients over real HTTP, each walking ``GET /api/v1/vms`` pages of 100 (a filter, then the
+  next cursor, five pages deep) for a fixed time after a warm-up. Target >= 300 req/s and
+  p99 <= 200 ms. The clients run in this process and share the machine's cores with the server.
+- HA: the exact policy on the HA benchmark's fleets, k=2 on 200 hosts / 100,000 VMs and k=1 on
+  10,000 hosts / 100,000 VMs, each in a child process stopped after ``--ha-timeout`` s.
+  Target 60 s each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid as uuidlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import httpx
+import psutil
+from bench_ha_scale import make_fleet
+from benchdb import fresh_database
+
+from corral.security.token_store import TokenStore
+from corral.store import models as m
+from corral.store.bulk import bulk_insert
+from corral.store.db import Database
+
+DEPTS = ["Finance", "R&D", "Sales", "HR", "IT", "Legal", "Marketing", "Ops"]
+EXPORT_TARGET_S = 10.0
+RATE_TARGET = 300.0
+P99_TARGET_MS = 200.0
+HA_TARGET_S = 60.0
+
+
+# -- the fleet in the database ---------------------------------------------------------------
+def load_fleet(db: Database, n_hosts: int, n_vms: int) -> None:
+    """The HA benchmark's fleet as inventory rows, written by the bulk store path."""
+    fleet = make_fleet(n_hosts, n_vms)
+    rng = random.Random(17)
+    now = datetime.now(UTC)
+    host_rows = [
+        {
+            "id": i + 1,
+            "name": h.name,
+            "uri": f"test:///nodes/{h.name}.xml",
+            "status": "ok",
+            "created_at": now,
+            "cpu_features": [],
+            "storage_fingerprint": "",
+            "cpus": h.cores * h.threads_per_core,
+            "threads_per_core": h.threads_per_core,
+            "mhz": h.cpu_mhz,
+            "memory_mib": h.memory_mib,
+            "last_sync_at": now,
+        }
+        for i, h in enumerate(fleet.hosts)
+    ]
+    host_id = {h["name"]: h["id"] for h in host_rows}
+    with db.session() as s:
+        bulk_insert(s, m.Host, host_rows)
+        chunk: list[dict[str, Any]] = []
+        for vm in fleet.vms:
+            chunk.append(
+                _vm_row(vm.name, vm.vcpus, vm.memory_mib, host_id[vm.host or ""], rng, now)
+            )
+            if len(chunk) == 10_000:
+                bulk_insert(s, m.VM, chunk)
+                chunk = []
+        bulk_insert(s, m.VM, chunk)
+    db.analyze()
+
+
+def _vm_row(
+    name: str, vcpus: int, mib: int, host_id: int, rng: random.Random, now: datetime
+) -> dict[str, Any]:
+    uuid = str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
+    created = now - timedelta(days=rng.randint(1, 1500))
+    disks = [
+        {
+            "target": f"vd{chr(97 + d)}",
+            "device": "disk",
+            "path": f"/var/lib/libvirt/images/{name}-{d}.qcow2",
+            "format": "qcow2",
+            "bus": "virtio",
+            "capacity_bytes": rng.choice([20, 40, 80, 200]) * 2**30,
+            "allocation_bytes": rng.randint(1, 20) * 2**30,
+            "backing_path": None,
+        }
+        for d in range(rng.choice([1, 1, 2]))
+    ]
+    snaps = [
+        {
+            "name": f"snap{k}",
+            "created_at": (created + timedelta(days=k + 1)).isoformat(),
+            "state": "shutoff",
+            "parent": f"snap{k - 1}" if k else None,
+            "description": None,
+            "kind": "internal",
+            "files": [],
+            "frozen": [],
+            "size_bytes": None,
+        }
+        for k in range(rng.choice([1, 2]) if rng.random() < 0.2 else 0)
+    ]
+    mac = ":".join(f"{rng.randrange(256):02x}" for _ in range(3))
+    return {
+        "uuid": uuid,
+        "name": name,
+        "host_id": host_id,
+        "state": rng.choice(["running"] * 7 + ["shutoff"] * 3),
+        "state_since": created,
+        "vcpus": vcpus,
+        "memory_max_mib": mib,
+        "memory_mib": mib,
+        "autostart": True,
+        "persistent": True,
+        "is_template": False,
+        "disks": disks,
+        "nics": [
+            {"mac": f"52:54:00:{mac}", "type": "network", "source": "default", "model": "virtio"}
+        ],
+        "snapshots": snaps,
+        "snapshot_count": len(snaps),
+        "disk_bytes": sum(d["capacity_bytes"] for d in disks),
+        "owner": None if rng.random() < 0.1 else f"user{rng.randrange(500)}",
+        "department": rng.choice(DEPTS),
+        "tags": [],
+        "created_at": created,
+        "first_seen_at": created,
+        "updated_at": now,
+        "fingerprint": "",
+    }
+
+
+# -- export --------------------------------------------------------------------------------
+def corral_env(home: Path, url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
+    env.update({"CORRAL_HOME": str(home), "CORRAL_DATABASE_URL": url, **extra})
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(__file__).parent.parent / "src"), os.environ.get("PYTHONPATH")) if p
+    )
+    return env
+
+
+def timed_export(home: Path, url: str, fmt: str) -> tuple[float, float, float, int]:
+    """Wall and CPU seconds, peak RSS (MiB) and bytes written of one ``corral export``."""
+    out = home / f"export-{fmt}"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "export", "--format", fmt, str(out)],
+        env=corral_env(home, url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"export failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    size = sum(p.stat().st_size for p in out.iterdir())
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, size
+
+
+# -- REST ----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(home: Path, url: str, port: int, workers: str | None) -> subprocess.Popen[bytes]:
+    extra = {"CORRAL_API_WORKERS": workers} if workers else {}
+    with open(home / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "corral", "serve", "--port", str(port)],
+            env=corral_env(home, url, **extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("the server did not answer /healthz within 120 s")
+
+
+class Tally:
+    """Latencies in the measured window; every request and every failed one."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.sent = 0
+        self.errors = 0
+
+
+async def _client(
+    http: httpx.AsyncClient, rng: random.Random, stop: float, warm: float, tally: Tally
+) -> None:
+    while time.monotonic() < stop:
+        params: dict[str, Any] = {"state": "running", "department": rng.choice(DEPTS)}
+        params.update(limit=100, sort="name")
+        for _page in range(5):
+            t0 = time.monotonic()
+            tally.sent += 1
+            try:
+                resp = await http.get("/api/v1/vms", params=params)
+            except httpx.TransportError:
+                tally.errors += 1
+                break
+            t1 = time.monotonic()
+            if resp.status_code != 200:
+                tally.errors += 1
+                break
+            if t0 >= warm and t1 <= stop:
+                tally.times.append(t1 - t0)
+            cursor = resp.json()["next_cursor"]
+            if not cursor or time.monotonic() >= stop:
+                break
+            params["cursor"] = cursor
+
+
+async def _load(port: int, token: str, clients: int, seconds: float) -> Tally:
+    tally = Tally()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers=headers, limits=limits, timeout=60
+    ) as http:
+        warm = time.monotonic() + 3
+        stop = warm + seconds
+        await asyncio.gather(
+            *(_client(http, random.Random(c), stop, warm, tally) for c in range(clients))
+        )
+    return tally
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of the server process and its worker processes so far."""
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
+def rest_rate(
+    home: Path, url: str, token: str, clients: int, seconds: float, workers: str | None
+) -> tuple[float, float, float, float, int]:
+    """Requests a second, p50 and p99 (ms) of ``clients`` concurrent clients; the server's
+    CPU milliseconds per request (what the rate would be on idle cores) and failed requests."""
+    port = free_port()
+    server = start_server(home, url, port, workers)
+    try:
+        cpu0 = _cpu_seconds(server.pid)
+        tally = asyncio.run(_load(port, token, clients, seconds))
+        cpu = _cpu_seconds(server.pid) - cpu0
+    finally:
+        server.kill()
+        server.wait()
+    q = statistics.quantiles(tally.times, n=100)
+    per_request = 1000 * cpu / max(tally.sent, 1)
+    return len(tally.times) / seconds, q[49] * 1000, q[98] * 1000, per_request, tally.errors
+
+
+# -- HA ------------------------------------------------------------------------------------
+HA_CHILD = """
+import sys, time
+sys.path.insert(0, {bench!r})
+from bench_ha_scale import make_fleet
+from corral.engines.planning import make_policy
+fleet = make_fleet({hosts}, {vms})
+t0, c0 = time.perf_counter(), time.process_time()
+report = make_policy("exact").evaluate(fleet, {k})
+d = report.details
+print(time.perf_counter() - t0, time.process_time() - c0, d["scenarios_checked"],
+      d["failing_scenarios_count"])
+"""
+
+
+def timed_ha(hosts: int, vms: int, k: int, timeout: float) -> tuple[float | None, str]:
+    code = HA_CHILD.format(bench=str(Path(__file__).parent), hosts=hosts, vms=vms, k=k)
+    env = corral_env(Path(tempfile.gettempdir()), "sqlite://")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"stopped after {timeout:.0f} s"
+    wall, cpu, scenarios, failing = done.stdout.split()
+    return float(wall), f"({float(cpu):.1f} s CPU), {scenarios} scenarios, {failing} failing"
+
+
+# -- the table -----------------------------------------------------------------------------
+def run_database(
+    label: str, url: str, reset_pg: bool, home: Path, args: argparse.Namespace
+) -> list[tuple[str, str, str, str, str]]:
+    rows: list[tuple[str, str, str, str, str]] = []
+    db = fresh_database(url, reset_pg)
+    t0 = time.perf_counter()
+    load_fleet(db, args.hosts, args.vms)
+    token = TokenStore(db).create("bench-scale")
+    db.dispose()
+    print(f"{label}: fleet of {args.vms:,} VMs written in {time.perf_counter() - t0:.1f} s")
+    if "export" not in args.skip:
+        for fmt in ("csv", "json"):
+            wall, cpu, rss, size = timed_export(home, url, fmt)
+            rows.append(
+                (
+                    f"export --format {fmt}, {args.vms:,} VMs",
+                    label,
+                    f"{wall:.1f} s ({cpu:.1f} s CPU), peak {rss:.0f} MiB, "
+                    f"{size / 2**20:.0f} MiB written",
+                    f"<= {EXPORT_TARGET_S:.0f} s",
+                    _met(wall <= EXPORT_TARGET_S),
+                )
+            )
+    if "rest" not in args.skip:
+        rate, p50, p99, cpu_ms, errors = rest_rate(
+            home, url, token, args.clients, args.seconds, args.workers
+        )
+        rows.append(
+            (
+                f"REST list pages, {args.clients} clients, {args.vms:,} VMs",
+                label,
+                f"{rate:.0f} req/s, p50 {p50:.0f} ms, p99 {p99:.0f} ms; server "
+                f"{cpu_ms:.1f} CPU ms/request; {errors} failed",
+                f">= {RATE_TARGET:.0f} req/s, p99 <= {P99_TARGET_MS:.0f} ms",
+                _met(rate >= RATE_TARGET and p99 <= P99_TARGET_MS),
+            )
+        )
+    return rows
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pg-url", default=os.environ.get("CORRAL_TEST_PG_URL"))
+    ap.add_argument("--vms", type=int, default=100_000)
+    ap.add_argument("--hosts", type=int, default=200)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--workers", default=None, help="CORRAL_API_WORKERS for the server")
+    ap.add_argument("--ha-timeout", type=float, default=180.0)
+    ap.add_argument("--skip", default="", help="comma-separated: export, rest, ha, sqlite")
+    args = ap.parse_args()
+    args.skip = set(filter(None, args.skip.split(",")))
+    rows: list[tuple[str, str, str, str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if "sqlite" not in args.skip:
+            (root / "sqlite").mkdir()
+            url = f"sqlite:///{root / 'sqlite' / 'corral.db'}"
+            rows += run_database("SQLite", url, False, root / "sqlite", args)
+        if args.pg_url:
+            (root / "pg").mkdir()
+            rows += run_database("PostgreSQL", args.pg_url, True, root / "pg", args)
+    if "ha" not in args.skip:
+        for hosts, k in ((200, 2), (10_000, 1)):
+            wall, what = timed_ha(hosts, args.vms, k, args.ha_timeout)
+            took = f"> {args.ha_timeout:.0f} s" if wall is None else f"{wall:.1f} s"
+            rows.append(
+                (
+                    f"exact HA k={k}, {hosts:,} hosts, {args.vms:,} VMs",
+                    "(engine)",
+                    f"{took} {what}",
+                    f"<= {HA_TARGET_S:.0f} s",
+                    _met(wall is not None and wall <= HA_TARGET_S),
+                )
+            )
+    print(
+        f"\nScale targets of issue 16 (not sync); load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(5)] if rows else [0] * 5
+    head = ("what", "database", "measured", "target", "met")
+    widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]
+    for row in (head, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

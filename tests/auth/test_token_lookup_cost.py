@@ -1,0 +1,32 @@
+"""A bearer token is checked on every API request: at scale (issue 16, 300 requests a second)
+the look-up must stay two statements — the token by its prefix, then its user with roles and
+departments — not one more per lazily loaded collection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+
+from corral.security.token_store import TokenStore
+from corral.services.users import UserService
+from corral.store.db import Database
+
+
+def test_authenticating_a_token_sends_two_selects(db: Database) -> None:
+    UserService(db).add("alice", roles=["requester", "approver"], departments=["red", "blue"])
+    tokens = TokenStore(db)
+    token = tokens.create("alice-laptop", "alice")
+    tokens.authenticate(token)  # the first use stamps last_used_at (a write, once a minute)
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        who = tokens.authenticate(token)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert who.roles == {"requester", "approver"} and who.departments == {"red", "blue"}
+    assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 2, seen
