@@ -25,11 +25,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lxml import etree
 
 from corral.errors import HypervisorError
+from corral.hypervisor import xmlsafe
 
 POLL_S = 0.05
 RELEASE_TIMEOUT_S = 30.0
@@ -92,13 +93,84 @@ def full_backup(
     started = time.monotonic()
     try:
         dom.backupBegin(backup_xml(targets, since), checkpoint_xml(checkpoint), 0)
-        if mib_s:
-            _throttle(dom, [name for name, _ in targets], mib_s)
-        stats = _wait_done(dom, started + timeout_s)
     except libvirt.libvirtError as exc:
         if since is not None and exc.get_error_code() in BROKEN_CHAIN:
             raise _ChainBroken(f"incremental since {since} impossible: {exc}") from None
+        if not _alive(dom):  # the daemon died before answering: the job may run all the same
+            raise DaemonLost(f"lost libvirtd while starting the backup of {_name(dom)}") from None
         raise HypervisorError(f"libvirt refused the backup of {dom.name()}: {exc}.") from None
+    try:
+        if mib_s:
+            _throttle(dom, [name for name, _ in targets], mib_s)
+    except libvirt.libvirtError as exc:
+        _raise_lost(dom, exc)
+    return _finish(dom, targets, checkpoint, started, timeout_s)
+
+
+def resume(
+    dom: Any, targets: Sequence[tuple[str, Path]], checkpoint: str, *, timeout_s: float = 600.0
+) -> FullBackup:
+    """Follow, on a new connection, a backup job started before libvirtd died: libvirt
+    reattaches to a job QEMU still runs. HypervisorError when the running job (if any) is not
+    the one writing ``targets``: its outcome cannot be known, so the backup must be redone."""
+    if not _job_writes(dom, targets):
+        raise HypervisorError(
+            f"the backup job of {dom.name()} ended while libvirtd was down; "
+            "its outcome is unknown, so it is redone."
+        )
+    return _finish(dom, targets, checkpoint, time.monotonic(), timeout_s)
+
+
+def _job_writes(dom: Any, targets: Sequence[tuple[str, Path]]) -> bool:
+    """Whether the domain's running backup job is the one pushing into ``targets``."""
+    import libvirt
+
+    try:
+        running = dom.backupGetXMLDesc(0)
+    except libvirt.libvirtError:
+        return False  # no backup job
+    root = xmlsafe.parse(running, "backup XML")
+    files = {str(t.get("file")) for t in root.iterfind("./disks/disk/target")}
+    return {str(path) for _, path in targets} <= files
+
+
+class DaemonLost(HypervisorError):
+    """The connection to libvirtd broke while a backup job ran (the daemon died or restarted).
+
+    QEMU keeps running the job; ``resume`` on a new connection follows it to its end."""
+
+
+def _alive(dom: Any) -> bool:
+    try:
+        return bool(dom.connect().isAlive())
+    except Exception:  # a broken connection may fail any call
+        return False
+
+
+def _raise_lost(dom: Any, exc: Exception) -> NoReturn:
+    if not _alive(dom):
+        raise DaemonLost(f"lost libvirtd during the backup of {_name(dom)}: {exc}") from None
+    raise HypervisorError(f"the backup of {_name(dom)} failed: {exc}.") from None
+
+
+def _name(dom: Any) -> str:
+    try:
+        return str(dom.name())  # answered from the handle, even on a dead connection
+    except Exception:
+        return "the VM"
+
+
+def _finish(
+    dom: Any, targets: Sequence[tuple[str, Path]], checkpoint: str, started: float,
+    timeout_s: float,
+) -> FullBackup:  # fmt: skip
+    """Wait for the job's end, then for each file to be a closed, consistent qcow2."""
+    import libvirt
+
+    try:
+        stats = _wait_done(dom, started + timeout_s)
+    except libvirt.libvirtError as exc:
+        _raise_lost(dom, exc)
     if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
         _discard(targets)
         raise HypervisorError(f"the backup of {dom.name()} failed ({stats}); nothing was kept.")

@@ -9,7 +9,10 @@ one and the reason is recorded in the manifest and in the run.
 A job killed half-way (this process, say) is redone by the next run: the VM's lock died with
 the process, its ``.partial-`` folder is thrown away, a backup job libvirt still runs for it
 is aborted, and checkpoints no sealed restore point names are dropped, so the next
-incremental starts from the last point that really exists.
+incremental starts from the last point that really exists. When the host's libvirtd dies
+while a job runs, QEMU keeps copying: the run waits (``reconnect_s``) for the daemon to answer
+again and follows the job to its end on a new connection; if it does not come back in time,
+the run fails with no point and the next run redoes the backup.
 
 ``verify`` re-hashes restore points; ``gc`` applies each VM's retention and never deletes a
 point a retained incremental depends on.
@@ -17,6 +20,7 @@ point a retained incremental depends on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -34,7 +38,7 @@ from corral.engines.backup import Policy
 from corral.engines.backup.retention import Dated, retained
 from corral.errors import CorralError, HypervisorError, NotFoundError
 from corral.hypervisor import restore as hv
-from corral.hypervisor.backup import back_up
+from corral.hypervisor.backup import DaemonLost, RestorePoint, back_up, resume
 from corral.hypervisor.libvirt.connection import Credentials
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
@@ -44,6 +48,7 @@ from corral.store.backup_repo import Repository
 from corral.store.db import Database
 
 Now = Callable[[], datetime]
+RECONNECT_POLL_S = 0.5
 
 
 def _utcnow() -> datetime:
@@ -125,6 +130,8 @@ class Executor:
     hosts: HostOpener
     full_every: int = 7
     now: Now = _utcnow
+    reconnect_s: float = 120.0  # how long a run waits for a host's libvirtd that died mid-job
+    _conns: _Conns = field(default_factory=lambda: _Conns([]), init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database, policy: Policy) -> Executor:
@@ -181,7 +188,7 @@ class Executor:
 
     def _locked(self, target: Target) -> Outcome:
         conn = self.hosts(target.host)
-        try:
+        with contextlib.closing(_Conns([conn])) as self._conns:
             dom = hv.find_domain(conn, target.uuid)
             aborted: tuple[str, ...] = ()
             if dom is not None and dom.isActive() and hv.backup_running(dom):
@@ -192,8 +199,6 @@ class Executor:
                 why = "not running: libvirt backs up running VMs only"
                 return Outcome(target.name, "skipped", detail=why, redone=redone)
             return self._take(target, dom, redone)
-        finally:
-            conn.close()
 
     def _clean_up(self, target: Target) -> tuple[str, ...]:
         """What a killed job left: unfinished folders, and its run still marked running."""
@@ -222,7 +227,7 @@ class Executor:
         started = time.monotonic()
         try:
             with hv.translated(f"the backup of {target.name}"):
-                manifest = self._write(target, dom, folder, (point_id, at), parent)
+                manifest, dom = self._write(target, dom, folder, (point_id, at), parent)
         except (CorralError, OSError) as exc:
             self.repo.discard(folder)
             detail = exc.message if isinstance(exc, CorralError) else str(exc)
@@ -269,7 +274,7 @@ class Executor:
         folder: Path,
         point: tuple[str, datetime],
         parent: Manifest | None,
-    ) -> Manifest:
+    ) -> tuple[Manifest, Any]:
         point_id, at = point
         xml = hv.inactive_xml(dom)
         (folder / DOMAIN_XML).write_text(xml, encoding="utf-8")
@@ -279,7 +284,13 @@ class Executor:
         targets = [(d.target, folder / f"{d.target}.qcow2") for d in disks]
         checkpoint = f"corral-{point_id}"
         since = parent.checkpoint if parent else None
-        taken = back_up(dom, targets, checkpoint, since=since, mib_s=self.policy.planner.job_mib_s)
+        try:
+            taken = back_up(dom, targets, checkpoint, since=since,
+                            mib_s=self.policy.planner.job_mib_s)  # fmt: skip
+        except DaemonLost:
+            dom = self._reconnect(target)
+            backup = resume(dom, targets, checkpoint)
+            taken = RestorePoint(backup, incremental=since is not None)
         if taken.incremental and parent is not None:
             for disk, path in targets:
                 hv.rebase(path, f"../{parent.id}/{disk}.qcow2")
@@ -296,7 +307,29 @@ class Executor:
             taken_at=at,
             files=tuple(files),
             fallback=taken.fallback,
-        )
+        ), dom
+
+    def _reconnect(self, target: Target) -> Any:
+        """libvirtd died under a running job: wait (up to ``reconnect_s``) for it to answer
+        again and give back the VM's domain on the new connection."""
+        deadline = time.monotonic() + self.reconnect_s
+        while True:
+            try:
+                conn = self.hosts(target.host)
+            except HypervisorError:
+                if time.monotonic() > deadline:
+                    raise HypervisorError(
+                        f"libvirtd of host {target.host} died during the backup of {target.name} "
+                        f"and did not come back within {self.reconnect_s:g} s; the next run "
+                        "redoes the backup."
+                    ) from None
+                time.sleep(RECONNECT_POLL_S)
+                continue
+            self._conns.add(conn)
+            dom = hv.find_domain(conn, target.uuid)
+            if dom is None or not dom.isActive():
+                raise HypervisorError(f"{target.name} stopped while libvirtd was down.")
+            return dom
 
     # -- the catalog -------------------------------------------------------------------
     def _start_run(self, target: Target) -> int:
@@ -323,6 +356,23 @@ class Executor:
     def _catalog(self, manifest: Manifest) -> None:
         with self.db.session() as s:
             s.merge(catalog_row(manifest))
+
+
+class _Conns:
+    """The connections one VM's backup opened (a second one after libvirtd came back)."""
+
+    def __init__(self, conns: list[Any]) -> None:
+        self.conns = conns
+
+    def add(self, conn: Any) -> None:
+        self.conns.append(conn)
+
+    def close(self) -> None:
+        import libvirt
+
+        for conn in self.conns:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()  # a connection to a daemon that died fails to close
 
 
 def catalog_row(manifest: Manifest) -> m.BackupPointRow:
