@@ -82,3 +82,16 @@ def test_verify_exits_1_on_a_damaged_point_and_gc_dry_run_deletes_nothing(
     assert [p.id for p in repo.points()] == [a.id, b.id, c.id]
     context.settings.cache_clear()
     context.inventory.cache_clear()
+
+
+def test_a_shut_off_vm_is_due_too(inventory: Inventory, tmp_path: Path) -> None:
+    """Its disks are read offline (the backup API needs a running domain): the RPO holds."""
+    import shutil
+
+    nodes = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
+    shutil.copy(nodes / "host-a.xml", tmp_path / "host-a.xml")
+    inventory.add_host("a", f"test://{tmp_path / 'host-a.xml'}")
+    inventory.sync()
+    assert inventory.find_vm("old-build")["state"] == "shutoff"
+    due = _due(inventory, Repository(tmp_path / "repo"), Policy(), 0)
+    assert "old-build" in due and "web-01" in due

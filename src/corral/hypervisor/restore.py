@@ -180,6 +180,11 @@ def drop_checkpoints(dom: Any, keep: frozenset[str] = frozenset()) -> list[str]:
         except libvirt.libvirtError:
             cp.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
         dropped.append(cp.getName())
+    if dropped and not dom.isActive():  # libvirt deletes no bitmap of a stopped VM's disks
+        from corral.hypervisor.backup_offline import remove_bitmaps
+
+        qcow2 = [d.path for d in file_disks(inactive_xml(dom)) if d.fmt == "qcow2"]
+        remove_bitmaps(qcow2, dropped)
     return dropped
 
 

@@ -1,7 +1,8 @@
 """The backup executor: takes the due backups into the repository and keeps the catalog.
 
-``run`` backs up every running VM whose newest restore point is older than its RPO (or one VM
-on request): a full backup first, then incrementals through libvirt checkpoints, a new full
+``run`` backs up every VM whose newest restore point is older than its RPO (or one VM on
+request; a shut-off VM's disks are read offline, corral.hypervisor.backup_offline): a full
+backup first, then incrementals through libvirt checkpoints, a new full
 after ``backup_full_every`` incrementals. When the chain cannot continue (the checkpoint is
 gone from the VM's host after a move, or its bitmap was lost in a crash) the backup is a full
 one and the reason is recorded in the manifest and in the run.
@@ -39,6 +40,7 @@ from corral.engines.backup.retention import Dated, retained
 from corral.errors import CorralError, HypervisorError, NotFoundError
 from corral.hypervisor import restore as hv
 from corral.hypervisor.backup import DaemonLost, RestorePoint, back_up, resume
+from corral.hypervisor.backup_offline import OfflineDisk, offline_backup
 from corral.hypervisor.libvirt.connection import Credentials
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
@@ -49,6 +51,9 @@ from corral.store.db import Database
 
 Now = Callable[[], datetime]
 RECONNECT_POLL_S = 0.5
+#: a VM in one of these states is backed up when due: online while it runs, its disks read
+#: offline while it is shut off
+BACKED_UP_STATES = ("running", "paused", "shutoff")
 
 
 def _utcnow() -> datetime:
@@ -164,7 +169,7 @@ class Executor:
                 .where(m.VM.deleted_at.is_(None))
             )
             if ref is None:
-                q = q.where(m.VM.state == "running")
+                q = q.where(m.VM.state.in_(BACKED_UP_STATES))
             else:
                 q = q.where((m.VM.name == ref) | (m.VM.uuid == ref.lower()))
             return [
@@ -195,8 +200,8 @@ class Executor:
                 hv.abort_backup(dom)  # first: the old job may still write into its folder
                 aborted = ("aborted the backup job a killed run left in libvirt",)
             redone = aborted + self._clean_up(target)
-            if dom is None or not dom.isActive():
-                why = "not running: libvirt backs up running VMs only"
+            if dom is None:
+                why = f"not on host {target.host} any more; run 'corral sync'"
                 return Outcome(target.name, "skipped", detail=why, redone=redone)
             return self._take(target, dom, redone)
 
@@ -284,13 +289,19 @@ class Executor:
         targets = [(d.target, folder / f"{d.target}.qcow2") for d in disks]
         checkpoint = f"corral-{point_id}"
         since = parent.checkpoint if parent else None
-        try:
-            taken = back_up(dom, targets, checkpoint, since=since,
-                            mib_s=self.policy.planner.job_mib_s)  # fmt: skip
-        except DaemonLost:
-            dom = self._reconnect(target)
-            backup = resume(dom, targets, checkpoint)
-            taken = RestorePoint(backup, incremental=since is not None)
+        if not dom.isActive():  # libvirt's backup API needs a running domain
+            offline = [
+                OfflineDisk(d.target, d.path, p) for d, (_, p) in zip(disks, targets, strict=True)
+            ]
+            taken = offline_backup(dom, offline, checkpoint, since=since)
+        else:
+            try:
+                taken = back_up(dom, targets, checkpoint, since=since,
+                                mib_s=self.policy.planner.job_mib_s)  # fmt: skip
+            except DaemonLost:
+                dom = self._reconnect(target)
+                backup = resume(dom, targets, checkpoint)
+                taken = RestorePoint(backup, incremental=since is not None)
         if taken.incremental and parent is not None:
             for disk, path in targets:
                 hv.rebase(path, f"../{parent.id}/{disk}.qcow2")
