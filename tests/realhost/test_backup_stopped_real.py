@@ -34,6 +34,7 @@ from corral.hypervisor import backup_offline
 from corral.inventory.service import Inventory
 from corral.services.backup_exec import Executor, HostOpener
 from corral.services.restore import Restorer
+from corral.store import models as m
 from corral.store.backup_repo import Repository
 
 pytestmark = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
@@ -66,6 +67,8 @@ def test_a_stopped_vm_is_backed_up_offline_and_the_chain_goes_on(
     executor = Executor(real_inventory.db, repo, Policy(), HostOpener.of(real_inventory))
     [a] = executor.run(guest.name).outcomes
     assert (a.status, a.kind) == ("done", "full"), a
+    # its tier asks for a freeze; the guest has no agent: crash-consistent, and why
+    assert a.consistency == "crash" and "guest agent is not configured" in str(a.consistency_note)
 
     _shut_down(guest.dom)
     real_inventory.sync()
@@ -75,6 +78,9 @@ def test_a_stopped_vm_is_backed_up_offline_and_the_chain_goes_on(
     at_b = _copy(disk, tmp_path / "at-b.qcow2")
     [b] = executor.run(guest.name).outcomes
     assert (b.status, b.kind, b.fallback) == ("done", "incremental", None), b
+    assert (b.consistency, b.consistency_note) == (
+        "application", "copied offline after a clean shutdown"
+    )  # fmt: skip
     inc = repo.get(str(b.point)).disks[0]
     # the guest's rewritten 16 MiB (dirty since A) and the 2 MiB change; not the whole disk
     assert length * 2**20 <= inc.size < (GUEST_WRITES[2] + length + 2) * 2**20, inc.size
@@ -115,4 +121,9 @@ def test_a_stopped_vm_is_backed_up_offline_and_the_chain_goes_on(
     [d] = executor.run(guest.name).outcomes
     assert (d.status, d.kind) == ("done", "full"), d
     assert d.fallback is not None and "bitmap" in d.fallback, d.fallback
+    assert d.consistency == "crash" and "without a clean shutdown" in str(d.consistency_note)
+    with real_inventory.db.session() as s:
+        rows = s.query(m.BackupPointRow).order_by(m.BackupPointRow.taken_at).all()
+        assert [r.consistency for r in rows] == ["crash", "application", "crash", "crash"]
+        assert rows[0].consistency_note == a.consistency_note
     assert _same(disk, restored(d.point)).returncode == 0

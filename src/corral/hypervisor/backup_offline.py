@@ -37,7 +37,7 @@ from typing import Any
 from lxml import etree
 
 from corral.errors import ConflictError, HypervisorError
-from corral.hypervisor.backup import DiskCopy, FullBackup, RestorePoint
+from corral.hypervisor.backup import Consistency, DiskCopy, FullBackup, RestorePoint
 
 QEMU_TIMEOUT_S = 3600
 EXPORT_WAIT_S = 10.0
@@ -77,7 +77,7 @@ def offline_backup(
         raise
     copies = tuple(DiskCopy(d.target, d.out, d.out.stat().st_size) for d in disks)
     _redefine(dom, checkpoint, [d.target for d in disks])
-    taken = FullBackup(checkpoint, copies, time.monotonic() - started)
+    taken = FullBackup(checkpoint, copies, time.monotonic() - started, _stopped_how(dom))
     fallback = f"{broken}: a new full backup starts the chain" if broken else None
     return RestorePoint(taken, incremental, fallback)
 
@@ -90,6 +90,17 @@ def remove_bitmaps(sources: Sequence[Path], names: Sequence[str]) -> None:
             for name in names:
                 if name in present:
                     _qemu_img("bitmap", "--remove", "-f", "qcow2", str(source), name)
+
+
+def _stopped_how(dom: Any) -> Consistency:
+    """A VM shut down from inside left its filesystems clean; any other stop, a crash."""
+    import libvirt
+
+    _, reason = dom.state()
+    if reason == libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN:
+        return Consistency("application", "copied offline after a clean shutdown")
+    return Consistency("crash", f"copied offline; the VM stopped without a clean shutdown "
+                                f"(libvirt shut-off reason {reason})")  # fmt: skip
 
 
 def _refuse_running(dom: Any) -> None:

@@ -35,11 +35,12 @@ from sqlalchemy import select, update
 
 from corral.config import Settings
 from corral.domain.backup import DOMAIN_XML, Manifest, Verified
+from corral.engines.backup import Consistency as ConsistencyRule
 from corral.engines.backup import Policy
 from corral.engines.backup.retention import Dated, retained
 from corral.errors import CorralError, HypervisorError, NotFoundError
 from corral.hypervisor import restore as hv
-from corral.hypervisor.backup import DaemonLost, RestorePoint, back_up, resume
+from corral.hypervisor.backup import DaemonLost, RestorePoint, back_up, resume, thaw_quietly
 from corral.hypervisor.backup_offline import OfflineDisk, offline_backup
 from corral.hypervisor.libvirt.connection import Credentials
 from corral.hypervisor.uri import HostAccess
@@ -115,7 +116,9 @@ class Outcome:
     seconds: float = 0.0
     fallback: str | None = None
     detail: str = ""
-    redone: tuple[str, ...] = ()  # what was cleaned up from a job that never finished
+    redone: tuple[str, ...] = ()
+    consistency: str | None = None  # crash or application
+    consistency_note: str | None = None  # what was cleaned up from a job that never finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +251,7 @@ class Executor:
         return Outcome(
             target.name, "done", manifest.id, manifest.kind, manifest.size,
             manifest.seconds, manifest.fallback, redone=redone,
+            consistency=manifest.consistency, consistency_note=manifest.consistency_note,
         )  # fmt: skip
 
     def _parent(
@@ -295,11 +299,14 @@ class Executor:
             ]
             taken = offline_backup(dom, offline, checkpoint, since=since)
         else:
+            quiesce = self._quiesce(target)
             try:
                 taken = back_up(dom, targets, checkpoint, since=since,
-                                mib_s=self.policy.planner.job_mib_s)  # fmt: skip
+                                mib_s=self.policy.planner.job_mib_s, quiesce=quiesce)  # fmt: skip
             except DaemonLost:
                 dom = self._reconnect(target)
+                if quiesce:
+                    thaw_quietly(dom)
                 backup = resume(dom, targets, checkpoint)
                 taken = RestorePoint(backup, incremental=since is not None)
         if taken.incremental and parent is not None:
@@ -318,7 +325,13 @@ class Executor:
             taken_at=at,
             files=tuple(files),
             fallback=taken.fallback,
+            consistency=taken.backup.consistency.level,
+            consistency_note=taken.backup.consistency.note,
         ), dom
+
+    def _quiesce(self, target: Target) -> bool:
+        rules = self.policy.for_vm(target.name, target.tier).rules
+        return rules.consistency is ConsistencyRule.application
 
     def _reconnect(self, target: Target) -> Any:
         """libvirtd died under a running job: wait (up to ``reconnect_s``) for it to answer
@@ -391,7 +404,8 @@ def catalog_row(manifest: Manifest) -> m.BackupPointRow:
         id=manifest.id, vm_uuid=manifest.vm_uuid, vm_name=manifest.vm_name,
         host=manifest.host, kind=manifest.kind, parent_id=manifest.parent,
         checkpoint=manifest.checkpoint, taken_at=manifest.taken_at, bytes=manifest.size,
-        fallback=manifest.fallback,
+        fallback=manifest.fallback, consistency=manifest.consistency,
+        consistency_note=manifest.consistency_note,
     )  # fmt: skip
 
 
