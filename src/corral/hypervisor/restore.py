@@ -23,7 +23,7 @@ from lxml import etree
 
 from corral.errors import HypervisorError
 from corral.hypervisor import xmlsafe
-from corral.hypervisor.libvirt.connection import Credentials
+from corral.hypervisor.libvirt.connection import Credentials, quiet_libvirt
 from corral.hypervisor.libvirt.connection import _auth as auth_callback
 from corral.hypervisor.uri import HostAccess, open_uri, redact, validate_uri
 
@@ -43,6 +43,7 @@ def open_conn(uri: str, access: HostAccess, credentials: Credentials | None = No
     with the host's stored credentials when it has some."""
     import libvirt
 
+    quiet_libvirt()  # libvirt's own stderr lines would double the one sentence Corral gives
     target = open_uri(validate_uri(uri, access), access)
     try:
         if credentials is not None:
