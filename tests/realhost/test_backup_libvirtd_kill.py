@@ -3,8 +3,9 @@
 QEMU keeps running the job while the daemon is gone (../shared/notes/backup-ha.md, B2), so
 the executor waits for libvirtd to come back, follows the job to its end on a new connection
 and seals the point; when the daemon stays away longer than the executor waits, the run fails
-with no restore point and the next run redoes the backup (an incremental: QEMU kept the
-bitmaps). Either way every sealed point restores byte for byte.
+with no restore point and the next run redoes the backup (aborting a job still copying; a
+full with the reason here, as the killed job was a full that had ended the chain). Either
+way every sealed point restores byte for byte.
 
 Killing a libvirtd that other tests share is not allowed, so this test starts a PRIVATE host
 with scripts/realhosts.sh (its own folder, the guest artifacts and QEMU capability cache copied
@@ -102,6 +103,13 @@ def _copied(dom: Any) -> int:
         return 0  # "backup job data missing" while libvirt sets the job up
 
 
+def _throttled(dom: Any) -> bool:
+    try:
+        return int(dom.blockJobInfo("vda", 0).get("bandwidth", 0)) > 0
+    except libvirt.libvirtError:
+        return False
+
+
 def _qemu_pid(host: PrivateHost, name: str) -> int:
     return int((host.host_dir / f"run/libvirt/qemu/{name}.pid").read_text().strip())
 
@@ -138,7 +146,7 @@ class _InBackground:
 def _kill_when_copying(host: PrivateHost, conn: Any, name: str, run: _InBackground) -> float:
     dom = conn.lookupByName(name)
     deadline = time.monotonic() + 120
-    while not _copied(dom):
+    while not (_copied(dom) and _throttled(dom)):  # the job will still run when killed
         assert run.report is None, run.report
         assert time.monotonic() < deadline, "libvirt's backup job never started copying"
         time.sleep(0.05)
@@ -166,24 +174,29 @@ def test_libvirtd_killed_mid_backup_the_job_is_followed_or_redone(
     repo = Repository(tmp_path / "repo")
     hosts = HostOpener.of(inventory)
 
-    def executor(mib_s: int, reconnect_s: float) -> Executor:
+    def executor(mib_s: int, reconnect_s: float, full_every: int = 7) -> Executor:
         policy = Policy(planner=Planner(job_mib_s=mib_s))
-        return Executor(inventory.db, repo, policy, hosts, reconnect_s=reconnect_s)
+        return Executor(
+            inventory.db, repo, policy, hosts, full_every=full_every, reconnect_s=reconnect_s
+        )
 
     # 1. killed during a full backup, back 1 s later: the run follows the job and seals it
     run = _InBackground(executor(16, 120.0), name)
     killed_at = _kill_when_copying(private_host, conn, name, run)
     time.sleep(1.0)
     private_host.restart_daemon(_qemu_pid(private_host, name))
+    restarted_at = time.monotonic()
     [first] = run.join().outcomes
-    print(f"\nkilled mid-full: point sealed {run.done_at - killed_at:.2f} s after the kill")
+    print(f"\nkilled mid-full: daemon back after {restarted_at - killed_at:.2f} s, point sealed "
+          f"{run.done_at - restarted_at:.2f} s later (the job copied on at 16 MiB/s)")  # fmt: skip
     assert (first.status, first.kind, first.fallback) == ("done", "full", None), first
     conn = _wait_answers(private_host.uri)
     guest = conn.lookupByName(name)
     assert [c.getName() for c in guest.listAllCheckpoints(0)] == [f"corral-{first.point}"]
 
-    # 2. killed during an incremental, away longer than the run waits: no point, run failed
-    run = _InBackground(executor(1, 0.5), name)
+    # 2. killed during a (forced) full, away longer than the run waits: no point, run failed.
+    #    (Full: ~70 MiB are copied before the throttle lands; an incremental would be done.)
+    run = _InBackground(executor(1, 0.5, full_every=1), name)
     _kill_when_copying(private_host, conn, name, run)
     [lost] = run.join().outcomes
     assert lost.status == "failed" and "did not come back" in lost.detail, lost
@@ -192,14 +205,16 @@ def test_libvirtd_killed_mid_backup_the_job_is_followed_or_redone(
     conn = _wait_answers(private_host.uri)
     guest = conn.lookupByName(name)
 
-    # 3. the next run redoes it: the old job (still copying) is aborted, the chain holds
+    # 3. the next run redoes it: the old job (still copying) is aborted. The killed full had
+    #    dropped the first point's checkpoint, so the chain is broken: a full, with the reason
     started = time.monotonic()
     [redo] = executor(2000, 120.0).run(name).outcomes
     print(f"redone after the restart in {time.monotonic() - started:.2f} s ({redo.redone})")
-    assert (redo.status, redo.kind, redo.fallback) == ("done", "incremental", None), redo
-    # (the old job, if it still copies, is aborted first: redo.redone says so)
+    assert (redo.status, redo.kind) == ("done", "full"), redo
+    assert redo.fallback is not None and f"checkpoint corral-{first.point}" in redo.fallback
+    # (a job libvirt still runs for the killed full is aborted first: redo.redone says so)
     points = repo.points()
-    assert [p.kind for p in points] == ["full", "incremental"]
+    assert [p.kind for p in points] == ["full", "full"]
     assert all(repo.verify(p.id).ok for p in points)
     assert repo.leftovers(points[0].vm_uuid) == []
     with inventory.db.session() as s:

@@ -186,7 +186,7 @@ def resume(
     reattaches to a job QEMU still runs. HypervisorError when the running job (if any) is not
     the one writing ``targets``: its outcome cannot be known, so the backup must be redone."""
     if not _job_writes(dom, targets):
-        raise HypervisorError(
+        raise JobGone(
             f"the backup job of {dom.name()} ended while libvirtd was down; "
             "its outcome is unknown, so it is redone."
         )
@@ -205,6 +205,10 @@ def _job_writes(dom: Any, targets: Sequence[tuple[str, Path]]) -> bool:
     root = xmlsafe.parse(running, "backup XML")
     files = {str(t.get("file")) for t in root.iterfind("./disks/disk/target")}
     return {str(path) for _, path in targets} <= files
+
+
+class JobGone(HypervisorError):
+    """The job libvirtd lost ended before a new connection could follow it: redo it."""
 
 
 class DaemonLost(HypervisorError):

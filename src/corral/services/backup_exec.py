@@ -40,7 +40,14 @@ from corral.engines.backup import Policy
 from corral.engines.backup.retention import Dated, retained
 from corral.errors import CorralError, HypervisorError, NotFoundError
 from corral.hypervisor import restore as hv
-from corral.hypervisor.backup import DaemonLost, RestorePoint, back_up, resume, thaw_quietly
+from corral.hypervisor.backup import (
+    DaemonLost,
+    JobGone,
+    RestorePoint,
+    back_up,
+    resume,
+    thaw_quietly,
+)
 from corral.hypervisor.backup_offline import OfflineDisk, offline_backup
 from corral.hypervisor.libvirt.connection import Credentials
 from corral.hypervisor.uri import HostAccess
@@ -307,8 +314,11 @@ class Executor:
                 dom = self._reconnect(target)
                 if quiesce:
                     thaw_quietly(dom)
-                backup = resume(dom, targets, checkpoint)
-                taken = RestorePoint(backup, incremental=since is not None)
+                try:
+                    backup = resume(dom, targets, checkpoint)
+                    taken = RestorePoint(backup, incremental=since is not None)
+                except JobGone:
+                    taken = self._again(dom, targets, checkpoint, since, quiesce)
         if taken.incremental and parent is not None:
             for disk, path in targets:
                 hv.rebase(path, f"../{parent.id}/{disk}.qcow2")
@@ -328,6 +338,18 @@ class Executor:
             consistency=taken.backup.consistency.level,
             consistency_note=taken.backup.consistency.note,
         ), dom
+
+    def _again(
+        self, dom: Any, targets: list[tuple[str, Path]], checkpoint: str, since: str | None,
+        quiesce: bool,
+    ) -> RestorePoint:  # fmt: skip
+        """The lost job ended unseen (done or not, nobody can tell): its files and checkpoint
+        go and the backup is taken once more, on the new connection."""
+        for _, path in targets:
+            path.unlink(missing_ok=True)
+        hv.drop_checkpoints(dom, frozenset({since}) if since else frozenset())
+        mib_s = self.policy.planner.job_mib_s
+        return back_up(dom, targets, checkpoint, since=since, mib_s=mib_s, quiesce=quiesce)
 
     def _quiesce(self, target: Target) -> bool:
         rules = self.policy.for_vm(target.name, target.tier).rules
