@@ -82,3 +82,41 @@ def test_verify_exits_1_on_a_damaged_point_and_gc_dry_run_deletes_nothing(
     assert [p.id for p in repo.points()] == [a.id, b.id, c.id]
     context.settings.cache_clear()
     context.inventory.cache_clear()
+
+
+def test_a_shut_off_vm_is_due_too(inventory: Inventory, tmp_path: Path) -> None:
+    """Its disks are read offline (the backup API needs a running domain): the RPO holds."""
+    import shutil
+
+    nodes = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
+    shutil.copy(nodes / "host-a.xml", tmp_path / "host-a.xml")
+    inventory.add_host("a", f"test://{tmp_path / 'host-a.xml'}")
+    inventory.sync()
+    assert inventory.find_vm("old-build")["state"] == "shutoff"
+    due = _due(inventory, Repository(tmp_path / "repo"), Policy(), 0)
+    assert "old-build" in due and "web-01" in due
+
+
+def test_a_failed_backup_says_one_sentence_without_libvirts_own_stderr_lines(
+    synced: Inventory, tmp_path: Path
+) -> None:
+    """libvirt prints each error on stderr by itself unless told not to; the CLI's user gets
+    Corral's sentence only (the test driver has no backup API)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "CORRAL_HOME": str(tmp_path / "home"),
+        "CORRAL_DATABASE_URL": synced.db.engine.url.render_as_string(False),
+        "CORRAL_BACKUP_REPOSITORY": str(tmp_path / "repo"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "corral", "backup", "run", "--vm", "test", "-o", "json"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    [outcome] = json.loads(done.stdout)
+    assert outcome["status"] == "failed" and outcome["detail"], outcome
+    assert "libvirt:" not in done.stderr, done.stderr

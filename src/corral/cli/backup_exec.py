@@ -1,5 +1,5 @@
-"""``corral backup run|points|verify|gc`` and ``corral restore``: thin commands over
-corral.services.backup_exec and corral.services.restore."""
+"""``corral backup run|points|verify|gc|restore-test|restore-tests`` and ``corral restore``:
+thin commands over corral.services.backup_exec, backup_restore_test and restore."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, to_json
 from corral.services import backup as backup_service
 from corral.services import backup_exec
+from corral.services.backup_restore_test import RestoreTester, RestoreTestResult
+from corral.services.backup_restore_test import history as restore_history
 from corral.services.restore import Restorer
 
 
@@ -21,6 +23,8 @@ def add_commands(backup_app: typer.Typer) -> None:
     backup_app.command("points")(points_cmd)
     backup_app.command("verify")(verify_cmd)
     backup_app.command("gc")(gc_cmd)
+    backup_app.command("restore-test")(restore_test_cmd)
+    backup_app.command("restore-tests")(restore_tests_cmd)
 
 
 def register(app: typer.Typer) -> None:
@@ -122,3 +126,38 @@ def restore_cmd(
         typer.echo(to_json(doc))
     else:
         emit([{**doc, "disks": " ".join(done.disks)}], output)
+
+
+def restore_test_cmd(
+    vm: str | None = typer.Option(None, "--vm", help="Test this VM's newest point now."),
+    point: str | None = typer.Option(None, "--point", help="Test this restore point."),
+    host: str | None = typer.Option(None, "--host", help="Boot it on this host (default: its)."),
+    disk_dir: Path | None = typer.Option(None, "--disk-dir", help="Folder for the test's disks."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Restore and boot a point on an isolated network, timed (the RTO proven), then remove it;
+    without --vm/--point, every VM whose last test is older than the policy's schedule.
+    Exit 1 when a test failed."""
+    settings = context.settings()
+    policy = backup_service.load_policy(settings)
+    tester = RestoreTester.from_settings(settings, context.inventory().db, policy)
+    results = tester.run(vm, point=point, host=host, disk_dir=disk_dir)
+    _emit_tests(results, output)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def restore_tests_cmd(
+    vm: str | None = typer.Option(None, "--vm", help="Only this VM's tests (name or UUID)."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """The stored restore tests, newest first: booted or not, in how long, RTO met or not."""
+    _emit_tests(restore_history(context.inventory().db, vm), output)
+
+
+def _emit_tests(results: list[RestoreTestResult], output: OutputFormat) -> None:
+    rows = [{**asdict(r), "tested_at": r.tested_at.isoformat()} for r in results]
+    if output is OutputFormat.json:
+        typer.echo(to_json(rows))
+    else:
+        emit(rows, output)

@@ -43,6 +43,8 @@ class Manifest:
     fallback: str | None = None  # why a full was taken although an incremental was due
     seconds: float = 0.0
     version: int = 1
+    consistency: str = "crash"  # or "application": filesystems frozen, or a clean shutdown
+    consistency_note: str | None = None  # why (e.g. the guest agent is absent)
 
     @property
     def disks(self) -> tuple[PointFile, ...]:

@@ -12,27 +12,46 @@ machines (../shared/notes/backup-ha.md):
   ``qemu-img check`` is clean;
 * there is no bandwidth element in the backup XML: the copy is throttled with
   ``blockJobSetSpeed`` right after the start (the plan's rate);
-* an aborted push job deletes its partial target.
+* an aborted push job deletes its partial target;
+* backupBegin has no quiesce flag: an application-consistent point is fsFreeze (the guest
+  agent), backupBegin (which makes the checkpoint at once), fsThaw; without an agent libvirt
+  answers at once (code 74 "not configured", 86 "not connected").
 
 XML goes through lxml only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lxml import etree
 
 from corral.errors import HypervisorError
+from corral.hypervisor import xmlsafe
 
 POLL_S = 0.05
 RELEASE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Consistency:
+    """What a point's disks are: ``application`` (the guest's filesystems were frozen by its
+    agent, or it was shut down cleanly) or ``crash`` (as after a power cut); ``note`` says why."""
+
+    level: str
+    note: str | None = None
+
+
+CRASH = Consistency("crash")
+LOST = Consistency("crash", "libvirtd died during the backup: a freeze, if any, is not known")
+THAW_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +66,7 @@ class FullBackup:
     checkpoint: str
     disks: tuple[DiskCopy, ...]
     seconds: float
+    consistency: Consistency = CRASH
 
 
 def backup_xml(targets: Sequence[tuple[str, Path]], since: str | None = None) -> str:
@@ -69,6 +89,48 @@ def checkpoint_xml(name: str) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
+@contextlib.contextmanager
+def frozen(dom: Any, wanted: bool) -> Iterator[Consistency]:
+    """The guest's filesystems frozen through its agent for the block inside, when ``wanted``
+    and the agent answers; thawed on every way out. Without an agent the block runs all the
+    same and the result says crash-consistent, and why (libvirt's one sentence)."""
+    import libvirt
+
+    if not wanted:
+        yield CRASH
+        return
+    try:
+        count = dom.fsFreeze()
+    except libvirt.libvirtError as exc:
+        yield Consistency("crash", f"no filesystem freeze: {exc.get_error_message()}")
+        return
+    try:
+        if count:
+            yield Consistency("application", f"guest agent froze {count} filesystem(s)")
+        else:
+            yield Consistency("crash", "the guest agent froze no filesystem")
+    finally:
+        _thaw(dom)
+
+
+def _thaw(dom: Any) -> None:
+    import libvirt
+
+    for attempt in range(THAW_TRIES):
+        try:
+            dom.fsThaw()
+            return
+        except libvirt.libvirtError as exc:
+            if not _alive(dom):  # the next connection thaws (the executor, on reconnecting)
+                raise DaemonLost(f"lost libvirtd before thawing {_name(dom)}: {exc}") from None
+            if attempt == THAW_TRIES - 1:
+                raise HypervisorError(
+                    f"cannot thaw the filesystems of {_name(dom)}: {exc.get_error_message()}; "
+                    f"run 'virsh domfsthaw {_name(dom)}' on its host now."
+                ) from None
+            time.sleep(0.2)
+
+
 def full_backup(
     dom: Any,
     targets: Sequence[tuple[str, Path]],
@@ -77,6 +139,7 @@ def full_backup(
     mib_s: int | None = None,
     since: str | None = None,
     timeout_s: float = 600.0,
+    quiesce: bool = False,
 ) -> FullBackup:
     """Back up ``targets`` (disk name, new file) of running ``dom`` and wait until each file is a
     closed, consistent qcow2; HypervisorError (nothing kept) when the job fails or times out.
@@ -91,14 +154,100 @@ def full_backup(
             raise HypervisorError(f"backup target {path} exists; a restore point is never reused.")
     started = time.monotonic()
     try:
-        dom.backupBegin(backup_xml(targets, since), checkpoint_xml(checkpoint), 0)
-        if mib_s:
-            _throttle(dom, [name for name, _ in targets], mib_s)
-        stats = _wait_done(dom, started + timeout_s)
+        with frozen(dom, quiesce) as consistency:  # frozen only while the checkpoint is made
+            dom.backupBegin(backup_xml(targets, since), checkpoint_xml(checkpoint), 0)
     except libvirt.libvirtError as exc:
         if since is not None and exc.get_error_code() in BROKEN_CHAIN:
             raise _ChainBroken(f"incremental since {since} impossible: {exc}") from None
+        if not _alive(dom):  # the daemon died before answering: the job may run all the same
+            raise DaemonLost(f"lost libvirtd while starting the backup of {_name(dom)}") from None
         raise HypervisorError(f"libvirt refused the backup of {dom.name()}: {exc}.") from None
+    try:
+        if mib_s:
+            _throttle(dom, [name for name, _ in targets], mib_s)
+    except libvirt.libvirtError as exc:
+        _raise_lost(dom, exc)
+    done = _finish(dom, targets, checkpoint, started, timeout_s)
+    return replace(done, consistency=consistency)
+
+
+def thaw_quietly(dom: Any) -> None:
+    """Thaw a guest a lost connection may have left frozen; no agent, nothing frozen: fine."""
+    import libvirt
+
+    with contextlib.suppress(libvirt.libvirtError):
+        dom.fsThaw()
+
+
+def resume(
+    dom: Any, targets: Sequence[tuple[str, Path]], checkpoint: str, *, timeout_s: float = 600.0
+) -> FullBackup:
+    """Follow, on a new connection, a backup job started before libvirtd died: libvirt
+    reattaches to a job QEMU still runs. HypervisorError when the running job (if any) is not
+    the one writing ``targets``: its outcome cannot be known, so the backup must be redone."""
+    if not _job_writes(dom, targets):
+        raise JobGone(
+            f"the backup job of {dom.name()} ended while libvirtd was down; "
+            "its outcome is unknown, so it is redone."
+        )
+    done = _finish(dom, targets, checkpoint, time.monotonic(), timeout_s)
+    return replace(done, consistency=LOST)
+
+
+def _job_writes(dom: Any, targets: Sequence[tuple[str, Path]]) -> bool:
+    """Whether the domain's running backup job is the one pushing into ``targets``."""
+    import libvirt
+
+    try:
+        running = dom.backupGetXMLDesc(0)
+    except libvirt.libvirtError:
+        return False  # no backup job
+    root = xmlsafe.parse(running, "backup XML")
+    files = {str(t.get("file")) for t in root.iterfind("./disks/disk/target")}
+    return {str(path) for _, path in targets} <= files
+
+
+class JobGone(HypervisorError):
+    """The job libvirtd lost ended before a new connection could follow it: redo it."""
+
+
+class DaemonLost(HypervisorError):
+    """The connection to libvirtd broke while a backup job ran (the daemon died or restarted).
+
+    QEMU keeps running the job; ``resume`` on a new connection follows it to its end."""
+
+
+def _alive(dom: Any) -> bool:
+    try:
+        return bool(dom.connect().isAlive())
+    except Exception:  # a broken connection may fail any call
+        return False
+
+
+def _raise_lost(dom: Any, exc: Exception) -> NoReturn:
+    if not _alive(dom):
+        raise DaemonLost(f"lost libvirtd during the backup of {_name(dom)}: {exc}") from None
+    raise HypervisorError(f"the backup of {_name(dom)} failed: {exc}.") from None
+
+
+def _name(dom: Any) -> str:
+    try:
+        return str(dom.name())  # answered from the handle, even on a dead connection
+    except Exception:
+        return "the VM"
+
+
+def _finish(
+    dom: Any, targets: Sequence[tuple[str, Path]], checkpoint: str, started: float,
+    timeout_s: float,
+) -> FullBackup:  # fmt: skip
+    """Wait for the job's end, then for each file to be a closed, consistent qcow2."""
+    import libvirt
+
+    try:
+        stats = _wait_done(dom, started + timeout_s)
+    except libvirt.libvirtError as exc:
+        _raise_lost(dom, exc)
     if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
         _discard(targets)
         raise HypervisorError(f"the backup of {dom.name()} failed ({stats}); nothing was kept.")
@@ -132,6 +281,7 @@ def back_up(
     *,
     since: str | None = None,
     mib_s: int | None = None,
+    quiesce: bool = False,
 ) -> RestorePoint:
     """An incremental since ``since`` when its bitmap chain holds, else a full one with the reason.
 
@@ -139,14 +289,15 @@ def back_up(
     gone or useless), so the new full backup's checkpoint starts the next chain.
     """
     if since is None:
-        return RestorePoint(full_backup(dom, targets, checkpoint, mib_s=mib_s), False)
+        taken = full_backup(dom, targets, checkpoint, mib_s=mib_s, quiesce=quiesce)
+        return RestorePoint(taken, False)
     try:
-        taken = full_backup(dom, targets, checkpoint, mib_s=mib_s, since=since)
+        taken = full_backup(dom, targets, checkpoint, mib_s=mib_s, since=since, quiesce=quiesce)
         return RestorePoint(taken, True)
     except _ChainBroken as broken:
         for old in dom.listAllCheckpoints(0):
             old.delete(_metadata_only())
-        taken = full_backup(dom, targets, checkpoint, mib_s=mib_s)
+        taken = full_backup(dom, targets, checkpoint, mib_s=mib_s, quiesce=quiesce)
         return RestorePoint(taken, False, fallback=broken.reason)
 
 

@@ -23,7 +23,7 @@ from lxml import etree
 
 from corral.errors import HypervisorError
 from corral.hypervisor import xmlsafe
-from corral.hypervisor.libvirt.connection import Credentials
+from corral.hypervisor.libvirt.connection import Credentials, quiet_libvirt
 from corral.hypervisor.libvirt.connection import _auth as auth_callback
 from corral.hypervisor.uri import HostAccess, open_uri, redact, validate_uri
 
@@ -43,6 +43,7 @@ def open_conn(uri: str, access: HostAccess, credentials: Credentials | None = No
     with the host's stored credentials when it has some."""
     import libvirt
 
+    quiet_libvirt()  # libvirt's own stderr lines would double the one sentence Corral gives
     target = open_uri(validate_uri(uri, access), access)
     try:
         if credentials is not None:
@@ -81,10 +82,15 @@ def file_disks(xml: str) -> list[FileDisk]:
     return disks
 
 
-def as_new_vm(xml: str, name: str, disks: Mapping[str, Path]) -> tuple[str, str]:
+def as_new_vm(
+    xml: str, name: str, disks: Mapping[str, Path], network: str | None = None
+) -> tuple[str, str]:
     """The definition of a copy: new name, new UUID, no MAC addresses (libvirt draws new ones),
-    the disks on the restored files, file consoles beside the old ones named after the copy."""
+    the disks on the restored files, file consoles beside the old ones named after the copy;
+    with ``network``, every NIC on that libvirt network only (a restore test's isolation)."""
     root = xmlsafe.parse(xml, "the restore point's domain XML")
+    if network is not None:
+        _rewire(root, network)
     root.find("name").text = name  # type: ignore[union-attr]
     new_uuid = str(uuidlib.uuid4())
     uuid_el = root.find("uuid")
@@ -103,6 +109,91 @@ def as_new_vm(xml: str, name: str, disks: Mapping[str, Path]) -> tuple[str, str]
         old = Path(str(chardev.get("path")))
         chardev.set("path", str(old.with_name(f"{name}.{chardev.getparent().tag}.log")))  # type: ignore[union-attr]
     return etree.tostring(root, encoding="unicode"), new_uuid
+
+
+def _rewire(root: etree._Element, network: str) -> None:
+    """Each NIC becomes a plain NIC on ``network`` (its model kept; bridge, direct, port and
+    filter settings dropped), so the copy reaches nothing its original reached."""
+    for nic in root.iterfind("./devices/interface"):
+        model = nic.find("model")
+        for child in list(nic):
+            nic.remove(child)
+        for attr in list(nic.attrib):
+            del nic.attrib[attr]
+        nic.set("type", "network")
+        etree.SubElement(nic, "source", network=network)
+        if model is not None:
+            nic.append(model)
+
+
+def isolated_network_xml(name: str, bridge: str) -> str:
+    """A libvirt network with no ``<forward>`` and no address: guests on it reach each other
+    only; no DHCP, no route, no NAT."""
+    root = etree.Element("network")
+    etree.SubElement(root, "name").text = name
+    etree.SubElement(root, "bridge", name=bridge, stp="off")
+    return etree.tostring(root, encoding="unicode")
+
+
+@contextlib.contextmanager
+def isolated_network(conn: Any, name: str, bridge: str) -> Iterator[str]:
+    """A transient isolated network for the block inside; destroyed (its bridge removed) after,
+    whatever happened. Transient: a daemon restart forgets it too."""
+    import libvirt
+
+    try:
+        net = conn.networkCreateXML(isolated_network_xml(name, bridge))
+    except libvirt.libvirtError as exc:
+        raise HypervisorError(f"cannot create isolated network {name}: {exc}") from None
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            net.destroy()
+
+
+def file_consoles(xml: str) -> list[Path]:
+    """The files a domain's serial consoles write to (``<serial type='file'>``)."""
+    root = xmlsafe.parse(xml, "domain XML")
+    return [Path(str(s.get("path"))) for s in root.iterfind("./devices/serial/source[@path]")]
+
+
+def wait_booted(
+    dom: Any, *, marker: str | None, timeout_s: float, settle_s: float
+) -> tuple[bool, str]:
+    """Whether ``dom`` booted: it ran ``settle_s`` seconds without stopping and, with
+    ``marker``, one of its file consoles shows it; (False, why) at ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    consoles = file_consoles(str(dom.XMLDesc(0)))
+    if marker is not None and not consoles:
+        return False, "the boot marker needs a file console, and the VM has none"
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        if not dom.isActive():
+            return False, "the restored VM stopped while booting"
+        seen = marker is None or any(_shows(c, marker) for c in consoles)
+        if seen and time.monotonic() - since >= settle_s:
+            return True, "booted" if marker is None else f"booted: console shows {marker!r}"
+        time.sleep(0.2)
+    return False, f"no boot within {timeout_s:g} s" + (f" (no {marker!r})" if marker else "")
+
+
+def _shows(console: Path, marker: str) -> bool:
+    try:
+        return marker in console.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def remove_vm(dom: Any) -> None:
+    """Destroy and undefine a throwaway VM (a restore test's), its checkpoints' metadata too."""
+    import libvirt
+
+    with contextlib.suppress(libvirt.libvirtError):
+        if dom.isActive():
+            dom.destroy()
+    with contextlib.suppress(libvirt.libvirtError):
+        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
 
 
 def write_image(top: Path, out: Path) -> None:
@@ -180,6 +271,11 @@ def drop_checkpoints(dom: Any, keep: frozenset[str] = frozenset()) -> list[str]:
         except libvirt.libvirtError:
             cp.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
         dropped.append(cp.getName())
+    if dropped and not dom.isActive():  # libvirt deletes no bitmap of a stopped VM's disks
+        from corral.hypervisor.backup_offline import remove_bitmaps
+
+        qcow2 = [d.path for d in file_disks(inactive_xml(dom)) if d.fmt == "qcow2"]
+        remove_bitmaps(qcow2, dropped)
     return dropped
 
 

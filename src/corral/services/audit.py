@@ -172,6 +172,9 @@ WATCHED: dict[type[m.Base], Watched] = {
     m.BackupRestoreRow: Watched(
         "restore", lambda r: r.point_id, ("point_id", "mode", "host", "vm_name", "new_uuid")
     ),
+    m.RestoreTestRow: Watched(
+        "restore-test", lambda r: r.point_id, ("vm_name", "point_id", "host", "ok", "seconds")
+    ),
     # Chain of custody of forensic evidence: who, when, why, every file with its SHA-256.
     m.ForensicRecordRow: Watched(
         "forensic",

@@ -1,7 +1,8 @@
 """The backup executor: takes the due backups into the repository and keeps the catalog.
 
-``run`` backs up every running VM whose newest restore point is older than its RPO (or one VM
-on request): a full backup first, then incrementals through libvirt checkpoints, a new full
+``run`` backs up every VM whose newest restore point is older than its RPO (or one VM on
+request; a shut-off VM's disks are read offline, corral.hypervisor.backup_offline): a full
+backup first, then incrementals through libvirt checkpoints, a new full
 after ``backup_full_every`` incrementals. When the chain cannot continue (the checkpoint is
 gone from the VM's host after a move, or its bitmap was lost in a crash) the backup is a full
 one and the reason is recorded in the manifest and in the run.
@@ -9,7 +10,10 @@ one and the reason is recorded in the manifest and in the run.
 A job killed half-way (this process, say) is redone by the next run: the VM's lock died with
 the process, its ``.partial-`` folder is thrown away, a backup job libvirt still runs for it
 is aborted, and checkpoints no sealed restore point names are dropped, so the next
-incremental starts from the last point that really exists.
+incremental starts from the last point that really exists. When the host's libvirtd dies
+while a job runs, QEMU keeps copying: the run waits (``reconnect_s``) for the daemon to answer
+again and follows the job to its end on a new connection; if it does not come back in time,
+the run fails with no point and the next run redoes the backup.
 
 ``verify`` re-hashes restore points; ``gc`` applies each VM's retention and never deletes a
 point a retained incremental depends on.
@@ -17,6 +21,7 @@ point a retained incremental depends on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -30,11 +35,20 @@ from sqlalchemy import select, update
 
 from corral.config import Settings
 from corral.domain.backup import DOMAIN_XML, Manifest, Verified
+from corral.engines.backup import Consistency as ConsistencyRule
 from corral.engines.backup import Policy
 from corral.engines.backup.retention import Dated, retained
 from corral.errors import CorralError, HypervisorError, NotFoundError
 from corral.hypervisor import restore as hv
-from corral.hypervisor.backup import back_up
+from corral.hypervisor.backup import (
+    DaemonLost,
+    JobGone,
+    RestorePoint,
+    back_up,
+    resume,
+    thaw_quietly,
+)
+from corral.hypervisor.backup_offline import OfflineDisk, offline_backup
 from corral.hypervisor.libvirt.connection import Credentials
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
@@ -44,6 +58,10 @@ from corral.store.backup_repo import Repository
 from corral.store.db import Database
 
 Now = Callable[[], datetime]
+RECONNECT_POLL_S = 0.5
+#: a VM in one of these states is backed up when due: online while it runs, its disks read
+#: offline while it is shut off
+BACKED_UP_STATES = ("running", "paused", "shutoff")
 
 
 def _utcnow() -> datetime:
@@ -105,7 +123,9 @@ class Outcome:
     seconds: float = 0.0
     fallback: str | None = None
     detail: str = ""
-    redone: tuple[str, ...] = ()  # what was cleaned up from a job that never finished
+    redone: tuple[str, ...] = ()
+    consistency: str | None = None  # crash or application
+    consistency_note: str | None = None  # what was cleaned up from a job that never finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +145,8 @@ class Executor:
     hosts: HostOpener
     full_every: int = 7
     now: Now = _utcnow
+    reconnect_s: float = 120.0  # how long a run waits for a host's libvirtd that died mid-job
+    _conns: _Conns = field(default_factory=lambda: _Conns([]), init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database, policy: Policy) -> Executor:
@@ -157,7 +179,7 @@ class Executor:
                 .where(m.VM.deleted_at.is_(None))
             )
             if ref is None:
-                q = q.where(m.VM.state == "running")
+                q = q.where(m.VM.state.in_(BACKED_UP_STATES))
             else:
                 q = q.where((m.VM.name == ref) | (m.VM.uuid == ref.lower()))
             return [
@@ -181,19 +203,17 @@ class Executor:
 
     def _locked(self, target: Target) -> Outcome:
         conn = self.hosts(target.host)
-        try:
+        with contextlib.closing(_Conns([conn])) as self._conns:
             dom = hv.find_domain(conn, target.uuid)
             aborted: tuple[str, ...] = ()
             if dom is not None and dom.isActive() and hv.backup_running(dom):
                 hv.abort_backup(dom)  # first: the old job may still write into its folder
                 aborted = ("aborted the backup job a killed run left in libvirt",)
             redone = aborted + self._clean_up(target)
-            if dom is None or not dom.isActive():
-                why = "not running: libvirt backs up running VMs only"
+            if dom is None:
+                why = f"not on host {target.host} any more; run 'corral sync'"
                 return Outcome(target.name, "skipped", detail=why, redone=redone)
             return self._take(target, dom, redone)
-        finally:
-            conn.close()
 
     def _clean_up(self, target: Target) -> tuple[str, ...]:
         """What a killed job left: unfinished folders, and its run still marked running."""
@@ -222,7 +242,7 @@ class Executor:
         started = time.monotonic()
         try:
             with hv.translated(f"the backup of {target.name}"):
-                manifest = self._write(target, dom, folder, (point_id, at), parent)
+                manifest, dom = self._write(target, dom, folder, (point_id, at), parent)
         except (CorralError, OSError) as exc:
             self.repo.discard(folder)
             detail = exc.message if isinstance(exc, CorralError) else str(exc)
@@ -238,6 +258,7 @@ class Executor:
         return Outcome(
             target.name, "done", manifest.id, manifest.kind, manifest.size,
             manifest.seconds, manifest.fallback, redone=redone,
+            consistency=manifest.consistency, consistency_note=manifest.consistency_note,
         )  # fmt: skip
 
     def _parent(
@@ -269,7 +290,7 @@ class Executor:
         folder: Path,
         point: tuple[str, datetime],
         parent: Manifest | None,
-    ) -> Manifest:
+    ) -> tuple[Manifest, Any]:
         point_id, at = point
         xml = hv.inactive_xml(dom)
         (folder / DOMAIN_XML).write_text(xml, encoding="utf-8")
@@ -279,7 +300,25 @@ class Executor:
         targets = [(d.target, folder / f"{d.target}.qcow2") for d in disks]
         checkpoint = f"corral-{point_id}"
         since = parent.checkpoint if parent else None
-        taken = back_up(dom, targets, checkpoint, since=since, mib_s=self.policy.planner.job_mib_s)
+        if not dom.isActive():  # libvirt's backup API needs a running domain
+            offline = [
+                OfflineDisk(d.target, d.path, p) for d, (_, p) in zip(disks, targets, strict=True)
+            ]
+            taken = offline_backup(dom, offline, checkpoint, since=since)
+        else:
+            quiesce = self._quiesce(target)
+            try:
+                taken = back_up(dom, targets, checkpoint, since=since,
+                                mib_s=self.policy.planner.job_mib_s, quiesce=quiesce)  # fmt: skip
+            except DaemonLost:
+                dom = self._reconnect(target)
+                if quiesce:
+                    thaw_quietly(dom)
+                try:
+                    backup = resume(dom, targets, checkpoint)
+                    taken = RestorePoint(backup, incremental=since is not None)
+                except JobGone:
+                    taken = self._again(dom, targets, checkpoint, since, quiesce)
         if taken.incremental and parent is not None:
             for disk, path in targets:
                 hv.rebase(path, f"../{parent.id}/{disk}.qcow2")
@@ -296,7 +335,47 @@ class Executor:
             taken_at=at,
             files=tuple(files),
             fallback=taken.fallback,
-        )
+            consistency=taken.backup.consistency.level,
+            consistency_note=taken.backup.consistency.note,
+        ), dom
+
+    def _again(
+        self, dom: Any, targets: list[tuple[str, Path]], checkpoint: str, since: str | None,
+        quiesce: bool,
+    ) -> RestorePoint:  # fmt: skip
+        """The lost job ended unseen (done or not, nobody can tell): its files and checkpoint
+        go and the backup is taken once more, on the new connection."""
+        for _, path in targets:
+            path.unlink(missing_ok=True)
+        hv.drop_checkpoints(dom, frozenset({since}) if since else frozenset())
+        mib_s = self.policy.planner.job_mib_s
+        return back_up(dom, targets, checkpoint, since=since, mib_s=mib_s, quiesce=quiesce)
+
+    def _quiesce(self, target: Target) -> bool:
+        rules = self.policy.for_vm(target.name, target.tier).rules
+        return rules.consistency is ConsistencyRule.application
+
+    def _reconnect(self, target: Target) -> Any:
+        """libvirtd died under a running job: wait (up to ``reconnect_s``) for it to answer
+        again and give back the VM's domain on the new connection."""
+        deadline = time.monotonic() + self.reconnect_s
+        while True:
+            try:
+                conn = self.hosts(target.host)
+            except HypervisorError:
+                if time.monotonic() > deadline:
+                    raise HypervisorError(
+                        f"libvirtd of host {target.host} died during the backup of {target.name} "
+                        f"and did not come back within {self.reconnect_s:g} s; the next run "
+                        "redoes the backup."
+                    ) from None
+                time.sleep(RECONNECT_POLL_S)
+                continue
+            self._conns.add(conn)
+            dom = hv.find_domain(conn, target.uuid)
+            if dom is None or not dom.isActive():
+                raise HypervisorError(f"{target.name} stopped while libvirtd was down.")
+            return dom
 
     # -- the catalog -------------------------------------------------------------------
     def _start_run(self, target: Target) -> int:
@@ -325,12 +404,30 @@ class Executor:
             s.merge(catalog_row(manifest))
 
 
+class _Conns:
+    """The connections one VM's backup opened (a second one after libvirtd came back)."""
+
+    def __init__(self, conns: list[Any]) -> None:
+        self.conns = conns
+
+    def add(self, conn: Any) -> None:
+        self.conns.append(conn)
+
+    def close(self) -> None:
+        import libvirt
+
+        for conn in self.conns:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()  # a connection to a daemon that died fails to close
+
+
 def catalog_row(manifest: Manifest) -> m.BackupPointRow:
     return m.BackupPointRow(
         id=manifest.id, vm_uuid=manifest.vm_uuid, vm_name=manifest.vm_name,
         host=manifest.host, kind=manifest.kind, parent_id=manifest.parent,
         checkpoint=manifest.checkpoint, taken_at=manifest.taken_at, bytes=manifest.size,
-        fallback=manifest.fallback,
+        fallback=manifest.fallback, consistency=manifest.consistency,
+        consistency_note=manifest.consistency_note,
     )  # fmt: skip
 
 

@@ -66,7 +66,11 @@ class Restorer:
         as_name: str | None = None,
         disk_dir: Path | None = None,
         start: bool = True,
+        network: str | None = None,
     ) -> Restored:
+        """``network``: a copy's NICs all on this libvirt network (restore tests isolate it)."""
+        if network is not None and as_name is None:
+            raise ValidationError("only a copy (--as NAME) can be put on another network.")
         started = time.monotonic()
         chain = self._checked_chain(point_id)
         point = chain[-1]
@@ -82,7 +86,7 @@ class Restorer:
                 done = self._in_place(point, folder, start)
             else:
                 done = self._as_new(point, folder, xml, as_name, host or point.host, disk_dir,
-                                    start)  # fmt: skip
+                                    start, network)  # fmt: skip
         result = Restored(**{**done, "seconds": round(time.monotonic() - started, 3)})
         self._record(result, point)
         return result
@@ -100,7 +104,7 @@ class Restorer:
 
     def _as_new(
         self, point: Manifest, folder: Path, xml: str, name: str, host: str,
-        disk_dir: Path | None, start: bool,
+        disk_dir: Path | None, start: bool, network: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         if not VM_NAME.match(name):
             raise ValidationError(
@@ -121,7 +125,7 @@ class Restorer:
                 paths[str(f.disk)] = out
             for f in point.disks:
                 hv.write_image(folder / f.name, paths[str(f.disk)])
-            new_xml, new_uuid = hv.as_new_vm(xml, name, paths)
+            new_xml, new_uuid = hv.as_new_vm(xml, name, paths, network)
             dom = _define(conn, new_xml, paths)
             if start:
                 dom.create()

@@ -638,6 +638,8 @@ class BackupPointRow(Base):
     fallback: Mapped[str | None] = mapped_column(Text)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     verify_ok: Mapped[bool | None] = mapped_column(Boolean)
+    consistency: Mapped[str] = mapped_column(String(16), default="crash")  # or application
+    consistency_note: Mapped[str | None] = mapped_column(Text)
 
 
 class BackupRunRow(Base):
@@ -796,3 +798,25 @@ class HADrillRunRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- restore tests (issue 12: the RTO proven by booting the restored VM) ----------------------
+class RestoreTestRow(Base):
+    """A restore test: a point restored as a throwaway VM, booted on an isolated network,
+    timed and removed; ``seconds`` (restore + boot) is the RTO measured, not assumed."""
+
+    __tablename__ = "backup_restore_tests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vm_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    vm_name: Mapped[str] = mapped_column(String(255))
+    point_id: Mapped[str] = mapped_column(String(80))
+    host: Mapped[str] = mapped_column(String(255))
+    network: Mapped[str] = mapped_column(String(64))  # the isolated network it booted on
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    restore_seconds: Mapped[float] = mapped_column(default=0.0)
+    seconds: Mapped[float] = mapped_column(default=0.0)  # restore + boot
+    rto_minutes: Mapped[int | None] = mapped_column(Integer)
+    rto_met: Mapped[bool | None] = mapped_column(Boolean)
+    tested_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -1,5 +1,5 @@
 """Restore points and restores over HTTP: list and show points, verify one, run the due
-backups and restore (both jobs), collect garbage.
+backups, restore and restore-test (jobs), list restore tests, collect garbage.
 
 Reading the catalog needs ``ops.read``; everything that takes, deletes or restores needs
 ``fleet.operate``. A restored copy's disks go beside the original's: the API takes no file
@@ -25,6 +25,8 @@ from corral.domain.backup import Manifest
 from corral.services import backup as backup_service
 from corral.services import backup_exec
 from corral.services.audit import Actor, acting_as
+from corral.services.backup_restore_test import RestoreTester
+from corral.services.backup_restore_test import history as restore_history
 from corral.services.jobs import JobKind, Progress
 from corral.services.restore import Restorer
 
@@ -155,10 +157,47 @@ def _restore(params: RestoreJob, state: Any, _progress: Progress) -> RestoredOut
     return RestoredOut.model_validate(asdict(done))
 
 
-RUN_KIND, RESTORE_KIND = "backup.run", "backup.restore"
+class RestoreTestOut(BaseModel):
+    vm: str
+    point: str
+    host: str
+    network: str = Field(description="The isolated network (no forward) it booted on.")
+    ok: bool = Field(description="Whether the restored VM booted.")
+    detail: str
+    restore_seconds: float
+    seconds: float = Field(description="Restore + boot: the RTO measured.")
+    rto_minutes: int | None
+    rto_met: bool | None
+    tested_at: datetime
+
+
+class RestoreTestsOut(BaseModel):
+    results: list[RestoreTestOut]
+
+
+class RestoreTestRequest(BaseModel):
+    vm: VMName | None = Field(default=None, description="Test this VM's newest point now.")
+    point: PointId | None = Field(default=None, description="Test this restore point.")
+    host: VMName | None = Field(default=None, description="Boot it on this host.")
+
+
+class RestoreTestJob(RestoreTestRequest, _Submitted):
+    pass
+
+
+def _restore_test(params: RestoreTestJob, state: Any, _progress: Progress) -> RestoreTestsOut:
+    policy = backup_service.load_policy(state.settings)
+    tester = RestoreTester.from_settings(state.settings, state.inventory.db, policy)
+    with acting_as(_as(params, TEST_KIND)):
+        results = tester.run(params.vm, point=params.point, host=params.host)
+    return RestoreTestsOut.model_validate({"results": [asdict(r) for r in results]})
+
+
+RUN_KIND, RESTORE_KIND, TEST_KIND = "backup.run", "backup.restore", "backup.restore_test"
 RUN = JobKind(RUN_KIND, RunJob, _run)
 RESTORE = JobKind(RESTORE_KIND, RestoreJob, _restore)
-JOB_KINDS = (RUN, RESTORE)
+RESTORE_TEST = JobKind(TEST_KIND, RestoreTestJob, _restore_test)
+JOB_KINDS = (RUN, RESTORE, RESTORE_TEST)
 
 
 @router.get("/points", response_model=Page[PointOut], responses=error_responses(401, 422))
@@ -232,3 +271,35 @@ def restore(
     """Restore a VM from a restore point, as a new VM or in place: a job (RestoredOut)."""
     job = RestoreJob(**body.model_dump(), by=who.user, roles=who.role_names)
     return accept(jobs, RESTORE, job, who.user, response)
+
+
+@router.post(
+    "/restore-tests", status_code=202, response_model=JobPublic,
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
+)  # fmt: skip
+def restore_test(
+    body: RestoreTestRequest, jobs: JobsDep,
+    who: Annotated[Principal, require(Perm.fleet_operate)], response: Response,
+) -> JobPublic:  # fmt: skip
+    """Restore and boot a point on an isolated network, timed, then remove it (one VM's newest
+    point, one point, or every VM due for a test): a job whose result is a RestoreTestsOut."""
+    job = RestoreTestJob(**body.model_dump(), by=who.user, roles=who.role_names)
+    return accept(jobs, RESTORE_TEST, job, who.user, response)
+
+
+@router.get(
+    "/restore-tests", response_model=Page[RestoreTestOut], responses=error_responses(401, 422)
+)
+def restore_tests(
+    request: Request,
+    _who: Annotated[Principal, require(Perm.ops_read)],
+    vm: VMName | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[RestoreTestOut]:
+    """The stored restore tests, newest first (of one VM: name or UUID)."""
+    found = [
+        RestoreTestOut.model_validate(asdict(r))
+        for r in restore_history(request.app.state.inventory.db, vm, limit=1000)
+    ]
+    return paginate(found, lambda r: (r.tested_at.isoformat(), r.point), limit, cursor)

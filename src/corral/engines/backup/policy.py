@@ -98,6 +98,18 @@ class Planner:
     datastore_mib_s: int = 400  # backup I/O budget of a datastore without its own
 
 
+@dataclass(frozen=True, slots=True)
+class RestoreTesting:
+    """Restore tests: each backed-up VM's newest point restored as a throwaway VM and booted on
+    an isolated network every ``every_minutes``. It counts as booted once it has run
+    ``settle_s`` seconds and, when ``boot_marker`` is set, its file console shows that text."""
+
+    every_minutes: int = 7 * 1440
+    boot_timeout_s: int = 300
+    settle_s: int = 5
+    boot_marker: str | None = None
+
+
 DEFAULT_TIERS: Mapping[str, TierPolicy] = {
     "replicated": TierPolicy(
         rpo_minutes=60,
@@ -130,6 +142,7 @@ class Policy:
     vms: Mapping[str, VMOverride] = field(default_factory=dict)
     planner: Planner = field(default_factory=Planner)
     source: str = "built-in defaults"
+    restore_test: RestoreTesting = field(default_factory=RestoreTesting)
 
     def for_vm(self, name: str, tier: str | None) -> Effective:
         """The policy one VM gets: its override, else its tier, else the default tier."""
@@ -166,7 +179,7 @@ class Effective:
 
 
 # -- reading the YAML -------------------------------------------------------------------
-_TOP = frozenset({"default_tier", "tiers", "vms", "planner"})
+_TOP = frozenset({"default_tier", "tiers", "vms", "planner", "restore_test"})
 _TIER = frozenset(
     {"rpo", "rto", "consistency", "retention", "window", "restore_from", "rebuild", "extends"}
 )
@@ -195,7 +208,9 @@ def parse_policy(data: Any, source: str) -> Policy:
         str(name): _override(raw, tiers, f"{source}: vms.{name}")
         for name, raw in _mapping(data.get("vms") or {}, f"{source}: vms").items()
     }
-    return Policy(tiers, default_tier, vms, _planner(data.get("planner"), source), source)
+    planner = _planner(data.get("planner"), source)
+    testing = _restore_testing(data.get("restore_test"), source)
+    return Policy(tiers, default_tier, vms, planner, source, testing)
 
 
 def _tier(raw: Any, base: TierPolicy, where: str) -> TierPolicy:
@@ -280,6 +295,26 @@ def _planner(raw: Any, source: str) -> Planner:
             raise ValidationError(f"{where}.{key} must be {what}.")
         values[key] = kind(value)
     return Planner(**values)
+
+
+def _restore_testing(raw: Any, source: str) -> RestoreTesting:
+    where = f"{source}: restore_test"
+    known = {"every", "boot_timeout_s", "settle_s", "boot_marker"}
+    values: dict[str, Any] = {}
+    for key, value in _mapping(raw or {}, where).items():
+        if key not in known:
+            raise ValidationError(f"{where}: unknown key {key!r} ({', '.join(sorted(known))}).")
+        if key == "every":
+            values["every_minutes"] = _minutes(value, f"{where}.every")
+        elif key == "boot_marker":
+            if not isinstance(value, str) or not value.strip():
+                raise ValidationError(f"{where}.boot_marker must be a non-empty text.")
+            values[key] = value
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError(f"{where}.{key} must be a whole number of seconds.")
+        else:
+            values[key] = value
+    return RestoreTesting(**values)
 
 
 def _enum(kind: type[enum.StrEnum], raw: Any, where: str) -> Any:

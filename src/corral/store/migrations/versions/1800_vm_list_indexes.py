@@ -9,7 +9,7 @@ owner may create it); elsewhere the search keeps scanning, which SQLite does qui
 sizes it serves.
 
 Revision ID: 1800
-Revises: 1500
+Revises: 1600
 Create Date: 2026-12-04 00:10:00.000000
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "1800"
-down_revision = "1500"
+down_revision = "1600"
 branch_labels = None
 depends_on = None
 
