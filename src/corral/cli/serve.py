@@ -62,15 +62,12 @@ def worker_app(settings: Settings, sole_process: bool = True) -> FastAPI:
     several processes the parent has already failed the jobs a stopped server left running."""
     from corral.api.app import create_app
     from corral.inventory.service import Inventory
-    from corral.security.token_store import TokenStore
 
     if not sole_process:
         _die_with_parent()
     context.record_writes_as_os_user()
     inv = Inventory.from_settings(settings)
-    return create_app(
-        inv, TokenStore(inv.db), settings=settings, recover_interrupted_jobs=sole_process
-    )
+    return create_app(inv, settings=settings, recover_interrupted_jobs=sole_process)
 
 
 def _die_with_parent() -> None:
