@@ -36,6 +36,7 @@ from corral.api.routes import respond_page
 from corral.api.routes import restore_points as restore_point_routes
 from corral.api.routes import sim as sim_routes
 from corral.api.routes import sprawl as sprawl_routes
+from corral.api.routes import units as unit_routes
 from corral.config import Settings, load_settings
 from corral.errors import AuthError, CorralError
 from corral.inventory.service import Inventory
@@ -79,6 +80,7 @@ ROUTERS = (
     metric_analysis_routes.router,
     forensic_routes.router,
     blueprint_routes.router,
+    unit_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
@@ -90,6 +92,7 @@ JOB_KINDS: tuple[JobKind[Any], ...] = (
     *ha_routes.JOB_KINDS,
     *forensic_routes.JOB_KINDS,
     *requests_routes.JOB_KINDS,
+    *unit_routes.JOB_KINDS,
 )
 
 
