@@ -100,6 +100,8 @@ class Settings:
     analysis_step_s: int = 300
     #: an approved VM request is provisioned at once (API: a job; CLI: in the command)
     provision_on_approval: bool = True
+    #: governance policy YAML (issue 10 item 7): checked on requests and by 'corral policy check'
+    governance_policy: Path | None = None
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -240,6 +242,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
     FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),
     FieldSpec("provision_on_approval", "CORRAL_PROVISION_ON_APPROVAL", _flag, "make approved VMs"),
+    FieldSpec("governance_policy", "CORRAL_GOVERNANCE_POLICY", _path, "governance policy YAML"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 
