@@ -276,3 +276,34 @@ def test_a_shell_string_is_refused_as_a_hook(services: Services) -> None:  # noq
             "test",
             "boss",
         )
+
+
+def test_a_deploy_that_died_before_the_unit_started_is_finished_by_the_next_run(
+    services: Services,  # noqa: F811
+    inventory: Inventory,
+    node: Path,
+) -> None:
+    requests, provision, blueprints = services
+    blueprints.add_mapping(SHOP, "test", "boss")
+    view = requests.approve(requests.create(ask(requests), ALICE, submit=True).id, ANN)
+    rid = view.id
+
+    def die(point: str) -> None:
+        if point == f"app-r{rid}-1:pristine":
+            raise Crashed(point)
+
+    dying = UnitService(inventory, crash=die)
+    with pytest.raises(Crashed):
+        RequestProvisioner(requests, provision, units=dying).provision(rid, "ann")
+    half = UnitService(inventory).get(rid, ALICE)
+    assert half.state == "deploying" and half.op == "deploy"
+    assert all(
+        d.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF for d in domains(node, f"-r{rid}-").values()
+    )
+    done = RequestProvisioner(requests, provision).provision(rid, "ann")
+    assert done.state is S.provisioned
+    unit = UnitService(inventory).get(rid, ALICE)
+    assert unit.state == "running" and unit.op is None
+    for dom in domains(node, f"-r{rid}-").values():
+        assert dom.snapshotListNames(0) == [PRISTINE]  # one each: none taken twice
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING

@@ -23,9 +23,9 @@ class UnitHost(Protocol):
 
     def network_names(self) -> set[str]: ...
 
-    def take_pristine(self, uuid: str, disk: str) -> bool:
-        """An internal snapshot of a shut-off VM's ``disk`` (its other disks left out);
-        True when it was taken now, False when the VM had one already."""
+    def take_pristine(self, uuid: str) -> bool:
+        """An internal snapshot of the VM, shut off (its read-only disks left out); True
+        when it was taken now, False when the VM had one already."""
         ...
 
     def revert_pristine(self, uuid: str) -> None:

@@ -495,6 +495,7 @@ def _spec_maker(
             request_id=request_id,
             network=network,
             start=network is None,
+            seed_readonly=network is not None,
         )
 
     return spec

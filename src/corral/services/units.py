@@ -34,10 +34,11 @@ from sqlalchemy.orm import Session
 from corral.domain.access import Permission, Principal
 from corral.domain.blueprint import Blueprint, Tier
 from corral.errors import ConflictError, CorralError, NotFoundError
-from corral.hypervisor.newdomain import DISK_TARGET
 from corral.hypervisor.units import UnitHost
 from corral.inventory.service import Inventory
 from corral.services.blueprints import tier_from_stored
+from corral.services.provision import seed_volume_name
+from corral.services.templates import TemplateService
 from corral.services.unit_start import Starter, StartFailed
 from corral.services.workers import alive, this_worker
 from corral.store import models as m
@@ -73,6 +74,7 @@ class UnitVM:
     tier: str
     host: str
     uuid: str
+    template: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class UnitService:
         self.clock = clock
         self.crash = crash
         self.grace_s = grace_s
+        self.templates = TemplateService(inventory.db)
 
     # -- reading -------------------------------------------------------------------------
     def get(self, request_id: int, who: Principal) -> UnitView:
@@ -149,7 +152,7 @@ class UnitService:
                 return _view(s, row)
         vms = self._vms(request_id)
         for vm in vms:
-            if self._host(vm.host).take_pristine(vm.uuid, DISK_TARGET):
+            if self._host(vm.host).take_pristine(vm.uuid):
                 say(f"{vm.name}: pristine snapshot taken")
             self.crash(f"{vm.name}:pristine")
         return self._finish(request_id, lambda: self._start_all(request_id, say))
@@ -269,7 +272,9 @@ class UnitService:
 
     def _teardown(self, request_id: int, say: Step) -> str:
         for vm in reversed(self._vms(request_id)):
-            self._host(vm.host).delete_vm(vm.uuid, delete_storage=True)
+            host = self._host(vm.host)
+            host.delete_vm(vm.uuid, delete_storage=True)
+            self._delete_seed(host, vm)
             with self.db.session() as s:
                 for r in s.scalars(select(m.RequestVMRow).where(m.RequestVMRow.name == vm.name)):
                     r.state = REMOVED
@@ -326,10 +331,20 @@ class UnitService:
                 .where(m.RequestVMRow.request_id == request_id, m.RequestVMRow.state == CREATED)
                 .order_by(m.RequestVMRow.seq)
             )
-            return [UnitVM(r.name, r.tier, r.host, r.uuid or "") for r in rows if r.uuid]
+            return [
+                UnitVM(r.name, r.tier, r.host, r.uuid or "", r.template) for r in rows if r.uuid
+            ]
 
     def _host(self, name: str) -> UnitHost:
         return cast(UnitHost, self.inventory.open_host(name))
+
+    def _delete_seed(self, host: UnitHost, vm: UnitVM) -> None:
+        """A unit's seed is read-only, so deleting the VM leaves it: it goes by name."""
+        try:
+            pool = self.templates.get(vm.template).pool
+        except NotFoundError:
+            return  # the template is gone, and with it where its pool was
+        host.delete_volume(pool, seed_volume_name(vm.name))
 
     def _remove_networks(self, name: str, hosts: list[str], say: Step) -> None:
         for host in hosts:
@@ -378,7 +393,7 @@ def _view(s: Session, row: m.UnitRow) -> UnitView:
         state=row.state,
         op=row.op,
         last_error=row.last_error,
-        vms=tuple(UnitVM(v.name, v.tier, v.host, v.uuid or "") for v in vms),
+        vms=tuple(UnitVM(v.name, v.tier, v.host, v.uuid or "", v.template) for v in vms),
     )
 
 

@@ -3,8 +3,10 @@
 Why internal snapshots: libvirt 9 cannot revert to an external snapshot ("not supported
 yet", notes/backup-ha.md), while an internal one lives inside the VM's qcow2 overlay and
 reverts in about two seconds. It is taken while the VM is shut off (right after it was made,
-before its first boot) of the system disk only: the cloud-init seed is a raw volume, which
-holds no snapshot, and the guest never writes to it.
+before its first boot), of its disks only. The cloud-init seed is a raw volume, which holds
+no snapshot: a unit's VM has it read-only (the guest only reads it), and libvirt leaves a
+read-only disk out of the snapshot (on libvirt 9 a writable raw disk makes it refuse, and a
+snapshot naming only some disks is refused as well).
 
 A network with no ``<forward>`` and no ``<ip>`` is a bare bridge: the unit's guests reach
 each other and nothing else (not even the host).
@@ -17,7 +19,7 @@ from lxml import etree
 
 from corral.hypervisor.libvirt.core import HypervisorCore, _is_active
 from corral.hypervisor.units import PRISTINE
-from corral.hypervisor.xmlsafe import parse, to_string
+from corral.hypervisor.xmlsafe import to_string
 
 
 def isolated_network_xml(name: str) -> str:
@@ -27,18 +29,13 @@ def isolated_network_xml(name: str) -> str:
     return to_string(root)
 
 
-def pristine_snapshot_xml(disk: str | None, others: list[str]) -> str:
-    """Only ``disk`` snapshotted (internal), ``others`` left out; ``disk`` None: every disk
-    (libvirt's test driver refuses a mix of modes)."""
+def pristine_snapshot_xml() -> str:
+    """An internal snapshot of a shut-off VM: its disks only (its read-only seed is left out
+    by libvirt itself)."""
     root = etree.Element("domainsnapshot")
     etree.SubElement(root, "name").text = PRISTINE
     etree.SubElement(root, "description").text = "corral: the unit's state right after deploy"
-    etree.SubElement(root, "memory", snapshot="no")  # taken shut off: disks only
-    if disk is not None:
-        disks = etree.SubElement(root, "disks")
-        etree.SubElement(disks, "disk", name=disk, snapshot="internal")
-        for other in others:
-            etree.SubElement(disks, "disk", name=other, snapshot="no")
+    etree.SubElement(root, "memory", snapshot="no")
     return to_string(root)
 
 
@@ -81,7 +78,7 @@ class Units(HypervisorCore):
             except libvirt.libvirtError as exc:
                 raise self._error("list networks", exc) from None
 
-    def take_pristine(self, uuid: str, disk: str) -> bool:
+    def take_pristine(self, uuid: str) -> bool:
         with self._lock:
             dom = self._lookup(uuid)
             try:
@@ -89,13 +86,7 @@ class Units(HypervisorCore):
                     return False
                 if _is_active(dom):
                     dom.destroy()
-                others = [t for t in _disk_targets(dom) if t != disk]
-                try:
-                    dom.snapshotCreateXML(pristine_snapshot_xml(disk, others), 0)
-                except libvirt.libvirtError as exc:
-                    if exc.get_error_code() != libvirt.VIR_ERR_CONFIG_UNSUPPORTED:
-                        raise
-                    dom.snapshotCreateXML(pristine_snapshot_xml(None, []), 0)
+                dom.snapshotCreateXML(pristine_snapshot_xml(), 0)
             except libvirt.libvirtError as exc:
                 raise self._error(f"take the pristine snapshot of VM {uuid}", exc) from None
             self._write_back(dom)
@@ -123,11 +114,6 @@ class Units(HypervisorCore):
 
     def _write_back_network(self, name: str, xml: str | None) -> None:
         """Nothing to do on a real host; the node-file wrapper records the network."""
-
-
-def _disk_targets(dom: libvirt.virDomain) -> list[str]:
-    root = parse(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), "domain XML")
-    return [t.get("dev", "") for t in root.iterfind("devices/disk/target") if t.get("dev")]
 
 
 __all__ = ["Units", "isolated_network_xml", "pristine_snapshot_xml"]
