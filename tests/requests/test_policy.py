@@ -157,3 +157,21 @@ def test_policy_check_on_the_command_line_and_over_rest(
         (f["vm_name"], f["rule"]) for f in body["findings"]
     }
     assert "3 VMs checked" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_drift_feeds_the_sprawl_reports_lack_of_policy_sign(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    from corral.engines.costing import load_cost_model
+    from corral.services.sprawl import sprawl_report
+
+    fleet(inventory, tmp_path)
+    model = load_cost_model()
+    without = sprawl_report(inventory, None, model, days=1).signs[0]
+    assert without.key == "policy" and "vms_breaking_policy" not in without.figures
+    signed = sprawl_report(inventory, None, model, days=1, governance=load_policy(POLICY)).signs[0]
+    # 2 required fields + 2 environments sized + prod protection + networks + lease = 7 rules;
+    # every VM of host-a breaks one (see the inventory check above): none complies
+    assert signed.figures["vms_breaking_policy"] == 3 and signed.figures["policy_rules"] == 7
+    assert signed.figures["policy_compliant_share"] == 0.0
+    assert signed.status.value == "alert" and "governance policy" in signed.based_on

@@ -75,8 +75,15 @@ def demo(
 
     days = max(1, int(history_days) or 30)
     policy = load_policy(context.settings())
+    from corral.services.policy import configured_policy
+
     report = sprawl_report(
-        inv, context.metrics_store(), context.cost_model(), days=days, backup_policy=policy
+        inv,
+        context.metrics_store(),
+        context.cost_model(),
+        days=days,
+        backup_policy=policy,
+        governance=configured_policy(context.settings().governance_policy),
     )
     sprawl = report.analysis.summary()
     info["sprawl"] = sprawl

@@ -20,6 +20,7 @@ from corral.domain.access import Permission, Principal
 from corral.domain.blueprint import Part
 from corral.engines.policy import Facts, Policy, Violation, check, policy_from_mapping
 from corral.errors import ValidationError
+from corral.reports.scorecard import PolicyDrift
 from corral.store import models as m
 from corral.store.db import Database
 
@@ -31,6 +32,11 @@ def load_policy(path: Path | None) -> Policy:
     from corral.safeload import load_file
 
     return policy_from_mapping(load_file(path, "governance policy"), str(path))
+
+
+def configured_policy(path: Path | None) -> Policy | None:
+    """The policy the ``governance_policy`` setting names; None when it names none."""
+    return None if path is None else load_policy(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +132,21 @@ class PolicyService:
         self.policy = policy
         self.clock = clock
 
+    def drift(self) -> PolicyDrift:
+        """The whole inventory's drift, as the sprawl scorecard's sign No.1 counts it."""
+        report = self._check(None)
+        return PolicyDrift(
+            rules=rule_count(self.policy),
+            vms_checked=report.checked,
+            vms_breaking=len({f.vm_uuid for f in report.findings}),
+            by_rule=report.by_rule,
+        )
+
     def check_inventory(self, who: Principal) -> PolicyReport:
         """Every VM the caller may see against every rule (templates and deleted VMs aside)."""
-        seen = who.visible_departments(Permission.vm_read)
+        return self._check(who.visible_departments(Permission.vm_read))
+
+    def _check(self, seen: frozenset[str] | None) -> PolicyReport:
         today = self.clock().date()
         findings: list[Finding] = []
         checked = 0
@@ -147,6 +165,12 @@ class PolicyService:
                     )
         counts = Counter(f.rule for f in findings)
         return PolicyReport(checked, tuple(findings), dict(sorted(counts.items())))
+
+
+def rule_count(policy: Policy) -> int:
+    """How many rules a policy sets (each required field and each environment's sizes count)."""
+    flags = (policy.prod_protection, policy.allowed_networks, policy.max_lease_days)
+    return len(policy.required_metadata) + len(policy.sizes) + sum(bool(f) for f in flags)
 
 
 def _facts(vm: m.VM, today: date) -> Facts:
@@ -185,6 +209,7 @@ __all__ = [
     "PolicyReport",
     "PolicyService",
     "RequestFacts",
+    "configured_policy",
     "load_policy",
     "refuse",
     "request_checker",
