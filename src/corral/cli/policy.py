@@ -15,7 +15,7 @@ from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit
 
 policy_app = typer.Typer(
-    help="Governance policy: required metadata, sizes, prod protection, networks, leases.",
+    help="Governance policy: check the inventory for drift.",
     no_args_is_help=True,
 )
 COLUMNS = ["vm", "host", "department", "rule", "message"]

@@ -14,6 +14,10 @@
    again. Each VM made is recorded at once.
 3. **commit**: the request becomes ``provisioned`` with its VMs' UUIDs; its reservation goes.
 
+A blueprint's VMs are a unit (corral.services.units): its isolated network is made on their
+hosts before step 2, they are made shut off on it, and after step 3 each gets its pristine
+snapshot and the unit starts in its start order.
+
 A VM that cannot be made undoes the request's VMs made so far (a request gets all of its VMs
 or none); the request fails with the reason its requester reads and the reservation is
 released. A run that finds the request ``provisioning`` resumes at step 2, unless the process

@@ -237,9 +237,9 @@ class UnitService:
         with self.db.session() as s:
             row = _unit(s, request_id)
             tiers = [tier_from_stored(t) for t in row.tiers]
-            name = row.network
+            name, blueprint = row.network, row.blueprint
         vms = self._vms(request_id)
-        for tier in _start_order(row.blueprint, tiers, vms):
+        for tier in _start_order(blueprint, tiers, vms):
             mine = [v for v in vms if v.tier == tier.name]
             env = {
                 "CORRAL_UNIT": str(request_id),
