@@ -319,7 +319,7 @@ def test_a_unit_is_stopped_and_torn_down_through_the_api_in_jobs(
     assert _wait(client, as_["olga"], approved.headers["Location"])["state"] == "succeeded"
     unit = client.get(f"/api/v1/units/{request_id}", headers=as_["alice"]).json()
     assert unit["state"] == "running" and unit["network"].startswith(f"corral-u{request_id}-")
-    listed = client.get("/api/v1/units", headers=as_["alice"]).json()
+    listed = client.get("/api/v1/units", headers=as_["alice"]).json()["items"]
     assert [u["request_id"] for u in listed] == [request_id]
     for operation, state in (("stop", "stopped"), ("teardown", "torn-down")):
         asked = client.post(f"/api/v1/units/{request_id}/{operation}", headers=as_["alice"])

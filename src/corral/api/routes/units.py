@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.api.deps import require
+from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.api.schemas import Text256
@@ -65,12 +66,15 @@ UNIT_OPERATION = JobKind("unit.operate", UnitJob, _run)
 JOB_KINDS = (UNIT_OPERATION,)
 
 
-@router.get("/units", response_model=list[UnitView], responses=error_responses(401, 403))
+@router.get("/units", response_model=Page[UnitView], responses=error_responses(401, 403, 422))
 def list_units(
-    request: Request, who: Annotated[Principal, require(Perm.request_read)]
-) -> list[UnitView]:
+    request: Request,
+    who: Annotated[Principal, require(Perm.request_read)],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[UnitView]:
     """The deployed blueprints of the caller's departments (all of them for fleet roles)."""
-    return _units(request.app.state).all(who)
+    return paginate(_units(request.app.state).all(who), lambda u: (u.request_id,), limit, cursor)
 
 
 @router.get(
