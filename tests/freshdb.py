@@ -14,10 +14,12 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from corral.store.db import Database
 
@@ -45,7 +47,7 @@ def fresh_sqlite(path: Path) -> Database:
 def fresh_postgresql(url: str) -> Database:
     """The database of ``url`` dropped and made again from a migrated template beside it.
 
-    Connections still open on it (a subprocess a test killed) are ended first."""
+    Connections of ours still open on it (a subprocess a test killed) are ended first."""
     parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
     name = parsed.database
     assert name, f"no database name in {url}"
@@ -55,17 +57,40 @@ def fresh_postgresql(url: str) -> Database:
     try:
         if template not in _pg_templates:
             with admin.connect() as conn:
-                conn.execute(text(f"DROP DATABASE IF EXISTS {quote(template)} WITH (FORCE)"))
+                _drop(conn, template)
                 conn.execute(text(f"CREATE DATABASE {quote(template)}"))
             built = Database(url.rsplit("/", 1)[0] + "/" + template)
             built.migrate()
             built.dispose()
             _pg_templates.add(template)
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)"))
+            _drop(conn, name)
             conn.execute(text(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(template)}"))
     finally:
         admin.dispose()
     db = Database(url)
     db.migrate()
     return db
+
+
+def _drop(conn: Connection, name: str) -> None:
+    """DROP DATABASE, ending this role's sessions on it first. Not ``WITH (FORCE)``: that
+    refuses when a session of another role (the server's autovacuum) is there, which a plain
+    DROP cancels by itself."""
+    quoted = conn.dialect.identifier_preparer.quote(name)
+    for _ in range(100):
+        try:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}"))
+            return
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55006":  # object_in_use
+                raise
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = :n AND usename = current_user AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
+        time.sleep(0.05)
+    raise AssertionError(f"database {name} is still in use after 100 attempts to drop it")

@@ -61,6 +61,7 @@ def build(home: Path, shared_data: Path, db_url: str | None = None) -> Demo:
         shared_data=shared_data,
         metrics_url=f"duckdb:///{home / 'metrics.duckdb'}",
         request_rules=rules,
+        node_dir=home,  # where build_demo writes the hosts' node files (the restorer opens them)
     )
     # PostgreSQL: this run's own database, made again first
     db = fresh_postgresql(db_url) if db_url else fresh_sqlite(home / "corral.db")

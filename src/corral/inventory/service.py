@@ -263,6 +263,12 @@ class Inventory:
                     s.delete(vm)
             s.delete(host)
 
+    def host_names(self) -> list[str]:
+        """The registered hosts' names, sorted: for a chooser, without list_hosts' VM counts
+        (a count of every VM by host, 80 ms at 100,000 VMs)."""
+        with self.db.session() as s:
+            return list(s.scalars(select(m.Host.name).order_by(m.Host.name)))
+
     def list_hosts(self) -> list[dict[str, Any]]:
         with self.db.session() as s:
             counts = dict(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -35,6 +36,13 @@ def _create_private(path: Path) -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def _json_text(value: object) -> str:
+    """JSON columns' text, by orjson: a first sync encodes some 30,000 device lists, and the
+    standard library's encoder was a tenth of its CPU time. Mapping keys that are not strings
+    (an int) become strings, as ``json.dumps`` makes them."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 class Database:
     """One database: an engine, a session factory, and its migrations."""
 
@@ -49,7 +57,14 @@ class Database:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             _create_private(Path(parsed.database).expanduser())
         self.url = parsed
-        self.engine: Engine = create_engine(url, echo=echo, future=True, pool_pre_ping=True)
+        self.engine: Engine = create_engine(
+            url,
+            echo=echo,
+            future=True,
+            pool_pre_ping=True,
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
+        )
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             WriteGate().attach(self.engine)

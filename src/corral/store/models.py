@@ -91,10 +91,11 @@ class VM(Base):
     autostart: Mapped[bool] = mapped_column(Boolean, default=False)
     persistent: Mapped[bool] = mapped_column(Boolean, default=True)
     is_template: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Device lists are read for one VM at a time, never for a listing: deferred.
-    disks: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred=True)
-    nics: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred=True)
-    snapshots: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred=True)
+    # Device lists are read for one VM at a time, never for a listing: deferred, and read
+    # together (one statement, not three) by whatever reads one of them.
+    disks: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred_group="devices")
+    nics: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred_group="devices")
+    snapshots: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred_group="devices")
     snapshot_count: Mapped[int] = mapped_column(Integer, default=0)
     disk_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     # ownership metadata

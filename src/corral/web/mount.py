@@ -15,7 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from corral.web import routes_auth, routes_fleet, routes_money, routes_ops, routes_requests
+from corral.web import (
+    routes_auth,
+    routes_backup,
+    routes_fleet,
+    routes_money,
+    routes_ops,
+    routes_requests,
+)
 from corral.web.pages import HERE, templates
 from corral.web.session import Sessions
 
@@ -30,7 +37,7 @@ DOCS_CSP = (
 def mount(app: FastAPI) -> None:
     """Add the dashboard's routes and files to ``app`` (created with docs_url=None)."""
     app.state.web_sessions = Sessions()
-    routers = (routes_auth, routes_fleet, routes_money, routes_requests, routes_ops)
+    routers = (routes_auth, routes_fleet, routes_money, routes_requests, routes_ops, routes_backup)
     for module in routers:
         app.include_router(module.router)
     app.mount("/static/web", StaticFiles(directory=HERE / "static"), name="web-static")

@@ -20,7 +20,7 @@ from corral.inventory.filters import SORT_KEYS, VMFilter
 from corral.metrics.catalog import METRICS
 from corral.metrics.model import EntityKind, Stat
 from corral.services import alerts_cli
-from corral.web import chart
+from corral.web import chart, routes_backup
 from corral.web.pages import PageRoute, authorize, query, render
 from corral.web.session import may
 
@@ -113,7 +113,7 @@ def vms(request: Request) -> Response:
         q=q,
         page=page,
         states=[s.value for s in VMState],
-        host_names=[h["name"] for h in inv.list_hosts()],
+        host_names=inv.host_names(),
         next_url="/vms?" + urlencode({**kept, "cursor": page.next_cursor})
         if page.next_cursor
         else None,
@@ -148,6 +148,7 @@ def vm(request: Request, ref: str) -> Response:
         title=f"VM {detail['name']}",
         vm=detail,
         cases=get_reclaim(request).history(detail["uuid"]),
+        points=routes_backup.points(request, detail["uuid"]) if may(viewer, P.ops_read) else None,
         metric=q["metric"],
         metrics=VM_METRICS,
         chart=line,

@@ -17,6 +17,7 @@ from corral.domain.access import Permission as P
 from corral.errors import NotFoundError, ValidationError
 from corral.services import alerts_cli, backup, backup_status, ha_live_views
 from corral.services.alerts import AlertService
+from corral.web import routes_backup
 from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -49,8 +50,16 @@ def backups(request: Request) -> Response:
     policy = backup.load_policy(request.app.state.settings)
     rows = backup_status.rpo_status(get_inventory(request).db, policy, datetime.now(UTC))
     counts = {v.value: sum(1 for r in rows if r.verdict is v) for v in backup_status.RPOVerdict}
+    found = routes_backup.points(request)
     return render(
-        request, "backups.html", title="Backups", rows=rows, counts=counts, source=policy.source
+        request,
+        "backups.html",
+        title="Backups",
+        rows=rows,
+        counts=counts,
+        source=policy.source,
+        points=found[: routes_backup.POINTS_SHOWN],
+        points_total=len(found),
     )
 
 

@@ -1,0 +1,55 @@
+"""What the busiest pages ask the database, statement by statement (the page-time benchmark,
+benchmarks/bench_dashboard*.py, has the times): the VM list never counts every VM by host for
+its host chooser, and the VM page reads a VM's disks, interfaces and snapshots in one
+statement, not one each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from tests.web.conftest import Demo, sign_in
+
+
+@pytest.fixture(scope="module")
+def client(demo: Demo) -> Iterator[TestClient]:
+    with TestClient(demo.app, base_url="http://testserver") as c:
+        sign_in(c, demo.token)
+        yield c
+
+
+def statements(demo: Demo, client: TestClient, path: str) -> list[str]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append(" ".join(sql.split()))
+
+    engine = demo.inv.db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_the_vm_list_names_the_hosts_without_counting_their_vms(
+    demo: Demo, client: TestClient
+) -> None:
+    seen = statements(demo, client, "/vms?state=running&sort=memory_mib&order=desc")
+    assert any("FROM hosts" in s for s in seen)  # the host chooser is there
+    assert not [s for s in seen if "GROUP BY" in s], seen
+
+
+def test_the_vm_page_reads_the_devices_of_a_vm_in_one_statement(
+    demo: Demo, client: TestClient
+) -> None:
+    uuid = demo.inv.list_vms(limit=1).items[0]["uuid"]
+    seen = statements(demo, client, f"/vms/{uuid}")
+    devices = [s for s in seen if any(f"vms.{c}" in s for c in ("disks", "nics", "snapshots"))]
+    assert len(devices) == 1, devices
+    assert all(f"vms.{c}" in devices[0] for c in ("disks", "nics", "snapshots"))
