@@ -1,7 +1,7 @@
 """units: deployed blueprints with their isolated network, state and operation in progress
 
-Revision ID: 1700
-Revises: 1400
+Revision ID: 1900
+Revises: 1800
 Create Date: 2026-12-04 00:05:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from corral.store.types import UTCDateTime
 
-revision = "1700"
-down_revision = "1400"
+revision = "1900"
+down_revision = "1800"
 branch_labels = None
 depends_on = None
 
