@@ -104,6 +104,8 @@ class Settings:
     api_workers: int | None = None
     #: an approved VM request is provisioned at once (API: a job; CLI: in the command)
     provision_on_approval: bool = True
+    #: governance policy YAML (issue 10 item 7): checked on requests and by 'corral policy check'
+    governance_policy: Path | None = None
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -246,6 +248,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("export_chunk_size", "CORRAL_EXPORT_CHUNK", _positive_int, "VMs per export chunk"),
     FieldSpec("api_workers", "CORRAL_API_WORKERS", _positive_int, "API server processes"),
     FieldSpec("provision_on_approval", "CORRAL_PROVISION_ON_APPROVAL", _flag, "make approved VMs"),
+    FieldSpec("governance_policy", "CORRAL_GOVERNANCE_POLICY", _path, "governance policy YAML"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

@@ -158,7 +158,11 @@ def test_demo_no_serve_builds_a_realistic_fleet(home: Path) -> None:
     cases = json.loads(run(home, "reclaim", "list", "-o", "json").stdout)
     (deleted,) = [c for c in cases if c["state"] == "deleted"]
     vms = json.loads(run(home, "vms", "-o", "json").stdout)
-    assert len(vms) == fleet["vms"] - 1
+    assert len(vms) == fleet["vms"] - 1 + 1  # one reclaimed, one made by the self-service walk
+    walk = info["self_service"]
+    assert walk["state"] == "provisioned" and walk["reason"] == "", walk
+    (made,) = [v for v in vms if v["name"] == f"demo-tiny-r{walk['request']}-1"]
+    assert made["state"] == "running" and made["department"] == walk["department"]
     # a history replayed from the real Bitbrains traces: 2 days of 5-minute samples per VM
     assert info["metrics"]["vms"] == fleet["running"]
     assert info["metrics"]["samples"] >= fleet["running"] * 2 * 288

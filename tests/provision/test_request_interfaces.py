@@ -303,3 +303,31 @@ def test_a_blueprint_through_the_api_is_one_request_and_one_job(
     gone = client.delete("/api/v1/blueprints/lab", headers=as_["olga"])
     assert gone.status_code == 204
     assert client.get("/api/v1/blueprints/lab", headers=as_["olga"]).status_code == 404
+
+
+def test_a_unit_is_stopped_and_torn_down_through_the_api_in_jobs(
+    api: tuple[Any, dict[str, str]], node_for_api: Path
+) -> None:
+    client, tokens = api
+    as_ = {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
+    lab = {"name": "lab", "tiers": [{"name": "db", "template": "debian-12", "memory_mib": 512}]}
+    assert client.post("/api/v1/blueprints", json=lab, headers=as_["olga"]).status_code == 201
+    body = {"blueprint": "lab", "owner": "alice", "department": "red", "purpose": "ci",
+            "environment": "dev", "lease_days": 7, "submit": True}  # fmt: skip
+    request_id = client.post("/api/v1/requests", json=body, headers=as_["alice"]).json()["id"]
+    approved = client.post(f"/api/v1/requests/{request_id}/approve", headers=as_["ann"])
+    assert _wait(client, as_["olga"], approved.headers["Location"])["state"] == "succeeded"
+    unit = client.get(f"/api/v1/units/{request_id}", headers=as_["alice"]).json()
+    assert unit["state"] == "running" and unit["network"].startswith(f"corral-u{request_id}-")
+    listed = client.get("/api/v1/units", headers=as_["alice"]).json()["items"]
+    assert [u["request_id"] for u in listed] == [request_id]
+    for operation, state in (("stop", "stopped"), ("teardown", "torn-down")):
+        asked = client.post(f"/api/v1/units/{request_id}/{operation}", headers=as_["alice"])
+        assert asked.status_code == 202, asked.text
+        job = _wait(client, as_["olga"], asked.headers["Location"])
+        assert job["kind"] == "unit.operate" and job["result"]["state"] == state, job
+    assert f"db-r{request_id}-1" not in domain_names(node_for_api)
+    missing = client.post("/api/v1/units/999/stop", headers=as_["alice"])
+    assert missing.status_code == 404
+    wrong = client.post(f"/api/v1/units/{request_id}/explode", headers=as_["alice"])
+    assert wrong.status_code == 422

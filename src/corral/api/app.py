@@ -29,6 +29,7 @@ from corral.api.routes import jobs as jobs_routes
 from corral.api.routes import metric_analysis as metric_analysis_routes
 from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import plan as plan_routes
+from corral.api.routes import policy as policy_routes
 from corral.api.routes import provision as provision_routes
 from corral.api.routes import reclaim as reclaim_routes
 from corral.api.routes import requests as requests_routes
@@ -36,6 +37,7 @@ from corral.api.routes import respond_page
 from corral.api.routes import restore_points as restore_point_routes
 from corral.api.routes import sim as sim_routes
 from corral.api.routes import sprawl as sprawl_routes
+from corral.api.routes import units as unit_routes
 from corral.config import Settings, load_settings
 from corral.errors import AuthError, CorralError
 from corral.inventory.service import Inventory
@@ -79,6 +81,8 @@ ROUTERS = (
     metric_analysis_routes.router,
     forensic_routes.router,
     blueprint_routes.router,
+    unit_routes.router,
+    policy_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (
@@ -90,6 +94,7 @@ JOB_KINDS: tuple[JobKind[Any], ...] = (
     *ha_routes.JOB_KINDS,
     *forensic_routes.JOB_KINDS,
     *requests_routes.JOB_KINDS,
+    *unit_routes.JOB_KINDS,
 )
 
 

@@ -78,3 +78,57 @@ def remove(name: str) -> None:
     """Remove a blueprint; requests made from it keep their copy of its tiers."""
     _service().remove(name)
     typer.echo(f"blueprint {name} removed")
+
+
+# -- deployed blueprints (units): thin calls to corral.services.units ------------------------
+UNIT_COLUMNS = ["unit", "blueprint", "department", "state", "op", "network", "vms", "error"]
+
+
+@functools.cache
+def _units() -> Any:
+    from corral.services.units import UnitService
+
+    return UnitService(context.inventory())
+
+
+def _me() -> Any:
+    from corral.domain.access import local_administrator
+
+    return local_administrator(context.os_user())
+
+
+def _unit_row(u: Any) -> dict[str, Any]:
+    return {
+        "unit": u.request_id,
+        "blueprint": u.blueprint,
+        "department": u.department,
+        "state": u.state,
+        "op": u.op or "",
+        "network": u.network,
+        "vms": ", ".join(f"{v.name}@{v.host}" for v in u.vms),
+        "error": u.last_error or "",
+    }
+
+
+@blueprint_app.command("units")
+def units(output: OutputFormat = OutputOption) -> None:
+    """The deployed blueprints (a unit is named by its request's id)."""
+    emit([_unit_row(u) for u in _units().all(_me())], output, UNIT_COLUMNS)
+
+
+@blueprint_app.command("stop")
+def stop(unit: int, output: OutputFormat = OutputOption) -> None:
+    """Power a unit's VMs off, in reverse start order."""
+    emit([_unit_row(_units().stop(unit, _me(), typer.echo))], output, UNIT_COLUMNS)
+
+
+@blueprint_app.command("redeploy")
+def redeploy(unit: int, output: OutputFormat = OutputOption) -> None:
+    """Revert every VM of a unit to its pristine snapshot and start the unit in order."""
+    emit([_unit_row(_units().redeploy(unit, _me(), typer.echo))], output, UNIT_COLUMNS)
+
+
+@blueprint_app.command("teardown")
+def teardown(unit: int, output: OutputFormat = OutputOption) -> None:
+    """Delete a unit's VMs with their volumes, and its network."""
+    emit([_unit_row(_units().teardown(unit, _me(), typer.echo))], output, UNIT_COLUMNS)

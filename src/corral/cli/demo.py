@@ -75,8 +75,15 @@ def demo(
 
     days = max(1, int(history_days) or 30)
     policy = load_policy(context.settings())
+    from corral.services.policy import configured_policy
+
     report = sprawl_report(
-        inv, context.metrics_store(), context.cost_model(), days=days, backup_policy=policy
+        inv,
+        context.metrics_store(),
+        context.cost_model(),
+        days=days,
+        backup_policy=policy,
+        governance=configured_policy(context.settings().governance_policy),
     )
     sprawl = report.analysis.summary()
     info["sprawl"] = sprawl
@@ -91,6 +98,7 @@ def demo(
 
         raised = demo_alerts(inv, context.settings(), store)
         info["alerts"] = [dataclasses.asdict(a) for a in raised]
+    info["self_service"] = _walk_a_request(inv, result)
     if output is OutputFormat.json:
         typer.echo(to_json(info))
     else:
@@ -106,6 +114,7 @@ def demo(
         typer.echo(f"Sprawl report with charts and the five warning signs: {info['html_report']}")
         _print_reclamation(info["reclamation"], output)
         _print_alerts(info.get("alerts"), output)
+        emit_object(info["self_service"], output, title="self-service: a request walked to a VM")
     if serve:
         from corral.cli.serve import run_server
 
@@ -121,16 +130,30 @@ def demo(
         run_server(bind, port)
 
 
-def _print_logins(output: OutputFormat) -> None:
-    """One user per role in the busiest department, with a token each (shown once)."""
+def _busiest_department() -> str:
     from collections import Counter
 
     from corral.inventory.filters import VMFilter
-    from corral.services.users import one_user_per_role
 
     vms = context.inventory().list_vms(VMFilter(), limit=1000).items
     busiest = Counter(v["department"] for v in vms if v.get("department")).most_common(1)
-    department = busiest[0][0] if busiest else "demo"
+    return str(busiest[0][0]) if busiest else "demo"
+
+
+def _walk_a_request(inv: Any, result: Any) -> dict[str, Any]:
+    """A request by the busiest department's requester, decided and made into its VM."""
+    from corral.demo.selfservice import walk_a_request
+
+    host = result.fleet.hosts[0].name
+    node_file = result.folder / f"{host}.xml"
+    return walk_a_request(inv, context.settings(), host, node_file, _busiest_department())
+
+
+def _print_logins(output: OutputFormat) -> None:
+    """One user per role in the busiest department, with a token each (shown once)."""
+    from corral.services.users import one_user_per_role
+
+    department = _busiest_department()
     logins = one_user_per_role(context.users(), context.tokens(), department)
     emit(
         [dataclasses.asdict(x) for x in logins],

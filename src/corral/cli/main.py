@@ -183,6 +183,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "corral.cli.blueprints",
         "Blueprints: tiers of VMs requested, approved and provisioned as one unit.",
     ),
+    "policy": ("corral.cli.policy", "Governance policy: check the inventory for drift."),
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(mod for mod, _ in COMMANDS.values()))
 

@@ -20,6 +20,7 @@ from corral.services import cost as cost_service
 from corral.services import sprawl as sprawl_service
 from corral.services.backup import load_policy
 from corral.services.cost import CostModel, Dimension, default_cost_model_text
+from corral.services.policy import configured_policy
 from corral.services.records import FleetRecords
 from corral.services.sprawl import (
     CategoryTotal,
@@ -158,6 +159,7 @@ def report(
         days=days,
         backup_policy=load_policy(context.settings()),
         run=sprawl_service.AnalysisRun.of(context.settings()),
+        governance=configured_policy(context.settings().governance_policy),
     )
     result = data.analysis
     summary = SprawlSummary.of(result)

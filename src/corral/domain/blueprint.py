@@ -20,6 +20,27 @@ from corral.errors import ValidationError
 MAX_TIERS = 16
 MAX_TIER_COUNT = 50
 MAX_DELAY_S = 3600.0
+MAX_HOOK_S = 3600.0
+MAX_HOOKS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A command run before a tier starts or after it is ready: its arguments as a list (never
+    a shell string, so nothing in a name is ever interpreted) and how long it may take."""
+
+    argv: tuple[str, ...]
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """When a started VM of a tier counts as up: libvirt reports it running and, with a
+    ``port``, a TCP connection to ``address`` (the VM's name when unset) succeeds."""
+
+    port: int | None = None
+    address: str | None = None
+    timeout_s: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +55,10 @@ class Tier:
     disk_gb: float | None = None
     order: int = 0  # provision order: lower first; equal orders keep the blueprint's order
     start_delay_s: float = 0.0  # wait this long after the previous tier was made
+    after: tuple[str, ...] = ()  # tiers that must be up before this one starts
+    ready: Ready | None = None
+    pre: tuple[Hook, ...] = ()  # run before the tier's VMs start
+    post: tuple[Hook, ...] = ()  # run once the tier's VMs are ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +71,25 @@ class Blueprint:
         """The tiers in provision order."""
         ranked = sorted(enumerate(self.tiers), key=lambda it: (it[1].order, it[0]))
         return tuple(t for _, t in ranked)
+
+    def start_order(self) -> tuple[Tier, ...]:
+        """The tiers in the order they start: each after the tiers it names in ``after``,
+        otherwise in provision order (check_blueprint refuses a cycle)."""
+        todo = list(self.in_order())
+        done: list[Tier] = []
+        names: set[str] = set()
+        while todo:
+            free = next((t for t in todo if set(t.after) <= names), None)
+            if free is None:
+                raise ValidationError(
+                    "the tiers' 'after' lists form a cycle: "
+                    + ", ".join(t.name for t in todo)
+                    + "."
+                )
+            todo.remove(free)
+            done.append(free)
+            names.add(free.name)
+        return tuple(done)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +128,38 @@ def check_blueprint(b: Blueprint) -> Blueprint:
             raise ValidationError(f"tier {t.name}: the disk is 0 GB or more.")
         if not 0 <= t.start_delay_s <= MAX_DELAY_S:
             raise ValidationError(f"tier {t.name}: the start delay is 0 to {MAX_DELAY_S:g} s.")
+        _check_start(t)
+    for t in b.tiers:
+        unknown = sorted(set(t.after) - seen)
+        if unknown or t.name in t.after:
+            raise ValidationError(
+                f"tier {t.name} starts after {(unknown or [t.name])[0]!r}, which is not "
+                "another tier of the blueprint."
+            )
+    b.start_order()
     return b
 
 
-__all__ = ["Blueprint", "Part", "Tier", "check_blueprint"]
+def _check_start(t: Tier) -> None:
+    """The readiness check and hooks of a tier: bounded timeouts, argv lists of text."""
+    if t.ready is not None:
+        if t.ready.port is not None and not 1 <= t.ready.port <= 65535:
+            raise ValidationError(f"tier {t.name}: the readiness port is 1 to 65535.")
+        if t.ready.address is not None:
+            check_text(t.ready.address, f"tier {t.name}'s readiness address")
+        if not 0 < t.ready.timeout_s <= MAX_HOOK_S:
+            raise ValidationError(f"tier {t.name}: the readiness timeout is 0 to {MAX_HOOK_S:g} s.")
+    if len(t.pre) > MAX_HOOKS or len(t.post) > MAX_HOOKS:
+        raise ValidationError(f"tier {t.name}: at most {MAX_HOOKS} hooks before and after.")
+    for hook in (*t.pre, *t.post):
+        if not hook.argv or not all(isinstance(a, str) and a for a in hook.argv):
+            raise ValidationError(
+                f"tier {t.name}: a hook is a non-empty list of arguments (never a shell string)."
+            )
+        for arg in hook.argv:
+            check_text(arg, f"tier {t.name}'s hook argument")
+        if not 0 < hook.timeout_s <= MAX_HOOK_S:
+            raise ValidationError(f"tier {t.name}: a hook's timeout is 0 to {MAX_HOOK_S:g} s.")
+
+
+__all__ = ["Blueprint", "Hook", "Part", "Ready", "Tier", "check_blueprint"]

@@ -107,6 +107,9 @@ class ProvisionSpec:
     cloud_init: CloudInit = field(default_factory=CloudInit)
     start: bool = True
     request_id: int | None = None  # the request this VM fulfils, when one does
+    #: the seed disk read-only: a VM whose system disk gets internal snapshots (a unit's: a
+    #: writable raw disk makes libvirt refuse them); such a seed is deleted by name
+    seed_readonly: bool = False
 
 
 @dataclass(frozen=True, slots=True)

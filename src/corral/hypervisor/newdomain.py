@@ -32,6 +32,7 @@ class DomainPlan:
     meta: OwnerMeta
     disk_format: str = "qcow2"
     seed_path: str | None = None
+    seed_readonly: bool = False
     network: str | None = None
     domain_type: str = "kvm"
     arch: str = "x86_64"
@@ -63,11 +64,15 @@ def _os(root: etree._Element, plan: DomainPlan) -> None:
         _sub(os_el, "boot", dev="hd")
 
 
-def _disk(devices: etree._Element, path: str, fmt: str, target: str) -> None:
+def _disk(
+    devices: etree._Element, path: str, fmt: str, target: str, readonly: bool = False
+) -> None:
     disk = _sub(devices, "disk", type="file", device="disk")
     _sub(disk, "driver", name="qemu", type=fmt)
     _sub(disk, "source", file=path)
     _sub(disk, "target", dev=target, bus="virtio")
+    if readonly:
+        _sub(disk, "readonly")
 
 
 def _devices(root: etree._Element, plan: DomainPlan) -> None:
@@ -75,8 +80,9 @@ def _devices(root: etree._Element, plan: DomainPlan) -> None:
     _disk(devices, plan.disk_path, plan.disk_format, DISK_TARGET)
     if plan.seed_path:
         # The NoCloud seed as a second virtio disk: cloud-init finds it by its label. Not
-        # read-only, so that deleting the VM deletes it with the VM's other volumes.
-        _disk(devices, plan.seed_path, "raw", SEED_TARGET)
+        # read-only, so that deleting the VM deletes it with the VM's other volumes; a unit's
+        # VM has it read-only (an internal snapshot refuses a writable raw disk).
+        _disk(devices, plan.seed_path, "raw", SEED_TARGET, plan.seed_readonly)
     if plan.network:
         nic = _sub(devices, "interface", type="network")
         _sub(nic, "source", network=plan.network)

@@ -34,6 +34,7 @@ from corral.reports.history import MonthWaste, load_histories, month_ends, waste
 from corral.reports.scorecard import (
     BackupCoverage,
     GovernedVM,
+    PolicyDrift,
     ScorecardInputs,
     Sign,
     Template,
@@ -87,6 +88,7 @@ def collect_report(
     analysis: SprawlAnalysis,
     days: int,
     backup: BackupCoverage | None = None,
+    policy: PolicyDrift | None = None,
 ) -> ReportData:
     """Returns the report of ``analysis`` (run on ``fleet``, the live inventory's records over
     ``days`` of metrics): chargeback, licences, waste over time, scorecard, reclamation cases.
@@ -101,7 +103,8 @@ def collect_report(
         else []
     )
     licences = licence_report(vms, hosts, model)
-    signs = scorecard(replace(_scorecard_inputs(inv, analysis, licences, now), backup=backup))
+    inputs = _scorecard_inputs(inv, analysis, licences, now)
+    signs = scorecard(replace(inputs, backup=backup, policy=policy))
     data = assemble_report(vms, hosts, model, analysis, history, signs, now, days, licences)
     return replace(data, reclamation=reclamation_cases(inv, now))
 

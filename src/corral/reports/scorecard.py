@@ -98,6 +98,16 @@ class BackupCoverage:
 
 
 @dataclass(frozen=True)
+class PolicyDrift:
+    """The governance policy's check on the inventory (corral policy check), for sign No.1."""
+
+    rules: int
+    vms_checked: int
+    vms_breaking: int
+    by_rule: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ScorecardInputs:
     """Everything the five signs are measured on."""
 
@@ -113,6 +123,7 @@ class ScorecardInputs:
     monthly_waste: float = 0.0
     currency: str = "USD"
     backup: BackupCoverage | None = None  # None: no backup plan was run
+    policy: PolicyDrift | None = None  # None: no governance policy is set
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,16 @@ def policy_sign(inputs: ScorecardInputs, limits: ScorecardThresholds) -> Sign:
         not _blank(v.owner) and not _blank(v.purpose) and v.expiry is not None for v in vms
     )
     figures: dict[str, Figure] = {"vms": n, **shares, "fully_tagged_vms": complete}
+    drift = inputs.policy
+    if drift is not None:
+        shares["policy_compliant_share"] = _share(
+            drift.vms_checked - drift.vms_breaking, drift.vms_checked
+        )
+        figures |= {
+            "policy_rules": drift.rules,
+            "vms_breaking_policy": drift.vms_breaking,
+            "policy_compliant_share": shares["policy_compliant_share"],
+        }
     if n == 0:
         status = Status.cannot_tell
     else:
@@ -170,7 +191,13 @@ def policy_sign(inputs: ScorecardInputs, limits: ScorecardThresholds) -> Sign:
         figures,
         "Based on the owner, purpose and lease (expiry) recorded on each VM. The hypervisor cannot "
         "see inside guests, so the consistency of admin rights, antivirus, encryption and network "
-        "settings the seed names is not shown.",
+        "settings the seed names is not shown."
+        + (
+            " With a governance policy set, the share of VMs that keep every one of its rules "
+            "('corral policy check' lists the others) counts as well."
+            if drift is not None
+            else ""
+        ),
     )
 
 

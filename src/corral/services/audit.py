@@ -166,6 +166,10 @@ WATCHED: dict[type[m.Base], Watched] = {
     m.RequestVMRow: Watched(
         "request-vm", lambda v: v.request_id, ("name", "host", "tier", "state", "uuid")
     ),
+    # A deployed blueprint: each deploy, stop, redeploy and teardown is its own entry.
+    m.UnitRow: Watched(
+        "unit", lambda u: u.request_id, ("network", "hosts", "state", "op", "last_error")
+    ),
     m.BackupPointRow: Watched(
         "restore-point", lambda p: p.id, ("vm_uuid", "vm_name", "kind", "parent_id", "checkpoint")
     ),

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from corral.domain.blueprint import Blueprint, Part, Tier, check_blueprint
+from corral.domain.blueprint import Blueprint, Hook, Part, Ready, Tier, check_blueprint
 from corral.domain.requests import Size
 from corral.errors import ConflictError, NotFoundError, ValidationError
 from corral.services.templates import TemplateService
@@ -24,7 +24,7 @@ from corral.store import models as m
 from corral.store.db import Database
 
 _TIER_FIELDS = {"name", "template", "count", "vcpus", "memory_mib", "disk_gb", "order",
-                "start_delay_s"}  # fmt: skip
+                "start_delay_s", "after", "ready", "pre", "post"}  # fmt: skip
 _NUMBERS = {"count": int, "vcpus": int, "memory_mib": int, "order": int,
             "disk_gb": float, "start_delay_s": float}  # fmt: skip
 
@@ -65,11 +65,65 @@ def _tier(data: object, source: str) -> Tier:
         if kind is int and not isinstance(value, int):
             raise ValidationError(f"{source}: {key} must be a whole number.")
         values[key] = kind(value)
+    return Tier(**values, **_start(data, source))
+
+
+def _start(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """A tier's dependencies, readiness check and hooks, from their mapping form."""
+    out: dict[str, Any] = {}
+    after = data.get("after", [])
+    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+        raise ValidationError(f"{source}: 'after' is a list of tier names.")
+    out["after"] = tuple(after)
+    ready = data.get("ready")
+    if ready is not None:
+        if not isinstance(ready, dict) or set(map(str, ready)) - {"port", "address", "timeout_s"}:
+            raise ValidationError(f"{source}: 'ready' is a mapping of port, address, timeout_s.")
+        port, address = ready.get("port"), ready.get("address")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+            raise ValidationError(f"{source}: the readiness port is a whole number.")
+        if address is not None and not isinstance(address, str):
+            raise ValidationError(f"{source}: the readiness address is text.")
+        out["ready"] = Ready(port, address, _seconds(ready, 120.0, f"{source} ready"))
+    for key in ("pre", "post"):
+        hooks = data.get(key, [])
+        if not isinstance(hooks, list):
+            raise ValidationError(f"{source}: {key!r} is a list of hooks.")
+        out[key] = tuple(_hook(h, f"{source} {key} hook") for h in hooks)
+    return out
+
+
+def _hook(data: object, source: str) -> Hook:
+    if not isinstance(data, dict) or set(map(str, data)) - {"argv", "timeout_s"}:
+        raise ValidationError(f"{source}: a hook is a mapping of argv and timeout_s.")
+    argv = data.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValidationError(
+            f"{source}: argv is a list of arguments, the program first (never a shell string)."
+        )
+    return Hook(tuple(argv), _seconds(data, 60.0, source))
+
+
+def _seconds(data: dict[str, Any], default: float, source: str) -> float:
+    value = data.get("timeout_s", default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{source}: timeout_s is a number of seconds.")
+    return float(value)
+
+
+def tier_from_stored(data: dict[str, Any]) -> Tier:
+    """A tier as stored (its dataclass fields as JSON) back into a Tier."""
+    values = dict(data)
+    values["after"] = tuple(values.get("after") or ())
+    ready = values.get("ready")
+    values["ready"] = Ready(**ready) if ready else None
+    for key in ("pre", "post"):
+        values[key] = tuple(Hook(tuple(h["argv"]), h["timeout_s"]) for h in values.get(key) or ())
     return Tier(**values)
 
 
 def _row_to_blueprint(row: m.BlueprintRow) -> Blueprint:
-    return Blueprint(row.name, tuple(Tier(**t) for t in row.tiers), row.description)
+    return Blueprint(row.name, tuple(tier_from_stored(t) for t in row.tiers), row.description)
 
 
 class BlueprintService:
@@ -151,4 +205,4 @@ class BlueprintService:
             ) from None
 
 
-__all__ = ["BlueprintService", "blueprint_from_mapping"]
+__all__ = ["BlueprintService", "blueprint_from_mapping", "tier_from_stored"]

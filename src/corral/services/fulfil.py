@@ -14,6 +14,10 @@
    again. Each VM made is recorded at once.
 3. **commit**: the request becomes ``provisioned`` with its VMs' UUIDs; its reservation goes.
 
+A blueprint's VMs are a unit (corral.services.units): its isolated network is made on their
+hosts before step 2, they are made shut off on it, and after step 3 each gets its pristine
+snapshot and the unit starts in its start order.
+
 A VM that cannot be made undoes the request's VMs made so far (a request gets all of its VMs
 or none); the request fails with the reason its requester reads and the reservation is
 released. A run that finds the request ``provisioning`` resumes at step 2, unless the process
@@ -24,9 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,8 @@ from corral.services.requests import (
     parts_of,
     request_view,
 )
+from corral.services.units import UnitService
+from corral.services.workers import alive, this_worker
 from corral.store import models as m
 
 log = logging.getLogger(__name__)
@@ -75,11 +79,6 @@ def _no_crash(_point: str) -> None:
 
 def _quiet(_line: str) -> None:
     """No progress reports."""
-
-
-def this_worker() -> str:
-    """Who is working: this machine and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def vm_name(base: str, request_id: int, n: int) -> str:
@@ -133,6 +132,7 @@ class RequestProvisioner:
         *,
         crash: Crash = _no_crash,
         sleep: Callable[[float], None] | None = None,
+        units: UnitService | None = None,
     ) -> None:
         self.requests = requests
         self.provisioner = provisioner
@@ -140,6 +140,7 @@ class RequestProvisioner:
         self.clock = requests.clock
         self.crash = crash
         self.sleep = sleep
+        self.units = units or UnitService(provisioner.inventory, clock=requests.clock)
 
     # -- the entry point ---------------------------------------------------------------------
     def provision(self, request_id: int, actor: str, on_step: Step | None = None) -> RequestView:
@@ -153,14 +154,18 @@ class RequestProvisioner:
         try:
             plan = self._claim(request_id, actor)
             if plan is None:
+                self._unit_deployed(request_id, say)  # a run that died before the unit started
                 return self.requests_view(request_id)
             say(f"request {request_id}: " + ", ".join(f"{p.name} on {p.host}" for p in plan))
             self.crash("claimed")
-            failure = self._make_all(plan, request_id, say)
+            network = self._unit_network(request_id, plan, say)
+            failure = self._make_all(plan, request_id, say, network)
             if failure is not None:
                 return self._fail(request_id, actor, failure, say)
             self.crash("made")
-            return self._commit(request_id, actor)
+            view = self._commit(request_id, actor)
+            self._unit_deployed(request_id, say)
+            return view
         finally:
             with _BUSY_LOCK:
                 _BUSY.discard(request_id)
@@ -221,7 +226,7 @@ class RequestProvisioner:
         rows = s.scalars(select(m.RequestVMRow).where(m.RequestVMRow.request_id == request_id))
         me = this_worker()
         for r in rows:
-            if r.worker and r.worker != me and _alive(r.worker):
+            if r.worker and r.worker != me and alive(r.worker):
                 raise ConflictError(
                     f"request {request_id} is being provisioned by process {r.worker}; "
                     "wait for it to finish."
@@ -307,11 +312,28 @@ class RequestProvisioner:
         row.placement = [{"vm": x.slot.vm, "host": x.slot.host} for x in slots]
 
     # -- 2. make -------------------------------------------------------------------------------
-    def _make_all(self, plan: list[PlannedVM], request_id: int, say: Step) -> str | None:
+    def _unit_network(self, request_id: int, plan: list[PlannedVM], say: Step) -> str | None:
+        """A blueprint's VMs are a unit: its isolated network on their hosts (made shut off,
+        they start as a unit once each has its pristine snapshot)."""
+        with self.db.session() as s:
+            if not _request(s, request_id).blueprint:
+                return None
+        return self.units.prepare(request_id, {p.host for p in plan}, say)
+
+    def _unit_deployed(self, request_id: int, say: Step) -> None:
+        with self.db.session() as s:
+            row = _request(s, request_id)
+            if not row.blueprint or row.state != S.provisioned.value:
+                return
+        self.units.deployed(request_id, say)
+
+    def _make_all(
+        self, plan: list[PlannedVM], request_id: int, say: Step, network: str | None = None
+    ) -> str | None:
         """Make every VM not made yet, in order; the reason of the first that fails."""
         with self.db.session() as s:
             row = _request(s, request_id)
-            spec_of = _spec_maker(row, self.clock().date())
+            spec_of = _spec_maker(row, self.clock().date(), network)
         for vm in plan:
             if vm.state == CREATED:
                 continue
@@ -397,6 +419,8 @@ class RequestProvisioner:
         left = self._undo(request_id, say)
         if left:
             reason += f" Not removed (delete by hand): {', '.join(left)}."
+        if not left:
+            self.units.discard(request_id, reason, say)
         say(f"request {request_id} failed: {reason}")
         with self.db.session() as s:
             row = _request(s, request_id)
@@ -449,8 +473,11 @@ def _booked_by_others(s: Session, request_id: int) -> list[Booked]:
     return [Booked(host, float(vcpus), float(mib)) for host, vcpus, mib in rows]
 
 
-def _spec_maker(row: m.VMRequest, today: date) -> Callable[[PlannedVM], ProvisionSpec]:
-    """The provisioning spec of each VM: the request's people, purpose and lease."""
+def _spec_maker(
+    row: m.VMRequest, today: date, network: str | None = None
+) -> Callable[[PlannedVM], ProvisionSpec]:
+    """The provisioning spec of each VM: the request's people, purpose and lease; a unit's
+    VMs on the unit's network, made shut off."""
     expires = today + timedelta(days=row.lease_days)
     owner, department, requester = row.owner, row.department, row.requester
     purpose, environment, request_id = row.purpose, row.environment, row.id
@@ -470,6 +497,9 @@ def _spec_maker(row: m.VMRequest, today: date) -> Callable[[PlannedVM], Provisio
             purpose=purpose,
             environment=environment,
             request_id=request_id,
+            network=network,
+            start=network is None,
+            seed_readonly=network is not None,
         )
 
     return spec
@@ -505,20 +535,6 @@ def _planned(s: Session, request_id: int) -> list[PlannedVM]:
         )
         for r in rows
     ]
-
-
-def _alive(worker: str) -> bool:
-    """Whether the process ``host:pid`` still runs (only this machine's can be told)."""
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = ["PlannedVM", "RequestProvisioner", "image_hosts", "vm_name"]

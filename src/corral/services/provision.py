@@ -188,6 +188,7 @@ class ProvisionService:
             disk_path=disk.path,
             disk_format=disk.format or "qcow2",
             seed_path=seed.path,
+            seed_readonly=spec.seed_readonly,
             network=spec.network or t.network,
             meta=meta,
             domain_type=t.domain_type,

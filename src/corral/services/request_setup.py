@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date
 
 from corral.config import Settings
 from corral.engines.approval import load_rules
 from corral.engines.costing import load_cost_model
 from corral.engines.planning.model import Fleet
+from corral.errors import NotFoundError
 from corral.inventory.service import Inventory
 from corral.reclaim.setup import mailer_from_env
 from corral.services.blueprints import BlueprintService
 from corral.services.fleet import live_fleet
 from corral.services.fulfil import RequestProvisioner
+from corral.services.policy import load_policy, request_checker
 from corral.services.provision import ProvisionService
 from corral.services.quotas import Prices, QuotaService
 from corral.services.requests import RequestService
@@ -29,7 +32,8 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
     def extend_lease(uuid: str, until: date, actor: str) -> None:
         inventory.set_metadata(uuid, {"expires_on": until}, actor=actor)
 
-    blueprints = BlueprintService(inventory.db, TemplateService(inventory.db, settings.boot_dir))
+    templates = TemplateService(inventory.db, settings.boot_dir)
+    blueprints = BlueprintService(inventory.db, templates)
     return RequestService(
         inventory.db,
         load_rules(settings.request_rules),
@@ -41,7 +45,20 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
         mail_domain=settings.mail_domain,
         extend_lease=extend_lease,
         blueprints=blueprints.parts,
+        policy=request_checker(load_policy(settings.governance_policy), _networks(templates)),
     )
+
+
+def _networks(templates: TemplateService) -> Callable[[str], str | None]:
+    """A template's network (None: unknown template, the request check says so itself)."""
+
+    def network_of(name: str) -> str | None:
+        try:
+            return templates.get(name).network
+        except NotFoundError:
+            return None
+
+    return network_of
 
 
 def quota_service(inventory: Inventory, settings: Settings) -> QuotaService:

@@ -55,6 +55,7 @@ from corral.errors import (
     ValidationError,
 )
 from corral.notify.mailer import Mail, Mailer, MailError, is_address
+from corral.services.policy import RequestFacts
 from corral.services.quotas import Prices, department_usage, limits_of, lock_decisions
 from corral.services.users import check_department
 from corral.store import models as m
@@ -147,9 +148,12 @@ class RequestService:
         mail_domain: str | None = None,
         extend_lease: ExtendLease | None = None,
         blueprints: Callable[[str], tuple[Part, ...]] | None = None,
+        policy: Callable[[RequestFacts], None] | None = None,
     ) -> None:
         self.db = db
         self.blueprints = blueprints
+        #: the governance policy's check (corral.services.policy): raises on a broken rule
+        self.policy = policy
         self.extend_lease = extend_lease
         self.rules = rules
         self.prices = prices
@@ -507,9 +511,28 @@ class RequestService:
             self._check_fields(spec, who)
             if sum(p.count for p in parts) > MAX_COUNT:
                 raise ValidationError(f"a request asks for 1 to {MAX_COUNT} VMs.")
-            return spec, parts
+            return spec, self._check_policy(spec, parts, blueprint=True)
         self._check_fields(spec, who)
-        return spec, (Part("", spec.template, spec.count, spec.size),)
+        parts = (Part("", spec.template, spec.count, spec.size),)
+        return spec, self._check_policy(spec, parts, blueprint=False)
+
+    def _check_policy(
+        self, spec: RequestSpec, parts: tuple[Part, ...], *, blueprint: bool
+    ) -> tuple[Part, ...]:
+        """A request that breaks the governance policy is refused, naming each rule."""
+        if self.policy is not None:
+            self.policy(
+                RequestFacts(
+                    spec.owner,
+                    spec.department,
+                    spec.purpose,
+                    spec.environment,
+                    spec.lease_days,
+                    parts,
+                    blueprint,
+                )
+            )
+        return parts
 
     def _check_fields(self, spec: RequestSpec, who: Principal) -> None:
         department = check_department(spec.department)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from corral.engines.costing import CostModel
+from corral.engines.policy import Policy as GovernancePolicy
 from corral.engines.sprawl import (
     DETECTORS,
     Category,
@@ -40,6 +41,7 @@ from corral.reports.collect import ReportData, backup_coverage, collect_report
 from corral.services.backup import Policy
 from corral.services.distributed import AnalysisRun, StoreReader, run_chunks
 from corral.services.fleet import live_fleet
+from corral.services.policy import PolicyService
 from corral.services.records import FleetRecords, live_records, metric_batch
 
 #: Detectors that read only the inventory (every one but ``idle``, which needs metrics).
@@ -181,14 +183,17 @@ def sprawl_report(
     days: int = 30,
     backup_policy: Policy | None = None,
     run: AnalysisRun | None = None,
+    governance: GovernancePolicy | None = None,
 ) -> ReportData:
     """Returns the live analysis with chargeback, licences, waste over time, the five-signs
     scorecard and the reclamation cases: everything the report shows. Sign No.5 is scored
-    from the day's backup plan under ``backup_policy`` (the built-in tiers when None)."""
+    from the day's backup plan under ``backup_policy`` (the built-in tiers when None), and
+    sign No.1 also from the inventory's drift from the ``governance`` policy when one is set."""
     fleet = live_records(inv)
     analysis = _live_analysis(fleet, store, model, days, run)
     backup = backup_coverage(live_fleet(inv), backup_policy or Policy(), store, fleet.now)
-    return collect_report(inv, model, fleet, analysis, days, backup)
+    drift = None if governance is None else PolicyService(inv.db, governance, inv.clock).drift()
+    return collect_report(inv, model, fleet, analysis, days, backup, drift)
 
 
 def inventory_findings(fleet: FleetRecords, model: CostModel) -> SprawlFindings:

@@ -820,3 +820,29 @@ class RestoreTestRow(Base):
     rto_minutes: Mapped[int | None] = mapped_column(Integer)
     rto_met: Mapped[bool | None] = mapped_column(Boolean)
     tested_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# --- blueprint units (issue 10 item 6) ------------------------------------------------------
+class UnitRow(Base):
+    """A deployed blueprint (a unit): its isolated network, its state, and the operation in
+    progress with the process doing it, so a run that died is resumed, never doubled."""
+
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("vm_requests.id", ondelete="CASCADE"), unique=True
+    )
+    blueprint: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(64))
+    network: Mapped[str] = mapped_column(String(64), unique=True)
+    #: the hosts that hold the unit's network (and so its VMs)
+    hosts: Mapped[list[Any]] = mapped_column(JSON)
+    #: the blueprint's tiers as they were when the unit was made (start order, checks, hooks)
+    tiers: Mapped[list[Any]] = mapped_column(JSON)
+    #: deploying, running, stopped, failed, torn-down
+    state: Mapped[str] = mapped_column(String(16))
+    op: Mapped[str | None] = mapped_column(String(16))  # the operation in progress
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

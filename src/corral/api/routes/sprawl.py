@@ -28,6 +28,7 @@ from corral.reports.scorecard import Status
 from corral.services import sprawl
 from corral.services.backup import load_policy
 from corral.services.jobs import JobKind, Progress
+from corral.services.policy import configured_policy
 from corral.services.sprawl_api import (
     Category,
     MetricsStore,
@@ -196,6 +197,7 @@ def _report(params: ReportRequest, state: Any, _progress: Progress) -> SprawlRep
         days=params.days,
         backup_policy=load_policy(state.settings),
         run=sprawl.AnalysisRun.of(state.settings),
+        governance=configured_policy(state.settings.governance_policy),
     )
     return SprawlReportOut(
         summary=summary(sprawl.SprawlSummary.of(data.analysis)),

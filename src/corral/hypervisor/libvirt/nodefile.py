@@ -77,6 +77,16 @@ class NodeFileHypervisor(LibvirtHypervisor):
         holder.append(new)
         _save_node(self._node_file, node)
 
+    def _write_back_network(self, name: str, xml: str | None) -> None:
+        """Record a network Corral defined (``xml``) or removed (None) in the node file."""
+        node = parse(self._node_file.read_bytes(), f"node file {self._node_file}")
+        for old in node.iterfind("network"):
+            if old.findtext("name") == name:
+                node.remove(old)
+        if xml is not None:
+            node.append(parse(xml, "network XML"))
+        _save_node(self._node_file, node)
+
     def _restore_autostart(self, path: Path) -> None:
         """Apply the autostart flags Corral kept in the node file (libvirt's format has none)."""
         data = path.read_bytes()
