@@ -126,10 +126,10 @@ def test_drill_runs_listed_over_rest_and_a_drill_refused_while_one_runs(
     hosts: Inventory, api: Api
 ) -> None:
     db = hosts.db
-    assert api.get("/api/v1/ha/drills").json() == []
+    assert api.get("/api/v1/ha/drills").json()["items"] == []
     run_id = ha_drills.begin(db, "default", "host-b", True, datetime.now(UTC))
     job = api.job("/api/v1/ha/drills", {"host": "host-a"})
     assert job["state"] == "failed" and "Another drill is running" in job["error"]["detail"]
     ha_drills.end(db, run_id, "met", datetime.now(UTC), {"host": "host-b"})
-    [listed] = api.get("/api/v1/ha/drills").json()
+    [listed] = api.get("/api/v1/ha/drills").json()["items"]
     assert (listed["host"], listed["scheduled"], listed["outcome"]) == ("host-b", True, "met")

@@ -16,6 +16,7 @@ from fastapi import Path as FastPath
 from pydantic import BaseModel, Field
 
 from corral.api.deps import InventoryDep, require
+from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.api.routes.plan import FleetRequest, HistoryPointIn, Name, history_of, snapshot
@@ -310,9 +311,13 @@ class DrillRunOut(BaseModel):
     detail: str
 
 
-@router.get("/drills", response_model=list[DrillRunOut])
+@router.get("/drills", response_model=Page[DrillRunOut])
 def drill_list(
-    inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_analyse)]
-) -> list[DrillRunOut]:
+    inv: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_analyse)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[DrillRunOut]:
     """The drills run so far, manual and scheduled, newest first."""
-    return [DrillRunOut.model_validate(vars(r)) for r in drill_runs(inv)]
+    runs = [DrillRunOut.model_validate(vars(r)) for r in drill_runs(inv)]
+    return paginate(runs, lambda r: (-r.id,), limit, cursor)
