@@ -15,10 +15,17 @@ server lets others in between its steps (and pays nothing when nobody waits).
 
 Within one process DuckDB refuses a read-only and a read-write connection to
 the same file at once, so all users of one path share one ``SharedFile``.
+
+At exit every file is closed by the main thread (``close_all``, registered with ``atexit``).
+Why: the idle closer is a daemon thread, and one still inside DuckDB's C++ code when the
+interpreter stops its daemon threads makes the C++ runtime abort the whole process
+("terminate called ... exception not rethrown"), seen at the end of short commands that
+had just read the file.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import random
@@ -47,6 +54,15 @@ def shared_file(path: str, prepare: Callable[[Any], None]) -> SharedFile:
             _registry[key] = SharedFile(key, prepare)
         _registry[key].prepared = False
         return _registry[key]
+
+
+@atexit.register
+def close_all() -> None:
+    """Stop every idle closer and close every file, from the calling (main) thread."""
+    with _registry_lock:
+        files = list(_registry.values())
+    for shared in files:
+        shared.shutdown()
 
 
 class SharedFile:
@@ -96,6 +112,14 @@ class SharedFile:
 
     def close(self) -> None:
         with self._lock:
+            self._close()
+
+    def shutdown(self) -> None:
+        """Cancel a pending idle close and close now (waits for a closer already running)."""
+        with self._lock:
+            closer, self._closer = self._closer, None
+            if closer is not None:
+                closer.cancel()
             self._close()
 
     # -- opening -----------------------------------------------------------------
