@@ -129,7 +129,7 @@ def _print_logins(output: OutputFormat) -> None:
     from corral.services.users import one_user_per_role
 
     vms = context.inventory().list_vms(VMFilter(), limit=1000).items
-    busiest = Counter(v["department"] for v in vms if v.get("department")).most_common(1)
+    busiest = Counter(v.department for v in vms if v.department).most_common(1)
     department = busiest[0][0] if busiest else "demo"
     logins = one_user_per_role(context.users(), context.tokens(), department)
     emit(
