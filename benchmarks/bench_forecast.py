@@ -15,6 +15,12 @@ from the first whole hour, default configuration). The baselines work on the hou
 (``ExponentialSmoothing``: additive damped trend, additive 24-hour season). MASE = MAE over the
 truth hours / in-sample MAE of the 24-hour seasonal naive forecast on the hourly history.
 Coverage = share of truth hours inside Corral's 80 % band.
+
+Two reference rows are not forecasts: they look at the truth week. "oracle flat" forecasts the
+truth's own median for every hour; "oracle shift" moves Corral's forecast by the median of its
+errors (the best level shift in absolute error). They show how much of the error is a change of
+level from one month to the next that no forecast made from the history can know. The issue's
+targets are checked at the end of each month's table.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600.0
 PAIRS = (("2013-7", "2013-8"), ("2013-8", "2013-9"))
 HORIZON = 168
-METHODS = ("corral", "naive 24h", "naive 168h", "Holt-Winters")
+METHODS = ("corral", "naive 24h", "naive 168h", "Holt-Winters", "oracle flat", "oracle shift")
+BASELINES = ("naive 24h", "naive 168h", "Holt-Winters")
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ def evaluate(case: Case, with_ets: bool) -> tuple[str, dict[str, float], float]:
     if with_ets:
         guesses["Holt-Winters"] = holt_winters(y, lead)
     ok = np.isfinite(case.truth)
+    guesses["oracle flat"] = np.full(HORIZON, np.median(case.truth[ok]))
+    guesses["oracle shift"] = point + np.median(case.truth[ok] - point[ok])
     mase = {k: float(np.mean(np.abs(g[ok] - case.truth[ok]))) / scale for k, g in guesses.items()}
     inside = (case.truth[ok] >= lower[ok]) & (case.truth[ok] <= upper[ok])
     return case.month, mase, float(inside.mean())
@@ -160,6 +169,22 @@ def main() -> None:
                 continue
             cover = f"{np.mean([r[2] for r in rows]):9.1%}" if method == "corral" else f"{'-':>9}"
             print(f"  {method:14} {np.mean(values):7.3f} {np.median(values):7.3f} {cover}")
+        print_targets(rows)
+
+
+def print_targets(rows: list[tuple[str, dict[str, float], float]]) -> None:
+    """The issue's three targets for one month: met or not, with the numbers."""
+    means = {m: float(np.mean([r[1][m] for r in rows])) for m in METHODS if m in rows[0][1]}
+    medians = {m: float(np.median([r[1][m] for r in rows])) for m in means}
+    bar = 0.8 * min(means[m] for m in BASELINES if m in means)
+    coverage = float(np.mean([r[2] for r in rows]))
+    checks = [(f"mean <= 0.8 x best baseline ({bar:.3f})", means["corral"] <= bar)]
+    if "Holt-Winters" in medians:
+        ets = medians["Holt-Winters"]
+        checks.append((f"median <= Holt-Winters' ({ets:.3f})", medians["corral"] <= ets))
+    checks.append((f"coverage in 70-90 % ({coverage:.1%})", 0.7 <= coverage <= 0.9))
+    for text, met in checks:
+        print(f"  target {text}: {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.store.db import Database
+from tests.freshdb import fresh_postgresql, fresh_sqlite
 from tests.requires import Resource, counts, forget, note_report, requires, set_current, used_by
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,18 +60,20 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     url = os.environ.get("CORRAL_TEST_PG_URL")
     if worker and url:
-        # Each pytest-xdist worker gets a database of its own: the ``db`` fixture empties the
-        # schema it is given. Set in the environment, so that subprocesses use it too.
+        # Each pytest-xdist worker gets a database of its own: the ``db`` fixture makes it
+        # again for every test. Set in the environment, so that subprocesses use it too.
         os.environ["CORRAL_TEST_PG_URL"] = _worker_database(url, worker)
+    elif url:
+        _worker_database(url, None)  # the one named, made if it does not exist yet
 
 
-def _worker_database(url: str, worker: str) -> str:
+def _worker_database(url: str, worker: str | None) -> str:
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
     base = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"{base.database}_{worker}"
-    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    name = f"{base.database}_{worker}" if worker else str(base.database)
+    engine = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             found = conn.execute(
@@ -118,13 +121,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'corral.db'}")
+        database = fresh_sqlite(tmp_path / "corral.db")
     else:
-        database = Database(_pg_url())
-        with database.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    database.migrate()
+        database = fresh_postgresql(_pg_url())
     yield database
     database.dispose()
 

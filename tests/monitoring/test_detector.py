@@ -54,7 +54,24 @@ def test_a_drop_does_not_hide_a_surge_that_follows() -> None:
 def test_a_series_that_starts_to_swing_within_its_range_alerts() -> None:
     config = DetectorConfig(warmup=20, quiet=30, agitation_samples=6)
     calm = [10.0] * 30 + [0.0] + [10.0] * 30  # one dip sets the range 0..10
-    swinging = [10.0, 2.0] * 10  # inside the range, but never this restless
+    swinging = [10.0, 0.0] * 10  # values seen before, but never this restless
     verdicts = detect(calm + swinging, config)
     alerts = [i for i, v in enumerate(verdicts) if v.alert]
     assert alerts == [30, len(calm) + 3]  # the dip, then the swing once its mean change is new
+
+
+def test_a_value_in_an_empty_gap_of_the_range_alerts_once() -> None:
+    config = DetectorConfig(warmup=20, quiet=30, agitation_samples=500)  # the gap rule alone
+    daily = [1.0] * 9 + [10.0]  # a floor and a spike, nothing ever in between
+    halfway = [1.0] * 5 + [5.0] + [1.0] * 4 + [5.2]  # a level the series has never held
+    verdicts = detect(daily * 4 + halfway, config)
+    alerts = [i for i, v in enumerate(verdicts) if v.alert]
+    assert alerts == [45]  # the second in-between value lands near the first: no new gap
+    assert verdicts[45].score > 0.85  # gap 4/9 of the range
+
+
+def test_a_gap_narrower_than_the_threshold_does_not_alert() -> None:
+    config = DetectorConfig(warmup=20, quiet=30, agitation_samples=500)  # the gap rule alone
+    steps = [float(x) for x in range(11)] * 4  # 0..10 every cycle: no gap wider than 0.1
+    verdicts = detect([*steps, 4.5, 7.5], config)
+    assert not any(v.alert for v in verdicts)

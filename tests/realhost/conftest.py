@@ -26,11 +26,19 @@ REQUIRED_KEYS = ("CORRAL_REALHOST_URIS", "CORRAL_GUEST_KERNEL", "CORRAL_GUEST_IN
 NETWORK_KEY = "CORRAL_REALHOST_NETWORK"
 
 
+#: Fixtures that start a private set of hosts (scripts/realhosts.sh with its own state folder).
+OWN_HOST_FIXTURES = frozenset({"private_hosts", "private_host"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.realhost)
             item.add_marker(pytest.mark.requires(Resource.realhost))
+            if OWN_HOST_FIXTURES & set(getattr(item, "fixturenames", ())):
+                # They kill and freeze only daemons of their own, so scripts/test.sh runs them
+                # beside the other tests instead of after them.
+                item.add_marker(pytest.mark.own_hosts)
 
 
 def env_file_path() -> Path:

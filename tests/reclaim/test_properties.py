@@ -44,8 +44,8 @@ from corral.notify.mailer import SmtpSettings
 from corral.reclaim.service import ReclaimService
 from corral.security.secrets import SecretBox
 from corral.store import models as m
-from corral.store.db import Database
 from tests.conftest import Clock
+from tests.freshdb import fresh_sqlite
 from tests.reclaim.conftest import Inbox, make_service, smtp_server
 
 NODES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
@@ -109,8 +109,7 @@ class World:
     def __init__(self, root: Path, settings: SmtpSettings) -> None:
         shutil.copytree(NODES, root / "nodes")
         self.node_file = root / "nodes" / "host-a.xml"
-        self.db = Database(f"sqlite:///{root / 'corral.db'}")
-        self.db.migrate()
+        self.db = fresh_sqlite(root / "corral.db")
         self.key = Fernet.generate_key()
         self.clock = Clock()
         self.settings = settings

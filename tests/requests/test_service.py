@@ -393,3 +393,28 @@ def test_control_characters_in_a_request_are_refused_by_the_service(
     (the approvers' mail carries these fields)."""
     with pytest.raises(ValidationError, match=r"control or invalid character|line break"):
         service.quote(spec(**{field: bad}), ALICE)
+
+
+@pytest.mark.parametrize(
+    ("reason", "accepted"),
+    [("runs longer:\n- load tests\n- sign-off", True), ("tab\tseparated", True), ("a\x1bb", False)],
+)
+def test_an_extension_reason_may_span_lines_but_holds_no_control_character(
+    inventory: Inventory,
+    nodes: Path,  # noqa: F811
+    make_service: MakeService,
+    reason: str,
+    accepted: bool,
+) -> None:
+    """A reason is free text like a request's purpose: line breaks are fine, escapes are not."""
+    inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
+    inventory.sync()
+    vm = next(v for v in inventory.list_vms().items if not v.get("is_template"))
+    inventory.set_metadata(vm["uuid"], {"department": RED, "owner": "alice"})
+    service = make_service()
+    if accepted:
+        asked = service.request_extension(vm["uuid"], 5, reason, ALICE)
+        assert asked.state is S.pending
+    else:
+        with pytest.raises(ValidationError, match="control or invalid character"):
+            service.request_extension(vm["uuid"], 5, reason, ALICE)

@@ -21,7 +21,6 @@ import uvicorn
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from corral.api.app import create_app
 from corral.config import Settings
@@ -32,7 +31,7 @@ from corral.inventory.service import Inventory
 from corral.metrics.store import open_store
 from corral.security.secrets import SecretBox
 from corral.security.token_store import TokenStore
-from corral.store.db import Database
+from tests.freshdb import fresh_postgresql, fresh_sqlite
 from tests.requires import Resource, requires
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -63,12 +62,8 @@ def build(home: Path, shared_data: Path, db_url: str | None = None) -> Demo:
         metrics_url=f"duckdb:///{home / 'metrics.duckdb'}",
         request_rules=rules,
     )
-    db = Database(db_url or f"sqlite:///{home / 'corral.db'}")
-    if db_url:  # PostgreSQL: this run's own database, emptied first
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    db.migrate()
+    # PostgreSQL: this run's own database, made again first
+    db = fresh_postgresql(db_url) if db_url else fresh_sqlite(home / "corral.db")
     inv = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(node_dir=home))
     result = build_demo(inv, home / "nodes", seed=7, n_vms=N_VMS, n_hosts=3)
     trace_dir = default_trace_dir(shared_data)

@@ -39,12 +39,12 @@ from corral.api.routes import sprawl as sprawl_routes
 from corral.config import Settings, load_settings
 from corral.errors import AuthError, CorralError
 from corral.inventory.service import Inventory
-from corral.metrics.store.base import MetricsStore
 from corral.reclaim.service import ReclaimService
 from corral.reclaim.setup import reclaim_service
 from corral.security.token_store import TokenStore
 from corral.services.jobs import JobKind, JobService
 from corral.services.request_setup import quota_service, request_provisioner, request_service
+from corral.services.stores import MetricsStore
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from corral.domain.model import Environment, HostStatus, ProtectionTier, VMState
+from corral.domain.reclaim import State
+from corral.domain.sprawl import Category
 from corral.domain.text import LINE_PATTERN, TEXT_PATTERN, bad_character
-from corral.engines.reclaim import State
-from corral.engines.sprawl.model import Category
 
 
 @dataclass(frozen=True)

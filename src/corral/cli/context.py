@@ -11,9 +11,9 @@ from corral.config import Settings, load_settings
 if TYPE_CHECKING:
     from corral.engines.costing import CostModel
     from corral.inventory.service import Inventory
-    from corral.metrics.store.base import MetricsStore
     from corral.security.token_store import TokenStore
     from corral.services.audit import AuditLog
+    from corral.services.stores import MetricsStore
     from corral.services.users import UserService
 
 _flags: dict[str, Any] = {}
@@ -86,9 +86,9 @@ def metrics_store(url: str | None = None) -> MetricsStore:
 
 @functools.cache
 def _store_for(url: str) -> MetricsStore:
-    from corral.metrics.store import open_store
+    from corral.services.stores import open_metrics_store
 
-    return open_store(url)
+    return open_metrics_store(url)
 
 
 def cost_model(path: str | None = None) -> CostModel:

@@ -10,7 +10,7 @@ import typer
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, record, to_json
 from corral.errors import ValidationError
 from corral.metrics.model import EntityKind
-from corral.metrics.timeparse import parse_duration, parse_time
+from corral.metrics.timeparse import iso, parse_duration, parse_time
 from corral.services import monitoring, series_insights
 
 CsvOption = typer.Option(None, "--csv", help="a file with the header timestamp,value")
@@ -133,7 +133,45 @@ def baseline_cmd(
         emit(list(view.hours), output, cols, title="hour-of-week bands (UTC)")
 
 
+def diagnose_cmd(
+    vm: str = typer.Argument(..., help="a VM (name or UUID)"),
+    history: str = typer.Option("7d", "--history", help="history to compare with, e.g. 7d"),
+    store: str | None = StoreOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Why a VM is slow or busy: its own demand, host CPU contention (and the neighbours that
+    cause it), memory pressure, disk or network saturation, or a memory leak (with its date)."""
+    from corral.cli.metrics import _entity, _store, _vm_names
+    from corral.services import diagnosis
+
+    metrics = _store(store)
+    try:
+        found = diagnosis.diagnose(
+            metrics, _entity(vm, EntityKind.vm), int(time.time()), parse_duration(history)
+        )
+    finally:
+        metrics.close()
+    if output is OutputFormat.json:
+        typer.echo(to_json(record(found)))
+        return
+    names = _vm_names([found.vm, *(c for f in found.findings for c in f.culprits)])
+    typer.echo(diagnosis.headline(found, names))
+    rows = [
+        {
+            "cause": f.cause.value,
+            "since": None if f.since is None else iso(int(f.since)),
+            "culprits": [names.get(c, c) for c in f.culprits],
+            "full_by": None if f.exhaustion_at is None else iso(int(f.exhaustion_at)),
+            "evidence": f.evidence,
+        }
+        for f in found.findings
+    ]
+    if rows:
+        emit(rows, output, list(rows[0]), title="findings, most severe first")
+
+
 def add_commands(app: typer.Typer) -> None:
     app.command("anomalies")(anomalies_cmd)
     app.command("forecast")(forecast_cmd)
     app.command("baseline")(baseline_cmd)
+    app.command("diagnose")(diagnose_cmd)

@@ -23,8 +23,9 @@ import yaml
 
 from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, record, to_json
-from corral.engines.reclaim import Policy, State
-from corral.engines.sprawl.model import Category
+from corral.domain.reclaim import State
+from corral.domain.sprawl import Category
+from corral.engines.reclaim import Policy
 from corral.errors import ValidationError
 from corral.reclaim import findings as flagging
 from corral.reclaim.findings import FINDING_CATEGORIES, FlagRow

@@ -19,7 +19,7 @@ from corral.errors import ValidationError
 from corral.inventory.service import Inventory
 from corral.metrics.collector import Collector
 from corral.metrics.replay import TraceReplaySource, VMSpec, assign, backfill
-from corral.metrics.store.base import MetricsStore
+from corral.services.stores import MetricsStore
 from corral.store import models as m
 
 #: Where the shared public traces live beside a checkout (``../shared/data``).

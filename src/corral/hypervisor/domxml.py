@@ -5,6 +5,7 @@ Every field is read by an XPath; nothing is ever assembled from strings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 
 from lxml import etree
@@ -17,6 +18,7 @@ from corral.hypervisor.xmlsafe import parse
 METADATA_NS = "urn:corral:vm:1"
 METADATA_PREFIX = "corral"
 METADATA_ROOT = "vm"
+_METADATA_TAG = f"{{{METADATA_NS}}}{METADATA_ROOT}"
 
 _UNITS = {
     "b": 1,
@@ -64,16 +66,51 @@ def _text(root: etree._Element, path: str) -> str | None:
     return el.text.strip() or None
 
 
+def _children(parents: Iterable[etree._Element], tag: str) -> Iterator[etree._Element]:
+    """The ``tag`` children of each parent, in document order: the path "parent/tag"."""
+    for parent in parents:
+        for child in parent:
+            if child.tag == tag:
+                yield child
+
+
+def _first(parents: Iterable[etree._Element], tag: str) -> etree._Element | None:
+    return next(_children(parents, tag), None)
+
+
+def _stripped(el: etree._Element | None) -> str | None:
+    if el is None or el.text is None:
+        return None
+    return el.text.strip() or None
+
+
+def _by_tag(el: etree._Element) -> dict[str, list[etree._Element]]:
+    """An element's children grouped by tag, in document order: one walk answers every
+    "child/grandchild" path of the domain (ElementPath's find walks once per path, in
+    Python, and a first sync reads thousands of domains)."""
+    out: dict[str, list[etree._Element]] = {}
+    for child in el:
+        tag = child.tag
+        if isinstance(tag, str):
+            out.setdefault(tag, []).append(child)
+    return out
+
+
 def parse_disks(root: etree._Element) -> tuple[Disk, ...]:
+    return _disks(_children(_by_tag(root).get("devices", ()), "disk"))
+
+
+def _disks(elements: Iterable[etree._Element]) -> tuple[Disk, ...]:
     disks = []
-    for d in root.iterfind("devices/disk"):
-        src = d.find("source")
+    for d in elements:
+        parts = _by_tag(d)
+        src = _one(parts, "source")
         path = None
         if src is not None:
             path = src.get("file") or src.get("dev") or src.get("volume") or src.get("name")
-        backing = d.find("backingStore/source")
-        target = d.find("target")
-        driver = d.find("driver")
+        backing = _first(parts.get("backingStore", ()), "source")
+        target = _one(parts, "target")
+        driver = _one(parts, "driver")
         disks.append(
             Disk(
                 target=target.get("dev", "") if target is not None else "",
@@ -88,11 +125,16 @@ def parse_disks(root: etree._Element) -> tuple[Disk, ...]:
 
 
 def parse_nics(root: etree._Element) -> tuple[Nic, ...]:
+    return _nics(_children(_by_tag(root).get("devices", ()), "interface"))
+
+
+def _nics(elements: Iterable[etree._Element]) -> tuple[Nic, ...]:
     nics = []
-    for n in root.iterfind("devices/interface"):
-        mac = n.find("mac")
-        src = n.find("source")
-        model = n.find("model")
+    for n in elements:
+        parts = _by_tag(n)
+        mac = _one(parts, "mac")
+        src = _one(parts, "source")
+        model = _one(parts, "model")
         nics.append(
             Nic(
                 mac=(mac.get("address", "") if mac is not None else "").lower(),
@@ -109,6 +151,11 @@ def parse_nics(root: etree._Element) -> tuple[Nic, ...]:
     return tuple(nics)
 
 
+def _one(parts: dict[str, list[etree._Element]], tag: str) -> etree._Element | None:
+    found = parts.get(tag)
+    return found[0] if found else None
+
+
 def _metadata_element(root: etree._Element) -> etree._Element | None:
     """Corral's element in a domain, or the element itself (libvirt's virDomainGetMetadata
     gives it without its namespace)."""
@@ -119,7 +166,20 @@ def _metadata_element(root: etree._Element) -> etree._Element | None:
 
 def parse_metadata(root: etree._Element) -> tuple[OwnerMeta, bool]:
     """Corral's metadata in a domain (or the bare element); returns (meta, is_template)."""
-    el = _metadata_element(root)
+    return _owner_meta(_metadata_element(root))
+
+
+def parse_revision(root: etree._Element) -> int | None:
+    """The version Corral stamped into its metadata (in a domain, or the bare element)."""
+    return _revision(_metadata_element(root))
+
+
+def _local(tag: str) -> str:
+    """A tag's name without its namespace (what ``etree.QName(el).localname`` answers)."""
+    return tag.rpartition("}")[2]
+
+
+def _owner_meta(el: etree._Element | None) -> tuple[OwnerMeta, bool]:
     if el is None:
         return OwnerMeta(), False
     values: dict[str, str] = {}
@@ -127,7 +187,7 @@ def parse_metadata(root: etree._Element) -> tuple[OwnerMeta, bool]:
     for child in el:
         if not isinstance(child.tag, str):
             continue
-        local = etree.QName(child).localname
+        local = _local(child.tag)
         if local == "tags":
             tags.extend((t.text or "").strip() for t in child if (t.text or "").strip())
         elif local == "revision":
@@ -143,12 +203,9 @@ def parse_metadata(root: etree._Element) -> tuple[OwnerMeta, bool]:
     return meta, values.get("template", "").lower() in ("1", "true", "yes")
 
 
-def parse_revision(root: etree._Element) -> int | None:
-    """The version Corral stamped into its metadata (in a domain, or the bare element)."""
-    el = _metadata_element(root)
+def _revision(el: etree._Element | None) -> int | None:
     children = [c for c in el if isinstance(c.tag, str)] if el is not None else []
-    found = (c for c in children if etree.QName(c).localname == "revision")
-    text = next((c.text for c in found), None)
+    text = next((c.text for c in children if _local(c.tag) == "revision"), None)
     try:
         return int(text.strip()) if text else None
     except ValueError:
@@ -266,17 +323,24 @@ def parse_domain(
     meta_root = parse(config_metadata, "domain metadata") if config_metadata else root
     if root.tag != "domain":
         raise ValidationError(f"expected a <domain> element, found <{root.tag}>.")
-    uuid = _text(root, "uuid")
-    name = _text(root, "name")
+    top = _by_tag(root)
+    uuid = _stripped(_one(top, "uuid"))
+    name = _stripped(_one(top, "name"))
     if not uuid or not name:
         raise ValidationError("domain XML has no name or UUID.")
-    vcpu_el = root.find("vcpu")
+    vcpu_el = _one(top, "vcpu")
     vcpus = int(vcpu_el.get("current") or vcpu_el.text or 1) if vcpu_el is not None else 1
-    mem_max = _bytes(root.find("memory")) or 0
-    mem_cur = _bytes(root.find("currentMemory")) or mem_max
-    meta, is_template = parse_metadata(meta_root)
-    os_type_el = root.find("os/type")
-    cpu = root.find("cpu")
+    mem_max = _bytes(_one(top, "memory")) or 0
+    mem_cur = _bytes(_one(top, "currentMemory")) or mem_max
+    meta_el = (
+        _metadata_element(meta_root)
+        if config_metadata
+        else _first(top.get("metadata", ()), _METADATA_TAG)
+    )
+    meta, is_template = _owner_meta(meta_el)
+    os_type_el = _first(top.get("os", ()), "type")
+    cpu = _one(top, "cpu")
+    devices = top.get("devices", ())
     return VMFacts(
         uuid=uuid.lower(),
         name=name,
@@ -284,15 +348,16 @@ def parse_domain(
         vcpus=vcpus,
         memory_max_mib=mem_max // 1024**2,
         memory_mib=mem_cur // 1024**2,
-        cpu_model=_text(root, "cpu/model") or (cpu.get("mode") if cpu is not None else None),
+        cpu_model=_stripped(_first(top.get("cpu", ()), "model"))
+        or (cpu.get("mode") if cpu is not None else None),
         os_type=os_type_el.text if os_type_el is not None else None,
         arch=os_type_el.get("arch") if os_type_el is not None else None,
         autostart=autostart,
         persistent=persistent,
         is_template=is_template,
-        disks=parse_disks(root),
-        nics=parse_nics(root),
+        disks=_disks(_children(devices, "disk")),
+        nics=_nics(_children(devices, "interface")),
         snapshots=snapshots,
         meta=meta,
-        meta_revision=parse_revision(meta_root),
+        meta_revision=_revision(meta_el),
     )

@@ -9,6 +9,12 @@ SQLite has no such lock: there the evaluator holds an exclusive ``flock`` on a f
 database file (``FileLeadership``), which the kernel releases when the process dies, so a
 second loop on the same machine stands by as well. A round that fails (the metrics file
 busy, the database away) is logged and the next round tries again.
+
+Why the loop watches its files: an operator who edits the alert rules, the cost model or the
+backup policy expects the running evaluator to follow, not to need a restart. Each round
+compares the files' modification times with those last read; when one changed, the service
+and the facts are built again. A file that no longer parses is reported and the rules in
+force stay in force: a bad edit never silences alerting.
 """
 
 from __future__ import annotations
@@ -38,15 +44,26 @@ LOCK_NAME = "corral-alerts/evaluator"
 
 @dataclass(frozen=True)
 class LoopRound:
-    """One round: whether this process led, what it evaluated and sent, or why it failed."""
+    """One round: whether this process led, what it evaluated and sent, or why it failed;
+    and whether the rules were read again (or why the new ones were refused)."""
 
     leader: bool
     report: EvaluationReport | None = None
     sent: int = 0
     failed: int = 0
     error: str | None = None
+    reloaded: bool = False
+    reload_error: str | None = None
 
     def describe(self) -> str:
+        return "; ".join(filter(None, (self._reload(), self._round())))
+
+    def _reload(self) -> str | None:
+        if self.reload_error is not None:
+            return f"changed files not taken, the rules in force stay: {self.reload_error}"
+        return "rules and facts read again" if self.reloaded else None
+
+    def _round(self) -> str:
         if self.error is not None:
             return f"round failed: {self.error}"
         if not self.leader or self.report is None:
@@ -90,6 +107,32 @@ class FileLeadership:
             os.close(fd)  # closing the file lets the lock go
 
 
+#: The evaluator's parts, built from the settings' files.
+Parts = tuple[AlertService, FactReader | None]
+
+
+@dataclass
+class Sources:
+    """The files the rules and facts come from, and how to build them again."""
+
+    paths: tuple[Path, ...]
+    build: Callable[[], Parts]
+    stamps: tuple[float | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.stamps = self.stamps or self.read_stamps()
+
+    def read_stamps(self) -> tuple[float | None, ...]:
+        return tuple(_mtime(p) for p in self.paths)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns / 1e9
+    except OSError:
+        return None  # absent (the shipped defaults apply); its creation is a change
+
+
 def leadership(db: Database) -> Lead:
     """The advisory lock on PostgreSQL; on SQLite a file lock beside the database file."""
     if db.backend == "postgresql" or not db.url.database or db.url.database == ":memory:":
@@ -105,25 +148,44 @@ class AlertLoop:
         db: Database,
         interval_s: float,
         facts: FactReader | None = None,
+        sources: Sources | None = None,
     ) -> None:
         self.service = service
         self.store = store
         self.interval_s = interval_s
         self.facts = facts
+        self.sources = sources
         self.leadership = leadership(db)
 
     def round(self) -> LoopRound:
         """Evaluate and deliver once if this process leads; else stand by."""
         if not self.leadership.acquire():
             return LoopRound(leader=False)
+        reloaded, reload_error = self._reload()
         try:
             report = self.service.evaluate_store(self.store, facts=self.facts)
             sent = self.service.deliver()
         except CorralError as exc:
             log.warning("alert evaluation round failed: %s", exc.message)
-            return LoopRound(leader=True, error=exc.message)
+            return LoopRound(True, error=exc.message, reloaded=reloaded, reload_error=reload_error)
         ok = sum(1 for d in sent if d.sent)
-        return LoopRound(True, report, ok, len(sent) - ok)
+        return LoopRound(True, report, ok, len(sent) - ok, None, reloaded, reload_error)
+
+    def _reload(self) -> tuple[bool, str | None]:
+        """Build the service and facts again if a source file changed since the last read."""
+        if self.sources is None:
+            return False, None
+        stamps = self.sources.read_stamps()
+        if stamps == self.sources.stamps:
+            return False, None
+        self.sources.stamps = stamps  # a refused edit is reported once, not every round
+        try:
+            self.service, self.facts = self.sources.build()
+        except CorralError as exc:
+            log.warning("alert loop: changed files not taken: %s", exc.message)
+            return False, exc.message
+        log.info("alert loop: rules and facts read again")
+        return True, None
 
     def run(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from corral.config import Settings
@@ -17,9 +18,10 @@ from corral.metrics.store import open_store
 from corral.metrics.store.base import MetricsStore
 from corral.notify.channels import parse_specs
 from corral.services.alert_facts import FactReader
-from corral.services.alert_loop import AlertLoop, LoopRound
+from corral.services.alert_loop import AlertLoop, LoopRound, Parts, Sources
 from corral.services.alert_setup import alert_service, rules_path
 from corral.services.alerts import AlertService
+from corral.services.backup import policy_path
 from corral.store.db import Database
 
 __all__ = [
@@ -56,13 +58,27 @@ def loop(
     """The evaluation loop of ``corral alerts run`` and of the server (every
     ``alert_interval_s`` unless ``interval_s`` is given; the settings' metrics store unless
     ``store`` is given)."""
+
+    def build() -> Parts:
+        return service(settings, inventory.db), facts(settings, inventory)
+
+    alerts, fact_reader = build()
     return AlertLoop(
-        service(settings, inventory.db),
+        alerts,
         store or open_store(settings.metrics_url),
         inventory.db,
         interval_s or settings.alert_interval_s,
-        facts(settings, inventory),
+        fact_reader,
+        Sources(source_files(settings), build),
     )
+
+
+def source_files(settings: Settings) -> tuple[Path, ...]:
+    """The files the loop reads its rules and facts from, watched for changes: the rules, the
+    cost model and the backup policy (each the setting, else where its default would be)."""
+    rules = settings.alert_rules or settings.home / "alerts.yaml"
+    found = (rules, settings.cost_model, policy_path(settings))
+    return tuple(p for p in found if p is not None)
 
 
 def matchers(items: Sequence[str]) -> dict[str, str]:

@@ -301,8 +301,9 @@ class RequestService:
         decides (never automatically, never by the asker or the VM's owner)."""
         if not 1 <= days <= self.rules.max_lease_days:
             raise ValidationError(f"an extension is 1 to {self.rules.max_lease_days} days.")
-        if not reason.strip() or not reason.isprintable():
+        if not reason.strip():
             raise ValidationError("say why the lease should be longer (a reason).")
+        check_text(reason, "the reason", multiline=True)
         now = self.clock()
         with self.db.session() as s:
             vm = s.get(m.VM, vm_uuid)

@@ -16,7 +16,18 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import JSON, Insert, Table, TypeDecorator, Update, bindparam, insert, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Insert,
+    MetaData,
+    Table,
+    TypeDecorator,
+    Update,
+    bindparam,
+    insert,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -33,15 +44,8 @@ def bulk_insert(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -
     rows = _with_defaults(table, list(rows[0]), rows)
     names = list(rows[0])
     dialect = s.get_bind().dialect
-    quote = dialect.identifier_preparer.quote  # identifiers from the model, never from values
-    columns = ", ".join(quote(table.c[n].name) for n in names)
     if dialect.name == "postgresql":
-        convert = [_pg_converter(table.c[n].type, dialect) for n in names]
-        conn = s.connection().connection.driver_connection
-        sql = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
-        with conn.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
-            for values in _tuples(rows, names, convert):
-                copy.write_row(values)
+        _copy(s, table, table.name, names, rows)
         return
     _executemany(s, table, insert(table), {n: n for n in names}, rows)
 
@@ -51,6 +55,9 @@ def bulk_update(s: Session, model: type[Base], key: str, rows: Sequence[dict[str
     if not rows:
         return
     table = cast(Table, model.__table__)
+    if s.get_bind().dialect.name == "postgresql":
+        _copy_update(s, table, key, list(rows[0]), rows)
+        return
     # Bound under names of their own: a column's name is reserved for the SET clause.
     binds = {f"set_{n}": n for n in rows[0] if n != key}
     stmt = (
@@ -59,6 +66,45 @@ def bulk_update(s: Session, model: type[Base], key: str, rows: Sequence[dict[str
         .values({table.c[n]: bindparam(b) for b, n in binds.items()})
     )
     _executemany(s, table, stmt, {**binds, f"key_{key}": key}, rows)
+
+
+def _copy(
+    s: Session, table: Table, into: str, names: list[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """COPY the rows' ``names`` columns into the table named ``into`` (``table`` or a
+    temporary copy of its columns), each value converted as ``table``'s column would."""
+    dialect = s.get_bind().dialect
+    quote = dialect.identifier_preparer.quote  # identifiers from the model, never from values
+    columns = ", ".join(quote(table.c[n].name) for n in names)
+    convert = [_pg_converter(table.c[n].type, dialect) for n in names]
+    conn = s.connection().connection.driver_connection
+    sql = f"COPY {quote(into)} ({columns}) FROM STDIN"
+    with conn.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+        for values in _tuples(rows, names, convert):
+            copy.write_row(values)
+
+
+def _copy_update(
+    s: Session, table: Table, key: str, names: list[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """PostgreSQL: the new values COPY'd into a temporary table of the same column types,
+    then one UPDATE ... FROM it, instead of one UPDATE statement per row."""
+    temp = Table(
+        f"bulk_{table.name}",
+        MetaData(),
+        *(Column(table.c[n].name, table.c[n].type, key=n) for n in names),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    conn = s.connection()
+    temp.create(conn)
+    _copy(s, table, temp.name, names, rows)
+    conn.execute(
+        update(table)
+        .where(table.c[key] == temp.c[key])
+        .values({table.c[n]: temp.c[n] for n in names if n != key})
+    )
+    temp.drop(conn)
 
 
 def _executemany(
@@ -119,7 +165,18 @@ def _memo(f: Convert) -> Convert:
 def _bind(type_: Any, dialect: Dialect) -> Convert | None:
     """The column type's own conversion of a Python value for this database (None: as is)."""
     proc: Convert | None = type_.dialect_impl(dialect).bind_processor(dialect)
-    return proc
+    return _empty_list_once(proc) if proc is not None and isinstance(type_, JSON) else proc
+
+
+def _empty_list_once(f: Convert) -> Convert:
+    """``f`` of a JSON column, with the empty list (most rows' tags and snapshots) encoded
+    once rather than once per row."""
+    empty = f([])
+
+    def convert(v: Any) -> Any:
+        return empty if type(v) is list and not v else f(v)
+
+    return convert
 
 
 def _with_defaults(
@@ -146,7 +203,7 @@ def _pg_converter(type_: Any, dialect: Dialect) -> Convert | None:
         bind = type_.process_bind_param
         return lambda v: bind(v, dialect)
     if isinstance(type_, JSON):
-        return lambda v: None if v is None else json.dumps(v)
+        return _empty_list_once(lambda v: None if v is None else json.dumps(v))
     return None
 
 

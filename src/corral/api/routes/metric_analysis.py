@@ -1,5 +1,5 @@
-"""A stored series' learned baseline and forecast over HTTP (the CLI's ``corral metrics
-baseline|forecast``): the same service, the same answers.
+"""A stored series' learned baseline and forecast, and a VM's diagnosis, over HTTP (the CLI's
+``corral metrics baseline|forecast|diagnose``): the same services, the same answers.
 
 Both read one VM's or host's metric history, as ``/api/v1/metrics/series`` does, so they need
 ``fleet.read`` like it.
@@ -20,7 +20,9 @@ from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.metrics.model import EntityKind
 from corral.metrics.timeparse import parse_duration
+from corral.services import diagnosis
 from corral.services import series_insights as insights
+from corral.services.diagnosis import Cause, headline
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
@@ -134,4 +136,55 @@ def forecast(
         step=v.step_s,
         horizon=v.horizon_s,
         steps=[ForecastStepOut(**s.__dict__) for s in v.steps],
+    )
+
+
+class FindingOut(BaseModel):
+    cause: Cause
+    evidence: str
+    severity: float = Field(description="the measure over its threshold (1 = at the threshold)")
+    since: int | None = Field(description="start of the condition in the window, epoch seconds")
+    culprits: list[str] = Field(description="VM UUIDs: the neighbours causing it, or the VM")
+    exhaustion_at: int | None = Field(description="a leak's projected full memory, epoch s")
+
+
+class DiagnosisOut(BaseModel):
+    id: str
+    host: str
+    at: int
+    window: int
+    headline: str
+    findings: list[FindingOut] = Field(description="most severe first; empty when healthy")
+
+
+def _whole(t: float | None) -> int | None:
+    return None if t is None else int(t)
+
+
+@router.get("/diagnose", response_model=DiagnosisOut, responses=error_responses(404, 422, 502))
+def diagnose(
+    store: StoreDep,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    id: EntityId,
+    history: Duration = "7d",
+) -> DiagnosisOut:
+    """Why a VM is slow or busy now, from its, its host's and its neighbours' stored series."""
+    d = diagnosis.diagnose(store, id, int(time.time()), parse_duration(history))
+    return DiagnosisOut(
+        id=d.vm,
+        host=d.host,
+        at=int(d.at),
+        window=int(d.window),
+        headline=headline(d),
+        findings=[
+            FindingOut(
+                cause=f.cause,
+                evidence=f.evidence,
+                severity=round(f.severity, 4),
+                since=_whole(f.since),
+                culprits=list(f.culprits),
+                exhaustion_at=_whole(f.exhaustion_at),
+            )
+            for f in d.findings
+        ],
     )

@@ -22,8 +22,8 @@ from corral.domain.access import Permission as Perm
 from corral.metrics import exposition
 from corral.metrics.catalog import METRICS, metric_info
 from corral.metrics.model import EntityKind, Stat
-from corral.metrics.store import MetricsStore, open_store
 from corral.metrics.timeparse import iso, parse_duration, parse_time
+from corral.services.stores import MetricsStore, open_metrics_store
 
 #: Every metrics route reads the fleet's shape: one permission for the whole router.
 router = APIRouter(tags=["metrics"], dependencies=[require(Perm.fleet_read)])
@@ -36,7 +36,7 @@ def get_metrics_store(request: Request) -> MetricsStore:
     """The app's metrics store, opened once from the settings."""
     store: MetricsStore | None = getattr(request.app.state, "metrics", None)
     if store is None:
-        store = open_store(request.app.state.settings.metrics_url)
+        store = open_metrics_store(request.app.state.settings.metrics_url)
         request.app.state.metrics = store
     return store
 

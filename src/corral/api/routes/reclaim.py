@@ -27,7 +27,7 @@ from corral.api.schemas import (
 )
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
-from corral.engines.reclaim import State
+from corral.domain.reclaim import State
 from corral.reclaim.views import CaseDetail, CaseRecord, Savings
 
 router = APIRouter(prefix="/api/v1/reclaim", tags=["reclaim"])

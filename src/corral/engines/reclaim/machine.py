@@ -15,21 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
+from corral.domain.reclaim import State as State
 from corral.engines.reclaim.policy import Policy
 from corral.errors import ConflictError, ForbiddenError
-
-
-class State(StrEnum):
-    flagged = "flagged"
-    notified = "notified"
-    confirmed = "confirmed"
-    quarantined = "quarantined"
-    archived = "archived"
-    deleted = "deleted"
-    extended = "extended"
-    restored = "restored"
-    cancelled = "cancelled"
-
 
 OPEN: frozenset[State] = frozenset(
     {State.flagged, State.notified, State.confirmed, State.quarantined, State.archived}

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from corral.domain.model import VMState as VMState
+from corral.domain.sprawl import Category as Category
 from corral.errors import ValidationError
 
 FloatArray = npt.NDArray[np.float32]
@@ -26,18 +26,6 @@ MemorySource = Literal["balloon", "rss", "trace"]
 # Preferred first: the balloon driver's guest view, then the host process RSS, then a trace.
 MEMORY_SOURCES: tuple[MemorySource, ...] = ("balloon", "rss", "trace")
 DEFAULT_STEP_S = 300
-
-
-class Category(StrEnum):
-    """Reclamation categories; the order is the tie-break when two hold the same money."""
-
-    powered_off = "powered_off"
-    idle = "idle"
-    lease_expired = "lease_expired"
-    orphaned_disk = "orphaned_disk"
-    snapshot_sprawl = "snapshot_sprawl"
-    no_owner = "no_owner"
-    no_purpose = "no_purpose"
 
 
 CATEGORY_RANK: Mapping[Category, int] = {c: i for i, c in enumerate(Category)}
