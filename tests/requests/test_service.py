@@ -409,12 +409,12 @@ def test_an_extension_reason_may_span_lines_but_holds_no_control_character(
     """A reason is free text like a request's purpose: line breaks are fine, escapes are not."""
     inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
     inventory.sync()
-    vm = next(v for v in inventory.list_vms().items if not v.get("is_template"))
-    inventory.set_metadata(vm["uuid"], {"department": RED, "owner": "alice"})
+    vm = next(v for v in inventory.list_vms().items if not v.is_template)
+    inventory.set_metadata(vm.uuid, {"department": RED, "owner": "alice"})
     service = make_service()
     if accepted:
-        asked = service.request_extension(vm["uuid"], 5, reason, ALICE)
+        asked = service.request_extension(vm.uuid, 5, reason, ALICE)
         assert asked.state is S.pending
     else:
         with pytest.raises(ValidationError, match="control or invalid character"):
-            service.request_extension(vm["uuid"], 5, reason, ALICE)
+            service.request_extension(vm.uuid, 5, reason, ALICE)
