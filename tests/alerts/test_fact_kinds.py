@@ -142,7 +142,7 @@ def test_backup_rpo_fires_for_a_stale_point_and_a_vm_never_backed_up(
 ) -> None:
     inv = _sync(inventory, nodes)  # running: web-01, db-01 (on a), cache-01 (on b)
     repo = Repository(tmp_path / "repo")
-    db01, web01 = (str(inv.find_vm(n)["uuid"]) for n in ("db-01", "web-01"))
+    db01, web01 = (str(inv.find_vm(n).uuid) for n in ("db-01", "web-01"))
     make_point(repo, 1, None, vm=db01)  # taken at T0 + 1 h
     make_point(repo, 2, None, vm=web01)  # taken at T0 + 2 h
     policy = parse_policy(

@@ -28,7 +28,7 @@ def synced(inventory: Inventory) -> Inventory:
 
 
 def _vm_uuid(inv: Inventory) -> str:
-    return str(inv.find_vm("test")["uuid"])
+    return str(inv.find_vm("test").uuid)
 
 
 def _due(inv: Inventory, repo: Repository, policy: Policy, hours_later: float) -> list[str]:

@@ -25,7 +25,7 @@ def test_a_vms_inventory_tier_decides_its_backup_policy(
     inventory.sync()
     vms = inventory.list_vms().items
     assert vms
-    target = vms[0]["name"]
+    target = vms[0].name
     inventory.set_metadata(target, {"protection_tier": "backup-only"})
     snapshot = live_fleet(inventory)
     view = {v.vm: v for v in backup.policy_view(Policy(), snapshot).vms}

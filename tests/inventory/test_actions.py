@@ -323,14 +323,14 @@ def test_sync_after_actions_sees_vm_stopped_then_deleted_and_volumes_gone(
     try:
         assert hv.power_off(WEB) == "shutdown"
         inventory.sync()
-        assert inventory.find_vm(WEB)["state"] == "shutoff"
+        assert inventory.find_vm(WEB).state == "shutoff"
         assert hv.delete_vm(WEB) == [f"{IMAGES}/web-01.qcow2"]
     finally:
         hv.close()
     report = inventory.sync()
     assert report.count_of("deleted") == 1
     vm = inventory.find_vm(WEB)
-    assert vm["deleted_at"] is not None
-    assert [e["kind"] for e in vm["history"]][-2:] == ["stopped", "deleted"]
-    paths = [v["path"] for v in inventory.list_volumes()]
+    assert vm.deleted_at is not None
+    assert [e.kind for e in vm.history][-2:] == ["stopped", "deleted"]
+    paths = [v.path for v in inventory.list_volumes()]
     assert f"{IMAGES}/web-01.qcow2" not in paths and f"{IMAGES}/db-01.qcow2" in paths

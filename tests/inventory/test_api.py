@@ -114,18 +114,18 @@ def test_filters(api: tuple[TestClient, str]) -> None:
 def test_one_vm_with_history_and_events(api: tuple[TestClient, str], inventory: Inventory) -> None:
     client, _ = api
     web = inventory.find_vm("web-01")
-    body = client.get(f"/api/v1/vms/{web['uuid']}").json()
+    body = client.get(f"/api/v1/vms/{web.uuid}").json()
     assert body["name"] == "web-01" and body["history"][0]["kind"] == "created"
-    events = client.get("/api/v1/events", params={"vm": web["uuid"]}).json()["items"]
+    events = client.get("/api/v1/events", params={"vm": web.uuid}).json()["items"]
     assert [e["kind"] for e in events] == ["created"]
-    assert events[0]["vm_name"] == "web-01" and events[0]["vm_uuid"] == web["uuid"]
+    assert events[0]["vm_name"] == "web-01" and events[0]["vm_uuid"] == web.uuid
     _problem(client.get(f"/api/v1/vms/{uuidlib.UUID(int=99999)}"), 404, "not-found")
 
 
 def test_writes_need_a_valid_token(api: tuple[TestClient, str], inventory: Inventory) -> None:
     client, token = api
     del client.headers["Authorization"]
-    uuid = inventory.find_vm("web-01")["uuid"]
+    uuid = inventory.find_vm("web-01").uuid
     url = f"/api/v1/vms/{uuid}/metadata"
     _problem(client.patch(url, json={"owner": "mallory"}), 401, "unauthorized")
     _problem(
@@ -142,12 +142,12 @@ def test_writes_need_a_valid_token(api: tuple[TestClient, str], inventory: Inven
         "unauthorized",
     )
     _problem(client.post("/api/v1/sync"), 401, "unauthorized")
-    assert inventory.find_vm(uuid)["owner"] == "alice"
+    assert inventory.find_vm(uuid).owner == "alice"
 
 
 def test_metadata_update_with_token(api: tuple[TestClient, str], inventory: Inventory) -> None:
     client, token = api
-    uuid = inventory.find_vm("db-01")["uuid"]
+    uuid = inventory.find_vm("db-01").uuid
     resp = client.patch(
         f"/api/v1/vms/{uuid}/metadata",
         json={"owner": "dana", "environment": "prod", "tags": ["db"], "expires_on": "2027-05-01"},
@@ -186,7 +186,7 @@ def test_bad_metadata_is_422_and_nothing_is_written(
     before = inventory.find_vm("web-01")
     node_before = (nodes / "host-a.xml").read_bytes()
     resp = client.patch(
-        f"/api/v1/vms/{before['uuid']}/metadata",
+        f"/api/v1/vms/{before.uuid}/metadata",
         json=payload,
         headers={"Authorization": f"Bearer {token}"},
     )

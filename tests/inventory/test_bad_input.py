@@ -100,4 +100,4 @@ def test_credentials_are_encrypted_at_rest(inventory: Inventory) -> None:
         assert host.secret is not None and b"s3cret" not in host.secret
         assert inventory.secrets.decrypt(host.secret) == "s3cret!"
     view = inventory.list_hosts()[0]
-    assert view["has_credentials"] is True and "s3cret" not in repr(view)
+    assert view.has_credentials is True and "s3cret" not in repr(view)

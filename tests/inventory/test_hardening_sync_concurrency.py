@@ -97,8 +97,8 @@ def test_four_concurrent_writers_of_different_fields_lose_nothing(
     assert {f: database[f] for f in FIELDS} == expected
     assert domain == expected
     assert {f: after_sync[f] for f in FIELDS} == expected
-    history = inv.find_vm(probe.VM_UUID)["history"]
-    assert sum(e["kind"] == "metadata-changed" for e in history) == ROUNDS * len(FIELDS)
+    history = inv.find_vm(probe.VM_UUID).history
+    assert sum(e.kind == "metadata-changed" for e in history) == ROUNDS * len(FIELDS)
 
 
 def test_a_sync_that_read_the_domain_before_a_write_keeps_the_write(
@@ -115,10 +115,10 @@ def test_a_sync_that_read_the_domain_before_a_write_keeps_the_write(
 
     inv.sync(progress=write_meanwhile)  # its read of the domain saw owner=old
     assert writes == ["new"]
-    assert inv.find_vm(probe.VM_UUID)["owner"] == "new"
+    assert inv.find_vm(probe.VM_UUID).owner == "new"
     assert _virsh_metadata(uri, probe.VM_NAME)["owner"] == "new"
     inv.sync()
-    assert inv.find_vm(probe.VM_UUID)["owner"] == "new"
+    assert inv.find_vm(probe.VM_UUID).owner == "new"
 
 
 def test_a_hand_edit_of_the_domain_still_wins(served: tuple[Inventory, str, str]) -> None:
@@ -131,7 +131,7 @@ def test_a_hand_edit_of_the_domain_still_wins(served: tuple[Inventory, str, str]
     hv.set_metadata(probe.VM_UUID, OwnerMeta(owner="edited-by-hand"))  # no version stamp
     inv.release("host", wrote=True)
     inv.sync()
-    assert inv.find_vm(probe.VM_UUID)["owner"] == "edited-by-hand"
+    assert inv.find_vm(probe.VM_UUID).owner == "edited-by-hand"
     assert _virsh_metadata(uri, probe.VM_NAME)["owner"] == "edited-by-hand"
 
 

@@ -111,17 +111,17 @@ def test_a_shared_pool_is_one_storage_judged_against_every_host(
     two_hosts: tuple[Inventory, Path, Path],
 ) -> None:
     inv, _, _ = two_hosts
-    volumes = {v["name"]: v for v in inv.list_volumes()}
-    assert sorted(v["path"] for v in inv.list_volumes()) == sorted(
+    volumes = {v.name: v for v in inv.list_volumes()}
+    assert sorted(v.path for v in inv.list_volumes()) == sorted(
         f"{SHARED}/{n}" for n in VOLUMES
     )  # each once, not once per host
-    assert all(v["hosts"] == ["host-x", "host-y"] and v["shared"] for v in volumes.values())
+    assert all(v.hosts == ("host-x", "host-y") and v.shared for v in volumes.values())
     # used from host-y only, yet not an orphan when host-x's pool lists it
-    assert volumes["data-y.qcow2"]["used_by"] == USER_Y_UUID
-    assert volumes["data-y.qcow2"]["used_by_host"] == "host-y"
+    assert volumes["data-y.qcow2"].used_by == USER_Y_UUID
+    assert volumes["data-y.qcow2"].used_by_host == "host-y"
     # the base of a linked clone is in use through the clone's backing chain
-    assert volumes["base.qcow2"]["used_by"] == CLONE_UUID
-    assert [v["name"] for v in inv.list_volumes(orphaned_only=True)] == ["forgotten.qcow2"]
+    assert volumes["base.qcow2"].used_by == CLONE_UUID
+    assert [v.name for v in inv.list_volumes(orphaned_only=True)] == ["forgotten.qcow2"]
 
 
 def test_after_a_migration_the_volume_follows_its_vm(
@@ -132,14 +132,14 @@ def test_after_a_migration_the_volume_follows_its_vm(
     edit_node(y, lambda n: n.remove(domain(n, "user-y")))
     edit_node(x, lambda n: n.append(moved))
     inv.sync()
-    assert inv.find_vm(USER_Y_UUID)["host"] == "host-x"
-    data = next(v for v in inv.list_volumes() if v["name"] == "data-y.qcow2")
-    assert (data["used_by"], data["used_by_host"]) == (USER_Y_UUID, "host-x")
-    assert [v["name"] for v in inv.list_volumes(orphaned_only=True)] == ["forgotten.qcow2"]
+    assert inv.find_vm(USER_Y_UUID).host == "host-x"
+    data = next(v for v in inv.list_volumes() if v.name == "data-y.qcow2")
+    assert (data.used_by, data.used_by_host) == (USER_Y_UUID, "host-x")
+    assert [v.name for v in inv.list_volumes(orphaned_only=True)] == ["forgotten.qcow2"]
     # and once the VM is gone from every host, its volume is an orphan
     edit_node(x, lambda n: n.remove(domain(n, "user-y")))
     inv.sync()
-    orphans = {v["name"] for v in inv.list_volumes(orphaned_only=True)}
+    orphans = {v.name for v in inv.list_volumes(orphaned_only=True)}
     assert orphans == {"forgotten.qcow2", "data-y.qcow2"}
 
 
@@ -157,9 +157,9 @@ def test_a_nic_on_a_bridge_mode_network_counts_toward_it(
     two_hosts: tuple[Inventory, Path, Path],
 ) -> None:
     inv, _, _ = two_hosts
-    lan = next(n for n in inv.list_networks() if (n["host"], n["name"]) == ("host-x", "lan"))
-    assert lan["forward_mode"] == "bridge" and lan["vms"] == 1
-    unused = {(n["host"], n["name"]) for n in inv.list_networks(unused_only=True)}
+    lan = next(n for n in inv.list_networks() if (n.host, n.name) == ("host-x", "lan"))
+    assert lan.forward_mode == "bridge" and lan.vms == 1
+    unused = {(n.host, n.name) for n in inv.list_networks(unused_only=True)}
     assert ("host-x", "lan") not in unused
     assert ("host-x", "spare") in unused and ("host-y", "lan") in unused
 
@@ -171,17 +171,17 @@ def test_a_rename_is_an_event_and_the_history_keeps_the_old_name(
     edit_node(x, lambda n: setattr(domain(n, "clone-vm").find("name"), "text", "clone-new"))
     inv.sync()
     vm = inv.find_vm(CLONE_UUID)
-    assert vm["name"] == "clone-new"
-    renamed = [e for e in vm["history"] if e["kind"] == "renamed"]
-    assert [e["details"] for e in renamed] == [{"from": "clone-vm", "to": "clone-new"}]
-    assert next(e for e in vm["history"] if e["kind"] == "created")["vm_name"] == "clone-vm"
+    assert vm.name == "clone-new"
+    renamed = [e for e in vm.history if e.kind == "renamed"]
+    assert [e.details for e in renamed] == [{"from": "clone-vm", "to": "clone-new"}]
+    assert next(e for e in vm.history if e.kind == "created").vm_name == "clone-vm"
 
 
 def test_json_gives_sizes_in_bytes(two_hosts: tuple[Inventory, Path, Path], tmp_path: Path) -> None:
     inv, x, _ = two_hosts
-    forgotten = next(v for v in inv.list_volumes() if v["name"] == "forgotten.qcow2")
-    assert forgotten["capacity_bytes"] == 40 * MIB and forgotten["allocation_bytes"] == 10 * MIB
-    assert inv.find_vm(USER_Y_UUID)["disk_bytes"] == 1024 * MIB
+    forgotten = next(v for v in inv.list_volumes() if v.name == "forgotten.qcow2")
+    assert forgotten.capacity_bytes == 40 * MIB and forgotten.allocation_bytes == 10 * MIB
+    assert inv.find_vm(USER_Y_UUID).disk_bytes == 1024 * MIB
     env = {**os.environ, "CORRAL_HOME": str(tmp_path / "home"), "CORRAL_NODE_DIR": str(tmp_path)}
     env.pop("CORRAL_DATABASE_URL", None)
 

@@ -191,8 +191,8 @@ def test_node_files_only_from_the_node_folder(fenced: tuple[Inventory, Path], no
         with pytest.raises(ValidationError, match="must be inside"):
             inv.add_host("probe", uri)
     inside = inv.add_host("a", f"test://{allowed}/./sub/../host-a.xml")
-    assert inside["uri"] == f"test://{(allowed / 'host-a.xml').resolve()}"
-    assert inv.add_host("d", "test:///default")["uri"] == "test:///default"
+    assert inside.uri == f"test://{(allowed / 'host-a.xml').resolve()}"
+    assert inv.add_host("d", "test:///default").uri == "test:///default"
     assert inv.sync().hosts[0].status == "ok"
 
 
@@ -210,7 +210,7 @@ def test_a_reader_learns_nothing_about_files(fenced: tuple[Inventory, Path]) -> 
     for name in ("missing", "broken", "other"):
         inv.add_host(name, f"test://{allowed / name}.xml")
     inv.sync()
-    errors = {h["name"]: h["last_error"] for h in inv.list_hosts()}
+    errors = {h.name: h.last_error for h in inv.list_hosts()}
     assert set(errors.values()) == {"the node file could not be loaded."}
 
 
@@ -245,7 +245,7 @@ def test_errors_name_the_kind_only(inventory: Inventory, tmp_path: Path) -> None
     """A refused socket: the reason, not libvirt's text (which names the path)."""
     socket = tmp_path / "nobody" / "libvirt-sock"
     added = inventory.add_host("gone", f"qemu+unix:///system?socket={socket}")
-    assert added["last_error"] == "the connection failed."
+    assert added.last_error == "the connection failed."
     assert inventory.sync().hosts[0].error == "the connection failed."
     with pytest.raises(ConflictError, match="host 'gone' is already registered"):
         inventory.add_host("gone2", f"qemu+unix:///system?socket={socket}&")

@@ -39,7 +39,7 @@ def test_a_csv_of_hosts_is_registered_and_the_first_sync_reads_them(
     )
     done = inventory.import_hosts(entries)
     assert done.added == tuple(p.stem for p in fleet) and done.skipped == ()
-    assert {h["status"] for h in inventory.list_hosts()} == {"never-synced"}
+    assert {h.status for h in inventory.list_hosts()} == {"never-synced"}
     report = inventory.sync()
     assert report.count_of("created") == 24
     assert {h.status for h in report.hosts} == {"ok"}
@@ -63,7 +63,7 @@ def test_one_bad_entry_keeps_the_whole_file_out_and_every_problem_is_named(
     assert text.startswith("4 of 5 hosts cannot be imported, so none was")
     for line in ("entry 3 (evil)", "entry 4: the name 'good'", "entry 5 (again)", "entry 6"):
         assert line in text
-    assert [h["name"] for h in inventory.list_hosts()] == ["taken"]
+    assert [h.name for h in inventory.list_hosts()] == ["taken"]
 
 
 def test_skip_existing_leaves_registered_hosts_alone(inventory: Inventory, tmp_path: Path) -> None:
@@ -130,4 +130,4 @@ def test_rest_import_needs_a_token_and_is_all_or_none(inventory: Inventory, tmp_
     assert inventory.list_hosts() == []
     done = client.post("/api/v1/host-imports", json=body, headers=auth)
     assert done.status_code == 201 and done.json() == {"added": 2, "skipped": []}
-    assert sorted(h["name"] for h in inventory.list_hosts()) == sorted(p.stem for p in fleet)
+    assert sorted(h.name for h in inventory.list_hosts()) == sorted(p.stem for p in fleet)

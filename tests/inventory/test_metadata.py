@@ -57,9 +57,9 @@ def test_set_metadata_visible_to_virsh_and_survives_db_loss(
     assert root.findtext("department") == "Finance"
     assert root.findtext("expires-on") == "2027-01-31"
     assert [t.text for t in root.iterfind("tags/tag")] == ["db", "prod"]
-    history = inventory.find_vm("db-01")["history"]
-    assert history[-1]["kind"] == "metadata-changed"
-    assert history[-1]["details"]["owner"] == {"from": None, "to": "dana"}
+    history = inventory.find_vm("db-01").history
+    assert history[-1].kind == "metadata-changed"
+    assert history[-1].details["owner"] == {"from": None, "to": "dana"}
 
     # Corral's database is lost: a brand-new one re-discovers the VM with its owner.
     fresh = Inventory(
@@ -72,11 +72,11 @@ def test_set_metadata_visible_to_virsh_and_survives_db_loss(
     fresh.add_host("host-a", uri)
     fresh.sync()
     again = fresh.find_vm("db-01")
-    assert (again["owner"], again["department"], again["expires_on"], again["tags"]) == (
+    assert (again.owner, again.department, again.expires_on, again.tags) == (
         "dana",
         "Finance",
-        "2027-01-31",
-        ["db", "prod"],
+        date(2027, 1, 31),
+        ("db", "prod"),
     )
 
 
@@ -86,7 +86,7 @@ def test_metadata_changed_outside_corral_is_picked_up(
     inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
     inventory.sync()
     hv = inventory.open_host("host-a")
-    uuid = inventory.find_vm("web-01")["uuid"]
+    uuid = inventory.find_vm("web-01").uuid
     hv.set_metadata(
         uuid,
         OwnerMeta(
@@ -101,7 +101,7 @@ def test_metadata_changed_outside_corral_is_picked_up(
     clock.advance(minutes=1)
     report = inventory.sync()
     assert report.events == {"metadata-changed": 1}
-    assert inventory.find_vm(uuid)["owner"] == "zoe"
+    assert inventory.find_vm(uuid).owner == "zoe"
 
 
 def test_bad_metadata_changes_nothing(inventory: Inventory, nodes: Path) -> None:

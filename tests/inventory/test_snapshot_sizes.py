@@ -197,7 +197,7 @@ def hv(snap_host: Path) -> Iterator[LibvirtHypervisor]:
 
 
 def _snaps(inv: Inventory, vm: str) -> dict[str, dict[str, object]]:
-    return {s["name"]: s for s in inv.find_vm(vm)["snapshot_list"]}
+    return {s["name"]: s for s in inv.find_vm(vm).snapshot_list}
 
 
 # -- parsing ------------------------------------------------------------------------------------

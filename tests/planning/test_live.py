@@ -60,8 +60,8 @@ def test_live_fleet_gives_planning_and_cost_views(synced: Inventory) -> None:
     snap = load_fleet_source(None, True, lambda: synced)
     assert snap.origin is FleetOrigin.live and snap.notices == ()
     assert [v.name for v in snap.fleet.vms] == [v.name for v in snap.vms]
-    assert {v.uuid for v in snap.vms} == {v["uuid"] for v in synced.list_vms().items} - {
-        v["uuid"] for v in synced.list_vms().items if v["is_template"]
+    assert {v.uuid for v in snap.vms} == {v.uuid for v in synced.list_vms().items} - {
+        v.uuid for v in synced.list_vms().items if v.is_template
     }
     running = {v.name for v in snap.vms if v.state.value in ("running", "paused")}
     assert running == {v.name for v in snap.fleet.vms if v.running}

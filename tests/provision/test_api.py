@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -69,10 +70,10 @@ def test_operator_provisions_and_the_creator_is_the_caller(
     result = answer.json()
     assert result["status"] == "succeeded" and result["uuid"]
     vm = inventory.find_vm("api-01")
-    assert (vm["created_by"], vm["owner"], vm["expires_on"]) == (
+    assert (vm.created_by, vm.owner, vm.expires_on) == (
         "operator-1",
         "alice",
-        "2027-02-28",
+        date(2027, 2, 28),
     )
     entries = AuditLog(inventory.db).list(user="operator-1")
     assert {e.target.split(":")[0] for e in entries} >= {"template", "provision"}

@@ -84,7 +84,7 @@ def test_a_three_tier_blueprint_is_one_request_made_tier_by_tier(
     assert waited == [30.0, 10.0]  # after db before app, after app before web
     assert set(made) <= domain_names(node)
     db_vm = inventory.find_vm(f"db-r{rid}-1")
-    assert (db_vm["vcpus"], db_vm["memory_mib"], db_vm["owner"]) == (2, 2048, "alice")
+    assert (db_vm.vcpus, db_vm.memory_mib, db_vm.owner) == (2, 2048, "alice")
     assert [p.tier for p in run.planned(rid)] == ["db", "app", "web", "web"]
     used = quotas.get("red", BOSS).used
     assert used.vms == 4 and used.vcpus == 8  # now the VMs themselves, not reservations

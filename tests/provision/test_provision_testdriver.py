@@ -56,7 +56,7 @@ def test_linked_clone_is_defined_with_metadata_and_seed(
     assert not result.seed_written and "test driver" in result.notes[0]
     assert volume_names(node, "images") == BASE | {"web-07.qcow2", "web-07-cidata.iso"}
     vm = service.inventory.find_vm("web-07")
-    assert (vm["owner"], vm["host"], vm["state"]) == ("alice", HOST, "running")
+    assert (vm.owner, vm.host, vm.state) == ("alice", HOST, "running")
 
 
 def test_full_copy_has_no_backing_store(service: ProvisionService, node: Path) -> None:

@@ -116,11 +116,11 @@ def test_an_approved_request_becomes_running_vms_with_its_metadata(
     assert set(names) <= domain_names(node)
     for name, uuid in zip(names, view.provisioned_vms, strict=True):
         vm = inventory.find_vm(name)
-        assert vm["uuid"] == uuid and vm["host"] == HOST and vm["state"] == "running"
-        assert (vm["owner"], vm["department"], vm["created_by"]) == ("alice", "red", "alice")
-        assert (vm["purpose"], vm["environment"]) == ("load tests", "dev")
-        assert vm["expires_on"] == (clock.now.date() + timedelta(days=30)).isoformat()
-        assert (vm["vcpus"], vm["memory_mib"]) == (1, 1024)
+        assert vm.uuid == uuid and vm.host == HOST and vm.state == "running"
+        assert (vm.owner, vm.department, vm.created_by) == ("alice", "red", "alice")
+        assert (vm.purpose, vm.environment) == ("load tests", "dev")
+        assert vm.expires_on == clock.now.date() + timedelta(days=30)
+        assert (vm.vcpus, vm.memory_mib) == (1, 1024)
     assert reservations(inventory, request_id) == 0
     assert [d.action for d in view.decisions][-2:] == ["provisioning", "provisioned"]
     assert any(f"{names[1]}: made on {HOST}" in line for line in steps)
@@ -242,6 +242,6 @@ def test_a_run_stopped_between_claim_and_commit_is_resumed_without_a_second_vm(
         for n in (1, 2)
         for suffix in (".qcow2", "-cidata.iso")
     }
-    uuids = {inventory.find_vm(name)["uuid"] for name in made}
+    uuids = {inventory.find_vm(name).uuid for name in made}
     assert uuids == set(view.provisioned_vms)
     assert reservations(inventory, request_id) == 0

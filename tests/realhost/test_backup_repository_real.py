@@ -78,7 +78,7 @@ def real_inventory(inventory: Inventory, realhost_uris: list[str]) -> Inventory:
 
 
 def _host_name(inv: Inventory, index: int) -> str:
-    return str(inv.list_hosts()[index]["name"])
+    return str(inv.list_hosts()[index].name)
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_a_restored_copy_boots_on_the_other_host(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     restored.append((name, tmp_path / f"{name}-vda.qcow2"))
-    conn = libvirt.open(real_inventory.list_hosts()[1]["uri"])
+    conn = libvirt.open(real_inventory.list_hosts()[1].uri)
     try:
         dom = conn.lookupByName(name)
         assert dom.isActive() and dom.UUIDString() != guest.uuid

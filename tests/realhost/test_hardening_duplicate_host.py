@@ -41,8 +41,8 @@ def test_second_registration_of_one_host_is_refused(
         inventory.add_host("again", f"{uri}&")
     with pytest.raises(ConflictError, match="reaches host 'real-1'"):
         inventory.add_host("again", _via_symlink(uri, tmp_path))
-    assert inventory.add_host("real-2", realhost_uris[1])["last_error"] is None
-    assert [h["name"] for h in inventory.list_hosts()] == ["real-1", "real-2"]
+    assert inventory.add_host("real-2", realhost_uris[1]).last_error is None
+    assert [h.name for h in inventory.list_hosts()] == ["real-1", "real-2"]
 
 
 def test_cli_exits_4_for_a_host_registered_twice(realhost_uris: list[str], tmp_path: Path) -> None:
@@ -81,5 +81,5 @@ def test_a_pair_registered_before_the_check_records_no_false_migrations(
     assert status["real-1-again"][0] == "duplicate"
     assert "the same libvirt host as 'real-1'" in (status["real-1-again"][1] or "")
     vm = inventory.find_vm(guest.uuid)
-    assert vm["host"] == "real-1"
-    assert [e["kind"] for e in vm["history"]] == ["created"]
+    assert vm.host == "real-1"
+    assert [e.kind for e in vm.history] == ["created"]

@@ -211,7 +211,7 @@ def test_actions_on_a_host_that_froze_after_connecting_raise_unreachable(
     home, pid = two_hosts
     db = Database(f"sqlite:///{home / 'corral.db'}")
     inv = Inventory(db, SecretBox(Fernet.generate_key()), access=HostAccess(timeout_s=3.0))
-    uuid = inv.find_vm(frozen_host_vm)["uuid"]
+    uuid = inv.find_vm(frozen_host_vm).uuid
     assert inv.open_host("frozen").read_vm(uuid) is not None  # the pooled connection is open
     raised: list[BaseException] = []
 
@@ -234,5 +234,5 @@ def test_actions_on_a_host_that_froze_after_connecting_raise_unreachable(
         os.kill(pid, signal.SIGCONT)
     assert len(raised) == 1 and isinstance(raised[0], HostUnreachableError), raised
     assert "host frozen did not answer within 3 s" in str(raised[0])
-    assert inv.find_vm(frozen_host_vm)["owner"] is None
+    assert inv.find_vm(frozen_host_vm).owner is None
     db.dispose()

@@ -135,11 +135,11 @@ def test_a_nic_on_a_bridge_mode_network_counts_as_using_it(
     live = etree.fromstring(g.dom.XMLDesc(0).encode())
     assert live.find("devices/interface").get("type") == "bridge"  # what libvirt reports
     real_inventory.sync(["real-1"])
-    nic = real_inventory.find_vm(g.uuid)["nics"][0]
+    nic = real_inventory.find_vm(g.uuid).nics[0]
     assert nic["network"] == realhost_env.network
-    nets = {n["name"]: n for n in real_inventory.list_networks() if n["host"] == "real-1"}
-    assert nets[realhost_env.network]["vms"] >= 1
-    unused = {(n["host"], n["name"]) for n in real_inventory.list_networks(unused_only=True)}
+    nets = {n.name: n for n in real_inventory.list_networks() if n.host == "real-1"}
+    assert nets[realhost_env.network].vms >= 1
+    unused = {(n.host, n.name) for n in real_inventory.list_networks(unused_only=True)}
     assert ("real-1", realhost_env.network) not in unused
 
 
@@ -152,12 +152,12 @@ def test_virsh_domrename_is_an_event_and_the_history_keeps_the_old_name(
     run_virsh(realhost_uris[0], "domrename", g.name, new_name)
     real_inventory.sync(["real-1"])
     vm = real_inventory.find_vm(g.uuid)
-    assert vm["name"] == new_name
-    renamed = [e for e in vm["history"] if e["kind"] == "renamed"]
-    assert [e["details"] for e in renamed] == [{"from": g.name, "to": new_name}]
-    created = next(e for e in vm["history"] if e["kind"] == "created")
-    assert created["vm_name"] == g.name
-    assert renamed[0]["vm_name"] == new_name
+    assert vm.name == new_name
+    renamed = [e for e in vm.history if e.kind == "renamed"]
+    assert [e.details for e in renamed] == [{"from": g.name, "to": new_name}]
+    created = next(e for e in vm.history if e.kind == "created")
+    assert created.vm_name == g.name
+    assert renamed[0].vm_name == new_name
     events = real_inventory.events(vm=g.uuid, kind="renamed")
     assert len(events) == 1
 
@@ -177,7 +177,7 @@ def test_metadata_set_only_in_the_persistent_definition_of_a_running_vm_is_seen(
     )  # fmt: skip
     assert _virsh_meta(realhost_uris[0], g.name, "--live")["owner"] == "before"
     real_inventory.sync(["real-1"])
-    assert real_inventory.find_vm(g.uuid)["owner"] == "set-in-config"
+    assert real_inventory.find_vm(g.uuid).owner == "set-in-config"
 
 
 # -- item 8(a): a pool shared by both hosts ---------------------------------------------
@@ -218,15 +218,15 @@ def test_a_shared_pool_is_one_storage_and_its_linked_clone_base_is_never_deleted
     linked = guest_factory(1, disk=clone, start=False)  # host 2: a linked clone of it
     real_inventory.sync()
 
-    volumes = {v["path"]: v for v in real_inventory.list_volumes() if v["pool"] == pool_1.name()}
+    volumes = {v.path: v for v in real_inventory.list_volumes() if v.pool == pool_1.name()}
     assert set(volumes) == {str(base), str(clone), str(spare)}  # once each, not once per host
-    assert all(v["hosts"] == ["real-1", "real-2"] for v in volumes.values())
-    assert volumes[str(base)]["used_by"] == owner.uuid
-    assert (volumes[str(clone)]["used_by"], volumes[str(clone)]["used_by_host"]) == (
+    assert all(v.hosts == ("real-1", "real-2") for v in volumes.values())
+    assert volumes[str(base)].used_by == owner.uuid
+    assert (volumes[str(clone)].used_by, volumes[str(clone)].used_by_host) == (
         linked.uuid,
         "real-2",
     )
-    orphans = {v["path"] for v in real_inventory.list_volumes(orphaned_only=True)}
+    orphans = {v.path for v in real_inventory.list_volumes(orphaned_only=True)}
     assert str(spare) in orphans and str(base) not in orphans and str(clone) not in orphans
 
     # Reclaiming the base's VM on host 1 must not delete what host 2's clone is built on.
@@ -244,7 +244,7 @@ def test_a_shared_pool_is_one_storage_and_its_linked_clone_base_is_never_deleted
     assert base.exists() and clone.exists()
     assert svc.case(case.id).state != "deleted"
     assert owner.dom.connect().lookupByUUIDString(owner.uuid).UUIDString() == owner.uuid
-    assert real_inventory.find_vm(owner.uuid)["deleted_at"] is None
+    assert real_inventory.find_vm(owner.uuid).deleted_at is None
 
 
 def test_after_a_live_migration_a_shared_volume_follows_its_vm(
@@ -260,10 +260,10 @@ def test_after_a_live_migration_a_shared_volume_follows_its_vm(
     real_inventory.sync()
     migrate_live(g.dom, realhost_uris[1])
     real_inventory.sync()
-    assert real_inventory.find_vm(g.uuid)["host"] == "real-2"
-    (row,) = [v for v in real_inventory.list_volumes() if v["path"] == str(disk)]
-    assert (row["used_by"], row["used_by_host"], row["hosts"]) == (
+    assert real_inventory.find_vm(g.uuid).host == "real-2"
+    (row,) = [v for v in real_inventory.list_volumes() if v.path == str(disk)]
+    assert (row.used_by, row.used_by_host, row.hosts) == (
         g.uuid,
         "real-2",
-        ["real-1", "real-2"],
+        ("real-1", "real-2"),
     )

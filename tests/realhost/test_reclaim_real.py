@@ -64,7 +64,7 @@ def test_real_guest_quarantined_archived_and_restored(
     _walk(svc, clock)  # quarantine: a real ACPI shutdown
     assert g.dom.isActive() == 0 and g.dom.autostart() == 0
     assert "reclaim:quarantined" in _metadata_tags(g.dom)
-    assert real_inventory.find_vm(g.uuid)["state"] == "shutoff"
+    assert real_inventory.find_vm(g.uuid).state == "shutoff"
 
     _walk(svc, clock)  # archive: an internal snapshot of the powered-off qcow2 disk
     snapshot = f"corral-archive-{case.id}"
@@ -77,8 +77,8 @@ def test_real_guest_quarantined_archived_and_restored(
     assert "reclaim:" not in _metadata_tags(g.dom)
     assert "batch" in _metadata_tags(g.dom)
     vm = real_inventory.find_vm(g.uuid)
-    assert vm["state"] == "running" and vm["tags"] == ["batch"]
-    kinds = [e["kind"] for e in vm["history"]]
+    assert vm.state == "running" and vm.tags == ("batch",)
+    kinds = [e.kind for e in vm.history]
     for kind in ("reclaim-flagged", "reclaim-notified", "quarantined", "archived", "restored"):
         assert kind in kinds
     assert inbox.for_case(case.id, "restore")
@@ -109,4 +109,4 @@ def test_real_guest_deleted_with_its_pool_volume(
     pool.refresh(0)
     assert "doomed.qcow2" not in pool.listVolumes()
     assert not disk.exists()
-    assert real_inventory.find_vm(g.uuid)["deleted_at"] is not None
+    assert real_inventory.find_vm(g.uuid).deleted_at is not None

@@ -36,7 +36,7 @@ def real_inventory(inventory: Inventory, realhost_uris: list[str]) -> Inventory:
 
 
 def _snapshot(inv: Inventory, uuid: str, name: str) -> dict[str, Any]:
-    snaps: dict[str, dict[str, Any]] = {s["name"]: s for s in inv.find_vm(uuid)["snapshot_list"]}
+    snaps: dict[str, dict[str, Any]] = {s["name"]: s for s in inv.find_vm(uuid).snapshot_list}
     return snaps[name]
 
 

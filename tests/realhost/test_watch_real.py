@@ -27,14 +27,14 @@ def test_virsh_destroy_is_recorded_without_waiting_for_the_poll(
         while not watcher.watched and time.monotonic() < deadline:
             time.sleep(0.1)
         assert watcher.watched == {"real-1": True}
-        assert inventory.find_vm(g.uuid)["state"] == "running"
+        assert inventory.find_vm(g.uuid).state == "running"
         run_virsh(realhost_uris[0], "destroy", g.name)
         deadline = time.monotonic() + 30
-        while inventory.find_vm(g.uuid)["state"] != "shutoff":
+        while inventory.find_vm(g.uuid).state != "shutoff":
             assert time.monotonic() < deadline, "the event never triggered a sync"
             time.sleep(0.2)
     finally:
         watcher.stop()
         thread.join(timeout=10)
     assert ["real-1"] in syncs  # an event-triggered sync of that host, not the hourly poll
-    assert inventory.find_vm(g.uuid)["history"][-1]["kind"] == "stopped"
+    assert inventory.find_vm(g.uuid).history[-1].kind == "stopped"

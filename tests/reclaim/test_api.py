@@ -117,7 +117,7 @@ def test_owner_extends_with_the_mailed_token_and_no_bearer(
         "state": "extended",
         "extended_until": until,
     }
-    assert fleet.find_vm(WEB)["expires_on"] == until
+    assert fleet.find_vm(WEB).expires_on.isoformat() == until
     assert inbox.for_case(case["id"], "extend")  # the owner is told the VM was kept
     owners = AuditLog(fleet.db).list(user="owner-by-mail")  # audited, without the token
     assert f"reclaim-case:{case['id']}" in {e.target for e in owners}
@@ -149,9 +149,9 @@ def test_quarantine_archive_approve_delete(
     clock.advance(days=8)
     dry = api.post("/run", {"dry_run": True})["outcomes"]
     assert [(o["step"], o["result"]) for o in dry] == [("quarantine", "would-do")]
-    assert fleet.find_vm(WEB)["state"] == "running"  # a dry run changes nothing
+    assert fleet.find_vm(WEB).state == "running"  # a dry run changes nothing
     assert api.run()[0]["step"] == "quarantine"
-    assert fleet.find_vm(WEB)["state"] == "shutoff"
+    assert fleet.find_vm(WEB).state == "shutoff"
     assert api.get("/cases", state="quarantined", open="true")["items"][0]["id"] == cid
     assert api.get("/cases", state="notified")["items"] == []
     clock.advance(days=8)
@@ -175,7 +175,7 @@ def test_quarantine_archive_approve_delete(
     ]
     assert api.run()[0]["result"] == "done"
     done = api.get(f"/cases/{cid}")
-    assert done["state"] == "deleted" and fleet.find_vm(WEB)["deleted_at"] is not None
+    assert done["state"] == "deleted" and fleet.find_vm(WEB).deleted_at is not None
     assert inbox.for_case(cid, "delete")
     kinds = [e["kind"] for e in done["history"]]
     assert kinds == [
@@ -204,7 +204,7 @@ def test_restore_and_wrong_state_steps(api: Api, clock: Clock, fleet: Inventory)
     assert api.run()[0]["step"] == "quarantine"  # confirmed: no need to wait for the deadline
     restored = api.post(f"/cases/{cid}/restore")
     assert restored["state"] == "restored"
-    assert fleet.find_vm(WEB)["state"] == "running"
+    assert fleet.find_vm(WEB).state == "running"
     other = _flag(api, "cache-01")
     cancelled = api.post(f"/cases/{other['id']}/cancel", {"reason": "false positive"})
     assert cancelled["state"] == "cancelled"

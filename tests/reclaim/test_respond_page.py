@@ -206,7 +206,7 @@ def test_keeping_the_vm_extends_it_and_the_page_says_so(page: Page) -> None:
     assert _forms(shown) == set()
     case = page.svc.case(page.case_id)
     assert (case.state, case.extended_until) == ("extended", date(2026, 7, 15))
-    assert page.fleet.find_vm(WEB)["expires_on"] == "2026-07-15"
+    assert page.fleet.find_vm(WEB).expires_on == date(2026, 7, 15)
 
 
 def test_it_can_go_needs_the_box_ticked_then_confirms(page: Page) -> None:
@@ -385,7 +385,7 @@ def test_owner_keeps_the_vm_from_the_mailed_link_in_chromium(
             ctx.close()
     assert "this VM is kept until 2026-07-15" in status, status
     assert "quarter-end batch jobs run on it" in status and forms == 0
-    assert fleet.find_vm(WEB)["expires_on"] == "2026-07-15"
+    assert fleet.find_vm(WEB).expires_on == date(2026, 7, 15)
     assert svc.case(case_id).state == "extended"
     access = [line for line in log.lines if "/reclaim/respond/" in line]
     assert len(access) >= 3, log.lines  # GET, POST, GET after the redirect

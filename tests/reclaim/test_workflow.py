@@ -33,8 +33,8 @@ def _token(inbox: Inbox, case_id: int) -> str:
 
 
 def _history(fleet: Inventory, name: str) -> list[str]:
-    uuid = fleet.find_vm(name)["uuid"]
-    return [e["kind"] for e in reversed(fleet.events(vm=uuid, limit=200))]
+    uuid = fleet.find_vm(name).uuid
+    return [e.kind for e in reversed(fleet.events(vm=uuid, limit=200))]
 
 
 def test_whole_way_to_deletion(fleet: Inventory, smtp: tuple, clock: Clock, nodes: Path) -> None:
@@ -53,14 +53,14 @@ def test_whole_way_to_deletion(fleet: Inventory, smtp: tuple, clock: Clock, node
     clock.advance(days=8)
     assert svc.run()[0].result == "done"
     vm = fleet.find_vm(WEB)
-    assert vm["state"] == "shutoff" and "reclaim:quarantined" in vm["tags"]
-    assert vm["autostart"] is False
+    assert vm.state == "shutoff" and "reclaim:quarantined" in vm.tags
+    assert vm.autostart is False
     assert inbox.for_case(case.id, "quarantine")
 
     clock.advance(days=8)
     svc.run()
     vm = fleet.find_vm(WEB)
-    assert f"corral-archive-{case.id}" in {s["name"] for s in vm["snapshot_list"]}
+    assert f"corral-archive-{case.id}" in {s["name"] for s in vm.snapshot_list}
     assert "<domain" in (svc.case(case.id) and _archive_xml(fleet, case.id))
 
     clock.advance(days=15)
@@ -75,7 +75,7 @@ def test_whole_way_to_deletion(fleet: Inventory, smtp: tuple, clock: Clock, node
     assert done.state == "deleted"
     assert "/var/lib/libvirt/images/a/web-01.qcow2" in done.deleted_volumes
     assert WEB not in _domain_names(nodes / "host-a.xml")
-    assert fleet.find_vm(WEB)["deleted_at"] is not None
+    assert fleet.find_vm(WEB).deleted_at is not None
     history = _history(fleet, WEB)
     for kind in (
         "reclaim-flagged",
@@ -122,12 +122,10 @@ def test_restore_from_archive_puts_everything_back(
     svc.restore(case.id, "ops")
     after = fleet.find_vm(WEB)
     assert svc.case(case.id).state == "restored"
-    assert after["state"] == "running"
-    assert after["tags"] == before["tags"]
-    assert after["autostart"] == before["autostart"]
-    assert {s["name"] for s in after["snapshot_list"]} == {
-        s["name"] for s in before["snapshot_list"]
-    }
+    assert after.state == "running"
+    assert after.tags == before.tags
+    assert after.autostart == before.autostart
+    assert {s["name"] for s in after.snapshot_list} == {s["name"] for s in before.snapshot_list}
     assert inbox.for_case(case.id, "restore")
     assert "restored" in _history(fleet, WEB)
     with pytest.raises(ConflictError):
@@ -152,13 +150,13 @@ def test_owner_extends_through_the_mailed_token(
     done = svc.case(case.id)
     assert done.state == "extended" and done.extend_reason == "quarter-end batch"
     vm = fleet.find_vm(WEB)
-    assert vm["state"] == "running" and vm["expires_on"] == until.isoformat()
-    assert "reclaim:quarantined" not in vm["tags"]
+    assert vm.state == "running" and vm.expires_on == until
+    assert "reclaim:quarantined" not in vm.tags
     with pytest.raises(ConflictError, match="extended it until"):
         svc.flag(WEB, category="idle", reason="again", actor="ops")
     clock.advance(days=200)
     assert svc.run() == []
-    assert fleet.find_vm(WEB)["deleted_at"] is None
+    assert fleet.find_vm(WEB).deleted_at is None
 
 
 def test_bad_requests_are_refused(fleet: Inventory, smtp: tuple, clock: Clock) -> None:
@@ -220,7 +218,7 @@ def test_an_unreachable_host_fails_the_step_and_loses_nothing(
     (nodes / "host-a.xml").write_bytes(good)
     (done,) = svc.run()
     assert (done.step, done.result) == ("quarantine", "done")
-    assert fleet.find_vm(WEB)["state"] == "shutoff"
+    assert fleet.find_vm(WEB).state == "shutoff"
     assert len(inbox.for_case(case.id, "quarantine")) == 1
 
 

@@ -190,13 +190,13 @@ def test_a_lease_extension_over_the_api(
 ) -> None:
     inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
     inventory.sync()
-    vm = next(v for v in inventory.list_vms().items if not v.get("is_template"))
-    inventory.set_metadata(vm["uuid"], {"department": "red", "expires_on": "2026-07-01"})
+    vm = next(v for v in inventory.list_vms().items if not v.is_template)
+    inventory.set_metadata(vm.uuid, {"department": "red", "expires_on": "2026-07-01"})
     svc = api.client.app.state.requests  # type: ignore[attr-defined]
     svc.extend_lease = lambda uuid, until, actor: inventory.set_metadata(
         uuid, {"expires_on": until}, actor=actor
     )
-    path = f"/vms/{vm['uuid']}/lease-extensions"
+    path = f"/vms/{vm.uuid}/lease-extensions"
     asked = api.call("alice", "POST", path, json={"days": 14, "reason": "one more sprint"})
     assert asked.status_code == 201, asked.text
     assert asked.json()["kind"] == "extension" and asked.json()["state"] == "pending"
@@ -204,5 +204,5 @@ def test_a_lease_extension_over_the_api(
     done = api.call("ann", "POST", f"/requests/{asked.json()['id']}/approve")
     assert done.status_code == 200, done.text
     assert done.json()["state"] == "provisioned"
-    shown = api.call("alice", "GET", f"/vms/{vm['uuid']}").json()
+    shown = api.call("alice", "GET", f"/vms/{vm.uuid}").json()
     assert shown["expires_on"] == "2026-07-15"

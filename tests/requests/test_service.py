@@ -353,23 +353,23 @@ def test_a_lease_extension_is_a_request_an_approver_of_the_department_decides(
     """Issue 10 item 8: the approval writes the VM's new lease end to its metadata."""
     inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
     inventory.sync()
-    vm = next(v for v in inventory.list_vms().items if not v.get("is_template"))
-    inventory.set_metadata(vm["uuid"], {"department": RED, "owner": "alice"})
+    vm = next(v for v in inventory.list_vms().items if not v.is_template)
+    inventory.set_metadata(vm.uuid, {"department": RED, "owner": "alice"})
 
     def extend(uuid: str, until: date, actor: str) -> None:
         inventory.set_metadata(uuid, {"expires_on": until}, actor=actor)
 
     service = make_service()
     service.extend_lease = extend
-    asked = service.request_extension(vm["uuid"], 30, "the tests run longer", ALICE)
-    assert (asked.kind, asked.state, asked.vm_uuid) == ("extension", S.pending, vm["uuid"])
+    asked = service.request_extension(vm.uuid, 30, "the tests run longer", ALICE)
+    assert (asked.kind, asked.state, asked.vm_uuid) == ("extension", S.pending, vm.uuid)
     assert [r.rule for r in asked.reasons] == ["extension", "approvals"]
     with pytest.raises(NotFoundError):
         service.request_extension(
-            vm["uuid"], 30, "mine", principal("bo", Role.requester, departments=(BLUE,))
+            vm.uuid, 30, "mine", principal("bo", Role.requester, departments=(BLUE,))
         )
     with pytest.raises(ValidationError, match="1 to 90 days"):
-        service.request_extension(vm["uuid"], 91, "long", ALICE)
+        service.request_extension(vm.uuid, 91, "long", ALICE)
     with pytest.raises(ForbiddenError, match="never decides their own request"):
         service.approve(asked.id, principal("alice", Role.approver))  # the owner
     done = service.approve(asked.id, ANN, "ok")
@@ -377,11 +377,11 @@ def test_a_lease_extension_is_a_request_an_approver_of_the_department_decides(
     assert [d.action for d in done.decisions] == ["create", "submit", "approve", "extended"]
     until = clock.now.date() + timedelta(days=30)
     assert done.decisions[-1].note == f"lease ends {until}"
-    assert inventory.find_vm(vm["uuid"])["expires_on"] in (until, until.isoformat())
-    again = service.request_extension(vm["uuid"], 10, "and more", ALICE)
+    assert inventory.find_vm(vm.uuid).expires_on == until
+    again = service.request_extension(vm.uuid, 10, "and more", ALICE)
     service.approve(again.id, ARNO)  # from the current end, not from today
     later = until + timedelta(days=10)
-    assert inventory.find_vm(vm["uuid"])["expires_on"] in (later, later.isoformat())
+    assert inventory.find_vm(vm.uuid).expires_on == later
 
 
 @pytest.mark.parametrize("bad", ["a\nb", "a\x1bb", "a\x00b", "a\ufffeb"])
@@ -409,12 +409,12 @@ def test_an_extension_reason_may_span_lines_but_holds_no_control_character(
     """A reason is free text like a request's purpose: line breaks are fine, escapes are not."""
     inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
     inventory.sync()
-    vm = next(v for v in inventory.list_vms().items if not v.get("is_template"))
-    inventory.set_metadata(vm["uuid"], {"department": RED, "owner": "alice"})
+    vm = next(v for v in inventory.list_vms().items if not v.is_template)
+    inventory.set_metadata(vm.uuid, {"department": RED, "owner": "alice"})
     service = make_service()
     if accepted:
-        asked = service.request_extension(vm["uuid"], 5, reason, ALICE)
+        asked = service.request_extension(vm.uuid, 5, reason, ALICE)
         assert asked.state is S.pending
     else:
         with pytest.raises(ValidationError, match="control or invalid character"):
-            service.request_extension(vm["uuid"], 5, reason, ALICE)
+            service.request_extension(vm.uuid, 5, reason, ALICE)

@@ -135,7 +135,7 @@ def test_sign_in_lands_on_the_fleet_page(browser: Browser, demo: Demo) -> None:
 
 def test_search_filter_and_sort_the_vm_list(browser: Browser, demo: Demo) -> None:
     running = demo.inv.list_vms().items
-    word = running[0]["name"].split("-")[0]  # a department prefix, shared by several VMs
+    word = running[0].name.split("-")[0]  # a department prefix, shared by several VMs
     browser.go("/vms")
     browser.page.fill("#q", word)
     browser.page.select_option("#state", "running")
@@ -145,7 +145,7 @@ def test_search_filter_and_sort_the_vm_list(browser: Browser, demo: Demo) -> Non
     browser.page.click("th a:has-text('Memory')")
     names = browser.page.locator("tbody td:first-child a").all_inner_texts()
     want = demo.inv.list_vms(VMFilter(search=word, state="running"), sort="memory_mib").items
-    assert names == [v["name"] for v in want] and names
+    assert names == [v.name for v in want] and names
     assert "sort=memory_mib" in browser.page.url  # a link that can be shared
     browser.check("vm-list")
 

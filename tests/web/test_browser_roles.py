@@ -82,7 +82,7 @@ def sign_in(browser: Browser, name: str) -> str:
 
 
 def department(demo: Demo) -> str:
-    return sorted({v["department"] for v in demo.inv.list_vms().items if v["department"]})[0]
+    return sorted({v.department for v in demo.inv.list_vms().items if v.department})[0]
 
 
 def requests(demo: Demo) -> RequestService:

@@ -121,7 +121,7 @@ def test_flag_without_the_form_token_opens_no_case(signed_in: TestClient, demo: 
     vm = demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
     before = len(demo.app.state.reclaim.cases())
     r = signed_in.post(
-        "/sprawl/flag", data={"subject": vm["uuid"], "category": "powered_off", "csrf": "forged"}
+        "/sprawl/flag", data={"subject": vm.uuid, "category": "powered_off", "csrf": "forged"}
     )
     assert r.status_code == 403
     assert len(demo.app.state.reclaim.cases()) == before
@@ -129,12 +129,12 @@ def test_flag_without_the_form_token_opens_no_case(signed_in: TestClient, demo: 
 
 def test_a_value_from_the_fleet_is_shown_as_text(signed_in: TestClient, demo: Demo) -> None:
     vm = demo.inv.list_vms(limit=1).items[0]
-    demo.inv.set_metadata(vm["uuid"], {"purpose": HOSTILE}, actor="tests")
-    r = signed_in.get(f"/vms/{vm['uuid']}")
+    demo.inv.set_metadata(vm.uuid, {"purpose": HOSTILE}, actor="tests")
+    r = signed_in.get(f"/vms/{vm.uuid}")
     assert HOSTILE not in r.text
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in r.text
     listed = signed_in.get("/vms", params={"q": "pwned"})
-    assert vm["name"] in listed.text and HOSTILE not in listed.text
+    assert vm.name in listed.text and HOSTILE not in listed.text
 
 
 def test_filters_live_in_the_url_and_pages_follow_the_cursor(
@@ -149,7 +149,7 @@ def test_filters_live_in_the_url_and_pages_follow_the_cursor(
     more = re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', second.text)
     total = demo.inv.list_vms().total
     assert len(more) == total - 50 and not set(more) & set(names)
-    want = [v["name"] for v in demo.inv.list_vms(sort="memory_mib", descending=True).items]
+    want = [v.name for v in demo.inv.list_vms(sort="memory_mib", descending=True).items]
     assert names + more == want
 
 
@@ -170,7 +170,7 @@ def test_an_auditor_reads_everything_and_may_not_flag(client: TestClient, demo: 
     vm = demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
     r = client.post(
         "/sprawl/flag",
-        data={"subject": vm["uuid"], "category": "powered_off", "csrf": csrf_of(client)},
+        data={"subject": vm.uuid, "category": "powered_off", "csrf": csrf_of(client)},
     )
     assert r.status_code == 403
 
@@ -225,7 +225,7 @@ def test_only_waste_findings_can_be_flagged(signed_in: TestClient, demo: Demo) -
     before = len(demo.app.state.reclaim.cases())
     r = signed_in.post(
         "/sprawl/flag",
-        data={"subject": vm["uuid"], "category": "no_owner", "csrf": csrf_of(signed_in)},
+        data={"subject": vm.uuid, "category": "no_owner", "csrf": csrf_of(signed_in)},
     )
     assert r.status_code == 404
     assert len(demo.app.state.reclaim.cases()) == before
@@ -296,10 +296,10 @@ def _password_sign_in(client: TestClient, user: str, password: str) -> httpx.Res
 
 
 def _department_with_vms(demo: Demo) -> tuple[str, set[str]]:
-    departments = sorted({v["department"] for v in demo.inv.list_vms().items if v["department"]})
+    departments = sorted({v.department for v in demo.inv.list_vms().items if v.department})
     assert len(departments) >= 2, "the demo has VMs of several departments"
     mine = departments[0]
-    return mine, {v["name"] for v in demo.inv.list_vms(VMFilter(department=mine)).items}
+    return mine, {v.name for v in demo.inv.list_vms(VMFilter(department=mine)).items}
 
 
 def test_a_requester_signs_in_with_a_password_and_sees_only_their_department(
@@ -316,10 +316,10 @@ def test_a_requester_signs_in_with_a_password_and_sees_only_their_department(
     shown = set(re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', listed.text))
     assert shown and shown <= names
     other = demo.inv.list_vms(VMFilter(search=None), limit=500).items
-    theirs = next(v for v in other if v["department"] not in (mine, None))
-    assert client.get(f"/vms/{theirs['uuid']}").status_code == 404
-    ours = next(v for v in other if v["department"] == mine)
-    assert client.get(f"/vms/{ours['uuid']}").status_code == 200
+    theirs = next(v for v in other if v.department not in (mine, None))
+    assert client.get(f"/vms/{theirs.uuid}").status_code == 404
+    ours = next(v for v in other if v.department == mine)
+    assert client.get(f"/vms/{ours.uuid}").status_code == 200
     for path in ("/admin", "/manager", "/sprawl", "/events"):
         assert client.get(path).status_code == 403, path
     assert "web-req (requester)" in listed.text

@@ -56,7 +56,7 @@ def client(demo: Demo) -> Iterator[TestClient]:
 
 
 def departments(demo: Demo) -> tuple[str, str]:
-    found = sorted({v["department"] for v in demo.inv.list_vms().items if v["department"]})
+    found = sorted({v.department for v in demo.inv.list_vms().items if v.department})
     assert len(found) >= 2, "the demo has VMs of several departments"
     return found[0], found[1]
 
@@ -304,7 +304,7 @@ def test_the_ha_page_shows_the_plan_to_operators_only(client: TestClient, demo: 
     page = client.get("/ha")
     assert page.status_code == 200
     assert "No HA manager has saved a round yet" in page.text
-    hosts = [h["name"] for h in demo.inv.list_hosts()]
+    hosts = [h.name for h in demo.inv.list_hosts()]
     assert any(f"<caption>{h} fails:" in page.text for h in hosts), page.text
     # A manager's round, as the live manager saves it: one host suspect, its event an alert.
     state = initial_state(live_fleet(demo.inv).fleet)
@@ -335,14 +335,14 @@ def test_the_backup_page_holds_each_vms_newest_point_against_its_rpo(
             for extra in (timedelta(days=9), timedelta()):  # an older point, then the newest
                 at = now - age - extra
                 point = f"{at:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
-                s.merge(catalog_row(Manifest(point, vm["uuid"], vm["name"], "kvm", "full",
+                s.merge(catalog_row(Manifest(point, vm.uuid, vm.name, "kvm", "full",
                                              None, "cp", at, ())))  # fmt: skip
     sign_in(client, user(demo, "operator"))
     page = client.get("/backups")
     assert page.status_code == 200
     for vm, verdict in ((fresh, "met"), (stale, "missed")):
-        row = re.search(rf'href="/vms/{vm["uuid"]}">.*?</tr>', page.text, re.S)
-        assert row and f">{verdict}<" in row.group(0), (vm["name"], row)
+        row = re.search(rf'href="/vms/{vm.uuid}">.*?</tr>', page.text, re.S)
+        assert row and f">{verdict}<" in row.group(0), (vm.name, row)
         assert "5 min" in row.group(0) if verdict == "met" else "4,320 min" in row.group(0)
     mine, _ = departments(demo)
     sign_in(client, user(demo, "requester", mine))
@@ -447,10 +447,10 @@ def test_a_requester_sees_their_vms_and_their_leases(client: TestClient, demo: D
     name = user(demo, "requester", mine)
     vm = demo.inv.list_vms(VMFilter(department=mine), limit=1).items[0]
     ends = date(2031, 5, 17)
-    demo.inv.set_metadata(vm["uuid"], {"owner": name, "expires_on": ends}, actor="tests")
+    demo.inv.set_metadata(vm.uuid, {"owner": name, "expires_on": ends}, actor="tests")
     sign_in(client, name)
     doc = lhtml.document_fromstring(client.get("/requests").text)
     rows = doc.xpath("//section[@aria-labelledby='my-vms']//tbody/tr")
     assert [(r.xpath("string(td[1])"), r.xpath("string(td[4])")) for r in rows] == [
-        (vm["name"], ends.isoformat())
+        (vm.name, ends.isoformat())
     ]

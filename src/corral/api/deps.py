@@ -173,7 +173,7 @@ def vm_target(request: Request) -> Target:
     """The department of the VM named by the ``uuid`` path parameter (404 when none)."""
     inv: Inventory = request.app.state.inventory
     vm = inv.find_vm(check_uuid(str(request.path_params.get("uuid", ""))))
-    return Target(vm.get("department"))
+    return Target(vm.department)
 
 
 def case_target(request: Request) -> Target:

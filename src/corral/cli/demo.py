@@ -136,7 +136,7 @@ def _busiest_department() -> str:
     from corral.inventory.filters import VMFilter
 
     vms = context.inventory().list_vms(VMFilter(), limit=1000).items
-    busiest = Counter(v["department"] for v in vms if v.get("department")).most_common(1)
+    busiest = Counter(v.department for v in vms if v.department).most_common(1)
     return str(busiest[0][0]) if busiest else "demo"
 
 

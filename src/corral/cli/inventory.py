@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from corral.cli import context
-from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
+from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, record, to_json
 from corral.cli.quickparams import QuickCommand
 from corral.errors import ConflictError, HostUnreachableError, ValidationError
 from corral.inventory.listing import VMFilter, quick_page
@@ -77,9 +77,8 @@ def hosts_add(
 ) -> None:
     """Register a host by its libvirt URI; a password is stored encrypted, never shown."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    emit_object(
-        context.inventory().add_host(name, uri, username, password), output, title="host added"
-    )
+    added = context.inventory().add_host(name, uri, username, password)
+    emit_object(record(added), output, title="host added")
 
 
 @hosts_app.command("import")
@@ -226,23 +225,23 @@ def vm_show(
     if output is OutputFormat.json:
         typer.echo(to_json(detail))
         return
-    history = detail.pop("history")
-    flat = {k: v for k, v in detail.items() if k not in ("disks", "nics", "snapshot_list")}
-    emit_object(flat, output, title=f"VM {detail['name']}")
+    lists = ("disks", "nics", "snapshot_list", "history")
+    flat = {k: v for k, v in record(detail).items() if k not in lists}
+    emit_object(flat, output, title=f"VM {detail.name}")
     emit(
-        detail["disks"],
+        detail.disks,
         output,
         ["target", "device", "path", "format", "capacity_bytes", "backing_path"],
         title="disks",
     )
-    emit(detail["nics"], output, ["mac", "type", "source", "model"], title="NICs")
+    emit(detail.nics, output, ["mac", "type", "source", "model"], title="NICs")
     emit(
-        detail["snapshot_list"],
+        detail.snapshot_list,
         output,
         ["name", "created_at", "state", "kind", "size_bytes"],
         title="snapshots",
     )
-    emit(history, output, ["at", "kind", "host", "details"], title="history")
+    emit(detail.history, output, ["at", "kind", "host", "details"], title="history")
 
 
 @vm_app.command("set")
@@ -275,7 +274,7 @@ def vm_set(
     }
     if not changes:
         raise ValidationError("give at least one field to set, e.g. --owner alice.")
-    detail = context.inventory().set_metadata(ref, changes)
+    detail = record(context.inventory().set_metadata(ref, changes))
     emit_object(
         {k: detail[k] for k in ("uuid", "name", *changes)}, output, title="metadata updated"
     )
@@ -284,7 +283,7 @@ def vm_set(
 @vm_app.command("history")
 def vm_history(ref: str, output: OutputFormat = OutputOption) -> None:
     """Every recorded change of one VM."""
-    emit(context.inventory().find_vm(ref)["history"], output, ["at", "kind", "host", "details"])
+    emit(context.inventory().find_vm(ref).history, output, ["at", "kind", "host", "details"])
 
 
 def events(
@@ -306,15 +305,12 @@ def volumes(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Storage volumes on every host; an orphaned volume is a disk no VM uses."""
-    rows = context.inventory().list_volumes(orphaned_only=orphaned)
+    volumes = context.inventory().list_volumes(orphaned_only=orphaned)
+    rows = [record(v) for v in volumes]
     if output is not OutputFormat.json:  # JSON keeps bytes; people read MiB and GiB
         rows = [
-            {
-                **r,
-                "capacity": _size(r["capacity_bytes"]),
-                "allocation": _size(r["allocation_bytes"]),
-            }
-            for r in rows
+            {**r, "capacity": _size(v.capacity_bytes), "allocation": _size(v.allocation_bytes)}
+            for r, v in zip(rows, volumes, strict=True)
         ]
     emit(rows, output, ["host", "pool", "name", "capacity", "allocation", "used_by_name", "path"])
 

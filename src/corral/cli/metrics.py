@@ -52,7 +52,7 @@ def _entity(ref: str, kind: EntityKind) -> str:
         return ref.strip().lower() if kind is EntityKind.vm else ref
     from corral.cli.context import inventory
 
-    return str(inventory().find_vm(ref)["uuid"])
+    return inventory().find_vm(ref).uuid
 
 
 def _vm_names(uuids: list[str]) -> dict[str, str]:
@@ -81,7 +81,7 @@ def _parse_hosts(hosts: list[str]) -> dict[str, str]:
 def _inventory_hosts() -> dict[str, str]:
     from corral.cli.context import inventory
 
-    return {h["name"]: h["uri"] for h in inventory().list_hosts()}
+    return {h.name: h.uri for h in inventory().list_hosts()}
 
 
 def _parse_vms(specs: list[str]) -> list[VMSpec]:
@@ -98,10 +98,7 @@ def _inventory_vms() -> list[VMSpec]:
     from corral.cli.context import inventory
 
     page = inventory().list_vms()
-    return [
-        (v["uuid"], v["host"] or "", int(v["vcpus"] or 1), int(v["memory_mib"] or 0))
-        for v in page.items
-    ]
+    return [(v.uuid, v.host or "", int(v.vcpus or 1), int(v.memory_mib or 0)) for v in page.items]
 
 
 @metrics_app.command("collect")

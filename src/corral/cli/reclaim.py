@@ -28,7 +28,7 @@ from corral.domain.sprawl import Category
 from corral.engines.reclaim import Policy
 from corral.errors import ValidationError
 from corral.reclaim import findings as flagging
-from corral.reclaim.findings import FINDING_CATEGORIES
+from corral.reclaim.findings import FINDING_CATEGORIES, FlagRow
 from corral.reclaim.service import Outcome, ReclaimService
 from corral.reclaim.views import CaseRecord
 
@@ -168,12 +168,10 @@ def _finding_categories(given: list[str]) -> frozenset[Category]:
     return frozenset(allowed[g] for g in given) if given else frozenset(FINDING_CATEGORIES)
 
 
-def _emit_flagged(
-    rows: list[dict[str, Any]], currency: str, dry_run: bool, output: OutputFormat
-) -> None:
+def _emit_flagged(rows: list[FlagRow], currency: str, dry_run: bool, output: OutputFormat) -> None:
     done = "would-flag" if dry_run else "flagged"
-    counts = Counter(r["result"] for r in rows)
-    why = Counter(r["skipped_because"] for r in rows if r["result"] == "skipped")
+    counts: Counter[str] = Counter(r.result for r in rows)
+    why = Counter(r.skipped_because for r in rows if r.result == "skipped")
     line = f"{counts[done]} {done}, {counts['skipped']} skipped"
     if why:
         line += " (" + ", ".join(f"{n}: {k}" for k, n in sorted(why.items())) + ")"
@@ -181,7 +179,7 @@ def _emit_flagged(
         typer.echo(to_json({"summary": line, "currency": currency, "findings": rows}))
         return
     cols = ["vm", "category", "monthly", "result", "case", "detail"]
-    emit(_rows([{**r, "currency": currency} for r in rows], output), output, cols)
+    emit(_rows([{**record(r), "currency": currency} for r in rows], output), output, cols)
     if output is OutputFormat.table:
         typer.echo(line)
 

@@ -52,9 +52,9 @@ def _step_row(svc: ReclaimService, inv: Inventory, case_id: int, step: str) -> d
         "vm": case.vm,
         "step": step,
         "case state": case.state,
-        "vm state": "deleted" if vm.get("deleted_at") else vm["state"],
-        "snapshots": ", ".join(s["name"] for s in vm.get("snapshot_list") or []) or "-",
-        "tags": ", ".join(vm.get("tags") or []) or "-",
+        "vm state": "deleted" if vm.deleted_at else vm.state.value,
+        "snapshots": ", ".join(s["name"] for s in vm.snapshot_list) or "-",
+        "tags": ", ".join(vm.tags) or "-",
     }
 
 
@@ -62,9 +62,9 @@ def _walk(
     quick: ReclaimService, inv: Inventory, finding: Finding, *, to_deletion: bool
 ) -> list[dict[str, Any]]:
     (row,) = flag_findings(quick, [finding], "demo-admin")
-    if row["case"] is None:
+    if row.case is None:
         return []
-    case_id = int(row["case"])
+    case_id = row.case
     rows = [_step_row(quick, inv, case_id, "flag")]
     for step in ("notify", "quarantine", "archive"):
         quick.run(case_ids=[case_id])
@@ -105,14 +105,14 @@ def demo_reclamation(
             rows += _walk(quick, inv, finding, to_deletion=to_deletion)
             walked.add(finding.subject)
     rest = [f for f in waste if f.subject not in walked][:flag_more]
-    flagged = [r for r in flag_findings(svc, rest, "demo-admin") if r["case"] is not None]
-    outcomes = svc.run(case_ids=[int(r["case"]) for r in flagged]) if flagged else []
+    flagged = [r for r in flag_findings(svc, rest, "demo-admin") if r.case is not None]
+    outcomes = svc.run(case_ids=[r.case for r in flagged if r.case is not None]) if flagged else []
     notified = sum(o.result == "done" for o in outcomes)
     return {
         "walkthrough": rows,
         "flagged": len(flagged),
         "notified": notified,
-        "held_monthly": round(sum(r["monthly"] for r in flagged), 2),
+        "held_monthly": round(sum(r.monthly for r in flagged), 2),
         "currency": analysis.currency,
         "mail": svc.mail_line,
     }

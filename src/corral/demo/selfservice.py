@@ -83,5 +83,5 @@ def walk_a_request(
         "decisions": ", ".join(decided),
         "state": view.state.value,
         "reason": view.failure_reason or "",
-        "vms": ", ".join(f"{v['name']} on {v['host']} ({v['state']})" for v in made),
+        "vms": ", ".join(f"{v.name} on {v.host} ({v.state})" for v in made),
     }

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from corral.domain import csvsafe
 from corral.inventory.records import vm_summary
+from corral.inventory.views import as_row
 from corral.store import models as m
 from corral.store.db import Database
 
@@ -177,7 +178,7 @@ def export_inventory(
     with db.session() as s:
         for part in s.execute(stmt).partitions():
             for vm in part:
-                vms.add(vm_summary(cast(m.VM, vm), vm.host_name))
+                vms.add(as_row(vm_summary(cast(m.VM, vm), vm.host_name)))
                 for d in vm.disks or []:
                     disks.add({"vm_uuid": vm.uuid, "vm_name": vm.name, **d})
                 for sn in vm.snapshots or []:

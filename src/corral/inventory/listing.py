@@ -4,10 +4,9 @@
 A listing is one or two SELECTs, yet going through the inventory service costs a command
 SQLAlchemy, the ORM model graph and a schema check (0.4 s of imports before the first row).
 This module answers the same question with the driver alone (``sqlite3``, or ``psycopg`` for
-PostgreSQL): the same filter, the same order, the same total, each row a typed
-:class:`ListedVM` whose fields are those of the inventory's VM summary (``vm_summary``), in
-its order. tests/inventory/test_listing.py checks, on random inventories and on both
-databases, that both give the same page.
+PostgreSQL): the same filter, the same order, the same total, each row the inventory
+service's own :class:`~corral.inventory.views.VMSummary`. tests/inventory/test_listing.py
+checks, on random inventories and on both databases, that both give the same page.
 
 It only reads a database that is already current. With no database yet, a schema to
 migrate, or a URL it does not know how to open, :func:`quick_page` answers None and the
@@ -27,6 +26,7 @@ from typing import Any, Literal, Protocol, get_args
 from corral.config import Settings, ensure_private_dir
 from corral.domain.text import check_text
 from corral.errors import ValidationError
+from corral.inventory.views import VMSummary, vm_state
 from corral.store.revision import HEAD_REVISION
 
 #: The keys a listing sorts by (each is a column of the VM table).
@@ -74,38 +74,10 @@ class VMFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class ListedVM:
-    """One VM of a listing: the fields of the inventory's VM summary, in its order."""
-
-    uuid: str
-    name: str
-    host: str | None
-    state: str
-    vcpus: int
-    memory_mib: int
-    memory_max_mib: int
-    disk_gib: float
-    disk_bytes: int
-    snapshots: int
-    owner: str | None
-    department: str | None
-    purpose: str | None
-    project: str | None
-    environment: str | None
-    expires_on: date | None
-    protection_tier: str | None
-    tags: tuple[str, ...]
-    is_template: bool
-    created_at: datetime
-    state_since: datetime
-    deleted_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class ListedPage:
     """The VMs of a listing (at most its limit) and how many VMs the filter selects."""
 
-    items: tuple[ListedVM, ...]
+    items: tuple[VMSummary, ...]
     total: int
 
 
@@ -322,14 +294,14 @@ class VMReader:
     def _day(self, value: date) -> Any:
         return f"{value.year:04d}-{value.month:02d}-{value.day:02d}" if self.sqlite else value
 
-    def _vm(self, r: Sequence[Any]) -> ListedVM:
+    def _vm(self, r: Sequence[Any]) -> VMSummary:
         disk_bytes = r[7] or 0
         tags = json.loads(r[16]) if self.sqlite and r[16] is not None else r[16]
-        return ListedVM(
+        return VMSummary(
             uuid=r[0],
             name=r[1],
             host=r[2],
-            state=r[3],
+            state=vm_state(r[3]),
             vcpus=r[4],
             memory_mib=r[5],
             memory_max_mib=r[6],

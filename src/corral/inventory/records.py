@@ -1,4 +1,4 @@
-"""Conversions between domain dataclasses and store rows, and the plain views served out."""
+"""Conversions between domain dataclasses and store rows, and the typed views served out."""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ from typing import Any
 
 from corral.domain.model import OwnerMeta, VMFacts
 from corral.hypervisor.uri import redact
+from corral.inventory.views import (
+    EventView,
+    HostView,
+    ListedHost,
+    VMDetail,
+    VMSummary,
+    host_status,
+    vm_state,
+)
 from corral.store import models as m
 
 META_FIELDS = (
@@ -110,65 +119,73 @@ def facts_columns(facts: VMFacts) -> dict[str, Any]:
     }
 
 
-def vm_summary(row: m.VM, host_name: str | None) -> dict[str, Any]:
+def vm_summary(row: m.VM, host_name: str | None) -> VMSummary:
     """The flat view of a VM used by every listing (CLI, API, export)."""
-    return {
-        "uuid": row.uuid,
-        "name": row.name,
-        "host": host_name,
-        "state": row.state,
-        "vcpus": row.vcpus,
-        "memory_mib": row.memory_mib,
-        "memory_max_mib": row.memory_max_mib,
-        "disk_gib": round((row.disk_bytes or 0) / 1024**3, 1),
-        "disk_bytes": row.disk_bytes or 0,
-        "snapshots": row.snapshot_count,
-        "owner": row.owner,
-        "department": row.department,
-        "purpose": row.purpose,
-        "project": row.project,
-        "environment": row.environment,
-        "expires_on": row.expires_on.isoformat() if row.expires_on else None,
-        "protection_tier": row.protection_tier,
-        "tags": list(row.tags or []),
-        "is_template": row.is_template,
-        "created_at": row.created_at.isoformat(),
-        "state_since": row.state_since.isoformat(),
-        "deleted_at": row.deleted_at.isoformat() if row.deleted_at else None,
-    }
-
-
-def vm_detail(row: m.VM, host_name: str | None) -> dict[str, Any]:
-    out = vm_summary(row, host_name)
-    out.update(
-        {
-            "cpu_model": row.cpu_model,
-            "os_type": row.os_type,
-            "arch": row.arch,
-            "autostart": row.autostart,
-            "persistent": row.persistent,
-            "created_by": row.created_by,
-            "disks": row.disks,
-            "nics": row.nics,
-            "snapshot_list": row.snapshots,
-            "first_seen_at": row.first_seen_at.isoformat(),
-            "updated_at": row.updated_at.isoformat(),
-        }
+    disk_bytes = row.disk_bytes or 0
+    return VMSummary(
+        uuid=row.uuid,
+        name=row.name,
+        host=host_name,
+        state=vm_state(row.state),
+        vcpus=row.vcpus,
+        memory_mib=row.memory_mib,
+        memory_max_mib=row.memory_max_mib,
+        disk_gib=round(disk_bytes / 1024**3, 1),
+        disk_bytes=disk_bytes,
+        snapshots=row.snapshot_count,
+        owner=row.owner,
+        department=row.department,
+        purpose=row.purpose,
+        project=row.project,
+        environment=row.environment,
+        expires_on=row.expires_on,
+        protection_tier=row.protection_tier,
+        tags=tuple(row.tags or ()),
+        is_template=row.is_template,
+        created_at=row.created_at,
+        state_since=row.state_since,
+        deleted_at=row.deleted_at,
     )
-    return out
 
 
-def host_view(row: m.Host) -> dict[str, Any]:
+def vm_detail(row: m.VM, host_name: str | None, history: tuple[EventView, ...]) -> VMDetail:
+    summary = vm_summary(row, host_name)
+    return VMDetail(
+        **{f.name: getattr(summary, f.name) for f in fields(VMSummary)},
+        cpu_model=row.cpu_model,
+        os_type=row.os_type,
+        arch=row.arch,
+        autostart=row.autostart,
+        persistent=row.persistent,
+        created_by=row.created_by,
+        disks=tuple(row.disks or ()),
+        nics=tuple(row.nics or ()),
+        snapshot_list=tuple(row.snapshots or ()),
+        first_seen_at=row.first_seen_at,
+        updated_at=row.updated_at,
+        history=history,
+    )
+
+
+def host_view(row: m.Host) -> HostView:
+    return HostView(**_host_fields(row))
+
+
+def listed_host(row: m.Host, vms: int) -> ListedHost:
+    return ListedHost(**_host_fields(row), vms=vms)
+
+
+def _host_fields(row: m.Host) -> dict[str, Any]:
     return {
         "name": row.name,
         "uri": redact(row.uri),
-        "status": row.status,
-        "last_sync_at": row.last_sync_at.isoformat() if row.last_sync_at else None,
+        "status": host_status(row.status),
+        "last_sync_at": row.last_sync_at,
         "last_error": row.last_error,
         "hostname": row.hostname,
         "cpu_model": row.cpu_model,
         "cpu_vendor": row.cpu_vendor,
-        "cpu_features": list(row.cpu_features or []),
+        "cpu_features": tuple(row.cpu_features or ()),
         "sockets": row.sockets,
         "cores_per_socket": row.cores_per_socket,
         "threads_per_core": row.threads_per_core,

@@ -32,8 +32,25 @@ from corral.hypervisor.uri import HostAccess, redact, validate_uri
 from corral.inventory.export import export_inventory
 from corral.inventory.filters import SORT_KEYS, VMFilter, apply_filter, decode_cursor, encode_cursor
 from corral.inventory.hosts_file import HostEntry
-from corral.inventory.records import META_FIELDS, host_view, row_to_meta, vm_detail, vm_summary
+from corral.inventory.records import (
+    META_FIELDS,
+    host_view,
+    listed_host,
+    row_to_meta,
+    vm_detail,
+    vm_summary,
+)
 from corral.inventory.sync import Clock, Progress, SyncReport, SyncService, utcnow
+from corral.inventory.views import (
+    EventView,
+    HostView,
+    ListedHost,
+    NetworkView,
+    VMDetail,
+    VMSummary,
+    VolumeView,
+    as_row,
+)
 from corral.security.secrets import SecretBox
 from corral.store import models as m
 from corral.store.bulk import bulk_insert
@@ -58,7 +75,9 @@ class HostImport:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    items: list[dict[str, Any]]
+    """One page of VMs and where the next starts."""
+
+    items: tuple[VMSummary, ...]
     next_cursor: str | None
     total: int | None  # None: not counted
 
@@ -98,7 +117,7 @@ class Inventory:
     # -- hosts ----------------------------------------------------------------
     def add_host(
         self, name: str, uri: str, username: str | None = None, password: str | None = None
-    ) -> dict[str, Any]:
+    ) -> HostView:
         """Register a host after checking its URI against the allow-list and asking the host
         who it is: the same libvirt host under another URI spelling is refused."""
         if not HOST_NAME.match(name):
@@ -269,7 +288,7 @@ class Inventory:
         with self.db.session() as s:
             return list(s.scalars(select(m.Host.name).order_by(m.Host.name)))
 
-    def list_hosts(self) -> list[dict[str, Any]]:
+    def list_hosts(self) -> list[ListedHost]:
         with self.db.session() as s:
             counts = dict(
                 s.execute(
@@ -278,12 +297,8 @@ class Inventory:
                     .group_by(m.VM.host_id)
                 ).all()
             )
-            out = []
-            for h in s.scalars(select(m.Host).order_by(m.Host.name)):
-                view = host_view(h)
-                view["vms"] = counts.get(h.id, 0)
-                out.append(view)
-            return out
+            hosts = s.scalars(select(m.Host).order_by(m.Host.name))
+            return [listed_host(h, counts.get(h.id, 0)) for h in hosts]
 
     def connector(self, host: m.Host) -> Hypervisor:
         """A pooled connection to ``host`` (kept open between syncs)."""
@@ -406,7 +421,7 @@ class Inventory:
             rows = s.execute(q).all()
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if limit is not None else rows
-            items = [vm_summary(vm, host) for vm, host in rows]
+            items = tuple(vm_summary(vm, host) for vm, host in rows)
             next_cursor = None
             if more and rows:
                 last = rows[-1][0]
@@ -426,20 +441,11 @@ class Inventory:
                 out.update({u: n for u, n in s.execute(q).all()})
         return out
 
-    def find_vm(self, ref: str) -> dict[str, Any]:
+    def find_vm(self, ref: str) -> VMDetail:
         """One VM by UUID or by (unique) name, with its history."""
         with self.db.session() as s:
             vm, host = self.vm_row(s, ref)
-            out = vm_detail(vm, host)
-            events = list(
-                s.scalars(
-                    select(m.Event)
-                    .where(m.Event.vm_uuid == vm.uuid)
-                    .order_by(m.Event.at, m.Event.id)
-                )
-            )
-            out["history"] = _history(events, vm.name)
-            return out
+            return _detail(s, vm, host)
 
     def events(
         self,
@@ -449,7 +455,7 @@ class Inventory:
         since: datetime | None = None,
         before: tuple[datetime, int] | None = None,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[EventView]:
         """Newest first; ``before`` (time, id) of the last event seen gives the next page."""
         with self.db.session() as s:
             q = select(m.Event, m.VM.name).outerjoin(m.VM, m.VM.uuid == m.Event.vm_uuid)
@@ -465,9 +471,7 @@ class Inventory:
             q = q.order_by(m.Event.at.desc(), m.Event.id.desc()).limit(limit)
             return [_event_view(e, name) for e, name in s.execute(q).all()]
 
-    def set_metadata(
-        self, ref: str, changes: dict[str, Any], *, actor: str = "cli"
-    ) -> dict[str, Any]:
+    def set_metadata(self, ref: str, changes: dict[str, Any], *, actor: str = "cli") -> VMDetail:
         """Merge ``changes`` into the VM's latest metadata; write the domain, then the store.
 
         One writer at a time per VM, across threads and processes: the transaction starts by
@@ -516,9 +520,10 @@ class Inventory:
                 )
             # The domain XML changed: the next sync must re-read it, not trust the old fingerprint.
             vm.fingerprint = ""
-            return vm_detail(vm, host_name)
+            s.flush()
+            return _detail(s, vm, host_name)
 
-    def list_volumes(self, *, orphaned_only: bool = False) -> list[dict[str, Any]]:
+    def list_volumes(self, *, orphaned_only: bool = False) -> list[VolumeView]:
         """Every volume once, a shared storage's volumes included: ``hosts`` lists who sees it."""
         user_host = aliased(m.Host)
         with self.db.session() as s:
@@ -532,31 +537,34 @@ class Inventory:
             )
             if orphaned_only:
                 q = q.where(m.Volume.used_by.is_(None))
-            out: dict[tuple[str, str], dict[str, Any]] = {}
+            # The first row of a volume describes it; later rows only add hosts that see it.
+            first: dict[tuple[str, str], VolumeView] = {}
+            seen_by: dict[tuple[str, str], list[str]] = {}
             for v, pool, host, vm_name, vm_host in s.execute(q).all():
                 key = (pool.storage_key or f"pool:{pool.id}", v.path)
-                if key in out:
-                    out[key]["hosts"].append(host)
-                    continue
-                out[key] = {
-                    "host": vm_host or host,
-                    "hosts": [host],
-                    "pool": pool.name,
-                    "name": v.name,
-                    "path": v.path,
-                    "format": v.format,
-                    "capacity_bytes": v.capacity_bytes,
-                    "allocation_bytes": v.allocation_bytes,
-                    "backing_path": v.backing_path,
-                    "used_by": v.used_by,
-                    "used_by_name": vm_name,
-                    "used_by_host": vm_host,
-                    "orphaned": v.used_by is None,
-                    "first_seen_at": v.first_seen_at.isoformat(),
-                }
-        for row in out.values():
-            row["shared"] = len(row["hosts"]) > 1
-        return list(out.values())
+                seen_by.setdefault(key, []).append(host)
+                if key not in first:
+                    first[key] = VolumeView(
+                        host=vm_host or host,
+                        hosts=(),
+                        pool=pool.name,
+                        name=v.name,
+                        path=v.path,
+                        format=v.format,
+                        capacity_bytes=v.capacity_bytes,
+                        allocation_bytes=v.allocation_bytes,
+                        backing_path=v.backing_path,
+                        used_by=v.used_by,
+                        used_by_name=vm_name,
+                        used_by_host=vm_host,
+                        orphaned=v.used_by is None,
+                        first_seen_at=v.first_seen_at,
+                        shared=False,
+                    )
+        return [
+            replace(vol, hosts=tuple(seen_by[key]), shared=len(seen_by[key]) > 1)
+            for key, vol in first.items()
+        ]
 
     def storage_users_elsewhere(
         self, host_name: str, uuid: str, paths: Iterable[str]
@@ -586,7 +594,7 @@ class Inventory:
                 )
         return found
 
-    def list_networks(self, *, unused_only: bool = False) -> list[dict[str, Any]]:
+    def list_networks(self, *, unused_only: bool = False) -> list[NetworkView]:
         """Virtual networks per host, with how many live VMs have a NIC on each."""
         with self.db.session() as s:
             nets = s.execute(
@@ -607,18 +615,18 @@ class Inventory:
                     if name is not None:
                         users[(host_id, name)] = users.get((host_id, name), 0) + 1
             rows = [
-                {
-                    "host": host,
-                    "name": n.name,
-                    "active": n.active,
-                    "forward_mode": n.forward_mode,
-                    "bridge": n.bridge,
-                    "vms": users.get((host_id, n.name), 0),
-                    "uuid": n.uuid,
-                }
+                NetworkView(
+                    host=host,
+                    name=n.name,
+                    active=n.active,
+                    forward_mode=n.forward_mode,
+                    bridge=n.bridge,
+                    vms=users.get((host_id, n.name), 0),
+                    uuid=n.uuid,
+                )
                 for n, host, host_id in nets
             ]
-        return [r for r in rows if r["vms"] == 0] if unused_only else rows
+        return [r for r in rows if r.vms == 0] if unused_only else rows
 
     def export(self, folder: Path, fmt: str, chunk_size: int = 5000) -> list[Path]:
         """One file per table: hosts, vms (tombstones included), disks, snapshots, volumes;
@@ -627,8 +635,8 @@ class Inventory:
             self.db,
             folder,
             fmt,
-            hosts=self.list_hosts(),
-            volumes=self.list_volumes(),
+            hosts=[as_row(h) for h in self.list_hosts()],
+            volumes=[as_row(v) for v in self.list_volumes()],
             chunk_size=chunk_size,
         )
 
@@ -727,7 +735,17 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _history(events: list[m.Event], current_name: str) -> list[dict[str, Any]]:
+def _detail(s: Session, vm: m.VM, host_name: str | None) -> VMDetail:
+    """The VM of session ``s`` with its history, oldest event first."""
+    events = list(
+        s.scalars(
+            select(m.Event).where(m.Event.vm_uuid == vm.uuid).order_by(m.Event.at, m.Event.id)
+        )
+    )
+    return vm_detail(vm, host_name, _history(events, vm.name))
+
+
+def _history(events: list[m.Event], current_name: str) -> tuple[EventView, ...]:
     """A VM's events, oldest first, each with the name the VM had then (renames walked back)."""
     out = []
     name = current_name
@@ -737,19 +755,33 @@ def _history(events: list[m.Event], current_name: str) -> list[dict[str, Any]]:
             name = e.details["from"]
         else:
             out.append(_event_view(e, name))
-    return out[::-1]
+    return tuple(out[::-1])
 
 
-def _event_view(e: m.Event, vm_name: str | None = None) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "at": e.at.isoformat(),
-        "kind": e.kind,
-        "vm_uuid": e.vm_uuid,
-        "vm_name": vm_name,
-        "host": e.host_name,
-        "details": e.details,
-    }
+def _event_view(e: m.Event, vm_name: str | None = None) -> EventView:
+    return EventView(
+        id=e.id,
+        at=e.at,
+        kind=e.kind,
+        vm_uuid=e.vm_uuid,
+        vm_name=vm_name,
+        host=e.host_name,
+        details=e.details,
+    )
 
 
-__all__ = ["Inventory", "OwnerMeta", "Page", "StoreError", "VMFilter", "check_uuid"]
+__all__ = [
+    "EventView",
+    "HostView",
+    "Inventory",
+    "ListedHost",
+    "NetworkView",
+    "OwnerMeta",
+    "Page",
+    "StoreError",
+    "VMDetail",
+    "VMFilter",
+    "VMSummary",
+    "VolumeView",
+    "check_uuid",
+]

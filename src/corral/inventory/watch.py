@@ -46,7 +46,7 @@ class Watcher:
     def _subscribe(self) -> None:
         ensure_event_loop()
         for host in self.inv.list_hosts():
-            name = host["name"]
+            name = host.name
             if name in self.watched:
                 continue
             try:

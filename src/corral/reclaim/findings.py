@@ -6,7 +6,8 @@ Used by ``corral reclaim flag-findings`` and the demo.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from corral.engines.reclaim import OPEN, State
 from corral.engines.sprawl.model import Category, Finding
@@ -18,9 +19,22 @@ from corral.reclaim.service import ReclaimService
 FINDING_CATEGORIES = (Category.idle, Category.powered_off, Category.lease_expired)
 
 
+@dataclass(frozen=True, slots=True)
+class FlagRow:
+    """What flagging one finding did; ``case`` is the case opened, if one was."""
+
+    vm: str
+    category: str
+    monthly: float
+    result: Literal["flagged", "would-flag", "skipped"]
+    skipped_because: str | None  # "open case", "extension in force" or "refused"
+    case: int | None
+    detail: str
+
+
 def flag_findings(
     svc: ReclaimService, findings: Sequence[Finding], actor: str, *, dry_run: bool = False
-) -> list[dict[str, Any]]:
+) -> list[FlagRow]:
     """Flag each finding's VM; one row per finding saying flagged, would-flag or skipped (why)."""
     held = held_vms(svc)
     return [_flag_one(svc, f, held.get(f.subject), actor, dry_run) for f in findings]
@@ -41,28 +55,28 @@ def held_vms(svc: ReclaimService) -> dict[str, tuple[str, str]]:
 
 def _flag_one(
     svc: ReclaimService, f: Finding, held: tuple[str, str] | None, actor: str, dry_run: bool
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "vm": f.subject_name,
-        "category": f.category.value,
-        "monthly": round(f.monthly_cost_held, 2),
-        "result": "skipped",
-        "skipped_because": held[0] if held else None,
-        "case": None,
-        "detail": held[1] if held else "",
-    }
+) -> FlagRow:
+    row = FlagRow(
+        vm=f.subject_name,
+        category=f.category.value,
+        monthly=round(f.monthly_cost_held, 2),
+        result="skipped",
+        skipped_because=held[0] if held else None,
+        case=None,
+        detail=held[1] if held else "",
+    )
     if held:
         return row
     reason = _summary(f)
     if dry_run:
-        return {**row, "result": "would-flag", "detail": reason}
+        return replace(row, result="would-flag", detail=reason)
     try:
         case = svc.flag(
             f.subject, category=f.category.value, reason=reason, actor=actor, evidence=_evidence(f)
         )
     except ConflictError as exc:  # flagged or extended by someone else meanwhile
-        return {**row, "skipped_because": "refused", "detail": exc.message}
-    return {**row, "result": "flagged", "case": case.id, "detail": reason}
+        return replace(row, skipped_because="refused", detail=exc.message)
+    return replace(row, result="flagged", case=case.id, detail=reason)
 
 
 def _summary(f: Finding) -> str:

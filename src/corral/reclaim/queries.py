@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
-from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -49,14 +48,14 @@ def history(env: ReclaimEnv, vm_uuid: str) -> list[CaseEvent]:
     """The VM's reclamation events (of every case it had), oldest first."""
     return [
         CaseEvent(
-            at=datetime.fromisoformat(e["at"]),
-            kind=e["kind"],
-            case=e["details"].get("case"),
-            by=e["details"].get("by"),
-            details={k: v for k, v in e["details"].items() if k not in ("case", "by")},
+            at=e.at,
+            kind=e.kind,
+            case=e.details.get("case"),
+            by=e.details.get("by"),
+            details={k: v for k, v in e.details.items() if k not in ("case", "by")},
         )
         for e in reversed(env.inv.events(vm=vm_uuid, limit=1000))
-        if "case" in (e.get("details") or {})
+        if "case" in (e.details or {})
     ]
 
 

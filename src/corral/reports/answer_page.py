@@ -247,7 +247,7 @@ def _expiry(svc: ReclaimService, case: CaseDetail) -> str:
         vm = svc.inv.find_vm(case.vm_uuid)
     except NotFoundError:
         return "unknown (the VM is no longer in the inventory)"
-    return str(vm.get("expires_on") or "none set")
+    return str(vm.expires_on or "none set")
 
 
 def _factssection(case: CaseDetail, expiry: str) -> Element:

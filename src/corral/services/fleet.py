@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from corral.inventory.service import Inventory
+    from corral.inventory.views import HostView
 
 
 class FleetOrigin(enum.StrEnum):
@@ -156,7 +157,7 @@ def live_document(inventory: Inventory) -> dict[str, Any]:
     known = {h["name"] for h in hosts}
     vms, _, volumes = fleet_records(inventory)
     usable = [v for v in vms if v.host in known and v.vcpus > 0 and v.memory_mib > 0]
-    tiers = {v["uuid"]: v.get("protection_tier") for v in inventory.list_vms().items}
+    tiers = {v.uuid: v.protection_tier for v in inventory.list_vms().items}
     seen = Counter(v.name for v in usable)
     return {
         "format": FORMAT,
@@ -167,25 +168,26 @@ def live_document(inventory: Inventory) -> dict[str, Any]:
     }
 
 
-def _has_facts(h: Mapping[str, Any]) -> bool:
-    return bool(h.get("cpus") and h.get("mhz") and h.get("memory_mib"))
+def _has_facts(h: HostView) -> bool:
+    return bool(h.cpus and h.mhz and h.memory_mib)
 
 
-def _host_doc(h: Mapping[str, Any]) -> dict[str, Any]:
+def _host_doc(h: HostView) -> dict[str, Any]:
     """A host listing as a fleet-document host; whole cores only when the topology adds up."""
-    sockets = int(h.get("sockets") or 0)
-    cores = int(h.get("cores_per_socket") or 0)
-    threads = int(h.get("threads_per_core") or 0)
-    whole = sockets * cores * threads == int(h["cpus"])
+    cpus = int(h.cpus or 0)
+    sockets = int(h.sockets or 0)
+    cores = int(h.cores_per_socket or 0)
+    threads = int(h.threads_per_core or 0)
+    whole = sockets * cores * threads == cpus
     return _drop_none(
         {
-            "name": h["name"],
-            "cores": sockets * cores if whole else int(h["cpus"]),
+            "name": h.name,
+            "cores": sockets * cores if whole else cpus,
             "threads_per_core": threads if whole else 1,
-            "cpu_mhz": int(h["mhz"]),
-            "memory_mib": int(h["memory_mib"]),
-            "cpu_model": h.get("cpu_model") or None,
-            "features": list(h.get("cpu_features") or []) or None,
+            "cpu_mhz": int(h.mhz or 0),
+            "memory_mib": int(h.memory_mib or 0),
+            "cpu_model": h.cpu_model or None,
+            "features": list(h.cpu_features) or None,
         }
     )
 

@@ -65,7 +65,7 @@ async def run_now(request: Request) -> Response:
     if not ref:
         raise ValidationError("name the VM to back up.")
     vm = get_inventory(request).find_vm(ref[:256])
-    params = RunJob(vm=vm["uuid"], by=viewer.name, roles=viewer.principal.role_names)
+    params = RunJob(vm=vm.uuid, by=viewer.name, roles=viewer.principal.role_names)
     return _submit(request, RUN, params, viewer)
 
 

@@ -131,7 +131,7 @@ def _sort_url(kept: dict[str, str], key: str) -> str:
 def vm(request: Request, ref: str) -> Response:
     viewer = authorize(request, P.vm_read)
     detail = get_inventory(request).find_vm(ref)
-    if not may(viewer, P.vm_read, Target(detail.get("department"))):
+    if not may(viewer, P.vm_read, Target(detail.department)):
         raise NotFoundError("no such VM among those you may see.")
     q = query(request, {"metric": "cpu_pct", "from": "", "to": ""})
     if q["metric"] not in VM_METRICS:
@@ -140,20 +140,20 @@ def vm(request: Request, ref: str) -> Response:
     start, end = chart.clamp_range(_int(q["from"], now - 7 * 86400), _int(q["to"], now), now)
     step = chart.step_for(start, end)
     store = get_metrics_store(request)
-    points = store.series(EntityKind.vm, detail["uuid"], q["metric"], start, end, step, Stat.avg)
+    points = store.series(EntityKind.vm, detail.uuid, q["metric"], start, end, step, Stat.avg)
     line = chart.line_chart(start, end, step, [(p.ts, p.value) for p in points])
     return render(
         request,
         "vm.html",
-        title=f"VM {detail['name']}",
+        title=f"VM {detail.name}",
         vm=detail,
-        cases=get_reclaim(request).history(detail["uuid"]),
-        points=routes_backup.points(request, detail["uuid"]) if may(viewer, P.ops_read) else None,
+        cases=get_reclaim(request).history(detail.uuid),
+        points=routes_backup.points(request, detail.uuid) if may(viewer, P.ops_read) else None,
         metric=q["metric"],
         metrics=VM_METRICS,
         chart=line,
         presets=[(label, now - span, now) for label, span in chart.PRESETS],
-        range_url=lambda lo, hi: _range_url(detail["uuid"], q["metric"], lo, hi),
+        range_url=lambda lo, hi: _range_url(detail.uuid, q["metric"], lo, hi),
     )
 
 
@@ -181,7 +181,7 @@ def events(request: Request) -> Response:
     older = None
     if len(rows) == PAGE_SIZE:
         last = rows[-1]
-        older = "/events?" + urlencode({**kept, "before": f"{last['at']}~{last['id']}"})
+        older = "/events?" + urlencode({**kept, "before": f"{last.at.isoformat()}~{last.id}"})
     return render(request, "events.html", title="Events", q=q, events=rows, older_url=older)
 
 

@@ -89,9 +89,9 @@ async def flag(request: Request) -> Response:
         raise NotFoundError("that finding is no longer there; reload the sprawl page.")
     with acting(request, viewer):
         (row,) = flag_findings(get_reclaim(request), [found], viewer.name)
-    if row["result"] != "flagged":
-        raise ConflictError(f"{found.subject_name} was not flagged: {row['detail']}.")
-    return redirect(f"/reclaim/{row['case']}")
+    if row.result != "flagged":
+        raise ConflictError(f"{found.subject_name} was not flagged: {row.detail}.")
+    return redirect(f"/reclaim/{row.case}")
 
 
 @router.get("/reclaim")

@@ -29,6 +29,7 @@ from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.domain.model import EventKind, VMState
 from corral.errors import ForbiddenError, NotFoundError, ValidationError
+from corral.inventory import views
 from corral.inventory.filters import VMFilter
 from corral.inventory.hosts_file import HostEntry
 from corral.inventory.listing import SortKey
@@ -47,7 +48,7 @@ def list_hosts(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[Any]:
-    return paginate(inv.list_hosts(), lambda h: (h["name"],), limit, cursor)
+    return paginate(inv.list_hosts(), lambda h: (h.name,), limit, cursor)
 
 
 @router.post(
@@ -58,7 +59,7 @@ def list_hosts(
 )
 def add_host(
     body: HostCreate, inv: InventoryDep, _who: Annotated[Principal, require(Perm.fleet_operate)]
-) -> dict[str, Any]:
+) -> views.HostView:
     return inv.add_host(body.name, body.uri, body.username, body.password)
 
 
@@ -129,7 +130,7 @@ def list_vms(
         bool | None,
         Query(description="Count the whole list into 'total'; default: on the first page only."),
     ] = None,
-) -> dict[str, Any]:
+) -> Page[Any]:
     f = VMFilter(
         host=host,
         state=state,
@@ -156,13 +157,13 @@ def list_vms(
         cursor=cursor,
         count=cursor is None if count is None else count,
     )
-    return {"items": page.items, "next_cursor": page.next_cursor, "total": page.total}
+    return Page[Any](items=list(page.items), next_cursor=page.next_cursor, total=page.total)
 
 
 @router.get("/vms/{uuid}", response_model=VMDetail, responses=error_responses(401, 404, 422))
 def get_vm(
     uuid: UUIDPath, inv: InventoryDep, _who: Annotated[Principal, require(Perm.vm_read, vm_target)]
-) -> dict[str, Any]:
+) -> views.VMDetail:
     return inv.find_vm(check_uuid(uuid))
 
 
@@ -176,10 +177,9 @@ def update_metadata(
     body: MetadataUpdate,
     inv: InventoryDep,
     who: Annotated[Principal, require(Perm.vm_annotate, vm_target)],
-) -> dict[str, Any]:
+) -> views.VMDetail:
     changes = body.model_dump(exclude_unset=True, mode="json")
-    inv.set_metadata(check_uuid(uuid), changes, actor=f"api:{who.user}")
-    return inv.find_vm(check_uuid(uuid))
+    return inv.set_metadata(check_uuid(uuid), changes, actor=f"api:{who.user}")
 
 
 @router.get("/events", response_model=Page[EventPublic], responses=error_responses(401, 404, 422))
@@ -190,20 +190,20 @@ def events(
     kind: EventKind | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-) -> dict[str, Any]:
+) -> Page[Any]:
     """Newest first. A department-scoped caller names one VM of theirs (``vm``)."""
     if who.visible_departments(Perm.vm_read) is not None:
         if vm is None:
             raise ForbiddenError("name one of your VMs with 'vm'; the whole fleet's are not yours.")
-        if not who.sees(Perm.vm_read, inv.find_vm(check_uuid(vm)).get("department")):
+        if not who.sees(Perm.vm_read, inv.find_vm(check_uuid(vm)).department):
             raise NotFoundError("no such object among those you may see.")
     before = _event_cursor(cursor) if cursor else None
     rows = inv.events(vm=check_uuid(vm) if vm else None, kind=kind, before=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
-    next_cursor = encode_cursor((last["at"], last["id"])) if more and last else None
-    return {"items": rows, "next_cursor": next_cursor, "total": None}
+    next_cursor = encode_cursor((last.at.isoformat(), last.id)) if more and last else None
+    return Page[Any](items=rows, next_cursor=next_cursor, total=None)
 
 
 def _event_cursor(cursor: str) -> tuple[datetime, int]:
@@ -226,7 +226,7 @@ def networks(
     cursor: Cursor = None,
 ) -> Page[Any]:
     rows = inv.list_networks(unused_only=unused)
-    return paginate(rows, lambda n: (n["host"], n["name"]), limit, cursor)
+    return paginate(rows, lambda n: (n.host, n.name), limit, cursor)
 
 
 @router.get("/volumes", response_model=Page[VolumePublic], responses=error_responses(422))
@@ -238,4 +238,4 @@ def volumes(
     cursor: Cursor = None,
 ) -> Page[Any]:
     rows = inv.list_volumes(orphaned_only=orphaned)
-    return paginate(rows, lambda v: (v["host"], v["pool"], v["name"]), limit, cursor)
+    return paginate(rows, lambda v: (v.host, v.pool, v.name), limit, cursor)
