@@ -22,6 +22,7 @@ from corral.domain import csvsafe
 from corral.inventory.export import TABLES
 from corral.inventory.records import vm_summary
 from corral.inventory.service import Inventory
+from corral.inventory.views import as_row
 from corral.store import models as m
 from corral.store.bulk import bulk_insert
 
@@ -91,13 +92,13 @@ def _old_export(inv: Inventory, folder: Path, fmt: str) -> None:
             .order_by(m.VM.name, m.VM.uuid)
         ).all()
         tables: dict[str, list[dict[str, Any]]] = {
-            "hosts": inv.list_hosts(),
-            "vms": [vm_summary(cast(m.VM, vm), vm.host_name) for vm in rows],
+            "hosts": [as_row(h) for h in inv.list_hosts()],
+            "vms": [as_row(vm_summary(cast(m.VM, vm), vm.host_name)) for vm in rows],
             "disks": [{"vm_uuid": v.uuid, "vm_name": v.name, **d} for v in rows for d in v.disks],
             "snapshots": [
                 {"vm_uuid": v.uuid, "vm_name": v.name, **sn} for v in rows for sn in v.snapshots
             ],
-            "volumes": inv.list_volumes(),
+            "volumes": [as_row(v) for v in inv.list_volumes()],
         }
     folder.mkdir(parents=True)
     for name, table in tables.items():

@@ -94,7 +94,7 @@ def test_stop_redeploy_and_teardown_are_one_audited_operation_each(
             d.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF for d in domains(node, f"-r{rid}-").values()
         )
         web = inventory.find_vm(f"web-r{rid}-1")
-        inventory.set_metadata(web["uuid"], {"purpose": "scribbled on"}, actor="alice")
+        inventory.set_metadata(web.uuid, {"purpose": "scribbled on"}, actor="alice")
         assert units.redeploy(rid, ALICE).state == "running"
         dom = domains(node, f"web-r{rid}-1")[f"web-r{rid}-1"]
         assert b"scribbled on" not in dom.XMLDesc(0).encode()  # back to the pristine definition

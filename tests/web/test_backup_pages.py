@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 
 from corral.domain.backup import Manifest
 from corral.inventory.filters import VMFilter
+from corral.inventory.views import as_row
 from corral.services.backup_exec import catalog_row, repository
 from corral.services.jobs import FINISHED, Job, JobService
 from corral.store import models as m
@@ -100,7 +101,7 @@ def counts(demo: Demo) -> tuple[int, ...]:
 @pytest.fixture
 def running_vm(demo: Demo) -> dict[str, Any]:
     vm = demo.inv.list_vms(VMFilter(state="running"), limit=1).items[0]
-    return dict(vm)
+    return as_row(vm)
 
 
 def test_an_operator_backs_up_a_vm_now_and_follows_the_job(

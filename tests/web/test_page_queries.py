@@ -48,7 +48,7 @@ def test_the_vm_list_names_the_hosts_without_counting_their_vms(
 def test_the_vm_page_reads_the_devices_of_a_vm_in_one_statement(
     demo: Demo, client: TestClient
 ) -> None:
-    uuid = demo.inv.list_vms(limit=1).items[0]["uuid"]
+    uuid = demo.inv.list_vms(limit=1).items[0].uuid
     seen = statements(demo, client, f"/vms/{uuid}")
     devices = [s for s in seen if any(f"vms.{c}" in s for c in ("disks", "nics", "snapshots"))]
     assert len(devices) == 1, devices
