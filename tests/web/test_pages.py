@@ -381,3 +381,23 @@ def test_a_case_flagged_from_the_page_is_audited_as_the_signed_in_user(
         ).all()
     assert entries
     assert all(a == "local-admin" and o.startswith("web ") for a, o in entries), entries
+
+
+def test_the_vm_page_diagnoses_on_request_with_the_services_verdict(
+    signed_in: TestClient, demo: Demo
+) -> None:
+    """The VM page reads a dozen series only when asked; then it shows what the diagnosis
+    service says at the chart's end, word for word (the CLI and REST say the same)."""
+    from corral.services import diagnosis
+
+    vm = demo.inv.list_vms(VMFilter(state="running"), limit=1).items[0]
+    page = signed_in.get(f"/vms/{vm.uuid}")
+    assert page.status_code == 200 and 'id="diagnosis-result"' not in page.text
+    link = lhtml.fromstring(page.text).get_element_by_id("diagnose").get("href")
+    at = int(re.search(r"diagnose=(\d+)", link).group(1))  # type: ignore[union-attr]
+    shown = lhtml.fromstring(signed_in.get(link).text).get_element_by_id("diagnosis-result")
+    found = diagnosis.diagnose(demo.app.state.metrics, vm.uuid, at)
+    culprits = {c for f in found.findings for c in f.culprits}
+    expected = diagnosis.headline(found, demo.inv.vm_names({vm.uuid, *culprits}))
+    assert shown.text_content().startswith(expected + " (judged at")
+    assert vm.name in expected

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +20,7 @@ from corral.errors import NotFoundError, ValidationError
 from corral.inventory.filters import SORT_KEYS, VMFilter
 from corral.metrics.catalog import METRICS
 from corral.metrics.model import EntityKind, Stat
-from corral.services import alerts_cli
+from corral.services import alerts_cli, diagnosis
 from corral.web import chart, routes_backup
 from corral.web.pages import PageRoute, authorize, query, render
 from corral.web.session import may
@@ -133,7 +134,7 @@ def vm(request: Request, ref: str) -> Response:
     detail = get_inventory(request).find_vm(ref)
     if not may(viewer, P.vm_read, Target(detail.department)):
         raise NotFoundError("no such VM among those you may see.")
-    q = query(request, {"metric": "cpu_pct", "from": "", "to": ""})
+    q = query(request, {"metric": "cpu_pct", "from": "", "to": "", "diagnose": ""})
     if q["metric"] not in VM_METRICS:
         raise ValidationError(f"unknown metric; choose one of {', '.join(VM_METRICS)}.")
     now = int(time.time())
@@ -142,6 +143,7 @@ def vm(request: Request, ref: str) -> Response:
     store = get_metrics_store(request)
     points = store.series(EntityKind.vm, detail.uuid, q["metric"], start, end, step, Stat.avg)
     line = chart.line_chart(start, end, step, [(p.ts, p.value) for p in points])
+    asked = _int(q["diagnose"], now) if q["diagnose"] else None
     return render(
         request,
         "vm.html",
@@ -154,7 +156,36 @@ def vm(request: Request, ref: str) -> Response:
         chart=line,
         presets=[(label, now - span, now) for label, span in chart.PRESETS],
         range_url=lambda lo, hi: _range_url(detail.uuid, q["metric"], lo, hi),
+        diagnosis=None if asked is None else _diagnosis(request, detail.uuid, asked),
+        diagnose_url=f"/vms/{detail.uuid}?"
+        + urlencode({"metric": q["metric"], "from": start, "to": end, "diagnose": end})
+        + "#diagnosis",
     )
+
+
+@dataclass(frozen=True)
+class DiagnosisView:
+    """What the VM page shows of a diagnosis: the headline, each finding, or why there is none."""
+
+    at: datetime
+    headline: str
+    findings: tuple[tuple[str, str], ...]  # (cause, evidence), most severe first
+    missing: str | None = None
+
+
+def _diagnosis(request: Request, uuid: str, at: int) -> DiagnosisView:
+    """The diagnosis service's verdict at ``at`` (asked for by a link: it reads a dozen series,
+    so the page does not pay for it on every view)."""
+    when = datetime.fromtimestamp(at, UTC)
+    try:
+        found = diagnosis.diagnose(get_metrics_store(request), uuid, at)
+    except NotFoundError as exc:
+        return DiagnosisView(when, "", (), exc.message)
+    names = get_inventory(request).vm_names(
+        {uuid, *(c for f in found.findings for c in f.culprits)}
+    )
+    rows = tuple((f.cause.value.replace("_", " "), f.evidence) for f in found.findings)
+    return DiagnosisView(when, diagnosis.headline(found, names), rows)
 
 
 def _range_url(uuid: str, metric: str, lo: int, hi: int) -> str:
