@@ -193,3 +193,14 @@ def test_the_ha_and_backup_pages_are_accessible(
     assert browser.page.locator("h1").count() == 1
     assert browser.page.locator("table").count() >= 1
     browser.check(name)
+
+
+def test_an_auditor_lands_on_the_audit_log_and_filters_it(browser: Browser, demo: Demo) -> None:
+    auditor = user(demo, "auditor")
+    assert sign_in(browser, auditor) == "/audit"
+    browser.check("audit")  # axe: no serious or critical violation; a screenshot
+    page = browser.page
+    page.locator("#user").fill(auditor)
+    page.locator("form.filters button").click()
+    assert page.url.endswith(f"/audit?user={auditor}&target=")
+    assert page.locator("#audit tbody tr").first.inner_text() == "No entries match."

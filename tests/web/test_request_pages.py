@@ -27,6 +27,7 @@ from corral.engines.ha_manager.manager import initial_state
 from corral.engines.ha_manager.state import HostRecord, HostState
 from corral.inventory.filters import VMFilter
 from corral.services import alerts_cli
+from corral.services.audit import Actor, AuditLog, acting_as
 from corral.services.backup_exec import catalog_row
 from corral.services.fleet import live_fleet
 from corral.services.ha_live import DEFAULT_NAME
@@ -125,6 +126,39 @@ def test_each_role_lands_on_the_page_of_what_it_decides(client: TestClient, demo
     assert sign_in(client, user(demo, "approver", mine)) == "/approvals"
     assert sign_in(client, user(demo, "operator")) == "/admin"
     assert sign_in(client, user(demo, "admin")) == "/admin"
+    assert sign_in(client, user(demo, "auditor")) == "/audit"
+
+
+def test_the_audit_page_shows_the_log_by_who_and_what_to_auditors_only(
+    client: TestClient, demo: Demo
+) -> None:
+    """The auditor reads the same entries as ``AuditLog.list``, filtered and paged; a requester
+    and an approver are refused on the server."""
+    mine, _ = departments(demo)
+    actor = user(demo, "admin")
+    users = UserService(demo.inv.db)
+    with acting_as(Actor(actor, "admin", "test")):  # more than a page of entries
+        for i in range(55):
+            users.add(f"filler-{secrets.token_hex(3)}-{i}", roles=["requester"])
+    for role in ("requester", "approver"):
+        sign_in(client, user(demo, role, mine))
+        assert client.get("/audit").status_code == 403
+    sign_in(client, user(demo, "auditor"))
+    log = AuditLog(demo.inv.db)
+    first = client.get("/audit")
+    assert first.status_code == 200
+    shown = [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', first.text)]
+    assert shown == [e.seq for e in log.list(limit=50)]
+    later = re.search(r'href="(/audit\?after=\d+)" rel="next"', first.text)
+    assert later is not None, (len(shown), first.text[-600:])  # more than one page
+    second = client.get(later.group(1).replace("&amp;", "&"))
+    assert [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', second.text)] == [
+        e.seq for e in log.list(after_seq=shown[-1], limit=50)
+    ]
+    narrowed = client.get("/audit", params={"user": actor})
+    rows = [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', narrowed.text)]
+    assert len(rows) == 50 and rows == [e.seq for e in log.list(user=actor, limit=50)]
+    assert client.get("/audit", params={"user": "a\x1bb"}).status_code == 422
 
 
 def test_a_requester_sends_a_request_sees_why_it_waits_and_withdraws_it(

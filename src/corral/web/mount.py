@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from corral.web import (
+    routes_audit,
     routes_auth,
     routes_backup,
     routes_fleet,
@@ -37,7 +38,15 @@ DOCS_CSP = (
 def mount(app: FastAPI) -> None:
     """Add the dashboard's routes and files to ``app`` (created with docs_url=None)."""
     app.state.web_sessions = Sessions()
-    routers = (routes_auth, routes_fleet, routes_money, routes_requests, routes_ops, routes_backup)
+    routers = (
+        routes_auth,
+        routes_fleet,
+        routes_money,
+        routes_requests,
+        routes_ops,
+        routes_backup,
+        routes_audit,
+    )
     for module in routers:
         app.include_router(module.router)
     app.mount("/static/web", StaticFiles(directory=HERE / "static"), name="web-static")

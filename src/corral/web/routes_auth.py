@@ -25,11 +25,13 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 def landing(viewer: Viewer | None) -> str:
-    """Each viewer's own first page, for what their role decides: the fleet for those who
-    analyse the whole fleet (admin, operator, auditor), the queue for an approver, their own
-    requests for a requester, else the VMs of their departments."""
+    """Each viewer's own first page, for what their role decides: the audit log for an
+    auditor, the fleet for those who run it (admin, operator), the queue for an approver,
+    their own requests for a requester, else the VMs of their departments."""
     if viewer is None:
         return "/login"
+    if may(viewer, Permission.audit_read) and not may(viewer, Permission.fleet_operate):
+        return "/audit"  # an auditor reads everything and changes nothing: the log first
     for permission, page in (
         (Permission.fleet_analyse, "/admin"),
         (Permission.request_decide, "/approvals"),
