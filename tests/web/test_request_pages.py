@@ -488,3 +488,51 @@ def test_a_requester_sees_their_vms_and_their_leases(client: TestClient, demo: D
     assert [(r.xpath("string(td[1])"), r.xpath("string(td[4])")) for r in rows] == [
         (vm.name, ends.isoformat())
     ]
+
+
+def test_metadata_is_edited_on_the_vm_page_where_allowed_and_refused_elsewhere(
+    client: TestClient, demo: Demo
+) -> None:
+    """An approver annotates their department's VM from its page (audited as them); moving it
+    to another department, another department's VM, an auditor and a forged form token are
+    refused on the server, and the VM is unchanged after each refusal."""
+    mine, other = departments(demo)
+    vm = next(v for v in demo.inv.list_vms().items if v.department == mine)
+    theirs = next(v for v in demo.inv.list_vms().items if v.department == other)
+    approver = user(demo, "approver", mine)
+    sign_in(client, approver)
+    page = client.get(f"/vms/{vm.uuid}")
+    assert 'id="edit-metadata"' in page.text
+    token = csrf(client, f"/vms/{vm.uuid}")
+    done = client.post(
+        f"/vms/{vm.uuid}/metadata",
+        data={
+            "csrf": token,
+            "owner": "ops-team",
+            "purpose": "web tier\nsecond line",
+            "tags": "b, a",
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    after = demo.inv.find_vm(vm.uuid)
+    assert (after.owner, after.purpose, after.tags) == (
+        "ops-team",
+        "web tier\nsecond line",
+        ("a", "b"),
+    )
+    [entry] = [e for e in AuditLog(demo.inv.db).list(user=approver) if e.target == f"vm:{vm.uuid}"]
+    assert entry.origin.startswith("web ") and (entry.after or {}).get("owner") == "ops-team"
+
+    def refused(uuid: str, data: dict[str, str], status: int) -> None:
+        before = demo.inv.find_vm(uuid)
+        r = client.post(f"/vms/{uuid}/metadata", data=data, follow_redirects=False)
+        assert r.status_code == status, r.text
+        assert demo.inv.find_vm(uuid) == before
+
+    refused(vm.uuid, {"csrf": token, "department": other}, 403)  # out of their department
+    refused(vm.uuid, {"csrf": "forged", "owner": "mallory"}, 403)
+    refused(theirs.uuid, {"csrf": token, "owner": "mallory"}, 404)
+    sign_in(client, user(demo, "auditor"))
+    assert 'id="edit-metadata"' not in client.get(f"/vms/{vm.uuid}").text
+    refused(vm.uuid, {"csrf": csrf(client, f"/vms/{vm.uuid}"), "owner": "mallory"}, 403)

@@ -16,13 +16,13 @@ from corral.api.routes.metrics import get_metrics_store
 from corral.domain.access import Permission as P
 from corral.domain.access import Target
 from corral.domain.model import VMState
-from corral.errors import NotFoundError, ValidationError
+from corral.errors import ForbiddenError, NotFoundError, ValidationError
 from corral.inventory.filters import SORT_KEYS, VMFilter
 from corral.metrics.catalog import METRICS
 from corral.metrics.model import EntityKind, Stat
 from corral.services import alerts_cli, diagnosis
 from corral.web import chart, routes_backup
-from corral.web.pages import PageRoute, authorize, query, render
+from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
 from corral.web.session import may
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -156,6 +156,7 @@ def vm(request: Request, ref: str) -> Response:
         chart=line,
         presets=[(label, now - span, now) for label, span in chart.PRESETS],
         range_url=lambda lo, hi: _range_url(detail.uuid, q["metric"], lo, hi),
+        can_edit=may(viewer, P.vm_annotate, Target(detail.department)),
         diagnosis=None if asked is None else _diagnosis(request, detail.uuid, asked),
         diagnose_url=f"/vms/{detail.uuid}?"
         + urlencode({"metric": q["metric"], "from": start, "to": end, "diagnose": end})
@@ -186,6 +187,39 @@ def _diagnosis(request: Request, uuid: str, at: int) -> DiagnosisView:
     )
     rows = tuple((f.cause.value.replace("_", " "), f.evidence) for f in found.findings)
     return DiagnosisView(when, diagnosis.headline(found, names), rows)
+
+
+#: The metadata a person may edit on the VM page (the REST PATCH's fields).
+EDITABLE = (
+    "owner",
+    "department",
+    "purpose",
+    "project",
+    "environment",
+    "expires_on",
+    "protection_tier",
+    "tags",
+)
+
+
+@router.post("/vms/{ref}/metadata")
+async def edit_metadata(request: Request, ref: str) -> Response:
+    """Change a VM's metadata as ``corral vm set`` and the REST PATCH do: an empty field
+    clears it, tags are comma-separated. Annotating needs ``vm.annotate`` on the VM's
+    department and, when the department changes, on the new one too."""
+    viewer = authorize(request, P.vm_read)
+    form = await read_form(request)
+    inv = get_inventory(request)
+    detail = inv.find_vm(ref)
+    if not may(viewer, P.vm_read, Target(detail.department)):
+        raise NotFoundError("no such VM among those you may see.")
+    changes: dict[str, str] = {k: form[k].strip() for k in EDITABLE if k in form}
+    departments = {detail.department, changes.get("department", detail.department) or None}
+    if not all(may(viewer, P.vm_annotate, Target(d)) for d in departments):
+        raise ForbiddenError(f"user {viewer.name!r} may not change this VM's metadata.")
+    with acting(request, viewer):
+        inv.set_metadata(detail.uuid, dict(changes), actor=f"web:{viewer.name}")
+    return redirect(f"/vms/{detail.uuid}#meta")
 
 
 def _range_url(uuid: str, metric: str, lo: int, hi: int) -> str:
