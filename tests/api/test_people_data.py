@@ -33,6 +33,7 @@ PATH_VALUES = {
     "department": "Finance",
     "evidence_id": "20260101T000000-000000",
     "host": "host-a",
+    "unit_id": "1",
 }
 
 

@@ -92,7 +92,7 @@ def test_a_shut_off_vm_is_due_too(inventory: Inventory, tmp_path: Path) -> None:
     shutil.copy(nodes / "host-a.xml", tmp_path / "host-a.xml")
     inventory.add_host("a", f"test://{tmp_path / 'host-a.xml'}")
     inventory.sync()
-    assert inventory.find_vm("old-build")["state"] == "shutoff"
+    assert inventory.find_vm("old-build").state == "shutoff"
     due = _due(inventory, Repository(tmp_path / "repo"), Policy(), 0)
     assert "old-build" in due and "web-01" in due
 

@@ -389,7 +389,7 @@ def test_demo_external_snapshots_are_sized_and_priced(inventory: Inventory, tmp_
         assert all(
             s["kind"] == "internal" for n, s in _snaps(inventory, uuid).items() if n != snap.name
         )
-    orphans = {v["name"] for v in inventory.list_volumes(orphaned_only=True)}
+    orphans = {v.name for v in inventory.list_volumes(orphaned_only=True)}
     left_behind = {name for h in demo.fleet.hosts for name, _gib in h.orphans}
     left_behind |= {f"{v.name}.qcow2" for v in demo.fleet.vms if v.deleted_days_ago is not None}
     assert orphans == left_behind

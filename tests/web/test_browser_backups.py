@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from corral.inventory.filters import VMFilter
+from corral.inventory.views import as_row
 from corral.store import models as m
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.requires import Resource, requires
@@ -75,7 +76,7 @@ def follow_job(browser: Browser) -> str:
 def test_an_operator_backs_up_and_restores_from_the_browser(
     browser: Browser, demo: Demo, tmp_path: Path
 ) -> None:
-    vm = dict(demo.inv.list_vms(VMFilter(state="running"), limit=1).items[0])
+    vm = as_row(demo.inv.list_vms(VMFilter(state="running"), limit=1).items[0])
     point = point_of(demo, vm, tmp_path)
     operator = user(demo, "operator")
     sign_in(browser, operator)
