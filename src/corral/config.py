@@ -99,7 +99,9 @@ class Settings:
     analysis_scheduler: str | None = None
     analysis_step_s: int = 300
     #: scale (issue 16): VM rows an export reads and writes per chunk (bounded memory); the
-    #: API server's worker processes (None: one per CPU)
+    #: API server's worker processes (None: one). More than one suits an API-only server: the
+    #: dashboard's sign-in sessions live in one process's memory, so a browser would be signed
+    #: in on one worker and not on the next
     export_chunk_size: int = 5000
     api_workers: int | None = None
     #: an approved VM request is provisioned at once (API: a job; CLI: in the command)
