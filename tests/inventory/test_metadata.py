@@ -114,6 +114,10 @@ def test_bad_metadata_changes_nothing(inventory: Inventory, nodes: Path) -> None
         inventory.set_metadata("web-01", {"owner": "eve", "expires_on": "next tuesday"})
     with pytest.raises(ValidationError, match="unknown metadata field"):
         inventory.set_metadata("web-01", {"colour": "blue"})
+    with pytest.raises(ValidationError, match="environment 'production-ish' is unknown"):
+        inventory.set_metadata("web-01", {"environment": "production-ish"})  # the CLI's path
+    with pytest.raises(ValidationError, match="protection_tier 'gold' is unknown"):
+        inventory.set_metadata("web-01", {"protection_tier": "gold"})
     assert path.read_bytes() == before_file
     assert inventory.find_vm("web-01") == before
 

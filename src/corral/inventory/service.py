@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from corral.config import Settings, ensure_private_dir
-from corral.domain.model import OwnerMeta
+from corral.domain.model import Environment, OwnerMeta, ProtectionTier
 from corral.domain.text import check_text
 from corral.errors import (
     ConflictError,
@@ -703,6 +703,13 @@ def _nic_network(
     return None
 
 
+#: The metadata fields that take one of a fixed set of values.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "environment": tuple(Environment),
+    "protection_tier": tuple(ProtectionTier),
+}
+
+
 def _clean_meta(key: str, value: Any) -> Any:
     if value is None or value == "":
         return () if key == "tags" else None
@@ -721,6 +728,10 @@ def _clean_meta(key: str, value: Any) -> Any:
         except ValueError:
             raise ValidationError(f"expiry date {value!r} is not a date like 2027-01-31.") from None
     text = check_text(str(value), key, multiline=key == "purpose").strip()
+    if key in _CHOICES:  # checked here, not only in the REST schema: the CLI and pages too
+        allowed = _CHOICES[key]
+        if text not in allowed:
+            raise ValidationError(f"{key} {text!r} is unknown; use one of {', '.join(allowed)}.")
     limit = 1024 if key == "purpose" else 256
     if len(text) > limit:
         raise ValidationError(f"{key} is at most {limit} characters.")
