@@ -17,7 +17,6 @@ start script does.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -31,6 +30,7 @@ from typing import Any
 import libvirt
 import pytest
 from guest import RealhostEnv, guest_xml, wait_for_console
+from privateset import private_set
 from test_backup_repository_real import GUEST_WRITES, _disk, _holds, _same, _wait_written
 
 from corral.engines.backup import Policy
@@ -43,7 +43,6 @@ from corral.store.backup_repo import Repository
 
 pytestmark = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "realhosts.sh"
 #: 0xAB at 0 is overwritten by the guest's zeros; 128 MiB of 0x3C make a full backup last
 BIG = ((0xAB, 0, 8), (0x5C, 40, 8), (0x11, 63, 1), (0x3C, 64, 128))
 
@@ -72,28 +71,10 @@ class PrivateHost:
         )  # fmt: skip
 
 
-def _realhosts(state_dir: Path, *args: str) -> None:
-    env = {**os.environ, "CORRAL_REALHOSTS_DIR": str(state_dir)}
-    done = subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"realhosts.sh {' '.join(args)} failed:\n{done.stderr[-3000:]}"
-
-
 @pytest.fixture
 def private_host(realhost_env: RealhostEnv) -> Iterator[PrivateHost]:
-    state_dir = Path(f"/tmp/crl-bk-{uuidlib.uuid4().hex[:8]}")  # socket paths must stay short
-    shared = realhost_env.kernel.parent.parent
-    state_dir.mkdir()
-    shutil.copytree(realhost_env.kernel.parent, state_dir / "guest")
-    if (shared / "qemu-capabilities").is_dir():
-        shutil.copytree(shared / "qemu-capabilities", state_dir / "qemu-capabilities")
-    try:
-        _realhosts(state_dir, "up", "--hosts", "1")
-        lines = (state_dir / "env").read_text().splitlines()
-        uri = next(ln for ln in lines if ln.startswith("CORRAL_REALHOST_URIS=")).split("=", 1)[1]
-        yield PrivateHost(state_dir, uri)
-    finally:
-        _realhosts(state_dir, "down")  # this private host only, never the shared ones
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with private_set(realhost_env, "crl-bk-", 1) as (state_dir, uris):
+        yield PrivateHost(state_dir, uris[0])
 
 
 def _copied(dom: Any) -> int:

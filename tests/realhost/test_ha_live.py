@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 from guest import READY_MARKER, RealhostEnv, guest_xml, make_disk, wait_for_console
+from privateset import private_set
 
 from corral.config import Settings
 from corral.inventory.service import Inventory
@@ -43,7 +43,6 @@ from corral.store.db import Database
 
 AGENT = Path(__file__).with_name("fence_realhost.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "scripts" / "realhosts.sh"
 HOSTS = ("ha1", "ha2", "ha3")
 
 
@@ -56,28 +55,10 @@ class PrivateHosts:
         return self.dir / f"host{i + 1}"
 
 
-def _realhosts(state_dir: Path, *args: str) -> None:
-    env = {**os.environ, "CORRAL_REALHOSTS_DIR": str(state_dir)}
-    done = subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"realhosts.sh {' '.join(args)} failed:\n{done.stderr[-3000:]}"
-
-
 @pytest.fixture
 def private_hosts(realhost_env: RealhostEnv) -> Iterator[PrivateHosts]:
-    state_dir = Path(f"/tmp/crl-ha-{uuidlib.uuid4().hex[:8]}")  # socket paths must stay short
-    shared = realhost_env.kernel.parent.parent
-    state_dir.mkdir()
-    shutil.copytree(realhost_env.kernel.parent, state_dir / "guest")
-    if (shared / "qemu-capabilities").is_dir():
-        shutil.copytree(shared / "qemu-capabilities", state_dir / "qemu-capabilities")
-    try:
-        _realhosts(state_dir, "up", "--hosts", "3")
-        lines = (state_dir / "env").read_text().splitlines()
-        uris = next(ln for ln in lines if ln.startswith("CORRAL_REALHOST_URIS=")).split("=", 1)[1]
-        yield PrivateHosts(state_dir, tuple(uris.split(",")))
-    finally:
-        _realhosts(state_dir, "down")  # this private set only, never the shared one
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with private_set(realhost_env, "crl-ha-", 3) as (state_dir, uris):
+        yield PrivateHosts(state_dir, tuple(uris))
 
 
 def _fence(hosts: PrivateHosts, i: int, action: str) -> int:

@@ -9,10 +9,7 @@ result must name exactly what stayed behind (the disk), and nothing else.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -21,9 +18,9 @@ from pathlib import Path
 import libvirt
 import pytest
 from cryptography.fernet import Fernet
-from guest import create_volume, start_dir_pool
+from guest import RealhostEnv, create_volume, start_dir_pool
+from privateset import private_set
 
-from conftest import REPO_ROOT, parse_env_file
 from corral.domain.provision import ProvisionSpec, ProvisionStatus, Template
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
@@ -31,31 +28,12 @@ from corral.security.secrets import SecretBox
 from corral.services.provision import ProvisionService
 from corral.store.db import Database
 
-SCRIPT = REPO_ROOT / "scripts" / "realhosts.sh"
-SHARED = REPO_ROOT / "var" / "realhosts"
-
-
-def _realhosts(state: Path, *args: str) -> None:
-    env = {**os.environ, "CORRAL_REALHOSTS_DIR": str(state), "CI": "true"}
-    subprocess.run(["bash", str(SCRIPT), *args], env=env, check=True, capture_output=True,
-                   timeout=300)  # fmt: skip
-
 
 @pytest.fixture
-def private_host(realhost_env: object) -> Iterator[tuple[str, Path]]:
+def private_host(realhost_env: RealhostEnv) -> Iterator[tuple[str, Path]]:
     """(URI, libvirtd pid file) of a one-host set of our own, stopped and removed after."""
-    state = Path(tempfile.mkdtemp(prefix="prvh-", dir="/tmp"))  # short: a socket path
-    shared = Path(os.environ.get("CORRAL_REALHOSTS_DIR") or SHARED)
-    for part in ("guest", "qemu-capabilities"):  # built once already: no rebuild, no probe
-        if (shared / part).is_dir():
-            shutil.copytree(shared / part, state / part)
-    try:
-        _realhosts(state, "up", "--hosts", "1")
-        uri = parse_env_file(state / "env")["CORRAL_REALHOST_URIS"]
-        yield uri, state / "host1" / "libvirtd.pid"
-    finally:
-        _realhosts(state, "down")
-        shutil.rmtree(state, ignore_errors=True)
+    with private_set(realhost_env, "prvh-", 1) as (state, uris):
+        yield uris[0], state / "host1" / "libvirtd.pid"
 
 
 def _kill(pid_file: Path) -> None:
