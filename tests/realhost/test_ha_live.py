@@ -42,7 +42,6 @@ from corral.services.ha_live_policy import parse_policy
 from corral.store.db import Database
 
 AGENT = Path(__file__).with_name("fence_realhost.py")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ("ha1", "ha2", "ha3")
 
 
