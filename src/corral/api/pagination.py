@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 from fastapi import Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from corral.errors import ValidationError
@@ -82,3 +84,18 @@ def paginate(
         next_cursor=encode_cursor(key(chunk[-1])) if more and chunk else None,
         total=len(items),
     )
+
+
+class PageJSON(Response):
+    """A page already encoded, answered as is (FastAPI validates and encodes only what a route
+    returns that is not a Response). For a list of plain dataclasses whose fields are the
+    route's declared item model field for field: orjson writes them as pydantic would (aware
+    UTC times with a ``Z``), at a fraction of the cost; tests/api/test_fast_pages.py compares
+    the bytes with pydantic's for the same page."""
+
+    media_type = "application/json"
+
+
+def page_json(items: Sequence[Any], next_cursor: str | None, total: int | None) -> PageJSON:
+    body = {"items": items, "next_cursor": next_cursor, "total": total}
+    return PageJSON(orjson.dumps(body, option=orjson.OPT_UTC_Z))

@@ -363,3 +363,63 @@ def _utc(value: datetime | str) -> datetime:
 
 def _date(value: date | str | None) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def summary_columns() -> tuple[Any, ...]:
+    """The columns a listing row needs, for a SQLAlchemy Core ``select`` over the VM table
+    joined to its host: a page of 100 loads no ORM objects and none of the device lists."""
+    from corral.store import models as m
+
+    vm = m.VM
+    return (
+        vm.uuid,
+        vm.name,
+        m.Host.name.label("host_name"),
+        vm.state,
+        vm.vcpus,
+        vm.memory_mib,
+        vm.memory_max_mib,
+        vm.disk_bytes,
+        vm.snapshot_count,
+        vm.owner,
+        vm.department,
+        vm.purpose,
+        vm.project,
+        vm.environment,
+        vm.expires_on,
+        vm.protection_tier,
+        vm.tags,
+        vm.is_template,
+        vm.created_at,
+        vm.state_since,
+        vm.deleted_at,
+    )
+
+
+def summary_of(r: Sequence[Any]) -> VMSummary:
+    """A row of ``summary_columns`` (values already typed by SQLAlchemy) as the listing's view."""
+    disk_bytes = r[7] or 0
+    return VMSummary(
+        uuid=r[0],
+        name=r[1],
+        host=r[2],
+        state=vm_state(r[3]),
+        vcpus=r[4],
+        memory_mib=r[5],
+        memory_max_mib=r[6],
+        disk_gib=round(disk_bytes / 1024**3, 1),
+        disk_bytes=disk_bytes,
+        snapshots=r[8],
+        owner=r[9],
+        department=r[10],
+        purpose=r[11],
+        project=r[12],
+        environment=r[13],
+        expires_on=r[14],
+        protection_tier=r[15],
+        tags=tuple(r[16] or ()),
+        is_template=r[17],
+        created_at=r[18],
+        state_since=r[19],
+        deleted_at=r[20],
+    )

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Select, and_, func, literal, or_, select, tuple_, update
+from sqlalchemy import and_, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -32,13 +32,13 @@ from corral.hypervisor.uri import HostAccess, redact, validate_uri
 from corral.inventory.export import export_inventory
 from corral.inventory.filters import SORT_KEYS, VMFilter, apply_filter, decode_cursor, encode_cursor
 from corral.inventory.hosts_file import HostEntry
+from corral.inventory.listing import summary_columns, summary_of
 from corral.inventory.records import (
     META_FIELDS,
     host_view,
     listed_host,
     row_to_meta,
     vm_detail,
-    vm_summary,
 )
 from corral.inventory.sync import Clock, Progress, SyncReport, SyncService, utcnow
 from corral.inventory.views import (
@@ -400,9 +400,8 @@ class Inventory:
         key = func.coalesce(col, "") if sort in ("owner", "department") else col
         now = self.clock()
         with self.db.session() as s:
-            rows_q = cast(
-                Select[Any], select(m.VM, m.Host.name).outerjoin(m.Host, m.VM.host_id == m.Host.id)
-            )
+            # Only the listed columns, as Core rows: no ORM objects, no device lists.
+            rows_q = select(*summary_columns()).outerjoin(m.Host, m.VM.host_id == m.Host.id)
             base = apply_filter(rows_q, f, now)
             total = None
             if count:
@@ -418,17 +417,17 @@ class Inventory:
             q = q.order_by(*order)
             if limit is not None:
                 q = q.limit(limit + 1)
-            rows = s.execute(q).all()
+            rows = s.connection().execute(q).all()
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if limit is not None else rows
-            items = tuple(vm_summary(vm, host) for vm, host in rows)
+            items = tuple(summary_of(r) for r in rows)
             next_cursor = None
             if more and rows:
-                last = rows[-1][0]
-                value = getattr(last, col.key)
+                final = rows[-1]
+                value = getattr(final, col.key)
                 if sort in ("owner", "department"):
                     value = value or ""
-                next_cursor = encode_cursor(value, last.uuid)
+                next_cursor = encode_cursor(value, final.uuid)
             return Page(items, next_cursor, total)
 
     def vm_names(self, uuids: Iterable[str]) -> dict[str, str]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
-from corral.domain.access import Principal
+from corral.domain.access import Principal, Role
 from corral.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from corral.security.principals import ensure_local_admin, principal_of
 from corral.security.tokens import matches, new_token, split_prefix
@@ -78,18 +79,26 @@ class TokenStore:
             return principal_of(_user_of(s, row.id))
 
     def _check(self, token: str) -> tuple[str, Principal]:
+        """One SELECT (the prefix's tokens with their users, roles and departments, as Core
+        rows: this runs for every API request) and, at most once a minute, one UPDATE."""
         prefix = split_prefix(token)
         if prefix is None:
             raise AuthError(
                 "the bearer token is malformed; create one with 'corral token create NAME'."
             )
         with self.db.session() as s:
-            for row in s.scalars(select(m.ApiToken).where(m.ApiToken.prefix == prefix)):
+            conn = s.connection()
+            rows = conn.execute(_CALLER.where(m.ApiToken.prefix == prefix)).all()
+            for row in rows:
                 if row.revoked_at is None and matches(token, row.token_hash):
-                    principal = principal_of(_user_of(s, row.id))
+                    principal = _principal(row.id, rows)
                     now = datetime.now(UTC)
                     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-                        row.last_used_at = now
+                        conn.execute(
+                            update(m.ApiToken)
+                            .where(m.ApiToken.id == row.id)
+                            .values(last_used_at=now)
+                        )
                     return row.name, principal
         raise AuthError("the bearer token is not valid or was revoked.")
 
@@ -148,3 +157,39 @@ def _user_of(s: Session, token_id: int) -> m.User:
     if user is None:  # a token row written around the store: trust nothing
         raise AuthError("the bearer token belongs to no user; create a new one.")
     return user
+
+
+#: A token with its user, the user's roles and departments (one row per role x department).
+_CALLER = (
+    select(
+        m.ApiToken.id,
+        m.ApiToken.name,
+        m.ApiToken.token_hash,
+        m.ApiToken.revoked_at,
+        m.ApiToken.last_used_at,
+        m.User.name.label("user_name"),
+        m.User.disabled_at,
+        m.UserRole.role,
+        m.UserDepartment.department,
+    )
+    .select_from(m.ApiToken)
+    .outerjoin(m.TokenOwner, m.TokenOwner.token_id == m.ApiToken.id)
+    .outerjoin(m.User, m.User.id == m.TokenOwner.user_id)
+    .outerjoin(m.UserRole, m.UserRole.user_id == m.User.id)
+    .outerjoin(m.UserDepartment, m.UserDepartment.user_id == m.User.id)
+)
+
+
+def _principal(token_id: int, rows: Sequence[Any]) -> Principal:
+    """The principal of ``token_id``'s user from ``_CALLER`` rows (``principal_of``'s rules)."""
+    mine = [r for r in rows if r.id == token_id]
+    first = mine[0]
+    if first.user_name is None:  # a token row written around the store: trust nothing
+        raise AuthError("the bearer token belongs to no user; create a new one.")
+    if first.disabled_at is not None:
+        raise AuthError(f"user {first.user_name!r} is disabled; ask an administrator.")
+    return Principal(
+        user=first.user_name,
+        roles=frozenset(Role(r.role) for r in mine if r.role is not None),
+        departments=frozenset(r.department for r in mine if r.department is not None),
+    )

@@ -8,7 +8,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, status
 
 from corral.api.deps import InventoryDep, require, vm_target
-from corral.api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor, paginate
+from corral.api.pagination import (
+    Cursor,
+    Limit,
+    Page,
+    PageJSON,
+    decode_cursor,
+    encode_cursor,
+    page_json,
+    paginate,
+)
 from corral.api.problems import error_responses
 from corral.api.schemas import (
     EventPublic,
@@ -130,7 +139,7 @@ def list_vms(
         bool | None,
         Query(description="Count the whole list into 'total'; default: on the first page only."),
     ] = None,
-) -> Page[Any]:
+) -> PageJSON:
     f = VMFilter(
         host=host,
         state=state,
@@ -157,7 +166,7 @@ def list_vms(
         cursor=cursor,
         count=cursor is None if count is None else count,
     )
-    return Page[Any](items=list(page.items), next_cursor=page.next_cursor, total=page.total)
+    return page_json(page.items, page.next_cursor, page.total)
 
 
 @router.get("/vms/{uuid}", response_model=VMDetail, responses=error_responses(401, 404, 422))
