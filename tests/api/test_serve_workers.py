@@ -1,4 +1,4 @@
-"""``corral serve`` runs ``Settings.api_workers`` processes (default: one) on one port.
+"""``corral serve`` runs ``Settings.api_workers`` processes (default: one per CPU) on one port.
 
 Issue 16: one process served every request, so list pages at 50 clients queued behind one
 core. The workers share the listening socket; each builds its own services; a SIGKILL of the
@@ -40,10 +40,10 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("corral serve did not answer /healthz")
 
 
-def test_workers_default_to_one_because_dashboard_sessions_live_in_one_process(
+def test_workers_default_to_one_per_cpu_now_that_sessions_live_in_the_database(
     tmp_path: Path,
 ) -> None:
-    assert worker_count(Settings(home=tmp_path)) == 1
+    assert worker_count(Settings(home=tmp_path)) == (os.cpu_count() or 1)
     assert worker_count(Settings(home=tmp_path, api_workers=3)) == 3
 
 

@@ -266,6 +266,7 @@ def test_a_revoked_token_ends_its_sessions(client: TestClient, demo: Demo) -> No
     TokenStore(demo.inv.db).revoke("short-lived")
     session = demo.app.state.web_sessions.get(client.cookies[COOKIE])
     session.checked -= RECHECK_S + 1  # the next check is due
+    demo.app.state.web_sessions.save(client.cookies[COOKIE], session)
     r = client.get("/hosts", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     assert demo.app.state.web_sessions.get(client.cookies[COOKIE]) is None
@@ -347,12 +348,16 @@ def test_a_role_taken_away_or_a_disabled_user_applies_at_the_next_check(
     assert client.get("/admin").status_code == 200
     users.revoke("web-op", roles=["operator"])
     users.grant("web-op", roles=["requester"])
-    session = demo.app.state.web_sessions.get(client.cookies[COOKIE])
+    store = demo.app.state.web_sessions
+    session = store.get(client.cookies[COOKIE])
     session.checked -= RECHECK_S + 1  # the next check is due
+    store.save(client.cookies[COOKIE], session)
     assert client.get("/admin").status_code == 403
     assert client.get("/vms").status_code == 200
     users.disable("web-op")
+    session = store.get(client.cookies[COOKIE])
     session.checked -= RECHECK_S + 1
+    store.save(client.cookies[COOKIE], session)
     r = client.get("/vms", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
 

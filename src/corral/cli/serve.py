@@ -33,7 +33,7 @@ def serve(
 
 
 def run_server(host: str, port: int) -> None:
-    """Serve with ``Settings.api_workers`` processes (default: one). One process
+    """Serve with ``Settings.api_workers`` processes (default: one per CPU). One process
     serves in this process as before; several share one listening socket, each building its
     own services (database connections are never shared across processes)."""
     import uvicorn
@@ -47,13 +47,6 @@ def run_server(host: str, port: int) -> None:
         f"Corral on http://{host}:{port}  (dashboard: /, API docs: /docs, OpenAPI: /openapi.json)"
         + (f"; {workers} worker processes" if workers > 1 else "")
     )
-    if workers > 1:
-        typer.echo(
-            f"warning: {workers} worker processes: the dashboard's sign-in sessions live in one"
-            " process's memory, so browsers may be signed out between requests; use one"
-            " process (CORRAL_API_WORKERS=1) to serve the dashboard.",
-            err=True,
-        )
     if workers == 1:
         uvicorn.run(worker_app(settings), host=host, port=port, log_level="warning")
         return
@@ -61,7 +54,9 @@ def run_server(host: str, port: int) -> None:
 
 
 def worker_count(settings: Settings) -> int:
-    return settings.api_workers or 1
+    """``api_workers``, else one process per CPU: the dashboard's sessions live in the
+    database (corral.web.session), so any worker serves any signed-in browser."""
+    return settings.api_workers or os.cpu_count() or 1
 
 
 def worker_app(settings: Settings, sole_process: bool = True) -> FastAPI:

@@ -846,3 +846,20 @@ class UnitRow(Base):
     worker: Mapped[str] = mapped_column(String(128), default="")
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebSession(Base):
+    """A dashboard sign-in session (corral.web.session): the cookie's id only as its SHA-256,
+    the CSRF token, who signed in (a snapshot of their principal, re-read every minute)."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    credential: Mapped[str | None] = mapped_column(String(16))
+    key: Mapped[str | None] = mapped_column(String(128))
+    user_name: Mapped[str | None] = mapped_column(String(64))
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -37,7 +37,7 @@ DOCS_CSP = (
 
 def mount(app: FastAPI) -> None:
     """Add the dashboard's routes and files to ``app`` (created with docs_url=None)."""
-    app.state.web_sessions = Sessions()
+    app.state.web_sessions = Sessions(app.state.inventory.db)
     routers = (
         routes_auth,
         routes_fleet,

@@ -93,7 +93,16 @@ def sessions(request: Request) -> Sessions:
 
 
 def session_of(request: Request) -> Session | None:
-    return sessions(request).get(request.cookies.get(COOKIE))
+    """The request's session, looked up once per request (a database read)."""
+    scope_state = request.scope.setdefault("state", {})
+    if _SESSION not in scope_state:
+        scope_state[_SESSION] = sessions(request).get(request.cookies.get(COOKIE))
+    found: Session | None = scope_state[_SESSION]
+    return found
+
+
+#: Where a request keeps its session once looked up.
+_SESSION = "corral_web_session"
 
 
 def authorize(
@@ -128,7 +137,8 @@ def _recheck(request: Request, session: Session, viewer: Viewer) -> Viewer:
         sessions(request).end(request.cookies.get(COOKIE))
         raise SignInNeeded from None
     session.viewer = replace(viewer, principal=principal)
-    session.checked = time.monotonic()
+    session.checked = time.time()
+    sessions(request).save(request.cookies.get(COOKIE), session)
     return session.viewer
 
 
