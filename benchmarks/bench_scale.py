@@ -266,7 +266,7 @@ async def _load(port: int, token: str, clients: int, seconds: float) -> Tally:
 #: wrk's clients walk the pages as ``_client`` does: a department's first page, then up to
 #: four more by cursor (one walk per connection at a time).
 WRK_SCRIPT = """
-local depts = {DEPTS}
+local depts = {{DEPTS}}
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("CORRAL_BENCH_TOKEN")
 local function enc(s)
   local hex = function(c) return string.format("%%%02X", string.byte(c)) end

@@ -4,8 +4,8 @@ Why server-side sessions: the cookie holds only a random session id, so no token
 reaches the browser, and signing out forgets the session on the server. They live in the
 database (the id only as its hash), so every worker process of ``corral serve`` shares them.
 A session signs in with a user's password or an API token and holds the same ``Principal``
-the REST API authorizes; every page asks ``may`` (``corral.domain.access.decide``), and the principal is read again from
-the store every ``RECHECK_S``: a revoked token, a disabled user or a role taken away ends or
+the REST API authorizes; every page asks ``may`` (``corral.domain.access.decide``), and the
+principal is read again from the store every ``RECHECK_S``: a revoked token, a disabled user or a role taken away ends or
 narrows the session within that time.
 """
 
