@@ -5,8 +5,8 @@ reaches the browser, and signing out forgets the session on the server. They liv
 database (the id only as its hash), so every worker process of ``corral serve`` shares them.
 A session signs in with a user's password or an API token and holds the same ``Principal``
 the REST API authorizes; every page asks ``may`` (``corral.domain.access.decide``), and the
-principal is read again from the store every ``RECHECK_S``: a revoked token, a disabled user or a role taken away ends or
-narrows the session within that time.
+principal is read again from the store every ``RECHECK_S``: a revoked token, a disabled user
+or a role taken away ends or narrows the session within that time.
 """
 
 from __future__ import annotations
