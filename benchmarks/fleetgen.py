@@ -74,7 +74,7 @@ def write_fleet(folder: Path, hosts: int, vms_per_host: int, seed: int = 42) -> 
             etree.SubElement(
                 nic,
                 "mac",
-                address=f"52:54:{h:02x}:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}",
+                address=f"52:54:{h & 255:02x}:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}",
             )
             etree.SubElement(nic, "source", network="default")
             etree.SubElement(d, f"{{{TEST_NS}}}runstate").text = "5" if rng.random() < 0.3 else "1"

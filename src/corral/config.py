@@ -108,6 +108,12 @@ class Settings:
     provision_on_approval: bool = True
     #: governance policy YAML (issue 10 item 7): checked on requests and by 'corral policy check'
     governance_policy: Path | None = None
+    #: sharded host polling (issue 16 item 3): every host is read once per cycle; each poller
+    #: process keeps at most this many libvirt connections open; a process that dies leaves its
+    #: hosts to the others after the lease
+    poll_cycle_s: float = 300.0
+    poll_max_connections: int = 32
+    poll_lease_s: float = 60.0
     #: where each value came from (field name -> Source); filled by load_settings.
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
 
@@ -251,6 +257,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("api_workers", "CORRAL_API_WORKERS", _positive_int, "API server processes"),
     FieldSpec("provision_on_approval", "CORRAL_PROVISION_ON_APPROVAL", _flag, "make approved VMs"),
     FieldSpec("governance_policy", "CORRAL_GOVERNANCE_POLICY", _path, "governance policy YAML"),
+    FieldSpec("poll_cycle_s", "CORRAL_POLL_CYCLE", _positive_float, "seconds to re-read all hosts"),
+    FieldSpec("poll_max_connections", "CORRAL_POLL_CONNECTIONS", _positive_int, "open per poller"),
+    FieldSpec("poll_lease_s", "CORRAL_POLL_LEASE", _positive_float, "s a dead poller holds hosts"),
 )
 SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in FIELDS}
 

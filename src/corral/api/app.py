@@ -30,6 +30,7 @@ from corral.api.routes import metric_analysis as metric_analysis_routes
 from corral.api.routes import metrics as metrics_routes
 from corral.api.routes import plan as plan_routes
 from corral.api.routes import policy as policy_routes
+from corral.api.routes import polling as polling_routes
 from corral.api.routes import provision as provision_routes
 from corral.api.routes import reclaim as reclaim_routes
 from corral.api.routes import requests as requests_routes
@@ -83,6 +84,7 @@ ROUTERS = (
     blueprint_routes.router,
     unit_routes.router,
     policy_routes.router,
+    polling_routes.router,
 )
 #: The kinds of job the routes submit (a queued job is run again after a restart).
 JOB_KINDS: tuple[JobKind[Any], ...] = (

@@ -114,6 +114,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "corral.cli.inventory",
         "Keep the inventory current: sync a host on each libvirt lifecycle event, and poll.",
     ),
+    "poll": (
+        "corral.cli.poll",
+        "Keep every host current: each read once per cycle, sharded over processes.",
+    ),
     "plan": (
         "corral.cli.plan",
         "Plan capacity: place, consolidate, rebalance, evacuate, what-if, forecast.",

@@ -863,3 +863,27 @@ class WebSession(Base):
     departments: Mapped[list[str]] = mapped_column(JSON, default=list)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- sharded host polling (issue 16 item 3) --------------------------------------------------
+class PollState(Base):
+    """A host's place in the polling cycle: when it is due, which poller process holds it (a
+    lease: a process that dies leaves it to the others when ``lease_until`` passes), and the
+    fingerprint of its last read, which lets an unchanged host skip the database work."""
+
+    __tablename__ = "poll_state"
+
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    #: a lifecycle event asked for a read before the schedule does
+    wanted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_by: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(16))  # schedule or event
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    reads: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
