@@ -5,12 +5,12 @@ Every field is read by an XPath; nothing is ever assembled from strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 
 from lxml import etree
 
-from corral.domain.model import Disk, Nic, OwnerMeta, Snapshot, VMFacts, VMState
+from corral.domain.model import Disk, Nic, OwnerMeta, Snapshot, VMFacts, VMState, VolumeFacts
 from corral.errors import ValidationError
 from corral.hypervisor.xmlsafe import parse
 
@@ -59,6 +59,11 @@ def _bytes(el: etree._Element | None, default_unit: str = "kib") -> int | None:
         return None
 
 
+def size_in_bytes(el: etree._Element | None) -> int | None:
+    """A storage size element (``<capacity unit='bytes'>``); bytes when it names no unit."""
+    return _bytes(el, "bytes")
+
+
 def _text(root: etree._Element, path: str) -> str | None:
     el = root.find(path)
     if el is None or el.text is None:
@@ -100,7 +105,15 @@ def parse_disks(root: etree._Element) -> tuple[Disk, ...]:
     return _disks(_children(_by_tag(root).get("devices", ()), "disk"))
 
 
-def _disks(elements: Iterable[etree._Element]) -> tuple[Disk, ...]:
+#: The storage volume at a disk's path (None: no pool holds it), to size the disk with.
+SizeDisk = Callable[[str], VolumeFacts | None]
+
+
+def _disks(
+    elements: Iterable[etree._Element], size_disk: SizeDisk | None = None
+) -> tuple[Disk, ...]:
+    """Each disk as its XML tells it, sized from the pool volume at its path when
+    ``size_disk`` knows one (libvirt's domain XML carries no sizes)."""
     disks = []
     for d in elements:
         parts = _by_tag(d)
@@ -111,14 +124,19 @@ def _disks(elements: Iterable[etree._Element]) -> tuple[Disk, ...]:
         backing = _first(parts.get("backingStore", ()), "source")
         target = _one(parts, "target")
         driver = _one(parts, "driver")
+        fmt = driver.get("type") if driver is not None else None
+        backing_path = backing.get("file") if backing is not None else None
+        vol = size_disk(path) if size_disk is not None and path else None
         disks.append(
             Disk(
                 target=target.get("dev", "") if target is not None else "",
                 device=d.get("device", "disk"),
                 path=path,
-                format=driver.get("type") if driver is not None else None,
+                format=(fmt or vol.format) if vol else fmt,
                 bus=target.get("bus") if target is not None else None,
-                backing_path=backing.get("file") if backing is not None else None,
+                capacity_bytes=vol.capacity_bytes if vol else None,
+                allocation_bytes=vol.allocation_bytes if vol else None,
+                backing_path=(backing_path or vol.backing_path) if vol else backing_path,
             )
         )
     return tuple(disks)
@@ -312,12 +330,15 @@ def parse_domain(
     persistent: bool = True,
     snapshots: tuple[Snapshot, ...] = (),
     config_metadata: str | None = None,
+    size_disk: SizeDisk | None = None,
+    fingerprint: str = "",
 ) -> VMFacts:
     """VMFacts from a domain's XML description and the live values libvirt gives beside it.
 
     ``config_metadata``, Corral's element in the persistent definition of a running domain,
     is where its metadata is read from when given: ``virsh metadata --config`` changes only
-    that one, and it is the one that survives a restart.
+    that one, and it is the one that survives a restart. ``size_disk`` sizes the disks as
+    they are built (see ``_disks``), so a first sync builds each VM's facts once.
     """
     root = parse(xml, "domain XML")
     meta_root = parse(config_metadata, "domain metadata") if config_metadata else root
@@ -355,9 +376,10 @@ def parse_domain(
         autostart=autostart,
         persistent=persistent,
         is_template=is_template,
-        disks=_disks(_children(devices, "disk")),
+        disks=_disks(_children(devices, "disk"), size_disk),
         nics=_nics(_children(devices, "interface")),
         snapshots=snapshots,
         meta=meta,
         meta_revision=_revision(meta_el),
+        fingerprint=fingerprint,
     )

@@ -78,6 +78,34 @@ class _Observed:
     inventory: HostInventory | None
     error: str | None
     duplicate_of: str | None = None
+    rows: dict[str, _Columns] = field(default_factory=dict)  # by UUID: see _Read
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """A read VM's row columns: those its facts give, and those of its metadata."""
+
+    facts: dict[str, Any]
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One host's answer, with the row columns of each VM it reported (not the unchanged
+    ones) already built by the thread that read it: that work overlaps the other hosts'
+    reads instead of following the last of them."""
+
+    inventory: HostInventory
+    rows: dict[str, _Columns]
+
+    @classmethod
+    def of(cls, inv: HostInventory) -> _Read:
+        return cls(inv, {f.uuid: _columns(f) for f in inv.vms})
+
+
+def _columns(facts: VMFacts) -> _Columns:
+    meta = meta_to_columns(facts.meta) if not facts.meta.is_empty() else {}
+    return _Columns(facts_columns(facts), meta)
 
 
 class SyncService:
@@ -158,19 +186,19 @@ class SyncService:
         in_process = {key for key, h in by_key.items() if h.uri.startswith("test:")}
         lane = threading.Lock()
 
-        def reader(host: m.Host) -> Callable[[], HostInventory]:
-            def read() -> HostInventory:
+        def reader(host: m.Host) -> Callable[[], _Read]:
+            def read() -> _Read:
                 hv = self.connector(host)
                 if not host.uri.startswith("test:"):
-                    return hv.read_inventory(known[host.id])
+                    return _Read.of(hv.read_inventory(known[host.id]))
                 with lane:
-                    return hv.read_inventory(known[host.id])
+                    return _Read.of(hv.read_inventory(known[host.id]))
 
             return read
 
         results: list[_Observed] = []
 
-        def observed(out: deadline.Outcome[HostInventory]) -> None:
+        def observed(out: deadline.Outcome[_Read]) -> None:
             results.append(self._observation(by_key[out.key], out))
             if progress:
                 progress(results[-1].host.name, len(results), len(hosts))
@@ -185,9 +213,10 @@ class SyncService:
         )
         return sorted(results, key=lambda o: o.host.name)
 
-    def _observation(self, host: m.Host, out: deadline.Outcome[HostInventory]) -> _Observed:
+    def _observation(self, host: m.Host, out: deadline.Outcome[_Read]) -> _Observed:
         if out.status is deadline.Status.DONE and out.error is None:
-            return _Observed(host, out.value, None)
+            assert out.value is not None
+            return _Observed(host, out.value.inventory, None, rows=out.value.rows)
         if out.status is deadline.Status.BUSY:
             return _Observed(host, None, "the host has not yet answered an earlier request.")
         if out.status is deadline.Status.LATE:
@@ -253,7 +282,8 @@ class _Reconciler:
             for facts in o.inventory.vms:
                 if seen.get(facts.uuid) is not o.host:
                     continue  # listed on two hosts mid-migration: the other copy wins
-                if self._apply(rows.get(facts.uuid), facts, o.host):
+                cols = o.rows.get(facts.uuid) or _columns(facts)
+                if self._apply(rows.get(facts.uuid), facts, o.host, cols):
                     results[o.host.name].vms_changed += 1
                     changed_hosts.add(o.host.id)
         self._insert(m.VM, self.new_vms)
@@ -337,13 +367,14 @@ class _Reconciler:
                     out[row.uuid] = row
         return out
 
-    def _apply(self, row: m.VM | None, facts: VMFacts, host: m.Host) -> bool:
-        """Create or update one VM row; True when anything changed."""
-        meta_cols = meta_to_columns(facts.meta) if not facts.meta.is_empty() else {}
+    def _apply(self, row: m.VM | None, facts: VMFacts, host: m.Host, built: _Columns) -> bool:
+        """Create or update one VM row from its columns (``built``); True when anything
+        changed."""
+        meta_cols = built.meta
         if row is not None and meta_cols and not self._meta_is_current(row, facts):
             meta_cols = {}  # a metadata write committed after this domain was read: it wins
         if row is None:
-            new = self._create(facts, host, meta_cols)
+            new = self._create(facts, host, meta_cols, built.facts)
             self.new_vms.append(new)
             self.devices[facts.uuid] = (new["disks"], new["snapshots"])
             changes = diff_vm(None, facts, host.name, meta_cols)
@@ -359,7 +390,7 @@ class _Reconciler:
                 setattr(row, k, v)
             if meta_cols and facts.meta_revision is not None:
                 row.meta_version = max(row.meta_version, facts.meta_revision)
-            cols = facts_columns(facts)
+            cols = built.facts
             for k, v in cols.items():
                 setattr(row, k, v)
             self.devices[facts.uuid] = (cols["disks"], cols["snapshots"])
@@ -380,7 +411,9 @@ class _Reconciler:
             return facts.meta_revision >= row.meta_version
         return row.meta_version == self.versions_read.get(row.uuid, row.meta_version)
 
-    def _create(self, facts: VMFacts, host: m.Host, meta_cols: dict[str, Any]) -> dict[str, Any]:
+    def _create(
+        self, facts: VMFacts, host: m.Host, meta_cols: dict[str, Any], cols: dict[str, Any]
+    ) -> dict[str, Any]:
         """The columns of a new VM row; every row carries the same keys (one insert)."""
         created = self.now
         if facts.meta.created_on:
@@ -389,7 +422,7 @@ class _Reconciler:
             **dict.fromkeys(META_FIELDS),
             "tags": [],
             **meta_cols,
-            **facts_columns(facts),
+            **cols,
             "uuid": facts.uuid,
             "host_id": host.id,
             "state_since": self.now,

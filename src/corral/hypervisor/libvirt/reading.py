@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import libvirt
 from lxml import etree
@@ -48,8 +47,10 @@ class Reading(HypervisorCore):
                 pools = self._pools()
                 vms: list[VMFacts] = []
                 unchanged: list[str] = []
-                for dom in self._conn.listAllDomains(0):
-                    got = self._observe(dom, known, pools)
+                domains = self._conn.listAllDomains(0)
+                live = self._live_values()
+                for dom in domains:
+                    got = self._observe(dom, known, pools, live)
                     if isinstance(got, str):
                         unchanged.append(got)
                     elif got is not None:
@@ -58,6 +59,30 @@ class Reading(HypervisorCore):
             except libvirt.libvirtError as exc:
                 raise self._error("read the inventory", exc) from None
         return HostInventory(host, tuple(vms), pools, networks, tuple(unchanged))
+
+    def _live_values(self) -> _LiveValues | None:
+        """Every domain's state, autostart, persistence and whether it has snapshots, in four
+        calls for the whole host instead of four per domain (each a round trip to a remote
+        host). None when the driver refuses them: each domain is then asked on its own."""
+        conn = self._conn
+        try:
+            stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
+
+            def uuids(flag: int) -> frozenset[str]:
+                return frozenset(d.UUIDString().lower() for d in conn.listAllDomains(flag))
+
+            return _LiveValues(
+                states={d.UUIDString().lower(): int(v["state.state"]) for d, v in stats},
+                autostart=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART),
+                persistent=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT),
+                with_snapshots=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT),
+            )
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() in _FLAG_REFUSED:
+                return None
+            raise
+        except KeyError:  # a driver that answers the stats without the state
+            return None
 
     def host_uuid(self) -> str | None:
         """libvirt's UUID of this host: one host reached by two URIs has one UUID."""
@@ -73,27 +98,29 @@ class Reading(HypervisorCore):
             dom = self._lookup(uuid, missing_ok=True)
             if dom is None:
                 return None
-            got = self._observe(dom, {}, self._pools())
+            got = self._observe(dom, {}, self._pools(), None)
             return got if isinstance(got, VMFacts) else None
 
     def _observe(
-        self, dom: libvirt.virDomain, known: Mapping[str, str], pools: tuple[PoolFacts, ...]
+        self,
+        dom: libvirt.virDomain,
+        known: Mapping[str, str],
+        pools: tuple[PoolFacts, ...],
+        live: _LiveValues | None,
     ) -> VMFacts | str | None:
         """VMFacts for a domain, or its UUID when its fingerprint is unchanged."""
         try:
-            uuid = dom.UUIDString().lower()
+            uuid = dom.UUIDString().lower()  # held by the client: no round trip
             xml = dom.XMLDesc(0)
-            raw_state = dom.state()[0]
+            raw_state, autostart, persistent, has_snapshots = _live_of(dom, uuid, live)
             state = _STATES.get(raw_state, VMState.other)
-            autostart = bool(dom.autostart())
-            persistent = bool(dom.isPersistent())
             # A running domain's persistent definition can hold other metadata than its live one.
             config_meta = (
                 _config_metadata(dom)
                 if persistent and raw_state != libvirt.VIR_DOMAIN_SHUTOFF
                 else None
             )
-            snap_names = sorted(dom.snapshotListNames(0))
+            snap_names = sorted(dom.snapshotListNames(0)) if has_snapshots else []
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None  # vanished between listing and reading
@@ -121,12 +148,14 @@ class Reading(HypervisorCore):
             state=state,
             autostart=autostart,
             persistent=persistent,
-            snapshots=snapshots,
+            snapshots=_sized_snapshots(snapshots, by_path),
             config_metadata=config_meta,
+            size_disk=lambda path: by_path.get(_norm(path)),
+            fingerprint=fingerprint,
         )
-        disks = tuple(self._block_size(dom, d) for d in _sized_disks(facts, by_path))
-        sized = _sized_snapshots(facts.snapshots, by_path)
-        return replace(facts, disks=disks, snapshots=sized, fingerprint=fingerprint)
+        if any(_needs_block_info(d) for d in facts.disks):
+            facts = replace(facts, disks=tuple(self._block_size(dom, d) for d in facts.disks))
+        return facts
 
     def _snapshot_growth(
         self, uuid: str, xml: str, by_path: Mapping[str, VolumeFacts]
@@ -153,12 +182,7 @@ class Reading(HypervisorCore):
     @staticmethod
     def _block_size(dom: libvirt.virDomain, disk: Disk) -> Disk:
         """Size of a disk no storage pool knows, asked of the hypervisor directly."""
-        if (
-            disk.capacity_bytes is not None
-            or disk.device != "disk"
-            or not disk.target
-            or not disk.path
-        ):
+        if not _needs_block_info(disk):
             return disk
         try:
             capacity, allocation, _physical = dom.blockInfo(disk.target, 0)
@@ -244,21 +268,7 @@ class Reading(HypervisorCore):
         cached = self._volume_cache.get(key[0])
         if cached is not None and cached[0] == key:
             return cached[1]
-        volumes = []
-        for vol in pool.listAllVolumes(0):
-            vroot = parse(vol.XMLDesc(0), "storage volume XML")
-            _, vcap, valloc = vol.info()
-            fmt = vroot.find("target/format")
-            volumes.append(
-                VolumeFacts(
-                    name=vol.name(),
-                    path=vol.path(),
-                    capacity_bytes=int(vcap),
-                    allocation_bytes=int(valloc),
-                    format=fmt.get("type") if fmt is not None else None,
-                    backing_path=vroot.findtext("backingStore/path"),
-                )
-            )
+        volumes = [_volume(vol) for vol in pool.listAllVolumes(0)]
         result = tuple(sorted(volumes, key=lambda v: v.name))
         self._volume_cache[key[0]] = (key, result)
         return result
@@ -288,6 +298,28 @@ class Reading(HypervisorCore):
             except libvirt.libvirtError as exc:
                 raise self._error(f"read the definition of VM {uuid}", exc) from None
         return xml.encode("utf-8")
+
+
+def _volume(vol: libvirt.virStorageVol) -> VolumeFacts:
+    """A volume from its XML alone, which carries its name, path and sizes (libvirt refreshes
+    the volume for either call): one round trip, not four."""
+    root = parse(vol.XMLDesc(0), "storage volume XML")
+    fmt = root.find("target/format")
+    name = root.findtext("name")
+    path = root.findtext("target/path")
+    capacity = domxml.size_in_bytes(root.find("capacity"))
+    allocation = domxml.size_in_bytes(root.find("allocation"))
+    if name is None or path is None or capacity is None or allocation is None:
+        _, capacity, allocation = vol.info()  # a driver that leaves them out of the XML
+        name, path = vol.name(), vol.path()
+    return VolumeFacts(
+        name=name,
+        path=path,
+        capacity_bytes=int(capacity),
+        allocation_bytes=int(allocation),
+        format=fmt.get("type") if fmt is not None else None,
+        backing_path=root.findtext("backingStore/path"),
+    )
 
 
 def _pool_source(root: etree._Element) -> str | None:
@@ -352,21 +384,31 @@ def _sized_snapshots(
     return tuple(out)
 
 
-def _sized_disks(facts: VMFacts, by_path: Mapping[str, VolumeFacts]) -> tuple[Any, ...]:
-    """Disk sizes from the storage pools that hold them (libvirt's domain XML has none)."""
-    out = []
-    for d in facts.disks:
-        vol = by_path.get(_norm(d.path or ""))
-        if vol is None:
-            out.append(d)
-        else:
-            out.append(
-                replace(
-                    d,
-                    capacity_bytes=vol.capacity_bytes,
-                    allocation_bytes=vol.allocation_bytes,
-                    format=d.format or vol.format,
-                    backing_path=d.backing_path or vol.backing_path,
-                )
-            )
-    return tuple(out)
+def _needs_block_info(disk: Disk) -> bool:
+    """A disk whose size no storage pool told: only the hypervisor knows it."""
+    return disk.capacity_bytes is None and disk.device == "disk" and bool(disk.target and disk.path)
+
+
+@dataclass(frozen=True, slots=True)
+class _LiveValues:
+    """What libvirt tells of every domain of a host beside its XML, asked once per host."""
+
+    states: Mapping[str, int]
+    autostart: frozenset[str]
+    persistent: frozenset[str]
+    with_snapshots: frozenset[str]
+
+
+def _live_of(
+    dom: libvirt.virDomain, uuid: str, live: _LiveValues | None
+) -> tuple[int, bool, bool, bool]:
+    """(raw state, autostart, persistent, has snapshots) of a domain: from the host-wide
+    answers when they cover it, else asked of the domain (a domain defined after them)."""
+    if live is not None and uuid in live.states:
+        return (
+            live.states[uuid],
+            uuid in live.autostart,
+            uuid in live.persistent,
+            uuid in live.with_snapshots,
+        )
+    return dom.state()[0], bool(dom.autostart()), bool(dom.isPersistent()), True
