@@ -22,6 +22,7 @@ from corral.web import (
     routes_fleet,
     routes_money,
     routes_ops,
+    routes_plan,
     routes_requests,
 )
 from corral.web.pages import HERE, templates
@@ -46,6 +47,7 @@ def mount(app: FastAPI) -> None:
         routes_ops,
         routes_backup,
         routes_audit,
+        routes_plan,
     )
     for module in routers:
         app.include_router(module.router)
