@@ -23,6 +23,7 @@ from corral.web import (
     routes_money,
     routes_ops,
     routes_plan,
+    routes_quota,
     routes_requests,
 )
 from corral.web.pages import HERE, templates
@@ -48,6 +49,7 @@ def mount(app: FastAPI) -> None:
         routes_backup,
         routes_audit,
         routes_plan,
+        routes_quota,
     )
     for module in routers:
         app.include_router(module.router)
