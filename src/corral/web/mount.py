@@ -25,6 +25,7 @@ from corral.web import (
     routes_plan,
     routes_quota,
     routes_requests,
+    routes_units,
 )
 from corral.web.pages import HERE, templates
 from corral.web.session import Sessions
@@ -50,6 +51,7 @@ def mount(app: FastAPI) -> None:
         routes_audit,
         routes_plan,
         routes_quota,
+        routes_units,
     )
     for module in routers:
         app.include_router(module.router)
