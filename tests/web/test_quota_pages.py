@@ -135,8 +135,16 @@ def test_a_fleet_reader_sees_every_quota(client: TestClient, demo: Demo) -> None
     auditor = user(demo, "auditor")
     sign_in(client, auditor)
     page = client.get("/quotas").text
-    for view in quotas(demo).all(principal(demo, auditor)):
+    views = quotas(demo).overview(principal(demo, auditor))
+    for view in views:
         assert shown(page, view.department) == figures(view)
+    doc = lhtml.document_fromstring(page)
+    assert doc.xpath("//section[@class='quota']/@id") == [
+        f"quota-{_anchor(v.department)}" for v in views
+    ]
+    running = {v.department for v in demo.inv.list_vms().items if v.department}
+    assert running <= {v.department for v in views}  # a department without a quota too
+    assert any(v.limits.unlimited for v in views)
     assert 'action="/quotas"' not in page
 
 

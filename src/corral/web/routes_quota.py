@@ -16,10 +16,9 @@ from fastapi.responses import Response
 from corral.domain.access import Permission as P
 from corral.domain.requests import QuotaDimension
 from corral.errors import ValidationError
-from corral.services.quotas import Limits, QuotaService, QuotaView
+from corral.services.quotas import Limits, QuotaService
 from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
 from corral.web.routes_requests import quota_lines
-from corral.web.session import Viewer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -39,19 +38,10 @@ def _quotas(request: Request) -> QuotaService:
     return svc
 
 
-def visible(request: Request, viewer: Viewer) -> list[QuotaView]:
-    """The quotas the viewer may read, and their own departments' even without a quota."""
-    who = viewer.principal
-    shown = {q.department: q for q in _quotas(request).all(who)}
-    for department in who.departments - shown.keys():
-        shown[department] = _quotas(request).get(department, who)
-    return [shown[d] for d in sorted(shown)]
-
-
 @router.get("/quotas")
 def quotas(request: Request) -> Response:
     viewer = authorize(request, P.request_read)
-    views = visible(request, viewer)
+    views = _quotas(request).overview(viewer.principal)
     return render(
         request,
         "quotas.html",
