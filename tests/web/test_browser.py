@@ -195,7 +195,16 @@ def test_flag_a_vm_from_sprawl_and_see_its_case(browser: Browser, demo: Demo) ->
 
 
 @pytest.mark.parametrize(
-    ("name", "path"), [("manager", "/manager"), ("hosts", "/hosts"), ("events", "/events")]
+    ("name", "path"),
+    [
+        ("manager", "/manager"),
+        ("hosts", "/hosts"),
+        ("events", "/events"),
+        ("plan", "/plan"),
+        ("quotas", "/quotas"),
+        ("blueprints", "/blueprints"),
+        ("units", "/units"),
+    ],
 )
 def test_other_pages_are_accessible(browser: Browser, name: str, path: str) -> None:
     browser.go(path)

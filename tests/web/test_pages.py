@@ -29,6 +29,7 @@ from tests.web.conftest import Demo, csrf_of, sign_in
 PAGES = (
     *("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events"),
     *("/ha", "/backups", "/alerts"),
+    *("/plan", "/quotas", "/blueprints", "/units"),
 )
 HOSTILE = "<script>document.title='pwned'</script>"
 

@@ -23,6 +23,7 @@ from corral.engines.planning.forecast.history import History, forecast_fleet, lo
 from corral.engines.planning.forecast.whatif import (
     AddVMs,
     Change,
+    FleetSummary,
     RemoveHost,
     ReserveCapacity,
     WhatIfResult,
@@ -35,7 +36,10 @@ from corral.engines.planning.placement.outcome import (
     Rejections,
     UnschedulableFreeingWouldHelp,
 )
+from corral.engines.planning.placement.ranking import HostRank
+from corral.engines.planning.placement.ranking import rank_hosts as _rank
 from corral.engines.planning.placement.scheduler import Scheduler, place
+from corral.engines.planning.state import ClusterState
 from corral.errors import ValidationError
 
 __all__ = [
@@ -45,7 +49,9 @@ __all__ = [
     "ConsolidationPlan",
     "EvacuationPlan",
     "Fleet",
+    "FleetSummary",
     "ForecastReport",
+    "HostRank",
     "NewVM",
     "PlacementOutcome",
     "PlacementReport",
@@ -55,10 +61,13 @@ __all__ = [
     "RemoveHost",
     "ReserveCapacity",
     "WhatIfResult",
+    "able_hosts",
     "consolidate",
     "evacuate",
     "forecast",
+    "headroom",
     "place_vms",
+    "rank_hosts",
     "rebalance",
     "whatif",
 ]
@@ -227,3 +236,27 @@ def forecast(
     series = load_history(history) if isinstance(history, Path) else history
     found = forecast_fleet(fleet, series, k, horizon_days)
     return ForecastReport(failures=k, horizon_days=horizon_days, exhaustions=tuple(found))
+
+
+def rank_hosts(
+    fleet: Fleet, new: NewVM, strategy: PlacementStrategy = PlacementStrategy.spread
+) -> tuple[HostRank, ...]:
+    """Every host of ``fleet`` for one new VM, as the placement engine sees it: the hosts that
+    pass best first with each weigher's score, then the others with the filter that refused
+    them and why. The first one is the host ``place_vms`` would choose."""
+    vm = VM(new.name, new.vcpus, new.memory_mib, profile=new.profile)
+    return _rank(Scheduler.default(strategy.value), ClusterState.from_fleet(fleet), vm)
+
+
+def able_hosts(fleet: Fleet, vcpus: int, memory_mib: int) -> tuple[str, ...]:
+    """The hosts that could take a VM of this size now, best first (spread)."""
+    ranked = rank_hosts(fleet, NewVM("candidate", max(vcpus, 1), max(memory_mib, 1)))
+    return tuple(r.host for r in ranked if r.rank is not None)
+
+
+def headroom(after: FleetSummary, vcpus: int, memory_mib: int) -> int:
+    """How many more VMs of this size the fleet's free vCPUs and memory hold in total (an
+    upper bound: one VM cannot span hosts)."""
+    if vcpus < 1 or memory_mib < 1:
+        raise ValidationError("a VM size needs at least 1 vCPU and 1 MiB.")
+    return max(0, int(min(after.free_vcpus // vcpus, after.free_memory_mib // memory_mib)))

@@ -227,6 +227,26 @@ class QuotaService:
                 self._view(s, r.department, r) for r in rows if seen is None or r.department in seen
             ]
 
+    def overview(self, who: Principal) -> list[QuotaView]:
+        """Every department the caller may see that has a quota, runs VMs or holds an
+        approved request, and the caller's own: usage against quota, by department."""
+        seen = who.visible_departments(Permission.request_read)
+        with self.db.session() as s:
+            rows = {r.department: r for r in s.scalars(select(m.Quota))}
+            running = s.scalars(
+                select(m.VM.department)
+                .where(m.VM.department.is_not(None), m.VM.deleted_at.is_(None))
+                .group_by(m.VM.department)
+            )
+            holding = s.scalars(
+                select(m.VMRequest.department)
+                .where(m.VMRequest.state.in_([st.value for st in RESERVING]))
+                .group_by(m.VMRequest.department)
+            )
+            found = {*rows, *(d for d in running if d), *holding, *who.departments}
+            shown = sorted(d for d in found if seen is None or d in seen)
+            return [self._view(s, d, rows.get(d)) for d in shown]
+
     def _view(self, s: Session, department: str, row: m.Quota | None) -> QuotaView:
         return QuotaView(
             department=department,

@@ -22,7 +22,10 @@ from corral.web import (
     routes_fleet,
     routes_money,
     routes_ops,
+    routes_plan,
+    routes_quota,
     routes_requests,
+    routes_units,
 )
 from corral.web.pages import HERE, templates
 from corral.web.session import Sessions
@@ -46,6 +49,9 @@ def mount(app: FastAPI) -> None:
         routes_ops,
         routes_backup,
         routes_audit,
+        routes_plan,
+        routes_quota,
+        routes_units,
     )
     for module in routers:
         app.include_router(module.router)

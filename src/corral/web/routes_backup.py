@@ -7,7 +7,9 @@ as submitter, so a page, ``corral backup`` and ``POST /api/v1/backup/...`` reach
 and one restorer, and the writes are audited as that user's. Reading the restore points and
 jobs needs ``ops.read``; starting a backup or a restore needs ``fleet.operate``, checked here
 on the server. Restoring in place overwrites a VM's disks, so it needs the box ticked that says
-so; the page never takes a file path or a host (the restorer's defaults: beside the original).
+so; the page never takes a file path. A restore as a new VM goes to the host the user
+chooses among those the placement engine finds able to take a VM of its size now (the
+choice is checked again here: a host outside that list is refused).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from corral.api.routes.restore_points import RESTORE, RUN, RestoreJob, RunJob
 from corral.domain.access import Permission as P
 from corral.domain.backup import Manifest
 from corral.errors import NotFoundError, ValidationError
-from corral.services import backup_exec
+from corral.services import backup_exec, planning
+from corral.services.fleet import live_fleet
 from corral.services.jobs import Job, JobKind, JobService, JobState
 from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
 from corral.web.session import Viewer
@@ -74,7 +77,26 @@ def point(request: Request, point_id: str) -> Response:
     """One restore point, with the form that restores it."""
     authorize(request, P.ops_read, fleet=True)
     found = backup_exec.repository(request.app.state.settings).get(point_id)
-    return render(request, "backup_point.html", title=f"Restore point {found.id}", point=found)
+    return render(
+        request,
+        "backup_point.html",
+        title=f"Restore point {found.id}",
+        point=found,
+        targets=targets(request, found),
+    )
+
+
+def targets(request: Request, point: Manifest) -> tuple[str, ...]:
+    """The hosts able to take a new VM of the point's VM's size now, the point's own first
+    when it is one of them (a VM no longer in the inventory: the size of the smallest VM)."""
+    inventory = get_inventory(request)
+    try:
+        vm = inventory.find_vm(point.vm_uuid)
+        vcpus, memory = vm.vcpus, vm.memory_mib
+    except NotFoundError:
+        vcpus, memory = 1, 1
+    able = planning.able_hosts(live_fleet(inventory).fleet, vcpus, memory)
+    return tuple(sorted(able, key=lambda h: h != point.host))
 
 
 @router.post("/backups/restore")
@@ -96,9 +118,14 @@ async def restore(request: Request) -> Response:
                 "tick the box that confirms it."
             )
         as_name = None
+    host = _target(request, found, form.get("host", "").strip()) if mode == "new" else None
     try:
         params = RestoreJob(
-            point=found.id, as_name=as_name, by=viewer.name, roles=viewer.principal.role_names
+            point=found.id,
+            host=host,
+            as_name=as_name,
+            by=viewer.name,
+            roles=viewer.principal.role_names,
         )
     except pydantic.ValidationError:
         raise ValidationError(
@@ -106,6 +133,19 @@ async def restore(request: Request) -> Response:
             "starting with a letter or digit."
         ) from None
     return _submit(request, RESTORE, params, viewer)
+
+
+def _target(request: Request, point: Manifest, host: str) -> str | None:
+    """The chosen host when it can take the VM now (none chosen: the restorer's default)."""
+    if not host:
+        return None
+    able = targets(request, point)
+    if host not in able:
+        raise ValidationError(
+            f"host {host[:64]} cannot take {point.vm_name} now; choose one of: "
+            f"{', '.join(able) or 'none (no host has room)'}."
+        )
+    return host
 
 
 @router.get("/jobs/{job_id}")

@@ -40,6 +40,7 @@ DEFAULTS = {
     "lease_days": "30",
     "purpose": "",
     "department": "",
+    "blueprint": "",  # a blueprint's name: its tiers are the VMs (the size fields unused)
 }
 
 
@@ -75,7 +76,8 @@ def quota_lines(view: QuotaView) -> list[QuotaLine]:
 @router.get("/requests")
 def my_requests(request: Request) -> Response:
     viewer = authorize(request, P.request_create)
-    return _my_page(request, viewer, dict(DEFAULTS), problem=None)
+    form = dict(DEFAULTS, blueprint=request.query_params.get("blueprint", "").strip()[:64])
+    return _my_page(request, viewer, form, problem=None)
 
 
 def _my_page(
@@ -121,6 +123,18 @@ async def new_request(request: Request) -> Response:
 
 
 def _spec(form: dict[str, str], viewer: Viewer) -> RequestSpec:
+    if form["blueprint"]:  # the service resolves the tiers; template and size are unused
+        return RequestSpec(
+            template="",
+            count=1,
+            size=Size(1, 1, 0.0),
+            owner=viewer.name,
+            department=form["department"],
+            purpose=form["purpose"],
+            environment=form["environment"],
+            lease_days=_whole(form["lease_days"], "the lease (days)"),
+            blueprint=form["blueprint"],
+        )
     return RequestSpec(
         template=form["template"],
         count=_whole(form["count"], "the number of VMs"),
