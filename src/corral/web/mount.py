@@ -19,6 +19,7 @@ from corral.web import (
     routes_audit,
     routes_auth,
     routes_backup,
+    routes_drills,
     routes_fleet,
     routes_money,
     routes_ops,
@@ -44,6 +45,7 @@ def mount(app: FastAPI) -> None:
         routes_money,
         routes_requests,
         routes_ops,
+        routes_drills,
         routes_backup,
         routes_audit,
     )
