@@ -16,6 +16,7 @@ Checked apart from the manager, by this script itself:
 - lost: a guest the plan gave a target that no host runs at the end.
 
     python benchmarks/bench_ha_drill.py [--drills 20] [--vms 3] [--grace S] [--interval S]
+                                        [--reports DIR]   # each drill's JSON and HTML report
 
 Needs root and `bash scripts/realhosts.sh up` done once (for the guest artifacts).
 """
@@ -47,7 +48,7 @@ from privateset import private_set  # noqa: E402
 from corral.config import Settings  # noqa: E402
 from corral.inventory.service import Inventory  # noqa: E402
 from corral.security.secrets import SecretBox  # noqa: E402
-from corral.services import ha_live_views  # noqa: E402
+from corral.services import ha_drill_report, ha_live_views  # noqa: E402
 from corral.services.ha_drill import DrillReport, DrillService  # noqa: E402
 from corral.services.ha_live import HALiveService  # noqa: E402
 from corral.services.ha_live_policy import parse_policy  # noqa: E402
@@ -164,8 +165,14 @@ def _run(
         while {v.name for v in ha_live_views.status(db).vms if v.state == "running"} < names:
             time.sleep(0.2)
         with Writers([(u, d) for _, u, d in guests]) as writers:
-            report = DrillService(inventory, settings, policy=policy).run("ha1")
+            drills = DrillService(inventory, settings, policy=policy)
+            report = drills.run("ha1")
             twice, lost = _census(uris[1:], guests, report)
+        if args.reports is not None and drills.last_run_id is not None:
+            view = ha_drill_report.drill_report(db, drills.last_run_id)
+            stem = args.reports / f"drill-{state.name}"
+            ha_drill_report.write(view, html=stem.with_suffix(".html"),
+                                  json_file=stem.with_suffix(".json"))  # fmt: skip
         return report, writers.most, twice, lost
     finally:
         stop.set()
@@ -238,7 +245,11 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=3, help="protected guests on the failed host")
     parser.add_argument("--grace", type=float, default=None, help="default: the setting's")
     parser.add_argument("--interval", type=float, default=None, help="default: the setting's")
+    parser.add_argument("--reports", type=Path, default=None, help="write each drill's report "
+                        "(JSON and HTML) into this folder")  # fmt: skip
     args = parser.parse_args()
+    if args.reports is not None:
+        args.reports.mkdir(parents=True, exist_ok=True)
     defaults = Settings(home=Path("."))
     print(f"grace {args.grace or defaults.ha_grace_s} s, check interval "
           f"{args.interval or defaults.ha_check_interval_s} s, {args.vms} protected VMs "
