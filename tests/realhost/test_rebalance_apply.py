@@ -32,16 +32,19 @@ from corral.services.ha_live_policy import parse_policy
 from corral.services.rebalance_apply import RebalanceApply
 from corral.store.db import Database
 
-#: shared disks in one folder libvirt cannot tell is shared (unsafe); a slow stream, so a
-#: migration is still in flight when its target is killed
-MIGRATION = {"uri": "tcp://127.0.0.1", "unsafe": True, "max_parallel": 2, "bandwidth_mib_s": 4}
+#: shared disks in one folder libvirt cannot tell is shared (unsafe)
+MIGRATION = {"uri": "tcp://127.0.0.1", "unsafe": True, "max_parallel": 2}
+#: a slow stream, so a migration is still in flight when its target is killed
+SLOW = {**MIGRATION, "bandwidth_mib_s": 8}
 
 
-def _boot(hosts: PrivateHosts, env: RealhostEnv, tmp_path: Path, n: int) -> dict[str, str]:
-    """``n`` guests started on ha1 and booted: name -> UUID."""
-    conn = libvirt.open(hosts.uris[0])
+def _boot(
+    hosts: PrivateHosts, env: RealhostEnv, tmp_path: Path, on: list[int]
+) -> dict[str, tuple[str, str]]:
+    """A guest started on each host index of ``on``, all booted: name -> (UUID, host)."""
     out, consoles = {}, []
-    for _ in range(n):
+    for i in on:
+        conn = libvirt.open(hosts.uris[i])
         name = f"corral-rebal-{uuidlib.uuid4().hex[:8]}"
         consoles.append(tmp_path / f"{name}.console.log")
         xml = guest_xml(
@@ -50,7 +53,7 @@ def _boot(hosts: PrivateHosts, env: RealhostEnv, tmp_path: Path, n: int) -> dict
         )  # fmt: skip
         dom = conn.defineXML(xml)
         dom.create()
-        out[name] = dom.UUIDString()
+        out[name] = (dom.UUIDString(), HOSTS[i])
     for console in consoles:
         wait_for_console(console, timeout_s=240)
     return out
@@ -75,6 +78,7 @@ def _final(inventory: Inventory) -> dict[str, str]:
     return {step.vm: step.target for step in plan.schedule.steps}
 
 
+@pytest.mark.timeout(1200)  # a dozen guests booted and migrated under TCG
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_rebalance_apply_moves_guests_live_and_reports_a_killed_target(
     private_hosts: PrivateHosts,  # noqa: F811
@@ -85,9 +89,10 @@ def test_rebalance_apply_moves_guests_live_and_reports_a_killed_target(
     inventory = Inventory(db, SecretBox(Fernet.generate_key()))
     for name, uri in zip(HOSTS, private_hosts.uris, strict=True):
         inventory.add_host(name, uri)
-    first = _boot(private_hosts, realhost_env, tmp_path, 4)
+    # rebalancing is among the hosts in use (an empty one counts as off): one guest each
+    first = _boot(private_hosts, realhost_env, tmp_path, [0, 0, 0, 0, 1, 2])
     planned = _final(inventory)
-    assert planned and set(planned) <= set(first) and "ha1" not in planned.values()
+    assert planned and set(planned) <= set(first) and "ha1" not in planned.values(), planned
 
     # 1. the CLI, all hosts up: every move done, each guest where the plan said, once
     policy = tmp_path / "ha.yaml"
@@ -106,11 +111,11 @@ def test_rebalance_apply_moves_guests_live_and_reports_a_killed_target(
     report = json.loads(done.stdout)
     assert report["state"] == "done" and report["placement"] == planned, report
     assert {mv["outcome"] for mv in report["moves"]} == {"moved"}
-    for name, uuid in first.items():
-        assert _where(private_hosts, uuid) == [planned.get(name, "ha1")], name
+    for name, (uuid, host) in first.items():
+        assert _where(private_hosts, uuid) == [planned.get(name, host)], name
 
     # 2. more guests on ha1; a target of the new plan is killed once the run has begun
-    second = _boot(private_hosts, realhost_env, tmp_path, 4)
+    second = _boot(private_hosts, realhost_env, tmp_path, [0, 0, 0, 0])
     planned = _final(inventory)
     targets = sorted(set(planned.values()))
     assert targets, planned
@@ -124,13 +129,13 @@ def test_rebalance_apply_moves_guests_live_and_reports_a_killed_target(
 
     settings = Settings(home=tmp_path / "home")
     service = RebalanceApply(
-        inventory, settings, policy=parse_policy({"migration": MIGRATION}, settings)
+        inventory, settings, policy=parse_policy({"migration": SLOW}, settings)
     )
     result = service.apply(10, progress)
     assert killed == [victim]
     assert result.state == "partial" and result.planned == len(planned)
     by_vm = {mv.vm: mv for mv in result.moves}
-    uuids = {**first, **second}
+    uuids = {name: uuid for name, (uuid, _) in {**first, **second}.items()}
     to_victim = [vm for vm, host in planned.items() if host == victim]
     assert to_victim
     for vm in to_victim:  # reported, with why, and the guest still runs on its host alone
@@ -145,5 +150,5 @@ def test_rebalance_apply_moves_guests_live_and_reports_a_killed_target(
     assert all(mv.outcome == "moved" for mv in others if not mv.detail.startswith("skipped")), [
         (mv.vm, mv.outcome, mv.detail) for mv in others
     ]
-    for uuid in second.values():  # never on two hosts, never lost: ha1's guests all run
+    for uuid, _ in second.values():  # never on two hosts, never lost: ha1's guests all run
         assert len(_where(private_hosts, uuid)) == 1, uuid
