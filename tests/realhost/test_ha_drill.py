@@ -19,6 +19,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 from guest import RealhostEnv, guest_xml, make_disk, wait_for_console
+from lxml import html as lhtml
 from test_ha_live import HOSTS, PrivateHosts, _fence_spec, _wait, private_hosts  # noqa: F401
 
 from corral.inventory.service import Inventory
@@ -74,8 +75,10 @@ def test_drill_report_matches_the_event_log(
             e.target for e in ha_live_views.plan(db, inventory).entries
             if e.failed_host == "ha1" and e.vm == name
         )  # fmt: skip
+        page = tmp_path / "drill.html"
         done = subprocess.run(
-            [sys.executable, "-m", "corral", "ha", "drill", "ha1", "-o", "json"],
+            [sys.executable, "-m", "corral", "ha", "drill", "ha1", "-o", "json",
+             "--report-html", str(page)],
             env=env, capture_output=True, text=True, timeout=400,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr + done.stdout
@@ -100,6 +103,12 @@ def test_drill_report_matches_the_event_log(
         assert vm["restart_s"] == since("vm_recovered", vm=name)
         assert report["fence_s"] <= vm["restart_s"]
         assert vm["rto_met"] == (vm["restart_s"] <= 60) and report["not_recovered"] == []
+        doc = lhtml.document_fromstring(page.read_text())  # the file shows the same figures
+        cells = [td.text_content() for td in doc.xpath("//table[@id='drill-vms']/tbody/tr/td")]
+        assert cells[:4] == [name, planned, planned, f"{vm['restart_s']:.1f}"]
+        assert doc.xpath("string(//*[@id='fence'])") == f"{report['fence_s']:.1f}"
+        kinds = doc.xpath("//table[@id='drill-timeline']/tbody/tr/td[2]/text()")
+        assert "host_failed" in kinds and "vm_recovered" in kinds
         target = libvirt.open(private_hosts.uris[HOSTS.index(planned)])
         assert target.lookupByUUIDString(dom.UUIDString()).isActive()
     finally:

@@ -277,11 +277,21 @@ def encrypt_secret() -> None:
     typer.echo(f"{{encrypted: {seal(secret, context.settings())}}}")
 
 
+ReportHTMLOption = typer.Option(
+    None, "--report-html", help="Also write the drill's report to this file, as HTML."
+)
+ReportJSONOption = typer.Option(
+    None, "--report-json", help="Also write the drill's report to this file, as JSON."
+)
+
+
 @ha_app.command("drill")
 def drill(
     host: str = typer.Argument(..., help="The host to fail on purpose (drills.allow)."),
     name: str = typer.Option("default", "--name", help="Manager name."),
     output: OutputFormat = OutputOption,
+    report_html: Path | None = ReportHTMLOption,
+    report_json: Path | None = ReportJSONOption,
 ) -> None:
     """Fail HOST through its fence agent, let the running HA manager recover, report.
 
@@ -290,9 +300,15 @@ def drill(
     """
     from corral.cli import context
     from corral.cli.output import emit
+    from corral.services import ha_drill_report
     from corral.services.ha_drill import DrillService
 
-    report = DrillService(context.inventory(), context.settings(), name=name).run(host)
+    inventory = context.inventory()
+    service = DrillService(inventory, context.settings(), name=name)
+    report = service.run(host)
+    if (report_html or report_json) and service.last_run_id is not None:
+        view = ha_drill_report.drill_report(inventory.db, service.last_run_id, name)
+        ha_drill_report.write(view, html=report_html, json_file=report_json)
     if output is OutputFormat.json:
         typer.echo(to_json(report.to_dict()))
     else:
@@ -307,6 +323,25 @@ def drill(
             typer.echo("down by design (not protected): " + ", ".join(report.unprotected))
     if not report.all_met:
         raise typer.Exit(4)
+
+
+@ha_app.command("drill-report")
+def drill_report(
+    run_id: int = typer.Argument(..., help="The drill run (see 'corral ha drills')."),
+    name: str = typer.Option("default", "--name", help="Manager name."),
+    report_html: Path | None = ReportHTMLOption,
+    report_json: Path | None = ReportJSONOption,
+) -> None:
+    """A past drill's report: JSON on stdout, or written to --report-html / --report-json
+    (a standalone page: planned and actual host per VM, times, what did not come back)."""
+    from corral.cli import context
+    from corral.services import ha_drill_report
+
+    view = ha_drill_report.drill_report(context.inventory().db, run_id, name)
+    if report_html is None and report_json is None:
+        typer.echo(ha_drill_report.to_json(view))
+        return
+    ha_drill_report.write(view, html=report_html, json_file=report_json)
 
 
 @ha_app.command("drills")

@@ -115,11 +115,41 @@ def rebalance_cmd(
     live: bool = LiveOption,
     max_migrations: int = typer.Option(10, min=1, help="At most this many migrations."),
     output: OutputFormat = OutputOption,
+    apply: bool = typer.Option(
+        False, "--apply", help="Carry the plan out on the live fleet with live migrations."
+    ),
 ) -> None:
-    """A few migrations that cool the hottest hosts (load and, with profiles, peak hour)."""
+    """A few migrations that cool the hottest hosts (load and, with profiles, peak hour).
+
+    With --apply, the plan is made on a fresh sync and carried out at once: live
+    migrations a few at a time (the HA policy's migration section), Ctrl-C aborts; each
+    VM that did not move is reported with why (exit code 4 then).
+    """
+    if apply:
+        _apply_rebalance(fleet_file, max_migrations, output)
+        return
     plan = planning.rebalance(fleet_snapshot(fleet_file, live).fleet, max_migrations)
     doc = plan.to_dict()
     _emit(doc, doc["steps"], output, "rebalance")
+
+
+def _apply_rebalance(fleet_file: Path | None, max_migrations: int, output: OutputFormat) -> None:
+    from corral.cli import context
+    from corral.services.rebalance_apply import RebalanceApply
+
+    if fleet_file is not None:
+        raise ValidationError("--apply acts on the live fleet; leave out the fleet file.")
+    service = RebalanceApply(context.inventory(), context.settings())
+
+    def progress(fraction: float) -> None:
+        if output is not OutputFormat.json:
+            typer.echo(f"rebalance: {fraction:.0%} of the moves ended", err=True)
+
+    report = service.apply(max_migrations, progress)
+    doc = report.to_dict()
+    _emit(doc, doc["moves"], output, "rebalance applied")
+    if report.failed:
+        raise typer.Exit(4)
 
 
 @plan_app.command("evacuate")

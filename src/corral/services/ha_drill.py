@@ -48,6 +48,17 @@ class DrillVM:
 
 
 @dataclass(frozen=True)
+class TimelineEntry:
+    """One manager event after the kill, ``t_s`` seconds after it."""
+
+    t_s: float
+    kind: str
+    host: str | None
+    vm: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
 class DrillReport:
     host: str
     #: the kill, on the manager's clock (epoch seconds)
@@ -63,6 +74,18 @@ class DrillReport:
     events: int
     #: VMs of the host without protection: down by design (no RTO)
     unprotected: tuple[str, ...] = ()
+    #: the manager's events from the kill to the end: detection, fencing, each restart
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> DrillReport:
+        """A report as ``to_dict`` stored it (reports stored before the timeline have none)."""
+        fields = {k: v for k, v in doc.items() if k != "all_met"}
+        fields["vms"] = tuple(DrillVM(**v) for v in doc.get("vms", ()))
+        fields["timeline"] = tuple(TimelineEntry(**e) for e in doc.get("timeline", ()))
+        for name in ("not_recovered", "unprotected"):
+            fields[name] = tuple(doc.get(name, ()))
+        return cls(**fields)
 
     @property
     def all_met(self) -> bool:
@@ -88,6 +111,8 @@ class DrillService:
         self.name = name
         self.policy = policy or load_policy(settings)
         self.clock, self.sleep = clock, sleep
+        #: the drill run ``run`` recorded last (its report: services.ha_drill_report)
+        self.last_run_id: int | None = None
 
     def run(
         self,
@@ -101,6 +126,7 @@ class DrillService:
         db = self.inventory.db
         if run_id is None:
             run_id = ha_drills.begin(db, self.name, host, False, self._utc())
+        self.last_run_id = run_id
         try:
             report = self._run(host, progress)
         except CorralError as exc:
@@ -236,6 +262,16 @@ def report_from_events(
         not_recovered=tuple(v.vm for v in vms if v.actual is None),
         events=len(events),
         unprotected=unprotected,
+        timeline=tuple(
+            TimelineEntry(
+                round(float(e["t"]) - killed_at, 3),
+                str(e["kind"]),
+                e.get("host"),
+                e.get("vm"),
+                str(e.get("detail") or ""),
+            )
+            for e in events
+        ),
     )
 
 

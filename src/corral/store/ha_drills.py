@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from corral.errors import ConflictError, StoreError
 from corral.store.db import Database
@@ -81,13 +81,14 @@ def last_runs(db: Database, manager: str) -> dict[str, datetime]:
     return out
 
 
-def runs(db: Database, manager: str, limit: int | None = 50) -> list[DrillRun]:
+def runs(db: Database, manager: str, limit: int | None = 50, offset: int = 0) -> list[DrillRun]:
     """Newest first."""
     query = (
         select(HADrillRunRow)
         .where(HADrillRunRow.manager == manager)
         .order_by(HADrillRunRow.started_at.desc(), HADrillRunRow.id.desc())
         .limit(limit)
+        .offset(offset)
     )
     with db.session() as s:
         return [
@@ -98,3 +99,19 @@ def runs(db: Database, manager: str, limit: int | None = 50) -> list[DrillRun]:
 
 def _running(manager: str) -> Any:
     return select(HADrillRunRow).where(HADrillRunRow.manager == manager, HADrillRunRow.running == 1)
+
+
+def count(db: Database, manager: str) -> int:
+    query = select(func.count()).select_from(HADrillRunRow).where(HADrillRunRow.manager == manager)
+    with db.session() as s:
+        return int(s.scalar(query) or 0)
+
+
+def run(db: Database, manager: str, run_id: int) -> tuple[DrillRun, dict[str, Any] | None] | None:
+    """One run and its stored report (None while running or when it could not run)."""
+    with db.session() as s:
+        r = s.get(HADrillRunRow, run_id)
+        if r is None or r.manager != manager:
+            return None
+        view = DrillRun(r.id, r.host, r.scheduled, r.started_at, r.ended_at, r.outcome, r.detail)
+        return view, (dict(r.report) if r.report else None)

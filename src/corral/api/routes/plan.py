@@ -291,7 +291,57 @@ def _consolidate(params: ConsolidateRequest, state: Any, _progress: Progress) ->
 
 
 CONSOLIDATE = JobKind("plan.consolidate", ConsolidateRequest, _consolidate)
-JOB_KINDS = (CONSOLIDATE,)
+
+
+# -- rebalance --apply (issue 11 item 4): real live migrations, as a job ------------------
+
+
+class RebalanceApplyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_migrations: int = Field(default=10, ge=1, le=1000)
+
+
+class RebalanceApplyJob(RebalanceApplyRequest):
+    """The request and who sent it (set by the route): the moves are audited as theirs."""
+
+    by: str
+    roles: str
+
+
+class AppliedMoveOut(BaseModel):
+    vm: str
+    source: str
+    target: str | None
+    outcome: str = Field(description="moved | failed (see detail) | skipped | cancelled")
+    detail: str
+    seconds: float | None
+
+
+class RebalanceApplyOut(BaseModel):
+    state: str = Field(description="done | partial (see the moves) | aborted")
+    planned: int
+    max_load_before: float
+    max_load_after: float
+    moves: list[AppliedMoveOut]
+    placement: dict[str, str] = Field(description="Where each VM that moved runs now.")
+
+
+def _rebalance_apply(
+    params: RebalanceApplyJob, state: Any, progress: Progress
+) -> RebalanceApplyOut:
+    from corral.services.audit import Actor, acting_as
+    from corral.services.rebalance_apply import RebalanceApply
+
+    actor = Actor(user=params.by, roles=params.roles, origin=f"api job {REBALANCE_APPLY_KIND}")
+    service = RebalanceApply(state.inventory, state.settings, by=f"api:{params.by}")
+    with acting_as(actor):
+        report = service.apply(params.max_migrations, progress)
+    return RebalanceApplyOut.model_validate(report.to_dict())
+
+
+REBALANCE_APPLY_KIND = "plan.rebalance.apply"
+REBALANCE_APPLY = JobKind(REBALANCE_APPLY_KIND, RebalanceApplyJob, _rebalance_apply)
+JOB_KINDS = (CONSOLIDATE, REBALANCE_APPLY)
 
 
 # -- routes ------------------------------------------------------------------------------
@@ -335,6 +385,22 @@ def rebalance(
     """A few migrations that cool the hottest hosts."""
     plan = planning.rebalance(snapshot(body, inv).fleet, body.max_migrations)
     return RebalanceOut.model_validate(plan.to_dict())
+
+
+@router.post(
+    "/rebalance/apply", status_code=202, response_model=JobPublic,
+    responses={**ACCEPTED, **error_responses(401, 413, 422)},
+)  # fmt: skip
+def rebalance_apply(
+    body: RebalanceApplyRequest,
+    jobs: JobsDep,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+    response: Response,
+) -> JobPublic:
+    """Rebalance the live fleet now with live migrations: a job whose result is a
+    RebalanceApplyOut (each move, or why it did not happen); cancel the job to abort."""
+    job = RebalanceApplyJob(**body.model_dump(), by=who.user, roles=who.role_names)
+    return accept(jobs, REBALANCE_APPLY, job, who.user, response)
 
 
 @router.post("/evacuate", response_model=EvacuationOut, responses=ERRORS)

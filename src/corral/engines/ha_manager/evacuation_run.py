@@ -13,6 +13,9 @@ answers neither is given up after ``cancel_wait_s`` and reported with where the 
 
 What counts is never the call's return but where the VM runs afterwards, read from the
 hosts: moved means running on the target alone.
+
+A rebalance (services.rebalance_apply) plays the same run with VMs of several hosts:
+``sources`` names each VM's host (``host`` is then only the run's label in its events).
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ class EvacuationRun:
     timeout_s: float = 300.0
     #: after a cancel, how long a migration may take to answer before it is given up
     cancel_wait_s: float = 30.0
+    #: VM -> the host it leaves, when not ``host`` (a rebalance moves VMs of many hosts)
+    sources: dict[str, str] = field(default_factory=dict)
     moves: list[VMMove] = field(default_factory=list)
     aborting: bool = False
     _queue: list[Destination] = field(default_factory=list)
@@ -133,11 +138,12 @@ class EvacuationRun:
             dest = self._queue.pop(0)
             assert dest.target is not None
             self._flights[dest.vm] = _Flight(dest, now)
-            env.begin(dest.vm, self.host, dest.target)
+            env.begin(dest.vm, self.source_of(dest.vm), dest.target)
             events.append(Event(now, "migration_begin", dest.target, dest.vm, dest.why))
         if self.aborting:
             for d in self._queue:
-                not_begun = VMMove(d.vm, self.host, d.target, CANCELLED, "not begun: aborted")
+                src = self.source_of(d.vm)
+                not_begun = VMMove(d.vm, src, d.target, CANCELLED, "not begun: aborted")
                 events.append(self._record(not_begun, now))
             self._queue = []
         if self.finished:
@@ -150,7 +156,8 @@ class EvacuationRun:
         events = [Event(now, "evacuation_begin", self.host, detail=f"{self.total} VMs")]
         for d in self.destinations:
             if d.target is None:
-                events.append(self._record(VMMove(d.vm, self.host, None, FAILED, d.why), now))
+                move = VMMove(d.vm, self.source_of(d.vm), None, FAILED, d.why)
+                events.append(self._record(move, now))
         return events
 
     def _follow(self, env: Migrations, vm: str, now: float) -> list[Event]:
@@ -169,7 +176,7 @@ class EvacuationRun:
             flight.cancelled_at = now
             flight.why = "aborted by an operator" if self.aborting else "over its deadline"
             env.cancel(vm)
-            return [Event(now, "migration_cancel", self.host, vm, flight.why)]
+            return [Event(now, "migration_cancel", self.source_of(vm), vm, flight.why)]
         if now - flight.cancelled_at < self.cancel_wait_s:
             return []
         del self._flights[vm]
@@ -178,28 +185,31 @@ class EvacuationRun:
 
     def _verify(self, env: Migrations, flight: _Flight, poll: MigrationPoll, now: float) -> Event:
         """The move's outcome from where the VM runs now, not from what the call said."""
-        d = flight.dest
+        d, src = flight.dest, self.source_of(flight.dest.vm)
         assert d.target is not None
         seconds = round(now - flight.started, 3)
-        where = env.running_on(d.vm, (self.host, d.target))
+        where = env.running_on(d.vm, (src, d.target))
         if where == (d.target,):
-            return self._record(VMMove(d.vm, self.host, d.target, MOVED, d.why, seconds), now)
+            return self._record(VMMove(d.vm, src, d.target, MOVED, d.why, seconds), now)
         why = poll.detail or flight.why or "not running on the target"
-        if where == (self.host,):
+        if where == (src,):
             outcome = CANCELLED if flight.cancelled_at is not None and self.aborting else FAILED
             text = f"still running on its host: {why}"
         elif not where:
             outcome, text = FAILED, f"running on neither host: check it ({why})"
         else:
             outcome, text = FAILED, f"running on both hosts: stop one now ({why})"
-        return self._record(VMMove(d.vm, self.host, d.target, outcome, text, seconds), now)
+        return self._record(VMMove(d.vm, src, d.target, outcome, text, seconds), now)
 
     def _record(self, move: VMMove, now: float) -> Event:
         self.moves.append(move)
         kind = {MOVED: "migration_done", CANCELLED: "migration_cancelled"}.get(
             move.outcome, "migration_failed"
         )
-        return Event(now, kind, move.target or self.host, move.vm, move.detail)
+        return Event(now, kind, move.target or move.source, move.vm, move.detail)
+
+    def source_of(self, vm: str) -> str:
+        return self.sources.get(vm, self.host)
 
     def _summary(self) -> str:
         counts = {o: sum(mv.outcome == o for mv in self.moves) for o in (MOVED, FAILED, CANCELLED)}
