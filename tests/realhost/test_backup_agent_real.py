@@ -6,7 +6,8 @@ virtio disk is mounted at /data and a writer keeps appending to /data/churn. Kno
 written into /data through the agent itself. The executor's backup must then say
 "application" because the agent froze that filesystem (its own log shows freeze, then thaw);
 the restore point's filesystem is clean (``e2fsck -fn``: nothing to replay, nothing to fix) and
-holds the known data byte for byte. A backup whose start fails still thaws the guest.
+holds the known data byte for byte; the restored VM boots, mounts it and reads the data back
+through its own agent. A backup whose start fails still thaws the guest.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from guest import (
 from corral.engines.backup import Policy
 from corral.errors import HypervisorError
 from corral.hypervisor.backup import full_backup
+from corral.hypervisor.restore import file_consoles
 from corral.inventory.service import Inventory
 from corral.services.backup_exec import Executor, HostOpener
 from corral.services.restore import Restorer
@@ -46,7 +48,7 @@ KNOWN = "/data/known"
 
 def _agent_guest(factory: GuestFactory) -> Guest:
     guest = factory(0, disk_mib=32, agent=True)
-    wait_for_console(guest.console_log, AGENT_READY_MARKER, timeout_s=180)
+    wait_for_console(guest.console_log, AGENT_READY_MARKER, timeout_s=400)
     wait_for_agent(guest.dom)
     return guest
 
@@ -83,6 +85,7 @@ def _file_in(raw: Path, inside: str, out: Path) -> bytes:
     return out.read_bytes()
 
 
+@pytest.mark.timeout(1200)  # two TCG boots: minutes each when the shared machine is loaded
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_an_application_consistent_backup_freezes_through_the_real_agent(
     real_inventory: Inventory,
@@ -116,7 +119,17 @@ def test_an_application_consistent_backup_freezes_through_the_real_agent(
     assert _file_in(raw, "/known", tmp_path / "known") == known
     assert _file_in(raw, "/churn", tmp_path / "churn").startswith(b"line 1\n")
 
+    # and the restored VM boots, mounts it (its /agent-init says so) and reads the data back
+    copy = guest.dom.connect().lookupByName(name)
+    copy.create()
+    [console] = file_consoles(copy.XMLDesc(0))
+    wait_for_console(console, AGENT_READY_MARKER, timeout_s=400)
+    assert "corral-agent: mounted /dev/vda on /data" in console.read_text(errors="replace")
+    wait_for_agent(copy)
+    assert agent_read_file(copy, KNOWN) == known
 
+
+@pytest.mark.timeout(900)  # one TCG boot, minutes when the shared machine is loaded
 def test_a_failed_backup_start_still_thaws_the_guest(
     guest_factory: GuestFactory, tmp_path: Path
 ) -> None:

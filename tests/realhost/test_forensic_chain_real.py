@@ -85,13 +85,14 @@ def _read_back(top: Path, tmp_path: Path, names: list[str]) -> tuple[int, dict[s
     return check.returncode, files
 
 
+@pytest.mark.timeout(900)  # one TCG boot, minutes when the shared machine is loaded
 def test_snapshots_keep_the_chain_bounded_and_the_data_intact(
     real_inventory: Inventory, guest_factory: GuestFactory, service: ForensicService,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     base, top = _linked_clone(guest_factory.workdir)
     guest = guest_factory(0, disk=top, agent=True)
-    wait_for_console(guest.console_log, AGENT_READY_MARKER, timeout_s=180)
+    wait_for_console(guest.console_log, AGENT_READY_MARKER, timeout_s=400)
     wait_for_agent(guest.dom)
     real_inventory.sync()
     assert chain_depths(guest.dom.XMLDesc(0)) == {"vda": 2}
