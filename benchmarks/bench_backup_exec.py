@@ -172,6 +172,7 @@ def _bench(
         ("  backup time / cp time", f"{full_s / cp_s:.2f}"),
         ("guest rewrote (distinct MiB / MiB written)", f"16 / {written / MIB:.0f}"),
         ("incremental point (MiB of disk file, s)", f"{inc.bytes / MIB:.1f}  {inc_s:.2f}"),
+        ("  incremental size / distinct bytes changed", f"{inc.bytes / (16 * MIB):.2f}"),
         ("restore full point as new VM (s)", f"{timings[0]:.2f}"),
         ("restore full+incremental as new VM (s)", f"{timings[1]:.2f}"),
         ("restore chain onto host 2, to guest ready (s)", f"{boot_s:.2f}"),

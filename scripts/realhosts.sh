@@ -22,8 +22,11 @@ readonly ENV_FILE="$STATE_DIR/env"
 readonly MARKER=".corral-realhost"
 # iproute2 is only recommended by libvirt; the host bridges need it.
 readonly PACKAGES=(libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
-    qemu-system-x86 qemu-utils busybox-static iproute2)
+    qemu-system-x86 qemu-utils busybox-static iproute2 qemu-guest-agent)
 readonly GUEST_MODULES=(virtio_pci virtio_blk virtio_net virtio_balloon button evdev)
+# The guest-agent variant (initrd-agent.img) adds the virtio-serial driver and Debian's qemu-ga.
+readonly AGENT_MODULES=(virtio_console)
+readonly AGENT_BINARY=/usr/sbin/qemu-ga
 readonly MIGRATION_PORT_BASE=49152
 readonly MIGRATION_PORTS_PER_HOST=64
 readonly START_TIMEOUT_S=90
@@ -138,9 +141,9 @@ add_module() {
     echo "$name" >>"$tree/lib/modules/order"
 }
 
-build_initrd() {
-    local extracted=$1 out=$2 tree module modules_root
-    tree=$(mktemp -d)
+# The initramfs tree every guest boots: static busybox, /init and the modules, in order.
+initrd_tree() {
+    local extracted=$1 tree=$2 module modules_root
     mkdir -p "$tree"/{bin,dev,proc,sys,tmp,lib/modules}
     cp /bin/busybox "$tree/bin/busybox"
     cp "$HELPERS/guest-init.sh" "$tree/init"
@@ -151,8 +154,42 @@ build_initrd() {
     for module in "${GUEST_MODULES[@]}"; do
         add_module "$modules_root" "$tree" "$module"
     done
+}
+
+pack_initrd() {
+    local tree=$1 out=$2
     (cd "$tree" && find . | busybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -9) >"$out.tmp"
     mv "$out.tmp" "$out"
+}
+
+build_initrd() {
+    local extracted=$1 out=$2 tree
+    tree=$(mktemp -d)
+    initrd_tree "$extracted" "$tree"
+    pack_initrd "$tree" "$out"
+    rm -rf "$tree"
+}
+
+# The same tree plus virtio_console (appended to the module order, so /init loads it), qemu-ga
+# with the shared libraries ldd names (at their own paths) and /agent-init, the kernel's rdinit
+# for this variant (tests/realhost/guest.py, agent=True).
+build_agent_initrd() {
+    local extracted=$1 out=$2 tree module lib modules_root
+    tree=$(mktemp -d)
+    initrd_tree "$extracted" "$tree"
+    modules_root=$(echo "$extracted"/lib/modules/*)
+    for module in "${AGENT_MODULES[@]}"; do
+        add_module "$modules_root" "$tree" "$module"
+    done
+    mkdir -p "$tree/usr/sbin"
+    cp "$AGENT_BINARY" "$tree/usr/sbin/qemu-ga"
+    for lib in $(ldd "$AGENT_BINARY" | grep -o '/[^ ]*'); do
+        mkdir -p "$tree$(dirname "$lib")"
+        cp -L "$lib" "$tree$lib"
+    done
+    cp "$HELPERS/guest-agent-init.sh" "$tree/agent-init"
+    chmod 0755 "$tree/agent-init"
+    pack_initrd "$tree" "$out"
     rm -rf "$tree"
 }
 
@@ -180,6 +217,33 @@ ensure_guest() {
     build_initrd "$extracted" "$GUEST_DIR/initrd.img"
     rm -rf "$extracted"
     echo "$recipe" >"$GUEST_DIR/recipe"
+}
+
+agent_recipe() {
+    guest_recipe "$1"
+    echo "agent-init=$(sha256sum "$HELPERS/guest-agent-init.sh" | cut -d' ' -f1)"
+    echo "agent=$(sha256sum "$AGENT_BINARY" | cut -d' ' -f1) modules=${AGENT_MODULES[*]}"
+}
+
+# The guest-agent variant, built beside the shared artifacts; the other guests never use it.
+ensure_agent_guest() {
+    local deb recipe extracted
+    if [ ! -x "$AGENT_BINARY" ]; then
+        log "no $AGENT_BINARY (package qemu-guest-agent): the guest-agent variant is not built"
+        return 0
+    fi
+    deb=$(kernel_deb)
+    recipe=$(agent_recipe "$deb")
+    if [ -f "$GUEST_DIR/initrd-agent.img" ] \
+        && [ "$(cat "$GUEST_DIR/recipe-agent" 2>/dev/null)" = "$recipe" ]; then
+        return 0
+    fi
+    log "building the guest-agent initramfs"
+    extracted=$(mktemp -d)
+    dpkg-deb -x "$deb" "$extracted"
+    build_agent_initrd "$extracted" "$GUEST_DIR/initrd-agent.img"
+    rm -rf "$extracted"
+    echo "$recipe" >"$GUEST_DIR/recipe-agent"
 }
 
 # ---------------------------------------------------------------- one host
@@ -337,6 +401,7 @@ write_env() {
 CORRAL_REALHOST_URIS=${uris[*]}
 CORRAL_GUEST_KERNEL=$GUEST_DIR/vmlinuz
 CORRAL_GUEST_INITRD=$GUEST_DIR/initrd.img
+CORRAL_GUEST_AGENT_INITRD=$GUEST_DIR/initrd-agent.img
 CORRAL_REALHOST_MIGRATION_PORTS=${ports[*]}
 CORRAL_REALHOST_NETWORK=$NETWORK_NAME
 CORRAL_REALHOST_DIR=$STATE_DIR
@@ -416,6 +481,7 @@ cmd_up() {
     local n=$1 k
     if all_up "$n"; then
         ensure_guest  # a changed /init or kernel is rebuilt even while the hosts run
+        ensure_agent_guest
         log "already up ($n hosts)"
         cat "$ENV_FILE"
         return 0
@@ -424,6 +490,7 @@ cmd_up() {
     ensure_packages
     fix_devices
     ensure_guest
+    ensure_agent_guest
     log "packages, devices and guest artifacts ready at $(elapsed)s"
     start_hosts "$n"
     log "daemons answer at $(elapsed)s"

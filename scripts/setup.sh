@@ -10,7 +10,8 @@ cd "$root"
 base_pkgs=(libvirt-dev pkg-config)
 test_pkgs=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils busybox-static
            postgresql victoria-metrics prometheus iproute2 chromium
-           snmp snmptrapd prometheus-alertmanager)  # alert channels: SNMP traps, Alertmanager
+           snmp snmptrapd prometheus-alertmanager  # alert channels: SNMP traps, Alertmanager
+           qemu-guest-agent e2fsprogs)  # the guest-agent test guest (app-consistent backups)
 test_pkgs+=(wrk)  # benchmarks/bench_scale.py: a C load generator for the REST pages
 pkgs=("${base_pkgs[@]}")
 [ "${1:-}" = "--test" ] && pkgs+=("${test_pkgs[@]}")

@@ -93,6 +93,7 @@ class Settings:
     forensic_dir: Path | None = None
     forensic_webhook_secret: Secret | None = None
     forensic_webhook_max_age_s: int = 300
+    forensic_retention_days: int = 90  # evidence older than this is deleted unless on hold
     #: fleet-wide analysis (sprawl, right-sizing): VMs per chunk, the Dask scheduler to run the
     #: chunks on (None: in this process) and the metric step in seconds (3600 or 86400: rollups)
     analysis_chunk_size: int = 1000
@@ -250,6 +251,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("forensic_dir", "CORRAL_FORENSIC_DIR", _path, "forensic evidence folder"),
     FieldSpec("forensic_webhook_secret", "CORRAL_FORENSIC_SECRET", _secret, "IDS webhook", True),
     FieldSpec("forensic_webhook_max_age_s", "CORRAL_FORENSIC_MAX_AGE", _positive_int, "webhook s"),
+    FieldSpec(
+        "forensic_retention_days", "CORRAL_FORENSIC_RETENTION_DAYS", _positive_int, "evidence days"
+    ),
     FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),
     FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
     FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),

@@ -26,6 +26,9 @@ from lxml import etree
 Load = Literal["idle", "cpu", "disk"]
 LOADS: tuple[Load, ...] = ("idle", "cpu", "disk")
 READY_MARKER = "corral-guest: ready"
+AGENT_READY_MARKER = "corral-agent: ready"  # the agent variant's qemu-ga runs, /data mounted
+AGENT_CHANNEL = "org.qemu.guest_agent.0"
+AGENT_INITRD = "initrd-agent.img"  # beside the shared initrd.img (scripts/realhosts.sh)
 MIN_MEMORY_MIB = 80  # below this the cloud kernel does not boot (notes/libvirt.md)
 TB_CACHE_MIB = 32  # keeps a TCG guest's host memory near 160-230 MiB
 MIGRATION_HOST = "127.0.0.1"
@@ -39,12 +42,22 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str
     return element
 
 
-def _os(root: etree._Element, kernel: Path | str, initrd: Path | str, load: Load) -> None:
+def _os(
+    root: etree._Element, kernel: Path | str, initrd: Path | str, load: Load, agent: bool = False
+) -> None:
     os_el = _sub(root, "os")
     _sub(os_el, "type", "hvm", arch="x86_64", machine="pc")
     _sub(os_el, "kernel", str(kernel))
     _sub(os_el, "initrd", str(initrd))
-    _sub(os_el, "cmdline", f"console=ttyS0 panic=-1 corral.load={load}")
+    cmdline = f"console=ttyS0 panic=-1 corral.load={load}"
+    _sub(os_el, "cmdline", f"{cmdline} rdinit=/agent-init" if agent else cmdline)
+
+
+def _agent_channel(devices: etree._Element) -> None:
+    """The virtio-serial port QEMU's guest agent listens on; libvirt picks the socket path."""
+    channel = _sub(devices, "channel", type="unix")
+    _sub(channel, "source", mode="bind")
+    _sub(channel, "target", type="virtio", name=AGENT_CHANNEL)
 
 
 def _features(root: etree._Element, acpi: bool) -> None:
@@ -92,12 +105,15 @@ def _devices(
     console_log: Path | str | None,
     nic: bool,
     network: str | None,
+    agent: bool = False,
 ) -> None:
     devices = _sub(root, "devices")
     if disk_path is not None:
         _disk(devices, disk_path, disk_cache)
     if nic or network is not None:
         _nic(devices, network)
+    if agent:
+        _agent_channel(devices)
     _serial(devices, console_log)
     balloon = _sub(devices, "memballoon", model="virtio")
     _sub(balloon, "stats", period="2")
@@ -118,12 +134,15 @@ def guest_xml(
     network: str | None = None,
     disk_cache: str | None = None,
     acpi: bool = True,
+    agent: bool = False,
 ) -> str:
     """Domain XML of one tiny TCG guest.
 
     ``console_log`` None means a pty serial console; ``nic`` adds an unconnected tap NIC,
     ``network`` a NIC on that libvirt network instead; ``acpi=False`` leaves out the power
-    button (the guest then ignores ACPI shutdown requests).
+    button (the guest then ignores ACPI shutdown requests). ``agent`` is for the guest-agent
+    variant (``initrd`` must then be its initrd-agent.img): the kernel runs /agent-init first
+    and the domain gets the agent's virtio-serial channel.
     """
     if load not in LOADS:
         raise ValueError(f"load must be one of {', '.join(LOADS)}, not {load!r}")
@@ -138,13 +157,13 @@ def guest_xml(
     _sub(root, "memory", str(memory_mib), unit="MiB")
     _sub(root, "currentMemory", str(memory_mib), unit="MiB")
     _sub(root, "vcpu", str(vcpus))
-    _os(root, kernel, initrd, load)
+    _os(root, kernel, initrd, load, agent)
     _features(root, acpi)
     _sub(root, "clock", offset="utc")
     _sub(root, "on_poweroff", "destroy")
     _sub(root, "on_reboot", "restart")
     _sub(root, "on_crash", "destroy")
-    _devices(root, disk_path, disk_cache, console_log, nic, network)
+    _devices(root, disk_path, disk_cache, console_log, nic, network, agent)
     return etree.tostring(root, encoding="unicode", pretty_print=True)
 
 
@@ -159,6 +178,25 @@ def make_disk(path: Path | str, size_mib: int = 32) -> Path:
         capture_output=True,
         text=True,
     )
+    return target
+
+
+def make_ext4_disk(path: Path | str, size_mib: int = 32) -> Path:
+    """A qcow2 image holding an empty ext4 filesystem (made on the host with mkfs.ext4), for
+    the guest-agent variant, which mounts it at /data so that fsfreeze has something to freeze."""
+    target = Path(path)
+    raw = target.with_suffix(".raw")
+    try:
+        with raw.open("wb") as out:
+            out.truncate(size_mib * 1024 * 1024)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(raw)], check=True, capture_output=True)
+        subprocess.run(
+            ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(target)],
+            check=True,
+            capture_output=True,
+        )
+    finally:
+        raw.unlink(missing_ok=True)
     return target
 
 
@@ -274,6 +312,16 @@ class Guest:
         return time.monotonic() - self.started_at if self.started_at is not None else waited
 
 
+def agent_initrd(env: RealhostEnv) -> Path:
+    """The guest-agent variant's initramfs; FileNotFoundError says how to build it."""
+    path = env.initrd.with_name(AGENT_INITRD)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing; install qemu-guest-agent and run: bash scripts/realhosts.sh up"
+        )
+    return path
+
+
 @dataclass
 class GuestFactory:
     """Defines and starts guests with unique names; ``cleanup`` removes every trace of them."""
@@ -297,19 +345,24 @@ class GuestFactory:
         wait_ready: bool = False,
         acpi: bool = True,
         disk: Path | None = None,
+        agent: bool = False,
     ) -> Guest:
-        """A new guest; ``disk`` attaches an existing image (a pool volume, say) instead."""
+        """A new guest; ``disk`` attaches an existing image (a pool volume, say) instead.
+
+        ``agent`` boots the guest-agent variant: a real qemu-ga on its channel, and the ext4
+        filesystem of its disk (made here when ``disk_mib`` is given) mounted at /data."""
         name = f"corral-t-{uuidlib.uuid4().hex[:10]}"
         guest_uuid = str(uuidlib.uuid4())
         if disk is None and disk_mib:
-            disk = make_disk(self.workdir / f"{name}.qcow2", disk_mib)
+            make = make_ext4_disk if agent else make_disk
+            disk = make(self.workdir / f"{name}.qcow2", disk_mib)
         console = self.workdir / f"{name}.console.log"
         xml = guest_xml(
             name,
             vcpus=vcpus,
             memory_mib=memory_mib,
             kernel=self.env.kernel,
-            initrd=self.env.initrd,
+            initrd=agent_initrd(self.env) if agent else self.env.initrd,
             load=load,
             disk_path=disk,
             uuid=guest_uuid,
@@ -317,6 +370,7 @@ class GuestFactory:
             nic=nic,
             network=network,
             acpi=acpi,
+            agent=agent,
         )
         dom = self.conns[host].defineXML(xml)
         guest = Guest(name, guest_uuid, host, dom, console, disk)
@@ -375,3 +429,61 @@ def _remove_domain(conn: Any, guest_uuid: str) -> None:
                 | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
                 | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
             )
+
+
+def agent_command(dom: Any, execute: str, timeout_s: int = 20, **arguments: Any) -> Any:
+    """One command to the guest's qemu-ga through libvirt; its ``return`` value."""
+    import json
+
+    import libvirt_qemu
+
+    request: dict[str, Any] = {"execute": execute}
+    if arguments:
+        request["arguments"] = arguments
+    answer = libvirt_qemu.qemuAgentCommand(dom, json.dumps(request), timeout_s, 0)
+    return json.loads(answer)["return"]
+
+
+def wait_for_agent(dom: Any, timeout_s: float = 60.0) -> None:
+    """Until libvirt sees the guest's agent connected and it answers a ping."""
+    import libvirt
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            agent_command(dom, "guest-ping", timeout_s=5)
+            return
+        except libvirt.libvirtError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def agent_write_file(dom: Any, path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` inside the guest through its agent, flushed."""
+    import base64
+
+    handle = agent_command(dom, "guest-file-open", path=path, mode="w")
+    try:
+        for at in range(0, len(data), 48 * 1024):
+            chunk = base64.b64encode(data[at : at + 48 * 1024]).decode()
+            agent_command(dom, "guest-file-write", handle=handle, **{"buf-b64": chunk})
+        agent_command(dom, "guest-file-flush", handle=handle)
+    finally:
+        agent_command(dom, "guest-file-close", handle=handle)
+
+
+def agent_read_file(dom: Any, path: str) -> bytes:
+    """The content of ``path`` inside the guest, read through its agent."""
+    import base64
+
+    handle = agent_command(dom, "guest-file-open", path=path, mode="r")
+    out = b""
+    try:
+        while True:
+            part = agent_command(dom, "guest-file-read", handle=handle, count=48 * 1024)
+            out += base64.b64decode(part["buf-b64"])
+            if part["eof"] or not part["count"]:
+                return out
+    finally:
+        agent_command(dom, "guest-file-close", handle=handle)

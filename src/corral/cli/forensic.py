@@ -1,4 +1,4 @@
-"""``corral forensic snapshot|list|show|verify|rollback``: thin commands over
+"""``corral forensic snapshot|list|show|verify|rollback|hold|release|expire``: thin commands over
 corral.services.forensic. The local CLI acts as the administrator (docs/auth.md); its
 snapshots and rollbacks are recorded in the audit log as the OS user's."""
 
@@ -108,3 +108,35 @@ def _show(e: Evidence, output: OutputFormat) -> None:
         return
     emit_object(_row(e), output)
     emit([asdict(f) for f in e.files], output, ["name", "disk", "size", "sha256"])
+
+
+@forensic_app.command("hold")
+def hold_cmd(
+    evidence_id: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="Why (the case, the order)."),
+) -> None:
+    """Put evidence on legal hold: no expiry deletes it until it is released."""
+    _service().hold(evidence_id, by=context.os_user(), reason=reason)
+    typer.echo(f"evidence {evidence_id} is on hold")
+
+
+@forensic_app.command("release")
+def release_cmd(
+    evidence_id: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="Why the hold ends."),
+) -> None:
+    """End a legal hold; the next expiry run deletes the evidence once past its retention."""
+    _service().release(evidence_id, by=context.os_user(), reason=reason)
+    typer.echo(f"evidence {evidence_id} is no longer on hold")
+
+
+@forensic_app.command("expire")
+def expire_cmd(output: OutputFormat = OutputOption) -> None:
+    """Delete evidence older than CORRAL_FORENSIC_RETENTION_DAYS, except what is on hold
+    (run it daily, from cron); each deletion is a custody record in the audit log."""
+    done = _service().expire(by=context.os_user())
+    if output is OutputFormat.json:
+        typer.echo(to_json(asdict(done)))
+    else:
+        emit_object({"retention_days": done.retention_days, "deleted": ", ".join(done.deleted),
+                     "held": ", ".join(done.held)}, output)  # fmt: skip

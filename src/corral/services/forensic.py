@@ -4,7 +4,11 @@
 cannot wait for the copy), then captures memory and disks (corral.hypervisor.forensic), hashes
 every file, seals the folder read-only and writes the custody record: a database row the
 audit log records with the actor, the time, the reason and each file's SHA-256. ``verify``
-re-hashes evidence against that row. ``rollback`` keeps the compromised state as evidence
+re-hashes evidence against that row. Retention: evidence is kept ``retention_days`` (the
+setting ``forensic_retention_days``) and ``expire`` deletes what is older, each deletion a
+custody record of its own (kind ``expired``, with the hashes checked just before); a legal
+``hold`` forbids that until it is ``release``d, and the expiry run names what it refused.
+``rollback`` keeps the compromised state as evidence
 first (unless told not to), then restores the VM in place from a known-good restore point
 through the restore service.
 
@@ -27,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from corral.config import Settings
 from corral.domain.forensic import Evidence, EvidenceCheck, Rollback
 from corral.domain.text import check_text
-from corral.errors import NotFoundError, ValidationError
+from corral.errors import ConflictError, NotFoundError, ValidationError
 from corral.hypervisor import forensic as hv
 from corral.hypervisor import restore as hv_restore
 from corral.security import signed_webhook
@@ -42,6 +46,8 @@ from corral.store.evidence import EvidenceStore
 Now = Callable[[], datetime]
 T = TypeVar("T")
 MAX_REASON = 2000
+DEFAULT_RETENTION_DAYS = 90
+HOLD, RELEASE, EXPIRED = "hold", "release", "expired"
 __all__ = ["OPENAPI_MARK", "SIGNATURE_HEADER", "ForensicService", "WebhookRefused"]
 
 
@@ -51,6 +57,15 @@ def _utcnow() -> datetime:
 
 def evidence_store(settings: Settings) -> EvidenceStore:
     return EvidenceStore(settings.forensic_dir or settings.home / "forensic")
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """One run of the retention job: evidence deleted, and evidence past its time but on hold."""
+
+    retention_days: int
+    deleted: tuple[str, ...]
+    held: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +82,13 @@ class ForensicService:
     repo: Repository
     hosts: HostOpener
     now: Now = _utcnow
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database) -> ForensicService:
         hosts = HostOpener.from_settings(settings, db)
-        return cls(db, evidence_store(settings), repository(settings), hosts)
+        days = settings.forensic_retention_days
+        return cls(db, evidence_store(settings), repository(settings), hosts, retention_days=days)
 
     # -- snapshot ------------------------------------------------------------------------
     def snapshot(self, vm: str, *, by: str, reason: str, isolate: str | None = None) -> Evidence:
@@ -127,13 +144,14 @@ class ForensicService:
 
     # -- reading and checking ------------------------------------------------------------
     def evidence(self, vm: str | None = None) -> list[Evidence]:
-        """Every evidence set, oldest first (of one VM: name or UUID)."""
+        """Every evidence set still kept, oldest first (of one VM: name or UUID)."""
         q = select(m.ForensicRecordRow).where(m.ForensicRecordRow.kind == "snapshot")
         if vm is not None:
             q = q.where((m.ForensicRecordRow.vm_name == vm) | (m.ForensicRecordRow.vm_uuid == vm))
+        gone = self._related(EXPIRED)
         with self.db.session() as s:
             rows = s.scalars(q.order_by(m.ForensicRecordRow.at, m.ForensicRecordRow.id)).all()
-            return [Evidence.from_doc(r.doc) for r in rows]
+            return [Evidence.from_doc(r.doc) for r in rows if r.id not in gone]
 
     def show(self, evidence_id: str) -> Evidence:
         with self.db.session() as s:
@@ -142,7 +160,86 @@ class ForensicService:
                 raise NotFoundError(
                     f"no forensic evidence {evidence_id[:80]!r}; see 'corral forensic list'."
                 )
-            return Evidence.from_doc(row.doc)
+            found = Evidence.from_doc(row.doc)
+        if evidence_id in self._related(EXPIRED):
+            raise NotFoundError(f"evidence {evidence_id} was deleted when its retention ended.")
+        return found
+
+    # -- retention -----------------------------------------------------------------------
+    def hold(self, evidence_id: str, *, by: str, reason: str) -> None:
+        """A legal hold: the evidence is not deleted, whatever its age, until released."""
+        _check_reason(reason)
+        evidence = self.show(evidence_id)
+        if self.on_hold(evidence_id):
+            raise ConflictError(f"evidence {evidence_id} is on hold already.")
+        self._custody(HOLD, evidence, by, reason)
+
+    def release(self, evidence_id: str, *, by: str, reason: str) -> None:
+        """End a legal hold; the evidence is deleted by the next expiry run past its time."""
+        _check_reason(reason)
+        evidence = self.show(evidence_id)
+        if not self.on_hold(evidence_id):
+            raise ConflictError(f"evidence {evidence_id} is not on hold.")
+        self._custody(RELEASE, evidence, by, reason)
+
+    def on_hold(self, evidence_id: str) -> bool:
+        """Holds and releases alternate (each refuses out of turn), so more holds than
+        releases means on hold, whatever the clocks said when they were recorded."""
+        q = (
+            select(m.ForensicRecordRow.kind)
+            .where(m.ForensicRecordRow.evidence_id == evidence_id)
+            .where(m.ForensicRecordRow.kind.in_((HOLD, RELEASE)))
+        )
+        with self.db.session() as s:
+            kinds = list(s.scalars(q).all())
+        return kinds.count(HOLD) > kinds.count(RELEASE)
+
+    def expire(self, *, by: str) -> Expiry:
+        """Delete the evidence older than the retention (never one on hold), each deletion
+        recorded with the hashes the files had just before it."""
+        cutoff = self.now() - timedelta(days=self.retention_days)
+        held, deleted = [], []
+        for evidence in self.evidence():
+            if evidence.taken_at > cutoff:
+                continue
+            if self.on_hold(evidence.id):
+                held.append(evidence.id)
+                continue
+            self._delete(evidence, by)
+            deleted.append(evidence.id)
+        return Expiry(self.retention_days, tuple(deleted), tuple(held))
+
+    def _delete(self, evidence: Evidence, by: str) -> None:
+        check = self.store.check(evidence)
+        why = f"retention of {self.retention_days} days ended"
+        if not check.ok:
+            why += "; before deletion: " + "; ".join(check.problems)
+        with self.db.session() as s:  # the record commits only once the folder is gone
+            s.add(self._custody_row(EXPIRED, evidence, by, why[:MAX_REASON]))
+            s.flush()
+            self.store.remove(evidence.id)
+
+    def _custody(self, kind: str, evidence: Evidence, by: str, reason: str) -> None:
+        with self.db.session() as s:
+            s.add(self._custody_row(kind, evidence, by, reason))
+
+    def _custody_row(
+        self, kind: str, evidence: Evidence, by: str, reason: str
+    ) -> m.ForensicRecordRow:
+        at = self.now()
+        doc = {"kind": kind, "evidence": evidence.id, "by": by, "reason": reason}
+        return m.ForensicRecordRow(
+            id=f"{at.strftime('%Y%m%dT%H%M%S')}-{kind[:3]}-{secrets.token_hex(3)}",
+            kind=kind, vm_uuid=evidence.vm_uuid, vm_name=evidence.vm_name, host=evidence.host,
+            actor=by[:64], reason=reason, at=at, files=[asdict(f) for f in evidence.files],
+            isolated_to=None, point_id=None, evidence_id=evidence.id, doc=doc,
+        )  # fmt: skip
+
+    def _related(self, kind: str) -> set[str]:
+        """Evidence ids that have a custody record of ``kind``."""
+        q = select(m.ForensicRecordRow.evidence_id).where(m.ForensicRecordRow.kind == kind)
+        with self.db.session() as s:
+            return {str(i) for i in s.scalars(q).all() if i}
 
     def verify(self, evidence_id: str | None = None) -> list[EvidenceCheck]:
         """Re-hash one evidence set (or all) against its custody record."""

@@ -61,6 +61,14 @@ class EvidenceStore:
         if partial.name.startswith(PARTIAL):
             shutil.rmtree(partial, ignore_errors=True)
 
+    def remove(self, evidence_id: str) -> None:
+        """Delete a sealed evidence folder (its retention ended): write permission back first."""
+        folder = self.folder(evidence_id)
+        if not folder.is_dir():
+            return
+        folder.chmod(0o700)
+        shutil.rmtree(folder)
+
     def folder(self, evidence_id: str) -> Path:
         _check_id(evidence_id)
         return self.root / evidence_id
