@@ -307,3 +307,52 @@ def test_a_deploy_that_died_before_the_unit_started_is_finished_by_the_next_run(
     for dom in domains(node, f"-r{rid}-").values():
         assert dom.snapshotListNames(0) == [PRISTINE]  # one each: none taken twice
         assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+class FakeTime:
+    """A clock that moves only when the unit waits: start events get exact times."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def starter(self) -> Starter:
+        return Starter(sleep=self.sleep, monotonic=lambda: self.now)
+
+
+def start_times(t: FakeTime, lines: list[tuple[float, str]]) -> list[tuple[str, float]]:
+    return [(line.split(":")[0], at) for at, line in lines if line.endswith("started and ready")]
+
+
+def test_deploy_and_redeploy_start_the_tiers_with_the_blueprints_start_delays(
+    services: Services,  # noqa: F811
+    inventory: Inventory,
+) -> None:
+    """SHOP: db, then app 30 s after db is up, then both web VMs 10 s after app is up."""
+    t = FakeTime()
+    requests, provision, blueprints = services
+    blueprints.add_mapping(SHOP, "test", "boss")
+    rid = requests.approve(requests.create(ask(requests), ALICE, submit=True).id, ANN).id
+    seen: list[tuple[float, str]] = []
+    units = UnitService(inventory, starter=t.starter(), grace_s=0)
+    run = RequestProvisioner(requests, provision, units=units)
+    assert run.provision(rid, "ann", lambda line: seen.append((t.now, line))).state is S.provisioned
+    expected = [
+        (f"db-r{rid}-1", 0.0),
+        (f"app-r{rid}-1", 30.0),
+        (f"web-r{rid}-1", 40.0),
+        (f"web-r{rid}-2", 40.0),
+    ]
+    assert start_times(t, seen) == expected
+    assert units.stop(rid, ALICE).state == "stopped"
+    seen.clear()
+    began = t.now
+    assert units.redeploy(rid, ALICE, lambda line: seen.append((t.now - began, line))).state == (
+        "running"
+    )
+    assert start_times(t, seen) == expected
+    assert t.slept == [30.0, 10.0, 30.0, 10.0]  # nothing waited while the VMs were made

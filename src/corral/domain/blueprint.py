@@ -1,8 +1,8 @@
 """A blueprint: several tiers of VMs requested, approved, costed and provisioned as one unit.
 
 A tier is a template, how many VMs of it, their size (the template's unless overridden), its
-place in the provision order and how long to wait after the tier before it has been made (a
-database up before the application that needs it). A request for a blueprint books its
+place in the provision order and how long to wait, when the unit starts, after the tier
+before it is up (a database up and settled before the application that needs it). A request for a blueprint books its
 quota and capacity for every VM at once; its VMs are made tier after tier, and a tier that
 fails undoes the tiers made before it (seeds: LabManager's multi-tier labs, ManageIQ's
 service bundles with provision order and start delays).
@@ -54,7 +54,7 @@ class Tier:
     memory_mib: int | None = None
     disk_gb: float | None = None
     order: int = 0  # provision order: lower first; equal orders keep the blueprint's order
-    start_delay_s: float = 0.0  # wait this long after the previous tier was made
+    start_delay_s: float = 0.0  # on every start: wait this long after the previous tier is up
     after: tuple[str, ...] = ()  # tiers that must be up before this one starts
     ready: Ready | None = None
     pre: tuple[Hook, ...] = ()  # run before the tier's VMs start

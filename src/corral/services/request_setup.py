@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import date
 
@@ -75,5 +74,4 @@ def request_provisioner(
     return RequestProvisioner(
         requests or request_service(inventory, settings),
         ProvisionService(inventory, templates),
-        sleep=time.sleep,
     )
