@@ -2,10 +2,10 @@
 
 A tier is a template, how many VMs of it, their size (the template's unless overridden), its
 place in the provision order and how long to wait, when the unit starts, after the tier
-before it is up (a database up and settled before the application that needs it). A request for a blueprint books its
-quota and capacity for every VM at once; its VMs are made tier after tier, and a tier that
-fails undoes the tiers made before it (seeds: LabManager's multi-tier labs, ManageIQ's
-service bundles with provision order and start delays).
+before it is up (a database up and settled before the application that needs it). A
+request for a blueprint books its quota and capacity for every VM at once; its VMs are made
+tier after tier, and a tier that fails undoes the tiers made before it (seeds: LabManager's
+multi-tier labs, ManageIQ's service bundles with provision order and start delays).
 """
 
 from __future__ import annotations
