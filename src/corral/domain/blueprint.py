@@ -22,6 +22,7 @@ MAX_TIER_COUNT = 50
 MAX_DELAY_S = 3600.0
 MAX_HOOK_S = 3600.0
 MAX_HOOKS = 8
+MAX_NETWORKS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,9 @@ class Tier:
     ready: Ready | None = None
     pre: tuple[Hook, ...] = ()  # run before the tier's VMs start
     post: tuple[Hook, ...] = ()  # run once the tier's VMs are ready
+    #: networks the tier's VMs join besides their unit's own isolated one (a web tier on the
+    #: LAN); the governance policy's allowed_networks rule checks these, not the unit's
+    networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class Part:
     count: int
     size: Size
     start_delay_s: float = 0.0
+    networks: tuple[str, ...] = ()  # a blueprint tier's networks beyond its unit's own
 
 
 def check_blueprint(b: Blueprint) -> Blueprint:
@@ -149,6 +154,10 @@ def _check_start(t: Tier) -> None:
             check_text(t.ready.address, f"tier {t.name}'s readiness address")
         if not 0 < t.ready.timeout_s <= MAX_HOOK_S:
             raise ValidationError(f"tier {t.name}: the readiness timeout is 0 to {MAX_HOOK_S:g} s.")
+    if len(t.networks) > MAX_NETWORKS or len(set(t.networks)) < len(t.networks):
+        raise ValidationError(f"tier {t.name}: at most {MAX_NETWORKS} networks, each once.")
+    for net in t.networks:
+        check_name(net, f"tier {t.name}'s network")
     if len(t.pre) > MAX_HOOKS or len(t.post) > MAX_HOOKS:
         raise ValidationError(f"tier {t.name}: at most {MAX_HOOKS} hooks before and after.")
     for hook in (*t.pre, *t.post):

@@ -474,6 +474,7 @@ def _spec_maker(
     """The provisioning spec of each VM: the request's people, purpose and lease; a unit's
     VMs on the unit's network, made shut off."""
     expires = today + timedelta(days=row.lease_days)
+    tier_networks = {p.tier: p.networks for p in parts_of(row)} if network else {}
     owner, department, requester = row.owner, row.department, row.requester
     purpose, environment, request_id = row.purpose, row.environment, row.id
 
@@ -493,6 +494,7 @@ def _spec_maker(
             environment=environment,
             request_id=request_id,
             network=network,
+            extra_networks=tier_networks.get(vm.tier, ()),
             start=network is None,
             seed_readonly=network is not None,
         )

@@ -868,6 +868,7 @@ def _part_json(p: Part) -> dict[str, object]:
         "memory_mib": p.size.memory_mib,
         "disk_gb": p.size.disk_gb,
         "start_delay_s": p.start_delay_s,
+        "networks": list(p.networks),
     }
 
 
@@ -882,6 +883,7 @@ def parts_of(row: m.VMRequest) -> tuple[Part, ...]:
                 t["count"],
                 Size(t["vcpus"], t["memory_mib"], t["disk_gb"]),
                 t["start_delay_s"],
+                tuple(t.get("networks") or ()),
             )
             for t in row.tiers
         )
