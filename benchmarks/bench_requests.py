@@ -48,7 +48,7 @@ from corral.api.app import create_app
 from corral.config import Settings
 from corral.domain.access import Principal, Role
 from corral.domain.requests import Size
-from corral.engines.approval import Booked, Limits, place_request
+from corral.engines.approval import Booked, Limits, load_rules, place_request
 from corral.engines.costing import load_cost_model
 from corral.engines.planning.model import VM, Fleet, Host
 from corral.engines.planning.model import Settings as FleetSettings
@@ -259,9 +259,13 @@ def approved_in(db: Database, department: str) -> int:
         )
 
 
-def serve_app(db: Database, home: Path) -> tuple[object, list[str]]:
-    """The app on ``db`` (its own request service); tokens of a red and a blue requester."""
+def serve_app(db: Database, fleet: Fleet | None, home: Path) -> tuple[object, list[str]]:
+    """The app on ``db``, deciding on the inventory's fleet (or on ``fleet`` when given: the
+    test of concurrent clients); tokens of a red and a blue requester."""
     app = create_app(inventory_of(db), settings=Settings(home=home, provision_on_approval=False))
+    if fleet is not None:
+        rules, prices = load_rules(), Prices.of(load_cost_model())
+        app.state.requests = RequestService(db, rules, prices, lambda: fleet)
     users, store = UserService(db), TokenStore(db)
     tokens = []
     for dept in ("red", "blue"):
@@ -326,7 +330,7 @@ def run(args: argparse.Namespace, make_db: Callable[[], Database]) -> None:
 
     db = make_db()
     load_inventory(db, fleet)
-    app, tokens = serve_app(db, home)
+    app, tokens = serve_app(db, None, home)
     quota = args.requests // 4
     QuotaService(db, Prices.of(load_cost_model()), svc.clock).set("red", Limits(vms=quota), ADMIN)
     app.state.requests.base_state()  # type: ignore[attr-defined]  # the fleet read once
