@@ -12,21 +12,28 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from fastapi.testclient import TestClient
 from lxml import etree
 
+from corral.api.app import create_app
+from corral.config import Settings
 from corral.domain.access import Principal, Role
 from corral.domain.requests import RequestState
-from corral.errors import NotFoundError
+from corral.errors import NotFoundError, ValidationError
 from corral.hypervisor.units import PRISTINE
 from corral.inventory.service import Inventory
+from corral.security.token_store import TokenStore
 from corral.services.audit import Actor, AuditLog, acting_as
 from corral.services.blueprints import BlueprintService
 from corral.services.fulfil import RequestProvisioner
+from corral.services.policy import load_policy, request_checker
 from corral.services.provision import ProvisionService
 from corral.services.requests import RequestService
+from corral.services.templates import TemplateService
 from corral.services.unit_start import Starter
 from corral.services.units import UnitService
-from tests.provision.conftest import HOST, domain_names, reopen
+from corral.services.users import UserService
+from tests.provision.conftest import HOST, TEMPLATE, domain_names, reopen
 from tests.provision.test_blueprints import ALICE, ANN, SHOP, ask, services  # noqa: F401
 from tests.provision.test_request_to_vm import setup  # noqa: F401  (fixture)
 
@@ -307,3 +314,126 @@ def test_a_deploy_that_died_before_the_unit_started_is_finished_by_the_next_run(
     for dom in domains(node, f"-r{rid}-").values():
         assert dom.snapshotListNames(0) == [PRISTINE]  # one each: none taken twice
         assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+class FakeTime:
+    """A clock that moves only when the unit waits: start events get exact times."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def starter(self) -> Starter:
+        return Starter(sleep=self.sleep, monotonic=lambda: self.now)
+
+
+def start_times(t: FakeTime, lines: list[tuple[float, str]]) -> list[tuple[str, float]]:
+    return [(line.split(":")[0], at) for at, line in lines if line.endswith("started and ready")]
+
+
+def test_deploy_and_redeploy_start_the_tiers_with_the_blueprints_start_delays(
+    services: Services,  # noqa: F811
+    inventory: Inventory,
+) -> None:
+    """SHOP: db, then app 30 s after db is up, then both web VMs 10 s after app is up."""
+    t = FakeTime()
+    requests, provision, blueprints = services
+    blueprints.add_mapping(SHOP, "test", "boss")
+    rid = requests.approve(requests.create(ask(requests), ALICE, submit=True).id, ANN).id
+    seen: list[tuple[float, str]] = []
+    units = UnitService(inventory, starter=t.starter(), grace_s=0)
+    run = RequestProvisioner(requests, provision, units=units)
+    assert run.provision(rid, "ann", lambda line: seen.append((t.now, line))).state is S.provisioned
+    expected = [
+        (f"db-r{rid}-1", 0.0),
+        (f"app-r{rid}-1", 30.0),
+        (f"web-r{rid}-1", 40.0),
+        (f"web-r{rid}-2", 40.0),
+    ]
+    assert start_times(t, seen) == expected
+    assert units.stop(rid, ALICE).state == "stopped"
+    seen.clear()
+    began = t.now
+    assert units.redeploy(rid, ALICE, lambda line: seen.append((t.now - began, line))).state == (
+        "running"
+    )
+    assert start_times(t, seen) == expected
+    assert t.slept == [30.0, 10.0, 30.0, 10.0]  # nothing waited while the VMs were made
+
+
+POLICY = Path(__file__).parents[1] / "requests" / "data" / "policy.yaml"  # allows only "lan"
+
+
+def nic_networks(node: Path, name: str) -> list[str | None]:
+    xml = etree.fromstring(domains(node, name)[name].XMLDesc(0).encode())
+    return [s.get("network") for s in xml.iterfind("devices/interface/source")]
+
+
+def test_the_network_rule_checks_each_tiers_networks_and_allows_the_unit_network(
+    services: Services,  # noqa: F811
+    inventory: Inventory,
+    node: Path,
+) -> None:
+    requests, _, blueprints = services
+    requests.policy = request_checker(load_policy(POLICY), lambda _template: "lan")
+    open_lab = {
+        "name": "open",
+        "tiers": [
+            {"name": "db", "template": "debian-12"},
+            {"name": "web", "template": "debian-12", "order": 1, "networks": ["lan", "dmz"]},
+        ],
+    }
+    blueprints.add_mapping(open_lab, "test", "boss")
+    with pytest.raises(ValidationError) as refused:
+        requests.create(ask(requests, "open"), ALICE, submit=True)
+    assert refused.value.message == (
+        "the request breaks the governance policy: policy.network: tier web is on network dmz, "
+        "which the policy does not allow (lan)."
+    )
+    lab = {**open_lab, "name": "lab"}
+    lab["tiers"] = [open_lab["tiers"][0], {**open_lab["tiers"][1], "networks": ["lan"]}]  # type: ignore[index]
+    rid = deploy(services, lab)  # the unit's own network is in no policy, and is allowed
+    unit = UnitService(inventory).get(rid, ALICE)
+    assert unit.network not in load_policy(POLICY).allowed_networks
+    assert nic_networks(node, f"db-r{rid}-1") == [unit.network]
+    assert nic_networks(node, f"web-r{rid}-1") == [unit.network, "lan"]
+
+
+def test_a_blueprint_request_breaking_the_network_rule_is_a_422_naming_it_over_rest(
+    inventory: Inventory,
+    node: Path,
+    tmp_path: Path,
+) -> None:
+    inventory.add_host(HOST, f"test://{node}")
+    inventory.sync()
+    TemplateService(inventory.db).add(TEMPLATE)
+    users, store = UserService(inventory.db), TokenStore(inventory.db)
+    users.add("alice", roles=["requester"], departments=["red"])
+    users.add("olga", roles=["operator"], departments=["red"])
+    as_ = {
+        n: {"Authorization": f"Bearer {store.create(f'{n}-token', n)}"} for n in ("alice", "olga")
+    }
+    settings = Settings(home=tmp_path / "home", governance_policy=POLICY)
+    app = create_app(inventory, store, settings=settings)
+    client = TestClient(app)
+    try:
+        tiers = [{"name": "web", "template": "debian-12", "networks": ["wan"]}]
+        added = client.post(
+            "/api/v1/blueprints", json={"name": "lab", "tiers": tiers}, headers=as_["olga"]
+        )
+        assert added.status_code == 201, added.text
+        body = {"owner": "alice", "department": "red", "purpose": "ci", "environment": "dev",
+                "lease_days": 7, "submit": True}  # fmt: skip
+        asked = client.post(
+            "/api/v1/requests", json={**body, "blueprint": "lab"}, headers=as_["alice"]
+        )
+        assert asked.status_code == 422, asked.text
+        assert asked.headers["content-type"].startswith("application/problem+json")
+        assert asked.json()["code"] == "validation-failed"
+        assert "policy.network: tier web is on network wan" in asked.json()["detail"]
+    finally:
+        app.state.jobs.shutdown(wait=True)

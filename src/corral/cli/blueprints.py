@@ -116,19 +116,77 @@ def units(output: OutputFormat = OutputOption) -> None:
     emit([_unit_row(u) for u in _units().all(_me())], output, UNIT_COLUMNS)
 
 
+WaitOption = typer.Option(
+    True,
+    "--wait/--no-wait",
+    help="Follow the job to its end (default; Ctrl-C stops following, not the operation), "
+    "or print the job and return at once.",
+)
+
+
 @blueprint_app.command("stop")
-def stop(unit: int, output: OutputFormat = OutputOption) -> None:
-    """Power a unit's VMs off, in reverse start order."""
-    emit([_unit_row(_units().stop(unit, _me(), typer.echo))], output, UNIT_COLUMNS)
+def stop(unit: int, wait: bool = WaitOption, output: OutputFormat = OutputOption) -> None:
+    """Power a unit's VMs off, in reverse start order (a job: 'corral jobs' lists it)."""
+    _operate(unit, "stop", wait, output)
 
 
 @blueprint_app.command("redeploy")
-def redeploy(unit: int, output: OutputFormat = OutputOption) -> None:
-    """Revert every VM of a unit to its pristine snapshot and start the unit in order."""
-    emit([_unit_row(_units().redeploy(unit, _me(), typer.echo))], output, UNIT_COLUMNS)
+def redeploy(unit: int, wait: bool = WaitOption, output: OutputFormat = OutputOption) -> None:
+    """Revert every VM of a unit to its pristine snapshot and start the unit in order (a job)."""
+    _operate(unit, "redeploy", wait, output)
 
 
 @blueprint_app.command("teardown")
-def teardown(unit: int, output: OutputFormat = OutputOption) -> None:
-    """Delete a unit's VMs with their volumes, and its network."""
-    emit([_unit_row(_units().teardown(unit, _me(), typer.echo))], output, UNIT_COLUMNS)
+def teardown(unit: int, wait: bool = WaitOption, output: OutputFormat = OutputOption) -> None:
+    """Delete a unit's VMs with their volumes, and its network (a job)."""
+    _operate(unit, "teardown", wait, output)
+
+
+@blueprint_app.command("run-job", hidden=True)
+def run_job(job_id: str) -> None:
+    """The detached runner a unit command starts: runs that one queued job here."""
+    _jobs().run_here(job_id)
+
+
+def _jobs() -> Any:
+    from corral.services.jobs import JobService
+    from corral.services.unit_jobs import unit_job_kind
+
+    jobs = JobService(context.inventory().db)
+    jobs.register(unit_job_kind(lambda _resources: _units()))
+    return jobs
+
+
+def _operate(unit: int, operation: str, wait: bool, output: OutputFormat) -> None:
+    """Submit the operation as a job run by a detached process; follow it unless told not to."""
+    import sys
+
+    from corral.services import unit_jobs as uj
+
+    jobs = _jobs()
+    params = uj.unit_job(_units(), unit, uj.Operation(operation), _me())
+    job = jobs.submit(uj.unit_job_kind(lambda _r: _units()), params, params.user, start=False)
+    runner = uj.start_runner([sys.executable, "-m", "corral", "blueprint", "run-job"], job.id)
+    typer.echo(f"unit {unit}: {operation} is job {job.id} ('corral jobs show {job.id}')", err=True)
+    if not wait:
+        emit([{"job": job.id, "kind": job.kind, "state": job.state.value}], output, JOB_COLUMNS)
+        return
+    try:
+        for seen in uj.follow(jobs, job.id, runner):
+            typer.echo(f"job {job.id}: {seen.state.value} {seen.progress:.0%}", err=True)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped following; job {job.id} goes on ('corral jobs show').", err=True)
+        raise typer.Exit(130) from None
+    _ended(seen, uj.unit_result(seen), output)
+
+
+def _ended(job: Any, view: Any, output: OutputFormat) -> None:
+    from corral.errors import CorralError
+
+    if view is None:
+        detail = job.error.detail if job.error else f"the job ended {job.state.value}."
+        raise CorralError(f"job {job.id}: {detail}")
+    emit([_unit_row(view)], output, UNIT_COLUMNS)
+
+
+JOB_COLUMNS = ["job", "kind", "state"]

@@ -1,11 +1,11 @@
 """A blueprint: several tiers of VMs requested, approved, costed and provisioned as one unit.
 
 A tier is a template, how many VMs of it, their size (the template's unless overridden), its
-place in the provision order and how long to wait after the tier before it has been made (a
-database up before the application that needs it). A request for a blueprint books its
-quota and capacity for every VM at once; its VMs are made tier after tier, and a tier that
-fails undoes the tiers made before it (seeds: LabManager's multi-tier labs, ManageIQ's
-service bundles with provision order and start delays).
+place in the provision order and how long to wait, when the unit starts, after the tier
+before it is up (a database up and settled before the application that needs it). A
+request for a blueprint books its quota and capacity for every VM at once; its VMs are made
+tier after tier, and a tier that fails undoes the tiers made before it (seeds: LabManager's
+multi-tier labs, ManageIQ's service bundles with provision order and start delays).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ MAX_TIER_COUNT = 50
 MAX_DELAY_S = 3600.0
 MAX_HOOK_S = 3600.0
 MAX_HOOKS = 8
+MAX_NETWORKS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +55,14 @@ class Tier:
     memory_mib: int | None = None
     disk_gb: float | None = None
     order: int = 0  # provision order: lower first; equal orders keep the blueprint's order
-    start_delay_s: float = 0.0  # wait this long after the previous tier was made
+    start_delay_s: float = 0.0  # on every start: wait this long after the previous tier is up
     after: tuple[str, ...] = ()  # tiers that must be up before this one starts
     ready: Ready | None = None
     pre: tuple[Hook, ...] = ()  # run before the tier's VMs start
     post: tuple[Hook, ...] = ()  # run once the tier's VMs are ready
+    #: networks the tier's VMs join besides their unit's own isolated one (a web tier on the
+    #: LAN); the governance policy's allowed_networks rule checks these, not the unit's
+    networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class Part:
     count: int
     size: Size
     start_delay_s: float = 0.0
+    networks: tuple[str, ...] = ()  # a blueprint tier's networks beyond its unit's own
 
 
 def check_blueprint(b: Blueprint) -> Blueprint:
@@ -149,6 +154,10 @@ def _check_start(t: Tier) -> None:
             check_text(t.ready.address, f"tier {t.name}'s readiness address")
         if not 0 < t.ready.timeout_s <= MAX_HOOK_S:
             raise ValidationError(f"tier {t.name}: the readiness timeout is 0 to {MAX_HOOK_S:g} s.")
+    if len(t.networks) > MAX_NETWORKS or len(set(t.networks)) < len(t.networks):
+        raise ValidationError(f"tier {t.name}: at most {MAX_NETWORKS} networks, each once.")
+    for net in t.networks:
+        check_name(net, f"tier {t.name}'s network")
     if len(t.pre) > MAX_HOOKS or len(t.post) > MAX_HOOKS:
         raise ValidationError(f"tier {t.name}: at most {MAX_HOOKS} hooks before and after.")
     for hook in (*t.pre, *t.post):

@@ -101,6 +101,8 @@ class ProvisionSpec:
     memory_mib: int | None = None
     disk_gib: int | None = None
     network: str | None = None
+    #: more networks the VM joins, each with a NIC of its own (a unit tier's ``networks``)
+    extra_networks: tuple[str, ...] = ()
     disk_mode: DiskMode = DiskMode.linked
     purpose: str | None = None
     environment: str | None = None
@@ -167,6 +169,8 @@ def check_spec(spec: ProvisionSpec) -> None:
             raise ValidationError(f"{what} must be between 1 and {top}, not {number}.")
     if spec.network is not None:
         check_name(spec.network, "the network name")
+    for net in spec.extra_networks:
+        check_name(net, "the network name")
     _check_cloud_init(spec.cloud_init)
 
 

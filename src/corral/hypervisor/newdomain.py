@@ -34,6 +34,7 @@ class DomainPlan:
     seed_path: str | None = None
     seed_readonly: bool = False
     network: str | None = None
+    extra_networks: tuple[str, ...] = ()  # one NIC more on each
     domain_type: str = "kvm"
     arch: str = "x86_64"
     machine: str | None = None
@@ -83,9 +84,9 @@ def _devices(root: etree._Element, plan: DomainPlan) -> None:
         # read-only, so that deleting the VM deletes it with the VM's other volumes; a unit's
         # VM has it read-only (an internal snapshot refuses a writable raw disk).
         _disk(devices, plan.seed_path, "raw", SEED_TARGET, plan.seed_readonly)
-    if plan.network:
+    for network in ([plan.network] if plan.network else []) + list(plan.extra_networks):
         nic = _sub(devices, "interface", type="network")
-        _sub(nic, "source", network=plan.network)
+        _sub(nic, "source", network=network)
         _sub(nic, "model", type="virtio")
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "target", port="0")

@@ -24,7 +24,7 @@ from corral.store import models as m
 from corral.store.db import Database
 
 _TIER_FIELDS = {"name", "template", "count", "vcpus", "memory_mib", "disk_gb", "order",
-                "start_delay_s", "after", "ready", "pre", "post"}  # fmt: skip
+                "start_delay_s", "after", "ready", "pre", "post", "networks"}  # fmt: skip
 _NUMBERS = {"count": int, "vcpus": int, "memory_mib": int, "order": int,
             "disk_gb": float, "start_delay_s": float}  # fmt: skip
 
@@ -75,6 +75,10 @@ def _start(data: dict[str, Any], source: str) -> dict[str, Any]:
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
         raise ValidationError(f"{source}: 'after' is a list of tier names.")
     out["after"] = tuple(after)
+    networks = data.get("networks", [])
+    if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
+        raise ValidationError(f"{source}: 'networks' is a list of network names.")
+    out["networks"] = tuple(networks)
     ready = data.get("ready")
     if ready is not None:
         if not isinstance(ready, dict) or set(map(str, ready)) - {"port", "address", "timeout_s"}:
@@ -115,6 +119,7 @@ def tier_from_stored(data: dict[str, Any]) -> Tier:
     """A tier as stored (its dataclass fields as JSON) back into a Tier."""
     values = dict(data)
     values["after"] = tuple(values.get("after") or ())
+    values["networks"] = tuple(values.get("networks") or ())
     ready = values.get("ready")
     values["ready"] = Ready(**ready) if ready else None
     for key in ("pre", "post"):
@@ -192,7 +197,9 @@ class BlueprintService:
                 tier.memory_mib or t.memory_mib,
                 tier.disk_gb if tier.disk_gb is not None else 0.0,
             )
-            parts.append(Part(tier.name, tier.template, tier.count, size, tier.start_delay_s))
+            parts.append(
+                Part(tier.name, tier.template, tier.count, size, tier.start_delay_s, tier.networks)
+            )
         return tuple(parts)
 
     def _template(self, tier: Tier) -> Any:

@@ -131,7 +131,6 @@ class RequestProvisioner:
         provisioner: ProvisionService,
         *,
         crash: Crash = _no_crash,
-        sleep: Callable[[float], None] | None = None,
         units: UnitService | None = None,
     ) -> None:
         self.requests = requests
@@ -139,7 +138,6 @@ class RequestProvisioner:
         self.db = requests.db
         self.clock = requests.clock
         self.crash = crash
-        self.sleep = sleep
         self.units = units or UnitService(provisioner.inventory, clock=requests.clock)
 
     # -- the entry point ---------------------------------------------------------------------
@@ -337,9 +335,6 @@ class RequestProvisioner:
         for vm in plan:
             if vm.state == CREATED:
                 continue
-            if vm.start_delay_s > 0 and self.sleep is not None:
-                say(f"tier {vm.tier}: waiting {vm.start_delay_s:g} s after the tier before it")
-                self.sleep(vm.start_delay_s)
             try:
                 uuid = self._make(vm, spec_of, say)
             except CorralError as exc:
@@ -479,6 +474,7 @@ def _spec_maker(
     """The provisioning spec of each VM: the request's people, purpose and lease; a unit's
     VMs on the unit's network, made shut off."""
     expires = today + timedelta(days=row.lease_days)
+    tier_networks = {p.tier: p.networks for p in parts_of(row)} if network else {}
     owner, department, requester = row.owner, row.department, row.requester
     purpose, environment, request_id = row.purpose, row.environment, row.id
 
@@ -498,6 +494,7 @@ def _spec_maker(
             environment=environment,
             request_id=request_id,
             network=network,
+            extra_networks=tier_networks.get(vm.tier, ()),
             start=network is None,
             seed_readonly=network is not None,
         )

@@ -207,8 +207,13 @@ class JobService:
             pool.shutdown(wait=wait, cancel_futures=not wait)
 
     # -- the API -----------------------------------------------------------------
-    def submit(self, kind: JobKind[P], params: P, actor: str | None = None) -> Job:
-        """Record the job as queued and hand it to a worker; returns at once."""
+    def submit(
+        self, kind: JobKind[P], params: P, actor: str | None = None, *, start: bool = True
+    ) -> Job:
+        """Record the job as queued and hand it to a worker; returns at once.
+
+        ``start=False`` only records it: another process runs it (``run_here``), e.g. the
+        detached runner a CLI command starts, so the work outlives the command."""
         self.register(kind)
         row = m.Job(
             id=uuid.uuid4().hex,
@@ -224,8 +229,31 @@ class JobService:
             s.add(row)
             s.flush()
             job = _job(row)
-        self._executor().submit(self._run, job.id)
+        if start:
+            self._executor().submit(self._run, job.id)
         return job
+
+    def run_here(self, job_id: str) -> Job:
+        """Run a queued job in the calling thread (nothing if another runner claimed it)."""
+        self._run(job_id)
+        return self.get(job_id)
+
+    def fail_abandoned(self, job_id: str) -> Job:
+        """A job whose runner process is known to be gone, still queued or running: failed
+        with ``job-interrupted`` (the same answer a server restart gives)."""
+        problem = JobProblem.of(
+            500, "job-interrupted", "The process running this job stopped; submit it again."
+        )
+        with self.db.session() as s:
+            row = s.get(m.Job, job_id, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"no job {job_id[:40]!r}; 'corral jobs list' shows the jobs.")
+            if JobState(row.state) not in FINISHED:
+                row.state = JobState.failed.value
+                row.error = _problem_json(problem)
+                row.finished_at = self.clock()
+            s.flush()
+            return _job(row)
 
     def get(self, job_id: str) -> Job:
         with self.db.session() as s:

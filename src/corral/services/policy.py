@@ -75,8 +75,13 @@ class RequestFacts:
 def request_violations(
     policy: Policy, r: RequestFacts, network_of: Callable[[str], str | None]
 ) -> list[Violation]:
-    """The rules a request breaks, for each of its parts (a blueprint's tiers). A blueprint's
-    VMs are on their unit's own network, so the network rule is the templates' only."""
+    """The rules a request breaks, for each of its parts (a blueprint's tiers).
+
+    The network rule checks every network a VM would join: a template's network for a plain
+    request; for a blueprint, each tier's ``networks``. A blueprint's VMs are also on their
+    unit's own network, which is allowed by construction and never listed in a policy: Corral
+    makes it for that unit alone when it is deployed (a name unknown before, with no forward
+    and no address, so nothing outside the unit reaches it) and removes it at teardown."""
     meta: dict[str, str | None] = {
         "owner": r.owner,
         "department": r.department,
@@ -86,7 +91,7 @@ def request_violations(
     out: list[Violation] = []
     for p in r.parts:
         name = f"tier {p.tier}" if p.tier else "the request"
-        net = None if r.blueprint else network_of(p.template)
+        nets = p.networks if r.blueprint else tuple(n for n in [network_of(p.template)] if n)
         facts = Facts(
             name=name,
             metadata=meta,
@@ -94,7 +99,7 @@ def request_violations(
             vcpus=p.size.vcpus,
             memory_mib=p.size.memory_mib,
             disk_gb=p.size.disk_gb or None,
-            networks=(net,) if net else None,
+            networks=nets or None,
             lease_days=r.lease_days,
         )
         out += [v for v in check(policy, facts, protection_known=False) if v not in out]

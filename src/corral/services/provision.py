@@ -190,6 +190,7 @@ class ProvisionService:
             seed_path=seed.path,
             seed_readonly=spec.seed_readonly,
             network=spec.network or t.network,
+            extra_networks=spec.extra_networks,
             meta=meta,
             domain_type=t.domain_type,
             arch=t.arch,

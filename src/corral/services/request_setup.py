@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import date
 
 from corral.config import Settings
 from corral.engines.approval import load_rules
 from corral.engines.costing import load_cost_model
-from corral.engines.planning.model import Fleet
 from corral.errors import NotFoundError
 from corral.inventory.service import Inventory
 from corral.reclaim.setup import mailer_from_env
 from corral.services.blueprints import BlueprintService
-from corral.services.fleet import live_fleet
 from corral.services.fulfil import RequestProvisioner
+from corral.services.live_capacity import LiveFleet
 from corral.services.policy import load_policy, request_checker
 from corral.services.provision import ProvisionService
 from corral.services.quotas import Prices, QuotaService
@@ -26,9 +24,6 @@ from corral.services.templates import TemplateService
 def request_service(inventory: Inventory, settings: Settings) -> RequestService:
     """Requests placed on the live inventory's fleet, with the settings' rules, cost and mail."""
 
-    def fleet() -> Fleet:
-        return live_fleet(inventory).fleet
-
     def extend_lease(uuid: str, until: date, actor: str) -> None:
         inventory.set_metadata(uuid, {"expires_on": until}, actor=actor)
 
@@ -38,7 +33,7 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
         inventory.db,
         load_rules(settings.request_rules),
         Prices.of(load_cost_model(settings.cost_model)),
-        fleet,
+        LiveFleet(inventory),
         clock=inventory.clock,
         mailer=mailer_from_env(settings),
         base_url=settings.base_url,
@@ -75,5 +70,4 @@ def request_provisioner(
     return RequestProvisioner(
         requests or request_service(inventory, settings),
         ProvisionService(inventory, templates),
-        sleep=time.sleep,
     )

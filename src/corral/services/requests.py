@@ -228,8 +228,9 @@ class RequestService:
     def quote(self, spec: RequestSpec, who: Principal) -> Quote:
         """Cost, placement and quota of ``spec`` now, without booking anything."""
         spec, parts = self._check(spec, who)
+        base = self.base_state()
         with self.db.session() as s:
-            return self._quote(s, spec.department, spec.environment, parts, frozenset())
+            return self._quote(s, spec.department, spec.environment, parts, frozenset(), base)
 
     def create(self, spec: RequestSpec, who: Principal, *, submit: bool = False) -> RequestView:
         """A draft request (submitted at once with ``submit``)."""
@@ -277,6 +278,7 @@ class RequestService:
 
     def submit(self, request_id: int, who: Principal) -> RequestView:
         """Send a draft: the rules approve it, deny it, or leave it to the approvers."""
+        base = self.base_state()  # before the lock: it may read the inventory on a connection
         with self.db.session() as s:
             row = self._visible(s, request_id, who, Permission.request_create)
             _must_be(row, S.draft, "submitted")
@@ -285,7 +287,7 @@ class RequestService:
             _must_be(row, S.draft, "submitted")
             now = self.clock()
             row.submitted_at = now
-            evaluation = self._decide(s, row, frozenset(), who.user, "submit", now)
+            evaluation = self._decide(s, row, frozenset(), who.user, "submit", now, base=base)
             view = _view(s, row)
         if evaluation.decision is Decision.pending:
             self._mail_approvers(view)
@@ -398,6 +400,7 @@ class RequestService:
 
     def approve(self, request_id: int, who: Principal, note: str = "") -> RequestView:
         """Add ``who``'s approval; the request is approved once the rules have enough."""
+        base = self.base_state()  # before the lock: it may read the inventory on a connection
         with self.db.session() as s:
             row = self._visible(s, request_id, who, Permission.request_decide)
             self._may_decide(row, who)
@@ -423,6 +426,7 @@ class RequestService:
                 now,
                 note=note,
                 blocked_is_conflict=True,
+                base=base,
             )
             return _view(s, row)
 
@@ -595,6 +599,7 @@ class RequestService:
         environment: str,
         parts: Sequence[Part],
         approvers: frozenset[str],
+        base: ClusterState,
     ) -> Quote:
         r = m.RequestReservation
         booked = [
@@ -608,7 +613,7 @@ class RequestService:
             for p in parts
             for i in range(p.count)
         ]
-        capacity = place_new_vms(self.base_state(), booked, vms, failures=self.rules.ha_failures)
+        capacity = place_new_vms(base, booked, vms, failures=self.rules.ha_failures)
         cost = self._cost(parts)
         used = department_usage(s, department, self.prices)
         limits = limits_of(s.get(m.Quota, department))
@@ -639,10 +644,11 @@ class RequestService:
         *,
         note: str = "",
         blocked_is_conflict: bool = False,
+        base: ClusterState,
     ) -> Evaluation:
         """Evaluate under the lock and move the request; an approval books its capacity."""
         parts = parts_of(row)
-        quote = self._quote(s, row.department, row.environment, parts, approvers)
+        quote = self._quote(s, row.department, row.environment, parts, approvers, base)
         ev = quote.evaluation
         if ev.decision is Decision.deny and blocked_is_conflict:
             raise ConflictError(
@@ -862,6 +868,7 @@ def _part_json(p: Part) -> dict[str, object]:
         "memory_mib": p.size.memory_mib,
         "disk_gb": p.size.disk_gb,
         "start_delay_s": p.start_delay_s,
+        "networks": list(p.networks),
     }
 
 
@@ -876,6 +883,7 @@ def parts_of(row: m.VMRequest) -> tuple[Part, ...]:
                 t["count"],
                 Size(t["vcpus"], t["memory_mib"], t["disk_gb"]),
                 t["start_delay_s"],
+                tuple(t.get("networks") or ()),
             )
             for t in row.tiers
         )

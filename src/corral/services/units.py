@@ -5,7 +5,10 @@ VMs are made, it gets its own libvirt network with no forward on every host it u
 unique to the unit), and its VMs are made shut off on that network. Right after they exist
 each gets its pristine snapshot (internal, of its system disk: see
 corral.hypervisor.libvirt.units for why), then the unit starts tier by tier in its start
-order: each tier's pre hooks, its VMs started, each VM ready, its post hooks.
+order: each tier's pre hooks, its VMs started, each VM ready, its post hooks. A tier's start
+delay is waited between the tier before it being up and its own pre hooks, on this one path
+that deploy and redeploy share (the first tier to start waits for nothing: there is no tier
+before it). VMs are made shut off, so the delay belongs to starting, not to making.
 
 Every operation is claim, act, commit, like provisioning and the reclamation executor:
 
@@ -239,8 +242,11 @@ class UnitService:
             tiers = [tier_from_stored(t) for t in row.tiers]
             name, blueprint = row.network, row.blueprint
         vms = self._vms(request_id)
-        for tier in _start_order(blueprint, tiers, vms):
+        for n, tier in enumerate(_start_order(blueprint, tiers, vms)):
             mine = [v for v in vms if v.tier == tier.name]
+            if n and tier.start_delay_s > 0:
+                say(f"tier {tier.name}: waiting {tier.start_delay_s:g} s after the tier before it")
+                self.starter.sleep(tier.start_delay_s)
             env = {
                 "CORRAL_UNIT": str(request_id),
                 "CORRAL_NETWORK": name,

@@ -39,7 +39,12 @@ class TierBody(BaseModel):
     disk_gb: float | None = Field(default=None, ge=0, le=1e6)
     order: int = Field(default=0, ge=-1000, le=1000, description="Lower tiers are made first.")
     start_delay_s: float = Field(
-        default=0.0, ge=0, le=3600, description="Wait after the tier before."
+        default=0.0, ge=0, le=3600, description="On every start, wait after the tier before."
+    )
+    networks: list[Name] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Networks the tier's VMs join besides their unit's own (policy-checked).",
     )
 
 

@@ -4,48 +4,28 @@ Reading needs ``request.read``; stop, redeploy and teardown need ``request.creat
 people who request a unit run it), each within the caller's departments (another
 department's unit answers 404). An operation is a job: the route checks that the caller may
 see the unit, the job acts with the caller's roles and departments, so the service checks
-them again when it claims the unit.
+them again when it claims the unit. The job kind is corral.services.unit_jobs's, the one
+the CLI submits too.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from corral.api.deps import require
 from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
-from corral.api.schemas import Text256
 from corral.domain.access import Permission as Perm
-from corral.domain.access import Principal, Role
-from corral.services.audit import Actor, acting_as
-from corral.services.jobs import JobKind, Progress
+from corral.domain.access import Principal
+from corral.services.unit_jobs import Operation, unit_job, unit_job_kind
 from corral.services.units import UnitService, UnitView
 
 router = APIRouter(prefix="/api/v1", tags=["units"])
 UnitId = Annotated[int, Field(ge=1, lt=2**31)]
-
-
-class Operation(StrEnum):
-    stop = "stop"
-    redeploy = "redeploy"
-    teardown = "teardown"
-
-
-class UnitJob(BaseModel):
-    """Stop, redeploy or tear down unit ``unit_id``, acting as the caller who asked."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    unit_id: UnitId
-    operation: Operation
-    user: Text256
-    roles: list[Role]
-    departments: list[Text256]
 
 
 def _units(state: Any) -> UnitService:
@@ -53,16 +33,7 @@ def _units(state: Any) -> UnitService:
     return units
 
 
-def _run(params: UnitJob, state: Any, progress: Progress) -> UnitView:
-    who = Principal(params.user, frozenset(params.roles), frozenset(params.departments))
-    act = getattr(_units(state), params.operation.value)
-    with acting_as(Actor(who.user, who.role_names, f"job:unit.{params.operation.value}")):
-        view: UnitView = act(params.unit_id, who)
-    progress(1.0)
-    return view
-
-
-UNIT_OPERATION = JobKind("unit.operate", UnitJob, _run)
+UNIT_OPERATION = unit_job_kind(_units)
 JOB_KINDS = (UNIT_OPERATION,)
 
 
@@ -102,12 +73,5 @@ def operate_unit(
     who: Annotated[Principal, require(Perm.request_create)],
 ) -> JobPublic:
     """Stop, redeploy (to the pristine state) or tear down a unit as one: a job (UnitView)."""
-    _units(request.app.state).get(unit_id, who)  # 404 for a unit the caller may not see
-    params = UnitJob(
-        unit_id=unit_id,
-        operation=operation,
-        user=who.user,
-        roles=sorted(who.roles),
-        departments=sorted(who.departments),
-    )
+    params = unit_job(_units(request.app.state), unit_id, operation, who)  # 404: not theirs
     return accept(jobs, UNIT_OPERATION, params, who.user, response)
