@@ -117,8 +117,19 @@ def holt_winters(y: np.ndarray, lead: int) -> np.ndarray:
         return np.asarray(model.forecast(lead + HORIZON))[-HORIZON:]
 
 
-def evaluate(case: Case, with_ets: bool) -> tuple[str, dict[str, float], float]:
-    """MASE per method and the share of truth hours in Corral's band."""
+@dataclass(frozen=True)
+class Result:
+    month: str
+    vm: int
+    mase: dict[str, float]
+    coverage: float
+    last_week: float  # median of the history's last 7 days
+    truth_median: float
+    truth_mean: float
+
+
+def evaluate(case: Case, with_ets: bool) -> Result:
+    """MASE per method, the share of truth hours in Corral's band, and what the VM did."""
     ours = forecast(case.times, case.values, case.start, HORIZON * HOUR, HOUR)
     point = np.asarray([s.forecast for s in ours])
     lower = np.asarray([s.lower for s in ours])
@@ -138,10 +149,20 @@ def evaluate(case: Case, with_ets: bool) -> tuple[str, dict[str, float], float]:
     guesses["oracle shift"] = point + np.median(case.truth[ok] - point[ok])
     mase = {k: float(np.mean(np.abs(g[ok] - case.truth[ok]))) / scale for k, g in guesses.items()}
     inside = (case.truth[ok] >= lower[ok]) & (case.truth[ok] <= upper[ok])
-    return case.month, mase, float(inside.mean())
+    last_week = float(np.median(y[-168:]))
+    truth = case.truth[ok]
+    return Result(
+        case.month,
+        case.vm,
+        mase,
+        float(inside.mean()),
+        last_week,
+        float(np.median(truth)),
+        float(truth.mean()),
+    )
 
 
-def _run(args: tuple[Path, str, str, int, bool]) -> tuple[str, dict[str, float], float] | None:
+def _run(args: tuple[Path, str, str, int, bool]) -> Result | None:
     data, history_month, truth_month, vm, with_ets = args
     case = load_case(data, history_month, truth_month, vm)
     return None if case is None else evaluate(case, with_ets)
@@ -153,6 +174,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--vms", type=int, default=100, help="VMs 1..N (100 = the benchmark)")
     parser.add_argument("--no-ets", action="store_true", help="skip Holt-Winters (slow)")
+    parser.add_argument("--top", type=int, default=5, help="VMs with the worst MASE to show")
     args = parser.parse_args()
     jobs = [
         (args.data, h, t, vm, not args.no_ets) for h, t in PAIRS for vm in range(1, args.vms + 1)
@@ -160,24 +182,41 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         results = [r for r in pool.map(_run, jobs, chunksize=4) if r is not None]
     for history_month, truth_month in PAIRS:
-        rows = [r for r in results if r[0] == history_month]
+        rows = [r for r in results if r.month == history_month]
         print(f"\n{history_month} -> {truth_month}: {len(rows)} VMs, MASE (24 h seasonal scale)")
         print(f"  {'method':14} {'mean':>7} {'median':>7} {'coverage':>9}")
         for method in METHODS:
-            values = [r[1][method] for r in rows if method in r[1]]
+            values = [r.mase[method] for r in rows if method in r.mase]
             if not values:
                 continue
-            cover = f"{np.mean([r[2] for r in rows]):9.1%}" if method == "corral" else f"{'-':>9}"
-            print(f"  {method:14} {np.mean(values):7.3f} {np.median(values):7.3f} {cover}")
+            cover = f"{np.mean([r.coverage for r in rows]):9.1%}" if method == "corral" else ""
+            print(f"  {method:14} {np.mean(values):7.3f} {np.median(values):7.3f} {cover:>9}")
         print_targets(rows)
+        print_worst(rows, args.top)
 
 
-def print_targets(rows: list[tuple[str, dict[str, float], float]]) -> None:
+def print_worst(rows: list[Result], top: int) -> None:
+    """The VMs that weigh most in the mean: a change of level between the history's last week
+    and the truth week (or a truth of rare huge spikes) shows as last week far from the truth."""
+    worst = sorted(rows, key=lambda r: -r.mase["corral"])[:top]
+    share = sum(r.mase["corral"] for r in worst) / sum(r.mase["corral"] for r in rows)
+    print(f"  the {top} worst VMs carry {share:.0%} of the summed MASE:")
+    print(
+        f"  {'VM':>4} {'MASE':>6} {'last week median':>17} {'truth median':>13} {'truth mean':>11}"
+    )
+    for r in worst:
+        print(
+            f"  {r.vm:4d} {r.mase['corral']:6.2f} {r.last_week:17.1f} "
+            f"{r.truth_median:13.1f} {r.truth_mean:11.1f}"
+        )
+
+
+def print_targets(rows: list[Result]) -> None:
     """The issue's three targets for one month: met or not, with the numbers."""
-    means = {m: float(np.mean([r[1][m] for r in rows])) for m in METHODS if m in rows[0][1]}
-    medians = {m: float(np.median([r[1][m] for r in rows])) for m in means}
+    means = {m: float(np.mean([r.mase[m] for r in rows])) for m in METHODS if m in rows[0].mase}
+    medians = {m: float(np.median([r.mase[m] for r in rows])) for m in means}
     bar = 0.8 * min(means[m] for m in BASELINES if m in means)
-    coverage = float(np.mean([r[2] for r in rows]))
+    coverage = float(np.mean([r.coverage for r in rows]))
     checks = [(f"mean <= 0.8 x best baseline ({bar:.3f})", means["corral"] <= bar)]
     if "Holt-Winters" in medians:
         ets = medians["Holt-Winters"]
