@@ -1,4 +1,4 @@
-"""The fleet diagnosis on a real DuckDB store filled with a constructed day: on kvm-03 seven VMs
+"""The fleet diagnosis on a real DuckDB metrics filled with a constructed day: on kvm-03 seven VMs
 starved since 14:05 by the two VMs of batch-etl, beside steady ones; on kvm-05 one VM at its
 own CPU limit; kvm-07 quiet. The service reads set-based (a couple of queries per chunk of
 whole hosts, never one per VM), agrees with the per-VM diagnosis, and the CLI and REST give
@@ -23,10 +23,11 @@ from corral.domain.metrics import SampleBatch, SeriesKey
 from corral.errors import ValidationError
 from corral.inventory.service import Inventory
 from corral.metrics.model import EntityKind
-from corral.metrics.store import DuckDBStore
+from corral.metrics.store import DuckDBStore, MetricsStore
 from corral.metrics.store.base import SeriesColumns
 from corral.security.token_store import TokenStore
 from corral.services import diagnosis
+from tests.metrics.conftest import store, victoria_url  # noqa: F401  (fixtures)
 
 STEP = 300
 VICTIMS = [f"00000000-0000-0000-0000-0000000001{i:02d}" for i in range(7)]
@@ -85,7 +86,7 @@ def _fleet(now: int) -> SampleBatch:
 
 
 class CountingStore(DuckDBStore):
-    """The real DuckDB store, counting the reads the fleet diagnosis makes."""
+    """The real DuckDB metrics, counting the reads the fleet diagnosis makes."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -106,9 +107,9 @@ class CountingStore(DuckDBStore):
 def filled(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     now = _now()
     path = tmp_path / "m.duckdb"
-    store = DuckDBStore(path)
-    store.write(_fleet(now))
-    store.close()
+    metrics = DuckDBStore(path)
+    metrics.write(_fleet(now))
+    metrics.close()
     yield path, now
 
 
@@ -116,12 +117,12 @@ def test_the_fleet_summary_names_the_starved_vms_and_batch_etl(
     filled: tuple[Path, int],
 ) -> None:
     path, now = filled
-    store = DuckDBStore(path)
+    metrics = DuckDBStore(path)
     try:
         units = dict.fromkeys(ETL, "batch-etl")
-        got = diagnosis.fleet_summary(store, now, 86400, units=units)
+        got = diagnosis.fleet_summary(metrics, now, 86400, units=units)
     finally:
-        store.close()
+        metrics.close()
     assert got.diagnosed == 19
     first = got.groups[0]
     assert first.host == "kvm-03" and first.cause is diagnosis.Cause.host_cpu_contention
@@ -141,26 +142,26 @@ def test_reads_are_set_based_per_chunk_of_whole_hosts_and_agree_with_one_vm(
     filled: tuple[Path, int],
 ) -> None:
     path, now = filled
-    store = CountingStore(path)
+    metrics = CountingStore(path)
     try:
-        whole = list(diagnosis.diagnose_fleet(store, now, 86400, chunk_size=1000))
-        assert store.reads == ["series_many vm 19", "series_many host 3"]
-        store.reads.clear()
-        chunked = list(diagnosis.diagnose_fleet(store, now, 86400, chunk_size=5))
+        whole = list(diagnosis.diagnose_fleet(metrics, now, 86400, chunk_size=1000))
+        assert metrics.reads == ["series_many vm 19", "series_many host 3"]
+        metrics.reads.clear()
+        chunked = list(diagnosis.diagnose_fleet(metrics, now, 86400, chunk_size=5))
         # kvm-03's 13 VMs stay together (neighbours are read with the VM); 1 + 5 > 5
-        assert [r for r in store.reads if " vm " in r] == [
+        assert [r for r in metrics.reads if " vm " in r] == [
             "series_many vm 13",
             "series_many vm 1",
             "series_many vm 5",
         ]
-        assert "series" not in store.reads
+        assert "series" not in metrics.reads
         assert chunked == whole
         one = {d.vm: d for d in whole}[VICTIMS[3]]
-        alone = diagnosis.diagnose(store, VICTIMS[3], now, 86400)
+        alone = diagnosis.diagnose(metrics, VICTIMS[3], now, 86400)
         assert one.findings[0].cause == alone.findings[0].cause
         assert one.findings[0].culprits == alone.findings[0].culprits == tuple(ETL)
     finally:
-        store.close()
+        metrics.close()
 
 
 def test_cli_fleet_prints_the_sentences_and_json(filled: tuple[Path, int]) -> None:
@@ -185,19 +186,35 @@ def test_cli_fleet_prints_the_sentences_and_json(filled: tuple[Path, int]) -> No
 
 def test_rest_fleet_diagnosis_equals_the_service(filled: tuple[Path, int], tmp_path: Path) -> None:
     path, now = filled
-    store = DuckDBStore(path)
+    metrics = DuckDBStore(path)
     settings = Settings(home=tmp_path / "home")
     inventory = Inventory.from_settings(settings)
     token = TokenStore(inventory.db).create("fleet-diagnose-tests")
-    api = create_app(inventory, settings=settings, metrics=store)
+    api = create_app(inventory, settings=settings, metrics=metrics)
     try:
         with TestClient(api, headers={"Authorization": f"Bearer {token}"}) as c:
             got = c.get("/api/v1/metrics/diagnose/fleet", params={"history": "1d"})
         assert got.status_code == 200, got.text
         body = got.json()
         assert now <= body["at"]
-        want = diagnosis.fleet_summary(store, body["at"], 86400)
+        want = diagnosis.fleet_summary(metrics, body["at"], 86400)
         assert [g["sentence"] for g in body["groups"]] == [g.sentence for g in want.groups]
         assert body["healthy"] == want.healthy and body["groups"][0]["vms"][0] in VICTIMS
     finally:
-        store.close()
+        metrics.close()
+
+
+def test_both_metric_stores_give_the_same_summary(
+    store: MetricsStore,  # noqa: F811
+) -> None:
+    """DuckDB and a real VictoriaMetrics process: the same constructed day, the same groups."""
+    now = _now()
+    store.write(_fleet(now))
+    got = diagnosis.fleet_summary(store, now, 86400, units=dict.fromkeys(ETL, "batch-etl"))
+    assert got.diagnosed == 19 and got.healthy == 9
+    assert [(g.host, g.cause.value, sorted(g.vms), g.culprits) for g in got.groups] == [
+        ("kvm-03", "host_cpu_contention", VICTIMS, tuple(ETL)),
+        ("kvm-03", "own_demand", ETL, ()),
+        ("kvm-05", "own_demand", [BUSY], ()),
+    ]
+    assert "cause: the 2 VMs of batch-etl" in got.groups[0].sentence
