@@ -206,10 +206,11 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    build, expected, units = generate(args.vms, args.per_host, args.hours)
-    if args.child is not None:
+    if args.child is not None:  # the units come in a file: the child builds no samples
+        units = json.loads(args.child.with_suffix(".units.json").read_text())
         print(json.dumps(diagnose(args.child, args.vms, args.hours, args.chunk, units)))
         return
+    build, expected, units = generate(args.vms, args.per_host, args.hours)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = Path(tmp) / "fleet.duckdb"
         began = time.perf_counter()
@@ -218,6 +219,8 @@ def main() -> None:
         store.write(batch)
         store.close()
         written = time.perf_counter() - began
+        path.with_suffix(".units.json").write_text(json.dumps(units))
+        del build
         child = [sys.executable, __file__, "--child", str(path)]
         child += ["--vms", str(args.vms), "--per-host", str(args.per_host)]
         child += ["--hours", str(args.hours), "--chunk", str(args.chunk)]

@@ -20,7 +20,22 @@ Two reference rows are not forecasts: they look at the truth week. "oracle flat"
 truth's own median for every hour; "oracle shift" moves Corral's forecast by the median of its
 errors (the best level shift in absolute error). They show how much of the error is a change of
 level from one month to the next that no forecast made from the history can know. The issue's
-targets are checked at the end of each month's table.
+targets are checked at the end of each month's table, followed by the ``--top`` VMs with the
+worst MASE: the median of their history's last week beside the truth week's median and mean.
+
+What limits the mean (measured 2026-12-04, same cases): the mean is carried by a few VMs whose
+truth week leaves the history's level (VM 4 in August: 28.5 MHz all of late July, 6.5 in
+August; VM 33 in September: 1,198 -> 211) or is a few huge spikes (VM 94: median 229, mean
+947), scaled by a tiny in-sample error, so one VM adds up to 0.1 to the mean of 95. The five
+worst carry 27 % (July) and 23 % (August) of the summed MASE. Tried and rejected, without
+looking at the truth: profiles over 3, 4, 5, 14 and 28 days, a recent level (last 1-3 days)
+under a 7- or 14-day shape, the median of the same hour over the last 2-3 weeks, a flat
+recent median, the per-VM choice among those by a holdout on the history's last week (worse:
+1.25-1.29 / 1.33-1.43, the last week's winner is not next month's), and means or medians of
+several (at best 1.203-1.205 / 1.23-1.25). Even looking at the truth, the best of 20 such
+forecasts per VM gives 1.056 / 1.070 and the best level shift of Corral's forecast 0.892 /
+1.054, against targets of 1.074 / 1.069: the August target is out of reach of any level and
+daily shape learnt from the history.
 """
 
 from __future__ import annotations
