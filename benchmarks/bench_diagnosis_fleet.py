@@ -184,7 +184,21 @@ def diagnose(
         }
         for g in summary.groups
     ]
-    return {"wall": wall, "diagnosed": summary.diagnosed, "groups": groups}
+    return {
+        "wall": wall,
+        "peak_mb": _own_peak_mb(),
+        "diagnosed": summary.diagnosed,
+        "groups": groups,
+    }
+
+
+def _own_peak_mb() -> float:
+    """This process's peak resident memory since its exec (VmHWM; RUSAGE_CHILDREN would count
+    the parent's memory copied at fork, which Linux carries over exec into ru_maxrss)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def check(expected: list[Expected], groups: list[dict[str, object]]) -> tuple[int, int, int]:
@@ -225,8 +239,8 @@ def main() -> None:
         child += ["--vms", str(args.vms), "--per-host", str(args.per_host)]
         child += ["--hours", str(args.hours), "--chunk", str(args.chunk)]
         out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = json.loads(out)
+    peak_mb = result["peak_mb"]
     found, missed, false = check(expected, result["groups"])
     print(f"fleet: {args.vms:,} VMs on {args.vms // args.per_host} hosts, {args.hours} h of 5-min")
     print(f"samples, {len(batch):,} written in {written:.1f} s; chunk {args.chunk} VMs")

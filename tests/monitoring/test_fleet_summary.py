@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corral.engines.diagnosis import Cause, Diagnosis, Finding, summarize
+from corral.engines.diagnosis.fleet import reword
 
 AT = 1_700_000_000.0
 T1405 = AT - AT % 86400 + 14 * 3600 + 5 * 60  # 14:05 UTC that day
@@ -101,3 +102,13 @@ def test_every_vm_with_a_finding_is_in_exactly_one_group(rows: list) -> None:  #
         assert g.sentence.count(g.host) == 1 and set(g.culprits).isdisjoint({""})
     impacts = [g.impact for g in got.groups]
     assert impacts == sorted(impacts, reverse=True)
+
+
+def test_reword_names_the_vms_learnt_after_the_summary() -> None:
+    got = summarize(
+        [slowed("u1", "kvm-01", T1405, ("n1",)), slowed("u2", "kvm-01", T1405, ("n1",))]
+    )
+    assert got.groups[0].sentence.endswith("cause: n1 (u1, u2)")
+    named = reword(got, {"u1": "web-1", "u2": "web-2", "n1": "etl-1"}, {"n1": "batch-etl"})
+    assert named.groups[0].sentence.endswith("cause: the VM of batch-etl (web-1, web-2)")
+    assert named.groups[0].vms == got.groups[0].vms and named.healthy == got.healthy
