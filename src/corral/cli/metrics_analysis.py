@@ -180,8 +180,8 @@ def diagnose_cmd(
 
 
 def _diagnose_fleet(history: str, store: str | None, output: OutputFormat) -> None:
-    from corral.cli.context import settings
-    from corral.cli.metrics import _store, _vm_names
+    from corral.cli.context import inventory, settings
+    from corral.cli.metrics import _known_inventory, _store
     from corral.services import diagnosis
 
     metrics = _store(store)
@@ -194,9 +194,8 @@ def _diagnose_fleet(history: str, store: str | None, output: OutputFormat) -> No
         )
     finally:
         metrics.close()
-    names = _vm_names([v for g in summary.groups for v in (*g.vms[:3], *g.culprits)])
-    if names:
-        summary = diagnosis.reword(summary, names)
+    if summary.groups and _known_inventory():
+        summary = diagnosis.labelled(summary, inventory())
     if output is OutputFormat.json:
         typer.echo(to_json(record(summary)))
         return

@@ -10,7 +10,7 @@ host.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ from corral.engines.diagnosis import (
 from corral.engines.diagnosis import diagnose as judge
 from corral.engines.diagnosis.fleet import FleetGroup, FleetSummary, reword, summarize
 from corral.errors import NotFoundError
+from corral.inventory.service import Inventory
 from corral.metrics.store.base import MetricsStore
 
 VM_METRICS = (
@@ -206,6 +207,34 @@ def fleet_summary(
     return summarize(diagnose_fleet(store, at, history_s, chunk_size, config), names, units)
 
 
+def vm_labels(inventory: Inventory, uuids: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Display names, and the project (the application a VM serves, from its ownership
+    metadata) of the VMs a summary names: "cause: the 2 VMs of batch-etl"."""
+    from sqlalchemy import select
+
+    from corral.store import models as m
+
+    wanted = sorted({u.lower() for u in uuids})
+    names: dict[str, str] = {}
+    projects: dict[str, str] = {}
+    with inventory.db.session() as s:
+        for i in range(0, len(wanted), 500):
+            q = select(m.VM.uuid, m.VM.name, m.VM.project).where(m.VM.uuid.in_(wanted[i : i + 500]))
+            for uuid, name, project in s.execute(q).all():
+                names[uuid] = name
+                if project:
+                    projects[uuid] = project
+    return names, projects
+
+
+def labelled(summary: FleetSummary, inventory: Inventory) -> FleetSummary:
+    """The summary worded with the inventory's names and projects of the VMs it names (the
+    members a sentence lists and every culprit: a few dozen, not the fleet)."""
+    shown = {v for g in summary.groups for v in (*g.vms[:3], *g.culprits)}
+    names, projects = vm_labels(inventory, shown)
+    return reword(summary, names, projects)
+
+
 __all__ = [
     "Cause",
     "Diagnosis",
@@ -216,5 +245,7 @@ __all__ = [
     "diagnose_fleet",
     "fleet_summary",
     "headline",
+    "labelled",
     "reword",
+    "vm_labels",
 ]

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from corral.api.deps import require
+from corral.api.deps import InventoryDep, require
 from corral.api.problems import error_responses
 from corral.api.routes.metrics import StoreDep
 from corral.domain.access import Permission as Perm
@@ -215,6 +215,7 @@ class FleetDiagnosisOut(BaseModel):
 def diagnose_fleet(
     request: Request,
     store: StoreDep,
+    inventory: InventoryDep,
     _who: Annotated[Principal, require(Perm.fleet_read)],
     history: Duration = "1d",
 ) -> FleetDiagnosisOut:
@@ -225,6 +226,7 @@ def diagnose_fleet(
         parse_duration(history),
         request.app.state.settings.analysis_chunk_size,
     )
+    s = diagnosis.labelled(s, inventory)
     return FleetDiagnosisOut(
         at=int(s.at),
         window=int(s.window),
