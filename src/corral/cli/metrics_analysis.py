@@ -134,20 +134,29 @@ def baseline_cmd(
 
 
 def diagnose_cmd(
-    vm: str = typer.Argument(..., help="a VM (name or UUID)"),
-    history: str = typer.Option("7d", "--history", help="history to compare with, e.g. 7d"),
+    vm: str | None = typer.Argument(None, help="a VM (name or UUID); or --fleet"),
+    fleet: bool = typer.Option(False, "--fleet", help="every VM, summed up by host and cause"),
+    history: str | None = typer.Option(
+        None, "--history", help="history to compare with (default 7d; 1d with --fleet)"
+    ),
     store: str | None = StoreOption,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Why a VM is slow or busy: its own demand, host CPU contention (and the neighbours that
-    cause it), memory pressure, disk or network saturation, or a memory leak (with its date)."""
+    cause it), memory pressure, disk or network saturation, or a memory leak (with its date).
+    With --fleet: every VM diagnosed, grouped by host, cause and onset, in sentences."""
+    if fleet == (vm is not None):
+        raise ValidationError("give either a VM or --fleet.")
+    if vm is None:
+        _diagnose_fleet(history or "1d", store, output)
+        return
     from corral.cli.metrics import _entity, _store, _vm_names
     from corral.services import diagnosis
 
     metrics = _store(store)
     try:
         found = diagnosis.diagnose(
-            metrics, _entity(vm, EntityKind.vm), int(time.time()), parse_duration(history)
+            metrics, _entity(vm, EntityKind.vm), int(time.time()), parse_duration(history or "7d")
         )
     finally:
         metrics.close()
@@ -168,6 +177,45 @@ def diagnose_cmd(
     ]
     if rows:
         emit(rows, output, list(rows[0]), title="findings, most severe first")
+
+
+def _diagnose_fleet(history: str, store: str | None, output: OutputFormat) -> None:
+    from corral.cli.context import inventory, settings
+    from corral.cli.metrics import _known_inventory, _store
+    from corral.services import diagnosis
+
+    metrics = _store(store)
+    try:
+        summary = diagnosis.fleet_summary(
+            metrics,
+            int(time.time()),
+            parse_duration(history),
+            settings().analysis_chunk_size,
+        )
+    finally:
+        metrics.close()
+    if summary.groups and _known_inventory():
+        summary = diagnosis.labelled(summary, inventory())
+    if output is OutputFormat.json:
+        typer.echo(to_json(record(summary)))
+        return
+    typer.echo(
+        f"{summary.diagnosed} VMs diagnosed: {summary.affected} in trouble in "
+        f"{len(summary.groups)} groups, {summary.healthy} fine"
+    )
+    rows = [
+        {
+            "host": g.host,
+            "cause": g.cause.value,
+            "since": None if g.since is None else iso(int(g.since)),
+            "vms": len(g.vms),
+            "impact": round(g.impact, 2),
+            "summary": g.sentence,
+        }
+        for g in summary.groups
+    ]
+    if rows:
+        emit(rows, output, list(rows[0]), title="groups, most impact first")
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -1,5 +1,6 @@
 """Diagnose one VM from the metrics store: gather its, its host's and its neighbours' series
-and ask the diagnosis engine (corral.engines.diagnosis) why it is slow or busy.
+and ask the diagnosis engine (corral.engines.diagnosis) why it is slow or busy; or diagnose
+the whole fleet set-based and sum it up in sentences (``fleet_summary``).
 
 Why a service: ``corral metrics diagnose VM`` and ``/api/v1/metrics/diagnose`` must give the
 same answer from the same stored buckets. The VM's host is the host its newest sample was
@@ -8,6 +9,11 @@ host.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import numpy as np
+import numpy.typing as npt
 
 from corral.domain.metrics import EntityKind
 from corral.engines.diagnosis import (
@@ -21,7 +27,9 @@ from corral.engines.diagnosis import (
     headline,
 )
 from corral.engines.diagnosis import diagnose as judge
+from corral.engines.diagnosis.fleet import FleetGroup, FleetSummary, reword, summarize
 from corral.errors import NotFoundError
+from corral.inventory.service import Inventory
 from corral.metrics.store.base import MetricsStore
 
 VM_METRICS = (
@@ -37,6 +45,7 @@ VM_METRICS = (
 HOST_METRICS = ("host_cpu_pct", "host_iowait_pct", "host_mem_used_pct")
 NEIGHBOUR_METRIC = "cpu_host_pct"
 STEP_S = 300
+FloatArray = npt.NDArray[np.float64]
 
 
 def _series(
@@ -92,4 +101,151 @@ def diagnose(
     return judge(evidence, config)
 
 
-__all__ = ["Cause", "Diagnosis", "Finding", "diagnose", "headline"]
+def _placement(store: MetricsStore, at: int, window: float) -> dict[str, list[str]]:
+    """Host -> its VMs (sorted): each VM on the host of its newest CPU sample in the window."""
+    newest: dict[str, tuple[int, str]] = {}
+    for s in store.latest([EntityKind.vm], at - int(window)):
+        wanted = s.metric in ("cpu_pct", NEIGHBOUR_METRIC) and s.ts < at
+        if wanted and (s.entity not in newest or s.ts > newest[s.entity][0]):
+            newest[s.entity] = (s.ts, s.host)
+    hosts: dict[str, list[str]] = {}
+    for vm, (_, host) in sorted(newest.items()):
+        hosts.setdefault(host, []).append(vm)
+    return hosts
+
+
+def _host_chunks(hosts: dict[str, list[str]], chunk_size: int) -> Iterator[list[str]]:
+    """Whole hosts (a VM's neighbours must be read with it) in chunks of about
+    ``chunk_size`` VMs; a host larger than a chunk is a chunk of its own."""
+    chunk: list[str] = []
+    count = 0
+    for host in sorted(hosts):
+        if chunk and count + len(hosts[host]) > chunk_size:
+            yield chunk
+            chunk, count = [], 0
+        chunk.append(host)
+        count += len(hosts[host])
+    if chunk:
+        yield chunk
+
+
+def _grid(
+    store: MetricsStore,
+    kind: EntityKind,
+    entities: list[str],
+    metrics: tuple[str, ...],
+    lo: int,
+    n: int,
+    at: int,
+) -> FloatArray:
+    """``[metric, entity, bucket]`` of every pair, read in one set-based query; NaN: no sample."""
+    cols = store.series_many(kind, entities, metrics, lo, at, STEP_S)
+    col = (cols.ts - lo) // STEP_S
+    inside = (col >= 0) & (col < n)
+    grid = np.full((len(metrics), len(entities), n), np.nan)
+    grid[cols.metric[inside], cols.entity[inside], col[inside]] = cols.value[inside]
+    return grid
+
+
+def _chunk_diagnoses(
+    store: MetricsStore,
+    hosts: dict[str, list[str]],
+    chunk: list[str],
+    at: int,
+    history_s: int,
+    config: DiagnosisConfig,
+) -> Iterator[Diagnosis]:
+    lo = (at - history_s) - (at - history_s) % STEP_S
+    n = -(-(at - lo) // STEP_S)
+    times = lo + STEP_S * np.arange(n, dtype=np.float64)
+    vms = [vm for host in chunk for vm in hosts[host]]
+    row = {vm: i for i, vm in enumerate(vms)}
+    metrics = (*VM_METRICS, NEIGHBOUR_METRIC)
+    vm_grid = _grid(store, EntityKind.vm, vms, metrics, lo, n, at)
+    host_grid = _grid(store, EntityKind.host, chunk, HOST_METRICS, lo, n, at)
+    share = metrics.index(NEIGHBOUR_METRIC)
+    for h, host in enumerate(chunk):
+        of_host = {m: Series(times, host_grid[j, h]) for j, m in enumerate(HOST_METRICS)}
+        shares = {vm: Series(times, vm_grid[share, row[vm]]) for vm in hosts[host]}
+        for vm in hosts[host]:
+            evidence = Evidence(
+                vm,
+                host,
+                float(at),
+                {m: Series(times, vm_grid[j, row[vm]]) for j, m in enumerate(VM_METRICS)},
+                of_host,
+                {other: s for other, s in shares.items() if other != vm},
+            )
+            yield judge(evidence, config)
+
+
+def diagnose_fleet(
+    store: MetricsStore,
+    at: int,
+    history_s: int = 86400,
+    chunk_size: int = 1000,
+    config: DiagnosisConfig = DEFAULT_CONFIG,
+) -> Iterator[Diagnosis]:
+    """Every VM with a CPU sample in the window before ``at``, diagnosed as ``diagnose`` does,
+    read set-based a chunk of whole hosts at a time (two queries a chunk: the VMs' series, the
+    hosts' series), so memory is bounded by ``chunk_size`` VMs x metrics x buckets."""
+    hosts = _placement(store, at, config.window)
+    for chunk in _host_chunks(hosts, chunk_size):
+        yield from _chunk_diagnoses(store, hosts, chunk, at, history_s, config)
+
+
+def fleet_summary(
+    store: MetricsStore,
+    at: int,
+    history_s: int = 86400,
+    chunk_size: int = 1000,
+    names: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+    config: DiagnosisConfig = DEFAULT_CONFIG,
+) -> FleetSummary:
+    """The fleet's diagnoses grouped by host x cause x onset, ranked, in sentences."""
+    return summarize(diagnose_fleet(store, at, history_s, chunk_size, config), names, units)
+
+
+def vm_labels(inventory: Inventory, uuids: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Display names, and the project (the application a VM serves, from its ownership
+    metadata) of the VMs a summary names: "cause: the 2 VMs of batch-etl"."""
+    from sqlalchemy import select
+
+    from corral.store import models as m
+
+    wanted = sorted({u.lower() for u in uuids})
+    names: dict[str, str] = {}
+    projects: dict[str, str] = {}
+    with inventory.db.session() as s:
+        for i in range(0, len(wanted), 500):
+            q = select(m.VM.uuid, m.VM.name, m.VM.project).where(m.VM.uuid.in_(wanted[i : i + 500]))
+            for uuid, name, project in s.execute(q).all():
+                names[uuid] = name
+                if project:
+                    projects[uuid] = project
+    return names, projects
+
+
+def labelled(summary: FleetSummary, inventory: Inventory) -> FleetSummary:
+    """The summary worded with the inventory's names and projects of the VMs it names (the
+    members a sentence lists and every culprit: a few dozen, not the fleet)."""
+    shown = {v for g in summary.groups for v in (*g.vms[:3], *g.culprits)}
+    names, projects = vm_labels(inventory, shown)
+    return reword(summary, names, projects)
+
+
+__all__ = [
+    "Cause",
+    "Diagnosis",
+    "Finding",
+    "FleetGroup",
+    "FleetSummary",
+    "diagnose",
+    "diagnose_fleet",
+    "fleet_summary",
+    "headline",
+    "labelled",
+    "reword",
+    "vm_labels",
+]

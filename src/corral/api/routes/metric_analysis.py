@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from corral.api.deps import require
+from corral.api.deps import InventoryDep, require
 from corral.api.problems import error_responses
 from corral.api.routes.metrics import StoreDep
 from corral.domain.access import Permission as Perm
@@ -186,5 +186,63 @@ def diagnose(
                 exhaustion_at=_whole(f.exhaustion_at),
             )
             for f in d.findings
+        ],
+    )
+
+
+class FleetGroupOut(BaseModel):
+    host: str
+    cause: Cause
+    since: int | None = Field(description="the earliest onset among the group, epoch seconds")
+    vms: list[str] = Field(description="VM UUIDs, most severe first")
+    culprits: list[str] = Field(description="VM UUIDs of the neighbours causing it")
+    impact: float = Field(description="the sum of the members' severities; groups sort by it")
+    exhaustion_at: int | None = Field(description="a leak group's earliest projected full memory")
+    sentence: str
+
+
+class FleetDiagnosisOut(BaseModel):
+    at: int
+    window: int
+    diagnosed: int
+    healthy: int = Field(description="VMs with no finding (in no group)")
+    groups: list[FleetGroupOut] = Field(description="host x cause x onset, most impact first")
+
+
+@router.get(
+    "/diagnose/fleet", response_model=FleetDiagnosisOut, responses=error_responses(422, 502)
+)
+def diagnose_fleet(
+    request: Request,
+    store: StoreDep,
+    inventory: InventoryDep,
+    _who: Annotated[Principal, require(Perm.fleet_read)],
+    history: Duration = "1d",
+) -> FleetDiagnosisOut:
+    """Every VM diagnosed from the stored series, grouped by host, cause and onset."""
+    s = diagnosis.fleet_summary(
+        store,
+        int(time.time()),
+        parse_duration(history),
+        request.app.state.settings.analysis_chunk_size,
+    )
+    s = diagnosis.labelled(s, inventory)
+    return FleetDiagnosisOut(
+        at=int(s.at),
+        window=int(s.window),
+        diagnosed=s.diagnosed,
+        healthy=s.healthy,
+        groups=[
+            FleetGroupOut(
+                host=g.host,
+                cause=g.cause,
+                since=_whole(g.since),
+                vms=list(g.vms),
+                culprits=list(g.culprits),
+                impact=round(g.impact, 4),
+                exhaustion_at=_whole(g.exhaustion_at),
+                sentence=g.sentence,
+            )
+            for g in s.groups
         ],
     )

@@ -11,15 +11,27 @@ from corral.engines.diagnosis.causes import (
     diagnose,
     headline,
 )
+from corral.engines.diagnosis.fleet import (
+    DEFAULT_FLEET_CONFIG,
+    FleetConfig,
+    FleetGroup,
+    FleetSummary,
+    summarize,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "DEFAULT_FLEET_CONFIG",
     "Cause",
     "Diagnosis",
     "DiagnosisConfig",
     "Evidence",
     "Finding",
+    "FleetConfig",
+    "FleetGroup",
+    "FleetSummary",
     "Series",
     "diagnose",
     "headline",
+    "summarize",
 ]

@@ -44,10 +44,11 @@ class Cause(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Series:
-    """One metric's samples, oldest first (epoch seconds; NaN for a gap)."""
+    """One metric's samples, oldest first (epoch seconds; NaN for a gap). Tuples or numpy
+    arrays: a fleet-wide read hands over rows of its grid without copying them."""
 
-    times: tuple[float, ...]
-    values: tuple[float, ...]
+    times: tuple[float, ...] | FloatArray
+    values: tuple[float, ...] | FloatArray
 
 
 @dataclass(frozen=True)
