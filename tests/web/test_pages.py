@@ -20,9 +20,9 @@ from corral.inventory.filters import VMFilter
 from corral.security.token_store import TokenStore
 from corral.services.records import live_records
 from corral.services.users import UserService
+from corral.services.web_sessions import COOKIE, RECHECK_S, Credential, Viewer, may
 from corral.store.models import AuditEntry
 from corral.web.pages import CSP
-from corral.web.session import COOKIE, RECHECK_S, Credential, Viewer, may
 from tests.requires import Resource, requires
 from tests.web.conftest import Demo, csrf_of, sign_in
 

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from corral.services.web_sessions import COOKIE, IDLE_S
 from corral.store import models as m
 from corral.store.db import Database
-from corral.web.session import COOKIE, IDLE_S
 from tests.api.test_serve_workers import _wait_ready
 from tests.reclaim.conftest import _free_port
 from tests.web.conftest import CSRF

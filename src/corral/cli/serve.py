@@ -55,7 +55,7 @@ def run_server(host: str, port: int) -> None:
 
 def worker_count(settings: Settings) -> int:
     """``api_workers``, else one process per CPU: the dashboard's sessions live in the
-    database (corral.web.session), so any worker serves any signed-in browser."""
+    database (corral.services.web_sessions), so any worker serves any signed-in browser."""
     return settings.api_workers or os.cpu_count() or 1
 
 

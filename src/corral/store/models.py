@@ -849,8 +849,8 @@ class UnitRow(Base):
 
 
 class WebSession(Base):
-    """A dashboard sign-in session (corral.web.session): the cookie's id only as its SHA-256,
-    the CSRF token, who signed in (a snapshot of their principal, re-read every minute)."""
+    """A dashboard sign-in session (corral.services.web_sessions): the cookie's id only as its
+    SHA-256, the CSRF token, who signed in (a snapshot of their principal, re-read every minute)."""
 
     __tablename__ = "web_sessions"
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from corral.services.web_sessions import Sessions
 from corral.web import (
     routes_audit,
     routes_auth,
@@ -29,7 +30,6 @@ from corral.web import (
     routes_units,
 )
 from corral.web.pages import HERE, templates
-from corral.web.session import Sessions
 
 #: Swagger UI's own files, as the pip package installed them.
 SWAGGER_DIR = Path(str(files("fastapi_offline") / "static"))

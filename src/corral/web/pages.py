@@ -27,7 +27,7 @@ from corral.domain.text import bad_character
 from corral.errors import AuthError, CorralError, ValidationError
 from corral.services.audit import Actor, acting_as
 from corral.services.users import UserService
-from corral.web.session import (
+from corral.services.web_sessions import (
     COOKIE,
     Credential,
     Session,

@@ -10,6 +10,7 @@ from corral.api.deps import get_tokens
 from corral.domain.access import Permission
 from corral.errors import AuthError
 from corral.services.users import UserService
+from corral.services.web_sessions import COOKIE, Credential, Viewer, may
 from corral.web.pages import (
     PageRoute,
     read_form,
@@ -19,7 +20,6 @@ from corral.web.pages import (
     sessions,
     set_cookie,
 )
-from corral.web.session import COOKIE, Credential, Viewer, may
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -29,8 +29,8 @@ from corral.errors import NotFoundError, ValidationError
 from corral.services import backup_exec, planning
 from corral.services.fleet import live_fleet
 from corral.services.jobs import Job, JobKind, JobService, JobState
+from corral.services.web_sessions import Viewer
 from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
-from corral.web.session import Viewer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

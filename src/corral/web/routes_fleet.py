@@ -21,9 +21,9 @@ from corral.inventory.filters import SORT_KEYS, VMFilter
 from corral.metrics.catalog import METRICS
 from corral.metrics.model import EntityKind, Stat
 from corral.services import alerts_cli, diagnosis
+from corral.services.web_sessions import may
 from corral.web import chart, routes_backup
 from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
-from corral.web.session import may
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -15,8 +15,8 @@ from corral.services import cost, sprawl
 from corral.services.cost_api import Dimension
 from corral.services.records import FleetRecords, live_records
 from corral.services.sprawl_api import Category
+from corral.services.web_sessions import may
 from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
-from corral.web.session import may
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

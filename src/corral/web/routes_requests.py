@@ -21,8 +21,8 @@ from corral.inventory.filters import VMFilter
 from corral.services.quotas import QuotaService, QuotaView
 from corral.services.requests import RequestService, RequestSpec
 from corral.services.templates import TemplateService
+from corral.services.web_sessions import Viewer
 from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
-from corral.web.session import Viewer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from corral.api.routes.units import UNIT_OPERATION, Operation, UnitJob
 from corral.domain.access import Permission as P
 from corral.errors import NotFoundError, ValidationError
 from corral.services.blueprint_catalog import catalog
@@ -22,9 +21,11 @@ from corral.services.blueprints import BlueprintService
 from corral.services.jobs import Job, JobService, JobState
 from corral.services.requests import RequestService
 from corral.services.templates import TemplateService
+from corral.services.unit_jobs import Operation, unit_job_kind
+from corral.services.unit_jobs import unit_job as unit_job_params
 from corral.services.units import UnitService
+from corral.services.web_sessions import sees_fleet
 from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
-from corral.web.session import sees_fleet
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -32,6 +33,10 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 def _units(request: Request) -> UnitService:
     units: UnitService = request.app.state.provisioner.units
     return units
+
+
+#: the REST API's own job kind: the runner finds the unit service in the app's state
+UNIT_OPERATION = unit_job_kind(lambda state: state.provisioner.units)
 
 
 def _jobs(request: Request) -> JobService:
@@ -81,13 +86,7 @@ async def operate(request: Request, unit_id: str, operation: str) -> Response:
             f"tearing unit {found.request_id} down deletes its VMs and network; "
             "tick the box that confirms it."
         )
-    params = UnitJob(
-        unit_id=found.request_id,
-        operation=op,
-        user=who.user,
-        roles=sorted(who.roles),
-        departments=sorted(who.departments),
-    )
+    params = unit_job_params(_units(request), found.request_id, op, who)
     with acting(request, viewer):
         job = _jobs(request).submit(UNIT_OPERATION, params, viewer.name)
     return redirect(f"/units/jobs/{job.id}")
