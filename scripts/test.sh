@@ -31,9 +31,8 @@ fi
 export CORRAL_REQUIRE_PG=1
 set +e
 # Two workers (pytest-xdist): many tests wait on processes, guests and servers. The real-host
-# tests on private host sets of their own (marker own_hosts) run beside them, with a database
-# of their own; the other real-host tests then run on their own, one after another, since some
-# freeze or kill a shared daemon or measure a guest's CPU.
+# tests run one after another (some freeze or kill a shared daemon) in a stream beside them,
+# with a database of their own.
 # CORRAL_TEST_WORKERS=0, or naming tests to run, runs one plain pytest.
 workers=${CORRAL_TEST_WORKERS:-2}
 named=0
@@ -42,21 +41,33 @@ if [ "$workers" = 0 ] || [ $named = 1 ]; then
   .venv/bin/python -m pytest "$@"
   rc=$?
 else
-  own_log=$(mktemp)
-  CORRAL_TEST_PG_URL="${CORRAL_TEST_PG_URL}_own" \
-    .venv/bin/python -m pytest "$@" -m own_hosts tests/realhost >"$own_log" 2>&1 &
-  own_pid=$!
+  # The real-host tests run in one stream beside the xdist suite, one after another: first
+  # those on host sets of their own, then those on the shared hosts (xdist never touches real
+  # hosts). The few that measure a guest's CPU (marker alone) run after everything else.
+  real_log=$(mktemp)
+  (
+    CORRAL_TEST_PG_URL="${CORRAL_TEST_PG_URL}_own" \
+      .venv/bin/python -m pytest "$@" -m own_hosts tests/realhost
+    rc_own=$?
+    CORRAL_TEST_PG_URL="${CORRAL_TEST_PG_URL}_own" \
+      .venv/bin/python -m pytest "$@" -m "not own_hosts and not alone" tests/realhost
+    rc_shared=$?
+    [ $rc_own -ne 0 ] && exit $rc_own
+    exit $rc_shared
+  ) >"$real_log" 2>&1 &
+  real_pid=$!
   .venv/bin/python -m pytest -n "$workers" --ignore=tests/realhost "$@"
   rc=$?
-  .venv/bin/python -m pytest "$@" -m "not own_hosts" tests/realhost
+  wait $real_pid
+  rc_beside=$?
+  echo "== the real-host tests (run beside the others):"
+  cat "$real_log"
+  rm -f "$real_log"
+  echo "== the real-host tests that measure a guest's CPU, run alone:"
+  .venv/bin/python -m pytest "$@" -m alone tests/realhost
   rc_real=$?
-  wait $own_pid
-  rc_own=$?
-  echo "== the real-host tests on host sets of their own (run beside the others):"
-  cat "$own_log"
-  rm -f "$own_log"
+  [ $rc -eq 0 ] && rc=$rc_beside
   [ $rc -eq 0 ] && rc=$rc_real
-  [ $rc -eq 0 ] && rc=$rc_own
 fi
 if [ $rc -eq 0 ] && [ -n "${CI:-}" ]; then
   # Issue 9's concurrency probe: 200 mixed requests on one VM, on both databases. It fails

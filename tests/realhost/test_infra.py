@@ -92,6 +92,7 @@ def booted(
                 conn.close()
 
 
+@pytest.mark.alone
 def test_cpu_load_guest_burns_clearly_more_cpu_than_idle_one(
     booted: dict[str, Guest], libvirt_conns: list[Any]
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from guest import GuestFactory
 
 from corral.hypervisor.stats import LibvirtStatsSource
@@ -21,6 +22,7 @@ def _mean(store: object, uuid: str, metric: str, start: int) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+@pytest.mark.alone
 def test_cpu_and_disk_load_show_in_the_collected_series(
     guest_factory: GuestFactory, realhost_uris: list[str]
 ) -> None:
