@@ -50,7 +50,8 @@ from corral.store.db import Database
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 DEMO_PAGES = (
     *("/admin", "/manager", "/hosts", "/vms", "/sprawl", "/reclaim", "/events"),
-    *("/requests", "/approvals", "/ha", "/backups", "/alerts"),
+    *("/requests", "/approvals", "/ha", "/backups", "/alerts", "/audit"),
+    *("/plan", "/plan?vcpus=2&memory_mib=4096", "/quotas", "/blueprints", "/units", "/ha/drills"),
 )
 
 
@@ -102,7 +103,7 @@ def demo_pages(tmp: Path, rounds: int, history_days: float) -> dict[str, list[fl
         backfill_history(store, vms, traces, history_days, seed=7)
     token = TokenStore(db).create("bench")
     app = create_app(inv, settings=settings, metrics=store)
-    uuid = inv.list_vms(limit=1).items[0]["uuid"]
+    uuid = inv.list_vms(limit=1).items[0].uuid
     pages = (*DEMO_PAGES, "/vms?q=sales&state=running&sort=memory_mib&order=desc", f"/vms/{uuid}")
     times: dict[str, list[float]] = {p: [] for p in pages}
     with serving(app) as base:

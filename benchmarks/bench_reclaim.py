@@ -71,7 +71,7 @@ def bench(
         SmtpMailer(SmtpSettings("127.0.0.1", port, "corral@bench.test")),
         recipients=Recipients(domain="bench.test", fallback="admins@bench.test"),
     )
-    vms = sorted(v["name"] for v in inv.list_vms(limit=1_000_000).items if not v.get("is_template"))
+    vms = sorted(v.name for v in inv.list_vms(limit=1_000_000).items if not v.is_template)
     chosen = random.Random(7).sample(vms, int(len(vms) * share))
     rows: list[tuple[str, int, float]] = []
     t0 = time.perf_counter()

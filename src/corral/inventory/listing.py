@@ -295,32 +295,11 @@ class VMReader:
         return f"{value.year:04d}-{value.month:02d}-{value.day:02d}" if self.sqlite else value
 
     def _vm(self, r: Sequence[Any]) -> VMSummary:
-        disk_bytes = r[7] or 0
+        """A row of the raw SQL listing: its dates, times and tags decoded, then the view."""
         tags = json.loads(r[16]) if self.sqlite and r[16] is not None else r[16]
-        return VMSummary(
-            uuid=r[0],
-            name=r[1],
-            host=r[2],
-            state=vm_state(r[3]),
-            vcpus=r[4],
-            memory_mib=r[5],
-            memory_max_mib=r[6],
-            disk_gib=round(disk_bytes / 1024**3, 1),
-            disk_bytes=disk_bytes,
-            snapshots=r[8],
-            owner=r[9],
-            department=r[10],
-            purpose=r[11],
-            project=r[12],
-            environment=r[13],
-            expires_on=_date(r[14]),
-            protection_tier=r[15],
-            tags=tuple(tags or ()),
-            is_template=bool(r[17]),
-            created_at=_utc(r[18]),
-            state_since=_utc(r[19]),
-            deleted_at=_utc(r[20]) if r[20] is not None else None,
-        )
+        deleted = _utc(r[20]) if r[20] is not None else None
+        typed = (*r[:14], _date(r[14]), r[15], tags, bool(r[17]), _utc(r[18]), _utc(r[19]))
+        return summary_of((*typed, deleted))
 
 
 _COLUMNS = ", ".join(
