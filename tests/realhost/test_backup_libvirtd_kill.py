@@ -44,7 +44,9 @@ from corral.store.backup_repo import Repository
 pytestmark = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 
 #: 0xAB at 0 is overwritten by the guest's zeros; 128 MiB of 0x3C make a full backup last
-BIG = ((0xAB, 0, 8), (0x5C, 40, 8), (0x11, 63, 1), (0x3C, 64, 128))
+# 529 MiB of data: on a quiet host an unthrottled start must not copy it all before the
+# throttle lands, or there is no job left to kill.
+BIG = ((0xAB, 0, 8), (0x5C, 40, 8), (0x11, 63, 1), (0x3C, 64, 384))
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def _kill_when_copying(host: PrivateHost, conn: Any, name: str, run: _InBackgrou
 def test_libvirtd_killed_mid_backup_the_job_is_followed_or_redone(
     private_host: PrivateHost, realhost_env: RealhostEnv, inventory: Inventory, tmp_path: Path
 ) -> None:
-    disk = _disk(tmp_path, "256M", BIG)
+    disk = _disk(tmp_path, "512M", BIG)
     name = f"bk-kill-{uuidlib.uuid4().hex[:6]}"
     conn = libvirt.open(private_host.uri)
     console = tmp_path / f"{name}.log"
