@@ -67,7 +67,10 @@ class MaintenanceReport:
         return asdict(self)
 
 
-class MaintenanceService:
+class HAOperation:
+    """What a service that moves VMs for the HA manager holds: the inventory, the manager's
+    name and policy, who asked, and the clock (maintenance and rebalance share it)."""
+
     def __init__(
         self,
         inventory: Inventory,
@@ -84,6 +87,11 @@ class MaintenanceService:
         self.policy = policy or load_policy(settings)
         self.by = by
         self.clock, self.sleep = clock, sleep
+
+
+class MaintenanceService(HAOperation):
+    def __init__(self, inventory: Inventory, settings: Settings, **kw: Any) -> None:
+        super().__init__(inventory, settings, **kw)
         self.runner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def enter(

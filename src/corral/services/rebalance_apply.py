@@ -20,14 +20,12 @@ step is an event in the HA event log (each row audited, with who asked).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
-from corral.config import Settings
 from corral.engines.ha_manager.evacuate import Destination
 from corral.engines.ha_manager.evacuation_run import (
     ABORTED,
@@ -39,11 +37,9 @@ from corral.engines.ha_manager.evacuation_run import (
 from corral.engines.ha_manager.events import Event
 from corral.engines.planning.consolidation.plan import Move
 from corral.errors import CorralError, HostUnreachableError
-from corral.inventory.service import Inventory
 from corral.services import planning
 from corral.services.fleet import live_fleet
-from corral.services.ha_live import DEFAULT_NAME
-from corral.services.ha_live_policy import HAPolicyFile, load_policy
+from corral.services.ha_maintenance import HAOperation
 from corral.services.ha_migrations import LiveMigrations
 from corral.store import ha_maintenance, ha_state
 from corral.store import models as m
@@ -104,24 +100,7 @@ def blocked_by(step: Move, failed: Sequence[VMMove]) -> str:
     return ""
 
 
-class RebalanceApply:
-    def __init__(
-        self,
-        inventory: Inventory,
-        settings: Settings,
-        *,
-        name: str = DEFAULT_NAME,
-        policy: HAPolicyFile | None = None,
-        by: str = "",
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.inventory = inventory
-        self.name = name
-        self.policy = policy or load_policy(settings)
-        self.by = by
-        self.clock, self.sleep = clock, sleep
-
+class RebalanceApply(HAOperation):
     def apply(
         self, max_migrations: int = 10, progress: Callable[[float], None] | None = None
     ) -> RebalanceApplyReport:
