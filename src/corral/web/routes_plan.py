@@ -12,16 +12,18 @@ on its page.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from corral.api.deps import get_inventory
+from corral.api.routes.metrics import get_metrics_store
 from corral.api.routes.plan import CONSOLIDATE, ConsolidateRequest
 from corral.domain.access import Permission as P
 from corral.errors import NotFoundError, ValidationError
-from corral.services import planning
+from corral.services import capacity_runway, planning
 from corral.services.fleet import live_fleet
 from corral.services.jobs import Job, JobService, JobState
 from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
@@ -52,6 +54,8 @@ class WhatIf:
     fits: bool
     headroom: int
     size: tuple[int, int]
+    #: days until CPU, memory and storage run out, before and after
+    runway: tuple[capacity_runway.Runway, capacity_runway.Runway]
 
 
 @router.get("/plan")
@@ -60,7 +64,7 @@ def plan(request: Request) -> Response:
     form = query(request, FIELDS)
     fleet = live_fleet(get_inventory(request)).fleet
     ranking = _ranking(fleet, form) if form["vcpus"] or form["memory_mib"] else None
-    whatif = _whatif(fleet, form) if form["remove"] or form["add"] else None
+    whatif = _whatif(request, fleet, form) if form["remove"] or form["add"] else None
     return render(
         request,
         "plan.html",
@@ -85,7 +89,7 @@ def _ranking(fleet: planning.Fleet, form: dict[str, str]) -> tuple[planning.Host
     return planning.rank_hosts(fleet, planning.NewVM("new-vm", vcpus, memory), strategy)
 
 
-def _whatif(fleet: planning.Fleet, form: dict[str, str]) -> WhatIf:
+def _whatif(request: Request, fleet: planning.Fleet, form: dict[str, str]) -> WhatIf:
     changes: list[planning.Change] = []
     if form["remove"]:
         fleet.host(form["remove"][:256])  # NotFoundError names an unknown host
@@ -101,6 +105,9 @@ def _whatif(fleet: planning.Fleet, form: dict[str, str]) -> WhatIf:
         fits=not result.not_placed,
         headroom=planning.headroom(result.after, vcpus, memory),
         size=(vcpus, memory),
+        runway=capacity_runway.before_after(
+            get_inventory(request).db, get_metrics_store(request), fleet, result, int(time.time())
+        ),
     )
 
 
