@@ -153,10 +153,10 @@ def days_left(used_pct: float, growth: Growth) -> float | None:
 
 
 __all__ = [
-    "before_after",
     "Growth",
     "ResourceRunway",
     "Runway",
+    "before_after",
     "days_left",
     "fleet_runway",
     "measured_growth",

@@ -19,12 +19,13 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from corral.api.deps import get_tokens
 from corral.domain.access import Permission, Target
 from corral.domain.text import bad_character
 from corral.errors import AuthError, CorralError, ValidationError
+from corral.services import ha_drill_report
 from corral.services.audit import Actor, acting_as
 from corral.services.users import UserService
 from corral.services.web_sessions import (
@@ -54,14 +55,16 @@ HEADERS = {
 MAX_FORM_BYTES = 16_384
 
 templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
+    loader=ChoiceLoader(
+        [FileSystemLoader(HERE / "templates"), FileSystemLoader(ha_drill_report.TEMPLATE_DIR)]
+    ),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
 )
 
 
-def _when(value: datetime | date | str | None, width: int = 16) -> str:
+def when(value: datetime | date | str | None, width: int = 16) -> str:
     """A moment as 'YYYY-MM-DD HH:MM' (``width`` 19 adds seconds, 10 is the date alone),
     whether the service gave a datetime or an ISO string."""
     if value is None or value == "":
@@ -72,10 +75,10 @@ def _when(value: datetime | date | str | None, width: int = 16) -> str:
 
 def _epoch(value: float | None) -> str:
     """Epoch seconds (as the alert service keeps them) as 'YYYY-MM-DD HH:MM' UTC."""
-    return "" if value is None else _when(datetime.fromtimestamp(value, UTC))
+    return "" if value is None else when(datetime.fromtimestamp(value, UTC))
 
 
-templates.filters["when"] = _when
+templates.filters["when"] = when
 templates.filters["epoch"] = _epoch
 
 
