@@ -193,12 +193,12 @@ def test_backup_and_restore_refusals_change_nothing(
     assert counts(db_demo) == before
 
 
-def test_the_job_page_shows_only_backup_jobs_to_those_who_may_read_them(
+def test_the_job_page_answers_not_found_to_those_who_may_not_see_the_job(
     client: TestClient, db_demo: Demo
 ) -> None:
     mine, _ = departments(db_demo)
     sign_in(client, user(db_demo, "requester", mine))
-    assert client.get("/jobs/" + "0" * 32).status_code == 403
+    assert client.get("/jobs/" + "0" * 32).status_code == 404
     sign_in(client, user(db_demo, "auditor"))
     assert client.get("/jobs/" + "0" * 32).status_code == 404
     assert client.get("/jobs/" + "x" * 100).status_code == 404

@@ -25,7 +25,8 @@ from corral.domain.access import Permission as P
 from corral.errors import NotFoundError, ValidationError
 from corral.services import capacity_runway, planning
 from corral.services.fleet import live_fleet
-from corral.services.jobs import Job, JobService, JobState
+from corral.services.jobs import JobService
+from corral.web import routes_jobs
 from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -134,17 +135,11 @@ async def consolidate(request: Request) -> Response:
 @router.get("/plan/jobs/{job_id}")
 def plan_job(request: Request, job_id: str) -> Response:
     """A consolidation job: its state until done (the page reloads), then its plan."""
-    authorize(request, P.fleet_analyse, fleet=True)
-    found: Job | None = None
-    if len(job_id) <= 64:
-        try:
-            found = _jobs(request).get(job_id)
-        except NotFoundError:
-            found = None
+    viewer = authorize(request, P.fleet_analyse, fleet=True)
+    found = routes_jobs.find(request, job_id, viewer)
     if found is None or found.kind != CONSOLIDATE.name:
         raise NotFoundError("no such consolidation job; start one from the planning page.")
-    done = found.state not in (JobState.queued, JobState.running)
-    return render(request, "plan_job.html", title="Consolidation plan", job=found, done=done)
+    return routes_jobs.page(request, found)
 
 
 def _jobs(request: Request) -> JobService:
