@@ -27,6 +27,8 @@ from corral.domain.text import bad_character
 from corral.errors import AuthError, CorralError, ValidationError
 from corral.services import ha_drill_report
 from corral.services.audit import Actor, acting_as
+from corral.services.planning import Fleet
+from corral.services.requests import RequestService
 from corral.services.users import UserService
 from corral.services.web_sessions import (
     COOKIE,
@@ -244,6 +246,14 @@ def _next(request: Request) -> str:
     if request.method == "GET" and request.url.query:
         target += "?" + request.url.query
     return quote(target, safe="")
+
+
+def live_fleet(request: Request) -> Fleet:
+    """The live inventory's fleet as of its last sync, read again only when the inventory
+    changed (the request service's cache, corral.services.live_capacity): reading it whole
+    takes most of a page's time."""
+    requests: RequestService = request.app.state.requests
+    return requests.fleet()
 
 
 def query(request: Request, names: Mapping[str, str]) -> dict[str, str]:

@@ -24,10 +24,18 @@ from corral.api.routes.plan import CONSOLIDATE, ConsolidateRequest
 from corral.domain.access import Permission as P
 from corral.errors import NotFoundError, ValidationError
 from corral.services import capacity_runway, planning
-from corral.services.fleet import live_fleet
 from corral.services.jobs import JobService
 from corral.web import routes_jobs
-from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
+from corral.web.pages import (
+    PageRoute,
+    acting,
+    authorize,
+    live_fleet,
+    query,
+    read_form,
+    redirect,
+    render,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -63,7 +71,7 @@ class WhatIf:
 def plan(request: Request) -> Response:
     authorize(request, P.fleet_analyse, fleet=True)
     form = query(request, FIELDS)
-    fleet = live_fleet(get_inventory(request)).fleet
+    fleet = live_fleet(request)
     ranking = _ranking(fleet, form) if form["vcpus"] or form["memory_mib"] else None
     whatif = _whatif(request, fleet, form) if form["remove"] or form["add"] else None
     return render(
