@@ -2,11 +2,16 @@
 
     .venv/bin/python benchmarks/bench_dashboard.py [--rounds 20] [--history-days 7]
                                                    [--vms 100000] [--pg-url URL]
+                                                   [--skip-page PREFIX ...]
 
 1. The demo: the fleet ``corral demo`` builds (150 VMs on 6 test-driver hosts, seed 7) with
    ``--history-days`` of Bitbrains traces in DuckDB, served by uvicorn on loopback; a signed-in
    client fetches every page ``--rounds`` times. Time to a rendered page = the whole HTML
-   response. Target: p95 < 300 ms.
+   response. Target: p95 < 300 ms. Besides the pages listed, a VM's page, a filtered VM
+   list, a what-if (the first host removed, 10 VMs added: its runway in days) and the page
+   of a finished consolidation job (``/plan/jobs/ID`` and ``/jobs/ID``). ``--skip-page``
+   leaves out the pages starting with a prefix (e.g. ``/jobs/`` against a checkout whose
+   job page followed backups only).
 2. The VM list, filtered (state, department) and sorted (memory, descending), first page and
    the next by its cursor, over ``--vms`` VMs on PostgreSQL (``--pg-url`` or
    $CORRAL_TEST_PG_URL; its public schema is dropped). Target: p95 < 500 ms.
@@ -37,6 +42,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from corral.api.app import create_app
+from corral.api.routes.plan import CONSOLIDATE, ConsolidateRequest
 from corral.config import Settings
 from corral.demo.metrics import backfill_history, default_trace_dir, running_vms
 from corral.demo.run import build_demo
@@ -45,6 +51,7 @@ from corral.inventory.service import Inventory
 from corral.metrics.store import open_store
 from corral.security.secrets import SecretBox
 from corral.security.token_store import TokenStore
+from corral.services.jobs import FINISHED, JobService
 from corral.store.db import Database
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -89,7 +96,18 @@ def timed(client: httpx.Client, url: str) -> float:
     return ms
 
 
-def demo_pages(tmp: Path, rounds: int, history_days: float) -> dict[str, list[float]]:
+def finished_consolidation(app: FastAPI) -> str:
+    """A consolidation of the live fleet, run to its end; its job id."""
+    jobs: JobService = app.state.jobs
+    job = jobs.submit(CONSOLIDATE, ConsolidateRequest(live=True), "bench")
+    while jobs.get(job.id).state not in FINISHED:
+        time.sleep(0.1)
+    return job.id
+
+
+def demo_pages(
+    tmp: Path, rounds: int, history_days: float, skip: tuple[str, ...] = ()
+) -> dict[str, list[float]]:
     shared = Path(os.environ.get("CORRAL_SHARED_DATA", Path(__file__).parents[2] / "shared/data"))
     settings = Settings(home=tmp / "home", metrics_url=f"duckdb:///{tmp / 'metrics.duckdb'}")
     db = Database(f"sqlite:///{tmp / 'demo.db'}")
@@ -104,7 +122,16 @@ def demo_pages(tmp: Path, rounds: int, history_days: float) -> dict[str, list[fl
     token = TokenStore(db).create("bench")
     app = create_app(inv, settings=settings, metrics=store)
     uuid = inv.list_vms(limit=1).items[0].uuid
-    pages = (*DEMO_PAGES, "/vms?q=sales&state=running&sort=memory_mib&order=desc", f"/vms/{uuid}")
+    job = finished_consolidation(app)
+    pages = (
+        *DEMO_PAGES,
+        "/vms?q=sales&state=running&sort=memory_mib&order=desc",
+        f"/vms/{uuid}",
+        f"/plan?remove={result.fleet.hosts[0].name}&add=10",
+        f"/plan/jobs/{job}",
+        f"/jobs/{job}",
+    )
+    pages = tuple(p for p in pages if not p.startswith(skip))
     times: dict[str, list[float]] = {p: [] for p in pages}
     with serving(app) as base:
         client = signed_in(base, token)
@@ -178,10 +205,11 @@ def main() -> None:
     ap.add_argument("--vms", type=int, default=100_000)
     ap.add_argument("--pg-url", default=os.environ.get("CORRAL_TEST_PG_URL"))
     ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument("--skip-page", action="append", default=[], metavar="PREFIX")
     args = ap.parse_args()
     if not args.skip_demo:
         with tempfile.TemporaryDirectory() as tmp:
-            times = demo_pages(Path(tmp), args.rounds, args.history_days)
+            times = demo_pages(Path(tmp), args.rounds, args.history_days, tuple(args.skip_page))
         table(
             f"The demo fleet (150 VMs, {args.history_days:g} days of metrics), real HTTP",
             times,

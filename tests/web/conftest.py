@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -27,7 +28,9 @@ from corral.config import Settings
 from corral.demo.metrics import backfill_history, default_trace_dir, running_vms
 from corral.demo.run import build_demo
 from corral.hypervisor.uri import HostAccess
+from corral.inventory.filters import VMFilter
 from corral.inventory.service import Inventory
+from corral.inventory.views import as_row
 from corral.metrics.store import open_store
 from corral.security.secrets import SecretBox
 from corral.security.token_store import TokenStore
@@ -97,6 +100,28 @@ def any_db_demo(
     yield d
     d.app.state.jobs.shutdown(wait=True)
     d.inv.db.dispose()
+
+
+@pytest.fixture
+def db_demo(any_db_demo: Demo) -> Demo:
+    """The demo on SQLite and on PostgreSQL, for one test (PostgreSQL's absence is
+    counted for each test, not only the module's first)."""
+    if any_db_demo.inv.db.engine.dialect.name == "postgresql":
+        requires(Resource.postgresql)
+    return any_db_demo
+
+
+@pytest.fixture
+def client(db_demo: Demo) -> Iterator[TestClient]:
+    """A test client of ``db_demo``'s app, signed out."""
+    with TestClient(db_demo.app, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def running_vm(db_demo: Demo) -> dict[str, Any]:
+    """A running VM of ``db_demo``, as the REST API shows it."""
+    return as_row(db_demo.inv.list_vms(VMFilter(state="running"), limit=1).items[0])
 
 
 def free_port() -> int:

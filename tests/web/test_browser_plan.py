@@ -4,8 +4,9 @@ An operator ranks the hosts for a VM size, asks what if a host left, and follows
 consolidation job to its migrations; an administrator changes a department's quota and a
 requester of that department sees only theirs; an operator restores a point onto the host
 they chose; a requester requests a blueprint from the catalog, then stops and tears down a
-deployed unit (teardown is not sent before its box is ticked). axe-core (no serious or
-critical violation) and a screenshot on every page, saved per page in
+deployed unit (teardown is not sent before its box is ticked), and redeploys a stopped unit,
+following the job to done on the unit job page and the page of every job kind. axe-core
+(no serious or critical violation) and a screenshot on every page, saved per page in
 var/test-artifacts/dashboard-screenshots/<page>/.
 """
 
@@ -28,6 +29,7 @@ import uvicorn
 from corral.inventory.filters import VMFilter
 from corral.inventory.views import as_row
 from corral.services import planning
+from corral.services.audit import AuditLog
 from corral.services.fleet import live_fleet
 from corral.services.quotas import Limits, QuotaService
 from corral.services.users import UserService
@@ -214,6 +216,39 @@ def test_a_requester_requests_a_blueprint_and_runs_a_unit(
     unit_id = app.deploy("browser unit")
     with open_browser(chromium, base, "units") as units:
         run_the_unit(units, app, unit_id)
+
+
+def test_a_requester_redeploys_a_stopped_unit_and_follows_the_job(
+    chromium: Any, lab: tuple[UnitsApp, str]
+) -> None:
+    app, base = lab
+    unit_id = app.deploy("browser redeploy")
+    alice = app.principal("alice")
+    assert app.units.stop(unit_id, alice).state == "stopped"
+    with open_browser(chromium, base, "units") as units:
+        page = units.page
+        sign_in(units, "alice")
+        units.go(f"/units/{unit_id}")
+        page.click("button:has-text('Redeploy the unit')")
+        job_path = units.path()
+        assert re.fullmatch(r"/units/jobs/[0-9a-f]{32}", job_path), job_path
+        assert wait_done(units) == "succeeded"
+        assert page.locator("#unit-outcome").inner_text() == f"Unit {unit_id} is now running."
+        units.check("unit-redeploy-job")
+        job_id = job_path.rsplit("/", 1)[1]
+        units.go(f"/jobs/{job_id}")  # the page of every job kind shows the same outcome
+        assert page.locator("#job-kind").inner_text() == "unit.operate"
+        assert page.locator("#job-state").inner_text() == "succeeded"
+        assert page.locator("#unit-outcome").inner_text() == f"Unit {unit_id} is now running."
+        units.check("unit-redeploy-job-generic")
+    assert app.units.get(unit_id, alice).state == "running"
+    job = app.app.state.jobs.get(job_id)
+    assert job.submitted_by == "alice" and job.result == {**job.result, "state": "running"}
+    entries = AuditLog(app.app.state.inventory.db).list(target=f"unit:{unit_id}")
+    assert [(e.actor, e.after.get("op")) for e in entries if e.after and e.after.get("op")][-1] == (
+        "alice",
+        "redeploy",
+    )
 
 
 def request_the_lab(blueprints: Browser, app: UnitsApp) -> None:

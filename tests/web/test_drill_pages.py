@@ -5,7 +5,6 @@ operators, auditors, admins), refused on the server to everyone else; names stay
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,6 @@ from corral.services.ha_drill import report_from_events
 from corral.services.ha_live_policy import DrillPolicy
 from corral.store import ha_drills
 from corral.web.pages import CSP
-from tests.requires import Resource, requires
 from tests.web.conftest import Demo
 from tests.web.test_request_pages import departments, sign_in, user
 
@@ -24,20 +22,7 @@ HOSTILE = "<script>alert(1)</script>"
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def demo(any_db_demo: Demo) -> Demo:
-    if any_db_demo.inv.db.engine.dialect.name == "postgresql":
-        requires(Resource.postgresql)
-    return any_db_demo
-
-
-@pytest.fixture
-def client(demo: Demo) -> Iterator[TestClient]:
-    with TestClient(demo.app, base_url="http://testserver") as c:
-        yield c
-
-
-def drill_run(demo: Demo, vm: str, at: datetime) -> int:
+def drill_run(db_demo: Demo, vm: str, at: datetime) -> int:
     """A finished drill of host h1 whose VM ``vm`` came back on h2 after 41.5 s."""
     killed = at.timestamp()
     events = [
@@ -51,14 +36,14 @@ def drill_run(demo: Demo, vm: str, at: datetime) -> int:
          "detail": ""},
     ]  # fmt: skip
     report = report_from_events("h1", killed, [vm], {vm: "h2"}, events, DrillPolicy())
-    run_id = ha_drills.begin(demo.inv.db, "default", "h1", False, at)
-    ha_drills.end(demo.inv.db, run_id, "met", at + timedelta(seconds=42), report.to_dict())
+    run_id = ha_drills.begin(db_demo.inv.db, "default", "h1", False, at)
+    ha_drills.end(db_demo.inv.db, run_id, "met", at + timedelta(seconds=42), report.to_dict())
     return run_id
 
 
-def test_the_drill_list_is_paged_and_links_each_report(client: TestClient, demo: Demo) -> None:
-    ids = [drill_run(demo, f"vm-{i}", T0 + timedelta(hours=i)) for i in range(27)]
-    sign_in(client, user(demo, "auditor"))
+def test_the_drill_list_is_paged_and_links_each_report(client: TestClient, db_demo: Demo) -> None:
+    ids = [drill_run(db_demo, f"vm-{i}", T0 + timedelta(hours=i)) for i in range(27)]
+    sign_in(client, user(db_demo, "auditor"))
     first = client.get("/ha/drills")
     assert first.status_code == 200 and first.headers["content-security-policy"] == CSP
     doc = lhtml.document_fromstring(first.text)
@@ -80,9 +65,9 @@ def test_the_drill_list_is_paged_and_links_each_report(client: TestClient, demo:
     assert client.get("/ha/drills/abc").status_code == 404
 
 
-def test_a_hostile_vm_name_is_shown_as_text(client: TestClient, demo: Demo) -> None:
-    run_id = drill_run(demo, HOSTILE, T0)
-    sign_in(client, user(demo, "operator"))
+def test_a_hostile_vm_name_is_shown_as_text(client: TestClient, db_demo: Demo) -> None:
+    run_id = drill_run(db_demo, HOSTILE, T0)
+    sign_in(client, user(db_demo, "operator"))
     page = client.get(f"/ha/drills/{run_id}")
     assert page.status_code == 200
     assert HOSTILE not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
@@ -93,17 +78,17 @@ def test_a_hostile_vm_name_is_shown_as_text(client: TestClient, demo: Demo) -> N
 
 @pytest.mark.parametrize("path", ["/ha/drills", "/ha/drills/{id}"])
 def test_the_drill_pages_refuse_who_may_not_see_ha(
-    client: TestClient, demo: Demo, path: str
+    client: TestClient, db_demo: Demo, path: str
 ) -> None:
-    url = path.format(id=drill_run(demo, "vm-secret-7", T0))
+    url = path.format(id=drill_run(db_demo, "vm-secret-7", T0))
     client.cookies.clear()
     anonymous = client.get(url, follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
-    mine, _ = departments(demo)
+    mine, _ = departments(db_demo)
     for role in ("requester", "approver"):
-        sign_in(client, user(demo, role, mine))
+        sign_in(client, user(db_demo, role, mine))
         refused = client.get(url)
         assert refused.status_code == 403 and "vm-secret-7" not in refused.text
     for role in ("operator", "auditor", "admin"):
-        sign_in(client, user(demo, role))
+        sign_in(client, user(db_demo, role))
         assert client.get(url).status_code == 200

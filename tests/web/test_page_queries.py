@@ -1,7 +1,8 @@
 """What the busiest pages ask the database, statement by statement (the page-time benchmark,
 benchmarks/bench_dashboard*.py, has the times): the VM list never counts every VM by host for
 its host chooser, and the VM page reads a VM's disks, interfaces and snapshots in one
-statement, not one each."""
+statement, not one each; the administrator's and the planning pages read the whole fleet
+again only when the inventory changed."""
 
 from __future__ import annotations
 
@@ -53,3 +54,21 @@ def test_the_vm_page_reads_the_devices_of_a_vm_in_one_statement(
     devices = [s for s in seen if any(f"vms.{c}" in s for c in ("disks", "nics", "snapshots"))]
     assert len(devices) == 1, devices
     assert all(f"vms.{c}" in devices[0] for c in ("disks", "nics", "snapshots"))
+
+
+def test_the_admin_and_planning_pages_read_the_whole_fleet_only_after_a_change(
+    demo: Demo, client: TestClient
+) -> None:
+    """Reading the inventory whole (every VM with its host) is most of these pages' time: an
+    unchanged inventory is answered from the fleet already read (the request service's
+    LiveFleet, which counts its reads)."""
+    live = demo.app.state.requests.fleet
+    assert client.get("/admin").status_code == 200
+    reads = live.reads
+    for path in ("/admin", "/plan", "/plan?remove=" + demo.inv.list_hosts()[0].name):
+        assert client.get(path).status_code == 200
+    assert live.reads == reads
+    vm = demo.inv.list_vms(limit=1).items[0]
+    demo.inv.set_metadata(vm.uuid, {"purpose": "read me again"}, actor="test")
+    assert client.get("/admin").status_code == 200
+    assert live.reads == reads + 1

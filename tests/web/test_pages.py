@@ -7,7 +7,6 @@ test_browser.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,7 +22,6 @@ from corral.services.users import UserService
 from corral.services.web_sessions import COOKIE, RECHECK_S, Credential, Viewer, may
 from corral.store.models import AuditEntry
 from corral.web.pages import CSP
-from tests.requires import Resource, requires
 from tests.web.conftest import Demo, csrf_of, sign_in
 
 PAGES = (
@@ -35,21 +33,8 @@ HOSTILE = "<script>document.title='pwned'</script>"
 
 
 @pytest.fixture
-def demo(any_db_demo: Demo) -> Demo:
-    if any_db_demo.inv.db.engine.dialect.name == "postgresql":
-        requires(Resource.postgresql)  # counted for each test, not only the module's first
-    return any_db_demo
-
-
-@pytest.fixture
-def client(demo: Demo) -> Iterator[TestClient]:
-    with TestClient(demo.app, base_url="http://testserver") as c:
-        yield c
-
-
-@pytest.fixture
-def signed_in(client: TestClient, demo: Demo) -> TestClient:
-    sign_in(client, demo.token)
+def signed_in(client: TestClient, db_demo: Demo) -> TestClient:
+    sign_in(client, db_demo.token)
     return client
 
 
@@ -60,7 +45,7 @@ def test_a_page_without_a_session_goes_to_sign_in(client: TestClient) -> None:
         assert r.headers["location"] == f"/login?next={path.replace('/', '%2F')}%3Fx%3D1"
 
 
-def test_sign_in_with_a_wrong_token_is_refused(client: TestClient, demo: Demo) -> None:
+def test_sign_in_with_a_wrong_token_is_refused(client: TestClient, db_demo: Demo) -> None:
     csrf = csrf_of(client, "/login")
     r = client.post("/login", data={"csrf": csrf, "token": "crl_nope_nope", "next": "/"})
     assert r.status_code == 401
@@ -68,39 +53,39 @@ def test_sign_in_with_a_wrong_token_is_refused(client: TestClient, demo: Demo) -
     assert client.get("/admin", follow_redirects=False).status_code == 303
 
 
-def test_sign_in_without_the_form_token_is_refused(client: TestClient, demo: Demo) -> None:
+def test_sign_in_without_the_form_token_is_refused(client: TestClient, db_demo: Demo) -> None:
     client.get("/login")
-    r = client.post("/login", data={"token": demo.token}, follow_redirects=False)
+    r = client.post("/login", data={"token": db_demo.token}, follow_redirects=False)
     assert r.status_code == 403
     assert client.get("/admin", follow_redirects=False).status_code == 303
 
 
 def test_signing_in_gives_a_new_session_id_with_safe_cookie_flags(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
     first = client.get("/login")
     before = client.cookies[COOKIE]
     set_cookie = first.headers["set-cookie"].lower()
     assert "httponly" in set_cookie and "samesite=strict" in set_cookie and "path=/" in set_cookie
     assert "secure" not in set_cookie  # plain http: a Secure cookie would never come back
-    sign_in(client, demo.token)
+    sign_in(client, db_demo.token)
     assert client.cookies[COOKIE] != before  # no session fixation
     assert client.get("/admin").status_code == 200
 
 
-def test_the_cookie_is_secure_over_https(demo: Demo) -> None:
-    with TestClient(demo.app, base_url="https://testserver") as c:
+def test_the_cookie_is_secure_over_https(db_demo: Demo) -> None:
+    with TestClient(db_demo.app, base_url="https://testserver") as c:
         r = c.get("/login")
         assert "secure" in r.headers["set-cookie"].lower()
 
 
-def test_every_page_is_strict_and_shows_no_secret(signed_in: TestClient, demo: Demo) -> None:
+def test_every_page_is_strict_and_shows_no_secret(signed_in: TestClient, db_demo: Demo) -> None:
     for path in PAGES:
         r = signed_in.get(path)
         assert r.status_code == 200, (path, r.text[:500])
         assert r.headers["content-security-policy"] == CSP
         assert r.headers["cache-control"] == "no-store"
-        assert demo.token not in r.text
+        assert db_demo.token not in r.text
         doc = lhtml.document_fromstring(r.text)
         assert all(s.get("src", "").startswith("/static/") for s in doc.iter("script"))
         assert not [a for el in doc.iter() for a in el.attrib if a.startswith("on")]
@@ -108,29 +93,29 @@ def test_every_page_is_strict_and_shows_no_secret(signed_in: TestClient, demo: D
         assert not [u for u in doc.xpath("//@src | //link/@href") if "//" in u]
 
 
-def test_next_never_leaves_the_site(client: TestClient, demo: Demo) -> None:
+def test_next_never_leaves_the_site(client: TestClient, db_demo: Demo) -> None:
     csrf = csrf_of(client, "/login")
     r = client.post(
         "/login",
-        data={"csrf": csrf, "token": demo.token, "next": "//evil.example/x"},
+        data={"csrf": csrf, "token": db_demo.token, "next": "//evil.example/x"},
         follow_redirects=False,
     )
     assert r.headers["location"] == "/admin"
 
 
-def test_flag_without_the_form_token_opens_no_case(signed_in: TestClient, demo: Demo) -> None:
-    vm = demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
-    before = len(demo.app.state.reclaim.cases())
+def test_flag_without_the_form_token_opens_no_case(signed_in: TestClient, db_demo: Demo) -> None:
+    vm = db_demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
+    before = len(db_demo.app.state.reclaim.cases())
     r = signed_in.post(
         "/sprawl/flag", data={"subject": vm.uuid, "category": "powered_off", "csrf": "forged"}
     )
     assert r.status_code == 403
-    assert len(demo.app.state.reclaim.cases()) == before
+    assert len(db_demo.app.state.reclaim.cases()) == before
 
 
-def test_a_value_from_the_fleet_is_shown_as_text(signed_in: TestClient, demo: Demo) -> None:
-    vm = demo.inv.list_vms(limit=1).items[0]
-    demo.inv.set_metadata(vm.uuid, {"purpose": HOSTILE}, actor="tests")
+def test_a_value_from_the_fleet_is_shown_as_text(signed_in: TestClient, db_demo: Demo) -> None:
+    vm = db_demo.inv.list_vms(limit=1).items[0]
+    db_demo.inv.set_metadata(vm.uuid, {"purpose": HOSTILE}, actor="tests")
     r = signed_in.get(f"/vms/{vm.uuid}")
     assert HOSTILE not in r.text
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in r.text
@@ -139,7 +124,7 @@ def test_a_value_from_the_fleet_is_shown_as_text(signed_in: TestClient, demo: De
 
 
 def test_filters_live_in_the_url_and_pages_follow_the_cursor(
-    signed_in: TestClient, demo: Demo
+    signed_in: TestClient, db_demo: Demo
 ) -> None:
     first = signed_in.get("/vms", params={"sort": "memory_mib", "order": "desc"})
     names = re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', first.text)
@@ -148,9 +133,9 @@ def test_filters_live_in_the_url_and_pages_follow_the_cursor(
     assert nxt, "60 VMs, 50 a page: there is a next page"
     second = signed_in.get(nxt.group(1).replace("&amp;", "&"))
     more = re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', second.text)
-    total = demo.inv.list_vms().total
+    total = db_demo.inv.list_vms().total
     assert len(more) == total - 50 and not set(more) & set(names)
-    want = [v.name for v in demo.inv.list_vms(sort="memory_mib", descending=True).items]
+    want = [v.name for v in db_demo.inv.list_vms(sort="memory_mib", descending=True).items]
     assert names + more == want
 
 
@@ -161,14 +146,14 @@ def test_a_bad_filter_is_one_sentence_not_a_traceback(signed_in: TestClient) -> 
     assert signed_in.get("/vms/no-such-vm").status_code == 404
 
 
-def test_an_auditor_reads_everything_and_may_not_flag(client: TestClient, demo: Demo) -> None:
-    UserService(demo.inv.db).add("web-auditor", roles=["auditor"])
-    sign_in(client, TokenStore(demo.inv.db).create("web-auditor-token", user="web-auditor"))
+def test_an_auditor_reads_everything_and_may_not_flag(client: TestClient, db_demo: Demo) -> None:
+    UserService(db_demo.inv.db).add("web-auditor", roles=["auditor"])
+    sign_in(client, TokenStore(db_demo.inv.db).create("web-auditor-token", user="web-auditor"))
     for path in PAGES:
         assert client.get(path).status_code == 200, path
     sprawl = client.get("/sprawl")
     assert "Flag for reclamation" not in sprawl.text
-    vm = demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
+    vm = db_demo.inv.list_vms(VMFilter(state="shutoff"), limit=1).items[0]
     r = client.post(
         "/sprawl/flag",
         data={"subject": vm.uuid, "category": "powered_off", "csrf": csrf_of(client)},
@@ -200,39 +185,39 @@ def test_docs_need_no_internet(client: TestClient) -> None:
     assert "SwaggerUIBundle" in client.get("/static/swagger/swagger-ui-bundle.js").text
 
 
-def test_the_fleet_behind_sprawl_and_cost_is_read_in_a_few_queries(demo: Demo) -> None:
+def test_the_fleet_behind_sprawl_and_cost_is_read_in_a_few_queries(db_demo: Demo) -> None:
     """Regression: each VM's disks and snapshots were two more queries (deferred columns)."""
     statements: list[str] = []
 
     def count(*args: object) -> None:
         statements.append(str(args[2]))
 
-    event.listen(demo.inv.db.engine, "before_cursor_execute", count)
+    event.listen(db_demo.inv.db.engine, "before_cursor_execute", count)
     try:
-        fleet = live_records(demo.inv)
+        fleet = live_records(db_demo.inv)
     finally:
-        event.remove(demo.inv.db.engine, "before_cursor_execute", count)
+        event.remove(db_demo.inv.db.engine, "before_cursor_execute", count)
     assert len(fleet.vms) > 40
     assert len(statements) <= 5, len(statements)
     assert any(v.disks for v in fleet.vms) and any(v.snapshots for v in fleet.vms)
 
 
-def test_only_waste_findings_can_be_flagged(signed_in: TestClient, demo: Demo) -> None:
+def test_only_waste_findings_can_be_flagged(signed_in: TestClient, db_demo: Demo) -> None:
     """Governance findings (no owner, no purpose) are not reclaimed: no button, and refused."""
     page = signed_in.get("/sprawl", params={"category": "no_owner"})
     assert page.status_code == 200 and "no_owner" in page.text
     assert "Flag for reclamation" not in page.text
-    vm = demo.inv.list_vms(VMFilter(no_owner=True), limit=1).items[0]
-    before = len(demo.app.state.reclaim.cases())
+    vm = db_demo.inv.list_vms(VMFilter(no_owner=True), limit=1).items[0]
+    before = len(db_demo.app.state.reclaim.cases())
     r = signed_in.post(
         "/sprawl/flag",
         data={"subject": vm.uuid, "category": "no_owner", "csrf": csrf_of(signed_in)},
     )
     assert r.status_code == 404
-    assert len(demo.app.state.reclaim.cases()) == before
+    assert len(db_demo.app.state.reclaim.cases()) == before
 
 
-def test_flagging_twice_is_refused_with_a_sentence(signed_in: TestClient, demo: Demo) -> None:
+def test_flagging_twice_is_refused_with_a_sentence(signed_in: TestClient, db_demo: Demo) -> None:
     page = signed_in.get("/sprawl", params={"category": "powered_off"})
     subject = re.search(r'name="subject" value="([^"]+)"', page.text)
     assert subject
@@ -244,7 +229,7 @@ def test_flagging_twice_is_refused_with_a_sentence(signed_in: TestClient, demo: 
 
 
 def test_a_flagged_case_reads_on_its_page_and_in_the_list(
-    signed_in: TestClient, demo: Demo
+    signed_in: TestClient, db_demo: Demo
 ) -> None:
     page = signed_in.get("/sprawl", params={"category": "powered_off"})
     subject = re.search(r'name="subject" value="([^"]+)"', page.text)
@@ -252,7 +237,7 @@ def test_a_flagged_case_reads_on_its_page_and_in_the_list(
     form = {"subject": subject.group(1), "category": "powered_off", "csrf": csrf_of(signed_in)}
     flagged = signed_in.post("/sprawl/flag", data=form, follow_redirects=False)
     case_url = flagged.headers["location"]
-    case = demo.app.state.reclaim.case(int(case_url.rsplit("/", 1)[1]))
+    case = db_demo.app.state.reclaim.case(int(case_url.rsplit("/", 1)[1]))
     shown_at = f"{case.flagged_at:%Y-%m-%d %H:%M}"
     detail = signed_in.get(case_url)
     assert detail.status_code == 200 and shown_at in detail.text and case.vm in detail.text
@@ -260,28 +245,28 @@ def test_a_flagged_case_reads_on_its_page_and_in_the_list(
     assert listed.status_code == 200 and shown_at in listed.text
 
 
-def test_a_revoked_token_ends_its_sessions(client: TestClient, demo: Demo) -> None:
-    token = TokenStore(demo.inv.db).create("short-lived")
+def test_a_revoked_token_ends_its_sessions(client: TestClient, db_demo: Demo) -> None:
+    token = TokenStore(db_demo.inv.db).create("short-lived")
     sign_in(client, token)
     assert client.get("/hosts").status_code == 200
-    TokenStore(demo.inv.db).revoke("short-lived")
-    session = demo.app.state.web_sessions.get(client.cookies[COOKIE])
+    TokenStore(db_demo.inv.db).revoke("short-lived")
+    session = db_demo.app.state.web_sessions.get(client.cookies[COOKIE])
     session.checked -= RECHECK_S + 1  # the next check is due
-    demo.app.state.web_sessions.save(client.cookies[COOKIE], session)
+    db_demo.app.state.web_sessions.save(client.cookies[COOKIE], session)
     r = client.get("/hosts", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
-    assert demo.app.state.web_sessions.get(client.cookies[COOKIE]) is None
+    assert db_demo.app.state.web_sessions.get(client.cookies[COOKIE]) is None
 
 
 def test_the_fleet_page_counts_link_to_the_vms_they_count(
-    signed_in: TestClient, demo: Demo
+    signed_in: TestClient, db_demo: Demo
 ) -> None:
     page = lhtml.document_fromstring(signed_in.get("/admin").text)
     tiles = {
         a.get("href"): int(a.findtext(".//span[@class='n']"))
         for a in page.xpath("//li[@class='tile']/a")
     }
-    no_owner = demo.inv.list_vms(VMFilter(no_owner=True)).total
+    no_owner = db_demo.inv.list_vms(VMFilter(no_owner=True)).total
     assert tiles["/vms?no_owner=1"] == no_owner > 0
     listed = signed_in.get("/vms?no_owner=1")
     assert f"{no_owner} VMs match" in listed.text
@@ -297,19 +282,19 @@ def _password_sign_in(client: TestClient, user: str, password: str) -> httpx.Res
     )
 
 
-def _department_with_vms(demo: Demo) -> tuple[str, set[str]]:
-    departments = sorted({v.department for v in demo.inv.list_vms().items if v.department})
+def _department_with_vms(db_demo: Demo) -> tuple[str, set[str]]:
+    departments = sorted({v.department for v in db_demo.inv.list_vms().items if v.department})
     assert len(departments) >= 2, "the demo has VMs of several departments"
     mine = departments[0]
-    return mine, {v.name for v in demo.inv.list_vms(VMFilter(department=mine)).items}
+    return mine, {v.name for v in db_demo.inv.list_vms(VMFilter(department=mine)).items}
 
 
 def test_a_requester_signs_in_with_a_password_and_sees_only_their_department(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
     """A requester's token used to sign in as an administrator and see every department."""
-    mine, names = _department_with_vms(demo)
-    UserService(demo.inv.db).add(
+    mine, names = _department_with_vms(db_demo)
+    UserService(db_demo.inv.db).add(
         "web-req", roles=["requester"], departments=[mine], password="correct horse 42"
     )
     r = _password_sign_in(client, "web-req", "correct horse 42")
@@ -317,7 +302,7 @@ def test_a_requester_signs_in_with_a_password_and_sees_only_their_department(
     listed = client.get("/vms", params={"sort": "name"})
     shown = set(re.findall(r'href="/vms/[0-9a-f-]{36}">([^<]+)<', listed.text))
     assert shown and shown <= names
-    other = demo.inv.list_vms(VMFilter(search=None), limit=500).items
+    other = db_demo.inv.list_vms(VMFilter(search=None), limit=500).items
     theirs = next(v for v in other if v.department not in (mine, None))
     assert client.get(f"/vms/{theirs.uuid}").status_code == 404
     ours = next(v for v in other if v.department == mine)
@@ -328,9 +313,9 @@ def test_a_requester_signs_in_with_a_password_and_sees_only_their_department(
 
 
 def test_a_wrong_password_is_refused_with_the_same_words_as_an_unknown_user(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
-    UserService(demo.inv.db).add("web-pw", roles=["operator"], password="right one 42")
+    UserService(db_demo.inv.db).add("web-pw", roles=["operator"], password="right one 42")
     wrong = _password_sign_in(client, "web-pw", "wrong one")
     unknown = _password_sign_in(client, "nobody-here", "wrong one")
     assert wrong.status_code == unknown.status_code == 401
@@ -339,17 +324,17 @@ def test_a_wrong_password_is_refused_with_the_same_words_as_an_unknown_user(
 
 
 def test_a_role_taken_away_or_a_disabled_user_applies_at_the_next_check(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
     """The session used to keep its role until it idled out (only a revoked token ended it)."""
-    mine, _ = _department_with_vms(demo)
-    users = UserService(demo.inv.db)
+    mine, _ = _department_with_vms(db_demo)
+    users = UserService(db_demo.inv.db)
     users.add("web-op", roles=["operator"], departments=[mine], password="operator pw 42")
     assert _password_sign_in(client, "web-op", "operator pw 42").status_code == 303
     assert client.get("/admin").status_code == 200
     users.revoke("web-op", roles=["operator"])
     users.grant("web-op", roles=["requester"])
-    store = demo.app.state.web_sessions
+    store = db_demo.app.state.web_sessions
     session = store.get(client.cookies[COOKIE])
     session.checked -= RECHECK_S + 1  # the next check is due
     store.save(client.cookies[COOKIE], session)
@@ -363,14 +348,14 @@ def test_a_role_taken_away_or_a_disabled_user_applies_at_the_next_check(
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
 
 
-def test_an_operator_token_signs_in(client: TestClient, demo: Demo) -> None:
-    UserService(demo.inv.db).add("web-operator", roles=["operator"])
-    sign_in(client, TokenStore(demo.inv.db).create("web-operator-token", user="web-operator"))
+def test_an_operator_token_signs_in(client: TestClient, db_demo: Demo) -> None:
+    UserService(db_demo.inv.db).add("web-operator", roles=["operator"])
+    sign_in(client, TokenStore(db_demo.inv.db).create("web-operator-token", user="web-operator"))
     assert client.get("/vms").status_code == 200
 
 
 def test_a_case_flagged_from_the_page_is_audited_as_the_signed_in_user(
-    signed_in: TestClient, demo: Demo
+    signed_in: TestClient, db_demo: Demo
 ) -> None:
     """Regression: the dashboard's writes were recorded with no actor (as the system's)."""
     page = signed_in.get("/sprawl", params={"category": "powered_off"})
@@ -379,7 +364,7 @@ def test_a_case_flagged_from_the_page_is_audited_as_the_signed_in_user(
     form = {"subject": subject.group(1), "category": "powered_off", "csrf": csrf_of(signed_in)}
     flagged = signed_in.post("/sprawl/flag", data=form, follow_redirects=False)
     case_id = flagged.headers["location"].rsplit("/", 1)[1]
-    with demo.inv.db.session() as s:
+    with db_demo.inv.db.session() as s:
         entries = s.execute(
             select(AuditEntry.actor, AuditEntry.origin).where(
                 AuditEntry.target == f"reclaim-case:{case_id}"
@@ -390,20 +375,20 @@ def test_a_case_flagged_from_the_page_is_audited_as_the_signed_in_user(
 
 
 def test_the_vm_page_diagnoses_on_request_with_the_services_verdict(
-    signed_in: TestClient, demo: Demo
+    signed_in: TestClient, db_demo: Demo
 ) -> None:
     """The VM page reads a dozen series only when asked; then it shows what the diagnosis
     service says at the chart's end, word for word (the CLI and REST say the same)."""
     from corral.services import diagnosis
 
-    vm = demo.inv.list_vms(VMFilter(state="running"), limit=1).items[0]
+    vm = db_demo.inv.list_vms(VMFilter(state="running"), limit=1).items[0]
     page = signed_in.get(f"/vms/{vm.uuid}")
     assert page.status_code == 200 and 'id="diagnosis-result"' not in page.text
     link = lhtml.fromstring(page.text).get_element_by_id("diagnose").get("href")
     at = int(re.search(r"diagnose=(\d+)", link).group(1))  # type: ignore[union-attr]
     shown = lhtml.fromstring(signed_in.get(link).text).get_element_by_id("diagnosis-result")
-    found = diagnosis.diagnose(demo.app.state.metrics, vm.uuid, at)
+    found = diagnosis.diagnose(db_demo.app.state.metrics, vm.uuid, at)
     culprits = {c for f in found.findings for c in f.culprits}
-    expected = diagnosis.headline(found, demo.inv.vm_names({vm.uuid, *culprits}))
+    expected = diagnosis.headline(found, db_demo.inv.vm_names({vm.uuid, *culprits}))
     assert shown.text_content().startswith(expected + " (judged at")
     assert vm.name in expected

@@ -9,7 +9,6 @@ Chromium is in test_browser_plan.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,25 +17,11 @@ from lxml import html as lhtml
 from corral.services import planning
 from corral.services.fleet import live_fleet
 from corral.web.pages import CSP
-from tests.requires import Resource, requires
 from tests.web.conftest import Demo
 from tests.web.test_backup_pages import counts, finished
 from tests.web.test_request_pages import csrf, departments, sign_in, user
 
 PLAN_JOB = re.compile(r"^/plan/jobs/([0-9a-f]{32})$")
-
-
-@pytest.fixture
-def demo(any_db_demo: Demo) -> Demo:
-    if any_db_demo.inv.db.engine.dialect.name == "postgresql":
-        requires(Resource.postgresql)
-    return any_db_demo
-
-
-@pytest.fixture
-def client(demo: Demo) -> Iterator[TestClient]:
-    with TestClient(demo.app, base_url="http://testserver") as c:
-        yield c
 
 
 def rows(text: str, table: str) -> list[list[str]]:
@@ -47,11 +32,11 @@ def rows(text: str, table: str) -> list[list[str]]:
     ]
 
 
-def test_the_ranking_is_the_placement_engines(client: TestClient, demo: Demo) -> None:
-    sign_in(client, user(demo, "auditor"))
+def test_the_ranking_is_the_placement_engines(client: TestClient, db_demo: Demo) -> None:
+    sign_in(client, user(db_demo, "auditor"))
     r = client.get("/plan", params={"vcpus": "2", "memory_mib": "4096", "strategy": "stack"})
     assert r.status_code == 200 and r.headers["content-security-policy"] == CSP
-    fleet = live_fleet(demo.inv).fleet
+    fleet = live_fleet(db_demo.inv).fleet
     want = planning.rank_hosts(
         fleet, planning.NewVM("new-vm", 2, 4096), planning.PlacementStrategy.stack
     )
@@ -69,17 +54,17 @@ def test_the_ranking_is_the_placement_engines(client: TestClient, demo: Demo) ->
     assert shown[0][1] == chosen.outcomes[0].host  # the first is where place_vms puts it
 
 
-def test_a_vm_no_host_can_take_shows_every_refusal(client: TestClient, demo: Demo) -> None:
-    sign_in(client, user(demo, "operator"))
+def test_a_vm_no_host_can_take_shows_every_refusal(client: TestClient, db_demo: Demo) -> None:
+    sign_in(client, user(db_demo, "operator"))
     r = client.get("/plan", params={"vcpus": "512", "memory_mib": "16000000"})
     shown = rows(r.text, "ranking")
     assert len(shown) == 3 and all(row[0] == "—" and row[-1] for row in shown)
     assert "No host can take this VM now." in r.text
 
 
-def test_what_if_a_host_leaves_and_vms_come(client: TestClient, demo: Demo) -> None:
-    sign_in(client, user(demo, "auditor"))
-    fleet = live_fleet(demo.inv).fleet
+def test_what_if_a_host_leaves_and_vms_come(client: TestClient, db_demo: Demo) -> None:
+    sign_in(client, user(db_demo, "auditor"))
+    fleet = live_fleet(db_demo.inv).fleet
     host = fleet.hosts[0].name
     params = {"remove": host, "add": "5", "add_vcpus": "2", "add_memory_mib": "2048"}
     r = client.get("/plan", params=params)
@@ -111,17 +96,17 @@ def test_what_if_a_host_leaves_and_vms_come(client: TestClient, demo: Demo) -> N
     ],
 )
 def test_a_bad_question_is_one_sentence(
-    client: TestClient, demo: Demo, params: dict[str, str], status: int, words: str
+    client: TestClient, db_demo: Demo, params: dict[str, str], status: int, words: str
 ) -> None:
-    sign_in(client, user(demo, "operator"))
+    sign_in(client, user(db_demo, "operator"))
     r = client.get("/plan", params=params)
     assert r.status_code == status and words in r.text and "Traceback" not in r.text
 
 
-def test_requesters_and_approvers_may_not_read_plans(client: TestClient, demo: Demo) -> None:
-    mine, _ = departments(demo)
+def test_requesters_and_approvers_may_not_read_plans(client: TestClient, db_demo: Demo) -> None:
+    mine, _ = departments(db_demo)
     for role in ("requester", "approver"):
-        sign_in(client, user(demo, role, mine))
+        sign_in(client, user(db_demo, role, mine))
         assert 'href="/plan"' not in client.get("/requests").text
         assert client.get("/plan").status_code == 403
         assert client.get("/plan/jobs/" + "0" * 32).status_code == 403
@@ -131,9 +116,9 @@ def test_requesters_and_approvers_may_not_read_plans(client: TestClient, demo: D
 
 
 def test_an_operator_plans_a_consolidation_and_reads_its_migrations(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
-    operator = user(demo, "operator")
+    operator = user(db_demo, "operator")
     sign_in(client, operator)
     page = client.get("/plan").text
     assert 'href="/plan"' in page and 'action="/plan/consolidate"' in page
@@ -145,10 +130,10 @@ def test_an_operator_plans_a_consolidation_and_reads_its_migrations(
     assert r.status_code == 303
     found = PLAN_JOB.match(r.headers["location"])
     assert found, r.headers["location"]
-    job = finished(demo, found.group(1))
+    job = finished(db_demo, found.group(1))
     assert job.state.value == "succeeded", job.error
     assert job.kind == "plan.consolidate" and job.submitted_by == operator and job.result
-    want = planning.consolidate(live_fleet(demo.inv).fleet, planning.ConsolidationMode.heuristic)
+    want = planning.consolidate(live_fleet(db_demo.inv).fleet, planning.ConsolidationMode.heuristic)
     shown = client.get(r.headers["location"])
     assert 'http-equiv="refresh"' not in shown.text
     steps = rows(shown.text, "migrations")
@@ -162,17 +147,17 @@ def test_an_operator_plans_a_consolidation_and_reads_its_migrations(
 
 
 def test_starting_a_consolidation_is_refused_without_the_right_or_the_form_token(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
-    before = counts(demo)
-    sign_in(client, user(demo, "auditor"))
+    before = counts(db_demo)
+    sign_in(client, user(db_demo, "auditor"))
     page = client.get("/plan")
     assert page.status_code == 200 and 'action="/plan/consolidate"' not in page.text
     token = csrf(client, "/plan")
     assert client.post("/plan/consolidate", data={"csrf": token}).status_code == 403
-    sign_in(client, user(demo, "operator"))
+    sign_in(client, user(db_demo, "operator"))
     assert client.post("/plan/consolidate", data={"csrf": "forged"}).status_code == 403
     bad = client.post("/plan/consolidate", data={"csrf": csrf(client, "/plan"), "mode": "magic"})
     assert bad.status_code == 422 and "consolidation mode" in bad.text
-    assert counts(demo) == before
+    assert counts(db_demo) == before
     assert client.get("/plan/jobs/" + "0" * 32).status_code == 404

@@ -8,9 +8,6 @@ Chromium is in test_browser_plan.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 from lxml import html as lhtml
 from sqlalchemy import select
@@ -19,7 +16,6 @@ from corral.domain.requests import QuotaDimension, RequestState
 from corral.services.quotas import Limits, QuotaService, QuotaView
 from corral.store import models as m
 from corral.web.routes_quota import _anchor
-from tests.requires import Resource, requires
 from tests.web.conftest import Demo
 from tests.web.test_request_pages import (
     csrf,
@@ -32,21 +28,8 @@ from tests.web.test_request_pages import (
 )
 
 
-@pytest.fixture
-def demo(any_db_demo: Demo) -> Demo:
-    if any_db_demo.inv.db.engine.dialect.name == "postgresql":
-        requires(Resource.postgresql)
-    return any_db_demo
-
-
-@pytest.fixture
-def client(demo: Demo) -> Iterator[TestClient]:
-    with TestClient(demo.app, base_url="http://testserver") as c:
-        yield c
-
-
-def quotas(demo: Demo) -> QuotaService:
-    svc: QuotaService = demo.app.state.quotas
+def quotas(db_demo: Demo) -> QuotaService:
+    svc: QuotaService = db_demo.app.state.quotas
     return svc
 
 
@@ -77,19 +60,19 @@ def figures(view: QuotaView) -> dict[str, list[str]]:
 
 
 def test_an_admin_sets_a_quota_and_the_write_is_audited_as_theirs(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
-    mine, _ = departments(demo)
-    admin = user(demo, "admin")
+    mine, _ = departments(db_demo)
+    admin = user(db_demo, "admin")
     sign_in(client, admin)
     form = {"department": mine, "vcpus": "64", "memory_mib": "131072", "storage_gb": "2000"}
     form |= {"vms": "40", "monthly_cost": "5000"}
     r = client.post("/quotas", data={"csrf": csrf(client, "/quotas"), **form})
     assert r.status_code == 200, r.text  # followed to the page
-    view = quotas(demo).get(mine, principal(demo, admin))
+    view = quotas(db_demo).get(mine, principal(db_demo, admin))
     assert view.limits == Limits(64, 131072, 2000, 40, 5000) and view.updated_by == admin
     assert shown(r.text, mine) == figures(view)
-    with demo.inv.db.session() as s:
+    with db_demo.inv.db.session() as s:
         actors = s.execute(
             select(m.AuditEntry.actor, m.AuditEntry.origin)
             .where(m.AuditEntry.target == f"quota:{mine}")
@@ -100,23 +83,25 @@ def test_an_admin_sets_a_quota_and_the_write_is_audited_as_theirs(
         "/quotas", data={"csrf": csrf(client, "/quotas"), "department": mine, "vcpus": "8"}
     )
     assert cleared.status_code == 200
-    assert quotas(demo).get(mine, principal(demo, admin)).limits == Limits(vcpus=8)
+    assert quotas(db_demo).get(mine, principal(db_demo, admin)).limits == Limits(vcpus=8)
 
 
 def test_a_requester_sees_their_department_with_approved_requests_counted(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
-    mine, other = departments(demo)
-    admin = principal(demo, user(demo, "admin"))
-    quotas(demo).set(mine, Limits(vcpus=500, vms=500), admin)
-    quotas(demo).set(other, Limits(vcpus=7), admin)
-    requester = user(demo, "requester", mine)
+    mine, other = departments(db_demo)
+    admin = principal(db_demo, user(db_demo, "admin"))
+    quotas(db_demo).set(mine, Limits(vcpus=500, vms=500), admin)
+    quotas(db_demo).set(other, Limits(vcpus=7), admin)
+    requester = user(db_demo, "requester", mine)
     sign_in(client, requester)
-    before = quotas(demo).get(mine, principal(demo, requester))
-    made = pending(demo, requester, mine)
-    approved = service(demo).approve(made.id, principal(demo, user(demo, "approver", mine)))
+    before = quotas(db_demo).get(mine, principal(db_demo, requester))
+    made = pending(db_demo, requester, mine)
+    approved = service(db_demo).approve(
+        made.id, principal(db_demo, user(db_demo, "approver", mine))
+    )
     assert approved.state is RequestState.approved
-    after = quotas(demo).get(mine, principal(demo, requester))
+    after = quotas(db_demo).get(mine, principal(db_demo, requester))
     assert after.used.vms == before.used.vms + 1 and after.used.vcpus == before.used.vcpus + 1
     page = client.get("/quotas")
     assert page.status_code == 200
@@ -127,36 +112,36 @@ def test_a_requester_sees_their_department_with_approved_requests_counted(
     assert doc.xpath("//svg[@class='meter']//title") and 'action="/quotas"' not in page.text
 
 
-def test_a_fleet_reader_sees_every_quota(client: TestClient, demo: Demo) -> None:
-    mine, other = departments(demo)
-    admin = principal(demo, user(demo, "admin"))
-    quotas(demo).set(mine, Limits(vcpus=500), admin)
-    quotas(demo).set(other, Limits(vcpus=7), admin)
-    auditor = user(demo, "auditor")
+def test_a_fleet_reader_sees_every_quota(client: TestClient, db_demo: Demo) -> None:
+    mine, other = departments(db_demo)
+    admin = principal(db_demo, user(db_demo, "admin"))
+    quotas(db_demo).set(mine, Limits(vcpus=500), admin)
+    quotas(db_demo).set(other, Limits(vcpus=7), admin)
+    auditor = user(db_demo, "auditor")
     sign_in(client, auditor)
     page = client.get("/quotas").text
-    views = quotas(demo).overview(principal(demo, auditor))
+    views = quotas(db_demo).overview(principal(db_demo, auditor))
     for view in views:
         assert shown(page, view.department) == figures(view)
     doc = lhtml.document_fromstring(page)
     assert doc.xpath("//section[@class='quota']/@id") == [
         f"quota-{_anchor(v.department)}" for v in views
     ]
-    running = {v.department for v in demo.inv.list_vms().items if v.department}
+    running = {v.department for v in db_demo.inv.list_vms().items if v.department}
     assert running <= {v.department for v in views}  # a department without a quota too
     assert any(v.limits.unlimited for v in views)
     assert 'action="/quotas"' not in page
 
 
 def test_only_an_admin_changes_a_quota_and_only_with_the_form_token(
-    client: TestClient, demo: Demo
+    client: TestClient, db_demo: Demo
 ) -> None:
-    mine, _ = departments(demo)
-    admin = principal(demo, user(demo, "admin"))
-    quotas(demo).set(mine, Limits(vcpus=50), admin)
+    mine, _ = departments(db_demo)
+    admin = principal(db_demo, user(db_demo, "admin"))
+    quotas(db_demo).set(mine, Limits(vcpus=50), admin)
     want = {"department": mine, "vcpus": "9999"}
     for role in ("requester", "approver", "operator", "auditor"):
-        sign_in(client, user(demo, role, mine if role in ("requester", "approver") else None))
+        sign_in(client, user(db_demo, role, mine if role in ("requester", "approver") else None))
         r = client.post("/quotas", data={"csrf": csrf(client, "/quotas"), **want})
         assert r.status_code == 403, role
     sign_in(client, admin.user)
@@ -166,6 +151,6 @@ def test_only_an_admin_changes_a_quota_and_only_with_the_form_token(
     assert bad.status_code == 422 and "vcpus limit" in bad.text.lower().replace("&#39;", "")
     nameless = client.post("/quotas", data={"csrf": token, "department": "", "vcpus": "1"})
     assert nameless.status_code == 422
-    assert quotas(demo).get(mine, admin).limits == Limits(vcpus=50)
+    assert quotas(db_demo).get(mine, admin).limits == Limits(vcpus=50)
     client.cookies.clear()
     assert client.post("/quotas", data=want, follow_redirects=False).status_code == 303

@@ -10,44 +10,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from lxml import html as lhtml
 from sqlalchemy import select
 
-from corral.inventory.filters import VMFilter
-from corral.inventory.views import as_row
 from corral.services import planning
 from corral.services.fleet import live_fleet
 from corral.store import models as m
-from tests.requires import Resource, requires
 from tests.web.conftest import Demo
 from tests.web.test_backup_pages import counts, finished, point_of
 from tests.web.test_request_pages import csrf, sign_in, user
 
 JOB_URL = re.compile(r"^/jobs/([0-9a-f]{32})$")
-
-
-@pytest.fixture
-def demo(any_db_demo: Demo) -> Demo:
-    if any_db_demo.inv.db.engine.dialect.name == "postgresql":
-        requires(Resource.postgresql)
-    return any_db_demo
-
-
-@pytest.fixture
-def client(demo: Demo) -> Iterator[TestClient]:
-    with TestClient(demo.app, base_url="http://testserver") as c:
-        yield c
-
-
-@pytest.fixture
-def running_vm(demo: Demo) -> dict[str, Any]:
-    return as_row(demo.inv.list_vms(VMFilter(state="running"), limit=1).items[0])
 
 
 def offered(text: str) -> list[str]:
@@ -56,13 +33,13 @@ def offered(text: str) -> list[str]:
 
 
 def test_a_point_is_restored_onto_the_chosen_host(
-    client: TestClient, demo: Demo, running_vm: dict[str, Any], tmp_path: Path
+    client: TestClient, db_demo: Demo, running_vm: dict[str, Any], tmp_path: Path
 ) -> None:
-    point = point_of(demo, running_vm, tmp_path)
-    sign_in(client, user(demo, "operator"))
+    point = point_of(db_demo, running_vm, tmp_path)
+    sign_in(client, user(db_demo, "operator"))
     hosts = offered(client.get(f"/backups/points/{point.id}").text)
     able = planning.able_hosts(
-        live_fleet(demo.inv).fleet, running_vm["vcpus"], running_vm["memory_mib"]
+        live_fleet(db_demo.inv).fleet, running_vm["vcpus"], running_vm["memory_mib"]
     )
     assert sorted(hosts) == sorted(able) and hosts[0] == point.host
     others = [h for h in hosts if h != point.host]
@@ -77,10 +54,10 @@ def test_a_point_is_restored_onto_the_chosen_host(
     assert r.status_code == 303
     found = JOB_URL.match(r.headers["location"])
     assert found, r.headers["location"]
-    job = finished(demo, found.group(1))
+    job = finished(db_demo, found.group(1))
     assert job.state.value == "succeeded", job.error
     assert job.result is not None and job.result["host"] == others[0]
-    with demo.inv.db.session() as s:
+    with db_demo.inv.db.session() as s:
         row = s.scalars(
             select(m.BackupRestoreRow).where(m.BackupRestoreRow.point_id == point.id)
         ).one()
@@ -88,15 +65,15 @@ def test_a_point_is_restored_onto_the_chosen_host(
 
 
 def test_a_host_outside_the_list_is_refused_and_nothing_is_written(
-    client: TestClient, demo: Demo, running_vm: dict[str, Any], tmp_path: Path
+    client: TestClient, db_demo: Demo, running_vm: dict[str, Any], tmp_path: Path
 ) -> None:
-    point = point_of(demo, running_vm, tmp_path)
-    sign_in(client, user(demo, "operator"))
+    point = point_of(db_demo, running_vm, tmp_path)
+    sign_in(client, user(db_demo, "operator"))
     token = csrf(client, "/backups")
-    before = counts(demo)
+    before = counts(db_demo)
     for host in ("no-such-host", "../p1", "h" * 300):
         form = {"csrf": token, "point": point.id, "mode": "new", "as_name": "web-x", "host": host}
         r = client.post("/backups/restore", data=form)
         assert r.status_code == 422, (host, r.status_code)
         assert "cannot take" in r.text and "Traceback" not in r.text
-    assert counts(demo) == before
+    assert counts(db_demo) == before

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,11 @@ from corral.services.ha_live import DEFAULT_NAME
 from corral.store import ha_drills
 from corral.store.db import Database
 
+#: The report's templates; the dashboard's loader reads this folder too, so its drill page
+#: uses the same ``_drill_report.html`` macro as the standalone page.
+TEMPLATE_DIR = Path(__file__).parent / "templates"
 _TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    loader=FileSystemLoader(TEMPLATE_DIR),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
@@ -78,7 +82,11 @@ def to_json(view: DrillRunReport) -> str:
 def to_html(view: DrillRunReport) -> str:
     """The standalone page: no script, no external asset, every value escaped."""
     template = _TEMPLATES.get_template("drill_report.html")
-    return template.render(view=view, r=view.report, secs=seconds)
+    return template.render(view=view, r=view.report, secs=seconds, stamp=_stamp)
+
+
+def _stamp(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
 
 
 def seconds(value: float | None) -> str:

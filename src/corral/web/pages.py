@@ -19,13 +19,16 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from corral.api.deps import get_tokens
 from corral.domain.access import Permission, Target
 from corral.domain.text import bad_character
 from corral.errors import AuthError, CorralError, ValidationError
+from corral.services import ha_drill_report
 from corral.services.audit import Actor, acting_as
+from corral.services.planning import Fleet
+from corral.services.requests import RequestService
 from corral.services.users import UserService
 from corral.services.web_sessions import (
     COOKIE,
@@ -54,14 +57,16 @@ HEADERS = {
 MAX_FORM_BYTES = 16_384
 
 templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
+    loader=ChoiceLoader(
+        [FileSystemLoader(HERE / "templates"), FileSystemLoader(ha_drill_report.TEMPLATE_DIR)]
+    ),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
 )
 
 
-def _when(value: datetime | date | str | None, width: int = 16) -> str:
+def when(value: datetime | date | str | None, width: int = 16) -> str:
     """A moment as 'YYYY-MM-DD HH:MM' (``width`` 19 adds seconds, 10 is the date alone),
     whether the service gave a datetime or an ISO string."""
     if value is None or value == "":
@@ -72,10 +77,10 @@ def _when(value: datetime | date | str | None, width: int = 16) -> str:
 
 def _epoch(value: float | None) -> str:
     """Epoch seconds (as the alert service keeps them) as 'YYYY-MM-DD HH:MM' UTC."""
-    return "" if value is None else _when(datetime.fromtimestamp(value, UTC))
+    return "" if value is None else when(datetime.fromtimestamp(value, UTC))
 
 
-templates.filters["when"] = _when
+templates.filters["when"] = when
 templates.filters["epoch"] = _epoch
 
 
@@ -241,6 +246,14 @@ def _next(request: Request) -> str:
     if request.method == "GET" and request.url.query:
         target += "?" + request.url.query
     return quote(target, safe="")
+
+
+def live_fleet(request: Request) -> Fleet:
+    """The live inventory's fleet as of its last sync, read again only when the inventory
+    changed (the request service's cache, corral.services.live_capacity): reading it whole
+    takes most of a page's time."""
+    requests: RequestService = request.app.state.requests
+    return requests.fleet()
 
 
 def query(request: Request, names: Mapping[str, str]) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """Backups from the browser: take one now, restore a point (as a new VM or in place), follow
-the job that does it.
+the job that does it (on the job page of every kind, corral.web.routes_jobs).
 
 The work is the REST API's own jobs (``backup.run`` and ``backup.restore`` of
 corral.api.routes.restore_points), submitted to the same job service with the signed-in user
@@ -28,14 +28,12 @@ from corral.domain.backup import Manifest
 from corral.errors import NotFoundError, ValidationError
 from corral.services import backup_exec, planning
 from corral.services.fleet import live_fleet
-from corral.services.jobs import Job, JobKind, JobService, JobState
+from corral.services.jobs import JobKind, JobService
 from corral.services.web_sessions import Viewer
 from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-#: The jobs these pages start, and so the only ones they show.
-BACKUP_JOBS = (RUN.name, RESTORE.name)
 #: The restore points listed on the backup page, newest first.
 POINTS_SHOWN = 100
 RESTORE_MODES = ("new", "in-place")
@@ -146,23 +144,3 @@ def _target(request: Request, point: Manifest, host: str) -> str | None:
             f"{', '.join(able) or 'none (no host has room)'}."
         )
     return host
-
-
-@router.get("/jobs/{job_id}")
-def job(request: Request, job_id: str) -> Response:
-    """Where a backup or restore started from these pages is (the page reloads until done)."""
-    authorize(request, P.ops_read, fleet=True)
-    found: Job | None = None
-    if len(job_id) <= 64:
-        try:
-            found = _jobs(request).get(job_id)
-        except NotFoundError:
-            found = None
-    if found is None or found.kind not in BACKUP_JOBS:
-        raise NotFoundError("no such backup or restore job; start one from the backup page.")
-    done = found.state not in (JobState.queued, JobState.running)
-    return render(request, "job.html", title=_title(found), job=found, done=done)
-
-
-def _title(found: Job) -> str:
-    return "Backup job" if found.kind == RUN.name else "Restore job"

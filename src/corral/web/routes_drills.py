@@ -14,7 +14,7 @@ from corral.api.deps import get_inventory
 from corral.domain.access import Permission as P
 from corral.errors import NotFoundError
 from corral.services import ha_drill_report
-from corral.web.pages import PageRoute, authorize, query, render
+from corral.web.pages import PageRoute, authorize, query, render, when
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -39,5 +39,5 @@ def drill(request: Request, run_id: str) -> Response:
     title = f"HA drill {view.run.id}: host {view.run.host}"
     return render(
         request, "ha_drill.html", title=title, view=view, r=view.report,
-        secs=ha_drill_report.seconds,
+        secs=ha_drill_report.seconds, stamp=lambda at: when(at, 19),
     )  # fmt: skip

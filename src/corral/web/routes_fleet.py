@@ -20,10 +20,19 @@ from corral.errors import ForbiddenError, NotFoundError, ValidationError
 from corral.inventory.filters import SORT_KEYS, VMFilter
 from corral.metrics.catalog import METRICS
 from corral.metrics.model import EntityKind, Stat
-from corral.services import alerts_cli, diagnosis
+from corral.services import alerts_cli, capacity_runway, diagnosis, ha_outlook
 from corral.services.web_sessions import may
 from corral.web import chart, routes_backup
-from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
+from corral.web.pages import (
+    PageRoute,
+    acting,
+    authorize,
+    live_fleet,
+    query,
+    read_form,
+    redirect,
+    render,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -60,6 +69,7 @@ def admin(request: Request) -> Response:
     ]
     open_cases = get_reclaim(request).cases(open_only=True)
     alerts = alerts_cli.service(request.app.state.settings, inv.db)
+    fleet = live_fleet(request)
     return render(
         request,
         "admin.html",
@@ -69,6 +79,10 @@ def admin(request: Request) -> Response:
         hosts=inv.list_hosts(),
         events=inv.events(limit=10),
         open_cases=len(open_cases),
+        ha=ha_outlook.outlook(inv.db, fleet),
+        runway=capacity_runway.fleet_runway(
+            inv.db, get_metrics_store(request), fleet, int(time.time())
+        ),
     )
 
 

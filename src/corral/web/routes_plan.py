@@ -12,19 +12,30 @@ on its page.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from corral.api.deps import get_inventory
+from corral.api.routes.metrics import get_metrics_store
 from corral.api.routes.plan import CONSOLIDATE, ConsolidateRequest
 from corral.domain.access import Permission as P
 from corral.errors import NotFoundError, ValidationError
-from corral.services import planning
-from corral.services.fleet import live_fleet
-from corral.services.jobs import Job, JobService, JobState
-from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
+from corral.services import capacity_runway, planning
+from corral.services.jobs import JobService
+from corral.web import routes_jobs
+from corral.web.pages import (
+    PageRoute,
+    acting,
+    authorize,
+    live_fleet,
+    query,
+    read_form,
+    redirect,
+    render,
+)
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -52,15 +63,17 @@ class WhatIf:
     fits: bool
     headroom: int
     size: tuple[int, int]
+    #: days until CPU, memory and storage run out, before and after
+    runway: tuple[capacity_runway.Runway, capacity_runway.Runway]
 
 
 @router.get("/plan")
 def plan(request: Request) -> Response:
     authorize(request, P.fleet_analyse, fleet=True)
     form = query(request, FIELDS)
-    fleet = live_fleet(get_inventory(request)).fleet
+    fleet = live_fleet(request)
     ranking = _ranking(fleet, form) if form["vcpus"] or form["memory_mib"] else None
-    whatif = _whatif(fleet, form) if form["remove"] or form["add"] else None
+    whatif = _whatif(request, fleet, form) if form["remove"] or form["add"] else None
     return render(
         request,
         "plan.html",
@@ -85,7 +98,7 @@ def _ranking(fleet: planning.Fleet, form: dict[str, str]) -> tuple[planning.Host
     return planning.rank_hosts(fleet, planning.NewVM("new-vm", vcpus, memory), strategy)
 
 
-def _whatif(fleet: planning.Fleet, form: dict[str, str]) -> WhatIf:
+def _whatif(request: Request, fleet: planning.Fleet, form: dict[str, str]) -> WhatIf:
     changes: list[planning.Change] = []
     if form["remove"]:
         fleet.host(form["remove"][:256])  # NotFoundError names an unknown host
@@ -101,6 +114,9 @@ def _whatif(fleet: planning.Fleet, form: dict[str, str]) -> WhatIf:
         fits=not result.not_placed,
         headroom=planning.headroom(result.after, vcpus, memory),
         size=(vcpus, memory),
+        runway=capacity_runway.before_after(
+            get_inventory(request).db, get_metrics_store(request), fleet, result, int(time.time())
+        ),
     )
 
 
@@ -127,17 +143,11 @@ async def consolidate(request: Request) -> Response:
 @router.get("/plan/jobs/{job_id}")
 def plan_job(request: Request, job_id: str) -> Response:
     """A consolidation job: its state until done (the page reloads), then its plan."""
-    authorize(request, P.fleet_analyse, fleet=True)
-    found: Job | None = None
-    if len(job_id) <= 64:
-        try:
-            found = _jobs(request).get(job_id)
-        except NotFoundError:
-            found = None
+    viewer = authorize(request, P.fleet_analyse, fleet=True)
+    found = routes_jobs.find(request, job_id, viewer)
     if found is None or found.kind != CONSOLIDATE.name:
         raise NotFoundError("no such consolidation job; start one from the planning page.")
-    done = found.state not in (JobState.queued, JobState.running)
-    return render(request, "plan_job.html", title="Consolidation plan", job=found, done=done)
+    return routes_jobs.page(request, found)
 
 
 def _jobs(request: Request) -> JobService:

@@ -18,13 +18,14 @@ from corral.domain.access import Permission as P
 from corral.errors import NotFoundError, ValidationError
 from corral.services.blueprint_catalog import catalog
 from corral.services.blueprints import BlueprintService
-from corral.services.jobs import Job, JobService, JobState
+from corral.services.jobs import JobService
 from corral.services.requests import RequestService
 from corral.services.templates import TemplateService
 from corral.services.unit_jobs import Operation, unit_job_kind
 from corral.services.unit_jobs import unit_job as unit_job_params
 from corral.services.units import UnitService
 from corral.services.web_sessions import sees_fleet
+from corral.web import routes_jobs
 from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -97,19 +98,13 @@ def unit_job(request: Request, job_id: str) -> Response:
     """A unit operation's job: its state until done (the page reloads), then the unit's.
     Its submitter sees it, and those who read every department's units."""
     viewer = authorize(request, P.request_read)
-    found: Job | None = None
-    if len(job_id) <= 64:
-        try:
-            found = _jobs(request).get(job_id)
-        except NotFoundError:
-            found = None
+    found = routes_jobs.find(request, job_id, viewer)
     mine = found is not None and (
         found.submitted_by == viewer.name or sees_fleet(viewer, P.request_read)
     )
     if found is None or found.kind != UNIT_OPERATION.name or not mine:
         raise NotFoundError("no such unit job; start one from the unit's page.")
-    done = found.state not in (JobState.queued, JobState.running)
-    return render(request, "unit_job.html", title="Unit operation", job=found, done=done)
+    return routes_jobs.page(request, found)
 
 
 def _id(text: str) -> int:
