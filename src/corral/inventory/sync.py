@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import false, select, update
+from sqlalchemy import false, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from corral.domain.model import EventKind, HostInventory, HostStatus, PoolFacts, VMFacts, VMState
@@ -38,6 +38,8 @@ Clock = Callable[[], datetime]
 Connector = Callable[[m.Host], Hypervisor]
 Releaser = Callable[..., None]
 Progress = Callable[[str, int, int], None]
+
+_CHUNK = 500  # values in one IN (...): well below SQLite's and PostgreSQL's limits
 
 
 def utcnow() -> datetime:
@@ -132,15 +134,7 @@ class SyncService:
         """Sync the named hosts (all when None) in one transaction; return what happened."""
         report = SyncReport(started_at=self.clock())
         with self.db.session() as s:
-            hosts = list(s.scalars(select(m.Host).order_by(m.Host.name)))
-            if host_names is not None:
-                wanted = set(host_names)
-                unknown = wanted - {h.name for h in hosts}
-                if unknown:
-                    raise NotFoundError(
-                        f"no host named {sorted(unknown)[0]!r}; see 'corral hosts list'."
-                    )
-                hosts = [h for h in hosts if h.name in wanted]
+            hosts = _hosts(s, host_names)
             known, versions = self._known_fingerprints(s, hosts)
             observed = self._read_all(hosts, known, progress)
             now = self.clock()
@@ -246,11 +240,14 @@ class _Reconciler:
         self.events: list[dict[str, Any]] = []
         # Disks and snapshots of the VMs written here, for the volumes' attribution.
         self.devices: dict[str, tuple[list[Any], list[Any]]] = {}
+        # Whether anything the attribution of volumes to VMs reads has moved in this sync (a
+        # VM's files, host or life; a pool or volume come, gone or moved): if not, the stored
+        # attribution stands and is not judged again over the whole fleet.
+        self.layout_moved = False
 
     def run(self, observed: list[_Observed]) -> None:
         _lock_for_writing(self.s)
         observed = _without_duplicates(observed)
-        self.existing = set(self.s.scalars(select(m.VM.uuid)))
         reachable = [o for o in observed if o.inventory is not None]
         seen: dict[str, m.Host] = {}
         for o in reachable:
@@ -287,16 +284,16 @@ class _Reconciler:
                     results[o.host.name].vms_changed += 1
                     changed_hosts.add(o.host.id)
         self._insert(m.VM, self.new_vms)
+        gone = self._tombstone_missing([o.host for o in reachable], seen)
         for o in reachable:
-            gone = self._tombstone_missing(o.host, seen)
-            results[o.host.name].vms_changed += gone
-            if gone:
+            results[o.host.name].vms_changed += gone[o.host.id]
+            if gone[o.host.id]:
                 changed_hosts.add(o.host.id)
         storage_moved = False
         for o in reachable:
             assert o.inventory is not None
             storage_moved |= self._sync_storage(o.host, o.inventory)
-        if storage_moved or changed_hosts:
+        if (storage_moved or changed_hosts) and (self.layout_moved or self._stale_users()):
             self._attribute_volumes()
         self._insert(m.Event, self.events)
         self.report.hosts = [results[o.host.name] for o in observed]
@@ -350,8 +347,9 @@ class _Reconciler:
 
     # -- VMs ------------------------------------------------------------------
     def _load(self, uuids: Iterable[str]) -> dict[str, m.VM]:
-        """The stored rows of these VMs (those Corral has seen before), devices included."""
-        ids = sorted(u for u in uuids if u in self.existing)
+        """The stored rows of these VMs (tombstones too), devices included; a UUID without a
+        row is a VM Corral has never seen. Only these rows are read, never the fleet's."""
+        ids = sorted(set(uuids))
         out: dict[str, m.VM] = {}
         # Locked until the sync commits (PostgreSQL; SQLite holds its write lock already): a
         # metadata write waits, or is waited for, never lands between a read and a write here.
@@ -362,8 +360,8 @@ class _Reconciler:
             .with_for_update()
         )
         with self.s.no_autoflush:
-            for i in range(0, len(ids), 500):
-                for row in self.s.scalars(q.where(m.VM.uuid.in_(ids[i : i + 500]))):
+            for i in range(0, len(ids), _CHUNK):
+                for row in self.s.scalars(q.where(m.VM.uuid.in_(ids[i : i + _CHUNK]))):
                     out[row.uuid] = row
         return out
 
@@ -376,11 +374,13 @@ class _Reconciler:
         if row is None:
             new = self._create(facts, host, meta_cols, built.facts)
             self.new_vms.append(new)
+            self.layout_moved = True
             self.devices[facts.uuid] = (new["disks"], new["snapshots"])
             changes = diff_vm(None, facts, host.name, meta_cols)
             if host.id in self.first_sync:
                 changes[0].details["discovered"] = True  # there before Corral first looked
         else:
+            files_before = _files_of(row)
             changes = diff_vm(self._stored(row), facts, host.name, meta_cols)
             if row.state != facts.state.value:
                 row.state_since = self.now
@@ -391,6 +391,9 @@ class _Reconciler:
             if meta_cols and facts.meta_revision is not None:
                 row.meta_version = max(row.meta_version, facts.meta_revision)
             cols = built.facts
+            if not self.layout_moved:
+                files = (host.id, vm_paths(cols["disks"], cols["snapshots"]))
+                self.layout_moved = files != files_before
             for k, v in cols.items():
                 setattr(row, k, v)
             self.devices[facts.uuid] = (cols["disks"], cols["snapshots"])
@@ -448,16 +451,26 @@ class _Reconciler:
             deleted=row.deleted_at is not None,
         )
 
-    def _tombstone_missing(self, host: m.Host, seen: dict[str, m.Host]) -> int:
-        rows = self.s.execute(
-            select(m.VM.uuid).where(m.VM.host_id == host.id, m.VM.deleted_at.is_(None))
-        ).scalars()
-        missing = [u for u in rows if u not in seen]
-        for row in self._load(missing).values():
-            row.deleted_at = self.now
-            row.updated_at = self.now
-            self._event(EventKind.deleted, row.uuid, host.name, {"name": row.name})
-        return len(missing)
+    def _tombstone_missing(self, hosts: list[m.Host], seen: dict[str, m.Host]) -> dict[int, int]:
+        """Tombstone the live VMs of these hosts that no host reported; how many, per host."""
+        ids = [h.id for h in hosts]
+        missing: dict[int, list[str]] = {i: [] for i in ids}
+        for i in range(0, len(ids), _CHUNK):
+            q = select(m.VM.host_id, m.VM.uuid).where(
+                m.VM.host_id.in_(ids[i : i + _CHUNK]), m.VM.deleted_at.is_(None)
+            )
+            for host_id, uuid in self.s.execute(q):
+                if uuid not in seen and host_id is not None:
+                    missing[host_id].append(uuid)
+        rows = self._load(u for uuids in missing.values() for u in uuids)
+        for host in hosts:
+            for uuid in sorted(missing[host.id]):
+                row = rows[uuid]
+                row.deleted_at = self.now
+                row.updated_at = self.now
+                self.layout_moved = True
+                self._event(EventKind.deleted, row.uuid, host.name, {"name": row.name})
+        return {i: len(uuids) for i, uuids in missing.items()}
 
     # -- storage and networks -------------------------------------------------
     def _sync_storage(self, host: m.Host, inv: HostInventory) -> bool:
@@ -473,11 +486,13 @@ class _Reconciler:
             if pool is None:
                 pool = m.Pool(name=pf.name)
                 host.pools.append(pool)
+            key = storage_key(pf)
+            self.layout_moved |= new or (pool.storage_key, pool.path) != (key, pf.path)
             pool.uuid, pool.type, pool.path, pool.active = pf.uuid, pf.type, pf.path, pf.active
             pool.capacity_bytes = pf.capacity_bytes
             pool.allocation_bytes = pf.allocation_bytes
             pool.available_bytes = pf.available_bytes
-            pool.storage_key = storage_key(pf)
+            pool.storage_key = key
             if new:
                 self._insert_volumes(pool, pf)
                 continue
@@ -487,12 +502,16 @@ class _Reconciler:
                 if vol is None:
                     vol = m.Volume(name=vf.name, first_seen_at=self.now)
                     pool.volumes.append(vol)
+                    self.layout_moved = True
+                self.layout_moved |= (vol.path, vol.backing_path) != (vf.path, vf.backing_path)
                 vol.path, vol.format, vol.backing_path = vf.path, vf.format, vf.backing_path
                 vol.capacity_bytes, vol.allocation_bytes = vf.capacity_bytes, vf.allocation_bytes
             for gone in vols.values():
                 pool.volumes.remove(gone)
+                self.layout_moved = True
         for gone_pool in pools.values():
             host.pools.remove(gone_pool)
+            self.layout_moved = True
         nets = {n.name: n for n in host.networks}
         for nf in inv.networks:
             net = nets.pop(nf.name, None)
@@ -528,6 +547,21 @@ class _Reconciler:
         ]
         self._insert(m.Volume, rows)
         self.s.expire(pool, ["volumes"])
+
+    def _stale_users(self) -> bool:
+        """Whether a volume is held by a VM that no longer lives on a host (its host was
+        removed, or the VM deleted outside a sync): its attribution must be judged again."""
+        self.s.flush()
+        q = (
+            select(m.Volume.id)
+            .outerjoin(m.VM, m.VM.uuid == m.Volume.used_by)
+            .where(
+                m.Volume.used_by.is_not(None),
+                or_(m.VM.uuid.is_(None), m.VM.deleted_at.is_not(None), m.VM.host_id.is_(None)),
+            )
+            .limit(1)
+        )
+        return self.s.execute(q).first() is not None
 
     def _attribute_volumes(self) -> None:
         """Which VM uses each volume, judged against every host's VMs (shared storage)."""
@@ -596,6 +630,30 @@ class _Reconciler:
             }
         )
         self.report.events[kind.value] = self.report.events.get(kind.value, 0) + 1
+
+
+def _files_of(row: m.VM) -> tuple[int | None, tuple[str, ...]] | None:
+    """What the attribution of volumes reads of a stored VM: its host and files while it
+    lives (None once it is a tombstone)."""
+    if row.deleted_at is not None:
+        return None
+    return row.host_id, vm_paths(row.disks or [], row.snapshots or [])
+
+
+def _hosts(s: Session, names: Iterable[str] | None) -> list[m.Host]:
+    """The named hosts (all when None), by name; only their rows are read, so a round over a
+    few hosts of a large fleet costs what those few cost."""
+    q = select(m.Host).order_by(m.Host.name)
+    if names is None:
+        return list(s.scalars(q))
+    wanted = sorted(set(names))
+    hosts: list[m.Host] = []
+    for i in range(0, len(wanted), _CHUNK):
+        hosts += s.scalars(q.where(m.Host.name.in_(wanted[i : i + _CHUNK])))
+    unknown = set(wanted) - {h.name for h in hosts}
+    if unknown:
+        raise NotFoundError(f"no host named {sorted(unknown)[0]!r}; see 'corral hosts list'.")
+    return sorted(hosts, key=lambda h: h.name)
 
 
 def _lock_for_writing(s: Session) -> None:
