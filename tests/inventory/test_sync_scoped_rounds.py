@@ -82,3 +82,32 @@ def test_a_one_host_round_sends_the_same_statements_whatever_the_fleet(
         if read is not None and statement.lstrip().upper().startswith("SELECT"):
             assert "WHERE" in read["rest"], f"reads a whole table: {statement}"
         assert _values(params) <= VMS_PER_HOST + 2, (statement, params)
+
+
+def test_the_cycle_collector_rests_during_a_sync_and_is_as_it_was_after(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    import gc
+
+    from corral.inventory.sync import SyncService
+
+    (path,) = write_fleet(tmp_path / "one", 1, 2, seed=3)
+    inventory.add_host(path.stem, f"test://{path}")
+    during: list[bool] = []
+
+    def connector(host: Any) -> Any:
+        during.append(gc.isenabled())
+        return inventory.connector(host)
+
+    def sync() -> None:
+        SyncService(inventory.db, connector, inventory.release, inventory.clock).sync()
+
+    assert gc.isenabled()
+    sync()
+    assert during == [False] and gc.isenabled()
+    gc.disable()  # someone else's choice: a sync leaves it so
+    try:
+        sync()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
