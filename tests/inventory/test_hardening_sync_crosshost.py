@@ -143,6 +143,21 @@ def test_after_a_migration_the_volume_follows_its_vm(
     assert orphans == {"forgotten.qcow2", "data-y.qcow2"}
 
 
+def test_a_volume_whose_user_lost_its_host_is_judged_again_on_the_next_change(
+    two_hosts: tuple[Inventory, Path, Path],
+) -> None:
+    """A round whose changes move no file skips the volumes' attribution, unless a stored
+    user no longer lives on a host: here its host was removed (its VM kept, unplaced)."""
+    inv, x, _ = two_hosts
+    inv.remove_host("host-y")
+    edit_node(x, lambda n: domain(n, "clone-vm").find("vcpu").__setattr__("text", "2"))
+    report = inv.sync(["host-x"])
+    assert report.count_of("resized") == 1, report.events
+    orphans = {v.name for v in inv.list_volumes(orphaned_only=True)}
+    assert orphans == {"forgotten.qcow2", "data-y.qcow2"}
+    assert {v.name: v.used_by for v in inv.list_volumes()}["base.qcow2"] == CLONE_UUID
+
+
 def test_the_deletion_guard_sees_a_backing_file_used_from_another_host(
     two_hosts: tuple[Inventory, Path, Path],
 ) -> None:
