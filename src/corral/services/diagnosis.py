@@ -45,6 +45,10 @@ VM_METRICS = (
 HOST_METRICS = ("host_cpu_pct", "host_iowait_pct", "host_mem_used_pct")
 NEIGHBOUR_METRIC = "cpu_host_pct"
 STEP_S = 300
+#: history read before the judged hour when the caller gives none (the setting
+#: ``diagnosis_history_s`` overrides it in the CLI and the API): a week holds every hour of the
+#: week once for the neighbours' usual CPU, and the 3 days of daily means a leak needs
+HISTORY_S = 7 * 86400
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -84,7 +88,7 @@ def diagnose(
     store: MetricsStore,
     vm: str,
     at: int,
-    history_s: int = 7 * 86400,
+    history_s: int = HISTORY_S,
     config: DiagnosisConfig = DEFAULT_CONFIG,
 ) -> Diagnosis:
     """Why VM ``vm`` (its UUID) is slow or busy in the ``config.window`` before ``at``."""
@@ -182,7 +186,7 @@ def _chunk_diagnoses(
 def diagnose_fleet(
     store: MetricsStore,
     at: int,
-    history_s: int = 86400,
+    history_s: int = HISTORY_S,
     chunk_size: int = 1000,
     config: DiagnosisConfig = DEFAULT_CONFIG,
 ) -> Iterator[Diagnosis]:
@@ -197,7 +201,7 @@ def diagnose_fleet(
 def fleet_summary(
     store: MetricsStore,
     at: int,
-    history_s: int = 86400,
+    history_s: int = HISTORY_S,
     chunk_size: int = 1000,
     names: Mapping[str, str] | None = None,
     units: Mapping[str, str] | None = None,
