@@ -33,6 +33,11 @@ Peak memory hardly depends on the chunk: in a probe on the same file, the proces
 after its imports, 127 MB with the store open, 228 MB after the store's ``latest`` (the
 placement of every VM: 50,000 series), 248 MB at the end. The time is the two set-based
 reads a chunk (about half) and the per-VM rules (about a third).
+
+The default history is a week (the setting ``diagnosis_history_s``; docs/diagnosis.md): with
+``--vms 2000 --hours 168`` (2026-12-04, load about 20) reading it all in 5-minute buckets took
+69.2 s and 994 MB, reading the hours before the judged one in hourly buckets 20.5 s and
+356 MB (a day, all 5-minute: 12.4 s, 314 MB); 10 of 10 groups found, none false, in each.
 """
 
 from __future__ import annotations

@@ -99,6 +99,9 @@ class Settings:
     analysis_chunk_size: int = 1000
     analysis_scheduler: str | None = None
     analysis_step_s: int = 300
+    #: seconds of history a diagnosis (one VM or the fleet) reads before the judged hour: the
+    #: neighbours' usual CPU and the leak's daily trend come from it (a leak needs 3 days)
+    diagnosis_history_s: int = 7 * 86400
     #: scale (issue 16): VM rows an export reads and writes per chunk (bounded memory); the
     #: API server's worker processes (None: one). More than one suits an API-only server: the
     #: dashboard's sign-in sessions live in one process's memory, so a browser would be signed
@@ -257,6 +260,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("analysis_chunk_size", "CORRAL_ANALYSIS_CHUNK", _positive_int, "VMs per chunk"),
     FieldSpec("analysis_scheduler", "CORRAL_ANALYSIS_SCHEDULER", str, "Dask scheduler address"),
     FieldSpec("analysis_step_s", "CORRAL_ANALYSIS_STEP", _positive_int, "300, 3600 or 86400"),
+    FieldSpec("diagnosis_history_s", "CORRAL_DIAGNOSIS_HISTORY", _positive_int, "diagnosis s"),
     FieldSpec("export_chunk_size", "CORRAL_EXPORT_CHUNK", _positive_int, "VMs per export chunk"),
     FieldSpec("api_workers", "CORRAL_API_WORKERS", _positive_int, "API server processes"),
     FieldSpec("provision_on_approval", "CORRAL_PROVISION_ON_APPROVAL", _flag, "make approved VMs"),

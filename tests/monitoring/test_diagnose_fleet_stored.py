@@ -145,14 +145,15 @@ def test_reads_are_set_based_per_chunk_of_whole_hosts_and_agree_with_one_vm(
     metrics = CountingStore(path)
     try:
         whole = list(diagnosis.diagnose_fleet(metrics, now, 86400, chunk_size=1000))
-        assert metrics.reads == ["series_many vm 19", "series_many host 3"]
+        # one read a resolution (the hours before the judged one, then 5-minute buckets)
+        assert metrics.reads == ["series_many vm 19"] * 2 + ["series_many host 3"] * 2
         metrics.reads.clear()
         chunked = list(diagnosis.diagnose_fleet(metrics, now, 86400, chunk_size=5))
         # kvm-03's 13 VMs stay together (neighbours are read with the VM); 1 + 5 > 5
         assert [r for r in metrics.reads if " vm " in r] == [
-            "series_many vm 13",
-            "series_many vm 1",
-            "series_many vm 5",
+            *["series_many vm 13"] * 2,
+            *["series_many vm 1"] * 2,
+            *["series_many vm 5"] * 2,
         ]
         assert "series" not in metrics.reads
         assert chunked == whole
@@ -218,3 +219,74 @@ def test_both_metric_stores_give_the_same_summary(
         ("kvm-05", "own_demand", [BUSY], ()),
     ]
     assert "cause: the 2 VMs of batch-etl" in got.groups[0].sentence
+
+
+LEAKY = "00000000-0000-0000-0000-0000000006c1"
+
+
+def _leaking_week(now: int) -> SampleBatch:
+    """Five days of a VM whose used memory climbs 6 points a day (a leak), beside a steady one."""
+    ts = np.arange(now - 5 * 86400, now, STEP, dtype=np.int64)
+    rising = 40.0 + 6.0 * (ts - ts[0]) / 86400
+    keys: list[SeriesKey] = []
+    values: list[np.ndarray] = []
+    for uuid, mem in ((LEAKY, rising), (STEADY[0], np.full(len(ts), 45.0))):
+        for metric, v in (
+            ("cpu_pct", np.full(len(ts), 20.0)),
+            ("cpu_wait_pct", np.full(len(ts), 1.0)),
+            ("mem_used_pct", mem),
+            ("cpu_host_pct", np.full(len(ts), 2.0)),
+        ):
+            keys.append(SeriesKey(EntityKind.vm, uuid, metric))
+            values.append(v)
+    n = len(ts)
+    return SampleBatch(
+        keys,
+        ["kvm-09"],
+        np.repeat(np.arange(len(keys)), n).astype(np.int64),
+        np.zeros(len(keys) * n, dtype=np.int64),
+        np.tile(ts, len(keys)),
+        np.concatenate(values).astype(np.float64),
+    )
+
+
+def test_the_default_history_is_the_setting_and_long_enough_to_see_a_leak(
+    tmp_path: Path,
+) -> None:
+    """A leak needs 3 days of daily means: the default history (diagnosis_history_s, 7 days)
+    finds it in the CLI and the REST API; a day of history (the setting lowered) cannot."""
+    now = _now()
+    path = tmp_path / "leak.duckdb"
+    metrics = DuckDBStore(path)
+    metrics.write(_leaking_week(now))
+    metrics.close()
+    url = f"duckdb://{path}"
+    home = ["--home", str(tmp_path / "home")]  # the settings are read afresh for each command
+    cmd = [*home, "metrics", "diagnose", "--fleet", "--store", url, "-o", "json"]
+    week = json.loads(CliRunner().invoke(cli_app, cmd).stdout)
+    assert [(g["cause"], g["vms"]) for g in week["groups"]] == [("memory_leak", [LEAKY])]
+    assert week["groups"][0]["exhaustion_at"] > now and week["healthy"] == 1
+    day = CliRunner().invoke(cli_app, cmd, env={"CORRAL_DIAGNOSIS_HISTORY": "86400"})
+    assert day.exit_code == 0, day.output
+    assert json.loads(day.stdout)["groups"] == []
+    one = CliRunner().invoke(
+        cli_app, [*home, "metrics", "diagnose", LEAKY, "--store", url, "-o", "json"]
+    )
+    assert json.loads(one.stdout)["findings"][0]["cause"] == "memory_leak"
+
+    metrics = DuckDBStore(path)
+    settings = Settings(home=tmp_path / "home")
+    assert settings.diagnosis_history_s == 7 * 86400
+    inventory = Inventory.from_settings(settings)
+    token = TokenStore(inventory.db).create("fleet-history-tests")
+    api = create_app(inventory, settings=settings, metrics=metrics)
+    try:
+        with TestClient(api, headers={"Authorization": f"Bearer {token}"}) as c:
+            default = c.get("/api/v1/metrics/diagnose/fleet").json()
+            short = c.get("/api/v1/metrics/diagnose/fleet", params={"history": "1d"}).json()
+            vm = c.get("/api/v1/metrics/diagnose", params={"id": LEAKY}).json()
+        assert [g["cause"] for g in default["groups"]] == ["memory_leak"]
+        assert short["groups"] == []
+        assert vm["findings"][0]["cause"] == "memory_leak"
+    finally:
+        metrics.close()

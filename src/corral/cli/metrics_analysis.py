@@ -137,7 +137,7 @@ def diagnose_cmd(
     vm: str | None = typer.Argument(None, help="a VM (name or UUID); or --fleet"),
     fleet: bool = typer.Option(False, "--fleet", help="every VM, summed up by host and cause"),
     history: str | None = typer.Option(
-        None, "--history", help="history to compare with (default 7d; 1d with --fleet)"
+        None, "--history", help="history to compare with (default: diagnosis_history_s, 7d)"
     ),
     store: str | None = StoreOption,
     output: OutputFormat = OutputOption,
@@ -147,17 +147,18 @@ def diagnose_cmd(
     With --fleet: every VM diagnosed, grouped by host, cause and onset, in sentences."""
     if fleet == (vm is not None):
         raise ValidationError("give either a VM or --fleet.")
+    from corral.cli.context import settings
+
+    history_s = parse_duration(history) if history else settings().diagnosis_history_s
     if vm is None:
-        _diagnose_fleet(history or "1d", store, output)
+        _diagnose_fleet(history_s, store, output)
         return
     from corral.cli.metrics import _entity, _store, _vm_names
     from corral.services import diagnosis
 
     metrics = _store(store)
     try:
-        found = diagnosis.diagnose(
-            metrics, _entity(vm, EntityKind.vm), int(time.time()), parse_duration(history or "7d")
-        )
+        found = diagnosis.diagnose(metrics, _entity(vm, EntityKind.vm), int(time.time()), history_s)
     finally:
         metrics.close()
     if output is OutputFormat.json:
@@ -179,7 +180,7 @@ def diagnose_cmd(
         emit(rows, output, list(rows[0]), title="findings, most severe first")
 
 
-def _diagnose_fleet(history: str, store: str | None, output: OutputFormat) -> None:
+def _diagnose_fleet(history_s: int, store: str | None, output: OutputFormat) -> None:
     from corral.cli.context import inventory, settings
     from corral.cli.metrics import _known_inventory, _store
     from corral.services import diagnosis
@@ -189,7 +190,7 @@ def _diagnose_fleet(history: str, store: str | None, output: OutputFormat) -> No
         summary = diagnosis.fleet_summary(
             metrics,
             int(time.time()),
-            parse_duration(history),
+            history_s,
             settings().analysis_chunk_size,
         )
     finally:

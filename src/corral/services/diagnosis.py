@@ -6,6 +6,12 @@ Why a service: ``corral metrics diagnose VM`` and ``/api/v1/metrics/diagnose`` m
 same answer from the same stored buckets. The VM's host is the host its newest sample was
 seen on; its neighbours are the VMs whose newest ``cpu_host_pct`` in the window came from that
 host.
+
+Why two resolutions: the rules judge the last hour on 5-minute buckets, but read the days
+before it only for a neighbour's usual CPU (a median) and a leak's daily means, which hourly
+buckets give as well. The history before the hour that holds the judged window is read in
+hourly buckets, the rest in 5-minute ones: a week is 168 + at most 24 buckets a series, not
+2,016 (one VM and the fleet read the same buckets, so they agree).
 """
 
 from __future__ import annotations
@@ -45,13 +51,30 @@ VM_METRICS = (
 HOST_METRICS = ("host_cpu_pct", "host_iowait_pct", "host_mem_used_pct")
 NEIGHBOUR_METRIC = "cpu_host_pct"
 STEP_S = 300
+HISTORY_STEP_S = 3600  # the buckets of the history before the judged hour
+#: history read before the judged hour when the caller gives none (the setting
+#: ``diagnosis_history_s`` overrides it in the CLI and the API): a week holds every hour of the
+#: week once for the neighbours' usual CPU, and the 3 days of daily means a leak needs
+HISTORY_S = 7 * 86400
 FloatArray = npt.NDArray[np.float64]
 
 
+def _split(lo: int, at: int, window: float) -> tuple[int, int]:
+    """The hour-aligned start of the history and the hour where the 5-minute buckets begin
+    (the start of the hour that holds the judged window's first second)."""
+    first = int(at - window)
+    fine = max(first - first % HISTORY_STEP_S, lo - lo % HISTORY_STEP_S)
+    return lo - lo % HISTORY_STEP_S, fine
+
+
 def _series(
-    store: MetricsStore, kind: EntityKind, entity: str, metric: str, lo: int, hi: int
+    store: MetricsStore, kind: EntityKind, entity: str, metric: str, lo: int, hi: int, window: float
 ) -> Series:
-    points = store.series(kind, entity, metric, lo - lo % STEP_S, hi, STEP_S)
+    start, fine = _split(lo, hi, window)
+    points = [
+        *(store.series(kind, entity, metric, start, fine, HISTORY_STEP_S) if fine > start else []),
+        *store.series(kind, entity, metric, fine, hi, STEP_S),
+    ]
     pairs = [(float(p.ts), float("nan") if p.value is None else p.value) for p in points]
     return Series(tuple(t for t, _ in pairs), tuple(v for _, v in pairs))
 
@@ -77,14 +100,14 @@ def _neighbours(
             if s.metric == NEIGHBOUR_METRIC and s.host == host and s.entity != vm
         }
     )
-    return {n: _series(store, EntityKind.vm, n, NEIGHBOUR_METRIC, lo, at) for n in names}
+    return {n: _series(store, EntityKind.vm, n, NEIGHBOUR_METRIC, lo, at, window) for n in names}
 
 
 def diagnose(
     store: MetricsStore,
     vm: str,
     at: int,
-    history_s: int = 7 * 86400,
+    history_s: int = HISTORY_S,
     config: DiagnosisConfig = DEFAULT_CONFIG,
 ) -> Diagnosis:
     """Why VM ``vm`` (its UUID) is slow or busy in the ``config.window`` before ``at``."""
@@ -94,8 +117,8 @@ def diagnose(
         vm,
         host,
         float(at),
-        {m: _series(store, EntityKind.vm, vm, m, lo, at) for m in VM_METRICS},
-        {m: _series(store, EntityKind.host, host, m, lo, at) for m in HOST_METRICS},
+        {m: _series(store, EntityKind.vm, vm, m, lo, at, config.window) for m in VM_METRICS},
+        {m: _series(store, EntityKind.host, host, m, lo, at, config.window) for m in HOST_METRICS},
         _neighbours(store, vm, host, lo, at, config.window),
     )
     return judge(evidence, config)
@@ -129,22 +152,35 @@ def _host_chunks(hosts: dict[str, list[str]], chunk_size: int) -> Iterator[list[
         yield chunk
 
 
+def _buckets(lo: int, at: int, window: float) -> tuple[FloatArray, list[tuple[int, int, int]]]:
+    """The start of every bucket a diagnosis reads (hourly, then 5-minute) and the reads
+    that fill them: (start, end, step)."""
+    start, fine = _split(lo, at, window)
+    reads = [(start, fine, HISTORY_STEP_S)] if fine > start else []
+    reads.append((fine, at, STEP_S))
+    times = [np.arange(a, b, step, dtype=np.float64) for a, b, step in reads]
+    return np.concatenate(times), reads
+
+
 def _grid(
     store: MetricsStore,
     kind: EntityKind,
     entities: list[str],
     metrics: tuple[str, ...],
-    lo: int,
-    n: int,
-    at: int,
+    reads: list[tuple[int, int, int]],
 ) -> FloatArray:
-    """``[metric, entity, bucket]`` of every pair, read in one set-based query; NaN: no sample."""
-    cols = store.series_many(kind, entities, metrics, lo, at, STEP_S)
-    col = (cols.ts - lo) // STEP_S
-    inside = (col >= 0) & (col < n)
-    grid = np.full((len(metrics), len(entities), n), np.nan)
-    grid[cols.metric[inside], cols.entity[inside], col[inside]] = cols.value[inside]
-    return grid
+    """``[metric, entity, bucket]`` of every pair, one set-based query a resolution; NaN: no
+    sample."""
+    parts = []
+    for start, end, step in reads:
+        n = -(-(end - start) // step)
+        cols = store.series_many(kind, entities, metrics, start, end, step)
+        col = (cols.ts - start) // step
+        inside = (col >= 0) & (col < n)
+        grid = np.full((len(metrics), len(entities), n), np.nan)
+        grid[cols.metric[inside], cols.entity[inside], col[inside]] = cols.value[inside]
+        parts.append(grid)
+    return np.concatenate(parts, axis=2)
 
 
 def _chunk_diagnoses(
@@ -155,14 +191,12 @@ def _chunk_diagnoses(
     history_s: int,
     config: DiagnosisConfig,
 ) -> Iterator[Diagnosis]:
-    lo = (at - history_s) - (at - history_s) % STEP_S
-    n = -(-(at - lo) // STEP_S)
-    times = lo + STEP_S * np.arange(n, dtype=np.float64)
+    times, reads = _buckets(at - history_s, at, config.window)
     vms = [vm for host in chunk for vm in hosts[host]]
     row = {vm: i for i, vm in enumerate(vms)}
     metrics = (*VM_METRICS, NEIGHBOUR_METRIC)
-    vm_grid = _grid(store, EntityKind.vm, vms, metrics, lo, n, at)
-    host_grid = _grid(store, EntityKind.host, chunk, HOST_METRICS, lo, n, at)
+    vm_grid = _grid(store, EntityKind.vm, vms, metrics, reads)
+    host_grid = _grid(store, EntityKind.host, chunk, HOST_METRICS, reads)
     share = metrics.index(NEIGHBOUR_METRIC)
     for h, host in enumerate(chunk):
         of_host = {m: Series(times, host_grid[j, h]) for j, m in enumerate(HOST_METRICS)}
@@ -182,13 +216,13 @@ def _chunk_diagnoses(
 def diagnose_fleet(
     store: MetricsStore,
     at: int,
-    history_s: int = 86400,
+    history_s: int = HISTORY_S,
     chunk_size: int = 1000,
     config: DiagnosisConfig = DEFAULT_CONFIG,
 ) -> Iterator[Diagnosis]:
     """Every VM with a CPU sample in the window before ``at``, diagnosed as ``diagnose`` does,
-    read set-based a chunk of whole hosts at a time (two queries a chunk: the VMs' series, the
-    hosts' series), so memory is bounded by ``chunk_size`` VMs x metrics x buckets."""
+    read set-based a chunk of whole hosts at a time (the VMs' series and the hosts' series, each
+    one query a resolution), so memory is bounded by ``chunk_size`` VMs x metrics x buckets."""
     hosts = _placement(store, at, config.window)
     for chunk in _host_chunks(hosts, chunk_size):
         yield from _chunk_diagnoses(store, hosts, chunk, at, history_s, config)
@@ -197,7 +231,7 @@ def diagnose_fleet(
 def fleet_summary(
     store: MetricsStore,
     at: int,
-    history_s: int = 86400,
+    history_s: int = HISTORY_S,
     chunk_size: int = 1000,
     names: Mapping[str, str] | None = None,
     units: Mapping[str, str] | None = None,

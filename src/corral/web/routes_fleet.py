@@ -193,7 +193,8 @@ def _diagnosis(request: Request, uuid: str, at: int) -> DiagnosisView:
     so the page does not pay for it on every view)."""
     when = datetime.fromtimestamp(at, UTC)
     try:
-        found = diagnosis.diagnose(get_metrics_store(request), uuid, at)
+        history_s = request.app.state.settings.diagnosis_history_s
+        found = diagnosis.diagnose(get_metrics_store(request), uuid, at, history_s)
     except NotFoundError as exc:
         return DiagnosisView(when, "", (), exc.message)
     names = get_inventory(request).vm_names(

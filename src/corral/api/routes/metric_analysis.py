@@ -148,6 +148,19 @@ class FindingOut(BaseModel):
     exhaustion_at: int | None = Field(description="a leak's projected full memory, epoch s")
 
 
+HistoryDefault = Annotated[
+    str | None,
+    Query(pattern=r"^\d+[smhdw]$", description="e.g. 3d; default: diagnosis_history_s (7d)"),
+]
+
+
+def _diagnosis_history(request: Request, history: str | None) -> int:
+    """The history a diagnosis reads: the query's, else the server's setting."""
+    if history is None:
+        return int(request.app.state.settings.diagnosis_history_s)
+    return parse_duration(history)
+
+
 class DiagnosisOut(BaseModel):
     id: str
     host: str
@@ -165,11 +178,12 @@ def _whole(t: float | None) -> int | None:
 def diagnose(
     store: StoreDep,
     _who: Annotated[Principal, require(Perm.fleet_read)],
+    request: Request,
     id: EntityId,
-    history: Duration = "7d",
+    history: HistoryDefault = None,
 ) -> DiagnosisOut:
     """Why a VM is slow or busy now, from its, its host's and its neighbours' stored series."""
-    d = diagnosis.diagnose(store, id, int(time.time()), parse_duration(history))
+    d = diagnosis.diagnose(store, id, int(time.time()), _diagnosis_history(request, history))
     return DiagnosisOut(
         id=d.vm,
         host=d.host,
@@ -217,13 +231,13 @@ def diagnose_fleet(
     store: StoreDep,
     inventory: InventoryDep,
     _who: Annotated[Principal, require(Perm.fleet_read)],
-    history: Duration = "1d",
+    history: HistoryDefault = None,
 ) -> FleetDiagnosisOut:
     """Every VM diagnosed from the stored series, grouped by host, cause and onset."""
     s = diagnosis.fleet_summary(
         store,
         int(time.time()),
-        parse_duration(history),
+        _diagnosis_history(request, history),
         request.app.state.settings.analysis_chunk_size,
     )
     s = diagnosis.labelled(s, inventory)

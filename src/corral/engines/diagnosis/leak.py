@@ -37,15 +37,21 @@ class LeakTrend:
 
 
 def daily_means(times: FloatArray, values: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Mean time and value of each UTC day that has samples."""
+    """Mean time and value of each UTC day that has samples, each sample weighted by its
+    bucket's length, the shorter of its distances to the samples beside it (hourly buckets of
+    the past beside 5-minute ones of the last hour count by the time they stand for)."""
+    if not len(times):
+        return np.zeros(0), np.zeros(0)
+    step = np.diff(times) if len(times) > 1 else np.ones(1)
+    width = np.maximum(np.minimum(np.append(step, step[-1]), np.insert(step, 0, step[0])), 1.0)
     ok = np.isfinite(values)
-    t, v = times[ok], values[ok]
+    t, v, w = times[ok], values[ok], width[ok]
     if not len(t):
         return np.zeros(0), np.zeros(0)
     day = np.floor(t / DAY).astype(np.int64)
     _, idx = np.unique(day, return_inverse=True)
-    counts = np.bincount(idx)
-    return np.bincount(idx, t) / counts, np.bincount(idx, v) / counts
+    weight = np.bincount(idx, w)
+    return np.bincount(idx, t * w) / weight, np.bincount(idx, v * w) / weight
 
 
 def theil_sen(x: FloatArray, y: FloatArray) -> float:
