@@ -85,6 +85,25 @@ class DrillScheduler:
         self.thread.start()
         return [Event(now, "drill_scheduled", host, detail=decision.why)]
 
+    def take_over(self, previous: str) -> list[Event]:
+        """A new leader's first step: a scheduled drill still running was the previous
+        leader's (``previous``), and it died with its lead. Closed as abandoned, its report
+        written, an event said: never left running. The host's recovery is not the drill's:
+        the manager's own rounds go on with it, from the saved state."""
+        if self.thread is not None and self.thread.is_alive():
+            return []  # this very process leads again: its own drill still runs and ends
+        now = self.clock()
+        why = (
+            f"the leading manager running it ({previous or 'unknown'}) stopped; its successor "
+            "took over the recovery (see the HA event log)"
+        )
+        closed = ha_drills.close_scheduled(self.inventory.db, self.name, _utc(now), why)
+        if closed is None:
+            return []
+        log.warning("scheduled drill run %s of %s abandoned: %s", closed.id, closed.host, why)
+        self._write_report(closed.id)
+        return [Event(now, "drill_abandoned", closed.host, detail=f"run {closed.id}: {why}")]
+
     def _drill(self, host: str, run_id: int) -> None:
         from corral.services.ha_drill import DrillService  # imports this module's users
 
