@@ -39,7 +39,7 @@ from corral.store.db import Database
 
 #: slow enough that a migration is in flight when ha1 freezes; short deadlines
 HUNG = {**MIGRATION, "bandwidth_mib_s": 8, "timeout_s": 20}
-HOST_TIMEOUT_S = 5.0
+HOST_TIMEOUT_S = 10.0
 #: a run that hangs reaches this (a hang guard, not a speed target)
 HANG_GUARD_S = 600.0
 
@@ -64,6 +64,18 @@ def _apply(service: RebalanceApply, progress: object = None) -> RebalanceApplyRe
     return got[0]
 
 
+def _migrating(dom: libvirt.virDomain) -> bool:
+    """A migration job on the domain (out of it, or into it: then libvirt refuses the job
+    statistics), or the domain not running (paused for the switch-over)."""
+    try:
+        if not dom.isActive():
+            return False
+        job = dom.jobInfo()[0]
+        return job != libvirt.VIR_DOMAIN_JOB_NONE or dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING
+    except libvirt.libvirtError:  # "statistics only on the source host", or just gone
+        return True
+
+
 def _settled(hosts: PrivateHosts, uuids: dict[str, str]) -> dict[str, list[str]]:
     """Guest -> the hosts running it, once no guest has a migration job on any host."""
     give_up = time.monotonic() + 180
@@ -73,11 +85,8 @@ def _settled(hosts: PrivateHosts, uuids: dict[str, str]) -> dict[str, list[str]]
             conn = libvirt.open(uri)
             try:
                 for dom in conn.listAllDomains():
-                    if dom.UUIDString() in uuids.values() and dom.isActive():
-                        info = dom.jobInfo()
-                        busy = busy or info[0] != libvirt.VIR_DOMAIN_JOB_NONE
-                        state = dom.state()[0]
-                        busy = busy or state != libvirt.VIR_DOMAIN_RUNNING
+                    if dom.UUIDString() in uuids.values():
+                        busy = busy or _migrating(dom)
             finally:
                 conn.close()
         if not busy:
