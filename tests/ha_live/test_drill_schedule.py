@@ -8,6 +8,7 @@ HTML and JSON a manual drill writes with --report-html/--report-json.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import threading
@@ -153,3 +154,40 @@ def test_drill_runs_listed_over_rest_and_a_drill_refused_while_one_runs(
     ha_drills.end(db, run_id, "met", datetime.now(UTC), {"host": "host-b"})
     [listed] = api.get("/api/v1/ha/drills").json()["items"]
     assert (listed["host"], listed["scheduled"], listed["outcome"]) == ("host-b", True, "met")
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_a_new_leader_closes_the_previous_leaders_scheduled_drill(
+    hosts: Inventory, tmp_path: Path
+) -> None:
+    """A scheduled drill runs in the leader's process: a new leader finds it still 'running'
+    (its leader died) and closes it as abandoned, with why, an event and its report files; a
+    manual drill (another process's) is left alone."""
+    db = hosts.db
+    reports = tmp_path / "reports"
+    settings = Settings(home=tmp_path / "home", ha_drill_reports=reports)
+    policy = parse_policy(
+        {"drills": {"allow": ["host-b"], "schedule": {"every_h": 24, "hours_utc": [5]}}}, settings
+    )
+    clock = Clock(T0)  # 02:10, outside the drill hours: the managers start none themselves
+    old = HALiveService(hosts, settings, policy=policy, instance="old", clock=clock)
+    old.round()
+    old.leadership.release()  # the old leader is gone (its drill thread with it)
+    run_id = ha_drills.begin(db, "default", "host-b", True, datetime.fromtimestamp(T0, UTC))
+    new = HALiveService(hosts, settings, policy=policy, instance="new", clock=clock)
+    events = new.round().events
+    [abandoned] = [e for e in events if e.kind == "drill_abandoned"]
+    assert abandoned.host == "host-b" and "(old) stopped" in abandoned.detail
+    [run] = ha_drills.runs(db, "default")
+    assert (run.id, run.outcome, run.ended_at is not None) == (run_id, "abandoned", True)
+    assert "(old) stopped" in run.detail and not ha_drills.is_running(db, "default")
+    assert json.loads((reports / f"drill-{run_id}.json").read_text())["run"]["outcome"] == (
+        "abandoned"
+    )
+    manual = ha_drills.begin(db, "default", "host-b", False, datetime.fromtimestamp(T0, UTC))
+    new.close()
+    again = HALiveService(hosts, settings, policy=policy, instance="again", clock=clock)
+    assert not [e for e in again.round().events if e.kind == "drill_abandoned"]
+    assert ha_drills.is_running(db, "default")  # the manual drill is not the leader's
+    ha_drills.end(db, manual, "failed", datetime.fromtimestamp(T0, UTC))
+    again.close()
