@@ -31,7 +31,7 @@ from corral.store.db import Database
 
 CYCLE_S = 4.0
 HOST_TIMEOUT_S = 3.0
-FROZEN_CYCLES = 5
+FROZEN_CYCLES = 6
 MAX_CONNECTIONS = 2
 
 
@@ -158,9 +158,10 @@ def test_a_hung_host_times_out_alone_and_recovers_when_thawed(
     # still frozen: libvirt's keepalive gives up on the connection)
     assert watch.most_stuck == 1 and stuck_while_frozen <= 1, (watch.most_stuck, watch.names)
     assert watch.most_open <= MAX_CONNECTIONS
-    # the process's own sockets (libvirt's to the hosts, PostgreSQL's): bounded, not one more
-    # per cycle to the frozen host
-    assert watch.most_sockets - watch.base_sockets <= MAX_CONNECTIONS + 1, (
+    # the process's Unix sockets (libvirt's, to the hosts): the open connections, the one
+    # stuck on ha1 and one evicted connection still being closed aside; a connection leaked
+    # per cycle to the frozen host would pass that bound within FROZEN_CYCLES
+    assert watch.most_sockets - watch.base_sockets <= MAX_CONNECTIONS + 2, (
         watch.base_sockets,
         watch.most_sockets,
         shard.conns.opened,
