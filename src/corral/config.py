@@ -79,6 +79,9 @@ class Settings:
     ha_grace_s: float = 30.0
     ha_check_interval_s: float = 5.0
     ha_alert_to: str | None = None
+    #: where scheduled drills write their reports, drill-ID.html and .json
+    #: (default: $CORRAL_HOME/drills)
+    ha_drill_reports: Path | None = None
     alert_rules: Path | None = None
     #: seconds between two rounds of the alert evaluation loop (corral alerts run, the server)
     alert_interval_s: float = 60.0
@@ -146,6 +149,10 @@ class Settings:
         """The only folder test-driver node files (``test:///path``) may be read from."""
         assert self.node_dir is not None  # set in __post_init__
         return self.node_dir
+
+    @property
+    def drill_reports_dir(self) -> Path:
+        return self.ha_drill_reports or self.home / "drills"
 
     @property
     def demo_dir(self) -> Path:
@@ -246,6 +253,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("ha_grace_s", "CORRAL_HA_GRACE", _positive_float, "seconds before a host is failed"),
     FieldSpec("ha_check_interval_s", "CORRAL_HA_CHECK_INTERVAL", _positive_float, "HA round s"),
     FieldSpec("ha_alert_to", "CORRAL_HA_ALERT_TO", str, "address of the HA alert mail"),
+    FieldSpec("ha_drill_reports", "CORRAL_HA_DRILL_REPORTS", _path, "scheduled drill reports"),
     FieldSpec("alert_rules", "CORRAL_ALERT_RULES", _path, "alert rules and channels YAML"),
     FieldSpec("alert_interval_s", "CORRAL_ALERT_INTERVAL", _positive_float, "alert loop round s"),
     FieldSpec("alert_loop_in_server", "CORRAL_ALERT_LOOP", _flag, "serve evaluates alerts: 1/0"),

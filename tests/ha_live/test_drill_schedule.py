@@ -2,10 +2,13 @@
 due once per period, only on the host the policy allows, only in the drill hours, never
 while a host is in maintenance, never two at once (a manual drill is refused meanwhile),
 each recorded as a drill run with its report; the fence agent really powers the host off.
+Each scheduled run leaves its report as files in the folder the settings name, the same
+HTML and JSON a manual drill writes with --report-html/--report-json.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import threading
@@ -17,6 +20,7 @@ import pytest
 from corral.config import Settings
 from corral.errors import ConflictError
 from corral.inventory.service import Inventory
+from corral.services import ha_drill_report
 from corral.services.ha_drill import DrillService
 from corral.services.ha_live import HALiveService
 from corral.services.ha_live_policy import parse_policy
@@ -69,7 +73,8 @@ def test_the_manager_drills_by_the_schedule_and_never_two_at_once(
         "options": {"ip": str(power), "username": "admin", "password": {"file": str(secret)}},
         "timeout_s": 20,
     }  # fmt: skip
-    settings = Settings(home=tmp_path / "home")
+    reports = tmp_path / "reports"
+    settings = Settings(home=tmp_path / "home", ha_drill_reports=reports)
     schedule = {"every_h": 24, "hours_utc": [2]}
     policy = parse_policy(
         {"fence": {"host-b": [agent]}, "drills": {"allow": ["host-b"], "timeout_s": 5,
@@ -96,6 +101,7 @@ def test_the_manager_drills_by_the_schedule_and_never_two_at_once(
     # the test-driver host does not really die, so its VMs are not recovered: RTO missed
     assert (run.host, run.scheduled, run.outcome) == ("host-b", True, "missed")
     assert run.ended_at is not None and not ha_drills.is_running(db, "default")
+    _assert_report_files(hosts, reports, [run.id])
     (power / "power").write_text("on")
 
     # within the period: nothing; a day later but a host in maintenance: nothing
@@ -118,7 +124,22 @@ def test_the_manager_drills_by_the_schedule_and_never_two_at_once(
     assert [r.host for r in runs] == ["host-b", "host-b"] and runs[0].outcome == "missed"
     logged = [e["kind"] for e in ha_state.events(db, "default")]
     assert logged.count("drill_scheduled") == 2
+    _assert_report_files(hosts, reports, sorted(r.id for r in runs))
     manager.close()
+
+
+def _assert_report_files(inventory: Inventory, folder: Path, run_ids: list[int]) -> None:
+    """One HTML and one JSON file per scheduled run, each what `corral ha drill-report ID
+    --report-html/--report-json` writes for it (the stored report, not a placeholder)."""
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"drill-{i}.{ext}" for i in run_ids for ext in ("html", "json")
+    )
+    for run_id in run_ids:
+        view = ha_drill_report.drill_report(inventory.db, run_id)
+        assert view.report is not None and view.report.host == "host-b"
+        assert (folder / f"drill-{run_id}.html").read_text() == ha_drill_report.to_html(view)
+        assert (folder / f"drill-{run_id}.json").read_text() == ha_drill_report.to_json(view) + "\n"
+        assert "host-b" in (folder / f"drill-{run_id}.html").read_text()
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
@@ -133,3 +154,40 @@ def test_drill_runs_listed_over_rest_and_a_drill_refused_while_one_runs(
     ha_drills.end(db, run_id, "met", datetime.now(UTC), {"host": "host-b"})
     [listed] = api.get("/api/v1/ha/drills").json()["items"]
     assert (listed["host"], listed["scheduled"], listed["outcome"]) == ("host-b", True, "met")
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_a_new_leader_closes_the_previous_leaders_scheduled_drill(
+    hosts: Inventory, tmp_path: Path
+) -> None:
+    """A scheduled drill runs in the leader's process: a new leader finds it still 'running'
+    (its leader died) and closes it as abandoned, with why, an event and its report files; a
+    manual drill (another process's) is left alone."""
+    db = hosts.db
+    reports = tmp_path / "reports"
+    settings = Settings(home=tmp_path / "home", ha_drill_reports=reports)
+    policy = parse_policy(
+        {"drills": {"allow": ["host-b"], "schedule": {"every_h": 24, "hours_utc": [5]}}}, settings
+    )
+    clock = Clock(T0)  # 02:10, outside the drill hours: the managers start none themselves
+    old = HALiveService(hosts, settings, policy=policy, instance="old", clock=clock)
+    old.round()
+    old.leadership.release()  # the old leader is gone (its drill thread with it)
+    run_id = ha_drills.begin(db, "default", "host-b", True, datetime.fromtimestamp(T0, UTC))
+    new = HALiveService(hosts, settings, policy=policy, instance="new", clock=clock)
+    events = new.round().events
+    [abandoned] = [e for e in events if e.kind == "drill_abandoned"]
+    assert abandoned.host == "host-b" and "(old) stopped" in abandoned.detail
+    [run] = ha_drills.runs(db, "default")
+    assert (run.id, run.outcome, run.ended_at is not None) == (run_id, "abandoned", True)
+    assert "(old) stopped" in run.detail and not ha_drills.is_running(db, "default")
+    assert json.loads((reports / f"drill-{run_id}.json").read_text())["run"]["outcome"] == (
+        "abandoned"
+    )
+    manual = ha_drills.begin(db, "default", "host-b", False, datetime.fromtimestamp(T0, UTC))
+    new.close()
+    again = HALiveService(hosts, settings, policy=policy, instance="again", clock=clock)
+    assert not [e for e in again.round().events if e.kind == "drill_abandoned"]
+    assert ha_drills.is_running(db, "default")  # the manual drill is not the leader's
+    ha_drills.end(db, manual, "failed", datetime.fromtimestamp(T0, UTC))
+    again.close()

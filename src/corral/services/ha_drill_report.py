@@ -18,6 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from corral.config import ensure_private_dir
 from corral.errors import NotFoundError
 from corral.services.ha_drill import DrillReport
 from corral.services.ha_live import DEFAULT_NAME
@@ -99,3 +100,14 @@ def write(view: DrillRunReport, *, html: Path | None = None, json_file: Path | N
         html.write_text(to_html(view), encoding="utf-8")
     if json_file is not None:
         json_file.write_text(to_json(view) + "\n", encoding="utf-8")
+
+
+def write_to_folder(
+    db: Database, run_id: int, folder: Path, name: str = DEFAULT_NAME
+) -> tuple[Path, Path]:
+    """Run ``run_id``'s report as ``drill-ID.html`` and ``drill-ID.json`` in ``folder``
+    (created owner-only): where a scheduled drill, with nobody at a terminal, leaves it."""
+    ensure_private_dir(folder)
+    html, json_file = folder / f"drill-{run_id}.html", folder / f"drill-{run_id}.json"
+    write(drill_report(db, run_id, name), html=html, json_file=json_file)
+    return html, json_file

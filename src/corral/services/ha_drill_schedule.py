@@ -6,7 +6,9 @@ start two drills. The drill itself runs in a thread of the manager's process (it
 the host through its fence agent and then reads the event log, while the manager's own rounds
 go on and recover the host). Its row is written before the thread starts, so the next round
 already sees a drill running; the row's unique "running" slot refuses a manual drill begun
-meanwhile. The clock is injected, so tests drive the schedule without waiting.
+meanwhile. The clock is injected, so tests drive the schedule without waiting. Each run's
+report is written to the folder of the ``ha_drill_reports`` setting (``drill-ID.html`` and
+``.json``), the same files a manual drill writes with ``--report-html``/``--report-json``.
 """
 
 from __future__ import annotations
@@ -83,6 +85,25 @@ class DrillScheduler:
         self.thread.start()
         return [Event(now, "drill_scheduled", host, detail=decision.why)]
 
+    def take_over(self, previous: str) -> list[Event]:
+        """A new leader's first step: a scheduled drill still running was the previous
+        leader's (``previous``), and it died with its lead. Closed as abandoned, its report
+        written, an event said: never left running. The host's recovery is not the drill's:
+        the manager's own rounds go on with it, from the saved state."""
+        if self.thread is not None and self.thread.is_alive():
+            return []  # this very process leads again: its own drill still runs and ends
+        now = self.clock()
+        why = (
+            f"the leading manager running it ({previous or 'unknown'}) stopped; its successor "
+            "took over the recovery (see the HA event log)"
+        )
+        closed = ha_drills.close_scheduled(self.inventory.db, self.name, _utc(now), why)
+        if closed is None:
+            return []
+        log.warning("scheduled drill run %s of %s abandoned: %s", closed.id, closed.host, why)
+        self._write_report(closed.id)
+        return [Event(now, "drill_abandoned", closed.host, detail=f"run {closed.id}: {why}")]
+
     def _drill(self, host: str, run_id: int) -> None:
         from corral.services.ha_drill import DrillService  # imports this module's users
 
@@ -94,8 +115,22 @@ class DrillScheduler:
             report = service.run(host, run_id=run_id)
         except CorralError as exc:
             log.warning("scheduled drill of %s failed: %s", host, exc.message)
+        else:
+            log.info("scheduled drill of %s: %s", host, "met" if report.all_met else "missed")
+        self._write_report(run_id)
+
+    def _write_report(self, run_id: int) -> None:
+        """The run's report as files, as ``corral ha drill --report-html/--report-json``
+        writes them (a failed run too: its page says why)."""
+        from corral.services import ha_drill_report  # imports this module's users
+
+        folder = self.settings.drill_reports_dir
+        try:
+            html, _ = ha_drill_report.write_to_folder(self.inventory.db, run_id, folder, self.name)
+        except (CorralError, OSError) as exc:
+            log.warning("the report of drill run %s was not written to %s: %s", run_id, folder, exc)
             return
-        log.info("scheduled drill of %s: %s", host, "met" if report.all_met else "missed")
+        log.info("drill run %s: report written to %s", run_id, html)
 
 
 def _utc(t: float) -> datetime:

@@ -10,7 +10,10 @@ does: a fence in flight is begun again, VMs that were starting are polled, not r
 
 The protected fleet and its plan are read from the inventory when the leader starts and
 again whenever every host is online and every VM runs (the fleet cannot be re-read from a
-dead host, and its VMs must stay known until they are recovered).
+dead host, and its VMs must stay known until they are recovered). VMs live-migrated by
+others are applied at the start of each round: a maintenance run's moves (its mark) and a
+rebalance's (its ``vm_rebalanced`` events, read past the last one the leader applied, kept
+with the saved state); after a rebalance move the fleet and plan are re-read at once.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ DEFAULT_NAME = "default"
 MAILED = ALERTS | {"host_failed", "fence_failed", "fence_timeout"}
 #: Calm rounds between two reads of the fleet and plan.
 REFRESH_ROUNDS = 12
+#: The event of a VM that ``corral plan rebalance --apply`` live-migrated (services.
+#: rebalance_apply): host = where it runs now, detail = "from SOURCE".
+REBALANCED = "vm_rebalanced"
 
 
 @dataclass
@@ -107,6 +113,8 @@ class HALiveService:
         self.env: LiveEnvironment | None = None
         self.protected: Protected | None = None
         self._calm_rounds = 0
+        #: the id of the last HA event this leader looked at for rebalance moves
+        self._moves_seen = 0
         self.drills = self._scheduler()
 
     # ------------------------------------------------------------ rounds
@@ -135,7 +143,8 @@ class HALiveService:
         else:
             lead = []
         assert self.manager is not None and self.env is not None
-        events = lead + self._apply_maintenance() + self.manager.tick(self.env)
+        events = lead + self._apply_maintenance() + self._apply_rebalance()
+        events += self.manager.tick(self.env)
         events += self._maybe_refresh()
         self._save(events)
         events += self._drill_if_due()
@@ -170,7 +179,10 @@ class HALiveService:
     def _take_over(self) -> list[Event]:
         saved = ha_state.load_state(self.inventory.db, self.name)
         cfg, pol = self.policy.config, self.policy.policy
+        # Before the fleet is read: a move logged meanwhile is applied, never missed.
+        self._moves_seen = ha_state.last_event_id(self.inventory.db, self.name)
         if saved and "protected" in saved:
+            self._moves_seen = int(saved.get("moves_seen", self._moves_seen))
             self.protected = Protected.from_dict(saved["protected"])
             fleet = self.protected.fleet
             self.manager = Manager.resume(fleet, self.protected.plan, saved["manager"], cfg, pol)
@@ -182,7 +194,10 @@ class HALiveService:
             how = "read the fleet"
         self.env = self._environment(fleet, self.protected)
         log.info("HA manager %s leads (%s)", self.instance, how)
-        return [Event(self.clock(), "manager_leader", detail=f"{self.instance} {how}")]
+        events = [Event(self.clock(), "manager_leader", detail=f"{self.instance} {how}")]
+        if self.drills is not None:
+            events += self.drills.take_over(str((saved or {}).get("leader", "")))
+        return events
 
     def _stand_down(self) -> None:
         if self.env is not None:
@@ -225,6 +240,26 @@ class HALiveService:
                     events += moved
         return events
 
+    def _apply_rebalance(self) -> list[Event]:
+        """The VMs a rebalance live-migrated since the last round, applied like maintenance
+        moves (only a VM still recorded on the move's source moves); any move makes the next
+        calm round re-read the fleet and plan, so the failover plan follows it."""
+        assert self.manager is not None and self.env is not None
+        found = ha_state.events_after(self.inventory.db, self.name, self._moves_seen, [REBALANCED])
+        events: list[Event] = []
+        for event_id, e in found:
+            self._moves_seen = event_id
+            vm, target = str(e["vm"]), str(e["host"])
+            source = str(e["detail"]).removeprefix("from ")
+            if target not in self.manager.state.hosts:
+                continue
+            moved = self.manager.vm_moved(vm, source, target, self.clock())
+            if moved:
+                self.env.relocated(vm, target)
+                self._calm_rounds = REFRESH_ROUNDS - 1
+            events += moved
+        return events
+
     def _maybe_refresh(self) -> list[Event]:
         """Re-read the fleet and plan after REFRESH_ROUNDS calm rounds (all online, all run)."""
         assert self.manager is not None
@@ -264,6 +299,7 @@ class HALiveService:
             "manager": self.manager.state.to_dict(),
             "protected": self.protected.to_dict(),
             "leader": self.instance,
+            "moves_seen": self._moves_seen,
         }
         # The manager acts on its own: its transitions are audited under its own name.
         with acting_as(Actor("ha-manager", "system", f"ha run {self.instance}")):

@@ -52,6 +52,8 @@ class LiveMigrations:
         self.clock = clock
         self._threads: dict[str, _Thread] = {}
         self._sources: dict[str, str] = {}
+        #: VM -> the hosts that did not answer where it runs (its last running_on)
+        self._unanswered: dict[str, tuple[str, ...]] = {}
 
     def now(self) -> float:
         return self.clock()
@@ -106,7 +108,12 @@ class LiveMigrations:
             log.warning("cancelling the migration of %s: %s", vm, out.error or out.status)
 
     def running_on(self, vm: str, hosts: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(h for h in hosts if self._state(h, self.uuids[vm]) == "running")
+        states = {h: self._state(h, self.uuids[vm]) for h in hosts}
+        self._unanswered[vm] = tuple(h for h, state in states.items() if state == "unknown")
+        return tuple(h for h, state in states.items() if state == "running")
+
+    def unanswered(self, vm: str) -> tuple[str, ...]:
+        return self._unanswered.get(vm, ())
 
     def _state(self, host: str, uuid: str) -> str:
         try:

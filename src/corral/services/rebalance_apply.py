@@ -14,7 +14,9 @@ migration that fails is reported with the hypervisor's reason and the VM stays w
 was; the rest go on, except the steps that relied on it: a later hop of the same VM, and
 any move INTO the host that VM should have left (the room is not there). An abort (the
 job's cancel, Ctrl-C) starts nothing more and cancels the migrations in flight. Every
-step is an event in the HA event log (each row audited, with who asked).
+step is an event in the HA event log (each row audited, with who asked); a VM that moved
+gets a ``vm_rebalanced`` event, from which the leading HA manager learns its new host at its
+next round (and re-reads the fleet and its failover plan).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from corral.engines.planning.consolidation.plan import Move
 from corral.errors import CorralError, HostUnreachableError
 from corral.services import planning
 from corral.services.fleet import live_fleet
+from corral.services.ha_live import REBALANCED
 from corral.services.ha_maintenance import HAOperation
 from corral.services.ha_migrations import LiveMigrations
 from corral.store import ha_maintenance, ha_state
@@ -181,8 +184,18 @@ class RebalanceApply(HAOperation):
         return run.aborting
 
     def _step(self, run: EvacuationRun, migrations: LiveMigrations) -> bool:
-        """One step of ``run``, logged; True when it has ended."""
-        self._log([e for e in run.step(migrations) if e.kind.startswith("migration_")])
+        """One step of ``run``, logged; True when it has ended. Each VM that moved gets a
+        ``vm_rebalanced`` event too (on its new host, "from SOURCE"): the leading HA manager
+        reads those to follow the move (services.ha_live)."""
+        before = len(run.moves)
+        events = [e for e in run.step(migrations) if e.kind.startswith("migration_")]
+        now = self.clock()
+        events += [
+            Event(now, REBALANCED, mv.target, mv.vm, f"from {mv.source}")
+            for mv in run.moves[before:]
+            if mv.outcome == MOVED
+        ]
+        self._log(events)
         return run.finished
 
     def _log(self, events: list[Event]) -> None:

@@ -68,6 +68,17 @@ def close_abandoned(db: Database, manager: str, older_than: timedelta, now: date
             row.detail = "its process stopped before the drill ended"
 
 
+def close_scheduled(db: Database, manager: str, now: datetime, detail: str) -> DrillRun | None:
+    """Close the running scheduled drill (it runs in the leading manager's process) as
+    abandoned: what a new leader does, since the old leader's drill died with its lead."""
+    with db.session() as s:
+        row = s.scalar(_running(manager).where(HADrillRunRow.scheduled.is_(True)))
+        if row is None:
+            return None
+        row.running, row.outcome, row.ended_at, row.detail = None, "abandoned", now, detail
+        return DrillRun(row.id, row.host, True, row.started_at, now, row.outcome, detail)
+
+
 def is_running(db: Database, manager: str) -> bool:
     with db.session() as s:
         return s.scalar(_running(manager)) is not None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from corral.store.db import Database
 from corral.store.models import HAEventRow, HAManagerStateRow
@@ -74,3 +74,25 @@ def events(db: Database, name: str) -> list[dict[str, Any]]:
              "alert": r.alert}
             for r in rows
         ]  # fmt: skip
+
+
+def last_event_id(db: Database, name: str) -> int:
+    """The id of manager ``name``'s newest event (0: none yet)."""
+    with db.session() as s:
+        found = s.scalar(select(func.max(HAEventRow.id)).where(HAEventRow.manager == name))
+        return int(found or 0)
+
+
+def events_after(
+    db: Database, name: str, after: int, kinds: Sequence[str]
+) -> list[tuple[int, dict[str, Any]]]:
+    """Manager ``name``'s events of ``kinds`` with an id above ``after``: (id, event), oldest
+    first (how the leader learns what other writers did since it last looked)."""
+    with db.session() as s:
+        rows = s.scalars(
+            select(HAEventRow)
+            .where(HAEventRow.manager == name, HAEventRow.id > after, HAEventRow.kind.in_(kinds))
+            .order_by(HAEventRow.id)
+        )
+        return [(r.id, {"t": r.t, "kind": r.kind, "host": r.host, "vm": r.vm,
+                        "detail": r.detail}) for r in rows]  # fmt: skip

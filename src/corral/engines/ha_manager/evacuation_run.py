@@ -62,6 +62,10 @@ class Migrations(Protocol):
     def running_on(self, vm: str, hosts: tuple[str, ...]) -> tuple[str, ...]:
         """Which of ``hosts`` run ``vm`` now (a host that does not answer runs nothing)."""
 
+    def unanswered(self, vm: str) -> tuple[str, ...]:
+        """The hosts that did not answer the last :meth:`running_on` of ``vm``: where it
+        runs there is unknown (a hung daemon; a late migration may still complete)."""
+
 
 @dataclass(frozen=True)
 class VMMove:
@@ -195,6 +199,12 @@ class EvacuationRun:
         if where == (src,):
             outcome = CANCELLED if flight.cancelled_at is not None and self.aborting else FAILED
             text = f"still running on its host: {why}"
+        elif not where and (silent := env.unanswered(d.vm)):
+            outcome = FAILED
+            text = (
+                f"host {', '.join(silent)} did not answer: where it runs is unknown, and the "
+                f"migration may still end once it answers; check with 'corral sync' ({why})"
+            )
         elif not where:
             outcome, text = FAILED, f"running on neither host: check it ({why})"
         else:

@@ -286,3 +286,6 @@ class SimMigrations:
 
     def running_on(self, vm: str, hosts: tuple[str, ...]) -> tuple[str, ...]:
         return self.env.running_hosts(vm, hosts)
+
+    def unanswered(self, vm: str) -> tuple[str, ...]:
+        return ()  # the simulator knows where each VM runs, even on a host that is off
