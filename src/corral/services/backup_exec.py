@@ -39,7 +39,8 @@ from corral.domain.model import EventKind
 from corral.engines.backup import Consistency as ConsistencyRule
 from corral.engines.backup import Policy
 from corral.engines.backup.retention import Dated, retained
-from corral.errors import CorralError, HypervisorError, NotFoundError
+from corral.errors import CorralError, HostUnreachableError, HypervisorError, NotFoundError
+from corral.hypervisor import deadline
 from corral.hypervisor import restore as hv
 from corral.hypervisor.backup import (
     DaemonLost,
@@ -100,7 +101,30 @@ class HostOpener:
         if user or secret:
             password = self.secrets.decrypt(secret) if secret and self.secrets else None
             creds = Credentials(user, password)
-        return hv.open_conn(uri, self.access, creds)
+        return self._bounded_open(host, uri, creds)
+
+    def _bounded_open(self, host: str, uri: str, creds: Credentials | None) -> Any:
+        """A frozen daemon accepts the connection and never answers: the open runs under the
+        host timeout, and keepalive then bounds every call made on the connection."""
+        from corral.hypervisor.events import ensure_event_loop  # libvirt: on use
+
+        ensure_event_loop()  # keepalive needs libvirt's event loop before the connection opens
+        timeout = self.access.timeout_s
+        out = deadline.call(
+            f"backup-open:{host}", lambda: hv.open_conn(uri, self.access, creds), timeout
+        )
+        if out.status is deadline.Status.BUSY:
+            raise HostUnreachableError(
+                f"host {host} has not yet answered an earlier request; nothing was done on it."
+            )
+        if out.status is deadline.Status.LATE:
+            raise HostUnreachableError(
+                f"host {host} did not answer within {timeout:g} s; nothing was done on it."
+            )
+        if out.error is not None:
+            raise out.error
+        hv.keep_alive(out.value, timeout)
+        return out.value
 
 
 @dataclass(frozen=True, slots=True)
