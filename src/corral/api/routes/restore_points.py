@@ -266,10 +266,7 @@ def hold(
 ) -> PointHoldOut:  # fmt: skip
     """Put a restore point on legal hold: no retention run deletes it, nor the parents it
     needs, until it is released (409 when it is on hold already)."""
-    state = request.app.state
-    repo = backup_exec.repository(state.settings)
-    backup_holds.hold(state.inventory.db, repo, point_id, by=who.user, reason=body.reason)
-    return PointHoldOut(point=point_id, on_hold=True)
+    return _holding(request, point_id, body.reason, who.user, on=True)
 
 
 @router.post(
@@ -282,10 +279,15 @@ def release(
     who: Annotated[Principal, require(Perm.fleet_operate)],
 ) -> PointHoldOut:  # fmt: skip
     """End a restore point's legal hold (409 when it is not on hold)."""
+    return _holding(request, point_id, body.reason, who.user, on=False)
+
+
+def _holding(request: Request, point_id: str, reason: str, by: str, *, on: bool) -> PointHoldOut:
     state = request.app.state
     repo = backup_exec.repository(state.settings)
-    backup_holds.release(state.inventory.db, repo, point_id, by=who.user, reason=body.reason)
-    return PointHoldOut(point=point_id, on_hold=False)
+    change = backup_holds.hold if on else backup_holds.release
+    change(state.inventory.db, repo, point_id, by=by, reason=reason)
+    return PointHoldOut(point=point_id, on_hold=on)
 
 
 @router.post(
