@@ -25,7 +25,7 @@ from corral.store.backup_repo import Repository
 from tests.backup.points import T0, make_point
 from tests.forensic.support import forensic_service, taken
 
-pytestmark = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+ON_POSTGRESQL = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 KEEP_ONE = Policy(tiers={"restart": TierPolicy(retention=Retention(keep_last=1))})
 
 
@@ -51,6 +51,7 @@ def _events(inv: Inventory) -> list[tuple[str, str]]:
         return [(e.kind, e.details.get("point") or e.details["evidence"]) for e in rows]
 
 
+@ON_POSTGRESQL
 def test_rounds_expire_what_retention_lets_go_and_never_what_is_held(
     inventory: Inventory, tmp_path: Path
 ) -> None:
@@ -108,6 +109,7 @@ def test_rounds_expire_what_retention_lets_go_and_never_what_is_held(
     assert log.verify().intact
 
 
+@ON_POSTGRESQL
 def test_a_second_loop_stands_by_while_one_leads(inventory: Inventory, tmp_path: Path) -> None:
     clock = MovedClock(T0)
     leader, other = _loop(inventory, tmp_path, clock), _loop(inventory, tmp_path, clock)
@@ -120,6 +122,7 @@ def test_a_second_loop_stands_by_while_one_leads(inventory: Inventory, tmp_path:
     other.lead.release()
 
 
+@ON_POSTGRESQL
 def test_the_cli_holds_and_releases_a_point(
     inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,3 +149,39 @@ def test_the_cli_holds_and_releases_a_point(
     assert backup_holds.holds(inventory.db) == {}
     context.settings.cache_clear()
     context.inventory.cache_clear()
+
+
+def test_the_cli_loop_prints_one_line_per_round(tmp_path: Path) -> None:
+    """``corral backup run --every`` keeps running: each round is one JSON line (here a home
+    with no VM and evidence past its 30 days: the first round expires it)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from corral.store.db import Database
+
+    home = tmp_path / "home"
+    home.mkdir()
+    db = Database(f"sqlite:///{home / 'corral.db'}")
+    db.migrate()
+    service = forensic_service(db, home)  # evidence under $CORRAL_HOME/forensic
+    old = taken(service, "20260302T000000-cccc", T0)
+    db.dispose()
+    env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_FORENSIC_RETENTION_DAYS": "30"}
+    for key in ("CORRAL_DATABASE_URL", "CORRAL_FORENSIC_DIR", "CORRAL_BACKUP_REPOSITORY"):
+        env.pop(key, None)
+    loop = subprocess.Popen(
+        [sys.executable, "-m", "corral", "backup", "run", "--every", "10", "-o", "json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert loop.stdout is not None
+        first = json.loads(loop.stdout.readline())
+        assert loop.poll() is None  # still running: it waits for the next round
+    finally:
+        loop.terminate()
+        loop.wait(60)
+    assert first["leader"] is True and first["errors"] == {}
+    assert first["evidence"]["deleted"] == [old.id]
+    assert first["backups"] == {"outcomes": []}
