@@ -5,8 +5,8 @@ each of the newest N hours that have one, and so on for days, ISO weeks, months 
 point kept by an earlier rule marks its period as covered without using up a later rule's count.
 No rule set at all keeps everything.
 
-A point on legal hold (``held``: id -> why) is kept whatever the rules say (reason ``on hold:
-...``), after them, so it neither uses up nor covers a period of theirs.
+A point on legal hold (``held``: id -> why) that the rules let go is kept all the same (reason
+``on hold: ...``), after them, so it neither uses up nor covers a period of theirs.
 
 An incremental is useless without its parents, so every ancestor of a kept point is kept too
 (reason ``parent of ...``): a garbage collection following this never breaks a retained chain.
@@ -56,10 +56,12 @@ def retained(
     keep: dict[str, str] = {p.id: "keep-last" for p in newest[: rules.keep_last]}
     for name, period in _PERIODS:
         _by_period(newest, getattr(rules, name), name, period, keep)
-    for p in newest:
-        if held and p.id in held and p.id not in keep:
-            keep[p.id] = f"on hold: {held[p.id]}"
     _with_parents(newest, keep)
+    if held:  # only what the rules let go is kept "on hold", then the parents it needs
+        keep.update(
+            {p.id: f"on hold: {held[p.id]}" for p in newest if p.id in held and p.id not in keep}
+        )
+        _with_parents(newest, keep)
     return Kept(keep, tuple(p.id for p in newest if p.id not in keep))
 
 
