@@ -63,3 +63,24 @@ def test_restore_of_a_missing_point_fails_as_a_job_with_one_sentence(api: Api) -
 
 def api_db(api: Api) -> Any:
     return api.client.app.state.inventory.db  # type: ignore[attr-defined]
+
+
+def test_a_held_point_outlives_gc_until_released(api: Api, repo: Repository) -> None:
+    points = [make_point(repo, n, None, api_db(api)) for n in (1, 2, 3)]  # restart keeps 2
+    oldest = points[0].id
+    held = api.post(f"/api/v1/backup/points/{oldest}/hold", {"reason": "case 3"})
+    assert held.status_code == 200 and held.json() == {"point": oldest, "on_hold": True}
+    again = api.post(f"/api/v1/backup/points/{oldest}/hold", {"reason": "case 3"})
+    assert again.status_code == 409 and again.json()["code"] == "conflict"
+    assert api.post(f"/api/v1/backup/points/{oldest}/hold", {"reason": ""}).status_code == 422
+    missing = api.post("/api/v1/backup/points/20990101T000000-000000/hold", {"reason": "x"})
+    assert missing.status_code == 404 and missing.json()["code"] == "not-found"
+
+    gc = api.ok("/api/v1/backup/gc", {"dry_run": False})
+    assert (gc["removed"], gc["held"]) == ([], [oldest])
+    assert gc["kept"][oldest] == "on hold: case 3"
+    released = api.post(f"/api/v1/backup/points/{oldest}/release", {"reason": "closed"})
+    assert released.json() == {"point": oldest, "on_hold": False}
+    assert api.post(f"/api/v1/backup/points/{oldest}/release", {"reason": "x"}).status_code == 409
+    assert api.ok("/api/v1/backup/gc", {"dry_run": False})["removed"] == [oldest]
+    assert [p.id for p in repo.points()] == [p.id for p in points[1:]]

@@ -88,3 +88,28 @@ def test_kept_and_removed_split_the_points_and_no_kept_point_loses_a_parent(
         parent = parents[pid]
         if parent in order:
             assert order[pid] < order[parent]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 24 * 400), min_size=1, max_size=40, unique=True),
+    st.integers(1, 6),
+    rules,
+    st.data(),
+)
+def test_a_held_point_and_its_parents_are_never_removed_and_holds_change_nothing_else(
+    hours: list[int], full_every: int, rule: Retention, data: st.DataObject
+) -> None:
+    points = _chain(sorted(hours), full_every)
+    ids = [p.id for p in points]
+    held = data.draw(st.sets(st.sampled_from(ids), max_size=3))
+    plain = retained(points, rule)
+    kept = retained(points, rule, {p: "case" for p in held})
+    parents = {p.id: p.parent for p in points}
+    for point in held:
+        while point is not None:
+            assert point in kept.keep and point not in kept.remove
+            point = parents[point]
+    for point, why in plain.keep.items():  # a hold only adds: the rules' reasons stand
+        assert kept.keep[point] == why
+    assert set(kept.remove) == set(plain.remove) - set(kept.keep)

@@ -1,4 +1,5 @@
-"""``corral backup run|points|verify|gc|restore-test|restore-tests`` and ``corral restore``:
+"""``corral backup run|points|verify|gc|hold|release|restore-test|restore-tests`` and
+``corral restore``:
 thin commands over corral.services.backup_exec, backup_restore_test and restore."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import typer
 from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, to_json
 from corral.services import backup as backup_service
-from corral.services import backup_exec
+from corral.services import backup_exec, backup_holds
+from corral.services.backup_loop import BackupLoop, BackupRound
 from corral.services.backup_restore_test import RestoreTester, RestoreTestResult
 from corral.services.backup_restore_test import history as restore_history
 from corral.services.restore import Restorer
@@ -23,6 +25,8 @@ def add_commands(backup_app: typer.Typer) -> None:
     backup_app.command("points")(points_cmd)
     backup_app.command("verify")(verify_cmd)
     backup_app.command("gc")(gc_cmd)
+    backup_app.command("hold")(hold_cmd)
+    backup_app.command("release")(release_cmd)
     backup_app.command("restore-test")(restore_test_cmd)
     backup_app.command("restore-tests")(restore_tests_cmd)
 
@@ -33,12 +37,24 @@ def register(app: typer.Typer) -> None:
 
 def run_cmd(
     vm: str | None = typer.Option(None, "--vm", help="Back up this VM now (due or not)."),
+    every: float | None = typer.Option(
+        None, "--every", min=10.0,
+        help="Keep running: every this many seconds take the due backups, then expire the "
+        "restore points and forensic evidence past their retention (never one on hold).",
+    ),
     output: OutputFormat = OutputOption,
-) -> None:
-    """Take the due backups (full, then incrementals through checkpoints) into the repository."""
+) -> None:  # fmt: skip
+    """Take the due backups (full, then incrementals through checkpoints) into the repository.
+
+    With --every: never exits by itself; one line per round (--output json: one JSON line)."""
     settings = context.settings()
     policy = backup_service.load_policy(settings)
-    report = backup_exec.Executor.from_settings(settings, context.inventory().db, policy).run(vm)
+    db = context.inventory().db
+    if every is not None:
+        loop = BackupLoop.from_settings(settings, db, policy, every, context.os_user())
+        loop.run(on_round=lambda r: _emit_round(r, output))
+        return
+    report = backup_exec.Executor.from_settings(settings, db, policy).run(vm)
     rows = [asdict(o) for o in report.outcomes]
     if output is OutputFormat.json:
         typer.echo(to_json(rows))
@@ -46,6 +62,36 @@ def run_cmd(
         emit([{**r, "redone": "; ".join(r["redone"])} for r in rows], output)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _emit_round(done: BackupRound, output: OutputFormat) -> None:
+    if output is OutputFormat.json:
+        typer.echo(to_json(asdict(done), line=True))
+    else:
+        typer.echo(done.describe())
+
+
+def hold_cmd(
+    point: str = typer.Argument(..., help="The restore point's id."),
+    reason: str = typer.Option(..., "--reason", help="Why (the case, the order)."),
+) -> None:
+    """Put a restore point on legal hold: no retention run deletes it (nor the parents it
+    needs) until it is released."""
+    settings = context.settings()
+    repo = backup_exec.repository(settings)
+    backup_holds.hold(context.inventory().db, repo, point, by=context.os_user(), reason=reason)
+    typer.echo(f"restore point {point} is on hold")
+
+
+def release_cmd(
+    point: str = typer.Argument(..., help="The restore point's id."),
+    reason: str = typer.Option(..., "--reason", help="Why the hold ends."),
+) -> None:
+    """End a restore point's legal hold; the next retention run may delete it."""
+    settings = context.settings()
+    repo = backup_exec.repository(settings)
+    backup_holds.release(context.inventory().db, repo, point, by=context.os_user(), reason=reason)
+    typer.echo(f"restore point {point} is no longer on hold")
 
 
 def points_cmd(

@@ -62,6 +62,9 @@ class EventKind(enum.StrEnum):
     restored = "restored"
     reclaim_deleted = "reclaim-deleted"
     reclaim_cancelled = "reclaim-cancelled"
+    # retention (corral.services.backup_loop): what an expiry run deleted
+    restore_point_expired = "restore-point-expired"
+    evidence_expired = "evidence-expired"
 
 
 class ProtectionTier(enum.StrEnum):

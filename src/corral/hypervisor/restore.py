@@ -21,13 +21,16 @@ from typing import Any
 
 from lxml import etree
 
-from corral.errors import HypervisorError
+from corral.errors import HostUnreachableError, HypervisorError
 from corral.hypervisor import xmlsafe
 from corral.hypervisor.libvirt.connection import Credentials, quiet_libvirt
 from corral.hypervisor.libvirt.connection import _auth as auth_callback
 from corral.hypervisor.uri import HostAccess, open_uri, redact, validate_uri
 
 QEMU_IMG_TIMEOUT_S = 3600
+#: unanswered keepalive probes after which a connection is dead, and libvirt's words for it
+KEEPALIVE_COUNT = 2
+KEEPALIVE_LOST = "keepalive timeout"
 ABORT_WAIT_S = 60.0
 
 
@@ -150,6 +153,18 @@ def isolated_network(conn: Any, name: str, bridge: str) -> Iterator[str]:
     finally:
         with contextlib.suppress(libvirt.libvirtError):
             net.destroy()
+
+
+def remove_network(net: Any) -> None:
+    """Destroy (and undefine, if persistent) a network a restore test left behind."""
+    import libvirt
+
+    with contextlib.suppress(libvirt.libvirtError):
+        if net.isActive():
+            net.destroy()
+    with contextlib.suppress(libvirt.libvirtError):
+        if net.isPersistent():
+            net.undefine()
 
 
 def file_consoles(xml: str) -> list[Path]:
@@ -313,10 +328,28 @@ def drop_checkpoints_metadata(dom: Any) -> None:
 
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
-    """libvirt's errors inside become one HypervisorError sentence naming ``what``."""
+    """libvirt's errors inside become one HypervisorError sentence naming ``what`` (a host
+    that stopped answering, HostUnreachableError)."""
     import libvirt
 
     try:
         yield
     except libvirt.libvirtError as exc:
-        raise HypervisorError(f"{what} failed: {exc.get_error_message()}") from None
+        message = exc.get_error_message() or ""
+        if KEEPALIVE_LOST in message:
+            raise HostUnreachableError(
+                f"{what} failed: the host stopped answering (no reply to libvirt's keepalive "
+                "within the host timeout); nothing more was done on it."
+            ) from None
+        raise HypervisorError(f"{what} failed: {message}") from None
+
+
+def keep_alive(conn: Any, timeout_s: float) -> None:
+    """libvirt's keepalive on ``conn`` (its event loop must run): a call the host stops
+    answering fails after about ``timeout_s`` instead of waiting as long as the daemon is
+    frozen. A connection without keepalive (the test driver's) is left as it is."""
+    import libvirt
+
+    interval = max(1, round(timeout_s / (KEEPALIVE_COUNT + 1)))
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.setKeepAlive(interval, KEEPALIVE_COUNT)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from corral.errors import CorralError
 from corral.metrics.store.base import MetricsStore
@@ -133,11 +133,12 @@ def _mtime(path: Path) -> float | None:
         return None  # absent (the shipped defaults apply); its creation is a change
 
 
-def leadership(db: Database) -> Lead:
-    """The advisory lock on PostgreSQL; on SQLite a file lock beside the database file."""
+def leadership(db: Database, lock: str = LOCK_NAME, tag: str = "alert-loop") -> Lead:
+    """The advisory lock ``lock`` on PostgreSQL; on SQLite a file lock beside the database
+    file (``<database>.<tag>.lock``)."""
     if db.backend == "postgresql" or not db.url.database or db.url.database == ":memory:":
-        return Leadership(db, LOCK_NAME)  # an in-memory SQLite is one process anyway
-    return FileLeadership(Path(f"{db.url.database}.alert-loop.lock"))
+        return Leadership(db, lock)  # an in-memory SQLite is one process anyway
+    return FileLeadership(Path(f"{db.url.database}.{tag}.lock"))
 
 
 class AlertLoop:
@@ -194,21 +195,37 @@ class AlertLoop:
         on_round: Callable[[LoopRound], None] | None = None,
     ) -> None:
         """Round after round, ``interval_s`` apart (``cycles`` of them, or until ``stop``)."""
-        stop = stop or threading.Event()
-        done = 0
-        try:
-            while cycles is None or done < cycles:
-                started = time.monotonic()
-                result = self.round()
-                if on_round is not None:
-                    on_round(result)
-                done += 1
-                if cycles is not None and done >= cycles:
-                    break
-                if stop.wait(max(0.0, self.interval_s - (time.monotonic() - started))):
-                    break
-        finally:
-            self.leadership.release()
+        run_rounds(self.round, self.interval_s, self.leadership, cycles, stop, on_round)
+
+
+R = TypeVar("R")
+
+
+def run_rounds(
+    one: Callable[[], R],
+    interval_s: float,
+    lead: Lead,
+    cycles: int | None = None,
+    stop: threading.Event | None = None,
+    on_round: Callable[[R], None] | None = None,
+) -> None:
+    """``one`` round after another, ``interval_s`` apart from start to start (``cycles`` of
+    them, or until ``stop``); the leadership is let go at the end, however it ends."""
+    stop = stop or threading.Event()
+    done = 0
+    try:
+        while cycles is None or done < cycles:
+            started = time.monotonic()
+            result = one()
+            if on_round is not None:
+                on_round(result)
+            done += 1
+            if cycles is not None and done >= cycles:
+                break
+            if stop.wait(max(0.0, interval_s - (time.monotonic() - started))):
+                break
+    finally:
+        lead.release()
 
 
 class Background:

@@ -173,6 +173,9 @@ WATCHED: dict[type[m.Base], Watched] = {
     m.BackupPointRow: Watched(
         "restore-point", lambda p: p.id, ("vm_uuid", "vm_name", "kind", "parent_id", "checkpoint")
     ),
+    m.BackupHoldRow: Watched(
+        "restore-point-hold", lambda h: h.point_id, ("point_id", "vm_uuid", "held_by", "reason")
+    ),
     m.BackupRestoreRow: Watched(
         "restore", lambda r: r.point_id, ("point_id", "mode", "host", "vm_name", "new_uuid")
     ),

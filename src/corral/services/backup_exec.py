@@ -35,10 +35,12 @@ from sqlalchemy import select, update
 
 from corral.config import Settings
 from corral.domain.backup import DOMAIN_XML, Manifest, Verified
+from corral.domain.model import EventKind
 from corral.engines.backup import Consistency as ConsistencyRule
 from corral.engines.backup import Policy
 from corral.engines.backup.retention import Dated, retained
-from corral.errors import CorralError, HypervisorError, NotFoundError
+from corral.errors import CorralError, HostUnreachableError, HypervisorError, NotFoundError
+from corral.hypervisor import deadline
 from corral.hypervisor import restore as hv
 from corral.hypervisor.backup import (
     DaemonLost,
@@ -53,6 +55,7 @@ from corral.hypervisor.libvirt.connection import Credentials
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
+from corral.services.backup_holds import holds
 from corral.store import models as m
 from corral.store.backup_repo import Repository
 from corral.store.db import Database
@@ -98,7 +101,30 @@ class HostOpener:
         if user or secret:
             password = self.secrets.decrypt(secret) if secret and self.secrets else None
             creds = Credentials(user, password)
-        return hv.open_conn(uri, self.access, creds)
+        return self._bounded_open(host, uri, creds)
+
+    def _bounded_open(self, host: str, uri: str, creds: Credentials | None) -> Any:
+        """A frozen daemon accepts the connection and never answers: the open runs under the
+        host timeout, and keepalive then bounds every call made on the connection."""
+        from corral.hypervisor.events import ensure_event_loop  # libvirt: on use
+
+        ensure_event_loop()  # keepalive needs libvirt's event loop before the connection opens
+        timeout = self.access.timeout_s
+        out = deadline.call(
+            f"backup-open:{host}", lambda: hv.open_conn(uri, self.access, creds), timeout
+        )
+        if out.status is deadline.Status.BUSY:
+            raise HostUnreachableError(
+                f"host {host} has not yet answered an earlier request; nothing was done on it."
+            )
+        if out.status is deadline.Status.LATE:
+            raise HostUnreachableError(
+                f"host {host} did not answer within {timeout:g} s; nothing was done on it."
+            )
+        if out.error is not None:
+            raise out.error
+        hv.keep_alive(out.value, timeout)
+        return out.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,32 +489,52 @@ class GcResult:
     kept: dict[str, str]  # point -> why
     removed: tuple[str, ...]
     dry_run: bool
+    held: tuple[str, ...] = ()  # points no rule keeps, kept by a legal hold
 
 
-def gc(db: Database, repo: Repository, policy: Policy, *, dry_run: bool = False) -> GcResult:
-    """Delete the points no retention rule keeps, newest child first; never a parent of a
-    kept point. A VM Corral no longer knows keeps its default tier's retention."""
+def gc(
+    db: Database, repo: Repository, policy: Policy, *, dry_run: bool = False,
+    now: Now = _utcnow,
+) -> GcResult:  # fmt: skip
+    """Delete the points no retention rule keeps, newest child first; never a point on
+    hold, never a parent of a kept point. A VM Corral no longer knows keeps its default
+    tier's retention. Each deletion is audited (the catalog row) and an event."""
     tiers = _tiers(db)
+    on_hold = {p: h.reason for p, h in holds(db).items()}
     by_vm: dict[str, list[Manifest]] = {}
     for p in repo.points():
         by_vm.setdefault(p.vm_uuid, []).append(p)
     kept: dict[str, str] = {}
-    removed: list[str] = []
+    removed: list[Manifest] = []
     for vm_uuid, points in by_vm.items():
         name, tier = tiers.get(vm_uuid, (points[-1].vm_name, None))
         rules = policy.for_vm(name, tier).rules.retention
-        decision = retained([Dated(p.id, p.taken_at, p.parent) for p in points], rules)
+        dated = [Dated(p.id, p.taken_at, p.parent) for p in points]
+        decision = retained(dated, rules, on_hold)
         kept.update(decision.keep)
-        removed.extend(decision.remove)
+        by_id = {p.id: p for p in points}
+        removed.extend(by_id[i] for i in decision.remove)
     if not dry_run:
         for point in removed:  # newest first: a child goes before its parent
-            repo.remove(point)
-        with db.session() as s:
-            for point in removed:
-                row = s.get(m.BackupPointRow, point)
-                if row is not None:
-                    s.delete(row)
-    return GcResult(kept, tuple(removed), dry_run)
+            _expire(db, repo, point, now())
+    held = tuple(p for p, why in kept.items() if why.startswith("on hold"))
+    return GcResult(kept, tuple(p.id for p in removed), dry_run, held)
+
+
+def _expire(db: Database, repo: Repository, point: Manifest, at: datetime) -> None:
+    repo.remove(point.id)
+    with db.session() as s:
+        row = s.get(m.BackupPointRow, point.id)
+        if row is not None:
+            s.delete(row)
+        s.add(
+            m.Event(
+                at=at, kind=EventKind.restore_point_expired.value, vm_uuid=point.vm_uuid,
+                host_name=point.host,
+                details={"point": point.id, "vm": point.vm_name, "kind": point.kind,
+                         "taken_at": point.taken_at.isoformat(), "bytes": point.size},
+            )
+        )  # fmt: skip
 
 
 def _tiers(db: Database) -> dict[str, tuple[str, str | None]]:

@@ -7,6 +7,12 @@ boots (corral.hypervisor.restore.wait_booted, the policy's ``restore_test`` knob
 from the start of the restore to the boot is the RTO measured, compared with the VM's tier.
 The VM, its disks and the network are removed whatever happened, and the result is stored.
 
+A host that stops answering mid-test (a frozen libvirtd) fails the test within the host timeout
+(libvirt keepalive on every connection, corral.services.backup_exec.HostOpener), and the point
+is not proven. What the silent host could not be told to remove, and what it may still do when
+it wakes (a definition it had queued), is swept by the next test on that host: a scratch VM or
+network whose test has ended (its result is stored), with the VM's restored disks and consoles.
+
 ``due`` is the schedule: every backed-up VM whose newest test is older than the policy's
 ``restore_test.every``; ``corral backup restore-test`` without a VM (from cron, or a timer)
 tests those.
@@ -15,6 +21,8 @@ tests those.
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -34,6 +42,10 @@ from corral.services.restore import Restorer
 from corral.store import models as m
 from corral.store.backup_repo import Repository
 from corral.store.db import Database
+
+log = logging.getLogger(__name__)
+#: the name of a restore test's scratch VM and of its isolated network
+SCRATCH = re.compile(r"^corral-rt-[0-9a-f]{6}$")
 
 
 def _utcnow() -> datetime:
@@ -121,6 +133,8 @@ class RestoreTester:
         try:
             conn = self.hosts(host)
             try:
+                with hv.translated(f"the restore test of {point.id}"):
+                    self.sweep(conn)
                 with hv.isolated_network(conn, network, f"crt-{tag}"):
                     restore_s, ok, detail = self._boot(point, host, name, network, disk_dir, conn)
             finally:
@@ -149,12 +163,34 @@ class RestoreTester:
                     settle_s=knobs.settle_s,
                 )  # fmt: skip
         finally:
-            consoles = hv.file_consoles(str(dom.XMLDesc(0)))
-            hv.remove_vm(dom)
-            for path in [*map(Path, done.disks), *consoles]:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+            _remove(dom, [Path(d) for d in done.disks])
         return restore_s, ok, detail
+
+    def sweep(self, conn: Any) -> tuple[str, ...]:
+        """Remove what ended tests left on ``conn``'s host: each scratch VM (with its restored
+        disks and consoles) and isolated network named after a test whose result is stored.
+        A test still running has no result yet, so it is never touched."""
+        found = {d.name(): d for d in conn.listAllDomains(0) if SCRATCH.match(d.name())}
+        nets = {n.name(): n for n in conn.listAllNetworks(0) if SCRATCH.match(n.name())}
+        if not found and not nets:
+            return ()
+        with self.db.session() as s:
+            q = select(m.RestoreTestRow.network).where(
+                m.RestoreTestRow.network.in_(sorted({*found, *nets}))
+            )
+            ended = set(s.scalars(q).all())
+        done = []
+        for name in sorted(ended & set(found)):
+            disks = [d.path for d in hv.file_disks(str(found[name].XMLDesc(0)))]
+            _remove(found[name], [p for p in disks if p.name.startswith(f"{name}-")])
+            done.append(f"removed scratch VM {name}")
+        for name in sorted(ended & set(nets)):
+            hv.remove_network(nets[name])
+            done.append(f"removed isolated network {name}")
+        if done:
+            log.warning("restore tests: %s (left by tests whose host stopped answering)",
+                        "; ".join(done))  # fmt: skip
+        return tuple(done)
 
     def _record(
         self, point: Manifest, host: str, network: str, ok: bool, detail: str,
@@ -184,6 +220,20 @@ class RestoreTester:
             tier = s.scalar(select(m.VM.protection_tier).where(m.VM.uuid == point.vm_uuid))
         rules = self.policy.for_vm(point.vm_name, tier).rules
         return rules.rto_minutes if rules.backed_up else None
+
+
+def _remove(dom: Any, disks: list[Path]) -> None:
+    """A scratch VM gone, its disks and consoles too; a host that stops answering meanwhile
+    leaves the definition for the next test's sweep, never a half-removed disk set."""
+    import libvirt
+
+    consoles: list[Path] = []
+    with contextlib.suppress(libvirt.libvirtError):
+        consoles = hv.file_consoles(str(dom.XMLDesc(0)))
+    hv.remove_vm(dom)
+    for path in [*disks, *consoles]:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def history(db: Database, vm: str | None = None, limit: int = 100) -> list[RestoreTestResult]:

@@ -30,13 +30,14 @@ from sqlalchemy.exc import IntegrityError
 
 from corral.config import Settings
 from corral.domain.forensic import Evidence, EvidenceCheck, Rollback
-from corral.domain.text import check_text
+from corral.domain.model import EventKind
 from corral.errors import ConflictError, NotFoundError, ValidationError
 from corral.hypervisor import forensic as hv
 from corral.hypervisor import restore as hv_restore
 from corral.security import signed_webhook
 from corral.security.signed_webhook import OPENAPI_MARK, SIGNATURE_HEADER, WebhookRefused
 from corral.services.backup_exec import HostOpener, repository
+from corral.services.backup_holds import MAX_REASON, check_reason
 from corral.services.restore import Restorer
 from corral.store import models as m
 from corral.store.backup_repo import Repository
@@ -45,7 +46,6 @@ from corral.store.evidence import EvidenceStore
 
 Now = Callable[[], datetime]
 T = TypeVar("T")
-MAX_REASON = 2000
 DEFAULT_RETENTION_DAYS = 90
 HOLD, RELEASE, EXPIRED = "hold", "release", "expired"
 __all__ = ["OPENAPI_MARK", "SIGNATURE_HEADER", "ForensicService", "WebhookRefused"]
@@ -93,7 +93,7 @@ class ForensicService:
     # -- snapshot ------------------------------------------------------------------------
     def snapshot(self, vm: str, *, by: str, reason: str, isolate: str | None = None) -> Evidence:
         """Memory + disks of the running ``vm`` (name or UUID) as sealed, hashed evidence."""
-        _check_reason(reason)
+        check_reason(reason)
         suspect = self.suspect(vm)
         with self.repo.vm_lock(suspect.uuid):
             return self._snapshot(suspect, by, reason, isolate)
@@ -168,7 +168,7 @@ class ForensicService:
     # -- retention -----------------------------------------------------------------------
     def hold(self, evidence_id: str, *, by: str, reason: str) -> None:
         """A legal hold: the evidence is not deleted, whatever its age, until released."""
-        _check_reason(reason)
+        check_reason(reason)
         evidence = self.show(evidence_id)
         if self.on_hold(evidence_id):
             raise ConflictError(f"evidence {evidence_id} is on hold already.")
@@ -176,7 +176,7 @@ class ForensicService:
 
     def release(self, evidence_id: str, *, by: str, reason: str) -> None:
         """End a legal hold; the evidence is deleted by the next expiry run past its time."""
-        _check_reason(reason)
+        check_reason(reason)
         evidence = self.show(evidence_id)
         if not self.on_hold(evidence_id):
             raise ConflictError(f"evidence {evidence_id} is not on hold.")
@@ -215,7 +215,16 @@ class ForensicService:
         if not check.ok:
             why += "; before deletion: " + "; ".join(check.problems)
         with self.db.session() as s:  # the record commits only once the folder is gone
-            s.add(self._custody_row(EXPIRED, evidence, by, why[:MAX_REASON]))
+            record = self._custody_row(EXPIRED, evidence, by, why[:MAX_REASON])
+            s.add(record)
+            s.add(
+                m.Event(
+                    at=record.at, kind=EventKind.evidence_expired.value,
+                    vm_uuid=evidence.vm_uuid, host_name=evidence.host,
+                    details={"evidence": evidence.id, "vm": evidence.vm_name, "by": by,
+                             "record": record.id, "bytes": evidence.size},
+                )
+            )  # fmt: skip
             s.flush()
             self.store.remove(evidence.id)
 
@@ -251,7 +260,7 @@ class ForensicService:
         self, vm: str, point: str, *, by: str, reason: str, evidence: bool = True
     ) -> Rollback:
         """Restore ``vm`` in place from restore point ``point``; its state is evidence first."""
-        _check_reason(reason)
+        check_reason(reason)
         suspect = self.suspect(vm)
         manifest = self.repo.get(point)
         if manifest.vm_uuid != suspect.uuid:
@@ -334,9 +343,3 @@ class ForensicService:
             raise NotFoundError(f"{what} named {ref[:80]!r} on a known host; run 'corral sync'.")
         uuid, name, host = rows[0]
         return Suspect(str(uuid), str(name), str(host))
-
-
-def _check_reason(reason: str) -> None:
-    if not reason.strip() or len(reason) > MAX_REASON:
-        raise ValidationError(f"give a reason of 1-{MAX_REASON} characters for the record.")
-    check_text(reason, "the reason", multiline=True)

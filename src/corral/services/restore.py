@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from corral.config import Settings
 from corral.domain.backup import DOMAIN_XML, Manifest
-from corral.errors import ConflictError, HypervisorError, NotFoundError, ValidationError
+from corral.errors import ConflictError, NotFoundError, ValidationError
 from corral.hypervisor import restore as hv
 from corral.services.backup_exec import HostOpener, repository
 from corral.store import models as m
@@ -192,8 +192,8 @@ def _define(conn: Any, xml: str, written: dict[str, Path]) -> Any:
 
     try:
         return conn.defineXML(xml)
-    except libvirt.libvirtError as exc:
+    except libvirt.libvirtError:
         for path in written.values():
             path.unlink(missing_ok=True)
-        why = f"the host refused the restored VM: {exc.get_error_message()}"
-        raise HypervisorError(why) from None
+        with hv.translated("defining the restored VM"):  # a silent host: HostUnreachableError
+            raise

@@ -642,6 +642,19 @@ class BackupPointRow(Base):
     consistency_note: Mapped[str | None] = mapped_column(Text)
 
 
+class BackupHoldRow(Base):
+    """A restore point on legal hold: no retention run deletes it (nor a parent it needs)
+    until the hold is released, which deletes the row (both audited)."""
+
+    __tablename__ = "backup_point_holds"
+
+    point_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    vm_uuid: Mapped[str] = mapped_column(String(36))
+    held_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class BackupRunRow(Base):
     """One backup job of one VM: running, done, failed, or interrupted (its process died)."""
 

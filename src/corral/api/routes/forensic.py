@@ -1,7 +1,9 @@
 """Forensic snapshots, their evidence and rollbacks over HTTP, and the signed IDS webhook.
 
 Reading and re-hashing evidence needs ``ops.read`` (an auditor checks the chain of custody);
-taking a snapshot or rolling a VM back needs ``fleet.operate`` and runs as a job.
+taking a snapshot or rolling a VM back needs ``fleet.operate`` and runs as a job. Retention
+(a legal hold, its release, an expiry run now) needs ``fleet.operate`` too and answers at once:
+each is a custody record in the audit log under the caller's name.
 
 ``POST /api/v1/forensic/webhook`` takes no bearer token: an intrusion-detection system
 signs the body with the shared secret (``forensic_webhook_secret``) and the signature is the
@@ -75,6 +77,17 @@ class EvidenceCheckOut(BaseModel):
     problems: list[str]
 
 
+class HoldOut(BaseModel):
+    evidence: str
+    on_hold: bool = Field(description="Whether the evidence is on legal hold now.")
+
+
+class ExpiryOut(BaseModel):
+    retention_days: int
+    deleted: list[str] = Field(description="Evidence deleted now, past its retention.")
+    held: list[str] = Field(description="Evidence past its retention but kept: on hold.")
+
+
 class RollbackOut(BaseModel):
     vm_name: str
     vm_uuid: str
@@ -99,6 +112,10 @@ class RollbackRequest(BaseModel):
     point: EvidenceId = Field(description="The known-good restore point.")
     reason: Reason = "rollback of a compromised VM"
     evidence: bool = Field(default=True, description="Snapshot the compromised state first.")
+
+
+class HoldRequest(BaseModel):
+    reason: Reason = Field(description="Why: the case, the order (kept in the custody record).")
 
 
 class WebhookBody(BaseModel):
@@ -226,6 +243,46 @@ def rollback(
     job = RollbackJob(**body.model_dump(), by=who.user, roles=who.role_names,
                       origin=f"api job {ROLLBACK.name}")  # fmt: skip
     return accept(jobs, ROLLBACK, job, who.user, response)
+
+
+@router.post(
+    "/snapshots/{evidence_id}/hold",
+    response_model=HoldOut,
+    responses=error_responses(401, 404, 409, 413, 422),
+)
+def hold(
+    evidence_id: EvidenceId, body: HoldRequest, request: Request,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+) -> HoldOut:  # fmt: skip
+    """Put evidence on legal hold: no expiry deletes it until it is released (409 when it
+    is on hold already)."""
+    _service(request.app.state).hold(evidence_id, by=who.user, reason=body.reason)
+    return HoldOut(evidence=evidence_id, on_hold=True)
+
+
+@router.post(
+    "/snapshots/{evidence_id}/release",
+    response_model=HoldOut,
+    responses=error_responses(401, 404, 409, 413, 422),
+)
+def release(
+    evidence_id: EvidenceId, body: HoldRequest, request: Request,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+) -> HoldOut:  # fmt: skip
+    """End a legal hold (409 when it is not on hold); the next expiry past its retention
+    deletes the evidence."""
+    _service(request.app.state).release(evidence_id, by=who.user, reason=body.reason)
+    return HoldOut(evidence=evidence_id, on_hold=False)
+
+
+@router.post("/expire", response_model=ExpiryOut, responses=error_responses(401))
+def expire(request: Request, who: Annotated[Principal, require(Perm.fleet_operate)]) -> ExpiryOut:
+    """Delete the evidence older than the retention now, except what is on hold (the backup
+    loop does this every round; each deletion is a custody record)."""
+    done = _service(request.app.state).expire(by=who.user)
+    return ExpiryOut(
+        retention_days=done.retention_days, deleted=list(done.deleted), held=list(done.held)
+    )
 
 
 def _event(doc: dict[str, object]) -> WebhookBody:

@@ -1,8 +1,8 @@
 """Restore points and restores over HTTP: list and show points, verify one, run the due
 backups, restore and restore-test (jobs), list restore tests, collect garbage.
 
-Reading the catalog needs ``ops.read``; everything that takes, deletes or restores needs
-``fleet.operate``. A restored copy's disks go beside the original's: the API takes no file
+Reading the catalog needs ``ops.read``; everything that takes, deletes, holds or restores
+needs ``fleet.operate``. A restored copy's disks go beside the original's: the API takes no file
 path from a caller (the CLI's ``--disk-dir`` is for the host's administrator).
 """
 
@@ -18,12 +18,13 @@ from pydantic import BaseModel, Field, StringConstraints
 from corral.api.deps import require
 from corral.api.pagination import Cursor, Limit, Page, paginate
 from corral.api.problems import error_responses
+from corral.api.routes.forensic import HoldRequest
 from corral.api.routes.jobs import ACCEPTED, JobPublic, JobsDep, accept
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
 from corral.domain.backup import Manifest
 from corral.services import backup as backup_service
-from corral.services import backup_exec
+from corral.services import backup_exec, backup_holds
 from corral.services.audit import Actor, acting_as
 from corral.services.backup_restore_test import RestoreTester
 from corral.services.backup_restore_test import history as restore_history
@@ -67,6 +68,12 @@ class GcOut(BaseModel):
     kept: dict[str, str]
     removed: list[str]
     dry_run: bool
+    held: list[str] = Field(description="Points no rule keeps, kept by a legal hold.")
+
+
+class PointHoldOut(BaseModel):
+    point: str
+    on_hold: bool = Field(description="Whether the point is on legal hold now.")
 
 
 class OutcomeOut(BaseModel):
@@ -244,7 +251,43 @@ def gc(
     repo = backup_exec.repository(state.settings)
     policy = backup_service.load_policy(state.settings)
     result = backup_exec.gc(state.inventory.db, repo, policy, dry_run=body.dry_run)
-    return GcOut(kept=result.kept, removed=list(result.removed), dry_run=result.dry_run)
+    return GcOut(kept=result.kept, removed=list(result.removed), dry_run=result.dry_run,
+                 held=list(result.held))  # fmt: skip
+
+
+@router.post(
+    "/points/{point_id}/hold",
+    response_model=PointHoldOut,
+    responses=error_responses(401, 404, 409, 413, 422),
+)
+def hold(
+    point_id: PointId, body: HoldRequest, request: Request,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+) -> PointHoldOut:  # fmt: skip
+    """Put a restore point on legal hold: no retention run deletes it, nor the parents it
+    needs, until it is released (409 when it is on hold already)."""
+    return _holding(request, point_id, body.reason, who.user, on=True)
+
+
+@router.post(
+    "/points/{point_id}/release",
+    response_model=PointHoldOut,
+    responses=error_responses(401, 404, 409, 413, 422),
+)
+def release(
+    point_id: PointId, body: HoldRequest, request: Request,
+    who: Annotated[Principal, require(Perm.fleet_operate)],
+) -> PointHoldOut:  # fmt: skip
+    """End a restore point's legal hold (409 when it is not on hold)."""
+    return _holding(request, point_id, body.reason, who.user, on=False)
+
+
+def _holding(request: Request, point_id: str, reason: str, by: str, *, on: bool) -> PointHoldOut:
+    state = request.app.state
+    repo = backup_exec.repository(state.settings)
+    change = backup_holds.hold if on else backup_holds.release
+    change(state.inventory.db, repo, point_id, by=by, reason=reason)
+    return PointHoldOut(point=point_id, on_hold=on)
 
 
 @router.post(

@@ -5,13 +5,16 @@ each of the newest N hours that have one, and so on for days, ISO weeks, months 
 point kept by an earlier rule marks its period as covered without using up a later rule's count.
 No rule set at all keeps everything.
 
+A point on legal hold (``held``: id -> why) that the rules let go is kept all the same (reason
+``on hold: ...``), after them, so it neither uses up nor covers a period of theirs.
+
 An incremental is useless without its parents, so every ancestor of a kept point is kept too
 (reason ``parent of ...``): a garbage collection following this never breaks a retained chain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,8 +45,11 @@ _PERIODS: tuple[tuple[str, Callable[[datetime], tuple[int, ...]]], ...] = (
 )
 
 
-def retained(points: Sequence[Dated], rules: Retention) -> Kept:
-    """The points ``rules`` keep (with why) and the ones it does not, newest first."""
+def retained(
+    points: Sequence[Dated], rules: Retention, held: Mapping[str, str] | None = None
+) -> Kept:
+    """The points ``rules`` (or a hold) keep, with why, and the ones they do not, newest
+    first."""
     newest = sorted(points, key=lambda p: (p.taken_at, p.id), reverse=True)
     if not any(getattr(rules, f) for f in Retention.__dataclass_fields__):
         return Kept({p.id: "no retention rule: keep all" for p in newest}, ())
@@ -51,6 +57,11 @@ def retained(points: Sequence[Dated], rules: Retention) -> Kept:
     for name, period in _PERIODS:
         _by_period(newest, getattr(rules, name), name, period, keep)
     _with_parents(newest, keep)
+    if held:  # only what the rules let go is kept "on hold", then the parents it needs
+        keep.update(
+            {p.id: f"on hold: {held[p.id]}" for p in newest if p.id in held and p.id not in keep}
+        )
+        _with_parents(newest, keep)
     return Kept(keep, tuple(p.id for p in newest if p.id not in keep))
 
 

@@ -1,0 +1,127 @@
+"""The backup loop: ``corral backup run --every SECONDS`` takes the due backups and expires
+what retention no longer keeps, round after round, with nobody calling ``gc`` or ``expire``.
+
+Each round, in order: the due backups (corral.services.backup_exec.Executor.run), then the
+restore points no retention rule keeps (``gc``), then the forensic evidence past its
+retention days (corral.services.forensic.ForensicService.expire). A point or evidence set on
+legal hold is never expired, and a held incremental keeps its parents. Every expiry is an
+event (``restore-point-expired``, ``evidence-expired``) and an audit entry (the deleted
+catalog row; the evidence's ``expired`` custody record). A stage that fails is reported and
+the next stages still run: a host that does not answer must not keep old evidence forever.
+
+One loop leads: on PostgreSQL the one holding the advisory lock ``corral-backup/loop`` (the
+alert loop's kind of leadership), on SQLite a file lock beside the database; another loop
+stands by and takes over when the leader's connection ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from corral.config import Settings
+from corral.engines.backup import Policy
+from corral.errors import CorralError
+from corral.services.alert_loop import Lead, leadership, run_rounds
+from corral.services.audit import Actor, acting_as
+from corral.services.backup_exec import Executor, GcResult, RunReport, gc
+from corral.services.forensic import Expiry, ForensicService
+from corral.store.db import Database
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "corral-backup/loop"
+Now = Callable[[], datetime]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRound:
+    """One round: the backups taken, the restore points and evidence expired (and the ones
+    only a hold kept), and each stage's error, if it failed."""
+
+    leader: bool
+    backups: RunReport | None = None
+    points: GcResult | None = None
+    evidence: Expiry | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if not self.leader:
+            return "standing by: another backup loop leads"
+        parts = []
+        if self.backups is not None:
+            done = sum(1 for o in self.backups.outcomes if o.status == "done")
+            parts.append(f"{done} backup(s) taken, {self.backups.failed} failed")
+        if self.points is not None:
+            parts.append(
+                f"{len(self.points.removed)} restore point(s) expired, "
+                f"{len(self.points.held)} kept on hold"
+            )
+        if self.evidence is not None:
+            parts.append(
+                f"{len(self.evidence.deleted)} evidence set(s) expired, "
+                f"{len(self.evidence.held)} kept on hold"
+            )
+        parts += [f"{stage} failed: {why}" for stage, why in self.errors.items()]
+        return "; ".join(parts)
+
+
+@dataclass
+class BackupLoop:
+    executor: Executor
+    forensic: ForensicService
+    interval_s: float
+    by: str = "backup-loop"  # the audit actor of the round's writes
+    lead: Lead | None = None
+    origin: str = "backup loop"
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, db: Database, policy: Policy, interval_s: float, by: str
+    ) -> BackupLoop:
+        executor = Executor.from_settings(settings, db, policy)
+        forensic = ForensicService.from_settings(settings, db)
+        return cls(executor, forensic, interval_s, by, origin=f"backup loop (cli:{by})")
+
+    def __post_init__(self) -> None:
+        if self.lead is None:
+            self.lead = leadership(self.executor.db, LOCK_NAME, "backup-loop")
+
+    def round(self) -> BackupRound:
+        """Back up what is due and expire what retention lets go, if this loop leads."""
+        assert self.lead is not None
+        if not self.lead.acquire():
+            return BackupRound(leader=False)
+        errors: dict[str, str] = {}
+        ex = self.executor
+        with acting_as(Actor(self.by, "", self.origin)):  # every expiry is audited as the loop's
+            backups = _stage("backups", errors, ex.run)
+            points = _stage(
+                "restore points", errors, lambda: gc(ex.db, ex.repo, ex.policy, now=ex.now)
+            )
+            evidence = _stage("evidence", errors, lambda: self.forensic.expire(by=self.by))
+        return BackupRound(True, backups, points, evidence, errors)
+
+    def run(
+        self,
+        cycles: int | None = None,
+        stop: threading.Event | None = None,
+        on_round: Callable[[BackupRound], None] | None = None,
+    ) -> None:
+        """Round after round, ``interval_s`` apart (``cycles`` of them, or until ``stop``)."""
+        assert self.lead is not None
+        run_rounds(self.round, self.interval_s, self.lead, cycles, stop, on_round)
+
+
+def _stage(name: str, errors: dict[str, str], work: Callable[[], T]) -> T | None:
+    try:
+        return work()
+    except (CorralError, OSError) as exc:
+        errors[name] = exc.message if isinstance(exc, CorralError) else str(exc)
+        log.warning("backup loop: %s failed: %s", name, errors[name])
+        return None
