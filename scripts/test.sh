@@ -56,7 +56,8 @@ else
     exit $rc_shared
   ) >"$real_log" 2>&1 &
   real_pid=$!
-  .venv/bin/python -m pytest -n "$workers" --ignore=tests/realhost "$@"
+  # --durations: the slowest tests, in every CI log, to see where the run's time goes.
+  .venv/bin/python -m pytest -n "$workers" --durations=25 --ignore=tests/realhost "$@"
   rc=$?
   wait $real_pid
   rc_beside=$?

@@ -20,6 +20,7 @@ from corral.services.audit import Actor, AuditLog, acting_as
 from corral.services.users import UserService
 from corral.store.db import Database
 from tests.auth.conftest import VM_OWN, World
+from tests.freshdb import migrated_home
 
 ALICE = Actor("alice", "admin", "cli:alice")
 
@@ -101,7 +102,7 @@ def test_tampering_is_found_and_the_first_bad_entry_named(db: Database, kind: st
 
 
 def test_corral_audit_verify_exits_non_zero_naming_the_entry(tmp_path: Path) -> None:
-    env = {**os.environ, "CORRAL_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "CORRAL_HOME": str(migrated_home(tmp_path / "home"))}
     env.pop("CORRAL_DATABASE_URL", None)
 
     def corral(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.freshdb import migrated_home
+
 CORRAL = [sys.executable, "-m", "corral"]
 
 
@@ -30,7 +32,9 @@ def run(
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
+    """A home already migrated, as the CLI's first run leaves it (the demo's test keeps a bare
+    home: its first run makes the database)."""
+    return migrated_home(tmp_path / "home")
 
 
 def test_hosts_sync_and_vms_json_contract(home: Path, nodes: Path) -> None:
@@ -139,7 +143,8 @@ def test_token_create_list_revoke(home: Path) -> None:
     assert json.loads(run(home, "token", "list", "-o", "json").stdout)[0]["revoked_at"]
 
 
-def test_demo_no_serve_builds_a_realistic_fleet(home: Path) -> None:
+def test_demo_no_serve_builds_a_realistic_fleet(tmp_path: Path) -> None:
+    home = tmp_path / "home"
     proc = run(home, "demo", "--no-serve", "--history-days", "2", "--output", "json")
     info = json.loads(proc.stdout)
     fleet = info["fleet"]

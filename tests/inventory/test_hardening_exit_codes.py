@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.freshdb import migrated_home
+
 
 def _corral(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
@@ -39,7 +41,7 @@ def _one_sentence(proc: subprocess.CompletedProcess[str]) -> str:
 @pytest.fixture
 def home(tmp_path: Path, nodes: Path) -> Path:
     """A home with host-a registered (its node file sits beside the home, in the node folder)."""
-    home = tmp_path / "home"
+    home = migrated_home(tmp_path / "home")
     assert _corral(home, "hosts", "add", "host-a", f"test://{nodes / 'host-a.xml'}").returncode == 0
     return home
 

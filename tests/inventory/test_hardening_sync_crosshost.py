@@ -17,6 +17,7 @@ import pytest
 from lxml import etree
 
 from corral.inventory.service import Inventory
+from tests.freshdb import migrated_home
 from tests.inventory.conftest import TEST_NS, domain, edit_node
 
 SHARED = "/srv/corral-shared"
@@ -197,7 +198,8 @@ def test_json_gives_sizes_in_bytes(two_hosts: tuple[Inventory, Path, Path], tmp_
     forgotten = next(v for v in inv.list_volumes() if v.name == "forgotten.qcow2")
     assert forgotten.capacity_bytes == 40 * MIB and forgotten.allocation_bytes == 10 * MIB
     assert inv.find_vm(USER_Y_UUID).disk_bytes == 1024 * MIB
-    env = {**os.environ, "CORRAL_HOME": str(tmp_path / "home"), "CORRAL_NODE_DIR": str(tmp_path)}
+    home = migrated_home(tmp_path / "home")
+    env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_NODE_DIR": str(tmp_path)}
     env.pop("CORRAL_DATABASE_URL", None)
 
     def corral(*args: str) -> str:

@@ -27,6 +27,7 @@ from corral.security.token_store import TokenStore
 from corral.store import models as m
 from corral.store.db import Database
 from tests.conftest import Clock
+from tests.freshdb import migrated_home
 
 SOCK = "/run/libvirt/libvirt-sock"
 
@@ -142,7 +143,7 @@ ATTACKS = ("qemu+ext:///system?command={p}", "qemu+ssh://localhost/system?comman
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_hosts_add_refuses_a_uri_that_runs_a_program(tmp_path: Path, attack: str) -> None:
     program, marker = _marker_program(tmp_path)
-    home = tmp_path / "home"
+    home = migrated_home(tmp_path / "home")
     added = _corral(home, "hosts", "add", "evil", attack.format(p=program))
     assert added.returncode == 2 and added.stderr.startswith("error: ")
     _corral(home, "sync")

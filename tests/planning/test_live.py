@@ -22,6 +22,7 @@ from corral.services.fleet import (
     read_fleet_file,
     write_fleet_file,
 )
+from tests.freshdb import migrated_home
 
 NODES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
 
@@ -96,7 +97,7 @@ def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_live_inventory_end_to_end(tmp_path: Path) -> None:
     nodes = tmp_path / "nodes"
     shutil.copytree(NODES, nodes)
-    home = tmp_path / "home"
+    home = migrated_home(tmp_path / "home")
     assert _run(home, "hosts", "add", "host-a", f"test://{nodes / 'host-a.xml'}").returncode == 0
     assert _run(home, "sync").returncode == 0
     ha = _run(home, "ha", "check", "--live", "--policy", "slots", "--output", "json")

@@ -12,6 +12,7 @@ from corral.domain.provision import ProvisionSpec, Template
 from corral.inventory.service import Inventory
 from corral.services.provision import ProvisionService
 from corral.services.templates import TemplateService
+from corral.services.unit_start import Starter
 
 NODE = Path(__file__).resolve().parents[1] / "fixtures" / "provision" / "host-p.xml"
 HOST = "p1"
@@ -74,3 +75,20 @@ def domain_names(node: Path) -> set[str]:
         return {d.name() for d in conn.listAllDomains(0)}
     finally:
         conn.close()
+
+
+class FakeTime:
+    """A clock that moves only when a unit waits: start events get exact times, and a
+    blueprint's start delays (SHOP's are 40 s; test_units checks them on this clock) pass at
+    once in the tests about something else."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def starter(self) -> Starter:
+        return Starter(sleep=self.sleep, monotonic=lambda: self.now)

@@ -20,8 +20,9 @@ from corral.services.fulfil import RequestProvisioner
 from corral.services.provision import ProvisionService
 from corral.services.quotas import QuotaService
 from corral.services.requests import RequestService, RequestSpec
+from corral.services.units import UnitService
 from tests.conftest import Clock
-from tests.provision.conftest import HOST, domain_names, volume_names
+from tests.provision.conftest import HOST, FakeTime, domain_names, volume_names
 from tests.provision.test_request_to_vm import ALICE, ANN, BASE, setup  # noqa: F401  (fixture)
 
 S = RequestState
@@ -74,7 +75,8 @@ def test_a_three_tier_blueprint_is_one_request_made_tier_by_tier(
     used = quotas.get("red", BOSS).used
     assert (used.vms, used.vcpus, used.memory_mib) == (4, 8, 2048 * 4)
     steps: list[str] = []
-    run = RequestProvisioner(requests, provision)
+    units = UnitService(inventory, clock=requests.clock, starter=FakeTime().starter())
+    run = RequestProvisioner(requests, provision, units=units)
     done = run.provision(view.id, "ann", steps.append)
     assert done.state is S.provisioned and len(done.provisioned_vms) == 4
     made = [line.split(":")[0] for line in steps if ": made on" in line]

@@ -33,6 +33,7 @@ from corral.services.requests import RequestService, RequestSpec
 from corral.services.templates import TemplateService
 from corral.services.users import UserService
 from corral.store.db import Database
+from tests.freshdb import migrated_home
 from tests.provision.conftest import HOST, NODE, TEMPLATE, domain_names
 
 RULES = Path(__file__).parents[1] / "requests" / "data" / "rules.yaml"
@@ -104,7 +105,7 @@ def _state(home: Path, request_id: int) -> tuple[str, int]:
 
 @pytest.fixture
 def cli(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
-    home = tmp_path / "home"
+    home = migrated_home(tmp_path / "home")
     node = tmp_path / "host-p.xml"
     shutil.copy(NODE, node)
     rules = _rules(tmp_path)

@@ -33,7 +33,7 @@ from corral.services.templates import TemplateService
 from corral.services.unit_start import Starter
 from corral.services.units import UnitService
 from corral.services.users import UserService
-from tests.provision.conftest import HOST, TEMPLATE, domain_names, reopen
+from tests.provision.conftest import HOST, TEMPLATE, FakeTime, domain_names, reopen
 from tests.provision.test_blueprints import ALICE, ANN, SHOP, ask, services  # noqa: F401
 from tests.provision.test_request_to_vm import setup  # noqa: F401  (fixture)
 
@@ -51,7 +51,7 @@ def deploy(svc: Services, blueprint: dict[str, object], starter: Starter | None 
     blueprints.add_mapping(blueprint, "test", "boss")
     view = requests.create(ask(requests, str(blueprint["name"])), ALICE, submit=True)
     view = requests.approve(view.id, ANN)
-    units = UnitService(provision.inventory, starter=starter)
+    units = UnitService(provision.inventory, starter=starter or FakeTime().starter())
     done = RequestProvisioner(requests, provision, units=units).provision(view.id, "ann")
     assert done.state is S.provisioned, done.failure_reason
     return view.id
@@ -94,7 +94,7 @@ def test_stop_redeploy_and_teardown_are_one_audited_operation_each(
     node: Path,
 ) -> None:
     rid = deploy(services, SHOP)
-    units = UnitService(inventory, grace_s=0)
+    units = UnitService(inventory, starter=FakeTime().starter(), grace_s=0)
     with acting_as(Actor("alice", "requester", "test")):
         assert units.stop(rid, ALICE).state == "stopped"
         assert all(
@@ -307,28 +307,14 @@ def test_a_deploy_that_died_before_the_unit_started_is_finished_by_the_next_run(
     assert all(
         d.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF for d in domains(node, f"-r{rid}-").values()
     )
-    done = RequestProvisioner(requests, provision).provision(rid, "ann")
+    units = UnitService(inventory, clock=requests.clock, starter=FakeTime().starter())
+    done = RequestProvisioner(requests, provision, units=units).provision(rid, "ann")
     assert done.state is S.provisioned
     unit = UnitService(inventory).get(rid, ALICE)
     assert unit.state == "running" and unit.op is None
     for dom in domains(node, f"-r{rid}-").values():
         assert dom.snapshotListNames(0) == [PRISTINE]  # one each: none taken twice
         assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-
-
-class FakeTime:
-    """A clock that moves only when the unit waits: start events get exact times."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-    def starter(self) -> Starter:
-        return Starter(sleep=self.sleep, monotonic=lambda: self.now)
 
 
 def start_times(t: FakeTime, lines: list[tuple[float, str]]) -> list[tuple[str, float]]:

@@ -23,6 +23,7 @@ import yaml
 from corral.config import Settings
 from corral.engines.reclaim import load_policy, parse_policy
 from corral.inventory.service import Inventory
+from tests.freshdb import migrated_home
 from tests.reclaim.conftest import Inbox
 
 CORRAL = [sys.executable, "-m", "corral"]
@@ -87,7 +88,7 @@ def cli(tmp_path: Path, nodes: Path, smtp: tuple[Inbox, Any]) -> Cli:
 
 def _register_hosts(home: Path, nodes: Path) -> None:
     """The two test-driver hosts, synced, in the home's database (in-process: faster)."""
-    home.mkdir()
+    migrated_home(home)
     settings = Settings(home, f"sqlite:///{home / 'corral.db'}", node_dir=home.parent)
     inv = Inventory.from_settings(settings)
     inv.add_host("a", f"test://{nodes / 'host-a.xml'}")
