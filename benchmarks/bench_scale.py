@@ -13,7 +13,8 @@ path (corral.store.bulk), on SQLite and, given a URL, PostgreSQL.
   included), its wall time and peak RSS. Target 10 s.
 - REST: ``corral serve`` (uvicorn with the ``api_workers`` setting) in its own process; 50
   clients over real HTTP, each walking ``GET /api/v1/vms`` pages of 100 (a filter, then the
-  next cursor, five pages deep) for a fixed time after a warm-up. Target >= 300 req/s and
+  next cursor, five pages deep; pages are not counted, as the API answers them unless asked)
+  for a fixed time after a warm-up. Target >= 300 req/s and
   p99 <= 200 ms. The clients share the machine's cores with the server: by default they are
   wrk's (a C load generator, a few per cent of a core), else (``--load httpx``, or no wrk
   installed) Python clients in this process, which cost about as much CPU as the server.

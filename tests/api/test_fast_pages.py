@@ -60,7 +60,8 @@ def test_every_page_is_byte_for_byte_what_pydantic_wrote(
     cursor: str | None = None
     pages = 0
     while True:
-        params = {**query, "limit": "7", **({"cursor": cursor} if cursor else {})}
+        # the first page counted (asked), the others not
+        params = {**query, "limit": "4", **({"cursor": cursor} if cursor else {"count": "true"})}
         resp = client.get("/api/v1/vms", params=params, headers=auth)
         assert resp.status_code == 200, resp.text
         assert resp.headers["content-type"] == "application/json"
@@ -68,7 +69,7 @@ def test_every_page_is_byte_for_byte_what_pydantic_wrote(
             f,
             sort=query["sort"],
             descending=query.get("order") == "desc",
-            limit=7,
+            limit=4,
             cursor=cursor,
             count=cursor is None,
         )

@@ -59,13 +59,27 @@ def get_reclaim(request: Request) -> ReclaimService:
     return svc
 
 
-InventoryDep = Annotated[Inventory, Depends(get_inventory)]
-ReclaimDep = Annotated[ReclaimService, Depends(get_reclaim)]
+# The dependencies are coroutines: FastAPI runs a plain function dependency in a worker
+# thread, and two such hops (inventory, tokens) were a tenth of a list request's CPU.
+async def _inventory(request: Request) -> Inventory:
+    return get_inventory(request)
+
+
+async def _tokens(request: Request) -> TokenStore:
+    return get_tokens(request)
+
+
+async def _reclaim(request: Request) -> ReclaimService:
+    return get_reclaim(request)
+
+
+InventoryDep = Annotated[Inventory, Depends(_inventory)]
+ReclaimDep = Annotated[ReclaimService, Depends(_reclaim)]
 
 
 async def current_principal(
     request: Request,
-    tokens: Annotated[TokenStore, Depends(get_tokens)],
+    tokens: Annotated[TokenStore, Depends(_tokens)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller of a valid bearer token, with the roles their user holds now."""

@@ -26,6 +26,7 @@ from corral.domain.model import Environment, HostStatus, ProtectionTier, VMState
 from corral.domain.reclaim import State
 from corral.domain.sprawl import Category
 from corral.domain.text import LINE_PATTERN, TEXT_PATTERN, bad_character
+from corral.inventory.listing import SortKey
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,67 @@ class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hosts: Annotated[list[Text256], Field(max_length=10000)] | None = None
+
+
+_Short = Annotated[Line | None, Field(max_length=256)]
+
+
+class VMQuery(BaseModel):
+    """The VM filter of ``GET /vms`` and ``GET /vms/count``, as query parameters (one model:
+    FastAPI validates it at once rather than parameter by parameter, a good part of a list
+    request's CPU)."""
+
+    host: _Short = None
+    state: VMState | None = None
+    owner: _Short = None
+    department: _Short = None
+    project: _Short = None
+    environment: _Short = None
+    tag: Annotated[Line | None, Field(max_length=64)] = None
+    q: Annotated[
+        Line | None, Field(max_length=256, description="Text in name, UUID or purpose.")
+    ] = None
+    no_owner: bool = False
+    no_purpose: bool = False
+    template: bool | None = None
+    older_than_days: Annotated[int | None, Field(ge=0, le=36500)] = None
+    off_for_days: Annotated[int | None, Field(ge=0, le=36500)] = None
+    expired: bool = False
+    deleted: bool = False
+
+
+class VMListQuery(VMQuery):
+    """A page of the filtered list: keyset paging by ``cursor``, counted only when asked."""
+
+    sort: SortKey = "name"
+    order: Literal["asc", "desc"] = "asc"
+    limit: Annotated[
+        int, Field(ge=1, le=1000, description="At most this many items in one page.")
+    ] = 100
+    cursor: Annotated[
+        str | None,
+        Field(max_length=512, description="The previous page's 'next_cursor'; omit for the first."),
+    ] = None
+    count: bool = Field(
+        default=False,
+        description="Also count the whole list into 'total' (a second query; "
+        "GET /api/v1/vms/count counts without a page).",
+    )
+
+
+class VMCountQuery(VMQuery):
+    estimate: bool = Field(
+        default=False,
+        description="PostgreSQL: the planner's estimate from the table statistics, read "
+        "without counting (fast at any size, may be off by a few per cent). SQLite counts.",
+    )
+
+
+class VMCountPublic(BaseModel):
+    """How many VMs the filter selects."""
+
+    count: int
+    exact: bool = Field(description="False: PostgreSQL's planner estimate, not a count.")
 
 
 class VMPublic(BaseModel):

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import csv
 import json
-import marshal
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
+import orjson
 from sqlalchemy import select
 
 from corral.domain import csvsafe
@@ -118,31 +119,57 @@ class _JsonTable:
         self.fh.write(("[\n  " if self.rows == 0 else ",\n  ") + text)
         self.rows += 1
 
+    def add_many(self, rows: Sequence[Any]) -> None:
+        """Rows (mappings, or views ``as_row`` makes rows of) encoded at once by orjson, which
+        writes what ``add`` writes when the text is ASCII and every value is a JSON type;
+        otherwise (``json`` escapes non-ASCII, ``default=str`` takes any value) row by row."""
+        if not rows:
+            return
+        try:
+            text = orjson.dumps(rows, option=orjson.OPT_INDENT_2)
+        except TypeError:  # a value orjson does not take (an int beyond 64 bits, ...)
+            text = b""
+        if not text or not text.isascii():
+            for row in rows:
+                self.add(row if isinstance(row, Mapping) else as_row(row))
+            return
+        # b"[\n  {...},\n  {...}\n]": the array's items, already indented as ``add`` does
+        self.fh.write(("[\n" if self.rows == 0 else ",\n") + text[2:-2].decode("ascii"))
+        self.rows += len(rows)
+
     def close(self) -> None:
         self.fh.write("[]" if self.rows == 0 else "\n]")
         self.fh.close()
 
 
 class _CsvTable:
-    """A CSV table whose header is the union of its rows' keys: rows are spooled (marshal,
-    one record each) to a scratch file beside the output, then written under the header."""
+    """A CSV table whose header is the union of its rows' keys: rows are spooled as CSV lines
+    (their cells in the order of the columns met so far) to a scratch file beside the output,
+    then copied under the header; only when a later row brought a new column are the earlier
+    rows read back and padded with empty cells."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.spool_path = path.with_suffix(path.suffix + ".spool")
         fd = os.open(self.spool_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self.spool = open(fd, "wb")  # noqa: SIM115 - open across add() calls; close() shuts it
+        self.spool = open(fd, "w", newline="", encoding="utf-8")  # noqa: SIM115 - see close()
+        self.spooled = csv.writer(self.spool, lineterminator="\n")  # cells made safe first
         self.cols: dict[str, None] = {}
-        self.batch: list[dict[str, Any]] = []
+        self.rows = 0
+        self.short = False  # some spooled rows lack columns met after them
+        self.batch: list[list[Any]] = []
 
     def add(self, row: Mapping[str, Any]) -> None:
-        self.cols.update(dict.fromkeys(row))
-        self.batch.append(dict(row))
+        if any(k not in self.cols for k in row):
+            self.cols.update(dict.fromkeys(row))
+            self.short = self.short or self.rows > 0
+        self.batch.append([_safe_cell(row.get(k)) for k in self.cols])
+        self.rows += 1
         if len(self.batch) >= _SPOOL_BATCH:
             self._spill()
 
     def _spill(self) -> None:
-        marshal.dump(self.batch, self.spool)
+        self.spooled.writerows(self.batch)
         self.batch = []
 
     def close(self) -> None:
@@ -150,11 +177,17 @@ class _CsvTable:
         self.spool.close()
         cols = list(self.cols)
         try:
-            with _private(self.path) as fh, open(self.spool_path, "rb") as spool:
+            with (
+                _private(self.path) as fh,
+                open(self.spool_path, newline="", encoding="utf-8") as spool,
+            ):
                 csvsafe.writer(fh).writerow(cols)
-                writer = csv.writer(fh, lineterminator="\n")  # cells made safe by _safe_cell
-                for batch in _spooled(spool):
-                    writer.writerows([[_safe_cell(r.get(k)) for k in cols] for r in batch])
+                if not self.short:
+                    shutil.copyfileobj(spool, fh)
+                    return
+                writer = csv.writer(fh, lineterminator="\n")
+                pad = [""] * len(cols)
+                writer.writerows(r + pad[len(r) :] for r in csv.reader(spool))
         finally:
             self.spool_path.unlink(missing_ok=True)
 
@@ -191,15 +224,6 @@ class _FixedCsvTable:
         self.fh.close()
 
 
-def _spooled(spool: IO[bytes]) -> Iterator[list[dict[str, Any]]]:
-    while True:
-        try:
-            # Our own scratch file (0600, written just now by this process), never outside input.
-            yield cast(list[dict[str, Any]], marshal.load(spool))  # noqa: S302
-        except EOFError:
-            return
-
-
 _Table = _JsonTable | _CsvTable | _FixedCsvTable
 
 
@@ -234,6 +258,26 @@ def write_rows(out: _Output, name: str, rows: Iterable[Mapping[str, Any]]) -> Pa
     return out.finish(name)
 
 
+def _add_devices(
+    disks: _Table, snaps: _Table, devices: Iterable[tuple[list[Any], list[Any]]]
+) -> None:
+    """Each VM's disk and snapshot rows, into their tables (a JSON table takes them at once)."""
+    if isinstance(disks, _JsonTable) and isinstance(snaps, _JsonTable):
+        all_disks: list[Any] = []
+        all_snaps: list[Any] = []
+        for d, sn in devices:
+            all_disks += d
+            all_snaps += sn
+        disks.add_many(all_disks)
+        snaps.add_many(all_snaps)
+        return
+    for d, sn in devices:
+        for row in d:
+            disks.add(row)
+        for row in sn:
+            snaps.add(row)
+
+
 def export_inventory(
     db: Database,
     folder: Path,
@@ -260,14 +304,16 @@ def export_inventory(
         for part in s.connection().execute(stmt).partitions():
             if isinstance(vms, _FixedCsvTable):
                 vms.add_cells([_vm_cells(vm) for vm in part])
-            else:
-                for vm in part:
-                    vms.add(as_row(summary_of(vm)))
-            for vm in part:
-                for d in vm.disks or []:
-                    disks.add({"vm_uuid": vm.uuid, "vm_name": vm.name, **d})
-                for sn in vm.snapshots or []:
-                    snaps.add({"vm_uuid": vm.uuid, "vm_name": vm.name, **sn})
+            elif isinstance(vms, _JsonTable):
+                vms.add_many([summary_of(vm) for vm in part])
+            devices = (
+                (
+                    [{"vm_uuid": vm.uuid, "vm_name": vm.name, **d} for d in vm.disks or ()],
+                    [{"vm_uuid": vm.uuid, "vm_name": vm.name, **sn} for sn in vm.snapshots or ()],
+                )
+                for vm in part
+            )
+            _add_devices(disks, snaps, devices)
     written += [out.finish("vms"), out.finish("disks"), out.finish("snapshots")]
     written.append(write_rows(out, "volumes", volumes))
     return written

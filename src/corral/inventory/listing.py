@@ -75,10 +75,19 @@ class VMFilter:
 
 @dataclass(frozen=True, slots=True)
 class ListedPage:
-    """The VMs of a listing (at most its limit) and how many VMs the filter selects."""
+    """The VMs of a listing (at most its limit) and how many VMs the filter selects (None:
+    not counted)."""
 
     items: tuple[VMSummary, ...]
-    total: int
+    total: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VMCount:
+    """How many VMs a filter selects; ``exact`` False: PostgreSQL's planner estimate."""
+
+    count: int
+    exact: bool
 
 
 def check_sort(sort: str) -> str:
@@ -132,6 +141,17 @@ def connect(database_url: str) -> Iterator[VMReader | None]:
         yield reader if reader.at_head() else None
     finally:
         reader.close()
+
+
+def driver_errors(*, sqlite: bool) -> tuple[type[Exception], ...]:
+    """What the database driver raises when a read fails."""
+    if sqlite:
+        import sqlite3
+
+        return (sqlite3.Error,)
+    import psycopg
+
+    return (psycopg.Error,)
 
 
 def _open(url: str) -> VMReader | None:
@@ -203,32 +223,60 @@ class VMReader:
         descending: bool = False,
         limit: int | None = None,
         now: datetime | None = None,
+        after: tuple[Any, str] | None = None,
+        count: bool = True,
     ) -> ListedPage:
-        """What the inventory service's ``list_vms`` gives for the same arguments."""
+        """What the inventory service's ``list_vms`` gives for the same arguments: the rows
+        after the keyset ``after`` (sort value, UUID), counted in the same snapshot when
+        ``count``."""
         key = f"vms.{check_sort(sort)}"
         if sort in _BLANK_AS_EMPTY:
             key = f"coalesce({key}, '')"
         way = "DESC" if descending else "ASC"
         where, params = self._where(f, now or datetime.now(UTC))
+        rows_where, rows_params = where, list(params)
+        if after is not None:
+            # A row-value comparison: one index range scan from the cursor on.
+            cond = f"({key}, vms.uuid) {'<' if descending else '>'} ({self.mark}, {self.mark})"
+            rows_where += (" AND " if rows_where else " WHERE ") + cond
+            rows_params += [self._key_value(after[0]), after[1]]
         rows_sql = (
             f"SELECT {_COLUMNS} FROM vms LEFT OUTER JOIN hosts ON vms.host_id = hosts.id"
-            f"{where} ORDER BY {key} {way}, vms.uuid {way}"
+            f"{rows_where} ORDER BY {key} {way}, vms.uuid {way}"
         )
-        rows_params = list(params)
         if limit is not None:
             rows_sql += f" LIMIT {self.mark}"
             rows_params.append(limit)
-        if self.sqlite:
-            self._fetch("BEGIN", [])
-        counted = self._fetch(f"SELECT count(*) FROM vms{where}", params)
+        total = None
+        if count:
+            if self.sqlite:
+                self._fetch("BEGIN", [])  # one snapshot for both queries
+            total = self._fetch(f"SELECT count(*) FROM vms{where}", params)[0][0]
         rows = self._fetch(rows_sql, rows_params)
         self.conn.rollback()  # read only: nothing to keep
-        return ListedPage(tuple(self._vm(r) for r in rows), counted[0][0])
+        return ListedPage(tuple(self._vm(r) for r in rows), total)
+
+    def count(self, f: VMFilter, *, now: datetime, estimate: bool = False) -> VMCount:
+        """How many VMs ``f`` selects. ``estimate`` on PostgreSQL: the planner's row estimate
+        (from the table statistics, no rows read), which can be off by a few per cent; SQLite
+        has no such estimate and always counts."""
+        where, params = self._where(f, now)
+        if estimate and not self.sqlite:
+            plan = self._fetch(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM vms{where}", params)
+            self.conn.rollback()
+            return VMCount(int(plan[0][0][0]["Plan"]["Plan Rows"]), exact=False)
+        counted = self._fetch(f"SELECT count(*) FROM vms{where}", params)
+        self.conn.rollback()
+        return VMCount(int(counted[0][0]), exact=True)
+
+    def _key_value(self, value: Any) -> Any:
+        """A cursor's sort value as the column stores it."""
+        return self._moment(value) if isinstance(value, datetime) else value
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         cur: _Cursor = self.conn.cursor()
         cur.execute(sql, params)
-        return cur.fetchall() if sql.startswith("SELECT") else []
+        return cur.fetchall() if sql.startswith(("SELECT", "EXPLAIN")) else []
 
     def _where(self, f: VMFilter, now: datetime) -> tuple[str, list[Any]]:
         """The WHERE clause of ``corral.inventory.filters.apply_filter``, condition by condition."""

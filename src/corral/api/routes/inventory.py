@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
@@ -30,18 +30,21 @@ from corral.api.schemas import (
     NetworkPublic,
     SyncRequest,
     SyncResult,
+    VMCountPublic,
+    VMCountQuery,
     VMDetail,
+    VMListQuery,
     VMPublic,
+    VMQuery,
     VolumePublic,
 )
 from corral.domain.access import Permission as Perm
 from corral.domain.access import Principal
-from corral.domain.model import EventKind, VMState
+from corral.domain.model import EventKind
 from corral.errors import ForbiddenError, NotFoundError, ValidationError
 from corral.inventory import views
 from corral.inventory.filters import VMFilter
 from corral.inventory.hosts_file import HostEntry
-from corral.inventory.listing import SortKey
 from corral.inventory.service import check_uuid
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
@@ -114,59 +117,52 @@ def sync(
 def list_vms(
     inv: InventoryDep,
     who: Annotated[Principal, require(Perm.vm_read)],
-    host: Short = None,
-    state: VMState | None = None,
-    owner: Short = None,
-    department: Short = None,
-    project: Short = None,
-    environment: Short = None,
-    tag: Annotated[Line | None, Query(max_length=64)] = None,
-    q: Annotated[
-        Line | None, Query(max_length=256, description="Text in name, UUID or purpose.")
-    ] = None,
-    no_owner: bool = False,
-    no_purpose: bool = False,
-    template: bool | None = None,
-    older_than_days: Annotated[int | None, Query(ge=0, le=36500)] = None,
-    off_for_days: Annotated[int | None, Query(ge=0, le=36500)] = None,
-    expired: bool = False,
-    deleted: bool = False,
-    sort: SortKey = "name",
-    order: Literal["asc", "desc"] = "asc",
-    limit: Limit = 100,
-    cursor: Cursor = None,
-    count: Annotated[
-        bool | None,
-        Query(description="Count the whole list into 'total'; default: on the first page only."),
-    ] = None,
+    query: Annotated[VMListQuery, Query()],
 ) -> PageJSON:
-    f = VMFilter(
-        host=host,
-        state=state,
-        owner=owner,
-        department=department,
-        project=project,
-        environment=environment,
-        tag=tag,
-        search=q,
-        no_owner=no_owner,
-        no_purpose=no_purpose,
-        template=template,
-        older_than_days=older_than_days,
-        off_for_days=off_for_days,
-        expired=expired,
-        only_deleted=deleted,
-        departments=who.visible_departments(Perm.vm_read),
-    )
+    """A page of VMs and the cursor of the next (keyset paging: pages stay right while VMs
+    come and go). Not counted unless ``count=true``: at 100,000 VMs a count costs more than
+    the page; ``GET /api/v1/vms/count`` counts, or estimates, the same filter."""
     page = inv.list_vms(
-        f,
-        sort=sort,
-        descending=order == "desc",
-        limit=limit,
-        cursor=cursor,
-        count=cursor is None if count is None else count,
+        _vm_filter(query, who),
+        sort=query.sort,
+        descending=query.order == "desc",
+        limit=query.limit,
+        cursor=query.cursor,
+        count=query.count,
     )
     return page_json(page.items, page.next_cursor, page.total)
+
+
+@router.get("/vms/count", response_model=VMCountPublic, responses=error_responses(401, 422))
+def count_vms(
+    inv: InventoryDep,
+    who: Annotated[Principal, require(Perm.vm_read)],
+    query: Annotated[VMCountQuery, Query()],
+) -> VMCountPublic:
+    """How many VMs the filter selects (of those the caller may see)."""
+    counted = inv.count_vms(_vm_filter(query, who), estimate=query.estimate)
+    return VMCountPublic(count=counted.count, exact=counted.exact)
+
+
+def _vm_filter(query: VMQuery, who: Principal) -> VMFilter:
+    return VMFilter(
+        host=query.host,
+        state=query.state,
+        owner=query.owner,
+        department=query.department,
+        project=query.project,
+        environment=query.environment,
+        tag=query.tag,
+        search=query.q,
+        no_owner=query.no_owner,
+        no_purpose=query.no_purpose,
+        template=query.template,
+        older_than_days=query.older_than_days,
+        off_for_days=query.off_for_days,
+        expired=query.expired,
+        only_deleted=query.deleted,
+        departments=who.visible_departments(Perm.vm_read),
+    )
 
 
 @router.get("/vms/{uuid}", response_model=VMDetail, responses=error_responses(401, 404, 422))
