@@ -8,12 +8,14 @@ method a path does not take is a 405 naming every method it does take.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from corral.api.app import create_app
+from corral.api.deps import require
+from corral.domain.access import Permission, Principal
 from corral.inventory.service import Inventory
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -92,3 +94,26 @@ def test_unsupported_methods_are_405_with_allow(inventory: Inventory, method: st
         assert resp.headers["content-type"] == "application/problem+json"
         allowed = {m.strip() for m in resp.headers["allow"].split(",")}
         assert allowed >= {m.upper() for m in ops}, (path, allowed)
+
+
+def test_each_app_gets_its_own_copy_and_a_new_route_is_guarded(inventory: Inventory) -> None:
+    """The document is built once per process for the same routes (the guard reads it on an
+    app's first request), but an app with one more route gets a document with that route, so
+    the guard asks for a token there too; and no app can change another's document."""
+    first, second = create_app(inventory), create_app(inventory)
+    assert first.openapi() == second.openapi()
+    assert first.openapi() is not second.openapi()
+    first.openapi()["paths"].clear()
+    assert second.openapi()["paths"]
+
+    third = create_app(inventory)
+
+    @third.get("/api/v1/added-later")
+    def added_later(who: Annotated[Principal, require(Permission.vm_read)]) -> dict[str, str]:
+        return {"who": who.user}
+
+    doc = third.openapi()
+    assert doc["paths"]["/api/v1/added-later"]["get"]["x-corral-permission"] == "vm.read"
+    answer = TestClient(third).get("/api/v1/added-later")
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"

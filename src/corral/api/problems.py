@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -100,29 +101,65 @@ def openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        doc = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-        template = "#/components/schemas/{model}"
-        schema = Problem.model_json_schema(ref_template=template)
-        schemas.update(schema.pop("$defs", {}))
-        schemas["Problem"] = schema
-        for path in doc.get("paths", {}).values():
-            for operation in path.values():
-                responses = operation.get("responses", {})
-                if "422" in responses and PROBLEM not in responses["422"].get("content", {}):
-                    responses["422"] = error_responses(422)[422]
-        for name in ("HTTPValidationError", "ValidationError"):
-            schemas.pop(name, None)
-        _document_permissions(app, doc)
-        app.openapi_schema = doc
-        return doc
+        key = _routes_key(app)
+        built = _BUILT.get(key)
+        if built is None:
+            built = _BUILT[key] = orjson.dumps(_build(app))
+        app.openapi_schema = orjson.loads(built)  # a copy of its own for every app
+        return app.openapi_schema
 
     return build
+
+
+# Documents already built in this process, as JSON, by what they were built from: the guard
+# reads the document on an app's first request, and building it takes about a second, which
+# every new app (every test, every server worker) would pay again for the same routes.
+_BUILT: dict[tuple[object, ...], bytes] = {}
+
+
+def _routes_key(app: FastAPI) -> tuple[object, ...]:
+    """What the document is made of: the app's titles, and each route's kind, path, methods
+    and endpoint (by name, since an app's own small endpoints are closures made with it)."""
+    routes = tuple(
+        (
+            type(r).__name__,
+            getattr(r, "path", None),
+            tuple(sorted(getattr(r, "methods", None) or ())),
+            _qualified(getattr(r, "endpoint", None)),
+            getattr(r, "include_in_schema", None),
+        )
+        for r in app.routes
+    )
+    return (app.title, app.version, app.description, routes)
+
+
+def _qualified(endpoint: object) -> str | None:
+    if endpoint is None:
+        return None
+    return f"{getattr(endpoint, '__module__', '')}.{getattr(endpoint, '__qualname__', '')}"
+
+
+def _build(app: FastAPI) -> dict[str, Any]:
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    template = "#/components/schemas/{model}"
+    schema = Problem.model_json_schema(ref_template=template)
+    schemas.update(schema.pop("$defs", {}))
+    schemas["Problem"] = schema
+    for path in doc.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.get("responses", {})
+            if "422" in responses and PROBLEM not in responses["422"].get("content", {}):
+                responses["422"] = error_responses(422)[422]
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    _document_permissions(app, doc)
+    return doc
 
 
 def _document_permissions(app: FastAPI, doc: dict[str, Any]) -> None:
