@@ -47,7 +47,7 @@ from corral.engines.planning.placement.filters.image import ImageFilter
 from corral.errors import ConflictError, CorralError, NotFoundError
 from corral.hypervisor.provision import Provisioner
 from corral.services.provision import ProvisionService, disk_volume_name, seed_volume_name
-from corral.services.quotas import lock_decisions
+from corral.services.quotas import decision_session, lock_decisions
 from corral.services.requests import (
     EXTENSION,
     RequestService,
@@ -191,7 +191,7 @@ class RequestProvisioner:
     def _claim(self, request_id: int, actor: str) -> list[PlannedVM] | None:
         """The VMs to make (claimed now, or by a run that stopped); None when nothing is left
         to do (provisioned, or failed here for want of a host)."""
-        with self.db.session() as s:
+        with decision_session(self.db) as s:
             row = _request(s, request_id)
             lock_decisions(s, row.department)
             s.refresh(row)

@@ -8,7 +8,9 @@ licences are not known before it is provisioned).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,10 +36,14 @@ __all__ = [
     "Prices",
     "QuotaService",
     "QuotaView",
+    "decision_session",
     "department_usage",
     "limits_of",
     "lock_decisions",
 ]
+
+#: One decision at a time in this process (see decision_session).
+_DECIDING = threading.RLock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,21 @@ class QuotaView:
     currency: str
     updated_at: datetime | None = None
     updated_by: str | None = None
+
+
+@contextmanager
+def decision_session(db: Database) -> Iterator[Session]:
+    """A session for a decision that takes :func:`lock_decisions`, opened only once this
+    process's previous decision is done.
+
+    Decisions run one at a time anyway (the lock in the database); without this, every
+    concurrent decider would check a pooled connection out and hold it while it waits on
+    that lock, and a burst of them (1,000 submits on a pool of 15) would leave the others
+    waiting for a connection until the pool gave up. Here they queue holding no connection;
+    at most one connection per process waits on the database's lock.
+    """
+    with _DECIDING, db.session() as s:
+        yield s
 
 
 def lock_decisions(s: Session, department: str) -> m.Quota | None:
@@ -198,7 +219,7 @@ class QuotaService:
             value = limits.get(dim)
             if value is not None and value < 0:
                 raise ValidationError(f"the {dim.value} limit must be 0 or more.")
-        with self.db.session() as s:
+        with decision_session(self.db) as s:
             row = lock_decisions(s, department)
             if row is None:
                 row = m.Quota(department=department)
