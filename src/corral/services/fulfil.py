@@ -409,8 +409,10 @@ class RequestProvisioner:
         left = self._undo(request_id, say)
         if left:
             reason += f" Not removed (delete by hand): {', '.join(left)}."
-        if not left:
-            self.units.discard(request_id, reason, say)
+        # a unit's networks go with its VMs (where VMs stayed, so do they; the unit is failed)
+        networks = self.units.discard(request_id, reason, say, keep_networks=bool(left))
+        if networks:
+            reason += f" Not removed (the host did not answer): {', '.join(networks)}."
         say(f"request {request_id} failed: {reason}")
         with self.db.session() as s:
             row = _request(s, request_id)
