@@ -31,8 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ColumnElement, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, case, func, select
 
 from corral.engines.planning.model import VM, Fleet, Host, PowerState, Protection
 from corral.services.fleet import host_cores
@@ -119,7 +118,8 @@ class LiveFleet:
 
     def _read(self) -> Fleet:
         """The fleet again: every host's columns, and the VMs of the hosts that changed."""
-        with self.inventory.db.session() as s:
+        with self.inventory.db.session() as session:
+            s = session.connection()  # plain rows: no ORM result processing
             hosts = _host_rows(s)
             prints = _host_prints(s)
             changed = [
@@ -164,7 +164,7 @@ class LiveFleet:
         return Fleet(tuple(h for h, _ in usable), tuple(vms))
 
 
-def _host_rows(s: Session) -> dict[int, tuple[Any, ...]]:
+def _host_rows(s: Connection) -> dict[int, tuple[Any, ...]]:
     h = m.Host
     q = select(
         h.id, h.name, h.cpus, h.mhz, h.memory_mib, h.sockets, h.cores_per_socket,
@@ -178,7 +178,7 @@ def _live() -> tuple[ColumnElement[bool], ...]:
     return v.deleted_at.is_(None), v.is_template.is_(False), v.host_id.is_not(None)
 
 
-def _host_prints(s: Session) -> dict[int, tuple[Any, ...]]:
+def _host_prints(s: Connection) -> dict[int, tuple[Any, ...]]:
     """Each host's live VMs in a few figures: count, sizes, Corral's writes, last change."""
     v = m.VM
     q = (
@@ -197,7 +197,7 @@ def _host_prints(s: Session) -> dict[int, tuple[Any, ...]]:
     return {r[0]: tuple(r[1:]) for r in s.execute(q)}
 
 
-def _vm_rows(s: Session, host_ids: Sequence[int], whole: bool) -> dict[int, list[VMRow]]:
+def _vm_rows(s: Connection, host_ids: Sequence[int], whole: bool) -> dict[int, list[VMRow]]:
     """The live VMs of ``host_ids`` (of every host with ``whole``), by host id."""
     v = m.VM
     cols = select(v.host_id, v.uuid, v.name, v.state, v.vcpus, v.memory_mib, v.protection_tier)
