@@ -42,8 +42,54 @@ __all__ = [
     "lock_decisions",
 ]
 
+
+class _Queue:
+    """A first-come, first-served lock (a ticket each), re-entrant for the thread holding
+    it: deciders are decided in the order they came, as they were when they queued on the
+    database's row lock (a plain lock lets a late comer overtake, and the tail waits)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._issued = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._depth = 0
+        self._abandoned: set[int] = set()
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._issued
+            self._issued += 1
+            try:
+                while ticket != self._serving:
+                    self._cond.wait()
+            except BaseException:  # interrupted while queued: the ticket is passed over
+                self._abandoned.add(ticket)
+                self._next()
+                raise
+            self._owner, self._depth = me, 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._next()
+
+    def _next(self) -> None:
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+        self._cond.notify_all()
+
+
 #: One decision at a time in this process (see decision_session).
-_DECIDING = threading.RLock()
+_DECIDING = _Queue()
 
 
 @dataclass(frozen=True, slots=True)
