@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from corral.domain.requests import RequestState
 from corral.engines.approval import Limits
-from corral.services.quotas import FLEET_LOCK, QuotaService
+from corral.services.quotas import DECIDERS, FLEET_LOCK, QuotaService
 from corral.services.requests import RequestService, RequestView
 from corral.store import models as m
 from corral.store.db import Database
@@ -75,7 +75,7 @@ def test_a_burst_of_submits_queues_without_holding_connections_and_keeps_the_quo
     outside.dispose()
 
     assert errors == [] and len(done) == SUBMITS
-    assert most_waiting == 1  # one connection of this process waited on the lock, not dozens
+    assert 1 <= most_waiting <= DECIDERS  # a few connections waited on the lock, not the pool
     states = [v.state for v in done]
     assert states.count(RequestState.approved) == QUOTA
     assert states.count(RequestState.denied) == SUBMITS - QUOTA

@@ -44,52 +44,57 @@ __all__ = [
 
 
 class _Queue:
-    """A first-come, first-served lock (a ticket each), re-entrant for the thread holding
-    it: deciders are decided in the order they came, as they were when they queued on the
-    database's row lock (a plain lock lets a late comer overtake, and the tail waits)."""
+    """A first-come, first-served gate letting ``width`` threads through at a time (a ticket
+    each), re-entrant for a thread already through: deciders reach the database's lock in the
+    order they came, and the next ones already wait there with their connection, so the lock
+    passes on at once. An interrupted waiter's ticket is passed over."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int) -> None:
         self._cond = threading.Condition()
+        self._width = width
         self._issued = 0
-        self._serving = 0
-        self._owner: int | None = None
-        self._depth = 0
+        self._admit = 0  # the next ticket to let through
+        self._inside: dict[int, int] = {}  # thread -> depth
         self._abandoned: set[int] = set()
 
     def __enter__(self) -> None:
         me = threading.get_ident()
         with self._cond:
-            if self._owner == me:
-                self._depth += 1
+            if me in self._inside:
+                self._inside[me] += 1
                 return
             ticket = self._issued
             self._issued += 1
             try:
-                while ticket != self._serving:
+                while ticket != self._admit or len(self._inside) >= self._width:
                     self._cond.wait()
-            except BaseException:  # interrupted while queued: the ticket is passed over
+            except BaseException:
                 self._abandoned.add(ticket)
-                self._next()
+                self._skip()
                 raise
-            self._owner, self._depth = me, 1
+            self._inside[me] = 1
+            self._admit += 1
+            self._skip()
 
     def __exit__(self, *_exc: object) -> None:
+        me = threading.get_ident()
         with self._cond:
-            self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-                self._serving += 1
-                self._next()
+            self._inside[me] -= 1
+            if not self._inside[me]:
+                del self._inside[me]
+                self._cond.notify_all()
 
-    def _next(self) -> None:
-        while self._serving in self._abandoned:
-            self._abandoned.discard(self._serving)
-            self._serving += 1
+    def _skip(self) -> None:
+        while self._admit in self._abandoned:
+            self._abandoned.discard(self._admit)
+            self._admit += 1
         self._cond.notify_all()
 
 
-#: One decision at a time in this process (see decision_session).
-_DECIDING = _Queue()
+#: Deciders of this process let on to the database's lock at a time (see decision_session):
+#: the one deciding and two waiting there, well below the connection pool (15).
+DECIDERS = 3
+_DECIDING = _Queue(DECIDERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +168,9 @@ def decision_session(db: Database) -> Iterator[Session]:
     Decisions run one at a time anyway (the lock in the database); without this, every
     concurrent decider would check a pooled connection out and hold it while it waits on
     that lock, and a burst of them (1,000 submits on a pool of 15) would leave the others
-    waiting for a connection until the pool gave up. Here they queue holding no connection;
-    at most one connection per process waits on the database's lock.
+    waiting for a connection until the pool gave up. Here they queue holding no connection,
+    in the order they came; at most :data:`DECIDERS` connections of a process are at the
+    database's lock (one deciding, the next ones ready).
     """
     with _DECIDING, db.session() as s:
         yield s
