@@ -30,6 +30,7 @@ __all__ = [
     "FORMAT",
     "FleetOrigin",
     "FleetSnapshot",
+    "host_cores",
     "live_document",
     "live_fleet",
     "load_fleet_source",
@@ -172,18 +173,26 @@ def _has_facts(h: HostView) -> bool:
     return bool(h.cpus and h.mhz and h.memory_mib)
 
 
+def host_cores(
+    cpus: int | None, sockets: int | None, cores_per_socket: int | None, threads: int | None
+) -> tuple[int, int]:
+    """(cores, threads per core) of a host's topology: whole cores only when it adds up, else
+    each logical CPU counts as a core of one thread."""
+    cpus, sockets = int(cpus or 0), int(sockets or 0)
+    cores, threads = int(cores_per_socket or 0), int(threads or 0)
+    if sockets * cores * threads == cpus:
+        return sockets * cores, threads
+    return cpus, 1
+
+
 def _host_doc(h: HostView) -> dict[str, Any]:
     """A host listing as a fleet-document host; whole cores only when the topology adds up."""
-    cpus = int(h.cpus or 0)
-    sockets = int(h.sockets or 0)
-    cores = int(h.cores_per_socket or 0)
-    threads = int(h.threads_per_core or 0)
-    whole = sockets * cores * threads == cpus
+    cores, threads = host_cores(h.cpus, h.sockets, h.cores_per_socket, h.threads_per_core)
     return _drop_none(
         {
             "name": h.name,
-            "cores": sockets * cores if whole else cpus,
-            "threads_per_core": threads if whole else 1,
+            "cores": cores,
+            "threads_per_core": threads,
             "cpu_mhz": int(h.mhz or 0),
             "memory_mib": int(h.memory_mib or 0),
             "cpu_model": h.cpu_model or None,

@@ -47,7 +47,7 @@ from corral.engines.planning.placement.filters.image import ImageFilter
 from corral.errors import ConflictError, CorralError, NotFoundError
 from corral.hypervisor.provision import Provisioner
 from corral.services.provision import ProvisionService, disk_volume_name, seed_volume_name
-from corral.services.quotas import lock_decisions
+from corral.services.quotas import decision_session, lock_decisions
 from corral.services.requests import (
     EXTENSION,
     RequestService,
@@ -89,11 +89,10 @@ def vm_name(base: str, request_id: int, n: int) -> str:
 
 
 class _Slot(NamedTuple):
-    """A VM's host, the part (tier) it belongs to, and the wait before it is made."""
+    """A VM's host and the part (tier) it belongs to."""
 
     slot: Slot
     part: Part
-    delay_s: float
 
 
 class _Refused(Exception):
@@ -117,7 +116,6 @@ class PlannedVM:
     vcpus: int
     memory_mib: int
     disk_gb: float
-    start_delay_s: float
     state: str
     uuid: str | None
 
@@ -191,7 +189,7 @@ class RequestProvisioner:
     def _claim(self, request_id: int, actor: str) -> list[PlannedVM] | None:
         """The VMs to make (claimed now, or by a run that stopped); None when nothing is left
         to do (provisioned, or failed here for want of a host)."""
-        with self.db.session() as s:
+        with decision_session(self.db) as s:
             row = _request(s, request_id)
             lock_decisions(s, row.department)
             s.refresh(row)
@@ -266,9 +264,7 @@ class RequestProvisioner:
             )
             if not ok:
                 return [], "no host can take the VMs now: " + "; ".join(verdict.reasons) + "."
-            for n, slot in enumerate(verdict.slots):
-                delay = part.start_delay_s if n == 0 and found else 0.0
-                found.append(_Slot(slot, part, delay))
+            found.extend(_Slot(slot, part) for slot in verdict.slots)
             booked += [Booked(x.host, x.vcpus, x.memory_mib) for x in verdict.slots]
         return found, None
 
@@ -279,7 +275,7 @@ class RequestProvisioner:
         ):
             s.delete(r)
         me = this_worker()
-        for n, (slot, part, delay) in enumerate(slots):
+        for n, (slot, part) in enumerate(slots):
             s.add(
                 m.RequestReservation(
                     request_id=row.id,
@@ -301,7 +297,6 @@ class RequestProvisioner:
                     vcpus=slot.vcpus,
                     memory_mib=slot.memory_mib,
                     disk_gb=part.size.disk_gb,
-                    start_delay_s=delay,
                     state=CLAIMED,
                     worker=me,
                     updated_at=now,
@@ -414,8 +409,10 @@ class RequestProvisioner:
         left = self._undo(request_id, say)
         if left:
             reason += f" Not removed (delete by hand): {', '.join(left)}."
-        if not left:
-            self.units.discard(request_id, reason, say)
+        # a unit's networks go with its VMs (where VMs stayed, so do they; the unit is failed)
+        networks = self.units.discard(request_id, reason, say, keep_networks=bool(left))
+        if networks:
+            reason += f" Not removed (the host did not answer): {', '.join(networks)}."
         say(f"request {request_id} failed: {reason}")
         with self.db.session() as s:
             row = _request(s, request_id)
@@ -526,7 +523,6 @@ def _planned(s: Session, request_id: int) -> list[PlannedVM]:
             r.vcpus,
             r.memory_mib,
             r.disk_gb,
-            r.start_delay_s,
             r.state,
             r.uuid,
         )

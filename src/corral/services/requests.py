@@ -10,7 +10,9 @@ link), or denied with one reason per unmet rule. Every decision records who, wha
 
 Decisions that book capacity run one at a time (``quotas.lock_decisions``): quota usage and
 reservations are read and written under the lock, so concurrent requests never exceed a quota
-and never book the same capacity twice. An approved request holds its capacity until the
+and never book the same capacity twice. Within a process they queue before it, holding no
+database connection (``quotas.decision_session``), so a burst of submits never drains the
+connection pool. An approved request holds its capacity until the
 provisioner reports (``mark_provisioned`` / ``mark_failed``) or it expires.
 """
 
@@ -56,7 +58,13 @@ from corral.errors import (
 )
 from corral.notify.mailer import Mail, Mailer, MailError, is_address
 from corral.services.policy import RequestFacts
-from corral.services.quotas import Prices, department_usage, limits_of, lock_decisions
+from corral.services.quotas import (
+    Prices,
+    decision_session,
+    department_usage,
+    limits_of,
+    lock_decisions,
+)
 from corral.services.users import check_department
 from corral.store import models as m
 from corral.store.db import Database
@@ -279,7 +287,7 @@ class RequestService:
     def submit(self, request_id: int, who: Principal) -> RequestView:
         """Send a draft: the rules approve it, deny it, or leave it to the approvers."""
         base = self.base_state()  # before the lock: it may read the inventory on a connection
-        with self.db.session() as s:
+        with decision_session(self.db) as s:
             row = self._visible(s, request_id, who, Permission.request_create)
             _must_be(row, S.draft, "submitted")
             lock_decisions(s, row.department)
@@ -400,14 +408,16 @@ class RequestService:
 
     def approve(self, request_id: int, who: Principal, note: str = "") -> RequestView:
         """Add ``who``'s approval; the request is approved once the rules have enough."""
-        base = self.base_state()  # before the lock: it may read the inventory on a connection
         with self.db.session() as s:
             row = self._visible(s, request_id, who, Permission.request_decide)
             self._may_decide(row, who)
             _must_be(row, S.pending, "approved")
-            if row.kind == EXTENSION:
-                s.rollback()
-                return self._approve_extension(request_id, who, note)
+            extension = row.kind == EXTENSION
+        if extension:  # books no capacity: no decision lock while its lease is written
+            return self._approve_extension(request_id, who, note)
+        base = self.base_state()  # before the lock: it may read the inventory on a connection
+        with decision_session(self.db) as s:
+            row = self._visible(s, request_id, who, Permission.request_decide)
             lock_decisions(s, row.department)
             s.refresh(row)
             _must_be(row, S.pending, "approved")

@@ -153,25 +153,32 @@ class UnitService:
             row = _unit(s, request_id)
             if row.state != DEPLOYING:
                 return _view(s, row)
-        vms = self._vms(request_id)
-        for vm in vms:
-            if self._host(vm.host).take_pristine(vm.uuid):
-                say(f"{vm.name}: pristine snapshot taken")
-            self.crash(f"{vm.name}:pristine")
-        return self._finish(request_id, lambda: self._start_all(request_id, say))
 
-    def discard(self, request_id: int, reason: str, say: Step = _quiet) -> None:
-        """A deploy that failed (its VMs were rolled back): the unit's networks go too."""
+        def act() -> str:
+            self._take_pristine(request_id, say)
+            return self._start_all(request_id, say)
+
+        return self._finish(request_id, act)
+
+    def discard(
+        self, request_id: int, reason: str, say: Step = _quiet, *, keep_networks: bool = False
+    ) -> list[str]:
+        """A deploy that failed: the unit is torn down with the reason, its networks removed
+        from every host that answers (``keep_networks``: its VMs that could not be rolled
+        back still use them, and the unit is failed instead). What stayed on a host that did
+        not answer, as "network N on H"."""
         with self.db.session() as s:
             row = s.scalar(select(m.UnitRow).where(m.UnitRow.request_id == request_id))
             if row is None:
-                return
+                return []
             name, hosts = row.network, list(row.hosts)
-        self._remove_networks(name, hosts, say)
+        left = [] if keep_networks else self._remove_networks(name, hosts, say)
         with self.db.session() as s:
             row = _unit(s, request_id)
-            row.state, row.op, row.last_error = TORN_DOWN, None, reason
-            row.updated_at = self.clock()
+            row.state = FAILED if keep_networks else TORN_DOWN
+            row.op, row.updated_at = None, self.clock()
+            row.last_error = reason + (f" Not removed: {', '.join(left)}." if left else "")
+        return left
 
     # -- the operations ---------------------------------------------------------------------
     def stop(self, request_id: int, who: Principal, say: Step = _quiet) -> UnitView:
@@ -182,6 +189,7 @@ class UnitService:
         """Every VM back to its pristine snapshot, then the unit starts in order."""
 
         def act() -> str:
+            self._take_pristine(request_id, say)  # a deploy cut short before it took them all
             for vm in self._vms(request_id):
                 self._host(vm.host).revert_pristine(vm.uuid)
                 say(f"{vm.name}: reverted to its pristine state")
@@ -236,6 +244,19 @@ class UnitService:
             return _view(s, row)
 
     # -- the acts ---------------------------------------------------------------------------
+    def _take_pristine(self, request_id: int, say: Step) -> None:
+        """Each VM's pristine snapshot, where it has none yet. All are taken before the unit
+        first starts, so a VM without one has never been started by Corral."""
+        for vm in self._vms(request_id):
+            try:
+                if self._host(vm.host).take_pristine(vm.uuid):
+                    say(f"{vm.name}: pristine snapshot taken")
+            except CorralError as exc:
+                raise StartFailed(
+                    f"{vm.name} on {vm.host}: no pristine snapshot: {exc.message}"
+                ) from None
+            self.crash(f"{vm.name}:pristine")
+
     def _start_all(self, request_id: int, say: Step) -> str:
         with self.db.session() as s:
             row = _unit(s, request_id)
@@ -256,16 +277,27 @@ class UnitService:
             for hook in tier.pre:
                 self.starter.run_hook(hook, env, f"tier {tier.name}'s pre")
             for vm in mine:
-                host = self._host(vm.host)
-                if host.run_state(vm.uuid) != "running":
-                    host.start(vm.uuid)
-                self.starter.wait_ready(tier.ready, vm.name, _running(host, vm.uuid))
+                self._start_one(tier, vm)
                 say(f"{vm.name}: started and ready")
             for hook in tier.post:
                 self.starter.run_hook(hook, env, f"tier {tier.name}'s post")
             self.crash(f"{tier.name}:started")
         self._sync({v.host for v in vms})
         return RUNNING
+
+    def _start_one(self, tier: Tier, vm: UnitVM) -> None:
+        """Start ``vm`` and wait until it is ready; StartFailed names its tier, VM and host."""
+        try:
+            host = self._host(vm.host)
+            if host.run_state(vm.uuid) != "running":
+                host.start(vm.uuid)
+            self.starter.wait_ready(tier.ready, vm.name, _running(host, vm.uuid))
+        except CorralError as exc:
+            raise StartFailed(
+                f"tier {tier.name}: {vm.name} on {vm.host} did not start: {exc.message}"
+            ) from None
+        except StartFailed as exc:
+            raise StartFailed(f"tier {tier.name}: {vm.name} on {vm.host}: {exc.reason}") from None
 
     def _stop_all(self, request_id: int, say: Step) -> str:
         vms = self._vms(request_id)
@@ -289,7 +321,12 @@ class UnitService:
         with self.db.session() as s:
             row = _unit(s, request_id)
             name, hosts = row.network, list(row.hosts)
-        self._remove_networks(name, hosts, say)
+        left = self._remove_networks(name, hosts, say)
+        if left:
+            raise ConflictError(
+                f"{', '.join(left)} not removed (the host did not answer); tear the unit "
+                "down again once it does."
+            )
         self._sync(set(hosts))
         return TORN_DOWN
 
@@ -352,10 +389,17 @@ class UnitService:
             return  # the template is gone, and with it where its pool was
         host.delete_volume(pool, seed_volume_name(vm.name))
 
-    def _remove_networks(self, name: str, hosts: list[str], say: Step) -> None:
+    def _remove_networks(self, name: str, hosts: list[str], say: Step) -> list[str]:
+        """Remove the network from each host that answers; those it stayed on."""
+        left = []
         for host in hosts:
-            if self._host(host).remove_network(name):
-                say(f"network {name}: removed from {host}")
+            try:
+                if self._host(host).remove_network(name):
+                    say(f"network {name}: removed from {host}")
+            except CorralError as exc:
+                say(f"network {name}: not removed from {host}: {exc.message}")
+                left.append(f"network {name} on {host}")
+        return left
 
     def _sync(self, hosts: set[str]) -> None:
         if hosts:

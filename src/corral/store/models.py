@@ -767,7 +767,6 @@ class RequestVMRow(Base):
     vcpus: Mapped[int] = mapped_column(Integer)
     memory_mib: Mapped[int] = mapped_column(BigInteger)
     disk_gb: Mapped[float] = mapped_column()
-    start_delay_s: Mapped[float] = mapped_column(default=0.0)
     #: claimed (to be made), created (exists: ``uuid``), removed (rolled back)
     state: Mapped[str] = mapped_column(String(16))
     uuid: Mapped[str | None] = mapped_column(String(36))
