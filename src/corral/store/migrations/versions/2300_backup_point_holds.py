@@ -1,7 +1,7 @@
 """backup_point_holds: restore points on legal hold, spared by every retention run
 
 Revision ID: 2300
-Revises: 2100
+Revises: 2200
 Create Date: 2026-12-04 16:20:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from corral.store.types import UTCDateTime
 
 revision = "2300"
-down_revision = "2100"
+down_revision = "2200"
 branch_labels = None
 depends_on = None
 
