@@ -138,6 +138,7 @@ def test_a_restore_test_whose_host_hangs_fails_and_leaves_nothing(
         assert not thread.is_alive(), "the restore test hangs with its host"
     finally:
         daemon.thaw()
+    assert len(out) == 1 and isinstance(out[0], list), f"the restore test raised: {out!r}"
     [[failed]] = out
     assert isinstance(failed, RestoreTestResult), failed
     assert not failed.ok and "stopped answering" in failed.detail, failed

@@ -42,6 +42,8 @@ HUNG = {**MIGRATION, "bandwidth_mib_s": 8, "timeout_s": 20}
 HOST_TIMEOUT_S = 10.0
 #: a run that hangs reaches this (a hang guard, not a speed target)
 HANG_GUARD_S = 600.0
+#: how long the guests must stay put, with no migration job, to count as settled
+QUIET_S = 15.0
 
 
 def _apply(service: RebalanceApply, progress: object = None) -> RebalanceApplyReport:
@@ -77,8 +79,11 @@ def _migrating(dom: libvirt.virDomain) -> bool:
 
 
 def _settled(hosts: PrivateHosts, uuids: dict[str, str]) -> dict[str, list[str]]:
-    """Guest -> the hosts running it, once no guest has a migration job on any host."""
-    give_up = time.monotonic() + 180
+    """Guest -> the hosts running it, once no guest has had a migration job on any host for
+    QUIET_S with the same placement: a thawed daemon may still start a migration it was sent
+    while frozen (the cancel came too late), a moment after a first quiet look."""
+    give_up = time.monotonic() + 300
+    quiet: tuple[float, dict[str, list[str]]] | None = None
     while True:
         busy = False
         for uri in hosts.uris:
@@ -89,8 +94,14 @@ def _settled(hosts: PrivateHosts, uuids: dict[str, str]) -> dict[str, list[str]]
                         busy = busy or _migrating(dom)
             finally:
                 conn.close()
-        if not busy:
-            return {vm: _where(hosts, uuid) for vm, uuid in uuids.items()}
+        if busy:
+            quiet = None
+        else:
+            where = {vm: _where(hosts, uuid) for vm, uuid in uuids.items()}
+            if quiet is None or quiet[1] != where:
+                quiet = (time.monotonic(), where)
+            elif time.monotonic() - quiet[0] >= QUIET_S:
+                return where
         assert time.monotonic() < give_up, "a migration never settled"
         time.sleep(1)
 

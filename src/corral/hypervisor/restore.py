@@ -31,6 +31,8 @@ QEMU_IMG_TIMEOUT_S = 3600
 #: unanswered keepalive probes after which a connection is dead, and libvirt's words for it
 KEEPALIVE_COUNT = 2
 KEEPALIVE_LOST = "keepalive timeout"
+#: what every later call on that connection says, once keepalive (or a dead daemon) closed it
+CONNECTION_CLOSED = "client socket is closed"
 ABORT_WAIT_S = 60.0
 
 
@@ -336,10 +338,11 @@ def translated(what: str) -> Iterator[None]:
         yield
     except libvirt.libvirtError as exc:
         message = exc.get_error_message() or ""
-        if KEEPALIVE_LOST in message:
+        if KEEPALIVE_LOST in message or CONNECTION_CLOSED in message:
             raise HostUnreachableError(
                 f"{what} failed: the host stopped answering (no reply to libvirt's keepalive "
-                "within the host timeout); nothing more was done on it."
+                "within the host timeout, or the connection to it was lost); nothing more was "
+                "done on it."
             ) from None
         raise HypervisorError(f"{what} failed: {message}") from None
 

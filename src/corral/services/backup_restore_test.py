@@ -138,7 +138,7 @@ class RestoreTester:
                 with hv.isolated_network(conn, network, f"crt-{tag}"):
                     restore_s, ok, detail = self._boot(point, host, name, network, disk_dir, conn)
             finally:
-                conn.close()
+                _close(conn)
         except CorralError as exc:
             detail = exc.message
         return self._record(point, host, network, ok, detail, restore_s, started)
@@ -154,16 +154,20 @@ class RestoreTester:
             point.id, host=host, as_name=name, disk_dir=disk_dir, start=False, network=network
         )
         restore_s = time.monotonic() - began
-        dom = conn.lookupByName(name)
+        disks = [Path(d) for d in done.disks]
         try:
             with hv.translated(f"the restore test of {point.id}"):
-                dom.create()
-                ok, detail = hv.wait_booted(
-                    dom, marker=knobs.boot_marker, timeout_s=knobs.boot_timeout_s,
-                    settle_s=knobs.settle_s,
-                )  # fmt: skip
+                dom = conn.lookupByName(name)  # the host may stop answering from here on
+                try:
+                    dom.create()
+                    ok, detail = hv.wait_booted(
+                        dom, marker=knobs.boot_marker, timeout_s=knobs.boot_timeout_s,
+                        settle_s=knobs.settle_s,
+                    )  # fmt: skip
+                finally:
+                    _remove(dom, disks)
         finally:
-            _remove(dom, [Path(d) for d in done.disks])
+            _unlink(disks)  # at once, whatever the host does: the definition waits for a sweep
         return restore_s, ok, detail
 
     def sweep(self, conn: Any) -> tuple[str, ...]:
@@ -230,8 +234,22 @@ def _remove(dom: Any, disks: list[Path]) -> None:
     consoles: list[Path] = []
     with contextlib.suppress(libvirt.libvirtError):
         consoles = hv.file_consoles(str(dom.XMLDesc(0)))
-    hv.remove_vm(dom)
-    for path in [*disks, *consoles]:
+    try:
+        hv.remove_vm(dom)
+    finally:
+        _unlink([*disks, *consoles])
+
+
+def _close(conn: Any) -> None:
+    """Closing a connection whose host stopped answering fails too; there is nothing to keep."""
+    import libvirt
+
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.close()
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
         with contextlib.suppress(OSError):
             path.unlink()
 
