@@ -8,6 +8,7 @@ The subprocess timeout below is a hang guard, not a speed assertion.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import libvirt
 import pytest
 from cryptography.fernet import Fernet
 from guest import RealhostEnv, guest_xml
@@ -184,6 +186,10 @@ def frozen_host_vm(
         assert synced.returncode == 0, synced.stderr
         yield name
     finally:
+        # A start the frozen daemon had queued runs when it wakes, after Corral gave up on it:
+        # the guest must not outlive the test as a transient domain.
+        with contextlib.suppress(libvirt.libvirtError):
+            dom.destroy()
         dom.undefine()
 
 
