@@ -27,10 +27,9 @@ from corral.domain.access import Permission as P
 from corral.domain.backup import Manifest
 from corral.errors import NotFoundError, ValidationError
 from corral.services import backup_exec, planning
-from corral.services.fleet import live_fleet
 from corral.services.jobs import JobKind, JobService
 from corral.services.web_sessions import Viewer
-from corral.web.pages import PageRoute, acting, authorize, read_form, redirect, render
+from corral.web.pages import PageRoute, acting, authorize, live_fleet, read_form, redirect, render
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -93,7 +92,7 @@ def targets(request: Request, point: Manifest) -> tuple[str, ...]:
         vcpus, memory = vm.vcpus, vm.memory_mib
     except NotFoundError:
         vcpus, memory = 1, 1
-    able = planning.able_hosts(live_fleet(inventory).fleet, vcpus, memory)
+    able = planning.able_hosts(live_fleet(request), vcpus, memory)
     return tuple(sorted(able, key=lambda h: h != point.host))
 
 
