@@ -27,7 +27,9 @@ readonly GUEST_MODULES=(virtio_pci virtio_blk virtio_net virtio_balloon button e
 # The guest-agent variant (initrd-agent.img) adds the virtio-serial driver and Debian's qemu-ga.
 readonly AGENT_MODULES=(virtio_console)
 readonly AGENT_BINARY=/usr/sbin/qemu-ga
-readonly MIGRATION_PORT_BASE=49152
+# A private set (tests/realhost/privateset.py) takes a range of its own: it may run beside the
+# shared set, and all hosts' migrations listen on the same loopback.
+readonly MIGRATION_PORT_BASE=${CORRAL_REALHOST_PORT_BASE:-49152}
 readonly MIGRATION_PORTS_PER_HOST=64
 readonly START_TIMEOUT_S=90
 readonly NETWORK_NAME=corral

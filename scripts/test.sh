@@ -41,33 +41,37 @@ if [ "$workers" = 0 ] || [ $named = 1 ]; then
   .venv/bin/python -m pytest "$@"
   rc=$?
 else
-  # The real-host tests run in one stream beside the xdist suite, one after another: first
-  # those on host sets of their own, then those on the shared hosts (xdist never touches real
-  # hosts). The few that measure a guest's CPU (marker alone) run after everything else.
-  real_log=$(mktemp)
-  (
-    CORRAL_TEST_PG_URL="${CORRAL_TEST_PG_URL}_own" \
-      .venv/bin/python -m pytest "$@" -m own_hosts tests/realhost
-    rc_own=$?
-    CORRAL_TEST_PG_URL="${CORRAL_TEST_PG_URL}_own" \
-      .venv/bin/python -m pytest "$@" -m "not own_hosts and not alone" tests/realhost
-    rc_shared=$?
-    [ $rc_own -ne 0 ] && exit $rc_own
-    exit $rc_shared
-  ) >"$real_log" 2>&1 &
-  real_pid=$!
+  # The real-host tests run in two streams beside the xdist suite (xdist never touches real
+  # hosts), each one test after another, each with a database of its own: those on host sets
+  # of their own (they kill and freeze only their own daemons; their migration ports are their
+  # own), and those on the shared hosts. The few that measure a guest's CPU (marker alone) run
+  # after everything else.
+  own_log=$(mktemp)
+  shared_log=$(mktemp)
+  CORRAL_TEST_PG_URL="${CORRAL_TEST_PG_URL}_own" \
+    .venv/bin/python -m pytest "$@" --durations=10 -m own_hosts tests/realhost >"$own_log" 2>&1 &
+  own_pid=$!
+  CORRAL_TEST_PG_URL="${CORRAL_TEST_PG_URL}_shared" \
+    .venv/bin/python -m pytest "$@" --durations=10 -m "not own_hosts and not alone" \
+    tests/realhost >"$shared_log" 2>&1 &
+  shared_pid=$!
   # --durations: the slowest tests, in every CI log, to see where the run's time goes.
   .venv/bin/python -m pytest -n "$workers" --durations=25 --ignore=tests/realhost "$@"
   rc=$?
-  wait $real_pid
-  rc_beside=$?
-  echo "== the real-host tests (run beside the others):"
-  cat "$real_log"
-  rm -f "$real_log"
+  wait $own_pid
+  rc_own=$?
+  wait $shared_pid
+  rc_shared=$?
+  echo "== the real-host tests on host sets of their own (run beside the others):"
+  cat "$own_log"
+  echo "== the real-host tests on the shared hosts (run beside the others):"
+  cat "$shared_log"
+  rm -f "$own_log" "$shared_log"
   echo "== the real-host tests that measure a guest's CPU, run alone:"
   .venv/bin/python -m pytest "$@" -m alone tests/realhost
   rc_real=$?
-  [ $rc -eq 0 ] && rc=$rc_beside
+  [ $rc -eq 0 ] && rc=$rc_own
+  [ $rc -eq 0 ] && rc=$rc_shared
   [ $rc -eq 0 ] && rc=$rc_real
 fi
 if [ $rc -eq 0 ] && [ -n "${CI:-}" ]; then

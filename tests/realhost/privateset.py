@@ -14,11 +14,18 @@ from pathlib import Path
 from guest import RealhostEnv
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "realhosts.sh"
+#: Migration ports of private hosts start here, after the shared set's (64 a host from 49152):
+#: the private-set tests run beside the shared-set ones (scripts/test.sh).
+PORT_BASE = 49664
 
 
 def realhosts(state_dir: Path, *args: str) -> None:
     """``realhosts.sh ARGS`` on the set kept in ``state_dir``."""
-    env = {**os.environ, "CORRAL_REALHOSTS_DIR": str(state_dir)}
+    env = {
+        **os.environ,
+        "CORRAL_REALHOSTS_DIR": str(state_dir),
+        "CORRAL_REALHOST_PORT_BASE": str(PORT_BASE),
+    }
     done = subprocess.run(
         ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300
     )
