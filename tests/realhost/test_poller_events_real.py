@@ -40,6 +40,18 @@ def _wait_state(inventory: Inventory, uuid: str, state: str) -> None:
         time.sleep(0.2)
 
 
+def _wait_read(inventory: Inventory, host: str, after: int) -> m.PollState:
+    """The host's poll state once it counts more than ``after`` reads: the sync's rows are
+    visible a moment before the poll state records the read that wrote them."""
+    give_up = time.monotonic() + 60
+    while True:
+        row = _row(inventory, host)
+        if row.reads > after:
+            return row
+        assert time.monotonic() < give_up, f"no read of {host} after read {after} was recorded"
+        time.sleep(0.1)
+
+
 def test_virsh_start_and_destroy_reach_the_inventory_by_event_not_by_the_poll(
     inventory: Inventory, guest_factory: GuestFactory, realhost_uris: list[str]
 ) -> None:
@@ -54,8 +66,7 @@ def test_virsh_start_and_destroy_reach_the_inventory_by_event_not_by_the_poll(
     thread.start()
     try:
         _wait_state(inventory, g.uuid, "running")
-        first = _row(inventory, host)
-        assert first.reads >= 1
+        first = _wait_read(inventory, host, 0)
         scheduled = first.due_at
         # The test's clock stands still, so the host's next scheduled read (somewhere in the
         # hour-long cycle, by its phase) never comes while the test runs: only events can read.
@@ -64,12 +75,12 @@ def test_virsh_start_and_destroy_reach_the_inventory_by_event_not_by_the_poll(
 
         run_virsh(realhost_uris[0], "destroy", g.name)
         _wait_state(inventory, g.uuid, "shutoff")
-        after_stop = _row(inventory, host)
+        after_stop = _wait_read(inventory, host, first.reads)
         assert after_stop.reason == "event" and after_stop.due_at == scheduled
 
         run_virsh(realhost_uris[0], "start", g.name)
         _wait_state(inventory, g.uuid, "running")
-        after_start = _row(inventory, host)
+        after_start = _wait_read(inventory, host, after_stop.reads)
         assert after_start.reason == "event" and after_start.due_at == scheduled
         assert after_start.reads > after_stop.reads > first.reads
     finally:
