@@ -242,3 +242,18 @@ def test_another_machines_claim_counts_as_dead_only_past_the_longest_a_test_take
     clock.at += timedelta(seconds=1)
     [ended] = tester.recover()
     assert ended.network == "corral-rt-e15e00" and ended.ok is False
+
+
+@ON_POSTGRESQL
+def test_a_vm_whose_tier_the_policy_lacks_is_still_tested_without_an_rto(
+    inventory: Inventory, tmp_path: Path, test_conn: Any
+) -> None:
+    _, tester, point, _clock = _on_test_host(inventory, tmp_path, test_conn)
+    with inventory.db.session() as s:
+        vm = s.query(m.VM).filter(m.VM.uuid == point.vm_uuid).one()
+        vm.protection_tier = "gold"  # no such tier in the policy
+    [result] = tester.run(point=point.id)
+    assert (result.ok, result.rto_minutes, result.rto_met, result.state) == (
+        True, None, None, "ended"
+    )  # fmt: skip
+    assert _scratch(test_conn) == set()

@@ -45,7 +45,7 @@ from sqlalchemy import func, select
 from corral.config import Settings
 from corral.domain.backup import DOMAIN_XML, Manifest
 from corral.engines.backup import Policy
-from corral.errors import CorralError, NotFoundError
+from corral.errors import CorralError, NotFoundError, ValidationError
 from corral.hypervisor import restore as hv
 from corral.services.backup_exec import HostOpener, Now, repository
 from corral.services.restore import Restorer, copy_disks
@@ -388,9 +388,14 @@ class RestoreTester:
         return result
 
     def _rto(self, point: Manifest) -> int | None:
+        """The VM's RTO (None: not backed up by the policy, or its tier is not in it; the
+        test still proves whether the point boots)."""
         with self.db.session() as s:
             tier = s.scalar(select(m.VM.protection_tier).where(m.VM.uuid == point.vm_uuid))
-        rules = self.policy.for_vm(point.vm_name, tier).rules
+        try:
+            rules = self.policy.for_vm(point.vm_name, tier).rules
+        except ValidationError:
+            return None
         return rules.rto_minutes if rules.backed_up else None
 
 
