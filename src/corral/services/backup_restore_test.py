@@ -35,7 +35,7 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ class _Claim:
     name: str  # the scratch VM's, and its isolated network's
     files: tuple[Path, ...]
     rto_minutes: int | None
-    started: float = field(default_factory=time.monotonic)
+    started: float  # time.monotonic() at the claim: the RTO is timed from here
 
 
 @dataclass
