@@ -38,6 +38,7 @@ from tests.backup.points import T0, make_point
 from tests.forensic.support import forensic_service
 
 ON_POSTGRESQL = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+OTHER = "0f6a3c1e-2222-4222-8333-944455556666"  # a VM the inventory no longer has
 POLICY = Policy(restore_test=RestoreTesting(every_minutes=1440, boot_timeout_s=5, settle_s=0))
 
 
@@ -209,12 +210,13 @@ def test_a_running_claim_is_left_alone_and_its_host_gets_no_second_test(
     inventory: Inventory, tmp_path: Path, test_conn: Any
 ) -> None:
     loop, tester, point, _clock = _on_test_host(inventory, tmp_path, test_conn)
+    xml = (tester.repo.folder(point.id) / "domain.xml").read_text()
+    other = make_point(tester.repo, 2, None, inventory.db, vm=OTHER, host="h1", xml=xml)
     busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         worker = f"{socket.gethostname()}:{busy.pid}"
-        long_ago = T0 - timedelta(days=30)  # the VM is due again
-        _claimed(inventory, tester, point, "corral-rt-a11ve0", worker, long_ago)
-        assert [p.id for p in tester.due()] == [point.id]
+        _claimed(inventory, tester, point, "corral-rt-a11ve0", worker)
+        assert [p.id for p in tester.due()] == [other.id]  # never tested, due
         done = loop.round().restore_tests
         assert done is not None and done.recovered == () and done.tested == ()  # h1 is busy
         assert [r.state for r in history(inventory.db)] == ["running"]
@@ -224,24 +226,28 @@ def test_a_running_claim_is_left_alone_and_its_host_gets_no_second_test(
     done = loop.round().restore_tests  # its process is gone now
     assert done is not None and [r.network for r in done.recovered] == ["corral-rt-a11ve0"]
     assert done.recovered[0].detail.endswith("it had left nothing")
-    assert [r.ok for r in done.tested] == [True]  # then h1 is free, and the VM is due
+    assert [(r.point, r.ok) for r in done.tested] == [(other.id, True)]  # h1 is free again
     assert loop.lead is not None
     loop.lead.release()
 
 
 @ON_POSTGRESQL
-def test_another_machines_claim_counts_as_dead_only_past_the_longest_a_test_takes(
+def test_a_claim_counts_as_dead_past_the_longest_a_test_takes_whatever_its_pid(
     inventory: Inventory, tmp_path: Path, test_conn: Any
 ) -> None:
     _, tester, point, clock = _on_test_host(inventory, tmp_path, test_conn)
     elsewhere = "another-machine.example:4242"  # cannot be asked whether it still runs
     _claimed(inventory, tester, point, "corral-rt-e15e00", elsewhere)
+    reused = f"{socket.gethostname()}:1"  # a pid that runs (init): reused, say
+    _claimed(inventory, tester, point, "corral-rt-e15e01", reused)
     longest = 2 * hv.QEMU_IMG_TIMEOUT_S + 5 + 0 + 3600  # two files, boot, settle, margin
     clock.at += timedelta(seconds=longest)
     assert tester.recover() == []
     clock.at += timedelta(seconds=1)
-    [ended] = tester.recover()
-    assert ended.network == "corral-rt-e15e00" and ended.ok is False
+    ended = tester.recover()
+    assert [(r.network, r.ok) for r in ended] == [
+        ("corral-rt-e15e00", False), ("corral-rt-e15e01", False)
+    ]  # fmt: skip
 
 
 @ON_POSTGRESQL

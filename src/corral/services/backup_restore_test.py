@@ -13,8 +13,9 @@ will write (the restored disks, the consoles), then the test acts, then the row 
 A test whose process died (SIGKILL, a crash, its machine stopped) thus leaves a claim behind;
 ``recover`` (the start of every ``run`` and of every backup-loop round) finds each claim whose
 process is gone, removes the scratch VM and network it names from its host and its files from
-disk, and ends it as failed, saying why. A claim of another machine's process cannot be checked
-and counts as dead once older than the longest a test can take (``_longest``).
+disk, and ends it as failed, saying why. Any claim older than the longest a test can take
+(``_longest``) counts as dead too: a process on another machine cannot be asked, and a pid
+of this one may have been reused.
 
 A host that stops answering mid-test (a frozen libvirtd) fails the test within the host timeout
 (libvirt keepalive on every connection, corral.services.backup_exec.HostOpener), and the point
@@ -338,14 +339,15 @@ class RestoreTester:
         return [r for r in done if r is not None]
 
     def _stale(self, row: m.RestoreTestRow) -> bool:
-        """Its process is gone: on this machine, no process has its pid; on another, the
-        claim is older than the longest a test can take."""
+        """Its process is gone: the claim is older than the longest a test can take (a
+        process on another machine cannot be asked; a pid of this machine may have been
+        reused), or, on this machine, no process has its pid."""
         me = this_worker()
         if row.worker == me:
             return False  # this process is at it (a job runner thread)
-        if row.worker.rpartition(":")[0] == me.rpartition(":")[0]:
-            return not alive(row.worker)
-        return self.now() - row.tested_at > self._longest(len(row.files or ()))
+        if self.now() - row.tested_at > self._longest(len(row.files or ())):
+            return True
+        return row.worker.rpartition(":")[0] == me.rpartition(":")[0] and not alive(row.worker)
 
     def _longest(self, files: int) -> timedelta:
         knobs = self.policy.restore_test
