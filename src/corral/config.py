@@ -91,6 +91,9 @@ class Settings:
     backup_repository: Path | None = None
     #: a new full backup after this many incrementals in a chain
     backup_full_every: int = 7
+    #: restore tests the backup loop runs each round, one after another, of the VMs due by
+    #: the policy's ``restore_test.every`` (0: none; the loop still cleans up killed tests)
+    backup_loop_restore_tests: int = 1
     #: forensic evidence folder (default: $CORRAL_HOME/forensic); the shared secret of the
     #: intrusion-detection webhook (None: the webhook accepts nothing) and its replay window
     forensic_dir: Path | None = None
@@ -214,6 +217,16 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _count(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{raw[:40]!r} is not a whole number.") from None
+    if value < 0:
+        raise ConfigError(f"{raw[:40]!r} must be 0 or more.")
+    return value
+
+
 def _flag(raw: str) -> bool:
     value = raw.strip().lower()
     if value not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
@@ -259,6 +272,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("alert_loop_in_server", "CORRAL_ALERT_LOOP", _flag, "serve evaluates alerts: 1/0"),
     FieldSpec("backup_repository", "CORRAL_BACKUP_REPOSITORY", _path, "restore points folder"),
     FieldSpec("backup_full_every", "CORRAL_BACKUP_FULL_EVERY", _positive_int, "incrementals/full"),
+    FieldSpec(
+        "backup_loop_restore_tests",
+        "CORRAL_BACKUP_LOOP_RESTORE_TESTS",
+        _count,
+        "restore tests a backup loop round",
+    ),
     FieldSpec("forensic_dir", "CORRAL_FORENSIC_DIR", _path, "forensic evidence folder"),
     FieldSpec("forensic_webhook_secret", "CORRAL_FORENSIC_SECRET", _secret, "IDS webhook", True),
     FieldSpec("forensic_webhook_max_age_s", "CORRAL_FORENSIC_MAX_AGE", _positive_int, "webhook s"),

@@ -15,10 +15,11 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 
 def make_point(
-    repo: Repository, n: int, parent: str | None, db: Database | None = None, vm: str = VM
-) -> Manifest:
+    repo: Repository, n: int, parent: str | None, db: Database | None = None, vm: str = VM,
+    *, host: str = "host-a", xml: str = "<domain/>", name: str = "db-01",
+) -> Manifest:  # fmt: skip
     """A sealed point whose disk is a real qcow2 file (backed by its parent's, as the executor
-    leaves an incremental)."""
+    leaves an incremental), of VM ``vm`` on ``host`` with the domain XML ``xml``."""
     pid = f"20260302T{n:06d}-abc{n:03d}"
     folder = repo.begin(vm, pid)
     disk = folder / "vda.qcow2"
@@ -26,9 +27,9 @@ def make_point(
     if parent:
         args += ["-F", "qcow2", "-b", f"../{parent}/vda.qcow2"]
     subprocess.run([*args, str(disk), "16M"], check=True, cwd=folder)
-    (folder / "domain.xml").write_text("<domain/>")
+    (folder / "domain.xml").write_text(xml)
     manifest = Manifest(
-        pid, vm, "db-01", "host-a", "incremental" if parent else "full", parent,
+        pid, vm, name, host, "incremental" if parent else "full", parent,
         f"corral-{pid}", T0 + timedelta(hours=n),
         (repo.describe(folder, "vda.qcow2", "vda"), repo.describe(folder, "domain.xml")),
     )  # fmt: skip

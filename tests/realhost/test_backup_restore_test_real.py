@@ -5,14 +5,22 @@ restores its point as a throwaway VM whose NIC is on a new libvirt network with 
 and no address, boots it (its console shows the guest's ready line), times it against the
 tier's RTO, then removes the VM, its disk and the network. The result is stored and listed by
 the CLI and the REST API.
+
+A restore test SIGKILLed half-way (its copy booting on the isolated network) has left its
+claim: the next round of the backup loop (``corral backup run --every``) finds the claim's
+process gone, removes the VM, the network and the restored disk, and records the test as
+failed with the reason.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +123,10 @@ def test_a_restore_test_through_the_rest_api_is_stored_and_listed(
     listed = api.get("/api/v1/backup/restore-tests", vm=guest.name).json()["items"]
     assert [(r["point"], r["ok"]) for r in listed] == [(result["point"], True)]
     with real_inventory.db.session() as s:
-        audited = s.query(m.AuditEntry).filter(m.AuditEntry.target.like("restore-test:%")).all()
-        assert [(a.action, a.actor) for a in audited] == [("create", "tests")]
+        tests = s.query(m.AuditEntry).filter(m.AuditEntry.target.like("restore-test:%"))
+        audited = tests.order_by(m.AuditEntry.seq).all()
+        # the claim written before the test acted, then its result
+        assert [(a.action, a.actor) for a in audited] == [("create", "tests"), ("update", "tests")]
     assert guest.disk_path is not None
     assert not any(guest.disk_path.parent.glob("corral-rt-*"))  # its disk went too
 
@@ -126,3 +136,93 @@ def _corral(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         [sys.executable, "-m", "corral", *args],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
+
+
+@pytest.fixture
+def scratch_gone(libvirt_conns: list[Any]) -> Iterator[None]:
+    """Whatever the test shows, no scratch VM or network of a restore test stays on the shared
+    hosts after it (the hosts' other guests are never touched: only corral-rt-* names that
+    this test's run made, which are not there before)."""
+    before = [_scratch_names(c) for c in libvirt_conns]
+    yield
+    for conn, had in zip(libvirt_conns, before, strict=True):
+        for dom in conn.listAllDomains(0):
+            if dom.name().startswith("corral-rt-") and dom.name() not in had:
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+        for net in conn.listAllNetworks(0):
+            if net.name().startswith("corral-rt-") and net.name() not in had:
+                net.destroy()
+
+
+def _scratch_names(conn: Any) -> set[str]:
+    names = {d.name() for d in conn.listAllDomains(0)} | set(conn.listNetworks())
+    return {n for n in names if n.startswith("corral-rt-")}
+
+
+def test_a_restore_test_killed_half_way_is_cleaned_up_by_the_next_loop_round(
+    real_inventory: Inventory, guest_factory: GuestFactory, realhost_env: RealhostEnv,
+    corral_env: dict[str, str], libvirt_conns: list[Any], tmp_path: Path, scratch_gone: None,
+) -> None:  # fmt: skip
+    guest = guest_factory(
+        0, disk=_disk(guest_factory.workdir), network=realhost_env.network, wait_ready=True
+    )
+    real_inventory.sync()
+    Path(corral_env["CORRAL_BACKUP_POLICY"]).write_text(
+        "planner: {job_mib_s: 2000}\n"
+        "default_tier: none\n"  # the loop backs up no other guest of the shared hosts
+        f"vms: {{{guest.name}: {{tier: restart}}}}\n"
+        f"restore_test: {{boot_marker: '{READY_MARKER}', settle_s: 1, boot_timeout_s: 180}}\n"
+    )
+    ran = _corral(corral_env, "backup", "run", "--vm", guest.name, "-o", "json")
+    assert ran.returncode == 0, ran.stderr
+    conn = libvirt_conns[0]
+    disks = tmp_path / "disks"
+    disks.mkdir()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corral", "backup", "restore-test", "--vm", guest.name,
+         "--disk-dir", str(disks), "-o", "json"],
+        env=corral_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen = _seen_while_running(conn, proc)  # its copy is booting: half-way
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    name = seen["vm"]
+    assert name == seen["network"] and _scratch_names(conn) >= {name}  # left behind
+    assert [p.name for p in disks.iterdir()] == [f"{name}-vda.qcow2"]
+    listed = _corral(corral_env, "backup", "restore-tests", "--vm", guest.name, "-o", "json")
+    [claim] = json.loads(listed.stdout)
+    assert (claim["state"], claim["network"]) == ("running", name)
+
+    loop = subprocess.Popen(
+        [sys.executable, "-m", "corral", "backup", "run", "--every", "600", "-o", "json"],
+        env={**corral_env, "CORRAL_BACKUP_LOOP_RESTORE_TESTS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert loop.stdout is not None
+        first = json.loads(loop.stdout.readline())
+    finally:
+        loop.terminate()
+        loop.wait(60)
+    assert first["leader"] is True and first["errors"] == {}, first
+    assert first["backups"] == {"outcomes": []}  # the guest's point is fresh; no other is due
+    [recovered] = first["restore_tests"]["recovered"]
+    assert (recovered["network"], recovered["ok"], recovered["state"]) == (name, False, "ended")
+    assert recovered["detail"].startswith("the restore test's process ended before the test did")
+    assert f"removed scratch VM {name}" in recovered["detail"]
+    assert f"removed isolated network {name}" in recovered["detail"]
+    assert first["restore_tests"]["tested"] == []  # the killed test was this VM's: not due yet
+    print(f"\nkilled restore test, cleaned up by the loop: {recovered['detail']}")
+    # nothing is left: the VM, its disk, its console, its network
+    assert name not in _scratch_names(conn)
+    assert list(disks.iterdir()) == []
+    assert guest.disk_path is not None
+    assert not any(guest.console_log.parent.glob(f"{name}*"))
+    listed = _corral(corral_env, "backup", "restore-tests", "--vm", guest.name, "-o", "json")
+    assert [(r["state"], r["ok"], r["network"]) for r in json.loads(listed.stdout)] == [
+        ("ended", False, name)
+    ]

@@ -202,3 +202,29 @@ def test_the_job_page_answers_not_found_to_those_who_may_not_see_the_job(
     sign_in(client, user(db_demo, "auditor"))
     assert client.get("/jobs/" + "0" * 32).status_code == 404
     assert client.get("/jobs/" + "x" * 100).status_code == 404
+
+
+def test_the_backup_page_lists_restore_tests_running_and_ended(
+    client: TestClient, db_demo: Demo, running_vm: dict[str, Any], tmp_path: Path
+) -> None:
+    """A restore test run by the service (as the backup loop runs it) and one claimed, its
+    process at work, are both on /backups for whoever reads the catalog."""
+    from markupsafe import escape
+
+    from corral.engines.backup import Policy
+    from corral.engines.backup.policy import RestoreTesting
+    from corral.services.backup_restore_test import RestoreTester
+
+    point = point_of(db_demo, running_vm, tmp_path)
+    policy = Policy(restore_test=RestoreTesting(boot_timeout_s=5, settle_s=0))
+    tester = RestoreTester.from_settings(db_demo.app.state.settings, db_demo.inv.db, policy)
+    [ended] = tester.run(point=point.id, disk_dir=tmp_path)
+    tester._claim(point, running_vm["host"], "corral-rt-5ee000", tmp_path)  # at work now
+    sign_in(client, user(db_demo, "auditor"))
+    page = client.get("/backups").text
+    section = page.split('id="restore-tests"')[1].split('id="points"')[0]
+    rows = section.split("<tr>")[2:]  # past the header: newest first
+    assert len(rows) == 2 and all(point.id in r for r in rows)
+    assert ">running<" in rows[0]
+    assert (">booted<" if ended.ok else ">failed<") in rows[1]
+    assert str(escape(ended.detail)) in rows[1]

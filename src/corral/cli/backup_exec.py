@@ -40,7 +40,8 @@ def run_cmd(
     every: float | None = typer.Option(
         None, "--every", min=10.0,
         help="Keep running: every this many seconds take the due backups, then expire the "
-        "restore points and forensic evidence past their retention (never one on hold).",
+        "restore points and forensic evidence past their retention (never one on hold), then "
+        "run the due restore tests (CORRAL_BACKUP_LOOP_RESTORE_TESTS a round).",
     ),
     output: OutputFormat = OutputOption,
 ) -> None:  # fmt: skip
@@ -183,7 +184,7 @@ def restore_test_cmd(
 ) -> None:
     """Restore and boot a point on an isolated network, timed (the RTO proven), then remove it;
     without --vm/--point, every VM whose last test is older than the policy's schedule.
-    Exit 1 when a test failed."""
+    What tests killed half-way left is cleaned up first. Exit 1 when a test failed."""
     settings = context.settings()
     policy = backup_service.load_policy(settings)
     tester = RestoreTester.from_settings(settings, context.inventory().db, policy)

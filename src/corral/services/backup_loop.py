@@ -3,7 +3,11 @@ what retention no longer keeps, round after round, with nobody calling ``gc`` or
 
 Each round, in order: the due backups (corral.services.backup_exec.Executor.run), then the
 restore points no retention rule keeps (``gc``), then the forensic evidence past its
-retention days (corral.services.forensic.ForensicService.expire). A point or evidence set on
+retention days (corral.services.forensic.ForensicService.expire), then the restore tests
+(corral.services.backup_restore_test.RestoreTester.scheduled, the service behind ``corral
+backup restore-test``): the claims of tests whose process died are cleaned up and ended as
+failed, then up to ``backup_loop_restore_tests`` due VMs are tested, one after another, each
+on its own host. Last, because a test boots a VM and waits for it. A point or evidence set on
 legal hold is never expired, and a held incremental keeps its parents. Every expiry is an
 event (``restore-point-expired``, ``evidence-expired``) and an audit entry (the deleted
 catalog row; the evidence's ``expired`` custody record). A stage that fails is reported and
@@ -29,6 +33,7 @@ from corral.errors import CorralError
 from corral.services.alert_loop import Lead, leadership, run_rounds
 from corral.services.audit import Actor, acting_as
 from corral.services.backup_exec import Executor, GcResult, RunReport, gc
+from corral.services.backup_restore_test import RestoreTester, RestoreTestRound
 from corral.services.forensic import Expiry, ForensicService
 from corral.store.db import Database
 
@@ -42,12 +47,13 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class BackupRound:
     """One round: the backups taken, the restore points and evidence expired (and the ones
-    only a hold kept), and each stage's error, if it failed."""
+    only a hold kept), the restore tests, and each stage's error, if it failed."""
 
     leader: bool
     backups: RunReport | None = None
     points: GcResult | None = None
     evidence: Expiry | None = None
+    restore_tests: RestoreTestRound | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -67,6 +73,8 @@ class BackupRound:
                 f"{len(self.evidence.deleted)} evidence set(s) expired, "
                 f"{len(self.evidence.held)} kept on hold"
             )
+        if self.restore_tests is not None:
+            parts.append(self.restore_tests.describe())
         parts += [f"{stage} failed: {why}" for stage, why in self.errors.items()]
         return "; ".join(parts)
 
@@ -79,6 +87,8 @@ class BackupLoop:
     by: str = "backup-loop"  # the audit actor of the round's writes
     lead: Lead | None = None
     origin: str = "backup loop"
+    tester: RestoreTester | None = None  # None: no restore tests in this loop
+    restore_tests: int = 1  # tested a round (0: only killed tests cleaned up)
 
     @classmethod
     def from_settings(
@@ -86,7 +96,11 @@ class BackupLoop:
     ) -> BackupLoop:
         executor = Executor.from_settings(settings, db, policy)
         forensic = ForensicService.from_settings(settings, db)
-        return cls(executor, forensic, interval_s, by, origin=f"backup loop (cli:{by})")
+        tester = RestoreTester.from_settings(settings, db, policy)
+        return cls(
+            executor, forensic, interval_s, by, origin=f"backup loop (cli:{by})",
+            tester=tester, restore_tests=settings.backup_loop_restore_tests,
+        )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.lead is None:
@@ -105,7 +119,11 @@ class BackupLoop:
                 "restore points", errors, lambda: gc(ex.db, ex.repo, ex.policy, now=ex.now)
             )
             evidence = _stage("evidence", errors, lambda: self.forensic.expire(by=self.by))
-        return BackupRound(True, backups, points, evidence, errors)
+            tests = None
+            if self.tester is not None:
+                tester, limit = self.tester, self.restore_tests
+                tests = _stage("restore tests", errors, lambda: tester.scheduled(limit))
+        return BackupRound(True, backups, points, evidence, tests, errors)
 
     def run(
         self,

@@ -115,14 +115,7 @@ class Restorer:
         try:
             if name in {d.name() for d in conn.listAllDomains(0)}:
                 raise ConflictError(f"host {host} already has a VM named {name}; choose another.")
-            originals = {d.target: d.path for d in hv.file_disks(xml)}
-            paths = {}
-            for f in point.disks:
-                where = disk_dir or originals[str(f.disk)].parent
-                out = where / f"{name}-{f.disk}.qcow2"
-                if out.exists():
-                    raise ConflictError(f"{out} exists; a restore never overwrites a file.")
-                paths[str(f.disk)] = out
+            paths = copy_disks(point, xml, name, disk_dir)
             for f in point.disks:
                 hv.write_image(folder / f.name, paths[str(f.disk)])
             new_xml, new_uuid = hv.as_new_vm(xml, name, paths, network)
@@ -184,6 +177,25 @@ class Restorer:
                     seconds=result.seconds, restored_at=datetime.now(UTC),
                 )
             )  # fmt: skip
+
+
+def copy_disks(point: Manifest, xml: str, name: str, disk_dir: Path | None) -> dict[str, Path]:
+    """Where a copy named ``name`` gets each of the point's disks (target: path): in
+    ``disk_dir``, else beside the original disk; never a file that exists."""
+    originals = {d.target: d.path for d in hv.file_disks(xml)}
+    paths = {}
+    for f in point.disks:
+        disk = str(f.disk)
+        if disk_dir is None and disk not in originals:
+            raise ValidationError(
+                f"restore point {point.id} has disk {disk}, which its domain XML does not "
+                "name as a file; give a folder for the copy's disks (--disk-dir)."
+            )
+        out = (disk_dir or originals[disk].parent) / f"{name}-{disk}.qcow2"
+        if out.exists():
+            raise ConflictError(f"{out} exists; a restore never overwrites a file.")
+        paths[disk] = out
+    return paths
 
 
 def _define(conn: Any, xml: str, written: dict[str, Path]) -> Any:

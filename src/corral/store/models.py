@@ -832,6 +832,12 @@ class RestoreTestRow(Base):
     rto_minutes: Mapped[int | None] = mapped_column(Integer)
     rto_met: Mapped[bool | None] = mapped_column(Boolean)
     tested_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    #: ``running`` from the claim (written before the test acts) until its result, then
+    #: ``ended``; ``worker`` (host:pid) runs it and ``files`` are the paths it writes (the
+    #: restored disks, the consoles), so a test whose process died is cleaned up by the next
+    state: Mapped[str] = mapped_column(String(16), default="ended", index=True)
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    files: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 # --- blueprint units (issue 10 item 6) ------------------------------------------------------

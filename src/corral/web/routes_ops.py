@@ -17,6 +17,7 @@ from corral.domain.access import Permission as P
 from corral.errors import NotFoundError, ValidationError
 from corral.services import alerts_cli, backup, backup_status, ha_live_views
 from corral.services.alerts import AlertService
+from corral.services.backup_restore_test import history as restore_tests
 from corral.web import routes_backup
 from corral.web.pages import PageRoute, acting, authorize, query, read_form, redirect, render
 
@@ -24,6 +25,8 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 #: The silence lengths the alerts page offers (the REST API takes any).
 SILENCE_FOR = ("1h", "4h", "1d", "7d")
+#: The restore tests listed on the backup page, newest first.
+TESTS_SHOWN = 20
 
 
 @router.get("/ha")
@@ -60,6 +63,7 @@ def backups(request: Request) -> Response:
         source=policy.source,
         points=found[: routes_backup.POINTS_SHOWN],
         points_total=len(found),
+        tests=restore_tests(get_inventory(request).db, limit=TESTS_SHOWN),
     )
 
 

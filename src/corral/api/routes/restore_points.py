@@ -176,6 +176,10 @@ class RestoreTestOut(BaseModel):
     rto_minutes: int | None
     rto_met: bool | None
     tested_at: datetime
+    state: str = Field(
+        description="running (claimed: its process at work, or dead until the next sweep "
+        "ends it as failed) or ended."
+    )
 
 
 class RestoreTestsOut(BaseModel):
