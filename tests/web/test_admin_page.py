@@ -22,7 +22,7 @@ from corral.engines.ha_manager import plans_by_host
 from corral.engines.planning.forecast.history import Series, growth_per_month
 from corral.services import ha
 from corral.services.capacity_runway import MONTH_DAYS
-from corral.services.fleet import live_document, live_fleet
+from corral.services.fleet import live_document, live_fleet, parse_fleet_document
 from corral.store.models import HAManagerStateRow
 from tests.web.conftest import Demo, sign_in
 
@@ -64,11 +64,14 @@ def test_the_ha_outlook_is_the_inventorys_plan_before_any_manager_ran(
         assert lost == "none" or set(lost.split(", ")) == {
             v.name for v in running if v not in bare and v.name not in plans[host]
         }
-    tolerated = ha.check(fleet, "exact", max(fleet.settings.ha_host_failures, 1))
-    status = html.fromstring(page.text).xpath("string(//*[@id='ha-tolerated'])")
-    assert status.startswith(
-        f"The fleet tolerates {tolerated.report.tolerated_host_failures} of the "
-    )
+    # not capped at the N+K setting's K: the exact policy asked for every K up to n - 1
+    tolerated = ha.check(fleet, "exact", len(fleet.hosts) - 1).report.tolerated_host_failures
+    asked = max(fleet.settings.ha_host_failures, 1)
+    doc = html.fromstring(page.text)
+    status = doc.xpath("string(//*[@id='ha-tolerated'])")
+    failures = "failure" if tolerated == 1 else "failures"
+    assert status.startswith(f"The fleet tolerates {tolerated} host {failures} now"), status
+    assert doc.xpath("string(//*[@id='ha-asked'])") == str(asked)
 
 
 def test_the_stored_plan_names_the_vm_that_would_not_come_back(
@@ -156,3 +159,41 @@ def test_the_runway_is_in_days_at_the_growth_the_hosts_show(
     now_cpu = runway_rows(page)["CPU (vCPUs allocated)"]
     assert float(after[0]) > float(now_cpu[0])
     assert float(after[1].replace(",", "")) < float(now_cpu[1].replace(",", ""))
+
+
+def test_the_tolerated_failures_are_not_capped_at_the_n_plus_k_setting(
+    client: TestClient, db_demo: Demo
+) -> None:
+    """A stored fleet of the demo's hosts with only its two smallest running VMs: any two of
+    its three hosts may fail (the third holds both), twice what the setting asks."""
+    document = live_document(db_demo.inv)
+    running = sorted(
+        (v for v in document["vms"] if v["state"] == "running"), key=lambda v: v["memory_mib"]
+    )
+    document["vms"] = running[:2]
+    fleet = parse_fleet_document(document).fleet
+    asked = max(fleet.settings.ha_host_failures, 1)
+    assert len(fleet.hosts) == 3 and asked == 1
+    protected = {"fleet": document, "plan": plans_by_host(fleet), "definitions": {}}
+    with db_demo.inv.db.session() as s:
+        s.add(
+            HAManagerStateRow(
+                name="default",
+                state={"manager": {"hosts": {}, "vms": {}}, "protected": protected},
+                round_t=0.0,
+                updated_at=datetime.now(UTC),
+            )
+        )
+    try:
+        sign_in(client, db_demo.token)
+        doc = html.fromstring(client.get("/admin").text)
+        (status,) = doc.xpath("//*[@id='ha-tolerated']")
+        assert status.text_content().startswith("The fleet tolerates 2 host failures now")
+        assert doc.xpath("string(//*[@id='ha-tolerated-now'])") == "2"
+        assert doc.xpath("string(//*[@id='ha-asked'])") == "1"
+        assert "ok" in status.get("class").split()
+        # the exact policy, asked for the setting's K only, stops at it
+        assert ha.check(fleet, "exact", asked).report.tolerated_host_failures == asked
+    finally:
+        with db_demo.inv.db.session() as s:
+            s.delete(s.get(HAManagerStateRow, "default"))
