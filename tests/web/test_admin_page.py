@@ -10,7 +10,10 @@ on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,6 +46,25 @@ def runway_rows(page: str, table: str = "runway") -> dict[str, list[str]]:
         r.xpath("string(th)"): [td.text_content().strip() for td in r.xpath("td")]
         for r in doc.xpath(f"//table[@id='{table}']/tbody/tr")
     }
+
+
+@contextmanager
+def manager_state(db_demo: Demo, protected: dict[str, Any]) -> Iterator[None]:
+    """The HA manager's stored state holding ``protected`` (fleet and plan), for the block."""
+    with db_demo.inv.db.session() as s:
+        s.add(
+            HAManagerStateRow(
+                name="default",
+                state={"manager": {"hosts": {}, "vms": {}}, "protected": protected},
+                round_t=0.0,
+                updated_at=datetime.now(UTC),
+            )
+        )
+    try:
+        yield
+    finally:
+        with db_demo.inv.db.session() as s:
+            s.delete(s.get(HAManagerStateRow, "default"))
 
 
 def test_the_ha_outlook_is_the_inventorys_plan_before_any_manager_ran(
@@ -83,16 +105,7 @@ def test_the_stored_plan_names_the_vm_that_would_not_come_back(
     dropped = sorted(plans[host])[0]
     stored = {h: {v: t for v, t in p.items() if v != dropped} for h, p in plans.items()}
     protected = {"fleet": live_document(db_demo.inv), "plan": stored, "definitions": {}}
-    with db_demo.inv.db.session() as s:
-        s.add(
-            HAManagerStateRow(
-                name="default",
-                state={"manager": {"hosts": {}, "vms": {}}, "protected": protected},
-                round_t=0.0,
-                updated_at=datetime.now(UTC),
-            )
-        )
-    try:
+    with manager_state(db_demo, protected):
         sign_in(client, db_demo.token)
         page = client.get("/admin").text
         assert "the HA manager's plan, as it last stored it" in html.fromstring(page).text_content()
@@ -100,9 +113,6 @@ def test_the_stored_plan_names_the_vm_that_would_not_come_back(
         assert lost == dropped and f"{dropped} →" not in restarts
         status = html.fromstring(page).xpath("string(//*[@id='ha-tolerated'])")
         assert "1 host's failure would leave protected VMs down" in status
-    finally:
-        with db_demo.inv.db.session() as s:
-            s.delete(s.get(HAManagerStateRow, "default"))
 
 
 def host_use(db_demo: Demo, now: int) -> dict[tuple[str, str], Series]:
@@ -175,16 +185,7 @@ def test_the_tolerated_failures_are_not_capped_at_the_n_plus_k_setting(
     asked = max(fleet.settings.ha_host_failures, 1)
     assert len(fleet.hosts) == 3 and asked == 1
     protected = {"fleet": document, "plan": plans_by_host(fleet), "definitions": {}}
-    with db_demo.inv.db.session() as s:
-        s.add(
-            HAManagerStateRow(
-                name="default",
-                state={"manager": {"hosts": {}, "vms": {}}, "protected": protected},
-                round_t=0.0,
-                updated_at=datetime.now(UTC),
-            )
-        )
-    try:
+    with manager_state(db_demo, protected):
         sign_in(client, db_demo.token)
         doc = html.fromstring(client.get("/admin").text)
         (status,) = doc.xpath("//*[@id='ha-tolerated']")
@@ -194,6 +195,3 @@ def test_the_tolerated_failures_are_not_capped_at_the_n_plus_k_setting(
         assert "ok" in status.get("class").split()
         # the exact policy, asked for the setting's K only, stops at it
         assert ha.check(fleet, "exact", asked).report.tolerated_host_failures == asked
-    finally:
-        with db_demo.inv.db.session() as s:
-            s.delete(s.get(HAManagerStateRow, "default"))
