@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from lxml import html
 
 from corral.api.app import create_app
 from corral.config import Settings, load_settings
@@ -70,7 +71,12 @@ def test_the_demo_records_every_hosts_use_through_the_collector(built: BuiltDemo
     now = int(time.time())
     start = now - capacity_runway.HISTORY_DAYS * 86400
     names = [h.name for h in fleet.hosts]
-    metric_names = ("host_cpu_pct", "host_mem_used_bytes", "host_mem_total_bytes")
+    metric_names = (
+        "host_cpu_pct",
+        "host_mem_used_bytes",
+        "host_mem_total_bytes",
+        capacity_runway.STORAGE,
+    )
     cols = built.store.series_many(EntityKind.host, names, metric_names, start, now, 3600)
     assert sorted(cols.entities) == sorted(names)
     for k, metric in enumerate(cols.metrics):
@@ -100,6 +106,15 @@ def test_the_runway_has_days_for_cpu_memory_and_storage(built: BuiltDemo) -> Non
     # CPU follows the replayed traces of these 28 days, past the horizon on a calm month
     memory = runway.resources[1]
     assert memory.days is not None and 0 < memory.days < capacity_runway.HORIZON_DAYS
+    # storage at its own growth, measured from what the pools held day by day (new disks,
+    # growing snapshot overlays): the test driver's pools say 100 GiB, less than they hold,
+    # so storage is used up (0 days) whatever the rate
+    storage = runway.storage
+    assert storage is not None and runway.storage_growth is not None
+    assert runway.storage_growth.hosts == len(fleet.hosts)
+    assert storage.per_month == runway.storage_growth.per_month
+    assert storage.per_month is not None and storage.per_month > 0
+    assert storage.used_pct > 100 and storage.days == 0.0
     # the page shows the service's figures, never "unknown"
     app = create_app(built.inv, settings=built.settings, metrics=built.store)
     token = TokenStore(built.inv.db).create("runway-admin")
@@ -116,4 +131,7 @@ def test_the_runway_has_days_for_cpu_memory_and_storage(built: BuiltDemo) -> Non
             else:
                 assert float(days.replace(",", "")) == pytest.approx(r.days, abs=0.05)
         assert "No growth measured yet" not in page.text
+        hint = html.fromstring(page.text).xpath("string(//*[@id='runway-storage-growth'])")
+        assert f"{100 * runway.storage_growth.per_month:.1f} % a month" in hint
+        assert hint.startswith("Storage at its own growth")
     app.state.jobs.shutdown(wait=True)

@@ -65,7 +65,7 @@ def demo(
     trace_dir = traces or default_trace_dir(context.settings().shared_data)
     vms_running = running_vms(inv, names)
     store = None
-    shape = fleet_shape(inv, names)
+    shape = fleet_shape(inv, result.fleet)
     now = time.time()
     if history_days > 0 and trace_dir is not None:
         store = context.metrics_store()

@@ -4,8 +4,9 @@ The VMs' past (``days`` of 5-minute samples) is backfilled in one go. The hosts'
 read by the real collector (:class:`~corral.metrics.collector.Collector`: the same rate
 engine, health samples and store as ``corral metrics collect``) from :class:`FleetReplay`
 on a manual clock, an hour a cycle: each host's CPU is its VMs' replayed use, its memory
-their memory, each VM counted from its creation in the inventory, so the capacity runway
-reads the growth the fleet's own history and its VMs' use show. The present is the same
+their memory, each VM counted from its creation in the inventory, its storage what its pool
+held that day, so the capacity runway reads the growth the fleet's own history and its VMs'
+use show. The present is the same
 collector and source on the wall clock while the API is served, so charts keep moving. All
 use the same seeded trace assignment, so the live series continues where the past ended.
 """
@@ -15,11 +16,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 from sqlalchemy import select
 
+from corral.demo.fleet import DemoFleet
+from corral.demo.nodefile import pool_allocation_bytes
 from corral.domain.clock import Clock, ManualClock, SystemClock
 from corral.domain.metrics import HostCounters, HostSample, SampleBatch
 from corral.errors import ValidationError
@@ -93,9 +98,20 @@ class FleetShape:
     sizes: Mapping[str, tuple[int, int]]
     #: VM UUID -> epoch seconds of its creation
     since: Mapping[str, float]
+    #: host -> (epoch seconds, bytes its pool's volumes hold from then), in time order
+    storage: Mapping[str, tuple[tuple[float, int], ...]] = field(default_factory=dict)
+
+    def storage_at(self, host: str, ts: float) -> int | None:
+        steps = self.storage.get(host, ())
+        held = [used for since, used in steps if since <= ts]
+        return held[-1] if held else None
 
 
-def fleet_shape(inv: Inventory, host_names: list[str]) -> FleetShape:
+def fleet_shape(inv: Inventory, demo: DemoFleet, days: int = HISTORY_DAYS) -> FleetShape:
+    """The inventory's hosts and VMs of ``demo``, with what its pools held each of the last
+    ``days`` days (the demo's node files' volumes, day by day: disks of new VMs, growing
+    snapshot overlays, disks left behind)."""
+    host_names = [h.name for h in demo.hosts]
     with inv.db.session() as s:
         hosts = s.execute(
             select(m.Host.name, m.Host.cpus, m.Host.memory_mib).where(m.Host.name.in_(host_names))
@@ -105,16 +121,29 @@ def fleet_shape(inv: Inventory, host_names: list[str]) -> FleetShape:
             .join(m.Host, m.VM.host_id == m.Host.id)
             .where(m.Host.name.in_(host_names), m.VM.deleted_at.is_(None))
         ).all()
+    storage = {
+        host.name: tuple(
+            (_nine_am(demo, d), pool_allocation_bytes(demo, i, d)) for d in range(days, -1, -1)
+        )
+        for i, host in enumerate(demo.hosts)
+    }
     return FleetShape(
         {name: (int(cpus or 1), int(mem or 1)) for name, cpus, mem in hosts},
         {uuid: created.timestamp() for uuid, created in vms},
+        storage,
     )
+
+
+def _nine_am(demo: DemoFleet, days_ago: int) -> float:
+    """When the demo syncs a day (as build_demo does)."""
+    return datetime.combine(demo.today - timedelta(days=days_ago), dtime(9, 0), UTC).timestamp()
 
 
 class FleetReplay(TraceReplaySource):
     """The demo's hosts as the collector reads them: each host's CPU is its VMs' replayed
     use, its memory in use their memory, each VM counted from its creation (so the fleet's
-    growth is the inventory's); with ``domains`` the VMs' own counters too.
+    growth is the inventory's), its storage what its pool held that day; with ``domains``
+    the VMs' own counters too.
 
     A VM's CPU time counts from its creation, so the host's counter only ever grows when a
     VM appears (a counter that fell back would read as a reset, not as use).
@@ -147,6 +176,7 @@ class FleetReplay(TraceReplaySource):
             cpu_idle_ns=max(0, int(now * _NS) * cpus - busy),
             mem_total_kib=total_kib,
             mem_free_kib=max(1, total_kib - sum(a.memory_mib for a in mine) * 1024),
+            storage_used_bytes=self.shape.storage_at(host, now),
         )
         doms = tuple(self._domain(a, now) for a in mine) if self.domains else ()
         return HostSample(host, now, node, doms)
