@@ -9,9 +9,11 @@ The demo is built by the CLI in a subprocess (as a user runs it); the runway ser
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,13 @@ from lxml import html
 
 from corral.api.app import create_app
 from corral.config import Settings, load_settings
-from corral.domain.metrics import EntityKind
+from corral.demo.fleet import generate
+from corral.demo.metrics import FleetReplay, default_trace_dir, fleet_shape, running_vms
+from corral.domain.clock import ManualClock
+from corral.domain.metrics import EntityKind, SampleBatch
 from corral.inventory.service import Inventory
+from corral.metrics.collector import Collector
+from corral.metrics.replay import assign
 from corral.metrics.store import open_store
 from corral.metrics.store.base import MetricsStore
 from corral.security.token_store import TokenStore
@@ -135,3 +142,32 @@ def test_the_runway_has_days_for_cpu_memory_and_storage(built: BuiltDemo) -> Non
         assert f"{100 * runway.storage_growth.per_month:.1f} % a month" in hint
         assert hint.startswith("Storage at its own growth")
     app.state.jobs.shutdown(wait=True)
+
+
+def test_the_live_present_continues_with_the_hosts_real_sizes(
+    built: BuiltDemo, shared_data: Path
+) -> None:
+    """What ``corral demo`` collects while it serves: the same source with the VMs' own
+    counters, on the demo's real host sizes (it once gave every host 32 CPUs, 256 GiB)."""
+    names = [h.name for h in live_fleet(built.inv).fleet.hosts]
+    vms = running_vms(built.inv, names)
+    demo = generate(seed=7, n_vms=150, n_hosts=6, today=datetime.now(UTC).date())
+    shape = fleet_shape(built.inv, demo)
+    trace_dir = default_trace_dir(shared_data)
+    assert trace_dir is not None
+    clock = ManualClock(time.time())
+    source = FleetReplay(assign(vms, trace_dir, 7), shape, clock)
+    batches: list[SampleBatch] = []
+    Collector(source, batches.append, interval_s=60, clock=clock).run(threading.Event(), cycles=2)
+    samples = [s for b in batches for s in b.to_samples()]
+    cpu = {s.entity for s in samples if s.metric == "cpu_pct"}
+    assert cpu == {uuid for uuid, *_ in vms}  # every running VM, from the second cycle
+    for host in names:
+        (total, _) = [
+            s.value for s in samples if s.entity == host and s.metric == "host_mem_total_bytes"
+        ]
+        assert total == shape.sizes[host][1] * 2**20
+        used = [
+            s.value for s in samples if s.entity == host and s.metric == capacity_runway.STORAGE
+        ]
+        assert used == [float(shape.storage[host][-1][1])] * 2  # today's pool
