@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from corral.engines.ha_manager import plans_by_host
-from corral.engines.planning.ha.tolerance import tolerated_failures
+from corral.engines.planning.ha.tolerance import Tolerance, tolerated_failures
 from corral.engines.planning.model import Fleet, Protection
 from corral.services.ha_live import DEFAULT_NAME, Protected
 from corral.services.ha_live_views import PlanEntry
@@ -68,10 +68,23 @@ def outlook(db: Database, live: Fleet, name: str = DEFAULT_NAME) -> HAOutlook:
     return of_fleet(live, plans_by_host(live), "inventory")
 
 
+#: The last fleet's figure: the page's live fleet is the same object until the inventory
+#: changes, and the figure may take a second on a large fleet.
+_last: list[tuple[Fleet, Tolerance]] = []
+
+
+def _tolerance(fleet: Fleet) -> Tolerance:
+    if _last and _last[0][0] is fleet:
+        return _last[0][1]
+    found = tolerated_failures(fleet)
+    _last[:] = [(fleet, found)]
+    return found
+
+
 def of_fleet(fleet: Fleet, plans: Mapping[str, Mapping[str, str]], source: str) -> HAOutlook:
     """The outlook of ``fleet`` under its per-host failover ``plans`` (host -> {VM -> target})."""
     asked = max(fleet.settings.ha_host_failures, 1)
-    tolerated = tolerated_failures(fleet)
+    tolerated = _tolerance(fleet)
     running: dict[str, list[tuple[str, bool]]] = {}
     for vm in fleet.vms:
         if vm.running and vm.host is not None:
