@@ -88,7 +88,7 @@ def test_the_ha_outlook_is_the_inventorys_plan_before_any_manager_ran(
         }
     # not capped at the N+K setting's K: the exact policy asked for every K up to n - 1
     tolerated = ha.check(fleet, "exact", len(fleet.hosts) - 1).report.tolerated_host_failures
-    asked = max(fleet.settings.ha_host_failures, 1)
+    asked = fleet.settings.ha_host_failures
     doc = html.fromstring(page.text)
     status = doc.xpath("string(//*[@id='ha-tolerated'])")
     failures = "failure" if tolerated == 1 else "failures"
@@ -174,16 +174,17 @@ def test_the_runway_is_in_days_at_the_growth_the_hosts_show(
 def test_the_tolerated_failures_are_not_capped_at_the_n_plus_k_setting(
     client: TestClient, db_demo: Demo
 ) -> None:
-    """A stored fleet of the demo's hosts with only its two smallest running VMs: any two of
-    its three hosts may fail (the third holds both), twice what the setting asks."""
+    """A stored fleet of the demo's hosts with only its two smallest running VMs and an N+1
+    setting: any two of its three hosts may fail (the third holds both), twice what the
+    setting asks."""
     document = live_document(db_demo.inv)
     running = sorted(
         (v for v in document["vms"] if v["state"] == "running"), key=lambda v: v["memory_mib"]
     )
     document["vms"] = running[:2]
+    document["settings"] = {**(document.get("settings") or {}), "ha_host_failures": 1}
     fleet = parse_fleet_document(document).fleet
-    asked = max(fleet.settings.ha_host_failures, 1)
-    assert len(fleet.hosts) == 3 and asked == 1
+    assert len(fleet.hosts) == 3 and fleet.settings.ha_host_failures == 1
     protected = {"fleet": document, "plan": plans_by_host(fleet), "definitions": {}}
     with manager_state(db_demo, protected):
         sign_in(client, db_demo.token)
@@ -194,4 +195,4 @@ def test_the_tolerated_failures_are_not_capped_at_the_n_plus_k_setting(
         assert doc.xpath("string(//*[@id='ha-asked'])") == "1"
         assert "ok" in status.get("class").split()
         # the exact policy, asked for the setting's K only, stops at it
-        assert ha.check(fleet, "exact", asked).report.tolerated_host_failures == asked
+        assert ha.check(fleet, "exact", 1).report.tolerated_host_failures == 1

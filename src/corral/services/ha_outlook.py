@@ -38,7 +38,7 @@ class HostFailure:
 class HAOutlook:
     #: "stored" (the HA manager's plan) or "inventory" (computed now from the last sync)
     source: str
-    #: host failures the fleet's N+K setting asks to survive (at least 1 is checked)
+    #: host failures the fleet's N+K setting asks it to survive (its K)
     failures_asked: int
     #: how many host failures, any of them, it survives now with every protected VM
     #: restarted (may exceed ``failures_asked``)
@@ -83,7 +83,7 @@ def _tolerance(fleet: Fleet) -> Tolerance:
 
 def of_fleet(fleet: Fleet, plans: Mapping[str, Mapping[str, str]], source: str) -> HAOutlook:
     """The outlook of ``fleet`` under its per-host failover ``plans`` (host -> {VM -> target})."""
-    asked = max(fleet.settings.ha_host_failures, 1)
+    asked = fleet.settings.ha_host_failures
     tolerated = _tolerance(fleet)
     running: dict[str, list[tuple[str, bool]]] = {}
     for vm in fleet.vms:
