@@ -10,7 +10,10 @@ on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +25,7 @@ from corral.engines.ha_manager import plans_by_host
 from corral.engines.planning.forecast.history import Series, growth_per_month
 from corral.services import ha
 from corral.services.capacity_runway import MONTH_DAYS
-from corral.services.fleet import live_document, live_fleet
+from corral.services.fleet import live_document, live_fleet, parse_fleet_document
 from corral.store.models import HAManagerStateRow
 from tests.web.conftest import Demo, sign_in
 
@@ -45,6 +48,25 @@ def runway_rows(page: str, table: str = "runway") -> dict[str, list[str]]:
     }
 
 
+@contextmanager
+def manager_state(db_demo: Demo, protected: dict[str, Any]) -> Iterator[None]:
+    """The HA manager's stored state holding ``protected`` (fleet and plan), for the block."""
+    with db_demo.inv.db.session() as s:
+        s.add(
+            HAManagerStateRow(
+                name="default",
+                state={"manager": {"hosts": {}, "vms": {}}, "protected": protected},
+                round_t=0.0,
+                updated_at=datetime.now(UTC),
+            )
+        )
+    try:
+        yield
+    finally:
+        with db_demo.inv.db.session() as s:
+            s.delete(s.get(HAManagerStateRow, "default"))
+
+
 def test_the_ha_outlook_is_the_inventorys_plan_before_any_manager_ran(
     client: TestClient, db_demo: Demo
 ) -> None:
@@ -64,11 +86,14 @@ def test_the_ha_outlook_is_the_inventorys_plan_before_any_manager_ran(
         assert lost == "none" or set(lost.split(", ")) == {
             v.name for v in running if v not in bare and v.name not in plans[host]
         }
-    tolerated = ha.check(fleet, "exact", max(fleet.settings.ha_host_failures, 1))
-    status = html.fromstring(page.text).xpath("string(//*[@id='ha-tolerated'])")
-    assert status.startswith(
-        f"The fleet tolerates {tolerated.report.tolerated_host_failures} of the "
-    )
+    # not capped at the N+K setting's K: the exact policy asked for every K up to n - 1
+    tolerated = ha.check(fleet, "exact", len(fleet.hosts) - 1).report.tolerated_host_failures
+    asked = fleet.settings.ha_host_failures
+    doc = html.fromstring(page.text)
+    status = doc.xpath("string(//*[@id='ha-tolerated'])")
+    failures = "failure" if tolerated == 1 else "failures"
+    assert status.startswith(f"The fleet tolerates {tolerated} host {failures} now"), status
+    assert doc.xpath("string(//*[@id='ha-asked'])") == str(asked)
 
 
 def test_the_stored_plan_names_the_vm_that_would_not_come_back(
@@ -80,16 +105,7 @@ def test_the_stored_plan_names_the_vm_that_would_not_come_back(
     dropped = sorted(plans[host])[0]
     stored = {h: {v: t for v, t in p.items() if v != dropped} for h, p in plans.items()}
     protected = {"fleet": live_document(db_demo.inv), "plan": stored, "definitions": {}}
-    with db_demo.inv.db.session() as s:
-        s.add(
-            HAManagerStateRow(
-                name="default",
-                state={"manager": {"hosts": {}, "vms": {}}, "protected": protected},
-                round_t=0.0,
-                updated_at=datetime.now(UTC),
-            )
-        )
-    try:
+    with manager_state(db_demo, protected):
         sign_in(client, db_demo.token)
         page = client.get("/admin").text
         assert "the HA manager's plan, as it last stored it" in html.fromstring(page).text_content()
@@ -97,9 +113,6 @@ def test_the_stored_plan_names_the_vm_that_would_not_come_back(
         assert lost == dropped and f"{dropped} →" not in restarts
         status = html.fromstring(page).xpath("string(//*[@id='ha-tolerated'])")
         assert "1 host's failure would leave protected VMs down" in status
-    finally:
-        with db_demo.inv.db.session() as s:
-            s.delete(s.get(HAManagerStateRow, "default"))
 
 
 def host_use(db_demo: Demo, now: int) -> dict[tuple[str, str], Series]:
@@ -156,3 +169,30 @@ def test_the_runway_is_in_days_at_the_growth_the_hosts_show(
     now_cpu = runway_rows(page)["CPU (vCPUs allocated)"]
     assert float(after[0]) > float(now_cpu[0])
     assert float(after[1].replace(",", "")) < float(now_cpu[1].replace(",", ""))
+
+
+def test_the_tolerated_failures_are_not_capped_at_the_n_plus_k_setting(
+    client: TestClient, db_demo: Demo
+) -> None:
+    """A stored fleet of the demo's hosts with only its two smallest running VMs and an N+1
+    setting: any two of its three hosts may fail (the third holds both), twice what the
+    setting asks."""
+    document = live_document(db_demo.inv)
+    running = sorted(
+        (v for v in document["vms"] if v["state"] == "running"), key=lambda v: v["memory_mib"]
+    )
+    document["vms"] = running[:2]
+    document["settings"] = {**(document.get("settings") or {}), "ha_host_failures": 1}
+    fleet = parse_fleet_document(document).fleet
+    assert len(fleet.hosts) == 3 and fleet.settings.ha_host_failures == 1
+    protected = {"fleet": document, "plan": plans_by_host(fleet), "definitions": {}}
+    with manager_state(db_demo, protected):
+        sign_in(client, db_demo.token)
+        doc = html.fromstring(client.get("/admin").text)
+        (status,) = doc.xpath("//*[@id='ha-tolerated']")
+        assert status.text_content().startswith("The fleet tolerates 2 host failures now")
+        assert doc.xpath("string(//*[@id='ha-tolerated-now'])") == "2"
+        assert doc.xpath("string(//*[@id='ha-asked'])") == "1"
+        assert "ok" in status.get("class").split()
+        # the exact policy, asked for the setting's K only, stops at it
+        assert ha.check(fleet, "exact", 1).report.tolerated_host_failures == 1

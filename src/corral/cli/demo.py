@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,14 @@ from rich.progress import Progress
 
 from corral.cli import context
 from corral.cli.output import OutputFormat, OutputOption, emit, emit_object, to_json
-from corral.demo.metrics import backfill_history, default_trace_dir, running_vms, start_live
+from corral.demo.metrics import (
+    backfill_history,
+    default_trace_dir,
+    fleet_shape,
+    record_host_history,
+    running_vms,
+    start_live,
+)
 from corral.demo.run import build_demo, summary
 
 
@@ -57,15 +65,21 @@ def demo(
     trace_dir = traces or default_trace_dir(context.settings().shared_data)
     vms_running = running_vms(inv, names)
     store = None
+    shape = fleet_shape(inv, result.fleet)
+    now = time.time()
     if history_days > 0 and trace_dir is not None:
         store = context.metrics_store()
-        done = backfill_history(store, vms_running, trace_dir, history_days, seed)
+        done = backfill_history(store, vms_running, trace_dir, history_days, seed, end=now)
+        hosts_done = record_host_history(store, vms_running, shape, trace_dir, seed, end=now)
         info["metrics"] = {
             "traces": str(trace_dir),
             "vms": done.vms,
             "days": history_days,
             "samples": done.samples,
             "seconds": round(done.seconds, 1),
+            "hosts": hosts_done.hosts,
+            "host_days": hosts_done.days,
+            "host_samples": hosts_done.samples,
         }
     elif history_days > 0:
         info["metrics"] = {"skipped": "no trace folder found; pass --traces DIR"}
@@ -119,7 +133,7 @@ def demo(
         from corral.cli.serve import run_server
 
         if store is not None and trace_dir is not None:
-            start_live(store, vms_running, trace_dir, seed)
+            start_live(store, vms_running, shape, trace_dir, seed)
         token = context.tokens().create_or_rotate("demo")
         typer.echo(f"Write token for this demo (shown once): {token}")
         typer.echo(

@@ -194,10 +194,19 @@ def _pool(
     tib = max(4, host.memory_mib // (1024 * 64))  # 8 TiB beside 512 GiB of RAM, and so on
     _sub(pool, "capacity", str(tib), unit="TiB")
     _sub(_sub(pool, "target"), "path", f"/var/lib/libvirt/images/{host.name}")
+    for path, gib, mib, backing in _pool_volumes(host, vms, left_behind, days_ago):
+        _volume(pool, path, gib, mib, backing)
+
+
+def _pool_volumes(
+    host: DemoHost, vms: list[DemoVM], left_behind: list[DemoVM], days_ago: int
+) -> list[tuple[str, int, int, str | None]]:
+    """(path, capacity GiB, allocation MiB, backing path) of every volume in the host's pool."""
     volumes: list[tuple[str, int, DemoVM | None]] = [
         (f"{v.name}.qcow2", v.disk_gib, v) for v in vms + left_behind
     ]
     volumes += [(name, gib, None) for name, gib in host.orphans]
+    out: list[tuple[str, int, int, str | None]] = []
     for name, gib, vm in volumes:
         used = (
             0.2 + (int(hashlib.blake2b(name.encode(), digest_size=1).hexdigest(), 16) / 255) * 0.7
@@ -205,9 +214,29 @@ def _pool(
         backing = None  # a linked clone's image is backed by its template's
         if vm is not None and vm.backing:
             backing = f"/var/lib/libvirt/images/templates/{vm.backing}.qcow2"
-        _volume(pool, _volume_path(host, name), gib, int(gib * used * 1024), backing)
+        out.append((_volume_path(host, name), gib, int(gib * used * 1024), backing))
     for name, gib, mib, image in _overlay_volumes(host, vms, days_ago):
-        _volume(pool, _volume_path(host, name), gib, mib, image)
+        out.append((_volume_path(host, name), gib, mib, image))
+    return out
+
+
+def pool_allocation_bytes(fleet: DemoFleet, index: int, days_ago: int) -> int:
+    """What the volumes of host ``index``'s pool hold ``days_ago`` days before today."""
+    here, gone = _vms_of(fleet, index, days_ago)
+    volumes = _pool_volumes(fleet.hosts[index], here, gone, days_ago)
+    return sum(mib for _, _, mib, _ in volumes) * 2**20
+
+
+def _vms_of(fleet: DemoFleet, index: int, days_ago: int) -> tuple[list[DemoVM], list[DemoVM]]:
+    """The VMs on host ``index`` ``days_ago`` days before today, and those deleted from it
+    by then (their disks left behind)."""
+    here = [v for v in fleet.vms if vm_exists(v, days_ago) and vm_host(v, days_ago) == index]
+    gone = [
+        v
+        for v in fleet.vms
+        if v.deleted_days_ago is not None and v.deleted_days_ago >= days_ago and v.host == index
+    ]
+    return here, gone
 
 
 def _volume(
@@ -257,14 +286,9 @@ def node_tree(fleet: DemoFleet, index: int, days_ago: int) -> etree._Element:
                 start=f"192.168.{120 + i}.2",
                 end=f"192.168.{120 + i}.254",
             )
-    here = [v for v in fleet.vms if vm_exists(v, days_ago) and vm_host(v, days_ago) == index]
+    here, gone = _vms_of(fleet, index, days_ago)
     for vm in here:
         _domain(node, fleet, host, vm, days_ago)
-    gone = [
-        v
-        for v in fleet.vms
-        if v.deleted_days_ago is not None and v.deleted_days_ago >= days_ago and v.host == index
-    ]
     _pool(node, host, here, gone, days_ago)
     return node
 

@@ -59,7 +59,8 @@ class DomainCounters:
 
 @dataclass(frozen=True, slots=True)
 class HostCounters:
-    """A host's own counters: CPU time by state (ns) and memory (KiB)."""
+    """A host's own counters: CPU time by state (ns), memory (KiB) and its active storage
+    pools' capacity and allocation summed (bytes; a shared pool counts on every host)."""
 
     cpus: int
     cpu_user_ns: int | None = None
@@ -68,6 +69,8 @@ class HostCounters:
     cpu_iowait_ns: int | None = None
     mem_total_kib: int | None = None
     mem_free_kib: int | None = None
+    storage_total_bytes: int | None = None
+    storage_used_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,7 @@ def read_host_counters(conn: Any) -> HostCounters:
     if free is None:
         free_bytes = _try(conn.getFreeMemory)
         free = int(free_bytes) // 1024 if free_bytes else None
+    storage = _pools_capacity_allocation(conn)
     return HostCounters(
         cpus=int(info[2]),
         cpu_user_ns=cpu.get("user"),
@@ -144,7 +145,21 @@ def read_host_counters(conn: Any) -> HostCounters:
         cpu_iowait_ns=cpu.get("iowait"),
         mem_total_kib=int(total),
         mem_free_kib=None if free is None else int(free),
+        storage_total_bytes=None if storage is None else storage[0],
+        storage_used_bytes=None if storage is None else storage[1],
     )
+
+
+def _pools_capacity_allocation(conn: Any) -> tuple[int, int] | None:
+    """Capacity and allocation of the host's active storage pools, summed, as libvirt last
+    counted them (no refresh: that rescans a pool's files); None without any pool."""
+    pools = _try(lambda: conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE))
+    if pools is None:
+        return None
+    infos = [info for info in (_try(p.info) for p in pools) if info]
+    if not infos:
+        return None
+    return sum(int(i[1]) for i in infos), sum(int(i[2]) for i in infos)
 
 
 _BULK_WANTED = ("cpu.time", "block.count", "net.count")

@@ -51,6 +51,8 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("host_mem_total_bytes", _HOST, "bytes", "host memory"),
     MetricInfo("host_mem_used_bytes", _HOST, "bytes", "host memory in use"),
     MetricInfo("host_mem_used_pct", _HOST, "percent", "host memory in use, share"),
+    MetricInfo("host_storage_total_bytes", _HOST, "bytes", "active storage pools' capacity"),
+    MetricInfo("host_storage_used_bytes", _HOST, "bytes", "active storage pools' allocation"),
     MetricInfo("collect_lag_seconds", _COLL, "seconds", "time between cycle start and read end"),
     MetricInfo("collect_errors_total", _COLL, "errors", "failed reads of this host so far"),
     MetricInfo("collect_up", _COLL, "boolean", "1 when the last read of this host worked"),

@@ -101,9 +101,14 @@ def host_rates(prev: HostCounters, cur: HostCounters) -> dict[str, float]:
 
 
 def host_gauges(cur: HostCounters) -> dict[str, float]:
+    out = {}
+    if cur.storage_total_bytes is not None:
+        out["host_storage_total_bytes"] = float(cur.storage_total_bytes)
+    if cur.storage_used_bytes is not None:
+        out["host_storage_used_bytes"] = float(cur.storage_used_bytes)
     if not cur.mem_total_kib:
-        return {}
-    out = {"host_mem_total_bytes": float(cur.mem_total_kib * KIB)}
+        return out
+    out["host_mem_total_bytes"] = float(cur.mem_total_kib * KIB)
     if cur.mem_free_kib is not None and cur.mem_free_kib > 0:
         used = cur.mem_total_kib - cur.mem_free_kib
         out["host_mem_used_bytes"] = float(used * KIB)

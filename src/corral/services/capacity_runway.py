@@ -3,23 +3,32 @@ its hosts' use shows.
 
 The growth is the planning engine's (``growth_per_month``: the cluster trend of the hosts'
 CPU and memory use over the last weeks, relative to its level, the larger of the two) read
-from the metrics store; ``corral ha check --history`` projects HA with the same rate. The
-runway applies that rate to what is allocated now (vCPUs and memory as the what-if summary
-counts them, storage as the pools report it): allocation grows linearly by ``rate`` of
-today's level a month until it reaches capacity. The administrator's landing page shows it
-for the fleet as it is, the planning page for the fleet after a what-if.
+from the metrics store; ``corral ha check --history`` projects HA with the same rate.
+Storage grows at its own rate, the trend of what the hosts' pools hold, when the collector
+has stored that history; else it is assumed to grow like CPU and memory (the page says
+which). The runway applies each rate to what is allocated now (vCPUs and memory as the
+what-if summary counts them, storage as the pools report it): allocation grows linearly by
+``rate`` of today's level a month until it reaches capacity. The administrator's landing
+page shows it for the fleet as it is, the planning page for the fleet after a what-if.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import String, cast, func, select
 
 from corral.domain.metrics import EntityKind
-from corral.engines.planning.forecast.history import History, Series, growth_per_month
+from corral.engines.planning.forecast.history import (
+    History,
+    Series,
+    cluster_series,
+    growth_per_month,
+    relative_growth,
+)
 from corral.engines.planning.forecast.whatif import FleetSummary, WhatIfResult, summarize
 from corral.engines.planning.model import Fleet
 from corral.metrics.store.base import MetricsStore
@@ -33,6 +42,9 @@ HORIZON_DAYS = 5 * 365
 #: The host use the growth is read from, and over how many days.
 HISTORY_DAYS = 28
 CPU, MEM = "host_cpu_pct", "host_mem_used_bytes"
+#: What the hosts' active storage pools hold (the collector's gauge).
+STORAGE = "host_storage_used_bytes"
+STORAGE_ROW = "Storage (pools allocated)"
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ class ResourceRunway:
     #: days until it is used up; 0 when it already is; None when not within the horizon or
     #: no growth is known
     days: float | None
+    #: the growth a month its days are counted at (None: none measured)
+    per_month: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,13 @@ class Runway:
     growth: Growth
     resources: tuple[ResourceRunway, ...]
     horizon_days: int = HORIZON_DAYS
+    #: storage's own growth, from what the pools hold; None: storage assumes ``growth``
+    storage_growth: Growth | None = None
+
+    @property
+    def storage(self) -> ResourceRunway | None:
+        """The storage row (None: no pool known)."""
+        return next((r for r in self.resources if r.resource == STORAGE_ROW), None)
 
     @property
     def shortest(self) -> ResourceRunway | None:
@@ -70,25 +91,44 @@ class Runway:
 def measured_growth(store: MetricsStore, fleet: Fleet, now: int) -> Growth:
     """The monthly growth of the hosts' CPU (MHz) and memory (MiB) use, hourly means of the
     last ``HISTORY_DAYS`` days (set-based: one read for every host)."""
-    hosts = [h.name for h in fleet.hosts]
-    start = now - HISTORY_DAYS * DAY
-    cols = store.series_many(EntityKind.host, hosts, (CPU, MEM), start - start % 3600, now, 3600)
     history: History = {}
-    for e, name in enumerate(cols.entities):
-        host = fleet.host(name)
-        for k, metric in enumerate(cols.metrics):
-            keep = (cols.entity == e) & (cols.metric == k) & np.isfinite(cols.value)
-            if keep.sum() < 3:
-                continue
-            scale = host.cpu_capacity_mhz / 100 if metric == CPU else 1 / 2**20
-            resource = "cpu_mhz" if metric == CPU else "memory_mib"
-            history[(name, resource)] = Series(
-                cols.ts[keep].astype(np.float64), cols.value[keep] * scale
-            )
+    for name, metric, s in _host_series(store, fleet, (CPU, MEM), now):
+        scale = fleet.host(name).cpu_capacity_mhz / 100 if metric == CPU else 1 / 2**20
+        resource = "cpu_mhz" if metric == CPU else "memory_mib"
+        history[(name, resource)] = Series(s.times, s.values * scale)
     if not history:
         return Growth(None, 0, HISTORY_DAYS)
     measured = {host for host, _ in history}
     return Growth(growth_per_month(history), len(measured), HISTORY_DAYS)
+
+
+def measured_storage_growth(store: MetricsStore, fleet: Fleet, now: int) -> Growth | None:
+    """The monthly growth of what the hosts' storage pools hold (the trend of their sum,
+    hourly means of the last ``HISTORY_DAYS`` days, shrinking counted as 0); None when the
+    metrics store has no such history."""
+    history: History = {
+        (name, STORAGE): s for name, _, s in _host_series(store, fleet, (STORAGE,), now)
+    }
+    total = cluster_series(history, STORAGE)
+    rate = None if total is None else relative_growth(total)
+    if rate is None:
+        return None
+    return Growth(max(rate, 0.0), len(history), HISTORY_DAYS)
+
+
+def _host_series(
+    store: MetricsStore, fleet: Fleet, metrics: Sequence[str], now: int
+) -> Iterator[tuple[str, str, Series]]:
+    """(host, metric, hourly means) of the last ``HISTORY_DAYS`` days, for every host and
+    metric with at least 3 of them."""
+    hosts = [h.name for h in fleet.hosts]
+    start = now - HISTORY_DAYS * DAY
+    cols = store.series_many(EntityKind.host, hosts, metrics, start - start % 3600, now, 3600)
+    for e, name in enumerate(cols.entities):
+        for k, metric in enumerate(cols.metrics):
+            keep = (cols.entity == e) & (cols.metric == k) & np.isfinite(cols.value)
+            if keep.sum() >= 3:
+                yield name, metric, Series(cols.ts[keep].astype(np.float64), cols.value[keep])
 
 
 def storage_used_pct(db: Database) -> float | None:
@@ -115,7 +155,8 @@ def storage_used_pct(db: Database) -> float | None:
 def fleet_runway(db: Database, store: MetricsStore, fleet: Fleet, now: int) -> Runway:
     """The runway of ``fleet`` as it is: its allocation, its pools, its hosts' growth."""
     summary = summarize(fleet, fleet.settings.ha_host_failures)
-    return runway(summary, storage_used_pct(db), measured_growth(store, fleet, now))
+    growth, storage_growth = _growths(store, fleet, now)
+    return runway(summary, storage_used_pct(db), growth, storage_growth)
 
 
 def before_after(
@@ -123,21 +164,38 @@ def before_after(
 ) -> tuple[Runway, Runway]:
     """The runway of ``fleet`` before and after a what-if (``result``), at the same growth
     and with the same pools (a what-if changes hosts and VMs, not storage)."""
-    storage, growth = storage_used_pct(db), measured_growth(store, fleet, now)
-    return runway(result.before, storage, growth), runway(result.after, storage, growth)
+    storage, (growth, storage_growth) = storage_used_pct(db), _growths(store, fleet, now)
+    return (
+        runway(result.before, storage, growth, storage_growth),
+        runway(result.after, storage, growth, storage_growth),
+    )
 
 
-def runway(summary: FleetSummary, storage_pct: float | None, growth: Growth) -> Runway:
-    """Each resource's days left at ``growth`` from the allocation of ``summary``."""
+def _growths(store: MetricsStore, fleet: Fleet, now: int) -> tuple[Growth, Growth | None]:
+    return measured_growth(store, fleet, now), measured_storage_growth(store, fleet, now)
+
+
+def runway(
+    summary: FleetSummary,
+    storage_pct: float | None,
+    growth: Growth,
+    storage_growth: Growth | None = None,
+) -> Runway:
+    """Each resource's days left from the allocation of ``summary``: CPU and memory at
+    ``growth``, storage at ``storage_growth`` when measured, else at ``growth`` too."""
     found = [
-        ResourceRunway("CPU (vCPUs allocated)", summary.vcpu_allocated_pct, None),
-        ResourceRunway("Memory (allocated)", summary.memory_allocated_pct, None),
+        ("CPU (vCPUs allocated)", summary.vcpu_allocated_pct, growth),
+        ("Memory (allocated)", summary.memory_allocated_pct, growth),
     ]
     if storage_pct is not None:
-        found.append(ResourceRunway("Storage (pools allocated)", storage_pct, None))
+        found.append((STORAGE_ROW, storage_pct, storage_growth or growth))
     return Runway(
         growth,
-        tuple(ResourceRunway(r.resource, r.used_pct, days_left(r.used_pct, growth)) for r in found),
+        tuple(
+            ResourceRunway(name, pct, days_left(pct, rate), rate.per_month)
+            for name, pct, rate in found
+        ),
+        storage_growth=storage_growth,
     )
 
 
@@ -160,6 +218,7 @@ __all__ = [
     "days_left",
     "fleet_runway",
     "measured_growth",
+    "measured_storage_growth",
     "runway",
     "storage_used_pct",
 ]

@@ -139,10 +139,17 @@ def growth_per_month(history: History) -> float:
     rates = [0.0]
     for res in HISTORY_RESOURCES:
         s = history.get(("cluster", res)) or cluster_series(per_host, res)
-        if s is None or s.times.size < 3:
-            continue
-        model = fit(s.times, s.values)
-        level = float(model.predict(np.array([float(s.times.max())]))[0])
-        if level > 0:
-            rates.append(model.slope_per_day * 30.44 / level)
+        rate = None if s is None else relative_growth(s)
+        if rate is not None:
+            rates.append(rate)
     return max(rates)
+
+
+def relative_growth(s: Series) -> float | None:
+    """The fitted trend (with seasonality) of ``s`` a month, over its current fitted level;
+    None with fewer than 3 points or no positive level."""
+    if s.times.size < 3:
+        return None
+    model = fit(s.times, s.values)
+    level = float(model.predict(np.array([float(s.times.max())]))[0])
+    return model.slope_per_day * 30.44 / level if level > 0 else None
