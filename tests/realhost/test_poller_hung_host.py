@@ -1,6 +1,6 @@
 """The sharded poller with one host hung (its libvirtd frozen with SIGSTOP), on real hosts.
 
-A PRIVATE set of three hosts (see test_ha_live.py), so freezing a daemon touches no other
+A PRIVATE set of three hosts (haset.py), so freezing a daemon touches no other
 test. One shard reads them every CYCLE_S seconds through at most two connections, each read
 bounded by a HOST_TIMEOUT_S host timeout. While ha1 is frozen for several cycles, checked:
 ha2 and ha3 are read every cycle and stay without error; ha1's poll row carries an error
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from haset import HOSTS, PrivateHosts, private_hosts  # noqa: F401
 from sqlalchemy import select
-from test_ha_live import HOSTS, PrivateHosts, private_hosts  # noqa: F401
 
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
