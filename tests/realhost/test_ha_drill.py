@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from haset import (
     HARig,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
+    private_hosts,  # noqa: F401
     wait,
 )
 from lxml import html as lhtml

@@ -24,8 +24,9 @@ from haset import (
     HOSTS,
     DiskWriters,
     HARig,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
     kinds,
+    private_hosts,  # noqa: F401
     wait,
 )
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from haset import (
     HARig,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
     kind_hosts,
+    private_hosts,  # noqa: F401
     rounds,
     rounds_until,
 )

@@ -21,8 +21,9 @@ from haset import (
     HOSTS,
     DiskWriters,
     HARig,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
     kinds,
+    private_hosts,  # noqa: F401
     rounds,
     rounds_until,
     wait,

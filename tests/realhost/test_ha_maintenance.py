@@ -17,8 +17,9 @@ import pytest
 from haset import (
     HOSTS,
     HARig,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
     kind_hosts,
+    private_hosts,  # noqa: F401
     rounds,
     wait,
 )

@@ -21,7 +21,8 @@ import pytest
 from haset import (
     HOSTS,
     HARig,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
+    private_hosts,  # noqa: F401
     wait,
 )
 

@@ -20,7 +20,8 @@ from haset import (
     HOSTS,
     HARig,
     by_name,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
+    private_hosts,  # noqa: F401
     rounds_until,
 )
 from test_rebalance_apply import MIGRATION

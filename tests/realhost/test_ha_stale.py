@@ -18,8 +18,9 @@ from haset import (
     FREEZE,
     HARig,
     PrivateHosts,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
     kind_hosts,
+    private_hosts,  # noqa: F401
     rounds_until,
 )
 

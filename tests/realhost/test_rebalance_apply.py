@@ -18,7 +18,8 @@ from haset import (
     HOSTS,
     HARig,
     by_name,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
+    private_hosts,  # noqa: F401
 )
 
 from corral.config import Settings

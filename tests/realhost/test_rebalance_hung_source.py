@@ -27,7 +27,8 @@ from haset import (
     HARig,
     PrivateHosts,
     by_name,
-    ha,  # noqa: F401  (the fixture)
+    ha,  # noqa: F401  (fixtures)
+    private_hosts,  # noqa: F401
 )
 from test_rebalance_apply import MIGRATION, _final
 
