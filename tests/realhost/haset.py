@@ -232,9 +232,10 @@ def wait(what: str, check: Callable[[], T], timeout_s: float = 180.0) -> T:
 def rounds(service: HALiveService, n: int) -> list[Event]:
     """``n`` manager rounds, one a second (the check interval); every event of them."""
     seen: list[Event] = []
-    for _ in range(n):
+    for i in range(n):
+        if i:
+            time.sleep(1)
         seen += service.round().events
-        time.sleep(1)
     return seen
 
 
