@@ -7,6 +7,9 @@ artifacts and QEMU capability cache copied from the shared set) and that set is 
 afterwards, with whatever guests still run on it; the shared hosts are only read for their
 artifacts. A host is failed by the test fence agent (fence_realhost.py: SIGKILL of its
 libvirtd and QEMU, the pulled cable) or powered off and on again by fence_freeze.py.
+
+A test takes the ``ha`` fixture of conftest.py (an :class:`HARig`) and parametrizes ``db``;
+``private_hosts`` is the bare set, for a test that needs no more.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import libvirt
-import pytest
 import yaml
 from cryptography.fernet import Fernet
 from guest import READY_MARKER, RealhostEnv, guest_xml, make_disk, wait_for_console
@@ -35,6 +37,7 @@ from corral.engines.ha_manager.events import Event
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
+from corral.services import ha_live_views
 from corral.services.ha_live import HALiveService
 from corral.store import ha_state
 from corral.store.db import Database
@@ -102,9 +105,10 @@ class PrivateHosts:
         return log.read_text(errors="replace").count("starting up") if log.exists() else 0
 
 
-@pytest.fixture
-def private_hosts(realhost_env: RealhostEnv) -> Iterator[PrivateHosts]:
-    with private_set(realhost_env, "crl-ha-", len(HOSTS)) as (state_dir, uris):
+@contextlib.contextmanager
+def private_hosts_of(env: RealhostEnv) -> Iterator[PrivateHosts]:
+    """A new private set of the three hosts, taken down afterwards."""
+    with private_set(env, "crl-ha-", len(HOSTS)) as (state_dir, uris):
         yield PrivateHosts(state_dir, tuple(uris))
 
 
@@ -144,6 +148,23 @@ class HARig:
         """Settings of an in-process manager: a round a second, failed after ``grace_s``."""
         home = self.tmp_path / "home"
         return Settings(home=home, ha_grace_s=grace_s, ha_check_interval_s=1, **extra)
+
+    def leader_pid(self) -> int | None:
+        """The pid of the leading manager (its id ends in ":PID"); None while none leads."""
+        leader = ha_live_views.status(self.db).leader
+        return int(leader.rsplit(":", 1)[1]) if leader else None
+
+    def running(self, vm: str, host: str | None = None) -> bool:
+        """The manager's status shows ``vm`` running (on ``host``, when one is given)."""
+        return any(
+            v.name == vm and v.state == "running" and host in (None, v.host)
+            for v in ha_live_views.status(self.db).vms
+        )
+
+    def planned_target(self, inventory: Inventory, vm: str, failed: str = "ha1") -> str:
+        """Where the failover plan restarts ``vm`` should ``failed`` die."""
+        entries = ha_live_views.plan(self.db, inventory).entries
+        return next(e.target for e in entries if e.failed_host == failed and e.vm == vm)
 
     def boot(self, on: Sequence[int] = (0,)) -> list[HAGuest]:
         """A guest started on each host index of ``on`` (uncached disk, as live migration
@@ -206,14 +227,6 @@ class HARig:
             tail = log.read_text(errors="replace").splitlines()[-60:]
             lines += [f"{log.name} (last 60 lines):", *tail]
         return "\n".join(lines)
-
-
-@pytest.fixture
-def ha(
-    private_hosts: PrivateHosts, realhost_env: RealhostEnv, db: Database, tmp_path: Path
-) -> HARig:
-    """The rig of a test on its own three hosts (parametrize ``db`` for its database)."""
-    return HARig(private_hosts, realhost_env, db, tmp_path)
 
 
 def by_name(guests: Iterable[HAGuest]) -> dict[str, HAGuest]:

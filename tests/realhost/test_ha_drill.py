@@ -9,45 +9,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from haset import (
-    HARig,
-    ha,  # noqa: F401  (fixtures)
-    private_hosts,  # noqa: F401
-    wait,
-)
+from haset import HARig, wait
 from lxml import html as lhtml
 
-from corral.services import ha_live_views
 from corral.store import ha_state
-from corral.store.db import Database
 
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-def test_drill_report_matches_the_event_log(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
-) -> None:
+def test_drill_report_matches_the_event_log(ha: HARig) -> None:
     inventory = ha.inventory()
     [guest] = ha.boot()
     name = guest.name
     spec = {"fence": ha.hosts.fence_spec(), "drills": {"allow": ["ha1"], "rto_s": 60}}
     env = ha.run_env(spec)
     with ha.managers(env, 1):
-        wait(
-            "the manager watching the guest",
-            lambda: any(
-                v.name == name and v.state == "running" for v in ha_live_views.status(db).vms
-            ),
-        )
-        planned = next(
-            e.target for e in ha_live_views.plan(db, inventory).entries
-            if e.failed_host == "ha1" and e.vm == name
-        )  # fmt: skip
-        page = tmp_path / "drill.html"
+        wait("the manager watching the guest", lambda: ha.running(name))
+        planned = ha.planned_target(inventory, name)
+        page = ha.tmp_path / "drill.html"
         done = subprocess.run(
             [sys.executable, "-m", "corral", "ha", "drill", "ha1", "-o", "json",
              "--report-html", str(page)],
@@ -56,7 +36,7 @@ def test_drill_report_matches_the_event_log(
         assert done.returncode == 0, done.stderr + done.stdout
         report = json.loads(done.stdout)
 
-        events = [e for e in ha_state.events(db, "default") if e["t"] >= report["killed_at"]]
+        events = [e for e in ha_state.events(ha.db, "default") if e["t"] >= report["killed_at"]]
         t0 = report["killed_at"]
 
         def since(kind: str, **match: str) -> float:

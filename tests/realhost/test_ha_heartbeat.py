@@ -16,18 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from haset import (
-    HARig,
-    ha,  # noqa: F401  (fixtures)
-    kind_hosts,
-    private_hosts,  # noqa: F401
-    rounds,
-    rounds_until,
-)
+from haset import HARig, kind_hosts, rounds, rounds_until
 
 from corral.services.ha_live import HALiveService
 from corral.services.ha_live_policy import parse_policy
-from corral.store.db import Database
 
 
 def _alive(pid: int) -> bool:
@@ -38,20 +30,16 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-def test_isolated_by_its_heartbeat_then_fenced_when_the_heartbeat_stops(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
-) -> None:
+def test_isolated_by_its_heartbeat_then_fenced_when_the_heartbeat_stops(ha: HARig) -> None:
     inventory = ha.inventory()
     [guest] = ha.boot()
     qemu = int((ha.hosts.host_dir(0) / f"run/libvirt/qemu/{guest.name}.pid").read_text())
-    beats = tmp_path / "heartbeat"
+    beats = ha.tmp_path / "heartbeat"
     beats.mkdir()
     writer = subprocess.Popen(
         [sys.executable, "-m", "corral", "ha", "heartbeat", "ha1", "--dir", str(beats),
          "--interval", "0.5"],
-        env={**os.environ, "CORRAL_HOME": str(tmp_path / "home")},
+        env={**os.environ, "CORRAL_HOME": str(ha.tmp_path / "home")},
     )  # fmt: skip
     settings = ha.settings(grace_s=3)
     spec = {"fence": ha.hosts.fence_spec(), "heartbeat_dir": str(beats)}

@@ -13,35 +13,19 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from haset import (
-    HOSTS,
-    DiskWriters,
-    HARig,
-    ha,  # noqa: F401  (fixtures)
-    kinds,
-    private_hosts,  # noqa: F401
-    rounds,
-    rounds_until,
-    wait,
-)
+from haset import HOSTS, DiskWriters, HARig, kinds, rounds, rounds_until, wait
 
 from corral.notify.mailer import OutboxMailer
 from corral.services import ha_live_views
 from corral.services.ha_live import HALiveService
 from corral.services.ha_live_policy import parse_policy
-from corral.store.db import Database
 
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-def test_dead_host_guest_restarts_by_plan_once_despite_leader_kill(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
-) -> None:
+def test_dead_host_guest_restarts_by_plan_once_despite_leader_kill(ha: HARig) -> None:
     inventory = ha.inventory()
     [guest] = ha.boot()
     env = ha.run_env({"fence": ha.hosts.fence_spec()})
@@ -49,39 +33,31 @@ def test_dead_host_guest_restarts_by_plan_once_despite_leader_kill(
         status = wait(
             "a leader watching every host",
             lambda: (
-                (s := ha_live_views.status(db)).leader
+                (s := ha_live_views.status(ha.db)).leader
                 and len(s.hosts) == 3
                 and any(v.name == guest.name and v.state == "running" for v in s.vms)
                 and s
             ),
         )
-        planned = ha_live_views.plan(db, inventory).entries
-        target = next(e.target for e in planned if e.failed_host == "ha1" and e.vm == guest.name)
+        target = ha.planned_target(inventory, guest.name)
         assert status.leader is not None
         leader_pid = int(status.leader.rsplit(":", 1)[1])
         assert leader_pid in {p.pid for p in procs}
 
         with DiskWriters(guest.disk) as writers:
             assert ha.hosts.fence(0, "off") == 0  # the cable is pulled on ha1
-            wait("host_failed", lambda: kinds(db, "host_failed"))
+            wait("host_failed", lambda: kinds(ha.db, "host_failed"))
             os.kill(leader_pid, signal.SIGKILL)  # the leader dies mid-recovery
-            wait(
-                f"{guest.name} running again",
-                lambda: any(
-                    v.name == guest.name and v.state == "running" and v.host == target
-                    for v in ha_live_views.status(db).vms
-                ),
-            )
+            wait(f"{guest.name} running again", lambda: ha.running(guest.name, target))
             # the guest booted again, on its new host: a second ready line
             wait("the guest's second boot", lambda: guest.boots() >= 2)
-        new_leader = ha_live_views.status(db).leader
-        assert new_leader is not None and int(new_leader.rsplit(":", 1)[1]) != leader_pid
+        assert ha.leader_pid() not in (None, leader_pid)
 
         t = HOSTS.index(target)
         assert ha.hosts.where(guest.uuid, among=(1, 2)) == [target]
         assert writers.most == 1  # never two QEMU processes on the disk
         assert ha.hosts.starts_logged(t, guest.name) == 1  # started once, not twice
-        assert kinds(db, "vm_recovered") == [guest.name]
+        assert kinds(ha.db, "vm_recovered") == [guest.name]
         locked = subprocess.run(
             ["qemu-img", "info", str(guest.disk)], capture_output=True, text=True
         )
@@ -96,11 +72,7 @@ def _service(rig: HARig, spec: dict[str, Any], **extra: Any) -> HALiveService:
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-def test_unfenceable_host_is_not_recovered_from_and_mails_an_alert(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
-) -> None:
+def test_unfenceable_host_is_not_recovered_from_and_mails_an_alert(ha: HARig) -> None:
     [guest] = ha.boot()
     spec = ha.hosts.fence_spec(broken=frozenset({"ha1"}))
     service = _service(ha, spec)
@@ -112,19 +84,15 @@ def test_unfenceable_host_is_not_recovered_from_and_mails_an_alert(
     seen_kinds = [e.kind for e in seen]
     assert "vm_stranded" in seen_kinds and "vm_start" not in seen_kinds
     assert ha.hosts.where(guest.uuid) == []
-    subjects = [p.read_text() for p in (tmp_path / "outbox").glob("*.eml")]
+    subjects = [p.read_text() for p in (ha.tmp_path / "outbox").glob("*.eml")]
     assert any("Subject: Corral HA: host unfenceable ha1" in text for text in subjects)
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-def test_isolated_host_keeps_its_guest(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
-) -> None:
+def test_isolated_host_keeps_its_guest(ha: HARig) -> None:
     """ha1's daemon is gone but its storage heartbeat goes on: isolated, never fenced."""
     [guest] = ha.boot()
-    beats = tmp_path / "heartbeat"
+    beats = ha.tmp_path / "heartbeat"
     beats.mkdir()
     spec = ha.hosts.fence_spec()
     service = _service(ha, spec, heartbeat_dir=str(beats))

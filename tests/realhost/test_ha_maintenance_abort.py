@@ -13,25 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from pathlib import Path
 from typing import Any
 
 import libvirt
 import pytest
-from haset import (
-    HOSTS,
-    HARig,
-    ha,  # noqa: F401  (fixtures)
-    private_hosts,  # noqa: F401
-    wait,
-)
+from haset import HOSTS, HARig, wait
 
 from corral.services import ha_live_views
 from corral.services.ha_live import HALiveService
 from corral.services.ha_live_policy import parse_policy
 from corral.services.ha_maintenance import MaintenanceReport, MaintenanceService
 from corral.store import ha_maintenance, ha_state
-from corral.store.db import Database
 
 
 def _in_background(service: MaintenanceService, host: str) -> tuple[threading.Thread, list[Any]]:
@@ -66,9 +58,7 @@ def _report(thread: threading.Thread, out: list[Any]) -> MaintenanceReport:
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_abort_cancels_the_migration_in_flight_then_a_dying_target_leaves_the_guest_home(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
+    ha: HARig,
 ) -> None:
     inventory = ha.inventory()
     [guest] = ha.boot()
@@ -90,20 +80,20 @@ def test_abort_cancels_the_migration_in_flight_then_a_dying_target_leaves_the_gu
         assert move.outcome == "cancelled" and "still running on its host" in move.detail
         assert ha.hosts.where(guest.uuid) == ["ha1"]
         assert guest.boots() == 1  # never rebooted
-        kinds = [(e["kind"], e["host"]) for e in ha_state.events(db, "default")]
+        kinds = [(e["kind"], e["host"]) for e in ha_state.events(ha.db, "default")]
         for kind in ("evacuation_abort_asked", "evacuation_abort", "migration_cancel"):
             assert (kind, "ha1") in kinds, kinds
         assert ("migration_cancelled", move.target) in kinds
-        mark = ha_maintenance.mark(db, "default", "ha1")
+        mark = ha_maintenance.mark(ha.db, "default", "ha1")
         assert mark is not None and (mark.state, mark.runner) == ("aborted", None)
         manager.round()
-        assert {h.name: h.maintenance for h in ha_live_views.status(db).hosts}["ha1"] is False
+        assert {h.name: h.maintenance for h in ha_live_views.status(ha.db).hosts}["ha1"] is False
 
         # 2. the target dies half-way through the migration
         thread, out = _in_background(MaintenanceService(inventory, settings, policy=policy), "ha1")
         wait("the second migration to be in flight", lambda: _migrating(dom), timeout_s=60)
         target = next(
-            e["host"] for e in reversed(ha_state.events(db, "default"))
+            e["host"] for e in reversed(ha_state.events(ha.db, "default"))
             if e["kind"] == "migration_begin"
         )  # fmt: skip
         assert ha.hosts.fence(HOSTS.index(target), "off") == 0
@@ -115,7 +105,7 @@ def test_abort_cancels_the_migration_in_flight_then_a_dying_target_leaves_the_gu
         assert ha.hosts.where(guest.uuid) == ["ha1"]
         assert dom.isActive() and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         assert guest.boots() == 1
-        mark = ha_maintenance.mark(db, "default", "ha1")
+        mark = ha_maintenance.mark(ha.db, "default", "ha1")
         assert mark is not None and (mark.state, mark.runner) == ("entering", None)
     finally:
         manager.close()

@@ -13,17 +13,8 @@ A PRIVATE set of three hosts (haset.py), never the shared one.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from haset import (
-    HOSTS,
-    HARig,
-    by_name,
-    ha,  # noqa: F401  (fixtures)
-    private_hosts,  # noqa: F401
-    rounds_until,
-)
+from haset import HOSTS, HARig, by_name, rounds_until
 from test_rebalance_apply import MIGRATION
 
 from corral.engines.ha_manager import VMState
@@ -31,15 +22,12 @@ from corral.services.ha_live import HALiveService
 from corral.services.ha_live_policy import parse_policy
 from corral.services.rebalance_apply import RebalanceApply
 from corral.store import ha_state
-from corral.store.db import Database
 
 
 @pytest.mark.timeout(1200)  # six guests booted and migrated under TCG
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_the_leader_follows_rebalance_moves_and_recovers_them_from_their_new_host(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
+    ha: HARig,
 ) -> None:
     inventory = ha.inventory()
     guests = by_name(ha.boot([0, 0, 0, 0, 1, 2]))
@@ -69,7 +57,7 @@ def test_the_leader_follows_rebalance_moves_and_recovers_them_from_their_new_hos
         for vm, host in moved.items():
             assert vm in manager.plan.get(host, {}), (vm, host, manager.plan)
             assert vm not in manager.plan.get("ha1", {}), (vm, manager.plan)
-        saved = ha_state.load_state(db, "default")
+        saved = ha_state.load_state(ha.db, "default")
         assert saved is not None and saved["moves_seen"] > 0  # a new leader starts from there
 
         victim = max(set(moved.values()), key=lambda h: list(moved.values()).count(h))

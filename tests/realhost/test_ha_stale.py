@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from pathlib import Path
 
 import libvirt
 import pytest
-from haset import (
-    FREEZE,
-    HARig,
-    PrivateHosts,
-    ha,  # noqa: F401  (fixtures)
-    kind_hosts,
-    private_hosts,  # noqa: F401
-    rounds_until,
-)
+from haset import FREEZE, HARig, PrivateHosts, kind_hosts, rounds_until
 
 from corral.services.ha_live import HALiveService
 from corral.services.ha_live_policy import parse_policy
-from corral.store.db import Database
 
 
 def _defined_on_ha1(hosts: PrivateHosts, uuid: str) -> bool:
@@ -38,11 +28,7 @@ def _defined_on_ha1(hosts: PrivateHosts, uuid: str) -> bool:
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-def test_the_old_definition_is_undefined_when_the_dead_host_comes_back(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
-) -> None:
+def test_the_old_definition_is_undefined_when_the_dead_host_comes_back(ha: HARig) -> None:
     inventory = ha.inventory()
     [guest] = ha.boot()
     settings = ha.settings(grace_s=3)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from haset import HOSTS, PrivateHosts, private_hosts  # noqa: F401
+from haset import HOSTS, PrivateHosts
 from sqlalchemy import select
 
 from corral.hypervisor.uri import HostAccess
@@ -100,7 +100,7 @@ def _until(what: str, check: object, timeout_s: float = 60.0) -> None:
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_a_hung_host_times_out_alone_and_recovers_when_thawed(
-    private_hosts: PrivateHosts,  # noqa: F811
+    private_hosts: PrivateHosts,
     db: Database,
     tmp_path: Path,
 ) -> None:

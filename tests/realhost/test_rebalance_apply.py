@@ -11,16 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from haset import (
-    HOSTS,
-    HARig,
-    by_name,
-    ha,  # noqa: F401  (fixtures)
-    private_hosts,  # noqa: F401
-)
+from haset import HOSTS, HARig, by_name
 
 from corral.config import Settings
 from corral.inventory.service import Inventory
@@ -28,7 +21,6 @@ from corral.services import planning
 from corral.services.fleet import live_fleet
 from corral.services.ha_live_policy import parse_policy
 from corral.services.rebalance_apply import RebalanceApply
-from corral.store.db import Database
 
 #: shared disks in one folder libvirt cannot tell is shared (unsafe)
 MIGRATION = {"uri": "tcp://127.0.0.1", "unsafe": True, "max_parallel": 2}
@@ -45,11 +37,7 @@ def _final(inventory: Inventory) -> dict[str, str]:
 
 @pytest.mark.timeout(1200)  # a dozen guests booted and migrated under TCG
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-def test_rebalance_apply_moves_guests_live_and_reports_a_killed_target(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
-) -> None:
+def test_rebalance_apply_moves_guests_live_and_reports_a_killed_target(ha: HARig) -> None:
     inventory = ha.inventory()
     # rebalancing is among the hosts in use (an empty one counts as off): one guest each
     first = by_name(ha.boot([0, 0, 0, 0, 1, 2]))
@@ -82,7 +70,7 @@ def test_rebalance_apply_moves_guests_live_and_reports_a_killed_target(
             assert ha.hosts.fence(HOSTS.index(victim), "off") == 0
             killed.append(victim)
 
-    settings = Settings(home=tmp_path / "home")
+    settings = Settings(home=ha.tmp_path / "home")
     service = RebalanceApply(
         inventory, settings, policy=parse_policy({"migration": SLOW}, settings)
     )

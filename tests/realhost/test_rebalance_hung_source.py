@@ -19,17 +19,10 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import libvirt
 import pytest
-from haset import (
-    HARig,
-    PrivateHosts,
-    by_name,
-    ha,  # noqa: F401  (fixtures)
-    private_hosts,  # noqa: F401
-)
+from haset import HARig, PrivateHosts, by_name
 from test_rebalance_apply import MIGRATION, _final
 
 from corral.config import Settings
@@ -37,7 +30,6 @@ from corral.errors import HostUnreachableError
 from corral.hypervisor.uri import HostAccess
 from corral.services.ha_live_policy import parse_policy
 from corral.services.rebalance_apply import RebalanceApply, RebalanceApplyReport
-from corral.store.db import Database
 
 #: slow enough that a migration is in flight when ha1 freezes; short deadlines
 HUNG = {**MIGRATION, "bandwidth_mib_s": 8, "timeout_s": 20}
@@ -110,18 +102,14 @@ def _settled(hosts: PrivateHosts, uuids: dict[str, str]) -> dict[str, list[str]]
 
 @pytest.mark.timeout(1800)  # six guests booted and migrated under TCG, deadlines waited out
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-def test_rebalance_with_a_hung_source_fails_cleanly_and_can_be_run_again(
-    ha: HARig,  # noqa: F811
-    db: Database,
-    tmp_path: Path,
-) -> None:
+def test_rebalance_with_a_hung_source_fails_cleanly_and_can_be_run_again(ha: HARig) -> None:
     inventory = ha.inventory(HostAccess(timeout_s=HOST_TIMEOUT_S))
     guests = by_name(ha.boot([0, 0, 0, 0, 1, 2]))
     uuids = {vm: guest.uuid for vm, guest in guests.items()}
     first = {vm: guest.host for vm, guest in guests.items()}
     planned = _final(inventory)
     assert planned and all(first[vm] == "ha1" for vm in planned), planned
-    settings = Settings(home=tmp_path / "home", host_timeout_s=HOST_TIMEOUT_S)
+    settings = Settings(home=ha.tmp_path / "home", host_timeout_s=HOST_TIMEOUT_S)
     service = RebalanceApply(
         inventory, settings, policy=parse_policy({"migration": HUNG}, settings)
     )
