@@ -13,11 +13,16 @@ import os
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from guest import GuestFactory, RealhostEnv, remove_pool, start_dir_pool
 from tests.requires import Resource, register, requires
+
+if TYPE_CHECKING:
+    from haset import HARig, PrivateHosts
+
+    from corral.store.db import Database
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -167,3 +172,22 @@ def pool(libvirt_conns: list[Any], tmp_path: Path) -> Iterator[Any]:
     created = start_dir_pool(libvirt_conns[0], name, tmp_path / "pool")
     yield created
     remove_pool(created)
+
+
+@pytest.fixture
+def private_hosts(realhost_env: RealhostEnv) -> Iterator[PrivateHosts]:
+    """A private set of three hosts, ha1 to ha3 (haset.py), taken down afterwards."""
+    from haset import private_hosts_of  # imports libvirt: not before a test needs it
+
+    with private_hosts_of(realhost_env) as hosts:
+        yield hosts
+
+
+@pytest.fixture
+def ha(
+    private_hosts: PrivateHosts, realhost_env: RealhostEnv, db: Database, tmp_path: Path
+) -> HARig:
+    """A test's rig on its own three hosts (haset.py); parametrize ``db`` for its database."""
+    from haset import HARig
+
+    return HARig(private_hosts, realhost_env, db, tmp_path)

@@ -43,7 +43,7 @@ def host_pids(host_dir: Path) -> list[int]:
             pids.add(int(pid_file.read_text().strip()))
     ns_file = host_dir / "mntns"
     ns = ns_file.read_text().strip() if ns_file.exists() else ""
-    if ns:
+    if ns and ns != os.readlink("/proc/self/ns/mnt"):  # never the namespace of this machine
         for proc in Path("/proc").iterdir():
             if proc.name.isdigit():
                 try:
@@ -52,6 +52,17 @@ def host_pids(host_dir: Path) -> list[int]:
                 except OSError:
                     pass
     return sorted(p for p in pids if _alive(p))
+
+
+def power_off(host_dirs: list[Path], timeout_s: float = 10.0) -> bool:
+    """SIGKILL every process of these hosts at once, until none is left; False if one is."""
+    deadline = time.monotonic() + timeout_s
+    while (pids := [p for d in host_dirs for p in host_pids(d)]) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    return not any(host_pids(d) for d in host_dirs)
 
 
 def main() -> int:
@@ -64,13 +75,7 @@ def main() -> int:
     if action in ("status", "monitor"):
         return 0 if host_pids(host_dir) else 2
     if action == "off":
-        deadline = time.monotonic() + 10
-        while (pids := host_pids(host_dir)) and time.monotonic() < deadline:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
-        return 0 if not host_pids(host_dir) else 1
+        return 0 if power_off([host_dir]) else 1
     print(f"action {action!r} is not supported", file=sys.stderr)
     return 1
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fence_realhost import power_off
 from guest import RealhostEnv
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "realhosts.sh"
@@ -47,5 +48,8 @@ def private_set(env: RealhostEnv, prefix: str, hosts: int) -> Iterator[tuple[Pat
         uris = next(ln for ln in lines if ln.startswith("CORRAL_REALHOST_URIS=")).split("=", 1)[1]
         yield state_dir, uris.split(",")
     finally:
+        # The set is thrown away: its cables are pulled all at once (seconds saved per guest
+        # and per daemon that down would stop in turn), then down removes what is left.
+        power_off(sorted(state_dir.glob("host[0-9]*")))
         realhosts(state_dir, "down")  # this private set only, never the shared one
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -8,51 +8,37 @@ most moved guests dies, and each of them is recovered from THAT host, by the new
 runs on exactly one host. Before the leader learned rebalance moves it kept them on ha1 until
 its periodic re-read: a failure of the receiving host in between left them unrecovered.
 
-A PRIVATE set of three hosts (see test_ha_live.py), never the shared one.
+A PRIVATE set of three hosts (haset.py), never the shared one.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
-from cryptography.fernet import Fernet
-from guest import RealhostEnv
-from test_ha_live import HOSTS, PrivateHosts, _fence, _fence_spec, private_hosts  # noqa: F401
-from test_rebalance_apply import MIGRATION, _boot, _where
+from haset import HOSTS, HARig, by_name, rounds_until
+from test_rebalance_apply import MIGRATION
 
-from corral.config import Settings
-from corral.engines.ha_manager import Event, VMState
-from corral.inventory.service import Inventory
-from corral.security.secrets import SecretBox
+from corral.engines.ha_manager import VMState
 from corral.services.ha_live import HALiveService
 from corral.services.ha_live_policy import parse_policy
 from corral.services.rebalance_apply import RebalanceApply
 from corral.store import ha_state
-from corral.store.db import Database
 
 
 @pytest.mark.timeout(1200)  # six guests booted and migrated under TCG
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_the_leader_follows_rebalance_moves_and_recovers_them_from_their_new_host(
-    private_hosts: PrivateHosts,  # noqa: F811
-    realhost_env: RealhostEnv,
-    db: Database,
-    tmp_path: Path,
+    ha: HARig,
 ) -> None:
-    inventory = Inventory(db, SecretBox(Fernet.generate_key()))
-    for name, uri in zip(HOSTS, private_hosts.uris, strict=True):
-        inventory.add_host(name, uri)
-    guests = _boot(private_hosts, realhost_env, tmp_path, [0, 0, 0, 0, 1, 2])
-    settings = Settings(home=tmp_path / "home", ha_grace_s=4, ha_check_interval_s=1)
-    spec = {"fence": _fence_spec(private_hosts), "migration": MIGRATION}
+    inventory = ha.inventory()
+    guests = by_name(ha.boot([0, 0, 0, 0, 1, 2]))
+    settings = ha.settings(grace_s=4)
+    spec = {"fence": ha.hosts.fence_spec(), "migration": MIGRATION}
     policy = parse_policy(spec, settings)
     leader = HALiveService(inventory, settings, policy=policy, instance="t")
     try:
         assert leader.round().leader and leader.manager is not None
         assert {vm: leader.manager.state.vms[vm].host for vm in guests} == {
-            vm: host for vm, (_, host) in guests.items()
+            vm: guest.host for vm, guest in guests.items()
         }
 
         report = RebalanceApply(inventory, settings, policy=policy).apply(10)
@@ -65,20 +51,20 @@ def test_the_leader_follows_rebalance_moves_and_recovers_them_from_their_new_hos
         # where the leader records each moved guest: where it runs (read from the hosts)
         assert {vm: manager.state.vms[vm].host for vm in moved} == moved, kinds
         for vm, host in moved.items():
-            assert _where(private_hosts, guests[vm][0]) == [host]
+            assert ha.hosts.where(guests[vm].uuid) == [host]
         assert kinds.count("vm_migrated") == len(moved) and "plan_recomputed" in kinds, kinds
         # the failover plan protects each moved guest where it runs now
         for vm, host in moved.items():
             assert vm in manager.plan.get(host, {}), (vm, host, manager.plan)
             assert vm not in manager.plan.get("ha1", {}), (vm, manager.plan)
-        saved = ha_state.load_state(db, "default")
+        saved = ha_state.load_state(ha.db, "default")
         assert saved is not None and saved["moves_seen"] > 0  # a new leader starts from there
 
         victim = max(set(moved.values()), key=lambda h: list(moved.values()).count(h))
         on_victim = sorted(vm for vm, host in moved.items() if host == victim)
         planned = {vm: manager.plan[victim][vm] for vm in on_victim}
-        assert _fence(private_hosts, HOSTS.index(victim), "off") == 0
-        events = _rounds_until(leader, "host_recovered")
+        assert ha.hosts.fence(HOSTS.index(victim), "off") == 0
+        events = rounds_until(leader, "host_recovered", limit=120)
         assert leader.manager is not None
         states = {vm: rec.state for vm, rec in leader.manager.state.vms.items()}
     finally:
@@ -88,16 +74,5 @@ def test_the_leader_follows_rebalance_moves_and_recovers_them_from_their_new_hos
         (e.kind, e.host, e.vm, e.detail) for e in events
     ]
     for vm in on_victim:
-        assert _where(private_hosts, guests[vm][0]) == [planned[vm]]
+        assert ha.hosts.where(guests[vm].uuid) == [planned[vm]]
     assert all(states[vm] is VMState.running for vm in guests if vm in states), states
-
-
-def _rounds_until(service: HALiveService, kind: str, limit: int = 120) -> list[Event]:
-    """Rounds, one a second, until one logs ``kind``; every event of them."""
-    seen: list[Event] = []
-    for _ in range(limit):
-        seen += list(service.round().events)
-        if any(e.kind == kind for e in seen):
-            return seen
-        time.sleep(1)
-    raise AssertionError(f"no {kind} in {[e.kind for e in seen]}")

@@ -1,6 +1,6 @@
 """The sharded poller with one host hung (its libvirtd frozen with SIGSTOP), on real hosts.
 
-A PRIVATE set of three hosts (see test_ha_live.py), so freezing a daemon touches no other
+A PRIVATE set of three hosts (haset.py), so freezing a daemon touches no other
 test. One shard reads them every CYCLE_S seconds through at most two connections, each read
 bounded by a HOST_TIMEOUT_S host timeout. While ha1 is frozen for several cycles, checked:
 ha2 and ha3 are read every cycle and stay without error; ha1's poll row carries an error
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from haset import HOSTS, PrivateHosts
 from sqlalchemy import select
-from test_ha_live import HOSTS, PrivateHosts, private_hosts  # noqa: F401
 
 from corral.hypervisor.uri import HostAccess
 from corral.inventory.service import Inventory
@@ -100,7 +100,7 @@ def _until(what: str, check: object, timeout_s: float = 60.0) -> None:
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_a_hung_host_times_out_alone_and_recovers_when_thawed(
-    private_hosts: PrivateHosts,  # noqa: F811
+    private_hosts: PrivateHosts,
     db: Database,
     tmp_path: Path,
 ) -> None:

@@ -1,6 +1,6 @@
 """`corral plan rebalance --apply` with its source host hung (libvirtd frozen with SIGSTOP).
 
-A PRIVATE set of three hosts (see test_ha_live.py): four guests on ha1, one on ha2 and one
+A PRIVATE set of three hosts (haset.py): four guests on ha1, one on ha2 and one
 on ha3, so the plan moves guests off ha1. Checked, in three steps:
 
 1. ha1 frozen before the run: it stops at its sync, says ha1 did not answer and that nothing
@@ -19,23 +19,17 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import libvirt
 import pytest
-from cryptography.fernet import Fernet
-from guest import RealhostEnv
-from test_ha_live import HOSTS, PrivateHosts, private_hosts  # noqa: F401
-from test_rebalance_apply import MIGRATION, _boot, _final, _where
+from haset import HARig, PrivateHosts, by_name
+from test_rebalance_apply import MIGRATION, _final
 
 from corral.config import Settings
 from corral.errors import HostUnreachableError
 from corral.hypervisor.uri import HostAccess
-from corral.inventory.service import Inventory
-from corral.security.secrets import SecretBox
 from corral.services.ha_live_policy import parse_policy
 from corral.services.rebalance_apply import RebalanceApply, RebalanceApplyReport
-from corral.store.db import Database
 
 #: slow enough that a migration is in flight when ha1 freezes; short deadlines
 HUNG = {**MIGRATION, "bandwidth_mib_s": 8, "timeout_s": 20}
@@ -97,7 +91,7 @@ def _settled(hosts: PrivateHosts, uuids: dict[str, str]) -> dict[str, list[str]]
         if busy:
             quiet = None
         else:
-            where = {vm: _where(hosts, uuid) for vm, uuid in uuids.items()}
+            where = {vm: hosts.where(uuid) for vm, uuid in uuids.items()}
             if quiet is None or quiet[1] != where:
                 quiet = (time.monotonic(), where)
             elif time.monotonic() - quiet[0] >= QUIET_S:
@@ -108,26 +102,18 @@ def _settled(hosts: PrivateHosts, uuids: dict[str, str]) -> dict[str, list[str]]
 
 @pytest.mark.timeout(1800)  # six guests booted and migrated under TCG, deadlines waited out
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-def test_rebalance_with_a_hung_source_fails_cleanly_and_can_be_run_again(
-    private_hosts: PrivateHosts,  # noqa: F811
-    realhost_env: RealhostEnv,
-    db: Database,
-    tmp_path: Path,
-) -> None:
-    access = HostAccess(timeout_s=HOST_TIMEOUT_S)
-    inventory = Inventory(db, SecretBox(Fernet.generate_key()), access=access)
-    for name, uri in zip(HOSTS, private_hosts.uris, strict=True):
-        inventory.add_host(name, uri)
-    guests = _boot(private_hosts, realhost_env, tmp_path, [0, 0, 0, 0, 1, 2])
-    uuids = {vm: uuid for vm, (uuid, _) in guests.items()}
-    first = {vm: host for vm, (_, host) in guests.items()}
+def test_rebalance_with_a_hung_source_fails_cleanly_and_can_be_run_again(ha: HARig) -> None:
+    inventory = ha.inventory(HostAccess(timeout_s=HOST_TIMEOUT_S))
+    guests = by_name(ha.boot([0, 0, 0, 0, 1, 2]))
+    uuids = {vm: guest.uuid for vm, guest in guests.items()}
+    first = {vm: guest.host for vm, guest in guests.items()}
     planned = _final(inventory)
     assert planned and all(first[vm] == "ha1" for vm in planned), planned
-    settings = Settings(home=tmp_path / "home", host_timeout_s=HOST_TIMEOUT_S)
+    settings = Settings(home=ha.tmp_path / "home", host_timeout_s=HOST_TIMEOUT_S)
     service = RebalanceApply(
         inventory, settings, policy=parse_policy({"migration": HUNG}, settings)
     )
-    daemon = int((private_hosts.host_dir(0) / "run/libvirt/libvirtd.pid").read_text())
+    daemon = ha.hosts.daemon_pid(0)
 
     # 1. frozen before the run: refused at the sync, nothing moved
     os.kill(daemon, signal.SIGSTOP)
@@ -136,7 +122,7 @@ def test_rebalance_with_a_hung_source_fails_cleanly_and_can_be_run_again(
             _apply(service)
     finally:
         os.kill(daemon, signal.SIGCONT)
-    assert _settled(private_hosts, uuids) == {vm: [host] for vm, host in first.items()}
+    assert _settled(ha.hosts, uuids) == {vm: [host] for vm, host in first.items()}
 
     # 2. frozen once the run has begun
     frozen: list[float] = []
@@ -155,13 +141,13 @@ def test_rebalance_with_a_hung_source_fails_cleanly_and_can_be_run_again(
     assert off_ha1 and all(mv.outcome != "moved" for mv in off_ha1), report.moves
     for mv in off_ha1:  # the report says why: ha1 did not answer
         assert "ha1" in mv.detail and "answer" in mv.detail, mv
-    where = _settled(private_hosts, uuids)
+    where = _settled(ha.hosts, uuids)
     assert all(len(hosts) == 1 for hosts in where.values()), where  # never two, never none
 
     # 3. again, all thawed: finished; each guest once, where the fresh plan said
     planned = _final(inventory)
     report = _apply(service)
     assert report.state == "done" and report.placement == planned, report
-    where = _settled(private_hosts, uuids)
+    where = _settled(ha.hosts, uuids)
     before = {vm: hosts[0] for vm, hosts in where.items()}
     assert where == {vm: [planned.get(vm, before[vm])] for vm in uuids}, where
