@@ -21,7 +21,7 @@ It is the one reader of the live fleet: :meth:`LiveFleet.snapshot` adds the cost
 records and the ``corral-fleet/1`` document of the same rows (what every ``--live`` command,
 the HA manager, alerts and the dashboard read, through corral.services.fleet.live_fleet),
 built again only for the hosts read again. The fleet: hosts with CPU and memory figures,
-ordered by name; their live VMs with sizes; a name seen twice gets ``#uuid``; paused and
+ordered by name; their live VMs with sizes, by name; a name seen twice gets ``#uuid``; paused and
 crashed VMs hold their host like running ones; a protection tier that is a planning
 protection is the VM's protection. A process shares one reader per inventory
 (:func:`shared_fleet`), so each of its readers pays only for what changed since any of them
@@ -202,7 +202,8 @@ class LiveFleet:
                 moved = True
         for i in changed:
             self._prints[i] = prints.get(i)
-            self._rows[i] = tuple(r for r in rows.get(i, ()) if r.vcpus > 0 and r.memory_mib > 0)
+            sized = (r for r in rows.get(i, ()) if r.vcpus > 0 and r.memory_mib > 0)
+            self._rows[i] = tuple(sorted(sized, key=_by_name))  # the same order however read
             self._named.pop(i, None)
         return self._assemble(set(changed), moved)
 
@@ -390,6 +391,10 @@ def _host_entry(row: tuple[Any, ...]) -> _HostEntry:
         features=frozenset(features),
     )
     return _HostEntry(row, host, host_record(doc), doc)
+
+
+def _by_name(row: Row[Any]) -> tuple[str, str]:
+    return row.name, row.uuid
 
 
 def _name(row: Row[Any], twice: frozenset[str]) -> str:
