@@ -21,11 +21,12 @@ It is the one reader of the live fleet: :meth:`LiveFleet.snapshot` adds the cost
 records and the ``corral-fleet/1`` document of the same rows (what every ``--live`` command,
 the HA manager, alerts and the dashboard read, through corral.services.fleet.live_fleet),
 built again only for the hosts read again. The fleet: hosts with CPU and memory figures,
-ordered by name; their live VMs with sizes, by name; a name seen twice gets ``#uuid``; paused and
-crashed VMs hold their host like running ones; a protection tier that is a planning
-protection is the VM's protection. A process shares one reader per inventory
+ordered by name; their live VMs with sizes, by name; a name seen twice gets ``#uuid``;
+paused and crashed VMs hold their host like running ones; a protection tier that is a
+planning protection is the VM's protection. A process shares one reader per inventory
 (:func:`shared_fleet`), so each of its readers pays only for what changed since any of them
-last looked.
+last looked; the fleet stays the same object while its planning view is unchanged (a
+metadata write changes the records only), so the placement state built on it is kept.
 """
 
 from __future__ import annotations
