@@ -31,10 +31,12 @@ metadata write changes the records only), so the placement state built on it is 
 
 from __future__ import annotations
 
+import gc
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -146,7 +148,8 @@ class LiveFleet:
         key = self.fingerprint()
         with self._lock:
             if self._fleet is None or key != self._key:
-                self._fleet = self._read()
+                with _no_collection():
+                    self._fleet = self._read()
                 self._key = key
                 self.reads += 1
             return self._fleet
@@ -161,7 +164,8 @@ class LiveFleet:
             key = (self.reads, volumes[0])
             done = self._records
             if done is None or done.key != key:
-                done = self._records = self._build_records(key, volumes[1])
+                with _no_collection():
+                    done = self._records = self._build_records(key, volumes[1])
         now = self.inventory.clock()
         document = {
             "format": FORMAT,
@@ -329,6 +333,20 @@ class LiveFleet:
                 )
                 self._volumes = (key, found)
         return self._volumes
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No cyclic garbage collection while a read makes its many small objects: each pass
+    walks every object the process holds, which took half of a cold read (measured at
+    20,000 VMs), and the objects made hold no cycle to collect."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 _SHARED: weakref.WeakKeyDictionary[Inventory, LiveFleet] = weakref.WeakKeyDictionary()
