@@ -12,8 +12,9 @@ Department "red" has a quota on VMs; "blue" has none. Each request asks for 1 VM
 allow: every request is a full decision (lock, quota usage, placement on the fleet plus
 every reservation, reservation written, audit entries).
 
-0. the live fleet read: cold, unchanged, after 1 VM changed and after the VMs of
-   ``--changed`` hosts changed; the fleet read alone and the placement state built on it.
+0. the live fleet read: cold, unchanged, after 1 VM changed, after the VMs of ``--changed``
+   hosts changed (metadata: no placement changes) and after those of ``--changed`` other
+   hosts were resized; the fleet read alone and the placement state built on it.
 1. decisions: ``--decisions`` submits one after another through the service; p50/p99 of
    wall time and of this thread's CPU time (the robust figure on a shared machine).
 2. throughput: ``--requests`` POST /api/v1/requests (submit) from ``--clients`` concurrent
@@ -284,11 +285,12 @@ def fleet_reads(db: Database, svc: RequestService, changed: int) -> list[tuple[s
     with db.session() as s:
         hosts = list(s.scalars(select(m.Host.id).order_by(m.Host.id)))
     stride = max(1, len(hosts) // max(changed, 1))
-    for what, touched in (
-        ("cold (first read)", None),
-        ("unchanged", []),
-        ("1 VM changed", hosts[:1]),
-        (f"{changed} hosts' VMs changed", hosts[::stride][:changed]),
+    for what, touched, grow in (
+        ("cold (first read)", None, 0),
+        ("unchanged", [], 0),
+        ("1 VM changed", hosts[:1], 0),
+        (f"{changed} hosts' VMs changed", hosts[::stride][:changed], 0),
+        (f"{changed} hosts' VMs resized", hosts[1::stride][:changed], 1),
     ):
         if touched:
             later = datetime.now(UTC)
@@ -296,7 +298,11 @@ def fleet_reads(db: Database, svc: RequestService, changed: int) -> list[tuple[s
                 conn.execute(
                     update(m.VM)
                     .where(m.VM.host_id.in_(touched))
-                    .values(meta_version=m.VM.meta_version + 1, updated_at=later)
+                    .values(
+                        meta_version=m.VM.meta_version + 1,
+                        memory_mib=m.VM.memory_mib + grow,
+                        updated_at=later,
+                    )
                 )
         t0 = time.perf_counter()
         svc.fleet()

@@ -33,6 +33,9 @@ ALLOWED: dict[str, str] = {
     # JSON documents: the dictionary IS the output format.
     "corral.inventory.views:as_row": "the export's JSON-ready row of a typed view",
     "corral.services.fleet:live_document": "a corral-fleet/1 document, written as YAML",
+    "corral.services.fleet_entries:host_doc": "a host entry of a corral-fleet/1 document",
+    "corral.services.fleet_entries:vm_doc": "a VM entry of a corral-fleet/1 document",
+    "corral.services.fleet_entries:volume_doc": "a volume entry of a corral-fleet/1 document",
     # Store columns: the values of one ORM row, not a result for an interface.
     "corral.inventory.records:meta_to_columns": "column values of a VM row",
     "corral.inventory.records:row_meta": "column values of a VM row",

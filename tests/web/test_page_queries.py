@@ -72,3 +72,20 @@ def test_the_admin_and_planning_pages_read_the_whole_fleet_only_after_a_change(
     demo.inv.set_metadata(vm.uuid, {"purpose": "read me again"}, actor="test")
     assert client.get("/admin").status_code == 200
     assert live.reads == reads + 1
+
+
+def test_the_ha_page_plans_on_the_fleet_already_read(demo: Demo, client: TestClient) -> None:
+    """With no HA manager's stored plan, /ha computes the failover plan of the inventory's
+    last sync: on the fleet the request service already read, so a view of an unchanged
+    inventory reads no VM row; after a change, only the changed host's VMs are read."""
+    live = demo.app.state.requests.fleet
+    assert "computed now from the inventory" in client.get("/ha").text
+    reads, hosts_read = live.reads, live.hosts_read
+    seen = statements(demo, client, "/ha")
+    assert live.reads == reads
+    assert any("FROM vms" in s for s in seen)  # the fingerprint's question was asked
+    assert not [s for s in seen if "vms.name" in s], seen  # and no VM was read
+    vm = demo.inv.list_vms(limit=1).items[0]
+    demo.inv.set_metadata(vm.uuid, {"purpose": "read me again"}, actor="test")
+    assert "computed now from the inventory" in client.get("/ha").text
+    assert (live.reads, live.hosts_read) == (reads + 1, hosts_read + 1)

@@ -3,7 +3,8 @@
 Read from the state the leader saved after its last round, so any process (a standby,
 the API server, a CLI) answers without talking to a host. The plan is always
 available: the stored one, or, before any manager ran, the one of the inventory's last
-sync computed now.
+sync computed now (on the process's one reader of the live fleet, which reads the inventory
+again only where it changed: a dashboard view of an unchanged fleet reads no VM).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from sqlalchemy import select
 
 from corral.engines.ha_manager import plans_by_host
 from corral.inventory.service import Inventory
-from corral.services.fleet import live_fleet
 from corral.services.ha_live import DEFAULT_NAME
+from corral.services.live_capacity import shared_fleet
 from corral.store.db import Database
 from corral.store.models import HAEventRow, HAManagerStateRow
 
@@ -124,7 +125,7 @@ def plan(db: Database, inventory: Inventory, name: str = DEFAULT_NAME) -> HAPlan
         plans: Mapping[str, Mapping[str, str]] = stored["plan"]
         source = "stored"
     else:
-        plans, source = plans_by_host(live_fleet(inventory).fleet), "inventory"
+        plans, source = plans_by_host(shared_fleet(inventory)()), "inventory"
     entries = tuple(
         PlanEntry(h, vm, target)
         for h, per in sorted(plans.items())

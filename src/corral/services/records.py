@@ -10,7 +10,8 @@ has them (labelled ``balloon``), never from inside the guest.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -46,8 +47,51 @@ def _gib(size_bytes: int | None) -> float | None:
     return size_bytes / GIB if size_bytes is not None else None
 
 
-def vm_record(vm: m.VM, host: str | None) -> VMRecord:
-    """One inventory row as the engines' VM record (``host``: its host's name, if any)."""
+class VMColumns(Protocol):
+    """The VM columns a record is made of: an ORM row, or a plain row of these columns."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def vcpus(self) -> int: ...
+    @property
+    def memory_mib(self) -> int: ...
+    @property
+    def disks(self) -> list[Any] | None: ...
+    @property
+    def snapshots(self) -> list[Any] | None: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def department(self) -> str | None: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def project(self) -> str | None: ...
+    @property
+    def environment(self) -> str | None: ...
+    @property
+    def expires_on(self) -> date | None: ...
+    @property
+    def tags(self) -> list[Any] | None: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def state_since(self) -> datetime | None: ...
+
+
+def _gb(size_bytes: int, digits: int | None) -> float:
+    return size_bytes / GIB if digits is None else round(size_bytes / GIB, digits)
+
+
+def vm_record(vm: VMColumns, host: str | None, disk_digits: int | None = None) -> VMRecord:
+    """One inventory row as the engines' VM record (``host``: its host's name, if any);
+    disk sizes rounded to ``disk_digits`` decimals of a GiB when given (as a fleet file
+    writes them)."""
     expiry = (
         datetime.combine(vm.expires_on, datetime.min.time(), tzinfo=UTC) if vm.expires_on else None
     )
@@ -60,7 +104,7 @@ def vm_record(vm: m.VM, host: str | None) -> VMRecord:
         vcpus=vm.vcpus,
         memory_mib=vm.memory_mib,
         disks=tuple(
-            Disk(path=d["path"], size_gb=(d.get("capacity_bytes") or 0) / GIB)
+            Disk(path=d["path"], size_gb=_gb(d.get("capacity_bytes") or 0, disk_digits))
             for d in vm.disks or []
             if d.get("device") == "disk" and d.get("path")
         ),

@@ -13,7 +13,7 @@ from corral.inventory.service import Inventory
 from corral.reclaim.setup import mailer_from_env
 from corral.services.blueprints import BlueprintService
 from corral.services.fulfil import RequestProvisioner
-from corral.services.live_capacity import LiveFleet
+from corral.services.live_capacity import shared_fleet
 from corral.services.policy import load_policy, request_checker
 from corral.services.provision import ProvisionService
 from corral.services.quotas import Prices, QuotaService
@@ -33,7 +33,7 @@ def request_service(inventory: Inventory, settings: Settings) -> RequestService:
         inventory.db,
         load_rules(settings.request_rules),
         Prices.of(load_cost_model(settings.cost_model)),
-        LiveFleet(inventory),
+        shared_fleet(inventory),
         clock=inventory.clock,
         mailer=mailer_from_env(settings),
         base_url=settings.base_url,

@@ -592,11 +592,13 @@ class RequestService:
             )
 
     def base_state(self) -> ClusterState:
-        """The fleet as it runs, as the placement engine's state (rebuilt when it changes)."""
+        """The fleet as it runs, as the placement engine's state (updated when it changes)."""
         fleet = self.fleet()
         with self._base_lock:
-            if self._base is None or self._base[0] is not fleet:
+            if self._base is None:
                 self._base = (fleet, ClusterState.from_fleet(fleet))
+            elif self._base[0] is not fleet:  # from the last one: only changed hosts' VMs
+                self._base = (fleet, self._base[1].rebased(fleet))
             return self._base[1]
 
     def _cost(self, parts: Sequence[Part]) -> float:
