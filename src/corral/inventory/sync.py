@@ -279,6 +279,9 @@ class _Reconciler:
         # one write lock would be held through the remaining reads: they wait for run().
         self.write_early = s.get_bind().dialect.name == "postgresql"
         self.early: dict[str, _Early] = {}  # by UUID
+        # Whether the store held no VM (a first sync): then it holds none of the VMs the
+        # answers bring, and is not asked. Known once an answer brings a VM it does not know.
+        self.store_was_empty: bool | None = None
         # New rows go in as one multi-row insert each, not one ORM object per row: a first
         # sync creates thousands (see benchmarks/bench_inventory_sync.py).
         self.new_vms: list[dict[str, Any]] = []
@@ -307,7 +310,9 @@ class _Reconciler:
             return
         held = self.known[o.host.id]
         fresh = [f for f in o.inventory.vms if f.uuid not in held and f.uuid not in self.early]
-        stored = self._stored_uuids([f.uuid for f in fresh])
+        if fresh and self.store_was_empty is None:
+            self.store_was_empty = self.s.scalar(select(m.VM.uuid).limit(1)) is None
+        stored = set() if self.store_was_empty else self._stored_uuids([f.uuid for f in fresh])
         rows = []
         for facts in fresh:
             if facts.uuid in stored:
