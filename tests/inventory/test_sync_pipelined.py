@@ -69,7 +69,7 @@ def _rows(inv: Inventory, uuid: str) -> list[tuple[str | None, str, bool]]:
         return [tuple(r) for r in s.execute(q)]  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(
+CASES = pytest.mark.parametrize(
     ("big", "states", "holder"),
     [
         # The early creation is taken back: "a" answers first with its shut-off copy, "b"
@@ -83,12 +83,19 @@ def _rows(inv: Inventory, uuid: str) -> list[tuple[str | None, str, bool]]:
         ("a", {"a": "running", "b": "running"}, "b"),
     ],
 )
+
+
+def _two_hosts(inv: Inventory, tmp_path: Path, big: str, states: dict[str, str]) -> None:
+    for name in ("a", "b"):
+        path = _node(tmp_path / name, BIG if name == big else 0, states[name], ord(name))
+        inv.add_host(name, f"test://{path}")
+
+
+@CASES
 def test_a_vm_two_hosts_list_ends_as_one_row_held_as_before(
     inventory: Inventory, tmp_path: Path, big: str, states: dict[str, str], holder: str
 ) -> None:
-    for name in ("a", "b"):
-        path = _node(tmp_path / name, BIG if name == big else 0, states[name], ord(name))
-        inventory.add_host(name, f"test://{path}")
+    _two_hosts(inventory, tmp_path, big, states)
     report, answered = _sync(inventory)
     assert answered == sorted(("a", "b"), key=lambda n: n == big)  # the order the case needs
     assert _rows(inventory, TWICE) == [(holder, states[holder], False)]
@@ -100,6 +107,21 @@ def test_a_vm_two_hosts_list_ends_as_one_row_held_as_before(
     changed = {h.host: h.vms_changed for h in report.hosts}
     assert changed == {n: (BIG if n == big else 0) + (n == holder) for n in ("a", "b")}
     assert report.count_of("created") == BIG + 1
+
+
+@CASES
+def test_the_holder_keeps_the_vm_on_the_next_syncs(
+    inventory: Inventory, tmp_path: Path, big: str, states: dict[str, str], holder: str
+) -> None:
+    """The copy unchanged since the last sync (not read again) is judged by its stored state:
+    a leftover copy never takes the VM back (it did on every other sync, with a stop and a
+    start recorded each time)."""
+    _two_hosts(inventory, tmp_path, big, states)
+    _sync(inventory)
+    for _ in range(2):
+        report, _ = _sync(inventory)
+        assert report.events == {}, report.events
+        assert _rows(inventory, TWICE) == [(holder, states[holder], False)]
 
 
 def test_a_host_that_stops_answering_mid_sync_loses_nothing(

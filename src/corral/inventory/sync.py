@@ -140,33 +140,14 @@ class SyncService:
         report = SyncReport(started_at=self.clock())
         with _collector_paused(), self.db.session() as s:
             hosts = _hosts(s, host_names)
-            known, versions = self._known_fingerprints(s, hosts)
-            reconciler = _Reconciler(s, self.clock, report, versions, known, hosts)
-            observed = self._read_all(hosts, known, progress, reconciler.arrive)
+            held = _Held.of(s, hosts)
+            reconciler = _Reconciler(s, self.clock, report, held, hosts)
+            observed = self._read_all(hosts, held.fingerprints, progress, reconciler.arrive)
             reconciler.run(observed)
         if report.count_of("created") + report.count_of("deleted") >= 1000:
             self.db.analyze(_WRITTEN)
         report.finished_at = self.clock()
         return report
-
-    @staticmethod
-    def _known_fingerprints(
-        s: Session, hosts: list[m.Host]
-    ) -> tuple[dict[int, dict[str, str]], dict[str, int]]:
-        """Per host, the fingerprints held; per VM, the metadata version before the reads."""
-        ids = [h.id for h in hosts]
-        out: dict[int, dict[str, str]] = {i: {} for i in ids}
-        versions: dict[str, int] = {}
-        rows = s.execute(
-            select(m.VM.host_id, m.VM.uuid, m.VM.fingerprint, m.VM.meta_version).where(
-                m.VM.host_id.in_(ids), m.VM.deleted_at.is_(None)
-            )
-        )
-        for host_id, uuid, fp, version in rows:
-            if host_id is not None:
-                out[host_id][uuid] = fp
-                versions[uuid] = version
-        return out, versions
 
     def _read_all(
         self,
@@ -235,6 +216,34 @@ class SyncService:
 
 
 @dataclass(frozen=True, slots=True)
+class _Held:
+    """What the store held of the hosts' live VMs before the reads."""
+
+    fingerprints: dict[int, dict[str, str]]  # per host, by UUID: a VM read the same is unchanged
+    versions: dict[str, int]  # metadata versions, by UUID
+    running: frozenset[str]  # stored running: so is a copy unchanged since
+
+    @classmethod
+    def of(cls, s: Session, hosts: list[m.Host]) -> _Held:
+        ids = [h.id for h in hosts]
+        fingerprints: dict[int, dict[str, str]] = {i: {} for i in ids}
+        versions: dict[str, int] = {}
+        running: set[str] = set()
+        rows = s.execute(
+            select(m.VM.host_id, m.VM.uuid, m.VM.fingerprint, m.VM.meta_version, m.VM.state).where(
+                m.VM.host_id.in_(ids), m.VM.deleted_at.is_(None)
+            )
+        )
+        for host_id, uuid, fp, version, state in rows:
+            if host_id is not None:
+                fingerprints[host_id][uuid] = fp
+                versions[uuid] = version
+                if state == VMState.running.value:
+                    running.add(uuid)
+        return cls(fingerprints, versions, frozenset(running))
+
+
+@dataclass(frozen=True, slots=True)
 class _Early:
     """A VM created as soon as its host answered (see _Reconciler.arrive)."""
 
@@ -262,8 +271,7 @@ class _Reconciler:
         s: Session,
         clock: Clock,
         report: SyncReport,
-        versions: dict[str, int],
-        known: dict[int, dict[str, str]],
+        held: _Held,
         hosts: list[m.Host],
     ) -> None:
         self.s = s
@@ -271,8 +279,7 @@ class _Reconciler:
         self.now: datetime = datetime.min  # set when the first answer arrives (see _started)
         self.started = False
         self.report = report
-        self.versions_read = versions  # metadata versions as they were before the hosts' reads
-        self.known = known  # per host, the fingerprints of the VMs it held before the reads
+        self.held = held  # before the reads
         # Hosts read for the first time in this sync: their VMs were there before Corral.
         self.first_sync = {h.id for h in hosts if h.last_sync_at is None}
         # Early rows are written as they are made on PostgreSQL, which locks rows; SQLite's
@@ -308,8 +315,8 @@ class _Reconciler:
         self._started()
         if o.inventory is None:
             return
-        held = self.known[o.host.id]
-        fresh = [f for f in o.inventory.vms if f.uuid not in held and f.uuid not in self.early]
+        known = self.held.fingerprints[o.host.id]
+        fresh = [f for f in o.inventory.vms if f.uuid not in known and f.uuid not in self.early]
         if fresh and self.store_was_empty is None:
             self.store_was_empty = self.s.scalar(select(m.VM.uuid).limit(1)) is None
         stored = set() if self.store_was_empty else self._stored_uuids([f.uuid for f in fresh])
@@ -329,7 +336,7 @@ class _Reconciler:
         _lock_for_writing(self.s)
         observed = _without_duplicates(observed)
         reachable = [o for o in observed if o.inventory is not None]
-        seen = _holders(reachable)
+        seen = _holders(reachable, self.held.running)
         self._take_back([uuid for uuid, e in self.early.items() if seen.get(uuid) is not e.host])
         results: dict[str, HostResult] = {}
         changed_hosts: set[int] = set()
@@ -522,7 +529,7 @@ class _Reconciler:
         """
         if facts.meta_revision is not None:
             return facts.meta_revision >= row.meta_version
-        return row.meta_version == self.versions_read.get(row.uuid, row.meta_version)
+        return row.meta_version == self.held.versions.get(row.uuid, row.meta_version)
 
     def _create(
         self, facts: VMFacts, host: m.Host, meta_cols: dict[str, Any], cols: dict[str, Any]
@@ -809,17 +816,19 @@ def _lock_for_writing(s: Session) -> None:
         )
 
 
-def _holders(reachable: list[_Observed]) -> dict[str, m.Host]:
+def _holders(reachable: list[_Observed], running: frozenset[str]) -> dict[str, m.Host]:
     """The host that holds each VM reported, from the answers in host-name order. Of a VM
-    listed on two hosts (mid-migration, or a copy left defined on the source), the copy read
-    running is the VM (the later host's, in that order, if both are); failing one, the first
-    host to list it keeps it (a copy unchanged since the last sync, not read again, only
-    lists it)."""
+    listed on two hosts (mid-migration, or a copy left defined on the source), the running
+    copy is the VM (the later host's, in that order, if both run); failing one, the first host
+    to list it keeps it. A copy unchanged since the last sync is not read again: it runs if
+    it was stored running (``running``). It once counted as not running, so the leftover
+    copy took the VM back on the next sync, and the running one on the sync after."""
     seen: dict[str, m.Host] = {}
     for o in reachable:
         assert o.inventory is not None
         for uuid in o.inventory.unchanged:
-            seen.setdefault(uuid, o.host)
+            if uuid not in seen or uuid in running:
+                seen[uuid] = o.host
         for vm in o.inventory.vms:
             if vm.uuid not in seen or vm.state is VMState.running:
                 seen[vm.uuid] = o.host
