@@ -58,3 +58,26 @@ def test_tasks_outside_the_lane_do_not_wait_for_it() -> None:
         narrow_parallel=1,
     )
     assert out["lanes-test:quick"].value == "quick" and out["lanes-test:slow"].value == "slow"
+
+
+def test_a_slow_on_outcome_delays_no_waiting_task() -> None:
+    """The sync writes a host's rows while handed its answer: the next host is read meanwhile,
+    not after (the room the answer freed is taken again first)."""
+    second_started = threading.Event()
+    waited: list[bool] = []
+
+    def first() -> str:
+        return "first"
+
+    def second() -> str:
+        second_started.set()
+        return "second"
+
+    def on_outcome(out: deadline.Outcome[str]) -> None:
+        if out.key == "lanes-test:first":
+            waited.append(second_started.wait(5))
+
+    tasks = {"lanes-test:first": first, "lanes-test:second": second}
+    out = deadline.run_all(tasks, 10.0, max_parallel=1, on_outcome=on_outcome)
+    assert waited == [True]
+    assert {o.value for o in out.values()} == {"first", "second"}

@@ -14,6 +14,7 @@ tells an interface to leave with ``os._exit`` instead of running finalisers.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -125,7 +126,10 @@ def run_all(
             return False
         return key not in narrow or sum(k in narrow for k in running) < narrow_parallel
 
-    while waiting or running:
+    # Outcomes are handed on once the room they freed is taken again: a slow ``on_outcome``
+    # (the sync writes a host's rows there) then delays no waiting task's start.
+    ended: list[Outcome[T]] = []
+    while waiting or running or ended:
         for key in list(waiting):
             if not has_room(key):
                 continue
@@ -134,22 +138,26 @@ def run_all(
                 finish(Outcome(key, Status.BUSY))
                 continue
             running[key] = (time.monotonic() + timeout_s, _start(key, tasks[key], results))
+        for outcome in ended:
+            finish(outcome)
+        ended.clear()
         if not running:
             break
         first_deadline = min(deadline for deadline, _ in running.values())
-        try:
-            key, value, error = results.get(timeout=max(0.0, first_deadline - time.monotonic()))
-        except queue.Empty:
-            pass
-        else:
+        answers: list[_Result] = []  # the first to come, and every other already there
+        with contextlib.suppress(queue.Empty):
+            answers.append(results.get(timeout=max(0.0, first_deadline - time.monotonic())))
+            while True:
+                answers.append(results.get_nowait())
+        for key, value, error in answers:
             if running.pop(key, None) is not None:
-                finish(Outcome(key, Status.DONE, value, error))  # type: ignore[arg-type]
+                ended.append(Outcome(key, Status.DONE, value, error))  # type: ignore[arg-type]
         now = time.monotonic()
         for key, (deadline, done) in list(running.items()):
             if deadline <= now:
                 del running[key]
                 _mark_late(key, done)
-                finish(Outcome(key, Status.LATE))
+                ended.append(Outcome(key, Status.LATE))
     return out
 
 

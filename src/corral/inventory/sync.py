@@ -20,18 +20,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import false, or_, select, update
+from sqlalchemy import delete, false, or_, select, update
 from sqlalchemy.orm import Session, undefer
 
 from corral.domain.model import EventKind, HostInventory, HostStatus, PoolFacts, VMFacts, VMState
 from corral.errors import CorralError, NotFoundError
 from corral.hypervisor import deadline
 from corral.hypervisor.base import Hypervisor
-from corral.inventory.diff import Stored, diff_vm
+from corral.inventory.diff import Change, Stored, diff_vm
 from corral.inventory.records import META_FIELDS, facts_columns, meta_to_columns, row_meta
 from corral.inventory.storage import PoolRef, VMRef, VolumeRef, attribute, storage_key, vm_paths
 from corral.store import models as m
-from corral.store.bulk import bulk_insert, bulk_update
+from corral.store.bulk import bulk_insert, bulk_update, one_of
 from corral.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ Connector = Callable[[m.Host], Hypervisor]
 Releaser = Callable[..., None]
 Progress = Callable[[str, int, int], None]
 
-_CHUNK = 500  # values in one IN (...): well below SQLite's and PostgreSQL's limits
+#: The tables a sync writes, whose statistics a large change refreshes.
+_WRITTEN = tuple(t.__tablename__ for t in (m.Host, m.VM, m.Pool, m.Volume, m.Network, m.Event))
 
 
 def utcnow() -> datetime:
@@ -139,39 +140,25 @@ class SyncService:
         report = SyncReport(started_at=self.clock())
         with _collector_paused(), self.db.session() as s:
             hosts = _hosts(s, host_names)
-            known, versions = self._known_fingerprints(s, hosts)
-            observed = self._read_all(hosts, known, progress)
-            now = self.clock()
-            _Reconciler(s, now, report, versions).run(observed)
+            held = _Held.of(s, hosts)
+            reconciler = _Reconciler(s, self.clock, report, held, hosts)
+            observed = self._read_all(hosts, held.fingerprints, progress, reconciler.arrive)
+            reconciler.run(observed)
         if report.count_of("created") + report.count_of("deleted") >= 1000:
-            self.db.analyze()
+            self.db.analyze(_WRITTEN)
         report.finished_at = self.clock()
         return report
 
-    @staticmethod
-    def _known_fingerprints(
-        s: Session, hosts: list[m.Host]
-    ) -> tuple[dict[int, dict[str, str]], dict[str, int]]:
-        """Per host, the fingerprints held; per VM, the metadata version before the reads."""
-        ids = [h.id for h in hosts]
-        out: dict[int, dict[str, str]] = {i: {} for i in ids}
-        versions: dict[str, int] = {}
-        rows = s.execute(
-            select(m.VM.host_id, m.VM.uuid, m.VM.fingerprint, m.VM.meta_version).where(
-                m.VM.host_id.in_(ids), m.VM.deleted_at.is_(None)
-            )
-        )
-        for host_id, uuid, fp, version in rows:
-            if host_id is not None:
-                out[host_id][uuid] = fp
-                versions[uuid] = version
-        return out, versions
-
     def _read_all(
-        self, hosts: list[m.Host], known: dict[int, dict[str, str]], progress: Progress | None
+        self,
+        hosts: list[m.Host],
+        known: dict[int, dict[str, str]],
+        progress: Progress | None,
+        arrived: Callable[[_Observed], None],
     ) -> list[_Observed]:
         """Read hosts concurrently, each within the timeout; one slow or dead host never stops
-        the others, nor the sync from ending (see corral.hypervisor.deadline)."""
+        the others, nor the sync from ending (see corral.hypervisor.deadline). Each answer is
+        handed to ``arrived`` at once, in this thread, while the other hosts are being read."""
         by_key = {f"{self.scope}{h.name}": h for h in hosts}
 
         # Test-driver hosts are read in this process, not by a daemon. Opening one is libvirt's
@@ -198,6 +185,7 @@ class SyncService:
 
         def observed(out: deadline.Outcome[_Read]) -> None:
             results.append(self._observation(by_key[out.key], out))
+            arrived(results[-1])
             if progress:
                 progress(results[-1].host.name, len(results), len(hosts))
 
@@ -227,17 +215,80 @@ class SyncService:
         raise out.error
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """What the store held of the hosts' live VMs before the reads."""
+
+    fingerprints: dict[int, dict[str, str]]  # per host, by UUID: a VM read the same is unchanged
+    versions: dict[str, int]  # metadata versions, by UUID
+    running: frozenset[str]  # stored running: so is a copy unchanged since
+
+    @classmethod
+    def of(cls, s: Session, hosts: list[m.Host]) -> _Held:
+        ids = [h.id for h in hosts]
+        fingerprints: dict[int, dict[str, str]] = {i: {} for i in ids}
+        versions: dict[str, int] = {}
+        running: set[str] = set()
+        rows = s.execute(
+            select(m.VM.host_id, m.VM.uuid, m.VM.fingerprint, m.VM.meta_version, m.VM.state).where(
+                m.VM.host_id.in_(ids), m.VM.deleted_at.is_(None)
+            )
+        )
+        for host_id, uuid, fp, version, state in rows:
+            if host_id is not None:
+                fingerprints[host_id][uuid] = fp
+                versions[uuid] = version
+                if state == VMState.running.value:
+                    running.add(uuid)
+        return cls(fingerprints, versions, frozenset(running))
+
+
+@dataclass(frozen=True, slots=True)
+class _Early:
+    """A VM created as soon as its host answered (see _Reconciler.arrive)."""
+
+    host: m.Host
+    row: dict[str, Any]  # its columns, as _create gives them
+    changes: list[Change]
+    paths: tuple[str, ...]
+
+
 class _Reconciler:
-    """Applies observations to the store inside one session."""
+    """Applies observations to the store inside one session.
+
+    Each host's answer is taken as it arrives (``arrive``), while the other hosts are still
+    being read: its VMs that neither the store nor any answer before it holds are created at
+    once, and on PostgreSQL their rows written at once, so that the writing of a first sync
+    overlaps the reads instead of following the last of them. Everything else waits for
+    ``run``, which has every answer: it decides which host holds a VM that two hosts
+    reported, as if nothing had been done early, and takes back an early creation whose host
+    turned out not to be the VM's (another host's running copy won it, or the host was a
+    second registration of another).
+    """
 
     def __init__(
-        self, s: Session, now: datetime, report: SyncReport, versions: dict[str, int]
+        self,
+        s: Session,
+        clock: Clock,
+        report: SyncReport,
+        held: _Held,
+        hosts: list[m.Host],
     ) -> None:
         self.s = s
-        self.now = now
+        self.clock = clock
+        self.now: datetime = datetime.min  # set when the first answer arrives (see _started)
+        self.started = False
         self.report = report
-        self.versions_read = versions  # metadata versions as they were before the hosts' reads
-        self.first_sync: set[int] = set()  # hosts read for the first time in this sync
+        self.held = held  # before the reads
+        # Hosts read for the first time in this sync: their VMs were there before Corral.
+        self.first_sync = {h.id for h in hosts if h.last_sync_at is None}
+        # Early rows are written as they are made on PostgreSQL, which locks rows; SQLite's
+        # one write lock would be held through the remaining reads: they wait for run().
+        self.write_early = s.get_bind().dialect.name == "postgresql"
+        self.early: dict[str, _Early] = {}  # by UUID
+        # Whether the store held no VM (a first sync): then it holds none of the VMs the
+        # answers bring, and is not asked. Known once an answer brings a VM it does not know.
+        self.store_was_empty: bool | None = None
         # New rows go in as one multi-row insert each, not one ORM object per row: a first
         # sync creates thousands (see benchmarks/bench_inventory_sync.py).
         self.new_vms: list[dict[str, Any]] = []
@@ -252,20 +303,41 @@ class _Reconciler:
         # their users, rather than inserted, read back and updated (a first sync's thousands).
         self.new_volumes: list[dict[str, Any]] = []
 
+    def _started(self) -> None:
+        """The sync's time: when the first host answered (or the reads ended, none did)."""
+        if not self.started:
+            self.now, self.started = self.clock(), True
+
+    def arrive(self, o: _Observed) -> None:
+        """One host's answer, as it arrives: create its VMs that are new to the store and
+        to every answer so far. Those another host reported first, and those the store
+        holds, wait for run()."""
+        self._started()
+        if o.inventory is None:
+            return
+        known = self.held.fingerprints[o.host.id]
+        fresh = [f for f in o.inventory.vms if f.uuid not in known and f.uuid not in self.early]
+        if fresh and self.store_was_empty is None:
+            self.store_was_empty = self.s.scalar(select(m.VM.uuid).limit(1)) is None
+        stored = set() if self.store_was_empty else self._stored_uuids([f.uuid for f in fresh])
+        rows = []
+        for facts in fresh:
+            if facts.uuid in stored:
+                continue  # a tombstone, or a VM another host held: run() loads and locks it
+            built = o.rows.get(facts.uuid) or _columns(facts)
+            row, changes = self._created(facts, o.host, built)
+            self.early[facts.uuid] = _Early(o.host, row, changes, built.paths)
+            rows.append(row)
+        if self.write_early:
+            bulk_insert(self.s, m.VM, rows)
+
     def run(self, observed: list[_Observed]) -> None:
+        self._started()
         _lock_for_writing(self.s)
         observed = _without_duplicates(observed)
         reachable = [o for o in observed if o.inventory is not None]
-        seen: dict[str, m.Host] = {}
-        for o in reachable:
-            assert o.inventory is not None
-            for uuid in o.inventory.unchanged:
-                seen.setdefault(uuid, o.host)
-            for vm in o.inventory.vms:
-                # Listed on two hosts (mid-migration, or a copy left defined on the
-                # source): the running copy is the VM.
-                if vm.uuid not in seen or vm.state is VMState.running:
-                    seen[vm.uuid] = o.host
+        seen = _holders(reachable, self.held.running)
+        self._take_back([uuid for uuid, e in self.early.items() if seen.get(uuid) is not e.host])
         results: dict[str, HostResult] = {}
         changed_hosts: set[int] = set()
         for o in observed:
@@ -282,14 +354,19 @@ class _Reconciler:
         # Observed VMs across all hosts first, so a migration is seen as one.
         for o in reachable:
             assert o.inventory is not None
-            rows = self._load(v.uuid for v in o.inventory.vms)
+            rows = self._load(v.uuid for v in o.inventory.vms if v.uuid not in self.early)
             for facts in o.inventory.vms:
                 if seen.get(facts.uuid) is not o.host:
                     continue  # listed on two hosts mid-migration: the other copy wins
-                cols = o.rows.get(facts.uuid) or _columns(facts)
-                if self._apply(rows.get(facts.uuid), facts, o.host, cols):
-                    results[o.host.name].vms_changed += 1
-                    changed_hosts.add(o.host.id)
+                early = self.early.get(facts.uuid)
+                if early is not None:
+                    self._keep(facts.uuid, early)
+                elif not self._apply(
+                    rows.get(facts.uuid), facts, o.host, o.rows.get(facts.uuid) or _columns(facts)
+                ):
+                    continue
+                results[o.host.name].vms_changed += 1
+                changed_hosts.add(o.host.id)
         self._insert(m.VM, self.new_vms)
         gone = self._tombstone_missing([o.host for o in reachable], seen)
         for o in reachable:
@@ -331,8 +408,6 @@ class _Reconciler:
     def _mark_reachable(self, host: m.Host, inv: HostInventory) -> None:
         if host.status == HostStatus.unreachable.value:
             self._event(EventKind.host_reachable, None, host.name, {})
-        if host.last_sync_at is None:
-            self.first_sync.add(host.id)
         host.status = HostStatus.ok.value
         host.last_error = None
         host.last_sync_at = self.now
@@ -368,10 +443,48 @@ class _Reconciler:
             .with_for_update()
         )
         with self.s.no_autoflush:
-            for i in range(0, len(ids), _CHUNK):
-                for row in self.s.scalars(q.where(m.VM.uuid.in_(ids[i : i + _CHUNK]))):
+            for uuids in one_of(self.s, m.VM.uuid, ids):
+                for row in self.s.scalars(q.where(uuids)):
                     out[row.uuid] = row
         return out
+
+    def _stored_uuids(self, uuids: list[str]) -> set[str]:
+        """Which of these VMs the store has a row of (a tombstone too)."""
+        out: set[str] = set()
+        for cond in one_of(self.s, m.VM.uuid, uuids):
+            out.update(self.s.scalars(select(m.VM.uuid).where(cond)))
+        return out
+
+    def _created(
+        self, facts: VMFacts, host: m.Host, built: _Columns
+    ) -> tuple[dict[str, Any], list[Change]]:
+        """The row of a VM the store has never held, and the change it makes."""
+        row = self._create(facts, host, built.meta, built.facts)
+        changes = diff_vm(None, facts, host.name, built.meta)
+        if host.id in self.first_sync:
+            changes[0].details["discovered"] = True  # there before Corral first looked
+        return row, changes
+
+    def _keep(self, uuid: str, early: _Early) -> None:
+        """An early creation stands (its host holds the VM): it counts as made here."""
+        if not self.write_early:
+            self.new_vms.append(early.row)
+        self.layout_moved = True
+        self.paths[uuid] = early.paths
+        for c in early.changes:
+            self._event(c.kind, uuid, early.host.name, c.details)
+
+    def _take_back(self, uuids: list[str]) -> None:
+        """Forget early creations whose host did not turn out to hold the VM, and delete the
+        rows already written: their VMs are applied by run() from the host that holds them,
+        as though never created early. (Rare: a VM new to Corral seen on two hosts.)"""
+        for uuid in uuids:
+            del self.early[uuid]
+        if self.write_early:
+            for cond in one_of(self.s, m.VM.uuid, sorted(uuids)):
+                self.s.execute(
+                    delete(m.VM).where(cond), execution_options={"synchronize_session": False}
+                )
 
     def _apply(self, row: m.VM | None, facts: VMFacts, host: m.Host, built: _Columns) -> bool:
         """Create or update one VM row from its columns (``built``); True when anything
@@ -380,13 +493,10 @@ class _Reconciler:
         if row is not None and meta_cols and not self._meta_is_current(row, facts):
             meta_cols = {}  # a metadata write committed after this domain was read: it wins
         if row is None:
-            new = self._create(facts, host, meta_cols, built.facts)
+            new, changes = self._created(facts, host, built)
             self.new_vms.append(new)
             self.layout_moved = True
             self.paths[facts.uuid] = built.paths
-            changes = diff_vm(None, facts, host.name, meta_cols)
-            if host.id in self.first_sync:
-                changes[0].details["discovered"] = True  # there before Corral first looked
         else:
             files_before = _files_of(row)
             changes = diff_vm(self._stored(row), facts, host.name, meta_cols)
@@ -419,7 +529,7 @@ class _Reconciler:
         """
         if facts.meta_revision is not None:
             return facts.meta_revision >= row.meta_version
-        return row.meta_version == self.versions_read.get(row.uuid, row.meta_version)
+        return row.meta_version == self.held.versions.get(row.uuid, row.meta_version)
 
     def _create(
         self, facts: VMFacts, host: m.Host, meta_cols: dict[str, Any], cols: dict[str, Any]
@@ -462,10 +572,8 @@ class _Reconciler:
         """Tombstone the live VMs of these hosts that no host reported; how many, per host."""
         ids = [h.id for h in hosts]
         missing: dict[int, list[str]] = {i: [] for i in ids}
-        for i in range(0, len(ids), _CHUNK):
-            q = select(m.VM.host_id, m.VM.uuid).where(
-                m.VM.host_id.in_(ids[i : i + _CHUNK]), m.VM.deleted_at.is_(None)
-            )
+        for on_hosts in one_of(self.s, m.VM.host_id, ids):
+            q = select(m.VM.host_id, m.VM.uuid).where(on_hosts, m.VM.deleted_at.is_(None))
             for host_id, uuid in self.s.execute(q):
                 if uuid not in seen and host_id is not None:
                     missing[host_id].append(uuid)
@@ -615,9 +723,7 @@ class _Reconciler:
             chunks = [q.where(m.VM.deleted_at.is_(None), m.VM.host_id.is_not(None))]
         else:
             missing_set = None
-            chunks = [
-                q.where(m.VM.uuid.in_(missing[i : i + 500])) for i in range(0, len(missing), 500)
-            ]
+            chunks = [q.where(uuids) for uuids in one_of(self.s, m.VM.uuid, missing)]
         for chunk in chunks:
             for uuid, disks, snaps in self.s.execute(chunk):
                 if missing_set is None or uuid in missing_set:
@@ -688,8 +794,8 @@ def _hosts(s: Session, names: Iterable[str] | None) -> list[m.Host]:
         return list(s.scalars(q))
     wanted = sorted(set(names))
     hosts: list[m.Host] = []
-    for i in range(0, len(wanted), _CHUNK):
-        hosts += s.scalars(q.where(m.Host.name.in_(wanted[i : i + _CHUNK])))
+    for named in one_of(s, m.Host.name, wanted):
+        hosts += s.scalars(q.where(named))
     unknown = set(wanted) - {h.name for h in hosts}
     if unknown:
         raise NotFoundError(f"no host named {sorted(unknown)[0]!r}; see 'corral hosts list'.")
@@ -708,6 +814,25 @@ def _lock_for_writing(s: Session) -> None:
             update(m.Host).where(false()).values(id=m.Host.id),
             execution_options={"synchronize_session": False},
         )
+
+
+def _holders(reachable: list[_Observed], running: frozenset[str]) -> dict[str, m.Host]:
+    """The host that holds each VM reported, from the answers in host-name order. Of a VM
+    listed on two hosts (mid-migration, or a copy left defined on the source), the running
+    copy is the VM (the later host's, in that order, if both run); failing one, the first host
+    to list it keeps it. A copy unchanged since the last sync is not read again: it runs if
+    it was stored running (``running``). It once counted as not running, so the leftover
+    copy took the VM back on the next sync, and the running one on the sync after."""
+    seen: dict[str, m.Host] = {}
+    for o in reachable:
+        assert o.inventory is not None
+        for uuid in o.inventory.unchanged:
+            if uuid not in seen or uuid in running:
+                seen[uuid] = o.host
+        for vm in o.inventory.vms:
+            if vm.uuid not in seen or vm.state is VMState.running:
+                seen[vm.uuid] = o.host
+    return seen
 
 
 def _without_duplicates(observed: list[_Observed]) -> list[_Observed]:

@@ -11,30 +11,53 @@ of thousands of rows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     Column,
+    ColumnElement,
     Insert,
     MetaData,
     Table,
     TypeDecorator,
     Update,
+    any_,
     bindparam,
     insert,
     update,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
+from corral.store.db import json_text
 from corral.store.models import Base
 
 _CHUNK = 5000
+_IN_CHUNK = 500  # values in one IN (...): well below SQLite's limit of bound parameters
 Convert = Callable[[Any], Any]
+
+
+def one_of(
+    s: Session, column: QueryableAttribute[Any], values: Sequence[Any]
+) -> list[ColumnElement[bool]]:
+    """Conditions that together pick the rows whose ``column`` holds one of ``values`` (none
+    when there are none): run one statement per condition.
+
+    On PostgreSQL one condition, ``column = ANY(:values)``, the values bound as one array: the
+    statement is built and compiled once whatever their number, where IN binds, converts and
+    sends each value apart (loading 500 VM rows by UUID: 3 ms against 10 ms). On SQLite, IN
+    lists of at most 500 values.
+    """
+    if not values:
+        return []
+    if s.get_bind().dialect.name == "postgresql":
+        array = bindparam(None, list(values), type_=ARRAY(column.type))
+        return [column == any_(array)]
+    return [column.in_(values[i : i + _IN_CHUNK]) for i in range(0, len(values), _IN_CHUNK)]
 
 
 def bulk_insert(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -202,9 +225,9 @@ def _pg_converter(type_: Any, dialect: Dialect) -> Convert | None:
     if isinstance(type_, TypeDecorator):
         bind = type_.process_bind_param
         return lambda v: bind(v, dialect)
-    if isinstance(type_, JSON):
-        return _empty_list_once(lambda v: None if v is None else json.dumps(v))
+    if isinstance(type_, JSON):  # the text the engine's own JSON columns are written as
+        return _empty_list_once(lambda v: None if v is None else json_text(v))
     return None
 
 
-__all__ = ["bulk_insert", "bulk_update"]
+__all__ = ["bulk_insert", "bulk_update", "one_of"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from corral.errors import ConfigError, StoreError
 from corral.store.revision import HEAD_REVISION, MIGRATIONS
 from corral.store.writegate import WriteGate
 
-__all__ = ["HEAD_REVISION", "MIGRATIONS", "Database"]
+__all__ = ["HEAD_REVISION", "MIGRATIONS", "Database", "json_text"]
 
 
 def _normalise(url: str) -> str:
@@ -36,7 +36,7 @@ def _create_private(path: Path) -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def _json_text(value: object) -> str:
+def json_text(value: object) -> str:
     """JSON columns' text, by orjson: a first sync encodes some 30,000 device lists, and the
     standard library's encoder was a tenth of its CPU time. Mapping keys that are not strings
     (an int) become strings, as ``json.dumps`` makes them."""
@@ -62,7 +62,7 @@ class Database:
             echo=echo,
             future=True,
             pool_pre_ping=True,
-            json_serializer=_json_text,
+            json_serializer=json_text,
             json_deserializer=orjson.loads,
         )
         if parsed.get_backend_name() == "sqlite":
@@ -119,21 +119,25 @@ class Database:
         finally:
             session.close()
 
-    def analyze(self) -> None:
-        """Refresh the planner's statistics after a bulk change such as a first sync.
+    def analyze(self, tables: Sequence[str] = ()) -> None:
+        """Refresh the planner's statistics after a bulk change such as a first sync: of the
+        named tables (those the change wrote), or of every table when none is named.
 
-        On PostgreSQL also VACUUM, which marks pages all-visible so that counts
-        are answered from the indexes alone.
+        On PostgreSQL the VMs' table is also vacuumed, which marks its pages all-visible so
+        that counts are answered from the indexes alone. Vacuumed apart and analyzed once:
+        VACUUM (ANALYZE) followed by ANALYZE sampled it twice (half the time of this call
+        after a 10,000-VM first sync).
         """
-        from sqlalchemy import text
-
+        quote = self.engine.dialect.identifier_preparer.quote  # names from code, never input
+        analyze = text("ANALYZE " + ", ".join(quote(t) for t in tables))
         if self.backend == "postgresql":
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM (ANALYZE) vms"))
-                conn.execute(text("ANALYZE"))
+                conn.execute(text("VACUUM vms"))
+                conn.execute(analyze)
             return
-        with self.engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+        with self.engine.begin() as conn:  # SQLite's ANALYZE takes one table at a time
+            for one in [text(f"ANALYZE {quote(t)}") for t in tables] or [analyze]:
+                conn.execute(one)
 
     def dispose(self) -> None:
         self.engine.dispose()
