@@ -24,6 +24,7 @@ from corral.inventory.views import as_row
 from corral.security.token_store import TokenStore
 from corral.services.users import UserService
 from corral.store import models as m
+from tests.rows import vm_row
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 #: Two storages every third host shares (an NFS export, a shared folder); the rest local.
@@ -45,29 +46,9 @@ def _host(s: Any, name: str) -> m.Host:
 
 
 def _vm(s: Any, host: m.Host, name: str, nics: list[dict[str, str]], *, gone: bool) -> str:
-    uuid = str(uuidlib.uuid4())
-    s.add(
-        m.VM(
-            uuid=uuid,
-            name=name,
-            host_id=host.id,
-            state="running",
-            state_since=NOW,
-            vcpus=1,
-            memory_max_mib=512,
-            memory_mib=512,
-            disks=[],
-            nics=nics,
-            snapshots=[],
-            tags=[],
-            created_at=NOW,
-            first_seen_at=NOW,
-            updated_at=NOW,
-            fingerprint="",
-            deleted_at=NOW if gone else None,
-        )
-    )
-    return uuid
+    vm = vm_row(name, NOW, host_id=host.id, nics=nics, deleted_at=NOW if gone else None)
+    s.add(vm)
+    return vm.uuid
 
 
 def _fleet(inv: Inventory, seed: int, hosts: int = 23) -> None:

@@ -9,7 +9,6 @@ pages by name.
 from __future__ import annotations
 
 import re
-import uuid as uuidlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -21,6 +20,7 @@ from sqlalchemy import delete
 from corral.inventory.filters import VMFilter
 from corral.store import models as m
 from corral.web import routes_fleet
+from tests.rows import vm_row
 from tests.web.conftest import Demo, sign_in
 
 
@@ -56,27 +56,8 @@ def added(db_demo: Demo) -> Iterator[list[str]]:
 
 
 def _add_vm(demo: Demo, name: str) -> None:
-    now = datetime.now(UTC)
     with demo.inv.db.session() as s:
-        s.add(
-            m.VM(
-                uuid=str(uuidlib.uuid4()),
-                name=name,
-                state="running",
-                state_since=now,
-                vcpus=1,
-                memory_max_mib=256,
-                memory_mib=256,
-                disks=[],
-                nics=[],
-                snapshots=[],
-                tags=[],
-                created_at=now,
-                first_seen_at=now,
-                updated_at=now,
-                fingerprint="",
-            )
-        )
+        s.add(vm_row(name, datetime.now(UTC)))
 
 
 def test_the_first_page_counts_once_and_says_when_it_estimates(
