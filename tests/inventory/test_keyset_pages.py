@@ -255,3 +255,26 @@ def test_a_cursor_of_another_list_is_a_clear_422(
         assert resp.status_code == 422, resp.text
         assert resp.json()["code"] == "validation-failed"
     assert client.get(path, params={"cursor": "!!"}).status_code == 422
+
+
+def test_a_network_counts_each_live_vm_with_a_nic_on_it_once(
+    inventory: Inventory, client: TestClient
+) -> None:
+    """By its name in the NIC (whatever the NIC's type), as a type='network' NIC's source,
+    or by the bridge a type='bridge' NIC is on; a VM with two NICs on one network is one
+    user, a deleted VM none."""
+    nic_on = {"type": "network", "source": "default"}
+    with inventory.db.session() as s:
+        host = _host(s, "solo")
+        for name, bridge in (("default", "virbr0"), ("lab", "br-lab"), ("isolated", None)):
+            s.add(m.Network(host_id=host.id, name=name, uuid=name, active=True, bridge=bridge))
+        _vm(s, host, "a", [nic_on, dict(nic_on)], gone=False)
+        _vm(s, host, "b", [{"type": "bridge", "source": "virbr0"}], gone=False)
+        _vm(s, host, "c", [{"type": "bridge", "source": "br-lab"}], gone=False)
+        _vm(s, host, "d", [{"type": "bridge", "source": "br0", "network": "lab"}], gone=False)
+        _vm(s, host, "e", [{"type": "bridge", "source": "br-unknown"}], gone=False)
+        _vm(s, host, "f", [nic_on], gone=True)
+    users = {n["name"]: n["vms"] for n in _walk(client, "/api/v1/networks", 2)}
+    assert users == {"default": 2, "lab": 2, "isolated": 0}
+    unused = _walk(client, "/api/v1/networks", 1, {"unused": "true"})
+    assert [n["name"] for n in unused] == ["isolated"]

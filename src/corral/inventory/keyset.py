@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import exists, func, or_, select, true, tuple_
+from sqlalchemy import bindparam, exists, func, or_, select, text, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from corral.errors import ValidationError
@@ -123,8 +123,7 @@ def _network_views(s: Session, after: Key | None, limit: int | None) -> list[Net
     if limit is not None:
         q = q.limit(limit)
     nets = s.execute(q).all()
-    host_ids = None if limit is None else {host_id for _, _, host_id in nets}
-    users = _network_users(s, nets, host_ids)
+    users = _network_users(s, None if limit is None else {host_id for *_, host_id in nets})
     return [
         NetworkView(
             host=host,
@@ -139,19 +138,50 @@ def _network_views(s: Session, after: Key | None, limit: int | None) -> list[Net
     ]
 
 
-def _network_users(
-    s: Session, nets: Sequence[tuple[m.Network, str, int]], host_ids: Iterable[int] | None
-) -> dict[tuple[int, str], int]:
-    """(host id, network name) -> live VMs with a NIC on it, of ``host_ids`` (None: all)."""
-    by_bridge = {(host_id, n.bridge): n.name for n, _, host_id in nets if n.bridge}
-    q = select(m.VM.host_id, m.VM.nics).where(m.VM.deleted_at.is_(None))
-    q = q.where(m.VM.host_id.is_not(None) if host_ids is None else m.VM.host_id.in_(host_ids))
-    users: dict[tuple[int, str], int] = {}
-    for host_id, nics in s.execute(q):
-        for name in {nic_network(n, host_id, by_bridge) for n in nics or []}:
-            if name is not None:
-                users[(host_id, name)] = users.get((host_id, name), 0) + 1
-    return users
+def _network_users(s: Session, host_ids: Iterable[int] | None) -> dict[tuple[int, str], int]:
+    """(host id, network name) -> live VMs with a NIC on it, of ``host_ids`` (None: all),
+    counted by the database from each VM's NIC list (JSON): a page of networks reads its
+    hosts' VMs' NICs there, none of them here."""
+    sql = _NIC_USERS_PG if s.get_bind().dialect.name == "postgresql" else _NIC_USERS_SQLITE
+    if host_ids is None:
+        q = text(sql.replace(":hosts", "(v.host_id)"))  # every host: v.host_id IN (v.host_id)
+    else:
+        q = text(sql).bindparams(bindparam("hosts", list(host_ids), expanding=True))
+    return {(host_id, name): n for host_id, name, n in s.execute(q)}
+
+
+#: Which network a NIC is on: the one its <source network=…> names whatever the NIC's type
+#: (a bridge-mode network gives type='bridge'), a type='network' NIC's source, or the
+#: network of the host whose bridge a type='bridge' NIC is on.
+_NIC_NETWORK = """coalesce(
+      nullif({network}, ''),
+      CASE WHEN {type} = 'network' THEN {source} END,
+      CASE WHEN {type} = 'bridge' AND {source} <> '' THEN
+        (SELECT max(b.name) FROM networks b WHERE b.host_id = v.host_id AND b.bridge = {source})
+      END)"""
+_NIC_USERS = """
+SELECT v.host_id, {network} AS network, count(DISTINCT v.uuid)
+FROM vms v {nics}
+WHERE v.deleted_at IS NULL AND v.host_id IN :hosts
+GROUP BY v.host_id, {network}
+"""
+_NIC_USERS_PG = _NIC_USERS.format(
+    nics="CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof(v.nics) = 'array'"
+    " THEN v.nics ELSE '[]'::json END) AS nic(value)",
+    network=_NIC_NETWORK.format(
+        network="(nic.value ->> 'network')",
+        type="(nic.value ->> 'type')",
+        source="(nic.value ->> 'source')",
+    ),
+)
+_NIC_USERS_SQLITE = _NIC_USERS.format(
+    nics="JOIN json_each(CASE WHEN json_type(v.nics) = 'array' THEN v.nics ELSE '[]' END) AS nic",
+    network=_NIC_NETWORK.format(
+        network="json_extract(nic.value, '$.network')",
+        type="json_extract(nic.value, '$.type')",
+        source="json_extract(nic.value, '$.source')",
+    ),
+)
 
 
 def _count_networks(s: Session, unused_only: bool) -> int:
@@ -160,21 +190,19 @@ def _count_networks(s: Session, unused_only: bool) -> int:
     return sum(1 for v in _network_views(s, None, None) if v.vms == 0)
 
 
-def nic_network(
-    nic: dict[str, Any], host_id: int, by_bridge: dict[tuple[int, str], str]
-) -> str | None:
-    """The libvirt network a NIC is on: named by <source network=…> whatever the NIC's type
-    (a bridge-mode network gives type='bridge'), or a bridge that is a network's bridge."""
-    if nic.get("network"):
-        return str(nic["network"])
-    if nic.get("type") == "network":
-        return nic.get("source")
-    if nic.get("type") == "bridge" and nic.get("source"):
-        return by_bridge.get((host_id, str(nic["source"])))
-    return None
-
-
 # -- volumes -------------------------------------------------------------------------------
+#: Pools read per round of a volume page's walk.
+POOL_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    id: int
+    host: str
+    name: str
+    storage_key: str
+
+
 def volume_page(
     s: Session,
     *,
@@ -186,55 +214,140 @@ def volume_page(
     """Volumes by the host, pool and name they are first seen at, a shared storage's volume
     once (see :meth:`Inventory.list_volumes`): the same rows, a page at a time.
 
-    A volume of a storage several pools share (the same ``storage_key``) is listed at its
-    first pool in that order; the others' rows of it only add to its ``hosts``. Two pools'
-    rows are one volume when the storage and the path agree, and a path names one file of a
-    storage, so its name (the file's) agrees too: the check for an earlier row is an index
-    lookup on (pool, name)."""
-    v, p, h = m.Volume, m.Pool, m.Host
-    user, user_host = aliased(m.VM), aliased(m.Host)
-    q = (
-        select(v, p.name, p.storage_key, p.id, h.name, user.name, user_host.name)
-        .join(p, v.pool_id == p.id)
-        .join(h, p.host_id == h.id)
-        .outerjoin(user, user.uuid == v.used_by)
-        .outerjoin(user_host, user_host.id == user.host_id)
-        .where(_first_seen(orphaned_only))
-        .order_by(h.name, p.name, v.name)
-    )
-    if orphaned_only:
-        q = q.where(v.used_by.is_(None))
-    if after is not None:
-        q = q.where(h.name >= after[0])  # the range of the hosts index to scan
-        q = q.where(tuple_(h.name, p.name, v.name) > tuple_(after[0], after[1], after[2]))
-    if limit is not None:
-        q = q.limit(limit + 1)
-    rows = list(s.execute(q))
-    rows, next_key = _paged(rows, limit, lambda r: (r[4], r[1], r[0].name))
-    seen_by = _seen_by(s, [(r[2], r[0].name) for r in rows if r[2]], orphaned_only)
+    The walk goes pool by pool in (host, pool) order, and in a pool by the volume's name:
+    each step an index range scan on (pool, name), never a sort of every volume. A volume of
+    a storage several pools share (the same ``storage_key``) is listed at its first pool in
+    that order; the others' rows of it only add to its ``hosts``. Two pools' rows are one
+    volume when the storage and the path agree, and a path names one file of a storage, so
+    its name (the file's) agrees too: the check for an earlier row is an index lookup."""
+    found: list[tuple[_Pool, m.Volume, str | None, str | None]] = []
+    want = None if limit is None else limit + 1
+    pools = _pools_from(s, after[:2] if after else None, inclusive=True)
+    while pools and (want is None or len(found) < want):
+        sharing = _sharing(s, pools)
+        for pool in pools:
+            first_name = after[2] if after and (pool.host, pool.name) == after[:2] else None
+            earlier = [o.id for o in sharing.get(pool.storage_key, ()) if _before(o, pool)]
+            left = None if want is None else want - len(found)
+            got = _pool_volumes(s, pool, first_name, earlier, orphaned_only, left)
+            found += [(pool, vol, vm, vm_host) for vol, vm, vm_host in got]
+            if want is not None and len(found) >= want:
+                break
+        else:
+            pools = _pools_from(s, (pools[-1].host, pools[-1].name), inclusive=False)
+    rows, next_key = _paged(found, limit, lambda r: (r[0].host, r[0].name, r[1].name))
     items = tuple(
-        volume_view(
-            vol,
-            pool_name,
-            seen_by.get((key, vol.path), [host]) if key else [host],
-            vm_name,
-            vm_host,
-        )
-        for vol, pool_name, key, _pool_id, host, vm_name, vm_host in rows
+        volume_view(vol, pool.name, _hosts_seeing(pool, vol, sharing_all), vm, vm_host)
+        for pool, vol, vm, vm_host, sharing_all in _with_sharing(s, rows, orphaned_only)
     )
-    total = None
-    if count:
-        counted = select(func.count()).select_from(v).join(p, v.pool_id == p.id)
-        counted = counted.join(h, p.host_id == h.id).where(_first_seen(orphaned_only))
-        if orphaned_only:
-            counted = counted.where(v.used_by.is_(None))
-        total = s.scalar(counted)
+    total = _count_volumes(s, orphaned_only) if count else None
     return KeyPage(items, next_key, total)
 
 
-def _first_seen(orphaned_only: bool) -> Any:
-    """Whether a volume row is its volume's first (by host, pool, name) among those listed:
-    its pool's storage is no other pool's, or no earlier pool of that storage holds it."""
+def _before(a: _Pool, b: _Pool) -> bool:
+    return (a.host, a.name) < (b.host, b.name)
+
+
+def _pools_from(s: Session, start: Key | None, *, inclusive: bool) -> list[_Pool]:
+    """The next pools of the walk in (host, pool) order: from the pool ``start`` names on
+    (that one too when ``inclusive``)."""
+    q = (
+        select(m.Pool.id, m.Host.name, m.Pool.name, m.Pool.storage_key)
+        .join(m.Host, m.Pool.host_id == m.Host.id)
+        .order_by(m.Host.name, m.Pool.name)
+        .limit(POOL_BATCH)
+    )
+    if start is not None:
+        key, at = tuple_(m.Host.name, m.Pool.name), tuple_(start[0], start[1])
+        q = q.where(m.Host.name >= start[0])  # the range of the hosts index to scan
+        q = q.where(key >= at if inclusive else key > at)
+    return [_Pool(*r) for r in s.execute(q)]
+
+
+def _sharing(s: Session, pools: Sequence[_Pool]) -> dict[str, list[_Pool]]:
+    """Storage key -> every pool of that storage, for the keys of ``pools`` that more than
+    one pool has (a storage several hosts see)."""
+    keys = {p.storage_key for p in pools if p.storage_key}
+    if not keys:
+        return {}
+    q = (
+        select(m.Pool.id, m.Host.name, m.Pool.name, m.Pool.storage_key)
+        .join(m.Host, m.Pool.host_id == m.Host.id)
+        .where(m.Pool.storage_key.in_(keys))
+        .order_by(m.Host.name, m.Pool.name)
+    )
+    by_key: dict[str, list[_Pool]] = {}
+    for row in s.execute(q):
+        pool = _Pool(*row)
+        by_key.setdefault(pool.storage_key, []).append(pool)
+    return {k: ps for k, ps in by_key.items() if len(ps) > 1}
+
+
+def _pool_volumes(
+    s: Session,
+    pool: _Pool,
+    after_name: str | None,
+    earlier: Sequence[int],
+    orphaned_only: bool,
+    limit: int | None,
+) -> list[tuple[m.Volume, str | None, str | None]]:
+    """A pool's volumes by name after ``after_name``, with their user's name and host; those
+    an ``earlier`` pool of the same storage holds too are left out (listed there)."""
+    v = m.Volume
+    user, user_host = aliased(m.VM), aliased(m.Host)
+    q = (
+        select(v, user.name, user_host.name)
+        .outerjoin(user, user.uuid == v.used_by)
+        .outerjoin(user_host, user_host.id == user.host_id)
+        .where(v.pool_id == pool.id)
+        .order_by(v.name)
+    )
+    if after_name is not None:
+        q = q.where(v.name > after_name)
+    if orphaned_only:
+        q = q.where(v.used_by.is_(None))
+    if earlier:
+        v2 = aliased(m.Volume)
+        again = select(v2.id).where(v2.pool_id.in_(earlier), v2.name == v.name, v2.path == v.path)
+        if orphaned_only:
+            again = again.where(v2.used_by.is_(None))
+        q = q.where(~exists(again))
+    if limit is not None:
+        q = q.limit(limit)
+    return [(vol, vm, vm_host) for vol, vm, vm_host in s.execute(q)]
+
+
+def _with_sharing(
+    s: Session, rows: Sequence[tuple[_Pool, m.Volume, str | None, str | None]], orphaned: bool
+) -> list[tuple[_Pool, m.Volume, str | None, str | None, dict[tuple[str, str], list[str]]]]:
+    """The page's rows, each with what shared storages show: (storage key, path) -> the
+    hosts whose pools hold it, in (host, pool) order."""
+    sharing = _sharing(s, [pool for pool, *_ in rows])
+    seen: dict[tuple[str, str], list[str]] = {}
+    shared = [(pool, vol) for pool, vol, *_ in rows if pool.storage_key in sharing]
+    if shared:
+        pools = {p.id: p for pool, _ in shared for p in sharing[pool.storage_key]}
+        names = {vol.name for _, vol in shared}
+        q = select(m.Volume.pool_id, m.Volume.path).where(
+            m.Volume.pool_id.in_(pools), m.Volume.name.in_(names)
+        )
+        if orphaned:
+            q = q.where(m.Volume.used_by.is_(None))
+        holders: dict[tuple[str, str], list[_Pool]] = {}
+        for pool_id, path in s.execute(q):
+            pool = pools[pool_id]
+            holders.setdefault((pool.storage_key, path), []).append(pool)
+        for key, ps in holders.items():
+            seen[key] = [p.host for p in sorted(ps, key=lambda p: (p.host, p.name))]
+    return [(pool, vol, vm, vm_host, seen) for pool, vol, vm, vm_host in rows]
+
+
+def _hosts_seeing(pool: _Pool, vol: m.Volume, seen: dict[tuple[str, str], list[str]]) -> list[str]:
+    return seen.get((pool.storage_key, vol.path), [pool.host])
+
+
+def _count_volumes(s: Session, orphaned_only: bool) -> int:
+    """How many volumes the list holds: rows no earlier pool of their storage holds too."""
     v, p, h = m.Volume, m.Pool, m.Host
     v2, p2, h2 = aliased(m.Volume), aliased(m.Pool), aliased(m.Host)
     earlier = (
@@ -251,29 +364,16 @@ def _first_seen(orphaned_only: bool) -> Any:
     )
     if orphaned_only:
         earlier = earlier.where(v2.used_by.is_(None))
-    return or_(p.storage_key == "", ~exists(earlier))
-
-
-def _seen_by(
-    s: Session, volumes: Sequence[tuple[str, str]], orphaned_only: bool
-) -> dict[tuple[str, str], list[str]]:
-    """(storage key, path) -> the hosts whose pools show it, for the volumes named by
-    (storage key, name)."""
-    if not volumes:
-        return {}
-    keys, names = {k for k, _ in volumes}, {n for _, n in volumes}
     q = (
-        select(m.Pool.storage_key, m.Volume.path, m.Host.name)
-        .join(m.Pool, m.Volume.pool_id == m.Pool.id)
-        .join(m.Host, m.Pool.host_id == m.Host.id)
-        .where(m.Pool.storage_key.in_(keys), m.Volume.name.in_(names))
-        .where(m.Volume.used_by.is_(None) if orphaned_only else true())
-        .order_by(m.Host.name, m.Pool.name, m.Volume.name)
+        select(func.count())
+        .select_from(v)
+        .join(p, v.pool_id == p.id)
+        .join(h, p.host_id == h.id)
+        .where(or_(p.storage_key == "", ~exists(earlier)))
     )
-    found: dict[tuple[str, str], list[str]] = {}
-    for key, path, host in s.execute(q):
-        found.setdefault((key, path), []).append(host)
-    return found
+    if orphaned_only:
+        q = q.where(v.used_by.is_(None))
+    return s.scalar(q) or 0
 
 
 def volume_view(
@@ -304,7 +404,6 @@ __all__ = [
     "check_key",
     "host_page",
     "network_page",
-    "nic_network",
     "volume_page",
     "volume_view",
 ]
