@@ -648,19 +648,25 @@ def run_database(
                     )
                 )
             if len(measured) == 2:
-                first, last = measured
                 rows.append(
                     (
                         f"  ratio {_src_name(args.src[1])} / {_src_name(args.src[0])}",
                         label,
-                        f"req/s x{last.rate / max(first.rate, 1e-9):.2f}, p99 "
-                        f"x{last.p99 / max(first.p99, 1e-9):.2f}, CPU ms/request "
-                        f"x{last.cpu_ms / max(first.cpu_ms, 1e-9):.3f}",
+                        _ratio(*measured),
                         "",
                         "",
                     )
                 )
     return rows
+
+
+def _ratio(first: Rate, last: Rate) -> str:
+    if first.rate == 0 or first.p99 == 0:
+        return f"the first answered no request in the window; the second {last.rate:.0f} req/s"
+    return (
+        f"req/s x{last.rate / first.rate:.2f}, p99 x{last.p99 / first.p99:.2f}, "
+        f"CPU ms/request x{last.cpu_ms / first.cpu_ms:.3f}"
+    )
 
 
 def _list_label(listing: str) -> str:
