@@ -1,7 +1,8 @@
 """Issue 16's scale targets that are not sync, in one table: export, REST list pages, exact HA.
 
     .venv/bin/python benchmarks/bench_scale.py [--pg-url URL] [--vms 100000] [--hosts 200]
-        [--clients 50] [--seconds 20] [--skip export,rest,ha]
+        [--clients 50] [--seconds 20] [--skip export,rest,ha] [--lists vms,hosts,...]
+        [--src /work/main/src --src src]
 
 The fleet is the HA benchmark's (bench_ha_scale.make_fleet, seed 16): 200 hosts each filled to
 its own target of 50-80 % (a few 90 %) of memory and vCPUs, 100,000 VMs of a six-flavour mix.
@@ -18,6 +19,13 @@ path (corral.store.bulk), on SQLite and, given a URL, PostgreSQL.
   p99 <= 200 ms. The clients share the machine's cores with the server: by default they are
   wrk's (a C load generator, a few per cent of a core), else (``--load httpx``, or no wrk
   installed) Python clients in this process, which cost about as much CPU as the server.
+- Other lists (``--lists vms,hosts,volumes,networks,web-vms``): the same load on ``GET
+  /api/v1/hosts``, ``/volumes`` and ``/networks`` (walks of five pages of 100 from the first
+  page or a random host's first row; volumes and networks add each host's pools, its VMs'
+  disks as volumes, a share of ISO images every host sees, and two networks) and on the web
+  VM list (a signed-in session walking a department's running VMs, 50 a page). ``--src``
+  twice (main's ``src``, then this checkout's) runs each list against both trees back to
+  back on the same rows and prints their ratio.
 - HA: the exact policy on the HA benchmark's fleets, k=2 on 200 hosts / 100,000 VMs and k=1 on
   10,000 hosts / 100,000 VMs, each in a child process stopped after ``--ha-timeout`` s.
   Target 60 s each.
@@ -29,6 +37,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -37,6 +46,7 @@ import sys
 import tempfile
 import time
 import uuid as uuidlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +56,7 @@ import httpx
 import psutil
 from bench_ha_scale import make_fleet
 from benchdb import fresh_database
+from sqlalchemy import select
 
 from corral.security.token_store import TokenStore
 from corral.store import models as m
@@ -60,8 +71,9 @@ HA_TARGET_S = 60.0
 
 
 # -- the fleet in the database ---------------------------------------------------------------
-def load_fleet(db: Database, n_hosts: int, n_vms: int) -> None:
-    """The HA benchmark's fleet as inventory rows, written by the bulk store path."""
+def load_fleet(db: Database, n_hosts: int, n_vms: int, storage: bool = False) -> None:
+    """The HA benchmark's fleet as inventory rows, written by the bulk store path; with
+    ``storage``, each host's pools, volumes and networks too (see :func:`storage_rows`)."""
     fleet = make_fleet(n_hosts, n_vms)
     rng = random.Random(17)
     now = datetime.now(UTC)
@@ -83,18 +95,102 @@ def load_fleet(db: Database, n_hosts: int, n_vms: int) -> None:
         for i, h in enumerate(fleet.hosts)
     ]
     host_id = {h["name"]: h["id"] for h in host_rows}
+    volumes: list[dict[str, Any]] = []
     with db.session() as s:
         bulk_insert(s, m.Host, host_rows)
+        if storage:
+            storage_rows(s, host_rows, now)
         chunk: list[dict[str, Any]] = []
         for vm in fleet.vms:
-            chunk.append(
-                _vm_row(vm.name, vm.vcpus, vm.memory_mib, host_id[vm.host or ""], rng, now)
-            )
+            row = _vm_row(vm.name, vm.vcpus, vm.memory_mib, host_id[vm.host or ""], rng, now)
+            chunk.append(row)
+            if storage:
+                volumes += _disk_volumes(row, now)
             if len(chunk) == 10_000:
                 bulk_insert(s, m.VM, chunk)
                 chunk = []
         bulk_insert(s, m.VM, chunk)
+        for i in range(0, len(volumes), 20_000):
+            bulk_insert(s, m.Volume, volumes[i : i + 20_000])
     db.analyze()
+
+
+#: Pools per host: 1 (its own images pool, id = host id) + the shared ISO storage's.
+ISO_VOLUMES = 20
+
+
+def storage_rows(s: Any, host_rows: list[dict[str, Any]], now: datetime) -> None:
+    """Per host: a local images pool (its VMs' disks go there), the ISO share every host
+    mounts (one NFS export, ``ISO_VOLUMES`` images, listed once), a 'default' network every
+    VM's NIC is on and an 'isolated' one nobody uses."""
+    n = len(host_rows)
+    pools, nets, isos = [], [], []
+    for h in host_rows:
+        for pid, name, key in (
+            (h["id"], "images", f"path:dir:/var/lib/libvirt/images:{2**40 + h['id']}"),
+            (n + h["id"], "iso", "source:netfs:nas.example:/export/iso"),
+        ):
+            pools.append(
+                {
+                    "id": pid,
+                    "host_id": h["id"],
+                    "name": name,
+                    "uuid": str(uuidlib.UUID(int=pid)),
+                    "type": "dir",
+                    "path": f"/var/lib/libvirt/{name}",
+                    "active": True,
+                    "capacity_bytes": 2**40,
+                    "allocation_bytes": 2**39,
+                    "available_bytes": 2**39,
+                    "storage_key": key,
+                }
+            )
+        isos += [
+            {
+                "pool_id": n + h["id"],
+                "name": f"os-{k:02d}.iso",
+                "path": f"/var/lib/libvirt/iso/os-{k:02d}.iso",
+                "capacity_bytes": 2**32,
+                "allocation_bytes": 2**32,
+                "format": "raw",
+                "backing_path": None,
+                "used_by": None,
+                "first_seen_at": now,
+            }
+            for k in range(ISO_VOLUMES)
+        ]
+        nets += [
+            {
+                "host_id": h["id"],
+                "name": name,
+                "uuid": str(uuidlib.uuid4()),
+                "active": True,
+                "bridge": bridge,
+                "forward_mode": mode,
+            }
+            for name, bridge, mode in (("default", "virbr0", "nat"), ("isolated", None, None))
+        ]
+    bulk_insert(s, m.Pool, pools)
+    bulk_insert(s, m.Network, nets)
+    bulk_insert(s, m.Volume, isos)
+
+
+def _disk_volumes(vm: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """A VM's disks as volumes of its host's images pool (the pool's id is the host's)."""
+    return [
+        {
+            "pool_id": vm["host_id"],
+            "name": d["path"].rsplit("/", 1)[-1],
+            "path": d["path"],
+            "capacity_bytes": d["capacity_bytes"],
+            "allocation_bytes": d["allocation_bytes"],
+            "format": "qcow2",
+            "backing_path": None,
+            "used_by": vm["uuid"],
+            "first_seen_at": now,
+        }
+        for d in vm["disks"]
+    ]
 
 
 def _vm_row(
@@ -160,12 +256,14 @@ def _vm_row(
 
 
 # -- export --------------------------------------------------------------------------------
-def corral_env(home: Path, url: str, **extra: str) -> dict[str, str]:
+#: The source tree the server and the export run by default: this checkout's.
+OWN_SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def corral_env(home: Path, url: str, src: Path = OWN_SRC, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
     env.update({"CORRAL_HOME": str(home), "CORRAL_DATABASE_URL": url, **extra})
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(Path(__file__).parent.parent / "src"), os.environ.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)
     return env
 
 
@@ -194,12 +292,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(home: Path, url: str, port: int, workers: str | None) -> subprocess.Popen[bytes]:
+def start_server(
+    home: Path, url: str, port: int, workers: str | None, src: Path = OWN_SRC
+) -> subprocess.Popen[bytes]:
     extra = {"CORRAL_API_WORKERS": workers} if workers else {}
     with open(home / "server.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "corral", "serve", "--port", str(port)],
-            env=corral_env(home, url, **extra),
+            env=corral_env(home, url, src, **extra),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -264,16 +364,22 @@ async def _load(port: int, token: str, clients: int, seconds: float) -> Tally:
     return tally
 
 
-#: wrk's clients walk the pages as ``_client`` does: a department's first page, then up to
-#: four more by cursor (one walk per connection at a time).
-WRK_SCRIPT = """
+#: The start of a walk of a department's VMs in wrk's Lua: the departments, a URL encoder.
+LUA_DEPTS = """
 local depts = {{DEPTS}}
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("CORRAL_BENCH_TOKEN")
 local function enc(s)
   local hex = function(c) return string.format("%%%02X", string.byte(c)) end
   return (s:gsub("[^%w%-_%.~]", hex))
 end
 local walk = {page = 0, dept = depts[1]}
+""".replace("{DEPTS}", ", ".join(f'"{d}"' for d in DEPTS))
+
+#: wrk's clients walk the pages as ``_client`` does: a department's first page, then up to
+#: four more by cursor (one walk per connection at a time).
+WRK_SCRIPT = (
+    LUA_DEPTS
+    + """
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("CORRAL_BENCH_TOKEN")
 request = function()
   local path = "/api/v1/vms?state=running&department=" .. enc(walk.dept) .. "&limit=100&sort=name"
   if walk.cursor then path = path .. "&cursor=" .. walk.cursor end
@@ -285,16 +391,98 @@ response = function(status, headers, body)
   if c and walk.page < 5 then walk.cursor = c
   else walk = {page = 0, dept = depts[math.random(#depts)]} end
 end
-""".replace("{DEPTS}", ", ".join(f'"{d}"' for d in DEPTS))
+"""
+)
 
 
-def wrk_load(port: int, token: str, clients: int, seconds: float, home: Path) -> Tally:
+#: The other lists' walks: from the first page or a random host's first row on (a cursor
+#: of that host's name), up to five pages of 100 by the next cursor.
+WALK_SCRIPT = """
+local starts = {{STARTS}}
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("CORRAL_BENCH_TOKEN")
+local walk
+local function begin()
+  local c = starts[math.random(#starts)]
+  walk = {page = 0, cursor = c ~= "" and c or nil}
+end
+begin()
+request = function()
+  local path = "{PATH}?limit=100"
+  if walk.cursor then path = path .. "&cursor=" .. walk.cursor end
+  return wrk.format("GET", path)
+end
+response = function(status, headers, body)
+  local c = body:match('"next_cursor":"([^"]+)"')
+  walk.page = walk.page + 1
+  if c and walk.page < 5 then walk.cursor = c else begin() end
+end
+"""
+
+#: The web VM list, walked as the REST one: a department's running VMs, then the next links.
+WEB_SCRIPT = (
+    LUA_DEPTS
+    + """
+wrk.headers["Cookie"] = "corral_session=" .. os.getenv("CORRAL_BENCH_COOKIE")
+request = function()
+  if walk.next then return wrk.format("GET", walk.next) end
+  return wrk.format("GET", "/vms?state=running&department=" .. enc(walk.dept) .. "&sort=name")
+end
+response = function(status, headers, body)
+  local n = body:match('href="(/vms%?[^"]*cursor=[^"]+)" rel="next"')
+  walk.page = walk.page + 1
+  if n and walk.page < 5 then walk.next = (n:gsub("&amp;", "&"))
+  else walk = {page = 0, dept = depts[math.random(#depts)]} end
+end
+"""
+)
+
+#: The lists the REST section can load (``--lists``), and the API path of each.
+LIST_PATHS = {
+    "vms": "/api/v1/vms",
+    "hosts": "/api/v1/hosts",
+    "volumes": "/api/v1/volumes",
+    "networks": "/api/v1/networks",
+    "web-vms": "/vms",
+}
+
+
+def walk_script(listing: str, host_names: list[str]) -> str:
+    """The wrk script of ``listing``; the walks of hosts, volumes and networks start at the
+    first page or at one of 20 hosts' first rows (fixed seed)."""
+    if listing == "vms":
+        return WRK_SCRIPT
+    if listing == "web-vms":
+        return WEB_SCRIPT
+    from corral.api.pagination import encode_cursor
+
+    width = {"hosts": 1, "networks": 2, "volumes": 3}[listing]
+    picked = random.Random(16).sample(host_names, min(20, len(host_names)))
+    starts = ['""'] + [f'"{encode_cursor((h,) + ("",) * (width - 1))}"' for h in picked]
+    return WALK_SCRIPT.replace("{STARTS}", ", ".join(starts)).replace("{PATH}", LIST_PATHS[listing])
+
+
+def web_cookie(port: int, token: str) -> str:
+    """A web session of the token's user, signed in through the form as a browser is."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as web:
+        form = web.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        if csrf is None:
+            raise SystemExit("the sign-in page has no form token")
+        done = web.post("/login", data={"csrf": csrf.group(1), "token": token, "next": "/"})
+        if done.status_code != 303 or "corral_session" not in web.cookies:
+            raise SystemExit(f"signing in to the web pages failed: {done.status_code}")
+        return str(web.cookies["corral_session"])
+
+
+def wrk_load(
+    port: int, env: dict[str, str], clients: int, seconds: float, home: Path, script_text: str
+) -> Tally:
     """The load from wrk (a C program: its few CPU milliseconds are not the server's), after
     a 3 s warm-up run; latencies from its percentiles, so ``Tally.times`` holds p50 and p99."""
     script = home / "pages.lua"
-    script.write_text(WRK_SCRIPT)
-    env = {**os.environ, "CORRAL_BENCH_TOKEN": token}
-    base = ["wrk", "-t2", f"-c{clients}", "--latency", "-s", str(script)]
+    script.write_text(script_text)
+    env = {**os.environ, **env}
+    base = ["wrk", "-t2", f"-c{clients}", "--timeout", "30s", "--latency", "-s", str(script)]
     url = f"http://127.0.0.1:{port}"
     subprocess.run([*base, "-d3s", url], env=env, capture_output=True, check=True)
     out = subprocess.run(
@@ -327,19 +515,42 @@ def _cpu_seconds(pid: int) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in procs)
 
 
+@dataclass(frozen=True)
+class Rate:
+    """One list under load: requests a second, p50 and p99 (ms), the server's CPU
+    milliseconds per request (what the rate would be on idle cores) and failed requests."""
+
+    rate: float
+    p50: float
+    p99: float
+    cpu_ms: float
+    errors: int
+
+
 def rest_rate(
-    home: Path, url: str, token: str, args: argparse.Namespace
-) -> tuple[float, float, float, float, int]:
-    """Requests a second, p50 and p99 (ms) of ``clients`` concurrent clients; the server's
-    CPU milliseconds per request (what the rate would be on idle cores) and failed requests."""
+    home: Path,
+    url: str,
+    token: str,
+    args: argparse.Namespace,
+    listing: str = "vms",
+    src: Path = OWN_SRC,
+    host_names: list[str] | None = None,
+) -> Rate:
+    """``clients`` concurrent clients walking ``listing`` on a server running ``src``."""
     port = free_port()
-    server = start_server(home, url, port, args.workers)
+    server = start_server(home, url, port, args.workers, src)
     try:
         if args.load == "wrk":
-            wrk_load(port, token, args.clients, 1, home)  # warm-up: connections, caches
+            env = {"CORRAL_BENCH_TOKEN": token}
+            if listing == "web-vms":
+                env["CORRAL_BENCH_COOKIE"] = web_cookie(port, token)
+            script = walk_script(listing, host_names or [])
+            wrk_load(port, env, args.clients, 1, home, script)  # warm-up: connections, caches
             cpu0 = _cpu_seconds(server.pid)
-            tally = wrk_load(port, token, args.clients, args.seconds, home)
+            tally = wrk_load(port, env, args.clients, args.seconds, home, script)
         else:
+            if listing != "vms":
+                raise SystemExit("--load httpx walks the VM list only; use wrk for --lists")
             cpu0 = _cpu_seconds(server.pid)
             tally = asyncio.run(_load(port, token, args.clients, args.seconds))
         cpu = _cpu_seconds(server.pid) - cpu0
@@ -349,9 +560,11 @@ def rest_rate(
     per_request = 1000 * cpu / max(tally.sent, 1)
     if args.load == "wrk":
         p50, p99 = tally.times
-        return tally.sent / args.seconds, p50 * 1000, p99 * 1000, per_request, tally.errors
+        return Rate(tally.sent / args.seconds, p50 * 1000, p99 * 1000, per_request, tally.errors)
     q = statistics.quantiles(tally.times, n=100)
-    return len(tally.times) / args.seconds, q[49] * 1000, q[98] * 1000, per_request, tally.errors
+    return Rate(
+        len(tally.times) / args.seconds, q[49] * 1000, q[98] * 1000, per_request, tally.errors
+    )
 
 
 # -- HA ------------------------------------------------------------------------------------
@@ -394,11 +607,11 @@ def run_database(
     rows: list[tuple[str, str, str, str, str]] = []
     db = fresh_database(url, reset_pg)
     t0 = time.perf_counter()
-    load_fleet(db, args.hosts, args.vms)
+    load_fleet(db, args.hosts, args.vms, storage=bool({"volumes", "networks"} & set(args.lists)))
     token = TokenStore(db).create("bench-scale")
-    db.dispose()
     print(f"{label}: fleet of {args.vms:,} VMs written in {time.perf_counter() - t0:.1f} s")
     if "export" not in args.skip:
+        db.dispose()
         for fmt in ("csv", "json"):
             wall, cpu, rss, size = timed_export(home, url, fmt)
             rows.append(
@@ -412,18 +625,63 @@ def run_database(
                 )
             )
     if "rest" not in args.skip:
-        rate, p50, p99, cpu_ms, errors = rest_rate(home, url, token, args)
-        rows.append(
-            (
-                f"REST list pages, {args.clients} clients ({args.load}), {args.vms:,} VMs",
-                label,
-                f"{rate:.0f} req/s, p50 {p50:.0f} ms, p99 {p99:.0f} ms; server "
-                f"{cpu_ms:.1f} CPU ms/request; {errors} failed",
-                f">= {RATE_TARGET:.0f} req/s, p99 <= {P99_TARGET_MS:.0f} ms",
-                _met(rate >= RATE_TARGET and p99 <= P99_TARGET_MS),
-            )
-        )
+        with db.session() as s:
+            host_names = sorted(s.scalars(select(m.Host.name)))
+        db.dispose()
+        for listing in args.lists:
+            measured: list[Rate] = []
+            for src in args.src:  # back to back: each tree's server on the same rows
+                r = rest_rate(home, url, token, args, listing, src, host_names)
+                measured.append(r)
+                target = listing != "web-vms"
+                rows.append(
+                    (
+                        f"{_list_label(listing)}, {args.clients} clients ({args.load}), "
+                        f"{args.vms:,} VMs{_src_label(src, args)}",
+                        label,
+                        f"{r.rate:.0f} req/s, p50 {r.p50:.0f} ms, p99 {r.p99:.0f} ms; server "
+                        f"{r.cpu_ms:.1f} CPU ms/request; {r.errors} failed",
+                        f">= {RATE_TARGET:.0f} req/s, p99 <= {P99_TARGET_MS:.0f} ms"
+                        if target
+                        else "-",
+                        _met(r.rate >= RATE_TARGET and r.p99 <= P99_TARGET_MS) if target else "-",
+                    )
+                )
+            if len(measured) == 2:
+                rows.append(
+                    (
+                        f"  ratio {_src_name(args.src[1])} / {_src_name(args.src[0])}",
+                        label,
+                        _ratio(*measured),
+                        "",
+                        "",
+                    )
+                )
     return rows
+
+
+def _ratio(first: Rate, last: Rate) -> str:
+    if first.rate == 0 or first.p99 == 0:
+        return f"the first answered no request in the window; the second {last.rate:.0f} req/s"
+    return (
+        f"req/s x{last.rate / first.rate:.2f}, p99 x{last.p99 / first.p99:.2f}, "
+        f"CPU ms/request x{last.cpu_ms / first.cpu_ms:.3f}"
+    )
+
+
+def _list_label(listing: str) -> str:
+    if listing == "web-vms":
+        return "web VM list pages (/vms, 50 a page)"
+    return f"REST list pages {LIST_PATHS[listing]}"
+
+
+def _src_name(src: Path) -> str:
+    """A source tree's label: its checkout's folder name (main, or a helper's worktree)."""
+    return src.resolve().parent.name
+
+
+def _src_label(src: Path, args: argparse.Namespace) -> str:
+    return f" [{_src_name(src)}]" if len(args.src) > 1 else ""
 
 
 def _met(ok: bool) -> str:
@@ -446,8 +704,26 @@ def main() -> None:
     )
     ap.add_argument("--ha-timeout", type=float, default=180.0)
     ap.add_argument("--skip", default="", help="comma-separated: export, rest, ha, sqlite")
+    ap.add_argument(
+        "--lists",
+        default="vms",
+        help=f"comma-separated lists the REST section loads: {', '.join(LIST_PATHS)} "
+        "(volumes or networks add each host's pools, volumes and networks to the fleet)",
+    )
+    ap.add_argument(
+        "--src",
+        action="append",
+        type=Path,
+        help="a source tree the server runs (give two, e.g. main's src then this one's, to "
+        "compare them back to back on the same rows with their ratio); default this checkout's",
+    )
     args = ap.parse_args()
     args.skip = set(filter(None, args.skip.split(",")))
+    args.lists = [x for x in args.lists.split(",") if x]
+    unknown = set(args.lists) - set(LIST_PATHS)
+    if unknown:
+        ap.error(f"unknown list {sorted(unknown)[0]!r}; choose among {', '.join(LIST_PATHS)}")
+    args.src = args.src or [OWN_SRC]
     rows: list[tuple[str, str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -31,6 +31,7 @@ from corral.hypervisor import deadline
 from corral.hypervisor.base import Hypervisor
 from corral.hypervisor.pool import ConnectionPool
 from corral.hypervisor.uri import HostAccess, redact, validate_uri
+from corral.inventory import keyset
 from corral.inventory.export import export_inventory
 from corral.inventory.filters import VMFilter, decode_cursor, encode_cursor
 from corral.inventory.hosts_file import HostEntry
@@ -43,7 +44,6 @@ from corral.inventory.listing import (
 from corral.inventory.records import (
     META_FIELDS,
     host_view,
-    listed_host,
     row_to_meta,
     vm_detail,
 )
@@ -297,15 +297,15 @@ class Inventory:
 
     def list_hosts(self) -> list[ListedHost]:
         with self.db.session() as s:
-            counts = dict(
-                s.execute(
-                    select(m.VM.host_id, func.count())
-                    .where(m.VM.deleted_at.is_(None))
-                    .group_by(m.VM.host_id)
-                ).all()
-            )
-            hosts = s.scalars(select(m.Host).order_by(m.Host.name))
-            return [listed_host(h, counts.get(h.id, 0)) for h in hosts]
+            return list(keyset.host_page(s).items)
+
+    def hosts_page(
+        self, *, after: Sequence[object] | None, limit: int, count: bool = False
+    ) -> keyset.KeyPage[ListedHost]:
+        """The hosts after the key ``after`` (a cursor's), at most ``limit``."""
+        key = keyset.check_key(after, 1)
+        with self.db.session() as s:
+            return keyset.host_page(s, after=key, limit=limit, count=count)
 
     def connector(self, host: m.Host) -> Hypervisor:
         """A pooled connection to ``host`` (kept open between syncs)."""
@@ -535,7 +535,10 @@ class Inventory:
             return _detail(s, vm, host_name)
 
     def list_volumes(self, *, orphaned_only: bool = False) -> list[VolumeView]:
-        """Every volume once, a shared storage's volumes included: ``hosts`` lists who sees it."""
+        """Every volume once, a shared storage's volumes included: ``hosts`` lists who sees it.
+
+        One pass over every row (the export's); :meth:`volumes_page` gives the same list a
+        page at a time."""
         user_host = aliased(m.Host)
         with self.db.session() as s:
             q = (
@@ -549,33 +552,31 @@ class Inventory:
             if orphaned_only:
                 q = q.where(m.Volume.used_by.is_(None))
             # The first row of a volume describes it; later rows only add hosts that see it.
-            first: dict[tuple[str, str], VolumeView] = {}
+            first: dict[tuple[str, str], tuple[m.Volume, str, str | None, str | None]] = {}
             seen_by: dict[tuple[str, str], list[str]] = {}
-            for v, pool, host, vm_name, vm_host in s.execute(q).all():
+            for v, pool, host, vm_name, vm_host in s.execute(q):
                 key = (pool.storage_key or f"pool:{pool.id}", v.path)
                 seen_by.setdefault(key, []).append(host)
-                if key not in first:
-                    first[key] = VolumeView(
-                        host=vm_host or host,
-                        hosts=(),
-                        pool=pool.name,
-                        name=v.name,
-                        path=v.path,
-                        format=v.format,
-                        capacity_bytes=v.capacity_bytes,
-                        allocation_bytes=v.allocation_bytes,
-                        backing_path=v.backing_path,
-                        used_by=v.used_by,
-                        used_by_name=vm_name,
-                        used_by_host=vm_host,
-                        orphaned=v.used_by is None,
-                        first_seen_at=v.first_seen_at,
-                        shared=False,
-                    )
-        return [
-            replace(vol, hosts=tuple(seen_by[key]), shared=len(seen_by[key]) > 1)
-            for key, vol in first.items()
-        ]
+                first.setdefault(key, (v, pool.name, vm_name, vm_host))
+            return [
+                keyset.volume_view(v, pool_name, seen_by[key], vm_name, vm_host)
+                for key, (v, pool_name, vm_name, vm_host) in first.items()
+            ]
+
+    def volumes_page(
+        self,
+        *,
+        after: Sequence[object] | None,
+        limit: int,
+        orphaned_only: bool = False,
+        count: bool = False,
+    ) -> keyset.KeyPage[VolumeView]:
+        """The volumes after the key ``after`` (host, pool, name), at most ``limit``."""
+        key = keyset.check_key(after, 3)
+        with self.db.session() as s:
+            return keyset.volume_page(
+                s, after=key, limit=limit, orphaned_only=orphaned_only, count=count
+            )
 
     def storage_users_elsewhere(
         self, host_name: str, uuid: str, paths: Iterable[str]
@@ -608,36 +609,22 @@ class Inventory:
     def list_networks(self, *, unused_only: bool = False) -> list[NetworkView]:
         """Virtual networks per host, with how many live VMs have a NIC on each."""
         with self.db.session() as s:
-            nets = s.execute(
-                select(m.Network, m.Host.name, m.Host.id)
-                .join(m.Host, m.Network.host_id == m.Host.id)
-                .order_by(m.Host.name, m.Network.name)
-            ).all()
-            by_bridge = {(host_id, n.bridge): n.name for n, _, host_id in nets if n.bridge}
-            users: dict[tuple[int, str], int] = {}
-            nic_rows = s.execute(
-                select(m.VM.host_id, m.VM.nics).where(
-                    m.VM.deleted_at.is_(None), m.VM.host_id.is_not(None)
-                )
+            return list(keyset.network_page(s, unused_only=unused_only).items)
+
+    def networks_page(
+        self,
+        *,
+        after: Sequence[object] | None,
+        limit: int,
+        unused_only: bool = False,
+        count: bool = False,
+    ) -> keyset.KeyPage[NetworkView]:
+        """The networks after the key ``after`` (host, name), at most ``limit``."""
+        key = keyset.check_key(after, 2)
+        with self.db.session() as s:
+            return keyset.network_page(
+                s, after=key, limit=limit, unused_only=unused_only, count=count
             )
-            for host_id, nics in nic_rows:
-                names = {_nic_network(n, host_id, by_bridge) for n in nics or []}
-                for name in names:
-                    if name is not None:
-                        users[(host_id, name)] = users.get((host_id, name), 0) + 1
-            rows = [
-                NetworkView(
-                    host=host,
-                    name=n.name,
-                    active=n.active,
-                    forward_mode=n.forward_mode,
-                    bridge=n.bridge,
-                    vms=users.get((host_id, n.name), 0),
-                    uuid=n.uuid,
-                )
-                for n, host, host_id in nets
-            ]
-        return [r for r in rows if r.vms == 0] if unused_only else rows
 
     def export(self, folder: Path, fmt: str, chunk_size: int = 5000) -> list[Path]:
         """One file per table: hosts, vms (tombstones included), disks, snapshots, volumes;
@@ -706,20 +693,6 @@ def _claim(s: Session, uuid: str) -> m.VM:
     if row is None:
         raise NotFoundError(f"no VM with UUID {uuid}.")
     return row
-
-
-def _nic_network(
-    nic: dict[str, Any], host_id: int, by_bridge: dict[tuple[int, str], str]
-) -> str | None:
-    """The libvirt network a NIC is on: named by <source network=…> whatever the NIC's type
-    (a bridge-mode network gives type='bridge'), or a bridge that is a network's bridge."""
-    if nic.get("network"):
-        return str(nic["network"])
-    if nic.get("type") == "network":
-        return nic.get("source")
-    if nic.get("type") == "bridge" and nic.get("source"):
-        return by_bridge.get((host_id, str(nic["source"])))
-    return None
 
 
 #: The metadata fields that take one of a fixed set of values.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,8 +40,12 @@ def _create_private(path: Path) -> None:
 def json_text(value: object) -> str:
     """JSON columns' text, by orjson: a first sync encodes some 30,000 device lists, and the
     standard library's encoder was a tenth of its CPU time. Mapping keys that are not strings
-    (an int) become strings, as ``json.dumps`` makes them."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    (an int) become strings, as ``json.dumps`` makes them. An int past 64 bits (a request's
+    body may hold one) is past orjson: the standard library's encoder writes it."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
 
 
 class Database:

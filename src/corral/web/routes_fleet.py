@@ -18,6 +18,8 @@ from corral.domain.access import Target
 from corral.domain.model import VMState
 from corral.errors import ForbiddenError, NotFoundError, ValidationError
 from corral.inventory.filters import SORT_KEYS, VMFilter
+from corral.inventory.listing import VMCount
+from corral.inventory.service import Inventory, Page
 from corral.metrics.catalog import METRICS
 from corral.metrics.model import EntityKind, Stat
 from corral.services import alerts_cli, capacity_runway, diagnosis, ha_outlook
@@ -37,6 +39,7 @@ from corral.web.pages import (
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
+HOST_PAGE = 100
 #: The VM list's query parameters (all in the URL, so a filtered list is a link to share).
 VM_QUERY = {
     "q": "",
@@ -50,7 +53,11 @@ VM_QUERY = {
     "sort": "name",
     "order": "asc",
     "cursor": "",
+    "n": "",  # the count the first page showed, carried to the later ones ("~": an estimate)
+    "exact": "",  # "1": count exactly where PostgreSQL would estimate
 }
+#: Query parameters that are about the page shown, not the filter (links drop them).
+_PAGE_ONLY = ("cursor", "n", "exact")
 VM_METRICS = tuple(m.name for m in METRICS if m.kind is EntityKind.vm)
 
 
@@ -91,8 +98,18 @@ _STATES = (VMState.running, VMState.shutoff, VMState.paused, VMState.crashed)
 
 @router.get("/hosts")
 def hosts(request: Request) -> Response:
+    """The hosts by name, a page at a time (a fleet may have 10,000)."""
     authorize(request, P.fleet_read)
-    return render(request, "hosts.html", title="Hosts", hosts=get_inventory(request).list_hosts())
+    after = query(request, {"after": ""})["after"]
+    page = get_inventory(request).hosts_page(after=(after,) if after else None, limit=HOST_PAGE)
+    return render(
+        request,
+        "hosts.html",
+        title="Hosts",
+        hosts=page.items,
+        next_url="/hosts?" + urlencode({"after": page.next_key[0]}) if page.next_key else None,
+        first_url="/hosts" if after else None,
+    )
 
 
 @router.get("/vms")
@@ -119,22 +136,45 @@ def vms(request: Request) -> Response:
         descending=q["order"] == "desc",
         limit=PAGE_SIZE,
         cursor=q["cursor"] or None,
+        count=False,
     )
-    kept = {k: v for k, v in q.items() if v and k != "cursor"}
+    counted = _vm_count(inv, f, q, page)
+    kept = {k: v for k, v in q.items() if v and k not in _PAGE_ONLY}
+    carried = {"n": f"{'' if counted.exact else '~'}{counted.count}"} if counted else {}
     return render(
         request,
         "vms.html",
         title="Virtual machines",
         q=q,
         page=page,
+        counted=counted,
         states=[s.value for s in VMState],
         host_names=inv.host_names(),
-        next_url="/vms?" + urlencode({**kept, "cursor": page.next_cursor})
+        next_url="/vms?" + urlencode({**kept, **carried, "cursor": page.next_cursor})
         if page.next_cursor
         else None,
         first_url="/vms?" + urlencode(kept) if q["cursor"] else None,
+        exact_url="/vms?" + urlencode({**kept, "exact": "1"}),
         sort_url=lambda key: _sort_url(kept, key),
     )
+
+
+def _vm_count(inv: Inventory, f: VMFilter, q: dict[str, str], page: Page) -> VMCount | None:
+    """How many VMs the list holds, read once: on the first page PostgreSQL's estimate (an
+    exact count when asked, and always on SQLite, which has none), a page that holds the
+    whole list by its length; a later page shows what the first one read (its link carries
+    it), so paging through 100,000 VMs never counts them again."""
+    if not q["cursor"]:
+        if page.next_cursor is None:
+            return VMCount(len(page.items), exact=True)
+        counted = inv.count_vms(f, estimate=q["exact"] != "1")
+        # More than this page: at least one more VM than it shows, whatever the estimate.
+        return VMCount(max(counted.count, len(page.items) + 1), counted.exact)
+    carried = q["n"]
+    number = carried.removeprefix("~")
+    if not number.isdigit() or len(number) > 12:
+        return None  # not carried (or edited): said so rather than guessed
+    return VMCount(int(number), exact=not carried.startswith("~"))
 
 
 def _sort_url(kept: dict[str, str], key: str) -> str:

@@ -13,10 +13,10 @@ from corral.api.pagination import (
     Limit,
     Page,
     PageJSON,
+    SortKey,
     decode_cursor,
     encode_cursor,
     page_json,
-    paginate,
 )
 from corral.api.problems import error_responses
 from corral.api.schemas import (
@@ -45,10 +45,14 @@ from corral.errors import ForbiddenError, NotFoundError, ValidationError
 from corral.inventory import views
 from corral.inventory.filters import VMFilter
 from corral.inventory.hosts_file import HostEntry
+from corral.inventory.keyset import KeyPage
 from corral.inventory.service import check_uuid
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
 
+CountAll = Annotated[
+    bool, Query(description="Count the whole list too ('total'); not counted unless asked.")
+]
 UUIDPath = Annotated[Line, Path(max_length=64, description="The VM's libvirt UUID.")]
 Short = Annotated[Line | None, Query(max_length=256)]
 
@@ -59,8 +63,11 @@ def list_hosts(
     _who: Annotated[Principal, require(Perm.fleet_read)],
     limit: Limit = 100,
     cursor: Cursor = None,
+    count: CountAll = False,
 ) -> Page[Any]:
-    return paginate(inv.list_hosts(), lambda h: (h.name,), limit, cursor)
+    """Hosts by name, a page at a time (keyset paging, read so in the database)."""
+    page = inv.hosts_page(after=_after(cursor), limit=limit, count=count)
+    return _page(page)
 
 
 @router.post(
@@ -229,9 +236,11 @@ def networks(
     unused: bool = False,
     limit: Limit = 100,
     cursor: Cursor = None,
+    count: CountAll = False,
 ) -> Page[Any]:
-    rows = inv.list_networks(unused_only=unused)
-    return paginate(rows, lambda n: (n.host, n.name), limit, cursor)
+    """Networks by host and name, a page at a time."""
+    page = inv.networks_page(after=_after(cursor), limit=limit, unused_only=unused, count=count)
+    return _page(page)
 
 
 @router.get("/volumes", response_model=Page[VolumePublic], responses=error_responses(422))
@@ -241,6 +250,17 @@ def volumes(
     orphaned: bool = False,
     limit: Limit = 100,
     cursor: Cursor = None,
+    count: CountAll = False,
 ) -> Page[Any]:
-    rows = inv.list_volumes(orphaned_only=orphaned)
-    return paginate(rows, lambda v: (v.host, v.pool, v.name), limit, cursor)
+    """Volumes by host, pool and name (a shared storage's once), a page at a time."""
+    page = inv.volumes_page(after=_after(cursor), limit=limit, orphaned_only=orphaned, count=count)
+    return _page(page)
+
+
+def _after(cursor: str | None) -> SortKey | None:
+    return decode_cursor(cursor) if cursor else None
+
+
+def _page(page: KeyPage[Any]) -> Page[Any]:
+    next_cursor = encode_cursor(page.next_key) if page.next_key is not None else None
+    return Page[Any](items=list(page.items), next_cursor=next_cursor, total=page.total)
