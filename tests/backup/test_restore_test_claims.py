@@ -23,6 +23,7 @@ from typing import Any
 import libvirt
 import pytest
 from lxml import etree
+from sqlalchemy import select
 
 from corral.domain.backup import Manifest
 from corral.engines.backup import Policy
@@ -181,6 +182,12 @@ def test_a_claim_whose_process_died_is_cleaned_up_by_the_next_round_and_ended_fa
     test_conn.defineXML(copy).create()
     for path in (disk, hv.partial(disk), console):
         path.write_bytes(b"left behind")
+    # a row that lists a file the test does not write (edited in the database): kept
+    keep = tmp_path / "not-a-restore-test-file.qcow2"
+    keep.write_bytes(b"keep")
+    with inventory.db.session() as s:
+        row = s.scalars(select(m.RestoreTestRow).where(m.RestoreTestRow.network == name)).one()
+        row.files = [*(row.files or ()), str(keep)]
     [listed] = history(inventory.db)
     assert (listed.state, listed.ok) == ("running", False)  # seen as running meanwhile
 
@@ -197,6 +204,7 @@ def test_a_claim_whose_process_died_is_cleaned_up_by_the_next_round_and_ended_fa
         assert what in recovered.detail
     assert _scratch(test_conn) == set()
     assert not disk.exists() and not hv.partial(disk).exists() and not console.exists()
+    assert keep.read_bytes() == b"keep" and str(keep) not in recovered.detail
     assert done.tested == ()  # the killed test counts as this VM's test: not due again yet
     ended = [r for r in history(inventory.db) if r.network == name]
     assert [(r.state, r.ok, r.rto_met) for r in ended] == [("ended", False, False)]

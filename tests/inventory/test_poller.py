@@ -4,12 +4,16 @@ made, every read moves the host to its own next slot, and the status names overd
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from corral.api.app import create_app
 from corral.engines.polling import next_due, phases
@@ -132,3 +136,37 @@ def test_status_names_the_hosts_not_read_within_the_cycle(
     body = client.get("/api/v1/polling").json()
     assert body["hosts"] == 2 and body["cycle_s"] == 300.0  # the server's settings
     assert body["read_in_cycle"] + body["overdue"] <= 2
+
+
+def test_a_round_the_database_refuses_is_logged_and_the_shard_goes_on(
+    inventory: Inventory, nodes: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The schedule's table is renamed away under a running shard: its rounds fail in the
+    database, it says so and keeps going, and reads the host once the table is back."""
+    inventory.add_host("host-a", f"test://{nodes / 'host-a.xml'}")
+    shard = Shard(inventory, PollConfig(cycle_s=CYCLE, events=False, tick_s=0.05, lease_s=0.2))
+    shard._plan(force=True)
+    _all_due(inventory, clock)
+    with inventory.db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE poll_state RENAME TO poll_state_away"))
+    thread = threading.Thread(target=shard.run, daemon=True)
+    thread.start()
+    try:
+        _until(lambda: shard.stats.failed_rounds >= 2, "the shard never met the missing table")
+        assert thread.is_alive()
+        with inventory.db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE poll_state_away RENAME TO poll_state"))
+        _until(lambda: shard.stats.rounds >= 1, "the shard read nothing once the table was back")
+    finally:
+        shard.stop()
+        thread.join(timeout=30)
+    assert _rows(inventory)["host-a"].reads == 1
+    failed = [r.getMessage() for r in caplog.records if "poller round failed" in r.getMessage()]
+    assert failed and all("poll_state" in msg for msg in failed[:1]), failed
+
+
+def _until(done: Callable[[], bool], why: str) -> None:
+    give_up = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < give_up, why
+        time.sleep(0.05)

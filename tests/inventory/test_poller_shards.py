@@ -55,13 +55,15 @@ def _fleet(folder: Path) -> list[Path]:
     return paths
 
 
-def _shard(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "corral", "poll", "run", "--shards", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _shard(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A ``corral poll run`` process; what it says goes to ``log`` (shown when it ends)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "corral", "poll", "run", "--shards", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _held(db: Database, pid: int) -> set[str]:
@@ -108,11 +110,12 @@ def test_a_killed_shards_hosts_are_read_by_the_others_within_the_cycle(tmp_path:
         "CORRAL_POLL_LEASE": str(LEASE_S),
     }
     start = datetime.now(UTC)
-    procs = [_shard(env), _shard(env)]
+    logs = [tmp_path / "shard-0.log", tmp_path / "shard-1.log"]
+    procs = [_shard(env, log) for log in logs]
     try:
         dead, held = _kill_holding(db, procs)
         killed_at = datetime.now(UTC)
-        survivor = next(p for p in procs if p.pid != dead)
+        survivor, said = next((p, log) for p, log in zip(procs, logs, strict=True) if p.pid != dead)
         give_up = time.monotonic() + CYCLE_S + LEASE_S + 120  # a loaded machine is slow
         while time.monotonic() < give_up:
             status = PollStore(db).status(datetime.now(UTC), CYCLE_S)
@@ -121,7 +124,9 @@ def test_a_killed_shards_hosts_are_read_by_the_others_within_the_cycle(tmp_path:
                 read is not None and read >= start for read, _ in rows.values()
             ):
                 break
-            assert survivor.poll() is None, "the surviving shard ended"
+            assert survivor.poll() is None, (
+                f"the surviving shard ended:\n{said.read_text()[-3000:]}"
+            )
             time.sleep(0.2)
         rows = _reads(db)
     finally:

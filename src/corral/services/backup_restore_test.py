@@ -368,7 +368,7 @@ class RestoreTester:
                 _close(conn)
         except CorralError as exc:
             unreachable = exc.message
-        gone = [p for p in _with_partials(files) if p.exists()]
+        gone = [p for p in _with_partials(_named_after(files, claim.network)) if p.exists()]
         _unlink(gone)
         done += [f"removed {p}" for p in gone]
         detail = (
@@ -418,6 +418,12 @@ def _clear(conn: Any, name: str) -> list[str]:
             hv.remove_network(net)
             done.append(f"removed isolated network {name}")
     return done
+
+
+def _named_after(files: tuple[Path, ...], name: str) -> tuple[Path, ...]:
+    """The claimed files a test named ``name`` writes (``NAME-vda.qcow2``, ``NAME.serial.log``):
+    whatever else a claim row lists is never deleted."""
+    return tuple(p for p in files if p.name.startswith((f"{name}-", f"{name}.")))
 
 
 def _with_partials(files: tuple[Path, ...]) -> list[Path]:

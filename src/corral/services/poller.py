@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from corral.engines.polling import host_fingerprint, next_due, phases
 from corral.errors import CorralError, HostUnreachableError
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from corral.inventory.service import Inventory
 
 log = logging.getLogger(__name__)
+#: The longest pause after a round the database refused.
+RETRY_PAUSE_S = 5.0
 
 Clock = Callable[[], datetime]
 
@@ -72,6 +75,7 @@ class ShardStats:
     unchanged: int = 0  # fingerprint equal: no database work
     synced: int = 0
     failed: int = 0
+    failed_rounds: int = 0  # rounds the database refused (see Shard.run)
     event_reads: int = 0
     read_s: float = 0.0
     sync_s: float = 0.0
@@ -130,11 +134,21 @@ class Shard:
 
     # -- the loop ---------------------------------------------------------------
     def run(self, duration: float | None = None) -> ShardStats:
-        """Poll until ``stop()`` (or for ``duration`` seconds)."""
+        """Poll until ``stop()`` (or for ``duration`` seconds). A round the database refuses
+        (a lost connection, a deadlock, a server restarting) is logged and counted, and the
+        shard goes on after a pause: the hosts it had claimed are claimed again when their
+        leases run out. A poller that ended on one such error would leave its hosts unread."""
         end = None if duration is None else time.monotonic() + duration
         try:
             while not self._stop.is_set() and (end is None or time.monotonic() < end):
-                if self.round() == 0:
+                try:
+                    handled = self.round()
+                except (CorralError, SQLAlchemyError) as exc:
+                    self.stats.failed_rounds += 1
+                    log.warning("poller round failed, trying again: %s", _one_line(exc))
+                    self._stop.wait(min(self.config.lease_s, RETRY_PAUSE_S))
+                    continue
+                if handled == 0:
                     self._stop.wait(self.config.tick_s)
         finally:
             self.conns.close_all()
@@ -379,6 +393,15 @@ def run_shards(count: int, child: Sequence[str], duration: float | None = None) 
                 p.terminate()
         for p in procs:
             p.wait()
+
+
+def _one_line(exc: Exception) -> str:
+    """What went wrong, without the statement or its parameters (a database error carries
+    both in its text)."""
+    if isinstance(exc, CorralError):
+        return exc.message.split("\n")[0]
+    cause = getattr(exc, "orig", None) or ""
+    return f"{exc.__class__.__name__}: {cause}".split("\n")[0]
 
 
 __all__ = ["PollConfig", "Shard", "ShardStats", "run_shards", "shard_name"]
