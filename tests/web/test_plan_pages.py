@@ -81,6 +81,7 @@ def test_what_if_a_host_leaves_and_vms_come(client: TestClient, db_demo: Demo) -
     assert figures["Free vCPUs"][1] == f"{want.after.free_vcpus:,.1f}"
     verdict = lhtml.document_fromstring(r.text).get_element_by_id("whatif-verdict").text_content()
     assert ("still fits" in verdict) == (not want.not_placed)
+    assert "counted up to what the N+K setting asks for" in verdict  # not the fleet's most
     room = planning.headroom(want.after, 2, 2048)
     assert f"at most {room:,} more VMs of 2 vCPUs and 2048 MiB" in r.text
 
