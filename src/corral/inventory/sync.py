@@ -138,7 +138,7 @@ class SyncService:
     ) -> SyncReport:
         """Sync the named hosts (all when None) in one transaction; return what happened."""
         report = SyncReport(started_at=self.clock())
-        with _collector_paused(), self.db.session() as s:
+        with collector_paused(), self.db.session() as s:
             hosts = _hosts(s, host_names)
             held = _Held.of(s, hosts)
             reconciler = _Reconciler(s, self.clock, report, held, hosts)
@@ -755,8 +755,9 @@ _pauses_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector off while syncs run, on again after the last one.
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while syncs (or other bulk reads, such as the live
+    fleet's) run in this process, on again after the last one ends.
 
     A first sync makes tens of thousands of objects that live until it ends; each full
     collection walks all of them for nothing (none is in a cycle): 8 % of a 10,000-VM first
@@ -864,4 +865,4 @@ def _storage_fingerprint(pools: tuple[PoolFacts, ...], networks: tuple[Any, ...]
     return h.hexdigest()
 
 
-__all__ = ["HostResult", "SyncReport", "SyncService", "utcnow"]
+__all__ = ["HostResult", "SyncReport", "SyncService", "collector_paused", "utcnow"]
