@@ -38,6 +38,12 @@ The default history is a week (the setting ``diagnosis_history_s``; docs/diagnos
 ``--vms 2000 --hours 168`` (2026-12-04, load about 20) reading it all in 5-minute buckets took
 69.2 s and 994 MB, reading the hours before the judged one in hourly buckets 20.5 s and
 356 MB (a day, all 5-minute: 12.4 s, 314 MB); 10 of 10 groups found, none false, in each.
+
+The whole fleet over the default week (2026-12-04 22:25 UTC, load average 4-5 from other jobs):
+``--vms 10000 --hours 168`` wrote 102,816,000 samples (500 hosts) in 74.8 s, then
+
+     VMs  hours  chunk  wall s  peak MB  groups  found  missed  false
+  10,000    168   1000    11.9    1,272      10     10       0      0
 """
 
 from __future__ import annotations
