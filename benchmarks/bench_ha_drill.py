@@ -19,6 +19,18 @@ Checked apart from the manager, by this script itself:
                                         [--reports DIR]   # each drill's JSON and HTML report
 
 Needs root and `bash scripts/realhosts.sh up` done once (for the guest artifacts).
+
+Measured 2026-12-04 22:23-22:46 UTC, 20 drills with the defaults (grace 30 s, checks every
+5 s), 3 protected guests each, on the 2-core machine while three other jobs ran (load
+average 4-11):
+
+    seconds after the kill       min  median     max
+    detection                   34.8    35.0    36.3
+    fenced                      39.9    40.0    41.4
+    each VM running             45.9    47.3    52.8
+    last VM running             45.9    47.3    52.8
+
+    drills 20, RTO met 20, VMs running twice 0 (most QEMU per guest at once: 1), VMs lost 0
 """
 
 from __future__ import annotations
