@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 
 from corral.domain.metrics import (
     EntityKind,
@@ -69,6 +70,11 @@ _MAX_IDS_CHARS = 12_000
 
 def _q(value: str) -> str:
     return json.dumps(value)
+
+
+def _labels_key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """A series' label set as a hashable key (the same set in any order gives the same key)."""
+    return tuple(sorted(labels.items()))
 
 
 def _sel(kind: EntityKind, metric: str, entity: str | None = None) -> str:
@@ -131,7 +137,7 @@ class VictoriaMetricsStore:
 
     def _query(self, query: str, at: float) -> list[dict[str, Any]]:
         data = self._get("/api/v1/query", {"query": query, "time": f"{at:.3f}", "nocache": "1"})
-        return list(data.json()["data"]["result"])
+        return list(orjson.loads(data.content)["data"]["result"])
 
     def _query_range(self, query: str, start: float, end: float, step: int) -> list[dict[str, Any]]:
         params = {
@@ -141,7 +147,8 @@ class VictoriaMetricsStore:
             "step": f"{step}s",
             "nocache": "1",
         }
-        return list(self._get("/api/v1/query_range", params).json()["data"]["result"])
+        resp = self._get("/api/v1/query_range", params)
+        return list(orjson.loads(resp.content)["data"]["result"])
 
     def _query_range_form(
         self, query: str, start: float, end: float, step: int
@@ -160,7 +167,7 @@ class VictoriaMetricsStore:
             raise StoreError(f"VictoriaMetrics at {self.url} is unreachable: {exc}") from None
         if resp.status_code >= 300:
             raise StoreError(f"VictoriaMetrics query failed: {resp.text.strip()[:200]}")
-        return list(resp.json()["data"]["result"])
+        return list(orjson.loads(resp.content)["data"]["result"])
 
     def _export(self, match: str, start: int, end: int) -> Iterator[dict[str, Any]]:
         params = {"match[]": match, "start": str(start), "end": f"{end - _EPS:.3f}"}
@@ -428,11 +435,11 @@ class VictoriaMetricsStore:
         values = self._query(f"last_over_time({sel}[{window}s]) keep_metric_names", now)
         stamps = self._query(f"tlast_over_time({sel}[{window}s]) keep_metric_names", now)
         hosts = self._latest_hosts(kre, window, now)
-        when = {json.dumps(r["metric"], sort_keys=True): float(r["value"][1]) for r in stamps}
+        when = {_labels_key(r["metric"]): float(r["value"][1]) for r in stamps}
         out = []
         for r in values:
             m = r["metric"]
-            t = int(when.get(json.dumps(m, sort_keys=True), float(r["value"][0])))
+            t = int(when.get(_labels_key(m), float(r["value"][0])))
             if t < since:
                 continue
             kind, ent = EntityKind(m["kind"]), m["id"]
