@@ -65,15 +65,9 @@ VM_METRICS = tuple(m.name for m in METRICS if m.kind is EntityKind.vm)
 def admin(request: Request) -> Response:
     viewer = authorize(request, P.fleet_analyse, fleet=True)
     inv = get_inventory(request)
-    counts = [
-        ("all", "/vms", inv.list_vms(limit=0).total),
-        *(
-            (s.value, f"/vms?state={s.value}", inv.list_vms(VMFilter(state=s.value), limit=0).total)
-            for s in _STATES
-        ),
-        ("no owner", "/vms?no_owner=1", inv.list_vms(VMFilter(no_owner=True), limit=0).total),
-        ("lease expired", "/vms?expired=1", inv.list_vms(VMFilter(expired=True), limit=0).total),
-    ]
+    counted = inv.count_vms_each([f for *_, f in _TILES])
+    counts = [(label, href, n) for (label, href, _), n in zip(_TILES, counted, strict=True)]
+    hosts = inv.hosts_page(after=None, limit=HOST_PAGE, count=True)
     open_cases = get_reclaim(request).cases(open_only=True)
     alerts = alerts_cli.service(request.app.state.settings, inv.db)
     fleet = live_fleet(request)
@@ -83,7 +77,11 @@ def admin(request: Request) -> Response:
         firing=len(alerts.alerts(alerts_cli.AlertState.firing)),
         title=f"Fleet — {viewer.name}",
         counts=counts,
-        hosts=inv.list_hosts(),
+        hosts=hosts.items,
+        hosts_total=hosts.total,
+        more_hosts=(
+            "/hosts?" + urlencode({"after": hosts.next_key[0]}) if hosts.next_key else None
+        ),
         events=inv.events(limit=10),
         open_cases=len(open_cases),
         ha=ha_outlook.outlook(inv.db, fleet),
@@ -94,6 +92,13 @@ def admin(request: Request) -> Response:
 
 
 _STATES = (VMState.running, VMState.shutoff, VMState.paused, VMState.crashed)
+#: The administrator's VM tiles: label, the VM list they link to, the VMs they count.
+_TILES = (
+    ("all", "/vms", VMFilter()),
+    *((s.value, f"/vms?state={s.value}", VMFilter(state=s.value)) for s in _STATES),
+    ("no owner", "/vms?no_owner=1", VMFilter(no_owner=True)),
+    ("lease expired", "/vms?expired=1", VMFilter(expired=True)),
+)
 
 
 @router.get("/hosts")
