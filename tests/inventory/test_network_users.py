@@ -17,16 +17,22 @@ from __future__ import annotations
 import random
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from lxml import etree
 from sqlalchemy import select
 
+from corral.inventory.keyset import network_page
 from corral.inventory.service import Inventory
 from corral.store import models as m
+from corral.store.db import MIGRATIONS, Database
 from corral.store.network_users import recount
 from tests.inventory.conftest import TEST_NS
+from tests.rows import vm_row
 
 
 @dataclass
@@ -262,3 +268,36 @@ def test_the_kept_counts_follow_syncs_changes_and_host_removal(
     inventory.remove_host(hosts[1].name)
     inventory.remove_host(hosts[2].name, forget_vms=True)
     _check(inventory, [hosts[0], hosts[3]])
+
+
+def test_the_migration_counts_the_users_of_the_networks_already_stored(db: Database) -> None:
+    """Migration 2600 fills the counts from the VMs and networks stored before it (the
+    page read none of its own after it), and goes down and up again."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "2400")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with db.session() as s:
+        for i in range(3):
+            host = m.Host(name=f"h{i}", uri=f"test:///h{i}", status="ok", created_at=now)
+            s.add(host)
+            s.flush()
+            for net, bridge in (("default", "virbr0"), ("lab", "br-lab"), ("idle", None)):
+                s.add(m.Network(host_id=host.id, name=net, uuid=net, active=True, bridge=bridge))
+            nics = [
+                {"type": "network", "source": "default"},
+                {"type": "bridge", "source": "br-lab"},
+            ]
+            for k in range(i + 1):
+                s.add(vm_row(f"h{i}-vm{k}", now, host_id=host.id, nics=nics[: k % 2 + 1]))
+            s.add(vm_row(f"h{i}-gone", now, host_id=host.id, nics=nics, deleted_at=now))
+    db.migrate()
+    with db.session() as s:
+        got = {(n.host, n.name): n.vms for n in network_page(s).items}
+    assert got == {
+        **{(f"h{i}", "default"): i + 1 for i in range(3)},
+        **{(f"h{i}", "lab"): (i + 1) // 2 for i in range(3)},
+        **{(f"h{i}", "idle"): 0 for i in range(3)},
+    }
