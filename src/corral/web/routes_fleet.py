@@ -65,8 +65,13 @@ VM_METRICS = tuple(m.name for m in METRICS if m.kind is EntityKind.vm)
 def admin(request: Request) -> Response:
     viewer = authorize(request, P.fleet_analyse, fleet=True)
     inv = get_inventory(request)
-    counted = inv.count_vms_each([f for *_, f in _TILES])
-    counts = [(label, href, n) for (label, href, _), n in zip(_TILES, counted, strict=True)]
+    tally = inv.vm_tally()
+    counts = [
+        ("all", "/vms", tally.total),
+        *((s.value, f"/vms?state={s.value}", tally.by_state.get(s.value, 0)) for s in _STATES),
+        ("no owner", "/vms?no_owner=1", tally.no_owner),
+        ("lease expired", "/vms?expired=1", tally.lease_expired),
+    ]
     hosts = inv.hosts_page(after=None, limit=HOST_PAGE, count=True)
     open_cases = get_reclaim(request).cases(open_only=True)
     alerts = alerts_cli.service(request.app.state.settings, inv.db)
@@ -92,13 +97,6 @@ def admin(request: Request) -> Response:
 
 
 _STATES = (VMState.running, VMState.shutoff, VMState.paused, VMState.crashed)
-#: The administrator's VM tiles: label, the VM list they link to, the VMs they count.
-_TILES = (
-    ("all", "/vms", VMFilter()),
-    *((s.value, f"/vms?state={s.value}", VMFilter(state=s.value)) for s in _STATES),
-    ("no owner", "/vms?no_owner=1", VMFilter(no_owner=True)),
-    ("lease expired", "/vms?expired=1", VMFilter(expired=True)),
-)
 
 
 @router.get("/hosts")
