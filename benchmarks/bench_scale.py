@@ -1,8 +1,8 @@
 """Issue 16's scale targets that are not sync, in one table: export, REST list pages, exact HA.
 
     .venv/bin/python benchmarks/bench_scale.py [--pg-url URL] [--vms 100000] [--hosts 200]
-        [--clients 50] [--seconds 20] [--skip export,rest,ha] [--lists vms,hosts,...]
-        [--src /work/main/src --src src]
+        [--clients 50] [--seconds 20] [--skip export,page,rest,ha] [--lists vms,hosts,...]
+        [--src /work/main/src --src src] [--page-rounds 5]
 
 The fleet is the HA benchmark's (bench_ha_scale.make_fleet, seed 16): 200 hosts each filled to
 its own target of 50-80 % (a few 90 %) of memory and vCPUs, 100,000 VMs of a six-flavour mix.
@@ -26,6 +26,12 @@ path (corral.store.bulk), on SQLite and, given a URL, PostgreSQL.
   VM list (a signed-in session walking a department's running VMs, 50 a page). ``--src``
   twice (main's ``src``, then this checkout's) runs each list against both trees back to
   back on the same rows and prints their ratio.
+- In-process pages (``--lists`` hosts, networks, volumes; ``--skip page`` leaves them out):
+  ``Inventory.hosts_page``, ``networks_page`` (and with ``unused_only``) and ``volumes_page``
+  (and ``orphaned_only``), 100 rows a page, in a fresh process running each ``--src`` tree on
+  the same rows: the first page and 20 hosts' first rows, ``--page-rounds`` times; the median
+  and p90 wall time and this process's CPU time of a page (the database's work is in the wall
+  time only), and the ratio of the two trees.
 - HA: the exact policy on the HA benchmark's fleets, k=2 on 200 hosts / 100,000 VMs and k=1 on
   10,000 hosts / 100,000 VMs, each in a child process stopped after ``--ha-timeout`` s.
   Target 60 s each.
@@ -62,6 +68,7 @@ from corral.security.token_store import TokenStore
 from corral.store import models as m
 from corral.store.bulk import bulk_insert
 from corral.store.db import Database
+from corral.store.network_users import recount
 
 DEPTS = ["Finance", "R&D", "Sales", "HR", "IT", "Legal", "Marketing", "Ops"]
 EXPORT_TARGET_S = 10.0
@@ -112,6 +119,8 @@ def load_fleet(db: Database, n_hosts: int, n_vms: int, storage: bool = False) ->
         bulk_insert(s, m.VM, chunk)
         for i in range(0, len(volumes), 20_000):
             bulk_insert(s, m.Volume, volumes[i : i + 20_000])
+        if storage:  # the networks' VM counts a sync keeps, for rows written around it
+            recount(s, [h["id"] for h in host_rows])
     db.analyze()
 
 
@@ -567,6 +576,104 @@ def rest_rate(
     )
 
 
+# -- one page, in process -------------------------------------------------------------------
+#: The lists timed in process (``--lists``): the Inventory method, its key's width, its flags.
+IN_PROCESS: dict[str, tuple[str, int, dict[str, bool]]] = {
+    "hosts": ("hosts_page", 1, {}),
+    "networks": ("networks_page", 2, {}),
+    "volumes": ("volumes_page", 3, {}),
+}
+PAGE_CHILD = """
+import random, statistics, time
+from cryptography.fernet import Fernet
+from corral.inventory.service import Inventory
+from corral.security.secrets import SecretBox
+from corral.store.db import Database
+inv = Inventory(Database({url!r}), SecretBox(Fernet.generate_key()))
+page = getattr(inv, {method!r})
+hosts = {hosts!r}
+picked = random.Random(16).sample(hosts, min(20, len(hosts)))
+starts = [None] + [(h,) + ("",) * ({width} - 1) for h in picked]
+for after in starts[:3]:  # warm-up: connections, statements, caches
+    page(after=after, limit=100, **{flags!r})
+walls, cpus = [], []
+for _ in range({rounds}):
+    for after in starts:
+        t0, c0 = time.perf_counter(), time.process_time()
+        page(after=after, limit=100, **{flags!r})
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+print(statistics.median(walls) * 1000, statistics.quantiles(walls, n=10)[-1] * 1000,
+      statistics.median(cpus) * 1000, len(walls))
+"""
+
+
+@dataclass(frozen=True)
+class PageTime:
+    median_ms: float
+    p90_ms: float
+    cpu_ms: float  # this process's: the database server's work is in the wall time only
+    pages: int
+
+
+def page_time(
+    url: str, listing: str, flags: dict[str, bool], src: Path, host_names: list[str], rounds: int
+) -> PageTime:
+    """Pages of 100 of ``listing`` read by ``Inventory`` in a process running ``src``: the
+    first page and 20 hosts' first rows (fixed seed), ``rounds`` times each."""
+    method, width, _ = IN_PROCESS[listing]
+    code = PAGE_CHILD.format(
+        url=url, method=method, hosts=host_names, width=width, flags=flags, rounds=rounds
+    )
+    env = corral_env(Path(tempfile.gettempdir()), url, src)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    median, p90, cpu, pages = done.stdout.split()
+    return PageTime(float(median), float(p90), float(cpu), int(pages))
+
+
+def page_rows(
+    label: str, url: str, host_names: list[str], args: argparse.Namespace
+) -> list[tuple[str, str, str, str, str]]:
+    rows: list[tuple[str, str, str, str, str]] = []
+    for listing in (x for x in args.lists if x in IN_PROCESS):
+        variants = [({}, "")] + [({k: True}, f" {k}") for k in _FILTERS.get(listing, ())]
+        for flags, named in variants:
+            measured = []
+            for src in args.src:
+                p = page_time(url, listing, flags, src, host_names, args.page_rounds)
+                measured.append(p)
+                rows.append(
+                    (
+                        f"one page of 100 {listing}{named}, in process{_src_label(src, args)}",
+                        label,
+                        f"median {p.median_ms:.1f} ms, p90 {p.p90_ms:.1f} ms, "
+                        f"{p.cpu_ms:.1f} CPU ms ({p.pages} pages)",
+                        "-",
+                        "-",
+                    )
+                )
+            if len(measured) == 2:
+                first, last = measured
+                rows.append(
+                    (
+                        f"  ratio {_src_name(args.src[1])} / {_src_name(args.src[0])}",
+                        label,
+                        f"median x{last.median_ms / first.median_ms:.3f}, "
+                        f"p90 x{last.p90_ms / first.p90_ms:.3f}, "
+                        f"CPU x{last.cpu_ms / first.cpu_ms:.3f}",
+                        "",
+                        "",
+                    )
+                )
+    return rows
+
+
+#: The filters of a list timed on their own too.
+_FILTERS = {"networks": ("unused_only",), "volumes": ("orphaned_only",)}
+
+
 # -- HA ------------------------------------------------------------------------------------
 HA_CHILD = """
 import sys, time
@@ -624,10 +731,12 @@ def run_database(
                     _met(wall <= EXPORT_TARGET_S),
                 )
             )
+    with db.session() as s:
+        host_names = sorted(s.scalars(select(m.Host.name)))
+    db.dispose()
+    if "page" not in args.skip:
+        rows += page_rows(label, url, host_names, args)
     if "rest" not in args.skip:
-        with db.session() as s:
-            host_names = sorted(s.scalars(select(m.Host.name)))
-        db.dispose()
         for listing in args.lists:
             measured: list[Rate] = []
             for src in args.src:  # back to back: each tree's server on the same rows
@@ -703,7 +812,8 @@ def main() -> None:
         help="the REST load generator: wrk (C, default when installed) or httpx in this process",
     )
     ap.add_argument("--ha-timeout", type=float, default=180.0)
-    ap.add_argument("--skip", default="", help="comma-separated: export, rest, ha, sqlite")
+    ap.add_argument("--skip", default="", help="comma-separated: export, page, rest, ha, sqlite")
+    ap.add_argument("--page-rounds", type=int, default=5, help="rounds of the in-process page walk")
     ap.add_argument(
         "--lists",
         default="vms",

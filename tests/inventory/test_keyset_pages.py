@@ -24,6 +24,7 @@ from corral.inventory.views import as_row
 from corral.security.token_store import TokenStore
 from corral.services.users import UserService
 from corral.store import models as m
+from corral.store.network_users import recount
 from tests.rows import vm_row
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -83,6 +84,7 @@ def _fleet(inv: Inventory, seed: int, hosts: int = 23) -> None:
                 )
                 users.append(_vm(s, host, f"{name}-vm{k}", [nic], gone=rng.random() < 0.2))
             _pools(s, host, i, users, rng)
+        recount(s, [h.id for h in s.query(m.Host)])  # VMs written here, not by a sync
 
 
 def _pools(s: Any, host: m.Host, i: int, users: list[str], rng: random.Random) -> None:
@@ -274,6 +276,7 @@ def test_a_network_counts_each_live_vm_with_a_nic_on_it_once(
         _vm(s, host, "d", [{"type": "bridge", "source": "br0", "network": "lab"}], gone=False)
         _vm(s, host, "e", [{"type": "bridge", "source": "br-unknown"}], gone=False)
         _vm(s, host, "f", [nic_on], gone=True)
+        recount(s, [host.id])
     users = {n["name"]: n["vms"] for n in _walk(client, "/api/v1/networks", 2)}
     assert users == {"default": 2, "lab": 2, "isolated": 0}
     unused = _walk(client, "/api/v1/networks", 1, {"unused": "true"})

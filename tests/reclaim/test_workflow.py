@@ -37,9 +37,14 @@ def _history(fleet: Inventory, name: str) -> list[str]:
     return [e.kind for e in reversed(fleet.events(vm=uuid, limit=200))]
 
 
+def _users(fleet: Inventory, host: str, network: str) -> int:
+    return next(n.vms for n in fleet.list_networks() if (n.host, n.name) == (host, network))
+
+
 def test_whole_way_to_deletion(fleet: Inventory, smtp: tuple, clock: Clock, nodes: Path) -> None:
     inbox, settings = smtp
     svc = make_service(fleet, settings)
+    assert _users(fleet, "a", "default") == 1  # web-01's NIC
     case = svc.flag(WEB, category="idle", reason="idle for 30 days", actor="ops")
     assert case.state == "flagged" and case.monthly_cost > case.monthly_saving_off > 0
 
@@ -76,6 +81,7 @@ def test_whole_way_to_deletion(fleet: Inventory, smtp: tuple, clock: Clock, node
     assert "/var/lib/libvirt/images/a/web-01.qcow2" in done.deleted_volumes
     assert WEB not in _domain_names(nodes / "host-a.xml")
     assert fleet.find_vm(WEB).deleted_at is not None
+    assert _users(fleet, "a", "default") == 0  # the network lost its user with the VM
     history = _history(fleet, WEB)
     for kind in (
         "reclaim-flagged",

@@ -27,6 +27,7 @@ from corral.services import ha
 from corral.services.capacity_runway import MONTH_DAYS
 from corral.services.fleet import live_document, live_fleet, parse_fleet_document
 from corral.store.models import HAManagerStateRow
+from corral.web.routes_fleet import HOST_PAGE
 from tests.web.conftest import Demo, sign_in
 
 DAY = 86400
@@ -196,3 +197,34 @@ def test_the_tolerated_failures_are_not_capped_at_the_n_plus_k_setting(
         assert "ok" in status.get("class").split()
         # the exact policy, asked for the setting's K only, stops at it
         assert ha.check(fleet, "exact", 1).report.tolerated_host_failures == 1
+
+
+def test_the_hosts_table_is_a_page_of_hosts_with_a_link_to_the_next(
+    client: TestClient, db_demo: Demo
+) -> None:
+    """A fleet of more hosts than a page shows the first page by name and links to the rest
+    (the whole fleet's hosts were listed, each with its VMs counted, on every view)."""
+    inv = db_demo.inv
+    assert inv.access.node_dir is not None
+    nodes = inv.access.node_dir
+    added = [f"zz-spare-{i:03d}" for i in range(HOST_PAGE)]
+    for name in added:
+        inv.add_host(name, f"test://{nodes / name}.xml")  # never synced: no file needed
+    try:
+        sign_in(client, db_demo.token)
+        doc = html.fromstring(client.get("/admin").text)
+        shown = doc.xpath("//section[@aria-labelledby='host-health']//tbody/tr/td[1]/text()")
+        first = inv.hosts_page(after=None, limit=HOST_PAGE)
+        assert shown == [h.name for h in first.items] and len(shown) == HOST_PAGE
+        assert doc.xpath("string(//*[@id='more-hosts'])").startswith(
+            f"The first {HOST_PAGE} of {len(inv.host_names())} hosts by name"
+        )
+        (more,) = doc.xpath("//*[@id='more-hosts']/a[@rel='next']/@href")
+        rows = html.fromstring(client.get(more).text).xpath("//tbody/tr")
+        rest = [r.xpath("string(td[1])").strip() for r in rows]
+        assert rest[0] == inv.hosts_page(after=(shown[-1],), limit=1).items[0].name
+    finally:
+        for name in added:
+            inv.remove_host(name)
+    page = html.fromstring(client.get("/admin").text)
+    assert not page.xpath("//*[@id='more-hosts']")  # the demo's hosts fit on one page

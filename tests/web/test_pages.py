@@ -7,6 +7,7 @@ test_browser.py.
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -268,6 +269,17 @@ def test_the_fleet_page_counts_link_to_the_vms_they_count(
     }
     no_owner = db_demo.inv.list_vms(VMFilter(no_owner=True)).total
     assert tiles["/vms?no_owner=1"] == no_owner > 0
+    # every tile (one count query for all of them) is its list's count
+    for href, n in tiles.items():
+        if href.startswith("/vms"):
+            query = dict(parse_qsl(href.partition("?")[2]))
+            f = VMFilter(
+                state=query.get("state"),
+                no_owner="no_owner" in query,
+                expired="expired" in query,
+            )
+            assert n == db_demo.inv.list_vms(f, limit=0).total, href
+    assert tiles["/vms"] == len(db_demo.inv.list_vms().items) > tiles["/vms?state=running"] > 0
     listed = signed_in.get("/vms?no_owner=1")
     assert f"{no_owner} VMs match" in listed.text
     assert 'name="no_owner" value="1" checked' in listed.text

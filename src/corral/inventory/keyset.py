@@ -12,11 +12,11 @@ page.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import bindparam, exists, func, or_, select, text, tuple_
+from sqlalchemy import exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from corral.errors import ValidationError
@@ -27,10 +27,6 @@ from corral.store import models as m
 T = TypeVar("T")
 #: A list's sort key: the names of its last row, in the list's order.
 Key = tuple[str, ...]
-
-#: Networks read per round while looking for unused ones (their use is in each VM's NICs,
-#: judged here, so the filter runs a batch at a time).
-NETWORK_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +86,34 @@ def network_page(
     unused_only: bool = False,
     count: bool = False,
 ) -> KeyPage[NetworkView]:
-    """Networks by host and name, each with how many live VMs have a NIC on it.
-
-    Whether a network is used is read from the NICs of its host's VMs, so ``unused_only``
-    reads networks a batch at a time from the key on until the page is full."""
-    batch = limit + 1 if limit is not None and not unused_only else None
-    if unused_only and limit is not None:
-        batch = max(limit + 1, NETWORK_BATCH)
-    found: list[NetworkView] = []
-    start = after
-    while True:
-        views = _network_views(s, start, batch)
-        found += [v for v in views if v.vms == 0] if unused_only else views
-        if batch is None or len(views) < batch or (limit is not None and len(found) > limit):
-            break
-        start = (views[-1].host, views[-1].name)
+    """Networks by host and name, each with how many live VMs have a NIC on it: read from
+    the counts kept per (host, network) (corral.store.network_users), one lookup a row, so
+    ``unused_only`` is a condition of the same SELECT (no row there: no user)."""
+    users = aliased(m.HostNetworkUsers)
+    q = (
+        select(m.Network, m.Host.name, users.vm_count)
+        .join(m.Host, m.Network.host_id == m.Host.id)
+        .outerjoin(users, (users.host_id == m.Network.host_id) & (users.network == m.Network.name))
+        .order_by(m.Host.name, m.Network.name)
+    )
+    if unused_only:
+        q = q.where(users.vm_count.is_(None))
+    if after is not None:
+        q = q.where(tuple_(m.Host.name, m.Network.name) > tuple_(after[0], after[1]))
+    if limit is not None:
+        q = q.limit(limit + 1)
+    found = [
+        NetworkView(
+            host=host,
+            name=n.name,
+            active=n.active,
+            forward_mode=n.forward_mode,
+            bridge=n.bridge,
+            vms=vms or 0,
+            uuid=n.uuid,
+        )
+        for n, host, vms in s.execute(q)
+    ]
     rows, next_key = _paged(found, limit, lambda n: (n.host, n.name))
     total = None
     if count:
@@ -112,87 +121,15 @@ def network_page(
     return KeyPage(tuple(rows), next_key, total)
 
 
-def _network_views(s: Session, after: Key | None, limit: int | None) -> list[NetworkView]:
-    q = (
-        select(m.Network, m.Host.name, m.Host.id)
-        .join(m.Host, m.Network.host_id == m.Host.id)
-        .order_by(m.Host.name, m.Network.name)
-    )
-    if after is not None:
-        q = q.where(tuple_(m.Host.name, m.Network.name) > tuple_(after[0], after[1]))
-    if limit is not None:
-        q = q.limit(limit)
-    nets = s.execute(q).all()
-    users = _network_users(s, None if limit is None else {host_id for *_, host_id in nets})
-    return [
-        NetworkView(
-            host=host,
-            name=n.name,
-            active=n.active,
-            forward_mode=n.forward_mode,
-            bridge=n.bridge,
-            vms=users.get((host_id, n.name), 0),
-            uuid=n.uuid,
-        )
-        for n, host, host_id in nets
-    ]
-
-
-def _network_users(s: Session, host_ids: Iterable[int] | None) -> dict[tuple[int, str], int]:
-    """(host id, network name) -> live VMs with a NIC on it, of ``host_ids`` (None: all),
-    counted by the database from each VM's NIC list (JSON): a page of networks reads its
-    hosts' VMs' NICs there, none of them here."""
-    postgresql = s.get_bind().dialect.name == "postgresql"
-    if postgresql:
-        # The planner takes each NIC list for 100 rows, so it guesses millions and compiles
-        # the query (JIT, ~150 ms): more than running it.
-        s.execute(text("SET LOCAL jit = off"))
-    sql = _NIC_USERS_PG if postgresql else _NIC_USERS_SQLITE
-    if host_ids is None:
-        q = text(sql.replace(":hosts", "(v.host_id)"))  # every host: v.host_id IN (v.host_id)
-    else:
-        q = text(sql).bindparams(bindparam("hosts", list(host_ids), expanding=True))
-    return {(host_id, name): n for host_id, name, n in s.execute(q)}
-
-
-#: Which network a NIC is on: the one its <source network=…> names whatever the NIC's type
-#: (a bridge-mode network gives type='bridge'), a type='network' NIC's source, or the
-#: network of the host whose bridge a type='bridge' NIC is on.
-_NIC_NETWORK = """coalesce(
-      nullif({network}, ''),
-      CASE WHEN {type} = 'network' THEN {source} END,
-      CASE WHEN {type} = 'bridge' AND {source} <> '' THEN
-        (SELECT max(b.name) FROM networks b WHERE b.host_id = v.host_id AND b.bridge = {source})
-      END)"""
-_NIC_USERS = """
-SELECT v.host_id, {network} AS network, count(DISTINCT v.uuid)
-FROM vms v {nics}
-WHERE v.deleted_at IS NULL AND v.host_id IN :hosts
-GROUP BY v.host_id, {network}
-"""
-_NIC_USERS_PG = _NIC_USERS.format(
-    nics="CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof(v.nics) = 'array'"
-    " THEN v.nics ELSE '[]'::json END) AS nic(value)",
-    network=_NIC_NETWORK.format(
-        network="(nic.value ->> 'network')",
-        type="(nic.value ->> 'type')",
-        source="(nic.value ->> 'source')",
-    ),
-)
-_NIC_USERS_SQLITE = _NIC_USERS.format(
-    nics="JOIN json_each(CASE WHEN json_type(v.nics) = 'array' THEN v.nics ELSE '[]' END) AS nic",
-    network=_NIC_NETWORK.format(
-        network="json_extract(nic.value, '$.network')",
-        type="json_extract(nic.value, '$.type')",
-        source="json_extract(nic.value, '$.source')",
-    ),
-)
-
-
 def _count_networks(s: Session, unused_only: bool) -> int:
-    if not unused_only:
-        return s.scalar(select(func.count()).select_from(m.Network)) or 0
-    return sum(1 for v in _network_views(s, None, None) if v.vms == 0)
+    q = select(func.count()).select_from(m.Network)
+    if unused_only:
+        used = select(m.HostNetworkUsers.host_id).where(
+            m.HostNetworkUsers.host_id == m.Network.host_id,
+            m.HostNetworkUsers.network == m.Network.name,
+        )
+        q = q.where(~exists(used))
+    return s.scalar(q) or 0
 
 
 # -- volumes -------------------------------------------------------------------------------

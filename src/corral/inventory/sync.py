@@ -28,6 +28,7 @@ from corral.errors import CorralError, NotFoundError
 from corral.hypervisor import deadline
 from corral.hypervisor.base import Hypervisor
 from corral.inventory.diff import Change, Stored, diff_vm
+from corral.inventory.netusers import NetworkUsers
 from corral.inventory.records import META_FIELDS, facts_columns, meta_to_columns, row_meta
 from corral.inventory.storage import PoolRef, VMRef, VolumeRef, attribute, storage_key, vm_paths
 from corral.store import models as m
@@ -338,6 +339,7 @@ class _Reconciler:
         reachable = [o for o in observed if o.inventory is not None]
         seen = _holders(reachable, self.held.running)
         self._take_back([uuid for uuid, e in self.early.items() if seen.get(uuid) is not e.host])
+        users = NetworkUsers(self.s, [o.host for o in reachable], seen, self.held.fingerprints)
         results: dict[str, HostResult] = {}
         changed_hosts: set[int] = set()
         for o in observed:
@@ -355,6 +357,7 @@ class _Reconciler:
         for o in reachable:
             assert o.inventory is not None
             rows = self._load(v.uuid for v in o.inventory.vms if v.uuid not in self.early)
+            users.applying(o.host, o.inventory, rows)
             for facts in o.inventory.vms:
                 if seen.get(facts.uuid) is not o.host:
                     continue  # listed on two hosts mid-migration: the other copy wins
@@ -380,6 +383,7 @@ class _Reconciler:
         if (storage_moved or changed_hosts) and (self.layout_moved or self._stale_users()):
             self._attribute_volumes()
         self._insert(m.Volume, self.new_volumes)
+        users.write()
         self._insert(m.Event, self.events)
         self.report.hosts = [results[o.host.name] for o in observed]
 

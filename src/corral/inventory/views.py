@@ -123,6 +123,17 @@ class HostView:
 
 
 @dataclass(frozen=True, slots=True)
+class VMTally:
+    """How many live VMs there are: in all, in each state (those with one), without an
+    owner, and past their lease."""
+
+    total: int
+    by_state: Mapping[str, int]
+    no_owner: int
+    lease_expired: int
+
+
+@dataclass(frozen=True, slots=True)
 class ListedHost(HostView):
     """A host of the host list, with how many live VMs it holds."""
 

@@ -196,6 +196,19 @@ class Network(Base):
     host: Mapped[Host] = relationship(back_populates="networks")
 
 
+class HostNetworkUsers(Base):
+    """How many live VMs of a host have a NIC on one of its networks (by the network's name):
+    kept by corral.store.network_users, read by the networks list. No row: none."""
+
+    __tablename__ = "host_network_users"
+
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    network: Mapped[str] = mapped_column(String(256), primary_key=True)
+    vm_count: Mapped[int] = mapped_column(Integer)
+
+
 class ApiToken(Base):
     __tablename__ = "api_tokens"
 

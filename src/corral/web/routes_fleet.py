@@ -65,15 +65,14 @@ VM_METRICS = tuple(m.name for m in METRICS if m.kind is EntityKind.vm)
 def admin(request: Request) -> Response:
     viewer = authorize(request, P.fleet_analyse, fleet=True)
     inv = get_inventory(request)
+    tally = inv.vm_tally()
     counts = [
-        ("all", "/vms", inv.list_vms(limit=0).total),
-        *(
-            (s.value, f"/vms?state={s.value}", inv.list_vms(VMFilter(state=s.value), limit=0).total)
-            for s in _STATES
-        ),
-        ("no owner", "/vms?no_owner=1", inv.list_vms(VMFilter(no_owner=True), limit=0).total),
-        ("lease expired", "/vms?expired=1", inv.list_vms(VMFilter(expired=True), limit=0).total),
+        ("all", "/vms", tally.total),
+        *((s.value, f"/vms?state={s.value}", tally.by_state.get(s.value, 0)) for s in _STATES),
+        ("no owner", "/vms?no_owner=1", tally.no_owner),
+        ("lease expired", "/vms?expired=1", tally.lease_expired),
     ]
+    hosts = inv.hosts_page(after=None, limit=HOST_PAGE, count=True)
     open_cases = get_reclaim(request).cases(open_only=True)
     alerts = alerts_cli.service(request.app.state.settings, inv.db)
     fleet = live_fleet(request)
@@ -83,7 +82,11 @@ def admin(request: Request) -> Response:
         firing=len(alerts.alerts(alerts_cli.AlertState.firing)),
         title=f"Fleet — {viewer.name}",
         counts=counts,
-        hosts=inv.list_hosts(),
+        hosts=hosts.items,
+        hosts_total=hosts.total,
+        more_hosts=(
+            "/hosts?" + urlencode({"after": hosts.next_key[0]}) if hosts.next_key else None
+        ),
         events=inv.events(limit=10),
         open_cases=len(open_cases),
         ha=ha_outlook.outlook(inv.db, fleet),

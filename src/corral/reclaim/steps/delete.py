@@ -14,6 +14,7 @@ from corral.reclaim import notices
 from corral.reclaim.env import ReclaimEnv
 from corral.reclaim.steps.base import Pending, StepAction
 from corral.store import models as m
+from corral.store.network_users import recount
 
 
 class Delete(StepAction):
@@ -57,6 +58,7 @@ class Delete(StepAction):
         if vm is None or vm.deleted_at is not None:
             return  # a sync saw it gone first
         vm.deleted_at = vm.updated_at = env.now
+        recount(s, [vm.host_id])  # its networks lose a user
         gone = set(c.deleted_volumes or [])
         if gone and vm.host_id is not None:
             pools = select(m.Pool.id).where(m.Pool.host_id == vm.host_id)
