@@ -47,10 +47,14 @@ class Reading(HypervisorCore):
                 pools = self._pools()
                 vms: list[VMFacts] = []
                 unchanged: list[str] = []
-                domains = self._conn.listAllDomains(0)
                 live = self._live_values()
-                for dom in domains:
-                    got = self._observe(dom, known, pools, live)
+                domains = (
+                    live.domains
+                    if live is not None
+                    else [(d, d.UUIDString().lower()) for d in self._conn.listAllDomains(0)]
+                )
+                for dom, uuid in domains:
+                    got = self._observe(dom, uuid, known, pools, live)
                     if isinstance(got, str):
                         unchanged.append(got)
                     elif got is not None:
@@ -61,9 +65,15 @@ class Reading(HypervisorCore):
         return HostInventory(host, tuple(vms), pools, networks, tuple(unchanged))
 
     def _live_values(self) -> _LiveValues | None:
-        """Every domain's state, autostart, persistence and whether it has snapshots, in four
-        calls for the whole host instead of four per domain (each a round trip to a remote
-        host). None when the driver refuses them: each domain is then asked on its own."""
+        """Every domain, with its state, autostart, persistence and whether it has snapshots,
+        in four calls for the whole host instead of four per domain (each a round trip to a
+        remote host). None when the driver refuses them: each domain is then asked on its own.
+
+        The domains are those the states came with (a list of them all would make a second
+        object of each). Persistence is asked as its converse, the transient domains, which
+        are few where the persistent ones are every domain: each domain listed is an object
+        made, named and freed (a third of an unchanged re-sync's reading, asked as it was).
+        """
         conn = self._conn
         try:
             stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
@@ -71,10 +81,17 @@ class Reading(HypervisorCore):
             def uuids(flag: int) -> frozenset[str]:
                 return frozenset(d.UUIDString().lower() for d in conn.listAllDomains(flag))
 
+            domains = []
+            states = {}
+            for dom, values in stats:
+                uuid = dom.UUIDString().lower()
+                domains.append((dom, uuid))
+                states[uuid] = int(values["state.state"])
             return _LiveValues(
-                states={d.UUIDString().lower(): int(v["state.state"]) for d, v in stats},
+                domains=tuple(domains),
+                states=states,
                 autostart=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART),
-                persistent=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT),
+                transient=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT),
                 with_snapshots=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT),
             )
         except libvirt.libvirtError as exc:
@@ -98,19 +115,20 @@ class Reading(HypervisorCore):
             dom = self._lookup(uuid, missing_ok=True)
             if dom is None:
                 return None
-            got = self._observe(dom, {}, self._pools(), None)
+            got = self._observe(dom, dom.UUIDString().lower(), {}, self._pools(), None)
             return got if isinstance(got, VMFacts) else None
 
     def _observe(
         self,
         dom: libvirt.virDomain,
+        uuid: str,
         known: Mapping[str, str],
         pools: tuple[PoolFacts, ...],
         live: _LiveValues | None,
     ) -> VMFacts | str | None:
-        """VMFacts for a domain, or its UUID when its fingerprint is unchanged."""
+        """VMFacts for a domain (``uuid``: its UUID, lower case), or its UUID when its
+        fingerprint is unchanged."""
         try:
-            uuid = dom.UUIDString().lower()  # held by the client: no round trip
             xml = dom.XMLDesc(0)
             raw_state, autostart, persistent, has_snapshots = _live_of(dom, uuid, live)
             state = _STATES.get(raw_state, VMState.other)
@@ -125,16 +143,14 @@ class Reading(HypervisorCore):
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None  # vanished between listing and reading
             raise
-        by_path = self._volumes_by_path(pools)
-        held = self._snapshot_growth(uuid, xml, by_path) if snap_names else []
-        digest = hashlib.blake2b(digest_size=16)
+        held = self._snapshot_growth(uuid, xml, self._volumes_by_path(pools)) if snap_names else []
+        # Each part followed by a NUL, hashed in one call (as many calls, one a part, did).
         parts = (xml, config_meta or "", state.value, str(autostart), str(persistent))
-        for part in (*parts, *snap_names, *held):
-            digest.update(part.encode())
-            digest.update(b"\0")
-        fingerprint = digest.hexdigest()
+        text = "\0".join((*parts, *snap_names, *held, ""))
+        fingerprint = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
         if known.get(uuid) == fingerprint:
-            return str(uuid)
+            return uuid
+        by_path = self._volumes_by_path(pools)
         snapshots = tuple(
             sorted(
                 (domxml.parse_snapshot(s.getXMLDesc(0)) for s in dom.listAllSnapshots(0)),
@@ -393,9 +409,10 @@ def _needs_block_info(disk: Disk) -> bool:
 class _LiveValues:
     """What libvirt tells of every domain of a host beside its XML, asked once per host."""
 
+    domains: tuple[tuple[libvirt.virDomain, str], ...]  # each with its UUID, lower case
     states: Mapping[str, int]
     autostart: frozenset[str]
-    persistent: frozenset[str]
+    transient: frozenset[str]
     with_snapshots: frozenset[str]
 
 
@@ -408,7 +425,7 @@ def _live_of(
         return (
             live.states[uuid],
             uuid in live.autostart,
-            uuid in live.persistent,
+            uuid not in live.transient,
             uuid in live.with_snapshots,
         )
     return dom.state()[0], bool(dom.autostart()), bool(dom.isPersistent()), True
