@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import libvirt
 from lxml import etree
@@ -319,12 +320,8 @@ class Reading(HypervisorCore):
 def _volume(vol: libvirt.virStorageVol) -> VolumeFacts:
     """A volume from its XML alone, which carries its name, path and sizes (libvirt refreshes
     the volume for either call): one round trip, not four."""
-    root = parse(vol.XMLDesc(0), "storage volume XML")
-    fmt = root.find("target/format")
-    name = root.findtext("name")
-    path = root.findtext("target/path")
-    capacity = domxml.size_in_bytes(root.find("capacity"))
-    allocation = domxml.size_in_bytes(root.find("allocation"))
+    told = _volume_xml(vol.XMLDesc(0))
+    name, path, capacity, allocation = told.name, told.path, told.capacity, told.allocation
     if name is None or path is None or capacity is None or allocation is None:
         _, capacity, allocation = vol.info()  # a driver that leaves them out of the XML
         name, path = vol.name(), vol.path()
@@ -333,9 +330,47 @@ def _volume(vol: libvirt.virStorageVol) -> VolumeFacts:
         path=path,
         capacity_bytes=int(capacity),
         allocation_bytes=int(allocation),
-        format=fmt.get("type") if fmt is not None else None,
-        backing_path=root.findtext("backingStore/path"),
+        format=told.format,
+        backing_path=told.backing_path,
     )
+
+
+class _VolumeXML(NamedTuple):
+    """What a storage volume's XML tells of it (None: what it leaves out)."""
+
+    name: str | None
+    path: str | None
+    capacity: int | None
+    allocation: int | None
+    format: str | None
+    backing_path: str | None
+
+
+def _volume_xml(xml: str) -> _VolumeXML:
+    """A volume's XML read by one walk of its root's children, where a ``find`` per field
+    walked them once each, in Python (a first sync reads a volume for each disk)."""
+    top = domxml.children_by_tag(parse(xml, "storage volume XML"))
+    targets = top.get("target", ())
+    fmt = domxml.first_child(targets, "format")
+    return _VolumeXML(
+        name=_text_of(_head(top, "name")),
+        path=_text_of(domxml.first_child(targets, "path")),
+        capacity=domxml.size_in_bytes(_head(top, "capacity")),
+        allocation=domxml.size_in_bytes(_head(top, "allocation")),
+        format=fmt.get("type") if fmt is not None else None,
+        backing_path=_text_of(domxml.first_child(top.get("backingStore", ()), "path")),
+    )
+
+
+def _head(parts: Mapping[str, list[etree._Element]], tag: str) -> etree._Element | None:
+    """The first child of that tag, of children grouped by tag (domxml.children_by_tag)."""
+    found = parts.get(tag)
+    return found[0] if found else None
+
+
+def _text_of(el: etree._Element | None) -> str | None:
+    """An element's text as ``findtext`` gives it: "" when it has none, None without it."""
+    return None if el is None else (el.text or "")
 
 
 def _pool_source(root: etree._Element) -> str | None:
