@@ -206,22 +206,28 @@ def _owner_meta(el: etree._Element | None) -> tuple[OwnerMeta, bool]:
     values: dict[str, str] = {}
     tags: list[str] = []
     for child in el:
-        if not isinstance(child.tag, str):
+        tag = child.tag
+        if not isinstance(tag, str):
             continue
-        local = _local(child.tag)
+        local = _local(tag)
         if local == "tags":
             tags.extend((t.text or "").strip() for t in child if (t.text or "").strip())
-        elif local == "revision":
-            continue
-        elif child.text and child.text.strip():
-            values[local.replace("-", "_")] = child.text.strip()
+        elif local != "revision" and child.text and (text := child.text.strip()):
+            values[local.replace("-", "_")] = text
+    get = values.get  # each field named: no mapping built to be unpacked, for every domain
     meta = OwnerMeta(
-        **{k: values.get(k) for k in _META_TEXT_FIELDS},
-        expires_on=_date(values.get("expires_on")),
-        created_on=_date(values.get("created_on")),
+        owner=get("owner"),
+        department=get("department"),
+        purpose=get("purpose"),
+        project=get("project"),
+        environment=get("environment"),
+        expires_on=_date(get("expires_on")),
+        protection_tier=get("protection_tier"),
+        created_by=get("created_by"),
+        created_on=_date(get("created_on")),
         tags=tuple(sorted(set(tags))),
     )
-    return meta, values.get("template", "").lower() in ("1", "true", "yes")
+    return meta, get("template", "").lower() in ("1", "true", "yes")
 
 
 def _revision(el: etree._Element | None) -> int | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -145,10 +145,8 @@ class Reading(HypervisorCore):
                 return None  # vanished between listing and reading
             raise
         held = self._snapshot_growth(uuid, xml, self._volumes_by_path(pools)) if snap_names else []
-        # Each part followed by a NUL, hashed in one call (as many calls, one a part, did).
         parts = (xml, config_meta or "", state.value, str(autostart), str(persistent))
-        text = "\0".join((*parts, *snap_names, *held, ""))
-        fingerprint = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        fingerprint = _fingerprint((*parts, *snap_names, *held))
         if known.get(uuid) == fingerprint:
             return uuid
         by_path = self._volumes_by_path(pools)
@@ -415,6 +413,12 @@ def _disk_sources(xml: str) -> tuple[str, ...]:
     root = parse(xml, "domain XML")
     paths = (src.get("file") or src.get("dev") for src in root.iterfind("devices/disk/source"))
     return tuple(_norm(p) for p in paths if p)
+
+
+def _fingerprint(parts: Sequence[str]) -> str:
+    """The digest of the parts, each followed by a NUL: hashed in one call, it is the digest
+    that hashing them one at a time gave (fingerprints stored before still match)."""
+    return hashlib.blake2b("\0".join((*parts, "")).encode(), digest_size=16).hexdigest()
 
 
 def _sized_snapshots(
