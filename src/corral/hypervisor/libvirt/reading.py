@@ -73,7 +73,7 @@ class Reading(HypervisorCore):
         The domains are those the states came with (a list of them all would make a second
         object of each). Persistence is asked as its converse, the transient domains, which
         are few where the persistent ones are every domain: each domain listed is an object
-        made, named and freed (a third of an unchanged re-sync's reading, asked as it was).
+        made, named and freed, and an unchanged re-read made three of every domain, not one.
         """
         conn = self._conn
         try:

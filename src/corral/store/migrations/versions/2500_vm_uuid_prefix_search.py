@@ -1,12 +1,13 @@
 """vms: the search matches the start of a UUID, by a btree, not any part of it by trigrams
 
 The VM search used to find its text anywhere in a UUID, served on PostgreSQL by a trigram
-index (migration 1800). Thirty-odd trigrams a row made it the dearest index of a first sync
-(about 0.14 s of the server's CPU per 10,000 VMs written, merged at the VACUUM that follows,
-after the last host answered; benchmarks/bench_inventory_sync.py). And a short text of hex
-digits ("db", "cafe", "a1") matched a VM in every few at random by its UUID. The search now
-matches the start of a UUID (a whole one pasted, or its first characters as tools shorten
-it), which a btree in pattern order serves; names and purposes keep their trigram indexes.
+index (migration 1800). Thirty-odd trigrams a row made it the dearest index of a first sync:
+some 0.1 s more of the server's CPU per 10,000 VMs written than the btree replacing it, most
+of it in the VACUUM that ends the sync, after the last host answered (the btree costs 0.03 s;
+benchmarks/bench_inventory_sync.py). And a short text of hex digits ("db", "cafe", "a1")
+matched a VM in every few at random by its UUID. The search now matches the start of a UUID
+(a whole one pasted, or its first characters as tools shorten it), which a btree in pattern
+order serves; names and purposes keep their trigram indexes.
 
 Revision ID: 2500
 Revises: 2400
