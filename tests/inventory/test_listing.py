@@ -30,6 +30,8 @@ from corral.inventory.service import Inventory
 from corral.security.secrets import SecretBox
 from corral.store import models as m
 from corral.store.db import Database
+from tests.conftest import _pg_url
+from tests.freshdb import fresh_postgresql
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 HOSTS = ("kvm-a", "kvm-b", "KVM-c")
@@ -240,3 +242,71 @@ def test_a_current_database_is_read_quickly(db: Database, tmp_path: Path) -> Non
     assert page is not None
     assert (page.total, [vm.name for vm in page.items]) == (3, ["vm-2", "vm-1"])
     assert page.items[0].expires_on == date(2026, 7, 1) and page.items[0].created_at == NOW
+
+
+def _vm_row(uuid: str, name: str, purpose: str | None = None) -> dict[str, Any]:
+    return {
+        "uuid": uuid,
+        "name": name,
+        "host": None,
+        "state": "running",
+        "state_since": NOW,
+        "vcpus": 1,
+        "memory_mib": 512,
+        "memory_max_mib": 512,
+        "purpose": purpose,
+        "created_at": NOW,
+        "first_seen_at": NOW,
+        "updated_at": NOW,
+    }
+
+
+SEARCHED = [
+    _vm_row("cafe0000-0000-4000-8000-000000000001", "alpha"),
+    _vm_row("0000cafe-0000-4000-8000-000000000002", "beta"),  # "cafe" inside its UUID only
+    _vm_row("00000000-0000-4000-8000-000000000003", "Web-CAFE-01"),
+    _vm_row("00000000-0000-4000-8000-000000000004", "gamma", purpose="the Cafe's till"),
+    _vm_row("00000000-0000-4000-8000-000000000005", "delta"),
+]
+
+
+@pytest.mark.parametrize(
+    ("search", "found"),
+    [
+        ("cafe", ["Web-CAFE-01", "alpha", "gamma"]),  # beta's UUID holds it, not at the start
+        ("CaFe0000", ["alpha"]),
+        ("00000000-0000-4000-8000-000000000005", ["delta"]),  # a whole UUID pasted
+        ("00000000-0000-4000", ["Web-CAFE-01", "delta", "gamma"]),
+        ("8000-000000000002", []),  # the end of a UUID is not its start
+        ("ta", ["beta", "delta"]),
+    ],
+)
+def test_the_search_matches_names_and_purposes_anywhere_and_uuids_from_their_start(
+    db: Database, tmp_path: Path, search: str, found: list[str]
+) -> None:
+    """Both readers (the service's and the quick listing's) search alike: the text anywhere
+    in a name or purpose, ignoring case, and at the start of a UUID (migration 2500)."""
+    _store(db, Case(SEARCHED, 0, VMFilter(), "name", False, None))
+    inventory = Inventory(db, SecretBox(Fernet.generate_key()), lambda: NOW)
+    f = VMFilter(search=search)
+    assert [vm.name for vm in inventory.list_vms(f).items] == found
+    page = quick_page(_settings(tmp_path, _url(db)), f)
+    assert page is not None
+    assert ([vm.name for vm in page.items], page.total) == (found, len(found))
+
+
+def test_the_start_of_a_uuid_is_searched_by_an_index_on_postgresql() -> None:
+    """(SQLite scans for the search, as before: migration 2500 indexes PostgreSQL only.)"""
+    db = fresh_postgresql(_pg_url())
+    many = [_vm_row(str(uuidlib.UUID(int=n * 7919)), f"vm-{n}") for n in range(1, 500)]
+    _store(db, Case(many, 0, VMFilter(), "name", False, None))
+    with db.engine.begin() as conn:
+        conn.execute(text("ANALYZE vms"))
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = conn.execute(
+            text("EXPLAIN SELECT uuid FROM vms WHERE deleted_at IS NULL AND uuid LIKE :p"),
+            {"p": "cafe%"},
+        ).scalars()
+        assert "Index Cond" in (found := "\n".join(plan)), found
+        assert "ix_vms_live_uuid_prefix" in found, found
+    db.dispose()

@@ -152,7 +152,8 @@ class VMQuery(BaseModel):
     environment: _Short = None
     tag: Annotated[Line | None, Field(max_length=64)] = None
     q: Annotated[
-        Line | None, Field(max_length=256, description="Text in name, UUID or purpose.")
+        Line | None,
+        Field(max_length=256, description="Text in a name or purpose, or the start of a UUID."),
     ] = None
     no_owner: bool = False
     no_purpose: bool = False

@@ -172,7 +172,7 @@ def vms(
     environment: str | None = typer.Option(None),
     tag: str | None = typer.Option(None),
     search: str | None = typer.Option(
-        None, "--search", "-s", help="Text in name, UUID or purpose."
+        None, "--search", "-s", help="Text in a name or purpose, or the start of a UUID."
     ),
     no_owner: bool = typer.Option(False, "--no-owner", help="Only VMs nobody owns."),
     no_purpose: bool = typer.Option(False, "--no-purpose", help="Only VMs with no purpose."),

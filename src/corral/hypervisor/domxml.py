@@ -79,7 +79,8 @@ def _children(parents: Iterable[etree._Element], tag: str) -> Iterator[etree._El
                 yield child
 
 
-def _first(parents: Iterable[etree._Element], tag: str) -> etree._Element | None:
+def first_child(parents: Iterable[etree._Element], tag: str) -> etree._Element | None:
+    """The first ``tag`` child of any of the parents: the path "parent/tag" of ``find``."""
     return next(_children(parents, tag), None)
 
 
@@ -89,20 +90,22 @@ def _stripped(el: etree._Element | None) -> str | None:
     return el.text.strip() or None
 
 
-def _by_tag(el: etree._Element) -> dict[str, list[etree._Element]]:
+def children_by_tag(el: etree._Element) -> dict[str, list[etree._Element]]:
     """An element's children grouped by tag, in document order: one walk answers every
-    "child/grandchild" path of the domain (ElementPath's find walks once per path, in
-    Python, and a first sync reads thousands of domains)."""
+    "child/grandchild" path of a document (ElementPath's find walks once per path, in
+    Python, and a first sync reads thousands of domains and volumes)."""
     out: dict[str, list[etree._Element]] = {}
-    for child in el:
-        tag = child.tag
-        if isinstance(tag, str):
-            out.setdefault(tag, []).append(child)
+    for child in el:  # a comment's tag is a function: a key no path asks for
+        found = out.get(child.tag)
+        if found is None:
+            out[child.tag] = [child]
+        else:
+            found.append(child)
     return out
 
 
 def parse_disks(root: etree._Element) -> tuple[Disk, ...]:
-    return _disks(_children(_by_tag(root).get("devices", ()), "disk"))
+    return _disks(_children(children_by_tag(root).get("devices", ()), "disk"))
 
 
 #: The storage volume at a disk's path (None: no pool holds it), to size the disk with.
@@ -116,12 +119,12 @@ def _disks(
     ``size_disk`` knows one (libvirt's domain XML carries no sizes)."""
     disks = []
     for d in elements:
-        parts = _by_tag(d)
+        parts = children_by_tag(d)
         src = _one(parts, "source")
         path = None
         if src is not None:
             path = src.get("file") or src.get("dev") or src.get("volume") or src.get("name")
-        backing = _first(parts.get("backingStore", ()), "source")
+        backing = first_child(parts.get("backingStore", ()), "source")
         target = _one(parts, "target")
         driver = _one(parts, "driver")
         fmt = driver.get("type") if driver is not None else None
@@ -143,13 +146,13 @@ def _disks(
 
 
 def parse_nics(root: etree._Element) -> tuple[Nic, ...]:
-    return _nics(_children(_by_tag(root).get("devices", ()), "interface"))
+    return _nics(_children(children_by_tag(root).get("devices", ()), "interface"))
 
 
 def _nics(elements: Iterable[etree._Element]) -> tuple[Nic, ...]:
     nics = []
     for n in elements:
-        parts = _by_tag(n)
+        parts = children_by_tag(n)
         mac = _one(parts, "mac")
         src = _one(parts, "source")
         model = _one(parts, "model")
@@ -203,22 +206,28 @@ def _owner_meta(el: etree._Element | None) -> tuple[OwnerMeta, bool]:
     values: dict[str, str] = {}
     tags: list[str] = []
     for child in el:
-        if not isinstance(child.tag, str):
+        tag = child.tag
+        if not isinstance(tag, str):
             continue
-        local = _local(child.tag)
+        local = _local(tag)
         if local == "tags":
             tags.extend((t.text or "").strip() for t in child if (t.text or "").strip())
-        elif local == "revision":
-            continue
-        elif child.text and child.text.strip():
-            values[local.replace("-", "_")] = child.text.strip()
+        elif local != "revision" and child.text and (text := child.text.strip()):
+            values[local.replace("-", "_")] = text
+    get = values.get  # each field named: no mapping built to be unpacked, for every domain
     meta = OwnerMeta(
-        **{k: values.get(k) for k in _META_TEXT_FIELDS},
-        expires_on=_date(values.get("expires_on")),
-        created_on=_date(values.get("created_on")),
+        owner=get("owner"),
+        department=get("department"),
+        purpose=get("purpose"),
+        project=get("project"),
+        environment=get("environment"),
+        expires_on=_date(get("expires_on")),
+        protection_tier=get("protection_tier"),
+        created_by=get("created_by"),
+        created_on=_date(get("created_on")),
         tags=tuple(sorted(set(tags))),
     )
-    return meta, values.get("template", "").lower() in ("1", "true", "yes")
+    return meta, get("template", "").lower() in ("1", "true", "yes")
 
 
 def _revision(el: etree._Element | None) -> int | None:
@@ -344,7 +353,7 @@ def parse_domain(
     meta_root = parse(config_metadata, "domain metadata") if config_metadata else root
     if root.tag != "domain":
         raise ValidationError(f"expected a <domain> element, found <{root.tag}>.")
-    top = _by_tag(root)
+    top = children_by_tag(root)
     uuid = _stripped(_one(top, "uuid"))
     name = _stripped(_one(top, "name"))
     if not uuid or not name:
@@ -356,10 +365,10 @@ def parse_domain(
     meta_el = (
         _metadata_element(meta_root)
         if config_metadata
-        else _first(top.get("metadata", ()), _METADATA_TAG)
+        else first_child(top.get("metadata", ()), _METADATA_TAG)
     )
     meta, is_template = _owner_meta(meta_el)
-    os_type_el = _first(top.get("os", ()), "type")
+    os_type_el = first_child(top.get("os", ()), "type")
     cpu = _one(top, "cpu")
     devices = top.get("devices", ())
     return VMFacts(
@@ -369,7 +378,7 @@ def parse_domain(
         vcpus=vcpus,
         memory_max_mib=mem_max // 1024**2,
         memory_mib=mem_cur // 1024**2,
-        cpu_model=_stripped(_first(top.get("cpu", ()), "model"))
+        cpu_model=_stripped(first_child(top.get("cpu", ()), "model"))
         or (cpu.get("mode") if cpu is not None else None),
         os_type=os_type_el.text if os_type_el is not None else None,
         arch=os_type_el.get("arch") if os_type_el is not None else None,

@@ -23,15 +23,22 @@ _PARSER = etree.XMLParser(
 )
 
 
-def parse(text: str | bytes, what: str = "XML document") -> etree._Element:
-    """Parse ``text`` safely; raise ValidationError naming ``what`` when it is not acceptable."""
-    data = text.encode() if isinstance(text, str) else text
+def refuse_unsafe(data: bytes, what: str = "XML document") -> None:
+    """Raise ValidationError naming ``what`` when ``data`` is too large or declares a DOCTYPE
+    or entity: the checks ``parse`` makes before parsing, for a document another parser
+    reads (libvirt's, which expands entities)."""
     if len(data) > MAX_XML_BYTES:
         raise ValidationError(
             f"{what} is {len(data):,} bytes; Corral reads at most {MAX_XML_BYTES:,}."
         )
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ValidationError(f"{what} declares a DOCTYPE or entity, which Corral refuses to read.")
+
+
+def parse(text: str | bytes, what: str = "XML document") -> etree._Element:
+    """Parse ``text`` safely; raise ValidationError naming ``what`` when it is not acceptable."""
+    data = text.encode() if isinstance(text, str) else text
+    refuse_unsafe(data, what)
     try:
         root = etree.fromstring(data, parser=_PARSER)
     except etree.XMLSyntaxError as exc:

@@ -40,12 +40,12 @@ def apply_filter(q: Select[Any], f: VMFilter, now: datetime) -> Select[Any]:
     if f.departments is not None:
         conds.append(m.VM.department.in_(sorted(f.departments)))
     if f.search:
-        needle = f"%{f.search.lower()}%"
+        needle = f.search.lower()  # anywhere in a name or purpose; the start of a UUID
         conds.append(
             or_(
-                func.lower(m.VM.name).like(needle),
-                m.VM.uuid.like(needle),
-                func.lower(func.coalesce(m.VM.purpose, "")).like(needle),
+                func.lower(m.VM.name).like(f"%{needle}%"),
+                m.VM.uuid.like(f"{needle}%"),
+                func.lower(func.coalesce(m.VM.purpose, "")).like(f"%{needle}%"),
             )
         )
     if f.no_owner:

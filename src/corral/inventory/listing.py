@@ -303,13 +303,13 @@ class VMReader:
             marks = ", ".join([p] * len(wanted))
             add(f"vms.department IN ({marks})" if wanted else "1 != 1", *wanted)
         if f.search:
-            needle = f"%{f.search.lower()}%"
+            needle = f.search.lower()  # anywhere in a name or purpose; the start of a UUID
             add(
                 f"(lower(vms.name) LIKE {p} OR vms.uuid LIKE {p}"
                 f" OR lower(coalesce(vms.purpose, '')) LIKE {p})",
-                needle,
-                needle,
-                needle,
+                f"%{needle}%",
+                f"{needle}%",
+                f"%{needle}%",
             )
         if f.no_owner:
             add("(vms.owner IS NULL OR vms.owner = '')")

@@ -863,8 +863,9 @@ def _storage_fingerprint(pools: tuple[PoolFacts, ...], networks: tuple[Any, ...]
     h = hashlib.blake2b(digest_size=16)
     for p in pools:
         h.update(repr((p.name, p.active, p.capacity_bytes, p.allocation_bytes)).encode())
-        for v in p.volumes:
-            h.update(f"{v.name}\0{v.allocation_bytes}\0{v.capacity_bytes}\0".encode())
+        # The pool's volumes in one update: the digest of what one update a volume gave.
+        vols = (f"{v.name}\0{v.allocation_bytes}\0{v.capacity_bytes}\0" for v in p.volumes)
+        h.update("".join(vols).encode())
     h.update(repr(networks).encode())
     return h.hexdigest()
 

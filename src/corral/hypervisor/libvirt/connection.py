@@ -77,11 +77,7 @@ def connect(
     uri = validate_uri(uri, access)
     wait_s = access.timeout_s if timeout is None else timeout
     if is_test_file_uri(uri):
-        try:
-            _check_node_file(Path(test_file_path(uri)))
-        except NodeFileError as exc:
-            log.info("cannot open %s: %s", redact(uri), exc.message)
-            raise NodeFileError(f"{NODE_FILE_FAILED}.") from None
+        _usable_node_file(uri, whole=False)
     target = open_uri(uri, access)
 
     def _open() -> libvirt.virConnect:
@@ -94,6 +90,8 @@ def connect(
         log.info("host %s did not answer within %.0f s", redact(uri), wait_s)
         raise HostUnreachableError(f"the host did not answer within {wait_s:g} s.")
     if isinstance(outcome.error, libvirt.libvirtError):
+        if is_test_file_uri(uri):
+            _usable_node_file(uri, whole=True)  # says why, when the file is the reason
         raise _open_error(uri, outcome.error) from None
     if outcome.error is not None:
         raise outcome.error
@@ -101,6 +99,16 @@ def connect(
     if is_test_file_uri(uri):
         return NodeFileHypervisor(uri, outcome.value)
     return LibvirtHypervisor(uri, outcome.value)
+
+
+def _usable_node_file(uri: str, *, whole: bool) -> None:
+    """A test-driver URI's node file checked (see nodefile._check_node_file): why it is not
+    usable goes to the log, and the error raised says only that it failed."""
+    try:
+        _check_node_file(Path(test_file_path(uri)), whole=whole)
+    except NodeFileError as exc:
+        log.info("cannot open %s: %s", redact(uri), exc.message)
+        raise NodeFileError(f"{NODE_FILE_FAILED}.") from None
 
 
 def _auth(creds: Credentials) -> list[Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import libvirt
 from lxml import etree
@@ -47,10 +48,14 @@ class Reading(HypervisorCore):
                 pools = self._pools()
                 vms: list[VMFacts] = []
                 unchanged: list[str] = []
-                domains = self._conn.listAllDomains(0)
                 live = self._live_values()
-                for dom in domains:
-                    got = self._observe(dom, known, pools, live)
+                domains = (
+                    live.domains
+                    if live is not None
+                    else [(d, d.UUIDString().lower()) for d in self._conn.listAllDomains(0)]
+                )
+                for dom, uuid in domains:
+                    got = self._observe(dom, uuid, known, pools, live)
                     if isinstance(got, str):
                         unchanged.append(got)
                     elif got is not None:
@@ -61,9 +66,15 @@ class Reading(HypervisorCore):
         return HostInventory(host, tuple(vms), pools, networks, tuple(unchanged))
 
     def _live_values(self) -> _LiveValues | None:
-        """Every domain's state, autostart, persistence and whether it has snapshots, in four
-        calls for the whole host instead of four per domain (each a round trip to a remote
-        host). None when the driver refuses them: each domain is then asked on its own."""
+        """Every domain, with its state, autostart, persistence and whether it has snapshots,
+        in four calls for the whole host instead of four per domain (each a round trip to a
+        remote host). None when the driver refuses them: each domain is then asked on its own.
+
+        The domains are those the states came with (a list of them all would make a second
+        object of each). Persistence is asked as its converse, the transient domains, which
+        are few where the persistent ones are every domain: each domain listed is an object
+        made, named and freed, and an unchanged re-read made three of every domain, not one.
+        """
         conn = self._conn
         try:
             stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
@@ -71,10 +82,17 @@ class Reading(HypervisorCore):
             def uuids(flag: int) -> frozenset[str]:
                 return frozenset(d.UUIDString().lower() for d in conn.listAllDomains(flag))
 
+            domains = []
+            states = {}
+            for dom, values in stats:
+                uuid = dom.UUIDString().lower()
+                domains.append((dom, uuid))
+                states[uuid] = int(values["state.state"])
             return _LiveValues(
-                states={d.UUIDString().lower(): int(v["state.state"]) for d, v in stats},
+                domains=tuple(domains),
+                states=states,
                 autostart=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART),
-                persistent=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT),
+                transient=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT),
                 with_snapshots=uuids(libvirt.VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT),
             )
         except libvirt.libvirtError as exc:
@@ -98,19 +116,20 @@ class Reading(HypervisorCore):
             dom = self._lookup(uuid, missing_ok=True)
             if dom is None:
                 return None
-            got = self._observe(dom, {}, self._pools(), None)
+            got = self._observe(dom, dom.UUIDString().lower(), {}, self._pools(), None)
             return got if isinstance(got, VMFacts) else None
 
     def _observe(
         self,
         dom: libvirt.virDomain,
+        uuid: str,
         known: Mapping[str, str],
         pools: tuple[PoolFacts, ...],
         live: _LiveValues | None,
     ) -> VMFacts | str | None:
-        """VMFacts for a domain, or its UUID when its fingerprint is unchanged."""
+        """VMFacts for a domain (``uuid``: its UUID, lower case), or its UUID when its
+        fingerprint is unchanged."""
         try:
-            uuid = dom.UUIDString().lower()  # held by the client: no round trip
             xml = dom.XMLDesc(0)
             raw_state, autostart, persistent, has_snapshots = _live_of(dom, uuid, live)
             state = _STATES.get(raw_state, VMState.other)
@@ -125,16 +144,12 @@ class Reading(HypervisorCore):
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None  # vanished between listing and reading
             raise
-        by_path = self._volumes_by_path(pools)
-        held = self._snapshot_growth(uuid, xml, by_path) if snap_names else []
-        digest = hashlib.blake2b(digest_size=16)
+        held = self._snapshot_growth(uuid, xml, self._volumes_by_path(pools)) if snap_names else []
         parts = (xml, config_meta or "", state.value, str(autostart), str(persistent))
-        for part in (*parts, *snap_names, *held):
-            digest.update(part.encode())
-            digest.update(b"\0")
-        fingerprint = digest.hexdigest()
+        fingerprint = _fingerprint((*parts, *snap_names, *held))
         if known.get(uuid) == fingerprint:
-            return str(uuid)
+            return uuid
+        by_path = self._volumes_by_path(pools)
         snapshots = tuple(
             sorted(
                 (domxml.parse_snapshot(s.getXMLDesc(0)) for s in dom.listAllSnapshots(0)),
@@ -303,12 +318,8 @@ class Reading(HypervisorCore):
 def _volume(vol: libvirt.virStorageVol) -> VolumeFacts:
     """A volume from its XML alone, which carries its name, path and sizes (libvirt refreshes
     the volume for either call): one round trip, not four."""
-    root = parse(vol.XMLDesc(0), "storage volume XML")
-    fmt = root.find("target/format")
-    name = root.findtext("name")
-    path = root.findtext("target/path")
-    capacity = domxml.size_in_bytes(root.find("capacity"))
-    allocation = domxml.size_in_bytes(root.find("allocation"))
+    told = _volume_xml(vol.XMLDesc(0))
+    name, path, capacity, allocation = told.name, told.path, told.capacity, told.allocation
     if name is None or path is None or capacity is None or allocation is None:
         _, capacity, allocation = vol.info()  # a driver that leaves them out of the XML
         name, path = vol.name(), vol.path()
@@ -317,9 +328,47 @@ def _volume(vol: libvirt.virStorageVol) -> VolumeFacts:
         path=path,
         capacity_bytes=int(capacity),
         allocation_bytes=int(allocation),
-        format=fmt.get("type") if fmt is not None else None,
-        backing_path=root.findtext("backingStore/path"),
+        format=told.format,
+        backing_path=told.backing_path,
     )
+
+
+class _VolumeXML(NamedTuple):
+    """What a storage volume's XML tells of it (None: what it leaves out)."""
+
+    name: str | None
+    path: str | None
+    capacity: int | None
+    allocation: int | None
+    format: str | None
+    backing_path: str | None
+
+
+def _volume_xml(xml: str) -> _VolumeXML:
+    """A volume's XML read by one walk of its root's children, where a ``find`` per field
+    walked them once each, in Python (a first sync reads a volume for each disk)."""
+    top = domxml.children_by_tag(parse(xml, "storage volume XML"))
+    targets = top.get("target", ())
+    fmt = domxml.first_child(targets, "format")
+    return _VolumeXML(
+        name=_text_of(_head(top, "name")),
+        path=_text_of(domxml.first_child(targets, "path")),
+        capacity=domxml.size_in_bytes(_head(top, "capacity")),
+        allocation=domxml.size_in_bytes(_head(top, "allocation")),
+        format=fmt.get("type") if fmt is not None else None,
+        backing_path=_text_of(domxml.first_child(top.get("backingStore", ()), "path")),
+    )
+
+
+def _head(parts: Mapping[str, list[etree._Element]], tag: str) -> etree._Element | None:
+    """The first child of that tag, of children grouped by tag (domxml.children_by_tag)."""
+    found = parts.get(tag)
+    return found[0] if found else None
+
+
+def _text_of(el: etree._Element | None) -> str | None:
+    """An element's text as ``findtext`` gives it: "" when it has none, None without it."""
+    return None if el is None else (el.text or "")
 
 
 def _pool_source(root: etree._Element) -> str | None:
@@ -366,6 +415,12 @@ def _disk_sources(xml: str) -> tuple[str, ...]:
     return tuple(_norm(p) for p in paths if p)
 
 
+def _fingerprint(parts: Sequence[str]) -> str:
+    """The digest of the parts, each followed by a NUL: hashed in one call, it is the digest
+    that hashing them one at a time gave (fingerprints stored before still match)."""
+    return hashlib.blake2b("\0".join((*parts, "")).encode(), digest_size=16).hexdigest()
+
+
 def _sized_snapshots(
     snapshots: tuple[Snapshot, ...], by_path: Mapping[str, VolumeFacts]
 ) -> tuple[Snapshot, ...]:
@@ -393,9 +448,10 @@ def _needs_block_info(disk: Disk) -> bool:
 class _LiveValues:
     """What libvirt tells of every domain of a host beside its XML, asked once per host."""
 
+    domains: tuple[tuple[libvirt.virDomain, str], ...]  # each with its UUID, lower case
     states: Mapping[str, int]
     autostart: frozenset[str]
-    persistent: frozenset[str]
+    transient: frozenset[str]
     with_snapshots: frozenset[str]
 
 
@@ -408,7 +464,7 @@ def _live_of(
         return (
             live.states[uuid],
             uuid in live.autostart,
-            uuid in live.persistent,
+            uuid not in live.transient,
             uuid in live.with_snapshots,
         )
     return dom.state()[0], bool(dom.autostart()), bool(dom.isPersistent()), True
