@@ -5,7 +5,7 @@ networks reads its counts by key instead of counting every VM's NIC list (corral
 network_users); filled here from the VMs and networks already stored.
 
 Revision ID: 2600
-Revises: 2400
+Revises: 2500
 Create Date: 2026-12-04 22:40:00.000000
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from corral.store.network_users import recount
 
 revision = "2600"
-down_revision = "2400"
+down_revision = "2500"
 branch_labels = None
 depends_on = None
 
