@@ -86,11 +86,12 @@ def _die_with_parent() -> None:
 
 
 def _serve_in_processes(settings: Settings, host: str, port: int, workers: int) -> None:
-    """uvicorn's process supervisor over one socket bound here; each worker process calls
-    ``worker_app`` with these settings (sent to it, not read again from the environment)."""
+    """uvicorn's process supervisor; each worker process calls ``worker_app`` with these
+    settings (sent to it, not read again from the environment) and listens on its own socket
+    of the port (see :mod:`corral.cli.serve_sockets`)."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
+    from corral.cli.serve_sockets import supervisor
     from corral.inventory.service import Inventory
     from corral.services.jobs import JobService
 
@@ -101,4 +102,4 @@ def _serve_in_processes(settings: Settings, host: str, port: int, workers: int) 
     config = uvicorn.Config(
         factory, factory=True, host=host, port=port, workers=workers, log_level="warning"
     )
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    supervisor(config, workers).run()
