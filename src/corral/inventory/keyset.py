@@ -288,6 +288,11 @@ def _sharing(s: Session, pools: Sequence[_Pool]) -> dict[str, list[_Pool]]:
     return {k: ps for k, ps in by_key.items() if len(ps) > 1}
 
 
+#: The aliases of a pool's volume query, made once: an alias made per query cost a third of
+#: a volume page's CPU (SQLAlchemy builds each alias's columns anew).
+_USER, _USER_HOST, _EARLIER = aliased(m.VM), aliased(m.Host), aliased(m.Volume)
+
+
 def _pool_volumes(
     s: Session,
     pool: _Pool,
@@ -298,8 +303,7 @@ def _pool_volumes(
 ) -> list[tuple[m.Volume, str | None, str | None]]:
     """A pool's volumes by name after ``after_name``, with their user's name and host; those
     an ``earlier`` pool of the same storage holds too are left out (listed there)."""
-    v = m.Volume
-    user, user_host = aliased(m.VM), aliased(m.Host)
+    v, user, user_host = m.Volume, _USER, _USER_HOST
     q = (
         select(v, user.name, user_host.name)
         .outerjoin(user, user.uuid == v.used_by)
@@ -312,7 +316,7 @@ def _pool_volumes(
     if orphaned_only:
         q = q.where(v.used_by.is_(None))
     if earlier:
-        v2 = aliased(m.Volume)
+        v2 = _EARLIER
         again = select(v2.id).where(v2.pool_id.in_(earlier), v2.name == v.name, v2.path == v.path)
         if orphaned_only:
             again = again.where(v2.used_by.is_(None))
