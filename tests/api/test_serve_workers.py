@@ -93,12 +93,19 @@ def test_three_workers_serve_one_port_and_die_with_the_server(db: Database, tmp_
 
 
 def _listening_socket(proc: psutil.Process, port: int) -> str:
-    """The one socket (its kernel name, socket:[inode]) on which ``proc`` listens on ``port``."""
-    fds = [
-        c.fd
-        for c in proc.net_connections(kind="tcp")
-        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-    ]
+    """The one socket (its kernel name, socket:[inode]) on which ``proc`` listens on ``port``,
+    once it does (a worker listens when its app is built; the first to answer /healthz may be
+    another)."""
+    fds: list[int] = []
+    for _ in range(1200):
+        fds = [
+            c.fd
+            for c in proc.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+        ]
+        if fds:
+            break
+        time.sleep(0.1)
     assert len(fds) == 1, fds
     return os.readlink(f"/proc/{proc.pid}/fd/{fds[0]}")
 
