@@ -74,6 +74,9 @@ def test_three_workers_serve_one_port_and_die_with_the_server(db: Database, tmp_
             if "resource_tracker" not in " ".join(c.cmdline())
         ]
         assert len(workers) == 3
+        # Each worker listens on a socket of its own (SO_REUSEPORT): with one shared socket,
+        # the worker that woke first took nearly every connection of a burst of clients.
+        assert len({_listening_socket(w, port) for w in workers}) == 3
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, headers=auth, timeout=60) as client:
             for _ in range(30):  # new connections, spread by the kernel over the workers
@@ -87,6 +90,24 @@ def test_three_workers_serve_one_port_and_die_with_the_server(db: Database, tmp_
     assert alive == [] and len(gone) == 3
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/healthz", timeout=2)
+
+
+def _listening_socket(proc: psutil.Process, port: int) -> str:
+    """The one socket (its kernel name, socket:[inode]) on which ``proc`` listens on ``port``,
+    once it does (a worker listens when its app is built; the first to answer /healthz may be
+    another)."""
+    fds: list[int] = []
+    for _ in range(1200):
+        fds = [
+            c.fd
+            for c in proc.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+        ]
+        if fds:
+            break
+        time.sleep(0.1)
+    assert len(fds) == 1, fds
+    return os.readlink(f"/proc/{proc.pid}/fd/{fds[0]}")
 
 
 def _job(db: Database, job_id: str, state: str) -> None:

@@ -37,3 +37,23 @@ def test_a_token_of_a_user_without_roles_or_departments_still_authenticates(db: 
     tokens = TokenStore(db)
     who = tokens.authenticate(tokens.create("bob-cli", "bob"))
     assert who.user == "bob" and who.roles == frozenset() and who.departments == frozenset()
+
+
+def test_the_look_up_needs_no_transaction_and_gives_back_a_transactional_connection(
+    db: Database,
+) -> None:
+    """On PostgreSQL the look-up's connection is in autocommit (one round trip, no BEGIN or
+    COMMIT); the pool gets it back as it lent it, so a session after it is one transaction."""
+    token = TokenStore(db).create("t")
+    with db.reading() as conn:
+        lent = conn.connection.dbapi_connection
+        if db.backend == "postgresql":
+            assert lent is not None and lent.autocommit is True
+    TokenStore(db).authenticate(token)
+    with db.session() as s:
+        held = s.connection().connection.dbapi_connection
+        assert held is lent  # the pool lends its one idle connection again
+        if db.backend == "postgresql":
+            assert held.autocommit is False
+        else:
+            assert held.isolation_level is not None  # the driver's own transactions

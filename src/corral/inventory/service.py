@@ -446,18 +446,15 @@ class Inventory:
 
     @contextmanager
     def _reader(self) -> Iterator[VMReader]:
-        """A driver-level reader on a pooled connection (given back to the pool after)."""
-        errors = driver_errors(sqlite=self.db.backend == "sqlite")
+        """A driver-level reader on a pooled connection outside a transaction (given back to
+        the pool after): a page is one round trip to PostgreSQL, not three."""
+        sqlite = self.db.backend == "sqlite"
+        errors = driver_errors(sqlite=sqlite)
         try:
-            raw = self.db.engine.raw_connection()
+            with self.db.reading() as conn:
+                yield VMReader(conn.connection, sqlite=sqlite, errors=errors)
         except errors as exc:
             raise StoreError(f"cannot read the inventory: {exc}") from None
-        try:
-            yield VMReader(raw, sqlite=self.db.backend == "sqlite", errors=errors)
-        except errors as exc:
-            raise StoreError(f"cannot read the inventory: {exc}") from None
-        finally:
-            raw.close()
 
     def vm_names(self, uuids: Iterable[str]) -> dict[str, str]:
         """UUID -> name for the VMs Corral knows (deleted ones included)."""

@@ -28,9 +28,13 @@ from corral.domain.model import HostStatus, VMState
 JSONObject = Mapping[str, Any]
 
 
+#: Each state by its stored text (a dictionary look-up: a listing maps every row's state).
+_STATES: dict[str, VMState] = {s.value: s for s in VMState}
+
+
 def vm_state(text: str) -> VMState:
     """A stored state as the domain's enum; a state Corral does not name is ``other``."""
-    return VMState(text) if text in VMState._value2member_map_ else VMState.other
+    return _STATES.get(text, VMState.other)
 
 
 def host_status(text: str) -> HostStatus:
