@@ -23,6 +23,7 @@ import contextlib
 import functools
 import json
 import re
+import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -66,6 +67,10 @@ _RAW_SELECTOR = '{__name__=~"corral_.+"}'
 _EPS = 0.001  # evaluate at the bucket's last millisecond
 #: Longest id regex in one query: the server refuses queries over -search.maxQueryLen (16 KiB).
 _MAX_IDS_CHARS = 12_000
+#: ``latest`` after its first call reads only samples from its last read's time minus this
+#: many seconds on: a sample reaching the server later than this behind its own timestamp
+#: is missed by a store object that read before it came.
+LATEST_MARGIN_S = 300
 
 
 def _q(value: str) -> str:
@@ -113,6 +118,8 @@ class VictoriaMetricsStore:
         self.retention = retention or RetentionPolicy()
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
         self._placed: OrderedDict[tuple[str, str, str], int] = OrderedDict()
+        self._latest_cache: _LatestCache | None = None
+        self._latest_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------
     def _post_lines(self, lines: Iterable[str] | str) -> None:
@@ -426,38 +433,70 @@ class VictoriaMetricsStore:
         return sorted(ranked, key=lambda x: (-x.value, x.entity))[:n]
 
     def latest(self, kinds: Sequence[EntityKind], since: int) -> list[Latest]:
+        """Newest value, time and host of every series seen at or after ``since``.
+
+        The first call reads the whole window with PromQL and keeps the answer; a later call
+        for the same kinds whose ``since`` is not earlier exports only the samples from the
+        last read's time minus ``LATEST_MARGIN_S`` on and merges them in. A sample that
+        reaches the server later than that margin behind its timestamp is missed until a
+        new store object (or an earlier ``since``) reads the whole window again.
+        """
         if not kinds:
             return []
-        now = self._server_now()
+        key = tuple(sorted(k.value for k in kinds))
+        with self._latest_lock:
+            now = self._server_now()
+            cache = self._latest_cache
+            if cache is None or cache.kinds != key or since < cache.since:
+                cache = self._latest_cache = self._latest_full(key, since, now)
+            else:
+                self._latest_delta(cache, now)
+            cache.since, cache.read_to = since, now
+            return cache.answer(since)
+
+    def _latest_full(self, kinds: tuple[str, ...], since: int, now: float) -> _LatestCache:
         window = max(1, int(now - since) + 1)
-        kre = "|".join(k.value for k in kinds)
+        kre = "|".join(kinds)
         sel = f'{{__name__=~"corral_.+",kind=~"{kre}"}}'
         values = self._query(f"last_over_time({sel}[{window}s]) keep_metric_names", now)
         stamps = self._query(f"tlast_over_time({sel}[{window}s]) keep_metric_names", now)
-        hosts = self._latest_hosts(kre, window, now)
         when = {_labels_key(r["metric"]): float(r["value"][1]) for r in stamps}
-        out = []
+        cache = _LatestCache(kinds, since, now)
         for r in values:
             m = r["metric"]
             t = int(when.get(_labels_key(m), float(r["value"][0])))
-            if t < since:
-                continue
-            kind, ent = EntityKind(m["kind"]), m["id"]
-            metric = m["__name__"].removeprefix("corral_")
-            out.append(
-                Latest(kind, ent, hosts.get((kind.value, ent), ""), metric, t, float(r["value"][1]))
-            )
-        return sorted(out, key=lambda x: (x.kind.value, x.metric, x.entity))
-
-    def _latest_hosts(self, kre: str, window: int, now: float) -> dict[tuple[str, str], str]:
+            cache.values[(m["kind"], m["id"], m["__name__"])] = (t, float(r["value"][1]))
         sel = f'corralmeta_placement{{kind=~"{kre}"}}'
-        best: dict[tuple[str, str], tuple[float, str]] = {}
         for r in self._query(f"tlast_over_time({sel}[{window}s])", now):
-            m, t = r["metric"], float(r["value"][1])
-            key = (m["kind"], m["id"])
-            if key not in best or t > best[key][0]:
-                best[key] = (t, m["host"])
-        return {k: h for k, (_, h) in best.items()}
+            m = r["metric"]
+            cache.place((m["kind"], m["id"]), int(float(r["value"][1])), m["host"])
+        return cache
+
+    def _latest_delta(self, cache: _LatestCache, now: float) -> None:
+        """Merge the samples from ``read_to - LATEST_MARGIN_S`` to ``now``: one export of the
+        value series and the placement series together."""
+        kre = "|".join(cache.kinds)
+        params = {
+            "match[]": [
+                f'{{__name__=~"corral_.+",kind=~"{kre}"}}',
+                f'corralmeta_placement{{kind=~"{kre}"}}',
+            ],
+            "start": f"{cache.read_to - LATEST_MARGIN_S:.3f}",
+            "end": f"{now:.3f}",
+        }
+        body = self._get("/api/v1/export", params).content.strip()
+        if not body:
+            return
+        for row in orjson.loads(b"[" + body.replace(b"\n", b",") + b"]"):
+            m, stamps = row["metric"], row["timestamps"]
+            t_ms = max(stamps)
+            if m["__name__"] == "corralmeta_placement":
+                cache.place((m["kind"], m["id"]), t_ms // 1000, m["host"])
+                continue
+            key = (m["kind"], m["id"], m["__name__"])
+            old = cache.values.get(key)
+            if old is None or t_ms // 1000 >= old[0]:
+                cache.values[key] = (t_ms // 1000, float(row["values"][stamps.index(t_ms)]))
 
     def _server_now(self) -> float:
         return time.time()
@@ -613,6 +652,31 @@ class VictoriaMetricsStore:
 
     def close(self) -> None:
         self._http.close()
+
+
+class _LatestCache:
+    """What ``latest`` read last: per series its newest (time, value), per entity its newest
+    (time, host), the kinds and ``since`` asked for and the server time read up to. Entries
+    older than ``since`` are dropped on every answer, so it holds at most the series asked of."""
+
+    def __init__(self, kinds: tuple[str, ...], since: int, read_to: float) -> None:
+        self.kinds, self.since, self.read_to = kinds, since, read_to
+        self.values: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self.hosts: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def place(self, entity: tuple[str, str], t: int, host: str) -> None:
+        old = self.hosts.get(entity)
+        if old is None or t > old[0]:
+            self.hosts[entity] = (t, host)
+
+    def answer(self, since: int) -> list[Latest]:
+        self.values = {k: tv for k, tv in self.values.items() if tv[0] >= since}
+        self.hosts = {k: th for k, th in self.hosts.items() if th[0] >= since}
+        out = []
+        for (kind, ent, name), (t, v) in self.values.items():
+            host = self.hosts.get((kind, ent), (0, ""))[1]
+            out.append(Latest(EntityKind(kind), ent, host, name.removeprefix("corral_"), t, v))
+        return sorted(out, key=lambda x: (x.kind.value, x.metric, x.entity))
 
 
 def _id_groups(entities: Sequence[str]) -> Iterator[str]:
