@@ -71,6 +71,9 @@ _MAX_IDS_CHARS = 12_000
 #: many seconds on: a sample reaching the server later than this behind its own timestamp
 #: is missed by a store object that read before it came.
 LATEST_MARGIN_S = 300
+#: ...and reads the whole window again once this many seconds have passed since it last did,
+#: which bounds how long a sample arriving later than the margin can be missed.
+LATEST_FULL_EVERY_S = 900
 
 
 def _q(value: str) -> str:
@@ -438,8 +441,9 @@ class VictoriaMetricsStore:
         The first call reads the whole window with PromQL and keeps the answer; a later call
         for the same kinds whose ``since`` is not earlier exports only the samples from the
         last read's time minus ``LATEST_MARGIN_S`` on and merges them in. A sample that
-        reaches the server later than that margin behind its timestamp is missed until a
-        new store object (or an earlier ``since``) reads the whole window again.
+        reaches the server later than that margin behind its timestamp is missed until the
+        whole window is read again: every ``LATEST_FULL_EVERY_S``, for an earlier ``since``
+        or other kinds, and by a new store object.
         """
         if not kinds:
             return []
@@ -447,7 +451,12 @@ class VictoriaMetricsStore:
         with self._latest_lock:
             now = self._server_now()
             cache = self._latest_cache
-            if cache is None or cache.kinds != key or since < cache.since:
+            if (
+                cache is None
+                or cache.kinds != key
+                or since < cache.since
+                or now - cache.full_at >= LATEST_FULL_EVERY_S
+            ):
                 cache = self._latest_cache = self._latest_full(key, since, now)
             else:
                 self._latest_delta(cache, now)
@@ -656,11 +665,12 @@ class VictoriaMetricsStore:
 
 class _LatestCache:
     """What ``latest`` read last: per series its newest (time, value), per entity its newest
-    (time, host), the kinds and ``since`` asked for and the server time read up to. Entries
+    (time, host), the kinds and ``since`` asked for, the server time read up to and when the
+    whole window was last read. Entries
     older than ``since`` are dropped on every answer, so it holds at most the series asked of."""
 
     def __init__(self, kinds: tuple[str, ...], since: int, read_to: float) -> None:
-        self.kinds, self.since, self.read_to = kinds, since, read_to
+        self.kinds, self.since, self.read_to, self.full_at = kinds, since, read_to, read_to
         self.values: dict[tuple[str, str, str], tuple[int, float]] = {}
         self.hosts: dict[tuple[str, str], tuple[int, str]] = {}
 
