@@ -136,9 +136,11 @@ class VictoriaMetricsStore:
         if resp.status_code >= 300:
             raise StoreError(f"VictoriaMetrics refused the import: {resp.text.strip()[:200]}")
 
-    def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
+    def _get(
+        self, path: str, params: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         try:
-            resp = self._http.get(path, params=params)
+            resp = self._http.get(path, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise StoreError(f"VictoriaMetrics at {self.url} is unreachable: {exc}") from None
         if resp.status_code >= 300:
@@ -474,7 +476,7 @@ class VictoriaMetricsStore:
         for r in values:
             m = r["metric"]
             t = int(when.get(_labels_key(m), float(r["value"][0])))
-            cache.values[(m["kind"], m["id"], m["__name__"])] = (t, float(r["value"][1]))
+            cache.put((m["kind"], m["__name__"], m["id"]), t, float(r["value"][1]))
         sel = f'corralmeta_placement{{kind=~"{kre}"}}'
         for r in self._query(f"tlast_over_time({sel}[{window}s])", now):
             m = r["metric"]
@@ -493,7 +495,8 @@ class VictoriaMetricsStore:
             "start": f"{cache.read_to - LATEST_MARGIN_S:.3f}",
             "end": f"{now:.3f}",
         }
-        body = self._get("/api/v1/export", params).content.strip()
+        # uncompressed: gzip of tens of MB costs the server more CPU than the bytes cost
+        body = self._get("/api/v1/export", params, _PLAIN).content.strip()
         if not body:
             return
         for row in orjson.loads(b"[" + body.replace(b"\n", b",") + b"]"):
@@ -502,10 +505,8 @@ class VictoriaMetricsStore:
             if m["__name__"] == "corralmeta_placement":
                 cache.place((m["kind"], m["id"]), t_ms // 1000, m["host"])
                 continue
-            key = (m["kind"], m["id"], m["__name__"])
-            old = cache.values.get(key)
-            if old is None or t_ms // 1000 >= old[0]:
-                cache.values[key] = (t_ms // 1000, float(row["values"][stamps.index(t_ms)]))
+            value = float(row["values"][stamps.index(t_ms)])
+            cache.put((m["kind"], m["__name__"], m["id"]), t_ms // 1000, value)
 
     def _server_now(self) -> float:
         return time.time()
@@ -664,15 +665,25 @@ class VictoriaMetricsStore:
 
 
 class _LatestCache:
-    """What ``latest`` read last: per series its newest (time, value), per entity its newest
-    (time, host), the kinds and ``since`` asked for, the server time read up to and when the
-    whole window was last read. Entries
-    older than ``since`` are dropped on every answer, so it holds at most the series asked of."""
+    """What ``latest`` read last: per series ``(kind, name, id)`` its newest (time, value), per
+    entity its newest (time, host), the kinds and ``since`` asked for, the server time read up
+    to and when the whole window was last read. Entries older than ``since`` are dropped when
+    answering, so it holds at most the series asked of; the sorted key order is kept until a
+    series comes or goes (the answer is sorted)."""
 
     def __init__(self, kinds: tuple[str, ...], since: int, read_to: float) -> None:
         self.kinds, self.since, self.read_to, self.full_at = kinds, since, read_to, read_to
         self.values: dict[tuple[str, str, str], tuple[int, float]] = {}
         self.hosts: dict[tuple[str, str], tuple[int, str]] = {}
+        self.order: list[tuple[str, str, str]] | None = None
+
+    def put(self, key: tuple[str, str, str], t: int, value: float) -> None:
+        old = self.values.get(key)
+        if old is None:
+            self.order = None
+        elif t < old[0]:
+            return
+        self.values[key] = (t, value)
 
     def place(self, entity: tuple[str, str], t: int, host: str) -> None:
         old = self.hosts.get(entity)
@@ -680,13 +691,29 @@ class _LatestCache:
             self.hosts[entity] = (t, host)
 
     def answer(self, since: int) -> list[Latest]:
-        self.values = {k: tv for k, tv in self.values.items() if tv[0] >= since}
-        self.hosts = {k: th for k, th in self.hosts.items() if th[0] >= since}
+        if self.order is None:
+            self.order = sorted(self.values)
+        values, hosts, kinds = self.values, self.hosts, _KIND_OF
         out = []
-        for (kind, ent, name), (t, v) in self.values.items():
-            host = self.hosts.get((kind, ent), (0, ""))[1]
-            out.append(Latest(EntityKind(kind), ent, host, name.removeprefix("corral_"), t, v))
-        return sorted(out, key=lambda x: (x.kind.value, x.metric, x.entity))
+        stale = False
+        for key in self.order:
+            t, v = values[key]
+            if t < since:
+                stale = True
+                continue
+            kind, name, ent = key
+            th = hosts.get((kind, ent))
+            host = th[1] if th is not None and th[0] >= since else ""
+            out.append(Latest(kinds[kind], ent, host, name[len("corral_") :], t, v))
+        if stale:
+            self.values = {k: tv for k, tv in values.items() if tv[0] >= since}
+            self.hosts = {k: th for k, th in hosts.items() if th[0] >= since}
+            self.order = [k for k in self.order if k in self.values]
+        return out
+
+
+_KIND_OF = {k.value: k for k in EntityKind}
+_PLAIN = {"Accept-Encoding": "identity"}
 
 
 def _id_groups(entities: Sequence[str]) -> Iterator[str]:
