@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from corral.metrics.model import EntityKind, Latest, Sample, SampleBatch
-from corral.metrics.store.victoria import LATEST_MARGIN_S
+from corral.metrics.store.victoria import LATEST_FULL_EVERY_S, LATEST_MARGIN_S
 from tests.metrics.conftest import Flushing
 
 VM, HOST = EntityKind.vm, EntityKind.host
@@ -74,4 +74,33 @@ def test_cached_latest_equals_a_full_read(victoria_url: str) -> None:
     earlier = cached.latest(KINDS, now - 5000)
     assert earlier == _fresh(victoria_url, now - 5000)
     assert _by_series(earlier)[("gone", "cpu_pct")] == ("h1", now - 4000, 5.0)
+    cached.close()
+
+
+class _Ahead(Flushing):
+    """The store with its clock moved forward: the server is real, the time asked of it later."""
+
+    ahead = 0.0
+
+    def _server_now(self) -> float:
+        return super()._server_now() + self.ahead
+
+
+def test_a_sample_later_than_the_margin_waits_for_the_next_full_read(victoria_url: str) -> None:
+    now = int(time.time())
+    since = now - 7200
+    cached = _Ahead(victoria_url)
+    _write(cached, Sample(VM, "replayed", "h1", "cpu_pct", now - 3000, 1.0))
+    assert _by_series(cached.latest(KINDS, since))[("replayed", "cpu_pct")][1] == now - 3000
+    # a collector back from an outage replays a sample from before the margin
+    _write(cached, Sample(VM, "replayed", "h2", "cpu_pct", now - LATEST_MARGIN_S - 600, 2.0))
+    missed = _by_series(cached.latest(KINDS, since))
+    assert missed[("replayed", "cpu_pct")] == ("h1", now - 3000, 1.0)
+    cached.ahead = LATEST_FULL_EVERY_S
+    fresh = _Ahead(victoria_url)
+    fresh.ahead = LATEST_FULL_EVERY_S
+    got = cached.latest(KINDS, since)
+    assert got == fresh.latest(KINDS, since)
+    assert _by_series(got)[("replayed", "cpu_pct")] == ("h2", now - LATEST_MARGIN_S - 600, 2.0)
+    fresh.close()
     cached.close()
