@@ -84,8 +84,8 @@ def cpu_seconds() -> float:
     total = time.process_time()
     tick = os.sysconf("SC_CLK_TCK")
     for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # a thread or a child may end while read
+            for pid in (task / "children").read_text().split():
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
