@@ -71,6 +71,11 @@ def test_cached_latest_equals_a_full_read(victoria_url: str) -> None:
     later = cached.latest(KINDS, now - 150)
     assert later == _fresh(victoria_url, now - 150)
     assert ("stops", "cpu_pct") not in _by_series(later)
+    # another set of kinds is kept beside, and the later since only filtered: "stops" is back
+    fresh = Flushing(victoria_url)
+    assert cached.latest([VM], since) == fresh.latest([VM], since)
+    assert cached.latest(KINDS, since) == second
+    fresh.close()
     earlier = cached.latest(KINDS, now - 5000)
     assert earlier == _fresh(victoria_url, now - 5000)
     assert _by_series(earlier)[("gone", "cpu_pct")] == ("h1", now - 4000, 5.0)

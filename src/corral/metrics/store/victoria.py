@@ -74,6 +74,7 @@ LATEST_MARGIN_S = 300
 #: ...and reads the whole window again once this many seconds have passed since it last did,
 #: which bounds how long a sample arriving later than the margin can be missed.
 LATEST_FULL_EVERY_S = 900
+_LATEST_CACHES = 4  # sets of kinds whose answers are kept (alerts, exposition, diagnosis)
 
 
 def _q(value: str) -> str:
@@ -121,7 +122,7 @@ class VictoriaMetricsStore:
         self.retention = retention or RetentionPolicy()
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
         self._placed: OrderedDict[tuple[str, str, str], int] = OrderedDict()
-        self._latest_cache: _LatestCache | None = None
+        self._latest_caches: dict[tuple[str, ...], _LatestCache] = {}
         self._latest_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------
@@ -440,29 +441,28 @@ class VictoriaMetricsStore:
     def latest(self, kinds: Sequence[EntityKind], since: int) -> list[Latest]:
         """Newest value, time and host of every series seen at or after ``since``.
 
-        The first call reads the whole window with PromQL and keeps the answer; a later call
-        for the same kinds whose ``since`` is not earlier exports only the samples from the
-        last read's time minus ``LATEST_MARGIN_S`` on and merges them in. A sample that
-        reaches the server later than that margin behind its timestamp is missed until the
-        whole window is read again: every ``LATEST_FULL_EVERY_S``, for an earlier ``since``
-        or other kinds, and by a new store object.
+        The first call reads the whole window with PromQL and keeps the answer (one per set of
+        kinds, a few sets at most); a later call for the same kinds whose ``since`` is not
+        earlier than that read's exports only the samples from the last read's time minus
+        ``LATEST_MARGIN_S`` on and merges them in. A sample that reaches the server later than
+        that margin behind its timestamp is missed until the whole window is read again:
+        every ``LATEST_FULL_EVERY_S``, for an earlier ``since``, and by a new store object.
         """
         if not kinds:
             return []
         key = tuple(sorted(k.value for k in kinds))
         with self._latest_lock:
             now = self._server_now()
-            cache = self._latest_cache
-            if (
-                cache is None
-                or cache.kinds != key
-                or since < cache.since
-                or now - cache.full_at >= LATEST_FULL_EVERY_S
-            ):
-                cache = self._latest_cache = self._latest_full(key, since, now)
+            cache = self._latest_caches.get(key)
+            if cache is None or since < cache.since or now - cache.full_at >= LATEST_FULL_EVERY_S:
+                cache = self._latest_full(key, since, now)
+                self._latest_caches.pop(key, None)
+                self._latest_caches[key] = cache
+                while len(self._latest_caches) > _LATEST_CACHES:  # the least recently read
+                    del self._latest_caches[next(iter(self._latest_caches))]
             else:
                 self._latest_delta(cache, now)
-            cache.since, cache.read_to = since, now
+                cache.read_to = now
             return cache.answer(since)
 
     def _latest_full(self, kinds: tuple[str, ...], since: int, now: float) -> _LatestCache:
@@ -667,9 +667,9 @@ class VictoriaMetricsStore:
 class _LatestCache:
     """What ``latest`` read last: per series ``(kind, name, id)`` its newest (time, value), per
     entity its newest (time, host), the kinds and ``since`` asked for, the server time read up
-    to and when the whole window was last read. Entries older than ``since`` are dropped when
-    answering, so it holds at most the series asked of; the sorted key order is kept until a
-    series comes or goes (the answer is sorted)."""
+    to and when the whole window was last read. Entries older than that read's ``since`` are
+    dropped when answering, so it holds at most the series it was asked of; the sorted key
+    order is kept until a series comes or goes (the answer is sorted)."""
 
     def __init__(self, kinds: tuple[str, ...], since: int, read_to: float) -> None:
         self.kinds, self.since, self.read_to, self.full_at = kinds, since, read_to, read_to
@@ -691,6 +691,9 @@ class _LatestCache:
             self.hosts[entity] = (t, host)
 
     def answer(self, since: int) -> list[Latest]:
+        """The series seen at or after ``since``, sorted by kind, metric, id; what is older
+        than the full read's ``since`` is dropped (a later ``since`` only filters, so callers
+        asking different windows of one store do not make it read everything again)."""
         if self.order is None:
             self.order = sorted(self.values)
         values, hosts, kinds = self.values, self.hosts, _KIND_OF
@@ -699,15 +702,15 @@ class _LatestCache:
         for key in self.order:
             t, v = values[key]
             if t < since:
-                stale = True
+                stale = stale or t < self.since
                 continue
             kind, name, ent = key
             th = hosts.get((kind, ent))
             host = th[1] if th is not None and th[0] >= since else ""
             out.append(Latest(kinds[kind], ent, host, name[len("corral_") :], t, v))
         if stale:
-            self.values = {k: tv for k, tv in values.items() if tv[0] >= since}
-            self.hosts = {k: th for k, th in hosts.items() if th[0] >= since}
+            self.values = {k: tv for k, tv in values.items() if tv[0] >= self.since}
+            self.hosts = {k: th for k, th in hosts.items() if th[0] >= self.since}
             self.order = [k for k in self.order if k in self.values]
         return out
 
