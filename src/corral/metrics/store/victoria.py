@@ -23,6 +23,7 @@ import contextlib
 import functools
 import json
 import re
+import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -66,6 +67,14 @@ _RAW_SELECTOR = '{__name__=~"corral_.+"}'
 _EPS = 0.001  # evaluate at the bucket's last millisecond
 #: Longest id regex in one query: the server refuses queries over -search.maxQueryLen (16 KiB).
 _MAX_IDS_CHARS = 12_000
+#: ``latest`` after its first call reads only samples from its last read's time minus this
+#: many seconds on: a sample reaching the server later than this behind its own timestamp
+#: is missed by a store object that read before it came.
+LATEST_MARGIN_S = 300
+#: ...and reads the whole window again once this many seconds have passed since it last did,
+#: which bounds how long a sample arriving later than the margin can be missed.
+LATEST_FULL_EVERY_S = 900
+_LATEST_CACHES = 4  # sets of kinds whose answers are kept (alerts, exposition, diagnosis)
 
 
 def _q(value: str) -> str:
@@ -113,6 +122,8 @@ class VictoriaMetricsStore:
         self.retention = retention or RetentionPolicy()
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
         self._placed: OrderedDict[tuple[str, str, str], int] = OrderedDict()
+        self._latest_caches: dict[tuple[str, ...], _LatestCache] = {}
+        self._latest_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------
     def _post_lines(self, lines: Iterable[str] | str) -> None:
@@ -126,9 +137,11 @@ class VictoriaMetricsStore:
         if resp.status_code >= 300:
             raise StoreError(f"VictoriaMetrics refused the import: {resp.text.strip()[:200]}")
 
-    def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
+    def _get(
+        self, path: str, params: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         try:
-            resp = self._http.get(path, params=params)
+            resp = self._http.get(path, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise StoreError(f"VictoriaMetrics at {self.url} is unreachable: {exc}") from None
         if resp.status_code >= 300:
@@ -426,38 +439,74 @@ class VictoriaMetricsStore:
         return sorted(ranked, key=lambda x: (-x.value, x.entity))[:n]
 
     def latest(self, kinds: Sequence[EntityKind], since: int) -> list[Latest]:
+        """Newest value, time and host of every series seen at or after ``since``.
+
+        The first call reads the whole window with PromQL and keeps the answer (one per set of
+        kinds, a few sets at most); a later call for the same kinds whose ``since`` is not
+        earlier than that read's exports only the samples from the last read's time minus
+        ``LATEST_MARGIN_S`` on and merges them in. A sample that reaches the server later than
+        that margin behind its timestamp is missed until the whole window is read again:
+        every ``LATEST_FULL_EVERY_S``, for an earlier ``since``, and by a new store object.
+        """
         if not kinds:
             return []
-        now = self._server_now()
+        key = tuple(sorted(k.value for k in kinds))
+        with self._latest_lock:
+            now = self._server_now()
+            cache = self._latest_caches.get(key)
+            if cache is None or since < cache.since or now - cache.full_at >= LATEST_FULL_EVERY_S:
+                cache = self._latest_full(key, since, now)
+                self._latest_caches.pop(key, None)
+                self._latest_caches[key] = cache
+                while len(self._latest_caches) > _LATEST_CACHES:  # the least recently read
+                    del self._latest_caches[next(iter(self._latest_caches))]
+            else:
+                self._latest_delta(cache, now)
+                cache.read_to = now
+            return cache.answer(since)
+
+    def _latest_full(self, kinds: tuple[str, ...], since: int, now: float) -> _LatestCache:
         window = max(1, int(now - since) + 1)
-        kre = "|".join(k.value for k in kinds)
+        kre = "|".join(kinds)
         sel = f'{{__name__=~"corral_.+",kind=~"{kre}"}}'
         values = self._query(f"last_over_time({sel}[{window}s]) keep_metric_names", now)
         stamps = self._query(f"tlast_over_time({sel}[{window}s]) keep_metric_names", now)
-        hosts = self._latest_hosts(kre, window, now)
         when = {_labels_key(r["metric"]): float(r["value"][1]) for r in stamps}
-        out = []
+        cache = _LatestCache(kinds, since, now)
         for r in values:
             m = r["metric"]
             t = int(when.get(_labels_key(m), float(r["value"][0])))
-            if t < since:
-                continue
-            kind, ent = EntityKind(m["kind"]), m["id"]
-            metric = m["__name__"].removeprefix("corral_")
-            out.append(
-                Latest(kind, ent, hosts.get((kind.value, ent), ""), metric, t, float(r["value"][1]))
-            )
-        return sorted(out, key=lambda x: (x.kind.value, x.metric, x.entity))
-
-    def _latest_hosts(self, kre: str, window: int, now: float) -> dict[tuple[str, str], str]:
+            cache.put((m["kind"], m["__name__"], m["id"]), t, float(r["value"][1]))
         sel = f'corralmeta_placement{{kind=~"{kre}"}}'
-        best: dict[tuple[str, str], tuple[float, str]] = {}
         for r in self._query(f"tlast_over_time({sel}[{window}s])", now):
-            m, t = r["metric"], float(r["value"][1])
-            key = (m["kind"], m["id"])
-            if key not in best or t > best[key][0]:
-                best[key] = (t, m["host"])
-        return {k: h for k, (_, h) in best.items()}
+            m = r["metric"]
+            cache.place((m["kind"], m["id"]), int(float(r["value"][1])), m["host"])
+        return cache
+
+    def _latest_delta(self, cache: _LatestCache, now: float) -> None:
+        """Merge the samples from ``read_to - LATEST_MARGIN_S`` to ``now``: one export of the
+        value series and the placement series together."""
+        kre = "|".join(cache.kinds)
+        params = {
+            "match[]": [
+                f'{{__name__=~"corral_.+",kind=~"{kre}"}}',
+                f'corralmeta_placement{{kind=~"{kre}"}}',
+            ],
+            "start": f"{cache.read_to - LATEST_MARGIN_S:.3f}",
+            "end": f"{now:.3f}",
+        }
+        # uncompressed: gzip of tens of MB costs the server more CPU than the bytes cost
+        body = self._get("/api/v1/export", params, _PLAIN).content.strip()
+        if not body:
+            return
+        for row in orjson.loads(b"[" + body.replace(b"\n", b",") + b"]"):
+            m, stamps = row["metric"], row["timestamps"]
+            t_ms = max(stamps)
+            if m["__name__"] == "corralmeta_placement":
+                cache.place((m["kind"], m["id"]), t_ms // 1000, m["host"])
+                continue
+            value = float(row["values"][stamps.index(t_ms)])
+            cache.put((m["kind"], m["__name__"], m["id"]), t_ms // 1000, value)
 
     def _server_now(self) -> float:
         return time.time()
@@ -613,6 +662,61 @@ class VictoriaMetricsStore:
 
     def close(self) -> None:
         self._http.close()
+
+
+class _LatestCache:
+    """What ``latest`` read last: per series ``(kind, name, id)`` its newest (time, value), per
+    entity its newest (time, host), the kinds and ``since`` asked for, the server time read up
+    to and when the whole window was last read. Entries older than that read's ``since`` are
+    dropped when answering, so it holds at most the series it was asked of; the sorted key
+    order is kept until a series comes or goes (the answer is sorted)."""
+
+    def __init__(self, kinds: tuple[str, ...], since: int, read_to: float) -> None:
+        self.kinds, self.since, self.read_to, self.full_at = kinds, since, read_to, read_to
+        self.values: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self.hosts: dict[tuple[str, str], tuple[int, str]] = {}
+        self.order: list[tuple[str, str, str]] | None = None
+
+    def put(self, key: tuple[str, str, str], t: int, value: float) -> None:
+        old = self.values.get(key)
+        if old is None:
+            self.order = None
+        elif t < old[0]:
+            return
+        self.values[key] = (t, value)
+
+    def place(self, entity: tuple[str, str], t: int, host: str) -> None:
+        old = self.hosts.get(entity)
+        if old is None or t > old[0]:
+            self.hosts[entity] = (t, host)
+
+    def answer(self, since: int) -> list[Latest]:
+        """The series seen at or after ``since``, sorted by kind, metric, id; what is older
+        than the full read's ``since`` is dropped (a later ``since`` only filters, so callers
+        asking different windows of one store do not make it read everything again)."""
+        if self.order is None:
+            self.order = sorted(self.values)
+        values, hosts, kinds = self.values, self.hosts, _KIND_OF
+        out = []
+        stale = False
+        for key in self.order:
+            t, v = values[key]
+            if t < since:
+                stale = stale or t < self.since
+                continue
+            kind, name, ent = key
+            th = hosts.get((kind, ent))
+            host = th[1] if th is not None and th[0] >= since else ""
+            out.append(Latest(kinds[kind], ent, host, name[len("corral_") :], t, v))
+        if stale:
+            self.values = {k: tv for k, tv in values.items() if tv[0] >= self.since}
+            self.hosts = {k: th for k, th in hosts.items() if th[0] >= self.since}
+            self.order = [k for k in self.order if k in self.values]
+        return out
+
+
+_KIND_OF = {k.value: k for k in EntityKind}
+_PLAIN = {"Accept-Encoding": "identity"}
 
 
 def _id_groups(entities: Sequence[str]) -> Iterator[str]:
