@@ -55,6 +55,21 @@ def test_entity_expansion_is_refused(nodes: Path, caplog: pytest.LogCaptureFixtu
         parse(b'<!DOCTYPE a [<!ENTITY b "c">]><a>&b;</a>')
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "cp500"])
+def test_an_entity_hidden_by_another_encoding_is_refused(
+    nodes: Path, tmp_path: Path, encoding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The DOCTYPE check reads bytes: the same node file in UTF-16, UTF-32 or EBCDIC (which
+    libvirt's parser would decode, and expand) is refused before libvirt opens it."""
+    text = (nodes / "xxe.xml").read_text().replace('<?xml version="1.0"?>', "")
+    hidden = tmp_path / f"xxe-{encoding}.xml"
+    hidden.write_bytes(text.encode(encoding))
+    assert b"<!DOCTYPE" not in hidden.read_bytes()
+    _refused_with_logged_reason(f"test://{hidden}", "UTF-8", caplog)
+    with pytest.raises(ValidationError, match="UTF-8"):
+        parse(hidden.read_bytes())
+
+
 def test_unreachable_uri_is_a_clear_error(tmp_path: Path) -> None:
     from corral.errors import HostUnreachableError
 

@@ -31,6 +31,14 @@ def refuse_unsafe(data: bytes, what: str = "XML document") -> None:
         raise ValidationError(
             f"{what} is {len(data):,} bytes; Corral reads at most {MAX_XML_BYTES:,}."
         )
+    # the byte search below sees a DOCTYPE only in an ASCII-compatible encoding: a document in
+    # UTF-16 or EBCDIC (which libxml2 reads) could hide one, so only UTF-8 text is read
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{what} is not UTF-8 text, which Corral requires.") from None
+    if b"\x00" in data:
+        raise ValidationError(f"{what} holds a NUL byte: not UTF-8 XML, which Corral requires.")
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ValidationError(f"{what} declares a DOCTYPE or entity, which Corral refuses to read.")
 
