@@ -41,7 +41,56 @@ def _random_fleet(inv: Inventory, n: int, seed: int) -> None:
                 for i in range(3)
             ],
         )
-        bulk_insert(s, m.VM, [_vm(rng, i, now) for i in range(n)])
+        vms = [_vm(rng, i, now) for i in range(n)]
+        bulk_insert(s, m.VM, vms)
+        _random_storage(s, rng, vms, now)
+
+
+def _random_storage(s: Any, rng: random.Random, vms: list[dict[str, Any]], now: datetime) -> None:
+    """Two pools a host, one of them storage hosts 0 and 1 share (its volumes listed once), and
+    volumes used by a VM or by none, more than one chunk of them."""
+    pools, volumes = [], []
+    for h in range(3):
+        for k, key in enumerate(("shared" if h < 2 else "", "")):
+            pid = 10 * (h + 1) + k
+            pools.append(
+                {
+                    "id": pid,
+                    "host_id": h + 1,
+                    "name": f"p{k}",
+                    "uuid": str(uuidlib.UUID(int=pid)),
+                    "type": "dir",
+                    "path": f"/p{k}" if key else f"/h{h}/p{k}",
+                    "active": True,
+                    "capacity_bytes": 2**40,
+                    "allocation_bytes": 2**39,
+                    "available_bytes": 2**39,
+                    "storage_key": key,
+                }
+            )
+    for i in range(rng.randint(30, 60)):
+        pool = rng.choice(pools)
+        volumes.append(
+            {
+                "id": i + 1,
+                "pool_id": pool["id"],
+                "name": f"v{i:03d}.qcow2",
+                "path": f"{pool['path']}/v{i:03d}.qcow2",
+                "capacity_bytes": rng.randint(1, 9) * 2**30,
+                "allocation_bytes": rng.randint(0, 2**30),
+                "format": rng.choice(["qcow2", None]),
+                "backing_path": None,
+                "used_by": rng.choice([None, rng.choice(vms)["uuid"]]),
+                "first_seen_at": now,
+            }
+        )
+    # a shared storage's volume as every host sharing it sees it
+    shared = [v for v in volumes if v["pool_id"] in (10, 20)]
+    for v in shared:
+        twin = 20 if v["pool_id"] == 10 else 10
+        volumes.append({**v, "id": len(volumes) + 1000, "pool_id": twin})
+    bulk_insert(s, m.Pool, pools)
+    bulk_insert(s, m.Volume, volumes)
 
 
 def _vm(rng: random.Random, i: int, now: datetime) -> dict[str, Any]:

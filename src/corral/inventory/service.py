@@ -648,9 +648,20 @@ class Inventory:
             folder,
             fmt,
             hosts=[as_row(h) for h in self.list_hosts()],
-            volumes=[as_row(v) for v in self.list_volumes()],
+            volumes=(as_row(v) for v in self._every_volume(chunk_size)),
             chunk_size=chunk_size,
         )
+
+    def _every_volume(self, chunk_size: int) -> Iterator[VolumeView]:
+        """:meth:`list_volumes`' list read a page of ``chunk_size`` at a time, so an export
+        holds one page of volumes, not every one (the pages neither repeat nor skip a row)."""
+        after: Sequence[object] | None = None
+        while True:
+            page = self.volumes_page(after=after, limit=max(1, chunk_size))
+            yield from page.items
+            if page.next_key is None:
+                return
+            after = page.next_key
 
     # -- helpers --------------------------------------------------------------
     @staticmethod
