@@ -121,9 +121,14 @@ def fleet_shape(inv: Inventory, demo: DemoFleet, days: int = HISTORY_DAYS) -> Fl
             .join(m.Host, m.VM.host_id == m.Host.id)
             .where(m.Host.name.in_(host_names), m.VM.deleted_at.is_(None))
         ).all()
+    # A day's pool from its 9 am sync; one day more than the history, so its first hours have
+    # a pool however early today it is; and today's pool from now at the latest: before 9 am
+    # the demo's node files already hold today's
+    now = time.time()
     storage = {
         host.name: tuple(
-            (_nine_am(demo, d), pool_allocation_bytes(demo, i, d)) for d in range(days, -1, -1)
+            (min(_nine_am(demo, d), now), pool_allocation_bytes(demo, i, d))
+            for d in range(days + 1, -1, -1)
         )
         for i, host in enumerate(demo.hosts)
     }

@@ -56,7 +56,12 @@ class BoundedHypervisor:
             raise HostUnreachableError(
                 f"host {self._host} has not yet answered an earlier request; try again later."
             )
-        if out.status is deadline.Status.LATE:
+        # the connection's own open can time out first (its bound is the same): the same
+        # answer, naming the host
+        opened_late = isinstance(out.error, HostUnreachableError) and out.error.message.startswith(
+            "the host did not answer"
+        )
+        if out.status is deadline.Status.LATE or opened_late:
             self._release(self._host, late=True)
             raise HostUnreachableError(
                 f"host {self._host} did not answer within {self._timeout_s:g} s ({what}); "
