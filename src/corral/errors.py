@@ -15,6 +15,7 @@ Every error a user can cause or meet carries a stable ``code`` (the problem+json
     ├── HypervisorError        libvirt said no                               5
     │   ├── UnsupportedURIError   a URI Corral does not accept               2
     │   └── HostUnreachableError  the host did not answer                    5
+    │       └── HostTimeoutError   ... within the host timeout                   5
     └── StoreError             the database failed                           1
 
 The CLI's exit statuses, as the README lists them: 0 success; 1 a bug (or a
@@ -96,6 +97,10 @@ class UnsupportedURIError(HypervisorError):
 class HostUnreachableError(HypervisorError):
     code = "host-unreachable"
     http_status = 503
+
+
+class HostTimeoutError(HostUnreachableError):
+    """The host did not answer within the host timeout (it may still act if it wakes)."""
 
 
 class StoreError(CorralError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from corral.errors import CorralError, HostUnreachableError
+from corral.errors import CorralError, HostTimeoutError, HostUnreachableError
 from corral.hypervisor import deadline
 from corral.hypervisor.base import Hypervisor
 
@@ -56,14 +56,10 @@ class BoundedHypervisor:
             raise HostUnreachableError(
                 f"host {self._host} has not yet answered an earlier request; try again later."
             )
-        # the connection's own open can time out first (its bound is the same): the same
-        # answer, naming the host
-        opened_late = isinstance(out.error, HostUnreachableError) and out.error.message.startswith(
-            "the host did not answer"
-        )
-        if out.status is deadline.Status.LATE or opened_late:
+        # the connection's own open has the same bound and can time out first: the same answer
+        if out.status is deadline.Status.LATE or isinstance(out.error, HostTimeoutError):
             self._release(self._host, late=True)
-            raise HostUnreachableError(
+            raise HostTimeoutError(
                 f"host {self._host} did not answer within {self._timeout_s:g} s ({what}); "
                 "if it wakes, the action may still happen and the next sync will show it."
             )

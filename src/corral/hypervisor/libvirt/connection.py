@@ -10,7 +10,7 @@ from typing import Any
 
 import libvirt
 
-from corral.errors import HostUnreachableError, HypervisorError, NodeFileError
+from corral.errors import HostTimeoutError, HostUnreachableError, HypervisorError, NodeFileError
 from corral.hypervisor import deadline
 from corral.hypervisor.libvirt.hypervisor import LibvirtHypervisor
 from corral.hypervisor.libvirt.nodefile import NodeFileHypervisor, _check_node_file
@@ -88,7 +88,7 @@ def connect(
     outcome = deadline.call(f"open:{uri}", _open, wait_s)
     if outcome.status is not deadline.Status.DONE:
         log.info("host %s did not answer within %.0f s", redact(uri), wait_s)
-        raise HostUnreachableError(f"the host did not answer within {wait_s:g} s.")
+        raise HostTimeoutError(f"the host did not answer within {wait_s:g} s.")
     if isinstance(outcome.error, libvirt.libvirtError):
         if is_test_file_uri(uri):
             _usable_node_file(uri, whole=True)  # says why, when the file is the reason
