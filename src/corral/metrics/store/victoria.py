@@ -122,7 +122,7 @@ class VictoriaMetricsStore:
         self.retention = retention or RetentionPolicy()
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
         self._placed: OrderedDict[tuple[str, str, str], int] = OrderedDict()
-        self._latest_caches: dict[tuple[str, ...], _LatestCache] = {}
+        self._latest_caches: OrderedDict[tuple[str, ...], _LatestCache] = OrderedDict()
         self._latest_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------
@@ -456,13 +456,13 @@ class VictoriaMetricsStore:
             cache = self._latest_caches.get(key)
             if cache is None or since < cache.since or now - cache.full_at >= LATEST_FULL_EVERY_S:
                 cache = self._latest_full(key, since, now)
-                self._latest_caches.pop(key, None)
                 self._latest_caches[key] = cache
-                while len(self._latest_caches) > _LATEST_CACHES:  # the least recently read
-                    del self._latest_caches[next(iter(self._latest_caches))]
             else:
                 self._latest_delta(cache, now)
                 cache.read_to = now
+            self._latest_caches.move_to_end(key)
+            while len(self._latest_caches) > _LATEST_CACHES:  # the least recently read
+                self._latest_caches.popitem(last=False)
             return cache.answer(since)
 
     def _latest_full(self, kinds: tuple[str, ...], since: int, now: float) -> _LatestCache:
